@@ -1,0 +1,103 @@
+"""`openfrp` command line: one sub-command per job, user mistakes end in one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from openfrp import codes
+from openfrp.settings import SettingsError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """A mistake in what the user typed; printed as one line, never as a traceback."""
+
+
+def _cmd_codes(args: argparse.Namespace) -> int:
+    rows = [
+        c
+        for c in codes.TABLE
+        if (args.component is None or c.component.value.lower() == args.component)
+        and (args.type is None or c.kind.value.lower() == args.type)
+        and (args.frp is None or args.frp in c.frp_versions)
+    ]
+    if args.json:
+        print(json.dumps([c.to_dict() for c in rows], indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"openfrp codes ({len(rows)})")
+    for column in ("code", "name", "type", "component", "FRP", "fault", "reconnect", "message"):
+        table.add_column(column, overflow="fold")
+    for c in rows:
+        table.add_row(str(c.number), c.name, c.kind.value, c.component.value, c.frp,
+                      c.fault.value, "yes" if c.reconnect else "no", c.message)
+    Console(width=max(140, Console().width)).print(table)
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    text = args.code.strip()
+    try:
+        number = int(text)
+    except ValueError:
+        raise UsageError(f"'{args.code}' is not a code number (try 4102)") from None
+    row = codes.lookup(number)
+    if row is None:
+        print(codes.describe(number))
+        return 0
+    print(f"{row.number} {row.name} ({row.kind.value}, {row.component.value}, {row.frp})")
+    print(f"  description: {row.description}")
+    print(f"  message:     {row.message}")
+    print(f"  action:      {row.action}")
+    print(f"  fault:       {row.fault.value}")
+    print(f"  reconnect:   {'yes' if row.reconnect else 'no'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openfrp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("codes", help="print the code table")
+    p.add_argument("--component", choices=["server", "terminal", "variable"])
+    p.add_argument("--type", choices=["info", "error"])
+    p.add_argument("--frp", type=int, choices=[7, 8])
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_codes)
+
+    p = sub.add_parser("explain", help="explain one code (any number)")
+    p.add_argument("code")
+    p.set_defaults(handler=_cmd_explain)
+
+    for register in _registrars():
+        register(sub)
+    return parser
+
+
+def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+    from openfrp import commands
+
+    return commands.REGISTRARS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (UsageError, SettingsError) as exc:
+        print(f"openfrp {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The code table: the single source of truth for every openfrp code.
+
+Each row carries the reference description verbatim plus what openfrp adds: a short name,
+who is at fault, whether the terminal may reconnect after it, a message for the person in the
+session and an action for the operator. Messages, docs and diagnosis rules are checked against
+this table by tests, so nothing else may define a code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    INFO = "Info"
+    ERROR = "Error"
+
+
+class Component(StrEnum):
+    SERVER = "Server"
+    TERMINAL = "Terminal"
+    VARIABLE = "Variable"
+
+
+class Fault(StrEnum):
+    USER = "user"
+    POLICY = "policy"
+    NETWORK = "network"
+    SERVER = "server"
+    CONFIG = "config"
+
+
+@dataclass(frozen=True)
+class Code:
+    number: int
+    name: str
+    kind: Kind
+    component: Component
+    frp: str
+    description: str
+    fault: Fault
+    reconnect: bool
+    message: str
+    action: str
+
+    @property
+    def frp_versions(self) -> tuple[int, ...]:
+        return (7, 8) if self.frp == "FRP 7/8" else (8,)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        data["component"] = self.component.value
+        data["fault"] = self.fault.value
+        data["frp_versions"] = list(self.frp_versions)
+        return data
+
+
+_S, _T, _V = Component.SERVER, Component.TERMINAL, Component.VARIABLE
+_I, _E = Kind.INFO, Kind.ERROR
+_U, _P, _N, _SV, _C = Fault.USER, Fault.POLICY, Fault.NETWORK, Fault.SERVER, Fault.CONFIG
+_78, _8 = "FRP 7/8", "FRP 8"
+
+TABLE: tuple[Code, ...] = (
+    Code(4000, "USER_CLOSED", _I, _S, _78,
+         'User initiated close to the session. This occurs mostly through choosing "Close '
+         'Session" in the gear menu.',
+         _U, False,
+         "You closed the session.",
+         "None: the user ended the session on purpose."),
+    Code(4001, "SERVER_START_ERROR", _E, _S, _78,
+         "An unknown critical error occurred on the server.",
+         _SV, False,
+         "The session could not be started because of a server error. Please start it again.",
+         "Read the server event log for the exception logged with this session at start-up."),
+    Code(4002, "CONFIG_MISMATCH", _E, _S, _78,
+         "Connection rejected due to Unmatched Server and Terminal session configuration "
+         "detected. Either the wrong data was sent from the Terminal, or the data was corrupted.",
+         _C, False,
+         "This terminal's session details do not match the server. Open the session link again.",
+         "Check that terminal and server versions match and that the launch link was not "
+         "altered; the event log names the mismatched field."),
+    Code(4003, "SEND_BUFFER_OVERFLOW", _E, _S, _78,
+         "Server Send Buffer Overflow.",
+         _N, True,
+         "Your connection could not keep up with the session. Reconnecting may help.",
+         "The terminal stopped reading: check its network bandwidth or a stalled client; "
+         "raise send_buffer_limit only if the link is known to be slow."),
+    Code(4004, "SERVER_CONTROL_ERROR", _E, _S, _78,
+         "An unknown critical error occurred on the server.",
+         _SV, False,
+         "The session stopped because of a server error. Please start a new session.",
+         "Read the server event log for the exception in the session control loop."),
+    Code(4005, "SERVER_AUX_ERROR", _E, _S, _78,
+         "Similar to 4004. An unknown critical error occurred on the server.",
+         _SV, False,
+         "The session stopped because of a server error. Please start a new session.",
+         "Read the server event log for the exception in the auxiliary task it names."),
+    Code(4006, "ALREADY_IN_SESSION", _I, _S, _78,
+         "The end user is already in another session. This could be due to two tabs open on "
+         "the same machine, or two machines sharing the same token owner (Identified email "
+         "address).",
+         _P, False,
+         "You are already connected to this session in another tab or on another device.",
+         "Close the other tab or device, or set duplicate_policy = \"takeover\" to let the "
+         "newest connection win."),
+    Code(4008, "MAX_SESSION_DURATION", _I, _S, _78,
+         "Max session timeout reached. This setting is set in the \"Session Settings\" section "
+         "of an account or in the \"Session Settings\" section of a launchpad's settings "
+         "(Override the account settings).",
+         _P, False,
+         "The session reached its maximum length and has ended. Save your work next time "
+         "when the warning appears.",
+         "Raise max_session_duration for the account or launchpad if sessions need longer."),
+    Code(4009, "IDLE_TIMEOUT", _I, _S, _78,
+         "IDLE Connection timeout. This occurs when a disconnected session has not been "
+         "reconnected within the allotted time specified in \"Settings Settings\" for an "
+         "account or launchpad.",
+         _P, False,
+         "The session ended because it stayed disconnected too long. Please start a new "
+         "session.",
+         "Raise idle_timeout for the account or launchpad if users need longer to come back."),
+    Code(4011, "VIDEO_STREAM_ERROR", _E, _S, _78,
+         "Error occurred in the video stream of an active session. Please attempt to reconnect "
+         "and contact Frame support if you continue to have problems.",
+         _SV, True,
+         "The session's video stopped working. Please reconnect; contact support if it "
+         "happens again.",
+         "Check the display and encoder on the host: the event log holds the capture or "
+         "encode errors that preceded this code."),
+    Code(4015, "GUEST_SHUTDOWN", _I, _S, _78,
+         "The end user or a script shut down the VM (Windows and Linux).",
+         _U, False,
+         "The remote machine was shut down from inside the session.",
+         "None if intended; otherwise find the script or user that ran the shutdown."),
+    Code(4018, "GUEST_LOGOFF", _I, _S, _78,
+         "The end user or a script logged off from the VM (Windows and Linux).",
+         _U, False,
+         "You were logged off, or the application you were using has closed.",
+         "None if intended; if the app exited on its own, check the app's own logs."),
+    Code(4019, "CLOSED_REMOTELY", _I, _S, _78,
+         "The VM from which the session is running has been externally shutdown, or the "
+         "session was closed remotely. This can occur from an Admin API, manual session close "
+         "in the account dashboard, or through an expected Frame automation.",
+         _P, False,
+         "The session was closed by an administrator or by maintenance.",
+         "None if intended; the event log names who closed it (admin API, CLI or shutdown)."),
+    Code(4022, "PROFILE_MOUNT_FAILED", _E, _S, _78,
+         "On a domain-joined instance, the end user's profile failed to mount.",
+         _C, False,
+         "Your user profile could not be loaded, so the session could not start.",
+         "Check the launchpad's profile_mount_command and the storage it mounts; the event "
+         "log holds its exit status or timeout."),
+    Code(4023, "RECEIVE_TIMEOUTS", _E, _S, _78,
+         "The server closed the connection due to too many registered receive timeouts.",
+         _N, True,
+         "The server stopped hearing from your device. Reconnecting...",
+         "Look for packet loss or a black-holing firewall between terminal and server."),
+    Code(4024, "RECEIVE_ERROR", _E, _S, _78,
+         "The server registered an error in the receive thread.",
+         _N, True,
+         "The server received data it could not understand from your device.",
+         "Check for a proxy that alters WebSocket traffic, or a terminal version mismatch."),
+    Code(4025, "SEND_ERROR", _E, _S, _78,
+         "The server registered an error in the send thread.",
+         _N, True,
+         "The server could not send data to your device. Reconnecting may help.",
+         "Check the network path from server to terminal; the event log holds the send error."),
+    Code(4026, "FRP8_ERROR", _E, _S, _8,
+         "An unknown error occured in the FRP8 connection.",
+         _SV, True,
+         "The real-time connection failed because of a server error. Reconnecting may help.",
+         "Read the server event log for the WebRTC exception; fall back to FRP7 if it repeats."),
+    Code(4027, "DISPLAY_NOT_READY", _E, _S, _78,
+         "The virtual display is not in the correct state during session start (Virtual "
+         "display failed, or is not ready)",
+         _SV, False,
+         "The remote display did not start. Please try again in a moment.",
+         "Check the host's display server (Xvfb) and display_ready_timeout."),
+    Code(4028, "SECONDARY_DISPLAY_TIMEOUT", _E, _S, _78,
+         "The session connection to the secondary monitor/display closed when not responding "
+         "to a change request.",
+         _N, True,
+         "A secondary monitor stopped responding and was disconnected.",
+         "Check the secondary monitor's client; raise display_change_timeout on slow links."),
+    Code(4029, "CONNECTION_LOST", _E, _S, _78,
+         "The session connection closed unexpectedly.",
+         _N, True,
+         "The connection closed unexpectedly. Reconnecting...",
+         "Look for network drops, proxies or load balancers that cut idle connections."),
+    Code(4101, "CONNECT_TIMEOUT", _E, _T, _78,
+         "Terminal failed to connect to the server within the window of the allotted "
+         "connection time (Connection Timeout).",
+         _N, True,
+         "Could not reach the session server in time. Check your network and try again.",
+         "Check that the server is reachable from the user's network (firewall, DNS, proxy)."),
+    Code(4102, "CONNECTION_SEVERED", _E, _T, _78,
+         "The connection between terminal and server appears to have been severed by the "
+         "network connection.",
+         _N, True,
+         "Your connection to the session was lost. Reconnecting...",
+         "Look for network drops between terminal and server at the time of the event."),
+    Code(4103, "RECONNECTING", _I, _T, _78,
+         "Terminal is attempting to reconnect after a disconnect",
+         _N, True,
+         "Reconnecting to your session...",
+         "None unless it repeats: many reconnects point to an unstable network."),
+    Code(4106, "RECONNECT_FAILED", _E, _T, _78,
+         "Terminal failed to reconnect to a server after a disconnect",
+         _N, False,
+         "Could not reconnect to your session. Check your network and start the session "
+         "again.",
+         "Check the network path; if the server refused the resume, its log gives the reason."),
+    Code(4107, "SIGNALING_PEER_TIMEOUT", _E, _T, _8,
+         "Signaling Peer Timeout. The signaling server did not get the server peer ID within "
+         "the allotted time.",
+         _SV, True,
+         "The session server did not answer the connection request in time.",
+         "Check that the server's FRP8 peer is running and registered with signaling."),
+    Code(4108, "ICE_DISCONNECTED", _E, _T, _8,
+         "The WebRTC ICE connection has been disconnected.",
+         _N, True,
+         "The real-time connection was interrupted. Reconnecting...",
+         "Look for UDP loss or a NAT binding timeout between terminal and server."),
+    Code(5006, "ICE_FAILED", _E, _V, _8,
+         "The WebRTC ICE connection failed due to network issues or a misconfiguration.",
+         _N, True,
+         "A direct connection could not be made. Your network may block the traffic needed.",
+         "Allow UDP to the server or configure a TURN relay (TCP/TLS 443) for restricted "
+         "networks."),
+    Code(5007, "NEGOTIATION_TIMEOUT", _E, _V, _8,
+         "The WebRTC negotiation process timed out.",
+         _N, True,
+         "Setting up the connection took too long. Please try again.",
+         "Check signaling latency and negotiation_timeout."),
+    Code(5008, "PEER_CONNECTION_FAILED", _E, _V, _8,
+         "The WebRTC peer connection failed to connect.",
+         _N, True,
+         "The secure connection could not be completed. Please try again.",
+         "Check for middleboxes that block DTLS/SCTP over UDP; try a TURN relay."),
+    Code(5009, "STUN_UNREACHABLE", _E, _V, _8,
+         "The STUN server could not be reached within the allotted time.",
+         _C, True,
+         "A network helper server could not be reached; the connection may still work.",
+         "Check the STUN URL and that UDP to it is allowed; run `openfrp netcheck`."),
+    Code(5010, "TURN_UNREACHABLE", _E, _V, _8,
+         "The TURN server could not be reached within the allotted time.",
+         _C, True,
+         "The relay server could not be reached; restricted networks may fail to connect.",
+         "Check the TURN URL, its credentials and that the port is open; run `openfrp "
+         "netcheck`."),
+    Code(5019, "STUN_TURN_UNREACHABLE", _E, _V, _8,
+         "FRP8 could not connect to either the STUN or TURN server.",
+         _C, True,
+         "Neither network helper server could be reached. Your network may block them.",
+         "Open UDP/TCP to the STUN and TURN servers or use FRP7 (WebSocket) for this network."),
+)
+
+BY_NUMBER: dict[int, Code] = {code.number: code for code in TABLE}
+BY_NAME: dict[str, Code] = {code.name: code for code in TABLE}
+
+WEBSOCKET_CODES: dict[int, str] = {
+    1000: "Normal Closure",
+    1001: "Going Away",
+    1002: "Protocol Error",
+    1003: "Unsupported Data",
+    1004: "Reserved",
+    1005: "No Status Received",
+    1006: "Abnormal Closure",
+    1007: "Invalid Frame Payload Data",
+    1008: "Policy Violation",
+    1009: "Message Too Big",
+    1010: "Mandatory Extension",
+    1011: "Internal Error",
+    1012: "Service Restart",
+    1013: "Try Again Later",
+    1014: "Bad Gateway",
+    1015: "TLS Handshake",
+}
+
+
+def code_range(number: int) -> str:
+    """Name the range a number falls in, so unknown codes still say where they came from."""
+    if 1000 <= number <= 2999:
+        return "WebSocket standard"
+    if 3000 <= number <= 3999:
+        return "WebSocket registered (IANA)"
+    if 4000 <= number <= 4099:
+        return "server"
+    if 4100 <= number <= 4199:
+        return "terminal"
+    if 4200 <= number <= 4999:
+        return "WebSocket private (unassigned in openfrp)"
+    if 5000 <= number <= 5999:
+        return "variable"
+    return "outside every known range"
+
+
+def lookup(number: int) -> Code | None:
+    return BY_NUMBER.get(number)
+
+
+def get(number: int) -> Code:
+    """The row for a code that openfrp itself produces; a KeyError here is a programming bug."""
+    return BY_NUMBER[number]
+
+
+def describe(number: int) -> str:
+    """One line for any number: the code's name and message, or why it is unknown."""
+    code = BY_NUMBER.get(number)
+    if code is not None:
+        return f"{code.number} {code.name}: {code.message}"
+    ws_name = WEBSOCKET_CODES.get(number)
+    if ws_name is not None:
+        return f"{number} is not an openfrp code: WebSocket standard close code '{ws_name}'"
+    return f"{number} is not an openfrp code (unknown; {code_range(number)} range)"

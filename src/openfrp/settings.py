@@ -1,0 +1,201 @@
+"""Session settings: account defaults, optionally overridden per launchpad.
+
+Loaded from TOML and validated up front so that a bad file fails with one line naming the key,
+never with a traceback in the middle of a session.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DUPLICATE_POLICIES = ("refuse", "takeover")
+
+
+class SettingsError(ValueError):
+    """A settings problem, worded for the person who wrote the file."""
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Every timer of the code contract, in seconds unless the name says otherwise."""
+
+    idle_timeout: float = 600.0
+    max_session_duration: float = 8 * 3600.0
+    warn_before: float = 300.0
+    receive_timeout: float = 10.0
+    max_receive_timeouts: int = 3
+    heartbeat_interval: float = 5.0
+    handshake_timeout: float = 10.0
+    send_buffer_limit: int = 4 * 1024 * 1024
+    display_ready_timeout: float = 30.0
+    display_change_timeout: float = 10.0
+    profile_mount_timeout: float = 60.0
+    profile_mount_command: str = ""
+    video_failure_limit: int = 5
+    duplicate_policy: str = "refuse"
+    connect_timeout: float = 15.0
+    keepalive_timeout: float = 15.0
+    reconnect_attempts: int = 8
+    reconnect_window: float = 120.0
+    reconnect_backoff_initial: float = 0.5
+    reconnect_backoff_max: float = 10.0
+    signaling_peer_timeout: float = 10.0
+    negotiation_timeout: float = 15.0
+    ice_disconnected_after: float = 5.0
+    ice_failed_after: float = 15.0
+    stun_timeout: float = 3.0
+    turn_timeout: float = 5.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_FIELD_TYPES: dict[str, type] = {
+    f.name: type(getattr(SessionSettings(), f.name)) for f in fields(SessionSettings)
+}
+_MAY_BE_ZERO = {"warn_before", "reconnect_attempts"}
+
+
+def _check_value(where: str, key: str, value: Any) -> Any:
+    if key not in _FIELD_TYPES:
+        known = ", ".join(sorted(_FIELD_TYPES))
+        raise SettingsError(f"{where}: unknown key '{key}' (known keys: {known})")
+    want = _FIELD_TYPES[key]
+    if want is str:
+        if not isinstance(value, str):
+            raise SettingsError(f"{where}.{key}: expected a string, got {value!r}")
+        if key == "duplicate_policy" and value not in DUPLICATE_POLICIES:
+            raise SettingsError(
+                f"{where}.{key}: must be one of {', '.join(DUPLICATE_POLICIES)}, got {value!r}"
+            )
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingsError(f"{where}.{key}: expected a number, got {value!r}")
+    if want is int and not isinstance(value, int):
+        raise SettingsError(f"{where}.{key}: expected a whole number, got {value!r}")
+    if value < 0:
+        raise SettingsError(f"{where}.{key}: must not be negative, got {value!r}")
+    if value == 0 and key not in _MAY_BE_ZERO:
+        raise SettingsError(f"{where}.{key}: must be greater than zero")
+    return want(value)
+
+
+def build(where: str, values: dict[str, Any], base: SessionSettings) -> SessionSettings:
+    """Apply `values` over `base`, checking every key and the cross-field rules."""
+    checked = {key: _check_value(where, key, value) for key, value in values.items()}
+    result = replace(base, **checked)
+    if result.warn_before >= result.max_session_duration:
+        raise SettingsError(
+            f"{where}.warn_before: must be shorter than max_session_duration "
+            f"({result.warn_before} >= {result.max_session_duration})"
+        )
+    if result.reconnect_backoff_initial > result.reconnect_backoff_max:
+        raise SettingsError(
+            f"{where}.reconnect_backoff_initial: must not exceed reconnect_backoff_max"
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 8470
+    name: str = "openfrp-host"
+    secret: str = ""
+    registry: str = "openfrp-data/registry.sqlite3"
+    log_dir: str = "openfrp-data/logs"
+    display: str = "synthetic"
+
+
+_SERVER_TYPES: dict[str, type] = {f.name: type(getattr(ServerOptions(), f.name))
+                                  for f in fields(ServerOptions)}
+
+
+@dataclass(frozen=True)
+class Config:
+    """What `openfrp serve --config FILE` reads: server options, account and launchpads."""
+
+    server: ServerOptions = field(default_factory=ServerOptions)
+    account_name: str = "default"
+    account: SessionSettings = field(default_factory=SessionSettings)
+    launchpads: dict[str, SessionSettings] = field(
+        default_factory=lambda: {"desktop": SessionSettings()}
+    )
+
+    def for_launchpad(self, name: str) -> SessionSettings:
+        try:
+            return self.launchpads[name]
+        except KeyError:
+            known = ", ".join(sorted(self.launchpads)) or "none"
+            raise SettingsError(f"unknown launchpad '{name}' (configured: {known})") from None
+
+
+def _server_options(values: Any) -> ServerOptions:
+    if not isinstance(values, dict):
+        raise SettingsError("server: expected a table")
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        want = _SERVER_TYPES.get(key)
+        if want is None:
+            raise SettingsError(f"server: unknown key '{key}'")
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise SettingsError(f"server.{key}: expected a {want.__name__}, got {value!r}")
+        checked[key] = value
+    port = checked.get("port", 0)
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"server.port: must be 0-65535, got {port}")
+    if checked.get("display", "synthetic") not in ("synthetic", "xvfb", "auto"):
+        raise SettingsError("server.display: must be one of synthetic, xvfb, auto")
+    return ServerOptions(**checked)
+
+
+def from_mapping(data: dict[str, Any]) -> Config:
+    unknown = set(data) - {"server", "account", "launchpads"}
+    if unknown:
+        raise SettingsError(f"unknown section(s): {', '.join(sorted(unknown))}")
+    server = _server_options(data.get("server", {}))
+    account_values = dict(data.get("account", {}))
+    if not isinstance(data.get("account", {}), dict):
+        raise SettingsError("account: expected a table")
+    account_name = account_values.pop("name", "default")
+    if not isinstance(account_name, str):
+        raise SettingsError("account.name: expected a string")
+    account = build("account", account_values, SessionSettings())
+    launchpads: dict[str, SessionSettings] = {}
+    raw_pads = data.get("launchpads", {"desktop": {}})
+    if not isinstance(raw_pads, dict):
+        raise SettingsError("launchpads: expected a table of launchpads")
+    for name, values in raw_pads.items():
+        if not isinstance(values, dict):
+            raise SettingsError(f"launchpads.{name}: expected a table")
+        values = dict(values)
+        use_account = values.pop("use_account_settings", not values)
+        if not isinstance(use_account, bool):
+            raise SettingsError(f"launchpads.{name}.use_account_settings: expected true/false")
+        if use_account and values:
+            raise SettingsError(
+                f"launchpads.{name}: has overrides but use_account_settings = true; "
+                "remove the overrides or set it to false"
+            )
+        launchpads[name] = account if use_account else build(f"launchpads.{name}", values, account)
+    return Config(server=server, account_name=account_name, account=account,
+                  launchpads=launchpads)
+
+
+def load(path: str | Path) -> Config:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"{file}: cannot read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{file}: not valid TOML ({exc})") from None
+    try:
+        return from_mapping(data)
+    except SettingsError as exc:
+        raise SettingsError(f"{file}: {exc}") from None
