@@ -19,6 +19,40 @@ from typing import IO, Any
 from openfrp import codes
 
 SOURCES = ("server", "terminal", "signaling")
+
+# The event vocabulary both sides write and the analyzer reads. An event that carries a code
+# says which code that side saw or produced.
+NAMES: dict[str, str] = {
+    "session.created": "server: a session was launched for a user on a launchpad",
+    "session.starting": "server: profile mount and display start are running",
+    "session.started": "server: the session is active (attrs.time_to_start_ms)",
+    "session.warning": "either side: max_session_duration is near (attrs.seconds_left)",
+    "session.disconnected": "server: the connection was lost, the session waits for a resume",
+    "session.resumed": "server: a new connection resumed the session",
+    "session.ended": "server: the session is over; code is the final code",
+    "connection.opened": "server: a transport connection arrived (attrs.remote)",
+    "connection.established": "either side: hello/welcome done (attrs.client, attrs.resume)",
+    "connection.rejected": "server: a connection was refused before it joined (4002/4006/4009)",
+    "connection.closed": "either side: a connection ended; code is its close code",
+    "receive.timeout": "server: receive_timeout passed with nothing received (attrs.count)",
+    "video.error": "server: a capture or encode step failed (attrs.error)",
+    "error.exception": "server: an unexpected exception (attrs.where, attrs.error)",
+    "connect.attempt": "terminal: a connection attempt starts (attrs.url)",
+    "connect.failed": "terminal: no session within connect_timeout (4101)",
+    "connection.lost": "terminal: keepalive lost or dropped without close (4102)",
+    "reconnect.attempt": "terminal: a reconnect attempt (4103; attrs.attempt, attrs.delay_ms)",
+    "reconnect.succeeded": "terminal: the session was resumed (attrs.attempts, recovery_ms)",
+    "reconnect.gave_up": "terminal: reconnect exhausted or refused (4106)",
+    "message.shown": "terminal: a pop-up message was shown to the person (code)",
+    "probe.stun": "either side: STUN binding probe result (5009 on failure; attrs.rtt_ms)",
+    "probe.turn": "either side: TURN allocate probe result (5010 on failure)",
+    "probe.failed": "either side: both STUN and TURN failed (5019)",
+    "signaling.timeout": "terminal: signaling did not get the server peer id (4107)",
+    "ice.disconnected": "terminal: heartbeat or ICE reports the path lost (4108)",
+    "ice.failed": "either side: no candidate pair works (5006)",
+    "negotiation.timeout": "either side: offer/answer not complete in time (5007)",
+    "peer.failed": "either side: DTLS/SCTP failed after ICE (5008)",
+}
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 FIELDS = (
     "ts",
