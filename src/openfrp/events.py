@@ -39,6 +39,8 @@ NAMES: dict[str, str] = {
     "error.exception": "server: an unexpected exception (attrs.where, attrs.error)",
     "connect.attempt": "terminal: a connection attempt starts (attrs.url)",
     "connect.failed": "terminal: no session within connect_timeout (4101)",
+    "connect.retry": "terminal: a first connection attempt failed; retrying within the window",
+    "message.invalid": "terminal: the server sent a message it could not decode",
     "connection.lost": "terminal: keepalive lost or dropped without close (4102)",
     "reconnect.attempt": "terminal: a reconnect attempt (4103; attrs.attempt, attrs.delay_ms)",
     "reconnect.succeeded": "terminal: the session was resumed (attrs.attempts, recovery_ms)",

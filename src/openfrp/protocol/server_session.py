@@ -1,0 +1,468 @@
+"""The server side of one session, from launch to its final code.
+
+`created -> starting -> active <-> disconnected -> ended(code)`. One primary connection at a
+time carries the session; reliable messages are numbered, kept until acknowledged, replayed
+on resume, and their unacknowledged bytes are what `send_buffer_limit` (4003) measures.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import StrEnum
+from typing import Any
+
+from openfrp import PROTOCOL_VERSION, codes
+from openfrp.protocol import messages
+from openfrp.protocol.actions import Action, Close, Deliver, EndSession, Log, Send, StartSession
+from openfrp.protocol.handshake import Issued, check_hello
+from openfrp.protocol.timers import Deadlines
+from openfrp.settings import SessionSettings
+
+ENDING_FAULTS = {4001, 4004, 4005, 4022, 4027}
+CONNECTION_FAULTS = {4011, 4024, 4025, 4026}
+HOST_ENDS = {4015, 4018, 4019}
+
+
+class SessionState(StrEnum):
+    CREATED = "created"
+    STARTING = "starting"
+    ACTIVE = "active"
+    DISCONNECTED = "disconnected"
+    ENDED = "ended"
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+class ServerSession:
+    def __init__(
+        self,
+        issued: Issued,
+        settings: SessionSettings,
+        secret: bytes,
+        now_ms: int,
+        version: int = PROTOCOL_VERSION,
+    ) -> None:
+        self.issued = issued
+        self.settings = settings
+        self._secret = secret
+        self._version = version
+        self.state = SessionState.CREATED
+        self.created_ms = now_ms
+        self.started_ms: int | None = None
+        self.final_code: int | None = None
+        self.primary: str | None = None
+        self.last_primary: str | None = None
+        self.pending: set[str] = set()
+        self._closing: set[str] = set()
+        self.deadlines = Deadlines()
+        self._receive_misses = 0
+        self._ping_id = 0
+        self._video_failures = 0
+        self.out_seq = 0
+        self.unacked: deque[tuple[int, dict[str, Any], int]] = deque()
+        self.unacked_bytes = 0
+        self.deadlines.set("idle", now_ms + _ms(settings.idle_timeout))
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def next_deadline(self) -> int | None:
+        return self.deadlines.next_deadline()
+
+    @property
+    def ended(self) -> bool:
+        return self.state is SessionState.ENDED
+
+    # -- connections -----------------------------------------------------------------------
+
+    def connection_opened(self, cid: str, now_ms: int, attrs: dict[str, Any]) -> list[Action]:
+        self.pending.add(cid)
+        self.deadlines.set(f"handshake:{cid}", now_ms + _ms(self.settings.handshake_timeout))
+        return [Log("connection.opened", connection_id=cid, attrs=attrs)]
+
+    def receive(self, cid: str, data: str | bytes, now_ms: int) -> list[Action]:
+        """A frame arrived on connection `cid`."""
+        if cid in self._closing:
+            return []
+        if cid in self.pending:
+            return self._receive_hello(cid, data, now_ms)
+        if cid != self.primary:
+            return []
+        self._heard(now_ms)
+        try:
+            message = messages.decode_from_terminal(data)
+            if message["type"] == "hello":
+                raise messages.MessageError("hello after the handshake")
+        except messages.MessageError as exc:
+            return self._lose_connection(cid, 4024, now_ms, {"error": str(exc)})
+        return self._on_message(cid, message, now_ms)
+
+    def refuse_duplicate(self, cid: str, owner_connection: str) -> list[Action]:
+        """Refuse a newcomer because the token owner is live elsewhere (policy `refuse`)."""
+        self.pending.discard(cid)
+        self.deadlines.cancel(f"handshake:{cid}")
+        return self._reject(cid, 4006, {"live_connection_id": owner_connection})
+
+    def displace(self, reason: str, now_ms: int) -> list[Action]:
+        """Close the primary connection with 4006 because a newer one took over."""
+        if self.primary is None:
+            return []
+        return self._lose_connection(self.primary, 4006, now_ms, {"reason": reason})
+
+    def connection_lost(self, cid: str, now_ms: int, peer_code: int | None) -> list[Action]:
+        """The transport of `cid` is gone; `peer_code` is the peer's close code if it sent one."""
+        self.deadlines.cancel(f"handshake:{cid}")
+        if cid in self._closing:
+            self._closing.discard(cid)
+            return []
+        if cid in self.pending:
+            self.pending.discard(cid)
+            return [
+                Log(
+                    "connection.closed",
+                    connection_id=cid,
+                    attrs={"peer_code": peer_code, "before_hello": True},
+                )
+            ]
+        if cid != self.primary:
+            return []
+        if peer_code is None:
+            return self._lose_connection(
+                cid, 4029, now_ms, {"reason": "no close frame"}, send_close=False
+            )
+        self._detach_primary()
+        actions: list[Action] = [
+            Log("connection.closed", connection_id=cid, attrs={"peer_code": peer_code}),
+        ]
+        return actions + self._become_disconnected(None, now_ms, {"peer_code": peer_code})
+
+    def send_failed(self, cid: str, error: str, now_ms: int) -> list[Action]:
+        if cid != self.primary:
+            return []
+        return self._lose_connection(cid, 4025, now_ms, {"error": error})
+
+    # -- session start and host side -------------------------------------------------------
+
+    def start_succeeded(self, now_ms: int) -> list[Action]:
+        if self.state is not SessionState.STARTING:
+            return []
+        self.started_ms = now_ms
+        s = self.settings
+        self.deadlines.set("max_duration", now_ms + _ms(s.max_session_duration))
+        if s.warn_before > 0:
+            self.deadlines.set("warning", now_ms + _ms(s.max_session_duration - s.warn_before))
+        attrs = {"time_to_start_ms": now_ms - self.created_ms}
+        actions: list[Action] = [Log("session.started", attrs=attrs)]
+        if self.primary is None:
+            self.state = SessionState.DISCONNECTED
+            return actions + self._become_disconnected(
+                None, now_ms, {"reason": "left during start"}
+            )
+        self.state = SessionState.ACTIVE
+        self._heard(now_ms)
+        self.deadlines.set("heartbeat", now_ms + _ms(s.heartbeat_interval))
+        return [*actions, Send(self.primary, {"type": "started"})]
+
+    def start_failed(self, code: int, error: str, now_ms: int) -> list[Action]:
+        if code not in (4001, 4022, 4027):
+            raise ValueError(f"{code} is not a session start failure")
+        return self._end(code, now_ms, {"error": error})
+
+    def host_event(self, code: int, reason: str, now_ms: int) -> list[Action]:
+        """Guest shutdown (4015), logoff or app exit (4018), outside close (4019)."""
+        if code not in HOST_ENDS:
+            raise ValueError(f"{code} is not a host event")
+        return self._end(code, now_ms, {"reason": reason})
+
+    def fault(self, code: int, where: str, error: str, now_ms: int) -> list[Action]:
+        """An unexpected failure in a part of the session; the code says which part."""
+        if self.ended:
+            return []
+        log = Log("error.exception", code=code, attrs={"where": where, "error": error})
+        if code in CONNECTION_FAULTS:
+            if self.primary is None:
+                return [log]
+            return [log, *self._lose_connection(self.primary, code, now_ms, {"where": where})]
+        if code in ENDING_FAULTS:
+            return [log, *self._end(code, now_ms, {"where": where})]
+        raise ValueError(f"{code} is not a fault code")
+
+    def video_result(self, ok: bool, error: str, now_ms: int) -> list[Action]:
+        """Count consecutive capture/encode failures; too many in a row is 4011."""
+        if ok:
+            self._video_failures = 0
+            return []
+        self._video_failures += 1
+        actions: list[Action] = [
+            Log(
+                "video.error",
+                severity="warning",
+                attrs={"error": error, "consecutive": self._video_failures},
+            ),
+        ]
+        if self._video_failures >= self.settings.video_failure_limit:
+            self._video_failures = 0
+            actions += self.fault(4011, "video", error, now_ms)
+        return actions
+
+    def push(self, body: dict[str, Any], now_ms: int) -> list[Action]:
+        """Queue a reliable message for the terminal; it is kept until acknowledged."""
+        if self.ended:
+            return []
+        self.out_seq += 1
+        message = {"type": "msg", "seq": self.out_seq, "body": body}
+        size = len(messages.encode(message))
+        self.unacked.append((self.out_seq, message, size))
+        self.unacked_bytes += size
+        if self.unacked_bytes <= self.settings.send_buffer_limit:
+            live = self._live()
+            return [Send(live, message)] if live is not None else []
+        attrs = {"unacked_bytes": self.unacked_bytes, "limit": self.settings.send_buffer_limit}
+        if self.primary is None:
+            return self._end(4003, now_ms, attrs)
+        return self._lose_connection(self.primary, 4003, now_ms, attrs)
+
+    # -- time ------------------------------------------------------------------------------
+
+    def tick(self, now_ms: int) -> list[Action]:
+        actions: list[Action] = []
+        for name in self.deadlines.pop_due(now_ms):
+            if self.ended:
+                break
+            actions += self._fire(name, now_ms)
+        return actions
+
+    def _fire(self, name: str, now_ms: int) -> list[Action]:
+        s = self.settings
+        if name.startswith("handshake:"):
+            cid = name.partition(":")[2]
+            self.pending.discard(cid)
+            return self._reject(cid, 4002, {"field": "hello", "problem": "no hello in time"})
+        if name == "idle":
+            return self._end(4009, now_ms, {"idle_timeout_s": s.idle_timeout})
+        if name == "max_duration":
+            return self._end(4008, now_ms, {"max_session_duration_s": s.max_session_duration})
+        if name == "warning":
+            left = round(s.warn_before)
+            warning = {"type": "warning", "code": 4008, "seconds_left": left}
+            actions: list[Action] = [
+                Log("session.warning", code=4008, severity="warning", attrs={"seconds_left": left}),
+            ]
+            live = self._live()
+            return actions + ([Send(live, warning)] if live is not None else [])
+        if name == "heartbeat" and self.primary is not None:
+            self._ping_id += 1
+            self.deadlines.set("heartbeat", now_ms + _ms(s.heartbeat_interval))
+            return [Send(self.primary, {"type": "ping", "id": self._ping_id})]
+        if name == "receive" and self.primary is not None:
+            self._receive_misses += 1
+            log = Log(
+                "receive.timeout",
+                severity="warning",
+                connection_id=self.primary,
+                attrs={"count": self._receive_misses, "limit": s.max_receive_timeouts},
+            )
+            if self._receive_misses >= s.max_receive_timeouts:
+                return [
+                    log,
+                    *self._lose_connection(
+                        self.primary,
+                        4023,
+                        now_ms,
+                        {"receive_timeouts": self._receive_misses},
+                        abort=True,
+                    ),
+                ]
+            self.deadlines.set("receive", now_ms + _ms(s.receive_timeout))
+            return [log]
+        return []
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _live(self) -> str | None:
+        """The connection that may receive session messages now, if any."""
+        return self.primary if self.state is SessionState.ACTIVE else None
+
+    def _heard(self, now_ms: int) -> None:
+        self._receive_misses = 0
+        if self.state is SessionState.ACTIVE:
+            self.deadlines.set("receive", now_ms + _ms(self.settings.receive_timeout))
+
+    def _reject(self, cid: str, code: int, attrs: dict[str, Any]) -> list[Action]:
+        self._closing.add(cid)
+        return [
+            Log("connection.rejected", code=code, connection_id=cid, attrs=attrs),
+            Close(cid, code, _name(code)),
+        ]
+
+    def _receive_hello(self, cid: str, data: str | bytes, now_ms: int) -> list[Action]:
+        self.pending.discard(cid)
+        self.deadlines.cancel(f"handshake:{cid}")
+        try:
+            hello = messages.decode_from_terminal(data)
+            if hello["type"] != "hello":
+                raise messages.MessageError(f"expected hello, got {hello['type']}")
+        except messages.MessageError as exc:
+            return self._reject(cid, 4002, {"field": "hello", "problem": str(exc)})
+        if self.ended:
+            assert self.final_code is not None
+            return self._reject(cid, self.final_code, {"reason": "session has ended"})
+        mismatch = check_hello(hello, self.issued, self._secret, self._version)
+        if mismatch is not None:
+            return self._reject(cid, 4002, {"field": mismatch[0], "problem": mismatch[1]})
+        actions: list[Action] = []
+        previous = self.primary
+        if previous is not None:
+            same_terminal = hello.get("resume") and hello.get("previous_connection_id") == previous
+            if not same_terminal and self.settings.duplicate_policy == "refuse":
+                return self._reject(cid, 4006, {"live_connection_id": previous})
+            code, reason = (
+                (4029, "replaced by a resume from the same terminal")
+                if (same_terminal)
+                else (4006, "taken over by a newer connection")
+            )
+            actions += self._lose_connection(previous, code, now_ms, {"reason": reason}, abort=True)
+        return actions + self._accept(cid, hello, now_ms)
+
+    def _accept(self, cid: str, hello: dict[str, Any], now_ms: int) -> list[Action]:
+        self.deadlines.cancel("idle")
+        self.primary = cid
+        client = hello.get("client", "unknown")
+        resume = self.state is SessionState.DISCONNECTED
+        state = "active" if resume else self.state.value
+        if self.state is SessionState.CREATED:
+            state = SessionState.STARTING.value
+        welcome = {
+            "type": "welcome",
+            "session_id": self.issued.session_id,
+            "connection_id": cid,
+            "resume": resume,
+            "state": state,
+            "last_seq": self.out_seq,
+        }
+        attrs = {"client": client, "resume": resume}
+        actions: list[Action] = [
+            Log(
+                "connection.established",
+                connection_id=cid,
+                previous_connection_id=self.last_primary,
+                attrs=attrs,
+            ),
+            Send(cid, welcome),
+        ]
+        if self.state is SessionState.CREATED:
+            self.state = SessionState.STARTING
+            return [*actions, Log("session.starting", connection_id=cid), StartSession()]
+        if self.state is SessionState.STARTING:
+            return actions
+        self.state = SessionState.ACTIVE
+        self._heard(now_ms)
+        self.deadlines.set("heartbeat", now_ms + _ms(self.settings.heartbeat_interval))
+        if resume:
+            actions.append(
+                Log(
+                    "session.resumed",
+                    connection_id=cid,
+                    previous_connection_id=self.last_primary,
+                    attrs={"replayed": self._replay_count(hello)},
+                )
+            )
+            actions.append(Send(cid, {"type": "started"}))
+        self._drop_acked(hello.get("last_seq", 0))
+        actions += [Send(cid, message) for _, message, _ in self.unacked]
+        return actions
+
+    def _replay_count(self, hello: dict[str, Any]) -> int:
+        last = hello.get("last_seq", 0)
+        return sum(1 for seq, _, _ in self.unacked if seq > last)
+
+    def _drop_acked(self, seq: int) -> None:
+        while self.unacked and self.unacked[0][0] <= seq:
+            self.unacked_bytes -= self.unacked.popleft()[2]
+
+    def _on_message(self, cid: str, message: dict[str, Any], now_ms: int) -> list[Action]:
+        kind = message["type"]
+        if kind == "ping":
+            return [Send(cid, {"type": "pong", "id": message["id"]})]
+        if kind == "ack":
+            self._drop_acked(message["seq"])
+            return []
+        if kind == "close":
+            return self._end(4000, now_ms, {"connection_id": cid})
+        if kind == "disconnect":
+            self._detach_primary()
+            self._closing.add(cid)
+            actions: list[Action] = [
+                Log(
+                    "connection.closed", connection_id=cid, attrs={"reason": "terminal disconnect"}
+                ),
+                Close(cid, 1000, "DISCONNECTED"),
+            ]
+            return actions + self._become_disconnected(
+                None, now_ms, {"reason": "terminal disconnect"}
+            )
+        if kind == "pong":
+            return []
+        return [Deliver(cid, message)]
+
+    def _detach_primary(self) -> None:
+        self.last_primary = self.primary
+        self.primary = None
+        self.deadlines.cancel("receive")
+        self.deadlines.cancel("heartbeat")
+
+    def _lose_connection(
+        self,
+        cid: str,
+        code: int,
+        now_ms: int,
+        attrs: dict[str, Any],
+        *,
+        abort: bool = False,
+        send_close: bool = True,
+    ) -> list[Action]:
+        """The server ends connection `cid` with `code`; the session waits for a resume."""
+        self._detach_primary()
+        actions: list[Action] = [
+            Log("connection.closed", code=code, connection_id=cid, attrs=attrs)
+        ]
+        if send_close:
+            self._closing.add(cid)
+            actions.append(Close(cid, code, _name(code), abort=abort))
+        return actions + self._become_disconnected(code, now_ms, attrs)
+
+    def _become_disconnected(
+        self, code: int | None, now_ms: int, attrs: dict[str, Any]
+    ) -> list[Action]:
+        if self.state is SessionState.STARTING:
+            return [Log("session.disconnected", code=code, attrs=attrs)]
+        self.state = SessionState.DISCONNECTED
+        self.deadlines.set("idle", now_ms + _ms(self.settings.idle_timeout))
+        return [
+            Log("session.disconnected", code=code, connection_id=self.last_primary, attrs=attrs)
+        ]
+
+    def _end(self, code: int, now_ms: int, attrs: dict[str, Any]) -> list[Action]:
+        if self.ended:
+            return []
+        actions: list[Action] = []
+        if self.primary is not None:
+            cid = self.primary
+            self._detach_primary()
+            self._closing.add(cid)
+            actions += [
+                Log("connection.closed", code=code, connection_id=cid, attrs=attrs),
+                Close(cid, code, _name(code)),
+            ]
+        self.state = SessionState.ENDED
+        self.final_code = code
+        self.deadlines.cancel_all_but("handshake:")
+        duration = now_ms - self.started_ms if self.started_ms is not None else 0
+        ended_attrs = {**attrs, "duration_ms": duration}
+        return [*actions, Log("session.ended", code=code, attrs=ended_attrs), EndSession(code)]
+
+
+def _name(code: int) -> str:
+    row = codes.lookup(code)
+    return row.name if row is not None else str(code)

@@ -1,0 +1,401 @@
+"""The terminal side: connect, keep alive, reconnect with bounded backoff, resume.
+
+`idle -> connecting -> established -> (lost -> waiting -> connecting)* -> done(code)`.
+Every code the person should see comes out as a `Show` action; every code goes to the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from openfrp import PROTOCOL_VERSION, codes
+from openfrp.protocol import messages
+from openfrp.protocol.actions import Log
+from openfrp.protocol.timers import Deadlines
+from openfrp.settings import SessionSettings
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Open a new transport to the server; `attempt` is 0 for the first connection."""
+
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Transmit:
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """Close the current transport; `abort` drops it without a close handshake."""
+
+    code: int
+    reason: str
+    abort: bool = False
+
+
+@dataclass(frozen=True)
+class Show:
+    """Tell the person in the session: a pop-up with the code's message."""
+
+    code: int
+    text: str
+    level: str
+
+
+@dataclass(frozen=True)
+class Receive:
+    """A reliable message for the application, in order and exactly once."""
+
+    seq: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The terminal is done; `code` is the last code it saw (None after a plain disconnect)."""
+
+    code: int | None
+
+
+@dataclass(frozen=True)
+class ShipEvents:
+    """The server is reachable again: send the terminal's unshipped events."""
+
+
+TerminalAction = Connect | Transmit | Hangup | Show | Receive | Finished | ShipEvents | Log
+
+
+class TerminalState(StrEnum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    ESTABLISHED = "established"
+    WAITING = "waiting"
+    CLOSING = "closing"
+    DONE = "done"
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def show(code: int) -> Show:
+    row = codes.get(code)
+    level = "info" if row.kind is codes.Kind.INFO else "error"
+    return Show(code, f"[{row.number} {row.name}] {row.message}", level)
+
+
+@dataclass
+class SessionTicket:
+    """What the launch API handed out: everything the terminal presents in `hello`."""
+
+    session_id: str
+    token: str
+    config: dict[str, Any]
+    config_digest: str
+    client: str = "cli"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TerminalConnection:
+    def __init__(
+        self, ticket: SessionTicket, settings: SessionSettings, version: int = PROTOCOL_VERSION
+    ) -> None:
+        self.ticket = ticket
+        self.settings = settings
+        self.version = version
+        self.state = TerminalState.IDLE
+        self.deadlines = Deadlines()
+        self.connection_id: str | None = None
+        self.previous_connection_id: str | None = None
+        self.last_seq = 0
+        self.attempt = 0
+        self.lost_at: int | None = None
+        self.started_at = 0
+        self.attempt_started_at = 0
+        self.final_code: int | None = None
+        self._ping_id = 0
+
+    def next_deadline(self) -> int | None:
+        return self.deadlines.next_deadline()
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def start(self, now_ms: int) -> list[TerminalAction]:
+        self.started_at = now_ms
+        self.deadlines.set("connect_window", now_ms + _ms(self.settings.connect_timeout))
+        return self._connect(now_ms)
+
+    def transport_opened(self, now_ms: int) -> list[TerminalAction]:
+        if self.state is not TerminalState.CONNECTING:
+            return []
+        hello: dict[str, Any] = {
+            "type": "hello",
+            "version": self.version,
+            "session_id": self.ticket.session_id,
+            "token": self.ticket.token,
+            "config": self.ticket.config,
+            "config_digest": self.ticket.config_digest,
+            "client": self.ticket.client,
+            "resume": self.lost_at is not None,
+            "last_seq": self.last_seq,
+        }
+        if self.connection_id is not None:
+            hello["previous_connection_id"] = self.connection_id
+        return [Transmit(hello)]
+
+    def transport_failed(self, error: str, now_ms: int) -> list[TerminalAction]:
+        """The transport could not be opened (refused, unreachable, handshake error)."""
+        if self.state is not TerminalState.CONNECTING:
+            return []
+        return self._attempt_failed(now_ms, {"error": error})
+
+    def receive(self, data: str | bytes, now_ms: int) -> list[TerminalAction]:
+        if self.state not in (
+            TerminalState.CONNECTING,
+            TerminalState.ESTABLISHED,
+            TerminalState.CLOSING,
+        ):
+            return []
+        self.deadlines.set("keepalive", now_ms + _ms(self.settings.keepalive_timeout))
+        if isinstance(data, bytes):
+            return []
+        try:
+            message = messages.decode_from_server(data)
+        except messages.MessageError as exc:
+            return [Log("message.invalid", severity="warning", attrs={"error": str(exc)})]
+        return self._on_message(message, now_ms)
+
+    def transport_closed(self, code: int | None, reason: str, now_ms: int) -> list[TerminalAction]:
+        """The transport is gone; `code` is the server's close code, None without one."""
+        if self.state in (TerminalState.DONE, TerminalState.WAITING, TerminalState.IDLE):
+            return []
+        self.deadlines.cancel("keepalive")
+        self.deadlines.cancel("heartbeat")
+        self.deadlines.cancel("attempt")
+        attrs = {"close_code": code, "close_reason": reason}
+        if self.state is TerminalState.CLOSING:
+            return self._finish(code if code not in (None, 1000) else None, attrs, shown=code)
+        row = codes.lookup(code) if code is not None else None
+        if row is not None and not row.reconnect:
+            log = Log("connection.closed", code=code, connection_id=self.connection_id, attrs=attrs)
+            if self.lost_at is not None:
+                return [log, *self._give_up(now_ms, {"refused_code": code, **attrs})]
+            return [log, *self._finish(code, attrs, shown=code)]
+        if self.state is TerminalState.CONNECTING:
+            return self._attempt_failed(now_ms, attrs)
+        if row is not None:
+            log = Log("connection.closed", code=code, connection_id=self.connection_id, attrs=attrs)
+            return [log, show(row.number), *self._lost(now_ms, attrs, log_lost=False)]
+        return self._lost(now_ms, attrs)
+
+    def close_session(self, now_ms: int) -> list[TerminalAction]:
+        """Gear menu "Close Session": ask the server to end the session (4000)."""
+        return self._leave({"type": "close"}, now_ms)
+
+    def disconnect(self, now_ms: int) -> list[TerminalAction]:
+        """Leave but keep the session for a later resume."""
+        return self._leave({"type": "disconnect"}, now_ms)
+
+    def tick(self, now_ms: int) -> list[TerminalAction]:
+        actions: list[TerminalAction] = []
+        for name in self.deadlines.pop_due(now_ms):
+            if self.state is TerminalState.DONE:
+                break
+            actions += self._fire(name, now_ms)
+        return actions
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _fire(self, name: str, now_ms: int) -> list[TerminalAction]:
+        if name == "connect_window":
+            attrs = {"connect_timeout_s": self.settings.connect_timeout}
+            return [
+                Hangup(4101, "CONNECT_TIMEOUT", abort=True),
+                Log("connect.failed", code=4101, attrs=attrs),
+                *self._finish(4101, attrs, shown=4101),
+            ]
+        if name == "attempt":
+            return [
+                Hangup(4101, "CONNECT_TIMEOUT", abort=True),
+                *self._attempt_failed(now_ms, {"error": "no welcome in connect_timeout"}),
+            ]
+        if name == "retry":
+            return self._retry(now_ms)
+        if name == "keepalive":
+            attrs = {"keepalive_timeout_s": self.settings.keepalive_timeout}
+            return [Hangup(4102, "CONNECTION_SEVERED", abort=True), *self._lost(now_ms, attrs)]
+        if name == "heartbeat" and self.state is TerminalState.ESTABLISHED:
+            self._ping_id += 1
+            self.deadlines.set("heartbeat", now_ms + _ms(self.settings.heartbeat_interval))
+            return [Transmit({"type": "ping", "id": self._ping_id})]
+        if name == "closing":
+            return [
+                Hangup(1000, "CLOSING", abort=True),
+                *self._finish(None, {"reason": "server did not confirm"}, shown=None),
+            ]
+        return []
+
+    def _connect(self, now_ms: int) -> list[TerminalAction]:
+        self.state = TerminalState.CONNECTING
+        self.attempt_started_at = now_ms
+        if self.lost_at is not None:
+            self.deadlines.set("attempt", now_ms + _ms(self.settings.connect_timeout))
+        return [Log("connect.attempt", attrs={"attempt": self.attempt}), Connect(self.attempt)]
+
+    def _on_message(self, message: dict[str, Any], now_ms: int) -> list[TerminalAction]:
+        kind = message["type"]
+        if kind == "welcome":
+            return self._welcomed(message, now_ms)
+        if self.state is TerminalState.CONNECTING:
+            return [
+                Log(
+                    "message.invalid", severity="warning", attrs={"error": f"{kind} before welcome"}
+                )
+            ]
+        if kind == "ping":
+            return [Transmit({"type": "pong", "id": message["id"]})]
+        if kind == "msg":
+            seq = message["seq"]
+            if seq <= self.last_seq:
+                return [Transmit({"type": "ack", "seq": self.last_seq})]
+            self.last_seq = seq
+            return [Receive(seq, message["body"]), Transmit({"type": "ack", "seq": seq})]
+        if kind == "warning" and codes.lookup(message["code"]) is not None:
+            attrs = {"seconds_left": message["seconds_left"]}
+            return [
+                Log("session.warning", code=message["code"], severity="warning", attrs=attrs),
+                show(message["code"]),
+            ]
+        if kind == "close":
+            return self.transport_closed(message["code"], message.get("reason", ""), now_ms)
+        return []
+
+    def _welcomed(self, message: dict[str, Any], now_ms: int) -> list[TerminalAction]:
+        if self.state is not TerminalState.CONNECTING:
+            return []
+        self.deadlines.cancel("connect_window")
+        self.deadlines.cancel("attempt")
+        self.previous_connection_id = self.connection_id
+        self.connection_id = message["connection_id"]
+        self.state = TerminalState.ESTABLISHED
+        self.deadlines.set("heartbeat", now_ms + _ms(self.settings.heartbeat_interval))
+        attrs = {
+            "client": self.ticket.client,
+            "resume": message["resume"],
+            "time_to_connect_ms": now_ms - self.attempt_started_at,
+        }
+        actions: list[TerminalAction] = [
+            Log(
+                "connection.established",
+                connection_id=self.connection_id,
+                previous_connection_id=self.previous_connection_id,
+                attrs=attrs,
+            ),
+        ]
+        if self.lost_at is not None:
+            actions.append(
+                Log(
+                    "reconnect.succeeded",
+                    connection_id=self.connection_id,
+                    previous_connection_id=self.previous_connection_id,
+                    attrs={
+                        "attempts": self.attempt,
+                        "recovery_ms": now_ms - self.lost_at,
+                        "resumed": message["resume"],
+                    },
+                )
+            )
+            self.lost_at = None
+            self.attempt = 0
+        return [*actions, ShipEvents()]
+
+    def _lost(
+        self, now_ms: int, attrs: dict[str, Any], log_lost: bool = True
+    ) -> list[TerminalAction]:
+        actions: list[TerminalAction] = []
+        if log_lost:
+            actions += [
+                Log("connection.lost", code=4102, connection_id=self.connection_id, attrs=attrs),
+                show(4102),
+            ]
+        self.lost_at = now_ms
+        self.attempt = 0
+        if self.settings.reconnect_attempts == 0:
+            return actions + self._give_up(now_ms, {"reason": "reconnect disabled"})
+        return actions + self._schedule_retry(now_ms)
+
+    def _schedule_retry(self, now_ms: int) -> list[TerminalAction]:
+        s = self.settings
+        delay = min(
+            _ms(s.reconnect_backoff_initial) * 2**self.attempt, _ms(s.reconnect_backoff_max)
+        )
+        assert self.lost_at is not None
+        if now_ms + delay - self.lost_at > _ms(s.reconnect_window):
+            return self._give_up(
+                now_ms, {"reason": "reconnect_window exhausted", "attempts": self.attempt}
+            )
+        self.state = TerminalState.WAITING
+        self.deadlines.set("retry", now_ms + delay)
+        return []
+
+    def _retry(self, now_ms: int) -> list[TerminalAction]:
+        if self.lost_at is None:
+            return self._connect(now_ms)
+        self.attempt += 1
+        delay_ms = now_ms - (self.lost_at or now_ms)
+        actions: list[TerminalAction] = [
+            Log(
+                "reconnect.attempt",
+                code=4103,
+                connection_id=self.connection_id,
+                attrs={"attempt": self.attempt, "since_lost_ms": delay_ms},
+            ),
+            show(4103),
+        ]
+        return actions + self._connect(now_ms)
+
+    def _attempt_failed(self, now_ms: int, attrs: dict[str, Any]) -> list[TerminalAction]:
+        self.deadlines.cancel("attempt")
+        if self.lost_at is None:
+            self.state = TerminalState.WAITING
+            self.deadlines.set("retry", now_ms + _ms(self.settings.reconnect_backoff_initial))
+            return [Log("connect.retry", severity="warning", attrs=attrs)]
+        if self.attempt >= self.settings.reconnect_attempts:
+            return self._give_up(
+                now_ms,
+                {"reason": "reconnect_attempts exhausted", "attempts": self.attempt, **attrs},
+            )
+        return self._schedule_retry(now_ms)
+
+    def _give_up(self, now_ms: int, attrs: dict[str, Any]) -> list[TerminalAction]:
+        since = now_ms - self.lost_at if self.lost_at is not None else 0
+        log = Log(
+            "reconnect.gave_up",
+            code=4106,
+            connection_id=self.connection_id,
+            attrs={**attrs, "since_lost_ms": since},
+        )
+        return [log, *self._finish(4106, attrs, shown=4106)]
+
+    def _leave(self, message: dict[str, Any], now_ms: int) -> list[TerminalAction]:
+        if self.state is not TerminalState.ESTABLISHED:
+            return [Hangup(1000, "LEFT", abort=True), *self._finish(None, {}, shown=None)]
+        self.state = TerminalState.CLOSING
+        self.deadlines.set("closing", now_ms + 5000)
+        return [Transmit(message)]
+
+    def _finish(
+        self, code: int | None, attrs: dict[str, Any], shown: int | None
+    ) -> list[TerminalAction]:
+        self.state = TerminalState.DONE
+        self.final_code = code
+        self.deadlines.cancel_all_but("\0")
+        actions: list[TerminalAction] = []
+        if shown is not None and codes.lookup(shown) is not None:
+            actions.append(show(shown))
+        return [*actions, Finished(code)]
