@@ -129,8 +129,16 @@ class Event:
         attrs = data.get("attrs", {})
         if not isinstance(attrs, dict):
             raise ValueError("field 'attrs' must be an object")
-        for name in ("host", "session_id", "connection_id", "previous_connection_id", "user",
-                     "account", "launchpad", "message"):
+        for name in (
+            "host",
+            "session_id",
+            "connection_id",
+            "previous_connection_id",
+            "user",
+            "account",
+            "launchpad",
+            "message",
+        ):
             if data.get(name) is not None and not isinstance(data[name], str):
                 raise ValueError(f"field '{name}' must be a string or null")
         return cls(**data)
@@ -184,9 +192,7 @@ def _open_text(path: Path) -> IO[str]:
     return path.open("r", encoding="utf-8", errors="replace")
 
 
-def read_events(
-    path: str | os.PathLike[str], bad: list[BadLine] | None = None
-) -> Iterator[Event]:
+def read_events(path: str | os.PathLike[str], bad: list[BadLine] | None = None) -> Iterator[Event]:
     """Yield the events of a JSONL file (plain or gzip); bad lines go to `bad`, not raised."""
     source = Path(path)
     with _open_text(source) as handle:

@@ -110,8 +110,9 @@ class ServerOptions:
     display: str = "synthetic"
 
 
-_SERVER_TYPES: dict[str, type] = {f.name: type(getattr(ServerOptions(), f.name))
-                                  for f in fields(ServerOptions)}
+_SERVER_TYPES: dict[str, type] = {
+    f.name: type(getattr(ServerOptions(), f.name)) for f in fields(ServerOptions)
+}
 
 
 @dataclass(frozen=True)
@@ -181,8 +182,7 @@ def from_mapping(data: dict[str, Any]) -> Config:
                 "remove the overrides or set it to false"
             )
         launchpads[name] = account if use_account else build(f"launchpads.{name}", values, account)
-    return Config(server=server, account_name=account_name, account=account,
-                  launchpads=launchpads)
+    return Config(server=server, account_name=account_name, account=account, launchpads=launchpads)
 
 
 def load(path: str | Path) -> Config:
