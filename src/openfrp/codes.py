@@ -542,4 +542,7 @@ def describe(number: int) -> str:
     ws_name = WEBSOCKET_CODES.get(number)
     if ws_name is not None:
         return f"{number} is not an openfrp code: WebSocket standard close code '{ws_name}'"
-    return f"{number} is not an openfrp code (unknown; {code_range(number)} range)"
+    where = code_range(number)
+    if not where.endswith("range"):
+        where += " range"
+    return f"{number} is not an openfrp code (unknown; {where})"

@@ -119,12 +119,17 @@ class Event:
         for name in ("event", "ts", "source"):
             if not isinstance(data.get(name), str):
                 raise ValueError(f"field '{name}' must be a string")
-        parse_ts(data["ts"])
+        try:
+            parse_ts(data["ts"])
+        except ValueError:
+            raise ValueError(f"field 'ts' is not an ISO 8601 time: {data['ts']!r}") from None
+        if not isinstance(data.get("severity", "info"), str):
+            raise ValueError("field 'severity' must be a string")
         code = data.get("code")
         if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
             raise ValueError("field 'code' must be an integer or null")
         frp = data.get("frp")
-        if frp is not None and frp not in (7, 8):
+        if frp is not None and (not isinstance(frp, int) or frp not in (7, 8)):
             raise ValueError("field 'frp' must be 7, 8 or null")
         attrs = data.get("attrs", {})
         if not isinstance(attrs, dict):
@@ -195,12 +200,18 @@ def _open_text(path: Path) -> IO[str]:
 def read_events(path: str | os.PathLike[str], bad: list[BadLine] | None = None) -> Iterator[Event]:
     """Yield the events of a JSONL file (plain or gzip); bad lines go to `bad`, not raised."""
     source = Path(path)
+    number = 0
     with _open_text(source) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield Event.from_dict(json.loads(line))
-            except (ValueError, TypeError) as exc:
-                if bad is not None:
-                    bad.append(BadLine(str(source), number, str(exc)))
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield Event.from_dict(json.loads(line))
+                except (ValueError, TypeError) as exc:
+                    if bad is not None:
+                        bad.append(BadLine(str(source), number, str(exc)))
+        except (EOFError, OSError) as exc:
+            # A damaged or cut-off gzip file: keep what was read, report where it stopped.
+            if bad is not None:
+                bad.append(BadLine(str(source), number + 1, f"file unreadable from here: {exc}"))

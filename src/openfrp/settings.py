@@ -6,6 +6,7 @@ never with a traceback in the middle of a session.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -76,6 +77,8 @@ def _check_value(where: str, key: str, value: Any) -> Any:
         raise SettingsError(f"{where}.{key}: expected a number, got {value!r}")
     if want is int and not isinstance(value, int):
         raise SettingsError(f"{where}.{key}: expected a whole number, got {value!r}")
+    if not math.isfinite(value):
+        raise SettingsError(f"{where}.{key}: must be a finite number, got {value!r}")
     if value < 0:
         raise SettingsError(f"{where}.{key}: must not be negative, got {value!r}")
     if value == 0 and key not in _MAY_BE_ZERO:
@@ -143,7 +146,8 @@ def _server_options(values: Any) -> ServerOptions:
         if want is None:
             raise SettingsError(f"server: unknown key '{key}'")
         if isinstance(value, bool) or not isinstance(value, want):
-            raise SettingsError(f"server.{key}: expected a {want.__name__}, got {value!r}")
+            what = "a whole number" if want is int else "a string"
+            raise SettingsError(f"server.{key}: expected {what}, got {value!r}")
         checked[key] = value
     port = checked.get("port", 0)
     if not 0 <= port <= 65535:
@@ -158,9 +162,9 @@ def from_mapping(data: dict[str, Any]) -> Config:
     if unknown:
         raise SettingsError(f"unknown section(s): {', '.join(sorted(unknown))}")
     server = _server_options(data.get("server", {}))
-    account_values = dict(data.get("account", {}))
     if not isinstance(data.get("account", {}), dict):
         raise SettingsError("account: expected a table")
+    account_values = dict(data.get("account", {}))
     account_name = account_values.pop("name", "default")
     if not isinstance(account_name, str):
         raise SettingsError("account.name: expected a string")
@@ -191,6 +195,8 @@ def load(path: str | Path) -> Config:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise SettingsError(f"{file}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -1,0 +1,105 @@
+"""The code table against the reference table it is copied from, row by row."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from openfrp import codes
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/frame-error-codes.txt"
+# A row runs together: number, type, description, component, FRP version, with no separators.
+ROW = re.compile(r"^(\d{4})(Info|Error)(.+)(Server|Terminal|Variable)(FRP 7/8|FRP 8)$")
+
+
+def reference_rows() -> dict[int, tuple[str, str, str, str]]:
+    rows: dict[int, tuple[str, str, str, str]] = {}
+    for line in REFERENCE.read_text(encoding="utf-8").splitlines():
+        if not re.match(r"^\d{4}", line):
+            continue
+        match = ROW.match(line)
+        assert match, f"reference row not understood: {line!r}"
+        number, kind, description, component, frp = match.groups()
+        assert int(number) not in rows, f"reference lists {number} twice"
+        rows[int(number)] = (kind, description, component, frp)
+    return rows
+
+
+REFERENCE_ROWS = reference_rows()
+
+
+def test_reference_has_33_rows_and_table_has_exactly_those() -> None:
+    assert len(REFERENCE_ROWS) == 33
+    assert [c.number for c in codes.TABLE] == sorted(REFERENCE_ROWS)
+    assert len(codes.BY_NUMBER) == len(codes.TABLE)
+
+
+@pytest.mark.parametrize("number", sorted(REFERENCE_ROWS))
+def test_row_matches_reference(number: int) -> None:
+    kind, description, component, frp = REFERENCE_ROWS[number]
+    row = codes.get(number)
+    assert row.kind.value == kind
+    assert row.description == description
+    assert row.component.value == component
+    assert row.frp == frp
+    assert row.frp_versions == ((7, 8) if frp == "FRP 7/8" else (8,))
+
+
+def test_short_names_unique_upper_snake() -> None:
+    names = [c.name for c in codes.TABLE]
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert re.fullmatch(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)*", name), name
+    assert codes.BY_NAME["CONNECTION_SEVERED"].number == 4102
+
+
+@pytest.mark.parametrize("code", codes.TABLE, ids=lambda c: str(c.number))
+def test_every_row_has_message_and_action(code: codes.Code) -> None:
+    assert code.message.strip()
+    assert code.action.strip()
+    assert isinstance(code.fault, codes.Fault)
+    assert isinstance(code.reconnect, bool)
+
+
+@pytest.mark.parametrize("code", codes.TABLE, ids=lambda c: str(c.number))
+def test_component_agrees_with_range(code: codes.Code) -> None:
+    assert codes.code_range(code.number) == code.component.value.lower()
+
+
+def test_to_dict_is_plain_data() -> None:
+    data = codes.get(4008).to_dict()
+    assert data["kind"] == "Info"
+    assert data["component"] == "Server"
+    assert data["fault"] == "policy"
+    assert data["frp_versions"] == [7, 8]
+    assert data["reconnect"] is False
+
+
+def test_describe_known_code() -> None:
+    assert codes.describe(4102) == (
+        "4102 CONNECTION_SEVERED: Your connection to the session was lost. Reconnecting..."
+    )
+    assert codes.code_range(4102) == "terminal"
+    assert codes.lookup(4102) is codes.get(4102)
+
+
+@pytest.mark.parametrize(
+    ("number", "where", "says"),
+    [
+        (4007, "server", "unknown; server range"),
+        (4999, "WebSocket private (unassigned in openfrp)", "unknown; WebSocket private"),
+        (99999, "outside every known range", "unknown; outside every known range)"),
+        (1006, "WebSocket standard", "WebSocket standard close code 'Abnormal Closure'"),
+    ],
+)
+def test_describe_unknown_codes(number: int, where: str, says: str) -> None:
+    assert codes.lookup(number) is None
+    assert codes.code_range(number) == where
+    text = codes.describe(number)
+    assert text.startswith(f"{number} is not an openfrp code")
+    assert says in text
+    assert "range range" not in text
+    with pytest.raises(KeyError):
+        codes.get(number)

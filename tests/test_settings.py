@@ -1,0 +1,177 @@
+"""Session settings: defaults, launchpad overrides, and one clear line for every mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openfrp import settings
+from openfrp.settings import Config, SessionSettings, SettingsError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "openfrp.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    defaults = SessionSettings()
+    assert defaults.idle_timeout == 600.0
+    assert defaults.warn_before < defaults.max_session_duration
+    assert defaults.duplicate_policy == "refuse"
+    assert Config().for_launchpad("desktop") == defaults
+    assert set(defaults.to_dict()) == set(settings._FIELD_TYPES)
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    config = settings.load(write(tmp_path, ""))
+    assert config == Config()
+    assert config.for_launchpad("desktop").idle_timeout == 600.0
+
+
+def test_launchpad_overrides_and_account_settings(tmp_path: Path) -> None:
+    config = settings.load(
+        write(
+            tmp_path,
+            """
+            [server]
+            port = 0
+            display = "auto"
+
+            [account]
+            name = "acme"
+            idle_timeout = 300
+            keepalive_timeout = 20
+
+            [launchpads.desktop]
+            use_account_settings = true
+
+            [launchpads.kiosk]
+            idle_timeout = 60
+            max_session_duration = 3600
+            duplicate_policy = "takeover"
+
+            [launchpads.lab]
+            use_account_settings = false
+
+            [launchpads.plain]
+            """,
+        )
+    )
+    assert config.server.port == 0
+    assert config.server.display == "auto"
+    assert config.account_name == "acme"
+    assert config.account.idle_timeout == 300.0
+    assert isinstance(config.account.idle_timeout, float)
+    assert config.for_launchpad("desktop") == config.account
+    kiosk = config.for_launchpad("kiosk")
+    assert kiosk.idle_timeout == 60.0
+    assert kiosk.max_session_duration == 3600.0
+    assert kiosk.duplicate_policy == "takeover"
+    assert kiosk.keepalive_timeout == 20.0, "keys a launchpad does not set come from the account"
+    assert config.for_launchpad("lab") == config.account
+    assert config.for_launchpad("plain") == config.account
+
+
+def test_zero_allowed_where_it_means_none(tmp_path: Path) -> None:
+    config = settings.load(write(tmp_path, "[account]\nwarn_before = 0\nreconnect_attempts = 0\n"))
+    assert config.account.warn_before == 0.0
+    assert config.account.reconnect_attempts == 0
+
+
+def test_unknown_launchpad_names_it() -> None:
+    with pytest.raises(SettingsError, match=r"unknown launchpad 'nope' \(configured: desktop\)"):
+        Config().for_launchpad("nope")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[account]\nidle_timeout = -1", "account.idle_timeout: must not be negative"),
+        (
+            "[account]\nkeepalive_timeout = 0",
+            "account.keepalive_timeout: must be greater than zero",
+        ),
+        ('[account]\nidle_timeout = "ten"', "account.idle_timeout: expected a number"),
+        ("[account]\nidle_timeout = true", "account.idle_timeout: expected a number"),
+        ("[account]\nidle_timeout = [600]", "account.idle_timeout: expected a number"),
+        ("[account]\nidle_timeout = nan", "account.idle_timeout: must be a finite number"),
+        ("[account]\nidle_timeout = inf", "account.idle_timeout: must be a finite number"),
+        ("[account]\nmax_receive_timeouts = 2.5", "account.max_receive_timeouts: expected a whole"),
+        ("[account]\nsend_buffer_limit = false", "account.send_buffer_limit: expected a number"),
+        ("[account]\nduplicate_policy = 1", "account.duplicate_policy: expected a string"),
+        ('[account]\nduplicate_policy = "kick"', "account.duplicate_policy: must be one of"),
+        ("[account]\nidle_timout = 5", "account: unknown key 'idle_timout'"),
+        ("[account]\nname = 5", "account.name: expected a string"),
+        ("account = 5", "account: expected a table"),
+        ('account = "acme"', "account: expected a table"),
+        (
+            "[account]\nwarn_before = 600\nmax_session_duration = 600",
+            "account.warn_before: must be shorter than max_session_duration",
+        ),
+        (
+            "[launchpads.short]\nmax_session_duration = 200",
+            "launchpads.short.warn_before: must be shorter than max_session_duration",
+        ),
+        (
+            "[account]\nreconnect_backoff_initial = 20",
+            "account.reconnect_backoff_initial: must not exceed reconnect_backoff_max",
+        ),
+        ("[launchpads.desktop]\nidle_timeout = -5", "launchpads.desktop.idle_timeout"),
+        ("[launchpads.desktop]\nidle = 5", "launchpads.desktop: unknown key 'idle'"),
+        (
+            '[launchpads.desktop]\nuse_account_settings = "yes"',
+            "launchpads.desktop.use_account_settings: expected true/false",
+        ),
+        (
+            "[launchpads.desktop]\nuse_account_settings = true\nidle_timeout = 5",
+            "launchpads.desktop: has overrides but use_account_settings = true",
+        ),
+        ("launchpads = 3", "launchpads: expected a table"),
+        ("[launchpads]\ndesktop = 3", "launchpads.desktop: expected a table"),
+        ("[accounts]\nidle_timeout = 5", "unknown section(s): accounts"),
+        ("server = 1", "server: expected a table"),
+        ("[server]\nbind = 1", "server: unknown key 'bind'"),
+        ("[server]\nname = 1", "server.name: expected a string"),
+        ('[server]\nport = "80"', "server.port: expected a whole number"),
+        ("[server]\nport = 70000", "server.port: must be 0-65535"),
+        ("[server]\nport = true", "server.port: expected a whole number"),
+        ('[server]\ndisplay = "vnc"', "server.display: must be one of"),
+        ("[account\nidle_timeout = 5", "not valid TOML"),
+    ],
+)
+def test_invalid_settings_name_the_key(tmp_path: Path, text: str, says: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(SettingsError) as caught:
+        settings.load(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert says in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("missing", "cannot read (No such file or directory)"),
+        ("directory", "cannot read (Is a directory)"),
+        ("latin-1", "not UTF-8 text (invalid start byte at byte 5)"),
+    ],
+)
+def test_unreadable_file_names_it(tmp_path: Path, kind: str, says: str) -> None:
+    path = {"missing": tmp_path / "missing.toml", "directory": tmp_path}.get(kind)
+    if path is None:
+        path = tmp_path / "latin1.toml"
+        path.write_bytes(b'a = "\xff"')
+    with pytest.raises(SettingsError) as caught:
+        settings.load(path)
+    assert str(caught.value) == f"{path}: {says}"
+
+
+def test_from_mapping_without_a_file() -> None:
+    config = settings.from_mapping({"launchpads": {"kiosk": {"idle_timeout": 30}}})
+    assert config.for_launchpad("kiosk").idle_timeout == 30.0
+    with pytest.raises(SettingsError, match="unknown launchpad 'desktop'"):
+        config.for_launchpad("desktop")
