@@ -7,4 +7,17 @@ from collections.abc import Callable
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRARS: list[Registrar] = []
+
+def _server(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from openfrp.server.command import register
+
+    register(sub)
+
+
+def _terminal(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from openfrp.terminal.command import register
+
+    register(sub)
+
+
+REGISTRARS: list[Registrar] = [_server, _terminal]

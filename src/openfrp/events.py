@@ -23,6 +23,8 @@ SOURCES = ("server", "terminal", "signaling")
 # The event vocabulary both sides write and the analyzer reads. An event that carries a code
 # says which code that side saw or produced.
 NAMES: dict[str, str] = {
+    "server.started": "server: the server process is listening (attrs.url)",
+    "server.stopping": "server: the process was told to stop; live sessions end with 4019",
     "session.created": "server: a session was launched for a user on a launchpad",
     "session.starting": "server: profile mount and display start are running",
     "session.started": "server: the session is active (attrs.time_to_start_ms)",
@@ -36,6 +38,7 @@ NAMES: dict[str, str] = {
     "connection.closed": "either side: a connection ended; code is its close code",
     "receive.timeout": "server: receive_timeout passed with nothing received (attrs.count)",
     "video.error": "server: a capture or encode step failed (attrs.error)",
+    "events.rejected": "server: shipped terminal events that failed validation (attrs.rejected)",
     "error.exception": "server: an unexpected exception (attrs.where, attrs.error)",
     "connect.attempt": "terminal: a connection attempt starts (attrs.url)",
     "connect.failed": "terminal: no session within connect_timeout (4101)",

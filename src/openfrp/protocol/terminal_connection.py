@@ -179,7 +179,11 @@ class TerminalConnection:
         self.deadlines.cancel("attempt")
         attrs = {"close_code": code, "close_reason": reason}
         if self.state is TerminalState.CLOSING:
-            return self._finish(code if code not in (None, 1000) else None, attrs, shown=code)
+            final = code if code not in (None, 1000) else None
+            log = Log(
+                "connection.closed", code=final, connection_id=self.connection_id, attrs=attrs
+            )
+            return [log, *self._finish(final, attrs, shown=code)]
         row = codes.lookup(code) if code is not None else None
         if row is not None and not row.reconnect:
             log = Log("connection.closed", code=code, connection_id=self.connection_id, attrs=attrs)

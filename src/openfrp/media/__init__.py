@@ -1,0 +1,1 @@
+"""Display sources and the frame encoding sent as binary video frames."""

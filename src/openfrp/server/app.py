@@ -1,0 +1,396 @@
+"""The HTTP API and the FRP7 WebSocket endpoint, as one Starlette app.
+
+Launching a session issues its configuration and a signed token naming its owner; the
+token is what the terminal presents and what limits a user to their own sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from openfrp import PROTOCOL_VERSION
+from openfrp.events import Event, EventLog, now_ts
+from openfrp.protocol.handshake import Issued, TokenError, digest, sign_token, verify_token
+from openfrp.protocol.server_session import ServerSession, SessionState
+from openfrp.server.registry import Registry, SessionRecord
+from openfrp.server.runtime import Identity, SessionRuntime, now_ms
+from openfrp.settings import Config, SessionSettings, SettingsError
+
+TERMINAL_SETTINGS = (
+    "connect_timeout",
+    "keepalive_timeout",
+    "heartbeat_interval",
+    "reconnect_attempts",
+    "reconnect_window",
+    "reconnect_backoff_initial",
+    "reconnect_backoff_max",
+)
+NO_CLOSE_FRAME = (1005, 1006)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ServerState:
+    config: Config
+    secret: bytes
+    log: EventLog
+    registry: Registry
+    public_url: str
+    runtimes: dict[str, SessionRuntime] = field(default_factory=dict)
+
+    @property
+    def admin_key(self) -> str:
+        return hmac.new(self.secret, b"admin", hashlib.sha256).hexdigest()
+
+    def guest_key(self, session_id: str) -> str:
+        return hmac.new(self.secret, f"guest:{session_id}".encode(), hashlib.sha256).hexdigest()
+
+    def launch(self, user: str, launchpad: str) -> dict[str, Any]:
+        settings = self.config.for_launchpad(launchpad)
+        session_id = "s-" + secrets.token_hex(8)
+        host = self.config.server.name
+        config = {
+            "protocol": PROTOCOL_VERSION,
+            "session_id": session_id,
+            "user": user,
+            "account": self.config.account_name,
+            "launchpad": launchpad,
+            "frp": 7,
+            "host": host,
+            "terminal": {k: getattr(settings, k) for k in TERMINAL_SETTINGS},
+        }
+        issued = Issued(session_id, user, config, digest(config))
+        token = sign_token(self.secret, {"session_id": session_id, "user": user})
+        machine = ServerSession(issued, settings, self.secret, now_ms())
+        identity = Identity(host, session_id, user, self.config.account_name, launchpad)
+        self.registry.add(
+            SessionRecord(
+                session_id,
+                user,
+                self.config.account_name,
+                launchpad,
+                host,
+                "created",
+                None,
+                now_ts(),
+                None,
+                config,
+            )
+        )
+        self.log.write(
+            Event(
+                "session.created",
+                host=host,
+                session_id=session_id,
+                user=user,
+                account=self.config.account_name,
+                launchpad=launchpad,
+                frp=7,
+                attrs={"settings": settings.to_dict()},
+            )
+        )
+        self.runtimes[session_id] = SessionRuntime(
+            machine, identity, self.log, self.config.server.display, self._state_changed
+        )
+        return {
+            "session_id": session_id,
+            "token": token,
+            "config": config,
+            "config_digest": issued.config_digest,
+            "ws_url": self.public_url.replace("http", "ws", 1) + "/frp7",
+            "connect_url": f"{self.public_url}/s/{session_id}?token={token}",
+        }
+
+    def _state_changed(self, runtime: SessionRuntime) -> None:
+        machine = runtime.machine
+        ended = machine.state is SessionState.ENDED
+        self.registry.set_state(
+            runtime.identity.session_id,
+            machine.state.value,
+            machine.final_code,
+            now_ts() if ended else None,
+        )
+
+    def ticket(self, session_id: str) -> dict[str, Any]:
+        runtime = self.runtimes[session_id]
+        issued = runtime.machine.issued
+        token = sign_token(self.secret, {"session_id": session_id, "user": issued.user})
+        return {
+            "session_id": session_id,
+            "token": token,
+            "config": issued.config,
+            "config_digest": issued.config_digest,
+            "ws_url": self.public_url.replace("http", "ws", 1) + "/frp7",
+        }
+
+    async def stop_all(self, reason: str) -> None:
+        live = [r for r in self.runtimes.values() if not r.ended.is_set()]
+        await asyncio.gather(*(r.stop(4019, reason) for r in live))
+
+
+# -- authorization ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Caller:
+    admin: bool
+    user: str | None
+
+
+def _caller(request: Request, state: ServerState) -> Caller:
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential:
+        raise ApiError(401, "missing 'Authorization: Bearer <token>' header")
+    if hmac.compare_digest(credential, state.admin_key):
+        return Caller(admin=True, user=None)
+    try:
+        claims = verify_token(state.secret, credential)
+    except TokenError as exc:
+        raise ApiError(401, f"invalid token: {exc}") from None
+    return Caller(admin=False, user=str(claims.get("user")))
+
+
+def _own_record(request: Request, state: ServerState, caller: Caller) -> SessionRecord:
+    session_id = request.path_params["session_id"]
+    record = state.registry.get(session_id)
+    if record is None or (not caller.admin and record.user != caller.user):
+        raise ApiError(404, f"no session '{session_id}' for this caller")
+    return record
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise ApiError(400, "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.openfrp
+    return state
+
+
+# -- routes ----------------------------------------------------------------------------------
+
+
+async def launch(request: Request) -> Response:
+    state = _state(request)
+    if not _caller(request, state).admin:
+        raise ApiError(403, "launching a session needs the admin key")
+    body = await _json_body(request)
+    user, launchpad = body.get("user"), body.get("launchpad", "desktop")
+    if not isinstance(user, str) or not user:
+        raise ApiError(400, "field 'user' (a non-empty string) is required")
+    if not isinstance(launchpad, str):
+        raise ApiError(400, "field 'launchpad' must be a string")
+    try:
+        return JSONResponse(state.launch(user, launchpad), status_code=201)
+    except SettingsError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def _public(state: ServerState, record: SessionRecord) -> dict[str, Any]:
+    data = record.public()
+    runtime = state.runtimes.get(record.session_id)
+    if runtime is not None:
+        data["state"] = runtime.machine.state.value
+        data["final_code"] = runtime.machine.final_code
+    return data
+
+
+async def list_sessions(request: Request) -> Response:
+    state = _state(request)
+    caller = _caller(request, state)
+    records = state.registry.sessions(None if caller.admin else caller.user)
+    return JSONResponse({"sessions": [_public(state, r) for r in records]})
+
+
+async def get_session(request: Request) -> Response:
+    state = _state(request)
+    return JSONResponse(_public(state, _own_record(request, state, _caller(request, state))))
+
+
+async def get_ticket(request: Request) -> Response:
+    state = _state(request)
+    record = _own_record(request, state, _caller(request, state))
+    if record.session_id not in state.runtimes:
+        raise ApiError(410, f"session '{record.session_id}' is no longer served here")
+    return JSONResponse(state.ticket(record.session_id))
+
+
+async def close_session(request: Request) -> Response:
+    state = _state(request)
+    caller = _caller(request, state)
+    record = _own_record(request, state, caller)
+    runtime = state.runtimes.get(record.session_id)
+    if runtime is None or runtime.ended.is_set():
+        raise ApiError(409, f"session '{record.session_id}' has already ended")
+    by = "admin API" if caller.admin else f"user {caller.user}"
+    await runtime.stop(4019, f"closed from outside by {by}")
+    return JSONResponse({"session_id": record.session_id, "final_code": 4019})
+
+
+async def push_message(request: Request) -> Response:
+    state = _state(request)
+    if not _caller(request, state).admin:
+        raise ApiError(403, "pushing messages needs the admin key")
+    record = _own_record(request, state, Caller(admin=True, user=None))
+    body = (await _json_body(request)).get("body")
+    if not isinstance(body, dict):
+        raise ApiError(400, "field 'body' (a JSON object) is required")
+    runtime = state.runtimes.get(record.session_id)
+    if runtime is None or runtime.ended.is_set():
+        raise ApiError(409, f"session '{record.session_id}' has ended")
+    runtime.post("push", body)
+    return JSONResponse({"queued": True}, status_code=202)
+
+
+GUEST_ACTIONS = {"shutdown": 4015, "logoff": 4018}
+
+
+async def guest_action(request: Request) -> Response:
+    """Shutdown or logoff requested from inside the session, with the session's guest key."""
+    state = _state(request)
+    session_id = request.path_params["session_id"]
+    runtime = state.runtimes.get(session_id)
+    key = request.headers.get("x-openfrp-guest-key", "")
+    if runtime is None or not hmac.compare_digest(key, state.guest_key(session_id)):
+        raise ApiError(404, f"no session '{session_id}' for this guest key")
+    action = (await _json_body(request)).get("action")
+    if action not in GUEST_ACTIONS:
+        raise ApiError(400, f"field 'action' must be one of {', '.join(GUEST_ACTIONS)}")
+    await runtime.stop(GUEST_ACTIONS[action], f"guest {action}")
+    return JSONResponse({"session_id": session_id, "final_code": GUEST_ACTIONS[action]})
+
+
+async def health(request: Request) -> Response:
+    state = _state(request)
+    live = sum(1 for r in state.runtimes.values() if not r.ended.is_set())
+    return JSONResponse({"ok": True, "live_sessions": live})
+
+
+# -- FRP7 ------------------------------------------------------------------------------------
+
+
+class _WebSocketTransport:
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    async def send_text(self, data: str) -> None:
+        await self._ws.send_text(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._ws.send_bytes(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code, reason)
+
+
+def _session_id_of(data: str | bytes) -> str | None:
+    if not isinstance(data, str):
+        return None
+    with contextlib.suppress(ValueError):
+        message = json.loads(data)
+        session_id = message.get("session_id") if isinstance(message, dict) else None
+        if isinstance(session_id, str):
+            return session_id
+    return None
+
+
+async def frp7(websocket: WebSocket) -> None:
+    state: ServerState = websocket.app.state.openfrp
+    await websocket.accept()
+    cid = "c-" + secrets.token_hex(6)
+    remote = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
+    try:
+        first = await asyncio.wait_for(websocket.receive(), state.config.account.handshake_timeout)
+    except TimeoutError:
+        first = {"type": "timeout"}
+    if first["type"] == "websocket.disconnect":
+        return
+    data: str | bytes = first.get("text") or first.get("bytes") or b""
+    runtime = state.runtimes.get(_session_id_of(data) or "")
+    if runtime is None:
+        problem = "no hello in time" if first["type"] == "timeout" else "unknown session"
+        state.log.write(
+            Event(
+                "connection.rejected",
+                host=state.config.server.name,
+                connection_id=cid,
+                frp=7,
+                code=4002,
+                severity="error",
+                message="hello names no session served here",
+                attrs={
+                    "field": "session_id",
+                    "problem": problem,
+                    "remote": remote,
+                    "code_name": "CONFIG_MISMATCH",
+                },
+            )
+        )
+        with contextlib.suppress(Exception):
+            await websocket.close(4002, "CONFIG_MISMATCH")
+        return
+    runtime.attach(cid, _WebSocketTransport(websocket), {"remote": remote})
+    runtime.post("data", cid, data)
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                code = message.get("code")
+                runtime.post("lost", cid, None if code in NO_CLOSE_FRAME else code)
+                return
+            runtime.post("data", cid, message.get("text") or message.get("bytes") or b"")
+    except RuntimeError:
+        runtime.post("lost", cid, None)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+def create_app(state: ServerState) -> Starlette:
+    app = Starlette(
+        routes=[
+            Route("/healthz", health),
+            Route("/api/sessions", launch, methods=["POST"]),
+            Route("/api/sessions", list_sessions, methods=["GET"]),
+            Route("/api/sessions/{session_id}", get_session, methods=["GET"]),
+            Route("/api/sessions/{session_id}", close_session, methods=["DELETE"]),
+            Route("/api/sessions/{session_id}/ticket", get_ticket, methods=["GET"]),
+            Route("/api/sessions/{session_id}/messages", push_message, methods=["POST"]),
+            Route("/api/sessions/{session_id}/guest", guest_action, methods=["POST"]),
+            WebSocketRoute("/frp7", frp7),
+        ],
+        exception_handlers={ApiError: _api_error},
+    )
+    app.state.openfrp = state
+    return app
+
+
+def default_settings() -> SessionSettings:
+    return SessionSettings()

@@ -1,0 +1,175 @@
+"""`openfrp serve`, `launch`, `sessions`, `close` and `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from openfrp.settings import Config, SettingsError, load
+
+SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load(args.config) if args.config else Config()
+    overrides = {
+        k: v
+        for k, v in (
+            ("host", args.host),
+            ("port", args.port),
+            ("log_dir", args.log_dir),
+            ("registry", args.registry),
+        )
+        if v is not None
+    }
+    if overrides:
+        config = replace(config, server=replace(config.server, **overrides))
+    return config
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from openfrp.server.serve import serve
+
+    return asyncio.run(serve(_config(args), args.ready_file))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from openfrp.server.app import ServerState
+    from openfrp.server.serve import serve
+
+    def announce(state: ServerState) -> None:
+        ticket = state.launch("demo-user", next(iter(state.config.launchpads)))
+        print("\nA demo session is waiting. Join it from another shell with:\n")
+        print(f"  .venv/bin/openfrp connect '{ticket['connect_url']}'\n")
+        print("Type 'close' (end the session) or 'disconnect' (keep it) in the terminal.")
+        print("Stop the server with Ctrl-C: live sessions end with 4019.\n", flush=True)
+
+    return asyncio.run(serve(_config(args), args.ready_file, on_ready=announce))
+
+
+def _admin_key(args: argparse.Namespace) -> str:
+    if args.admin_key:
+        return str(args.admin_key)
+    path = Path(args.data_dir) / "admin.key"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        raise SettingsError(f"no --admin-key given and {path} cannot be read") from None
+
+
+def api(
+    method: str, url: str, key: str, body: dict[str, Any] | None = None, timeout: float = 10.0
+) -> dict[str, Any]:
+    """Call the server's API; failures become one-line SettingsError-style messages."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            result: dict[str, Any] = json.loads(response.read())
+            return result
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            detail = exc.reason
+        raise ApiCallError(f"{method} {url}: {exc.code} {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ApiCallError(f"{method} {url}: server not reachable ({reason})") from None
+
+
+class ApiCallError(SettingsError):
+    """The API answered with an error or could not be reached."""
+
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    ticket = api(
+        "POST",
+        f"{args.server}/api/sessions",
+        _admin_key(args),
+        {"user": args.user, "launchpad": args.launchpad},
+    )
+    if args.out:
+        Path(args.out).write_text(json.dumps(ticket, indent=2))
+    print(
+        json.dumps(ticket, indent=2)
+        if args.json
+        else f"session {ticket['session_id']} for {args.user}\n"
+        f"  openfrp connect '{ticket['connect_url']}'"
+    )
+    return 0
+
+
+def _cmd_sessions(args: argparse.Namespace) -> int:
+    key = args.token or _admin_key(args)
+    sessions = api("GET", f"{args.server}/api/sessions", key)["sessions"]
+    if args.json:
+        print(json.dumps(sessions, indent=2))
+        return 0
+    for s in sessions:
+        code = s["final_code"] if s["final_code"] is not None else "-"
+        print(f"{s['session_id']}  {s['user']:<16} {s['launchpad']:<12} {s['state']:<12} {code}")
+    return 0
+
+
+def _cmd_close(args: argparse.Namespace) -> int:
+    key = args.token or _admin_key(args)
+    result = api("DELETE", f"{args.server}/api/sessions/{args.session_id}", key)
+    print(f"session {result['session_id']} closed with {result['final_code']}")
+    return 0
+
+
+def _server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML settings file (server, account, launchpads)")
+    p.add_argument("--host", help="listen address (default from config: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (0 picks a free one)")
+    p.add_argument("--log-dir", help="folder of the event log")
+    p.add_argument("--registry", help="SQLite registry file")
+    p.add_argument("--ready-file", help="write the URL and admin key here once listening")
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default="http://127.0.0.1:8470", help="server URL")
+    p.add_argument("--admin-key", help="admin key (default: read from DATA_DIR/admin.key)")
+    p.add_argument("--data-dir", default="openfrp-data", help="server data folder")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the session server")
+    _server_args(p)
+    p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("demo", help="run the server and launch one demo session")
+    _server_args(p)
+    p.set_defaults(handler=_cmd_demo)
+
+    p = sub.add_parser("launch", help="launch a session for a user (admin)")
+    _client_args(p)
+    p.add_argument("--user", required=True)
+    p.add_argument("--launchpad", default="desktop")
+    p.add_argument("--out", help="also write the ticket JSON to this file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_launch)
+
+    p = sub.add_parser("sessions", help="list sessions (admin: all; --token: your own)")
+    _client_args(p)
+    p.add_argument("--token", help="a user's session token instead of the admin key")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_sessions)
+
+    p = sub.add_parser("close", help="close a session from outside (4019)")
+    _client_args(p)
+    p.add_argument("session_id")
+    p.add_argument("--token", help="a user's session token instead of the admin key")
+    p.set_defaults(handler=_cmd_close)

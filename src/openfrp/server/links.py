@@ -1,0 +1,83 @@
+"""A transport connection as the runtime sees it: a queue drained by a writer task.
+
+The control loop only enqueues; a slow or stuck peer blocks its own writer, never the
+session. Video goes through a one-slot path that drops frames while anything is queued or
+too many frames are unacknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+MAX_FRAMES_IN_FLIGHT = 2
+
+
+class Transport(Protocol):
+    async def send_text(self, data: str) -> None: ...
+    async def send_bytes(self, data: bytes) -> None: ...
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class Link:
+    def __init__(
+        self,
+        connection_id: str,
+        transport: Transport,
+        on_send_failed: Callable[[str, str], Awaitable[None]],
+    ) -> None:
+        self.connection_id = connection_id
+        self._transport = transport
+        self._on_send_failed = on_send_failed
+        self._queue: asyncio.Queue[str | bytes] = asyncio.Queue()
+        self._closing = False
+        self.frames_in_flight = 0
+        self.frames_dropped = 0
+        self._writer = asyncio.create_task(self._write(), name=f"writer-{connection_id}")
+
+    def send(self, text: str) -> None:
+        if not self._closing:
+            self._queue.put_nowait(text)
+
+    def offer_frame(self, number: int, data: bytes) -> bool:
+        """Queue a video frame only if the path is clear; otherwise drop it."""
+        if (
+            self._closing
+            or not self._queue.empty()
+            or self.frames_in_flight >= (MAX_FRAMES_IN_FLIGHT)
+        ):
+            self.frames_dropped += 1
+            return False
+        self.frames_in_flight += 1
+        self._queue.put_nowait(data)
+        return True
+
+    def frame_acked(self) -> None:
+        self.frames_in_flight = max(0, self.frames_in_flight - 1)
+
+    def close(self, code: int, reason: str) -> asyncio.Task[None]:
+        """Drop what is queued and close; nothing waits on the peer (it may be stuck)."""
+        self._closing = True
+        self._writer.cancel()
+        return asyncio.create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._transport.close(code, reason), 5.0)
+
+    async def _write(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                if isinstance(item, str):
+                    await self._transport.send_text(item)
+                else:
+                    await self._transport.send_bytes(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._closing:
+                    await self._on_send_failed(self.connection_id, f"{type(exc).__name__}: {exc}")
+                return

@@ -1,0 +1,306 @@
+"""One session's asyncio life: a control loop that feeds the state machine and applies actions.
+
+All calls into the state machine happen on this loop, in arrival order; connection readers,
+the start task, the video pump and the API only post to its inbox. An exception in the loop
+itself is 4001 before the session is active and 4004 after; in an auxiliary task, 4005.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from openfrp import codes
+from openfrp.events import Event, EventLog
+from openfrp.media.synthetic import encode_frame
+from openfrp.protocol.actions import (
+    Action,
+    Close,
+    Deliver,
+    EndSession,
+    Log,
+    Send,
+    StartSession,
+)
+from openfrp.protocol.messages import encode
+from openfrp.protocol.server_session import ServerSession, SessionState
+from openfrp.server.host import Display, StartFailure, mount_profile, start_display
+from openfrp.server.links import Link, Transport
+
+
+def now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Identity:
+    host: str
+    session_id: str
+    user: str
+    account: str
+    launchpad: str
+    frp: int = 7
+
+
+class SessionRuntime:
+    def __init__(
+        self,
+        machine: ServerSession,
+        identity: Identity,
+        log: EventLog,
+        display_kind: str,
+        on_state: Callable[[SessionRuntime], None],
+        video_fps: float = 5.0,
+    ) -> None:
+        self.machine = machine
+        self.identity = identity
+        self._log = log
+        self._display_kind = display_kind
+        self._on_state = on_state
+        self._state = machine.state
+        self._video_interval = 1.0 / video_fps
+        self.links: dict[str, Link] = {}
+        self.display: Display | None = None
+        self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._frame = 0
+        self.ended = asyncio.Event()
+        self._loop_task = asyncio.create_task(self._control_loop(), name=identity.session_id)
+
+    # -- what the transport and API call ---------------------------------------------------
+
+    def post(self, *item: Any) -> None:
+        self._inbox.put_nowait(item)
+
+    def attach(self, cid: str, transport: Transport, attrs: dict[str, Any]) -> None:
+        self.links[cid] = Link(cid, transport, self._send_failed)
+        self.post("opened", cid, attrs)
+
+    async def _send_failed(self, cid: str, error: str) -> None:
+        self.post("send_failed", cid, error)
+
+    async def stop(self, code: int, reason: str, wait: float = 3.0) -> None:
+        """End the session from outside (4019) and wait, bounded, for its close to go out."""
+        self.post("host", code, reason)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ended.wait(), wait)
+
+    # -- the control loop ------------------------------------------------------------------
+
+    async def _control_loop(self) -> None:
+        while True:
+            deadline = self.machine.next_deadline()
+            timeout = None if deadline is None else max(0, deadline - now_ms()) / 1000
+            try:
+                item: tuple[Any, ...] | None = await asyncio.wait_for(self._inbox.get(), timeout)
+            except TimeoutError:
+                item = None
+            try:
+                now = now_ms()
+                actions = self.machine.tick(now) if item is None else self._dispatch(item, now)
+                await self._apply(actions)
+            except Exception as exc:
+                await self._crash(exc)
+            if self.machine.state is not self._state:
+                self._state = self.machine.state
+                self._on_state(self)
+
+    async def _crash(self, exc: Exception) -> None:
+        code = (
+            4004 if self.machine.state in (SessionState.ACTIVE, SessionState.DISCONNECTED) else 4001
+        )
+        error = "".join(traceback.format_exception_only(exc)).strip()
+        self._write(
+            Log(
+                "error.exception",
+                code=code,
+                attrs={
+                    "where": "control loop",
+                    "error": error,
+                    "traceback": traceback.format_exc(limit=8),
+                },
+            )
+        )
+        with contextlib.suppress(Exception):
+            await self._apply(self.machine.fault(code, "control loop", error, now_ms()))
+
+    def _dispatch(self, item: tuple[Any, ...], now: int) -> list[Action]:
+        kind, *args = item
+        m = self.machine
+        if kind == "opened":
+            return m.connection_opened(args[0], now, args[1])
+        if kind == "data":
+            return m.receive(args[0], args[1], now)
+        if kind == "lost":
+            self._drop_link(args[0])
+            return m.connection_lost(args[0], now, args[1])
+        if kind == "send_failed":
+            return m.send_failed(args[0], args[1], now)
+        if kind == "start_ok":
+            return m.start_succeeded(now)
+        if kind == "start_failed":
+            return m.start_failed(args[0], args[1], now)
+        if kind == "push":
+            return m.push(args[0], now)
+        if kind == "host":
+            return m.host_event(args[0], args[1], now)
+        if kind == "fault":
+            return m.fault(args[0], args[1], args[2], now)
+        if kind == "video":
+            return m.video_result(args[0], args[1], now)
+        raise ValueError(f"unknown inbox item {kind!r}")
+
+    async def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                link = self.links.get(action.connection_id)
+                if link is not None:
+                    link.send(encode(action.message))
+            elif isinstance(action, Close):
+                link = self.links.pop(action.connection_id, None)
+                if link is not None:
+                    self._track(link.close(action.code, action.reason))
+            elif isinstance(action, Log):
+                self._write(action)
+            elif isinstance(action, StartSession):
+                self._track(asyncio.create_task(self._start()))
+            elif isinstance(action, Deliver):
+                self._deliver(action)
+            elif isinstance(action, EndSession):
+                await self._end()
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _drop_link(self, cid: str) -> None:
+        link = self.links.pop(cid, None)
+        if link is not None:
+            link.close(1000, "")
+
+    # -- session start, video, auxiliary work ----------------------------------------------
+
+    async def _start(self) -> None:
+        settings = self.machine.settings
+        try:
+            await mount_profile(
+                settings,
+                {
+                    "OPENFRP_SESSION_ID": self.identity.session_id,
+                    "OPENFRP_USER": self.identity.user,
+                },
+            )
+            self.display = await start_display(self._display_kind, settings)
+        except StartFailure as failure:
+            self.post("start_failed", failure.code, failure.error)
+            return
+        except Exception as exc:
+            self.post("start_failed", 4001, f"{type(exc).__name__}: {exc}")
+            return
+        self.post("start_ok")
+        self._track(asyncio.create_task(self._video_pump()))
+
+    async def _video_pump(self) -> None:
+        failing = False
+        while not self.ended.is_set():
+            await asyncio.sleep(self._video_interval)
+            cid = self.machine.primary
+            if (
+                self.display is None
+                or cid is None
+                or self.machine.state is not (SessionState.ACTIVE)
+            ):
+                continue
+            try:
+                source = self.display.source
+                rgb = source.capture()
+                self._frame += 1
+                data = encode_frame(self._frame, source.width, source.height, rgb)
+            except Exception as exc:
+                failing = True
+                self.post("video", False, f"{type(exc).__name__}: {exc}")
+                continue
+            if failing:
+                failing = False
+                self.post("video", True, "")
+            link = self.links.get(cid)
+            if link is not None:
+                link.offer_frame(self._frame, data)
+
+    def _deliver(self, action: Deliver) -> None:
+        message = action.message
+        if message["type"] == "frame_ack":
+            link = self.links.get(action.connection_id)
+            if link is not None:
+                link.frame_acked()
+            return
+        self._track(asyncio.create_task(self._auxiliary(action)))
+
+    async def _auxiliary(self, action: Deliver) -> None:
+        """Work beside the control loop (event upload, input); a failure here is 4005."""
+        message = action.message
+        try:
+            if message["type"] == "events":
+                self._ingest_terminal_events(message["items"], action.connection_id)
+        except Exception as exc:
+            self.post("fault", 4005, f"deliver {message['type']}", f"{type(exc).__name__}: {exc}")
+
+    def _ingest_terminal_events(self, items: list[Any], cid: str) -> None:
+        rejected = 0
+        for item in items[:1000]:
+            try:
+                event = Event.from_dict(item)
+                if event.source != "terminal" or event.session_id != self.identity.session_id:
+                    raise ValueError("event is not this session's terminal event")
+                self._log.write(event)
+            except (ValueError, TypeError):
+                rejected += 1
+        if rejected:
+            self._write(
+                Log(
+                    "events.rejected",
+                    severity="warning",
+                    connection_id=cid,
+                    attrs={"rejected": rejected, "received": len(items)},
+                )
+            )
+
+    async def _end(self) -> None:
+        self.ended.set()
+        if self.display is not None:
+            await self.display.stop()
+
+    # -- the event log ---------------------------------------------------------------------
+
+    def _write(self, action: Log) -> None:
+        ident = self.identity
+        severity = action.severity
+        message = action.message
+        if action.code is not None:
+            row = codes.lookup(action.code)
+            if row is not None:
+                severity = severity or ("info" if row.kind is codes.Kind.INFO else "error")
+                message = message or row.message
+        self._log.write(
+            Event(
+                event=action.event,
+                source="server",
+                host=ident.host,
+                session_id=ident.session_id,
+                connection_id=action.connection_id,
+                previous_connection_id=action.previous_connection_id,
+                user=ident.user,
+                account=ident.account,
+                launchpad=ident.launchpad,
+                frp=ident.frp,
+                code=action.code,
+                severity=severity or "info",
+                message=message,
+                attrs=action.attrs,
+            )
+        )

@@ -1,0 +1,1 @@
+"""The Python terminal: asyncio and websockets around the terminal state machine."""

@@ -1,0 +1,93 @@
+"""`openfrp connect`: join a session from its connect link or a saved ticket."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from openfrp.events import EventLog
+from openfrp.protocol.terminal_connection import SessionTicket
+from openfrp.server.command import ApiCallError, api
+from openfrp.settings import SessionSettings, SettingsError, build
+
+
+def fetch_ticket(link: str, timeout: float) -> dict[str, Any]:
+    """Resolve a connect link (http://HOST:PORT/s/ID?token=T) or a ticket file to a ticket."""
+    path = Path(link)
+    if not link.startswith(("http://", "https://")):
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+            return data
+        except (OSError, ValueError) as exc:
+            raise SettingsError(
+                f"'{link}' is neither a connect link nor a ticket file ({exc})"
+            ) from None
+    parts = urllib.parse.urlsplit(link)
+    token = urllib.parse.parse_qs(parts.query).get("token", [""])[0]
+    segments = parts.path.strip("/").split("/")
+    if len(segments) != 2 or segments[0] != "s" or not token:
+        raise SettingsError(f"'{link}' is not a connect link (expected .../s/SESSION?token=T)")
+    base = f"{parts.scheme}://{parts.netloc}"
+    return api("GET", f"{base}/api/sessions/{segments[1]}/ticket", token, timeout=timeout)
+
+
+def _ticket(data: dict[str, Any], client: str) -> tuple[SessionTicket, SessionSettings, str]:
+    try:
+        ticket = SessionTicket(
+            session_id=str(data["session_id"]),
+            token=str(data["token"]),
+            config=dict(data["config"]),
+            config_digest=str(data["config_digest"]),
+            client=client,
+        )
+        ws_url = str(data["ws_url"])
+        settings = build(
+            "session configuration", dict(data["config"]["terminal"]), SessionSettings()
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SettingsError(f"the ticket is incomplete or malformed ({exc})") from None
+    return ticket, settings, ws_url
+
+
+def _cmd_connect(args: argparse.Namespace) -> int:
+    from openfrp.terminal.client import Terminal, read_commands
+
+    try:
+        data = fetch_ticket(args.link, timeout=SessionSettings().connect_timeout)
+    except ApiCallError as exc:
+        print(
+            "[4101 CONNECT_TIMEOUT] Could not reach the session server in time. "
+            f"Check your network and try again. ({exc})",
+            flush=True,
+        )
+        return 1
+    ticket, settings, ws_url = _ticket(data, args.client)
+    if args.ws_url:
+        ws_url = args.ws_url
+    log_path = args.log or f"openfrp-data/logs/terminal-{ticket.session_id}.jsonl"
+
+    async def main() -> int:
+        log = EventLog(log_path)
+        terminal = Terminal(ticket, settings, ws_url, log)
+        if not args.no_stdin:
+            read_commands(terminal, asyncio.get_running_loop())
+        try:
+            return await terminal.run()
+        finally:
+            log.close()
+
+    return asyncio.run(main())
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("connect", help="join a session (connect link or ticket file)")
+    p.add_argument("link", help="connect link http://HOST:PORT/s/ID?token=T, or a ticket file")
+    p.add_argument("--log", help="terminal event log (default openfrp-data/logs/...)")
+    p.add_argument("--ws-url", help="override the WebSocket URL of the ticket")
+    p.add_argument("--client", default="cli", help="client name reported to the server")
+    p.add_argument("--no-stdin", action="store_true", help="do not read commands from stdin")
+    p.set_defaults(handler=_cmd_connect)
