@@ -1,0 +1,82 @@
+"""Fixtures for end-to-end tests: every process a test starts is ended at teardown, by PID."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import RawClient, ServerProcess, TerminalProcess
+from tests.support.faultproxy import ProxyProcess, start_proxy_process
+
+
+class E2E:
+    """Starts servers, proxies, terminals and raw clients under one folder; stops them all."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._servers: list[ServerProcess] = []
+        self._proxies: list[ProxyProcess] = []
+        self._terminals: list[TerminalProcess] = []
+        self._raws: list[RawClient] = []
+        self._names = 0
+
+    def server(
+        self,
+        launchpads: dict[str, dict[str, Any]] | None = None,
+        account: dict[str, Any] | None = None,
+    ) -> ServerProcess:
+        server = ServerProcess.start(
+            self.root / f"server{len(self._servers)}", launchpads=launchpads, account=account
+        )
+        self._servers.append(server)
+        return server
+
+    def proxy(self, target_port: int) -> ProxyProcess:
+        proxy = start_proxy_process(target_port)
+        self._proxies.append(proxy)
+        return proxy
+
+    def terminal(
+        self, link: str, ws_url: str | None = None, name: str | None = None, stdin: bool = True
+    ) -> TerminalProcess:
+        self._names += 1
+        log = self.root / f"{name or 'terminal'}-{self._names}.jsonl"
+        terminal = TerminalProcess.start(link, log, ws_url=ws_url, stdin=stdin)
+        self._terminals.append(terminal)
+        return terminal
+
+    def raw(self, url: str, max_queue: int | None = 16) -> RawClient:
+        client = RawClient.open(url, max_queue=max_queue)
+        self._raws.append(client)
+        return client
+
+    def close(self) -> None:
+        for raw in self._raws:
+            raw.close()
+        for terminal in self._terminals:
+            terminal.stop()
+        for proxy in self._proxies:
+            proxy.stop()
+        for server in self._servers:
+            server.stop()
+
+
+@pytest.fixture
+def e2e(tmp_path: Path) -> Iterator[E2E]:
+    env = E2E(tmp_path)
+    try:
+        yield env
+    finally:
+        env.close()
+
+
+@pytest.fixture(scope="module")
+def e2e_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    env = E2E(tmp_path_factory.mktemp("e2e"))
+    try:
+        yield env
+    finally:
+        env.close()
