@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 from openfrp import PROTOCOL_VERSION
 from openfrp.events import Event, EventLog, now_ts
 from openfrp.protocol.handshake import Issued, TokenError, digest, sign_token, verify_token
+from openfrp.protocol.messages import MessageError, decode_from_terminal
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server.registry import Registry, SessionRecord
 from openfrp.server.runtime import Identity, SessionRuntime, now_ms
@@ -311,7 +312,7 @@ class _WebSocketTransport:
 def _session_id_of(data: str | bytes) -> str | None:
     if not isinstance(data, str):
         return None
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(ValueError, RecursionError):
         message = json.loads(data)
         session_id = message.get("session_id") if isinstance(message, dict) else None
         if isinstance(session_id, str):
@@ -333,7 +334,14 @@ async def frp7(websocket: WebSocket) -> None:
     data: str | bytes = first.get("text") or first.get("bytes") or b""
     runtime = state.runtimes.get(_session_id_of(data) or "")
     if runtime is None:
-        problem = "no hello in time" if first["type"] == "timeout" else "unknown session"
+        field, problem = "session_id", "unknown session"
+        if first["type"] == "timeout":
+            field, problem = "hello", "no hello in time"
+        else:
+            try:
+                decode_from_terminal(data)
+            except MessageError as exc:
+                field, problem = "hello", str(exc)
         state.log.write(
             Event(
                 "connection.rejected",
@@ -344,7 +352,7 @@ async def frp7(websocket: WebSocket) -> None:
                 severity="error",
                 message="hello names no session served here",
                 attrs={
-                    "field": "session_id",
+                    "field": field,
                     "problem": problem,
                     "remote": remote,
                     "code_name": "CONFIG_MISMATCH",
