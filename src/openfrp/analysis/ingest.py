@@ -1,0 +1,151 @@
+"""Read event logs (JSONL, plain or gzip, and Parquet) with DuckDB, keeping bad lines visible.
+
+DuckDB's JSON reader with `ignore_errors` turns a bad line into a row of NULLs instead of
+dropping it, and `row_number() OVER ()` keeps file order, so one parallel scan gives every
+event its line number and lets SQL tell valid events from bad lines (malformed, wrong types,
+unknown codes) without a slow Python pass. The reader skips blank lines, so line numbers count
+non-blank lines; the event writer never writes blank lines.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from openfrp import codes, events
+
+if TYPE_CHECKING:
+    import duckdb
+
+JSON_TYPED = {"ts": "VARCHAR", "frp": "JSON", "code": "JSON", "attrs": "JSON"}
+EVENT_COLUMNS = {name: JSON_TYPED.get(name, "VARCHAR") for name in events.FIELDS}
+PARQUET_SUFFIXES = (".parquet", ".parq")
+
+
+class InputError(Exception):
+    """An input the user named cannot be read; reported as one line."""
+
+
+@dataclass(frozen=True)
+class LogFile:
+    path: str
+    kind: str  # "jsonl" or "parquet"
+
+
+@dataclass(frozen=True)
+class BadLine:
+    path: str
+    line: int
+    reason: str
+
+
+def expand(patterns: list[str]) -> list[LogFile]:
+    """Files named or matched by each pattern, in order; a pattern matching nothing is an error."""
+    found: dict[str, LogFile] = {}
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                raise InputError(f"{pattern}: no file matches")
+        elif Path(pattern).is_file():
+            matches = [pattern]
+        else:
+            raise InputError(f"{pattern}: no such file")
+        for match in matches:
+            if Path(match).is_file():
+                kind = "parquet" if match.lower().endswith(PARQUET_SUFFIXES) else "jsonl"
+                found.setdefault(match, LogFile(match, kind))
+    if not found:
+        raise InputError("no input files")
+    return list(found.values())
+
+
+def quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _jsonl_sql(index: int, log: LogFile) -> str:
+    columns = ", ".join(f"{quote(k)}: {quote(v)}" for k, v in EVENT_COLUMNS.items())
+    names = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
+    return (
+        f"SELECT {index} AS file_id, row_number() OVER () AS line, {names} "
+        f"FROM read_json({quote(log.path)}, format='newline_delimited', ignore_errors=true, "
+        f"columns={{{columns}}})"
+    )
+
+
+def _parquet_sql(con: duckdb.DuckDBPyConnection, index: int, log: LogFile) -> str:
+    """Parquet has its own types: bring each field to the JSONL reader's shape."""
+    path = quote(log.path)
+    found = {
+        str(row[0]): str(row[1]).upper()
+        for row in con.sql(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()
+    }
+    parts = []
+    for name, wanted in EVENT_COLUMNS.items():
+        have = found.get(name)
+        if have is None:
+            parts.append(f'NULL::{wanted} AS "{name}"')
+        elif have in ("VARCHAR", "JSON"):
+            parts.append(f'try_cast("{name}" AS JSON) AS "{name}"')
+        elif wanted == "JSON":
+            parts.append(f'to_json("{name}") AS "{name}"')
+        else:
+            parts.append(f'CAST("{name}" AS VARCHAR) AS "{name}"')
+    return (
+        f"SELECT {index} AS file_id, file_row_number + 1 AS line, {', '.join(parts)} "
+        f"FROM read_parquet({path}, file_row_number=true)"
+    )
+
+
+def events_sql(con: duckdb.DuckDBPyConnection, logs: list[LogFile]) -> str:
+    """All events of all files, typed, each with its file, line and what is wrong with it.
+
+    `issue` names the first problem; `fatal` rows are not events at all (they only count as
+    bad lines), while an unknown code keeps its event so the session still ends with it.
+    """
+    union = " UNION ALL ".join(
+        _parquet_sql(con, i, log) if log.kind == "parquet" else _jsonl_sql(i, log)
+        for i, log in enumerate(logs)
+    )
+    known = ", ".join(str(c.number) for c in codes.TABLE)
+    sources = ", ".join(quote(s) for s in events.SOURCES)
+    return f"""
+    SELECT file_id, line, ts, source, host, session_id, "user", account, launchpad, event,
+           code, frp, attrs, issue, issue IS NOT NULL AND issue <> 'unknown code' AS fatal
+    FROM (
+        SELECT file_id, line, try_cast(ts AS TIMESTAMP) AS ts, source, host, session_id,
+               "user", account, launchpad, event, attrs,
+               CASE WHEN json_type(code) IN ('UBIGINT', 'BIGINT')
+                    THEN try_cast(code AS INTEGER) END AS code,
+               CASE CAST(frp AS VARCHAR) WHEN '7' THEN 7 WHEN '8' THEN 8 END AS frp,
+               CASE
+                 WHEN ts IS NULL AND source IS NULL AND event IS NULL AND session_id IS NULL
+                   THEN 'not a JSON event (malformed or truncated line)'
+                 WHEN ts IS NULL THEN 'missing field ''ts'''
+                 WHEN try_cast(ts AS TIMESTAMP) IS NULL THEN 'field ''ts'' is not a timestamp'
+                 WHEN event IS NULL THEN 'missing field ''event'''
+                 WHEN source IS NULL OR source NOT IN ({sources})
+                   THEN 'field ''source'' must be one of {", ".join(events.SOURCES)}'
+                 WHEN code IS NOT NULL AND json_type(code) NOT IN ('UBIGINT', 'BIGINT', 'NULL')
+                   THEN 'field ''code'' must be an integer or null'
+                 WHEN frp IS NOT NULL AND CAST(frp AS VARCHAR) NOT IN ('7', '8', 'null')
+                   THEN 'field ''frp'' must be 7, 8 or null'
+                 WHEN attrs IS NOT NULL AND json_type(attrs) NOT IN ('OBJECT', 'NULL')
+                   THEN 'field ''attrs'' must be an object'
+                 WHEN json_type(code) IN ('UBIGINT', 'BIGINT')
+                      AND try_cast(code AS INTEGER) NOT IN ({known})
+                   THEN 'unknown code'
+               END AS issue
+        FROM ({union})
+    )
+    """
+
+
+def describe_issue(issue: str, code: int | None) -> str:
+    """Finish an issue's wording in Python, where the code table can name the code's range."""
+    if issue == "unknown code" and code is not None:
+        return codes.describe(code)
+    return issue

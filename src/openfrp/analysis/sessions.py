@@ -1,0 +1,239 @@
+"""Rebuild every session from both sides' events and diagnose how it ended.
+
+One GROUP BY over all events produces per-session aggregates; a second, small query derives
+the session's facts and its category (rules.py). Ordering-dependent facts are taken within one
+side only (terminal times against terminal times), so terminal clock skew cannot break them;
+the skew itself is estimated from the connection.established both sides log, and used to put
+terminal events on the server's clock when the two are merged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from openfrp.analysis import ingest, rules
+
+if TYPE_CHECKING:
+    import duckdb
+
+# Terminal events that change its connection state; the last one says how the terminal ended.
+TERMINAL_STATE = (
+    "connect.attempt",
+    "connection.established",
+    "connection.lost",
+    "reconnect.attempt",
+    "reconnect.succeeded",
+    "ice.disconnected",
+)
+TERMINAL_END = (
+    "reconnect.gave_up",
+    "connect.failed",
+    "connection.closed",
+    "signaling.timeout",
+    "ice.failed",
+    "negotiation.timeout",
+    "peer.failed",
+    "probe.failed",
+)
+BAD_LINES_LISTED = 1000
+
+
+def _names(values: tuple[str, ...]) -> str:
+    return ", ".join(ingest.quote(v) for v in values)
+
+
+def aggregate_sql(events_sql: str) -> str:
+    """Per-session aggregates in one pass; bad lines and session-less events group under NULL."""
+    ends = _names(TERMINAL_END)
+    state = _names(TERMINAL_STATE + TERMINAL_END)
+    return f"""
+    SELECT CASE WHEN fatal THEN NULL ELSE session_id END AS session_id,
+      count(*) FILTER (NOT fatal) AS events,
+      list({{'file_id': file_id, 'line': line, 'issue': issue, 'code': code}})
+        FILTER (issue IS NOT NULL) AS issues,
+      any_value("user") AS "user",
+      any_value(account) AS account,
+      any_value(launchpad) AS launchpad,
+      coalesce(any_value(host) FILTER (source = 'server'), any_value(host)) AS host,
+      any_value(frp) AS frp,
+      any_value(CASE WHEN event = 'connection.established' THEN attrs->>'client' END) AS client,
+      min(ts) FILTER (source = 'server') AS srv_first,
+      max(ts) FILTER (source = 'server') AS srv_last,
+      min(ts) FILTER (source <> 'server') AS term_first,
+      max(ts) FILTER (source <> 'server') AS term_last,
+      min(ts) FILTER (event = 'session.created') AS created_at,
+      min(ts) FILTER (event = 'session.started') AS started_at,
+      max(ts) FILTER (event = 'session.ended') AS ended_at,
+      arg_max(code, ts) FILTER (event = 'session.ended') AS server_end_code,
+      arg_max({{'event': event, 'code': code}},
+              epoch_us(ts) * 2 + CASE WHEN event IN ({ends}) THEN 1 ELSE 0 END)
+        FILTER (source = 'terminal' AND event IN ({state})) AS term_last_state,
+      min(ts) FILTER (source = 'terminal' AND event = 'connect.attempt') AS t_attempt,
+      min(ts) FILTER (source = 'terminal' AND event = 'connection.established')
+        AS t_established,
+      min(ts) FILTER (source = 'server' AND event = 'connection.opened') AS s_opened,
+      min(ts) FILTER (source = 'server' AND event = 'connection.established') AS s_established,
+      count(*) FILTER (event = 'session.disconnected') AS srv_disconnects,
+      count(*) FILTER (event IN ('connection.lost', 'ice.disconnected')) AS term_drops,
+      count(*) FILTER (event = 'reconnect.attempt') AS reconnect_attempts,
+      count(*) FILTER (event IN ('reconnect.succeeded', 'session.resumed')) AS recoveries,
+      sum(CASE WHEN event = 'reconnect.succeeded'
+               THEN try_cast(attrs->>'recovery_ms' AS DOUBLE) END) AS term_recovery_ms,
+      min(ts) FILTER (event = 'session.disconnected') AS first_disconnect,
+      min(ts) FILTER (event = 'session.resumed') AS first_resume,
+      list(DISTINCT code) FILTER (code IS NOT NULL) AS codes,
+      list({{'ts': ts, 'source': source, 'event': event, 'code': code}})
+        FILTER (code IS NOT NULL) AS coded
+    FROM ({events_sql})
+    GROUP BY ALL
+    """
+
+
+def sessions_sql(table: str) -> str:
+    """Session facts, category, phase and evidence, from the aggregate table."""
+    all_rules = rules.load_rules()
+    ends = _names(TERMINAL_END)
+    return f"""
+    WITH base AS (
+      SELECT *,
+        CASE WHEN t_established IS NOT NULL AND s_established IS NOT NULL
+             THEN epoch_ms(t_established) - epoch_ms(s_established) END AS skew_ms,
+        term_last_state.event IN ({ends}) AS term_ended
+      FROM {table} WHERE session_id IS NOT NULL
+    ), facts AS (
+      SELECT *,
+        coalesce(server_end_code,
+                 CASE WHEN term_ended THEN term_last_state.code END) AS final_code,
+        ended_at IS NOT NULL OR coalesce(term_ended, false) AS ended,
+        started_at IS NOT NULL OR t_established IS NOT NULL OR s_established IS NOT NULL
+          AS active,
+        coalesce(created_at,
+                 least(srv_first, term_first - to_milliseconds(coalesce(skew_ms, 0))))
+          AS start_ts,
+        coalesce(ended_at,
+                 greatest(srv_last, term_last - to_milliseconds(coalesce(skew_ms, 0))))
+          AS end_ts
+      FROM base
+    ), classified AS (
+      SELECT *, {rules.category_sql(all_rules)} AS category FROM facts
+    )
+    SELECT session_id, "user", account, launchpad, host, frp, client,
+      start_ts, end_ts,
+      round(epoch(end_ts - start_ts), 3) AS duration_s,
+      coalesce(epoch_ms(t_established) - epoch_ms(t_attempt),
+               epoch_ms(s_established) - epoch_ms(s_opened)) AS time_to_connect_ms,
+      final_code,
+      greatest(srv_disconnects, term_drops) AS disconnects,
+      reconnect_attempts,
+      recoveries > 0 AS recovered,
+      CASE WHEN recoveries > 0
+           THEN coalesce(term_recovery_ms,
+                         epoch_ms(first_resume) - epoch_ms(first_disconnect)) END
+        AS recovery_ms,
+      coalesce(list_contains(codes, 4106), false) AS gave_up,
+      active, ended,
+      CASE WHEN NOT ended THEN 'open'
+           WHEN category = 'expected_end' THEN 'expected_end'
+           WHEN NOT active THEN 'setup_failure'
+           ELSE 'mid_session_failure' END AS phase,
+      category,
+      skew_ms,
+      events,
+      coalesce(codes, []::INTEGER[]) AS codes,
+      list_sort(coalesce({rules.evidence_sql(all_rules, "coded")}, [])) AS evidence
+    FROM classified
+    """
+
+
+@dataclass
+class Analysis:
+    """The analyzed logs: a DuckDB connection holding table `sessions`, and the bad lines."""
+
+    con: duckdb.DuckDBPyConnection
+    files: list[ingest.LogFile]
+    events: int
+    bad_count: int
+    bad_by_file: dict[str, int]
+    bad_lines: list[ingest.BadLine] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, sql: str, progress: Callable[[float], None] | None
+) -> None:
+    """Run a statement, reporting DuckDB's own progress estimate while it runs."""
+    if progress is None:
+        con.execute(sql)
+        return
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            con.execute(sql)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+        done = con.query_progress()
+        if done >= 0:
+            progress(done)
+    if failure:
+        raise failure[0]
+    progress(100.0)
+
+
+def analyze(
+    patterns: list[str],
+    progress: Callable[[float], None] | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Analysis:
+    """Read the logs and build table `sessions`; raise ingest.InputError for missing inputs."""
+    import duckdb
+
+    began = time.perf_counter()
+    logs = ingest.expand(patterns)
+    con = con or duckdb.connect()
+    try:
+        events_sql = ingest.events_sql(con, logs)
+    except duckdb.Error as exc:
+        raise ingest.InputError(f"cannot read input: {str(exc).splitlines()[0]}") from None
+    try:
+        _run(con, f"CREATE OR REPLACE TEMP TABLE agg AS {aggregate_sql(events_sql)}", progress)
+    except duckdb.Error as exc:
+        raise ingest.InputError(f"cannot read input: {str(exc).splitlines()[0]}") from None
+    con.execute(f"CREATE OR REPLACE TABLE sessions AS {sessions_sql('agg')}")
+    events = int(_scalar(con, "SELECT coalesce(sum(events), 0) FROM agg"))
+    per_file = con.sql(
+        "SELECT i.file_id, count(*) FROM (SELECT unnest(issues) AS i FROM agg) GROUP BY 1"
+    ).fetchall()
+    bad_by_file = {logs[int(fid)].path: int(n) for fid, n in per_file}
+    listed = con.sql(
+        "SELECT i.file_id, i.line, i.issue, i.code FROM (SELECT unnest(issues) AS i FROM agg) "
+        f"ORDER BY 1, 2 LIMIT {BAD_LINES_LISTED}"
+    ).fetchall()
+    bad = [
+        ingest.BadLine(logs[int(fid)].path, int(line), ingest.describe_issue(issue, code))
+        for fid, line, issue, code in listed
+    ]
+    con.execute("DROP TABLE agg")
+    return Analysis(
+        con=con,
+        files=logs,
+        events=events,
+        bad_count=sum(bad_by_file.values()),
+        bad_by_file=bad_by_file,
+        bad_lines=bad,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> float:
+    rows = con.sql(sql).fetchall()
+    return float(rows[0][0]) if rows and rows[0][0] is not None else 0.0
