@@ -162,7 +162,9 @@ class ServerSession:
         self.state = SessionState.ACTIVE
         self._heard(now_ms)
         self.deadlines.set("heartbeat", now_ms + _ms(s.heartbeat_interval))
-        return [*actions, Send(self.primary, {"type": "started"})]
+        # Messages pushed while starting were queued, not sent: send them now, in order.
+        queued = [Send(self.primary, message) for _, message, _ in self.unacked]
+        return [*actions, Send(self.primary, {"type": "started"}), *queued]
 
     def start_failed(self, code: int, error: str, now_ms: int) -> list[Action]:
         if code not in (4001, 4022, 4027):
@@ -221,15 +223,17 @@ class ServerSession:
         attrs = {"unacked_bytes": self.unacked_bytes, "limit": self.settings.send_buffer_limit}
         if self.primary is None:
             return self._end(4003, now_ms, attrs)
-        return self._lose_connection(self.primary, 4003, now_ms, attrs)
+        # A reader that does not read cannot take a close handshake either: abort it.
+        return self._lose_connection(self.primary, 4003, now_ms, attrs, abort=True)
 
     # -- time ------------------------------------------------------------------------------
 
     def tick(self, now_ms: int) -> list[Action]:
         actions: list[Action] = []
         for name in self.deadlines.pop_due(now_ms):
-            if self.ended:
-                break
+            # After the end only the handshake deadlines of pending connections still matter.
+            if self.ended and not name.startswith("handshake:"):
+                continue
             actions += self._fire(name, now_ms)
         return actions
 

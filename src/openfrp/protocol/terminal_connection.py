@@ -230,7 +230,9 @@ class TerminalConnection:
             ]
         if name == "retry":
             return self._retry(now_ms)
-        if name == "keepalive":
+        if name == "keepalive" and self.state is TerminalState.ESTABLISHED:
+            # Only a live session is kept alive: while connecting the attempt/connect timers
+            # rule, and while closing the closing grace does (no reconnect after Close).
             attrs = {"keepalive_timeout_s": self.settings.keepalive_timeout}
             return [Hangup(4102, "CONNECTION_SEVERED", abort=True), *self._lost(now_ms, attrs)]
         if name == "heartbeat" and self.state is TerminalState.ESTABLISHED:
@@ -255,6 +257,10 @@ class TerminalConnection:
         kind = message["type"]
         if kind == "welcome":
             return self._welcomed(message, now_ms)
+        if kind == "close":
+            # FRP8 carries the server's code as a message; a refused hello/resume sends it
+            # before any welcome, so it counts in every state, like a close code.
+            return self.transport_closed(message["code"], message.get("reason", ""), now_ms)
         if self.state is TerminalState.CONNECTING:
             return [
                 Log(
@@ -275,8 +281,6 @@ class TerminalConnection:
                 Log("session.warning", code=message["code"], severity="warning", attrs=attrs),
                 show(message["code"]),
             ]
-        if kind == "close":
-            return self.transport_closed(message["code"], message.get("reason", ""), now_ms)
         return []
 
     def _welcomed(self, message: dict[str, Any], now_ms: int) -> list[TerminalAction]:
@@ -387,6 +391,8 @@ class TerminalConnection:
         return [log, *self._finish(4106, attrs, shown=4106)]
 
     def _leave(self, message: dict[str, Any], now_ms: int) -> list[TerminalAction]:
+        if self.state is TerminalState.DONE:
+            return []  # already finished: keep the final code, do not finish twice
         if self.state is not TerminalState.ESTABLISHED:
             return [Hangup(1000, "LEFT", abort=True), *self._finish(None, {}, shown=None)]
         self.state = TerminalState.CLOSING

@@ -1,0 +1,186 @@
+"""Control-message decoding and the hello/token checks behind 4002."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from openfrp import PROTOCOL_VERSION
+from openfrp.protocol import messages
+from openfrp.protocol.handshake import (
+    TokenError,
+    canonical,
+    check_hello,
+    digest,
+    sign_token,
+    verify_token,
+)
+from openfrp.protocol.messages import MessageError
+from tests.protocol.harness import CONFIG, SECRET, SESSION_ID, USER, hello, issued, token
+
+# -- messages ----------------------------------------------------------------------------------
+
+
+def test_encode_decode_round_trip() -> None:
+    message = {"type": "input", "kind": "key", "data": {"key": "a"}}
+    text = messages.encode(message)
+    assert " " not in text
+    assert messages.decode_from_terminal(text) == message
+
+
+def test_every_server_message_type_decodes() -> None:
+    samples: list[dict[str, Any]] = [
+        {
+            "type": "welcome",
+            "session_id": "s",
+            "connection_id": "c",
+            "resume": False,
+            "state": "active",
+            "last_seq": 0,
+        },
+        {"type": "started"},
+        {"type": "ping", "id": 1},
+        {"type": "pong", "id": 1},
+        {"type": "msg", "seq": 1, "body": {}},
+        {"type": "warning", "code": 4008, "seconds_left": 60},
+        {"type": "display_change", "change_id": 3},
+        {"type": "close", "code": 4000},
+        {"type": "close", "code": 4000, "reason": "USER_CLOSED"},
+    ]
+    for sample in samples:
+        assert messages.decode_from_server(messages.encode(sample)) == sample
+    assert set(messages.SERVER_MESSAGES) == {s["type"] for s in samples}
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b'{"type":"ping","id":1}', "binary frame"),
+        ("not json", "not JSON"),
+        ("", "not JSON"),
+        ("[" * 100_000, "not JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ('"hello"', "not a JSON object"),
+        ("{}", "no string 'type'"),
+        ('{"type": 7}', "no string 'type'"),
+        ('{"type": "nope"}', "unknown message type"),
+        ('{"type": "ping"}', "missing field 'id'"),
+        ('{"type": "ping", "id": "1"}', "wrong type"),
+        ('{"type": "ping", "id": true}', "wrong type"),
+        ('{"type": "ping", "id": 1.0}', "wrong type"),
+        ('{"type": "ping", "id": 1, "extra": 2}', "unexpected field(s) extra"),
+        ('{"type": "ack", "seq": null}', "wrong type"),
+        ('{"type": "input", "kind": "key", "data": []}', "wrong type"),
+        ('{"type": "events", "items": {}}', "wrong type"),
+        ('{"type": "welcome"}', "unknown message type"),  # server-only type
+    ],
+)
+def test_decode_rejects_with_a_reason(data: str | bytes, fragment: str) -> None:
+    with pytest.raises(MessageError) as info:
+        messages.decode_from_terminal(data)
+    assert fragment in str(info.value)
+
+
+def test_decode_rejects_oversized_messages() -> None:
+    body = "x" * messages.MAX_MESSAGE_BYTES
+    with pytest.raises(MessageError, match="exceeds"):
+        messages.decode_from_terminal(json.dumps({"type": "clipboard", "text": body}))
+    # exactly at the limit is accepted
+    fill = messages.MAX_MESSAGE_BYTES - len('{"type":"clipboard","text":""}')
+    exact = json.dumps({"type": "clipboard", "text": "x" * fill}, separators=(",", ":"))
+    assert len(exact) == messages.MAX_MESSAGE_BYTES
+    assert messages.decode_from_terminal(exact)["type"] == "clipboard"
+
+
+def test_bool_is_accepted_only_where_bool_is_expected() -> None:
+    ok = hello(resume=True, last_seq=3, previous_connection_id="c1")
+    assert messages.decode_from_terminal(messages.encode(ok))["resume"] is True
+    with pytest.raises(MessageError, match="resume"):
+        messages.decode_from_terminal(messages.encode(hello(resume=1)))
+    with pytest.raises(MessageError, match="last_seq"):
+        messages.decode_from_terminal(messages.encode(hello(last_seq=False)))
+
+
+def test_decode_from_server_rejects_terminal_only_types() -> None:
+    with pytest.raises(MessageError, match="unknown message type"):
+        messages.decode_from_server('{"type": "hello"}')
+    with pytest.raises(MessageError, match="missing field 'code'"):
+        messages.decode_from_server('{"type": "close"}')
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+def test_token_round_trip() -> None:
+    claims = {"session_id": SESSION_ID, "user": USER, "n": 1}
+    assert verify_token(SECRET, sign_token(SECRET, claims)) == claims
+
+
+def test_token_with_another_secret_is_rejected() -> None:
+    with pytest.raises(TokenError, match="signature"):
+        verify_token(SECRET, token(secret=b"another secret"))
+
+
+def test_token_with_altered_claims_is_rejected() -> None:
+    body, _, mac = token().partition(".")
+    forged = sign_token(b"x", {"session_id": SESSION_ID, "user": "mallory"}).partition(".")[0]
+    with pytest.raises(TokenError, match="signature"):
+        verify_token(SECRET, f"{forged}.{mac}")
+    with pytest.raises(TokenError):
+        verify_token(SECRET, f"{body}.{mac[:-2]}")
+
+
+@pytest.mark.parametrize("bad", ["", "abc", ".", "abc.", ".abc", "!!!.???", "a.b.c"])
+def test_malformed_tokens_raise_token_error(bad: str) -> None:
+    with pytest.raises(TokenError):
+        verify_token(SECRET, bad)
+
+
+def test_token_claims_must_be_an_object() -> None:
+    with pytest.raises(TokenError, match="not an object"):
+        verify_token(SECRET, sign_token(SECRET, [1, 2]))  # type: ignore[arg-type]
+
+
+def test_digest_is_canonical() -> None:
+    a = {"b": 1, "a": [1, 2], "c": {"y": 2, "x": 1}}
+    b = {"c": {"x": 1, "y": 2}, "a": [1, 2], "b": 1}
+    assert canonical(a) == canonical(b)
+    assert digest(a) == digest(b)
+    assert digest(a) != digest({**a, "b": 2})
+    assert len(digest(a)) == 64
+
+
+# -- check_hello -------------------------------------------------------------------------------
+
+
+def _check(**overrides: Any) -> tuple[str, str] | None:
+    return check_hello(hello(**overrides), issued(), SECRET, PROTOCOL_VERSION)
+
+
+def test_correct_hello_passes() -> None:
+    assert _check() is None
+    assert _check(resume=True, last_seq=4, previous_connection_id="c9") is None
+
+
+def test_each_mismatch_names_its_field() -> None:
+    tampered = {**CONFIG, "width": 3840}
+    assert _check(version=PROTOCOL_VERSION + 1)[0] == "version"  # type: ignore[index]
+    assert _check(session_id="sess-2")[0] == "session_id"  # type: ignore[index]
+    assert _check(token=token(secret=b"wrong"))[0] == "token"  # type: ignore[index]
+    assert _check(token=token(user="bob@example.com"))[0] == "token"  # type: ignore[index]
+    assert _check(token=token(session_id="sess-2"))[0] == "token"  # type: ignore[index]
+    assert _check(token="garbage")[0] == "token"  # type: ignore[index]
+    assert _check(config=tampered)[0] == "config"  # type: ignore[index]
+    assert _check(config=tampered, config_digest=digest(tampered)) == (
+        "config_digest",
+        "configuration differs from the one the server issued",
+    )
+
+
+def test_checks_run_in_order_version_first() -> None:
+    result = _check(version=0, session_id="other", token="garbage")
+    assert result is not None
+    assert result[0] == "version"
+    assert "protocol 0" in result[1]
