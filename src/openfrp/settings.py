@@ -111,6 +111,7 @@ class ServerOptions:
     registry: str = "openfrp-data/registry.sqlite3"
     log_dir: str = "openfrp-data/logs"
     display: str = "synthetic"
+    video_fps: int = 5
 
 
 _SERVER_TYPES: dict[str, type] = {
@@ -152,6 +153,8 @@ def _server_options(values: Any) -> ServerOptions:
     port = checked.get("port", 0)
     if not 0 <= port <= 65535:
         raise SettingsError(f"server.port: must be 0-65535, got {port}")
+    if not 0 <= checked.get("video_fps", 5) <= 60:
+        raise SettingsError("server.video_fps: must be 0 (no video) to 60")
     if checked.get("display", "synthetic") not in ("synthetic", "xvfb", "auto"):
         raise SettingsError("server.display: must be one of synthetic, xvfb, auto")
     return ServerOptions(**checked)

@@ -27,8 +27,9 @@ from openfrp.protocol.handshake import Issued, TokenError, digest, sign_token, v
 from openfrp.protocol.messages import MessageError, decode_from_terminal
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server.registry import Registry, SessionRecord
-from openfrp.server.runtime import Identity, SessionRuntime, now_ms
+from openfrp.server.runtime import Identity, SessionRuntime
 from openfrp.settings import Config, SessionSettings, SettingsError
+from openfrp.timing import now_ms
 
 TERMINAL_SETTINGS = (
     "connect_timeout",
@@ -109,7 +110,12 @@ class ServerState:
             )
         )
         self.runtimes[session_id] = SessionRuntime(
-            machine, identity, self.log, self.config.server.display, self._state_changed
+            machine,
+            identity,
+            self.log,
+            self.config.server.display,
+            self._state_changed,
+            self.config.server.video_fps,
         )
         return {
             "session_id": session_id,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,10 +30,7 @@ from openfrp.protocol.messages import encode
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server.host import Display, StartFailure, mount_profile, start_display
 from openfrp.server.links import Link, Transport
-
-
-def now_ms() -> int:
-    return time.monotonic_ns() // 1_000_000
+from openfrp.timing import Alarm, now_ms
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,7 @@ class SessionRuntime:
         log: EventLog,
         display_kind: str,
         on_state: Callable[[SessionRuntime], None],
-        video_fps: float = 5.0,
+        video_fps: int = 5,
     ) -> None:
         self.machine = machine
         self.identity = identity
@@ -63,7 +59,7 @@ class SessionRuntime:
         self._display_kind = display_kind
         self._on_state = on_state
         self._state = machine.state
-        self._video_interval = 1.0 / video_fps
+        self._video_fps = video_fps
         self.links: dict[str, Link] = {}
         self.display: Display | None = None
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
@@ -93,16 +89,17 @@ class SessionRuntime:
     # -- the control loop ------------------------------------------------------------------
 
     async def _control_loop(self) -> None:
+        alarm = Alarm(self._inbox)
         while True:
-            deadline = self.machine.next_deadline()
-            timeout = None if deadline is None else max(0, deadline - now_ms()) / 1000
-            try:
-                item: tuple[Any, ...] | None = await asyncio.wait_for(self._inbox.get(), timeout)
-            except TimeoutError:
-                item = None
+            alarm.arm(self.machine.next_deadline())
+            item = await self._inbox.get()
             try:
                 now = now_ms()
-                actions = self.machine.tick(now) if item is None else self._dispatch(item, now)
+                if item[0] == "tick":
+                    alarm.fired()
+                    actions = self.machine.tick(now)
+                else:
+                    actions = self._dispatch(item, now)
                 await self._apply(actions)
             except Exception as exc:
                 await self._crash(exc)
@@ -203,12 +200,13 @@ class SessionRuntime:
             self.post("start_failed", 4001, f"{type(exc).__name__}: {exc}")
             return
         self.post("start_ok")
-        self._track(asyncio.create_task(self._video_pump()))
+        if self._video_fps > 0:
+            self._track(asyncio.create_task(self._video_pump()))
 
     async def _video_pump(self) -> None:
         failing = False
         while not self.ended.is_set():
-            await asyncio.sleep(self._video_interval)
+            await asyncio.sleep(1 / self._video_fps)
             cid = self.machine.primary
             if (
                 self.display is None

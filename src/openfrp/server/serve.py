@@ -59,6 +59,7 @@ async def serve(
             file=sys.stderr,
         )
         return 2
+    sock.listen(2048)
     port = sock.getsockname()[1]
     log = EventLog(Path(opts.log_dir) / "server-events.jsonl")
     state = ServerState(

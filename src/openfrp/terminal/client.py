@@ -11,7 +11,6 @@ import contextlib
 import json
 import sys
 import threading
-import time
 from typing import Any, TextIO
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -35,12 +34,9 @@ from openfrp.protocol.terminal_connection import (
     Transmit,
 )
 from openfrp.settings import SessionSettings
+from openfrp.timing import Alarm, now_ms
 
 SHIP_BATCH = 200
-
-
-def now_ms() -> int:
-    return time.monotonic_ns() // 1_000_000
 
 
 class Terminal:
@@ -71,19 +67,17 @@ class Terminal:
 
     async def run(self) -> int:
         """Run until the machine finishes; the exit status is 0 for info codes, else 1."""
-        done = False
+        alarm = Alarm(self._inbox)
         actions = self.machine.start(now_ms())
-        while True:
-            done = await self._apply(actions)
-            if done:
-                break
-            deadline = self.machine.next_deadline()
-            timeout = None if deadline is None else max(0, deadline - now_ms()) / 1000
-            try:
-                item: tuple[Any, ...] | None = await asyncio.wait_for(self._inbox.get(), timeout)
-            except TimeoutError:
-                item = None
-            actions = self.machine.tick(now_ms()) if item is None else self._dispatch(item)
+        while not await self._apply(actions):
+            alarm.arm(self.machine.next_deadline())
+            item = await self._inbox.get()
+            if item[0] == "tick":
+                alarm.fired()
+                actions = self.machine.tick(now_ms())
+            else:
+                actions = self._dispatch(item)
+        alarm.arm(None)
         await self._drop_transport(abort=False)
         code = self.final_code
         row = codes.lookup(code) if code is not None else None
