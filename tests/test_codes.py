@@ -103,3 +103,9 @@ def test_describe_unknown_codes(number: int, where: str, says: str) -> None:
     assert "range range" not in text
     with pytest.raises(KeyError):
         codes.get(number)
+
+
+def test_docs_codes_md_is_generated_from_the_table() -> None:
+    """docs/codes.md is the table's own rendering; regenerate it with `openfrp codes --markdown`."""
+    docs = Path(__file__).resolve().parents[1] / "docs" / "codes.md"
+    assert docs.read_text(encoding="utf-8") == codes.markdown()

@@ -28,6 +28,9 @@ def _cmd_codes(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([c.to_dict() for c in rows], indent=2))
         return 0
+    if args.markdown:
+        print(codes.markdown(rows), end="")
+        return 0
     from rich.console import Console
     from rich.table import Table
 
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type", choices=["info", "error"])
     p.add_argument("--frp", type=int, choices=[7, 8])
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--markdown", action="store_true", help="the table as docs/codes.md")
     p.set_defaults(handler=_cmd_codes)
 
     p = sub.add_parser("explain", help="explain one code (any number)")

@@ -138,7 +138,9 @@ def test_4008_clock_does_not_pause_while_disconnected() -> None:
     assert logs(out, "session.warning")  # logged even with nobody to tell
     assert sends(out) == []
     h.run_until(warn_at + 10_000)
-    h.join("c3", resume=True, previous_connection_id="c2")
+    rejoined = h.join("c3", resume=True, previous_connection_id="c2")
+    left = (end_at - (warn_at + 10_000)) // 1000
+    assert sends(rejoined, "warning", "c3")[0].message["seconds_left"] == left
     assert codes_of(h.run_until(end_at - 1)) == []
     out = h.run_until(end_at)
     assert Close("c3", 4008, "MAX_SESSION_DURATION") in out

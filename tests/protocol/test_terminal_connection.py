@@ -341,6 +341,7 @@ def test_4106_when_the_server_refuses_the_resume(code: int) -> None:
     assert logs(out, "connection.closed")[0].code == code
     gave_up = logs(out, "reconnect.gave_up")[0]
     assert gave_up.code == 4106 and gave_up.attrs["refused_code"] == code
+    assert expected_show(code) in out  # the person learns why the resume was refused
     assert out[-2:] == [expected_show(4106), Finished(4106)]
 
 

@@ -373,9 +373,22 @@ class ServerSession:
                 )
             )
             actions.append(Send(cid, {"type": "started"}))
+            actions += self._repeat_warning(cid, now_ms)
         self._drop_acked(hello.get("last_seq", 0))
         actions += [Send(cid, message) for _, message, _ in self.unacked]
         return actions
+
+    def _repeat_warning(self, cid: str, now_ms: int) -> list[Action]:
+        """A terminal that was away when the 4008 warning fired still gets it on resume."""
+        end = self.deadlines.get("max_duration")
+        if (
+            end is None
+            or self.deadlines.get("warning") is not None
+            or self.settings.warn_before <= 0
+        ):
+            return []
+        left = max(0, (end - now_ms) // 1000)
+        return [Send(cid, {"type": "warning", "code": 4008, "seconds_left": left})]
 
     def _replay_count(self, hello: dict[str, Any]) -> int:
         last = hello.get("last_seq", 0)

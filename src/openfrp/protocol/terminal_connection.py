@@ -188,7 +188,8 @@ class TerminalConnection:
         if row is not None and not row.reconnect:
             log = Log("connection.closed", code=code, connection_id=self.connection_id, attrs=attrs)
             if self.lost_at is not None:
-                return [log, *self._give_up(now_ms, {"refused_code": code, **attrs})]
+                refused = self._give_up(now_ms, {"refused_code": code, **attrs})
+                return [log, show(row.number), *refused]
             return [log, *self._finish(code, attrs, shown=code)]
         if self.state is TerminalState.CONNECTING:
             return self._attempt_failed(now_ms, attrs)
