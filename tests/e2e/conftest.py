@@ -48,6 +48,20 @@ class E2E:
         self._terminals.append(terminal)
         return terminal
 
+    def connected(
+        self,
+        server: ServerProcess,
+        ticket: dict[str, Any],
+        proxy: ProxyProcess | None = None,
+        name: str | None = None,
+    ) -> TerminalProcess:
+        """A terminal (through `proxy` if given) that has joined an active session."""
+        ws_url = f"ws://127.0.0.1:{proxy.port}/frp7" if proxy is not None else None
+        terminal = self.terminal(ticket["connect_url"], ws_url=ws_url, name=name)
+        terminal.wait_line(rf"^connected to {ticket['session_id']} as c-")
+        server.log.wait_event(event="session.started", session_id=ticket["session_id"])
+        return terminal
+
     def raw(self, url: str, max_queue: int | None = 16) -> RawClient:
         client = RawClient.open(url, max_queue=max_queue)
         self._raws.append(client)

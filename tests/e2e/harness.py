@@ -236,12 +236,12 @@ class ServerProcess:
         data = root / "data"
         config = write_config(root / "server.toml", data, launchpads, account)
         ready = root / "ready.txt"
-        with (root / "server-stdout.txt").open("wb") as out, (
-            root / "server-stderr.txt"
-        ).open("wb") as err:
+        with (
+            (root / "server-stdout.txt").open("wb") as out,
+            (root / "server-stderr.txt").open("wb") as err,
+        ):
             process = subprocess.Popen(
-                [OPENFRP, "serve", "--config", str(config), "--port", "0"]
-                + ["--ready-file", str(ready)],
+                [OPENFRP, "serve", "--config", str(config), "--port=0", f"--ready-file={ready}"],
                 cwd=root,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -262,9 +262,7 @@ class ServerProcess:
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
 
-    def api(
-        self, method: str, path: str, key: str | None = None, body: Any = None
-    ) -> ApiResult:
+    def api(self, method: str, path: str, key: str | None = None, body: Any = None) -> ApiResult:
         """Call the API; HTTP errors come back as results, not exceptions."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
@@ -310,7 +308,9 @@ class ServerProcess:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise E2EError(f"server pid {self.process.pid} still running after {timeout}s") from None
+            raise E2EError(
+                f"server pid {self.process.pid} still running after {timeout}s"
+            ) from None
 
     def stop(self) -> int | None:
         return stop_process(self.process)
@@ -340,7 +340,7 @@ class TerminalProcess:
         stdin: bool = True,
         extra: list[str] | None = None,
     ) -> TerminalProcess:
-        args = [OPENFRP, "connect", link, "--log", str(log_path)]
+        args = [OPENFRP, "connect", link, "--log", str(log_path), *(extra or [])]
         if ws_url:
             args += ["--ws-url", ws_url]
         if not stdin:
@@ -348,7 +348,7 @@ class TerminalProcess:
         stderr_path = log_path.with_suffix(".stderr.txt")
         with stderr_path.open("w") as err:
             process = subprocess.Popen(
-                args + (extra or []),
+                args,
                 cwd=log_path.parent,
                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -445,21 +445,25 @@ def hello_for(ticket: dict[str, Any], **changes: Any) -> dict[str, Any]:
 class RawClient:
     """A websockets sync client that speaks FRP7 by hand, for what no real terminal sends."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: ClientConnection, stack: contextlib.ExitStack) -> None:
         self.ws = ws
         self.connection_id: str | None = None
+        self._stack = stack
 
     @classmethod
     def open(cls, url: str, max_queue: int | None = 16, timeout: float = 5.0) -> RawClient:
-        ws = connect(
-            url,
-            open_timeout=timeout,
-            close_timeout=2,
-            compression=None,
-            max_size=1 << 22,
-            max_queue=max_queue,
+        stack = contextlib.ExitStack()
+        ws = stack.enter_context(
+            connect(
+                url,
+                open_timeout=timeout,
+                close_timeout=2,
+                compression=None,
+                max_size=1 << 22,
+                max_queue=max_queue,
+            )
         )
-        return cls(ws)
+        return cls(ws, stack)
 
     def send(self, data: str | bytes | dict[str, Any]) -> None:
         self.ws.send(json.dumps(data) if isinstance(data, dict) else data)
@@ -508,7 +512,7 @@ class RawClient:
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.ws.close()
+            self._stack.close()
 
 
 def outcome(client: RawClient, timeout: float = 5.0) -> tuple[str, int | None]:
