@@ -20,4 +20,10 @@ def _terminal(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     register(sub)
 
 
-REGISTRARS: list[Registrar] = [_server, _terminal]
+def _analysis(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from openfrp.analysis.command import register
+
+    register(sub)
+
+
+REGISTRARS: list[Registrar] = [_server, _terminal, _analysis]

@@ -136,6 +136,7 @@ def sessions_sql(table: str) -> str:
         AS recovery_ms,
       coalesce(list_contains(codes, 4106), false) AS gave_up,
       active, ended,
+      active OR term_first IS NOT NULL OR s_opened IS NOT NULL AS attempted,
       CASE WHEN NOT ended THEN 'open'
            WHEN category = 'expected_end' THEN 'expected_end'
            WHEN NOT active THEN 'setup_failure'

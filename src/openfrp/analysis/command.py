@@ -1,0 +1,142 @@
+"""`openfrp analyze` and `openfrp simulate`.
+
+DuckDB and rich are imported inside the handlers so that `openfrp --help` and the other
+sub-commands start fast. User mistakes (missing file, bad --fail-if) end in one line, exit 2;
+a crossed threshold exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+EXIT_THRESHOLD = 1
+EXIT_USAGE = 2
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"openfrp {command}: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _with_progress(
+    quiet: bool, label: str, total: float, work: Callable[[Callable[[float], None] | None], Any]
+) -> Any:
+    """Run `work`, giving it a callback that moves a rich progress bar on a terminal's stderr."""
+    if quiet:
+        return work(None)
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return work(None)
+    columns = (f"[bold]{label}", BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        return work(lambda done: progress.update(task, completed=done))
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from openfrp.analysis import summary as summary_mod
+    from openfrp.analysis import thresholds
+
+    try:
+        limits = [thresholds.parse(text, summary_mod.metric_names()) for text in args.fail_if]
+    except thresholds.ThresholdError as exc:
+        return _fail("analyze", str(exc))
+
+    from rich.console import Console
+
+    from openfrp.analysis import export, ingest, report_html, report_text, sessions, timeline
+
+    try:
+        analysis = _with_progress(
+            args.quiet, "analyzing", 100.0, lambda cb: sessions.analyze(args.logs, progress=cb)
+        )
+    except ingest.InputError as exc:
+        return _fail("analyze", str(exc))
+    console = Console(width=max(140, Console().width))
+    note = Console(stderr=True)
+
+    if args.session is not None:
+        try:
+            data = timeline.timeline(analysis, args.session)
+        except timeline.UnknownSession as exc:
+            return _fail("analyze", str(exc))
+        if args.json:
+            print(json.dumps(data, indent=2, default=str))
+        else:
+            report_text.print_timeline(data, console)
+        if not limits and not args.html and not args.export:
+            return 0
+
+    summary = summary_mod.build(analysis)
+    if args.json and args.session is None:
+        print(json.dumps(summary, indent=2, default=str))
+    elif args.session is None:
+        report_text.print_summary(summary, console)
+    if args.html:
+        path = report_html.write(summary, args.html)
+        note.print(f"HTML report: {path}", highlight=False)
+    if args.export:
+        for path in export.export(analysis.con, args.export):
+            note.print(f"exported: {path}", highlight=False)
+    crossed = thresholds.crossed(limits, summary["metrics"])
+    for line in crossed:
+        print(f"openfrp analyze: threshold crossed: {line}", file=sys.stderr)
+    return EXIT_THRESHOLD if crossed else 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from openfrp.analysis.simulate import simulate
+
+    if args.sessions < 1:
+        return _fail("simulate", "--sessions must be at least 1")
+    try:
+        stats = _with_progress(
+            args.quiet,
+            "simulating",
+            float(args.sessions * 12),
+            lambda cb: simulate(args.out, args.sessions, seed=args.seed, progress=cb),
+        )
+    except OSError as exc:
+        return _fail("simulate", f"cannot write {args.out}: {exc.strerror}")
+    print(
+        f"{args.out}: {stats.sessions:,} sessions, {stats.events:,} events, "
+        f"{stats.bad_lines:,} bad lines; truth in {args.out}.truth.json"
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="explain why sessions ended, from event logs",
+        description="Read JSONL (plain or .gz) and Parquet event logs, rebuild every session, "
+        "diagnose how it ended and report.",
+    )
+    p.add_argument("logs", nargs="+", metavar="LOG", help="log files or globs")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    p.add_argument("--session", metavar="ID", help="show one session's timeline and diagnosis")
+    p.add_argument("--export", metavar="DIR", help="write sessions.csv and sessions.parquet")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--fail-if",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="exit 1 when METRIC OP VALUE holds, e.g. 'mid_session_drop_pct>5' (repeatable)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_analyze)
+
+    p = sub.add_parser("simulate", help="write a simulated fleet log with its ground truth")
+    p.add_argument("--sessions", type=int, required=True, metavar="N")
+    p.add_argument("--out", required=True, metavar="FILE", help="JSONL; gzip if it ends in .gz")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_simulate)

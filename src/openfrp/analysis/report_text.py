@@ -1,0 +1,157 @@
+"""The terminal summary and session timeline, rendered with rich from the shared summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+BAD_LINES_PRINTED = 20
+CODES_PRINTED = 15
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1000:.1f} s" if value >= 1000 else f"{value:.0f} ms"
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    kpis = summary["kpis"]
+    console.rule("[bold]openfrp session analysis")
+    console.print(
+        f"{len(summary['inputs'])} file(s), {summary['events']:,} events, "
+        f"{kpis['sessions']:,} sessions, {kpis['users']:,} users, "
+        f"analyzed in {summary['seconds']:.1f} s"
+    )
+    table = Table(title="Key figures", show_header=True)
+    for column in ("connection success", "setup failure", "mid-session drop", "clean end", "open"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        f"{kpis['connection_success_pct']:.2f} %",
+        f"{kpis['setup_failure_pct']:.2f} %",
+        f"{kpis['mid_session_drop_pct']:.2f} %",
+        f"{kpis['clean_end_pct']:.2f} %",
+        _fmt(kpis["open"]),
+    )
+    console.print(table)
+
+    table = Table(title="How sessions ended")
+    for column in ("category", "sessions", "%", "users", "setup", "mid-session", "owner", "action"):
+        table.add_column(column, overflow="fold")
+    for cat in summary["categories"]:
+        if cat["sessions"]:
+            table.add_row(
+                cat["title"],
+                _fmt(cat["sessions"]),
+                f"{cat['pct']:.2f}",
+                _fmt(cat["users"]),
+                _fmt(cat["setup"]),
+                _fmt(cat["mid_session"]),
+                cat["owner"],
+                cat["action"],
+            )
+    console.print(table)
+
+    table = Table(title="Codes by impact (sessions and users affected)")
+    for column in ("code", "name", "sessions", "users", "final", "message", "action"):
+        table.add_column(column, overflow="fold")
+    for row in summary["top_codes"][:CODES_PRINTED]:
+        table.add_row(
+            str(row["code"]),
+            row["name"],
+            _fmt(row["sessions"]),
+            _fmt(row["users"]),
+            _fmt(row["final"]),
+            row["message"],
+            row["action"],
+        )
+    console.print(table)
+
+    rec = summary["reconnects"]
+    console.print(
+        f"[bold]Reconnects:[/] {_fmt(rec['disrupted'])} sessions disrupted, "
+        f"{_fmt(rec['recovered'])} recovered, {_fmt(rec['gave_up'])} gave up (4106), "
+        f"{_fmt(rec['not_resumed'])} never resumed; recovered {rec['recovered_pct']:.1f} %; "
+        f"time to recover p50 {_ms(rec['recovery_p50_ms'])}, p95 {_ms(rec['recovery_p95_ms'])}; "
+        f"time to connect p50 {_ms(rec['time_to_connect_p50_ms'])}, "
+        f"p95 {_ms(rec['time_to_connect_p95_ms'])}"
+    )
+    for column, rows in summary["breakdowns"].items():
+        table = Table(title=f"By {column}")
+        for name in ("value", "sessions", "success %", "setup fail %", "drop %", "clean %"):
+            table.add_column(name, justify="left" if name == "value" else "right")
+        table.add_column("top failure")
+        for row in rows:
+            table.add_row(
+                row["value"],
+                _fmt(row["sessions"]),
+                f"{row['connection_success_pct']:.2f}",
+                f"{row['setup_failure_pct']:.2f}",
+                f"{row['mid_session_drop_pct']:.2f}",
+                f"{row['clean_end_pct']:.2f}",
+                row["top_failure"] or "-",
+            )
+        console.print(table)
+    print_bad_lines(summary, console)
+
+
+def print_bad_lines(summary: dict[str, Any], console: Console) -> None:
+    bad = summary["bad_lines"]
+    if not bad["count"]:
+        return
+    per_file = ", ".join(f"{path}: {n:,}" for path, n in bad["by_file"].items())
+    console.print(f"[yellow]{bad['count']:,} bad line(s)[/] ({per_file})", highlight=False)
+    for item in bad["lines"][:BAD_LINES_PRINTED]:
+        console.print(f"  {item['file']}:{item['line']}: {item['reason']}", highlight=False)
+    if bad["count"] > BAD_LINES_PRINTED:
+        console.print(f"  ... and {bad['count'] - BAD_LINES_PRINTED:,} more (see --json)")
+
+
+def print_timeline(data: dict[str, Any], console: Console) -> None:
+    facts = data["session"]
+    diag = data["diagnosis"]
+    console.rule(f"[bold]session {facts['session_id']}")
+    console.print(
+        f"user {facts['user']}  account {facts['account']}  launchpad {facts['launchpad']}  "
+        f"host {facts['host']}  FRP {_fmt(facts['frp'])}  client {_fmt(facts['client'])}",
+        highlight=False,
+    )
+    console.print(
+        f"start {facts['start_ts']}  end {facts['end_ts']}  duration {_fmt(facts['duration_s'])} s"
+        f"  time to connect {_ms(facts['time_to_connect_ms'])}  "
+        f"terminal clock skew {_fmt(facts['skew_ms'])} ms",
+        highlight=False,
+    )
+    console.print(
+        f"final code: {data['final'] or '-'}  phase: {facts['phase']}  "
+        f"disconnects {facts['disconnects']}, reconnect attempts {facts['reconnect_attempts']}, "
+        f"recovered: {'yes' if facts['recovered'] else 'no'} ({_ms(facts['recovery_ms'])})",
+        highlight=False,
+    )
+    table = Table(title="Timeline (server clock)")
+    for column in ("time", "side", "event", "code", "attrs", "line"):
+        table.add_column(column, overflow="fold")
+    for item in data["events"]:
+        code = f"{item['code']} {item['name']}" if item["code"] is not None else ""
+        attrs = ", ".join(f"{k}={v}" for k, v in item["attrs"].items() if k != "code_name")
+        table.add_row(item["ts"], item["source"], item["event"], code, attrs, item["where"])
+    console.print(table)
+    console.print(f"[bold]Diagnosis: {diag['title']}[/] (fault owner: {diag['owner']})")
+    console.print(diag["explanation"], highlight=False)
+    console.print(f"[bold]Action:[/] {diag['action']}", highlight=False)
+    console.print("[bold]Evidence:[/]")
+    for e in diag["evidence"]:
+        code = f" {e['code']} {e['name']}" if e["code"] is not None else ""
+        console.print(f"  {e['ts']} {e['source']} {e['event']}{code}", highlight=False)

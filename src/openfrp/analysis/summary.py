@@ -1,0 +1,297 @@
+"""The fleet summary every report shares: KPIs, codes by impact, categories, reconnects,
+breakdowns and time series, computed by SQL over table `sessions` into plain data.
+
+Each output (terminal, HTML, JSON, thresholds) renders this one structure, so they never
+disagree about a number.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from openfrp import codes
+from openfrp.analysis import rules
+from openfrp.analysis.sessions import Analysis
+
+if TYPE_CHECKING:
+    import duckdb
+
+BREAKDOWNS = ("launchpad", "account", "frp", "host", "client")
+BREAKDOWN_ROWS = 25
+TOP_CODES = 40
+SERIES_CODES = 6
+MAX_BUCKETS = 60
+BAD_LINES_SHOWN = 200
+
+KPI_DEFINITIONS = {
+    "connection_success_pct": "sessions that became active, of those where a connection was tried",
+    "setup_failure_pct": "ended sessions that failed before becoming active",
+    "mid_session_drop_pct": "ended sessions that were active and ended in a failure",
+    "clean_end_pct": "ended sessions with an expected end",
+}
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    rel = con.sql(sql)
+    names = list(rel.columns)
+    return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
+
+
+def _pct(part: float, whole: float) -> float:
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+def _kpis(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    row = _rows(
+        con,
+        """
+        SELECT count(*) AS sessions,
+          count(*) FILTER (attempted) AS attempted,
+          count(*) FILTER (active) AS active,
+          count(*) FILTER (ended) AS ended,
+          count(*) FILTER (NOT ended) AS open,
+          count(*) FILTER (phase = 'setup_failure') AS setup_failures,
+          count(*) FILTER (phase = 'mid_session_failure') AS mid_session_failures,
+          count(*) FILTER (phase = 'expected_end') AS expected_ends,
+          count(DISTINCT "user") AS users
+        FROM sessions
+        """,
+    )[0]
+    row["connection_success_pct"] = _pct(row["active"], row["attempted"])
+    row["setup_failure_pct"] = _pct(row["setup_failures"], row["ended"])
+    row["mid_session_drop_pct"] = _pct(row["mid_session_failures"], row["ended"])
+    row["clean_end_pct"] = _pct(row["expected_ends"], row["ended"])
+    return row
+
+
+def _top_codes(con: duckdb.DuckDBPyConnection, sessions: int) -> list[dict[str, Any]]:
+    rows = _rows(
+        con,
+        f"""
+        SELECT code, count(*) AS sessions, count(DISTINCT "user") AS users,
+               count(*) FILTER (final_code = code) AS final
+        FROM (SELECT unnest(codes) AS code, "user", final_code FROM sessions)
+        GROUP BY code ORDER BY sessions DESC, users DESC, code LIMIT {TOP_CODES}
+        """,
+    )
+    for row in rows:
+        entry = codes.lookup(row["code"])
+        row["name"] = entry.name if entry else "UNKNOWN"
+        row["kind"] = entry.kind.value if entry else "Unknown"
+        row["message"] = entry.message if entry else codes.describe(row["code"])
+        row["action"] = entry.action if entry else "Not an openfrp code: find what sent it."
+        row["pct"] = _pct(row["sessions"], sessions)
+    return rows
+
+
+def _categories(con: duckdb.DuckDBPyConnection, ended: int) -> list[dict[str, Any]]:
+    counts = {
+        row["category"]: row
+        for row in _rows(
+            con,
+            """SELECT category, count(*) AS sessions, count(DISTINCT "user") AS users,
+                      count(*) FILTER (phase = 'setup_failure') AS setup,
+                      count(*) FILTER (phase = 'mid_session_failure') AS mid_session,
+                      count(*) FILTER (NOT ended) AS open
+               FROM sessions GROUP BY category""",
+        )
+    }
+    out = []
+    for rule in rules.load_rules():
+        row = counts.get(rule.category, {"sessions": 0, "users": 0, "setup": 0})
+        out.append(
+            {
+                "category": rule.category,
+                "title": rule.title,
+                "owner": rule.owner,
+                "sessions": row["sessions"],
+                "users": row["users"],
+                "setup": row.get("setup", 0),
+                "mid_session": row.get("mid_session", 0),
+                "open": row.get("open", 0),
+                "pct": _pct(row["sessions"], ended),
+                "explanation": rule.explanation,
+                "action": rule.action,
+            }
+        )
+    return out
+
+
+def _reconnects(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    row = _rows(
+        con,
+        """
+        SELECT count(*) FILTER (disconnects > 0 OR reconnect_attempts > 0) AS disrupted,
+          count(*) FILTER (recovered) AS recovered,
+          count(*) FILTER (gave_up) AS gave_up,
+          count(*) FILTER ((disconnects > 0 OR reconnect_attempts > 0)
+                           AND NOT recovered AND NOT gave_up) AS not_resumed,
+          sum(reconnect_attempts) AS attempts,
+          quantile_cont(recovery_ms, 0.5) AS recovery_p50_ms,
+          quantile_cont(recovery_ms, 0.95) AS recovery_p95_ms,
+          quantile_cont(time_to_connect_ms, 0.5) AS time_to_connect_p50_ms,
+          quantile_cont(time_to_connect_ms, 0.95) AS time_to_connect_p95_ms
+        FROM sessions
+        """,
+    )[0]
+    row["attempts"] = int(row["attempts"] or 0)
+    row["recovered_pct"] = _pct(row["recovered"], row["recovered"] + row["gave_up"])
+    for key in ("recovery_p50_ms", "recovery_p95_ms", "time_to_connect_p50_ms"):
+        row[key] = round(row[key], 1) if row[key] is not None else None
+    key = "time_to_connect_p95_ms"
+    row[key] = round(row[key], 1) if row[key] is not None else None
+    return row
+
+
+def _breakdown(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:
+    return _rows(
+        con,
+        f"""
+        SELECT coalesce(CAST("{column}" AS VARCHAR), '(none)') AS value,
+          count(*) AS sessions,
+          round(100.0 * count(*) FILTER (active)
+                / greatest(count(*) FILTER (attempted), 1), 2) AS connection_success_pct,
+          round(100.0 * count(*) FILTER (phase = 'setup_failure')
+                / greatest(count(*) FILTER (ended), 1), 2) AS setup_failure_pct,
+          round(100.0 * count(*) FILTER (phase = 'mid_session_failure')
+                / greatest(count(*) FILTER (ended), 1), 2) AS mid_session_drop_pct,
+          round(100.0 * count(*) FILTER (phase = 'expected_end')
+                / greatest(count(*) FILTER (ended), 1), 2) AS clean_end_pct,
+          mode(category) FILTER (category <> 'expected_end') AS top_failure
+        FROM sessions GROUP BY 1 ORDER BY sessions DESC, value LIMIT {BREAKDOWN_ROWS}
+        """,
+    )
+
+
+def _series(con: duckdb.DuckDBPyConnection, top: list[int]) -> dict[str, Any]:
+    """Per-bucket sessions, failures and top codes; the bucket width keeps charts readable."""
+    span = _rows(
+        con, "SELECT min(start_ts) AS lo, max(start_ts) AS hi FROM sessions WHERE start_ts NOT NULL"
+    )[0]
+    if span["lo"] is None:
+        return {"bucket_seconds": 0, "buckets": [], "codes": [], "durations": [], "connect": []}
+    seconds = max((span["hi"] - span["lo"]).total_seconds(), 1.0)
+    width = next(
+        (w for w in (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400) if seconds / w <= MAX_BUCKETS),
+        7 * 86400,
+    )
+    per_code = "".join(
+        f", count(*) FILTER (list_contains(codes, {code})) AS c{i}" for i, code in enumerate(top)
+    )
+    buckets = _rows(
+        con,
+        f"""
+        SELECT time_bucket(INTERVAL '{width} seconds', start_ts) AS t,
+          count(*) AS sessions,
+          count(*) FILTER (phase IN ('setup_failure', 'mid_session_failure')) AS failures
+          {per_code}
+        FROM sessions WHERE start_ts IS NOT NULL GROUP BY 1 ORDER BY 1
+        """,
+    )
+    for row in buckets:
+        row["t"] = row["t"].isoformat()
+        row["failure_pct"] = _pct(row["failures"], row["sessions"])
+        row["code_counts"] = [row.pop(f"c{i}") for i in range(len(top))]
+    durations = _rows(
+        con,
+        """
+        SELECT category, count(*) AS sessions,
+          quantile_cont(duration_s, [0.1, 0.25, 0.5, 0.75, 0.9]) AS q
+        FROM sessions WHERE ended AND duration_s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC
+        """,
+    )
+    connect = _rows(
+        con,
+        """
+        SELECT least(floor(time_to_connect_ms / 250) * 250, 10000)::INTEGER AS ms,
+               count(*) AS sessions
+        FROM sessions WHERE time_to_connect_ms >= 0 GROUP BY 1 ORDER BY 1
+        """,
+    )
+    return {
+        "bucket_seconds": width,
+        "buckets": buckets,
+        "codes": top,
+        "durations": durations,
+        "connect": connect,
+    }
+
+
+def build(analysis: Analysis) -> dict[str, Any]:
+    """The whole summary as JSON-ready data."""
+    con = analysis.con
+    kpis = _kpis(con)
+    top = _top_codes(con, kpis["sessions"])
+    series_codes = [row["code"] for row in top if row["kind"] != "Info"][:SERIES_CODES]
+    summary: dict[str, Any] = {
+        "inputs": [f.path for f in analysis.files],
+        "events": analysis.events,
+        "seconds": round(analysis.seconds, 3),
+        "bad_lines": {
+            "count": analysis.bad_count,
+            "by_file": analysis.bad_by_file,
+            "lines": [
+                {"file": b.path, "line": b.line, "reason": b.reason}
+                for b in analysis.bad_lines[:BAD_LINES_SHOWN]
+            ],
+        },
+        "kpis": kpis,
+        "kpi_definitions": KPI_DEFINITIONS,
+        "top_codes": top,
+        "categories": _categories(con, kpis["ended"]),
+        "reconnects": _reconnects(con),
+        "breakdowns": {column: _breakdown(con, column) for column in BREAKDOWNS},
+        "series": _series(con, series_codes),
+    }
+    summary["metrics"] = metrics(summary)
+    return summary
+
+
+def metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """Flat numbers that --fail-if may test, by name."""
+    kpis = summary["kpis"]
+    rec = summary["reconnects"]
+    out: dict[str, float] = {
+        "sessions": kpis["sessions"],
+        "events": summary["events"],
+        "bad_lines": summary["bad_lines"]["count"],
+        "open_sessions": kpis["open"],
+        "connection_success_pct": kpis["connection_success_pct"],
+        "setup_failure_pct": kpis["setup_failure_pct"],
+        "mid_session_drop_pct": kpis["mid_session_drop_pct"],
+        "clean_end_pct": kpis["clean_end_pct"],
+        "reconnect_recovered_pct": rec["recovered_pct"],
+        "recovery_p50_ms": rec["recovery_p50_ms"] or 0.0,
+        "recovery_p95_ms": rec["recovery_p95_ms"] or 0.0,
+        "time_to_connect_p50_ms": rec["time_to_connect_p50_ms"] or 0.0,
+        "time_to_connect_p95_ms": rec["time_to_connect_p95_ms"] or 0.0,
+    }
+    for cat in summary["categories"]:
+        out[f"{cat['category']}_pct"] = cat["pct"]
+        out[f"{cat['category']}_sessions"] = cat["sessions"]
+    seen = {row["code"]: row["sessions"] for row in summary["top_codes"]}
+    for code in codes.TABLE:
+        out[f"code_{code.number}_sessions"] = seen.get(code.number, 0)
+    return out
+
+
+def metric_names() -> set[str]:
+    """Every name metrics() produces, known before any log is read (so typos fail fast)."""
+    names = {
+        "sessions",
+        "events",
+        "bad_lines",
+        "open_sessions",
+        "connection_success_pct",
+        "setup_failure_pct",
+        "mid_session_drop_pct",
+        "clean_end_pct",
+        "reconnect_recovered_pct",
+        "recovery_p50_ms",
+        "recovery_p95_ms",
+        "time_to_connect_p50_ms",
+        "time_to_connect_p95_ms",
+    }
+    for rule in rules.load_rules():
+        names |= {f"{rule.category}_pct", f"{rule.category}_sessions"}
+    return names | {f"code_{code.number}_sessions" for code in codes.TABLE}

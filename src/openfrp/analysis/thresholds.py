@@ -1,0 +1,58 @@
+"""--fail-if "METRIC OP VALUE": turn the summary into an exit status for alerting."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+_PATTERN = re.compile(r"^\s*([a-z0-9_]+)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+class ThresholdError(ValueError):
+    """A --fail-if expression that cannot be understood; exit 2."""
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    op: str
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+def parse(text: str, known: set[str]) -> Threshold:
+    match = _PATTERN.match(text)
+    if match is None:
+        raise ThresholdError(
+            f"--fail-if '{text}': expected METRIC OP VALUE, e.g. mid_session_drop_pct>5 "
+            f"(ops: {' '.join(OPERATORS)})"
+        )
+    metric, op, value = match.groups()
+    if metric not in known:
+        listed = sorted(name for name in known if not name.startswith("code_"))
+        raise ThresholdError(
+            f"--fail-if '{text}': unknown metric '{metric}' "
+            f"(known: {', '.join(listed)}, code_<N>_sessions)"
+        )
+    return Threshold(metric, op, float(value))
+
+
+def crossed(thresholds: list[Threshold], metrics: dict[str, float]) -> list[str]:
+    """One line per threshold that is crossed, naming the measured value."""
+    return [
+        f"{t}: {t.metric} is {metrics[t.metric]:g}"
+        for t in thresholds
+        if OPERATORS[t.op](metrics[t.metric], t.value)
+    ]

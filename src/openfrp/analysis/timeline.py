@@ -1,0 +1,89 @@
+"""--session ID: one session's events from both sides on one clock, with its diagnosis.
+
+Terminal times are moved onto the server's clock by the session's estimated skew, so the
+merged order is what happened, not an artefact of a terminal clock that runs ahead.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from openfrp import codes
+from openfrp.analysis import ingest, rules
+from openfrp.analysis.sessions import Analysis
+
+
+class UnknownSession(LookupError):
+    """The session id is not in the logs."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="microseconds") + "Z" if value is not None else None
+
+
+def _code_name(code: int | None) -> str | None:
+    if code is None:
+        return None
+    entry = codes.lookup(code)
+    return entry.name if entry else "UNKNOWN"
+
+
+def timeline(analysis: Analysis, session_id: str) -> dict[str, Any]:
+    con = analysis.con
+    rel = con.sql(f"SELECT * FROM sessions WHERE session_id = {ingest.quote(session_id)}")
+    names = list(rel.columns)
+    found = rel.fetchall()
+    if not found:
+        raise UnknownSession(f"session {session_id} is not in the logs")
+    facts = dict(zip(names, found[0], strict=True))
+    skew = timedelta(milliseconds=facts["skew_ms"] or 0)
+    events_sql = ingest.events_sql(con, analysis.files)
+    rows = con.sql(
+        f"SELECT file_id, line, ts, source, event, code, attrs FROM ({events_sql}) "
+        f"WHERE session_id = {ingest.quote(session_id)} AND NOT fatal"
+    ).fetchall()
+    items = []
+    for file_id, line, ts, source, event, code, attrs in rows:
+        on_server = ts if source == "server" else ts - skew
+        items.append(
+            {
+                "ts": _iso(on_server),
+                "logged_ts": _iso(ts),
+                "source": source,
+                "event": event,
+                "code": code,
+                "name": _code_name(code),
+                "attrs": json.loads(attrs) if attrs else {},
+                "where": f"{analysis.files[file_id].path}:{line}",
+            }
+        )
+    items.sort(key=lambda item: (item["ts"] or "", item["where"]))
+    rule = rules.by_category()[facts["category"]]
+    evidence = [
+        {
+            "ts": _iso(e["ts"] if e["source"] == "server" else e["ts"] - skew),
+            "source": e["source"],
+            "event": e["event"],
+            "code": e["code"],
+            "name": _code_name(e["code"]),
+        }
+        for e in facts.pop("evidence")
+    ]
+    for key in ("start_ts", "end_ts"):
+        facts[key] = _iso(facts[key])
+    final = facts["final_code"]
+    return {
+        "session": facts,
+        "final": codes.describe(final) if final is not None else None,
+        "diagnosis": {
+            "category": rule.category,
+            "title": rule.title,
+            "owner": rule.owner,
+            "explanation": rule.explanation,
+            "action": rule.action,
+            "evidence": evidence,
+        },
+        "events": items,
+    }

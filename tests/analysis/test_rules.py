@@ -1,0 +1,131 @@
+"""Diagnosis rules: every code is covered, and precedence follows the event sequence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openfrp import codes
+from openfrp.analysis import rules, sessions
+from tests.analysis.conftest import ev, write_log
+
+
+def test_every_code_of_the_table_is_covered_by_a_rule() -> None:
+    loaded = rules.load_rules()
+    assert rules.uncovered_codes(loaded) == []
+    named = {code for rule in loaded for code in rule.codes}
+    assert {c.number for c in codes.TABLE} <= named
+
+
+def test_one_rule_per_category_with_explanation_action_and_owner() -> None:
+    loaded = rules.load_rules()
+    categories = [r.category for r in loaded]
+    assert len(categories) == len(set(categories))
+    assert {
+        "expected_end",
+        "network_loss",
+        "nat_traversal",
+        "reconnect_exhausted",
+        "server_fault",
+        "host_display_fault",
+        "configuration",
+        "unknown",
+    } == set(categories)
+    for rule in loaded:
+        assert rule.explanation and rule.action and rule.owner
+
+
+def test_a_rule_naming_a_code_outside_the_table_is_refused() -> None:
+    text = """
+[[rule]]
+category = "x"
+title = "x"
+owner = "x"
+explanation = "x"
+action = "x"
+[[rule.when]]
+any = [4007]
+"""
+    with pytest.raises(rules.RuleError, match="4007"):
+        rules.parse_rules(text)
+
+
+def _category(tmp_path: Path, lines: list[dict[str, object]]) -> str:
+    analysis = sessions.analyze([str(write_log(tmp_path / "log.jsonl", lines))])
+    found = analysis.con.sql("SELECT category FROM sessions").fetchall()
+    assert len(found) == 1
+    return str(found[0][0])
+
+
+def _active(s: str) -> list[dict[str, object]]:
+    return [
+        ev(s, 0, "server", "session.created"),
+        ev(s, 1, "terminal", "connect.attempt"),
+        ev(s, 1.2, "server", "connection.opened"),
+        ev(s, 2, "server", "session.started"),
+        ev(s, 2, "server", "connection.established", client="cli"),
+        ev(s, 2.1, "terminal", "connection.established", client="cli"),
+    ]
+
+
+def test_reconnect_exhausted_wins_over_the_idle_timeout_that_follows(tmp_path: Path) -> None:
+    lines = [
+        *_active("a"),
+        ev("a", 10, "server", "session.disconnected", 4029),
+        ev("a", 10, "terminal", "connection.lost", 4102),
+        ev("a", 11, "terminal", "reconnect.attempt", 4103, attempt=1),
+        ev("a", 13, "terminal", "reconnect.attempt", 4103, attempt=2),
+        ev("a", 17, "terminal", "reconnect.gave_up", 4106),
+        ev("a", 600, "server", "session.ended", 4009),
+    ]
+    assert _category(tmp_path, lines) == "reconnect_exhausted"
+
+
+def test_connection_lost_then_idle_timeout_without_retry_is_network_loss(tmp_path: Path) -> None:
+    lines = [
+        *_active("b"),
+        ev("b", 10, "server", "session.disconnected", 4029),
+        ev("b", 610, "server", "session.ended", 4009),
+    ]
+    assert _category(tmp_path, lines) == "network_loss"
+
+
+def test_launched_and_never_connected_is_an_expected_idle_end(tmp_path: Path) -> None:
+    lines = [ev("c", 0, "server", "session.created"), ev("c", 600, "server", "session.ended", 4009)]
+    assert _category(tmp_path, lines) == "expected_end"
+
+
+def test_recovered_drop_then_user_close_is_an_expected_end(tmp_path: Path) -> None:
+    lines = [
+        *_active("d"),
+        ev("d", 10, "server", "session.disconnected", 4029),
+        ev("d", 10, "terminal", "connection.lost", 4102),
+        ev("d", 11, "terminal", "reconnect.attempt", 4103, attempt=1),
+        ev("d", 12, "server", "session.resumed"),
+        ev("d", 12, "terminal", "reconnect.succeeded", recovery_ms=2000),
+        ev("d", 50, "server", "session.ended", 4000),
+    ]
+    assert _category(tmp_path, lines) == "expected_end"
+
+
+def test_terminal_only_session_uses_the_terminal_end(tmp_path: Path) -> None:
+    lines = [
+        ev("e", 0, "terminal", "connect.attempt"),
+        ev("e", 15, "terminal", "connect.failed", 4101),
+        ev("e", 15, "terminal", "message.shown", 4101),
+    ]
+    assert _category(tmp_path, lines) == "network_loss"
+
+
+def test_terminal_clock_skew_does_not_change_the_diagnosis(tmp_path: Path) -> None:
+    """The terminal runs 2 s behind: its gave_up is logged before the server's drop."""
+    lines = [
+        *_active("f"),
+        ev("f", 10, "server", "session.disconnected", 4029),
+        ev("f", 8.1, "terminal", "connection.lost", 4102),
+        ev("f", 8.5, "terminal", "reconnect.attempt", 4103, attempt=1),
+        ev("f", 9.5, "terminal", "reconnect.gave_up", 4106),
+        ev("f", 610, "server", "session.ended", 4009),
+    ]
+    assert _category(tmp_path, lines) == "reconnect_exhausted"
