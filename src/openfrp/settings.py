@@ -35,6 +35,7 @@ class SessionSettings:
     display_change_timeout: float = 10.0
     profile_mount_timeout: float = 60.0
     profile_mount_command: str = ""
+    app_command: str = ""
     video_failure_limit: int = 5
     duplicate_policy: str = "refuse"
     connect_timeout: float = 15.0

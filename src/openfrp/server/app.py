@@ -116,6 +116,10 @@ class ServerState:
             self.config.server.display,
             self._state_changed,
             self.config.server.video_fps,
+            {
+                "OPENFRP_GUEST_URL": f"{self.public_url}/api/sessions/{session_id}/guest",
+                "OPENFRP_GUEST_KEY": self.guest_key(session_id),
+            },
         )
         return {
             "session_id": session_id,

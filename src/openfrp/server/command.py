@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -64,15 +65,21 @@ def _admin_key(args: argparse.Namespace) -> str:
 
 
 def api(
-    method: str, url: str, key: str, body: dict[str, Any] | None = None, timeout: float = 10.0
+    method: str,
+    url: str,
+    key: str,
+    body: dict[str, Any] | None = None,
+    timeout: float = 10.0,
+    header: str = "Authorization",
 ) -> dict[str, Any]:
-    """Call the server's API; failures become one-line SettingsError-style messages."""
+    """Call the server's API; failures become one-line messages, never tracebacks."""
     data = json.dumps(body).encode() if body is not None else None
+    credential = f"Bearer {key}" if header == "Authorization" else key
     request = urllib.request.Request(
         url,
         data=data,
         method=method,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        headers={header: credential, "Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -130,6 +137,16 @@ def _cmd_close(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_guest(args: argparse.Namespace) -> int:
+    """Run inside a session (the app's environment names where and how to ask)."""
+    url, key = os.environ.get("OPENFRP_GUEST_URL"), os.environ.get("OPENFRP_GUEST_KEY")
+    if not url or not key:
+        raise SettingsError("not inside an openfrp session (OPENFRP_GUEST_URL/KEY are unset)")
+    result = api("POST", url, key, {"action": args.action}, header="X-OpenFRP-Guest-Key")
+    print(f"session {result['session_id']} ends with {result['final_code']}")
+    return 0
+
+
 def _server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML settings file (server, account, launchpads)")
     p.add_argument("--host", help="listen address (default from config: 127.0.0.1)")
@@ -167,6 +184,10 @@ def register(sub: Any) -> None:
     p.add_argument("--token", help="a user's session token instead of the admin key")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_sessions)
+
+    p = sub.add_parser("guest", help="from inside a session: shut down (4015) or log off (4018)")
+    p.add_argument("action", choices=["shutdown", "logoff"])
+    p.set_defaults(handler=_cmd_guest)
 
     p = sub.add_parser("close", help="close a session from outside (4019)")
     _client_args(p)

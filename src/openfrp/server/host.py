@@ -10,10 +10,13 @@ import asyncio
 import os
 import shlex
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from openfrp.media.synthetic import SyntheticDisplay
+from openfrp.media.xvfb import XvfbSource, XwdError
 from openfrp.settings import SessionSettings
 
 
@@ -47,13 +50,25 @@ async def mount_profile(settings: SessionSettings, env: dict[str, str]) -> None:
         raise StartFailure(4022, f"profile mount exited {process.returncode}: {detail}")
 
 
+class FrameSource(Protocol):
+    width: int
+    height: int
+
+    def capture(self) -> bytes: ...
+
+
 @dataclass
 class Display:
-    """A session's display: synthetic frames, optionally backed by a real Xvfb server."""
+    """A session's display: synthetic frames, or a real Xvfb screen read from its framebuffer."""
 
-    source: SyntheticDisplay = field(default_factory=SyntheticDisplay)
+    source: FrameSource = field(default_factory=SyntheticDisplay)
     xvfb: asyncio.subprocess.Process | None = None
     number: int | None = None
+    fbdir: Path | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"DISPLAY": f":{self.number}"} if self.number is not None else {}
 
     async def stop(self) -> None:
         if self.xvfb is not None and self.xvfb.returncode is None:
@@ -63,9 +78,18 @@ class Display:
             except TimeoutError:
                 self.xvfb.kill()
                 await self.xvfb.wait()
+        if self.fbdir is not None:
+            shutil.rmtree(self.fbdir, ignore_errors=True)
 
 
-_next_display = [100 + os.getpid() % 500]
+def _free_display_number() -> int:
+    for number in range(100 + os.getpid() % 400, 1000):
+        if (
+            not Path(f"/tmp/.X{number}-lock").exists()
+            and not Path(f"/tmp/.X11-unix/X{number}").exists()
+        ):
+            return number
+    raise StartFailure(4027, "no free X display number")
 
 
 async def start_display(kind: str, settings: SessionSettings) -> Display:
@@ -75,8 +99,8 @@ async def start_display(kind: str, settings: SessionSettings) -> Display:
         return Display()
     if shutil.which("Xvfb") is None:
         raise StartFailure(4027, "display = xvfb but Xvfb is not installed")
-    _next_display[0] += 1
-    number = _next_display[0]
+    number = _free_display_number()
+    fbdir = Path(tempfile.mkdtemp(prefix="openfrp-fb-"))
     process = await asyncio.create_subprocess_exec(
         "Xvfb",
         f":{number}",
@@ -85,20 +109,49 @@ async def start_display(kind: str, settings: SessionSettings) -> Display:
         "640x480x24",
         "-nolisten",
         "tcp",
+        "-fbdir",
+        str(fbdir),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    display = Display(xvfb=process, number=number)
-    socket = Path(f"/tmp/.X11-unix/X{number}")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.display_ready_timeout
-    while not socket.exists():
-        if process.returncode is not None:
-            raise StartFailure(4027, f"Xvfb :{number} exited with {process.returncode}")
-        if loop.time() > deadline:
-            await display.stop()
-            raise StartFailure(
-                4027, f"display :{number} not ready within {settings.display_ready_timeout}s"
-            )
-        await asyncio.sleep(0.05)
+    display = Display(xvfb=process, number=number, fbdir=fbdir)
+    ready = (Path(f"/tmp/.X11-unix/X{number}"), fbdir / "Xvfb_screen0")
+
+    async def until_ready() -> None:
+        while not all(path.exists() for path in ready):
+            if process.returncode is not None:
+                raise StartFailure(4027, f"Xvfb :{number} exited with {process.returncode}")
+            await asyncio.sleep(0.02)
+
+    try:
+        await asyncio.wait_for(until_ready(), settings.display_ready_timeout)
+    except TimeoutError:
+        await display.stop()
+        raise StartFailure(
+            4027, f"display :{number} not ready within {settings.display_ready_timeout}s"
+        ) from None
+    except StartFailure:
+        await display.stop()
+        raise
+    try:
+        display.source = XvfbSource(ready[1])
+    except (OSError, XwdError) as exc:
+        await display.stop()
+        raise StartFailure(4027, f"display :{number} framebuffer unreadable: {exc}") from None
     return display
+
+
+async def start_app(
+    settings: SessionSettings, env: dict[str, str]
+) -> asyncio.subprocess.Process | None:
+    """Start the launchpad's desktop/app process; its exit ends the session (4018)."""
+    if not settings.app_command:
+        return None
+    return await asyncio.create_subprocess_exec(
+        *shlex.split(settings.app_command),
+        env={**os.environ, **env},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )

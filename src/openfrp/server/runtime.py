@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from openfrp.protocol.actions import (
 )
 from openfrp.protocol.messages import encode
 from openfrp.protocol.server_session import ServerSession, SessionState
-from openfrp.server.host import Display, StartFailure, mount_profile, start_display
+from openfrp.server.host import Display, StartFailure, mount_profile, start_app, start_display
 from openfrp.server.links import Link, Transport
 from openfrp.timing import Alarm, now_ms
 
@@ -52,6 +54,7 @@ class SessionRuntime:
         display_kind: str,
         on_state: Callable[[SessionRuntime], None],
         video_fps: int = 5,
+        guest_env: dict[str, str] | None = None,
     ) -> None:
         self.machine = machine
         self.identity = identity
@@ -62,6 +65,8 @@ class SessionRuntime:
         self._video_fps = video_fps
         self.links: dict[str, Link] = {}
         self.display: Display | None = None
+        self.app: asyncio.subprocess.Process | None = None
+        self._guest_env = guest_env or {}
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._frame = 0
@@ -184,15 +189,15 @@ class SessionRuntime:
 
     async def _start(self) -> None:
         settings = self.machine.settings
+        env = {
+            "OPENFRP_SESSION_ID": self.identity.session_id,
+            "OPENFRP_USER": self.identity.user,
+            **self._guest_env,
+        }
         try:
-            await mount_profile(
-                settings,
-                {
-                    "OPENFRP_SESSION_ID": self.identity.session_id,
-                    "OPENFRP_USER": self.identity.user,
-                },
-            )
+            await mount_profile(settings, env)
             self.display = await start_display(self._display_kind, settings)
+            self.app = await start_app(settings, {**env, **self.display.env})
         except StartFailure as failure:
             self.post("start_failed", failure.code, failure.error)
             return
@@ -200,8 +205,15 @@ class SessionRuntime:
             self.post("start_failed", 4001, f"{type(exc).__name__}: {exc}")
             return
         self.post("start_ok")
+        if self.app is not None:
+            self._track(asyncio.create_task(self._watch_app(self.app)))
         if self._video_fps > 0:
             self._track(asyncio.create_task(self._video_pump()))
+
+    async def _watch_app(self, app: asyncio.subprocess.Process) -> None:
+        status = await app.wait()
+        if not self.ended.is_set():
+            self.post("host", 4018, f"the session's app exited with status {status}")
 
     async def _video_pump(self) -> None:
         failing = False
@@ -270,6 +282,9 @@ class SessionRuntime:
 
     async def _end(self) -> None:
         self.ended.set()
+        if self.app is not None and self.app.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.app.pid, signal.SIGTERM)
         if self.display is not None:
             await self.display.stop()
 
