@@ -60,7 +60,6 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     except ingest.InputError as exc:
         return _fail("analyze", str(exc))
     console = Console(width=max(140, Console().width))
-    note = Console(stderr=True)
 
     if args.session is not None:
         try:
@@ -81,10 +80,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         report_text.print_summary(summary, console)
     if args.html:
         path = report_html.write(summary, args.html)
-        note.print(f"HTML report: {path}", highlight=False)
+        print(f"HTML report: {path}", file=sys.stderr)
     if args.export:
         for path in export.export(analysis.con, args.export):
-            note.print(f"exported: {path}", highlight=False)
+            print(f"exported: {path}", file=sys.stderr)
     crossed = thresholds.crossed(limits, summary["metrics"])
     for line in crossed:
         print(f"openfrp analyze: threshold crossed: {line}", file=sys.stderr)

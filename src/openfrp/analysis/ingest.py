@@ -88,7 +88,7 @@ def _parquet_sql(con: duckdb.DuckDBPyConnection, index: int, log: LogFile) -> st
         have = found.get(name)
         if have is None:
             parts.append(f'NULL::{wanted} AS "{name}"')
-        elif have in ("VARCHAR", "JSON"):
+        elif wanted == "JSON" and have in ("VARCHAR", "JSON"):
             parts.append(f'try_cast("{name}" AS JSON) AS "{name}"')
         elif wanted == "JSON":
             parts.append(f'to_json("{name}") AS "{name}"')
