@@ -82,14 +82,28 @@ class Display:
             shutil.rmtree(self.fbdir, ignore_errors=True)
 
 
-def _free_display_number() -> int:
-    for number in range(100 + os.getpid() % 400, 1000):
-        if (
-            not Path(f"/tmp/.X{number}-lock").exists()
-            and not Path(f"/tmp/.X11-unix/X{number}").exists()
-        ):
-            return number
-    raise StartFailure(4027, "no free X display number")
+async def _announced_display(fd: int) -> int:
+    """The display number Xvfb writes to its -displayfd once it accepts connections."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb")
+    )
+    try:
+        line = await reader.readline()
+    finally:
+        transport.close()
+    if not line.strip().isdigit():
+        raise StartFailure(4027, "Xvfb exited before announcing its display")
+    return int(line)
+
+
+async def _readable_framebuffer(path: Path) -> XvfbSource:
+    while True:
+        try:
+            return XvfbSource(path)
+        except (OSError, XwdError):
+            await asyncio.sleep(0.01)
 
 
 async def start_display(kind: str, settings: SessionSettings) -> Display:
@@ -99,45 +113,40 @@ async def start_display(kind: str, settings: SessionSettings) -> Display:
         return Display()
     if shutil.which("Xvfb") is None:
         raise StartFailure(4027, "display = xvfb but Xvfb is not installed")
-    number = _free_display_number()
     fbdir = Path(tempfile.mkdtemp(prefix="openfrp-fb-"))
+    read_fd, write_fd = os.pipe()
     process = await asyncio.create_subprocess_exec(
         "Xvfb",
-        f":{number}",
+        "-displayfd",
+        str(write_fd),
         "-screen",
         "0",
         "640x480x24",
         "-nolisten",
         "tcp",
+        "-noreset",
         "-fbdir",
         str(fbdir),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
+        pass_fds=(write_fd,),
     )
-    display = Display(xvfb=process, number=number, fbdir=fbdir)
-    ready = (Path(f"/tmp/.X11-unix/X{number}"), fbdir / "Xvfb_screen0")
+    os.close(write_fd)
+    display = Display(xvfb=process, fbdir=fbdir)
 
     async def until_ready() -> None:
-        while not all(path.exists() for path in ready):
-            if process.returncode is not None:
-                raise StartFailure(4027, f"Xvfb :{number} exited with {process.returncode}")
-            await asyncio.sleep(0.02)
+        display.number = await _announced_display(read_fd)
+        display.source = await _readable_framebuffer(fbdir / "Xvfb_screen0")
 
     try:
         await asyncio.wait_for(until_ready(), settings.display_ready_timeout)
-    except TimeoutError:
+    except (TimeoutError, StartFailure) as exc:
         await display.stop()
+        if isinstance(exc, StartFailure):
+            raise
         raise StartFailure(
-            4027, f"display :{number} not ready within {settings.display_ready_timeout}s"
+            4027, f"display not ready within {settings.display_ready_timeout}s"
         ) from None
-    except StartFailure:
-        await display.stop()
-        raise
-    try:
-        display.source = XvfbSource(ready[1])
-    except (OSError, XwdError) as exc:
-        await display.stop()
-        raise StartFailure(4027, f"display :{number} framebuffer unreadable: {exc}") from None
     return display
 
 
