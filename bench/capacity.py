@@ -41,8 +41,9 @@ asyncio.run(main())
 
 
 def _post(url: str, key: str, body: dict[str, object]) -> dict[str, object]:
-    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {key}"})
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), method="POST", headers={"Authorization": f"Bearer {key}"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         result: dict[str, object] = json.loads(response.read())
         return result
@@ -56,8 +57,9 @@ def start_openfrp(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
         "receive_timeout = 60.0\nidle_timeout = 600.0\n"
     )
     ready = tmp / "ready"
-    proc = subprocess.Popen([*OPENFRP, "serve", "--config", str(config), "--ready-file",
-                             str(ready)], cwd=tmp)
+    proc = subprocess.Popen(
+        [*OPENFRP, "serve", "--config", str(config), "--ready-file", str(ready)], cwd=tmp
+    )
     for _ in range(200):
         if ready.exists() and len(ready.read_text().splitlines()) == 2:
             url, key = ready.read_text().splitlines()
@@ -83,8 +85,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-async def _session_client(ws: ClientConnection, openfrp: bool, seconds: float,
-                          rtts: list[float]) -> None:
+async def _session_client(
+    ws: ClientConnection, openfrp: bool, seconds: float, rtts: list[float]
+) -> None:
     await asyncio.sleep(random.random())
     end = time.monotonic() + seconds
     ping_id = 0
@@ -100,19 +103,33 @@ async def _session_client(ws: ClientConnection, openfrp: bool, seconds: float,
         await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - sent)))
 
 
-async def _open(i: int, openfrp: bool, url: str, key: str, gate: asyncio.Semaphore) -> (
-    ClientConnection
-):
+async def _open(
+    i: int, openfrp: bool, url: str, key: str, gate: asyncio.Semaphore
+) -> ClientConnection:
     async with gate:
-        ws = await connect(url if not openfrp else url.replace("http", "ws", 1) + "/frp7",
-                           compression=None, ping_interval=None, open_timeout=30)
+        ws = await connect(
+            url if not openfrp else url.replace("http", "ws", 1) + "/frp7",
+            compression=None,
+            ping_interval=None,
+            open_timeout=30,
+        )
         if openfrp:
-            t = await asyncio.to_thread(_post, f"{url}/api/sessions", key,
-                                        {"user": f"u{i}", "launchpad": "desktop"})
-            await ws.send(json.dumps({
-                "type": "hello", "version": 1, "session_id": t["session_id"],
-                "token": t["token"], "config": t["config"],
-                "config_digest": t["config_digest"], "client": "bench"}))
+            t = await asyncio.to_thread(
+                _post, f"{url}/api/sessions", key, {"user": f"u{i}", "launchpad": "desktop"}
+            )
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "hello",
+                        "version": 1,
+                        "session_id": t["session_id"],
+                        "token": t["token"],
+                        "config": t["config"],
+                        "config_digest": t["config_digest"],
+                        "client": "bench",
+                    }
+                )
+            )
             for _ in range(5):
                 if json.loads(await ws.recv())["type"] == "started":
                     break
@@ -121,8 +138,9 @@ async def _open(i: int, openfrp: bool, url: str, key: str, gate: asyncio.Semapho
 
 async def run_step(n: int, openfrp: bool, url: str, key: str, seconds: float) -> list[float]:
     gate = asyncio.Semaphore(32)
-    opened = await asyncio.gather(*(_open(i, openfrp, url, key, gate) for i in range(n)),
-                                  return_exceptions=True)
+    opened = await asyncio.gather(
+        *(_open(i, openfrp, url, key, gate) for i in range(n)), return_exceptions=True
+    )
     sockets = [ws for ws in opened if isinstance(ws, ClientConnection)]
     try:
         if len(sockets) != n:
@@ -167,8 +185,10 @@ def main() -> int:
             best = n
         results[name] = best
     ratio = results["openfrp"] / results["websockets"] if results["websockets"] else 0.0
-    print(f"\ncapacity at p99 < {P99_GOAL_MS:.0f} ms: openfrp {results['openfrp']} sessions, "
-          f"bare websockets echo {results['websockets']} connections, ratio {ratio:.2f}")
+    print(
+        f"\ncapacity at p99 < {P99_GOAL_MS:.0f} ms: openfrp {results['openfrp']} sessions, "
+        f"bare websockets echo {results['websockets']} connections, ratio {ratio:.2f}"
+    )
     return 0
 
 
