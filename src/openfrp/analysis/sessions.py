@@ -52,23 +52,17 @@ def aggregate_sql(events_sql: str) -> str:
     state = _names(TERMINAL_STATE + TERMINAL_END)
     return f"""
     SELECT CASE WHEN fatal THEN NULL ELSE session_id END AS session_id,
-      count(*) FILTER (NOT fatal) AS events,
-      list({{'file_id': file_id, 'line': line, 'issue': issue, 'code': code}})
+      count(*) AS rows,
+      list({{'file_id': file_id, 'line': line, 'issue': issue, 'code': code, 'fatal': fatal}})
         FILTER (issue IS NOT NULL) AS issues,
-      any_value("user") AS "user",
-      any_value(account) AS account,
-      any_value(launchpad) AS launchpad,
-      coalesce(any_value(host) FILTER (source = 'server'), any_value(host)) AS host,
-      any_value(frp) AS frp,
+      any_value({{'user': "user", 'account': account, 'launchpad': launchpad, 'host': host,
+                  'frp': frp}}) AS dims,
       any_value(CASE WHEN event = 'connection.established' THEN attrs->>'client' END) AS client,
-      min(ts) FILTER (source = 'server') AS srv_first,
-      max(ts) FILTER (source = 'server') AS srv_last,
-      min(ts) FILTER (source <> 'server') AS term_first,
-      max(ts) FILTER (source <> 'server') AS term_last,
+      min(ts) AS first_ts,
+      max(ts) AS last_ts,
       min(ts) FILTER (event = 'session.created') AS created_at,
       min(ts) FILTER (event = 'session.started') AS started_at,
-      max(ts) FILTER (event = 'session.ended') AS ended_at,
-      arg_max(code, ts) FILTER (event = 'session.ended') AS server_end_code,
+      arg_max({{'ts': ts, 'code': code}}, ts) FILTER (event = 'session.ended') AS server_end,
       arg_max({{'event': event, 'code': code}},
               epoch_us(ts) * 2 + CASE WHEN event IN ({ends}) THEN 1 ELSE 0 END)
         FILTER (source = 'terminal' AND event IN ({state})) AS term_last_state,
@@ -77,15 +71,10 @@ def aggregate_sql(events_sql: str) -> str:
         AS t_established,
       min(ts) FILTER (source = 'server' AND event = 'connection.opened') AS s_opened,
       min(ts) FILTER (source = 'server' AND event = 'connection.established') AS s_established,
-      count(*) FILTER (event = 'session.disconnected') AS srv_disconnects,
-      count(*) FILTER (event IN ('connection.lost', 'ice.disconnected')) AS term_drops,
-      count(*) FILTER (event = 'reconnect.attempt') AS reconnect_attempts,
       count(*) FILTER (event IN ('reconnect.succeeded', 'session.resumed')) AS recoveries,
       sum(CASE WHEN event = 'reconnect.succeeded'
                THEN try_cast(attrs->>'recovery_ms' AS DOUBLE) END) AS term_recovery_ms,
-      min(ts) FILTER (event = 'session.disconnected') AS first_disconnect,
       min(ts) FILTER (event = 'session.resumed') AS first_resume,
-      list(DISTINCT code) FILTER (code IS NOT NULL) AS codes,
       list({{'ts': ts, 'source': source, 'event': event, 'code': code}})
         FILTER (code IS NOT NULL) AS coded
     FROM ({events_sql})
@@ -99,24 +88,28 @@ def sessions_sql(table: str) -> str:
     ends = _names(TERMINAL_END)
     return f"""
     WITH base AS (
-      SELECT *,
+      SELECT * EXCLUDE (dims, coded), dims.*,
+        coalesce(coded, []) AS coded,
         CASE WHEN t_established IS NOT NULL AND s_established IS NOT NULL
              THEN epoch_ms(t_established) - epoch_ms(s_established) END AS skew_ms,
         term_last_state.event IN ({ends}) AS term_ended
       FROM {table} WHERE session_id IS NOT NULL
     ), facts AS (
       SELECT *,
-        coalesce(server_end_code,
+        coalesce(server_end.code,
                  CASE WHEN term_ended THEN term_last_state.code END) AS final_code,
-        ended_at IS NOT NULL OR coalesce(term_ended, false) AS ended,
+        server_end IS NOT NULL OR coalesce(term_ended, false) AS ended,
         started_at IS NOT NULL OR t_established IS NOT NULL OR s_established IS NOT NULL
           AS active,
-        coalesce(created_at,
-                 least(srv_first, term_first - to_milliseconds(coalesce(skew_ms, 0))))
-          AS start_ts,
-        coalesce(ended_at,
-                 greatest(srv_last, term_last - to_milliseconds(coalesce(skew_ms, 0))))
-          AS end_ts
+        coalesce(created_at, first_ts) AS start_ts,
+        coalesce(server_end.ts, last_ts) AS end_ts,
+        list_distinct(list_transform(coded, lambda e: e.code)) AS codes,
+        len(list_filter(coded, lambda e: e.event = 'session.disconnected')) AS srv_disconnects,
+        len(list_filter(coded, lambda e: e.event IN ('connection.lost', 'ice.disconnected')))
+          AS term_drops,
+        len(list_filter(coded, lambda e: e.event = 'reconnect.attempt')) AS reconnect_attempts,
+        list_min(list_transform(list_filter(coded, lambda e: e.event = 'session.disconnected'),
+                                lambda e: e.ts)) AS first_disconnect
       FROM base
     ), classified AS (
       SELECT *, {rules.category_sql(all_rules)} AS category FROM facts
@@ -136,15 +129,15 @@ def sessions_sql(table: str) -> str:
         AS recovery_ms,
       coalesce(list_contains(codes, 4106), false) AS gave_up,
       active, ended,
-      active OR term_first IS NOT NULL OR s_opened IS NOT NULL AS attempted,
+      active OR term_last_state IS NOT NULL OR s_opened IS NOT NULL AS attempted,
       CASE WHEN NOT ended THEN 'open'
            WHEN category = 'expected_end' THEN 'expected_end'
            WHEN NOT active THEN 'setup_failure'
            ELSE 'mid_session_failure' END AS phase,
       category,
       skew_ms,
-      events,
-      coalesce(codes, []::INTEGER[]) AS codes,
+      rows AS events,
+      codes,
       list_sort(coalesce({rules.evidence_sql(all_rules, "coded")}, [])) AS evidence
     FROM classified
     """
@@ -201,6 +194,7 @@ def analyze(
     began = time.perf_counter()
     logs = ingest.expand(patterns)
     con = con or duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would write to stdout
     try:
         events_sql = ingest.events_sql(con, logs)
     except duckdb.Error as exc:
@@ -210,7 +204,13 @@ def analyze(
     except duckdb.Error as exc:
         raise ingest.InputError(f"cannot read input: {str(exc).splitlines()[0]}") from None
     con.execute(f"CREATE OR REPLACE TABLE sessions AS {sessions_sql('agg')}")
-    events = int(_scalar(con, "SELECT coalesce(sum(events), 0) FROM agg"))
+    events = int(
+        _scalar(
+            con,
+            "SELECT coalesce(sum(rows), 0) - (SELECT count(*) FROM "
+            "(SELECT unnest(issues) AS i FROM agg) WHERE i.fatal) FROM agg",
+        )
+    )
     per_file = con.sql(
         "SELECT i.file_id, count(*) FROM (SELECT unnest(issues) AS i FROM agg) GROUP BY 1"
     ).fetchall()

@@ -1,0 +1,85 @@
+"""Benchmark: the analyzer end to end against DuckDB's bare scan of the same file.
+
+Generates (or reuses, in bench/out/) a simulated fleet log of N events, then runs in fresh
+child processes, one after the other:
+  1. the bare scan: SELECT count(*) FROM read_json(...) (ignore_errors: the log has bad lines)
+  2. `openfrp analyze LOG --json --quiet` (ingest, sessions, diagnosis, full summary)
+and prints wall time and peak RSS of each, the ratio and the analyzer's events per second.
+Goals: analyzer at most 2x the bare scan, under 2 GiB peak RSS.
+
+    .venv/bin/python bench/analyze_10m.py [--events N] [--regen]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from openfrp.analysis.simulate import simulate
+
+OUT = Path(__file__).resolve().parent / "out"
+EVENTS_PER_SESSION = 11
+GIB = 1024**3
+
+BARE = """
+import duckdb, sys
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+rows = con.sql("SELECT count(*) FROM read_json(?, format='newline_delimited', ignore_errors=true)",
+               params=[sys.argv[1]]).fetchall()
+print(rows[0][0])
+"""
+
+
+def run_measured(argv: list[str]) -> tuple[float, int, str]:
+    """Run a command; return wall seconds, its own peak RSS (os.wait4 on its pid), stdout."""
+    began = time.perf_counter()
+    with open(os.devnull, "w") as sink:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=sink, text=True)
+        assert proc.stdout is not None
+        stdout = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - began
+    if status != 0:
+        sys.exit(f"{' '.join(argv[:4])} failed with status {status}")
+    return wall, usage.ru_maxrss * 1024, stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--regen", action="store_true", help="write the log even if it exists")
+    args = parser.parse_args()
+
+    log = OUT / f"fleet-{args.events}.jsonl"
+    if args.regen or not log.exists():
+        began = time.perf_counter()
+        stats = simulate(
+            log, max(args.events // EVENTS_PER_SESSION, 1), seed=42, target_events=args.events
+        )
+        print(
+            f"simulated {stats.events:,} events, {stats.sessions:,} sessions, "
+            f"{stats.bad_lines:,} bad lines in {time.perf_counter() - began:.1f} s"
+        )
+    size = log.stat().st_size
+    print(f"log: {log} ({size / GIB:.2f} GiB)")
+
+    bare_wall, bare_rss, bare_out = run_measured([sys.executable, "-c", BARE, str(log)])
+    lines = int(bare_out.strip())
+    cmd = [sys.executable, "-m", "openfrp.cli", "analyze", str(log), "--json", "--quiet"]
+    wall, rss, _ = run_measured(cmd)
+
+    print(f"bare scan   : {bare_wall:7.2f} s  peak RSS {bare_rss / GIB:5.2f} GiB  ({lines:,} rows)")
+    print(f"analyzer    : {wall:7.2f} s  peak RSS {rss / GIB:5.2f} GiB")
+    print(f"ratio       : {wall / bare_wall:7.2f} x  (goal <= 2.0)")
+    print(f"throughput  : {lines / wall:,.0f} events/s ({size / wall / 1024**2:,.0f} MiB/s)")
+    print(f"memory goal : {'met' if rss < 2 * GIB else 'NOT met'} (< 2 GiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
