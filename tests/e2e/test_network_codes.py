@@ -194,3 +194,31 @@ def test_messages_pushed_while_the_session_starts_arrive_after_started(e2e: E2E)
         'msg 1 {"n": 1}',
         'msg 2 {"n": 2}',
     ]
+
+
+def test_a_resume_before_the_server_noticed_the_loss_replaces_the_old_connection(
+    e2e: E2E,
+) -> None:
+    # The server would need 2 x 10 s to give up on the path; the terminal gives up after 1.2 s.
+    server = e2e.server(launchpads={"patient": {"receive_timeout": 10.0}})
+    ticket = server.launch("alice", "patient")
+    sid = ticket["session_id"]
+    proxy = e2e.proxy(server.port)
+    term = e2e.connected(server, ticket, proxy)
+    old = server.log.wait_event(event="connection.established", session_id=sid)
+
+    proxy.control("blackhole")
+    term.wait_line(r"^\[4102 CONNECTION_SEVERED\] ", timeout=5)
+    term.wait_line(r"^\[4103 RECONNECTING\] ", timeout=4)
+    assert not server.log.find(event="connection.closed", session_id=sid)
+    proxy.control("restore")
+    term.wait_line(rf"^connected to {sid} as c-\w+ \(resumed\)$", timeout=8)
+
+    replaced = server.log.wait_event(event="connection.closed", code=4029, session_id=sid)
+    assert replaced["connection_id"] == old["connection_id"]
+    assert replaced["attrs"]["reason"] == "replaced by a resume from the same terminal"
+    resumed = server.log.wait_event(event="session.resumed", session_id=sid)
+    assert resumed["previous_connection_id"] == old["connection_id"]
+    assert not server.log.find(event="receive.timeout", session_id=sid)
+    server.push(sid, {"n": 1})
+    term.wait_line(r'^msg 1 \{"n": 1\}$')
