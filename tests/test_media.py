@@ -65,8 +65,9 @@ def test_xvfb_paints_are_seen_in_the_capture() -> None:
         display = await start_display("xvfb", SessionSettings())
         try:
             before = display.source.capture()
-            subprocess.run(["xsetroot", "-solid", "#ffffff"], env=display.env, check=True,
-                           timeout=10)
+            subprocess.run(
+                ["xsetroot", "-solid", "#ffffff"], env=display.env, check=True, timeout=10
+            )
             await asyncio.sleep(0.2)
             return before, display.source.capture()
         finally:
