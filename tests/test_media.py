@@ -23,7 +23,8 @@ def test_frames_round_trip_and_move() -> None:
     assert len(first) == 8 * 4 * 3 and first != second
     frame = encode_frame(7, 8, 4, second)
     assert frame_number(frame) == 7
-    number, width, height, fmt = HEADER.unpack_from(frame)
+    assert HEADER.unpack_from(frame)[0] == 7
+    _, width, height, fmt = HEADER.unpack_from(frame)
     assert (width, height, fmt) == (8, 4, 1)
     assert zlib.decompress(frame[HEADER.size :]) == second
     assert frame_number(b"abc") is None
