@@ -457,7 +457,7 @@ TABLE: tuple[Code, ...] = (
         _C,
         True,
         "A network helper server could not be reached; the connection may still work.",
-        "Check the STUN URL and that UDP to it is allowed; run `openfrp netcheck`.",
+        "Check the STUN URL and that UDP to it is allowed (the probe.stun event has the detail).",
     ),
     Code(
         5010,
@@ -469,7 +469,7 @@ TABLE: tuple[Code, ...] = (
         _C,
         True,
         "The relay server could not be reached; restricted networks may fail to connect.",
-        "Check the TURN URL, its credentials and that the port is open; run `openfrp netcheck`.",
+        "Check the TURN URL, its credentials and that the port is open (the probe.turn event has the detail).",
     ),
     Code(
         5019,
