@@ -469,7 +469,8 @@ TABLE: tuple[Code, ...] = (
         _C,
         True,
         "The relay server could not be reached; restricted networks may fail to connect.",
-        "Check the TURN URL, its credentials and that the port is open (the probe.turn event has the detail).",
+        "Check the TURN URL, its credentials and that the port is open "
+        "(the probe.turn event has the detail).",
     ),
     Code(
         5019,

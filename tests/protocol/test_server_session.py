@@ -19,10 +19,12 @@ from tests.protocol.harness import (
     ServerHarness,
     closes,
     codes_of,
+    hello,
     logs,
     ms,
     sends,
     token,
+    wire,
 )
 
 QUIET = replace(FAST, receive_timeout=100_000.0, idle_timeout=1000.0)
@@ -758,3 +760,17 @@ def test_frames_from_unknown_connections_are_ignored() -> None:
     assert h.send("stranger", "garbage") == []
     assert h.lose("stranger") == []
     assert h.session.primary == "c1" and h.session.state is SessionState.ACTIVE
+
+
+def test_hello_fits_checks_without_changing_anything() -> None:
+    """The server asks this before applying duplicate_policy across sessions."""
+    h = ServerHarness(FAST)
+    h.open("c1")
+    session = h.session
+    assert session.hello_fits(wire(hello()))
+    assert not session.hello_fits(wire(hello(version=PROTOCOL_VERSION + 1)))
+    assert not session.hello_fits(wire(hello(token=token(user="mallory"))))
+    assert not session.hello_fits("not json")
+    assert not session.hello_fits(wire({"type": "ping", "id": 1}))
+    assert "c1" in session.pending and session.primary is None
+    assert session.state is SessionState.CREATED

@@ -98,6 +98,18 @@ class ServerSession:
             return self._lose_connection(cid, 4024, now_ms, {"error": str(exc)})
         return self._on_message(cid, message, now_ms)
 
+    def hello_fits(self, data: str | bytes) -> bool:
+        """Whether `data` is a hello this session would accept; changes nothing."""
+        try:
+            hello = messages.decode_from_terminal(data)
+        except messages.MessageError:
+            return False
+        return (
+            hello["type"] == "hello"
+            and not self.ended
+            and (check_hello(hello, self.issued, self._secret, self._version) is None)
+        )
+
     def refuse_duplicate(self, cid: str, owner_connection: str) -> list[Action]:
         """Refuse a newcomer because the token owner is live elsewhere (policy `refuse`)."""
         self.pending.discard(cid)

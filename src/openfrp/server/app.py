@@ -120,6 +120,7 @@ class ServerState:
                 "OPENFRP_GUEST_URL": f"{self.public_url}/api/sessions/{session_id}/guest",
                 "OPENFRP_GUEST_KEY": self.guest_key(session_id),
             },
+            self._live_session_of_owner,
         )
         return {
             "session_id": session_id,
@@ -129,6 +130,14 @@ class ServerState:
             "ws_url": self.public_url.replace("http", "ws", 1) + "/frp7",
             "connect_url": f"{self.public_url}/s/{session_id}?token={token}",
         }
+
+    def _live_session_of_owner(self, runtime: SessionRuntime) -> SessionRuntime | None:
+        """Another session of the same token owner that has a live connection (for 4006)."""
+        user = runtime.identity.user
+        for other in self.runtimes.values():
+            if other is not runtime and other.identity.user == user and other.machine.primary:
+                return other
+        return None
 
     def _state_changed(self, runtime: SessionRuntime) -> None:
         machine = runtime.machine

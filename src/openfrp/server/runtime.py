@@ -55,6 +55,7 @@ class SessionRuntime:
         on_state: Callable[[SessionRuntime], None],
         video_fps: int = 5,
         guest_env: dict[str, str] | None = None,
+        owner_elsewhere: Callable[[SessionRuntime], SessionRuntime | None] = lambda _: None,
     ) -> None:
         self.machine = machine
         self.identity = identity
@@ -67,6 +68,7 @@ class SessionRuntime:
         self.display: Display | None = None
         self.app: asyncio.subprocess.Process | None = None
         self._guest_env = guest_env or {}
+        self._owner_elsewhere = owner_elsewhere
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._frame = 0
@@ -137,7 +139,11 @@ class SessionRuntime:
         if kind == "opened":
             return m.connection_opened(args[0], now, args[1])
         if kind == "data":
+            if args[0] in m.pending and m.primary is None and m.hello_fits(args[1]):
+                return self._admit(args[0], args[1], now)
             return m.receive(args[0], args[1], now)
+        if kind == "displace":
+            return m.displace(args[0], now)
         if kind == "lost":
             self._drop_link(args[0])
             return m.connection_lost(args[0], now, args[1])
@@ -156,6 +162,16 @@ class SessionRuntime:
         if kind == "video":
             return m.video_result(args[0], args[1], now)
         raise ValueError(f"unknown inbox item {kind!r}")
+
+    def _admit(self, cid: str, hello: str | bytes, now: int) -> list[Action]:
+        """Apply duplicate_policy when the token owner is live in another session (4006)."""
+        m = self.machine
+        other = self._owner_elsewhere(self)
+        if other is not None and other.machine.primary is not None:
+            if m.settings.duplicate_policy == "refuse":
+                return m.refuse_duplicate(cid, other.machine.primary)
+            other.post("displace", f"taken over by session {self.identity.session_id}")
+        return m.receive(cid, hello, now)
 
     async def _apply(self, actions: list[Action]) -> None:
         for action in actions:
