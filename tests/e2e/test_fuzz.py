@@ -324,6 +324,7 @@ def test_fuzz_active_session(world: FuzzWorld) -> None:
     ticket = server.launch("fuzzer", "fuzz")
     sid = ticket["session_id"]
     holder: dict[str, RawClient] = {}
+    world_previous: dict[str, str] = {}
     stats = {"pong": 0, "4024": 0, "skipped": 0}
     probe = [10**6]
     started = time.monotonic()
@@ -341,8 +342,6 @@ def test_fuzz_active_session(world: FuzzWorld) -> None:
                 raw.wait_message("started")
             holder["raw"] = raw
         return holder["raw"]
-
-    world_previous: dict[str, str] = {}
 
     @FUZZ
     @given(data=st.data())
