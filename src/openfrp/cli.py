@@ -38,16 +38,7 @@ def _cmd_codes(args: argparse.Namespace) -> int:
     for column in ("code", "name", "type", "component", "FRP", "fault", "reconnect", "message"):
         table.add_column(column, overflow="fold")
     for c in rows:
-        table.add_row(
-            str(c.number),
-            c.name,
-            c.kind.value,
-            c.component.value,
-            c.frp,
-            c.fault.value,
-            "yes" if c.reconnect else "no",
-            c.message,
-        )
+        table.add_row(*c.cells())
     Console(width=max(140, Console().width)).print(table)
     return 0
 

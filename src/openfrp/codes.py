@@ -46,6 +46,24 @@ class Code:
     action: str
 
     @property
+    def severity(self) -> str:
+        """The event-log severity of this code: info for Info rows, error for Error rows."""
+        return "info" if self.kind is Kind.INFO else "error"
+
+    def cells(self) -> list[str]:
+        """The row as the CLI and docs show it."""
+        return [
+            str(self.number),
+            self.name,
+            self.kind.value,
+            self.component.value,
+            self.frp,
+            self.fault.value,
+            "yes" if self.reconnect else "no",
+            self.message,
+        ]
+
+    @property
     def frp_versions(self) -> tuple[int, ...]:
         return (7, 8) if self.frp == "FRP 7/8" else (8,)
 
@@ -560,16 +578,7 @@ def markdown(rows: tuple[Code, ...] | list[Code] = TABLE) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in rows:
-        cells = [
-            str(c.number),
-            f"`{c.name}`",
-            c.kind.value,
-            c.component.value,
-            c.frp,
-            c.fault.value,
-            "yes" if c.reconnect else "no",
-            c.message,
-            c.action,
-        ]
+        cells = [*c.cells(), c.action]
+        cells[1] = f"`{c.name}`"
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"

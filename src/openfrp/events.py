@@ -152,15 +152,67 @@ class Event:
         return cls(**data)
 
 
+def _from_table(
+    code: int | None, severity: str | None, message: str | None
+) -> tuple[str, str | None]:
+    """Severity and message for an event, defaulting to the code's row when it has one."""
+    row = codes.lookup(code) if code is not None else None
+    if row is None:
+        return severity or "info", message
+    return severity or row.severity, message or row.message
+
+
 def code_event(event: str, code: int, **fields: Any) -> Event:
     """An event that carries a table code, with severity and message taken from the table."""
     row = codes.get(code)
-    severity = "info" if row.kind is codes.Kind.INFO else "error"
-    fields.setdefault("severity", severity)
-    fields.setdefault("message", row.message)
+    fields["severity"], fields["message"] = _from_table(
+        code, fields.get("severity"), fields.get("message")
+    )
     attrs = dict(fields.pop("attrs", {}) or {})
     attrs.setdefault("code_name", row.name)
     return Event(event=event, code=code, attrs=attrs, **fields)
+
+
+@dataclass(frozen=True)
+class Context:
+    """The identity one side stamps on each of its events (server or terminal)."""
+
+    source: str
+    host: str | None
+    session_id: str
+    user: str | None
+    account: str | None
+    launchpad: str | None
+    frp: int
+
+    def event(
+        self,
+        name: str,
+        *,
+        code: int | None = None,
+        severity: str | None = None,
+        message: str | None = None,
+        connection_id: str | None = None,
+        previous_connection_id: str | None = None,
+        attrs: dict[str, Any] | None = None,
+    ) -> Event:
+        severity, message = _from_table(code, severity, message)
+        return Event(
+            event=name,
+            source=self.source,
+            host=self.host,
+            session_id=self.session_id,
+            connection_id=connection_id,
+            previous_connection_id=previous_connection_id,
+            user=self.user,
+            account=self.account,
+            launchpad=self.launchpad,
+            frp=self.frp,
+            code=code,
+            severity=severity,
+            message=message,
+            attrs=attrs or {},
+        )
 
 
 class EventLog:

@@ -22,12 +22,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from openfrp import PROTOCOL_VERSION
-from openfrp.events import Event, EventLog, now_ts
+from openfrp.events import Context, Event, EventLog, now_ts
 from openfrp.protocol.handshake import Issued, TokenError, digest, sign_token, verify_token
 from openfrp.protocol.messages import MessageError, decode_from_terminal
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server.registry import Registry, SessionRecord
-from openfrp.server.runtime import Identity, SessionRuntime
+from openfrp.server.runtime import SessionRuntime
 from openfrp.settings import Config, SessionSettings, SettingsError
 from openfrp.timing import now_ms
 
@@ -82,7 +82,7 @@ class ServerState:
         issued = Issued(session_id, user, config, digest(config))
         token = sign_token(self.secret, {"session_id": session_id, "user": user})
         machine = ServerSession(issued, settings, self.secret, now_ms())
-        identity = Identity(host, session_id, user, self.config.account_name, launchpad)
+        identity = Context("server", host, session_id, user, self.config.account_name, launchpad, 7)
         self.registry.add(
             SessionRecord(
                 session_id,
@@ -97,18 +97,7 @@ class ServerState:
                 config,
             )
         )
-        self.log.write(
-            Event(
-                "session.created",
-                host=host,
-                session_id=session_id,
-                user=user,
-                account=self.config.account_name,
-                launchpad=launchpad,
-                frp=7,
-                attrs={"settings": settings.to_dict()},
-            )
-        )
+        self.log.write(identity.event("session.created", attrs={"settings": settings.to_dict()}))
         self.runtimes[session_id] = SessionRuntime(
             machine,
             identity,

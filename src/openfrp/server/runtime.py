@@ -13,11 +13,9 @@ import os
 import signal
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from openfrp import codes
-from openfrp.events import Event, EventLog
+from openfrp.events import Context, Event, EventLog
 from openfrp.media.synthetic import encode_frame
 from openfrp.protocol.actions import (
     Action,
@@ -35,21 +33,11 @@ from openfrp.server.links import Link, Transport
 from openfrp.timing import Alarm, now_ms
 
 
-@dataclass(frozen=True)
-class Identity:
-    host: str
-    session_id: str
-    user: str
-    account: str
-    launchpad: str
-    frp: int = 7
-
-
 class SessionRuntime:
     def __init__(
         self,
         machine: ServerSession,
-        identity: Identity,
+        identity: Context,
         log: EventLog,
         display_kind: str,
         on_state: Callable[[SessionRuntime], None],
@@ -207,7 +195,7 @@ class SessionRuntime:
         settings = self.machine.settings
         env = {
             "OPENFRP_SESSION_ID": self.identity.session_id,
-            "OPENFRP_USER": self.identity.user,
+            "OPENFRP_USER": self.identity.user or "",
             **self._guest_env,
         }
         try:
@@ -307,29 +295,14 @@ class SessionRuntime:
     # -- the event log ---------------------------------------------------------------------
 
     def _write(self, action: Log) -> None:
-        ident = self.identity
-        severity = action.severity
-        message = action.message
-        if action.code is not None:
-            row = codes.lookup(action.code)
-            if row is not None:
-                severity = severity or ("info" if row.kind is codes.Kind.INFO else "error")
-                message = message or row.message
         self._log.write(
-            Event(
-                event=action.event,
-                source="server",
-                host=ident.host,
-                session_id=ident.session_id,
+            self.identity.event(
+                action.event,
+                code=action.code,
+                severity=action.severity,
+                message=action.message,
                 connection_id=action.connection_id,
                 previous_connection_id=action.previous_connection_id,
-                user=ident.user,
-                account=ident.account,
-                launchpad=ident.launchpad,
-                frp=ident.frp,
-                code=action.code,
-                severity=severity or "info",
-                message=message,
                 attrs=action.attrs,
             )
         )

@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from openfrp import codes
-from openfrp.events import Event, EventLog
+from openfrp.events import Context, EventLog
 from openfrp.media.synthetic import frame_number
 from openfrp.protocol.actions import Log
 from openfrp.protocol.messages import encode
@@ -49,6 +49,16 @@ class Terminal:
         out: TextIO = sys.stdout,
     ) -> None:
         self.machine = TerminalConnection(ticket, settings)
+        config = ticket.config
+        self._context = Context(
+            "terminal",
+            config.get("host"),
+            ticket.session_id,
+            config.get("user"),
+            config.get("account"),
+            config.get("launchpad"),
+            7,
+        )
         self.ticket = ticket
         self.ws_url = ws_url
         self.log = log
@@ -203,26 +213,13 @@ class Terminal:
         print(text, file=self.out, flush=True)
 
     def _write_event(self, action: Log) -> None:
-        config = self.ticket.config
-        severity, message = action.severity, action.message
-        row = codes.lookup(action.code) if action.code is not None else None
-        if row is not None:
-            severity = severity or ("info" if row.kind is codes.Kind.INFO else "error")
-            message = message or row.message
-        event = Event(
-            event=action.event,
-            source="terminal",
-            host=config.get("host"),
-            session_id=self.ticket.session_id,
+        event = self._context.event(
+            action.event,
+            code=action.code,
+            severity=action.severity,
+            message=action.message,
             connection_id=action.connection_id or self.machine.connection_id,
             previous_connection_id=action.previous_connection_id,
-            user=config.get("user"),
-            account=config.get("account"),
-            launchpad=config.get("launchpad"),
-            frp=7,
-            code=action.code,
-            severity=severity or "info",
-            message=message,
             attrs=action.attrs,
         )
         self.log.write(event)
