@@ -91,7 +91,11 @@ def test_describe_known_code() -> None:
         (4007, "server", "unknown; server range"),
         (4999, "WebSocket private (unassigned in openfrp)", "unknown; WebSocket private"),
         (99999, "outside every known range", "unknown; outside every known range)"),
-        (1006, "WebSocket standard", "WebSocket standard close code 'Abnormal Closure'"),
+        (
+            1006,
+            "WebSocket standard",
+            "unknown; WebSocket standard range): WebSocket standard close code 'Abnormal Closure'",
+        ),
     ],
 )
 def test_describe_unknown_codes(number: int, where: str, says: str) -> None:
@@ -100,6 +104,7 @@ def test_describe_unknown_codes(number: int, where: str, says: str) -> None:
     text = codes.describe(number)
     assert text.startswith(f"{number} is not an openfrp code")
     assert says in text
+    assert "unknown" in text
     assert "range range" not in text
     with pytest.raises(KeyError):
         codes.get(number)

@@ -558,13 +558,12 @@ def describe(number: int) -> str:
     code = BY_NUMBER.get(number)
     if code is not None:
         return f"{code.number} {code.name}: {code.message}"
-    ws_name = WEBSOCKET_CODES.get(number)
-    if ws_name is not None:
-        return f"{number} is not an openfrp code: WebSocket standard close code '{ws_name}'"
     where = code_range(number)
     if not where.endswith("range"):
         where += " range"
-    return f"{number} is not an openfrp code (unknown; {where})"
+    ws_name = WEBSOCKET_CODES.get(number)
+    named = f": WebSocket standard close code '{ws_name}'" if ws_name is not None else ""
+    return f"{number} is not an openfrp code (unknown; {where}){named}"
 
 
 def markdown(rows: tuple[Code, ...] | list[Code] = TABLE) -> str:
