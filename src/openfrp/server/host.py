@@ -140,13 +140,13 @@ async def start_display(kind: str, settings: SessionSettings) -> Display:
 
     try:
         await asyncio.wait_for(until_ready(), settings.display_ready_timeout)
-    except (TimeoutError, StartFailure) as exc:
+    except BaseException as exc:
         await display.stop()
-        if isinstance(exc, StartFailure):
-            raise
-        raise StartFailure(
-            4027, f"display not ready within {settings.display_ready_timeout}s"
-        ) from None
+        if isinstance(exc, TimeoutError):
+            raise StartFailure(
+                4027, f"display not ready within {settings.display_ready_timeout}s"
+            ) from None
+        raise
     return display
 
 
