@@ -27,12 +27,17 @@ class E2E:
         self,
         launchpads: dict[str, dict[str, Any]] | None = None,
         account: dict[str, Any] | None = None,
+        server: dict[str, Any] | None = None,
     ) -> ServerProcess:
-        server = ServerProcess.start(
-            self.root / f"server{len(self._servers)}", launchpads=launchpads, account=account
+        """A server process; `server` overrides keys of its [server] table."""
+        process = ServerProcess.start(
+            self.root / f"server{len(self._servers)}",
+            launchpads=launchpads,
+            account=account,
+            server=server,
         )
-        self._servers.append(server)
-        return server
+        self._servers.append(process)
+        return process
 
     def proxy(self, target_port: int) -> ProxyProcess:
         proxy = start_proxy_process(target_port)

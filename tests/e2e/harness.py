@@ -86,20 +86,23 @@ def write_config(
     data_dir: Path,
     launchpads: dict[str, dict[str, Any]] | None = None,
     account: dict[str, Any] | None = None,
+    server: dict[str, Any] | None = None,
 ) -> Path:
-    """The TOML the server reads: short account timers and per-test launchpad overrides."""
-    lines = [
-        "[server]",
-        'host = "127.0.0.1"',
-        "port = 0",
-        'name = "e2e-host"',
-        f"secret = {_toml_value(SECRET)}",
-        f"registry = {_toml_value(str(data_dir / 'registry.sqlite3'))}",
-        f"log_dir = {_toml_value(str(data_dir / 'logs'))}",
-        'display = "synthetic"',
-        "",
-        "[account]",
-    ]
+    """The TOML the server reads: short account timers, per-test launchpad overrides and
+    `server` overrides of the [server] table (e.g. display = "xvfb", video_fps)."""
+    server_table: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "name": "e2e-host",
+        "secret": SECRET,
+        "registry": str(data_dir / "registry.sqlite3"),
+        "log_dir": str(data_dir / "logs"),
+        "display": "synthetic",
+        **(server or {}),
+    }
+    lines = ["[server]"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in server_table.items()]
+    lines += ["", "[account]"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in {**ACCOUNT, **(account or {})}.items()]
     pads = {"desktop": {}, **(launchpads or {})}
     for name, values in pads.items():
@@ -231,10 +234,11 @@ class ServerProcess:
         launchpads: dict[str, dict[str, Any]] | None = None,
         account: dict[str, Any] | None = None,
         timeout: float = 15.0,
+        server: dict[str, Any] | None = None,
     ) -> ServerProcess:
         root.mkdir(parents=True, exist_ok=True)
         data = root / "data"
-        config = write_config(root / "server.toml", data, launchpads, account)
+        config = write_config(root / "server.toml", data, launchpads, account, server)
         ready = root / "ready.txt"
         with (
             (root / "server-stdout.txt").open("wb") as out,

@@ -7,9 +7,11 @@ Each step runs under its own timeout and fails with the code the contract names 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,12 +38,17 @@ async def mount_profile(settings: SessionSettings, env: dict[str, str]) -> None:
         env={**os.environ, **env},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         _, stderr = await asyncio.wait_for(process.communicate(), settings.profile_mount_timeout)
     except TimeoutError:
-        process.kill()
-        await process.wait()
+        # The whole group: a child of the hook (a shell script's command) would keep its
+        # stderr pipe open, and process.wait() waits for that pipe, not only for the hook.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 1.0)
         raise StartFailure(
             4022, f"profile mount timed out after {settings.profile_mount_timeout}s"
         ) from None
