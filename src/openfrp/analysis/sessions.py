@@ -72,11 +72,11 @@ def aggregate_sql(events_sql: str) -> str:
       min(ts) FILTER (source = 'server' AND event = 'connection.opened') AS s_opened,
       min(ts) FILTER (source = 'server' AND event = 'connection.established') AS s_established,
       count(*) FILTER (event IN ('reconnect.succeeded', 'session.resumed')) AS recoveries,
-      sum(CASE WHEN event = 'reconnect.succeeded'
-               THEN try_cast(attrs->>'recovery_ms' AS DOUBLE) END) AS term_recovery_ms,
+      list_distinct(list({{'ts': ts, 'ms': try_cast(attrs->>'recovery_ms' AS DOUBLE)}})
+        FILTER (event = 'reconnect.succeeded')) AS term_recoveries,
       min(ts) FILTER (event = 'session.resumed') AS first_resume,
-      list({{'ts': ts, 'source': source, 'event': event, 'code': code}})
-        FILTER (code IS NOT NULL) AS coded
+      list_distinct(list({{'ts': ts, 'source': source, 'event': event, 'code': code}})
+        FILTER (code IS NOT NULL)) AS coded
     FROM ({events_sql})
     GROUP BY ALL
     """
@@ -88,11 +88,12 @@ def sessions_sql(table: str) -> str:
     ends = _names(TERMINAL_END)
     return f"""
     WITH base AS (
-      SELECT * EXCLUDE (dims, coded), dims.*,
+      SELECT * EXCLUDE (dims, coded, term_recoveries), dims.*,
         coalesce(coded, []) AS coded,
         CASE WHEN t_established IS NOT NULL AND s_established IS NOT NULL
              THEN epoch_ms(t_established) - epoch_ms(s_established) END AS skew_ms,
-        term_last_state.event IN ({ends}) AS term_ended
+        term_last_state.event IN ({ends}) AS term_ended,
+        list_sum(list_transform(term_recoveries, lambda r: r.ms)) AS term_recovery_ms
       FROM {table} WHERE session_id IS NOT NULL
     ), facts AS (
       SELECT *,

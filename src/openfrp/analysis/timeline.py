@@ -44,21 +44,27 @@ def timeline(analysis: Analysis, session_id: str) -> dict[str, Any]:
         f"SELECT file_id, line, ts, source, event, code, attrs FROM ({events_sql}) "
         f"WHERE session_id = {ingest.quote(session_id)} AND NOT fatal"
     ).fetchall()
-    items = []
+    items: list[dict[str, Any]] = []
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for file_id, line, ts, source, event, code, attrs in rows:
+        where = f"{analysis.files[file_id].path}:{line}"
+        key = (ts, source, event, code, attrs)
+        if key in seen:  # a terminal event shipped to the server log is in both logs
+            seen[key]["also"].append(where)
+            continue
         on_server = ts if source == "server" else ts - skew
-        items.append(
-            {
-                "ts": _iso(on_server),
-                "logged_ts": _iso(ts),
-                "source": source,
-                "event": event,
-                "code": code,
-                "name": _code_name(code),
-                "attrs": json.loads(attrs) if attrs else {},
-                "where": f"{analysis.files[file_id].path}:{line}",
-            }
-        )
+        seen[key] = {
+            "ts": _iso(on_server),
+            "logged_ts": _iso(ts),
+            "source": source,
+            "event": event,
+            "code": code,
+            "name": _code_name(code),
+            "attrs": json.loads(attrs) if attrs else {},
+            "where": where,
+            "also": [],
+        }
+        items.append(seen[key])
     items.sort(key=lambda item: (item["ts"] or "", item["where"]))
     rule = rules.by_category()[facts["category"]]
     evidence = [
@@ -71,8 +77,8 @@ def timeline(analysis: Analysis, session_id: str) -> dict[str, Any]:
         }
         for e in facts.pop("evidence")
     ]
-    for key in ("start_ts", "end_ts"):
-        facts[key] = _iso(facts[key])
+    for name in ("start_ts", "end_ts"):
+        facts[name] = _iso(facts[name])
     final = facts["final_code"]
     return {
         "session": facts,
