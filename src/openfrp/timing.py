@@ -23,8 +23,15 @@ class Alarm:
         self._armed: int | None = None
 
     def arm(self, deadline_ms: int | None) -> None:
-        """Wake the loop at `deadline_ms` (None: never); re-arming replaces the last one."""
-        if deadline_ms == self._armed:
+        """Wake the loop by `deadline_ms` (None: never).
+
+        A deadline that moved later (the receive timer, on every message) keeps the earlier
+        wake-up: the loop ticks once for nothing and re-arms, instead of replacing a timer
+        handle per message.
+        """
+        if deadline_ms is not None and self._armed is not None and self._armed <= deadline_ms:
+            return
+        if deadline_ms is None and self._armed is None:
             return
         if self._handle is not None:
             self._handle.cancel()
