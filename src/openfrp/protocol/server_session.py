@@ -15,7 +15,7 @@ from openfrp import PROTOCOL_VERSION, codes
 from openfrp.protocol import messages
 from openfrp.protocol.actions import Action, Close, Deliver, EndSession, Log, Send, StartSession
 from openfrp.protocol.handshake import Issued, check_hello
-from openfrp.protocol.timers import Deadlines
+from openfrp.protocol.timers import Deadlines, ms
 from openfrp.settings import SessionSettings
 
 ENDING_FAULTS = {4001, 4004, 4005, 4022, 4027}
@@ -29,10 +29,6 @@ class SessionState(StrEnum):
     ACTIVE = "active"
     DISCONNECTED = "disconnected"
     ENDED = "ended"
-
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
 
 
 class ServerSession:
@@ -63,7 +59,7 @@ class ServerSession:
         self.out_seq = 0
         self.unacked: deque[tuple[int, dict[str, Any], int]] = deque()
         self.unacked_bytes = 0
-        self.deadlines.set("idle", now_ms + _ms(settings.idle_timeout))
+        self.deadlines.set("idle", now_ms + ms(settings.idle_timeout))
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -78,7 +74,7 @@ class ServerSession:
 
     def connection_opened(self, cid: str, now_ms: int, attrs: dict[str, Any]) -> list[Action]:
         self.pending.add(cid)
-        self.deadlines.set(f"handshake:{cid}", now_ms + _ms(self.settings.handshake_timeout))
+        self.deadlines.set(f"handshake:{cid}", now_ms + ms(self.settings.handshake_timeout))
         return [Log("connection.opened", connection_id=cid, attrs=attrs)]
 
     def receive(self, cid: str, data: str | bytes, now_ms: int) -> list[Action]:
@@ -161,9 +157,9 @@ class ServerSession:
             return []
         self.started_ms = now_ms
         s = self.settings
-        self.deadlines.set("max_duration", now_ms + _ms(s.max_session_duration))
+        self.deadlines.set("max_duration", now_ms + ms(s.max_session_duration))
         if s.warn_before > 0:
-            self.deadlines.set("warning", now_ms + _ms(s.max_session_duration - s.warn_before))
+            self.deadlines.set("warning", now_ms + ms(s.max_session_duration - s.warn_before))
         attrs = {"time_to_start_ms": now_ms - self.created_ms}
         actions: list[Action] = [Log("session.started", attrs=attrs)]
         if self.primary is None:
@@ -173,7 +169,7 @@ class ServerSession:
             )
         self.state = SessionState.ACTIVE
         self._heard(now_ms)
-        self.deadlines.set("heartbeat", now_ms + _ms(s.heartbeat_interval))
+        self.deadlines.set("heartbeat", now_ms + ms(s.heartbeat_interval))
         # Messages pushed while starting were queued, not sent: send them now, in order.
         queued = [Send(self.primary, message) for _, message, _ in self.unacked]
         return [*actions, Send(self.primary, {"type": "started"}), *queued]
@@ -269,7 +265,7 @@ class ServerSession:
             return actions + ([Send(live, warning)] if live is not None else [])
         if name == "heartbeat" and self.primary is not None:
             self._ping_id += 1
-            self.deadlines.set("heartbeat", now_ms + _ms(s.heartbeat_interval))
+            self.deadlines.set("heartbeat", now_ms + ms(s.heartbeat_interval))
             return [Send(self.primary, {"type": "ping", "id": self._ping_id})]
         if name == "receive" and self.primary is not None:
             self._receive_misses += 1
@@ -290,7 +286,7 @@ class ServerSession:
                         abort=True,
                     ),
                 ]
-            self.deadlines.set("receive", now_ms + _ms(s.receive_timeout))
+            self.deadlines.set("receive", now_ms + ms(s.receive_timeout))
             return [log]
         return []
 
@@ -303,7 +299,7 @@ class ServerSession:
     def _heard(self, now_ms: int) -> None:
         self._receive_misses = 0
         if self.state is SessionState.ACTIVE:
-            self.deadlines.set("receive", now_ms + _ms(self.settings.receive_timeout))
+            self.deadlines.set("receive", now_ms + ms(self.settings.receive_timeout))
 
     def _reject(self, cid: str, code: int, attrs: dict[str, Any]) -> list[Action]:
         self._closing.add(cid)
@@ -374,7 +370,7 @@ class ServerSession:
             return actions
         self.state = SessionState.ACTIVE
         self._heard(now_ms)
-        self.deadlines.set("heartbeat", now_ms + _ms(self.settings.heartbeat_interval))
+        self.deadlines.set("heartbeat", now_ms + ms(self.settings.heartbeat_interval))
         if resume:
             actions.append(
                 Log(
@@ -467,7 +463,7 @@ class ServerSession:
         if self.state is SessionState.STARTING:
             return [Log("session.disconnected", code=code, attrs=attrs)]
         self.state = SessionState.DISCONNECTED
-        self.deadlines.set("idle", now_ms + _ms(self.settings.idle_timeout))
+        self.deadlines.set("idle", now_ms + ms(self.settings.idle_timeout))
         return [
             Log("session.disconnected", code=code, connection_id=self.last_primary, attrs=attrs)
         ]

@@ -13,7 +13,7 @@ from typing import Any
 from openfrp import PROTOCOL_VERSION, codes
 from openfrp.protocol import messages
 from openfrp.protocol.actions import Log
-from openfrp.protocol.timers import Deadlines
+from openfrp.protocol.timers import Deadlines, ms
 from openfrp.settings import SessionSettings
 
 
@@ -79,10 +79,6 @@ class TerminalState(StrEnum):
     DONE = "done"
 
 
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
-
-
 def show(code: int) -> Show:
     row = codes.get(code)
     level = "info" if row.kind is codes.Kind.INFO else "error"
@@ -127,7 +123,7 @@ class TerminalConnection:
 
     def start(self, now_ms: int) -> list[TerminalAction]:
         self.started_at = now_ms
-        self.deadlines.set("connect_window", now_ms + _ms(self.settings.connect_timeout))
+        self.deadlines.set("connect_window", now_ms + ms(self.settings.connect_timeout))
         return self._connect(now_ms)
 
     def transport_opened(self, now_ms: int) -> list[TerminalAction]:
@@ -161,7 +157,7 @@ class TerminalConnection:
             TerminalState.CLOSING,
         ):
             return []
-        self.deadlines.set("keepalive", now_ms + _ms(self.settings.keepalive_timeout))
+        self.deadlines.set("keepalive", now_ms + ms(self.settings.keepalive_timeout))
         if isinstance(data, bytes):
             return []
         try:
@@ -238,7 +234,7 @@ class TerminalConnection:
             return [Hangup(4102, "CONNECTION_SEVERED", abort=True), *self._lost(now_ms, attrs)]
         if name == "heartbeat" and self.state is TerminalState.ESTABLISHED:
             self._ping_id += 1
-            self.deadlines.set("heartbeat", now_ms + _ms(self.settings.heartbeat_interval))
+            self.deadlines.set("heartbeat", now_ms + ms(self.settings.heartbeat_interval))
             return [Transmit({"type": "ping", "id": self._ping_id})]
         if name == "closing":
             return [
@@ -251,7 +247,7 @@ class TerminalConnection:
         self.state = TerminalState.CONNECTING
         self.attempt_started_at = now_ms
         if self.lost_at is not None:
-            self.deadlines.set("attempt", now_ms + _ms(self.settings.connect_timeout))
+            self.deadlines.set("attempt", now_ms + ms(self.settings.connect_timeout))
         return [Log("connect.attempt", attrs={"attempt": self.attempt}), Connect(self.attempt)]
 
     def _on_message(self, message: dict[str, Any], now_ms: int) -> list[TerminalAction]:
@@ -292,7 +288,7 @@ class TerminalConnection:
         self.previous_connection_id = self.connection_id
         self.connection_id = message["connection_id"]
         self.state = TerminalState.ESTABLISHED
-        self.deadlines.set("heartbeat", now_ms + _ms(self.settings.heartbeat_interval))
+        self.deadlines.set("heartbeat", now_ms + ms(self.settings.heartbeat_interval))
         attrs = {
             "client": self.ticket.client,
             "resume": message["resume"],
@@ -340,11 +336,9 @@ class TerminalConnection:
 
     def _schedule_retry(self, now_ms: int) -> list[TerminalAction]:
         s = self.settings
-        delay = min(
-            _ms(s.reconnect_backoff_initial) * 2**self.attempt, _ms(s.reconnect_backoff_max)
-        )
+        delay = min(ms(s.reconnect_backoff_initial) * 2**self.attempt, ms(s.reconnect_backoff_max))
         assert self.lost_at is not None
-        if now_ms + delay - self.lost_at > _ms(s.reconnect_window):
+        if now_ms + delay - self.lost_at > ms(s.reconnect_window):
             return self._give_up(
                 now_ms, {"reason": "reconnect_window exhausted", "attempts": self.attempt}
             )
@@ -372,7 +366,7 @@ class TerminalConnection:
         self.deadlines.cancel("attempt")
         if self.lost_at is None:
             self.state = TerminalState.WAITING
-            self.deadlines.set("retry", now_ms + _ms(self.settings.reconnect_backoff_initial))
+            self.deadlines.set("retry", now_ms + ms(self.settings.reconnect_backoff_initial))
             return [Log("connect.retry", severity="warning", attrs=attrs)]
         if self.attempt >= self.settings.reconnect_attempts:
             return self._give_up(

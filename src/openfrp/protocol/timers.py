@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def ms(seconds: float) -> int:
+    """A settings duration in seconds as the whole milliseconds the machines count in."""
+    return round(seconds * 1000)
+
+
 class Deadlines:
     def __init__(self) -> None:
         self._at: dict[str, int] = {}
