@@ -1,10 +1,12 @@
 """Read event logs (JSONL, plain or gzip, and Parquet) with DuckDB, keeping bad lines visible.
 
 DuckDB's JSON reader with `ignore_errors` turns a bad line into a row of NULLs instead of
-dropping it, and `row_number() OVER ()` keeps file order, so one parallel scan gives every
-event its line number and lets SQL tell valid events from bad lines (malformed, wrong types,
-unknown codes) without a slow Python pass. The reader skips blank lines, so line numbers count
-non-blank lines; the event writer never writes blank lines.
+dropping it, so SQL can tell valid events from bad lines (malformed, wrong types, unknown codes)
+without a slow Python pass. The analyzer reads in two phases: the per-session aggregation reads
+the files in parallel without line numbers and only counts bad lines per file; then, for files
+that have bad lines, `row_number() OVER ()` (which keeps file order, on one thread) numbers the
+lines until enough bad lines are found to list. The reader skips blank lines, so line numbers
+count non-blank lines; the event writer never writes blank lines.
 """
 
 from __future__ import annotations
@@ -66,11 +68,12 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _jsonl_sql(index: int, log: LogFile) -> str:
+def _jsonl_sql(index: int, log: LogFile, numbered: bool) -> str:
     columns = ", ".join(f"{quote(k)}: {quote(v)}" for k, v in EVENT_COLUMNS.items())
     names = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
+    line = "row_number() OVER ()" if numbered else "NULL::BIGINT"
     return (
-        f"SELECT {index} AS file_id, row_number() OVER () AS line, {names} "
+        f"SELECT {index} AS file_id, {line} AS line, {names} "
         f"FROM read_json({quote(log.path)}, format='newline_delimited', ignore_errors=true, "
         f"columns={{{columns}}})"
     )
@@ -100,15 +103,23 @@ def _parquet_sql(con: duckdb.DuckDBPyConnection, index: int, log: LogFile) -> st
     )
 
 
-def events_sql(con: duckdb.DuckDBPyConnection, logs: list[LogFile]) -> str:
+def events_sql(
+    con: duckdb.DuckDBPyConnection,
+    logs: list[LogFile],
+    numbered: bool = True,
+    first_id: int = 0,
+) -> str:
     """All events of all files, typed, each with its file, line and what is wrong with it.
 
     `issue` names the first problem; `fatal` rows are not events at all (they only count as
     bad lines), while an unknown code keeps its event so the session still ends with it.
+    Numbering JSONL lines takes `row_number() OVER ()`, which keeps file order and so runs on
+    one thread; `numbered=False` leaves JSONL lines NULL and lets the whole query run in
+    parallel. File ids count from `first_id`.
     """
     union = " UNION ALL ".join(
-        _parquet_sql(con, i, log) if log.kind == "parquet" else _jsonl_sql(i, log)
-        for i, log in enumerate(logs)
+        _parquet_sql(con, i, log) if log.kind == "parquet" else _jsonl_sql(i, log, numbered)
+        for i, log in enumerate(logs, start=first_id)
     )
     known = ", ".join(str(c.number) for c in codes.TABLE)
     sources = ", ".join(quote(s) for s in events.SOURCES)

@@ -53,7 +53,7 @@ def aggregate_sql(events_sql: str) -> str:
     return f"""
     SELECT CASE WHEN fatal THEN NULL ELSE session_id END AS session_id,
       count(*) AS rows,
-      list({{'file_id': file_id, 'line': line, 'issue': issue, 'code': code, 'fatal': fatal}})
+      list({{'file_id': file_id, 'issue': issue, 'code': code, 'fatal': fatal}})
         FILTER (issue IS NOT NULL) AS issues,
       any_value({{'user': "user", 'account': account, 'launchpad': launchpad, 'host': host,
                   'frp': frp}}) AS dims,
@@ -197,13 +197,19 @@ def analyze(
     con = con or duckdb.connect()
     con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would write to stdout
     try:
-        events_sql = ingest.events_sql(con, logs)
+        # Phase 1: aggregate straight from the parallel scan, without line numbers (numbering
+        # JSONL lines needs a window that runs on one thread); bad rows are only counted.
+        events_sql = ingest.events_sql(con, logs, numbered=False)
     except duckdb.Error as exc:
         raise ingest.InputError(f"cannot read input: {str(exc).splitlines()[0]}") from None
+    ordered = _scalar_text(con, "SELECT current_setting('preserve_insertion_order')")
+    con.execute("SET preserve_insertion_order = false")
     try:
         _run(con, f"CREATE OR REPLACE TEMP TABLE agg AS {aggregate_sql(events_sql)}", progress)
     except duckdb.Error as exc:
         raise ingest.InputError(f"cannot read input: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.execute(f"SET preserve_insertion_order = {ordered}")
     con.execute(f"CREATE OR REPLACE TABLE sessions AS {sessions_sql('agg')}")
     events = int(
         _scalar(
@@ -216,14 +222,7 @@ def analyze(
         "SELECT i.file_id, count(*) FROM (SELECT unnest(issues) AS i FROM agg) GROUP BY 1"
     ).fetchall()
     bad_by_file = {logs[int(fid)].path: int(n) for fid, n in per_file}
-    listed = con.sql(
-        "SELECT i.file_id, i.line, i.issue, i.code FROM (SELECT unnest(issues) AS i FROM agg) "
-        f"ORDER BY 1, 2 LIMIT {BAD_LINES_LISTED}"
-    ).fetchall()
-    bad = [
-        ingest.BadLine(logs[int(fid)].path, int(line), ingest.describe_issue(issue, code))
-        for fid, line, issue, code in listed
-    ]
+    bad = _first_bad_lines(con, logs, {int(fid): int(n) for fid, n in per_file})
     con.execute("DROP TABLE agg")
     return Analysis(
         con=con,
@@ -234,6 +233,36 @@ def analyze(
         bad_lines=bad,
         seconds=time.perf_counter() - began,
     )
+
+
+def _first_bad_lines(
+    con: duckdb.DuckDBPyConnection, logs: list[ingest.LogFile], counts: dict[int, int]
+) -> list[ingest.BadLine]:
+    """Phase 2: number the lines of the files that have bad lines (`counts`, by file id, from
+    phase 1), in file order, up to the first BAD_LINES_LISTED bad lines in all. The numbering
+    window runs on one thread, but each file's scan ends at its last bad line wanted."""
+    bad: list[ingest.BadLine] = []
+    for index, log in enumerate(logs):
+        wanted = min(BAD_LINES_LISTED - len(bad), counts.get(index, 0))
+        if wanted <= 0:
+            continue
+        sql = ingest.events_sql(con, [log], first_id=index)
+        # JSONL rows leave the window in file order, so a plain LIMIT stops the scan early;
+        # Parquet rows carry their own numbers and are read in parallel.
+        order = "ORDER BY line" if log.kind == "parquet" else ""
+        found = con.sql(
+            f"SELECT line, issue, code FROM ({sql}) WHERE issue IS NOT NULL {order} LIMIT {wanted}"
+        ).fetchall()
+        bad.extend(
+            ingest.BadLine(log.path, int(line), ingest.describe_issue(issue, code))
+            for line, issue, code in sorted(found, key=lambda row: int(row[0]))
+        )
+    return bad
+
+
+def _scalar_text(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    rows = con.sql(sql).fetchall()
+    return str(rows[0][0])
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> float:
