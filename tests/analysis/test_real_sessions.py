@@ -253,7 +253,7 @@ def test_closed_port_known_only_to_the_terminal_is_network_loss(real: Real) -> N
     assert {e["where"].rsplit(":", 1)[0] for e in events} == {
         str(real.terminal_logs["unreachable"].path)
     }
-    assert events[-1]["event"] == "connect.failed"
+    assert [e["event"] for e in events][-2:] == ["connect.failed", "message.shown"]
     assert len(events) == len(real.terminal_logs["unreachable"].events())
 
 

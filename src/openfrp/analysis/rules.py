@@ -138,10 +138,14 @@ def category_sql(rules: tuple[Rule, ...]) -> str:
 
 
 def evidence_sql(rules: tuple[Rule, ...], column: str) -> str:
-    """Keep, from a list of coded events, those the session's rule names, and the final one."""
+    """Keep, from a list of coded events, those the session's rule names, and the final one.
+
+    A `message.shown` only repeats a code some other event already carries, so it is never
+    evidence of its own."""
     whens = [
         f"WHEN '{rule.category}' THEN list_filter({column}, "
-        f"lambda e: e.code IN ({_ints(rule.codes)}) OR e.event = 'session.ended')"
+        f"lambda e: (e.code IN ({_ints(rule.codes)}) AND e.event <> 'message.shown') "
+        "OR e.event = 'session.ended')"
         for rule in rules
         if rule.codes
     ]

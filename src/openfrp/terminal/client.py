@@ -138,6 +138,14 @@ class Terminal:
                 )
             elif isinstance(action, Show):
                 self._print(action.text)
+                self._write_event(
+                    Log(
+                        "message.shown",
+                        code=action.code,
+                        severity=action.level,
+                        attrs={"text": action.text},
+                    )
+                )
             elif isinstance(action, Receive):
                 self._print(f"msg {action.seq} {json.dumps(action.body, sort_keys=True)}")
             elif isinstance(action, Log):
