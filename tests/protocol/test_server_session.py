@@ -660,6 +660,18 @@ def test_connection_faults_close_only_the_connection(code: int) -> None:
     assert [type(a) for a in out] == [Log]
 
 
+def test_fault_detail_goes_to_the_log_only() -> None:
+    h = active(FAST, at=0)
+    out = h.feed(h.session.fault(4004, "control loop", "KeyError: 'x'", h.now, "Traceback..."))
+    (log,) = logs(out, "error.exception")
+    assert log.attrs == {
+        "where": "control loop",
+        "error": "KeyError: 'x'",
+        "detail": "Traceback...",
+    }
+    assert all("Traceback" not in str(a.message) for a in sends(out))
+
+
 def test_fault_rejects_other_codes() -> None:
     h = active(FAST, at=0)
     with pytest.raises(ValueError):

@@ -185,11 +185,18 @@ class ServerSession:
             raise ValueError(f"{code} is not a host event")
         return self._end(code, now_ms, {"reason": reason})
 
-    def fault(self, code: int, where: str, error: str, now_ms: int) -> list[Action]:
-        """An unexpected failure in a part of the session; the code says which part."""
+    def fault(
+        self, code: int, where: str, error: str, now_ms: int, detail: str | None = None
+    ) -> list[Action]:
+        """An unexpected failure in a part of the session; the code says which part.
+
+        `detail` (a traceback, say) goes to the log only, never to the terminal."""
         if self.ended:
             return []
-        log = Log("error.exception", code=code, attrs={"where": where, "error": error})
+        attrs = {"where": where, "error": error}
+        if detail is not None:
+            attrs["detail"] = detail
+        log = Log("error.exception", code=code, attrs=attrs)
         if code in CONNECTION_FAULTS:
             if self.primary is None:
                 return [log]

@@ -103,23 +103,13 @@ class SessionRuntime:
                 self._on_state(self)
 
     async def _crash(self, exc: Exception) -> None:
-        code = (
-            4004 if self.machine.state in (SessionState.ACTIVE, SessionState.DISCONNECTED) else 4001
-        )
+        """A bug in the loop itself: 4001 before the session is active, 4004 after."""
+        state = self.machine.state
+        code = 4004 if state in (SessionState.ACTIVE, SessionState.DISCONNECTED) else 4001
         error = "".join(traceback.format_exception_only(exc)).strip()
-        self._write(
-            Log(
-                "error.exception",
-                code=code,
-                attrs={
-                    "where": "control loop",
-                    "error": error,
-                    "traceback": traceback.format_exc(limit=8),
-                },
-            )
-        )
+        detail = traceback.format_exc(limit=8)
         with contextlib.suppress(Exception):
-            await self._apply(self.machine.fault(code, "control loop", error, now_ms()))
+            await self._apply(self.machine.fault(code, "control loop", error, now_ms(), detail))
 
     def _dispatch(self, item: tuple[Any, ...], now: int) -> list[Action]:
         kind, *args = item
