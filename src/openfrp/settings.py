@@ -113,6 +113,7 @@ class ServerOptions:
     log_dir: str = "openfrp-data/logs"
     display: str = "synthetic"
     video_fps: int = 5
+    forget_ended_after: int = 300
 
 
 _SERVER_TYPES: dict[str, type] = {

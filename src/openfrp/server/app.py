@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from openfrp import PROTOCOL_VERSION
+from openfrp import PROTOCOL_VERSION, codes
 from openfrp.events import Context, Event, EventLog, now_ts
 from openfrp.protocol.handshake import Issued, TokenError, digest, sign_token, verify_token
 from openfrp.protocol.messages import MessageError, decode_from_terminal
@@ -44,9 +45,10 @@ NO_CLOSE_FRAME = (1005, 1006)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
+        self.extra = extra
 
 
 @dataclass
@@ -131,12 +133,21 @@ class ServerState:
     def _state_changed(self, runtime: SessionRuntime) -> None:
         machine = runtime.machine
         ended = machine.state is SessionState.ENDED
+        if ended:
+            asyncio.get_running_loop().call_later(
+                self.config.server.forget_ended_after, self._forget, runtime
+            )
         self.registry.set_state(
             runtime.identity.session_id,
             machine.state.value,
             machine.final_code,
             now_ts() if ended else None,
         )
+
+    def _forget(self, runtime: SessionRuntime) -> None:
+        """An ended session leaves memory; the registry answers for it from then on."""
+        self.runtimes.pop(runtime.identity.session_id, None)
+        runtime.forget()
 
     def ticket(self, session_id: str) -> dict[str, Any]:
         runtime = self.runtimes[session_id]
@@ -245,7 +256,9 @@ async def get_ticket(request: Request) -> Response:
     state = _state(request)
     record = _own_record(request, state, _caller(request, state))
     if record.session_id not in state.runtimes:
-        raise ApiError(410, f"session '{record.session_id}' is no longer served here")
+        raise ApiError(
+            410, f"session '{record.session_id}' has ended", final_code=record.final_code
+        )
     return JSONResponse(state.ticket(record.session_id))
 
 
@@ -328,6 +341,66 @@ def _session_id_of(data: str | bytes) -> str | None:
     return None
 
 
+async def _refuse_unserved(
+    state: ServerState,
+    websocket: WebSocket,
+    first: Mapping[str, Any],
+    data: str | bytes,
+    cid: str,
+    remote: str,
+    session_id: str,
+) -> None:
+    """No live session for this hello: an ended one is refused with its final code (a late
+    resume after 4009 gets 4009), anything else with 4002."""
+    record = state.registry.get(session_id) if session_id else None
+    if record is not None and record.final_code is not None:
+        context = Context(
+            "server",
+            state.config.server.name,
+            session_id,
+            record.user,
+            record.account,
+            record.launchpad,
+            7,
+        )
+        code = record.final_code
+        event = context.event(
+            "connection.rejected",
+            code=code,
+            connection_id=cid,
+            attrs={"reason": "session has ended", "remote": remote},
+        )
+    else:
+        field, problem = "session_id", "unknown session"
+        if first["type"] == "timeout":
+            field, problem = "hello", "no hello in time"
+        else:
+            try:
+                decode_from_terminal(data)
+            except MessageError as exc:
+                field, problem = "hello", str(exc)
+        code = 4002
+        event = Event(
+            "connection.rejected",
+            host=state.config.server.name,
+            connection_id=cid,
+            frp=7,
+            code=4002,
+            severity="error",
+            message="hello names no session served here",
+            attrs={
+                "field": field,
+                "problem": problem,
+                "remote": remote,
+                "code_name": "CONFIG_MISMATCH",
+            },
+        )
+    state.log.write(event)
+    row = codes.lookup(code)
+    with contextlib.suppress(Exception):
+        await websocket.close(code, row.name if row is not None else "")
+
+
 async def frp7(websocket: WebSocket) -> None:
     state: ServerState = websocket.app.state.openfrp
     await websocket.accept()
@@ -340,35 +413,10 @@ async def frp7(websocket: WebSocket) -> None:
     if first["type"] == "websocket.disconnect":
         return
     data: str | bytes = first.get("text") or first.get("bytes") or b""
-    runtime = state.runtimes.get(_session_id_of(data) or "")
+    session_id = _session_id_of(data) or ""
+    runtime = state.runtimes.get(session_id)
     if runtime is None:
-        field, problem = "session_id", "unknown session"
-        if first["type"] == "timeout":
-            field, problem = "hello", "no hello in time"
-        else:
-            try:
-                decode_from_terminal(data)
-            except MessageError as exc:
-                field, problem = "hello", str(exc)
-        state.log.write(
-            Event(
-                "connection.rejected",
-                host=state.config.server.name,
-                connection_id=cid,
-                frp=7,
-                code=4002,
-                severity="error",
-                message="hello names no session served here",
-                attrs={
-                    "field": field,
-                    "problem": problem,
-                    "remote": remote,
-                    "code_name": "CONFIG_MISMATCH",
-                },
-            )
-        )
-        with contextlib.suppress(Exception):
-            await websocket.close(4002, "CONFIG_MISMATCH")
+        await _refuse_unserved(state, websocket, first, data, cid, remote, session_id)
         return
     runtime.attach(cid, _WebSocketTransport(websocket), {"remote": remote})
     runtime.post("data", cid, data)
@@ -386,7 +434,7 @@ async def frp7(websocket: WebSocket) -> None:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    return JSONResponse({"error": str(exc), **exc.extra}, status_code=exc.status)
 
 
 def create_app(state: ServerState) -> Starlette:

@@ -87,17 +87,26 @@ def api(
             return result
     except urllib.error.HTTPError as exc:
         try:
-            detail = json.loads(exc.read()).get("error", exc.reason)
+            answer = json.loads(exc.read())
         except ValueError:
-            detail = exc.reason
-        raise ApiCallError(f"{method} {url}: {exc.code} {detail}") from None
+            answer = {}
+        answer = answer if isinstance(answer, dict) else {}
+        detail = answer.get("error", exc.reason)
+        raise ApiCallError(f"{method} {url}: {exc.code} {detail}", exc.code, answer) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ApiCallError(f"{method} {url}: server not reachable ({reason})") from None
 
 
 class ApiCallError(SettingsError):
-    """The API answered with an error or could not be reached."""
+    """The API answered with an error (`status`, `answer`) or could not be reached (None)."""
+
+    def __init__(
+        self, message: str, status: int | None = None, answer: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.answer = answer or {}
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:

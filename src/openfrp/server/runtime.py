@@ -81,6 +81,16 @@ class SessionRuntime:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.ended.wait(), wait)
 
+    def forget(self) -> None:
+        """Release what is left of an ended session: its loop, its tasks, stray connections."""
+        code = self.machine.final_code or 1000
+        for link in self.links.values():
+            link.close(code, "session has ended")
+        self.links.clear()
+        self._loop_task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
     # -- the control loop ------------------------------------------------------------------
 
     async def _control_loop(self) -> None:

@@ -9,8 +9,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from openfrp import codes
 from openfrp.events import EventLog
-from openfrp.protocol.terminal_connection import SessionTicket
+from openfrp.protocol.terminal_connection import SessionTicket, show
 from openfrp.server.command import ApiCallError, api
 from openfrp.settings import SessionSettings, SettingsError, build
 
@@ -59,12 +60,14 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     try:
         data = fetch_ticket(args.link, timeout=SessionSettings().connect_timeout)
     except ApiCallError as exc:
-        print(
-            "[4101 CONNECT_TIMEOUT] Could not reach the session server in time. "
-            f"Check your network and try again. ({exc})",
-            flush=True,
-        )
-        return 1
+        final = exc.answer.get("final_code")
+        if exc.status is None:
+            final = 4101
+        row = codes.lookup(final) if isinstance(final, int) else None
+        if row is None:
+            raise
+        print(f"{show(row.number).text} ({exc})", flush=True)
+        return 0 if row.kind is codes.Kind.INFO else 1
     ticket, settings, ws_url = _ticket(data, args.client)
     if args.ws_url:
         ws_url = args.ws_url
