@@ -37,6 +37,7 @@ NAMES: dict[str, str] = {
     "connection.rejected": "server: a connection was refused before it joined (4002/4006/4009)",
     "connection.closed": "either side: a connection ended; code is its close code",
     "receive.timeout": "server: receive_timeout passed with nothing received (attrs.count)",
+    "display.ready": "server: the session's display runs (attrs.kind, display, pid, replaces)",
     "video.error": "server: a capture or encode step failed (attrs.error)",
     "events.rejected": "server: shipped terminal events that failed validation (attrs.rejected)",
     "error.exception": "server: an unexpected exception (attrs.where, attrs.error)",

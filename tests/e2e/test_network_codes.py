@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from openfrp.events import parse_ts
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import free_port
+from tests.e2e.harness import bounded, free_port
 
 
 def since(start: datetime, event: dict[str, object]) -> float:
@@ -42,7 +42,11 @@ def test_4023_and_4102_on_a_blackholed_path_then_resume(e2e: E2E) -> None:
     server.log.wait_event(event="session.disconnected", code=4023, session_id=sid)
 
     term.wait_line(r"^\[4102 CONNECTION_SEVERED\] ")
-    term.wait_line(r"^\[4103 RECONNECTING\] ", timeout=4)  # attempt 1 is black-holed too
+    term.wait_line(r"^\[4103 RECONNECTING\] ", timeout=4)
+    for _ in bounded(4.0):  # attempt 1 reached the proxy, so it is black-holed too
+        if proxy.stats()["accepted"] >= 2:
+            break
+    assert proxy.stats()["accepted"] >= 2
     proxy.control("restore")
 
     resumed_line = term.wait_line(rf"^connected to {sid} as (c-\w+) \(resumed\)$", timeout=8)

@@ -15,11 +15,15 @@ import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from openfrp.media.synthetic import SyntheticDisplay
 from openfrp.media.xvfb import XvfbSource, XwdError
 from openfrp.settings import SessionSettings
+
+
+class DisplayGone(RuntimeError):
+    """The session's display server is no longer running."""
 
 
 class StartFailure(Exception):
@@ -76,6 +80,21 @@ class Display:
     @property
     def env(self) -> dict[str, str]:
         return {"DISPLAY": f":{self.number}"} if self.number is not None else {}
+
+    @property
+    def alive(self) -> bool:
+        return self.xvfb is None or self.xvfb.returncode is None
+
+    def describe(self) -> dict[str, Any]:
+        if self.xvfb is None:
+            return {"kind": "synthetic"}
+        return {"kind": "xvfb", "display": self.number, "pid": self.xvfb.pid}
+
+    def capture(self) -> bytes:
+        """The next frame; a display server that has exited is an error, not a frozen screen."""
+        if self.xvfb is not None and self.xvfb.returncode is not None:
+            raise DisplayGone(f"Xvfb :{self.number} exited with status {self.xvfb.returncode}")
+        return self.source.capture()
 
     async def stop(self) -> None:
         if self.xvfb is not None and self.xvfb.returncode is None:

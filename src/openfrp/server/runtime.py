@@ -201,12 +201,16 @@ class SessionRuntime:
         try:
             await mount_profile(settings, env)
             self.display = await start_display(self._display_kind, settings)
+            self._write(Log("display.ready", attrs=self.display.describe()))
             self.app = await start_app(settings, {**env, **self.display.env})
         except StartFailure as failure:
             self.post("start_failed", failure.code, failure.error)
             return
         except Exception as exc:
             self.post("start_failed", 4001, f"{type(exc).__name__}: {exc}")
+            return
+        if self.ended.is_set():  # ended while starting (closed from outside, say)
+            await self._release()
             return
         self.post("start_ok")
         if self.app is not None:
@@ -220,20 +224,23 @@ class SessionRuntime:
             self.post("host", 4018, f"the session's app exited with status {status}")
 
     async def _video_pump(self) -> None:
+        """Capture, encode and offer frames; failures in a row become 4011 in the machine."""
         failing = False
-        while not self.ended.is_set():
+        while True:
             await asyncio.sleep(1 / self._video_fps)
             cid = self.machine.primary
-            if (
-                self.display is None
-                or cid is None
-                or self.machine.state is not (SessionState.ACTIVE)
-            ):
+            if self.ended.is_set():
+                return
+            if self.display is None:
+                continue
+            if self.machine.state is not SessionState.ACTIVE or cid is None:
+                if not self.display.alive:
+                    await self._restart_display()
                 continue
             try:
-                source = self.display.source
-                rgb = source.capture()
+                rgb = self.display.capture()
                 self._frame += 1
+                source = self.display.source
                 data = encode_frame(self._frame, source.width, source.height, rgb)
             except Exception as exc:
                 failing = True
@@ -245,6 +252,28 @@ class SessionRuntime:
             link = self.links.get(cid)
             if link is not None:
                 link.offer_frame(self._frame, data)
+
+    async def _restart_display(self) -> None:
+        """After 4011 for a dead display, give the resumed session a new one."""
+        assert self.display is not None
+        gone = self.display.describe()
+        await self.display.stop()
+        try:
+            display = await start_display(self._display_kind, self.machine.settings)
+        except StartFailure as failure:
+            self._write(
+                Log(
+                    "video.error",
+                    severity="error",
+                    attrs={"error": failure.error, "restarting": gone},
+                )
+            )
+            return
+        if self.ended.is_set():  # the session ended while the display was starting
+            await display.stop()
+            return
+        self.display = display
+        self._write(Log("display.ready", attrs={**display.describe(), "replaces": gone}))
 
     def _deliver(self, action: Deliver) -> None:
         message = action.message
@@ -286,6 +315,10 @@ class SessionRuntime:
 
     async def _end(self) -> None:
         self.ended.set()
+        await self._release()
+
+    async def _release(self) -> None:
+        """Stop the session's app and display (each only once it exists)."""
         if self.app is not None and self.app.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.app.pid, signal.SIGTERM)
