@@ -60,6 +60,16 @@ NAMES: dict[str, str] = {
     "peer.failed": "either side: DTLS/SCTP failed after ICE (5008)",
 }
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
+TEXT_FIELDS = (
+    "host",
+    "session_id",
+    "connection_id",
+    "previous_connection_id",
+    "user",
+    "account",
+    "launchpad",
+    "message",
+)
 FIELDS = (
     "ts",
     "source",
@@ -138,16 +148,7 @@ class Event:
         attrs = data.get("attrs", {})
         if not isinstance(attrs, dict):
             raise ValueError("field 'attrs' must be an object")
-        for name in (
-            "host",
-            "session_id",
-            "connection_id",
-            "previous_connection_id",
-            "user",
-            "account",
-            "launchpad",
-            "message",
-        ):
+        for name in TEXT_FIELDS:
             if data.get(name) is not None and not isinstance(data[name], str):
                 raise ValueError(f"field '{name}' must be a string or null")
         return cls(**data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from openfrp.analysis import sessions, summary
+from openfrp.analysis import rules, sessions, summary
 
 
 def test_recovers_the_ground_truth_of_a_simulated_fleet(
@@ -17,16 +17,7 @@ def test_recovers_the_ground_truth_of_a_simulated_fleet(
     misses = Counter((cat, got.get(sid)) for sid, cat in expected.items() if got.get(sid) != cat)
     accuracy = 1 - sum(misses.values()) / len(expected)
     assert accuracy >= 0.99, misses.most_common(5)
-    assert set(expected.values()) == {
-        "expected_end",
-        "network_loss",
-        "nat_traversal",
-        "reconnect_exhausted",
-        "server_fault",
-        "host_display_fault",
-        "configuration",
-        "unknown",
-    }
+    assert set(expected.values()) == {rule.category for rule in rules.load_rules()}
 
 
 def test_every_bad_line_of_the_fleet_is_found(
