@@ -137,8 +137,8 @@ class Event:
             parse_ts(data["ts"])
         except ValueError:
             raise ValueError(f"field 'ts' is not an ISO 8601 time: {data['ts']!r}") from None
-        if not isinstance(data.get("severity", "info"), str):
-            raise ValueError("field 'severity' must be a string")
+        if data.get("severity", "info") not in SEVERITIES:
+            raise ValueError(f"field 'severity' must be one of {', '.join(SEVERITIES)}")
         code = data.get("code")
         if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
             raise ValueError("field 'code' must be an integer or null")
@@ -231,10 +231,6 @@ class EventLog:
         with self._lock:
             self._file.write(line)
             self._file.flush()
-
-    def write_raw(self, data: dict[str, Any]) -> None:
-        """Append an event received from elsewhere (a shipped terminal event) after checking it."""
-        self.write(Event.from_dict(data))
 
     def close(self) -> None:
         with self._lock:

@@ -399,7 +399,7 @@ class TerminalConnection:
     ) -> list[TerminalAction]:
         self.state = TerminalState.DONE
         self.final_code = code
-        self.deadlines.cancel_all_but("\0")
+        self.deadlines.clear()
         actions: list[TerminalAction] = []
         if shown is not None and codes.lookup(shown) is not None:
             actions.append(show(shown))

@@ -18,6 +18,9 @@ class Deadlines:
     def cancel(self, name: str) -> None:
         self._at.pop(name, None)
 
+    def clear(self) -> None:
+        self._at.clear()
+
     def cancel_all_but(self, prefix: str) -> None:
         """Cancel every deadline except those whose name starts with `prefix`."""
         self._at = {n: at for n, at in self._at.items() if n.startswith(prefix)}

@@ -29,7 +29,7 @@ from openfrp.protocol.messages import MessageError, decode_from_terminal
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server.registry import Registry, SessionRecord
 from openfrp.server.runtime import SessionRuntime
-from openfrp.settings import Config, SessionSettings, SettingsError
+from openfrp.settings import Config, SettingsError
 from openfrp.timing import now_ms
 
 TERMINAL_SETTINGS = (
@@ -454,7 +454,3 @@ def create_app(state: ServerState) -> Starlette:
     )
     app.state.openfrp = state
     return app
-
-
-def default_settings() -> SessionSettings:
-    return SessionSettings()

@@ -14,8 +14,6 @@ from typing import Any
 
 from openfrp.settings import Config, SettingsError, load
 
-SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
 
 def _config(args: argparse.Namespace) -> Config:
     config = load(args.config) if args.config else Config()

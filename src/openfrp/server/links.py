@@ -34,25 +34,18 @@ class Link:
         self._queue: asyncio.Queue[str | bytes] = asyncio.Queue()
         self._closing = False
         self.frames_in_flight = 0
-        self.frames_dropped = 0
         self._writer = asyncio.create_task(self._write(), name=f"writer-{connection_id}")
 
     def send(self, text: str) -> None:
         if not self._closing:
             self._queue.put_nowait(text)
 
-    def offer_frame(self, number: int, data: bytes) -> bool:
+    def offer_frame(self, data: bytes) -> None:
         """Queue a video frame only if the path is clear; otherwise drop it."""
-        if (
-            self._closing
-            or not self._queue.empty()
-            or self.frames_in_flight >= (MAX_FRAMES_IN_FLIGHT)
-        ):
-            self.frames_dropped += 1
-            return False
-        self.frames_in_flight += 1
-        self._queue.put_nowait(data)
-        return True
+        clear = self._queue.empty() and self.frames_in_flight < MAX_FRAMES_IN_FLIGHT
+        if clear and not self._closing:
+            self.frames_in_flight += 1
+            self._queue.put_nowait(data)
 
     def frame_acked(self) -> None:
         self.frames_in_flight = max(0, self.frames_in_flight - 1)

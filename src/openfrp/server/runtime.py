@@ -251,7 +251,7 @@ class SessionRuntime:
                 self.post("video", True, "")
             link = self.links.get(cid)
             if link is not None:
-                link.offer_frame(self._frame, data)
+                link.offer_frame(data)
 
     async def _restart_display(self) -> None:
         """After 4011 for a dead display, give the resumed session a new one."""
