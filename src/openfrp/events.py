@@ -60,16 +60,6 @@ NAMES: dict[str, str] = {
     "peer.failed": "either side: DTLS/SCTP failed after ICE (5008)",
 }
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
-TEXT_FIELDS = (
-    "host",
-    "session_id",
-    "connection_id",
-    "previous_connection_id",
-    "user",
-    "account",
-    "launchpad",
-    "message",
-)
 FIELDS = (
     "ts",
     "source",
@@ -86,6 +76,13 @@ FIELDS = (
     "severity",
     "message",
     "attrs",
+)
+# Fields that hold a string or null; the others are typed (ts, frp, code, severity, attrs)
+# or required (source, event).
+TEXT_FIELDS = tuple(
+    name
+    for name in FIELDS
+    if name not in ("ts", "source", "frp", "event", "code", "severity", "attrs")
 )
 
 
