@@ -82,7 +82,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         path = report_html.write(summary, args.html)
         print(f"HTML report: {path}", file=sys.stderr)
     if args.export:
-        for path in export.export(analysis.con, args.export):
+        for path in export.export(analysis, args.export):
             print(f"exported: {path}", file=sys.stderr)
     crossed = thresholds.crossed(limits, summary["metrics"])
     for line in crossed:

@@ -103,54 +103,87 @@ def _parquet_sql(con: duckdb.DuckDBPyConnection, index: int, log: LogFile) -> st
     )
 
 
+# Checks in order: a line is not an event when any holds; the first that holds is its reason.
+# Each is a plain comparison on the raw text columns (no JSON re-parse), cheap enough for every row.
+CHECKS = (
+    (
+        "not a JSON event (malformed or truncated line)",
+        "raw_ts IS NULL AND source IS NULL AND event IS NULL AND session_id IS NULL",
+    ),
+    ("missing field 'ts'", "raw_ts IS NULL"),
+    ("field 'ts' is not a timestamp", "ts IS NULL"),
+    ("missing field 'event'", "event IS NULL"),
+    (
+        f"field 'source' must be one of {', '.join(events.SOURCES)}",
+        f"source IS NULL OR source NOT IN ({', '.join(quote(s) for s in events.SOURCES)})",
+    ),
+    (
+        "field 'code' must be an integer or null",
+        "raw_code IS NOT NULL AND (code IS NULL OR CAST(code AS VARCHAR) <> raw_code)",
+    ),
+    ("field 'frp' must be 7, 8 or null", "raw_frp IS NOT NULL AND frp IS NULL"),
+    (
+        "field 'attrs' must be an object",
+        "attrs IS NOT NULL AND NOT starts_with(CAST(attrs AS VARCHAR), '{')",
+    ),
+)
+
+
+def code_bit_sql(column: str) -> str:
+    """The code's bit in a UBIGINT (one bit per row of the code table), NULL for no code or
+    an unknown one: sessions gather their codes with bit_or. A constant list indexed by the
+    code is cheaper per row than a CASE over the table."""
+    low = min(c.number for c in codes.TABLE)
+    bits = ["NULL"] * (max(c.number for c in codes.TABLE) - low + 1)
+    for i, c in enumerate(codes.TABLE):
+        bits[c.number - low] = str(1 << i)
+    return (
+        f"CASE WHEN {column} BETWEEN {low} AND {low + len(bits) - 1} "
+        f"THEN CAST([{', '.join(bits)}] AS UBIGINT[])[{column} - {low - 1}] END"
+    )
+
+
 def events_sql(
     con: duckdb.DuckDBPyConnection,
     logs: list[LogFile],
     numbered: bool = True,
     first_id: int = 0,
+    reasons: bool = False,
 ) -> str:
-    """All events of all files, typed, each with its file, line and what is wrong with it.
+    """All lines of all files, typed, each with its file and line and whether it is an event.
 
-    `issue` names the first problem; `fatal` rows are not events at all (they only count as
-    bad lines), while an unknown code keeps its event so the session still ends with it.
-    Numbering JSONL lines takes `row_number() OVER ()`, which keeps file order and so runs on
-    one thread; `numbered=False` leaves JSONL lines NULL and lets the whole query run in
-    parallel. File ids count from `first_id`.
+    `fatal` rows are not events at all (they only count as bad lines); a row with an unknown
+    `code` keeps its event, so the session still ends with it, and counts as a bad line too.
+    `code_bit` is the code's bit (code_bit_sql).
+    `reasons=True` adds `issue`, the first failed check in words (costly: only for bad-line
+    listings). Numbering JSONL lines takes `row_number() OVER ()`, which keeps file order and
+    so runs on one thread; `numbered=False` leaves JSONL lines NULL and lets the whole query
+    run in parallel. File ids count from `first_id`.
     """
     union = " UNION ALL ".join(
         _parquet_sql(con, i, log) if log.kind == "parquet" else _jsonl_sql(i, log, numbered)
         for i, log in enumerate(logs, start=first_id)
     )
-    known = ", ".join(str(c.number) for c in codes.TABLE)
-    sources = ", ".join(quote(s) for s in events.SOURCES)
+    fatal = " OR ".join(f"({check})" for _, check in CHECKS)
+    unknown = "NOT fatal AND code IS NOT NULL AND code_bit IS NULL"
+    issue = ""
+    if reasons:
+        whens = " ".join(f"WHEN {check} THEN {quote(reason)}" for reason, check in CHECKS)
+        issue = f", CASE {whens} WHEN {unknown} THEN 'unknown code' END AS issue"
     return f"""
     SELECT file_id, line, ts, source, host, session_id, "user", account, launchpad, event,
-           code, frp, attrs, issue, issue IS NOT NULL AND issue <> 'unknown code' AS fatal
+           code, frp, attrs, code_bit, fatal, {unknown} AS unknown {issue}
     FROM (
-        SELECT file_id, line, try_cast(ts AS TIMESTAMP) AS ts, source, host, session_id,
-               "user", account, launchpad, event, attrs,
-               CASE WHEN json_type(code) IN ('UBIGINT', 'BIGINT')
-                    THEN try_cast(code AS INTEGER) END AS code,
-               CASE CAST(frp AS VARCHAR) WHEN '7' THEN 7 WHEN '8' THEN 8 END AS frp,
-               CASE
-                 WHEN ts IS NULL AND source IS NULL AND event IS NULL AND session_id IS NULL
-                   THEN 'not a JSON event (malformed or truncated line)'
-                 WHEN ts IS NULL THEN 'missing field ''ts'''
-                 WHEN try_cast(ts AS TIMESTAMP) IS NULL THEN 'field ''ts'' is not a timestamp'
-                 WHEN event IS NULL THEN 'missing field ''event'''
-                 WHEN source IS NULL OR source NOT IN ({sources})
-                   THEN 'field ''source'' must be one of {", ".join(events.SOURCES)}'
-                 WHEN code IS NOT NULL AND json_type(code) NOT IN ('UBIGINT', 'BIGINT', 'NULL')
-                   THEN 'field ''code'' must be an integer or null'
-                 WHEN frp IS NOT NULL AND CAST(frp AS VARCHAR) NOT IN ('7', '8', 'null')
-                   THEN 'field ''frp'' must be 7, 8 or null'
-                 WHEN attrs IS NOT NULL AND json_type(attrs) NOT IN ('OBJECT', 'NULL')
-                   THEN 'field ''attrs'' must be an object'
-                 WHEN json_type(code) IN ('UBIGINT', 'BIGINT')
-                      AND try_cast(code AS INTEGER) NOT IN ({known})
-                   THEN 'unknown code'
-               END AS issue
-        FROM ({union})
+        SELECT *, {code_bit_sql("code")} AS code_bit, coalesce({fatal}, false) AS fatal
+        FROM (
+            SELECT file_id, line, ts AS raw_ts, try_cast(ts AS TIMESTAMP) AS ts, source, host,
+                   session_id, "user", account, launchpad, event, attrs,
+                   CAST(code AS VARCHAR) AS raw_code,
+                   try_cast(CAST(code AS VARCHAR) AS BIGINT) AS code,
+                   CAST(frp AS VARCHAR) AS raw_frp,
+                   CASE CAST(frp AS VARCHAR) WHEN '7' THEN 7 WHEN '8' THEN 8 END AS frp
+            FROM ({union})
+        )
     )
     """
 

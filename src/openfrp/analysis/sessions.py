@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from openfrp import codes
 from openfrp.analysis import ingest, rules
 
 if TYPE_CHECKING:
@@ -39,78 +40,96 @@ TERMINAL_END = (
     "peer.failed",
     "probe.failed",
 )
-BAD_LINES_LISTED = 1000
+BAD_LINES_LISTED = 200
 
 
 def _names(values: tuple[str, ...]) -> str:
     return ", ".join(ingest.quote(v) for v in values)
 
 
+def _mask_to_codes(column: str) -> str:
+    """The codes whose bits (ingest.code_bit_sql) are set in `column`, in table order."""
+    pairs = ", ".join(
+        f"{{'c': {c.number}, 'b': {1 << i}::UBIGINT}}" for i, c in enumerate(codes.TABLE)
+    )
+    return f"[k.c FOR k IN [{pairs}] IF {column} & k.b <> 0]"
+
+
 def aggregate_sql(events_sql: str) -> str:
-    """Per-session aggregates in one pass; bad lines and session-less events group under NULL."""
-    ends = _names(TERMINAL_END)
-    state = _names(TERMINAL_STATE + TERMINAL_END)
+    """Per-session aggregates in one parallel pass; lines that are not events group under NULL.
+
+    Every aggregate is a scalar (or a list of rare rows), because on millions of sessions the
+    cost of the pass is the per-row update of each aggregate's state."""
+    state = f"list_position([{_names(TERMINAL_STATE + TERMINAL_END)}], event)"
+    order = f"epoch_us(ts) * 2 + CASE WHEN ({state}) > {len(TERMINAL_STATE)} THEN 1 ELSE 0 END"
+    terminal_state = f"source = 'terminal' AND ({state}) IS NOT NULL"
     return f"""
     SELECT CASE WHEN fatal THEN NULL ELSE session_id END AS session_id,
       count(*) AS rows,
-      list({{'file_id': file_id, 'issue': issue, 'code': code, 'fatal': fatal}})
-        FILTER (issue IS NOT NULL) AS issues,
-      any_value({{'user': "user", 'account': account, 'launchpad': launchpad, 'host': host,
-                  'frp': frp}}) AS dims,
+      count(*) FILTER (fatal) AS fatal_rows,
+      list(file_id) FILTER (fatal OR unknown) AS bad_files,
+      list(code) FILTER (unknown) AS unknown_codes,
+      any_value("user") AS "user",
+      any_value(account) AS account,
+      any_value(launchpad) AS launchpad,
+      any_value(host) AS host,
+      any_value(frp) AS frp,
       any_value(CASE WHEN event = 'connection.established' THEN attrs->>'client' END) AS client,
       min(ts) AS first_ts,
       max(ts) AS last_ts,
       min(ts) FILTER (event = 'session.created') AS created_at,
       min(ts) FILTER (event = 'session.started') AS started_at,
-      arg_max({{'ts': ts, 'code': code}}, ts) FILTER (event = 'session.ended') AS server_end,
-      arg_max({{'event': event, 'code': code}},
-              epoch_us(ts) * 2 + CASE WHEN event IN ({ends}) THEN 1 ELSE 0 END)
-        FILTER (source = 'terminal' AND event IN ({state})) AS term_last_state,
+      max(ts) FILTER (event = 'session.ended') AS server_end_ts,
+      arg_max_null(code, ts) FILTER (event = 'session.ended') AS server_end_code,
+      arg_max_null({state}, {order}) FILTER ({terminal_state}) AS term_state,
+      arg_max_null(code, {order}) FILTER ({terminal_state}) AS term_state_code,
       min(ts) FILTER (source = 'terminal' AND event = 'connect.attempt') AS t_attempt,
       min(ts) FILTER (source = 'terminal' AND event = 'connection.established')
         AS t_established,
       min(ts) FILTER (source = 'server' AND event = 'connection.opened') AS s_opened,
       min(ts) FILTER (source = 'server' AND event = 'connection.established') AS s_established,
       count(*) FILTER (event IN ('reconnect.succeeded', 'session.resumed')) AS recoveries,
-      list_distinct(list({{'ts': ts, 'ms': try_cast(attrs->>'recovery_ms' AS DOUBLE)}})
-        FILTER (event = 'reconnect.succeeded')) AS term_recoveries,
+      list({{'ts': ts, 'ms': CASE WHEN event = 'reconnect.succeeded'
+                                  THEN try_cast(attrs->>'recovery_ms' AS DOUBLE) END}})
+        FILTER (event = 'reconnect.succeeded') AS term_recoveries,
       min(ts) FILTER (event = 'session.resumed') AS first_resume,
-      list_distinct(list({{'ts': ts, 'source': source, 'event': event, 'code': code}})
-        FILTER (code IS NOT NULL)) AS coded
+      bit_or(code_bit) AS code_mask,
+      list(ts) FILTER (event = 'session.disconnected') AS srv_disconnects,
+      list(ts) FILTER (event IN ('connection.lost', 'ice.disconnected')) AS term_drops,
+      list(ts) FILTER (event = 'reconnect.attempt') AS reconnect_attempts,
+      min(ts) FILTER (event = 'session.disconnected') AS first_disconnect
     FROM ({events_sql})
     GROUP BY ALL
     """
 
 
 def sessions_sql(table: str) -> str:
-    """Session facts, category, phase and evidence, from the aggregate table."""
+    """Session facts, category and phase, from the aggregate table."""
     all_rules = rules.load_rules()
-    ends = _names(TERMINAL_END)
     return f"""
     WITH base AS (
-      SELECT * EXCLUDE (dims, coded, term_recoveries), dims.*,
-        coalesce(coded, []) AS coded,
+      SELECT * EXCLUDE (term_recoveries, code_mask, unknown_codes, bad_files)
+        REPLACE (
+          len(list_distinct(coalesce(srv_disconnects, []))) AS srv_disconnects,
+          len(list_distinct(coalesce(term_drops, []))) AS term_drops,
+          len(list_distinct(coalesce(reconnect_attempts, []))) AS reconnect_attempts),
+        list_concat({_mask_to_codes("code_mask")}, list_distinct(coalesce(unknown_codes, [])))
+          AS codes,
         CASE WHEN t_established IS NOT NULL AND s_established IS NOT NULL
              THEN epoch_ms(t_established) - epoch_ms(s_established) END AS skew_ms,
-        term_last_state.event IN ({ends}) AS term_ended,
-        list_sum(list_transform(term_recoveries, lambda r: r.ms)) AS term_recovery_ms
+        term_state > {len(TERMINAL_STATE)} AS term_ended,
+        list_sum(list_transform(list_distinct(term_recoveries), lambda r: r.ms))
+          AS term_recovery_ms
       FROM {table} WHERE session_id IS NOT NULL
     ), facts AS (
       SELECT *,
-        coalesce(server_end.code,
-                 CASE WHEN term_ended THEN term_last_state.code END) AS final_code,
-        server_end IS NOT NULL OR coalesce(term_ended, false) AS ended,
+        CASE WHEN server_end_ts IS NOT NULL THEN server_end_code
+             WHEN term_ended THEN term_state_code END AS final_code,
+        server_end_ts IS NOT NULL OR coalesce(term_ended, false) AS ended,
         started_at IS NOT NULL OR t_established IS NOT NULL OR s_established IS NOT NULL
           AS active,
         coalesce(created_at, first_ts) AS start_ts,
-        coalesce(server_end.ts, last_ts) AS end_ts,
-        list_distinct(list_transform(coded, lambda e: e.code)) AS codes,
-        len(list_filter(coded, lambda e: e.event = 'session.disconnected')) AS srv_disconnects,
-        len(list_filter(coded, lambda e: e.event IN ('connection.lost', 'ice.disconnected')))
-          AS term_drops,
-        len(list_filter(coded, lambda e: e.event = 'reconnect.attempt')) AS reconnect_attempts,
-        list_min(list_transform(list_filter(coded, lambda e: e.event = 'session.disconnected'),
-                                lambda e: e.ts)) AS first_disconnect
+        coalesce(server_end_ts, last_ts) AS end_ts
       FROM base
     ), classified AS (
       SELECT *, {rules.category_sql(all_rules)} AS category FROM facts
@@ -128,9 +147,9 @@ def sessions_sql(table: str) -> str:
            THEN coalesce(term_recovery_ms,
                          epoch_ms(first_resume) - epoch_ms(first_disconnect)) END
         AS recovery_ms,
-      coalesce(list_contains(codes, 4106), false) AS gave_up,
+      list_contains(codes, 4106) AS gave_up,
       active, ended,
-      active OR term_last_state IS NOT NULL OR s_opened IS NOT NULL AS attempted,
+      active OR term_state IS NOT NULL OR s_opened IS NOT NULL AS attempted,
       CASE WHEN NOT ended THEN 'open'
            WHEN category = 'expected_end' THEN 'expected_end'
            WHEN NOT active THEN 'setup_failure'
@@ -138,9 +157,25 @@ def sessions_sql(table: str) -> str:
       category,
       skew_ms,
       rows AS events,
-      codes,
-      list_sort(coalesce({rules.evidence_sql(all_rules, "coded")}, [])) AS evidence
+      codes
     FROM classified
+    """
+
+
+def evidence_sql(events_sql: str) -> str:
+    """Each session's evidence: its coded events that its rule names, and the final one.
+
+    Read on demand (export, --session) from the events again, so the fleet pass keeps no
+    per-event lists; `events_sql` is any relation shaped like ingest.events_sql."""
+    return f"""
+    SELECT session_id,
+      list_sort(coalesce({rules.evidence_sql(rules.load_rules(), "coded")}, [])) AS evidence
+    FROM (
+      SELECT session_id,
+        list_distinct(list({{'ts': ts, 'source': source, 'event': event, 'code': code}}))
+          AS coded
+      FROM ({events_sql}) WHERE NOT fatal AND code IS NOT NULL GROUP BY session_id
+    ) JOIN sessions USING (session_id)
     """
 
 
@@ -211,15 +246,9 @@ def analyze(
     finally:
         con.execute(f"SET preserve_insertion_order = {ordered}")
     con.execute(f"CREATE OR REPLACE TABLE sessions AS {sessions_sql('agg')}")
-    events = int(
-        _scalar(
-            con,
-            "SELECT coalesce(sum(rows), 0) - (SELECT count(*) FROM "
-            "(SELECT unnest(issues) AS i FROM agg) WHERE i.fatal) FROM agg",
-        )
-    )
+    events = int(_scalar(con, "SELECT coalesce(sum(rows) - sum(fatal_rows), 0) FROM agg"))
     per_file = con.sql(
-        "SELECT i.file_id, count(*) FROM (SELECT unnest(issues) AS i FROM agg) GROUP BY 1"
+        "SELECT f, count(*) FROM (SELECT unnest(bad_files) AS f FROM agg) GROUP BY 1"
     ).fetchall()
     bad_by_file = {logs[int(fid)].path: int(n) for fid, n in per_file}
     bad = _first_bad_lines(con, logs, {int(fid): int(n) for fid, n in per_file})
@@ -246,7 +275,7 @@ def _first_bad_lines(
         wanted = min(BAD_LINES_LISTED - len(bad), counts.get(index, 0))
         if wanted <= 0:
             continue
-        sql = ingest.events_sql(con, [log], first_id=index)
+        sql = ingest.events_sql(con, [log], first_id=index, reasons=True)
         # JSONL rows leave the window in file order, so a plain LIMIT stops the scan early;
         # Parquet rows carry their own numbers and are read in parallel.
         order = "ORDER BY line" if log.kind == "parquet" else ""

@@ -21,7 +21,6 @@ BREAKDOWN_ROWS = 25
 TOP_CODES = 40
 SERIES_CODES = 6
 MAX_BUCKETS = 60
-BAD_LINES_SHOWN = 200
 
 KPI_DEFINITIONS = {
     "connection_success_pct": "sessions that became active, of those where a connection was tried",
@@ -231,8 +230,7 @@ def build(analysis: Analysis) -> dict[str, Any]:
             "count": analysis.bad_count,
             "by_file": analysis.bad_by_file,
             "lines": [
-                {"file": b.path, "line": b.line, "reason": b.reason}
-                for b in analysis.bad_lines[:BAD_LINES_SHOWN]
+                {"file": b.path, "line": b.line, "reason": b.reason} for b in analysis.bad_lines
             ],
         },
         "kpis": kpis,

@@ -12,7 +12,7 @@ from typing import Any
 
 from openfrp import codes
 from openfrp.analysis import ingest, rules
-from openfrp.analysis.sessions import Analysis
+from openfrp.analysis.sessions import Analysis, evidence_sql
 
 
 class UnknownSession(LookupError):
@@ -40,10 +40,15 @@ def timeline(analysis: Analysis, session_id: str) -> dict[str, Any]:
     facts = dict(zip(names, found[0], strict=True))
     skew = timedelta(milliseconds=facts["skew_ms"] or 0)
     events_sql = ingest.events_sql(con, analysis.files)
-    rows = con.sql(
-        f"SELECT file_id, line, ts, source, event, code, attrs FROM ({events_sql}) "
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE timeline_events AS SELECT * FROM ({events_sql}) "
         f"WHERE session_id = {ingest.quote(session_id)} AND NOT fatal"
+    )
+    rows = con.sql(
+        "SELECT file_id, line, ts, source, event, code, attrs FROM timeline_events"
     ).fetchall()
+    found_evidence = con.sql(evidence_sql("SELECT * FROM timeline_events")).fetchall()
+    con.execute("DROP TABLE timeline_events")
     items: list[dict[str, Any]] = []
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for file_id, line, ts, source, event, code, attrs in rows:
@@ -75,7 +80,7 @@ def timeline(analysis: Analysis, session_id: str) -> dict[str, Any]:
             "code": e["code"],
             "name": _code_name(e["code"]),
         }
-        for e in facts.pop("evidence")
+        for e in (found_evidence[0][1] if found_evidence else [])
     ]
     for name in ("start_ts", "end_ts"):
         facts[name] = _iso(facts[name])
