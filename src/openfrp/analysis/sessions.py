@@ -240,12 +240,13 @@ def analyze(
     ordered = _scalar_text(con, "SELECT current_setting('preserve_insertion_order')")
     con.execute("SET preserve_insertion_order = false")
     try:
-        _run(con, f"CREATE OR REPLACE TEMP TABLE agg AS {aggregate_sql(events_sql)}", progress)
-    except duckdb.Error as exc:
-        raise ingest.InputError(f"cannot read input: {str(exc).splitlines()[0]}") from None
+        try:
+            _run(con, f"CREATE OR REPLACE TEMP TABLE agg AS {aggregate_sql(events_sql)}", progress)
+        except duckdb.Error as exc:
+            raise ingest.InputError(f"cannot read input: {str(exc).splitlines()[0]}") from None
+        con.execute(f"CREATE OR REPLACE TABLE sessions AS {sessions_sql('agg')}")
     finally:
         con.execute(f"SET preserve_insertion_order = {ordered}")
-    con.execute(f"CREATE OR REPLACE TABLE sessions AS {sessions_sql('agg')}")
     events = int(_scalar(con, "SELECT coalesce(sum(rows) - sum(fatal_rows), 0) FROM agg"))
     per_file = con.sql(
         "SELECT f, count(*) FROM (SELECT unnest(bad_files) AS f FROM agg) GROUP BY 1"
