@@ -35,6 +35,10 @@ def test_bad_lines_are_reported_by_file_and_line_and_never_fatal(tmp_path: Path)
         wrong_attrs,  # 7
         dict(ev("g", 8, "server", "receive.timeout"), ts="yesterday"),  # 8
         dict(ev("g", 9, "server", "receive.timeout"), source="elsewhere"),  # 9
+        dict(ev("g", 10, "server", "receive.timeout"), code=4102.5),  # 10
+        dict(ev("g", 10, "server", "receive.timeout"), code="4102"),  # 11
+        dict(ev("g", 10, "server", "receive.timeout"), frp="7"),  # 12
+        dict(ev("g", 10, "server", "receive.timeout"), attrs=[1]),  # 13
         good[2],
         good[3],
     ]
@@ -49,6 +53,10 @@ def test_bad_lines_are_reported_by_file_and_line_and_never_fatal(tmp_path: Path)
         ("a.jsonl", 7),
         ("a.jsonl", 8),
         ("a.jsonl", 9),
+        ("a.jsonl", 10),
+        ("a.jsonl", 11),
+        ("a.jsonl", 12),
+        ("a.jsonl", 13),
         ("b.jsonl", 5),
     }
     assert "malformed" in found[("a.jsonl", 2)]
@@ -57,10 +65,16 @@ def test_bad_lines_are_reported_by_file_and_line_and_never_fatal(tmp_path: Path)
     assert "attrs" in found[("a.jsonl", 7)]
     assert "timestamp" in found[("a.jsonl", 8)]
     assert "source" in found[("a.jsonl", 9)]
-    assert analysis.bad_count == 8
-    assert analysis.bad_by_file == {str(tmp_path / "a.jsonl"): 7, str(other): 1}
+    assert "code" in found[("a.jsonl", 10)] and "code" in found[("a.jsonl", 11)]
+    assert "frp" in found[("a.jsonl", 12)]
+    assert "attrs" in found[("a.jsonl", 13)]
+    assert analysis.bad_count == 12
+    assert analysis.events == 8 + 1  # both sessions' events and the unknown-code line
+    assert analysis.bad_by_file == {str(tmp_path / "a.jsonl"): 11, str(other): 1}
     rows = analysis.con.sql("SELECT session_id, category FROM sessions ORDER BY 1").fetchall()
     assert rows == [("g", "expected_end"), ("h", "expected_end")]
+    codes = analysis.con.sql("SELECT codes FROM sessions WHERE session_id = 'g'").fetchall()
+    assert codes == [([4000, 4007],)]  # an unknown code stays with its session
 
 
 def test_gzip_input_and_globs(tmp_path: Path) -> None:
