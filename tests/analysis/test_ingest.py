@@ -107,3 +107,29 @@ def test_missing_input_is_an_input_error(tmp_path: Path) -> None:
         sessions.analyze([str(tmp_path / "absent.jsonl")])
     with pytest.raises(ingest.InputError, match="no file matches"):
         sessions.analyze([str(tmp_path / "*.jsonl")])
+
+
+def test_many_files_number_their_lines_like_one_file(fleet: Path, tmp_path: Path) -> None:
+    """One reader call numbers the lines of many files (some gzipped): each bad line keeps the
+    number it has when the same lines are one file."""
+    lines = fleet.read_text(encoding="utf-8").splitlines(keepends=True)
+    size = len(lines) // 24 + 1
+    paths, offsets = [], {}
+    for k, start in enumerate(range(0, len(lines), size)):
+        chunk = "".join(lines[start : start + size])
+        path = tmp_path / (f"part-{k:02d}.jsonl" + (".gz" if k % 3 == 0 else ""))
+        if k % 3 == 0:
+            with gzip.open(path, "wt", encoding="utf-8") as handle:
+                handle.write(chunk)
+        else:
+            path.write_text(chunk, encoding="utf-8")
+        paths.append(str(path))
+        offsets[str(path)] = start
+    whole = sessions.analyze([str(fleet)])
+    parts = sessions.analyze(paths)
+    assert 0 < whole.bad_count <= sessions.BAD_LINES_LISTED
+    assert parts.bad_count == whole.bad_count and parts.events == whole.events
+    expected = [(b.line, b.reason) for b in whole.bad_lines]
+    assert [(offsets[b.path] + b.line, b.reason) for b in parts.bad_lines] == expected
+    same = "SELECT * FROM sessions ORDER BY session_id"
+    assert parts.con.sql(same).fetchall() == whole.con.sql(same).fetchall()

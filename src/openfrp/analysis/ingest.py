@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 JSON_TYPED = {"ts": "VARCHAR", "frp": "JSON", "code": "JSON", "attrs": "JSON"}
 EVENT_COLUMNS = {name: JSON_TYPED.get(name, "VARCHAR") for name in events.FIELDS}
 PARQUET_SUFFIXES = (".parquet", ".parq")
+CODE_BITS = "openfrp_code_bits"
 
 
 class InputError(Exception):
@@ -68,18 +69,30 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _jsonl_sql(index: int, log: LogFile, numbered: bool) -> str:
+def _jsonl_sql(logs: list[LogFile], numbered: bool) -> str:
+    """JSONL files through one call of DuckDB's reader, which names each row's file: one scan
+    to plan however many files there are.
+
+    Numbering lines takes `row_number() OVER ()`, which sees rows in file order (files in list
+    order) and runs on one thread. With one file a LIMIT then stops the scan early; with more,
+    each file's first number is subtracted from its rows' numbers."""
     columns = ", ".join(f"{quote(k)}: {quote(v)}" for k, v in EVENT_COLUMNS.items())
     names = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
-    line = "row_number() OVER ()" if numbered else "NULL::BIGINT"
+    read = (
+        f"read_json([{', '.join(quote(log.path) for log in logs)}], "
+        f"format='newline_delimited', ignore_errors=true, columns={{{columns}}}, filename=true)"
+    )
+    if not numbered:
+        return f"SELECT filename AS file, NULL::BIGINT AS line, {names} FROM {read}"
+    if len(logs) == 1:
+        return f"SELECT filename AS file, row_number() OVER () AS line, {names} FROM {read}"
     return (
-        f"SELECT {index} AS file_id, {line} AS line, {names} "
-        f"FROM read_json({quote(log.path)}, format='newline_delimited', ignore_errors=true, "
-        f"columns={{{columns}}})"
+        f"SELECT file, n - min(n) OVER (PARTITION BY file) + 1 AS line, {names} "
+        f"FROM (SELECT filename AS file, row_number() OVER () AS n, {names} FROM {read})"
     )
 
 
-def _parquet_sql(con: duckdb.DuckDBPyConnection, index: int, log: LogFile) -> str:
+def _parquet_sql(con: duckdb.DuckDBPyConnection, log: LogFile) -> str:
     """Parquet has its own types: bring each field to the JSONL reader's shape."""
     path = quote(log.path)
     found = {
@@ -98,7 +111,7 @@ def _parquet_sql(con: duckdb.DuckDBPyConnection, index: int, log: LogFile) -> st
         else:
             parts.append(f'CAST("{name}" AS VARCHAR) AS "{name}"')
     return (
-        f"SELECT {index} AS file_id, file_row_number + 1 AS line, {', '.join(parts)} "
+        f"SELECT {path} AS file, file_row_number + 1 AS line, {', '.join(parts)} "
         f"FROM read_parquet({path}, file_row_number=true)"
     )
 
@@ -129,25 +142,28 @@ CHECKS = (
 )
 
 
-def code_bit_sql(column: str) -> str:
-    """The code's bit in a UBIGINT (one bit per row of the code table), NULL for no code or
-    an unknown one: sessions gather their codes with bit_or. A constant list indexed by the
-    code is cheaper per row than a CASE over the table."""
+def _set_code_bits(con: duckdb.DuckDBPyConnection) -> None:
+    """Each code of the table as one bit of a UBIGINT, in a list indexed by the code (NULL for
+    numbers not in the table): sessions gather their codes with bit_or. Kept in a connection
+    variable, so queries name it instead of carrying a list of four thousand entries."""
     low = min(c.number for c in codes.TABLE)
     bits = ["NULL"] * (max(c.number for c in codes.TABLE) - low + 1)
     for i, c in enumerate(codes.TABLE):
         bits[c.number - low] = str(1 << i)
-    return (
-        f"CASE WHEN {column} BETWEEN {low} AND {low + len(bits) - 1} "
-        f"THEN CAST([{', '.join(bits)}] AS UBIGINT[])[{column} - {low - 1}] END"
-    )
+    con.execute(f"SET VARIABLE {CODE_BITS} = CAST([{', '.join(bits)}] AS UBIGINT[])")
+
+
+def code_bit_sql(column: str) -> str:
+    """The bit of the code in `column`, NULL for no code or an unknown one (a list index below 1
+    would count from the end, hence the guard)."""
+    low = min(c.number for c in codes.TABLE)
+    return f"CASE WHEN {column} >= {low} THEN getvariable('{CODE_BITS}')[{column} - {low - 1}] END"
 
 
 def events_sql(
     con: duckdb.DuckDBPyConnection,
     logs: list[LogFile],
     numbered: bool = True,
-    first_id: int = 0,
     reasons: bool = False,
 ) -> str:
     """All lines of all files, typed, each with its file and line and whether it is an event.
@@ -156,14 +172,15 @@ def events_sql(
     `code` keeps its event, so the session still ends with it, and counts as a bad line too.
     `code_bit` is the code's bit (code_bit_sql).
     `reasons=True` adds `issue`, the first failed check in words (costly: only for bad-line
-    listings). Numbering JSONL lines takes `row_number() OVER ()`, which keeps file order and
-    so runs on one thread; `numbered=False` leaves JSONL lines NULL and lets the whole query
-    run in parallel. File ids count from `first_id`.
+    listings). Numbering JSONL lines runs on one thread (see _jsonl_sql); `numbered=False`
+    leaves them NULL and lets the whole query run in parallel.
     """
-    union = " UNION ALL ".join(
-        _parquet_sql(con, i, log) if log.kind == "parquet" else _jsonl_sql(i, log, numbered)
-        for i, log in enumerate(logs, start=first_id)
-    )
+    _set_code_bits(con)
+    jsonl = [log for log in logs if log.kind == "jsonl"]
+    parts = [_parquet_sql(con, log) for log in logs if log.kind == "parquet"]
+    if jsonl:
+        parts.append(_jsonl_sql(jsonl, numbered))
+    union = " UNION ALL ".join(parts)
     fatal = " OR ".join(f"({check})" for _, check in CHECKS)
     unknown = "NOT fatal AND code IS NOT NULL AND code_bit IS NULL"
     issue = ""
@@ -171,12 +188,12 @@ def events_sql(
         whens = " ".join(f"WHEN {check} THEN {quote(reason)}" for reason, check in CHECKS)
         issue = f", CASE {whens} WHEN {unknown} THEN 'unknown code' END AS issue"
     return f"""
-    SELECT file_id, line, ts, source, host, session_id, "user", account, launchpad, event,
+    SELECT file, line, ts, source, host, session_id, "user", account, launchpad, event,
            code, frp, attrs, code_bit, fatal, {unknown} AS unknown {issue}
     FROM (
         SELECT *, {code_bit_sql("code")} AS code_bit, coalesce({fatal}, false) AS fatal
         FROM (
-            SELECT file_id, line, ts AS raw_ts, try_cast(ts AS TIMESTAMP) AS ts, source, host,
+            SELECT file, line, ts AS raw_ts, try_cast(ts AS TIMESTAMP) AS ts, source, host,
                    session_id, "user", account, launchpad, event, attrs,
                    CAST(code AS VARCHAR) AS raw_code,
                    try_cast(CAST(code AS VARCHAR) AS BIGINT) AS code,

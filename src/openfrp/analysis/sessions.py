@@ -67,7 +67,7 @@ def aggregate_sql(events_sql: str) -> str:
     SELECT CASE WHEN fatal THEN NULL ELSE session_id END AS session_id,
       count(*) AS rows,
       count(*) FILTER (fatal) AS fatal_rows,
-      list(file_id) FILTER (fatal OR unknown) AS bad_files,
+      list(file) FILTER (fatal OR unknown) AS bad_files,
       list(code) FILTER (unknown) AS unknown_codes,
       any_value("user") AS "user",
       any_value(account) AS account,
@@ -251,8 +251,9 @@ def analyze(
     per_file = con.sql(
         "SELECT f, count(*) FROM (SELECT unnest(bad_files) AS f FROM agg) GROUP BY 1"
     ).fetchall()
-    bad_by_file = {logs[int(fid)].path: int(n) for fid, n in per_file}
-    bad = _first_bad_lines(con, logs, {int(fid): int(n) for fid, n in per_file})
+    counts = {str(path): int(n) for path, n in per_file}
+    bad_by_file = {log.path: counts[log.path] for log in logs if log.path in counts}
+    bad = _first_bad_lines(con, logs, bad_by_file)
     con.execute("DROP TABLE agg")
     return Analysis(
         con=con,
@@ -266,28 +267,46 @@ def analyze(
 
 
 def _first_bad_lines(
-    con: duckdb.DuckDBPyConnection, logs: list[ingest.LogFile], counts: dict[int, int]
+    con: duckdb.DuckDBPyConnection, logs: list[ingest.LogFile], counts: dict[str, int]
 ) -> list[ingest.BadLine]:
-    """Phase 2: number the lines of the files that have bad lines (`counts`, by file id, from
-    phase 1), in file order, up to the first BAD_LINES_LISTED bad lines in all. The numbering
-    window runs on one thread, but each file's scan ends at its last bad line wanted."""
-    bad: list[ingest.BadLine] = []
-    for index, log in enumerate(logs):
-        wanted = min(BAD_LINES_LISTED - len(bad), counts.get(index, 0))
+    """Phase 2: number the lines of the files that have bad lines (`counts`, by path, from
+    phase 1), in file order, up to the first BAD_LINES_LISTED bad lines in all.
+
+    Files whose bad lines are all listed are read in one query; the one file listed in part
+    (the last) is read alone, so its scan ends at the last bad line wanted."""
+    whole: list[ingest.LogFile] = []
+    partial: tuple[ingest.LogFile, int] | None = None
+    left = BAD_LINES_LISTED
+    for log in logs:
+        wanted = min(left, counts.get(log.path, 0))
         if wanted <= 0:
             continue
-        sql = ingest.events_sql(con, [log], first_id=index, reasons=True)
-        # JSONL rows leave the window in file order, so a plain LIMIT stops the scan early;
-        # Parquet rows carry their own numbers and are read in parallel.
-        order = "ORDER BY line" if log.kind == "parquet" else ""
-        found = con.sql(
-            f"SELECT line, issue, code FROM ({sql}) WHERE issue IS NOT NULL {order} LIMIT {wanted}"
+        left -= wanted
+        if wanted == counts[log.path]:
+            whole.append(log)
+        else:
+            partial = (log, wanted)
+    found: list[tuple[str, int, str, int | None]] = []
+    if whole:
+        sql = ingest.events_sql(con, whole, reasons=True)
+        found += con.sql(
+            f"SELECT file, line, issue, code FROM ({sql}) WHERE issue IS NOT NULL"
         ).fetchall()
-        bad.extend(
-            ingest.BadLine(log.path, int(line), ingest.describe_issue(issue, code))
-            for line, issue, code in sorted(found, key=lambda row: int(row[0]))
-        )
-    return bad
+    if partial is not None:
+        log, wanted = partial
+        sql = ingest.events_sql(con, [log], reasons=True)
+        # JSONL rows of one file leave the window in file order, so a plain LIMIT stops the
+        # scan early; Parquet rows carry their own numbers and are read in parallel.
+        order = "ORDER BY line" if log.kind == "parquet" else ""
+        found += con.sql(
+            f"SELECT file, line, issue, code FROM ({sql}) WHERE issue IS NOT NULL "
+            f"{order} LIMIT {wanted}"
+        ).fetchall()
+    rank = {log.path: i for i, log in enumerate(logs)}
+    return [
+        ingest.BadLine(str(path), int(line), ingest.describe_issue(issue, code))
+        for path, line, issue, code in sorted(found, key=lambda r: (rank[str(r[0])], int(r[1])))
+    ]
 
 
 def _scalar_text(con: duckdb.DuckDBPyConnection, sql: str) -> str:

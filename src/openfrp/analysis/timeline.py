@@ -30,6 +30,19 @@ def _code_name(code: int | None) -> str | None:
     return entry.name if entry else "UNKNOWN"
 
 
+def _holding(analysis: Analysis, session_id: str) -> list[ingest.LogFile]:
+    """The files with the session's events: numbering lines runs on one thread per file, so
+    among many files only these are numbered, after one parallel scan that finds them."""
+    if len(analysis.files) == 1:
+        return analysis.files
+    scan = ingest.events_sql(analysis.con, analysis.files, numbered=False)
+    found = analysis.con.sql(
+        f"SELECT DISTINCT file FROM ({scan}) WHERE session_id = {ingest.quote(session_id)}"
+    ).fetchall()
+    paths = {str(row[0]) for row in found}
+    return [log for log in analysis.files if log.path in paths]
+
+
 def timeline(analysis: Analysis, session_id: str) -> dict[str, Any]:
     con = analysis.con
     rel = con.sql(f"SELECT * FROM sessions WHERE session_id = {ingest.quote(session_id)}")
@@ -39,20 +52,20 @@ def timeline(analysis: Analysis, session_id: str) -> dict[str, Any]:
         raise UnknownSession(f"session {session_id} is not in the logs")
     facts = dict(zip(names, found[0], strict=True))
     skew = timedelta(milliseconds=facts["skew_ms"] or 0)
-    events_sql = ingest.events_sql(con, analysis.files)
+    events_sql = ingest.events_sql(con, _holding(analysis, session_id))
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE timeline_events AS SELECT * FROM ({events_sql}) "
         f"WHERE session_id = {ingest.quote(session_id)} AND NOT fatal"
     )
     rows = con.sql(
-        "SELECT file_id, line, ts, source, event, code, attrs FROM timeline_events"
+        "SELECT file, line, ts, source, event, code, attrs FROM timeline_events"
     ).fetchall()
     found_evidence = con.sql(evidence_sql("SELECT * FROM timeline_events")).fetchall()
     con.execute("DROP TABLE timeline_events")
     items: list[dict[str, Any]] = []
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for file_id, line, ts, source, event, code, attrs in rows:
-        where = f"{analysis.files[file_id].path}:{line}"
+    for file, line, ts, source, event, code, attrs in rows:
+        where = f"{file}:{line}"
         key = (ts, source, event, code, attrs)
         if key in seen:  # a terminal event shipped to the server log is in both logs
             seen[key]["also"].append(where)
