@@ -106,3 +106,18 @@ def test_explain_not_a_number(text: str) -> None:
     assert len(result.stderr.splitlines()) == 1
     assert "is not a code number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_reader_that_goes_away_is_no_traceback() -> None:
+    """`openfrp codes --json | head -0`: the pipe is closed before anything is written."""
+    proc = subprocess.Popen(
+        [OPENFRP, "codes", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 141)
+    assert "Traceback" not in err, err
