@@ -41,12 +41,15 @@ def _with_progress(
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from openfrp.analysis import scope as scope_mod
     from openfrp.analysis import summary as summary_mod
     from openfrp.analysis import thresholds
 
     try:
         limits = [thresholds.parse(text, summary_mod.metric_names()) for text in args.fail_if]
-    except thresholds.ThresholdError as exc:
+        only = {name: getattr(args, name) for name in scope_mod.FIELDS}
+        scope = scope_mod.Scope.from_options(args.since, args.until, only)
+    except (thresholds.ThresholdError, scope_mod.ScopeError) as exc:
         return _fail("analyze", str(exc))
 
     from rich.console import Console
@@ -73,7 +76,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         if not limits and not args.html and not args.export:
             return 0
 
-    summary = summary_mod.build(analysis)
+    if scope.active:  # after --session, which finds a session wherever it started
+        analysis.con.execute(f"DELETE FROM sessions WHERE NOT coalesce({scope.where()}, false)")
+    summary = summary_mod.build(analysis, scope.describe())
     if args.json and args.session is None:
         print(json.dumps(summary, indent=2, default=str))
     elif args.session is None:
@@ -130,6 +135,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="EXPR",
         help="exit 1 when METRIC OP VALUE holds, e.g. 'mid_session_drop_pct>5' (repeatable)",
     )
+    p.add_argument(
+        "--since", metavar="WHEN", help="only sessions that started then or later: ISO time or 24h"
+    )
+    p.add_argument("--until", metavar="WHEN", help="only sessions that started before then")
+    for name in ("account", "launchpad", "user", "host"):
+        p.add_argument(
+            f"--{name}", action="append", metavar="NAME", help=f"only this {name} (repeatable)"
+        )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_analyze)
 

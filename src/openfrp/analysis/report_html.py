@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from openfrp.analysis import charts
+from openfrp.analysis.summary import scope_text
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -101,6 +102,9 @@ def render(summary: dict[str, Any]) -> str:
         "<h1>openfrp session analysis</h1>",
         f"<p class='muted'>{escape(', '.join(summary['inputs']))}: {summary['events']:,} events, "
         f"{summary['bad_lines']['count']:,} bad lines.</p>",
+        f"<p class='muted'>Scope: {escape(scope_text(summary['scope']))}</p>"
+        if scope_text(summary["scope"])
+        else "",
         "<div class='kpis'>"
         + "".join(f"<div class='kpi'>{escape(k)}<b>{escape(v)}</b></div>" for k, v in cards)
         + "</div>",

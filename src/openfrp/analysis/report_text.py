@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from openfrp.analysis.summary import scope_text
+
 BAD_LINES_PRINTED = 20
 CODES_PRINTED = 15
 
@@ -35,6 +37,12 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         f"{kpis['sessions']:,} sessions, {kpis['users']:,} users, "
         f"analyzed in {summary['seconds']:.1f} s"
     )
+    if scope_text(summary["scope"]):
+        console.print(f"Scope: {scope_text(summary['scope'])} (events and bad lines: all input)")
+        if not kpis["sessions"]:
+            console.print(
+                "[bold]No session in this scope:[/] check --since/--until and the filters."
+            )
     table = Table(title="Key figures", show_header=True)
     for column in ("connection success", "setup failure", "mid-session drop", "clean end", "open"):
         table.add_column(column, justify="right")

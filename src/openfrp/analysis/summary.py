@@ -216,14 +216,22 @@ def _series(con: duckdb.DuckDBPyConnection, top: list[int]) -> dict[str, Any]:
     }
 
 
-def build(analysis: Analysis) -> dict[str, Any]:
-    """The whole summary as JSON-ready data."""
+def scope_text(scope: dict[str, Any]) -> str:
+    """The report's scope in one line ('' for the whole input), for the text and HTML reports."""
+    parts = [f"{k} {v}" for k, v in (("since", scope["since"]), ("until", scope["until"])) if v]
+    parts += [f"{k} {' or '.join(v)}" for k, v in scope.items() if k not in ("since", "until")]
+    return "sessions " + ", ".join(parts) if parts else ""
+
+
+def build(analysis: Analysis, scope: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The whole summary as JSON-ready data; `scope` says which sessions the table holds."""
     con = analysis.con
     kpis = _kpis(con)
     top = _top_codes(con, kpis["sessions"])
     series_codes = [row["code"] for row in top if row["kind"] != "Info"][:SERIES_CODES]
     summary: dict[str, Any] = {
         "inputs": [f.path for f in analysis.files],
+        "scope": scope or {"since": None, "until": None},
         "events": analysis.events,
         "seconds": round(analysis.seconds, 3),
         "bad_lines": {
