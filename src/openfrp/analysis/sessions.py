@@ -66,9 +66,7 @@ def aggregate_sql(events_sql: str) -> str:
     return f"""
     SELECT CASE WHEN fatal THEN NULL ELSE session_id END AS session_id,
       count(*) AS rows,
-      count(*) FILTER (fatal) AS fatal_rows,
-      list(file) FILTER (fatal OR unknown) AS bad_files,
-      list(code) FILTER (unknown) AS unknown_codes,
+      list({{'file': file, 'fatal': fatal, 'code': code}}) FILTER (fatal OR unknown) AS bad,
       any_value("user") AS "user",
       any_value(account) AS account,
       any_value(launchpad) AS launchpad,
@@ -88,7 +86,6 @@ def aggregate_sql(events_sql: str) -> str:
         AS t_established,
       min(ts) FILTER (source = 'server' AND event = 'connection.opened') AS s_opened,
       min(ts) FILTER (source = 'server' AND event = 'connection.established') AS s_established,
-      count(*) FILTER (event IN ('reconnect.succeeded', 'session.resumed')) AS recoveries,
       list({{'ts': ts, 'ms': CASE WHEN event = 'reconnect.succeeded'
                                   THEN try_cast(attrs->>'recovery_ms' AS DOUBLE) END}})
         FILTER (event = 'reconnect.succeeded') AS term_recoveries,
@@ -96,8 +93,7 @@ def aggregate_sql(events_sql: str) -> str:
       bit_or(code_bit) AS code_mask,
       list(ts) FILTER (event = 'session.disconnected') AS srv_disconnects,
       list(ts) FILTER (event IN ('connection.lost', 'ice.disconnected')) AS term_drops,
-      list(ts) FILTER (event = 'reconnect.attempt') AS reconnect_attempts,
-      min(ts) FILTER (event = 'session.disconnected') AS first_disconnect
+      list(ts) FILTER (event = 'reconnect.attempt') AS reconnect_attempts
     FROM ({events_sql})
     GROUP BY ALL
     """
@@ -108,13 +104,15 @@ def sessions_sql(table: str) -> str:
     all_rules = rules.load_rules()
     return f"""
     WITH base AS (
-      SELECT * EXCLUDE (term_recoveries, code_mask, unknown_codes, bad_files)
+      SELECT * EXCLUDE (term_recoveries, code_mask, bad)
         REPLACE (
           len(list_distinct(coalesce(srv_disconnects, []))) AS srv_disconnects,
           len(list_distinct(coalesce(term_drops, []))) AS term_drops,
           len(list_distinct(coalesce(reconnect_attempts, []))) AS reconnect_attempts),
-        list_concat({_mask_to_codes("code_mask")}, list_distinct(coalesce(unknown_codes, [])))
-          AS codes,
+        list_concat({_mask_to_codes("code_mask")},
+                    list_distinct([b.code FOR b IN coalesce(bad, []) IF NOT b.fatal])) AS codes,
+        list_min(srv_disconnects) AS first_disconnect,
+        term_recoveries IS NOT NULL OR first_resume IS NOT NULL AS recovered,
         CASE WHEN t_established IS NOT NULL AND s_established IS NOT NULL
              THEN epoch_ms(t_established) - epoch_ms(s_established) END AS skew_ms,
         term_state > {len(TERMINAL_STATE)} AS term_ended,
@@ -142,8 +140,8 @@ def sessions_sql(table: str) -> str:
       final_code,
       greatest(srv_disconnects, term_drops) AS disconnects,
       reconnect_attempts,
-      recoveries > 0 AS recovered,
-      CASE WHEN recoveries > 0
+      recovered,
+      CASE WHEN recovered
            THEN coalesce(term_recovery_ms,
                          epoch_ms(first_resume) - epoch_ms(first_disconnect)) END
         AS recovery_ms,
@@ -247,9 +245,10 @@ def analyze(
         con.execute(f"CREATE OR REPLACE TABLE sessions AS {sessions_sql('agg')}")
     finally:
         con.execute(f"SET preserve_insertion_order = {ordered}")
-    events = int(_scalar(con, "SELECT coalesce(sum(rows) - sum(fatal_rows), 0) FROM agg"))
+    fatal = "SELECT count(*) FROM (SELECT unnest(bad) AS b FROM agg) WHERE b.fatal"
+    events = int(_scalar(con, f"SELECT coalesce(sum(rows), 0) - ({fatal}) FROM agg"))
     per_file = con.sql(
-        "SELECT f, count(*) FROM (SELECT unnest(bad_files) AS f FROM agg) GROUP BY 1"
+        "SELECT b.file, count(*) FROM (SELECT unnest(bad) AS b FROM agg) GROUP BY 1"
     ).fetchall()
     counts = {str(path): int(n) for path, n in per_file}
     bad_by_file = {log.path: counts[log.path] for log in logs if log.path in counts}
