@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use (Chromium for the report and browser checks,
+# Node.js for the browser terminal's state machine tests,
 # Xvfb for the display), only when they are missing and only as root.
 set -euo pipefail
 need=()
@@ -7,6 +8,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 command -v xsetroot >/dev/null 2>&1 || need+=(x11-xserver-utils)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "system-deps: missing ${need[*]}; install them or run as root (the tests that need them skip)" >&2

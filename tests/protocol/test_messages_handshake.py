@@ -152,6 +152,14 @@ def test_digest_is_canonical() -> None:
     assert len(digest(a)) == 64
 
 
+def test_digest_is_over_json_values_so_a_browser_round_trip_keeps_it() -> None:
+    """JSON.parse/JSON.stringify turns 30.0 into 30: the digest must not change."""
+    issued_config = {"terminal": {"connect_timeout": 30.0, "keepalive_timeout": 1.2}, "n": [2.0]}
+    from_browser = {"terminal": {"connect_timeout": 30, "keepalive_timeout": 1.2}, "n": [2]}
+    assert digest(issued_config) == digest(from_browser)
+    assert digest(issued_config) != digest({**from_browser, "n": [2.5]})
+
+
 # -- check_hello -------------------------------------------------------------------------------
 
 

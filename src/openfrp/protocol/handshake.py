@@ -14,8 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def _json_value(value: Any) -> Any:
+    """JSON has one number type: 30.0 and 30 are the same value, and a browser sends 30 back
+    for the 30.0 it was given. Integral floats become ints so both digest alike."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    return value
+
+
 def canonical(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(_json_value(data), sort_keys=True, separators=(",", ":")).encode()
 
 
 def digest(config: dict[str, Any]) -> str:

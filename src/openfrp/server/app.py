@@ -27,6 +27,7 @@ from openfrp.events import Context, Event, EventLog, now_ts
 from openfrp.protocol.handshake import Issued, TokenError, digest, sign_token, verify_token
 from openfrp.protocol.messages import MessageError, decode_from_terminal
 from openfrp.protocol.server_session import ServerSession, SessionState
+from openfrp.server import web
 from openfrp.server.registry import Registry, SessionRecord
 from openfrp.server.runtime import SessionRuntime
 from openfrp.settings import Config, SettingsError
@@ -449,6 +450,7 @@ def create_app(state: ServerState) -> Starlette:
             Route("/api/sessions/{session_id}/messages", push_message, methods=["POST"]),
             Route("/api/sessions/{session_id}/guest", guest_action, methods=["POST"]),
             WebSocketRoute("/frp7", frp7),
+            *web.ROUTES,
         ],
         exception_handlers={ApiError: _api_error},
     )

@@ -44,7 +44,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     def announce(state: ServerState) -> None:
         ticket = state.launch("demo-user", next(iter(state.config.launchpads)))
-        print("\nA demo session is waiting. Join it from another shell with:\n")
+        print("\nA demo session is waiting. Open this link in a browser:\n")
+        print(f"  {ticket['connect_url']}\n")
+        print("or join it from another shell with:\n")
         print(f"  .venv/bin/openfrp connect '{ticket['connect_url']}'\n")
         print("Type 'close' (end the session) or 'disconnect' (keep it) in the terminal.")
         print("Stop the server with Ctrl-C: live sessions end with 4019.\n", flush=True)
@@ -120,6 +122,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         json.dumps(ticket, indent=2)
         if args.json
         else f"session {ticket['session_id']} for {args.user}\n"
+        f"  browser: {ticket['connect_url']}\n"
         f"  openfrp connect '{ticket['connect_url']}'"
     )
     return 0

@@ -1,0 +1,341 @@
+// The browser terminal's connection state machine: the same rules as the Python terminal's
+// openfrp.protocol.terminal_connection, kept I/O-free (no sockets, no timers, no clock reads)
+// so the page can drive it and a test can feed it times in milliseconds.
+//
+// idle -> connecting -> established -> (lost -> waiting -> connecting)* -> done(code)
+// Inputs return a list of actions: {type: "connect" | "transmit" | "hangup" | "show" |
+// "receive" | "finished" | "ship" | "log", ...}.
+"use strict";
+
+class Deadlines {
+  constructor() { this.at = new Map(); }
+  set(name, when) { this.at.set(name, when); }
+  cancel(name) { this.at.delete(name); }
+  clear() { this.at.clear(); }
+  next() { return this.at.size ? Math.min(...this.at.values()) : null; }
+  popDue(now) {
+    const due = [...this.at.entries()].filter(([, t]) => t <= now)
+      .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    for (const [name] of due) this.at.delete(name);
+    return due.map(([name]) => name);
+  }
+}
+
+const SERVER_MESSAGES = {
+  welcome: { session_id: "string", connection_id: "string", resume: "boolean", state: "string",
+             last_seq: "number" },
+  started: {}, ping: { id: "number" }, pong: { id: "number" },
+  msg: { seq: "number", body: "object" },
+  warning: { code: "number", seconds_left: "number" },
+  display_change: { change_id: "number" },
+  close: { code: "number", reason: "string?" },
+};
+
+const MAX_MESSAGE_BYTES = 256 * 1024;
+
+// The same checks, in the same order and words, as openfrp.protocol.messages.decode.
+function decodeFromServer(text) {
+  if (text.length > MAX_MESSAGE_BYTES) {
+    throw new Error(`message of ${text.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+  }
+  let message;
+  try { message = JSON.parse(text); } catch (err) { throw new Error("not JSON"); }
+  if (message === null || typeof message !== "object" || Array.isArray(message)) {
+    throw new Error("message is not a JSON object");
+  }
+  if (typeof message.type !== "string") throw new Error("message has no string 'type'");
+  const fields = SERVER_MESSAGES[message.type];
+  if (fields === undefined) {
+    throw new Error(`unknown message type '${message.type.slice(0, 40)}'`);
+  }
+  for (const [name, kind] of Object.entries(fields)) {
+    const optional = kind.endsWith("?");
+    const want = optional ? kind.slice(0, -1) : kind;
+    if (!(name in message)) {
+      if (optional) continue;
+      throw new Error(`${message.type}: missing field '${name}'`);
+    }
+    const value = message[name];
+    const ok = want === "number" ? Number.isInteger(value)
+      : want === "object" ? value !== null && typeof value === "object" && !Array.isArray(value)
+        : typeof value === want;
+    if (!ok) throw new Error(`${message.type}: field '${name}' has the wrong type`);
+  }
+  const extra = Object.keys(message).filter((k) => k !== "type" && !(k in fields)).sort();
+  if (extra.length) {
+    throw new Error(`${message.type}: unexpected field(s) ${extra.join(", ").slice(0, 80)}`);
+  }
+  return message;
+}
+
+class Connection {
+  // ticket: {session_id, token, config, config_digest, client}; settings in seconds, as in
+  // the session configuration's "terminal" table; codes: number -> {name, kind, message,
+  // reconnect}.
+  constructor(ticket, settings, codes, version) {
+    this.ticket = ticket;
+    this.s = settings;
+    this.codes = codes;
+    this.version = version;
+    this.state = "idle";
+    this.deadlines = new Deadlines();
+    this.connectionId = null;
+    this.previousConnectionId = null;
+    this.lastSeq = 0;
+    this.attempt = 0;
+    this.lostAt = null;
+    this.attemptStartedAt = 0;
+    this.finalCode = null;
+    this.pingId = 0;
+  }
+
+  ms(seconds) { return Math.round(seconds * 1000); }
+  nextDeadline() { return this.deadlines.next(); }
+
+  show(code) {
+    const row = this.codes[code];
+    return { type: "show", code, level: row.kind === "Info" ? "info" : "error",
+             text: `[${code} ${row.name}] ${row.message}` };
+  }
+
+  log(event, extra = {}) {
+    return { type: "log", event, code: null, severity: "info", attrs: {}, ...extra };
+  }
+
+  // -- inputs ---------------------------------------------------------------------------
+
+  start(now) {
+    this.deadlines.set("connect_window", now + this.ms(this.s.connect_timeout));
+    return this.connect(now);
+  }
+
+  transportOpened(now) {
+    if (this.state !== "connecting") return [];
+    const hello = {
+      type: "hello", version: this.version, session_id: this.ticket.session_id,
+      token: this.ticket.token, config: this.ticket.config,
+      config_digest: this.ticket.config_digest, client: this.ticket.client,
+      resume: this.lostAt !== null, last_seq: this.lastSeq,
+    };
+    if (this.connectionId !== null) hello.previous_connection_id = this.connectionId;
+    return [{ type: "transmit", message: hello }];
+  }
+
+  transportFailed(error, now) {
+    if (this.state !== "connecting") return [];
+    return this.attemptFailed(now, { error });
+  }
+
+  receive(data, now) {
+    if (!["connecting", "established", "closing"].includes(this.state)) return [];
+    this.deadlines.set("keepalive", now + this.ms(this.s.keepalive_timeout));
+    if (typeof data !== "string") return [];
+    let message;
+    try {
+      message = decodeFromServer(data);
+    } catch (err) {
+      return [this.log("message.invalid", { severity: "warning", attrs: { error: err.message } })];
+    }
+    return this.onMessage(message, now);
+  }
+
+  transportClosed(code, reason, now) {
+    if (["done", "waiting", "idle"].includes(this.state)) return [];
+    for (const name of ["keepalive", "heartbeat", "attempt"]) this.deadlines.cancel(name);
+    const attrs = { close_code: code, close_reason: reason };
+    const closed = (final) => this.log("connection.closed",
+      { code: final, connection_id: this.connectionId, attrs });
+    if (this.state === "closing") {
+      const final = code !== null && code !== 1000 ? code : null;
+      return [closed(final), ...this.finish(final, attrs, code)];
+    }
+    const row = code !== null ? this.codes[code] : undefined;
+    if (row !== undefined && !row.reconnect) {
+      if (this.lostAt !== null) {
+        return [closed(code), this.show(code),
+                ...this.giveUp(now, { refused_code: code, ...attrs })];
+      }
+      return [closed(code), ...this.finish(code, attrs, code)];
+    }
+    if (this.state === "connecting") return this.attemptFailed(now, attrs);
+    if (row !== undefined) {
+      return [closed(code), this.show(code), ...this.lost(now, attrs, false)];
+    }
+    return this.lost(now, attrs);
+  }
+
+  closeSession(now) { return this.leave({ type: "close" }, now); }
+  disconnect(now) { return this.leave({ type: "disconnect" }, now); }
+
+  tick(now) {
+    const actions = [];
+    for (const name of this.deadlines.popDue(now)) {
+      if (this.state === "done") break;
+      actions.push(...this.fire(name, now));
+    }
+    return actions;
+  }
+
+  // -- internals ------------------------------------------------------------------------
+
+  fire(name, now) {
+    if (name === "connect_window") {
+      const attrs = { connect_timeout_s: this.s.connect_timeout };
+      return [{ type: "hangup", code: 4101, reason: "CONNECT_TIMEOUT" },
+              this.log("connect.failed", { code: 4101, attrs }),
+              ...this.finish(4101, attrs, 4101)];
+    }
+    if (name === "attempt") {
+      return [{ type: "hangup", code: 4101, reason: "CONNECT_TIMEOUT" },
+              ...this.attemptFailed(now, { error: "no welcome in connect_timeout" })];
+    }
+    if (name === "retry") return this.retry(now);
+    if (name === "keepalive" && this.state === "established") {
+      const attrs = { keepalive_timeout_s: this.s.keepalive_timeout };
+      return [{ type: "hangup", code: 4102, reason: "CONNECTION_SEVERED" },
+              ...this.lost(now, attrs)];
+    }
+    if (name === "heartbeat" && this.state === "established") {
+      this.pingId += 1;
+      this.deadlines.set("heartbeat", now + this.ms(this.s.heartbeat_interval));
+      return [{ type: "transmit", message: { type: "ping", id: this.pingId } }];
+    }
+    if (name === "closing") {
+      return [{ type: "hangup", code: 1000, reason: "CLOSING" },
+              ...this.finish(null, { reason: "server did not confirm" }, null)];
+    }
+    return [];
+  }
+
+  connect(now) {
+    this.state = "connecting";
+    this.attemptStartedAt = now;
+    if (this.lostAt !== null) {
+      this.deadlines.set("attempt", now + this.ms(this.s.connect_timeout));
+    }
+    return [this.log("connect.attempt", { attrs: { attempt: this.attempt } }),
+            { type: "connect", attempt: this.attempt }];
+  }
+
+  onMessage(message, now) {
+    const kind = message.type;
+    if (kind === "welcome") return this.welcomed(message, now);
+    if (kind === "close") return this.transportClosed(message.code, message.reason || "", now);
+    if (this.state === "connecting") {
+      return [this.log("message.invalid",
+        { severity: "warning", attrs: { error: `${kind} before welcome` } })];
+    }
+    if (kind === "ping") return [{ type: "transmit", message: { type: "pong", id: message.id } }];
+    if (kind === "msg") {
+      if (message.seq <= this.lastSeq) {
+        return [{ type: "transmit", message: { type: "ack", seq: this.lastSeq } }];
+      }
+      this.lastSeq = message.seq;
+      return [{ type: "receive", seq: message.seq, body: message.body },
+              { type: "transmit", message: { type: "ack", seq: message.seq } }];
+    }
+    if (kind === "warning" && this.codes[message.code] !== undefined) {
+      return [this.log("session.warning", { code: message.code, severity: "warning",
+                                            attrs: { seconds_left: message.seconds_left } }),
+              this.show(message.code)];
+    }
+    return [];
+  }
+
+  welcomed(message, now) {
+    if (this.state !== "connecting") return [];
+    this.deadlines.cancel("connect_window");
+    this.deadlines.cancel("attempt");
+    this.previousConnectionId = this.connectionId;
+    this.connectionId = message.connection_id;
+    this.state = "established";
+    this.deadlines.set("heartbeat", now + this.ms(this.s.heartbeat_interval));
+    const ids = { connection_id: this.connectionId,
+                  previous_connection_id: this.previousConnectionId };
+    const actions = [this.log("connection.established", { ...ids, attrs: {
+      client: this.ticket.client, resume: message.resume,
+      time_to_connect_ms: now - this.attemptStartedAt } })];
+    if (this.lostAt !== null) {
+      actions.push(this.log("reconnect.succeeded", { ...ids, attrs: {
+        attempts: this.attempt, recovery_ms: now - this.lostAt, resumed: message.resume } }));
+      this.lostAt = null;
+      this.attempt = 0;
+    }
+    return [...actions, { type: "ship" }];
+  }
+
+  lost(now, attrs, logLost = true) {
+    const actions = [];
+    if (logLost) {
+      actions.push(this.log("connection.lost",
+        { code: 4102, connection_id: this.connectionId, attrs }), this.show(4102));
+    }
+    this.lostAt = now;
+    this.attempt = 0;
+    if (this.s.reconnect_attempts === 0) {
+      return [...actions, ...this.giveUp(now, { reason: "reconnect disabled" })];
+    }
+    return [...actions, ...this.scheduleRetry(now)];
+  }
+
+  scheduleRetry(now) {
+    const delay = Math.min(this.ms(this.s.reconnect_backoff_initial) * 2 ** this.attempt,
+                           this.ms(this.s.reconnect_backoff_max));
+    if (now + delay - this.lostAt > this.ms(this.s.reconnect_window)) {
+      return this.giveUp(now, { reason: "reconnect_window exhausted", attempts: this.attempt });
+    }
+    this.state = "waiting";
+    this.deadlines.set("retry", now + delay);
+    return [];
+  }
+
+  retry(now) {
+    if (this.lostAt === null) return this.connect(now);
+    this.attempt += 1;
+    return [this.log("reconnect.attempt", { code: 4103, connection_id: this.connectionId,
+              attrs: { attempt: this.attempt, since_lost_ms: now - this.lostAt } }),
+            this.show(4103), ...this.connect(now)];
+  }
+
+  attemptFailed(now, attrs) {
+    this.deadlines.cancel("attempt");
+    if (this.lostAt === null) {
+      this.state = "waiting";
+      this.deadlines.set("retry", now + this.ms(this.s.reconnect_backoff_initial));
+      return [this.log("connect.retry", { severity: "warning", attrs })];
+    }
+    if (this.attempt >= this.s.reconnect_attempts) {
+      return this.giveUp(now, { reason: "reconnect_attempts exhausted",
+                                attempts: this.attempt, ...attrs });
+    }
+    return this.scheduleRetry(now);
+  }
+
+  giveUp(now, attrs) {
+    const since = this.lostAt !== null ? now - this.lostAt : 0;
+    return [this.log("reconnect.gave_up", { code: 4106, connection_id: this.connectionId,
+                                            attrs: { ...attrs, since_lost_ms: since } }),
+            ...this.finish(4106, attrs, 4106)];
+  }
+
+  leave(message, now) {
+    if (this.state === "done") return [];
+    if (this.state !== "established") {
+      return [{ type: "hangup", code: 1000, reason: "LEFT" }, ...this.finish(null, {}, null)];
+    }
+    this.state = "closing";
+    this.deadlines.set("closing", now + 5000);
+    return [{ type: "transmit", message }];
+  }
+
+  finish(code, attrs, shown) {
+    this.state = "done";
+    this.finalCode = code;
+    this.deadlines.clear();
+    const actions = [];
+    if (shown !== null && this.codes[shown] !== undefined) actions.push(this.show(shown));
+    return [...actions, { type: "finished", code }];
+  }
+}
+
+if (typeof module !== "undefined") module.exports = { Connection, Deadlines, decodeFromServer };

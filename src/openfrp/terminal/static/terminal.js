@@ -1,0 +1,255 @@
+// The browser terminal's I/O: fetches the ticket named by the page's link
+// (/s/SESSION?token=T), drives the Connection state machine (connection.js) with a WebSocket
+// to the same origin, draws video frames, shows every code as a pop-up and ships its event
+// log to the server whenever it is connected. Unshipped events survive a reload in
+// localStorage, so nothing the terminal saw is lost.
+"use strict";
+
+(() => {
+  const SHIP_BATCH = 200;
+  const page = {
+    status: document.getElementById("status"),
+    session: document.getElementById("session"),
+    popups: document.getElementById("popups"),
+    messages: document.getElementById("messages"),
+    screen: document.getElementById("screen"),
+    saveLog: document.getElementById("save-log"),
+  };
+  // What tests and curious people can read: window.openfrp.
+  const view = { state: "starting", frames: 0, shown: [], received: [], finalCode: undefined,
+                 events: [] };
+  window.openfrp = view;
+
+  function setStatus(text) {
+    view.state = text;
+    page.status.textContent = text;
+  }
+
+  function popup(text, level, extra) {
+    const box = document.createElement("div");
+    box.className = `popup ${level}`;
+    box.textContent = text;
+    if (extra) {
+      const next = document.createElement("span");
+      next.className = "next";
+      next.textContent = extra;
+      box.appendChild(next);
+    }
+    page.popups.appendChild(box);
+    while (page.popups.children.length > 6) page.popups.firstChild.remove();
+    return box;
+  }
+
+  function isoNow() {
+    return new Date().toISOString().replace("Z", "000Z");  // microseconds, like the server
+  }
+
+  async function main() {
+    const sessionId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
+    const token = new URLSearchParams(location.search).get("token") || "";
+    const client = new URLSearchParams(location.search).get("client") || "browser";
+    page.session.textContent = sessionId;
+    let table, ticket;
+    try {
+      table = await (await fetch("/api/codes")).json();
+      const answer = await fetch(`/api/sessions/${encodeURIComponent(sessionId)}/ticket`,
+                                 { headers: { Authorization: `Bearer ${token}` } });
+      ticket = await answer.json();
+      if (!answer.ok) {
+        const final = ticket.final_code;
+        const row = table.codes.find((c) => c.number === final);
+        setStatus("cannot join");
+        view.finalCode = final ?? null;
+        popup(row ? `[${row.number} ${row.name}] ${row.message}` : `${ticket.error}`, "error");
+        return;
+      }
+    } catch (err) {
+      setStatus("cannot join");
+      view.finalCode = 4101;
+      popup(`The session server cannot be reached (${err.message}). Check the link and your ` +
+            "network, then reload this page.", "error");
+      return;
+    }
+    const codes = Object.fromEntries(table.codes.map((c) => [c.number, c]));
+    run(ticket, codes, table.protocol_version, client);
+  }
+
+  function run(ticket, codes, version, client) {
+    const config = ticket.config;
+    const machine = new Connection(
+      { session_id: ticket.session_id, token: ticket.token, config,
+        config_digest: ticket.config_digest, client },
+      config.terminal, codes, version);
+    const stash = `openfrp-unshipped-${ticket.session_id}`;
+    let unshipped = JSON.parse(localStorage.getItem(stash) || "[]");
+    let ws = null;
+    let gen = 0;
+    let timer = null;
+    let done = false;
+
+    const remember = () => localStorage.setItem(stash, JSON.stringify(unshipped));
+
+    function writeEvent(action) {
+      const event = {
+        ts: isoNow(), source: "terminal", host: config.host ?? null,
+        session_id: ticket.session_id,
+        connection_id: action.connection_id ?? machine.connectionId,
+        previous_connection_id: action.previous_connection_id ?? null,
+        user: config.user ?? null, account: config.account ?? null,
+        launchpad: config.launchpad ?? null, frp: 7, event: action.event,
+        code: action.code ?? null, severity: action.severity ?? "info", message: null,
+        attrs: action.attrs ?? {},
+      };
+      view.events.push(event);
+      unshipped.push(event);
+      remember();
+    }
+
+    function send(message) {
+      if (ws !== null && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+    }
+
+    function ship() {
+      while (unshipped.length) {
+        send({ type: "events", items: unshipped.slice(0, SHIP_BATCH) });
+        unshipped = unshipped.slice(SHIP_BATCH);
+      }
+      remember();
+    }
+
+    function drop(code) {
+      const old = ws;
+      ws = null;
+      gen += 1;
+      if (old !== null && old.readyState <= WebSocket.OPEN) {
+        old.close(code >= 3000 && code <= 4999 ? code : 1000);
+      }
+    }
+
+    function open() {
+      drop(1000);
+      const mine = gen;
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      const socket = new WebSocket(`${scheme}://${location.host}/frp7`);
+      socket.binaryType = "arraybuffer";
+      let opened = false;
+      socket.onopen = () => {
+        if (mine !== gen) return;
+        opened = true;
+        ws = socket;
+        feed((now) => machine.transportOpened(now));
+      };
+      socket.onmessage = (msg) => {
+        if (mine !== gen) return;
+        if (typeof msg.data !== "string") frame(msg.data);
+        feed((now) => machine.receive(typeof msg.data === "string" ? msg.data : null, now));
+      };
+      socket.onclose = (msg) => {
+        if (mine !== gen) return;
+        ws = null;
+        if (!opened) {
+          feed((now) => machine.transportFailed(`connection failed (${msg.code})`, now));
+          return;
+        }
+        const code = msg.code === 1005 || msg.code === 1006 ? null : msg.code;
+        feed((now) => machine.transportClosed(code, msg.reason || "", now));
+      };
+    }
+
+    async function frame(buffer) {
+      const head = new DataView(buffer);
+      if (buffer.byteLength < 9) return;
+      const number = head.getUint32(0);
+      const width = head.getUint16(4);
+      const height = head.getUint16(6);
+      send({ type: "frame_ack", frame: number });
+      view.frames += 1;
+      try {
+        const stream = new Blob([buffer.slice(9)]).stream()
+          .pipeThrough(new DecompressionStream("deflate"));
+        const rgb = new Uint8Array(await new Response(stream).arrayBuffer());
+        const pixels = new ImageData(width, height);
+        for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+          pixels.data[j] = rgb[i];
+          pixels.data[j + 1] = rgb[i + 1];
+          pixels.data[j + 2] = rgb[i + 2];
+          pixels.data[j + 3] = 255;
+        }
+        const small = new OffscreenCanvas(width, height);
+        small.getContext("2d").putImageData(pixels, 0, 0);
+        const ctx = page.screen.getContext("2d");
+        ctx.imageSmoothingEnabled = false;
+        ctx.drawImage(small, 0, 0, page.screen.width, page.screen.height);
+      } catch (err) {
+        view.badFrames = (view.badFrames || 0) + 1;
+      }
+    }
+
+    function apply(actions) {
+      for (const action of actions) {
+        if (action.type === "connect") {
+          setStatus(action.attempt === 0 ? "connecting" : `reconnecting (attempt ${action.attempt})`);
+          open();
+        } else if (action.type === "transmit") {
+          send(action.message);
+        } else if (action.type === "hangup") {
+          drop(action.code);
+        } else if (action.type === "show") {
+          view.shown.push({ code: action.code, text: action.text });
+          popup(action.text, action.level);
+          writeEvent({ event: "message.shown", code: action.code, severity: action.level,
+                       attrs: { text: action.text } });
+        } else if (action.type === "receive") {
+          view.received.push({ seq: action.seq, body: action.body });
+          const item = document.createElement("li");
+          item.textContent = `${action.seq} ${JSON.stringify(action.body)}`;
+          page.messages.appendChild(item);
+        } else if (action.type === "log") {
+          writeEvent(action);
+          if (action.event === "connection.established") {
+            setStatus(action.attrs.resume ? "connected (resumed)" : "connected");
+          }
+        } else if (action.type === "ship") {
+          ship();
+        } else if (action.type === "finished") {
+          finished(action.code);
+        }
+      }
+    }
+
+    function finished(code) {
+      done = true;
+      view.finalCode = code;
+      drop(1000);
+      clearTimeout(timer);
+      const row = code !== null ? codes[code] : undefined;
+      setStatus(row ? `session over: ${code} ${row.name}` : "disconnected");
+      popup(code === null ? "You left the session. It keeps running: open this link again to "
+                            + "resume it." : "This session is over. Close this tab, or open a "
+                            + "new session link.", "info");
+    }
+
+    function feed(step) {
+      if (done) return;
+      apply(step(Math.round(performance.now())));
+      if (done) return;
+      clearTimeout(timer);
+      const next = machine.nextDeadline();
+      if (next !== null) {
+        timer = setTimeout(() => feed((now) => machine.tick(now)),
+                           Math.max(0, next - performance.now()));
+      }
+    }
+
+    document.getElementById("close-session").onclick = () =>
+      feed((now) => machine.closeSession(now));
+    document.getElementById("disconnect").onclick = () => feed((now) => machine.disconnect(now));
+    page.saveLog.onclick = () => {
+      const text = view.events.map((e) => JSON.stringify(e)).join("\n") + "\n";
+      page.saveLog.href = URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" }));
+    };
+    feed((now) => machine.start(now));
+  }
+
+  main();
+})();

@@ -1,0 +1,180 @@
+"""The browser terminal in headless Chromium against a real server (and the fault proxy).
+
+The connect link opens the page; it joins the session, draws the video, shows every code as a
+pop-up worded by the code table, reconnects and resumes after a path fault, and ships its
+events to the server's log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openfrp import codes
+from tests.e2e.conftest import E2E
+from tests.e2e.harness import ServerProcess, bounded
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"
+)
+
+
+class Browser:
+    """One page in headless Chromium; page errors are collected so a test can assert none."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.console: list[str] = []
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+
+    def view(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.page.evaluate(
+            "() => JSON.parse(JSON.stringify(window.openfrp))"
+        )
+        return data
+
+    def wait(self, condition: str, timeout: float = 10.0) -> None:
+        """Wait for a JavaScript expression over `v` (window.openfrp) to be true."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function(
+                f"() => {{ const v = window.openfrp; return v !== undefined && ({condition}); }}",
+                timeout=timeout * 1000,
+            )
+        except PlaywrightTimeout:
+            data = self.page.evaluate("() => JSON.parse(JSON.stringify(window.openfrp || {}))")
+            events = [
+                (e["ts"][11:23], e["event"], e["code"], e["attrs"]) for e in data.pop("events", [])
+            ]
+            view = f"{data}\nevents: {events}"[:4000]
+            raise AssertionError(
+                f"not within {timeout}s: {condition}\nview: {view}\nerrors: {self.errors}\n"
+                f"console: {self.console[-20:]}"
+            ) from None
+
+    def popups(self) -> list[str]:
+        texts: list[str] = self.page.locator("#popups .popup").all_inner_texts()
+        return texts
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield Browser(chromium.new_page())
+        finally:
+            chromium.close()
+
+
+def link(ticket: dict[str, Any], port: int) -> str:
+    return f"http://127.0.0.1:{port}/s/{ticket['session_id']}?token={ticket['token']}"
+
+
+def shown(code: int) -> str:
+    row = codes.get(code)
+    return f"[{row.number} {row.name}] {row.message}"
+
+
+def joined(server: ServerProcess, browser: Browser, ticket: dict[str, Any], port: int) -> None:
+    browser.page.goto(link(ticket, port))
+    browser.wait("v.state === 'connected'")
+    server.log.wait_event(event="session.started", session_id=ticket["session_id"])
+
+
+def test_join_video_messages_and_close(e2e: E2E, browser: Browser) -> None:
+    server = e2e.server()
+    ticket = server.launch("alice")
+    sid = ticket["session_id"]
+    joined(server, browser, ticket, server.port)
+    established = server.log.wait_event(event="connection.established", session_id=sid)
+    assert established["attrs"]["client"] == "browser"
+    browser.wait("v.frames >= 3")
+    assert server.push(sid, {"hello": "browser"}).status == 202
+    browser.wait("v.received.length === 1")
+    assert browser.view()["received"] == [{"seq": 1, "body": {"hello": "browser"}}]
+    # The page shipped its own events once connected: the server's log holds them.
+    shipped = server.log.wait_event(event="connection.established", source="terminal")
+    assert shipped["session_id"] == sid and shipped["attrs"]["client"] == "browser"
+
+    browser.page.click("#close-session")
+    browser.wait("v.finalCode === 4000")
+    assert shown(4000) in browser.popups()[-2]
+    server.log.wait_event(event="session.ended", code=4000, session_id=sid)
+    assert browser.page.inner_text("#status").startswith("session over: 4000 USER_CLOSED")
+    assert browser.errors == []
+    assert [line for line in browser.console if line.startswith("error")] == []
+
+
+def test_blackholed_path_shows_4102_then_resumes(e2e: E2E, browser: Browser) -> None:
+    server = e2e.server()
+    ticket = server.launch("bob")
+    sid = ticket["session_id"]
+    proxy = e2e.proxy(server.port)
+    joined(server, browser, ticket, proxy.port)  # page, API and WebSocket through the proxy
+    first = server.log.wait_event(event="connection.established", session_id=sid)
+
+    proxy.control("blackhole")
+    browser.wait("v.shown.some((s) => s.code === 4102)", timeout=8)
+    browser.wait("v.shown.some((s) => s.code === 4103)", timeout=8)
+    assert shown(4102) in browser.popups()
+    server.log.wait_event(event="connection.closed", code=4023, session_id=sid, timeout=8)
+    # The path comes back the way it does when a NAT dropped its state: flows stuck in the
+    # black hole are reset, new ones pass. (Chromium lets one WebSocket handshake per endpoint
+    # run at a time; a handshake stuck forever would hold back every later attempt.)
+    proxy.control("cut")
+    proxy.control("restore")
+    browser.wait("v.state === 'connected (resumed)'", timeout=15)
+    resumed = server.log.wait_event(event="session.resumed", session_id=sid)
+    assert resumed["previous_connection_id"] == first["connection_id"]
+    lost = server.log.wait_event(event="connection.lost", code=4102, source="terminal")
+    assert lost["session_id"] == sid and lost["connection_id"] == first["connection_id"]
+    server.log.wait_event(event="reconnect.attempt", code=4103, source="terminal")
+    server.log.wait_event(event="reconnect.succeeded", source="terminal", session_id=sid)
+    assert server.push(sid, {"after": "resume"}).status == 202
+    browser.wait("v.received.length === 1")
+    assert browser.errors == []
+
+
+def test_closed_from_outside_then_the_link_says_how_it_ended(e2e: E2E, browser: Browser) -> None:
+    server = e2e.server(server={"forget_ended_after": 1})
+    ticket = server.launch("carol")
+    sid = ticket["session_id"]
+    joined(server, browser, ticket, server.port)
+    assert server.api("DELETE", f"/api/sessions/{sid}").status in (200, 202)
+    browser.wait("v.finalCode === 4019")
+    assert shown(4019) in browser.popups()
+
+    browser.page.reload()  # the link again while the server still holds the ended session
+    browser.wait("v.finalCode === 4019")
+    assert shown(4019) in browser.popups()
+    server.log.wait_event(event="connection.rejected", code=4019, session_id=sid)
+
+    for _ in bounded(5.0):  # past forget_ended_after: the registry answers for the session
+        if server.api("GET", f"/api/sessions/{sid}/ticket").status == 410:
+            break
+    browser.page.reload()
+    browser.wait("v.state === 'cannot join'")
+    assert browser.view()["finalCode"] == 4019
+    assert shown(4019) in browser.popups()
+    assert browser.errors == []

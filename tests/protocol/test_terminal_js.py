@@ -1,0 +1,258 @@
+"""The browser terminal's state machine (connection.js) against the Python one, step by step.
+
+Hypothesis drives the Python TerminalConnection through random inputs at random times, ticks
+included at its exact deadlines; Node runs the same steps through the JavaScript Connection,
+and every action list, the next deadline and the final state must be the same. So the page
+follows the rules the fake-clock tests pin down for the Python terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from openfrp import PROTOCOL_VERSION, codes
+from openfrp.protocol.actions import Log
+from openfrp.protocol.terminal_connection import (
+    Connect,
+    Finished,
+    Hangup,
+    Receive,
+    SessionTicket,
+    ShipEvents,
+    Show,
+    TerminalAction,
+    TerminalConnection,
+    Transmit,
+)
+from openfrp.settings import SessionSettings
+
+NODE = shutil.which("node")
+DRIVER = Path(__file__).resolve().parents[1] / "support" / "connection_driver.js"
+TERMINAL_KEYS = (
+    "connect_timeout",
+    "keepalive_timeout",
+    "heartbeat_interval",
+    "reconnect_attempts",
+    "reconnect_window",
+    "reconnect_backoff_initial",
+    "reconnect_backoff_max",
+)
+OPS = ("deadline", "deadline", "opened", "failed", "receive", "receive", "receive", "closed")
+OPS += ("close_session", "disconnect", "tick")
+JUNK = ("not json", '{"type": "nope"}', "[1]", '{"type": "ping"}', '{"type": 7}', "null")
+JUNK += ('{"type": "ping", "id": 1, "extra": 2}', '{"type": "ping", "id": true}', "x" * 262145)
+CLOSE_CODES = [None, 1000, 4000, 4002, 4003, 4008, 4009, 4019, 4023, 4024, 4029, 4102, 4999]
+pytestmark = pytest.mark.skipif(NODE is None, reason="needs Node.js (Debian nodejs)")
+
+
+class Node:
+    """One long-lived `node` running the driver: a scenario line in, an answer line out."""
+
+    def __init__(self) -> None:
+        script = resources.files("openfrp.terminal").joinpath("static", "connection.js")
+        assert NODE is not None
+        self.process = subprocess.Popen(
+            [NODE, str(DRIVER), str(script)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, scenario: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(scenario) + "\n")
+        self.process.stdin.flush()
+        answer: dict[str, Any] = json.loads(self.process.stdout.readline())
+        return answer
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[Node]:
+    driver = Node()
+    yield driver
+    driver.stop()
+
+
+def as_json(action: TerminalAction) -> dict[str, Any]:
+    """A Python action in the shape the JavaScript machine returns."""
+    if isinstance(action, Connect):
+        return {"type": "connect", "attempt": action.attempt}
+    if isinstance(action, Transmit):
+        return {"type": "transmit", "message": action.message}
+    if isinstance(action, Hangup):
+        return {"type": "hangup", "code": action.code, "reason": action.reason}
+    if isinstance(action, Show):
+        return {"type": "show", "code": action.code, "level": action.level, "text": action.text}
+    if isinstance(action, Receive):
+        return {"type": "receive", "seq": action.seq, "body": action.body}
+    if isinstance(action, Finished):
+        return {"type": "finished", "code": action.code}
+    if isinstance(action, ShipEvents):
+        return {"type": "ship"}
+    assert isinstance(action, Log)
+    data = asdict(action)
+    data.pop("message")
+    return parse_error({"type": "log", **data, "severity": action.severity or "info"})
+
+
+def parse_error(log: dict[str, Any]) -> dict[str, Any]:
+    """Each language's JSON parser words its error its own way: compare the verdict only."""
+    error = log["attrs"].get("error")
+    if log["event"] == "message.invalid" and str(error).startswith("not JSON"):
+        return {**log, "attrs": {**log["attrs"], "error": "not JSON"}}
+    return log
+
+
+def normal_js(action: dict[str, Any]) -> dict[str, Any]:
+    if action["type"] == "log":
+        return parse_error({"connection_id": None, "previous_connection_id": None, **action})
+    return action
+
+
+def server_text(draw: st.DrawFn) -> str | None:
+    """Something the server might send, valid or not; None stands for a binary frame."""
+    kind = draw(st.sampled_from(["welcome", "msg", "ping", "close", "warning", "junk", "binary"]))
+    if kind == "welcome":
+        return json.dumps(
+            {
+                "type": "welcome",
+                "session_id": "s-1",
+                "connection_id": f"c-{draw(st.integers(1, 4))}",
+                "resume": draw(st.booleans()),
+                "state": "active",
+                "last_seq": 0,
+            }
+        )
+    if kind == "msg":
+        body = {"n": draw(st.integers(0, 9))}
+        return json.dumps({"type": "msg", "seq": draw(st.integers(1, 4)), "body": body})
+    if kind == "ping":
+        return json.dumps({"type": "ping", "id": draw(st.integers(1, 9))})
+    if kind == "close":
+        code = draw(st.sampled_from([c for c in CLOSE_CODES if c is not None]))
+        return json.dumps({"type": "close", "code": code, "reason": "why"})
+    if kind == "warning":
+        return json.dumps({"type": "warning", "code": 4008, "seconds_left": 30})
+    if kind == "junk":
+        return draw(st.sampled_from(JUNK))
+    return None
+
+
+@st.composite
+def scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[list[dict[str, Any]]], Any]:
+    values = {
+        "connect_timeout": draw(st.integers(200, 3000)) / 1000,
+        "keepalive_timeout": draw(st.integers(200, 3000)) / 1000,
+        "heartbeat_interval": draw(st.integers(100, 2000)) / 1000,
+        "reconnect_attempts": draw(st.integers(0, 4)),
+        "reconnect_window": draw(st.integers(500, 20000)) / 1000,
+        "reconnect_backoff_initial": draw(st.integers(50, 1000)) / 1000,
+        "reconnect_backoff_max": draw(st.integers(1000, 4000)) / 1000,
+    }
+    config = {"terminal": values, "user": "alice"}
+    ticket = SessionTicket("s-1", "tok", config, "digest", client="browser")
+    machine = TerminalConnection(ticket, SessionSettings(**values), PROTOCOL_VERSION)
+    now = draw(st.integers(0, 1000))
+    steps: list[list[Any]] = [["start", now]]
+    expected = [[as_json(a) for a in machine.start(now)]]
+    for _ in range(draw(st.integers(1, 30))):
+        op = draw(st.sampled_from(OPS))
+        due = machine.next_deadline()
+        if op == "deadline" and due is not None:
+            now = max(now, due)
+            op = "tick"
+        else:
+            now += draw(st.integers(0, 1500))
+            op = "tick" if op == "deadline" else op
+        if op == "opened":
+            step, actions = ["opened", now], machine.transport_opened(now)
+        elif op == "failed":
+            step, actions = ["failed", now, "refused"], machine.transport_failed("refused", now)
+        elif op == "receive":
+            text = server_text(draw)
+            data: str | bytes = text if text is not None else b"\x00" * 12
+            step, actions = ["receive", now, text], machine.receive(data, now)
+        elif op == "closed":
+            code = draw(st.sampled_from(CLOSE_CODES))
+            step, actions = ["closed", now, code, "r"], machine.transport_closed(code, "r", now)
+        elif op == "close_session":
+            step, actions = ["close_session", now], machine.close_session(now)
+        elif op == "disconnect":
+            step, actions = ["disconnect", now], machine.disconnect(now)
+        else:
+            step, actions = ["tick", now], machine.tick(now)
+        steps.append(step)
+        expected.append([as_json(a) for a in actions])
+    table = {c.number: c.to_dict() for c in codes.TABLE}
+    run = {
+        "ticket": {
+            "session_id": "s-1",
+            "token": "tok",
+            "config": config,
+            "config_digest": "digest",
+            "client": "browser",
+        },
+        "settings": values,
+        "codes": table,
+        "version": PROTOCOL_VERSION,
+        "steps": steps,
+    }
+    return run, expected, (machine.next_deadline(), machine.state.value)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=scenario())
+def test_javascript_machine_acts_like_the_python_one(
+    node: Node, case: tuple[dict[str, Any], list[list[dict[str, Any]]], Any]
+) -> None:
+    run, expected, (next_deadline, state) = case
+    answer = node.run(run)
+    got = [[normal_js(a) for a in actions] for actions in answer["actions"]]
+    for step, want, have in zip(run["steps"], expected, got, strict=True):
+        assert have == want, f"after {step}"
+    assert (answer["next"], answer["state"]) == (next_deadline, state)
+
+
+def test_connect_window_ends_in_4101(node: Node) -> None:
+    """No welcome within connect_timeout: the page hangs up with 4101 and is done."""
+    values = {k: getattr(SessionSettings(), k) for k in TERMINAL_KEYS}
+    run = {
+        "ticket": {
+            "session_id": "s",
+            "token": "t",
+            "config": {},
+            "config_digest": "d",
+            "client": "browser",
+        },
+        "settings": values,
+        "codes": {c.number: c.to_dict() for c in codes.TABLE},
+        "version": PROTOCOL_VERSION,
+        "steps": [["start", 0], ["tick", 10**9]],
+    }
+    answer = node.run(run)
+    assert answer["actions"][1][0] == {
+        "type": "hangup",
+        "code": 4101,
+        "reason": "CONNECT_TIMEOUT",
+    }
+    assert answer["state"] == "done"

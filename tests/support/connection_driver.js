@@ -1,0 +1,25 @@
+// Runs the browser terminal's Connection (connection.js) for the differential test: one JSON
+// scenario per input line, one JSON line of action lists out.
+"use strict";
+const path = require("path");
+const readline = require("readline");
+const { Connection } = require(path.resolve(process.argv[2]));
+
+const lines = readline.createInterface({ input: process.stdin });
+lines.on("line", (line) => {
+  const s = JSON.parse(line);
+  const machine = new Connection(s.ticket, s.settings, s.codes, s.version);
+  const out = s.steps.map(([name, now, ...args]) => {
+    if (name === "start") return machine.start(now);
+    if (name === "opened") return machine.transportOpened(now);
+    if (name === "failed") return machine.transportFailed(args[0], now);
+    if (name === "receive") return machine.receive(args[0], now);
+    if (name === "closed") return machine.transportClosed(args[0], args[1], now);
+    if (name === "close_session") return machine.closeSession(now);
+    if (name === "disconnect") return machine.disconnect(now);
+    if (name === "tick") return machine.tick(now);
+    throw new Error(`unknown step ${name}`);
+  });
+  process.stdout.write(JSON.stringify({ actions: out, next: machine.nextDeadline(),
+                                        state: machine.state }) + "\n");
+});
