@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from openfrp import codes
+from openfrp.analysis import sessions
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import ServerProcess, bounded
 
@@ -98,7 +99,7 @@ def shown(code: int) -> str:
 
 def joined(server: ServerProcess, browser: Browser, ticket: dict[str, Any], port: int) -> None:
     browser.page.goto(link(ticket, port))
-    browser.wait("v.state === 'connected'")
+    browser.wait("v.state.startsWith('connected')")
     server.log.wait_event(event="session.started", session_id=ticket["session_id"])
 
 
@@ -124,6 +125,12 @@ def test_join_video_messages_and_close(e2e: E2E, browser: Browser) -> None:
     assert browser.page.inner_text("#status").startswith("session over: 4000 USER_CLOSED")
     assert browser.errors == []
     assert [line for line in browser.console if line.startswith("error")] == []
+    # The analyzer reads the session from the server's log alone, browser side included.
+    analysis = sessions.analyze([str(server.log.path)])
+    row = analysis.con.sql(
+        "SELECT client, category, final_code FROM sessions WHERE session_id = ?", params=[sid]
+    ).fetchall()
+    assert row == [("browser", "expected_end", 4000)]
 
 
 def test_blackholed_path_shows_4102_then_resumes(e2e: E2E, browser: Browser) -> None:
@@ -177,4 +184,29 @@ def test_closed_from_outside_then_the_link_says_how_it_ended(e2e: E2E, browser: 
     browser.wait("v.state === 'cannot join'")
     assert browser.view()["finalCode"] == 4019
     assert shown(4019) in browser.popups()
+    assert browser.errors == []
+
+
+def test_events_of_a_page_closed_offline_are_shipped_by_the_next(
+    e2e: E2E, browser: Browser
+) -> None:
+    """The page keeps unshipped events across a reload, so what it saw offline still reaches
+    the server's log when the link is opened again."""
+    server = e2e.server(launchpads={"desktop": {"reconnect_attempts": 0}})
+    ticket = server.launch("erin")
+    sid = ticket["session_id"]
+    proxy = e2e.proxy(server.port)
+    joined(server, browser, ticket, proxy.port)
+    proxy.control("blackhole")
+    browser.wait("v.finalCode === 4106", timeout=8)  # no reconnect allowed: gave up at once
+    assert not server.log.find(event="reconnect.gave_up", source="terminal")
+    browser.page.goto("about:blank")  # the person closes the page while offline
+    proxy.control("cut")
+    proxy.control("restore")
+    server.log.wait_event(event="session.disconnected", code=4023, session_id=sid, timeout=8)
+
+    joined(server, browser, ticket, proxy.port)
+    gave_up = server.log.wait_event(event="reconnect.gave_up", code=4106, source="terminal")
+    assert gave_up["session_id"] == sid
+    server.log.wait_event(event="connection.lost", code=4102, source="terminal")
     assert browser.errors == []
