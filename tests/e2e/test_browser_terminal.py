@@ -7,6 +7,7 @@ events to the server's log.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,15 @@ def test_join_video_messages_and_close(e2e: E2E, browser: Browser) -> None:
     # The page shipped its own events once connected: the server's log holds them.
     shipped = server.log.wait_event(event="connection.established", source="terminal")
     assert shipped["session_id"] == sid and shipped["attrs"]["client"] == "browser"
+
+    # "Save log": the page's own event log as JSON Lines, for a support ticket.
+    browser.page.click("#save-log")
+    saved = browser.page.evaluate(
+        "async () => await (await fetch(document.getElementById('save-log').href)).text()"
+    )
+    lines = [json.loads(line) for line in saved.splitlines()]
+    assert [e["event"] for e in lines[:2]] == ["connect.attempt", "connection.established"]
+    assert {e["session_id"] for e in lines} == {sid}
 
     browser.page.click("#close-session")
     browser.wait("v.finalCode === 4000")
