@@ -26,4 +26,10 @@ def _analysis(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     register(sub)
 
 
-REGISTRARS: list[Registrar] = [_server, _terminal, _analysis]
+def _netcheck(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from openfrp.netcheck.command import register
+
+    register(sub)
+
+
+REGISTRARS: list[Registrar] = [_server, _terminal, _netcheck, _analysis]

@@ -1,0 +1,139 @@
+"""The probes themselves, over real sockets, each under its own timeout.
+
+aiortc drops STUN/TURN errors silently and uses only the first server of each kind, so openfrp
+asks the servers itself: a STUN Binding request (retransmitted as RFC 5389 says) and a TURN
+Allocate through aioice, which answers 401 when the credentials are wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+from aioice import stun
+from aioice.turn import create_turn_endpoint
+
+from openfrp.netcheck.verdict import ProbeResult
+
+FIRST_RETRANSMIT = 0.25  # seconds; doubles after each silent retransmission
+
+
+@dataclass(frozen=True)
+class Server:
+    """A STUN or TURN server address as the operator wrote it: stun:HOST:PORT, turn:HOST:PORT
+    (optionally ?transport=tcp) or plain HOST:PORT."""
+
+    kind: str
+    host: str
+    port: int
+    transport: str = "udp"
+
+    def __str__(self) -> str:
+        suffix = "?transport=tcp" if self.transport == "tcp" else ""
+        return f"{self.kind}:{self.host}:{self.port}{suffix}"
+
+
+def parse_server(kind: str, text: str) -> Server:
+    """Parse a server address; ValueError names what is wrong."""
+    rest, _, query = text.partition("?")
+    if rest.startswith(f"{kind}:"):
+        rest = rest[len(kind) + 1 :]
+    transport = "udp"
+    if query:
+        if query not in ("transport=udp", "transport=tcp") or kind != "turn":
+            raise ValueError(f"{text!r}: only turn: addresses take ?transport=udp|tcp")
+        transport = query.split("=", 1)[1]
+    host, sep, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r}: expected {kind}:HOST:PORT")
+    return Server(kind, host, int(port), transport)
+
+
+class _StunClient(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.answer: asyncio.Future[stun.Message] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        with contextlib.suppress(ValueError):
+            message = stun.parse_message(data)
+            if not self.answer.done():
+                self.answer.set_result(message)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(exc)
+
+
+async def probe_stun(server: Server, timeout: float) -> ProbeResult:
+    """Send a Binding request until an answer or `timeout`; report the reflexive address."""
+    loop = asyncio.get_running_loop()
+    began = time.perf_counter()
+    transport, client = await loop.create_datagram_endpoint(
+        _StunClient, remote_addr=(server.host, server.port)
+    )
+    request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+    try:
+        wait = FIRST_RETRANSMIT
+        deadline = began + timeout
+        while True:
+            transport.sendto(bytes(request))
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return ProbeResult("stun", str(server), False, detail=f"no answer in {timeout} s")
+            try:
+                answer = await asyncio.wait_for(asyncio.shield(client.answer), min(wait, left))
+                break
+            except TimeoutError:
+                wait *= 2
+    except OSError as exc:
+        return ProbeResult("stun", str(server), False, detail=_os_error(exc))
+    finally:
+        transport.close()
+    rtt = (time.perf_counter() - began) * 1000
+    mapped = answer.attributes.get("XOR-MAPPED-ADDRESS")
+    attrs = {"mapped": f"{mapped[0]}:{mapped[1]}"} if mapped else {}
+    return ProbeResult("stun", str(server), True, rtt_ms=rtt, attrs=attrs)
+
+
+async def probe_turn(server: Server, username: str, password: str, timeout: float) -> ProbeResult:
+    """Allocate a relay with the credentials under `timeout`; report the relayed address."""
+    began = time.perf_counter()
+    try:
+        relay, _ = await asyncio.wait_for(
+            create_turn_endpoint(
+                asyncio.DatagramProtocol,
+                (server.host, server.port),
+                username=username,
+                password=password,
+                transport=server.transport,
+            ),
+            timeout,
+        )
+    except TimeoutError:
+        return ProbeResult("turn", str(server), False, detail=f"no answer in {timeout} s")
+    except stun.TransactionFailed as exc:
+        code, reason = exc.response.attributes.get("ERROR-CODE", (0, "failed"))
+        detail = f"rejected: {code} {reason}"
+        if code == 401:
+            detail = "credentials rejected (401): check the TURN user and password"
+        return ProbeResult("turn", str(server), False, detail=detail, attrs={"status": code})
+    except stun.TransactionTimeout:
+        return ProbeResult("turn", str(server), False, detail="no answer (retransmissions ran out)")
+    except OSError as exc:
+        return ProbeResult("turn", str(server), False, detail=_os_error(exc))
+    rtt = (time.perf_counter() - began) * 1000
+    relayed = relay.get_extra_info("sockname")
+    relay.close()
+    attrs = {"relayed": f"{relayed[0]}:{relayed[1]}", "transport": server.transport}
+    return ProbeResult("turn", str(server), True, rtt_ms=rtt, attrs=attrs)
+
+
+def _os_error(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused (nothing listens on that port)"
+    if isinstance(exc, PermissionError):
+        return "blocked by a firewall on this machine (sending was refused)"
+    return f"{type(exc).__name__}: {exc.strerror or exc}"

@@ -1,0 +1,201 @@
+"""`openfrp netcheck` against a real coturn: 5009, 5010 and 5019 by their real conditions.
+
+A STUN server that never answers, wrong TURN credentials, nothing listening, and a firewall
+(nft inside a network namespace the test creates) that drops UDP while TCP passes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openfrp import codes
+from openfrp.events import read_events
+from openfrp.netcheck.verdict import ProbeResult, verdict
+from tests.netcheck.conftest import PASSWORD, TURNSERVER, USER, Coturn, free_port, start_coturn
+
+OPENFRP = str(Path(sys.executable).with_name("openfrp"))
+
+
+def netcheck(*args: str, prefix: list[str] | None = None) -> tuple[int, dict[str, Any], float]:
+    began = time.perf_counter()
+    proc = subprocess.run(
+        [*(prefix or []), OPENFRP, "netcheck", "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.perf_counter() - began
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout), elapsed
+
+
+def creds() -> list[str]:
+    return ["--turn-user", USER, "--turn-password", PASSWORD]
+
+
+def by_kind(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["kind"]: p for p in report["probes"]}
+
+
+def test_both_helpers_answer(coturn: Coturn, tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    status, report, _ = netcheck(
+        "--stun", f"stun:127.0.0.1:{coturn.port}", "--turn", f"turn:127.0.0.1:{coturn.port}",
+        *creds(), "--log", str(log), "--session", "s-42",
+    )  # fmt: skip
+    assert status == 0 and report["code"] is None
+    probes = by_kind(report)
+    assert probes["stun"]["ok"] and probes["stun"]["mapped"].startswith("127.0.0.1:")
+    assert probes["turn"]["ok"] and probes["turn"]["relayed"].startswith("127.0.0.1:")
+    events = list(read_events(log))
+    assert [(e.event, e.code, e.session_id) for e in events] == [
+        ("probe.stun", None, "s-42"),
+        ("probe.turn", None, "s-42"),
+    ]
+    assert events[0].attrs["rtt_ms"] >= 0
+
+
+def test_wrong_turn_password_is_5010_credentials_rejected(coturn: Coturn, tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    for transport in ("udp", "tcp"):
+        status, report, _ = netcheck(
+            "--stun", f"127.0.0.1:{coturn.port}",
+            "--turn", f"turn:127.0.0.1:{coturn.port}?transport={transport}",
+            "--turn-user", USER, "--turn-password", "wrong", "--log", str(log),
+        )  # fmt: skip
+        assert status == 1 and report["code"] == 5010
+        assert report["message"] == codes.get(5010).message
+        turn = by_kind(report)["turn"]
+        assert not turn["ok"] and "401" in turn["error"] and turn["status"] == 401
+        assert by_kind(report)["stun"]["ok"]
+    logged = [e for e in read_events(log) if e.event == "probe.turn"]
+    assert [(e.code, e.attrs["status"]) for e in logged] == [(5010, 401), (5010, 401)]
+
+
+@pytest.fixture
+def silent_udp() -> Iterator[int]:
+    """A UDP port where datagrams arrive and nothing ever answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    yield int(sock.getsockname()[1])
+    sock.close()
+
+
+def test_stun_that_never_answers_is_5009_at_stun_timeout(coturn: Coturn, silent_udp: int) -> None:
+    status, report, elapsed = netcheck(
+        "--stun", f"stun:127.0.0.1:{silent_udp}", "--turn", f"turn:127.0.0.1:{coturn.port}",
+        *creds(), "--stun-timeout", "1.5",
+    )  # fmt: skip
+    assert status == 1 and report["code"] == 5009
+    assert by_kind(report)["stun"]["error"] == "no answer in 1.5 s"
+    assert by_kind(report)["turn"]["ok"]
+    assert 1.5 <= elapsed < 4.0, elapsed
+
+
+def test_nothing_there_is_5019(silent_udp: int, tmp_path: Path) -> None:
+    closed = free_port()
+    log = tmp_path / "events.jsonl"
+    status, report, _ = netcheck(
+        "--stun", f"stun:127.0.0.1:{silent_udp}", "--turn", f"turn:127.0.0.1:{closed}",
+        *creds(), "--stun-timeout", "1", "--turn-timeout", "1", "--log", str(log),
+    )  # fmt: skip
+    assert status == 1 and report["code"] == 5019
+    assert [(e.event, e.code) for e in read_events(log)] == [
+        ("probe.stun", 5009),
+        ("probe.turn", 5010),
+        ("probe.failed", 5019),
+    ]
+
+
+NS_TOOLS = all(shutil.which(tool) for tool in ("ip", "nft")) and TURNSERVER is not None
+
+
+@pytest.mark.skipif(not NS_TOOLS or os.geteuid() != 0, reason="needs root, iproute2, nft, coturn")
+def test_firewall_dropping_udp_is_5009_while_turn_over_tcp_passes(tmp_path: Path) -> None:
+    """Inside a network namespace of its own, nft drops the UDP datagrams to the helpers' port:
+    first on the way in (a black hole on the path: STUN goes unanswered while TURN over TCP
+    still allocates a relay), then on the way out (a local firewall: sending is refused)."""
+    ns = f"ofrp-nc-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    server: Coturn | None = None
+    inside = ["ip", "netns", "exec", ns]
+
+    def drop_udp(hook: str) -> None:
+        rules = (
+            "flush ruleset\ntable inet openfrp_test {\n  chain c {\n"
+            f"    type filter hook {hook} priority 0;\n"
+            f"    udp dport {port} drop\n  }}\n}}\n"
+        )
+        subprocess.run([*inside, "nft", "-f", "-"], input=rules, text=True, check=True)
+
+    try:
+        subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True)
+        server = start_coturn(tmp_path, prefix=inside)
+        port = server.port
+        drop_udp("input")
+        status, report, elapsed = netcheck(
+            "--stun", f"stun:127.0.0.1:{port}", "--turn", f"turn:127.0.0.1:{port}?transport=tcp",
+            *creds(), "--stun-timeout", "1", prefix=inside,
+        )  # fmt: skip
+        assert status == 1 and report["code"] == 5009, report
+        assert by_kind(report)["stun"]["error"] == "no answer in 1.0 s"
+        assert by_kind(report)["turn"]["ok"] and by_kind(report)["turn"]["transport"] == "tcp"
+        assert elapsed >= 1.0
+
+        drop_udp("output")
+        status, report, _ = netcheck(
+            "--stun", f"stun:127.0.0.1:{port}", "--turn", f"turn:127.0.0.1:{port}",
+            *creds(), "--stun-timeout", "1", "--turn-timeout", "1", prefix=inside,
+        )  # fmt: skip
+        assert status == 1 and report["code"] == 5019, report
+        assert "firewall" in by_kind(report)["stun"]["error"]
+        assert report["action"] == codes.get(5019).action
+    finally:
+        if server is not None:
+            server.stop()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "at least one --stun or --turn"),
+        (["--stun", "stun:nowhere"], "expected stun:HOST:PORT"),
+        (["--stun", "stun:h:1?transport=tcp"], "only turn:"),
+        (["--turn", "turn:127.0.0.1:3478"], "--turn-user and --turn-password"),
+        (["--stun", "127.0.0.1:3478", "--stun-timeout", "0"], "more than 0"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(args: list[str], says: str) -> None:
+    proc = subprocess.run([OPENFRP, "netcheck", *args], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr
+
+
+def test_verdict_codes() -> None:
+    ok = ProbeResult("stun", "s", True, rtt_ms=1.0)
+    turn_ok = ProbeResult("turn", "t", True, rtt_ms=2.0)
+    stun_bad = ProbeResult("stun", "s", False, detail="no answer")
+    turn_bad = ProbeResult("turn", "t", False, detail="refused")
+    assert verdict([ok, turn_ok])[0] is None
+    assert verdict([stun_bad, turn_ok])[0] == 5009
+    assert verdict([ok, turn_bad])[0] == 5010
+    code, logs = verdict([stun_bad, turn_bad])
+    assert code == 5019
+    assert [(log.event, log.code) for log in logs] == [
+        ("probe.stun", 5009),
+        ("probe.turn", 5010),
+        ("probe.failed", 5019),
+    ]
+    assert verdict([ok, stun_bad])[0] == 5009  # one of two STUN servers failing is still 5009
