@@ -111,11 +111,12 @@ def test_nothing_there_is_5019(silent_udp: int, tmp_path: Path) -> None:
         *creds(), "--stun-timeout", "1", "--turn-timeout", "1", "--log", str(log),
     )  # fmt: skip
     assert status == 1 and report["code"] == 5019
-    assert [(e.event, e.code) for e in read_events(log)] == [
-        ("probe.stun", 5009),
-        ("probe.turn", 5010),
-        ("probe.failed", 5019),
+    assert [(e.event, e.code, e.session_id) for e in read_events(log)] == [
+        ("probe.stun", 5009, None),
+        ("probe.turn", 5010, None),
+        ("probe.failed", 5019, None),
     ]
+    assert next(read_events(log)).message == codes.get(5009).message
 
 
 NS_TOOLS = all(shutil.which(tool) for tool in ("ip", "nft")) and TURNSERVER is not None

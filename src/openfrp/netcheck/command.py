@@ -27,7 +27,7 @@ def _fail(message: str) -> int:
 
 
 def _cmd_netcheck(args: argparse.Namespace) -> int:
-    from openfrp.events import Context, EventLog
+    from openfrp.events import Event, EventLog
     from openfrp.netcheck.probes import parse_server, probe_stun, probe_turn
     from openfrp.netcheck.verdict import ProbeResult, verdict
 
@@ -54,11 +54,20 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
     results = asyncio.run(run())
     code, logs = verdict(results)
     if args.log:
-        context = Context("terminal", None, args.session or "netcheck", None, None, None, 8)
         log = EventLog(args.log)
         for item in logs:
-            log.write(context.event(item.event, code=item.code, severity=item.severity,
-                                    attrs=item.attrs))  # fmt: skip
+            log.write(
+                Event(
+                    event=item.event,
+                    source="terminal",
+                    session_id=args.session,  # None: a check of its own, in no session
+                    frp=8,
+                    code=item.code,
+                    severity=item.severity or "info",
+                    message=codes.get(item.code).message if item.code is not None else None,
+                    attrs=item.attrs,
+                )
+            )
         log.close()
     report: dict[str, Any] = {
         "probes": [
@@ -114,6 +123,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--stun-timeout", type=float, default=defaults.stun_timeout, metavar="S")
     p.add_argument("--turn-timeout", type=float, default=defaults.turn_timeout, metavar="S")
     p.add_argument("--log", metavar="FILE", help="append the probe events to this event log")
-    p.add_argument("--session", metavar="ID", help="session id for the logged events")
+    p.add_argument("--session", metavar="ID", help="the session the check is for (in the log)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(handler=_cmd_netcheck)
