@@ -156,10 +156,8 @@ def test_blackholed_path_shows_4102_then_resumes(e2e: E2E, browser: Browser) -> 
     browser.wait("v.shown.some((s) => s.code === 4103)", timeout=8)
     assert shown(4102) in browser.popups()
     server.log.wait_event(event="connection.closed", code=4023, session_id=sid, timeout=8)
-    # The path comes back the way it does when a NAT dropped its state: flows stuck in the
-    # black hole are reset, new ones pass. (Chromium lets one WebSocket handshake per endpoint
-    # run at a time; a handshake stuck forever would hold back every later attempt.)
-    proxy.control("cut")
+    # The attempt made into the black hole is still opening: the page must give it up (a
+    # browser runs one WebSocket handshake per server at a time) for the next one to pass.
     proxy.control("restore")
     browser.wait("v.state === 'connected (resumed)'", timeout=15)
     resumed = server.log.wait_event(event="session.resumed", session_id=sid)
@@ -211,9 +209,12 @@ def test_events_of_a_page_closed_offline_are_shipped_by_the_next(
     browser.wait("v.finalCode === 4106", timeout=8)  # no reconnect allowed: gave up at once
     assert not server.log.find(event="reconnect.gave_up", source="terminal")
     browser.page.goto("about:blank")  # the person closes the page while offline
+    server.log.wait_event(event="session.disconnected", code=4023, session_id=sid, timeout=8)
+    # The path returns with the flows stuck in the black hole reset (as a NAT that lost its
+    # state does): otherwise the browser's idle keep-alive connections would carry the page
+    # load into the void.
     proxy.control("cut")
     proxy.control("restore")
-    server.log.wait_event(event="session.disconnected", code=4023, session_id=sid, timeout=8)
 
     joined(server, browser, ticket, proxy.port)
     gave_up = server.log.wait_event(event="reconnect.gave_up", code=4106, source="terminal")

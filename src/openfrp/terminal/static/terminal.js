@@ -132,11 +132,11 @@
       const scheme = location.protocol === "https:" ? "wss" : "ws";
       const socket = new WebSocket(`${scheme}://${location.host}/frp7`);
       socket.binaryType = "arraybuffer";
+      ws = socket;  // from now on a hangup closes it, opening or open
       let opened = false;
       socket.onopen = () => {
         if (mine !== gen) return;
         opened = true;
-        ws = socket;
         feed((now) => machine.transportOpened(now));
       };
       socket.onmessage = (msg) => {
