@@ -65,22 +65,26 @@ def run_measured(argv: list[str]) -> tuple[float, int, str]:
     return wall, usage.ru_maxrss * 1024, stdout
 
 
+def fleet_log(events: int, regen: bool = False) -> Path:
+    """The simulated fleet log of about `events` events in bench/out/, written when missing."""
+    log = OUT / f"fleet-{events}.jsonl"
+    if regen or not log.exists():
+        began = time.perf_counter()
+        stats = simulate(log, max(events // EVENTS_PER_SESSION, 1), seed=42, target_events=events)
+        print(
+            f"simulated {stats.events:,} events, {stats.sessions:,} sessions, "
+            f"{stats.bad_lines:,} bad lines in {time.perf_counter() - began:.1f} s"
+        )
+    return log
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--regen", action="store_true", help="write the log even if it exists")
     args = parser.parse_args()
 
-    log = OUT / f"fleet-{args.events}.jsonl"
-    if args.regen or not log.exists():
-        began = time.perf_counter()
-        stats = simulate(
-            log, max(args.events // EVENTS_PER_SESSION, 1), seed=42, target_events=args.events
-        )
-        print(
-            f"simulated {stats.events:,} events, {stats.sessions:,} sessions, "
-            f"{stats.bad_lines:,} bad lines in {time.perf_counter() - began:.1f} s"
-        )
+    log = fleet_log(args.events, args.regen)
     size = log.stat().st_size
     print(f"log: {log} ({size / GIB:.2f} GiB)")
 

@@ -13,19 +13,15 @@ from __future__ import annotations
 import argparse
 import gzip
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from openfrp.analysis.simulate import simulate
-
-OUT = Path(__file__).resolve().parent / "out"
-EVENTS_PER_SESSION = 11
+from analyze_10m import OUT, fleet_log
 
 
 def analyze_seconds(patterns: list[str]) -> float:
-    import subprocess
-
     began = time.perf_counter()
     cmd = [sys.executable, "-m", "openfrp.cli", "analyze", *patterns, "--json", "--quiet"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -52,9 +48,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=1000)
     args = parser.parse_args()
 
-    log = OUT / f"fleet-{args.events}.jsonl"
-    if not log.exists():
-        simulate(log, max(args.events // EVENTS_PER_SESSION, 1), seed=42, target_events=args.events)
+    log = fleet_log(args.events)
     parts = OUT / f"parts-{args.events}-{args.files}"
     split(log, args.files, parts)
     one = analyze_seconds([str(log)])

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from openfrp import codes
 from openfrp.analysis import sessions
+from openfrp.protocol.terminal_connection import show
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import ServerProcess, bounded
 
@@ -94,8 +94,8 @@ def link(ticket: dict[str, Any], port: int) -> str:
 
 
 def shown(code: int) -> str:
-    row = codes.get(code)
-    return f"[{row.number} {row.name}] {row.message}"
+    """What the Python terminal shows for `code`; the page must say the same."""
+    return show(code).text
 
 
 def joined(server: ServerProcess, browser: Browser, ticket: dict[str, Any], port: int) -> None:

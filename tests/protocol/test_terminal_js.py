@@ -35,19 +35,11 @@ from openfrp.protocol.terminal_connection import (
     TerminalConnection,
     Transmit,
 )
+from openfrp.server.app import TERMINAL_SETTINGS
 from openfrp.settings import SessionSettings
 
 NODE = shutil.which("node")
 DRIVER = Path(__file__).resolve().parents[1] / "support" / "connection_driver.js"
-TERMINAL_KEYS = (
-    "connect_timeout",
-    "keepalive_timeout",
-    "heartbeat_interval",
-    "reconnect_attempts",
-    "reconnect_window",
-    "reconnect_backoff_initial",
-    "reconnect_backoff_max",
-)
 OPS = ("deadline", "deadline", "opened", "failed", "receive", "receive", "receive", "closed")
 OPS += ("close_session", "disconnect", "tick")
 JUNK = ("not json", '{"type": "nope"}', "[1]", '{"type": "ping"}', '{"type": 7}', "null")
@@ -235,7 +227,7 @@ def test_javascript_machine_acts_like_the_python_one(
 
 def test_connect_window_ends_in_4101(node: Node) -> None:
     """No welcome within connect_timeout: the page hangs up with 4101 and is done."""
-    values = {k: getattr(SessionSettings(), k) for k in TERMINAL_KEYS}
+    values = {k: getattr(SessionSettings(), k) for k in TERMINAL_SETTINGS}
     run = {
         "ticket": {
             "session_id": "s",

@@ -68,6 +68,9 @@ function decodeFromServer(text) {
   return message;
 }
 
+// A code's pop-up text, as openfrp.protocol.terminal_connection.show words it.
+function popupText(row) { return `[${row.number} ${row.name}] ${row.message}`; }
+
 class Connection {
   // ticket: {session_id, token, config, config_digest, client}; settings in seconds, as in
   // the session configuration's "terminal" table; codes: number -> {name, kind, message,
@@ -95,7 +98,7 @@ class Connection {
   show(code) {
     const row = this.codes[code];
     return { type: "show", code, level: row.kind === "Info" ? "info" : "error",
-             text: `[${code} ${row.name}] ${row.message}` };
+             text: popupText(row) };
   }
 
   log(event, extra = {}) {
@@ -338,4 +341,4 @@ class Connection {
   }
 }
 
-if (typeof module !== "undefined") module.exports = { Connection, Deadlines, decodeFromServer };
+if (typeof module !== "undefined") module.exports = { Connection, Deadlines, decodeFromServer, popupText };

@@ -60,7 +60,7 @@
         const row = table.codes.find((c) => c.number === final);
         setStatus("cannot join");
         view.finalCode = final ?? null;
-        popup(row ? `[${row.number} ${row.name}] ${row.message}` : `${ticket.error}`, "error");
+        popup(row ? popupText(row) : `${ticket.error}`, "error");
         return;
       }
     } catch (err) {
