@@ -41,7 +41,9 @@ from openfrp.settings import SessionSettings
 NODE = shutil.which("node")
 DRIVER = Path(__file__).resolve().parents[1] / "support" / "connection_driver.js"
 OPS = ("deadline", "deadline", "opened", "failed", "receive", "receive", "receive", "closed")
-OPS += ("close_session", "disconnect", "tick")
+OPS += ("close_session", "disconnect", "tick", "setup_failed")
+SETUP_FAILURES = [(4107, "signaling.timeout"), (5006, "ice.failed"), (5007, "negotiation.timeout")]
+SETUP_FAILURES += [(5008, "peer.failed"), (4026, "connection.closed")]
 JUNK = ("not json", '{"type": "nope"}', "[1]", '{"type": "ping"}', '{"type": 7}', "null")
 JUNK += ('{"type": "ping", "id": 1, "extra": 2}', '{"type": "ping", "id": true}', "x" * 262145)
 CLOSE_CODES = [None, 1000, 4000, 4002, 4003, 4008, 4009, 4019, 4023, 4024, 4029, 4102, 4999]
@@ -160,8 +162,9 @@ def scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[list[dict[str, Any]]
         "reconnect_window": draw(st.integers(500, 20000)) / 1000,
         "reconnect_backoff_initial": draw(st.integers(50, 1000)) / 1000,
         "reconnect_backoff_max": draw(st.integers(1000, 4000)) / 1000,
+        "ice_disconnected_after": draw(st.integers(200, 3000)) / 1000,
     }
-    config = {"terminal": values, "user": "alice"}
+    config = {"terminal": values, "user": "alice", "frp": draw(st.sampled_from([7, 8]))}
     ticket = SessionTicket("s-1", "tok", config, "digest", client="browser")
     machine = TerminalConnection(ticket, SessionSettings(**values), PROTOCOL_VERSION)
     now = draw(st.integers(0, 1000))
@@ -189,6 +192,11 @@ def scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[list[dict[str, Any]]
             step, actions = ["closed", now, code, "r"], machine.transport_closed(code, "r", now)
         elif op == "close_session":
             step, actions = ["close_session", now], machine.close_session(now)
+        elif op == "setup_failed":
+            code, event = draw(st.sampled_from(SETUP_FAILURES))
+            attrs = {"phase": "signaling"}
+            step = ["setup_failed", now, code, event, attrs]
+            actions = machine.setup_failed(code, event, attrs, now)
         elif op == "disconnect":
             step, actions = ["disconnect", now], machine.disconnect(now)
         else:

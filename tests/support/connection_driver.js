@@ -16,6 +16,7 @@ lines.on("line", (line) => {
     if (name === "receive") return machine.receive(args[0], now);
     if (name === "closed") return machine.transportClosed(args[0], args[1], now);
     if (name === "close_session") return machine.closeSession(now);
+    if (name === "setup_failed") return machine.setupFailed(args[0], args[1], args[2], now);
     if (name === "disconnect") return machine.disconnect(now);
     if (name === "tick") return machine.tick(now);
     throw new Error(`unknown step ${name}`);

@@ -115,6 +115,17 @@ class TerminalConnection:
         self.attempt_started_at = 0
         self.final_code: int | None = None
         self._ping_id = 0
+        # FRP8 watches its path with a data-channel heartbeat quick enough for 4108 within
+        # ice_disconnected_after; FRP7 relies on the server's heartbeats and keepalive_timeout.
+        self.frp8 = ticket.config.get("frp") == 8
+        if self.frp8:
+            self.keepalive_ms = ms(settings.ice_disconnected_after)
+            self.heartbeat_ms = min(ms(settings.heartbeat_interval), self.keepalive_ms // 3)
+            self.lost_code, self.lost_event = 4108, "ice.disconnected"
+        else:
+            self.keepalive_ms = ms(settings.keepalive_timeout)
+            self.heartbeat_ms = ms(settings.heartbeat_interval)
+            self.lost_code, self.lost_event = 4102, "connection.lost"
 
     def next_deadline(self) -> int | None:
         return self.deadlines.next_deadline()
@@ -157,7 +168,7 @@ class TerminalConnection:
             TerminalState.CLOSING,
         ):
             return []
-        self.deadlines.set("keepalive", now_ms + ms(self.settings.keepalive_timeout))
+        self.deadlines.set("keepalive", now_ms + self.keepalive_ms)
         if isinstance(data, bytes):
             return []
         try:
@@ -193,6 +204,23 @@ class TerminalConnection:
             log = Log("connection.closed", code=code, connection_id=self.connection_id, attrs=attrs)
             return [log, show(row.number), *self._lost(now_ms, attrs, log_lost=False)]
         return self._lost(now_ms, attrs)
+
+    def setup_failed(
+        self, code: int, event: str, attrs: dict[str, Any], now_ms: int
+    ) -> list[TerminalAction]:
+        """An FRP8 attempt failed before its channel opened (4107, 5006-5008, or a server code
+        sent on signaling). The first connection ends with that code, since it names the cause
+        better than a later 4101 would; a reconnect attempt counts as one failed attempt."""
+        if self.state is not TerminalState.CONNECTING:
+            return []
+        row = codes.lookup(code)
+        actions: list[TerminalAction] = [
+            Hangup(code if 4000 <= code <= 4999 else 1000, row.name if row else "", abort=True),
+            Log(event, code=code, severity="error", attrs=attrs),
+        ]
+        if self.lost_at is None:
+            return actions + self._finish(code, attrs, shown=code)
+        return actions + self._attempt_failed(now_ms, {"setup_code": code, **attrs})
 
     def close_session(self, now_ms: int) -> list[TerminalAction]:
         """Gear menu "Close Session": ask the server to end the session (4000)."""
@@ -230,11 +258,12 @@ class TerminalConnection:
         if name == "keepalive" and self.state is TerminalState.ESTABLISHED:
             # Only a live session is kept alive: while connecting the attempt/connect timers
             # rule, and while closing the closing grace does (no reconnect after Close).
-            attrs = {"keepalive_timeout_s": self.settings.keepalive_timeout}
-            return [Hangup(4102, "CONNECTION_SEVERED", abort=True), *self._lost(now_ms, attrs)]
+            attrs = {"keepalive_timeout_s": self.keepalive_ms / 1000}
+            row = codes.get(self.lost_code)
+            return [Hangup(row.number, row.name, abort=True), *self._lost(now_ms, attrs)]
         if name == "heartbeat" and self.state is TerminalState.ESTABLISHED:
             self._ping_id += 1
-            self.deadlines.set("heartbeat", now_ms + ms(self.settings.heartbeat_interval))
+            self.deadlines.set("heartbeat", now_ms + self.heartbeat_ms)
             return [Transmit({"type": "ping", "id": self._ping_id})]
         if name == "closing":
             return [
@@ -288,7 +317,7 @@ class TerminalConnection:
         self.previous_connection_id = self.connection_id
         self.connection_id = message["connection_id"]
         self.state = TerminalState.ESTABLISHED
-        self.deadlines.set("heartbeat", now_ms + ms(self.settings.heartbeat_interval))
+        self.deadlines.set("heartbeat", now_ms + self.heartbeat_ms)
         attrs = {
             "client": self.ticket.client,
             "resume": message["resume"],
@@ -325,8 +354,13 @@ class TerminalConnection:
         actions: list[TerminalAction] = []
         if log_lost:
             actions += [
-                Log("connection.lost", code=4102, connection_id=self.connection_id, attrs=attrs),
-                show(4102),
+                Log(
+                    self.lost_event,
+                    code=self.lost_code,
+                    connection_id=self.connection_id,
+                    attrs=attrs,
+                ),
+                show(self.lost_code),
             ]
         self.lost_at = now_ms
         self.attempt = 0

@@ -41,6 +41,10 @@ TERMINAL_SETTINGS = (
     "reconnect_window",
     "reconnect_backoff_initial",
     "reconnect_backoff_max",
+    "signaling_peer_timeout",
+    "negotiation_timeout",
+    "ice_disconnected_after",
+    "ice_failed_after",
 )
 NO_CLOSE_FRAME = (1005, 1006)
 

@@ -90,6 +90,21 @@ class Connection {
     this.attemptStartedAt = 0;
     this.finalCode = null;
     this.pingId = 0;
+    // FRP8 watches its path with a data-channel heartbeat quick enough for 4108 within
+    // ice_disconnected_after; FRP7 relies on the server's heartbeats and keepalive_timeout.
+    this.frp8 = (ticket.config || {}).frp === 8;
+    if (this.frp8) {
+      this.keepaliveMs = this.ms(settings.ice_disconnected_after);
+      this.heartbeatMs = Math.min(this.ms(settings.heartbeat_interval),
+                                  Math.floor(this.keepaliveMs / 3));
+      this.lostCode = 4108;
+      this.lostEvent = "ice.disconnected";
+    } else {
+      this.keepaliveMs = this.ms(settings.keepalive_timeout);
+      this.heartbeatMs = this.ms(settings.heartbeat_interval);
+      this.lostCode = 4102;
+      this.lostEvent = "connection.lost";
+    }
   }
 
   ms(seconds) { return Math.round(seconds * 1000); }
@@ -131,7 +146,7 @@ class Connection {
 
   receive(data, now) {
     if (!["connecting", "established", "closing"].includes(this.state)) return [];
-    this.deadlines.set("keepalive", now + this.ms(this.s.keepalive_timeout));
+    this.deadlines.set("keepalive", now + this.keepaliveMs);
     if (typeof data !== "string") return [];
     let message;
     try {
@@ -167,6 +182,21 @@ class Connection {
     return this.lost(now, attrs);
   }
 
+  // An FRP8 attempt failed before its channel opened (4107, 5006-5008, or a server code sent
+  // on signaling): the first connection ends with that code; a reconnect counts it as one
+  // failed attempt.
+  setupFailed(code, event, attrs, now) {
+    if (this.state !== "connecting") return [];
+    const row = this.codes[code];
+    const actions = [
+      { type: "hangup", code: code >= 4000 && code <= 4999 ? code : 1000,
+        reason: row ? row.name : "" },
+      this.log(event, { code, severity: "error", attrs }),
+    ];
+    if (this.lostAt === null) return [...actions, ...this.finish(code, attrs, code)];
+    return [...actions, ...this.attemptFailed(now, { setup_code: code, ...attrs })];
+  }
+
   closeSession(now) { return this.leave({ type: "close" }, now); }
   disconnect(now) { return this.leave({ type: "disconnect" }, now); }
 
@@ -194,13 +224,13 @@ class Connection {
     }
     if (name === "retry") return this.retry(now);
     if (name === "keepalive" && this.state === "established") {
-      const attrs = { keepalive_timeout_s: this.s.keepalive_timeout };
-      return [{ type: "hangup", code: 4102, reason: "CONNECTION_SEVERED" },
+      const attrs = { keepalive_timeout_s: this.keepaliveMs / 1000 };
+      return [{ type: "hangup", code: this.lostCode, reason: this.codes[this.lostCode].name },
               ...this.lost(now, attrs)];
     }
     if (name === "heartbeat" && this.state === "established") {
       this.pingId += 1;
-      this.deadlines.set("heartbeat", now + this.ms(this.s.heartbeat_interval));
+      this.deadlines.set("heartbeat", now + this.heartbeatMs);
       return [{ type: "transmit", message: { type: "ping", id: this.pingId } }];
     }
     if (name === "closing") {
@@ -252,7 +282,7 @@ class Connection {
     this.previousConnectionId = this.connectionId;
     this.connectionId = message.connection_id;
     this.state = "established";
-    this.deadlines.set("heartbeat", now + this.ms(this.s.heartbeat_interval));
+    this.deadlines.set("heartbeat", now + this.heartbeatMs);
     const ids = { connection_id: this.connectionId,
                   previous_connection_id: this.previousConnectionId };
     const actions = [this.log("connection.established", { ...ids, attrs: {
@@ -270,8 +300,9 @@ class Connection {
   lost(now, attrs, logLost = true) {
     const actions = [];
     if (logLost) {
-      actions.push(this.log("connection.lost",
-        { code: 4102, connection_id: this.connectionId, attrs }), this.show(4102));
+      actions.push(this.log(this.lostEvent,
+        { code: this.lostCode, connection_id: this.connectionId, attrs }),
+      this.show(this.lostCode));
     }
     this.lostAt = now;
     this.attempt = 0;

@@ -1,0 +1,151 @@
+"""One FRP8 connection attempt's setup: signaling, offer/answer, ICE, DTLS and the data channel.
+
+The WebRTC library reports trouble late or never (ICE that never works shows as `failed`
+after about a minute, a stalled DTLS handshake not at all), so each phase runs under its own
+timer from the session settings and ends the attempt with the code the table gives that phase:
+
+    signaling --peer id--> negotiating --answer--> connecting --channel open--> open
+      4107                   5007                    5006 (ICE) / 5008 (after ICE)
+
+Both sides use it: the terminal from its `join`, the server from the offer it answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from openfrp.protocol.timers import ms
+from openfrp.settings import SessionSettings
+
+
+class Phase(StrEnum):
+    SIGNALING = "signaling"
+    NEGOTIATING = "negotiating"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SetupFailed:
+    """The attempt is over: its code, the event that records it, and what was seen."""
+
+    code: int
+    event: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+ICE_UP = ("connected", "completed")
+
+
+class PeerSetup:
+    def __init__(
+        self, settings: SessionSettings, now_ms: int, phase: Phase = Phase.SIGNALING
+    ) -> None:
+        self.settings = settings
+        self.phase = Phase.SIGNALING
+        self.began_at = now_ms
+        self.ice_up_at: int | None = None
+        self.ice_states: list[str] = []
+        self._deadline: int | None = None
+        self._enter(phase, now_ms)
+
+    def next_deadline(self) -> int | None:
+        return self._deadline
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def peer_found(self, now_ms: int) -> None:
+        """Signaling named the server peer; the offer goes out now."""
+        if self.phase is Phase.SIGNALING:
+            self._enter(Phase.NEGOTIATING, now_ms)
+
+    def answered(self, now_ms: int) -> None:
+        """The answer is applied: from here ICE, DTLS and SCTP must bring the channel up."""
+        if self.phase is Phase.NEGOTIATING:
+            self._enter(Phase.CONNECTING, now_ms)
+
+    def ice_state(self, state: str, now_ms: int) -> SetupFailed | None:
+        self.ice_states.append(state)
+        if self.phase is not Phase.CONNECTING:
+            return None
+        if state in ICE_UP and self.ice_up_at is None:
+            self.ice_up_at = now_ms
+        if state == "failed":
+            return self._fail(5006, "ice.failed", now_ms, "ICE reported failed")
+        return None
+
+    def connection_state(self, state: str, now_ms: int) -> SetupFailed | None:
+        """The peer connection's state; `failed` after ICE worked is DTLS or SCTP failing."""
+        if self.phase is not Phase.CONNECTING or state != "failed":
+            return None
+        if self.ice_up_at is None:
+            return self._fail(5006, "ice.failed", now_ms, "peer connection failed before ICE")
+        return self._fail(5008, "peer.failed", now_ms, "peer connection failed after ICE")
+
+    def channel_open(self, now_ms: int) -> int:
+        """The control channel is open; returns how long the setup took, in ms."""
+        self.phase = Phase.OPEN
+        self._deadline = None
+        return now_ms - self.began_at
+
+    def tick(self, now_ms: int) -> SetupFailed | None:
+        if self._deadline is None or now_ms < self._deadline:
+            return None
+        if self.phase is Phase.SIGNALING:
+            return self._fail(
+                4107,
+                "signaling.timeout",
+                now_ms,
+                "no server peer id from signaling",
+                signaling_peer_timeout_s=self.settings.signaling_peer_timeout,
+            )
+        if self.phase is Phase.NEGOTIATING:
+            return self._fail(
+                5007,
+                "negotiation.timeout",
+                now_ms,
+                "no answer to the offer",
+                negotiation_timeout_s=self.settings.negotiation_timeout,
+            )
+        if self.ice_up_at is None:
+            return self._fail(
+                5006,
+                "ice.failed",
+                now_ms,
+                "no candidate pair worked",
+                ice_failed_after_s=self.settings.ice_failed_after,
+            )
+        return self._fail(
+            5008,
+            "peer.failed",
+            now_ms,
+            "ICE connected but the secure channel did not open",
+            ice_failed_after_s=self.settings.ice_failed_after,
+        )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _enter(self, phase: Phase, now_ms: int) -> None:
+        self.phase = phase
+        timeout = {
+            Phase.SIGNALING: self.settings.signaling_peer_timeout,
+            Phase.NEGOTIATING: self.settings.negotiation_timeout,
+            Phase.CONNECTING: self.settings.ice_failed_after,
+        }[phase]
+        self._deadline = now_ms + ms(timeout)
+
+    def _fail(self, code: int, event: str, now_ms: int, why: str, **extra: Any) -> SetupFailed:
+        phase = self.phase
+        self.phase = Phase.FAILED
+        self._deadline = None
+        attrs = {
+            "phase": phase.value,
+            "reason": why,
+            "elapsed_ms": now_ms - self.began_at,
+            "ice_states": self.ice_states[-6:],
+            **extra,
+        }
+        return SetupFailed(code, event, attrs)
