@@ -58,6 +58,12 @@ NAMES: dict[str, str] = {
     "ice.failed": "either side: no candidate pair works (5006)",
     "negotiation.timeout": "either side: offer/answer not complete in time (5007)",
     "peer.failed": "either side: DTLS/SCTP failed after ICE (5008)",
+    "peer.answered": "server: the FRP8 peer answered a terminal's offer (attrs.relay)",
+    "peer.opened": "either side: the FRP8 control channel is open (attrs.setup_ms)",
+    "signaling.registered": "signaling, server: a server peer registered (attrs.host, peer_id)",
+    "signaling.unregistered": "signaling, server: a server peer's registration ended",
+    "signaling.joined": "signaling: a terminal asked for a session's server peer (attrs.host)",
+    "signaling.rejected": "signaling: a registration or join was refused (attrs.reason)",
 }
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 FIELDS = (

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 DUPLICATE_POLICIES = ("refuse", "takeover")
+TRANSPORTS = (7, 8)
+ICE_POLICIES = ("all", "relay")
 
 
 class SettingsError(ValueError):
@@ -23,6 +25,7 @@ class SettingsError(ValueError):
 class SessionSettings:
     """Every timer of the code contract, in seconds unless the name says otherwise."""
 
+    frp: int = 7
     idle_timeout: float = 600.0
     max_session_duration: float = 8 * 3600.0
     warn_before: float = 300.0
@@ -78,6 +81,8 @@ def _check_value(where: str, key: str, value: Any) -> Any:
         raise SettingsError(f"{where}.{key}: expected a number, got {value!r}")
     if want is int and not isinstance(value, int):
         raise SettingsError(f"{where}.{key}: expected a whole number, got {value!r}")
+    if key == "frp" and value not in TRANSPORTS:
+        raise SettingsError(f"{where}.frp: must be 7 (WebSocket) or 8 (WebRTC), got {value!r}")
     if not math.isfinite(value):
         raise SettingsError(f"{where}.{key}: must be a finite number, got {value!r}")
     if value < 0:
@@ -114,6 +119,15 @@ class ServerOptions:
     display: str = "synthetic"
     video_fps: int = 5
     forget_ended_after: int = 300
+    # FRP8: the signaling hub the server peer registers with ("" = this server's own /signal)
+    # and the ICE servers handed to both peers. TURN credentials travel in the session
+    # configuration, so use credentials meant for terminals.
+    signaling_url: str = ""
+    stun_url: str = ""
+    turn_url: str = ""
+    turn_user: str = ""
+    turn_password: str = ""
+    ice_policy: str = "all"
 
 
 _SERVER_TYPES: dict[str, type] = {
@@ -159,6 +173,15 @@ def _server_options(values: Any) -> ServerOptions:
         raise SettingsError("server.video_fps: must be 0 (no video) to 60")
     if checked.get("display", "synthetic") not in ("synthetic", "xvfb", "auto"):
         raise SettingsError("server.display: must be one of synthetic, xvfb, auto")
+    if checked.get("ice_policy", "all") not in ICE_POLICIES:
+        raise SettingsError(f"server.ice_policy: must be one of {', '.join(ICE_POLICIES)}")
+    for key, schemes in (("stun_url", ("stun:",)), ("turn_url", ("turn:", "turns:"))):
+        if checked.get(key) and not checked[key].startswith(schemes):
+            raise SettingsError(f"server.{key}: must start with {' or '.join(schemes)}")
+    if checked.get("signaling_url") and not checked["signaling_url"].startswith(
+        ("ws://", "wss://")
+    ):
+        raise SettingsError("server.signaling_url: must start with ws:// or wss://")
     return ServerOptions(**checked)
 
 

@@ -2,70 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-TURNSERVER = shutil.which("turnserver")
-USER, PASSWORD = "alice", "s3cret"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-        tcp.bind(("127.0.0.1", 0))
-        port = int(tcp.getsockname()[1])
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", port))  # the UDP port must be free too
-    return port
-
-
-@dataclass
-class Coturn:
-    process: subprocess.Popen[bytes]
-    port: int
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-
-def start_coturn(workdir: Path, prefix: list[str] | None = None) -> Coturn:
-    """turnserver on 127.0.0.1 with one long-term user; returns once it accepts TCP."""
-    assert TURNSERVER is not None
-    port = free_port()
-    relay = free_port()
-    argv = [
-        TURNSERVER, "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}",
-        "--relay-ip=127.0.0.1", f"--min-port={relay}", f"--max-port={relay + 20}",
-        "--lt-cred-mech", f"--user={USER}:{PASSWORD}", "--realm=openfrp.test",
-        "--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers",
-        "--log-file=stdout", "--simple-log", f"--pidfile={workdir / 'turnserver.pid'}",
-    ]  # fmt: skip
-    with (workdir / "turnserver.log").open("wb") as out:
-        process = subprocess.Popen([*(prefix or []), *argv], stdout=out, stderr=out)
-    coturn = Coturn(process, port)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError((workdir / "turnserver.log").read_text(errors="replace")[-2000:])
-        probe = [*(prefix or []), "python3", "-c",
-                 f"import socket; socket.create_connection(('127.0.0.1', {port}), 1)"]  # fmt: skip
-        if subprocess.run(probe, capture_output=True).returncode == 0:
-            return coturn
-        time.sleep(0.1)
-    coturn.stop()
-    raise RuntimeError("turnserver did not start listening within 10 s")
+from tests.support.coturn import TURNSERVER, Coturn, start_coturn
 
 
 @pytest.fixture

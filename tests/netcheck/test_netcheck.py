@@ -22,7 +22,7 @@ import pytest
 from openfrp import codes
 from openfrp.events import read_events
 from openfrp.netcheck.verdict import ProbeResult, verdict
-from tests.netcheck.conftest import PASSWORD, TURNSERVER, USER, Coturn, free_port, start_coturn
+from tests.support.coturn import PASSWORD, TURNSERVER, USER, Coturn, free_port, start_coturn
 
 OPENFRP = str(Path(sys.executable).with_name("openfrp"))
 

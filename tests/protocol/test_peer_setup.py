@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from openfrp.protocol.handshake import digest
-from openfrp.protocol.peer_setup import Phase, PeerSetup, SetupFailed
+from openfrp.protocol.peer_setup import PeerSetup, Phase, SetupFailed
 from openfrp.protocol.terminal_connection import (
     Connect,
     Finished,

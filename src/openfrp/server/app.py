@@ -12,9 +12,8 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,8 +27,10 @@ from openfrp.protocol.handshake import Issued, TokenError, digest, sign_token, v
 from openfrp.protocol.messages import MessageError, decode_from_terminal
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server import web
+from openfrp.server.links import Transport
 from openfrp.server.registry import Registry, SessionRecord
 from openfrp.server.runtime import SessionRuntime
+from openfrp.server.signaling import Hub
 from openfrp.settings import Config, SettingsError
 from openfrp.timing import now_ms
 
@@ -82,14 +83,18 @@ class ServerState:
             "user": user,
             "account": self.config.account_name,
             "launchpad": launchpad,
-            "frp": 7,
+            "frp": settings.frp,
             "host": host,
             "terminal": {k: getattr(settings, k) for k in TERMINAL_SETTINGS},
         }
+        if settings.frp == 8:
+            config["frp8"] = self.frp8_block()
         issued = Issued(session_id, user, config, digest(config))
         token = sign_token(self.secret, {"session_id": session_id, "user": user})
         machine = ServerSession(issued, settings, self.secret, now_ms())
-        identity = Context("server", host, session_id, user, self.config.account_name, launchpad, 7)
+        identity = Context(
+            "server", host, session_id, user, self.config.account_name, launchpad, settings.frp
+        )
         self.registry.add(
             SessionRecord(
                 session_id,
@@ -125,6 +130,32 @@ class ServerState:
             "config_digest": issued.config_digest,
             "ws_url": self.public_url.replace("http", "ws", 1) + "/frp7",
             "connect_url": f"{self.public_url}/s/{session_id}?token={token}",
+        }
+
+    @property
+    def signaling_url(self) -> str:
+        return self.config.server.signaling_url or (
+            self.public_url.replace("http", "ws", 1) + "/signal"
+        )
+
+    def frp8_block(self) -> dict[str, Any]:
+        """What both FRP8 peers need besides the timers: where to signal, which ICE servers."""
+        opts = self.config.server
+        servers: list[dict[str, Any]] = []
+        if opts.stun_url:
+            servers.append({"urls": [opts.stun_url]})
+        if opts.turn_url:
+            servers.append(
+                {
+                    "urls": [opts.turn_url],
+                    "username": opts.turn_user,
+                    "credential": opts.turn_password,
+                }
+            )
+        return {
+            "signaling_url": self.signaling_url,
+            "ice_servers": servers,
+            "ice_policy": opts.ice_policy,
         }
 
     def _live_session_of_owner(self, runtime: SessionRuntime) -> SessionRuntime | None:
@@ -318,10 +349,23 @@ async def health(request: Request) -> Response:
     return JSONResponse({"ok": True, "live_sessions": live})
 
 
-# -- FRP7 ------------------------------------------------------------------------------------
+# -- connections (FRP7 and FRP8 alike) ------------------------------------------------------
 
 
-class _WebSocketTransport:
+class Gone:
+    """A connection ended; `code` is the peer's close code, None when it sent none."""
+
+    def __init__(self, code: int | None) -> None:
+        self.code = code
+
+
+class Connection(Transport, Protocol):
+    """A transport the server reads from as well: the next frame, or Gone."""
+
+    async def receive(self) -> str | bytes | Gone: ...
+
+
+class _WebSocketConnection:
     def __init__(self, websocket: WebSocket) -> None:
         self._ws = websocket
 
@@ -333,6 +377,17 @@ class _WebSocketTransport:
 
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code, reason)
+
+    async def receive(self) -> str | bytes | Gone:
+        try:
+            message = await self._ws.receive()
+        except RuntimeError:
+            return Gone(None)
+        if message["type"] == "websocket.disconnect":
+            code = message.get("code")
+            return Gone(None if code in NO_CLOSE_FRAME else code)
+        data: str | bytes = message.get("text") or message.get("bytes") or b""
+        return data
 
 
 def _session_id_of(data: str | bytes) -> str | None:
@@ -348,15 +403,15 @@ def _session_id_of(data: str | bytes) -> str | None:
 
 async def _refuse_unserved(
     state: ServerState,
-    websocket: WebSocket,
-    first: Mapping[str, Any],
-    data: str | bytes,
+    connection: Connection,
+    data: str | bytes | None,
     cid: str,
     remote: str,
     session_id: str,
+    frp: int,
 ) -> None:
     """No live session for this hello: an ended one is refused with its final code (a late
-    resume after 4009 gets 4009), anything else with 4002."""
+    resume after 4009 gets 4009), anything else with 4002. `data` None: no hello in time."""
     record = state.registry.get(session_id) if session_id else None
     if record is not None and record.final_code is not None:
         context = Context(
@@ -366,7 +421,7 @@ async def _refuse_unserved(
             record.user,
             record.account,
             record.launchpad,
-            7,
+            frp,
         )
         code = record.final_code
         event = context.event(
@@ -377,7 +432,7 @@ async def _refuse_unserved(
         )
     else:
         field, problem = "session_id", "unknown session"
-        if first["type"] == "timeout":
+        if data is None:
             field, problem = "hello", "no hello in time"
         else:
             try:
@@ -389,7 +444,7 @@ async def _refuse_unserved(
             "connection.rejected",
             host=state.config.server.name,
             connection_id=cid,
-            frp=7,
+            frp=frp,
             code=4002,
             severity="error",
             message="hello names no session served here",
@@ -403,38 +458,36 @@ async def _refuse_unserved(
     state.log.write(event)
     row = codes.lookup(code)
     with contextlib.suppress(Exception):
-        await websocket.close(code, row.name if row is not None else "")
+        await connection.close(code, row.name if row is not None else "")
+
+
+async def serve_connection(
+    state: ServerState, connection: Connection, remote: str, frp: int
+) -> None:
+    """One connection from its first frame (the hello, which names the session) to its end."""
+    cid = "c-" + secrets.token_hex(6)
+    try:
+        first = await asyncio.wait_for(connection.receive(), state.config.account.handshake_timeout)
+    except TimeoutError:
+        first = None
+    if isinstance(first, Gone):
+        return
+    session_id = _session_id_of(first or b"") or ""
+    runtime = state.runtimes.get(session_id)
+    if runtime is None or first is None:
+        await _refuse_unserved(state, connection, first, cid, remote, session_id, frp)
+        return
+    runtime.attach(cid, connection, {"remote": remote, "frp": frp})
+    runtime.post("data", cid, first)
+    while not isinstance(data := await connection.receive(), Gone):
+        runtime.post("data", cid, data)
+    runtime.post("lost", cid, data.code)
 
 
 async def frp7(websocket: WebSocket) -> None:
-    state: ServerState = websocket.app.state.openfrp
     await websocket.accept()
-    cid = "c-" + secrets.token_hex(6)
     remote = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
-    try:
-        first = await asyncio.wait_for(websocket.receive(), state.config.account.handshake_timeout)
-    except TimeoutError:
-        first = {"type": "timeout"}
-    if first["type"] == "websocket.disconnect":
-        return
-    data: str | bytes = first.get("text") or first.get("bytes") or b""
-    session_id = _session_id_of(data) or ""
-    runtime = state.runtimes.get(session_id)
-    if runtime is None:
-        await _refuse_unserved(state, websocket, first, data, cid, remote, session_id)
-        return
-    runtime.attach(cid, _WebSocketTransport(websocket), {"remote": remote})
-    runtime.post("data", cid, data)
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                code = message.get("code")
-                runtime.post("lost", cid, None if code in NO_CLOSE_FRAME else code)
-                return
-            runtime.post("data", cid, message.get("text") or message.get("bytes") or b"")
-    except RuntimeError:
-        runtime.post("lost", cid, None)
+    await serve_connection(websocket.app.state.openfrp, _WebSocketConnection(websocket), remote, 7)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -454,6 +507,7 @@ def create_app(state: ServerState) -> Starlette:
             Route("/api/sessions/{session_id}/messages", push_message, methods=["POST"]),
             Route("/api/sessions/{session_id}/guest", guest_action, methods=["POST"]),
             WebSocketRoute("/frp7", frp7),
+            WebSocketRoute("/signal", Hub(state.secret, state.log, state.config.server.name).serve),
             *web.ROUTES,
         ],
         exception_handlers={ApiError: _api_error},

@@ -99,7 +99,16 @@ async def serve(
     )
     if on_ready is not None:
         on_ready(state)
+    peer = None
+    if any(s.frp == 8 for s in config.launchpads.values()):
+        from openfrp.server.frp8 import PeerHost
+
+        peer = PeerHost(state)
+        peer_task = asyncio.create_task(peer.run())
     await server.serve(sockets=[sock])
+    if peer is not None:
+        peer_task.cancel()
+        await peer.close()
     log.close()
     state.registry.close()
     return 0

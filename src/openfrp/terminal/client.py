@@ -2,6 +2,8 @@
 
 Each transport gets a generation number; events of a transport the machine has already
 left behind are dropped, so a late close of an old connection never touches the new one.
+The transport is a WebSocket (FRP7) or a WebRTC data channel (FRP8, terminal/frp8.py); the
+session configuration says which.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import contextlib
 import json
 import sys
 import threading
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -34,9 +36,32 @@ from openfrp.protocol.terminal_connection import (
     Transmit,
 )
 from openfrp.settings import SessionSettings
+from openfrp.terminal.frp8 import PeerAttempt
 from openfrp.timing import Alarm, now_ms
 
 SHIP_BATCH = 200
+
+
+class Channel(Protocol):
+    """An open transport as the control loop uses it."""
+
+    async def send(self, text: str) -> None: ...
+    def abort(self) -> None: ...
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class _WebSocketChannel:
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+
+    async def send(self, text: str) -> None:
+        await self._ws.send(text)
+
+    def abort(self) -> None:
+        self._ws.transport.abort()
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code, reason)
 
 
 class Terminal:
@@ -57,7 +82,7 @@ class Terminal:
             config.get("user"),
             config.get("account"),
             config.get("launchpad"),
-            7,
+            8 if config.get("frp") == 8 else 7,
         )
         self.ticket = ticket
         self.ws_url = ws_url
@@ -65,7 +90,8 @@ class Terminal:
         self.out = out
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._gen = 0
-        self._ws: ClientConnection | None = None
+        self._ws: Channel | None = None
+        self._attempt: PeerAttempt | None = None
         self._sendq: asyncio.Queue[str] | None = None
         self._unshipped: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -122,6 +148,9 @@ class Terminal:
             return self.machine.transport_closed(args[1], args[2], now)
         if kind == "failed":
             return self.machine.transport_failed(args[1], now)
+        if kind == "setup_failed":
+            failed = args[1]
+            return self.machine.setup_failed(failed.code, failed.event, failed.attrs, now)
         raise ValueError(f"unknown inbox item {kind!r}")
 
     async def _apply(self, actions: list[TerminalAction]) -> bool:
@@ -165,6 +194,10 @@ class Terminal:
     # -- transport -------------------------------------------------------------------------
 
     async def _open(self, gen: int) -> None:
+        if self.machine.frp8:
+            self._attempt = PeerAttempt(gen, self.post, self.ticket, self.machine.settings)
+            await self._attempt.run()
+            return
         try:
             ws = await connect(
                 self.ws_url,
@@ -180,7 +213,7 @@ class Terminal:
         if gen != self._gen:
             ws.transport.abort()
             return
-        self.post("opened", gen, ws)
+        self.post("opened", gen, _WebSocketChannel(ws))
         try:
             async for message in ws:
                 self.post("data", gen, message)
@@ -190,8 +223,8 @@ class Terminal:
         code = rcvd.code if rcvd is not None and rcvd.code not in (1005, 1006) else None
         self.post("closed", gen, code, rcvd.reason if rcvd is not None else "")
 
-    async def _write(self, ws: ClientConnection, queue: asyncio.Queue[str]) -> None:
-        with contextlib.suppress(ConnectionClosed, OSError):
+    async def _write(self, ws: Channel, queue: asyncio.Queue[str]) -> None:
+        with contextlib.suppress(ConnectionClosed, OSError, ConnectionError):
             while True:
                 await ws.send(await queue.get())
 
@@ -201,11 +234,14 @@ class Terminal:
 
     async def _drop_transport(self, abort: bool, code: int = 1000, reason: str = "") -> None:
         ws, self._ws, self._sendq = self._ws, None, None
+        attempt, self._attempt = self._attempt, None
         self._gen += 1
+        if attempt is not None and attempt is not ws:
+            attempt.abort()
         if ws is None:
             return
         if abort:
-            ws.transport.abort()
+            ws.abort()
         else:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(code, reason), 2)

@@ -1,0 +1,204 @@
+"""One FRP8 connection attempt of the Python terminal: signaling, offer, ICE, control channel.
+
+PeerSetup (sans-I/O) times each phase; this module feeds it what signaling and aiortc report
+and posts the outcome to the terminal's inbox like the FRP7 transport does ("opened", "data",
+"closed", "failed"), plus "setup_failed" with the code of the phase that did not finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from openfrp.protocol.peer_setup import PeerSetup, Phase, SetupFailed
+from openfrp.protocol.terminal_connection import SessionTicket
+from openfrp.rtc import configuration
+from openfrp.settings import SessionSettings
+from openfrp.timing import now_ms
+
+if TYPE_CHECKING:
+    from aiortc import RTCDataChannel, RTCPeerConnection
+
+Post = Callable[..., None]
+
+
+class PeerAttempt:
+    """Runs one attempt; after the channel opens it is the terminal's transport (send/close)."""
+
+    def __init__(
+        self, gen: int, post: Post, ticket: SessionTicket, settings: SessionSettings
+    ) -> None:
+        self.gen = gen
+        self._post = post
+        self.ticket = ticket
+        self.block: dict[str, Any] = dict(ticket.config.get("frp8") or {})
+        self.setup = PeerSetup(settings, now_ms())
+        self._events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._signaling: ClientConnection | None = None
+        self._pc: RTCPeerConnection | None = None
+        self._channel: RTCDataChannel | None = None
+        self._done = False
+        self._teardown_task: asyncio.Future[None] | None = None
+
+    # -- the transport the terminal sees once the channel is open ---------------------------
+
+    async def send(self, text: str) -> None:
+        if self._channel is None or self._channel.readyState != "open":
+            raise ConnectionError("data channel is not open")
+        self._channel.send(text)
+
+    def abort(self) -> None:
+        self._done = True
+        self._teardown_task = asyncio.ensure_future(self._teardown())
+
+    async def close(self, code: int, reason: str) -> None:
+        self._done = True
+        await self._teardown()
+
+    # -- the attempt ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        url = str(self.block.get("signaling_url", ""))
+        try:
+            self._signaling = await asyncio.wait_for(
+                connect(url, open_timeout=None, ping_interval=None, max_size=1 << 18),
+                self._remaining(),
+            )
+        except Exception as exc:
+            if not self._done:
+                self._post("failed", self.gen, f"signaling {url}: {type(exc).__name__}: {exc}")
+            return
+        join = {
+            "type": "join",
+            "session_id": self.ticket.session_id,
+            "token": self.ticket.token,
+            "host": self.ticket.config.get("host"),
+        }
+        reader = asyncio.ensure_future(self._read_signaling(self._signaling))
+        try:
+            await self._signaling.send(json.dumps(join))
+            await self._loop()
+        except Exception as exc:
+            self._fail_setup(
+                SetupFailed(4026, "connection.closed", {"error": f"{type(exc).__name__}: {exc}"})
+            )
+        finally:
+            reader.cancel()
+            if not self._done:
+                self._done = True
+            await self._teardown()
+
+    async def _loop(self) -> None:
+        while not self._done:
+            deadline = self.setup.next_deadline()
+            timeout = None if deadline is None else max(0, deadline - now_ms()) / 1000
+            try:
+                kind, *args = await asyncio.wait_for(self._events.get(), timeout)
+            except TimeoutError:
+                failed = self.setup.tick(now_ms())
+                if failed is not None:
+                    self._fail_setup(failed)
+                continue
+            await self._handle(kind, args)
+
+    async def _handle(self, kind: str, args: list[Any]) -> None:
+        now = now_ms()
+        opened = self.setup.phase is Phase.OPEN
+        if kind == "peer":
+            self.setup.peer_found(now)
+            await self._offer()
+        elif kind == "answer":
+            from aiortc import RTCSessionDescription
+
+            assert self._pc is not None
+            await self._pc.setRemoteDescription(RTCSessionDescription(args[0], "answer"))
+            self.setup.answered(now)
+        elif kind == "signal_close":
+            code, reason = args
+            if opened:
+                self._finish("closed", code, reason)
+            else:
+                attrs = {"close_code": code, "close_reason": reason, "via": "signaling"}
+                self._fail_setup(SetupFailed(code, "connection.closed", attrs))
+        elif kind == "signal_error":
+            if not opened:
+                self._done = True
+                self._post("failed", self.gen, f"signaling refused: {args[0]}")
+        elif kind == "state" and self._pc is not None:
+            if opened:
+                if self._pc.connectionState in ("failed", "closed"):
+                    self._finish("closed", None, f"peer connection {self._pc.connectionState}")
+                return
+            failed = self.setup.ice_state(self._pc.iceConnectionState, now) or (
+                self.setup.connection_state(self._pc.connectionState, now)
+            )
+            if failed is not None:
+                self._fail_setup(failed)
+        elif kind == "open":
+            self.setup.channel_open(now)
+            self._post("opened", self.gen, self)
+        elif kind == "message":
+            self._post("data", self.gen, args[0])
+        elif kind == "channel_closed" and opened:
+            self._finish("closed", None, "data channel closed")
+
+    async def _offer(self) -> None:
+        from aiortc import RTCPeerConnection
+
+        pc = self._pc = RTCPeerConnection(configuration(self.block))
+        channel = self._channel = pc.createDataChannel("control")
+        channel.on("open", lambda: self._events.put_nowait(("open",)))
+        channel.on("message", lambda m: self._events.put_nowait(("message", m)))
+        channel.on("close", lambda: self._events.put_nowait(("channel_closed",)))
+        pc.on("iceconnectionstatechange", lambda: self._events.put_nowait(("state",)))
+        pc.on("connectionstatechange", lambda: self._events.put_nowait(("state",)))
+        await pc.setLocalDescription(await pc.createOffer())
+        assert self._signaling is not None
+        offer = {"type": "offer", "sdp": pc.localDescription.sdp}
+        await self._signaling.send(json.dumps(offer))
+
+    async def _read_signaling(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    message = json.loads(raw)
+                    kind = message["type"]
+                    if kind == "peer":
+                        self._events.put_nowait(("peer", str(message["peer_id"])))
+                    elif kind == "answer":
+                        self._events.put_nowait(("answer", str(message["sdp"])))
+                    elif kind == "close":
+                        code, reason = int(message["code"]), str(message.get("reason", ""))
+                        self._events.put_nowait(("signal_close", code, reason))
+                    elif kind == "error":
+                        self._events.put_nowait(("signal_error", str(message["error"])))
+
+    def _fail_setup(self, failed: SetupFailed) -> None:
+        if not self._done:
+            self._done = True
+            self._post("setup_failed", self.gen, failed)
+
+    def _finish(self, kind: str, code: int | None, reason: str) -> None:
+        if not self._done:
+            self._done = True
+            self._post(kind, self.gen, code, reason)
+
+    def _remaining(self) -> float:
+        deadline = self.setup.next_deadline()
+        return 0.0 if deadline is None else max(0, deadline - now_ms()) / 1000
+
+    async def _teardown(self) -> None:
+        pc, ws = self._pc, self._signaling
+        self._pc = self._signaling = None
+        if pc is not None:
+            with contextlib.suppress(Exception):
+                await pc.close()
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 1)
