@@ -45,11 +45,18 @@ class E2E:
         return proxy
 
     def terminal(
-        self, link: str, ws_url: str | None = None, name: str | None = None, stdin: bool = True
+        self,
+        link: str,
+        ws_url: str | None = None,
+        name: str | None = None,
+        stdin: bool = True,
+        signaling_url: str | None = None,
     ) -> TerminalProcess:
         self._names += 1
         log = self.root / f"{name or 'terminal'}-{self._names}.jsonl"
-        terminal = TerminalProcess.start(link, log, ws_url=ws_url, stdin=stdin)
+        terminal = TerminalProcess.start(
+            link, log, ws_url=ws_url, stdin=stdin, signaling_url=signaling_url
+        )
         self._terminals.append(terminal)
         return terminal
 

@@ -343,10 +343,13 @@ class TerminalProcess:
         ws_url: str | None = None,
         stdin: bool = True,
         extra: list[str] | None = None,
+        signaling_url: str | None = None,
     ) -> TerminalProcess:
         args = [OPENFRP, "connect", link, "--log", str(log_path), *(extra or [])]
         if ws_url:
             args += ["--ws-url", ws_url]
+        if signaling_url:
+            args += ["--signaling-url", signaling_url]
         if not stdin:
             args.append("--no-stdin")
         stderr_path = log_path.with_suffix(".stderr.txt")

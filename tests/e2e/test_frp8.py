@@ -8,14 +8,23 @@ not registered, an offer the server's WebRTC stack cannot take.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import re
+import signal as signal_module
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect as connect_async
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.sync.client import connect
 
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import ServerProcess
+from tests.e2e.harness import JsonlLog, ServerProcess
 from tests.support.coturn import PASSWORD, TURNSERVER, USER, Coturn, start_coturn
 
 pytestmark = pytest.mark.skipif(TURNSERVER is None, reason="needs coturn (Debian coturn)")
@@ -73,3 +82,179 @@ def test_frp8_session_streams_and_closes_with_4000(e2e: E2E, turn: Coturn) -> No
     assert (ended["code"], ended["frp"]) == (4000, 8)
     shown = terminal.log.find(event="message.shown", code=4000)
     assert shown and terminal.log.find(event="connection.established")[0]["frp"] == 8
+
+
+def ticket_file(e2e: E2E, ticket: dict[str, Any]) -> str:
+    """The launch answer saved as a ticket file: a terminal can start without the API."""
+    path = e2e.root / f"ticket-{ticket['session_id']}.json"
+    path.write_text(json.dumps(ticket))
+    return str(path)
+
+
+def codes_of(log: JsonlLog, event: str) -> list[int]:
+    return [e["code"] for e in log.find(event=event)]
+
+
+def test_turn_relay_lost_is_4108_then_resumed(e2e: E2E, turn: Coturn, tmp_path: Path) -> None:
+    server = frp8_server(e2e, turn)
+    ticket = server.launch("bob", "rtc")
+    sid = ticket["session_id"]
+    terminal = e2e.connected(server, ticket)
+    turn.stop()  # the only path between the peers is the relay
+    lost = terminal.log.wait_event(event="ice.disconnected", timeout=10)
+    assert lost["code"] == 4108 and lost["attrs"]["keepalive_timeout_s"] == 1.5
+    terminal.wait_line(r"\[4108 ICE_DISCONNECTED\]")
+    (tmp_path / "again").mkdir()
+    back = start_coturn(tmp_path / "again", port=turn.port)
+    try:
+        done = terminal.log.wait_event(event="reconnect.succeeded", timeout=30)
+        assert done["attrs"]["resumed"] is True
+        assert 4103 in codes_of(terminal.log, "reconnect.attempt")
+        server.log.wait_event(event="session.resumed", session_id=sid)
+        disconnected = server.log.find(event="session.disconnected", session_id=sid)
+        assert disconnected and disconnected[0]["code"] in (4023, 4029)
+        terminal.send("close")
+        assert terminal.wait_exit(15) == 0
+        assert server.log.wait_event(event="session.ended", session_id=sid)["code"] == 4000
+    finally:
+        back.stop()
+
+
+def test_relay_that_refuses_the_peers_is_5006(e2e: E2E, tmp_path: Path) -> None:
+    closed = start_coturn(tmp_path, loopback_peers=False)  # allocates, never relays to 127/8
+    try:
+        server = frp8_server(e2e, closed)
+        ticket = server.launch("carol", "rtc")
+        terminal = e2e.terminal(ticket["connect_url"], stdin=False)
+        assert terminal.wait_exit(20) == 1
+        failed = terminal.log.wait_event(event="ice.failed")
+        assert failed["code"] == 5006 and failed["attrs"]["phase"] == "connecting"
+        terminal.wait_line(r"\[5006 ICE_FAILED\]")
+        server_side = server.log.wait_event(event="ice.failed", session_id=ticket["session_id"])
+        assert server_side["code"] == 5006
+    finally:
+        closed.stop()
+
+
+def test_unregistered_server_peer_is_4107(e2e: E2E, turn: Coturn) -> None:
+    hub = e2e.server()
+    signal = f"ws://127.0.0.1:{hub.port}/signal"
+    host = frp8_server(e2e, turn, signaling_url=signal, name="rtc-host")
+    hub.log.wait_event(event="signaling.registered", attrs={"host": "rtc-host"})
+    ticket = host.launch("dave", "rtc")
+    host.stop()  # the session's host is gone: nobody answers for it at the hub
+    hub.log.wait_event(event="signaling.unregistered", attrs={"host": "rtc-host"})
+    terminal = e2e.terminal(ticket_file(e2e, ticket), stdin=False)
+    assert terminal.wait_exit(15) == 1
+    timeout = terminal.log.wait_event(event="signaling.timeout")
+    assert timeout["code"] == 4107 and timeout["attrs"]["signaling_peer_timeout_s"] == 3.0
+    terminal.wait_line(r"\[4107 SIGNALING_PEER_TIMEOUT\]")
+    joined = hub.log.wait_event(event="signaling.joined", session_id=ticket["session_id"])
+    assert joined["source"] == "signaling"
+
+
+def test_frozen_server_peer_is_5007(e2e: E2E, turn: Coturn) -> None:
+    hub = e2e.server()
+    signal = f"ws://127.0.0.1:{hub.port}/signal"
+    host = frp8_server(e2e, turn, signaling_url=signal, name="rtc-host")
+    hub.log.wait_event(event="signaling.registered", attrs={"host": "rtc-host"})
+    ticket = host.launch("erin", "rtc")
+    host.signal(signal_module.SIGSTOP)  # registered, but answers nothing
+    try:
+        terminal = e2e.terminal(ticket_file(e2e, ticket), stdin=False)
+        assert terminal.wait_exit(20) == 1
+        timeout = terminal.log.wait_event(event="negotiation.timeout")
+        assert timeout["code"] == 5007 and timeout["attrs"]["phase"] == "negotiating"
+        terminal.wait_line(r"\[5007 NEGOTIATION_TIMEOUT\]")
+    finally:
+        host.signal(signal_module.SIGCONT)
+
+
+def test_tampered_dtls_fingerprint_is_5008(e2e: E2E, turn: Coturn) -> None:
+    server = frp8_server(e2e, turn)
+    ticket = server.launch("frank", "rtc")
+    with TamperingRelay(f"ws://127.0.0.1:{server.port}/signal") as relay:
+        terminal = e2e.terminal(ticket["connect_url"], stdin=False, signaling_url=relay.url)
+        assert terminal.wait_exit(20) == 1
+    failed = terminal.log.wait_event(event="peer.failed")
+    assert failed["code"] == 5008 and failed["attrs"]["phase"] == "connecting"
+    terminal.wait_line(r"\[5008 PEER_CONNECTION_FAILED\]")
+    assert relay.tampered == 1
+
+
+# A data-channel offer without ICE credentials: aiortc raises while applying it.
+NO_ICE_OFFER = (
+    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n"
+    "a=mid:0\r\na=sctp-port:5000\r\n"
+)
+
+
+def test_offer_the_server_cannot_take_is_4026(e2e: E2E, turn: Coturn) -> None:
+    server = frp8_server(e2e, turn)
+    ticket = server.launch("grace", "rtc")
+    sid = ticket["session_id"]
+    join = {"type": "join", "session_id": sid, "token": ticket["token"], "host": "e2e-host"}
+    with connect(f"ws://127.0.0.1:{server.port}/signal", open_timeout=5) as ws:
+        ws.send(json.dumps(join))
+        assert json.loads(ws.recv(timeout=5))["type"] == "peer"
+        ws.send(json.dumps({"type": "offer", "sdp": NO_ICE_OFFER}))
+        close = json.loads(ws.recv(timeout=10))
+    assert (close["type"], close["code"], close["reason"]) == ("close", 4026, "FRP8_ERROR")
+    error = server.log.wait_event(event="error.exception", session_id=sid)
+    assert error["code"] == 4026 and error["attrs"]["where"] == "frp8 answer"
+    assert server.session(sid)["state"] == "created"  # the session itself waits for a terminal
+
+
+class TamperingRelay:
+    """A signaling relay in the middle that changes the DTLS fingerprint of each answer, so
+    ICE connects but the DTLS handshake fails for real."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.tampered = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.url = ""
+
+    def __enter__(self) -> TamperingRelay:
+        self._thread.start()
+        assert self._ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with serve(self._pipe, "127.0.0.1", 0) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            self.url = f"ws://127.0.0.1:{port}"
+            self._ready.set()
+            await self._stop.wait()
+
+    async def _pipe(self, terminal: ServerConnection) -> None:
+        async with connect_async(self.upstream) as hub:
+
+            async def down() -> None:
+                async for raw in hub:
+                    message = json.loads(raw)
+                    if message.get("type") == "answer":
+                        message["sdp"] = re.sub(
+                            r"(a=fingerprint:sha-256 )([0-9A-F])",
+                            lambda m: m.group(1) + ("0" if m.group(2) != "0" else "1"),
+                            message["sdp"],
+                        )
+                        self.tampered += 1
+                    await terminal.send(json.dumps(message))
+
+            task = asyncio.create_task(down())
+            with contextlib.suppress(Exception):
+                async for raw in terminal:
+                    await hub.send(raw)
+            task.cancel()

@@ -6,7 +6,7 @@ Every code the person should see comes out as a `Show` action; every code goes t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -94,7 +94,6 @@ class SessionTicket:
     config: dict[str, Any]
     config_digest: str
     client: str = "cli"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class TerminalConnection:

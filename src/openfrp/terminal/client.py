@@ -72,6 +72,7 @@ class Terminal:
         ws_url: str,
         log: EventLog,
         out: TextIO = sys.stdout,
+        signaling_url: str | None = None,
     ) -> None:
         self.machine = TerminalConnection(ticket, settings)
         config = ticket.config
@@ -86,6 +87,7 @@ class Terminal:
         )
         self.ticket = ticket
         self.ws_url = ws_url
+        self.signaling_url = signaling_url
         self.log = log
         self.out = out
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
@@ -195,7 +197,9 @@ class Terminal:
 
     async def _open(self, gen: int) -> None:
         if self.machine.frp8:
-            self._attempt = PeerAttempt(gen, self.post, self.ticket, self.machine.settings)
+            self._attempt = PeerAttempt(
+                gen, self.post, self.ticket, self.machine.settings, self.signaling_url
+            )
             await self._attempt.run()
             return
         try:

@@ -75,7 +75,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         log = EventLog(log_path)
-        terminal = Terminal(ticket, settings, ws_url, log)
+        terminal = Terminal(ticket, settings, ws_url, log, signaling_url=args.signaling_url)
         if not args.no_stdin:
             read_commands(terminal, asyncio.get_running_loop())
         try:
@@ -90,7 +90,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("connect", help="join a session (connect link or ticket file)")
     p.add_argument("link", help="connect link http://HOST:PORT/s/ID?token=T, or a ticket file")
     p.add_argument("--log", help="terminal event log (default openfrp-data/logs/...)")
-    p.add_argument("--ws-url", help="override the WebSocket URL of the ticket")
+    p.add_argument("--ws-url", help="override the WebSocket URL of the ticket (FRP7)")
+    p.add_argument("--signaling-url", help="override the signaling URL of the ticket (FRP8)")
     p.add_argument("--client", default="cli", help="client name reported to the server")
     p.add_argument("--no-stdin", action="store_true", help="do not read commands from stdin")
     p.set_defaults(handler=_cmd_connect)

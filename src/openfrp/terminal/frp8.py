@@ -32,9 +32,16 @@ class PeerAttempt:
     """Runs one attempt; after the channel opens it is the terminal's transport (send/close)."""
 
     def __init__(
-        self, gen: int, post: Post, ticket: SessionTicket, settings: SessionSettings
+        self,
+        gen: int,
+        post: Post,
+        ticket: SessionTicket,
+        settings: SessionSettings,
+        signaling_url: str | None = None,
     ) -> None:
+        """`signaling_url` overrides the one the session configuration names."""
         self.gen = gen
+        self.signaling_url = signaling_url
         self._post = post
         self.ticket = ticket
         self.block: dict[str, Any] = dict(ticket.config.get("frp8") or {})
@@ -64,7 +71,7 @@ class PeerAttempt:
     # -- the attempt ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        url = str(self.block.get("signaling_url", ""))
+        url = self.signaling_url or str(self.block.get("signaling_url", ""))
         try:
             self._signaling = await asyncio.wait_for(
                 connect(url, open_timeout=None, ping_interval=None, max_size=1 << 18),
