@@ -82,6 +82,8 @@ def test_frp8_session_streams_and_closes_with_4000(e2e: E2E, turn: Coturn) -> No
     assert (ended["code"], ended["frp"]) == (4000, 8)
     shown = terminal.log.find(event="message.shown", code=4000)
     assert shown and terminal.log.find(event="connection.established")[0]["frp"] == 8
+    probe = terminal.log.find(event="probe.turn")  # the preflight beside the first attempt
+    assert probe and probe[0]["code"] is None and probe[0]["attrs"]["rtt_ms"] >= 0
 
 
 def ticket_file(e2e: E2E, ticket: dict[str, Any]) -> str:
@@ -104,6 +106,10 @@ def test_turn_relay_lost_is_4108_then_resumed(e2e: E2E, turn: Coturn, tmp_path: 
     lost = terminal.log.wait_event(event="ice.disconnected", timeout=10)
     assert lost["code"] == 4108 and lost["attrs"]["keepalive_timeout_s"] == 1.5
     terminal.wait_line(r"\[4108 ICE_DISCONNECTED\]")
+    # The terminal probes the relay again on its first reconnect: it is gone (5010).
+    probe = terminal.log.wait_event(event="probe.turn", code=5010, timeout=10)
+    assert "refused" in probe["attrs"]["error"] or "no answer" in probe["attrs"]["error"]
+    terminal.wait_line(r"\[5010 TURN_UNREACHABLE\]")
     (tmp_path / "again").mkdir()
     back = start_coturn(tmp_path / "again", port=turn.port)
     try:

@@ -46,6 +46,8 @@ TERMINAL_SETTINGS = (
     "negotiation_timeout",
     "ice_disconnected_after",
     "ice_failed_after",
+    "stun_timeout",
+    "turn_timeout",
 )
 NO_CLOSE_FRAME = (1005, 1006)
 

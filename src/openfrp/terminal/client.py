@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from openfrp import codes
 from openfrp.events import Context, EventLog
 from openfrp.media.synthetic import frame_number
+from openfrp.netcheck.verdict import verdict
 from openfrp.protocol.actions import Log
 from openfrp.protocol.messages import encode
 from openfrp.protocol.terminal_connection import (
@@ -34,9 +35,11 @@ from openfrp.protocol.terminal_connection import (
     TerminalAction,
     TerminalConnection,
     Transmit,
+    show,
 )
 from openfrp.settings import SessionSettings
 from openfrp.terminal.frp8 import PeerAttempt
+from openfrp.terminal.preflight import probe_ice_servers
 from openfrp.timing import Alarm, now_ms
 
 SHIP_BATCH = 200
@@ -124,6 +127,9 @@ class Terminal:
     def _dispatch(self, item: tuple[Any, ...]) -> list[TerminalAction]:
         kind, *args = item
         now = now_ms()
+        if kind == "probed":
+            code, logs = verdict(args[0])
+            return [*logs, show(code)] if code is not None else list(logs)
         if kind == "command":
             if args[0] == "close":
                 return self.machine.close_session(now)
@@ -161,6 +167,8 @@ class Terminal:
                 await self._drop_transport(abort=True)
                 self._gen += 1
                 self._track(self._open(self._gen))
+                if self.machine.frp8 and action.attempt <= 1:  # the first try after a loss
+                    self._track(self._probe())
             elif isinstance(action, Transmit):
                 self._send(action.message)
             elif isinstance(action, Hangup):
@@ -226,6 +234,10 @@ class Terminal:
         rcvd = ws.protocol.close_rcvd
         code = rcvd.code if rcvd is not None and rcvd.code not in (1005, 1006) else None
         self.post("closed", gen, code, rcvd.reason if rcvd is not None else "")
+
+    async def _probe(self) -> None:
+        block = self.ticket.config.get("frp8") or {}
+        self.post("probed", await probe_ice_servers(block, self.machine.settings))
 
     async def _write(self, ws: Channel, queue: asyncio.Queue[str]) -> None:
         with contextlib.suppress(ConnectionClosed, OSError, ConnectionError):
