@@ -13,6 +13,7 @@ import contextlib
 import json
 import re
 import signal as signal_module
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.sync.client import connect
 
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import JsonlLog, ServerProcess
+from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess
 from tests.support.coturn import PASSWORD, TURNSERVER, USER, Coturn, start_coturn
 
 pytestmark = pytest.mark.skipif(TURNSERVER is None, reason="needs coturn (Debian coturn)")
@@ -93,6 +94,19 @@ def ticket_file(e2e: E2E, ticket: dict[str, Any]) -> str:
     return str(path)
 
 
+def diagnosis(sid: str, *logs: JsonlLog) -> dict[str, Any]:
+    """`openfrp analyze --session SID --json` over the logs exactly as the processes left them."""
+    done = subprocess.run(
+        [OPENFRP, "analyze", *(str(log.path) for log in logs), "--session", sid, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    session: dict[str, Any] = json.loads(done.stdout)["session"]
+    return session
+
+
 def codes_of(log: JsonlLog, event: str) -> list[int]:
     return [e["code"] for e in log.find(event=event)]
 
@@ -124,6 +138,9 @@ def test_turn_relay_lost_is_4108_then_resumed(e2e: E2E, turn: Coturn, tmp_path: 
         assert server.log.wait_event(event="session.ended", session_id=sid)["code"] == 4000
     finally:
         back.stop()
+    facts = diagnosis(sid, server.log, terminal.log)
+    assert (facts["category"], facts["frp"], facts["recovered"]) == ("expected_end", 8, True)
+    assert {4108, 4103, 5010} <= set(facts["codes"])
 
 
 def test_relay_that_refuses_the_peers_is_5006(e2e: E2E, tmp_path: Path) -> None:
@@ -138,6 +155,12 @@ def test_relay_that_refuses_the_peers_is_5006(e2e: E2E, tmp_path: Path) -> None:
         terminal.wait_line(r"\[5006 ICE_FAILED\]")
         server_side = server.log.wait_event(event="ice.failed", session_id=ticket["session_id"])
         assert server_side["code"] == 5006
+        facts = diagnosis(ticket["session_id"], server.log, terminal.log)
+        assert (facts["final_code"], facts["category"], facts["phase"]) == (
+            5006,
+            "nat_traversal",
+            "setup_failure",
+        )
     finally:
         closed.stop()
 
@@ -148,7 +171,8 @@ def test_unregistered_server_peer_is_4107(e2e: E2E, turn: Coturn) -> None:
     host = frp8_server(e2e, turn, signaling_url=signal, name="rtc-host")
     hub.log.wait_event(event="signaling.registered", attrs={"host": "rtc-host"})
     ticket = host.launch("dave", "rtc")
-    host.stop()  # the session's host is gone: nobody answers for it at the hub
+    host.process.kill()  # the session's host crashed: nobody answers for it at the hub
+    host.process.wait(5)
     hub.log.wait_event(event="signaling.unregistered", attrs={"host": "rtc-host"})
     terminal = e2e.terminal(ticket_file(e2e, ticket), stdin=False)
     assert terminal.wait_exit(15) == 1
@@ -157,6 +181,8 @@ def test_unregistered_server_peer_is_4107(e2e: E2E, turn: Coturn) -> None:
     terminal.wait_line(r"\[4107 SIGNALING_PEER_TIMEOUT\]")
     joined = hub.log.wait_event(event="signaling.joined", session_id=ticket["session_id"])
     assert joined["source"] == "signaling"
+    facts = diagnosis(ticket["session_id"], host.log, hub.log, terminal.log)
+    assert (facts["final_code"], facts["category"]) == (4107, "nat_traversal")
 
 
 def test_frozen_server_peer_is_5007(e2e: E2E, turn: Coturn) -> None:
