@@ -15,6 +15,7 @@ import re
 import signal as signal_module
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,11 @@ def test_frp8_session_streams_and_closes_with_4000(e2e: E2E, turn: Coturn) -> No
     server.log.wait_event(event="peer.answered", session_id=sid)
     opened = server.log.wait_event(event="connection.opened", session_id=sid)
     assert opened["attrs"]["frp"] == 8
+    time.sleep(1.2)  # about six frames at 5 fps
     terminal.send("close")
     assert terminal.wait_exit(15) == 0
+    frames = int(terminal.wait_line(r"^video frames received: (\d+)").group(1))
+    assert frames >= 1  # the display's frames came over the control channel, acknowledged
     ended = server.log.wait_event(event="session.ended", session_id=sid)
     assert (ended["code"], ended["frp"]) == (4000, 8)
     shown = terminal.log.find(event="message.shown", code=4000)

@@ -193,6 +193,7 @@ class Terminal:
                 self._ship()
             elif isinstance(action, Finished):
                 self.final_code = action.code
+                self._print(f"video frames received: {self.frames}")
                 self._print(
                     f"session over: {codes.describe(action.code)}"
                     if action.code
