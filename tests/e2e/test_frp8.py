@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect as connect_async
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.e2e.conftest import E2E
@@ -294,3 +295,33 @@ class TamperingRelay:
                 async for raw in terminal:
                     await hub.send(raw)
             task.cancel()
+
+
+def test_signaling_refuses_bad_peers_and_garbage(e2e: E2E) -> None:
+    """A forged registration, a join with a token for another session and plain garbage each
+    get a clear refusal; the hub keeps serving the next client."""
+    server = e2e.server()
+    url = f"ws://127.0.0.1:{server.port}/signal"
+    ticket = server.launch("heidi")
+    other = server.launch("ivan")
+    cases = [
+        ({"type": "register", "host": "e2e-host", "key": "forged"}, "bad peer key"),
+        (
+            {"type": "join", "session_id": ticket["session_id"], "token": other["token"]},
+            "token does not name this session",
+        ),
+        ({"type": "join", "session_id": "s-x", "token": "x.y"}, "invalid token"),
+        ({"type": "hello"}, "first message must be register or join"),
+    ]
+    for message, why in cases:
+        with connect(url, open_timeout=5) as ws:
+            ws.send(json.dumps(message))
+            answer = json.loads(ws.recv(timeout=5))
+            assert answer["type"] == "error" and why in answer["error"]
+    with connect(url, open_timeout=5) as ws:
+        ws.send("\x00 not json")
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+    rejected = server.log.wait_event(event="signaling.rejected")
+    assert rejected["source"] == "signaling" and rejected["attrs"]["reason"] == "bad peer key"
+    assert server.api("GET", "/healthz").status == 200
