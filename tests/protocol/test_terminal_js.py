@@ -1,4 +1,5 @@
-"""The browser terminal's state machine (connection.js) against the Python one, step by step.
+"""The browser terminal's state machines (connection.js, peer_setup.js) against the Python
+ones, step by step.
 
 Hypothesis drives the Python TerminalConnection through random inputs at random times, ticks
 included at its exact deadlines; Node runs the same steps through the JavaScript Connection,
@@ -12,7 +13,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 
 from openfrp import PROTOCOL_VERSION, codes
 from openfrp.protocol.actions import Log
+from openfrp.protocol.peer_setup import PeerSetup, Phase, SetupFailed
 from openfrp.protocol.terminal_connection import (
     Connect,
     Finished,
@@ -256,3 +258,58 @@ def test_connect_window_ends_in_4101(node: Node) -> None:
         "reason": "CONNECT_TIMEOUT",
     }
     assert answer["state"] == "done"
+
+
+SETUP_OPS = ("peer_found", "answered", "ice_state", "connection_state", "channel_open")
+SETUP_OPS += ("tick", "deadline", "deadline")
+ICE_STATES = ("new", "checking", "connected", "completed", "failed", "disconnected", "closed")
+
+
+@st.composite
+def setup_scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[Any], Any]:
+    values = {
+        name: draw(st.integers(100, 5000)) / 1000
+        for name in ("signaling_peer_timeout", "negotiation_timeout", "ice_failed_after")
+    }
+    phase = draw(st.sampled_from([Phase.SIGNALING, Phase.CONNECTING]))
+    now = draw(st.integers(0, 1000))
+    setup = PeerSetup(replace(SessionSettings(), **values), now, phase)
+    run: dict[str, Any] = {
+        "setup": True,
+        "settings": values,
+        "start": now,
+        "phase": phase.value,
+        "steps": [],
+    }
+    expected: list[Any] = []
+    for _ in range(draw(st.integers(1, 12))):
+        op = draw(st.sampled_from(SETUP_OPS))
+        due = setup.next_deadline()
+        if op == "deadline" and due is not None:
+            now = max(now, due)
+        else:
+            now += draw(st.integers(0, 3000))
+        op = "tick" if op == "deadline" else op
+        arg = draw(st.sampled_from(ICE_STATES))
+        result: Any
+        if op == "ice_state":
+            result, step = setup.ice_state(arg, now), [op, now, arg]
+        elif op == "connection_state":
+            result, step = setup.connection_state(arg, now), [op, now, arg]
+        else:
+            result, step = getattr(setup, op)(now), [op, now]
+        run["steps"].append(step)
+        expected.append(asdict(result) if isinstance(result, SetupFailed) else result)
+    return run, expected, (setup.next_deadline(), setup.phase.value)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=setup_scenario())
+def test_javascript_peer_setup_times_phases_like_the_python_one(
+    node: Node, case: tuple[dict[str, Any], list[Any], Any]
+) -> None:
+    run, expected, (next_deadline, phase) = case
+    answer = node.run(run)
+    for step, want, have in zip(run["steps"], expected, answer["results"], strict=True):
+        assert have == want, f"after {step}"
+    assert (answer["next"], answer["phase"]) == (next_deadline, phase)

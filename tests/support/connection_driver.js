@@ -4,10 +4,31 @@
 const path = require("path");
 const readline = require("readline");
 const { Connection } = require(path.resolve(process.argv[2]));
+const { PeerSetup } = require(path.join(path.dirname(path.resolve(process.argv[2])),
+                                        "peer_setup.js"));
+
+// A PeerSetup scenario: each step's return value (null, a failure, or the setup time).
+function runSetup(s) {
+  const setup = new PeerSetup(s.settings, s.start, s.phase);
+  const out = s.steps.map(([name, now, ...args]) => {
+    if (name === "peer_found") return setup.peerFound(now) ?? null;
+    if (name === "answered") return setup.answered(now) ?? null;
+    if (name === "ice_state") return setup.iceState(args[0], now);
+    if (name === "connection_state") return setup.connectionState(args[0], now);
+    if (name === "channel_open") return setup.channelOpen(now);
+    if (name === "tick") return setup.tick(now);
+    throw new Error(`unknown step ${name}`);
+  });
+  return { results: out, next: setup.nextDeadline(), phase: setup.phase };
+}
 
 const lines = readline.createInterface({ input: process.stdin });
 lines.on("line", (line) => {
   const s = JSON.parse(line);
+  if (s.setup) {
+    process.stdout.write(JSON.stringify(runSetup(s)) + "\n");
+    return;
+  }
   const machine = new Connection(s.ticket, s.settings, s.codes, s.version);
   const out = s.steps.map(([name, now, ...args]) => {
     if (name === "start") return machine.start(now);

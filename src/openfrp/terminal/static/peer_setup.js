@@ -1,0 +1,86 @@
+// One FRP8 connection attempt's setup, as openfrp.protocol.peer_setup times it on the Python
+// side: signaling -> negotiating -> connecting -> open, each phase under its own timer from
+// the session settings (4107, 5007, then 5006 for ICE or 5008 for DTLS/SCTP after ICE).
+// I/O-free like connection.js: the page feeds it states and times in milliseconds.
+"use strict";
+
+const ICE_UP = ["connected", "completed"];
+const PHASE_TIMEOUT = {
+  signaling: "signaling_peer_timeout",
+  negotiating: "negotiation_timeout",
+  connecting: "ice_failed_after",
+};
+
+class PeerSetup {
+  constructor(settings, now, phase = "signaling") {
+    this.s = settings;
+    this.phase = "signaling";
+    this.beganAt = now;
+    this.iceUpAt = null;
+    this.iceStates = [];
+    this.deadline = null;
+    this.enter(phase, now);
+  }
+
+  nextDeadline() { return this.deadline; }
+
+  peerFound(now) { if (this.phase === "signaling") this.enter("negotiating", now); }
+
+  answered(now) { if (this.phase === "negotiating") this.enter("connecting", now); }
+
+  iceState(state, now) {
+    this.iceStates.push(state);
+    if (this.phase !== "connecting") return null;
+    if (ICE_UP.includes(state) && this.iceUpAt === null) this.iceUpAt = now;
+    if (state === "failed") return this.fail(5006, "ice.failed", now, "ICE reported failed");
+    return null;
+  }
+
+  connectionState(state, now) {
+    if (this.phase !== "connecting" || state !== "failed") return null;
+    if (this.iceUpAt === null) {
+      return this.fail(5006, "ice.failed", now, "peer connection failed before ICE");
+    }
+    return this.fail(5008, "peer.failed", now, "peer connection failed after ICE");
+  }
+
+  channelOpen(now) {
+    this.phase = "open";
+    this.deadline = null;
+    return now - this.beganAt;
+  }
+
+  tick(now) {
+    if (this.deadline === null || now < this.deadline) return null;
+    if (this.phase === "signaling") {
+      return this.fail(4107, "signaling.timeout", now, "no server peer id from signaling",
+                       { signaling_peer_timeout_s: this.s.signaling_peer_timeout });
+    }
+    if (this.phase === "negotiating") {
+      return this.fail(5007, "negotiation.timeout", now, "no answer to the offer",
+                       { negotiation_timeout_s: this.s.negotiation_timeout });
+    }
+    if (this.iceUpAt === null) {
+      return this.fail(5006, "ice.failed", now, "no candidate pair worked",
+                       { ice_failed_after_s: this.s.ice_failed_after });
+    }
+    return this.fail(5008, "peer.failed", now, "ICE connected but the secure channel did not open",
+                     { ice_failed_after_s: this.s.ice_failed_after });
+  }
+
+  enter(phase, now) {
+    this.phase = phase;
+    this.deadline = now + Math.round(this.s[PHASE_TIMEOUT[phase]] * 1000);
+  }
+
+  fail(code, event, now, reason, extra = {}) {
+    const phase = this.phase;
+    this.phase = "failed";
+    this.deadline = null;
+    const attrs = { phase, reason, elapsed_ms: now - this.beganAt,
+                    ice_states: this.iceStates.slice(-6), ...extra };
+    return { code, event, attrs };
+  }
+}
+
+if (typeof module !== "undefined") module.exports = { PeerSetup };
