@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.browser import ARGS, CHROMIUM, Browser
 from tests.e2e.harness import RawClient, ServerProcess, TerminalProcess
+from tests.support.coturn import PASSWORD, TURNSERVER, USER, Coturn, start_coturn
 from tests.support.faultproxy import ProxyProcess, start_proxy_process
 
 
@@ -90,6 +92,36 @@ class E2E:
             server.stop()
 
 
+FRP8_PAD = {
+    "frp": 8,
+    "signaling_peer_timeout": 3.0,
+    "negotiation_timeout": 4.0,
+    "ice_failed_after": 5.0,
+    "ice_disconnected_after": 1.5,
+    "heartbeat_interval": 0.5,
+    "receive_timeout": 1.0,
+    "max_receive_timeouts": 3,
+    "reconnect_attempts": 3,
+    "reconnect_backoff_initial": 0.3,
+    "reconnect_backoff_max": 1.0,
+    "reconnect_window": 30.0,
+    "idle_timeout": 60.0,
+    "connect_timeout": 15.0,
+}
+
+
+def frp8_server(e2e: E2E, turn: Coturn, **server: Any) -> ServerProcess:
+    options = {
+        "turn_url": f"turn:127.0.0.1:{turn.port}?transport=udp",
+        "turn_user": USER,
+        "turn_password": PASSWORD,
+        "ice_policy": "relay",
+        "video_fps": 5,
+        **server,
+    }
+    return e2e.server(launchpads={"rtc": FRP8_PAD}, server=options)
+
+
 @pytest.fixture
 def e2e(tmp_path: Path) -> Iterator[E2E]:
     env = E2E(tmp_path)
@@ -106,3 +138,25 @@ def e2e_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         yield env
     finally:
         env.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield Browser(chromium.new_page())
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def turn(tmp_path: Path) -> Iterator[Coturn]:
+    """A coturn on loopback that relays between local peers (FRP8 tests skip without it)."""
+    if TURNSERVER is None:
+        pytest.skip("needs coturn (Debian package coturn)")
+    server = start_coturn(tmp_path)
+    yield server
+    server.stop()

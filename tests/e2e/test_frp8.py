@@ -16,7 +16,6 @@ import signal as signal_module
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,47 +25,11 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.e2e.conftest import E2E
-from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess
-from tests.support.coturn import PASSWORD, TURNSERVER, USER, Coturn, start_coturn
+from tests.e2e.conftest import E2E, frp8_server
+from tests.e2e.harness import OPENFRP, JsonlLog
+from tests.support.coturn import TURNSERVER, Coturn, start_coturn
 
 pytestmark = pytest.mark.skipif(TURNSERVER is None, reason="needs coturn (Debian coturn)")
-
-FRP8_PAD = {
-    "frp": 8,
-    "signaling_peer_timeout": 3.0,
-    "negotiation_timeout": 4.0,
-    "ice_failed_after": 5.0,
-    "ice_disconnected_after": 1.5,
-    "heartbeat_interval": 0.5,
-    "receive_timeout": 1.0,
-    "max_receive_timeouts": 3,
-    "reconnect_attempts": 3,
-    "reconnect_backoff_initial": 0.3,
-    "reconnect_backoff_max": 1.0,
-    "reconnect_window": 30.0,
-    "idle_timeout": 60.0,
-    "connect_timeout": 15.0,
-}
-
-
-@pytest.fixture
-def turn(tmp_path: Path) -> Iterator[Coturn]:
-    server = start_coturn(tmp_path)
-    yield server
-    server.stop()
-
-
-def frp8_server(e2e: E2E, turn: Coturn, **server: Any) -> ServerProcess:
-    options = {
-        "turn_url": f"turn:127.0.0.1:{turn.port}?transport=udp",
-        "turn_user": USER,
-        "turn_password": PASSWORD,
-        "ice_policy": "relay",
-        "video_fps": 5,
-        **server,
-    }
-    return e2e.server(launchpads={"rtc": FRP8_PAD}, server=options)
 
 
 def test_frp8_session_streams_and_closes_with_4000(e2e: E2E, turn: Coturn) -> None:

@@ -91,10 +91,10 @@ class PeerAttempt:
         try:
             await self._signaling.send(json.dumps(join))
             await self._loop()
-        except Exception as exc:
-            self._fail_setup(
-                SetupFailed(4026, "connection.closed", {"error": f"{type(exc).__name__}: {exc}"})
-            )
+        except Exception as exc:  # this side's WebRTC stack failed: the peer connection did
+            error = f"{type(exc).__name__}: {exc}"
+            attrs = {"phase": self.setup.phase.value, "error": error}
+            self._fail_setup(SetupFailed(5008, "peer.failed", attrs))
         finally:
             reader.cancel()
             if not self._done:

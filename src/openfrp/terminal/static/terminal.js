@@ -1,8 +1,9 @@
 // The browser terminal's I/O: fetches the ticket named by the page's link
-// (/s/SESSION?token=T), drives the Connection state machine (connection.js) with a WebSocket
-// to the same origin, draws video frames, shows every code as a pop-up and ships its event
-// log to the server whenever it is connected. Unshipped events survive a reload in
-// localStorage, so nothing the terminal saw is lost.
+// (/s/SESSION?token=T), drives the Connection state machine (connection.js) over FRP7 (a
+// WebSocket to the same origin) or FRP8 (signaling, then a WebRTC data channel, each setup
+// phase timed by PeerSetup from peer_setup.js), draws video frames, shows every code as a
+// pop-up and ships its event log to the server whenever it is connected. Unshipped events
+// survive a reload in localStorage, so nothing the terminal saw is lost.
 "use strict";
 
 (() => {
@@ -96,7 +97,7 @@
         connection_id: action.connection_id ?? machine.connectionId,
         previous_connection_id: action.previous_connection_id ?? null,
         user: config.user ?? null, account: config.account ?? null,
-        launchpad: config.launchpad ?? null, frp: 7, event: action.event,
+        launchpad: config.launchpad ?? null, frp: config.frp === 8 ? 8 : 7, event: action.event,
         code: action.code ?? null, severity: action.severity ?? "info", message: null,
         attrs: action.attrs ?? {},
       };
@@ -105,8 +106,9 @@
       remember();
     }
 
+    // ws: the open transport, FRP7 or FRP8 alike: {send(text), close(code), isOpen()}.
     function send(message) {
-      if (ws !== null && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+      if (ws !== null && ws.isOpen()) ws.send(JSON.stringify(message));
     }
 
     function ship() {
@@ -121,18 +123,29 @@
       const old = ws;
       ws = null;
       gen += 1;
-      if (old !== null && old.readyState <= WebSocket.OPEN) {
-        old.close(code >= 3000 && code <= 4999 ? code : 1000);
-      }
+      if (old !== null) old.close(code >= 3000 && code <= 4999 ? code : 1000);
+    }
+
+    function received(data) {
+      if (typeof data !== "string") frame(data);
+      feed((now) => machine.receive(typeof data === "string" ? data : null, now));
     }
 
     function open() {
       drop(1000);
-      const mine = gen;
+      if (config.frp === 8) openFrp8(gen);
+      else openFrp7(gen);
+    }
+
+    function openFrp7(mine) {
       const scheme = location.protocol === "https:" ? "wss" : "ws";
       const socket = new WebSocket(`${scheme}://${location.host}/frp7`);
       socket.binaryType = "arraybuffer";
-      ws = socket;  // from now on a hangup closes it, opening or open
+      ws = {  // from now on a hangup closes it, opening or open
+        send: (text) => socket.send(text),
+        close: (code) => { if (socket.readyState <= WebSocket.OPEN) socket.close(code); },
+        isOpen: () => socket.readyState === WebSocket.OPEN,
+      };
       let opened = false;
       socket.onopen = () => {
         if (mine !== gen) return;
@@ -140,9 +153,7 @@
         feed((now) => machine.transportOpened(now));
       };
       socket.onmessage = (msg) => {
-        if (mine !== gen) return;
-        if (typeof msg.data !== "string") frame(msg.data);
-        feed((now) => machine.receive(typeof msg.data === "string" ? msg.data : null, now));
+        if (mine === gen) received(msg.data);
       };
       socket.onclose = (msg) => {
         if (mine !== gen) return;
@@ -153,6 +164,130 @@
         }
         const code = msg.code === 1005 || msg.code === 1006 ? null : msg.code;
         feed((now) => machine.transportClosed(code, msg.reason || "", now));
+      };
+    }
+
+    // One FRP8 attempt: join the session's host at signaling, offer a data channel (all ICE
+    // candidates in the offer), apply the answer; PeerSetup's timers end a phase that stalls.
+    function openFrp8(mine) {
+      const block = config.frp8 || {};
+      const setup = new PeerSetup(config.terminal, Math.round(performance.now()));
+      let pc = null;
+      let channel = null;
+      let signaling = null;
+      let setupTimer = null;
+      let over = false;
+      const now = () => Math.round(performance.now());
+      const current = () => mine === gen && !over;
+      function teardown() {
+        over = true;
+        clearTimeout(setupTimer);
+        try { if (signaling) signaling.close(); } catch (err) { /* already closed */ }
+        try { if (pc) pc.close(); } catch (err) { /* already closed */ }
+      }
+      ws = {
+        send: (text) => channel.send(text),
+        close: teardown,
+        isOpen: () => channel !== null && channel.readyState === "open",
+      };
+      function failSetup(failed) {
+        if (!current()) return;
+        teardown();
+        feed((t) => machine.setupFailed(failed.code, failed.event, failed.attrs, t));
+      }
+      function lost(reason) {
+        if (!current()) return;
+        teardown();
+        feed((t) => machine.transportClosed(null, reason, t));
+      }
+      function arm() {
+        clearTimeout(setupTimer);
+        const next = setup.nextDeadline();
+        if (next === null) return;
+        setupTimer = setTimeout(() => {
+          const failed = setup.tick(now());
+          if (failed) failSetup(failed);
+          else arm();
+        }, Math.max(0, next - performance.now()));
+      }
+      async function offer() {
+        pc = new RTCPeerConnection({
+          iceServers: (block.ice_servers || []).map((s) => ({
+            urls: s.urls, username: s.username, credential: s.credential })),
+          iceTransportPolicy: block.ice_policy === "relay" ? "relay" : "all",
+        });
+        channel = pc.createDataChannel("control");
+        channel.binaryType = "arraybuffer";
+        channel.onopen = () => {
+          if (!current()) return;
+          setup.channelOpen(now());
+          clearTimeout(setupTimer);
+          feed((t) => machine.transportOpened(t));
+        };
+        channel.onmessage = (msg) => { if (current()) received(msg.data); };
+        channel.onclose = () => { if (setup.phase === "open") lost("data channel closed"); };
+        pc.oniceconnectionstatechange = () => {
+          const failed = setup.iceState(pc.iceConnectionState, now());
+          if (failed) failSetup(failed);
+        };
+        pc.onconnectionstatechange = () => {
+          if (setup.phase === "open") {
+            if (["failed", "closed"].includes(pc.connectionState)) {
+              lost(`peer connection ${pc.connectionState}`);
+            }
+            return;
+          }
+          const failed = setup.connectionState(pc.connectionState, now());
+          if (failed) failSetup(failed);
+        };
+        await pc.setLocalDescription(await pc.createOffer());
+        await new Promise((done) => {
+          if (pc.iceGatheringState === "complete") done();
+          pc.onicegatheringstatechange = () => {
+            if (pc.iceGatheringState === "complete") done();
+          };
+        });
+        if (current()) signaling.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
+      }
+      arm();
+      signaling = new WebSocket(block.signaling_url);
+      signaling.onopen = () => signaling.send(JSON.stringify({
+        type: "join", session_id: ticket.session_id, token: ticket.token, host: config.host }));
+      signaling.onclose = () => {
+        if (current() && setup.phase === "signaling" && pc === null) {
+          teardown();
+          feed((t) => machine.transportFailed("signaling connection failed", t));
+        }
+      };
+      signaling.onmessage = async (msg) => {
+        if (!current()) return;
+        let message;
+        try { message = JSON.parse(msg.data); } catch (err) { return; }
+        try {
+          if (message.type === "peer" && pc === null) {
+            setup.peerFound(now());
+            arm();
+            await offer();
+          } else if (message.type === "answer" && pc !== null) {
+            await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+            setup.answered(now());
+            arm();
+          } else if (message.type === "close") {
+            if (setup.phase === "open") {
+              teardown();
+              feed((t) => machine.transportClosed(message.code, message.reason || "", t));
+            } else {
+              failSetup({ code: message.code, event: "connection.closed", attrs: {
+                close_code: message.code, close_reason: message.reason || "", via: "signaling" } });
+            }
+          } else if (message.type === "error") {
+            teardown();
+            feed((t) => machine.transportFailed(`signaling refused: ${message.error}`, t));
+          }
+        } catch (err) {  // this side's WebRTC stack failed: the peer connection did
+          failSetup({ code: 5008, event: "peer.failed",
+                      attrs: { phase: setup.phase, error: `${err.name}: ${err.message}` } });
+        }
       };
     }
 

@@ -1,0 +1,87 @@
+"""The browser terminal over FRP8: headless Chromium's own WebRTC against the server's aiortc
+peer, relay-only through a real coturn on loopback (as in test_frp8.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openfrp.analysis import sessions
+from tests.e2e.browser import CHROMIUM, Browser, joined, shown
+from tests.e2e.conftest import E2E, frp8_server
+from tests.support.coturn import TURNSERVER, Coturn, start_coturn
+
+pytestmark = pytest.mark.skipif(
+    TURNSERVER is None or not CHROMIUM.exists(), reason="needs coturn and Debian chromium"
+)
+
+
+def test_browser_joins_over_webrtc_streams_and_closes(
+    e2e: E2E, turn: Coturn, browser: Browser
+) -> None:
+    server = frp8_server(e2e, turn)
+    ticket = server.launch("alice", "rtc")
+    sid = ticket["session_id"]
+    joined(server, browser, ticket, server.port)
+    opened = server.log.wait_event(event="connection.opened", session_id=sid)
+    assert opened["attrs"]["frp"] == 8
+    browser.wait("v.frames >= 3")
+    assert server.push(sid, {"over": "webrtc"}).status == 202
+    browser.wait("v.received.length === 1")
+    browser.page.click("#close-session")
+    browser.wait("v.finalCode === 4000")
+    server.log.wait_event(event="session.ended", code=4000, session_id=sid)
+    shipped = server.log.wait_event(event="connection.established", source="terminal")
+    assert (shipped["frp"], shipped["attrs"]["client"]) == (8, "browser")
+    assert browser.errors == []
+    rows = (
+        sessions.analyze([str(server.log.path)])
+        .con.sql(
+            "SELECT frp, client, final_code, category FROM sessions WHERE session_id = ?",
+            params=[sid],
+        )
+        .fetchall()
+    )
+    assert rows == [(8, "browser", 4000, "expected_end")]
+
+
+def test_browser_relay_lost_is_4108_then_resumed(
+    e2e: E2E, turn: Coturn, browser: Browser, tmp_path: Path
+) -> None:
+    server = frp8_server(e2e, turn)
+    ticket = server.launch("bob", "rtc")
+    sid = ticket["session_id"]
+    joined(server, browser, ticket, server.port)
+    turn.stop()
+    browser.wait("v.shown.some((s) => s.code === 4108)", timeout=10)
+    assert any(shown(4108) in text for text in browser.popups())
+    (tmp_path / "again").mkdir()
+    back = start_coturn(tmp_path / "again", port=turn.port)
+    try:
+        browser.wait("v.state === 'connected (resumed)'", timeout=30)
+        server.log.wait_event(event="session.resumed", session_id=sid)
+        lost = server.log.wait_event(event="ice.disconnected", source="terminal", timeout=10)
+        assert lost["code"] == 4108 and lost["session_id"] == sid
+        attempts = server.log.find(event="reconnect.attempt", source="terminal")
+        assert attempts and attempts[0]["code"] == 4103
+    finally:
+        back.stop()
+    assert browser.errors == []
+
+
+def test_browser_setup_failure_shows_its_code(e2e: E2E, browser: Browser, tmp_path: Path) -> None:
+    """A relay that will not reach the peers: the page ends the first connection with 5006."""
+    closed = start_coturn(tmp_path, loopback_peers=False)
+    try:
+        server = frp8_server(e2e, closed)
+        ticket = server.launch("carol", "rtc")
+        browser.page.goto(
+            f"http://127.0.0.1:{server.port}/s/{ticket['session_id']}?token={ticket['token']}"
+        )
+        browser.wait("v.finalCode === 5006", timeout=20)
+        assert any(shown(5006) in text for text in browser.popups())
+        failed = [e for e in browser.view()["events"] if e["event"] == "ice.failed"]
+        assert failed and failed[0]["attrs"]["phase"] == "connecting"
+    finally:
+        closed.stop()
