@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from openfrp.events import parse_ts
 from tests.e2e.harness import ServerProcess, TerminalProcess
 from tests.support.faultproxy import start_proxy_process
 
@@ -33,11 +34,6 @@ TIMERS = {
     "reconnect_backoff_max": 2.0,
     "idle_timeout": 60.0,
 }
-
-
-def ts(event: dict[str, object]) -> float:
-    text = str(event["ts"]).replace("Z", "+00:00")
-    return datetime.fromisoformat(text).timestamp()
 
 
 def trial(root: Path) -> tuple[float, float, float]:
@@ -63,7 +59,11 @@ def trial(root: Path) -> tuple[float, float, float]:
             restore_at = datetime.now(UTC).timestamp()
             proxy.control("restore")
             resumed = term.log.wait_event(timeout=30, event="reconnect.succeeded")
-            return ts(lost) - cut_at, ts(closed) - cut_at, ts(resumed) - restore_at
+            return (
+                parse_ts(str(lost["ts"])).timestamp() - cut_at,
+                parse_ts(str(closed["ts"])).timestamp() - cut_at,
+                parse_ts(str(resumed["ts"])).timestamp() - restore_at,
+            )
         finally:
             term.stop()
     finally:

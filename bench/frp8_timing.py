@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from openfrp.events import parse_ts
 from openfrp.rtc import configuration
 from tests.e2e.harness import ServerProcess, TerminalProcess
 from tests.support.coturn import PASSWORD, USER, Coturn, start_coturn
@@ -39,10 +40,6 @@ RTC = {
     "reconnect_window": 60.0,
     "idle_timeout": 60.0,
 }
-
-
-def ts(event: dict[str, object]) -> float:
-    return datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00")).timestamp()
 
 
 def connect_ms(server: ServerProcess, launchpad: str, log: Path) -> float:
@@ -81,7 +78,12 @@ def trial(root: Path) -> tuple[float, float, float, float]:
             restart_at = datetime.now(UTC).timestamp()
             back = start_coturn(root / "again", port=turn.port)
             resumed = term.log.wait_event(event="reconnect.succeeded", timeout=60)
-            return frp7, frp8, ts(lost) - cut_at, ts(resumed) - restart_at
+            return (
+                frp7,
+                frp8,
+                parse_ts(str(lost["ts"])).timestamp() - cut_at,
+                parse_ts(str(resumed["ts"])).timestamp() - restart_at,
+            )
         finally:
             term.stop()
     finally:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.browser import ARGS, CHROMIUM, Browser
 from tests.e2e.harness import RawClient, ServerProcess, TerminalProcess
-from tests.support.coturn import PASSWORD, TURNSERVER, USER, Coturn, start_coturn
+from tests.support.coturn import PASSWORD, USER, Coturn
 from tests.support.faultproxy import ProxyProcess, start_proxy_process
 
 
@@ -150,13 +150,3 @@ def browser() -> Iterator[Browser]:
             yield Browser(chromium.new_page())
         finally:
             chromium.close()
-
-
-@pytest.fixture
-def turn(tmp_path: Path) -> Iterator[Coturn]:
-    """A coturn on loopback that relays between local peers (FRP8 tests skip without it)."""
-    if TURNSERVER is None:
-        pytest.skip("needs coturn (Debian package coturn)")
-    server = start_coturn(tmp_path)
-    yield server
-    server.stop()

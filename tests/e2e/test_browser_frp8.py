@@ -18,9 +18,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_browser_joins_over_webrtc_streams_and_closes(
-    e2e: E2E, turn: Coturn, browser: Browser
+    e2e: E2E, coturn: Coturn, browser: Browser
 ) -> None:
-    server = frp8_server(e2e, turn)
+    server = frp8_server(e2e, coturn)
     ticket = server.launch("alice", "rtc")
     sid = ticket["session_id"]
     joined(server, browser, ticket, server.port)
@@ -47,17 +47,17 @@ def test_browser_joins_over_webrtc_streams_and_closes(
 
 
 def test_browser_relay_lost_is_4108_then_resumed(
-    e2e: E2E, turn: Coturn, browser: Browser, tmp_path: Path
+    e2e: E2E, coturn: Coturn, browser: Browser, tmp_path: Path
 ) -> None:
-    server = frp8_server(e2e, turn)
+    server = frp8_server(e2e, coturn)
     ticket = server.launch("bob", "rtc")
     sid = ticket["session_id"]
     joined(server, browser, ticket, server.port)
-    turn.stop()
+    coturn.stop()
     browser.wait("v.shown.some((s) => s.code === 4108)", timeout=10)
     assert any(shown(4108) in text for text in browser.popups())
     (tmp_path / "again").mkdir()
-    back = start_coturn(tmp_path / "again", port=turn.port)
+    back = start_coturn(tmp_path / "again", port=coturn.port)
     try:
         browser.wait("v.state === 'connected (resumed)'", timeout=30)
         server.log.wait_event(event="session.resumed", session_id=sid)

@@ -26,14 +26,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.e2e.conftest import E2E, frp8_server
-from tests.e2e.harness import OPENFRP, JsonlLog
+from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess
 from tests.support.coturn import TURNSERVER, Coturn, start_coturn
 
 pytestmark = pytest.mark.skipif(TURNSERVER is None, reason="needs coturn (Debian coturn)")
 
 
-def test_frp8_session_streams_and_closes_with_4000(e2e: E2E, turn: Coturn) -> None:
-    server = frp8_server(e2e, turn)
+def test_frp8_session_streams_and_closes_with_4000(e2e: E2E, coturn: Coturn) -> None:
+    server = frp8_server(e2e, coturn)
     ticket = server.launch("alice", "rtc")
     assert ticket["config"]["frp"] == 8
     server.log.wait_event(event="signaling.registered", source="signaling")
@@ -79,12 +79,12 @@ def codes_of(log: JsonlLog, event: str) -> list[int]:
     return [e["code"] for e in log.find(event=event)]
 
 
-def test_turn_relay_lost_is_4108_then_resumed(e2e: E2E, turn: Coturn, tmp_path: Path) -> None:
-    server = frp8_server(e2e, turn)
+def test_turn_relay_lost_is_4108_then_resumed(e2e: E2E, coturn: Coturn, tmp_path: Path) -> None:
+    server = frp8_server(e2e, coturn)
     ticket = server.launch("bob", "rtc")
     sid = ticket["session_id"]
     terminal = e2e.connected(server, ticket)
-    turn.stop()  # the only path between the peers is the relay
+    coturn.stop()  # the only path between the peers is the relay
     lost = terminal.log.wait_event(event="ice.disconnected", timeout=10)
     assert lost["code"] == 4108 and lost["attrs"]["keepalive_timeout_s"] == 1.5
     terminal.wait_line(r"\[4108 ICE_DISCONNECTED\]")
@@ -93,7 +93,7 @@ def test_turn_relay_lost_is_4108_then_resumed(e2e: E2E, turn: Coturn, tmp_path: 
     assert "refused" in probe["attrs"]["error"] or "no answer" in probe["attrs"]["error"]
     terminal.wait_line(r"\[5010 TURN_UNREACHABLE\]")
     (tmp_path / "again").mkdir()
-    back = start_coturn(tmp_path / "again", port=turn.port)
+    back = start_coturn(tmp_path / "again", port=coturn.port)
     try:
         done = terminal.log.wait_event(event="reconnect.succeeded", timeout=30)
         assert done["attrs"]["resumed"] is True
@@ -133,12 +133,20 @@ def test_relay_that_refuses_the_peers_is_5006(e2e: E2E, tmp_path: Path) -> None:
         closed.stop()
 
 
-def test_unregistered_server_peer_is_4107(e2e: E2E, turn: Coturn) -> None:
+def host_behind_hub(
+    e2e: E2E, coturn: Coturn, user: str
+) -> tuple[ServerProcess, ServerProcess, dict[str, Any]]:
+    """A signaling hub (a server of its own), a host whose peer registers with it, and a
+    session launched on that host."""
     hub = e2e.server()
     signal = f"ws://127.0.0.1:{hub.port}/signal"
-    host = frp8_server(e2e, turn, signaling_url=signal, name="rtc-host")
+    host = frp8_server(e2e, coturn, signaling_url=signal, name="rtc-host")
     hub.log.wait_event(event="signaling.registered", attrs={"host": "rtc-host"})
-    ticket = host.launch("dave", "rtc")
+    return hub, host, host.launch(user, "rtc")
+
+
+def test_unregistered_server_peer_is_4107(e2e: E2E, coturn: Coturn) -> None:
+    hub, host, ticket = host_behind_hub(e2e, coturn, "dave")
     host.process.kill()  # the session's host crashed: nobody answers for it at the hub
     host.process.wait(5)
     hub.log.wait_event(event="signaling.unregistered", attrs={"host": "rtc-host"})
@@ -153,12 +161,8 @@ def test_unregistered_server_peer_is_4107(e2e: E2E, turn: Coturn) -> None:
     assert (facts["final_code"], facts["category"]) == (4107, "nat_traversal")
 
 
-def test_frozen_server_peer_is_5007(e2e: E2E, turn: Coturn) -> None:
-    hub = e2e.server()
-    signal = f"ws://127.0.0.1:{hub.port}/signal"
-    host = frp8_server(e2e, turn, signaling_url=signal, name="rtc-host")
-    hub.log.wait_event(event="signaling.registered", attrs={"host": "rtc-host"})
-    ticket = host.launch("erin", "rtc")
+def test_frozen_server_peer_is_5007(e2e: E2E, coturn: Coturn) -> None:
+    _, host, ticket = host_behind_hub(e2e, coturn, "erin")
     host.signal(signal_module.SIGSTOP)  # registered, but answers nothing
     try:
         terminal = e2e.terminal(ticket_file(e2e, ticket), stdin=False)
@@ -170,8 +174,8 @@ def test_frozen_server_peer_is_5007(e2e: E2E, turn: Coturn) -> None:
         host.signal(signal_module.SIGCONT)
 
 
-def test_tampered_dtls_fingerprint_is_5008(e2e: E2E, turn: Coturn) -> None:
-    server = frp8_server(e2e, turn)
+def test_tampered_dtls_fingerprint_is_5008(e2e: E2E, coturn: Coturn) -> None:
+    server = frp8_server(e2e, coturn)
     ticket = server.launch("frank", "rtc")
     with TamperingRelay(f"ws://127.0.0.1:{server.port}/signal") as relay:
         terminal = e2e.terminal(ticket["connect_url"], stdin=False, signaling_url=relay.url)
@@ -190,8 +194,8 @@ NO_ICE_OFFER = (
 )
 
 
-def test_offer_the_server_cannot_take_is_4026(e2e: E2E, turn: Coturn) -> None:
-    server = frp8_server(e2e, turn)
+def test_offer_the_server_cannot_take_is_4026(e2e: E2E, coturn: Coturn) -> None:
+    server = frp8_server(e2e, coturn)
     ticket = server.launch("grace", "rtc")
     sid = ticket["session_id"]
     join = {"type": "join", "session_id": sid, "token": ticket["token"], "host": "e2e-host"}
