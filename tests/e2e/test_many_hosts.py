@@ -195,6 +195,12 @@ def test_a_terminal_routed_to_the_wrong_host_is_refused_naming_the_owner(
     a.push(sid, {"n": 1})
     term.wait_line(r'^msg 1 \{"n": 1\}$')
 
+    # A session id no registry could hold (a lone surrogate) names no session: 4002, no crash.
+    raw = e2e.raw(b.ws_url)
+    raw.send('{"type": "hello", "session_id": "\\ud800"}')
+    assert raw.wait_closed() == 4002
+    assert "Traceback" not in b.stderr()
+
 
 def test_a_killed_hosts_owner_record_lapses_after_the_ttl(e2e: E2E, fleet: Fleet) -> None:
     a, b = fleet.a, fleet.b

@@ -393,12 +393,14 @@ class _WebSocketTransport:
 
 
 def _session_id_of(data: str | bytes) -> str | None:
+    """The session a hello names; issued ids are ASCII, so anything else (a lone surrogate
+    the registry could not even encode) names none."""
     if not isinstance(data, str):
         return None
     with contextlib.suppress(ValueError, RecursionError):
         message = json.loads(data)
         session_id = message.get("session_id") if isinstance(message, dict) else None
-        if isinstance(session_id, str):
+        if isinstance(session_id, str) and session_id.isascii():
             return session_id
     return None
 
