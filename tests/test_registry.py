@@ -48,16 +48,19 @@ def run(registry: Registry, body: Callable[[Registry], Awaitable[Any]]) -> Any:
     return asyncio.run(main())
 
 
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer.running(tmp_path / "redis") as server:
+        yield server
+
+
 @pytest.fixture(params=["sqlite", "redis"])
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield str(tmp_path / "registry.sqlite3")
         return
-    server = RedisServer.start(tmp_path / "redis")
-    try:
+    with RedisServer.running(tmp_path / "redis") as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 def test_records_round_trip_either_registry(location: str) -> None:

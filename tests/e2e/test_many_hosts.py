@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -31,6 +33,12 @@ class Fleet:
     a: ServerProcess
     b: ServerProcess
     redis: RedisServer
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer.running(tmp_path / "redis") as server:
+        yield server
 
 
 @pytest.fixture

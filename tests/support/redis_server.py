@@ -1,11 +1,11 @@
 """A throwaway redis-server of the test's own on a free loopback port (no persistence).
 
+Tests that need one define a fixture around it:
+
     redis = RedisServer.start(tmp_path)   # pytest.skip when redis-server is not installed
     redis.url                             # redis://127.0.0.1:PORT/0
     redis.stop()                          # SIGTERM to its PID, SIGKILL after a bounded wait
-
-The `redis_server` fixture (registered in tests/conftest.py) starts one per test and stops it
-at teardown.
+    with RedisServer.running(tmp_path) as redis: ...   # the same, stopped on the way out
 """
 
 from __future__ import annotations
@@ -81,11 +81,11 @@ class RedisServer:
     def stop(self) -> None:
         self._end(self.process)
 
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer.start(tmp_path / "redis")
-    try:
-        yield server
-    finally:
-        server.stop()
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, root: Path) -> Iterator[RedisServer]:
+        server = cls.start(root)
+        try:
+            yield server
+        finally:
+            server.stop()
