@@ -114,7 +114,7 @@ class ServerOptions:
     port: int = 8470
     name: str = "openfrp-host"
     secret: str = ""
-    registry: str = "openfrp-data/registry.sqlite3"
+    registry: str = "openfrp-data/registry.sqlite3"  # or redis://HOST:PORT/DB, shared by hosts
     log_dir: str = "openfrp-data/logs"
     display: str = "synthetic"
     video_fps: int = 5
@@ -128,6 +128,7 @@ class ServerOptions:
     turn_user: str = ""
     turn_password: str = ""
     ice_policy: str = "all"
+    live_connection_ttl: float = 15.0  # a host's record of a live connection lapses after this
 
 
 _SERVER_TYPES: dict[str, type] = {
@@ -154,6 +155,14 @@ class Config:
             raise SettingsError(f"unknown launchpad '{name}' (configured: {known})") from None
 
 
+def _positive(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingsError(f"server.{key}: expected a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise SettingsError(f"server.{key}: must be a finite number above zero, got {value!r}")
+    return float(value)
+
+
 def _server_options(values: Any) -> ServerOptions:
     if not isinstance(values, dict):
         raise SettingsError("server: expected a table")
@@ -162,6 +171,9 @@ def _server_options(values: Any) -> ServerOptions:
         want = _SERVER_TYPES.get(key)
         if want is None:
             raise SettingsError(f"server: unknown key '{key}'")
+        if want is float:
+            checked[key] = _positive(key, value)
+            continue
         if isinstance(value, bool) or not isinstance(value, want):
             what = "a whole number" if want is int else "a string"
             raise SettingsError(f"server.{key}: expected {what}, got {value!r}")

@@ -106,11 +106,14 @@ class ServerSession:
             and (check_hello(hello, self.issued, self._secret, self._version) is None)
         )
 
-    def refuse_duplicate(self, cid: str, owner_connection: str) -> list[Action]:
-        """Refuse a newcomer because the token owner is live elsewhere (policy `refuse`)."""
+    def refuse_duplicate(
+        self, cid: str, owner_connection: str, where: dict[str, Any] | None = None
+    ) -> list[Action]:
+        """Refuse a newcomer because the token owner is live elsewhere (policy `refuse`);
+        `where` adds attributes naming that live connection's session and host."""
         self.pending.discard(cid)
         self.deadlines.cancel(f"handshake:{cid}")
-        return self._reject(cid, 4006, {"live_connection_id": owner_connection})
+        return self._reject(cid, 4006, {"live_connection_id": owner_connection, **(where or {})})
 
     def displace(self, reason: str, now_ms: int) -> list[Action]:
         """Close the primary connection with 4006 because a newer one took over."""

@@ -27,8 +27,9 @@ from openfrp.protocol.handshake import Issued, TokenError, digest, sign_token, v
 from openfrp.protocol.messages import MessageError, decode_from_terminal
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server import web
+from openfrp.server.fleet import Fleet
 from openfrp.server.links import Transport
-from openfrp.server.registry import Registry, SessionRecord
+from openfrp.server.registry import Registry, RegistryError, SessionRecord
 from openfrp.server.runtime import SessionRuntime
 from openfrp.server.signaling import Hub
 from openfrp.settings import Config, SettingsError
@@ -50,6 +51,7 @@ TERMINAL_SETTINGS = (
     "turn_timeout",
 )
 NO_CLOSE_FRAME = (1005, 1006)
+REMOTE_WAIT = 5.0  # seconds to wait for another host to end a session closed through this one
 
 
 class ApiError(Exception):
@@ -67,6 +69,18 @@ class ServerState:
     registry: Registry
     public_url: str
     runtimes: dict[str, SessionRuntime] = field(default_factory=dict)
+    launched: dict[str, SessionRecord] = field(default_factory=dict)  # this host's, in memory
+    fleet: Fleet = field(init=False)
+
+    def __post_init__(self) -> None:
+        opts = self.config.server
+        self.fleet = Fleet(
+            self.registry, opts.name, opts.live_connection_ttl, self.runtimes, self.log
+        )
+
+    @property
+    def host(self) -> str:
+        return self.config.server.name
 
     @property
     def admin_key(self) -> str:
@@ -75,7 +89,7 @@ class ServerState:
     def guest_key(self, session_id: str) -> str:
         return hmac.new(self.secret, f"guest:{session_id}".encode(), hashlib.sha256).hexdigest()
 
-    def launch(self, user: str, launchpad: str) -> dict[str, Any]:
+    async def launch(self, user: str, launchpad: str) -> dict[str, Any]:
         settings = self.config.for_launchpad(launchpad)
         session_id = "s-" + secrets.token_hex(8)
         host = self.config.server.name
@@ -97,20 +111,20 @@ class ServerState:
         identity = Context(
             "server", host, session_id, user, self.config.account_name, launchpad, settings.frp
         )
-        self.registry.add(
-            SessionRecord(
-                session_id,
-                user,
-                self.config.account_name,
-                launchpad,
-                host,
-                "created",
-                None,
-                now_ts(),
-                None,
-                config,
-            )
+        record = SessionRecord(
+            session_id,
+            user,
+            self.config.account_name,
+            launchpad,
+            host,
+            "created",
+            None,
+            now_ts(),
+            None,
+            config,
         )
+        await self.registry.add(record)
+        self.launched[session_id] = record
         self.log.write(identity.event("session.created", attrs={"settings": settings.to_dict()}))
         self.runtimes[session_id] = SessionRuntime(
             machine,
@@ -123,7 +137,8 @@ class ServerState:
                 "OPENFRP_GUEST_URL": f"{self.public_url}/api/sessions/{session_id}/guest",
                 "OPENFRP_GUEST_KEY": self.guest_key(session_id),
             },
-            self._live_session_of_owner,
+            self.fleet.admit,
+            self.fleet.primary_changed,
         )
         return {
             "session_id": session_id,
@@ -160,14 +175,6 @@ class ServerState:
             "ice_policy": opts.ice_policy,
         }
 
-    def _live_session_of_owner(self, runtime: SessionRuntime) -> SessionRuntime | None:
-        """Another session of the same token owner that has a live connection (for 4006)."""
-        user = runtime.identity.user
-        for other in self.runtimes.values():
-            if other is not runtime and other.identity.user == user and other.machine.primary:
-                return other
-        return None
-
     def _state_changed(self, runtime: SessionRuntime) -> None:
         machine = runtime.machine
         ended = machine.state is SessionState.ENDED
@@ -175,16 +182,18 @@ class ServerState:
             asyncio.get_running_loop().call_later(
                 self.config.server.forget_ended_after, self._forget, runtime
             )
-        self.registry.set_state(
+        args = (
             runtime.identity.session_id,
             machine.state.value,
             machine.final_code,
             now_ts() if ended else None,
         )
+        self.fleet.later(lambda: self.registry.set_state(*args))
 
     def _forget(self, runtime: SessionRuntime) -> None:
         """An ended session leaves memory; the registry answers for it from then on."""
         self.runtimes.pop(runtime.identity.session_id, None)
+        self.launched.pop(runtime.identity.session_id, None)
         runtime.forget()
 
     def ticket(self, session_id: str) -> dict[str, Any]:
@@ -227,9 +236,14 @@ def _caller(request: Request, state: ServerState) -> Caller:
     return Caller(admin=False, user=str(claims.get("user")))
 
 
-def _own_record(request: Request, state: ServerState, caller: Caller) -> SessionRecord:
+async def _own_record(request: Request, state: ServerState, caller: Caller) -> SessionRecord:
     session_id = request.path_params["session_id"]
-    record = state.registry.get(session_id)
+    try:
+        record = await state.registry.get(session_id)
+    except RegistryError:  # this host still answers for the sessions it serves
+        if session_id not in state.launched:
+            raise
+        record = state.launched[session_id]
     if record is None or (not caller.admin and record.user != caller.user):
         raise ApiError(404, f"no session '{session_id}' for this caller")
     return record
@@ -264,7 +278,7 @@ async def launch(request: Request) -> Response:
     if not isinstance(launchpad, str):
         raise ApiError(400, "field 'launchpad' must be a string")
     try:
-        return JSONResponse(state.launch(user, launchpad), status_code=201)
+        return JSONResponse(await state.launch(user, launchpad), status_code=201)
     except SettingsError as exc:
         raise ApiError(400, str(exc)) from None
 
@@ -281,18 +295,20 @@ def _public(state: ServerState, record: SessionRecord) -> dict[str, Any]:
 async def list_sessions(request: Request) -> Response:
     state = _state(request)
     caller = _caller(request, state)
-    records = state.registry.sessions(None if caller.admin else caller.user)
+    records = await state.registry.sessions(None if caller.admin else caller.user)
     return JSONResponse({"sessions": [_public(state, r) for r in records]})
 
 
 async def get_session(request: Request) -> Response:
     state = _state(request)
-    return JSONResponse(_public(state, _own_record(request, state, _caller(request, state))))
+    record = await _own_record(request, state, _caller(request, state))
+    return JSONResponse(_public(state, record))
 
 
 async def get_ticket(request: Request) -> Response:
     state = _state(request)
-    record = _own_record(request, state, _caller(request, state))
+    record = await _own_record(request, state, _caller(request, state))
+    _not_elsewhere(state, record)
     if record.session_id not in state.runtimes:
         raise ApiError(
             410, f"session '{record.session_id}' has ended", final_code=record.final_code
@@ -303,23 +319,68 @@ async def get_ticket(request: Request) -> Response:
 async def close_session(request: Request) -> Response:
     state = _state(request)
     caller = _caller(request, state)
-    record = _own_record(request, state, caller)
+    record = await _own_record(request, state, caller)
+    by = "admin API" if caller.admin else f"user {caller.user}"
+    if _elsewhere(state, record):
+        return await _close_elsewhere(state, record, by)
     runtime = state.runtimes.get(record.session_id)
     if runtime is None or runtime.ended.is_set():
         raise ApiError(409, f"session '{record.session_id}' has already ended")
-    by = "admin API" if caller.admin else f"user {caller.user}"
     await runtime.stop(4019, f"closed from outside by {by}")
     return JSONResponse({"session_id": record.session_id, "final_code": 4019})
+
+
+def _elsewhere(state: ServerState, record: SessionRecord) -> bool:
+    """Whether a session is live on another host that shares this registry."""
+    return state.registry.shared and record.host != state.host and record.final_code is None
+
+
+def _not_elsewhere(state: ServerState, record: SessionRecord) -> None:
+    """A live session of another host is served there, not here (421, naming the host)."""
+    if _elsewhere(state, record):
+        raise ApiError(
+            421,
+            f"session '{record.session_id}' lives on host '{record.host}'",
+            host=record.host,
+        )
+
+
+async def _ask_owner(state: ServerState, record: SessionRecord, op: str, **fields: Any) -> None:
+    receivers = await state.fleet.ask(record.host, op, record.session_id, **fields)
+    if receivers == 0:
+        raise ApiError(
+            503,
+            f"session '{record.session_id}' lives on host '{record.host}', "
+            "which is not listening on the registry",
+            host=record.host,
+        )
+
+
+async def _close_elsewhere(state: ServerState, record: SessionRecord, by: str) -> Response:
+    """Close a session of another host through the registry and wait, bounded, for its end."""
+    await _ask_owner(state, record, "close", by=by)
+    deadline = asyncio.get_running_loop().time() + REMOTE_WAIT
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+        now = await state.registry.get(record.session_id)
+        if now is not None and now.final_code is not None:
+            return JSONResponse(
+                {"session_id": now.session_id, "final_code": now.final_code, "host": now.host}
+            )
+    raise ApiError(504, f"host '{record.host}' did not end session '{record.session_id}' in time")
 
 
 async def push_message(request: Request) -> Response:
     state = _state(request)
     if not _caller(request, state).admin:
         raise ApiError(403, "pushing messages needs the admin key")
-    record = _own_record(request, state, Caller(admin=True, user=None))
+    record = await _own_record(request, state, Caller(admin=True, user=None))
     body = (await _json_body(request)).get("body")
     if not isinstance(body, dict):
         raise ApiError(400, "field 'body' (a JSON object) is required")
+    if _elsewhere(state, record):
+        await _ask_owner(state, record, "push", body=body)
+        return JSONResponse({"queued": True, "host": record.host}, status_code=202)
     runtime = state.runtimes.get(record.session_id)
     if runtime is None or runtime.ended.is_set():
         raise ApiError(409, f"session '{record.session_id}' has ended")
@@ -393,12 +454,14 @@ class _WebSocketConnection:
 
 
 def _session_id_of(data: str | bytes) -> str | None:
+    """The session a hello names; issued ids are ASCII, so anything else (a lone surrogate
+    the registry could not even encode) names none."""
     if not isinstance(data, str):
         return None
     with contextlib.suppress(ValueError, RecursionError):
         message = json.loads(data)
         session_id = message.get("session_id") if isinstance(message, dict) else None
-        if isinstance(session_id, str):
+        if isinstance(session_id, str) and session_id.isascii():
             return session_id
     return None
 
@@ -413,20 +476,31 @@ async def _refuse_unserved(
     frp: int,
 ) -> None:
     """No live session for this hello: an ended one is refused with its final code (a late
-    resume after 4009 gets 4009), anything else with 4002. `data` None: no hello in time."""
-    record = state.registry.get(session_id) if session_id else None
-    if record is not None and record.final_code is not None:
-        context = Context(
-            "server",
-            state.config.server.name,
-            session_id,
-            record.user,
-            record.account,
-            record.launchpad,
-            frp,
+    resume after 4009 gets 4009), a live one of another host and anything else with 4002.
+    `data` None: no hello in time."""
+    record = None
+    with contextlib.suppress(RegistryError):  # unreachable: refused as an unknown session
+        record = await state.registry.get(session_id) if session_id else None
+    if record is not None and _elsewhere(state, record):
+        code = 4002
+        event = _context(state, record, frp).event(
+            "connection.rejected",
+            code=code,
+            severity="error",
+            message=f"hello names session {session_id}, which lives on host {record.host}, "
+            f"not on {state.host}: the terminal was routed to the wrong host",
+            connection_id=cid,
+            attrs={
+                "field": "session_id",
+                "problem": f"session lives on host {record.host}",
+                "owner_host": record.host,
+                "remote": remote,
+                "code_name": "CONFIG_MISMATCH",
+            },
         )
+    elif record is not None and record.final_code is not None:
         code = record.final_code
-        event = context.event(
+        event = _context(state, record, frp).event(
             "connection.rejected",
             code=code,
             connection_id=cid,
@@ -486,6 +560,12 @@ async def serve_connection(
     runtime.post("lost", cid, data.code)
 
 
+def _context(state: ServerState, record: SessionRecord, frp: int) -> Context:
+    return Context(
+        "server", state.host, record.session_id, record.user, record.account, record.launchpad, frp
+    )
+
+
 async def frp7(websocket: WebSocket) -> None:
     await websocket.accept()
     remote = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
@@ -493,6 +573,8 @@ async def frp7(websocket: WebSocket) -> None:
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, RegistryError):
+        return JSONResponse({"error": f"{exc} (registry unavailable)"}, status_code=503)
     assert isinstance(exc, ApiError)
     return JSONResponse({"error": str(exc), **exc.extra}, status_code=exc.status)
 
@@ -512,7 +594,7 @@ def create_app(state: ServerState) -> Starlette:
             WebSocketRoute("/signal", Hub(state.secret, state.log, state.config.server.name).serve),
             *web.ROUTES,
         ],
-        exception_handlers={ApiError: _api_error},
+        exception_handlers={ApiError: _api_error, RegistryError: _api_error},
     )
     app.state.openfrp = state
     return app

@@ -42,8 +42,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from openfrp.server.app import ServerState
     from openfrp.server.serve import serve
 
-    def announce(state: ServerState) -> None:
-        ticket = state.launch("demo-user", next(iter(state.config.launchpads)))
+    async def announce(state: ServerState) -> None:
+        ticket = await state.launch("demo-user", next(iter(state.config.launchpads)))
         print("\nA demo session is waiting. Open this link in a browser:\n")
         print(f"  {ticket['connect_url']}\n")
         print("or join it from another shell with:\n")
@@ -136,7 +136,10 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
         return 0
     for s in sessions:
         code = s["final_code"] if s["final_code"] is not None else "-"
-        print(f"{s['session_id']}  {s['user']:<16} {s['launchpad']:<12} {s['state']:<12} {code}")
+        print(
+            f"{s['session_id']}  {s['user']:<16} {s['launchpad']:<12} {s['state']:<12} "
+            f"{code!s:<5} {s['host']}"
+        )
     return 0
 
 
@@ -162,7 +165,9 @@ def _server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="listen address (default from config: 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (0 picks a free one)")
     p.add_argument("--log-dir", help="folder of the event log")
-    p.add_argument("--registry", help="SQLite registry file")
+    p.add_argument(
+        "--registry", help="SQLite registry file, or redis://HOST:PORT/DB shared by several hosts"
+    )
     p.add_argument("--ready-file", help="write the URL and admin key here once listening")
 
 

@@ -1,7 +1,9 @@
-"""The session registry: what was launched, for whom, and how it ended (SQLite by default).
+"""The session registry: what was launched, for whom, on which host, and how it ended.
 
-Live state sits in memory beside each session's state machine; the registry is the durable
-record the API lists and the CLI reads.
+Two kinds behind one interface: SQLite (one host, the default) and Redis (several hosts behind
+one entry point share records, the token owners' live connections for 4006, and a channel per
+host for requests that only the owning host can carry out). Live state sits in memory beside
+each session's state machine; the registry is the record the API lists and the CLI reads.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -27,6 +30,12 @@ CREATE TABLE IF NOT EXISTS sessions (
     config TEXT NOT NULL
 )
 """
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RegistryError(Exception):
+    """The registry cannot be opened or reached; worded as one line for the operator."""
 
 
 @dataclass(frozen=True)
@@ -56,34 +65,119 @@ class SessionRecord:
         }
 
 
-class Registry:
+@dataclass(frozen=True)
+class Holder:
+    """Where a token owner's live connection is: the host, its session and connection."""
+
+    host: str
+    session_id: str
+    connection_id: str
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str) -> Holder:
+        data = json.loads(text)
+        return cls(str(data["host"]), str(data["session_id"]), str(data["connection_id"]))
+
+
+class Registry(Protocol):
+    """What the server needs from a registry; `shared` says whether other hosts see it."""
+
+    shared: bool
+
+    async def start(self) -> None:
+        """Connect and check; a RegistryError names what is wrong."""
+
+    async def add(self, record: SessionRecord) -> None: ...
+
+    async def set_state(
+        self,
+        session_id: str,
+        state: str,
+        final_code: int | None = None,
+        ended_ts: str | None = None,
+    ) -> None: ...
+
+    async def get(self, session_id: str) -> SessionRecord | None: ...
+
+    async def sessions(self, user: str | None = None) -> list[SessionRecord]: ...
+
+    async def claim_owner(self, user: str, holder: Holder, ttl: float) -> Holder | None:
+        """Record `holder` as the owner's live connection unless another host holds it;
+        returns that other holder (and records nothing) or None."""
+
+    async def take_owner(self, user: str, holder: Holder, ttl: float) -> Holder | None:
+        """Record `holder` whatever was there; returns the previous holder, if any."""
+
+    async def refresh_owner(self, user: str, holder: Holder, ttl: float) -> Holder | None:
+        """Renew `holder`'s record (re-create it if it expired); returns who holds it instead
+        when another session took it."""
+
+    async def release_owner(self, user: str, session_id: str) -> None:
+        """Drop the owner's record if it is still this session's."""
+
+    async def send(self, host: str, message: dict[str, Any]) -> int:
+        """Deliver a request to `host`; returns how many listeners received it."""
+
+    async def listen(self, host: str, handler: Handler) -> None:
+        """Start passing the requests sent to `host` to `handler` (until close)."""
+
+    async def close(self) -> None: ...
+
+
+def open_registry(location: str) -> Registry:
+    """A `redis://HOST:PORT/DB` (or `rediss://`, `unix://`) URL, else a SQLite file path."""
+    if "://" not in location:
+        return SqliteRegistry(location)
+    scheme = location.split("://", 1)[0].lower()
+    if scheme not in ("redis", "rediss", "unix"):
+        raise RegistryError(
+            f"registry: unsupported URL scheme '{scheme}' "
+            "(use redis://HOST:PORT/DB, rediss://, unix:// or a SQLite file path)"
+        )
+    from openfrp.server.redis_registry import RedisRegistry
+
+    return RedisRegistry(location)
+
+
+class SqliteRegistry:
+    """One host's registry in a SQLite file; owner records and requests stay in memory."""
+
+    shared = False
+
     def __init__(self, path: str | Path) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._path = str(path)
+        self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
-    def add(self, record: SessionRecord) -> None:
+    async def start(self) -> None:
+        try:
+            if self._path != ":memory:":
+                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise RegistryError(f"registry: cannot open SQLite file {self._path}: {exc}") from None
+        self._db = db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RegistryError("registry: used before start()")
+        return self._db
+
+    async def add(self, record: SessionRecord) -> None:
+        row = asdict(record)
+        row["config"] = json.dumps(record.config)
         with self._lock:
-            self._db.execute(
-                "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    record.session_id,
-                    record.user,
-                    record.account,
-                    record.launchpad,
-                    record.host,
-                    record.state,
-                    record.final_code,
-                    record.created_ts,
-                    record.ended_ts,
-                    json.dumps(record.config),
-                ),
+            self.db.execute(
+                "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?)", tuple(row.values())
             )
 
-    def set_state(
+    async def set_state(
         self,
         session_id: str,
         state: str,
@@ -91,40 +185,51 @@ class Registry:
         ended_ts: str | None = None,
     ) -> None:
         with self._lock:
-            self._db.execute(
+            self.db.execute(
                 "UPDATE sessions SET state=?, final_code=COALESCE(?, final_code),"
                 " ended_ts=COALESCE(?, ended_ts) WHERE session_id=?",
                 (state, final_code, ended_ts, session_id),
             )
 
-    def get(self, session_id: str) -> SessionRecord | None:
+    async def get(self, session_id: str) -> SessionRecord | None:
         rows = self._select("WHERE session_id=?", (session_id,))
         return rows[0] if rows else None
 
-    def sessions(self, user: str | None = None) -> list[SessionRecord]:
+    async def sessions(self, user: str | None = None) -> list[SessionRecord]:
         if user is None:
             return self._select("ORDER BY created_ts", ())
         return self._select("WHERE user=? ORDER BY created_ts", (user,))
 
     def _select(self, where: str, params: tuple[Any, ...]) -> list[SessionRecord]:
         with self._lock:
-            rows = self._db.execute(f"SELECT * FROM sessions {where}", params).fetchall()
+            rows = self.db.execute(f"SELECT * FROM sessions {where}", params).fetchall()
         return [
-            SessionRecord(
-                session_id=r[0],
-                user=r[1],
-                account=r[2],
-                launchpad=r[3],
-                host=r[4],
-                state=r[5],
-                final_code=r[6],
-                created_ts=r[7],
-                ended_ts=r[8],
-                config=json.loads(r[9]),
-            )
+            SessionRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], json.loads(r[9]))
             for r in rows
         ]
 
-    def close(self) -> None:
+    # One host: the in-memory sessions already know every live connection and every session.
+
+    async def claim_owner(self, user: str, holder: Holder, ttl: float) -> Holder | None:
+        return None
+
+    async def take_owner(self, user: str, holder: Holder, ttl: float) -> Holder | None:
+        return None
+
+    async def refresh_owner(self, user: str, holder: Holder, ttl: float) -> Holder | None:
+        return None
+
+    async def release_owner(self, user: str, session_id: str) -> None:
+        return None
+
+    async def send(self, host: str, message: dict[str, Any]) -> int:
+        return 0
+
+    async def listen(self, host: str, handler: Handler) -> None:
+        return None
+
+    async def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None

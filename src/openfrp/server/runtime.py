@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from openfrp.events import Context, Event, EventLog
@@ -30,6 +30,7 @@ from openfrp.protocol.messages import encode
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server.host import Display, StartFailure, mount_profile, start_app, start_display
 from openfrp.server.links import Link, Transport
+from openfrp.server.registry import Holder
 from openfrp.timing import Alarm, now_ms
 
 
@@ -43,7 +44,8 @@ class SessionRuntime:
         on_state: Callable[[SessionRuntime], None],
         video_fps: int = 5,
         guest_env: dict[str, str] | None = None,
-        owner_elsewhere: Callable[[SessionRuntime], SessionRuntime | None] = lambda _: None,
+        admit_owner: Callable[[SessionRuntime, str], Awaitable[Holder | None]] | None = None,
+        on_primary: Callable[[SessionRuntime], None] = lambda _: None,
     ) -> None:
         self.machine = machine
         self.identity = identity
@@ -56,7 +58,9 @@ class SessionRuntime:
         self.display: Display | None = None
         self.app: asyncio.subprocess.Process | None = None
         self._guest_env = guest_env or {}
-        self._owner_elsewhere = owner_elsewhere
+        self._admit_owner = admit_owner
+        self._on_primary = on_primary
+        self._primary = machine.primary
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._frame = 0
@@ -103,6 +107,8 @@ class SessionRuntime:
                 if item[0] == "tick":
                     alarm.fired()
                     actions = self.machine.tick(now)
+                elif item[0] == "data" and self._admitting(item[1], item[2]):
+                    actions = await self._admit(item[1], item[2], now)
                 else:
                     actions = self._dispatch(item, now)
                 await self._apply(actions)
@@ -111,6 +117,9 @@ class SessionRuntime:
             if self.machine.state is not self._state:
                 self._state = self.machine.state
                 self._on_state(self)
+            if self.machine.primary != self._primary:
+                self._primary = self.machine.primary
+                self._on_primary(self)
 
     async def _crash(self, exc: Exception) -> None:
         """A bug in the loop itself: 4001 before the session is active, 4004 after."""
@@ -127,8 +136,6 @@ class SessionRuntime:
         if kind == "opened":
             return m.connection_opened(args[0], now, args[1])
         if kind == "data":
-            if args[0] in m.pending and m.primary is None and m.hello_fits(args[1]):
-                return self._admit(args[0], args[1], now)
             return m.receive(args[0], args[1], now)
         if kind == "displace":
             return m.displace(args[0], now)
@@ -151,14 +158,19 @@ class SessionRuntime:
             return m.video_result(args[0], args[1], now)
         raise ValueError(f"unknown inbox item {kind!r}")
 
-    def _admit(self, cid: str, hello: str | bytes, now: int) -> list[Action]:
-        """Apply duplicate_policy when the token owner is live in another session (4006)."""
+    def _admitting(self, cid: str, data: str | bytes) -> bool:
+        """A fitting hello that would make `cid` the session's only live connection."""
         m = self.machine
-        other = self._owner_elsewhere(self)
-        if other is not None and other.machine.primary is not None:
-            if m.settings.duplicate_policy == "refuse":
-                return m.refuse_duplicate(cid, other.machine.primary)
-            other.post("displace", f"taken over by session {self.identity.session_id}")
+        return cid in m.pending and m.primary is None and m.hello_fits(data)
+
+    async def _admit(self, cid: str, hello: str | bytes, now: int) -> list[Action]:
+        """Apply duplicate_policy when the token owner is live in another session, on this
+        host or another (4006)."""
+        m = self.machine
+        holder = None if self._admit_owner is None else await self._admit_owner(self, cid)
+        if holder is not None:
+            live = {"live_session_id": holder.session_id, "live_host": holder.host}
+            return m.refuse_duplicate(cid, holder.connection_id, live)
         return m.receive(cid, hello, now)
 
     async def _apply(self, actions: list[Action]) -> None:

@@ -8,14 +8,14 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import uvicorn
 
 from openfrp.events import Event, EventLog
 from openfrp.server.app import ServerState, create_app
-from openfrp.server.registry import Registry
+from openfrp.server.registry import Registry, RegistryError, open_registry
 from openfrp.settings import Config
 
 
@@ -27,11 +27,18 @@ class _Server(uvicorn.Server):
         yield
 
 
+def data_dir(config: Config) -> Path:
+    """Where the secret and admin key live: beside a SQLite registry, else above the logs."""
+    if "://" in config.server.registry:
+        return Path(config.server.log_dir).parent
+    return Path(config.server.registry).parent
+
+
 def load_secret(config: Config) -> bytes:
     """The signing secret: from the config, else kept in the data folder across restarts."""
     if config.server.secret:
         return config.server.secret.encode()
-    path = Path(config.server.registry).parent / "secret"
+    path = data_dir(config) / "secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_hex(32))
@@ -40,15 +47,32 @@ def load_secret(config: Config) -> bytes:
 
 
 def admin_key_path(config: Config) -> Path:
-    return Path(config.server.registry).parent / "admin.key"
+    return data_dir(config) / "admin.key"
+
+
+async def open_checked(config: Config) -> Registry:
+    """The configured registry, started; a RegistryError says what is wrong in one line."""
+    registry = open_registry(config.server.registry)
+    if registry.shared and not config.server.secret:
+        raise RegistryError(
+            "server.secret: required with a shared registry "
+            "(every host must sign and check tokens with the same secret)"
+        )
+    await registry.start()
+    return registry
 
 
 async def serve(
     config: Config,
     ready_file: str | None = None,
-    on_ready: Callable[[ServerState], None] | None = None,
+    on_ready: Callable[[ServerState], Awaitable[None]] | None = None,
 ) -> int:
     opts = config.server
+    try:
+        registry = await open_checked(config)
+    except RegistryError as exc:
+        print(f"openfrp serve: {exc}", file=sys.stderr)
+        return 2
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -58,13 +82,21 @@ async def serve(
             f"openfrp serve: cannot listen on {opts.host}:{opts.port}: {exc.strerror}",
             file=sys.stderr,
         )
+        await registry.close()
         return 2
     sock.listen(2048)
     port = sock.getsockname()[1]
     log = EventLog(Path(opts.log_dir) / "server-events.jsonl")
-    state = ServerState(
-        config, load_secret(config), log, Registry(opts.registry), f"http://{opts.host}:{port}"
-    )
+    state = ServerState(config, load_secret(config), log, registry, f"http://{opts.host}:{port}")
+    try:
+        await state.fleet.start()
+    except RegistryError as exc:
+        print(f"openfrp serve: {exc}", file=sys.stderr)
+        await state.fleet.close()
+        await registry.close()
+        log.close()
+        sock.close()
+        return 2
     admin_key_path(config).write_text(state.admin_key)
     uv_config = uvicorn.Config(
         create_app(state),
@@ -98,7 +130,7 @@ async def serve(
         f"openfrp server on {state.public_url} (admin key in {admin_key_path(config)})", flush=True
     )
     if on_ready is not None:
-        on_ready(state)
+        await on_ready(state)
     peer = None
     if any(s.frp == 8 for s in config.launchpads.values()):
         from openfrp.server.frp8 import PeerHost
@@ -109,6 +141,7 @@ async def serve(
     if peer is not None:
         peer_task.cancel()
         await peer.close()
+    await state.fleet.close()
+    await state.registry.close()
     log.close()
-    state.registry.close()
     return 0

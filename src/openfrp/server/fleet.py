@@ -1,0 +1,194 @@
+"""One host's part in a fleet of hosts that share a registry.
+
+4006 across hosts: the host that carries a token owner's live connection records it in the
+registry and renews it every third of `live_connection_ttl`, so a crashed host frees the user
+once the record lapses. Requests only the owning host can carry out (displace an older
+connection, close a session, push a message) reach it through the registry. Writes that follow
+a session's changes go through one ordered queue, so a late renewal never recreates a record
+after its release. With a registry that is not shared (SQLite) only the local rules apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from openfrp.events import Event, EventLog
+from openfrp.server.registry import Holder, Registry
+from openfrp.server.runtime import SessionRuntime
+
+Job = Callable[[], Awaitable[None]]
+
+
+def takeover_reason(session_id: str, host: str | None = None) -> str:
+    return f"taken over by session {session_id}" + (f" on host {host}" if host else "")
+
+
+class Fleet:
+    def __init__(
+        self,
+        registry: Registry,
+        host: str,
+        ttl: float,
+        runtimes: dict[str, SessionRuntime],
+        log: EventLog,
+    ) -> None:
+        self.registry = registry
+        self.host = host
+        self.ttl = ttl
+        self._runtimes = runtimes
+        self._log = log
+        self._jobs: asyncio.Queue[Job] = asyncio.Queue()
+        self._held: dict[str, str] = {}  # session id -> user: owner records this host keeps
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._failing: set[str] = set()
+        self._closing = False
+
+    async def start(self) -> None:
+        self._spawn(self._writer())
+        if self.registry.shared:
+            await self.registry.listen(self.host, self._on_request)
+            self._spawn(self._keeper())
+
+    def later(self, job: Job) -> None:
+        """Run `job` after every write queued before it (errors are logged, not raised)."""
+        self._jobs.put_nowait(job)
+
+    # -- 4006: the token owner's live connection -------------------------------------------
+
+    async def admit(self, runtime: SessionRuntime, cid: str) -> Holder | None:
+        """Apply the newcomer's duplicate_policy; returns the live holder that refuses it."""
+        sid, user = runtime.identity.session_id, runtime.identity.user or ""
+        refuse = runtime.machine.settings.duplicate_policy == "refuse"
+        local = self._live_here(runtime)
+        if local is not None and local.machine.primary is not None:
+            if refuse:
+                return Holder(self.host, local.identity.session_id, local.machine.primary)
+            local.post("displace", takeover_reason(sid))
+        if not self.registry.shared:
+            return None
+        me = Holder(self.host, sid, cid)
+        try:
+            if refuse:
+                holder = await self.registry.claim_owner(user, me, self.ttl)
+                if holder is not None:
+                    return holder
+            else:
+                previous = await self.registry.take_owner(user, me, self.ttl)
+                if previous is not None and previous.host != self.host:
+                    await self.ask(
+                        previous.host,
+                        "displace",
+                        previous.session_id,
+                        reason=takeover_reason(sid, self.host),
+                    )
+        except Exception as exc:  # the registry is down: admit, as one host alone would
+            self._error("owner check", exc)
+            return None
+        self._held[sid] = user
+        return None
+
+    def _live_here(self, runtime: SessionRuntime) -> SessionRuntime | None:
+        """Another session on this host whose token owner is the same and live."""
+        for other in self._runtimes.values():
+            if (
+                other is not runtime
+                and other.identity.user == runtime.identity.user
+                and other.machine.primary
+            ):
+                return other
+        return None
+
+    def primary_changed(self, runtime: SessionRuntime) -> None:
+        """Renew, update or release the owner record once a session's connection changes."""
+        if self.registry.shared:
+            self.later(lambda: self._sync(runtime))
+
+    async def _sync(self, runtime: SessionRuntime) -> None:
+        sid, user = runtime.identity.session_id, runtime.identity.user or ""
+        cid = runtime.machine.primary
+        if cid is None or runtime.ended.is_set() or self._closing:
+            if self._held.pop(sid, None) is not None:
+                await self.registry.release_owner(user, sid)
+            return
+        holder = await self.registry.refresh_owner(user, Holder(self.host, sid, cid), self.ttl)
+        self._held[sid] = user
+        if holder is not None:  # another session took the owner over
+            del self._held[sid]
+            if holder.host != self.host:  # (this host's own takeovers displace directly)
+                runtime.post("displace", takeover_reason(holder.session_id, holder.host))
+
+    async def _keeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            for runtime in list(self._runtimes.values()):
+                if runtime.machine.primary or runtime.identity.session_id in self._held:
+                    self.primary_changed(runtime)
+
+    # -- requests between hosts ------------------------------------------------------------
+
+    async def ask(self, host: str, op: str, session_id: str, **fields: Any) -> int:
+        """Send `op` for a session to the host that owns it; returns how many got it."""
+        request = {"op": op, "session_id": session_id, "from": self.host, **fields}
+        return await self.registry.send(host, request)
+
+    async def _on_request(self, request: dict[str, Any]) -> None:
+        sid = request.get("session_id")
+        runtime = self._runtimes.get(sid) if isinstance(sid, str) else None
+        if runtime is None or runtime.ended.is_set():
+            return
+        op, sender = request.get("op"), request.get("from")
+        if op == "displace":
+            runtime.post("displace", str(request.get("reason", "")))
+        elif op == "close":
+            reason = f"closed from outside by {request.get('by', 'admin API')} via host {sender}"
+            self._spawn(runtime.stop(4019, reason))
+        elif op == "push" and isinstance(request.get("body"), dict):
+            runtime.post("push", request["body"])
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            try:
+                await job()
+                self._failing.clear()
+            except Exception as exc:
+                self._error("write", exc)
+            finally:
+                self._jobs.task_done()
+
+    def _error(self, where: str, exc: Exception) -> None:
+        """Log a registry failure once until the registry answers again."""
+        if where in self._failing:
+            return
+        self._failing.add(where)
+        self._log.write(
+            Event(
+                "error.exception",
+                host=self.host,
+                severity="error",
+                message=f"registry {where} failed: {type(exc).__name__}: {exc}",
+                attrs={"where": f"registry {where}", "error": f"{type(exc).__name__}: {exc}"},
+            )
+        )
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self, timeout: float = 3.0) -> None:
+        """Release the owner records still held, bounded, then stop."""
+        self._closing = True
+        for runtime in list(self._runtimes.values()):
+            if runtime.identity.session_id in self._held:
+                self.primary_changed(runtime)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._jobs.join(), timeout)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
