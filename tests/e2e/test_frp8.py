@@ -292,3 +292,19 @@ def test_signaling_refuses_bad_peers_and_garbage(e2e: E2E) -> None:
     rejected = server.log.wait_event(event="signaling.rejected")
     assert rejected["source"] == "signaling" and rejected["attrs"]["reason"] == "bad peer key"
     assert server.api("GET", "/healthz").status == 200
+
+
+def test_wrong_turn_password_is_5010_then_5006(e2e: E2E, coturn: Coturn) -> None:
+    """The operator gave terminals a wrong TURN password: the terminal's own probe says so
+    (5010, 401) before ICE, left with no relay, fails (5006); the analyzer names the cause."""
+    server = frp8_server(e2e, coturn, turn_password="not-the-password")
+    ticket = server.launch("judy", "rtc")
+    terminal = e2e.terminal(ticket["connect_url"], stdin=False)
+    probe = terminal.log.wait_event(event="probe.turn", code=5010, timeout=15)
+    assert "401" in probe["attrs"]["error"]
+    terminal.wait_line(r"\[5010 TURN_UNREACHABLE\]")
+    assert terminal.wait_exit(25) == 1
+    assert terminal.log.wait_event(event="ice.failed")["code"] == 5006
+    facts = diagnosis(ticket["session_id"], server.log, terminal.log)
+    assert (facts["final_code"], facts["category"]) == (5006, "nat_traversal")
+    assert {5006, 5010} <= set(facts["codes"])
