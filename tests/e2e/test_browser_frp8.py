@@ -85,3 +85,21 @@ def test_browser_setup_failure_shows_its_code(e2e: E2E, browser: Browser, tmp_pa
         assert failed and failed[0]["attrs"]["phase"] == "connecting"
     finally:
         closed.stop()
+
+
+def test_browser_wrong_turn_password_says_5010_before_5006(
+    e2e: E2E, coturn: Coturn, browser: Browser
+) -> None:
+    """Chromium reports the TURN server's 401 while gathering: the page says 5010 (with the
+    cause) the way the Python terminal's probe does, then ICE without a relay fails (5006)."""
+    server = frp8_server(e2e, coturn, turn_password="not-the-password")
+    ticket = server.launch("judy", "rtc")
+    browser.page.goto(
+        f"http://127.0.0.1:{server.port}/s/{ticket['session_id']}?token={ticket['token']}"
+    )
+    browser.wait("v.finalCode === 5006", timeout=25)
+    codes = [s["code"] for s in browser.view()["shown"]]
+    assert codes.index(5010) < codes.index(5006)
+    probe = [e for e in browser.view()["events"] if e["event"] == "probe.turn"]
+    assert probe and probe[0]["code"] == 5010 and "401" in probe[0]["attrs"]["error"]
+    assert probe[0]["attrs"]["server"].startswith("turn:127.0.0.1:")

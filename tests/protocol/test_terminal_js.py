@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openfrp import PROTOCOL_VERSION, codes
+from openfrp.netcheck.verdict import ProbeResult, verdict
 from openfrp.protocol.actions import Log
 from openfrp.protocol.peer_setup import PeerSetup, Phase, SetupFailed
 from openfrp.protocol.terminal_connection import (
@@ -313,3 +314,25 @@ def test_javascript_peer_setup_times_phases_like_the_python_one(
     for step, want, have in zip(run["steps"], expected, answer["results"], strict=True):
         assert have == want, f"after {step}"
     assert (answer["next"], answer["phase"]) == (next_deadline, phase)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    results=st.lists(
+        st.builds(
+            ProbeResult,
+            kind=st.sampled_from(["stun", "turn"]),
+            server=st.sampled_from(["stun:h:3478", "turn:h:3478?transport=udp", "turn:h:443"]),
+            ok=st.booleans(),
+            detail=st.sampled_from(["701 unreachable", "credentials rejected (401)"]),
+        ),
+        max_size=4,
+    )
+)
+def test_javascript_ice_verdict_names_the_codes_the_python_probes_do(
+    node: Node, results: list[ProbeResult]
+) -> None:
+    code, logs = verdict(results)
+    answer = node.run({"verdict": [asdict(r) for r in results]})
+    assert answer["code"] == code
+    assert [normal_js(a) for a in answer["logs"]] == [as_json(log) for log in logs]

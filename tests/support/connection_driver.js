@@ -4,7 +4,7 @@
 const path = require("path");
 const readline = require("readline");
 const { Connection } = require(path.resolve(process.argv[2]));
-const { PeerSetup } = require(path.join(path.dirname(path.resolve(process.argv[2])),
+const { PeerSetup, iceVerdict } = require(path.join(path.dirname(path.resolve(process.argv[2])),
                                         "peer_setup.js"));
 
 // A PeerSetup scenario: each step's return value (null, a failure, or the setup time).
@@ -25,6 +25,10 @@ function runSetup(s) {
 const lines = readline.createInterface({ input: process.stdin });
 lines.on("line", (line) => {
   const s = JSON.parse(line);
+  if (s.verdict) {
+    process.stdout.write(JSON.stringify(iceVerdict(s.verdict)) + "\n");
+    return;
+  }
   if (s.setup) {
     process.stdout.write(JSON.stringify(runSetup(s)) + "\n");
     return;

@@ -131,9 +131,9 @@
       feed((now) => machine.receive(typeof data === "string" ? data : null, now));
     }
 
-    function open() {
+    function open(attempt) {
       drop(1000);
-      if (config.frp === 8) openFrp8(gen);
+      if (config.frp === 8) openFrp8(gen, attempt);
       else openFrp7(gen);
     }
 
@@ -169,7 +169,9 @@
 
     // One FRP8 attempt: join the session's host at signaling, offer a data channel (all ICE
     // candidates in the offer), apply the answer; PeerSetup's timers end a phase that stalls.
-    function openFrp8(mine) {
+    // What the STUN/TURN servers did while gathering is reported like the Python terminal's
+    // probes (5009, 5010, 5019), on the first attempt and the first one after a loss.
+    function openFrp8(mine, attempt) {
       const block = config.frp8 || {};
       const setup = new PeerSetup(config.terminal, Math.round(performance.now()));
       let pc = null;
@@ -240,6 +242,16 @@
           const failed = setup.connectionState(pc.connectionState, now());
           if (failed) failSetup(failed);
         };
+        const gathered = new Map();  // server URL -> what gathering saw of it
+        const mark = (url, ok, detail) => {
+          if (!url || (gathered.get(url) || {}).ok) return;
+          const kind = url.startsWith("turn") ? "turn" : "stun";
+          gathered.set(url, { kind, server: url, ok, detail });
+        };
+        pc.onicecandidate = (e) => { if (e.candidate && e.url) mark(e.url, true, ""); };
+        pc.onicecandidateerror = (e) => mark(e.url, false,
+          e.errorCode === 401 ? "credentials rejected (401): check the TURN user and password"
+            : `${e.errorCode} ${e.errorText || ""}`.trim());
         await pc.setLocalDescription(await pc.createOffer());
         await new Promise((done) => {
           if (pc.iceGatheringState === "complete") done();
@@ -247,7 +259,12 @@
             if (pc.iceGatheringState === "complete") done();
           };
         });
-        if (current()) signaling.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
+        if (!current()) return;
+        if (attempt <= 1 && gathered.size) {
+          const verdict = iceVerdict([...gathered.values()]);
+          apply(verdict.code === null ? verdict.logs : [...verdict.logs, machine.show(verdict.code)]);
+        }
+        signaling.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
       }
       arm();
       signaling = new WebSocket(block.signaling_url);
@@ -324,7 +341,7 @@
       for (const action of actions) {
         if (action.type === "connect") {
           setStatus(action.attempt === 0 ? "connecting" : `reconnecting (attempt ${action.attempt})`);
-          open();
+          open(action.attempt);
         } else if (action.type === "transmit") {
           send(action.message);
         } else if (action.type === "hangup") {
