@@ -53,11 +53,12 @@ class E2E:
         name: str | None = None,
         stdin: bool = True,
         signaling_url: str | None = None,
+        prefix: list[str] | None = None,
     ) -> TerminalProcess:
         self._names += 1
         log = self.root / f"{name or 'terminal'}-{self._names}.jsonl"
         terminal = TerminalProcess.start(
-            link, log, ws_url=ws_url, stdin=stdin, signaling_url=signaling_url
+            link, log, ws_url=ws_url, stdin=stdin, signaling_url=signaling_url, prefix=prefix
         )
         self._terminals.append(terminal)
         return terminal

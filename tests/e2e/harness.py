@@ -344,8 +344,10 @@ class TerminalProcess:
         stdin: bool = True,
         extra: list[str] | None = None,
         signaling_url: str | None = None,
+        prefix: list[str] | None = None,
     ) -> TerminalProcess:
-        args = [OPENFRP, "connect", link, "--log", str(log_path), *(extra or [])]
+        """`prefix` runs it through another command (`ip netns exec NS`, say)."""
+        args = [*(prefix or []), OPENFRP, "connect", link, "--log", str(log_path), *(extra or [])]
         if ws_url:
             args += ["--ws-url", ws_url]
         if signaling_url:

@@ -1,0 +1,104 @@
+"""FRP8 over a direct UDP path, and a firewall that closes it.
+
+The terminal runs in a network namespace of the test's own, joined to the server by a veth
+pair: ICE pairs the two host addresses and the session's data channel runs over plain UDP (no
+relay, no STUN/TURN servers at all). Then nft inside the namespace drops every UDP datagram:
+the data-channel heartbeat goes silent (4108), each reconnect gets through signaling (TCP) but
+not ICE (5006), and the terminal gives up (4106). The analyzer names the firewall.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.conftest import E2E, FRP8_PAD
+from tests.e2e.test_frp8 import codes_of, diagnosis
+
+NS_TOOLS = all(shutil.which(tool) for tool in ("ip", "nft"))
+pytestmark = pytest.mark.skipif(not NS_TOOLS or os.geteuid() != 0, reason="needs root, ip, nft")
+
+FIREWALLED_PAD = {**FRP8_PAD, "ice_failed_after": 2.0, "reconnect_attempts": 2}
+
+
+class Namespace:
+    """`ip netns` NAME with a veth pair: HOST_IP on this side, NS_IP inside."""
+
+    def __init__(self) -> None:
+        tag = os.getpid() % 10000
+        self.name = f"ofrp-f8-{tag}"
+        self.outer, self.inner = f"vof{tag}h", f"vof{tag}n"
+        self.host_ip, self.ns_ip = f"10.231.{tag % 250}.1", f"10.231.{tag % 250}.2"
+        self.prefix = ["ip", "netns", "exec", self.name]
+
+    def create(self) -> None:
+        run = self._run
+        run("ip", "netns", "add", self.name)
+        run("ip", "link", "add", self.outer, "type", "veth", "peer", "name", self.inner)
+        run("ip", "link", "set", self.inner, "netns", self.name)
+        run("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.outer)
+        run("ip", "link", "set", self.outer, "up")
+        run(*self.prefix, "ip", "addr", "add", f"{self.ns_ip}/30", "dev", self.inner)
+        run(*self.prefix, "ip", "link", "set", self.inner, "up")
+        run(*self.prefix, "ip", "link", "set", "lo", "up")
+
+    def drop_udp(self) -> None:
+        rules = (
+            "table inet openfrp_test {\n"
+            "  chain in { type filter hook input priority 0; meta l4proto udp drop; }\n"
+            "  chain out { type filter hook output priority 0; meta l4proto udp drop; }\n"
+            "}\n"
+        )
+        subprocess.run([*self.prefix, "nft", "-f", "-"], input=rules, text=True, check=True)
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "link", "del", self.outer], check=False, capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.name], check=False, capture_output=True)
+
+    @staticmethod
+    def _run(*argv: str) -> None:
+        subprocess.run(argv, check=True, capture_output=True)
+
+
+@pytest.fixture
+def namespace() -> Iterator[Namespace]:
+    ns = Namespace()
+    ns.delete()  # a leftover of an interrupted run with the same pid
+    ns.create()
+    try:
+        yield ns
+    finally:
+        ns.delete()
+
+
+def test_udp_dropped_by_a_firewall_is_4108_then_5006_then_4106(
+    e2e: E2E, namespace: Namespace
+) -> None:
+    server = e2e.server(
+        launchpads={"rtc": FIREWALLED_PAD},
+        server={"host": namespace.host_ip, "ice_policy": "all"},
+    )
+    ticket = server.launch("mallory", "rtc")
+    sid = ticket["session_id"]
+    assert ticket["config"]["frp8"]["ice_servers"] == []  # nothing but the two peers
+    terminal = e2e.terminal(ticket["connect_url"], prefix=namespace.prefix)
+    terminal.wait_line(rf"^connected to {sid} as c-", timeout=20)
+    server.log.wait_event(event="session.started", session_id=sid)
+
+    namespace.drop_udp()
+    lost = terminal.log.wait_event(event="ice.disconnected", timeout=10)
+    assert lost["code"] == 4108
+    terminal.wait_line(r"^session over: 4106 RECONNECT_FAILED", timeout=40)
+    assert codes_of(terminal.log, "reconnect.attempt") == [4103, 4103]
+    assert codes_of(terminal.log, "ice.failed") == [5006, 5006]  # signaling got through
+    gave_up = terminal.log.wait_event(event="reconnect.gave_up")
+    assert gave_up["code"] == 4106 and gave_up["attrs"]["setup_code"] == 5006
+    disconnected = server.log.wait_event(event="session.disconnected", session_id=sid)
+    assert disconnected["code"] in (4023, 4029)
+    facts = diagnosis(sid, server.log, terminal.log)
+    assert facts["category"] == "nat_traversal"
+    assert {4108, 5006, 4106} <= set(facts["codes"])
