@@ -58,6 +58,7 @@ NAMES: dict[str, str] = {
     "ice.failed": "either side: no candidate pair works (5006)",
     "negotiation.timeout": "either side: offer/answer not complete in time (5007)",
     "peer.failed": "either side: DTLS/SCTP failed after ICE (5008)",
+    "transport.fallback": "terminal: an FRP8 setup failed (code); the session goes on over FRP7",
     "peer.answered": "server: the FRP8 peer answered a terminal's offer (attrs.relay)",
     "peer.opened": "either side: the FRP8 control channel is open (attrs.setup_ms)",
     "signaling.registered": "signaling, server: a server peer registered (attrs.host, peer_id)",

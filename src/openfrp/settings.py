@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 DUPLICATE_POLICIES = ("refuse", "takeover")
+FALLBACKS = ("frp7", "none")
 TRANSPORTS = (7, 8)
 ICE_POLICIES = ("all", "relay")
 
@@ -26,6 +27,7 @@ class SessionSettings:
     """Every timer of the code contract, in seconds unless the name says otherwise."""
 
     frp: int = 7
+    frp8_fallback: str = "frp7"
     idle_timeout: float = 600.0
     max_session_duration: float = 8 * 3600.0
     warn_before: float = 300.0
@@ -72,9 +74,10 @@ def _check_value(where: str, key: str, value: Any) -> Any:
     if want is str:
         if not isinstance(value, str):
             raise SettingsError(f"{where}.{key}: expected a string, got {value!r}")
-        if key == "duplicate_policy" and value not in DUPLICATE_POLICIES:
+        allowed = {"duplicate_policy": DUPLICATE_POLICIES, "frp8_fallback": FALLBACKS}.get(key)
+        if allowed is not None and value not in allowed:
             raise SettingsError(
-                f"{where}.{key}: must be one of {', '.join(DUPLICATE_POLICIES)}, got {value!r}"
+                f"{where}.{key}: must be one of {', '.join(allowed)}, got {value!r}"
             )
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -95,6 +95,7 @@ class E2E:
 
 FRP8_PAD = {
     "frp": 8,
+    "frp8_fallback": "none",  # each test sees the FRP8 code itself; fallback has its own tests
     "signaling_peer_timeout": 3.0,
     "negotiation_timeout": 4.0,
     "ice_failed_after": 5.0,
@@ -111,7 +112,11 @@ FRP8_PAD = {
 }
 
 
-def frp8_server(e2e: E2E, turn: Coturn, **server: Any) -> ServerProcess:
+def frp8_server(
+    e2e: E2E, turn: Coturn, launchpad: dict[str, Any] | None = None, **server: Any
+) -> ServerProcess:
+    """A server whose launchpad "rtc" is FRP8 (FRP8_PAD unless `launchpad`), relay-only through
+    `turn`; `server` overrides keys of its [server] table."""
     options = {
         "turn_url": f"turn:127.0.0.1:{turn.port}?transport=udp",
         "turn_user": USER,
@@ -120,7 +125,7 @@ def frp8_server(e2e: E2E, turn: Coturn, **server: Any) -> ServerProcess:
         "video_fps": 5,
         **server,
     }
-    return e2e.server(launchpads={"rtc": FRP8_PAD}, server=options)
+    return e2e.server(launchpads={"rtc": launchpad or FRP8_PAD}, server=options)
 
 
 @pytest.fixture

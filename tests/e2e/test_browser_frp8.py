@@ -9,7 +9,7 @@ import pytest
 
 from openfrp.analysis import sessions
 from tests.e2e.browser import CHROMIUM, Browser, joined, shown
-from tests.e2e.conftest import E2E, frp8_server
+from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
 from tests.support.coturn import TURNSERVER, Coturn, start_coturn
 
 pytestmark = pytest.mark.skipif(
@@ -103,3 +103,25 @@ def test_browser_wrong_turn_password_says_5010_before_5006(
     probe = [e for e in browser.view()["events"] if e["event"] == "probe.turn"]
     assert probe and probe[0]["code"] == 5010 and "401" in probe[0]["attrs"]["error"]
     assert probe[0]["attrs"]["server"].startswith("turn:127.0.0.1:")
+
+
+def test_browser_falls_back_to_frp7(e2e: E2E, browser: Browser, tmp_path: Path) -> None:
+    """frp8_fallback = "frp7": the page shows 5006, says it goes on over the WebSocket, and
+    the session works there (video, close with 4000)."""
+    closed = start_coturn(tmp_path, loopback_peers=False)
+    try:
+        server = frp8_server(e2e, closed, launchpad={**FRP8_PAD, "frp8_fallback": "frp7"})
+        ticket = server.launch("kim", "rtc")
+        sid = ticket["session_id"]
+        joined(server, browser, ticket, server.port)
+        assert [s["code"] for s in browser.view()["shown"]] == [5006]
+        assert any("continuing over FRP7" in text for text in browser.popups())
+        opened = server.log.wait_event(event="connection.opened", session_id=sid)
+        assert opened["attrs"]["frp"] == 7
+        browser.wait("v.frames >= 2")
+        browser.page.click("#close-session")
+        browser.wait("v.finalCode === 4000")
+        fallback = server.log.wait_event(event="transport.fallback", source="terminal")
+        assert fallback["code"] == 5006 and fallback["session_id"] == sid
+    finally:
+        closed.stop()

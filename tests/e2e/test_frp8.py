@@ -25,7 +25,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.e2e.conftest import E2E, frp8_server
+from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
 from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess
 from tests.support.coturn import TURNSERVER, Coturn, start_coturn
 
@@ -308,3 +308,29 @@ def test_wrong_turn_password_is_5010_then_5006(e2e: E2E, coturn: Coturn) -> None
     facts = diagnosis(ticket["session_id"], server.log, terminal.log)
     assert (facts["final_code"], facts["category"]) == (5006, "nat_traversal")
     assert {5006, 5010} <= set(facts["codes"])
+
+
+def test_setup_failure_falls_back_to_frp7(e2e: E2E, tmp_path: Path) -> None:
+    """frp8_fallback = "frp7": ICE cannot work (a relay that will not reach the peers), the
+    person sees 5006 and the session goes on over the WebSocket, for good."""
+    closed = start_coturn(tmp_path, loopback_peers=False)
+    try:
+        server = frp8_server(e2e, closed, launchpad={**FRP8_PAD, "frp8_fallback": "frp7"})
+        ticket = server.launch("kim", "rtc")
+        sid = ticket["session_id"]
+        terminal = e2e.terminal(ticket["connect_url"])
+        terminal.wait_line(r"\[5006 ICE_FAILED\]", timeout=20)
+        terminal.wait_line(r"^FRP8 could not connect: continuing over FRP7")
+        terminal.wait_line(rf"^connected to {sid} as c-", timeout=15)
+        opened = server.log.wait_event(event="connection.opened", session_id=sid)
+        assert opened["attrs"]["frp"] == 7
+        fallback = terminal.log.wait_event(event="transport.fallback")
+        assert fallback["code"] == 5006 and fallback["attrs"]["to_frp"] == 7
+        terminal.send("close")
+        assert terminal.wait_exit(15) == 0
+        assert server.log.wait_event(event="session.ended", session_id=sid)["code"] == 4000
+        facts = diagnosis(sid, server.log, terminal.log)
+        assert (facts["category"], facts["final_code"]) == ("expected_end", 4000)
+        assert 5006 in facts["codes"]
+    finally:
+        closed.stop()

@@ -26,6 +26,7 @@ SETTINGS = replace(
     negotiation_timeout=3.0,
     ice_failed_after=4.0,
     ice_disconnected_after=1.2,
+    frp8_fallback="none",
 )
 
 
@@ -105,10 +106,10 @@ def test_the_server_side_starts_at_negotiating() -> None:
 # -- the terminal on FRP8 ------------------------------------------------------------------
 
 
-def frp8_terminal() -> TerminalConnection:
+def frp8_terminal(fallback: str = "none") -> TerminalConnection:
     config = {**CONFIG, "frp": 8}
     ticket = SessionTicket(SESSION_ID, token(), config, digest(config), client="test")
-    return TerminalConnection(ticket, SETTINGS)
+    return TerminalConnection(ticket, replace(SETTINGS, frp8_fallback=fallback))
 
 
 def welcome(term: TerminalConnection, now: int) -> None:
@@ -150,7 +151,7 @@ def test_frp8_setup_failure_while_reconnecting_is_one_failed_attempt() -> None:
     welcome(term, 0)
     term.transport_closed(None, "", 500)  # the channel closed without a close message
     actions = term.tick(1000)  # the first retry
-    assert of_type(actions, Connect) == [Connect(1)]
+    assert of_type(actions, Connect) == [Connect(1, frp=8)]
     actions = term.setup_failed(4107, "signaling.timeout", {"phase": "signaling"}, 3000)
     assert logs(actions, "signaling.timeout")[0].code == 4107
     assert not of_type(actions, Finished)
@@ -162,3 +163,23 @@ def test_setup_failure_outside_an_attempt_is_ignored() -> None:
     term.start(0)
     welcome(term, 0)
     assert term.setup_failed(5007, "negotiation.timeout", {}, 100) == []
+
+
+@pytest.mark.parametrize("reconnecting", [False, True])
+def test_frp8_setup_failure_falls_back_to_frp7_for_good(reconnecting: bool) -> None:
+    term = frp8_terminal(fallback="frp7")
+    assert of_type(term.start(0), Connect) == [Connect(0, frp=8)]
+    if reconnecting:
+        welcome(term, 0)
+        term.transport_closed(None, "", 500)
+        assert of_type(term.tick(1000), Connect) == [Connect(1, frp=8)]
+    actions = term.setup_failed(5006, "ice.failed", {"phase": "connecting"}, 6000)
+    (fallback,) = logs(actions, "transport.fallback")
+    assert fallback.code == 5006 and fallback.attrs == {"from_frp": 8, "to_frp": 7}
+    assert [s.code for s in of_type(actions, Show)] == [5006]
+    assert of_type(actions, Connect) == [Connect(term.attempt, frp=7)]  # at once, no backoff
+    assert not of_type(actions, Finished) and term.state is TerminalState.CONNECTING
+    welcome(term, 6100)
+    assert term.next_deadline() == 6100 + FAST.heartbeat_interval * 1000  # FRP7 timers now
+    term.transport_closed(None, "", 6200)
+    assert of_type(term.tick(10**6), Connect)[-1].frp == 7

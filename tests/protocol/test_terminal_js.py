@@ -93,7 +93,7 @@ def node() -> Iterator[Node]:
 def as_json(action: TerminalAction) -> dict[str, Any]:
     """A Python action in the shape the JavaScript machine returns."""
     if isinstance(action, Connect):
-        return {"type": "connect", "attempt": action.attempt}
+        return {"type": "connect", "attempt": action.attempt, "frp": action.frp}
     if isinstance(action, Transmit):
         return {"type": "transmit", "message": action.message}
     if isinstance(action, Hangup):
@@ -166,6 +166,7 @@ def scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[list[dict[str, Any]]
         "reconnect_backoff_initial": draw(st.integers(50, 1000)) / 1000,
         "reconnect_backoff_max": draw(st.integers(1000, 4000)) / 1000,
         "ice_disconnected_after": draw(st.integers(200, 3000)) / 1000,
+        "frp8_fallback": draw(st.sampled_from(["frp7", "none"])),
     }
     config = {"terminal": values, "user": "alice", "frp": draw(st.sampled_from([7, 8]))}
     ticket = SessionTicket("s-1", "tok", config, "digest", client="browser")

@@ -19,9 +19,11 @@ from openfrp.settings import SessionSettings
 
 @dataclass(frozen=True)
 class Connect:
-    """Open a new transport to the server; `attempt` is 0 for the first connection."""
+    """Open a new transport to the server; `attempt` is 0 for the first connection, `frp` says
+    which transport (7 WebSocket, 8 WebRTC)."""
 
     attempt: int
+    frp: int = 7
 
 
 @dataclass(frozen=True)
@@ -114,17 +116,25 @@ class TerminalConnection:
         self.attempt_started_at = 0
         self.final_code: int | None = None
         self._ping_id = 0
-        # FRP8 watches its path with a data-channel heartbeat quick enough for 4108 within
-        # ice_disconnected_after; FRP7 relies on the server's heartbeats and keepalive_timeout.
-        self.frp8 = ticket.config.get("frp") == 8
-        if self.frp8:
-            self.keepalive_ms = ms(settings.ice_disconnected_after)
-            self.heartbeat_ms = min(ms(settings.heartbeat_interval), self.keepalive_ms // 3)
+        self._use_transport(8 if ticket.config.get("frp") == 8 else 7)
+
+    def _use_transport(self, frp: int) -> None:
+        """FRP8 watches its path with a data-channel heartbeat quick enough for 4108 within
+        ice_disconnected_after; FRP7 relies on the server's heartbeats and keepalive_timeout."""
+        self.frp = frp
+        s = self.settings
+        if frp == 8:
+            self.keepalive_ms = ms(s.ice_disconnected_after)
+            self.heartbeat_ms = min(ms(s.heartbeat_interval), self.keepalive_ms // 3)
             self.lost_code, self.lost_event = 4108, "ice.disconnected"
         else:
-            self.keepalive_ms = ms(settings.keepalive_timeout)
-            self.heartbeat_ms = ms(settings.heartbeat_interval)
+            self.keepalive_ms = ms(s.keepalive_timeout)
+            self.heartbeat_ms = ms(s.heartbeat_interval)
             self.lost_code, self.lost_event = 4102, "connection.lost"
+
+    @property
+    def frp8(self) -> bool:
+        return self.frp == 8
 
     def next_deadline(self) -> int | None:
         return self.deadlines.next_deadline()
@@ -208,8 +218,9 @@ class TerminalConnection:
         self, code: int, event: str, attrs: dict[str, Any], now_ms: int
     ) -> list[TerminalAction]:
         """An FRP8 attempt failed before its channel opened (4107, 5006-5008, or a server code
-        sent on signaling). The first connection ends with that code, since it names the cause
-        better than a later 4101 would; a reconnect attempt counts as one failed attempt."""
+        sent on signaling). With `frp8_fallback = "frp7"` the session goes on over FRP7 at
+        once, for good. Otherwise the first connection ends with that code, since it names the
+        cause better than a later 4101 would; a reconnect attempt counts as one failed attempt."""
         if self.state is not TerminalState.CONNECTING:
             return []
         row = codes.lookup(code)
@@ -217,6 +228,10 @@ class TerminalConnection:
             Hangup(code if 4000 <= code <= 4999 else 1000, row.name if row else "", abort=True),
             Log(event, code=code, severity="error", attrs=attrs),
         ]
+        if self.frp8 and self.settings.frp8_fallback == "frp7" and row is not None:
+            self._use_transport(7)
+            fallback = Log("transport.fallback", code=code, attrs={"from_frp": 8, "to_frp": 7})
+            return [*actions, fallback, show(code), *self._connect(now_ms)]
         if self.lost_at is None:
             return actions + self._finish(code, attrs, shown=code)
         return actions + self._attempt_failed(now_ms, {"setup_code": code, **attrs})
@@ -276,7 +291,10 @@ class TerminalConnection:
         self.attempt_started_at = now_ms
         if self.lost_at is not None:
             self.deadlines.set("attempt", now_ms + ms(self.settings.connect_timeout))
-        return [Log("connect.attempt", attrs={"attempt": self.attempt}), Connect(self.attempt)]
+        return [
+            Log("connect.attempt", attrs={"attempt": self.attempt}),
+            Connect(self.attempt, self.frp),
+        ]
 
     def _on_message(self, message: dict[str, Any], now_ms: int) -> list[TerminalAction]:
         kind = message["type"]

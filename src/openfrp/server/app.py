@@ -49,6 +49,7 @@ TERMINAL_SETTINGS = (
     "ice_failed_after",
     "stun_timeout",
     "turn_timeout",
+    "frp8_fallback",
 )
 NO_CLOSE_FRAME = (1005, 1006)
 REMOTE_WAIT = 5.0  # seconds to wait for another host to end a session closed through this one

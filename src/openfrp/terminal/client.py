@@ -166,8 +166,8 @@ class Terminal:
             if isinstance(action, Connect):
                 await self._drop_transport(abort=True)
                 self._gen += 1
-                self._track(self._open(self._gen))
-                if self.machine.frp8 and action.attempt <= 1:  # the first try after a loss
+                self._track(self._open(self._gen, action.frp))
+                if action.frp == 8 and action.attempt <= 1:  # the first try after a loss
                     self._track(self._probe())
             elif isinstance(action, Transmit):
                 self._send(action.message)
@@ -204,8 +204,8 @@ class Terminal:
 
     # -- transport -------------------------------------------------------------------------
 
-    async def _open(self, gen: int) -> None:
-        if self.machine.frp8:
+    async def _open(self, gen: int, frp: int) -> None:
+        if frp == 8:
             self._attempt = PeerAttempt(
                 gen, self.post, self.ticket, self.machine.settings, self.signaling_url
             )
@@ -285,6 +285,8 @@ class Terminal:
         )
         self.log.write(event)
         self._unshipped.append(json.loads(event.to_json()))
+        if action.event == "transport.fallback":
+            self._print("FRP8 could not connect: continuing over FRP7 (WebSocket)")
         if action.event == "connection.established":
             resumed = " (resumed)" if action.attrs.get("resume") else ""
             self._print(

@@ -90,18 +90,22 @@ class Connection {
     this.attemptStartedAt = 0;
     this.finalCode = null;
     this.pingId = 0;
-    // FRP8 watches its path with a data-channel heartbeat quick enough for 4108 within
-    // ice_disconnected_after; FRP7 relies on the server's heartbeats and keepalive_timeout.
-    this.frp8 = (ticket.config || {}).frp === 8;
-    if (this.frp8) {
-      this.keepaliveMs = this.ms(settings.ice_disconnected_after);
-      this.heartbeatMs = Math.min(this.ms(settings.heartbeat_interval),
+    this.useTransport((ticket.config || {}).frp === 8 ? 8 : 7);
+  }
+
+  // FRP8 watches its path with a data-channel heartbeat quick enough for 4108 within
+  // ice_disconnected_after; FRP7 relies on the server's heartbeats and keepalive_timeout.
+  useTransport(frp) {
+    this.frp = frp;
+    if (frp === 8) {
+      this.keepaliveMs = this.ms(this.s.ice_disconnected_after);
+      this.heartbeatMs = Math.min(this.ms(this.s.heartbeat_interval),
                                   Math.floor(this.keepaliveMs / 3));
       this.lostCode = 4108;
       this.lostEvent = "ice.disconnected";
     } else {
-      this.keepaliveMs = this.ms(settings.keepalive_timeout);
-      this.heartbeatMs = this.ms(settings.heartbeat_interval);
+      this.keepaliveMs = this.ms(this.s.keepalive_timeout);
+      this.heartbeatMs = this.ms(this.s.heartbeat_interval);
       this.lostCode = 4102;
       this.lostEvent = "connection.lost";
     }
@@ -183,7 +187,8 @@ class Connection {
   }
 
   // An FRP8 attempt failed before its channel opened (4107, 5006-5008, or a server code sent
-  // on signaling): the first connection ends with that code; a reconnect counts it as one
+  // on signaling): with frp8_fallback "frp7" the session goes on over FRP7 at once, for good;
+  // otherwise the first connection ends with that code and a reconnect counts it as one
   // failed attempt.
   setupFailed(code, event, attrs, now) {
     if (this.state !== "connecting") return [];
@@ -193,6 +198,12 @@ class Connection {
         reason: row ? row.name : "" },
       this.log(event, { code, severity: "error", attrs }),
     ];
+    if (this.frp === 8 && this.s.frp8_fallback === "frp7" && row !== undefined) {
+      this.useTransport(7);
+      const fallback = this.log("transport.fallback",
+                                { code, attrs: { from_frp: 8, to_frp: 7 } });
+      return [...actions, fallback, this.show(code), ...this.connect(now)];
+    }
     if (this.lostAt === null) return [...actions, ...this.finish(code, attrs, code)];
     return [...actions, ...this.attemptFailed(now, { setup_code: code, ...attrs })];
   }
@@ -247,7 +258,7 @@ class Connection {
       this.deadlines.set("attempt", now + this.ms(this.s.connect_timeout));
     }
     return [this.log("connect.attempt", { attrs: { attempt: this.attempt } }),
-            { type: "connect", attempt: this.attempt }];
+            { type: "connect", attempt: this.attempt, frp: this.frp }];
   }
 
   onMessage(message, now) {

@@ -131,9 +131,9 @@
       feed((now) => machine.receive(typeof data === "string" ? data : null, now));
     }
 
-    function open(attempt) {
+    function open(attempt, frp) {
       drop(1000);
-      if (config.frp === 8) openFrp8(gen, attempt);
+      if (frp === 8) openFrp8(gen, attempt);
       else openFrp7(gen);
     }
 
@@ -341,7 +341,7 @@
       for (const action of actions) {
         if (action.type === "connect") {
           setStatus(action.attempt === 0 ? "connecting" : `reconnecting (attempt ${action.attempt})`);
-          open(action.attempt);
+          open(action.attempt, action.frp);
         } else if (action.type === "transmit") {
           send(action.message);
         } else if (action.type === "hangup") {
@@ -358,6 +358,9 @@
           page.messages.appendChild(item);
         } else if (action.type === "log") {
           writeEvent(action);
+          if (action.event === "transport.fallback") {
+            popup("FRP8 could not connect: continuing over FRP7 (WebSocket).", "info");
+          }
           if (action.event === "connection.established") {
             setStatus(action.attrs.resume ? "connected (resumed)" : "connected");
           }
