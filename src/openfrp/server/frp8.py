@@ -13,16 +13,19 @@ import asyncio
 import contextlib
 import json
 import traceback
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from openfrp import codes
 from openfrp.events import Context, Event
 from openfrp.protocol.messages import encode
 from openfrp.protocol.peer_setup import PeerSetup, Phase
 from openfrp.rtc import configuration
 from openfrp.server.app import Gone, ServerState, serve_connection
+from openfrp.server.registry import RegistryError
 from openfrp.server.signaling import peer_key
 from openfrp.timing import now_ms
 
@@ -126,8 +129,13 @@ class PeerHost:
         relay = str(offer.get("relay"))
         identity = self._identity(str(offer.get("session_id")))
         runtime = self.state.runtimes.get(identity.session_id)
-        if runtime is None:
-            await self._signal(ws, relay, 4002, "CONFIG_MISMATCH")
+        if runtime is None:  # forgotten after its end (its final code), or never here (4002)
+            record = None
+            with contextlib.suppress(RegistryError):
+                record = await self.state.registry.get(identity.session_id)
+            code = record.final_code if record and record.final_code is not None else 4002
+            row = codes.lookup(code)
+            await self._signal(ws, relay, code, row.name if row else str(code))
             return
         settings = runtime.machine.settings
         try:
@@ -183,7 +191,7 @@ class PeerHost:
                 self.state.log.write(who.event(failed.event, code=failed.code, attrs=failed.attrs))
                 await pc.close()
 
-    def _channel(self, pc: RTCPeerConnection, channel: RTCDataChannel) -> Any:
+    def _channel(self, pc: RTCPeerConnection, channel: RTCDataChannel) -> Coroutine[Any, Any, None]:
         """Serve a channel from its first message (the handlers are in place before it)."""
         connection = DataChannelConnection(pc, channel)
         pc.on(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from openfrp import codes
 from openfrp.protocol.peer_setup import PeerSetup, Phase, SetupFailed
 from openfrp.protocol.terminal_connection import SessionTicket
 from openfrp.rtc import configuration
@@ -128,11 +129,12 @@ class PeerAttempt:
             self.setup.answered(now)
         elif kind == "signal_close":
             code, reason = args
-            if opened:
-                self._finish("closed", code, reason)
-            else:
+            row = codes.lookup(code)
+            if not opened and row is not None and row.frp_versions == (8,):
                 attrs = {"close_code": code, "close_reason": reason, "via": "signaling"}
                 self._fail_setup(SetupFailed(code, "connection.closed", attrs))
+            else:  # a session's own code (4009 after its end, say): as FRP7 gets it
+                self._finish("closed", code, reason)
         elif kind == "signal_error":
             if not opened:
                 self._done = True

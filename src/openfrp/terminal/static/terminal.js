@@ -290,7 +290,10 @@
             setup.answered(now());
             arm();
           } else if (message.type === "close") {
-            if (setup.phase === "open") {
+            const row = codes[message.code];
+            const frp8Only = row !== undefined && row.frp_versions.length === 1
+              && row.frp_versions[0] === 8;
+            if (setup.phase === "open" || !frp8Only) {  // a session's own code, as FRP7 gets it
               teardown();
               feed((t) => machine.transportClosed(message.code, message.reason || "", t));
             } else {
