@@ -309,6 +309,44 @@ def _frp8_setup(event: str, code: int) -> Scenario:
     return run
 
 
+def _frp8_fallback(s: _Session) -> str:
+    """ICE fails (5006) and the terminal goes on over FRP7: a session that ends well."""
+    s.force_frp(8)
+    s.launch()
+    s.term("connect.attempt", attrs=f'"url":"wss://{s.id}"')
+    s.term("probe.turn", attrs='"rtt_ms":35')
+    s.wait(5000, 15_000)
+    s.term("ice.failed", 5006)
+    s.term("transport.fallback", 5006, '"from_frp":8,"to_frp":7')
+    s.term("message.shown", 5006)
+    s.attempt()
+    s.start()
+    s.establish()
+    s.active()
+    s.end(4000)
+    return "expected_end"
+
+
+def _frp8_path_lost(s: _Session) -> str:
+    """A firewall closes the UDP path mid-session: 4108, reconnects that get through
+    signaling but not ICE (5006), 4106; the server's session idles out."""
+    s.force_frp(8)
+    s.connect()
+    s.active()
+    s.term("ice.disconnected", 4108)
+    s.term("message.shown", 4108)
+    s.server_drop(4023)
+    for attempt in (1, 2):
+        s.wait(300, 1000)
+        s.term("reconnect.attempt", 4103, f'"attempt":{attempt}')
+        s.wait(2000, 15_000)
+        s.term("ice.failed", 5006)
+    s.term("reconnect.gave_up", 4106)
+    s.term("message.shown", 4106)
+    s.idle_end()
+    return "nat_traversal"
+
+
 def _stun_turn(s: _Session) -> str:
     s.force_frp(8)
     s.launch()
@@ -439,6 +477,8 @@ SCENARIOS: tuple[tuple[float, Scenario], ...] = (
     (0.5, _frp8_setup("peer.failed", 5008)),
     (0.7, _signaling_timeout),
     (0.8, _ice_disconnected),
+    (0.4, _frp8_fallback),
+    (0.4, _frp8_path_lost),
     (0.5, _start_failure(4001, "server_fault")),
     (0.6, _start_failure(4027, "host_display_fault")),
     (0.6, _start_failure(4022, "configuration")),
