@@ -140,6 +140,13 @@ def test_unknown_launchpad_names_it() -> None:
         ("[server]\nport = true", "server.port: expected a whole number"),
         ('[server]\ndisplay = "vnc"', "server.display: must be one of"),
         ("[account\nidle_timeout = 5", "not valid TOML"),
+        ("[launchpads.rtc]\nfrp = 9", "launchpads.rtc.frp: must be 7 (WebSocket) or 8 (WebRTC)"),
+        ("[launchpads.rtc]\nfrp = 0", "launchpads.rtc.frp: must be 7 (WebSocket) or 8"),
+        ('[account]\nfrp8_fallback = "frp6"', "account.frp8_fallback: must be one of frp7, none"),
+        ('[server]\nice_policy = "host"', "server.ice_policy: must be one of all, relay"),
+        ('[server]\nstun_url = "stun.example:3478"', "server.stun_url: must start with stun:"),
+        ('[server]\nturn_url = "http://t"', "server.turn_url: must start with turn: or turns:"),
+        ('[server]\nsignaling_url = "http://h/signal"', "server.signaling_url: must start with ws"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, text: str, says: str) -> None:

@@ -336,9 +336,7 @@ def test_setup_failure_falls_back_to_frp7(e2e: E2E, tmp_path: Path) -> None:
         closed.stop()
 
 
-def test_late_join_after_the_end_gets_the_final_code_on_signaling(
-    e2e: E2E, coturn: Coturn
-) -> None:
+def test_late_join_after_the_end_gets_the_final_code_on_signaling(e2e: E2E, coturn: Coturn) -> None:
     """A terminal with a saved ticket joins a session that ended (4009) and left the server's
     memory: the server's peer answers the offer with the final code on signaling, and the
     terminal ends with it, as an FRP7 terminal would (no fallback, no retry)."""
