@@ -25,8 +25,11 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from openfrp.protocol.terminal_connection import SessionTicket
+from openfrp.settings import SessionSettings, build
+from openfrp.terminal.frp8 import PeerAttempt
 from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
-from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess
+from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess, hello_for
 from tests.support.coturn import TURNSERVER, Coturn, start_coturn
 
 pytestmark = pytest.mark.skipif(TURNSERVER is None, reason="needs coturn (Debian coturn)")
@@ -352,3 +355,62 @@ def test_late_join_after_the_end_gets_the_final_code_on_signaling(e2e: E2E, cotu
     closed = terminal.log.wait_event(event="connection.closed", code=4009)
     assert closed["attrs"]["close_code"] == 4009
     assert not terminal.log.find(event="transport.fallback")
+
+
+async def _raw_channel_exchange(ticket: dict[str, Any], frames: list[str]) -> list[dict[str, Any]]:
+    """Open an FRP8 data channel as the Python terminal does, send `frames` one after the
+    other (the next once something came back), and return the server's messages."""
+    inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+    session = SessionTicket(
+        ticket["session_id"], ticket["token"], ticket["config"], ticket["config_digest"]
+    )
+    settings = build("terminal", ticket["config"]["terminal"], SessionSettings())
+    attempt = PeerAttempt(1, lambda *item: inbox.put_nowait(item), session, settings)
+    task = asyncio.create_task(attempt.run())
+    received: list[dict[str, Any]] = []
+    try:
+        kind, _, channel = await asyncio.wait_for(inbox.get(), 20)
+        assert kind == "opened", kind
+        for frame in frames:
+            await channel.send(frame)
+            while True:
+                kind, *rest = await asyncio.wait_for(inbox.get(), 10)
+                if kind != "data" or isinstance(rest[1], bytes):
+                    continue
+                received.append(json.loads(rest[1]))
+                if received[-1]["type"] in ("welcome", "close"):
+                    break
+    finally:
+        await attempt.close(1000, "")
+        task.cancel()
+    return received
+
+
+def test_garbage_on_the_data_channel_is_4024(e2e: E2E, coturn: Coturn) -> None:
+    """After a good hello, a frame that is not a message: the server ends that connection
+    with 4024, sent as a `close` message on the data channel, and the session waits."""
+    server = frp8_server(e2e, coturn)
+    ticket = server.launch("oscar", "rtc")
+    sid = ticket["session_id"]
+    got = asyncio.run(
+        _raw_channel_exchange(ticket, [json.dumps(hello_for(ticket)), "\x00 not a message"])
+    )
+    assert got[0]["type"] == "welcome"
+    assert (got[-1]["type"], got[-1]["code"], got[-1]["reason"]) == (
+        "close",
+        4024,
+        "RECEIVE_ERROR",
+    )
+    closed = server.log.wait_event(event="connection.closed", code=4024, session_id=sid)
+    assert closed["attrs"]["error"].startswith("not JSON")
+    server.log.wait_event(event="session.disconnected", code=4024, session_id=sid)
+
+
+def test_bad_hello_on_the_data_channel_is_4002(e2e: E2E, coturn: Coturn) -> None:
+    server = frp8_server(e2e, coturn)
+    ticket = server.launch("peggy", "rtc")
+    tampered = hello_for(ticket, config_digest="0" * 64)
+    got = asyncio.run(_raw_channel_exchange(ticket, [json.dumps(tampered)]))
+    assert (got[-1]["type"], got[-1]["code"]) == ("close", 4002)
+    rejected = server.log.wait_event(event="connection.rejected", code=4002)
+    assert rejected["session_id"] == ticket["session_id"]
