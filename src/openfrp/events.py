@@ -52,6 +52,7 @@ NAMES: dict[str, str] = {
     "message.shown": "terminal: a pop-up message was shown to the person (code)",
     "probe.stun": "either side: STUN binding probe result (5009 on failure; attrs.rtt_ms)",
     "probe.turn": "either side: TURN allocate probe result (5010 on failure)",
+    "probe.signaling": "either side: signaling hub probe (4101 unreachable, 4107 no server peer)",
     "probe.failed": "either side: both STUN and TURN failed (5019)",
     "signaling.timeout": "terminal: signaling did not get the server peer id (4107)",
     "ice.disconnected": "terminal: heartbeat or ICE reports the path lost (4108)",

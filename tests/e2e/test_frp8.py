@@ -414,3 +414,36 @@ def test_bad_hello_on_the_data_channel_is_4002(e2e: E2E, coturn: Coturn) -> None
     assert (got[-1]["type"], got[-1]["code"]) == ("close", 4002)
     rejected = server.log.wait_event(event="connection.rejected", code=4002)
     assert rejected["session_id"] == ticket["session_id"]
+
+
+def netcheck(*args: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [OPENFRP, "netcheck", *args, "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    report: dict[str, Any] = json.loads(done.stdout)
+    return done.returncode, report
+
+
+def test_netcheck_link_probes_what_the_session_uses(e2e: E2E, coturn: Coturn) -> None:
+    """`openfrp netcheck --link` takes the session's own TURN server, credentials and hub, and
+    joins the hub as its terminal would: all pass; the same with its host gone says 4107; a
+    hub that is not there says 4101."""
+    hub, host, ticket = host_behind_hub(e2e, coturn, "nina")
+    status, report = netcheck("--link", ticket["connect_url"])
+    assert status == 0 and report["code"] is None, report
+    kinds = {p["kind"]: p for p in report["probes"]}
+    assert kinds["turn"]["ok"] and kinds["turn"]["relayed"].startswith("127.0.0.1:")
+    assert kinds["signaling"]["ok"] and kinds["signaling"]["peer_id"].startswith("rtc-host/")
+
+    saved = ticket_file(e2e, ticket)
+    host.process.kill()
+    host.process.wait(5)
+    hub.log.wait_event(event="signaling.unregistered", attrs={"host": "rtc-host"})
+    status, report = netcheck("--link", saved, "--signaling-timeout", "1")
+    assert status == 1 and report["code"] == 4107, report
+    signaling = next(p for p in report["probes"] if p["kind"] == "signaling")
+    assert signaling["error"] == "no server peer registered for host rtc-host in 1.0 s"
+
+    status, report = netcheck("--signaling", "ws://127.0.0.1:9/signal")
+    assert status == 1 and report["code"] == 4101

@@ -171,7 +171,7 @@ def test_firewall_dropping_udp_is_5009_while_turn_over_tcp_passes(tmp_path: Path
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        ([], "at least one --stun or --turn"),
+        ([], "at least one --stun, --turn or --signaling"),
         (["--stun", "stun:nowhere"], "expected stun:HOST:PORT"),
         (["--stun", "stun:h:1?transport=tcp"], "only turn:"),
         (["--turn", "turn:127.0.0.1:3478"], "--turn-user and --turn-password"),

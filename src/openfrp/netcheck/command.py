@@ -1,8 +1,10 @@
-"""`openfrp netcheck`: probe the STUN and TURN servers and say what the result means.
+"""`openfrp netcheck`: probe the STUN, TURN and signaling servers and say what it means.
 
 The preflight an operator runs from the user's network (or a support engineer asks the user to
 run): every probe with its round trip or the reason it failed, then the verdict code with its
 message and next step, in words or as JSON; the probe events go to an event log on request.
+`--link` takes an FRP8 session's connect link (or saved ticket) and probes exactly what that
+session would use, its server peer at signaling included.
 Exit status: 0 when every probe passed, 1 when a code applies, 2 for a mistake in the options.
 """
 
@@ -15,7 +17,8 @@ import sys
 from typing import Any
 
 from openfrp import codes
-from openfrp.settings import SessionSettings
+from openfrp.server.command import ApiCallError
+from openfrp.settings import SessionSettings, SettingsError
 
 EXIT_CODE = 1
 EXIT_USAGE = 2
@@ -28,18 +31,30 @@ def _fail(message: str) -> int:
 
 def _cmd_netcheck(args: argparse.Namespace) -> int:
     from openfrp.events import Event, EventLog
-    from openfrp.netcheck.probes import parse_server, probe_stun, probe_turn
+    from openfrp.netcheck.probes import parse_server, probe_signaling, probe_stun, probe_turn
     from openfrp.netcheck.verdict import ProbeResult, verdict
 
-    if not args.stun and not args.turn:
-        return _fail("name at least one --stun or --turn server")
+    join: dict[str, Any] | None = None
+    if args.signaling_timeout is not None and args.signaling_timeout <= 0:
+        return _fail("--signaling-timeout must be more than 0 seconds")
+    if args.link:
+        try:
+            join = _from_session(args)
+        except (SettingsError, ApiCallError) as exc:
+            return _fail(str(exc))
+    if not args.stun and not args.turn and not args.signaling:
+        return _fail("name at least one --stun, --turn or --signaling server, or --link")
     try:
         stuns = [parse_server("stun", text) for text in args.stun]
         turns = [parse_server("turn", text) for text in args.turn]
     except ValueError as exc:
         return _fail(str(exc))
+    if args.signaling and not args.signaling.startswith(("ws://", "wss://")):
+        return _fail(f"{args.signaling!r}: expected ws://HOST:PORT/signal or wss://...")
     if turns and (args.turn_user is None or args.turn_password is None):
         return _fail("--turn needs --turn-user and --turn-password")
+    if args.signaling_timeout is None:
+        args.signaling_timeout = SessionSettings().signaling_peer_timeout
     for name in ("stun_timeout", "turn_timeout"):
         if getattr(args, name) <= 0:
             return _fail(f"--{name.replace('_', '-')} must be more than 0 seconds")
@@ -49,6 +64,8 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
         probes += [
             probe_turn(t, args.turn_user, args.turn_password, args.turn_timeout) for t in turns
         ]
+        if args.signaling:
+            probes.append(probe_signaling(args.signaling, join, args.signaling_timeout))
         return list(await asyncio.gather(*probes))
 
     results = asyncio.run(run())
@@ -93,16 +110,51 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
     return EXIT_CODE if code is not None else 0
 
 
+def _from_session(args: argparse.Namespace) -> dict[str, Any]:
+    """Fill the probe options from an FRP8 session's ticket; return its signaling join."""
+    from openfrp.terminal.command import fetch_ticket
+
+    ticket = fetch_ticket(args.link, timeout=SessionSettings().connect_timeout)
+    config = ticket.get("config") or {}
+    block = config.get("frp8")
+    if config.get("frp") != 8 or not isinstance(block, dict):
+        raise SettingsError(f"session {ticket.get('session_id')} is FRP7: there is no FRP8 path")
+    for server in block.get("ice_servers", []):
+        for url in server.get("urls", []):
+            if str(url).startswith(("turn:", "turns:")):
+                args.turn.append(str(url))
+                args.turn_user = server.get("username") or ""
+                args.turn_password = server.get("credential") or ""
+            else:
+                args.stun.append(str(url))
+    args.signaling = args.signaling or block.get("signaling_url")
+    args.session = args.session or ticket.get("session_id")
+    if args.signaling_timeout is None:  # an explicit option wins over the session's setting
+        terminal = config.get("terminal", {})
+        args.signaling_timeout = terminal.get("signaling_peer_timeout")
+    return {
+        "type": "join",
+        "session_id": ticket.get("session_id"),
+        "token": ticket.get("token"),
+        "host": config.get("host"),
+    }
+
+
 def _print(results: list[Any], report: dict[str, Any]) -> None:
     for r in results:
-        if r.ok:
+        kind = r.kind.upper()
+        if r.ok and r.kind == "signaling":
+            peer = r.attrs.get("peer_id")
+            where = f"server peer {peer}" if peer else "the hub answers"
+            print(f"{kind:9} {r.server:40} ok      {r.rtt_ms:7.1f} ms  {where}")
+        elif r.ok:
             where = r.attrs.get("mapped") or r.attrs.get("relayed")
             label = "you appear as" if r.kind == "stun" else "relay at"
-            print(f"{r.kind.upper():4} {r.server:32} ok      {r.rtt_ms:7.1f} ms  {label} {where}")
+            print(f"{kind:9} {r.server:40} ok      {r.rtt_ms:7.1f} ms  {label} {where}")
         else:
-            print(f"{r.kind.upper():4} {r.server:32} FAILED  {r.detail}")
+            print(f"{kind:9} {r.server:40} FAILED  {r.detail}")
     if report["code"] is None:
-        print("verdict: the network helpers answer; FRP8 (WebRTC) can connect from here")
+        print("verdict: every probe passed; FRP8 (WebRTC) can connect from here")
     else:
         print(f"verdict: [{report['code']} {report['name']}] {report['message']}")
         print(f"next step: {report['action']}")
@@ -112,9 +164,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     defaults = SessionSettings()
     p = sub.add_parser(
         "netcheck",
-        help="probe STUN/TURN servers: 5009, 5010, 5019 and why",
-        description="Probe STUN (Binding) and TURN (Allocate) servers the way FRP8 uses them "
-        "and explain the result.",
+        help="probe STUN/TURN/signaling: 5009, 5010, 5019, 4107 and why",
+        description="Probe STUN (Binding), TURN (Allocate) and signaling servers the way FRP8 "
+        "uses them and explain the result; --link probes what one FRP8 session would use.",
+    )
+    p.add_argument(
+        "--link", help="an FRP8 session's connect link or saved ticket: probe its servers"
+    )
+    p.add_argument("--signaling", metavar="ws://HOST:PORT/signal", help="a signaling hub")
+    p.add_argument(
+        "--signaling-timeout",
+        type=float,
+        metavar="S",
+        help=f"default: the session's, else {defaults.signaling_peer_timeout}",
     )
     p.add_argument("--stun", action="append", default=[], metavar="stun:HOST:PORT")
     p.add_argument("--turn", action="append", default=[], metavar="turn:HOST:PORT[?transport=tcp]")

@@ -2,18 +2,24 @@
 
 aiortc drops STUN/TURN errors silently and uses only the first server of each kind, so openfrp
 asks the servers itself: a STUN Binding request (retransmitted as RFC 5389 says) and a TURN
-Allocate through aioice, which answers 401 when the credentials are wrong.
+Allocate through aioice, which answers 401 when the credentials are wrong. The signaling probe
+opens the hub's WebSocket and, for a session, joins it as its terminal would, to see whether
+the session's server peer is registered there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aioice import stun
 from aioice.turn import create_turn_endpoint
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from openfrp.netcheck.verdict import ProbeResult
 
@@ -129,6 +135,40 @@ async def probe_turn(server: Server, username: str, password: str, timeout: floa
     relay.close()
     attrs = {"relayed": f"{relayed[0]}:{relayed[1]}", "transport": server.transport}
     return ProbeResult("turn", str(server), True, rtt_ms=rtt, attrs=attrs)
+
+
+async def probe_signaling(url: str, join: dict[str, Any] | None, timeout: float) -> ProbeResult:
+    """Reach the hub at `url`; with `join` (a session's join message), wait for the session's
+    server peer id. `attrs.stage` says how far it got: "connect" (no hub) or "peer"."""
+    began = time.perf_counter()
+    stage = "connect"
+    try:
+        async with asyncio.timeout(timeout):
+            async with connect(url, open_timeout=None, ping_interval=None) as ws:
+                stage = "peer"
+                await ws.send(json.dumps(join or {"type": "probe"}))
+                answer = json.loads(await ws.recv())
+    except TimeoutError:
+        if stage == "peer" and join is not None:
+            detail = f"no server peer registered for host {join.get('host')} in {timeout} s"
+            return ProbeResult("signaling", url, False, detail=detail, attrs={"stage": "peer"})
+        return _signaling_failed(url, f"no answer in {timeout} s")
+    except OSError as exc:
+        return _signaling_failed(url, _os_error(exc))
+    except (InvalidHandshake, InvalidURI, ConnectionClosed, ValueError) as exc:
+        return _signaling_failed(url, f"not a signaling hub ({type(exc).__name__}: {exc})")
+    rtt = (time.perf_counter() - began) * 1000
+    if join is None:  # the hub refuses a probe with a clear error: it is alive
+        return ProbeResult("signaling", url, answer.get("type") == "error", rtt_ms=rtt)
+    if answer.get("type") == "peer":
+        attrs = {"peer_id": answer.get("peer_id"), "stage": "peer"}
+        return ProbeResult("signaling", url, True, rtt_ms=rtt, attrs=attrs)
+    detail = f"refused: {answer.get('error', answer)}"
+    return ProbeResult("signaling", url, False, detail=detail, attrs={"stage": "join"})
+
+
+def _signaling_failed(url: str, detail: str) -> ProbeResult:
+    return ProbeResult("signaling", url, False, detail=detail, attrs={"stage": "connect"})
 
 
 def _os_error(exc: OSError) -> str:

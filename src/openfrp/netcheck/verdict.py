@@ -26,25 +26,39 @@ class ProbeResult:
 
 
 CODES = {"stun": 5009, "turn": 5010}
+# A signaling probe fails as the terminal would: no hub (or a refused join) is a connection
+# that never gets established (4101); a hub without the session's server peer is 4107.
+SIGNALING_CODES = {"connect": 4101, "join": 4101, "peer": 4107}
+
+
+def _code(result: ProbeResult) -> int:
+    if result.kind == "signaling":
+        return SIGNALING_CODES[result.attrs.get("stage", "connect")]
+    return CODES[result.kind]
 
 
 def verdict(results: list[ProbeResult]) -> tuple[int | None, list[Log]]:
-    """The check's code (None when every probe passed) and the events to log for it."""
+    """The check's code (None when every probe passed) and the events to log for it. A failed
+    signaling probe decides the code: without signaling no FRP8 session starts at all."""
     logs: list[Log] = []
     failed: set[str] = set()
+    signaling: int | None = None
     for result in results:
         attrs = {"server": result.server, **result.attrs}
         if result.rtt_ms is not None:
             attrs["rtt_ms"] = round(result.rtt_ms, 1)
+        code = None if result.ok else _code(result)
         if not result.ok:
             attrs["error"] = result.detail
-            failed.add(result.kind)
-        code = None if result.ok else CODES[result.kind]
+            if result.kind == "signaling":
+                signaling = code
+            else:
+                failed.add(result.kind)
         severity = "info" if result.ok else "error"
         logs.append(Log(f"probe.{result.kind}", code=code, severity=severity, attrs=attrs))
     if failed == {"stun", "turn"}:
         logs.append(Log("probe.failed", code=5019, severity="error", attrs={}))
-        return 5019, logs
+        return signaling or 5019, logs
     if failed:
-        return CODES[failed.pop()], logs
-    return None, logs
+        return signaling or CODES[failed.pop()], logs
+    return signaling, logs
