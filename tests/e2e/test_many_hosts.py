@@ -159,6 +159,7 @@ def test_either_host_lists_every_hosts_sessions(fleet: Fleet) -> None:
         assert {(s["session_id"], s["user"], s["host"]) for s in listed.body["sessions"]} == (
             expected
         )
+        assert all(s["host_up"] for s in listed.body["sessions"])
         # A user's token lists that user's sessions on every host, and nobody else's.
         own = host.api("GET", "/api/sessions", key=alice["token"])
         assert [s["session_id"] for s in own.body["sessions"]] == [
@@ -230,6 +231,10 @@ def test_a_killed_hosts_owner_record_lapses_after_the_ttl(e2e: E2E, fleet: Fleet
     )
     assert rejected["attrs"]["live_host"] == "host-a"
     assert time.monotonic() - killed < TTL
+    # B's listing says host A is gone: its session's last recorded state may not hold.
+    listed = {x["session_id"]: x for x in b.api("GET", "/api/sessions").body["sessions"]}
+    assert listed[on_a["session_id"]]["host_up"] is False
+    assert listed[on_b["session_id"]]["host_up"] is True
 
     for _ in bounded(TTL + 3):
         if owner.get(key) is None:

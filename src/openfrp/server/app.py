@@ -284,26 +284,35 @@ async def launch(request: Request) -> Response:
         raise ApiError(400, str(exc)) from None
 
 
-def _public(state: ServerState, record: SessionRecord) -> dict[str, Any]:
+def _public(state: ServerState, record: SessionRecord, up: set[str]) -> dict[str, Any]:
+    """A session as the API shows it; `host_up` false: its host is gone (crashed, say), so
+    its last recorded state may no longer hold."""
     data = record.public()
     runtime = state.runtimes.get(record.session_id)
     if runtime is not None:
         data["state"] = runtime.machine.state.value
         data["final_code"] = runtime.machine.final_code
+    data["host_up"] = record.host == state.host or record.host in up
     return data
+
+
+async def _hosts_up(state: ServerState, records: list[SessionRecord]) -> set[str]:
+    others = {r.host for r in records if r.host != state.host}
+    return await state.registry.listening(others)
 
 
 async def list_sessions(request: Request) -> Response:
     state = _state(request)
     caller = _caller(request, state)
     records = await state.registry.sessions(None if caller.admin else caller.user)
-    return JSONResponse({"sessions": [_public(state, r) for r in records]})
+    up = await _hosts_up(state, records)
+    return JSONResponse({"sessions": [_public(state, r, up) for r in records]})
 
 
 async def get_session(request: Request) -> Response:
     state = _state(request)
     record = await _own_record(request, state, _caller(request, state))
-    return JSONResponse(_public(state, record))
+    return JSONResponse(_public(state, record, await _hosts_up(state, [record])))
 
 
 async def get_ticket(request: Request) -> Response:

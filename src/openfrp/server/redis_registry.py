@@ -185,6 +185,15 @@ class RedisRegistry:
         receivers: int = await self._redis.publish(f"{PREFIX}host:{host}", json.dumps(message))
         return receivers
 
+    @_answering
+    async def listening(self, hosts: set[str]) -> set[str]:
+        """A host that crashed dropped its Redis connection, and its subscription with it."""
+        if not hosts:
+            return set()
+        counts = await self._redis.pubsub_numsub(*(f"{PREFIX}host:{h}" for h in hosts))
+        prefix = f"{PREFIX}host:"
+        return {str(channel)[len(prefix) :] for channel, n in counts if int(n) > 0}
+
     async def listen(self, host: str, handler: Handler) -> None:
         """Requests for `host` would be split between two servers of the same name: the
         second one is refused."""

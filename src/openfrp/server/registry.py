@@ -124,6 +124,9 @@ class Registry(Protocol):
     async def listen(self, host: str, handler: Handler) -> None:
         """Start passing the requests sent to `host` to `handler` (until close)."""
 
+    async def listening(self, hosts: set[str]) -> set[str]:
+        """Which of `hosts` are up: listening for requests right now."""
+
     async def close(self) -> None: ...
 
 
@@ -227,6 +230,9 @@ class SqliteRegistry:
 
     async def listen(self, host: str, handler: Handler) -> None:
         return None
+
+    async def listening(self, hosts: set[str]) -> set[str]:
+        return hosts  # one host: the one asking
 
     async def close(self) -> None:
         with self._lock:
