@@ -149,6 +149,14 @@ class _Session:
         self.start()
         self.establish()
 
+    def join_and_close(self) -> None:
+        """A connection attempt that works, an active session, and a close (4000)."""
+        self.attempt()
+        self.start()
+        self.establish()
+        self.active()
+        self.end(4000)
+
     def active(self, low_min: float = 2, high_min: float = 240) -> None:
         self.wait(self.rng.uniform(low_min, high_min) * 60_000)
 
@@ -228,11 +236,7 @@ def _stun_only_then_fine(s: _Session) -> str:
     s.launch()
     s.term("probe.stun", 5009)
     s.term("probe.turn", attrs='"rtt_ms":41')
-    s.attempt()
-    s.start()
-    s.establish()
-    s.active()
-    s.end(4000)
+    s.join_and_close()
     return "expected_end"
 
 
@@ -319,11 +323,7 @@ def _frp8_fallback(s: _Session) -> str:
     s.term("ice.failed", 5006)
     s.term("transport.fallback", 5006, '"from_frp":8,"to_frp":7')
     s.term("message.shown", 5006)
-    s.attempt()
-    s.start()
-    s.establish()
-    s.active()
-    s.end(4000)
+    s.join_and_close()
     return "expected_end"
 
 
