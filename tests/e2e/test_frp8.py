@@ -447,3 +447,13 @@ def test_netcheck_link_probes_what_the_session_uses(e2e: E2E, coturn: Coturn) ->
 
     status, report = netcheck("--signaling", "ws://127.0.0.1:9/signal")
     assert status == 1 and report["code"] == 4101
+
+
+def test_a_wrong_signaling_url_is_logged_once_by_the_server_peer(e2e: E2E, coturn: Coturn) -> None:
+    hub = e2e.server()
+    wrong = f"ws://127.0.0.1:{hub.port}/no-such-hub"
+    host = frp8_server(e2e, coturn, signaling_url=wrong)
+    down = host.log.wait_event(event="signaling.unregistered", source="server")
+    assert down["attrs"]["url"] == wrong and "InvalidStatus" in down["attrs"]["error"]
+    time.sleep(1.5)  # several retries later: still one line for the outage
+    assert len(host.log.find(event="signaling.unregistered")) == 1

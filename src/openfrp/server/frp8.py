@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from openfrp import codes
 from openfrp.events import Context, Event
@@ -89,15 +89,20 @@ class PeerHost:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
-        """Register, serve, and register again after a loss (bounded backoff, until cancelled)."""
-        delay = 0.2
+        """Register, serve, and register again after a loss (bounded backoff, until cancelled).
+        An outage is logged once, when it starts, with the reason (a wrong URL shows here)."""
+        delay, down = 0.2, False
         while True:
             try:
                 async with connect(self.url, open_timeout=5, ping_interval=5) as ws:
-                    delay = 0.2
+                    delay, down = 0.2, False
                     await self._serve(ws)
-            except (OSError, ConnectionClosed, TimeoutError) as exc:
-                self._log("signaling.unregistered", attrs={"url": self.url, "error": str(exc)})
+                error = "the hub closed the registration"
+            except (OSError, WebSocketException, TimeoutError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            if not down:
+                self._log("signaling.unregistered", attrs={"url": self.url, "error": error})
+                down = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, REGISTER_RETRY_MAX)
 
