@@ -98,7 +98,7 @@ def test_an_open_channel_stops_every_timer() -> None:
     assert setup.connection_state("failed", 50) is None
 
 
-def test_the_server_side_starts_at_negotiating() -> None:
+def test_the_server_side_starts_at_connecting() -> None:
     setup = PeerSetup(SETTINGS, 0, Phase.CONNECTING)
     assert setup.next_deadline() == 4000
 

@@ -112,6 +112,7 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
 
 def _from_session(args: argparse.Namespace) -> dict[str, Any]:
     """Fill the probe options from an FRP8 session's ticket; return its signaling join."""
+    from openfrp.netcheck.probes import ice_servers
     from openfrp.terminal.command import fetch_ticket
 
     ticket = fetch_ticket(args.link, timeout=SessionSettings().connect_timeout)
@@ -119,14 +120,12 @@ def _from_session(args: argparse.Namespace) -> dict[str, Any]:
     block = config.get("frp8")
     if config.get("frp") != 8 or not isinstance(block, dict):
         raise SettingsError(f"session {ticket.get('session_id')} is FRP7: there is no FRP8 path")
-    for server in block.get("ice_servers", []):
-        for url in server.get("urls", []):
-            if str(url).startswith(("turn:", "turns:")):
-                args.turn.append(str(url))
-                args.turn_user = server.get("username") or ""
-                args.turn_password = server.get("credential") or ""
-            else:
-                args.stun.append(str(url))
+    for server, user, password in ice_servers(block):
+        if server.kind == "stun":
+            args.stun.append(str(server))
+        else:
+            args.turn.append(str(server))
+            args.turn_user, args.turn_password = user, password
     args.signaling = args.signaling or block.get("signaling_url")
     args.session = args.session or ticket.get("session_id")
     if args.signaling_timeout is None:  # an explicit option wins over the session's setting

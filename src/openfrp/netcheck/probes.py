@@ -58,6 +58,20 @@ def parse_server(kind: str, text: str) -> Server:
     return Server(kind, host, int(port), transport)
 
 
+def ice_servers(block: dict[str, Any]) -> list[tuple[Server, str, str]]:
+    """The STUN and TURN servers of a session's `frp8` block, each with the user and password
+    to present ("" for STUN); a URL that does not parse is left out."""
+    found = []
+    for server in block.get("ice_servers", []):
+        for url in server.get("urls", []):
+            turn = str(url).startswith(("turn:", "turns:"))
+            user = (server.get("username") or "") if turn else ""
+            password = (server.get("credential") or "") if turn else ""
+            with contextlib.suppress(ValueError):
+                found.append((parse_server("turn" if turn else "stun", str(url)), user, password))
+    return found
+
+
 class _StunClient(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.answer: asyncio.Future[stun.Message] = asyncio.get_running_loop().create_future()

@@ -177,6 +177,7 @@ class PeerHost:
         pc.on("iceconnectionstatechange", changed.set)
         pc.on("connectionstatechange", changed.set)
         pc.on("datachannel", lambda _: changed.set())
+        ice = ""
         while setup.phase is Phase.CONNECTING:
             deadline = setup.next_deadline()
             timeout = None if deadline is None else max(0, deadline - now_ms()) / 1000
@@ -187,11 +188,11 @@ class PeerHost:
             if opened.is_set():
                 setup.channel_open(now)
                 return
-            failed = (
-                setup.ice_state(pc.iceConnectionState, now)
-                or setup.connection_state(pc.connectionState, now)
-                or setup.tick(now)
-            )
+            failed = None
+            if pc.iceConnectionState != ice:  # each state once, as it is reached
+                ice = pc.iceConnectionState
+                failed = setup.ice_state(ice, now)
+            failed = failed or setup.connection_state(pc.connectionState, now) or setup.tick(now)
             if failed is not None:
                 self.state.log.write(who.event(failed.event, code=failed.code, attrs=failed.attrs))
                 await pc.close()

@@ -80,9 +80,9 @@ class Hub:
             with contextlib.suppress(Exception):
                 await previous[1].close(1000, "replaced by a newer registration")
         self._log("signaling.registered", attrs={"host": host, "peer_id": peer_id})
-        for relay, join in list(self.joins.items()):
+        for join in list(self.joins.values()):
             if join.host == host:
-                await self._send_peer(relay, join)
+                await self._send_peer(join)
         try:
             while (message := await _receive(websocket)) is not None:
                 target = self.joins.get(str(message.get("relay")))
@@ -112,7 +112,7 @@ class Hub:
         self._log("signaling.joined", session_id=join.session_id, attrs={"host": host})
         try:
             if host in self.hosts:
-                await self._send_peer(relay, join)
+                await self._send_peer(join)
             while (message := await _receive(websocket)) is not None:
                 peer = self.hosts.get(host)
                 if message.get("type") == "offer" and peer is not None and join.sent_peer:
@@ -124,7 +124,7 @@ class Hub:
                 with contextlib.suppress(Exception):
                     await _send(peer[1], {"type": "gone", "relay": relay})
 
-    async def _send_peer(self, relay: str, join: _Join) -> None:
+    async def _send_peer(self, join: _Join) -> None:
         if join.sent_peer:
             return
         join.sent_peer = True

@@ -139,14 +139,15 @@ class PeerAttempt:
             if not opened:
                 self._done = True
                 self._post("failed", self.gen, f"signaling refused: {args[0]}")
-        elif kind == "state" and self._pc is not None:
-            if opened:
-                if self._pc.connectionState in ("failed", "closed"):
-                    self._finish("closed", None, f"peer connection {self._pc.connectionState}")
-                return
-            failed = self.setup.ice_state(self._pc.iceConnectionState, now) or (
-                self.setup.connection_state(self._pc.connectionState, now)
-            )
+        elif kind == "ice" and self._pc is not None:
+            failed = self.setup.ice_state(self._pc.iceConnectionState, now)
+            if failed is not None:
+                self._fail_setup(failed)
+        elif kind == "connection" and self._pc is not None:
+            state = self._pc.connectionState
+            if opened and state in ("failed", "closed"):
+                self._finish("closed", None, f"peer connection {state}")
+            failed = None if opened else self.setup.connection_state(state, now)
             if failed is not None:
                 self._fail_setup(failed)
         elif kind == "open":
@@ -165,8 +166,8 @@ class PeerAttempt:
         channel.on("open", lambda: self._events.put_nowait(("open",)))
         channel.on("message", lambda m: self._events.put_nowait(("message", m)))
         channel.on("close", lambda: self._events.put_nowait(("channel_closed",)))
-        pc.on("iceconnectionstatechange", lambda: self._events.put_nowait(("state",)))
-        pc.on("connectionstatechange", lambda: self._events.put_nowait(("state",)))
+        pc.on("iceconnectionstatechange", lambda: self._events.put_nowait(("ice",)))
+        pc.on("connectionstatechange", lambda: self._events.put_nowait(("connection",)))
         await pc.setLocalDescription(await pc.createOffer())
         assert self._signaling is not None
         offer = {"type": "offer", "sdp": pc.localDescription.sdp}

@@ -11,24 +11,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from openfrp.netcheck.probes import parse_server, probe_stun, probe_turn
+from openfrp.netcheck.probes import ice_servers, probe_stun, probe_turn
 from openfrp.netcheck.verdict import ProbeResult
 from openfrp.settings import SessionSettings
 
 
 async def probe_ice_servers(block: dict[str, Any], settings: SessionSettings) -> list[ProbeResult]:
-    """Probe each STUN and TURN URL of a session's `frp8` block; unparsable URLs are skipped."""
-    probes = []
-    for server in block.get("ice_servers", []):
-        for url in server.get("urls", []):
-            kind = "turn" if str(url).startswith(("turn:", "turns:")) else "stun"
-            try:
-                address = parse_server(kind, str(url))
-            except ValueError:
-                continue
-            if kind == "stun":
-                probes.append(probe_stun(address, settings.stun_timeout))
-            else:
-                user, password = server.get("username") or "", server.get("credential") or ""
-                probes.append(probe_turn(address, user, password, settings.turn_timeout))
+    """Probe each STUN and TURN server of a session's `frp8` block."""
+    probes = [
+        probe_stun(server, settings.stun_timeout)
+        if server.kind == "stun"
+        else probe_turn(server, user, password, settings.turn_timeout)
+        for server, user, password in ice_servers(block)
+    ]
     return list(await asyncio.gather(*probes))
