@@ -21,6 +21,7 @@ _STR = (str,)
 _BOOL = (bool,)
 _DICT = (dict,)
 _LIST = (list,)
+_NUM = (int, float)
 
 # type -> {field: (allowed types, required)}
 TERMINAL_MESSAGES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
@@ -34,11 +35,20 @@ TERMINAL_MESSAGES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "resume": (_BOOL, False),
         "last_seq": (_INT, False),
         "previous_connection_id": (_STR, False),
+        "screen": (_DICT, False),  # {width, height, scale}: the window, in device pixels
+        "decoders": (_LIST, False),  # codec names the terminal can draw, best first
     },
     "ping": {"id": (_INT, True)},
     "pong": {"id": (_INT, True)},
     "ack": {"seq": (_INT, True)},
     "frame_ack": {"frame": (_INT, True)},
+    "resize": {
+        "width": (_INT, True),
+        "height": (_INT, True),
+        "scale": (_NUM, False),
+        "monitor": (_INT, False),
+    },
+    "keyframe": {"reason": (_STR, False)},
     "input": {"kind": (_STR, True), "data": (_DICT, False)},
     "clipboard": {"text": (_STR, True)},
     "display_ack": {"change_id": (_INT, True)},
@@ -61,6 +71,7 @@ SERVER_MESSAGES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "msg": {"seq": (_INT, True), "body": (_DICT, True)},
     "warning": {"code": (_INT, True), "seconds_left": (_INT, True)},
     "display_change": {"change_id": (_INT, True)},
+    "screen": {"width": (_INT, True), "height": (_INT, True), "monitor": (_INT, False)},
     "close": {"code": (_INT, True), "reason": (_STR, False)},
 }
 
