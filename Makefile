@@ -11,9 +11,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 system-deps:
-	bash scripts/system-deps.sh
+	bash scripts/system-deps.sh test
 
 run: $(STAMP)
+	bash scripts/system-deps.sh run
 	$(VENV)/bin/openfrp demo
 
 lint: $(STAMP)

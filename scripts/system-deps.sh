@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests use, only when they are missing and only as root:
-# Chromium (report and browser terminal), Xvfb (the display), Node.js (the browser terminal's
-# state machine), coturn and nftables (the STUN/TURN probes), iproute2 (network namespaces),
-# redis-server (the registry shared by several hosts).
+# Installs the Debian packages openfrp uses, only when they are missing and only as root.
+#   system-deps.sh run   what `make run` needs for a real desktop: Xvfb, xrandr, xauth, an xterm
+#   system-deps.sh test  (default) that plus what the tests use: Chromium (report and browser
+#                        terminal), Node.js (the browser terminal's state machine), X utilities
+#                        (xev, xdpyinfo), coturn and nftables (STUN/TURN probes), iproute2
+#                        (network namespaces), redis-server (the registry shared by hosts)
 set -euo pipefail
+profile="${1:-test}"
 need=()
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
-command -v xsetroot >/dev/null 2>&1 || need+=(x11-xserver-utils)
-command -v ip >/dev/null 2>&1 || need+=(iproute2)
-command -v node >/dev/null 2>&1 || need+=(nodejs)
-command -v turnserver >/dev/null 2>&1 || need+=(coturn)
-command -v nft >/dev/null 2>&1 || need+=(nftables)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+want() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
+want Xvfb xvfb
+want xrandr x11-xserver-utils
+want xauth xauth
+want xterm xterm
+if [ "$profile" = test ]; then
+  want chromium chromium
+  want xev x11-utils
+  want ip iproute2
+  want node nodejs
+  want turnserver coturn
+  want nft nftables
+  want redis-server redis-server
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
-  echo "system-deps: missing ${need[*]}; install them or run as root (the tests that need them skip)" >&2
+  echo "system-deps: missing ${need[*]}; install them or run as root (what needs them is skipped)" >&2
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
