@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -38,6 +39,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(serve(_config(args), args.ready_file))
 
 
+DEMO_APP = "xterm -geometry 120x36+0+0 -fa Monospace -fs 11"
+
+
+def _demo_config(args: argparse.Namespace) -> Config:
+    """Without --config, the demo's desktop launchpad runs an xterm on a real Xvfb display
+    where both are installed, so a first session is a real desktop with a real app in it."""
+    config = _config(args)
+    if args.config or not (shutil.which("Xvfb") and shutil.which("xterm")):
+        return config
+    pads = {
+        name: replace(pad, app_command=pad.app_command or DEMO_APP)
+        for name, pad in config.launchpads.items()
+    }
+    return replace(config, server=replace(config.server, display="xvfb"), launchpads=pads)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from openfrp.server.app import ServerState
     from openfrp.server.serve import serve
@@ -51,7 +68,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print("Type 'close' (end the session) or 'disconnect' (keep it) in the terminal.")
         print("Stop the server with Ctrl-C: live sessions end with 4019.\n", flush=True)
 
-    return asyncio.run(serve(_config(args), args.ready_file, on_ready=announce))
+    return asyncio.run(serve(_demo_config(args), args.ready_file, on_ready=announce))
 
 
 def _admin_key(args: argparse.Namespace) -> str:
