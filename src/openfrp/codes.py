@@ -44,6 +44,12 @@ class Code:
     reconnect: bool
     message: str
     action: str
+    warning: str = ""  # the advance notice, for codes announced before they happen
+
+    def warning_text(self, seconds_left: int) -> str:
+        """The advance notice with the time left: minutes from two minutes on, else seconds."""
+        left = f"{(seconds_left + 30) // 60} min" if seconds_left >= 120 else f"{seconds_left} s"
+        return self.warning.replace("{left}", left)
 
     @property
     def severity(self) -> str:
@@ -187,6 +193,7 @@ TABLE: tuple[Code, ...] = (
         "The session reached its maximum length and has ended. Save your work next time "
         "when the warning appears.",
         "Raise max_session_duration for the account or launchpad if sessions need longer.",
+        "Your session will end in {left}: it reaches its maximum length then. Save your work now.",
     ),
     Code(
         4009,

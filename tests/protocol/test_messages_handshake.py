@@ -46,6 +46,8 @@ def test_every_server_message_type_decodes() -> None:
         {"type": "msg", "seq": 1, "body": {}},
         {"type": "warning", "code": 4008, "seconds_left": 60},
         {"type": "display_change", "change_id": 3},
+        {"type": "screen", "width": 1280, "height": 720},
+        {"type": "screen", "width": 1280, "height": 720, "monitor": 1},
         {"type": "close", "code": 4000},
         {"type": "close", "code": 4000, "reason": "USER_CLOSED"},
     ]

@@ -427,7 +427,15 @@ def test_warning_is_logged_and_shown() -> None:
     out = t.server_says({"type": "warning", "code": 4008, "seconds_left": 300})
     warning = logs(out, "session.warning")[0]
     assert warning.code == 4008 and warning.attrs == {"seconds_left": 300}
-    assert out[-1] == expected_show(4008)
+    notice = out[-1]
+    assert isinstance(notice, Show) and notice.level == "warning"
+    assert notice.text == (
+        "[4008 MAX_SESSION_DURATION] Your session will end in 5 min: it reaches its maximum "
+        "length then. Save your work now."
+    )
+    assert "has ended" not in notice.text
+    soon = t.server_says({"type": "warning", "code": 4008, "seconds_left": 45})[-1]
+    assert isinstance(soon, Show) and "will end in 45 s" in soon.text
     # an unknown code in a warning is ignored, never a crash
     assert t.server_says({"type": "warning", "code": 4007, "seconds_left": 1}) == []
 

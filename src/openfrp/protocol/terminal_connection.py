@@ -87,6 +87,13 @@ def show(code: int) -> Show:
     return Show(code, f"[{row.number} {row.name}] {row.message}", level)
 
 
+def show_warning(code: int, seconds_left: int) -> Show:
+    """The advance notice of a code (4008): when it will happen, not that it has."""
+    row = codes.get(code)
+    text = row.warning_text(seconds_left) if row.warning else row.message
+    return Show(code, f"[{row.number} {row.name}] {text}", "warning")
+
+
 @dataclass
 class SessionTicket:
     """What the launch API handed out: everything the terminal presents in `hello`."""
@@ -322,7 +329,7 @@ class TerminalConnection:
             attrs = {"seconds_left": message["seconds_left"]}
             return [
                 Log("session.warning", code=message["code"], severity="warning", attrs=attrs),
-                show(message["code"]),
+                show_warning(message["code"], message["seconds_left"]),
             ]
         return []
 

@@ -120,6 +120,15 @@ class Connection {
              text: popupText(row) };
   }
 
+  // The advance notice of a code (4008): when it will happen, not that it has.
+  showWarning(code, secondsLeft) {
+    const row = this.codes[code];
+    const left = secondsLeft >= 120 ? `${Math.floor((secondsLeft + 30) / 60)} min`
+      : `${secondsLeft} s`;
+    const text = row.warning ? row.warning.replace("{left}", left) : row.message;
+    return { type: "show", code, level: "warning", text: `[${row.number} ${row.name}] ${text}` };
+  }
+
   log(event, extra = {}) {
     return { type: "log", event, code: null, severity: "info", attrs: {}, ...extra };
   }
@@ -281,7 +290,7 @@ class Connection {
     if (kind === "warning" && this.codes[message.code] !== undefined) {
       return [this.log("session.warning", { code: message.code, severity: "warning",
                                             attrs: { seconds_left: message.seconds_left } }),
-              this.show(message.code)];
+              this.showWarning(message.code, message.seconds_left)];
     }
     return [];
   }
