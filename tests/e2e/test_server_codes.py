@@ -153,7 +153,7 @@ def test_4008_max_session_duration_warns_first(e2e: E2E) -> None:
     mark = term.mark()
     term.wait_line(r"^session over: 4008 MAX_SESSION_DURATION", timeout=6, start=mark)
     assert term.count(popup(4008)) == 2  # the warning, then the end
-    assert warned_at.string.startswith("[4008 MAX_SESSION_DURATION]")
+    assert warned_at.string.startswith("[4008 MAX_SESSION_DURATION] Your session will end in 2 s")
     assert term.wait_exit() == 0
 
     warning = server.log.wait_event(event="session.warning", code=4008, session_id=sid)
