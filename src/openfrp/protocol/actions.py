@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from openfrp.protocol.monitors import Monitor
+
 
 @dataclass(frozen=True)
 class Send:
@@ -57,4 +59,12 @@ class Deliver:
     message: dict[str, Any]
 
 
-Action = Send | Close | Log | StartSession | EndSession | Deliver
+@dataclass(frozen=True)
+class Relayout:
+    """The session's monitors changed: size the screen to hold them all and give each
+    connection its own region of it."""
+
+    monitors: tuple[Monitor, ...]
+
+
+Action = Send | Close | Log | StartSession | EndSession | Deliver | Relayout

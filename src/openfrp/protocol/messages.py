@@ -37,6 +37,7 @@ TERMINAL_MESSAGES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "previous_connection_id": (_STR, False),
         "screen": (_DICT, False),  # {width, height, scale}: the window, in device pixels
         "decoders": (_LIST, False),  # codec names the terminal can draw, best first
+        "monitor": (_INT, False),  # 1-3: this window shows a secondary monitor of the session
     },
     "ping": {"id": (_INT, True)},
     "pong": {"id": (_INT, True)},

@@ -1,8 +1,9 @@
 """The server side of one session, from launch to its final code.
 
 `created -> starting -> active <-> disconnected -> ended(code)`. One primary connection at a
-time carries the session; reliable messages are numbered, kept until acknowledged, replayed
-on resume, and their unacknowledged bytes are what `send_buffer_limit` (4003) measures.
+time carries the session (secondary monitors ride beside it: protocol/monitors.py);
+reliable messages are numbered, kept until acknowledged, replayed on resume, and their
+unacknowledged bytes are what `send_buffer_limit` (4003) measures.
 """
 
 from __future__ import annotations
@@ -13,8 +14,18 @@ from typing import Any
 
 from openfrp import PROTOCOL_VERSION, codes
 from openfrp.protocol import messages
-from openfrp.protocol.actions import Action, Close, Deliver, EndSession, Log, Send, StartSession
+from openfrp.protocol.actions import (
+    Action,
+    Close,
+    Deliver,
+    EndSession,
+    Log,
+    Relayout,
+    Send,
+    StartSession,
+)
 from openfrp.protocol.handshake import Issued, check_hello
+from openfrp.protocol.monitors import Monitors, size_of
 from openfrp.protocol.timers import Deadlines, ms
 from openfrp.settings import SessionSettings
 
@@ -59,6 +70,7 @@ class ServerSession:
         self.out_seq = 0
         self.unacked: deque[tuple[int, dict[str, Any], int]] = deque()
         self.unacked_bytes = 0
+        self.monitors = Monitors()
         self.deadlines.set("idle", now_ms + ms(settings.idle_timeout))
 
     # -- queries ---------------------------------------------------------------------------
@@ -83,6 +95,8 @@ class ServerSession:
             return []
         if cid in self.pending:
             return self._receive_hello(cid, data, now_ms)
+        if cid in self.monitors.secondaries:
+            return self._receive_secondary(cid, data, now_ms)
         if cid != self.primary:
             return []
         self._heard(now_ms)
@@ -136,6 +150,12 @@ class ServerSession:
                     attrs={"peer_code": peer_code, "before_hello": True},
                 )
             ]
+        if cid in self.monitors.secondaries:
+            index = self.monitors.secondaries[cid]
+            self._forget_secondary(cid)
+            attrs = {"peer_code": peer_code, "monitor": index}
+            log = Log("connection.closed", connection_id=cid, attrs=attrs)
+            return [log, *self._display_changed(now_ms, f"monitor {index} left")]
         if cid != self.primary:
             return []
         if peer_code is None:
@@ -273,10 +293,21 @@ class ServerSession:
             ]
             live = self._live()
             return actions + ([Send(live, warning)] if live is not None else [])
+        if name.startswith("display_change:"):
+            cid = name.partition(":")[2]
+            if cid not in self.monitors.awaiting:
+                return []
+            attrs = {
+                "monitor": self.monitors.secondaries[cid],
+                "change_id": self.monitors.awaiting[cid],
+                "display_change_timeout_s": s.display_change_timeout,
+            }
+            return self._drop_secondary(cid, 4028, now_ms, attrs)
         if name == "heartbeat" and self.primary is not None:
             self._ping_id += 1
             self.deadlines.set("heartbeat", now_ms + ms(s.heartbeat_interval))
-            return [Send(self.primary, {"type": "ping", "id": self._ping_id})]
+            ping = {"type": "ping", "id": self._ping_id}
+            return [Send(cid, ping) for cid in (self.primary, *self.monitors.secondaries)]
         if name == "receive" and self.primary is not None:
             self._receive_misses += 1
             log = Log(
@@ -333,6 +364,8 @@ class ServerSession:
         mismatch = check_hello(hello, self.issued, self._secret, self._version)
         if mismatch is not None:
             return self._reject(cid, 4002, {"field": mismatch[0], "problem": mismatch[1]})
+        if hello.get("monitor"):
+            return self._admit_secondary(cid, hello, now_ms)
         actions: list[Action] = []
         previous = self.primary
         if previous is not None:
@@ -439,7 +472,105 @@ class ServerSession:
             )
         if kind == "pong":
             return []
+        if kind == "resize" and self.monitors.secondaries:
+            size = (message["width"], message["height"])
+            if self.monitors.resize(0, size):
+                return [Deliver(cid, message), *self._display_changed(now_ms, "primary resized")]
         return [Deliver(cid, message)]
+
+    # -- secondary monitors ----------------------------------------------------------------
+
+    def _admit_secondary(self, cid: str, hello: dict[str, Any], now_ms: int) -> list[Action]:
+        index = hello["monitor"]
+        problem = self.monitors.problem_with(index)
+        if self.state is not SessionState.ACTIVE or self.primary is None:
+            problem = "no session window to extend: open the session first"
+        if problem is not None:
+            return self._reject(cid, 4002, {"field": "monitor", "problem": problem})
+        self.monitors.add(cid, index, size_of(hello.get("screen")))
+        welcome = {
+            "type": "welcome",
+            "session_id": self.issued.session_id,
+            "connection_id": cid,
+            "resume": False,
+            "state": SessionState.ACTIVE.value,
+            "last_seq": self.out_seq,
+        }
+        attrs = {"client": hello.get("client", "unknown"), "resume": False, "monitor": index}
+        return [
+            Log("connection.established", connection_id=cid, attrs=attrs),
+            Send(cid, welcome),
+            Send(cid, {"type": "started"}),
+            *self._display_changed(now_ms, f"monitor {index} added"),
+        ]
+
+    def _receive_secondary(self, cid: str, data: str | bytes, now_ms: int) -> list[Action]:
+        """A secondary window speaks only for its own monitor; it cannot end the session."""
+        try:
+            message = messages.decode_from_terminal(data)
+            if message["type"] == "hello":
+                raise messages.MessageError("hello after the handshake")
+        except messages.MessageError as exc:
+            return self._drop_secondary(cid, 4024, now_ms, {"error": str(exc)})
+        kind = message["type"]
+        if kind == "ping":
+            return [Send(cid, {"type": "pong", "id": message["id"]})]
+        if kind == "display_ack":
+            if self.monitors.acknowledged(cid, message["change_id"]):
+                self.deadlines.cancel(f"display_change:{cid}")
+            return []
+        if kind in ("close", "disconnect"):
+            return self._drop_secondary(cid, 1000, now_ms, {"reason": "monitor window closed"})
+        if kind == "resize":
+            size = (message["width"], message["height"])
+            index = self.monitors.secondaries[cid]
+            if self.monitors.resize(index, size):
+                return self._display_changed(now_ms, f"monitor {index} resized")
+            return []
+        if kind in ("pong", "ack"):
+            return []
+        return [Deliver(cid, message)]
+
+    def _forget_secondary(self, cid: str) -> None:
+        self.monitors.remove(cid)
+        self.deadlines.cancel(f"display_change:{cid}")
+
+    def _drop_secondary(
+        self, cid: str, code: int, now_ms: int, attrs: dict[str, Any]
+    ) -> list[Action]:
+        """Close one secondary window; the session and the other monitors go on."""
+        index = self.monitors.secondaries[cid]
+        self._forget_secondary(cid)
+        self._closing.add(cid)
+        reason = _name(code) if code != 1000 else "MONITOR_CLOSED"
+        return [
+            Log(
+                "connection.closed",
+                code=code if code != 1000 else None,
+                connection_id=cid,
+                attrs={**attrs, "monitor": index},
+            ),
+            Close(cid, code, reason),
+            *self._display_changed(now_ms, f"monitor {index} removed"),
+        ]
+
+    def _display_changed(self, now_ms: int, reason: str) -> list[Action]:
+        """A new layout: every secondary must acknowledge it in time (4028 otherwise)."""
+        change_id = self.monitors.change()
+        layout = self.monitors.layout(self.primary)
+        regions = [[m.index, m.x, m.y, m.width, m.height] for m in layout]
+        actions: list[Action] = [
+            Log(
+                "display.changed",
+                attrs={"change_id": change_id, "reason": reason, "monitors": regions},
+            ),
+            Relayout(layout),
+        ]
+        deadline = now_ms + ms(self.settings.display_change_timeout)
+        for cid in self.monitors.awaiting:
+            actions.append(Send(cid, {"type": "display_change", "change_id": change_id}))
+            self.deadlines.set(f"display_change:{cid}", deadline)
+        return actions
 
     def _detach_primary(self) -> None:
         self.last_primary = self.primary
@@ -489,6 +620,13 @@ class ServerSession:
             actions += [
                 Log("connection.closed", code=code, connection_id=cid, attrs=attrs),
                 Close(cid, code, _name(code)),
+            ]
+        for secondary in list(self.monitors.secondaries):
+            self._forget_secondary(secondary)
+            self._closing.add(secondary)
+            actions += [
+                Log("connection.closed", code=code, connection_id=secondary, attrs=attrs),
+                Close(secondary, code, _name(code)),
             ]
         self.state = SessionState.ENDED
         self.final_code = code

@@ -103,6 +103,7 @@ class SessionTicket:
     config: dict[str, Any]
     config_digest: str
     client: str = "cli"
+    monitor: int = 0  # 1-3: this terminal shows a secondary monitor of the session
 
 
 class TerminalConnection:
@@ -169,6 +170,8 @@ class TerminalConnection:
         }
         if self.connection_id is not None:
             hello["previous_connection_id"] = self.connection_id
+        if self.ticket.monitor:
+            hello["monitor"] = self.ticket.monitor
         return [Transmit(hello)]
 
     def transport_failed(self, error: str, now_ms: int) -> list[TerminalAction]:
@@ -325,6 +328,8 @@ class TerminalConnection:
                 return [Transmit({"type": "ack", "seq": self.last_seq})]
             self.last_seq = seq
             return [Receive(seq, message["body"]), Transmit({"type": "ack", "seq": seq})]
+        if kind == "display_change":
+            return [Transmit({"type": "display_ack", "change_id": message["change_id"]})]
         if kind == "warning" and codes.lookup(message["code"]) is not None:
             attrs = {"seconds_left": message["seconds_left"]}
             return [

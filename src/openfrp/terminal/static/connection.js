@@ -28,6 +28,7 @@ const SERVER_MESSAGES = {
   msg: { seq: "number", body: "object" },
   warning: { code: "number", seconds_left: "number" },
   display_change: { change_id: "number" },
+  screen: { width: "number", height: "number", monitor: "number?" },
   close: { code: "number", reason: "string?" },
 };
 
@@ -149,6 +150,7 @@ class Connection {
       resume: this.lostAt !== null, last_seq: this.lastSeq,
     };
     if (this.connectionId !== null) hello.previous_connection_id = this.connectionId;
+    if (this.ticket.monitor) hello.monitor = this.ticket.monitor;
     return [{ type: "transmit", message: hello }];
   }
 
@@ -286,6 +288,9 @@ class Connection {
       this.lastSeq = message.seq;
       return [{ type: "receive", seq: message.seq, body: message.body },
               { type: "transmit", message: { type: "ack", seq: message.seq } }];
+    }
+    if (kind === "display_change") {
+      return [{ type: "transmit", message: { type: "display_ack", change_id: message.change_id } }];
     }
     if (kind === "warning" && this.codes[message.code] !== undefined) {
       return [this.log("session.warning", { code: message.code, severity: "warning",
