@@ -555,6 +555,16 @@ def lookup(number: int) -> Code | None:
     return BY_NUMBER.get(number)
 
 
+ENDED_SUFFIX = " (session ended)"
+
+
+def ended_reason(number: int) -> str:
+    """The close reason of a refusal because the session is over: the code's name, marked so
+    a terminal stops at once even after a code that normally allows a reconnect (4003)."""
+    row = BY_NUMBER.get(number)
+    return (row.name if row is not None else str(number)) + ENDED_SUFFIX
+
+
 def get(number: int) -> Code:
     """The row for a code that openfrp itself produces; a KeyError here is a programming bug."""
     return BY_NUMBER[number]

@@ -458,6 +458,7 @@ class RawClient:
         self.ws = ws
         self.connection_id: str | None = None
         self._stack = stack
+        self.close_reason: str | None = None
 
     @classmethod
     def open(cls, url: str, max_queue: int | None = 16, timeout: float = 5.0) -> RawClient:
@@ -525,6 +526,7 @@ class RawClient:
 
 
 def outcome(client: RawClient, timeout: float = 5.0) -> tuple[str, int | None]:
+                self.close_reason = exc.rcvd.reason if exc.rcvd is not None else None
     """What the server did after a message: ("welcome", None), ("pong", id) or ("closed", code)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

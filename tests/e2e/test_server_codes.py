@@ -104,6 +104,15 @@ def test_4003_a_reader_that_never_reads_other_sessions_unaffected(e2e: E2E) -> N
     other_term.wait_line(r'^msg 1 \{"after": 4003\}$')
     assert not server.log.find(event="connection.closed", session_id=other["session_id"])
 
+    # More while nobody reads: the session ends with 4003, and a resume is refused with the
+    # final code marked as the end, so a terminal stops at once instead of retrying.
+    server.push(sid, {"pad": "x" * 8192})
+    server.log.wait_event(event="session.ended", code=4003, session_id=sid)
+    again = e2e.raw(server.ws_url)
+    again.send(hello_for(ticket, resume=True, previous_connection_id=raw.connection_id))
+    assert again.wait_closed() == 4003
+    assert again.close_reason == "SEND_BUFFER_OVERFLOW (session ended)"
+
 
 def test_4006_refuse_the_newcomer_or_displace_the_older(e2e: E2E) -> None:
     server = e2e.server(launchpads={"shared": {"duplicate_policy": "takeover"}})

@@ -191,7 +191,7 @@ def test_4009_disconnected_session_not_resumed_and_later_resume_refused() -> Non
     assert closes(out) == []
     h.run_until(idle_at + 5000)
     out = h.open("c2") + h.hello("c2", resume=True, last_seq=0, previous_connection_id="c1")
-    assert Close("c2", 4009, "IDLE_TIMEOUT") in out
+    assert Close("c2", 4009, "IDLE_TIMEOUT (session ended)") in out
     assert logs(out, "connection.rejected")[0].code == 4009
     assert sends(out) == []
     assert h.session.final_code == 4009
@@ -573,7 +573,7 @@ def test_4000_close_message_ends_the_session() -> None:
     assert logs(out, "session.ended")[0].attrs["duration_ms"] == 2500
     assert h.session.next_deadline() is None
     out = h.open("c2") + h.hello("c2", resume=True)
-    assert closes(out) == [Close("c2", 4000, "USER_CLOSED")]
+    assert closes(out) == [Close("c2", 4000, "USER_CLOSED (session ended)")]
 
 
 def test_disconnect_message_keeps_the_session_for_a_resume() -> None:

@@ -366,6 +366,27 @@ def test_reconnectable_refusal_of_a_resume_keeps_trying() -> None:
     assert t.run_until(4000)[-1] == Connect(2)
 
 
+@pytest.mark.parametrize("via", ["close code", "close message"])
+def test_a_resume_refused_because_the_session_ended_stops_at_once_even_after_4003(
+    via: str,
+) -> None:
+    """4003 allows a reconnect, but not into a session that is over: no retry loop."""
+    t = established(at=0)
+    t.run_until(2500)
+    t.run_until(3000)
+    t.opened()
+    reason = codes.ended_reason(4003)
+    assert reason == "SEND_BUFFER_OVERFLOW (session ended)"
+    if via == "close code":
+        out = t.closed(4003, reason)
+    else:
+        out = t.server_says({"type": "close", "code": 4003, "reason": reason})
+    assert logs(out, "reconnect.gave_up")[0].attrs["refused_code"] == 4003
+    assert expected_show(4003) in out
+    assert out[-1] == Finished(4106)
+    assert t.run_until(60_000) == []  # and no further attempt
+
+
 # -- resume ------------------------------------------------------------------------------------
 
 

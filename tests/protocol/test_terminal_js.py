@@ -50,6 +50,7 @@ SETUP_FAILURES += [(5008, "peer.failed"), (4026, "connection.closed")]
 JUNK = ("not json", '{"type": "nope"}', "[1]", '{"type": "ping"}', '{"type": 7}', "null")
 JUNK += ('{"type": "ping", "id": 1, "extra": 2}', '{"type": "ping", "id": true}', "x" * 262145)
 CLOSE_CODES = [None, 1000, 4000, 4002, 4003, 4008, 4009, 4019, 4023, 4024, 4029, 4102, 4999]
+REASONS = ["r", "SEND_BUFFER_OVERFLOW" + codes.ENDED_SUFFIX]
 pytestmark = pytest.mark.skipif(NODE is None, reason="needs Node.js (Debian nodejs)")
 
 
@@ -128,7 +129,8 @@ def normal_js(action: dict[str, Any]) -> dict[str, Any]:
 
 def server_text(draw: st.DrawFn) -> str | None:
     """Something the server might send, valid or not; None stands for a binary frame."""
-    kind = draw(st.sampled_from(["welcome", "msg", "ping", "close", "warning", "junk", "binary"]))
+    kinds = ["welcome", "msg", "ping", "close", "warning", "display_change", "junk", "binary"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "welcome":
         return json.dumps(
             {
@@ -147,9 +149,12 @@ def server_text(draw: st.DrawFn) -> str | None:
         return json.dumps({"type": "ping", "id": draw(st.integers(1, 9))})
     if kind == "close":
         code = draw(st.sampled_from([c for c in CLOSE_CODES if c is not None]))
-        return json.dumps({"type": "close", "code": code, "reason": "why"})
+        return json.dumps({"type": "close", "code": code, "reason": draw(st.sampled_from(REASONS))})
     if kind == "warning":
-        return json.dumps({"type": "warning", "code": 4008, "seconds_left": 30})
+        seconds = draw(st.sampled_from([30, 119, 120, 300]))
+        return json.dumps({"type": "warning", "code": 4008, "seconds_left": seconds})
+    if kind == "display_change":
+        return json.dumps({"type": "display_change", "change_id": draw(st.integers(1, 9))})
     if kind == "junk":
         return draw(st.sampled_from(JUNK))
     return None
@@ -192,8 +197,9 @@ def scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[list[dict[str, Any]]
             data: str | bytes = text if text is not None else b"\x00" * 12
             step, actions = ["receive", now, text], machine.receive(data, now)
         elif op == "closed":
-            code = draw(st.sampled_from(CLOSE_CODES))
-            step, actions = ["closed", now, code, "r"], machine.transport_closed(code, "r", now)
+            code, reason = draw(st.sampled_from(CLOSE_CODES)), draw(st.sampled_from(REASONS))
+            step = ["closed", now, code, reason]
+            actions = machine.transport_closed(code, reason, now)
         elif op == "close_session":
             step, actions = ["close_session", now], machine.close_session(now)
         elif op == "setup_failed":
@@ -337,3 +343,8 @@ def test_javascript_ice_verdict_names_the_codes_the_python_probes_do(
     answer = node.run({"verdict": [asdict(r) for r in results]})
     assert answer["code"] == code
     assert [normal_js(a) for a in answer["logs"]] == [as_json(log) for log in logs]
+
+
+def test_the_ended_mark_is_the_same_in_both_terminals() -> None:
+    script = resources.files("openfrp.terminal").joinpath("static", "connection.js").read_text()
+    assert f'const ENDED_SUFFIX = "{codes.ENDED_SUFFIX}";' in script

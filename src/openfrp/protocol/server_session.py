@@ -25,6 +25,7 @@ from openfrp.protocol.actions import (
     StartSession,
 )
 from openfrp.protocol.handshake import Issued, check_hello
+from openfrp.protocol.input import parse_input
 from openfrp.protocol.monitors import Monitors, size_of
 from openfrp.protocol.timers import Deadlines, ms
 from openfrp.settings import SessionSettings
@@ -104,6 +105,8 @@ class ServerSession:
             message = messages.decode_from_terminal(data)
             if message["type"] == "hello":
                 raise messages.MessageError("hello after the handshake")
+            if message["type"] == "input":
+                parse_input(message)
         except messages.MessageError as exc:
             return self._lose_connection(cid, 4024, now_ms, {"error": str(exc)})
         return self._on_message(cid, message, now_ms)
@@ -342,11 +345,13 @@ class ServerSession:
         if self.state is SessionState.ACTIVE:
             self.deadlines.set("receive", now_ms + ms(self.settings.receive_timeout))
 
-    def _reject(self, cid: str, code: int, attrs: dict[str, Any]) -> list[Action]:
+    def _reject(
+        self, cid: str, code: int, attrs: dict[str, Any], reason: str | None = None
+    ) -> list[Action]:
         self._closing.add(cid)
         return [
             Log("connection.rejected", code=code, connection_id=cid, attrs=attrs),
-            Close(cid, code, _name(code)),
+            Close(cid, code, reason or _name(code)),
         ]
 
     def _receive_hello(self, cid: str, data: str | bytes, now_ms: int) -> list[Action]:
@@ -360,7 +365,12 @@ class ServerSession:
             return self._reject(cid, 4002, {"field": "hello", "problem": str(exc)})
         if self.ended:
             assert self.final_code is not None
-            return self._reject(cid, self.final_code, {"reason": "session has ended"})
+            return self._reject(
+                cid,
+                self.final_code,
+                {"reason": "session has ended"},
+                codes.ended_reason(self.final_code),
+            )
         mismatch = check_hello(hello, self.issued, self._secret, self._version)
         if mismatch is not None:
             return self._reject(cid, 4002, {"field": mismatch[0], "problem": mismatch[1]})

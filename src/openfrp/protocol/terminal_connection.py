@@ -211,7 +211,7 @@ class TerminalConnection:
             )
             return [log, *self._finish(final, attrs, shown=code)]
         row = codes.lookup(code) if code is not None else None
-        if row is not None and not row.reconnect:
+        if row is not None and (not row.reconnect or reason.endswith(codes.ENDED_SUFFIX)):
             log = Log("connection.closed", code=code, connection_id=self.connection_id, attrs=attrs)
             if self.lost_at is not None:
                 refused = self._give_up(now_ms, {"refused_code": code, **attrs})

@@ -513,6 +513,7 @@ async def _refuse_unserved(
         event = _context(state, record, frp).event(
             "connection.rejected",
             code=code,
+    reason: str | None = None
             connection_id=cid,
             attrs={"reason": "session has ended", "remote": remote},
         )
@@ -534,6 +535,7 @@ async def _refuse_unserved(
             code=4002,
             severity="error",
             message="hello names no session served here",
+        reason = codes.ended_reason(code)
             attrs={
                 "field": field,
                 "problem": problem,
@@ -542,9 +544,11 @@ async def _refuse_unserved(
             },
         )
     state.log.write(event)
-    row = codes.lookup(code)
+    if reason is None:
+        row = codes.lookup(code)
+        reason = row.name if row is not None else ""
     with contextlib.suppress(Exception):
-        await connection.close(code, row.name if row is not None else "")
+        await connection.close(code, reason)
 
 
 async def serve_connection(

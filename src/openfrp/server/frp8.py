@@ -134,13 +134,20 @@ class PeerHost:
         relay = str(offer.get("relay"))
         identity = self._identity(str(offer.get("session_id")))
         runtime = self.state.runtimes.get(identity.session_id)
+        if runtime is not None and runtime.machine.final_code is not None:
+            # Ended but still in memory: its final code, without a WebRTC setup.
+            final = runtime.machine.final_code
+            await self._signal(ws, relay, final, codes.ended_reason(final))
+            return
         if runtime is None:  # forgotten after its end (its final code), or never here (4002)
             record = None
             with contextlib.suppress(RegistryError):
                 record = await self.state.registry.get(identity.session_id)
-            code = record.final_code if record and record.final_code is not None else 4002
-            row = codes.lookup(code)
-            await self._signal(ws, relay, code, row.name if row else str(code))
+            if record is not None and record.final_code is not None:
+                code = record.final_code
+                await self._signal(ws, relay, code, codes.ended_reason(code))
+            else:
+                await self._signal(ws, relay, 4002, "CONFIG_MISMATCH")
             return
         settings = runtime.machine.settings
         try:

@@ -33,6 +33,8 @@ const SERVER_MESSAGES = {
 };
 
 const MAX_MESSAGE_BYTES = 256 * 1024;
+// The close reason's mark of a refusal because the session is over (openfrp.codes.ENDED_SUFFIX).
+const ENDED_SUFFIX = " (session ended)";
 
 // The same checks, in the same order and words, as openfrp.protocol.messages.decode.
 function decodeFromServer(text) {
@@ -183,7 +185,8 @@ class Connection {
       return [closed(final), ...this.finish(final, attrs, code)];
     }
     const row = code !== null ? this.codes[code] : undefined;
-    if (row !== undefined && !row.reconnect) {
+    // A refusal because the session is over ends the terminal at once, whatever the code.
+    if (row !== undefined && (!row.reconnect || (reason || "").endsWith(ENDED_SUFFIX))) {
       if (this.lostAt !== null) {
         return [closed(code), this.show(code),
                 ...this.giveUp(now, { refused_code: code, ...attrs })];
@@ -397,4 +400,4 @@ class Connection {
   }
 }
 
-if (typeof module !== "undefined") module.exports = { Connection, Deadlines, decodeFromServer, popupText };
+if (typeof module !== "undefined") module.exports = { Connection, Deadlines, decodeFromServer, popupText, ENDED_SUFFIX };
