@@ -339,22 +339,29 @@ def test_setup_failure_falls_back_to_frp7(e2e: E2E, tmp_path: Path) -> None:
         closed.stop()
 
 
-def test_late_join_after_the_end_gets_the_final_code_on_signaling(e2e: E2E, coturn: Coturn) -> None:
-    """A terminal with a saved ticket joins a session that ended (4009) and left the server's
-    memory: the server's peer answers the offer with the final code on signaling, and the
-    terminal ends with it, as an FRP7 terminal would (no fallback, no retry)."""
+@pytest.mark.parametrize("evicted", [True, False], ids=["forgotten", "in-memory"])
+def test_late_join_after_the_end_gets_the_final_code_on_signaling(
+    e2e: E2E, coturn: Coturn, evicted: bool
+) -> None:
+    """A terminal with a saved ticket joins a session that ended (4009), whether it left the
+    server's memory or not: the server's peer answers the offer with the final code on
+    signaling, without a WebRTC setup, and the terminal ends with it, as an FRP7 terminal
+    would (no fallback, no retry)."""
     pad = {**FRP8_PAD, "frp8_fallback": "frp7", "idle_timeout": 1.0}
-    server = frp8_server(e2e, coturn, launchpad=pad, forget_ended_after=1)
+    server = frp8_server(e2e, coturn, launchpad=pad, forget_ended_after=1 if evicted else 300)
     ticket = server.launch("lou", "rtc")
     sid = ticket["session_id"]
     server.log.wait_event(event="session.ended", code=4009, session_id=sid, timeout=10)
-    time.sleep(1.5)  # forget_ended_after: only the registry knows the session now
+    if evicted:
+        time.sleep(1.5)  # forget_ended_after: only the registry knows the session now
     terminal = e2e.terminal(ticket_file(e2e, ticket), stdin=False)
     terminal.wait_line(r"^session over: 4009 IDLE_TIMEOUT", timeout=15)
     assert terminal.wait_exit(10) == 0
     closed = terminal.log.wait_event(event="connection.closed", code=4009)
     assert closed["attrs"]["close_code"] == 4009
+    assert closed["attrs"]["close_reason"] == "IDLE_TIMEOUT (session ended)"
     assert not terminal.log.find(event="transport.fallback")
+    assert not server.log.find(code=5006, session_id=sid)  # no peer connection was set up
 
 
 async def _raw_channel_exchange(ticket: dict[str, Any], frames: list[str]) -> list[dict[str, Any]]:
