@@ -9,32 +9,50 @@ import zlib
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from openfrp.media.synthetic import HEADER, SyntheticDisplay, encode_frame, frame_number
-from openfrp.media.xvfb import XvfbSource, XwdError
-from openfrp.server.host import StartFailure, start_display
+from openfrp.media.encoder import rgb_zlib
+from openfrp.media.synthetic import SyntheticDisplay
+from openfrp.media.wire import CODEC_RGB_ZLIB, FLAG_KEY, frame_number, parse_frame
+from openfrp.media.xvfb import Framebuffer, XwdError
+from openfrp.server.host import StartFailure, fit_size, start_display
 from openfrp.settings import SessionSettings
 
 
 def test_frames_round_trip_and_move() -> None:
     display = SyntheticDisplay(width=8, height=4)
-    first, second = display.capture(), display.capture()
-    assert len(first) == 8 * 4 * 3 and first != second
-    frame = encode_frame(7, 8, 4, second)
+    first, second = display.grab(), display.grab()
+    assert first.shape == (4, 8, 4) and first.dtype == np.uint8
+    assert not np.array_equal(first, second)
+    frame = rgb_zlib(7, second)
     assert frame_number(frame) == 7
-    assert HEADER.unpack_from(frame)[0] == 7
-    _, width, height, fmt = HEADER.unpack_from(frame)
-    assert (width, height, fmt) == (8, 4, 1)
-    assert zlib.decompress(frame[HEADER.size :]) == second
+    parsed = parse_frame(frame)
+    assert parsed is not None
+    header, payload = parsed
+    assert (header.width, header.height, header.codec, header.flags) == (
+        8,
+        4,
+        CODEC_RGB_ZLIB,
+        FLAG_KEY,
+    )
+    rgb = np.frombuffer(zlib.decompress(payload), np.uint8).reshape(4, 8, 3)
+    assert np.array_equal(rgb, second[:, :, 2::-1])
     assert frame_number(b"abc") is None
+
+
+def test_sizes_are_even_and_within_the_launchpad_limits() -> None:
+    settings = replace(SessionSettings(), max_width=1600, max_height=900)
+    assert fit_size(1281, 719, settings) == (1280, 718)
+    assert fit_size(5000, 5000, settings) == (1600, 900)
+    assert fit_size(10, 10, settings) == (320, 200)
 
 
 def test_a_file_that_is_not_xwd_is_refused(tmp_path: Path) -> None:
     bogus = tmp_path / "fb"
     bogus.write_bytes(b"\0" * 200)
     with pytest.raises(XwdError):
-        XvfbSource(bogus)
+        Framebuffer(bogus)
 
 
 needs_xvfb = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
@@ -42,18 +60,19 @@ needs_xvfb = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is no
 
 @needs_xvfb
 def test_xvfb_screen_is_read_from_its_framebuffer() -> None:
-    async def run() -> tuple[int, int, bytes]:
-        display = await start_display("xvfb", SessionSettings())
+    async def run() -> tuple[int, int, np.ndarray, np.ndarray]:
+        display = await start_display("xvfb", SessionSettings(), (1001, 600))
         try:
             assert display.number is not None and display.env["DISPLAY"].startswith(":")
-            source = display.source
-            return source.width, source.height, source.capture()
+            first = await asyncio.to_thread(display.grab)
+            await asyncio.to_thread(display.resize, 640, 480)
+            return display.width, display.height, first, await asyncio.to_thread(display.grab)
         finally:
             await display.stop()
 
-    width, height, rgb = asyncio.run(run())
-    assert (width, height) == (640, 480)
-    assert len(rgb) == 640 * 480 * 3
+    width, height, first, second = asyncio.run(run())
+    assert first.shape == (600, 1000, 4)  # made even
+    assert (width, height) == (640, 480) and second.shape == (480, 640, 4)
 
 
 @needs_xvfb
@@ -62,21 +81,24 @@ def test_xvfb_paints_are_seen_in_the_capture() -> None:
     if shutil.which("xsetroot") is None:
         pytest.skip("xsetroot (x11-xserver-utils) is not installed")
 
-    async def run() -> tuple[bytes, bytes]:
-        display = await start_display("xvfb", SessionSettings())
+    async def run() -> tuple[np.ndarray, np.ndarray]:
+        display = await start_display("xvfb", SessionSettings(), (800, 600))
         try:
-            before = display.source.capture()
+            await asyncio.to_thread(display.resize, 700, 500)
+            before = display.grab()
             subprocess.run(
-                ["xsetroot", "-solid", "#ffffff"], env=display.env, check=True, timeout=10
+                ["xsetroot", "-solid", "#ff8000"], env=display.env, check=True, timeout=10
             )
             await asyncio.sleep(0.2)
-            return before, display.source.capture()
+            return before, display.grab()
         finally:
             await display.stop()
 
     before, after = asyncio.run(run())
-    assert before != after
-    assert after[:30] == b"\xff" * 30
+    assert not np.array_equal(before, after)
+    # BGRX, the whole visible screen (the framebuffer's stride stays the largest size)
+    assert after.shape == (500, 700, 4)
+    assert (after[:, :, :3] == (0x00, 0x80, 0xFF)).all()
 
 
 @needs_xvfb

@@ -42,6 +42,8 @@ class SessionSettings:
     profile_mount_command: str = ""
     app_command: str = ""
     video_failure_limit: int = 5
+    max_width: int = 1920  # the largest screen a terminal's window may ask for, in pixels
+    max_height: int = 1080
     duplicate_policy: str = "refuse"
     connect_timeout: float = 15.0
     keepalive_timeout: float = 15.0
@@ -104,6 +106,8 @@ def build(where: str, values: dict[str, Any], base: SessionSettings) -> SessionS
             f"{where}.warn_before: must be shorter than max_session_duration "
             f"({result.warn_before} >= {result.max_session_duration})"
         )
+    if result.max_width < 320 or result.max_height < 200:
+        raise SettingsError(f"{where}.max_width/max_height: must be at least 320x200")
     if result.reconnect_backoff_initial > result.reconnect_backoff_max:
         raise SettingsError(
             f"{where}.reconnect_backoff_initial: must not exceed reconnect_backoff_max"
@@ -119,8 +123,8 @@ class ServerOptions:
     secret: str = ""
     registry: str = "openfrp-data/registry.sqlite3"  # or redis://HOST:PORT/DB, shared by hosts
     log_dir: str = "openfrp-data/logs"
-    display: str = "synthetic"
-    video_fps: int = 5
+    display: str = "auto"  # xvfb where Xvfb is installed, else synthetic
+    video_fps: int = 30
     forget_ended_after: int = 300
     # FRP8: the signaling hub the server peer registers with ("" = this server's own /signal)
     # and the ICE servers handed to both peers. TURN credentials travel in the session
@@ -184,9 +188,9 @@ def _server_options(values: Any) -> ServerOptions:
     port = checked.get("port", 0)
     if not 0 <= port <= 65535:
         raise SettingsError(f"server.port: must be 0-65535, got {port}")
-    if not 0 <= checked.get("video_fps", 5) <= 60:
+    if not 0 <= checked.get("video_fps", 30) <= 60:
         raise SettingsError("server.video_fps: must be 0 (no video) to 60")
-    if checked.get("display", "synthetic") not in ("synthetic", "xvfb", "auto"):
+    if checked.get("display", "auto") not in ("synthetic", "xvfb", "auto"):
         raise SettingsError("server.display: must be one of synthetic, xvfb, auto")
     if checked.get("ice_policy", "all") not in ICE_POLICIES:
         raise SettingsError(f"server.ice_policy: must be one of {', '.join(ICE_POLICIES)}")

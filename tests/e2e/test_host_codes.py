@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
 import subprocess
 import time
 import zlib
@@ -18,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from openfrp.events import parse_ts
+from openfrp.media.wire import CODEC_RGB_ZLIB, parse_frame
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import OPENFRP, E2EError, RawClient, bounded, hello_for
 
-HEADER = struct.Struct("!IHHB")
-WIDTH, HEIGHT = 640, 480
+WIDTH, HEIGHT = 1280, 720  # a terminal that does not say its window size
 needs_xvfb = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
 
 
@@ -153,9 +152,10 @@ def read_frames(raw: RawClient, want: int, timeout: float) -> list[tuple[int, in
             continue
         if not isinstance(data, bytes):
             continue
-        number, width, height, fmt = HEADER.unpack_from(data)
-        assert fmt == 1
-        rgb = zlib.decompress(data[HEADER.size :])
+        parsed = parse_frame(data)
+        assert parsed is not None and parsed[0].codec == CODEC_RGB_ZLIB
+        header, rgb = parsed[0], zlib.decompress(parsed[1])
+        number, width, height = header.number, header.width, header.height
         assert len(rgb) == width * height * 3
         pixel = int.from_bytes(rgb[(height // 2 * width + width // 2) * 3 :][:3])
         frames.append((number, width, height, pixel))

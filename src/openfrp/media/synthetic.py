@@ -1,17 +1,13 @@
 """A built-in display: a moving gradient, so a session always has real frames to stream.
 
-Frames are zlib-compressed RGB behind a small header; the terminal acknowledges each frame
-number, which is how the server keeps at most a couple of frames in flight and drops the
-rest instead of letting video fill the send path.
+It has the same face as a real screen (grab() pixels as BGRX, resize()), which is what
+lets every test that does not care about X run without Xvfb.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
-
-HEADER = struct.Struct("!IHHB")
-FORMAT_RGB_ZLIB = 1
+import numpy as np
+from numpy.typing import NDArray
 
 
 class SyntheticDisplay:
@@ -20,22 +16,20 @@ class SyntheticDisplay:
         self.height = height
         self.frame = 0
 
-    def capture(self) -> bytes:
-        """Raw RGB pixels of the next frame."""
+    def grab(self) -> NDArray[np.uint8]:
+        """The next picture, (height, width, 4) BGRX: a gradient that moves every grab."""
         self.frame += 1
         shift = self.frame % 256
-        row = bytes(
-            value for x in range(self.width) for value in ((x * 4 + shift) % 256, shift, 128)
-        )
-        return row * self.height
+        pixels = np.empty((self.height, self.width, 4), np.uint8)
+        pixels[:, :, 0] = 128
+        pixels[:, :, 1] = shift
+        pixels[:, :, 2] = (np.arange(self.width, dtype=np.int64) * 4 + shift) % 256
+        pixels[:, :, 3] = 0
+        return pixels
 
+    def resize(self, width: int, height: int) -> tuple[int, int]:
+        self.width, self.height = width, height
+        return width, height
 
-def encode_frame(number: int, width: int, height: int, rgb: bytes) -> bytes:
-    return HEADER.pack(number, width, height, FORMAT_RGB_ZLIB) + zlib.compress(rgb, 1)
-
-
-def frame_number(data: bytes) -> int | None:
-    """The frame number of a binary video frame, or None when it is not one."""
-    if len(data) < HEADER.size:
-        return None
-    return int(HEADER.unpack_from(data)[0])
+    def close(self) -> None:
+        """Nothing to release."""

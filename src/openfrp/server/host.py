@@ -17,9 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+from numpy.typing import NDArray
+
 from openfrp.media.synthetic import SyntheticDisplay
-from openfrp.media.xvfb import XvfbSource, XwdError
+from openfrp.media.xvfb import Framebuffer, XvfbScreen, XwdError
 from openfrp.settings import SessionSettings
+
+MIN_WIDTH, MIN_HEIGHT = 320, 200
+DEFAULT_SIZE = (1280, 720)  # for a terminal that does not say its window size
 
 
 class DisplayGone(RuntimeError):
@@ -61,18 +67,29 @@ async def mount_profile(settings: SessionSettings, env: dict[str, str]) -> None:
         raise StartFailure(4022, f"profile mount exited {process.returncode}: {detail}")
 
 
-class FrameSource(Protocol):
+class Screen(Protocol):
     width: int
     height: int
 
-    def capture(self) -> bytes: ...
+    def grab(self) -> NDArray[np.uint8]: ...
+    def resize(self, width: int, height: int) -> tuple[int, int]: ...
+    def close(self) -> None: ...
+
+
+def fit_size(width: int, height: int, settings: SessionSettings) -> tuple[int, int]:
+    """A size the display can take: even (H.264 4:2:0), within the launchpad's limits."""
+    width = max(MIN_WIDTH, min(width, settings.max_width)) // 2 * 2
+    height = max(MIN_HEIGHT, min(height, settings.max_height)) // 2 * 2
+    return width, height
 
 
 @dataclass
 class Display:
-    """A session's display: synthetic frames, or a real Xvfb screen read from its framebuffer."""
+    """A session's display: synthetic frames, or a real Xvfb screen read from its framebuffer.
 
-    source: FrameSource = field(default_factory=SyntheticDisplay)
+    grab() and resize() block (a copy, an X round trip): call them from a worker thread."""
+
+    source: Screen = field(default_factory=SyntheticDisplay)
     xvfb: asyncio.subprocess.Process | None = None
     number: int | None = None
     fbdir: Path | None = None
@@ -90,11 +107,28 @@ class Display:
             return {"kind": "synthetic"}
         return {"kind": "xvfb", "display": self.number, "pid": self.xvfb.pid}
 
-    def capture(self) -> bytes:
-        """The next frame; a display server that has exited is an error, not a frozen screen."""
+    @property
+    def width(self) -> int:
+        return self.source.width
+
+    @property
+    def height(self) -> int:
+        return self.source.height
+
+    def _check_alive(self) -> None:
         if self.xvfb is not None and self.xvfb.returncode is not None:
             raise DisplayGone(f"Xvfb :{self.number} exited with status {self.xvfb.returncode}")
-        return self.source.capture()
+
+    def grab(self) -> NDArray[np.uint8]:
+        """The screen now, (height, width, 4) BGRX, a copy; a display server that has exited
+        is an error, not a frozen screen."""
+        self._check_alive()
+        return self.source.grab()
+
+    def resize(self, width: int, height: int) -> tuple[int, int]:
+        """Set the screen size; returns the size it took."""
+        self._check_alive()
+        return self.source.resize(width, height)
 
     async def stop(self) -> None:
         if self.xvfb is not None and self.xvfb.returncode is None:
@@ -104,6 +138,7 @@ class Display:
             except TimeoutError:
                 self.xvfb.kill()
                 await self.xvfb.wait()
+        self.source.close()
         if self.fbdir is not None:
             shutil.rmtree(self.fbdir, ignore_errors=True)
 
@@ -124,19 +159,24 @@ async def _announced_display(fd: int) -> int:
     return int(line)
 
 
-async def _readable_framebuffer(path: Path) -> XvfbSource:
+async def _readable_framebuffer(path: Path) -> Framebuffer:
     while True:
         try:
-            return XvfbSource(path)
+            return Framebuffer(path)
         except (OSError, XwdError):
             await asyncio.sleep(0.01)
 
 
-async def start_display(kind: str, settings: SessionSettings) -> Display:
-    """Start the display; not ready within display_ready_timeout is 4027."""
+async def start_display(
+    kind: str, settings: SessionSettings, size: tuple[int, int] | None = None
+) -> Display:
+    """Start the display at the terminal's window `size` (fitted to the launchpad's limits);
+    not ready within display_ready_timeout is 4027. Xvfb starts at the largest size so RandR
+    can grow it; a synthetic display stays tiny unless a size is asked for."""
     use_xvfb = kind == "xvfb" or (kind == "auto" and shutil.which("Xvfb") is not None)
     if not use_xvfb:
-        return Display()
+        return Display() if size is None else Display(SyntheticDisplay(*fit_size(*size, settings)))
+    width, height = fit_size(*(size or DEFAULT_SIZE), settings)
     if shutil.which("Xvfb") is None:
         raise StartFailure(4027, "display = xvfb but Xvfb is not installed")
     fbdir = Path(tempfile.mkdtemp(prefix="openfrp-fb-"))
@@ -147,7 +187,7 @@ async def start_display(kind: str, settings: SessionSettings) -> Display:
         str(write_fd),
         "-screen",
         "0",
-        "640x480x24",
+        f"{settings.max_width}x{settings.max_height}x24",
         "-nolisten",
         "tcp",
         "-noreset",
@@ -162,7 +202,9 @@ async def start_display(kind: str, settings: SessionSettings) -> Display:
 
     async def until_ready() -> None:
         display.number = await _announced_display(read_fd)
-        display.source = await _readable_framebuffer(fbdir / "Xvfb_screen0")
+        framebuffer = await _readable_framebuffer(fbdir / "Xvfb_screen0")
+        display.source = XvfbScreen(framebuffer, display.env)
+        await asyncio.to_thread(display.resize, width, height)
 
     try:
         await asyncio.wait_for(until_ready(), settings.display_ready_timeout)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from openfrp.events import Context, Event, EventLog
-from openfrp.media.synthetic import encode_frame
+from openfrp.media.encoder import rgb_zlib
 from openfrp.protocol.actions import (
     Action,
     Close,
@@ -250,10 +250,9 @@ class SessionRuntime:
                     await self._restart_display()
                 continue
             try:
-                rgb = self.display.capture()
+                pixels = self.display.grab()
                 self._frame += 1
-                source = self.display.source
-                data = encode_frame(self._frame, source.width, source.height, rgb)
+                data = rgb_zlib(self._frame, pixels)
             except Exception as exc:
                 failing = True
                 self.post("video", False, f"{type(exc).__name__}: {exc}")
