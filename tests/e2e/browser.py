@@ -57,6 +57,11 @@ class Browser:
                 f"console: {self.console[-20:]}"
             ) from None
 
+    def menu(self, item: str) -> None:
+        """Choose a gear-menu item (its element id), as a person does: open the menu, click."""
+        self.page.click("#gear")
+        self.page.click(f"#menu #{item}")
+
     def popups(self) -> list[str]:
         texts: list[str] = self.page.locator("#popups .popup").all_inner_texts()
         return texts

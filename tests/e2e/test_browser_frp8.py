@@ -29,7 +29,7 @@ def test_browser_joins_over_webrtc_streams_and_closes(
     browser.wait("v.frames >= 3")
     assert server.push(sid, {"over": "webrtc"}).status == 202
     browser.wait("v.received.length === 1")
-    browser.page.click("#close-session")
+    browser.menu("close-session")
     browser.wait("v.finalCode === 4000")
     server.log.wait_event(event="session.ended", code=4000, session_id=sid)
     shipped = server.log.wait_event(event="connection.established", source="terminal")
@@ -119,7 +119,7 @@ def test_browser_falls_back_to_frp7(e2e: E2E, browser: Browser, tmp_path: Path) 
         opened = server.log.wait_event(event="connection.opened", session_id=sid)
         assert opened["attrs"]["frp"] == 7
         browser.wait("v.frames >= 2")
-        browser.page.click("#close-session")
+        browser.menu("close-session")
         browser.wait("v.finalCode === 4000")
         fallback = server.log.wait_event(event="transport.fallback", source="terminal")
         assert fallback["code"] == 5006 and fallback["session_id"] == sid

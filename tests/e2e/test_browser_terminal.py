@@ -37,7 +37,7 @@ def test_join_video_messages_and_close(e2e: E2E, browser: Browser) -> None:
     assert shipped["session_id"] == sid and shipped["attrs"]["client"] == "browser"
 
     # "Save log": the page's own event log as JSON Lines, for a support ticket.
-    browser.page.click("#save-log")
+    browser.menu("save-log")
     saved = browser.page.evaluate(
         "async () => await (await fetch(document.getElementById('save-log').href)).text()"
     )
@@ -45,7 +45,7 @@ def test_join_video_messages_and_close(e2e: E2E, browser: Browser) -> None:
     assert [e["event"] for e in lines[:2]] == ["connect.attempt", "connection.established"]
     assert {e["session_id"] for e in lines} == {sid}
 
-    browser.page.click("#close-session")
+    browser.menu("close-session")
     browser.wait("v.finalCode === 4000")
     assert shown(4000) in browser.popups()[-2]
     server.log.wait_event(event="session.ended", code=4000, session_id=sid)

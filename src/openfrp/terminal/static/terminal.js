@@ -1,9 +1,10 @@
 // The browser terminal's I/O: fetches the ticket named by the page's link
 // (/s/SESSION?token=T), drives the Connection state machine (connection.js) over FRP7 (a
 // WebSocket to the same origin) or FRP8 (signaling, then a WebRTC data channel, each setup
-// phase timed by PeerSetup from peer_setup.js), draws video frames, shows every code as a
-// pop-up and ships its event log to the server whenever it is connected. Unshipped events
-// survive a reload in localStorage, so nothing the terminal saw is lost.
+// phase timed by PeerSetup from peer_setup.js), draws the stream (video.js) and measures it
+// (stats.js), shows every code as a pop-up and ships its event log to the server whenever it
+// is connected. Unshipped events survive a reload in localStorage, so nothing the terminal saw
+// is lost.
 "use strict";
 
 (() => {
@@ -51,6 +52,7 @@
     const client = new URLSearchParams(location.search).get("client") || "browser";
     page.session.textContent = sessionId;
     let table, ticket;
+    const decoding = OpenfrpVideo.probeDecoders();
     try {
       table = await (await fetch("/api/codes")).json();
       const answer = await fetch(`/api/sessions/${encodeURIComponent(sessionId)}/ticket`,
@@ -72,10 +74,10 @@
       return;
     }
     const codes = Object.fromEntries(table.codes.map((c) => [c.number, c]));
-    run(ticket, codes, table.protocol_version, client);
+    run(ticket, codes, table.protocol_version, client, await decoding);
   }
 
-  function run(ticket, codes, version, client) {
+  function run(ticket, codes, version, client, decoders) {
     const config = ticket.config;
     const machine = new Connection(
       { session_id: ticket.session_id, token: ticket.token, config,
@@ -89,6 +91,20 @@
     let done = false;
 
     const remember = () => localStorage.setItem(stash, JSON.stringify(unshipped));
+    // Events of the stream and the menu, shipped at once while connected.
+    const log = (event, attrs, severity = "info") => {
+      writeEvent({ event, attrs, severity });
+      if (machine.state === "established") ship();
+    };
+    const stats = new StreamStats(document.getElementById("stats"),
+                                  () => ({ codec: video.view.codec, ...video.view.remote }), log);
+    const video = new OpenfrpVideo.VideoStream(page.screen, decoders,
+                                               { send: (m) => send(m), log, stats });
+    Object.defineProperty(view, "frames", { get: () => video.view.drawn, enumerable: true });
+    view.video = video.view;
+    window.openfrpVideo = video;  // toRemote(clientX, clientY) for pointer input
+    window.openfrpMenu.attach(popup, log);
+    window.openfrpMenu.register("stats", () => stats.toggle());
 
     function writeEvent(action) {
       const event = {
@@ -127,8 +143,18 @@
     }
 
     function received(data) {
-      if (typeof data !== "string") frame(data);
+      if (typeof data !== "string") video.frame(data);
+      else peek(data);
       feed((now) => machine.receive(typeof data === "string" ? data : null, now));
+    }
+
+    // The stream's own control messages (screen, pong), beside the connection machine.
+    function peek(text) {
+      let message;
+      try { message = JSON.parse(text); } catch (err) { return; }
+      if (message === null || typeof message !== "object") return;
+      video.control(message);
+      stats.control(message);
     }
 
     function open(attempt, frp) {
@@ -311,42 +337,16 @@
       };
     }
 
-    async function frame(buffer) {
-      const head = new DataView(buffer);
-      if (buffer.byteLength < 9) return;
-      const number = head.getUint32(0);
-      const width = head.getUint16(4);
-      const height = head.getUint16(6);
-      send({ type: "frame_ack", frame: number });
-      view.frames += 1;
-      try {
-        const stream = new Blob([buffer.slice(9)]).stream()
-          .pipeThrough(new DecompressionStream("deflate"));
-        const rgb = new Uint8Array(await new Response(stream).arrayBuffer());
-        const pixels = new ImageData(width, height);
-        for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
-          pixels.data[j] = rgb[i];
-          pixels.data[j + 1] = rgb[i + 1];
-          pixels.data[j + 2] = rgb[i + 2];
-          pixels.data[j + 3] = 255;
-        }
-        const small = new OffscreenCanvas(width, height);
-        small.getContext("2d").putImageData(pixels, 0, 0);
-        const ctx = page.screen.getContext("2d");
-        ctx.imageSmoothingEnabled = false;
-        ctx.drawImage(small, 0, 0, page.screen.width, page.screen.height);
-      } catch (err) {
-        view.badFrames = (view.badFrames || 0) + 1;
-      }
-    }
-
     function apply(actions) {
       for (const action of actions) {
         if (action.type === "connect") {
           setStatus(action.attempt === 0 ? "connecting" : `reconnecting (attempt ${action.attempt})`);
+          video.stopped();
           open(action.attempt, action.frp);
         } else if (action.type === "transmit") {
-          send(action.message);
+          const hello = action.message.type === "hello";  // with the window and the decoders
+          send(hello ? { ...action.message, ...video.helloFields() } : action.message);
+          stats.sent(action.message);
         } else if (action.type === "hangup") {
           drop(action.code);
         } else if (action.type === "show") {
@@ -366,6 +366,8 @@
           }
           if (action.event === "connection.established") {
             setStatus(action.attrs.resume ? "connected (resumed)" : "connected");
+            video.started();
+            stats.start();
           }
         } else if (action.type === "ship") {
           ship();
@@ -376,6 +378,8 @@
     }
 
     function finished(code) {
+      if (stats.reporting !== null) stats.report(true);
+      video.stopped();
       done = true;
       view.finalCode = code;
       drop(1000);
@@ -399,9 +403,17 @@
       }
     }
 
-    document.getElementById("close-session").onclick = () =>
+    // Leaving: the stream's last figures go out before the connection does.
+    const leaving = () => { if (stats.reporting !== null) stats.report(true); };
+    document.getElementById("close-session").onclick = () => {
+      leaving();
       feed((now) => machine.closeSession(now));
-    document.getElementById("disconnect").onclick = () => feed((now) => machine.disconnect(now));
+    };
+    document.getElementById("disconnect").onclick = () => {
+      leaving();
+      feed((now) => machine.disconnect(now));
+    };
+    window.addEventListener("pagehide", leaving);
     page.saveLog.onclick = () => {
       const text = view.events.map((e) => JSON.stringify(e)).join("\n") + "\n";
       page.saveLog.href = URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" }));

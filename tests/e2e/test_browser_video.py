@@ -1,0 +1,224 @@
+"""The browser terminal's picture (static/video.js) in headless Chromium, fed wire frames made
+here with real encoders (PyAV's libx264 and libvpx, JPEG, zlib): what the canvas shows, what
+the page acknowledges and asks for, and what it logs."""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Iterator
+from fractions import Fraction
+from importlib import resources
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from openfrp.media.wire import (
+    CODEC_H264,
+    CODEC_JPEG,
+    CODEC_RGB_ZLIB,
+    CODEC_VP8,
+    FLAG_KEY,
+    pack_frame,
+)
+from tests.e2e.browser import CHROMIUM, Browser
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"
+)
+
+ORIGIN = "http://127.0.0.1:9"  # served by the test itself (page.route): a secure context
+W, H = 320, 240
+RED, BLUE, GREEN = (230, 20, 20), (20, 20, 230), (20, 200, 20)
+PAGE = """<!DOCTYPE html><html><body style="margin:0"><canvas id="screen"></canvas>
+<script src="/terminal/video.js"></script>
+<script>
+  window.sent = []; window.logs = [];
+  const counters = { received: () => {}, drawn: () => {}, dropped: () => {} };
+  window.ready = OpenfrpVideo.probeDecoders().then((decoders) => {
+    window.stream = new OpenfrpVideo.VideoStream(document.getElementById("screen"), decoders, {
+      send: (m) => window.sent.push(m), stats: counters,
+      log: (event, attrs, severity) => window.logs.push({ event, attrs, severity }) });
+    window.stream.started();
+    window.stream.connected = true;
+    return decoders;
+  });
+  window.feed = (b64) => window.stream.frame(
+    Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
+  window.pixel = (x, y) => [...document.getElementById("screen").getContext("2d")
+    .getImageData(x, y, 1, 1).data.slice(0, 3)];
+</script></body></html>"""
+
+
+def picture(right: tuple[int, int, int] = BLUE) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """Red on the left half, `right` on the right half."""
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[:, : W // 2] = RED
+    rgb[:, W // 2 :] = right
+    return rgb
+
+
+def encoded(codec: str, pictures: list[np.ndarray[Any, np.dtype[np.uint8]]]) -> list[bytes]:
+    """One packet per picture, the first a keyframe, as the server's encoder sends them."""
+    encoder = av.CodecContext.create(codec, "w")
+    encoder.width, encoder.height, encoder.pix_fmt = W, H, "yuv420p"
+    encoder.time_base = Fraction(1, 30)
+    if codec == "libx264":
+        encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline"}
+    else:
+        encoder.options = {"deadline": "realtime", "lag-in-frames": "0"}
+    packets = []
+    for index, rgb in enumerate(pictures):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = index
+        packets += encoder.encode(frame)
+    packets += encoder.encode(None)
+    assert len(packets) == len(pictures) and packets[0].is_keyframe
+    return [bytes(p) for p in packets]
+
+
+def jpeg(rgb: np.ndarray[Any, np.dtype[np.uint8]]) -> bytes:
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = W, H, "yuvj420p"
+    encoder.time_base = Fraction(1, 30)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
+    return b"".join(bytes(p) for p in encoder.encode(frame) + encoder.encode(None))
+
+
+class Page:
+    def __init__(self, browser: Browser, decoders: list[str]) -> None:
+        self.browser = browser
+        self.page = browser.page
+        self.decoders = decoders
+
+    def feed(self, number: int, codec: int, payload: bytes, key: bool = True) -> None:
+        data = pack_frame(number, W, H, codec, FLAG_KEY if key else 0, payload)
+        self.page.evaluate("(b) => window.feed(b)", base64.b64encode(data).decode())
+
+    def wait(self, condition: str) -> None:
+        self.page.wait_for_function(f"() => {condition}", timeout=5000)
+
+    def sent(self, kind: str) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = self.page.evaluate("() => window.sent")
+        return [m for m in sent if m["type"] == kind]
+
+    def acks(self) -> list[int]:
+        return [m["frame"] for m in self.sent("frame_ack")]
+
+    def pixel(self, x: int, y: int) -> tuple[int, int, int]:
+        r, g, b = self.page.evaluate("([x, y]) => window.pixel(x, y)", [x, y])
+        return int(r), int(g), int(b)
+
+    def view(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.page.evaluate("() => window.stream.view")
+        return data
+
+    def logs(self) -> list[dict[str, Any]]:
+        logs: list[dict[str, Any]] = self.page.evaluate("() => window.logs")
+        return logs
+
+
+def near(actual: tuple[int, int, int], want: tuple[int, int, int], slack: int = 40) -> bool:
+    return all(abs(a - w) <= slack for a, w in zip(actual, want, strict=True))
+
+
+@pytest.fixture
+def video(browser: Browser) -> Iterator[Page]:
+    static = resources.files("openfrp.terminal").joinpath("static")
+    browser.page.set_viewport_size({"width": W, "height": H})
+    browser.page.route(
+        f"{ORIGIN}/terminal/video.js",
+        lambda route: route.fulfill(
+            body=static.joinpath("video.js").read_text(), content_type="text/javascript"
+        ),
+    )
+    browser.page.route(
+        f"{ORIGIN}/", lambda route: route.fulfill(body=PAGE, content_type="text/html")
+    )
+    browser.page.goto(f"{ORIGIN}/")
+    decoders = browser.page.evaluate("() => window.ready")
+    yield Page(browser, decoders)
+    assert browser.errors == []
+
+
+def test_this_chromium_offers_h264_first(video: Page) -> None:
+    assert video.decoders == ["h264", "vp8", "jpeg", "rgb-zlib"]
+
+
+@pytest.mark.parametrize(("codec", "wire"), [("libx264", CODEC_H264), ("libvpx", CODEC_VP8)])
+def test_video_frames_are_drawn_at_1to1_and_each_acknowledged(
+    video: Page, codec: str, wire: int
+) -> None:
+    packets = encoded(codec, [picture(), picture(), picture(GREEN)])
+    for number, packet in enumerate(packets, 1):
+        video.feed(number, wire, packet, key=number == 1)
+    video.wait("window.stream.view.drawn === 3")
+    assert video.acks() == [1, 2, 3]
+    assert near(video.pixel(40, 120), RED) and near(video.pixel(280, 120), GREEN)
+    view = video.view()
+    assert view["picture"] == {"x": 0, "y": 0, "width": W, "height": H, "scale": 1}
+    assert view["remote"] == {"width": W, "height": H}
+    name = "h264" if wire == CODEC_H264 else "vp8"
+    assert [(e["event"], e["attrs"]["codec"]) for e in video.logs()] == [("stream.decoder", name)]
+    assert video.sent("keyframe") == []
+
+
+def test_deltas_wait_for_a_keyframe_which_is_asked_for(video: Page) -> None:
+    key, delta, later = encoded("libx264", [picture(), picture(GREEN), picture(GREEN)])
+    video.feed(7, CODEC_H264, delta, key=False)  # a connection's stream starts mid-way
+    video.wait("window.stream.view.dropped === 1")
+    assert video.sent("keyframe") == [{"type": "keyframe", "reason": "start"}]
+    video.feed(8, CODEC_H264, key)
+    video.feed(9, CODEC_H264, delta, key=False)
+    video.wait("window.stream.view.drawn === 2")
+    video.feed(11, CODEC_H264, later, key=False)  # frame 10 never came: a gap
+    video.wait("window.stream.view.dropped === 2")
+    assert video.sent("keyframe")[-1] == {"type": "keyframe", "reason": "gap"}
+    assert video.acks() == [7, 8, 9, 11]  # every frame, drawn or not, exactly once
+    assert near(video.pixel(280, 120), GREEN)
+
+
+def test_a_decoder_error_resets_the_decoder_and_asks_for_a_keyframe(video: Page) -> None:
+    key, delta = encoded("libx264", [picture(), picture(GREEN)])
+    video.feed(1, CODEC_H264, key)
+    video.wait("window.stream.view.drawn === 1")
+    garbage = key[: len(key) // 3] + bytes(range(256)) * 4  # a keyframe cut and garbled
+    video.feed(2, CODEC_H264, garbage)
+    video.feed(3, CODEC_H264, delta, key=False)
+    video.wait("window.sent.some((m) => m.type === 'keyframe')")
+    reasons = [m["reason"] for m in video.sent("keyframe")]
+    assert reasons[0].startswith("decoder error: ")
+    errors = [e for e in video.logs() if e["event"] == "stream.decoder_error"]
+    assert errors[0]["attrs"]["codec"] == "h264" and errors[0]["severity"] == "warning"
+    video.feed(4, CODEC_H264, key)
+    video.wait("window.stream.view.drawn === 2")
+    video.wait("window.sent.filter((m) => m.type === 'frame_ack').length === 4")
+    assert sorted(video.acks()) == [1, 2, 3, 4]
+    assert near(video.pixel(280, 120), BLUE)
+
+
+def test_jpeg_and_raw_rgb_frames_are_drawn_scaled_to_the_window(video: Page) -> None:
+    video.page.set_viewport_size({"width": 2 * W, "height": 2 * H + 100})
+    video.wait(f"window.stream.view.screen.width === {2 * W}")
+    video.feed(1, CODEC_JPEG, jpeg(picture()))
+    video.wait("window.stream.view.drawn === 1")
+    # Twice the size, centred: 50 black rows above and below.
+    assert video.view()["picture"] == {"x": 0, "y": 50, "width": 2 * W, "height": 2 * H, "scale": 2}
+    assert near(video.pixel(10, 25), (0, 0, 0), 0)
+    assert near(video.pixel(100, 300), RED) and near(video.pixel(600, 300), BLUE)
+    raw = picture(GREEN).tobytes()
+    video.feed(2, CODEC_RGB_ZLIB, zlib.compress(raw))
+    video.feed(3, CODEC_RGB_ZLIB, zlib.compress(raw)[:-9])  # truncated: not drawn, still acked
+    video.wait("window.sent.filter((m) => m.type === 'frame_ack').length === 3")
+    assert video.view()["drawn"] == 2 and video.view()["dropped"] == 1
+    assert near(video.pixel(600, 300), GREEN, 0) and near(video.pixel(100, 300), RED, 0)
+    assert [e["attrs"]["codec"] for e in video.logs() if e["event"] == "stream.decoder"] == [
+        "jpeg",
+        "rgb-zlib",
+    ]
+    assert video.sent("keyframe") == []
+    # The page says where the person's pointer is on the session's screen.
+    assert video.page.evaluate("() => window.stream.toRemote(639, 529)") == {"x": 319, "y": 239}
+    assert video.page.evaluate("() => window.stream.toRemote(10, 20)") is None
