@@ -1,0 +1,245 @@
+"""The systems a display benchmark compares, each a runner that starts one session's stack.
+
+A stack has a display the workload runs on, the PIDs that count as its server (streamer plus
+encoder), a count of bytes sent to the terminal and of frames delivered, and for browser
+systems the page that draws it. openfrp runners use the real `openfrp serve` and browser
+terminal; noVNC runs x11vnc + websockify as a new user would; ffmpeg is the encoder reference.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.rig import HOOK_JS, Procs, screen_size, start_xvfb, tree, xauthority_of
+from tests.e2e.browser import link
+from tests.e2e.harness import ServerProcess, free_port
+from tests.support.faultproxy import ProxyProcess, start_proxy_process
+
+NOVNC = Path("/usr/share/novnc")
+
+
+class Stack:
+    """One running session of a system."""
+
+    def __init__(self, procs: Procs, display: str, page: Any = None) -> None:
+        self.procs = procs
+        self.display = display
+        self.page = page
+        self.proxy: ProxyProcess | None = None
+        self.server_roots: list[int] = []
+        self.closers: list[Any] = []
+        self.xauthority: str | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return screen_size(self.display, self.xauthority)
+
+    def server_pids(self) -> list[int]:
+        return [pid for root in self.server_roots for pid in tree(root, exclude=("Xvfb",))]
+
+    def wire_bytes(self) -> int:
+        assert self.proxy is not None
+        return int(self.proxy.stats()["bytes_to_client"])
+
+    def frames(self) -> int:
+        return int(self.page.evaluate("window.__bench.frames"))
+
+    def close(self) -> None:
+        if self.page is not None:
+            self.page.context.close()
+        for closer in reversed(self.closers):
+            closer()
+        if self.proxy is not None:
+            self.proxy.stop()
+        self.procs.stop_all()
+
+
+def _page(browser: Any, size: tuple[int, int]) -> Any:
+    context = browser.new_context(
+        viewport={"width": size[0], "height": size[1]}, device_scale_factor=1
+    )
+    context.add_init_script(HOOK_JS)
+    return context.new_page()
+
+
+def _wait(page: Any, condition: str, timeout: float, what: str) -> None:
+    try:
+        page.wait_for_function(condition, timeout=timeout * 1000)
+    except Exception as exc:
+        raise RuntimeError(f"{what} not within {timeout}s: {exc}") from None
+
+
+def _set_screen(stack: Stack) -> None:
+    width, height = stack.size
+    stack.page.evaluate(
+        f"() => {{ window.__bench.screenW = {width}; window.__bench.screenH = {height}; }}"
+    )
+
+
+class FfmpegStack(Stack):
+    """ffmpeg x11grab into libx264 (or libvpx) at 30 fps: what an encoder alone costs."""
+
+    def __init__(self, procs: Procs, display: str, codec: str, root: Path) -> None:
+        super().__init__(procs, display)
+        width, height = screen_size(display)
+        self._progress = root / f"progress-{display[1:]}.txt"
+        encoder = (
+            ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-f", "h264"]
+            if codec == "h264"
+            else [
+                "-c:v",
+                "libvpx",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+                "-b:v",
+                "2M",
+                "-f",
+                "ivf",
+            ]
+        )
+        process = procs.spawn(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-f",
+                "x11grab",
+                "-framerate",
+                "30",
+                "-video_size",
+                f"{width}x{height}",
+                "-draw_mouse",
+                "0",
+                "-i",
+                display,
+                "-pix_fmt",
+                "yuv420p",
+                *encoder,
+                "-progress",
+                str(self._progress),
+                "pipe:1",
+            ],
+            stdout=-1,
+        )
+        self.server_roots = [process.pid]
+        self._bytes = 0
+        self._reader = threading.Thread(target=self._count, args=(process.stdout,), daemon=True)
+        self._reader.start()
+
+    def _count(self, stream: Any) -> None:
+        while chunk := stream.read1(1 << 16):
+            self._bytes += len(chunk)
+
+    def wire_bytes(self) -> int:
+        return self._bytes
+
+    def frames(self) -> int:
+        found = re.findall(r"^frame=(\d+)$", self._progress.read_text(), re.M)
+        return int(found[-1]) if found else 0
+
+
+def ffmpeg(codec: str) -> Any:
+    def start(root: Path, size: tuple[int, int], browser: Any) -> Stack:
+        procs = Procs()
+        display = start_xvfb(procs, *size)
+        return FfmpegStack(procs, display, codec, root)
+
+    return start
+
+
+def novnc(root: Path, size: tuple[int, int], browser: Any) -> Stack:
+    """x11vnc and websockify with their defaults, noVNC's vnc_lite page in Chromium."""
+    procs = Procs()
+    display = start_xvfb(procs, *size)
+    vnc_port, ws_port = free_port(), free_port()
+    x11vnc = procs.spawn(
+        [
+            "x11vnc",
+            "-display",
+            display,
+            "-rfbport",
+            str(vnc_port),
+            "-localhost",
+            "-nopw",
+            "-forever",
+            "-shared",
+            "-quiet",
+        ]
+    )
+    websockify = procs.spawn(
+        ["websockify", "--web", str(NOVNC), f"127.0.0.1:{ws_port}", f"127.0.0.1:{vnc_port}"]
+    )
+    stack = Stack(procs, display, _page(browser, size))
+    stack.server_roots = [x11vnc.pid, websockify.pid]
+    stack.proxy = start_proxy_process(ws_port)
+    port = stack.proxy.port
+    deadline = time.monotonic() + 10
+    while True:  # x11vnc and websockify take a moment to listen
+        try:
+            stack.page.goto(f"http://127.0.0.1:{port}/vnc_lite.html?host=127.0.0.1&port={port}")
+            _wait(
+                stack.page,
+                "() => /^Connected/.test(document.getElementById('status').textContent)",
+                3,
+                "noVNC connected",
+            )
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                stack.close()
+                raise
+    _set_screen(stack)
+    return stack
+
+
+def openfrp_browser(root: Path, size: tuple[int, int], browser: Any) -> Stack:
+    """`openfrp serve` on a real Xvfb, the browser terminal over FRP7 in a window of `size`."""
+    server = ServerProcess.start(
+        root / f"openfrp-{time.monotonic_ns()}",
+        server={"display": "xvfb", "video_fps": 30},
+        launchpads={"desktop": {"display_ready_timeout": 15.0}},
+        account={"max_session_duration": 3600.0, "idle_timeout": 60.0},
+    )
+    ticket = server.launch("bench")
+    stack = Stack(Procs(), "", _page(browser, size))
+    stack.closers.append(server.stop)
+    stack.server_roots = [server.process.pid]
+    stack.proxy = start_proxy_process(server.port)
+    stack.page.goto(link(ticket, stack.proxy.port))
+    _wait(
+        stack.page,
+        "() => window.openfrp && window.openfrp.state.startsWith('connected')",
+        15,
+        "openfrp connected",
+    )
+    ready = server.log.wait_event(event="display.ready", session_id=ticket["session_id"])
+    stack.display = f":{ready['attrs']['display']}"
+    stack.xauthority = xauthority_of(tree(server.process.pid))
+    _settle(stack)
+    _set_screen(stack)
+    return stack
+
+
+def _settle(stack: Stack, timeout: float = 5.0) -> None:
+    """Wait until the display keeps its size for a second (the terminal's resize applied)."""
+    last, since = stack.size, time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline and time.monotonic() - since < 1.0:
+        time.sleep(0.1)
+        if (now := stack.size) != last:
+            last, since = now, time.monotonic()
+
+
+RUNNERS: dict[str, Any] = {
+    "openfrp-browser": openfrp_browser,
+    "novnc": novnc,
+    "ffmpeg-x264": ffmpeg("h264"),
+    "ffmpeg-vp8": ffmpeg("vp8"),
+}

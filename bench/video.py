@@ -1,0 +1,232 @@
+"""The display stream against its peers: fps drawn, Mbit/s on the wire, CPU and latency.
+
+Each system runs on its own Xvfb of the same size with the same content, one after another in
+the same run: openfrp (`openfrp serve` + the browser terminal in headless Chromium), x11vnc +
+websockify + noVNC in the same Chromium, and ffmpeg x11grab + libx264 ultrafast/zerolatency as
+the encoder reference. Workloads: a scrolling xterm, full-screen motion (ffplay testsrc2) and a
+static screen.
+
+Figures per (system, workload): frames drawn per second (animation frames in which the page's
+visible canvas was drawn on; encoded frames for ffmpeg), Mbit/s sent to the terminal (bytes
+through a loopback relay in front of the system), server CPU (the server process and its
+children but Xvfb; x11vnc plus websockify for noVNC), terminal CPU (every Chromium process), and
+glass-to-glass latency: a square on the display flips colour (python-xlib, drawn when XSync
+returns) and the page notes when its drawn picture shows the new colour.
+
+    bench/video.py --quick --json    # 1280x720, one session, under 3 minutes
+    bench/video.py                   # also 1920x1080, 4 sessions, ffmpeg VP8, longer windows
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.rig import (
+    CHROMIUM,
+    Flipper,
+    Procs,
+    chromium_pids,
+    cpu_pct,
+    cpu_ticks,
+    have,
+    percentile,
+    start_workload,
+)
+from bench.systems import RUNNERS, Stack
+from tests.e2e.browser import ARGS
+
+WORKLOADS = ("scrolling", "motion", "static")
+WARMUP = 1.5
+
+
+def latency(stack: Stack, flipper: Flipper, trials: int) -> tuple[list[float], int]:
+    """Glass-to-glass times in ms of `trials` colour flips, and how many never showed."""
+    times, missed = [], 0
+    for _ in range(trials):
+        time.sleep(random.uniform(0.12, 0.25))  # no lock-step with the frame cadence
+        want = flipper.COLOURS[flipper.state ^ 1]
+        x, y = flipper.centre()
+        stack.page.evaluate(
+            "([x, y, rgb]) => window.__bench.armColour(x, y, rgb, 70)", [x, y, list(want)]
+        )
+        seen = stack.page.evaluate("window.__bench.hits.length")
+        _, flipped = flipper.flip()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            hits = stack.page.evaluate("window.__bench.hits")
+            if len(hits) > seen:
+                times.append(hits[-1] - flipped * 1000.0)
+                break
+            time.sleep(0.005)
+        else:
+            missed += 1
+            stack.page.evaluate("window.__bench.probe = null")
+    return times, missed
+
+
+def measure(
+    stacks: list[Stack], flipper: Flipper | None, workload: str, seconds: float, trials: int
+) -> dict[str, Any]:
+    procs = Procs()
+    try:
+        for stack in stacks:
+            start_workload(procs, workload, stack.display, stack.size, stack.xauthority)
+        time.sleep(WARMUP)
+        servers = [pid for stack in stacks for pid in stack.server_pids()]
+        browsers = chromium_pids() if stacks[0].page is not None else []
+        frames0 = [stack.frames() for stack in stacks]
+        bytes0 = [stack.wire_bytes() for stack in stacks]
+        cpu0, term0, t0 = cpu_ticks(servers), cpu_ticks(browsers), time.monotonic()
+        time.sleep(seconds)
+        cpu1, term1, t1 = cpu_ticks(servers), cpu_ticks(browsers), time.monotonic()
+        frames1 = [stack.frames() for stack in stacks]
+        bytes1 = [stack.wire_bytes() for stack in stacks]
+        elapsed = t1 - t0
+        row: dict[str, Any] = {
+            "fps": round(
+                sum(b - a for a, b in zip(frames0, frames1, strict=True)) / len(stacks) / elapsed, 1
+            ),
+            "mbit_s": round(
+                sum(b - a for a, b in zip(bytes0, bytes1, strict=True)) * 8 / elapsed / 1e6, 3
+            ),
+            "server_cpu_pct": round(cpu_pct(cpu0, cpu1, elapsed), 1),
+            "terminal_cpu_pct": round(cpu_pct(term0, term1, elapsed), 1) if browsers else None,
+            "latency_ms_p50": None,
+            "latency_ms_p90": None,
+        }
+        if flipper is not None and stacks[0].page is not None and trials:
+            times, missed = latency(stacks[0], flipper, trials)
+            p50, p90 = percentile(times, 0.5), percentile(times, 0.9)
+            row["latency_ms_p50"] = round(p50, 1) if p50 is not None else None
+            row["latency_ms_p90"] = round(p90, 1) if p90 is not None else None
+            row["latency_missed"] = missed
+        return row
+    finally:
+        procs.stop_all()
+
+
+def run_system(
+    name: str,
+    size: tuple[int, int],
+    sessions: int,
+    args: argparse.Namespace,
+    root: Path,
+    browser: Any,
+) -> list[dict[str, Any]]:
+    stacks: list[Stack] = []
+    flipper = None
+    rows = []
+    try:
+        for _ in range(sessions):
+            stacks.append(RUNNERS[name](root, size, browser))
+        actual = stacks[0].size
+        if stacks[0].page is not None:
+            flipper = Flipper(stacks[0].display, actual, stacks[0].xauthority)
+        for workload in args.workloads:
+            row = {
+                "system": name,
+                "workload": workload,
+                "size": f"{actual[0]}x{actual[1]}",
+                "sessions": sessions,
+            }
+            try:
+                row |= measure(stacks, flipper, workload, args.seconds, args.trials)
+            except Exception as exc:
+                row["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            rows.append(row)
+            emit(row, args.json)
+    except Exception as exc:
+        row = {
+            "system": name,
+            "workload": "-",
+            "size": f"{size[0]}x{size[1]}",
+            "sessions": sessions,
+            "error": f"{type(exc).__name__}: {exc}"[:300],
+        }
+        rows.append(row)
+        emit(row, args.json)
+    finally:
+        if flipper is not None:
+            flipper.close()
+        for stack in stacks:
+            stack.close()
+    return rows
+
+
+def emit(row: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(row), flush=True)
+        return
+    if "error" in row:
+        print(
+            f"{row['system']:<16} {row['workload']:<10} {row['size']:>9} error: {row['error']}",
+            flush=True,
+        )
+        return
+
+    def cell(key: str, fmt: str) -> str:
+        return "-" if row.get(key) is None else format(row[key], fmt)
+
+    print(
+        f"{row['system']:<16} {row['workload']:<10} {row['size']:>9} {row['sessions']:>2} "
+        f"{cell('fps', '6.1f')} {cell('mbit_s', '8.2f')} {cell('server_cpu_pct', '7.0f')} "
+        f"{cell('terminal_cpu_pct', '7.0f')} {cell('latency_ms_p50', '7.0f')} "
+        f"{cell('latency_ms_p90', '7.0f')}",
+        flush=True,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1280x720, one session, short")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--systems", nargs="+", choices=sorted(RUNNERS))
+    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--sizes", nargs="+", help="WxH, e.g. 1280x720")
+    parser.add_argument("--sessions", nargs="+", type=int)
+    parser.add_argument("--seconds", type=float, help="measuring window per workload")
+    parser.add_argument("--trials", type=int, help="colour flips per latency figure")
+    args = parser.parse_args()
+    quick = args.quick
+    args.systems = args.systems or (
+        ["openfrp-browser", "novnc", "ffmpeg-x264"] if quick else list(RUNNERS)
+    )
+    args.sizes = args.sizes or (["1280x720"] if quick else ["1280x720", "1920x1080"])
+    args.sessions = args.sessions or ([1] if quick else [1, 4])
+    args.seconds = args.seconds or (4.0 if quick else 10.0)
+    args.trials = args.trials if args.trials is not None else (8 if quick else 30)
+    missing = have("Xvfb", "xterm", "ffplay", "ffmpeg", "x11vnc", "websockify")
+    if missing or not CHROMIUM.exists():
+        print(f"skipped: missing {', '.join(missing) or CHROMIUM}", file=sys.stderr)
+        return 0
+    from playwright.sync_api import sync_playwright
+
+    if not args.json:
+        print(
+            f"{'system':<16} {'workload':<10} {'size':>9} {'n':>2} {'fps':>6} {'Mbit/s':>8} "
+            f"{'srv CPU%':>7} {'term CPU%':>7} {'p50 ms':>7} {'p90 ms':>7}"
+        )
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            for size in args.sizes:
+                width, height = (int(v) for v in size.split("x"))
+                for sessions in args.sessions:
+                    for system in args.systems:
+                        run_system(system, (width, height), sessions, args, Path(tmp), browser)
+        finally:
+            browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
