@@ -1,4 +1,4 @@
-"""aiortc glue both peers share: the ICE configuration a session carries, and state reporting.
+"""aiortc glue both peers share: the ICE configuration a session carries, the video codec.
 
 The ICE servers are always passed explicitly: aiortc falls back to a public STUN server when
 the list is empty, and a session must never send traffic anywhere its operator did not name.
@@ -27,3 +27,13 @@ def configuration(block: dict[str, Any]) -> RTCConfiguration:
     ]
     policy = RTCIceTransportPolicy(block.get("ice_policy", "all"))
     return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
+
+
+def video_codec(sdp: str) -> str | None:
+    """The codec an answer chose for the video track ("vp8", "h264"), or None without one."""
+    from aiortc.sdp import SessionDescription
+
+    for media in SessionDescription.parse(sdp).media:
+        if media.kind == "video" and media.rtp.codecs and media.direction != "inactive":
+            return str(media.rtp.codecs[0].mimeType.split("/")[1].lower())
+    return None

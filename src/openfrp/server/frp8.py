@@ -5,6 +5,10 @@ served like an FRP7 WebSocket (its first message is the hello). An exception in 
 machinery is 4026: sent back on signaling while the channel is not up yet, a fault of the
 connection once it is. The peer also times its side of the setup (PeerSetup), so the server's
 log says when ICE (5006) or DTLS/SCTP (5008) never came up for a session.
+
+When the offer has a video transceiver, the session's display goes out as a WebRTC video
+track (media/track.py, in the codec the offer lists first of those aiortc has: VP8 or H.264);
+the data channel then carries no video frames, only control, input and acknowledgements.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from openfrp import codes
 from openfrp.events import Context, Event
 from openfrp.protocol.messages import encode
 from openfrp.protocol.peer_setup import PeerSetup, Phase
-from openfrp.rtc import configuration
+from openfrp.rtc import configuration, video_codec
 from openfrp.server.app import Gone, ServerState, serve_connection
 from openfrp.server.registry import RegistryError
 from openfrp.server.signaling import peer_key
@@ -31,6 +35,8 @@ from openfrp.timing import now_ms
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel, RTCPeerConnection
+
+    from openfrp.server.runtime import SessionRuntime
 
 REGISTER_RETRY_MAX = 5.0
 CLOSE_FLUSH = 0.5
@@ -42,9 +48,12 @@ class DataChannelConnection:
     A server code goes out as a `close` message before the peer connection closes, since a
     data channel has no close code."""
 
-    def __init__(self, pc: RTCPeerConnection, channel: RTCDataChannel) -> None:
+    def __init__(
+        self, pc: RTCPeerConnection, channel: RTCDataChannel, video_track: bool = False
+    ) -> None:
         self._pc = pc
         self._channel = channel
+        self.video_track = video_track  # the display goes as a track, not as frames here
         self._inbox: asyncio.Queue[str | bytes | Gone] = asyncio.Queue()
         channel.on("message", self._inbox.put_nowait)
         channel.on("close", lambda: self.gone())
@@ -157,6 +166,7 @@ class PeerHost:
             opened = asyncio.Event()
             pc.on("datachannel", lambda _: opened.set())
             await pc.setRemoteDescription(RTCSessionDescription(str(offer.get("sdp")), "offer"))
+            _send_display(pc, runtime)
             await pc.setLocalDescription(await pc.createAnswer())
             await ws.send(json.dumps({"type": "answer", "relay": relay, **_sdp(pc)}))
         except Exception as exc:
@@ -171,7 +181,10 @@ class PeerHost:
             await self._signal(ws, relay, 4026, "FRP8_ERROR")
             await self._drop(relay)
             return
-        self.state.log.write(identity.event("peer.answered", attrs={"relay": relay}))
+        codec = video_codec(pc.localDescription.sdp)
+        self.state.log.write(
+            identity.event("peer.answered", attrs={"relay": relay, "video_track": codec})
+        )
         setup = PeerSetup(settings, now_ms(), Phase.CONNECTING)
         await self._watch_setup(pc, setup, opened, identity)
         self._peers.pop(relay, None)
@@ -206,7 +219,8 @@ class PeerHost:
 
     def _channel(self, pc: RTCPeerConnection, channel: RTCDataChannel) -> Coroutine[Any, Any, None]:
         """Serve a channel from its first message (the handlers are in place before it)."""
-        connection = DataChannelConnection(pc, channel)
+        track = any(t.sender.track is not None for t in pc.getTransceivers())
+        connection = DataChannelConnection(pc, channel, video_track=track)
         pc.on(
             "connectionstatechange",
             lambda: connection.gone() if pc.connectionState in ("failed", "closed") else None,
@@ -237,6 +251,14 @@ class PeerHost:
 
     def _log(self, name: str, **fields: Any) -> None:
         self.state.log.write(Event(name, host=self.host, frp=8, **fields))
+
+
+def _send_display(pc: RTCPeerConnection, runtime: SessionRuntime) -> None:
+    """Answer a video transceiver in the offer with the session's display."""
+    from openfrp.media.track import DisplayTrack
+
+    if any(t.kind == "video" for t in pc.getTransceivers()):
+        pc.addTrack(DisplayTrack(lambda: runtime.display))
 
 
 def _sdp(pc: RTCPeerConnection) -> dict[str, str]:

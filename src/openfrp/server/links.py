@@ -40,8 +40,15 @@ class Link:
         if not self._closing:
             self._queue.put_nowait(text)
 
+    @property
+    def wants_frames(self) -> bool:
+        """False when the display reaches this terminal another way (an FRP8 video track)."""
+        return not getattr(self._transport, "video_track", False)
+
     def offer_frame(self, data: bytes) -> None:
         """Queue a video frame only if the path is clear; otherwise drop it."""
+        if not self.wants_frames:
+            return
         clear = self._queue.empty() and self.frames_in_flight < MAX_FRAMES_IN_FLIGHT
         if clear and not self._closing:
             self.frames_in_flight += 1

@@ -13,6 +13,7 @@ import contextlib
 import json
 import sys
 import threading
+import time
 from typing import Any, Protocol, TextIO
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -20,7 +21,6 @@ from websockets.exceptions import ConnectionClosed
 
 from openfrp import codes
 from openfrp.events import Context, EventLog
-from openfrp.media.synthetic import frame_number
 from openfrp.netcheck.verdict import verdict
 from openfrp.protocol.actions import Log
 from openfrp.protocol.messages import encode
@@ -34,15 +34,19 @@ from openfrp.protocol.terminal_connection import (
     Show,
     TerminalAction,
     TerminalConnection,
+    TerminalState,
     Transmit,
     show,
 )
 from openfrp.settings import SessionSettings
 from openfrp.terminal.frp8 import PeerAttempt
 from openfrp.terminal.preflight import probe_ice_servers
+from openfrp.terminal.video import DECODERS, VideoReceiver
 from openfrp.timing import Alarm, now_ms
 
 SHIP_BATCH = 200
+STATS_PERIOD = 10.0
+SCREENSHOT_WAIT = 2.0
 
 
 class Channel(Protocol):
@@ -76,7 +80,11 @@ class Terminal:
         log: EventLog,
         out: TextIO = sys.stdout,
         signaling_url: str | None = None,
+        screenshot: str | None = None,
+        screen: tuple[int, int] | None = None,
     ) -> None:
+        """`screenshot`: a PNG written when the session ends; `screen`: the window size
+        (device pixels) the hello asks the server's display for."""
         self.machine = TerminalConnection(ticket, settings)
         config = ticket.config
         self._context = Context(
@@ -102,12 +110,20 @@ class Terminal:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.frames = 0
         self.final_code: int | None = None
+        self.screenshot = screenshot
+        self.screen = screen
+        self.video = VideoReceiver(self._from_video)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pings: dict[int, float] = {}
+        self.rtt_ms: float | None = None
 
     def post(self, *item: Any) -> None:
         self._inbox.put_nowait(item)
 
     async def run(self) -> int:
         """Run until the machine finishes; the exit status is 0 for info codes, else 1."""
+        self._loop = asyncio.get_running_loop()
+        self._track(self._report_stats())
         alarm = Alarm(self._inbox)
         actions = self.machine.start(now_ms())
         while not await self._apply(actions):
@@ -120,6 +136,7 @@ class Terminal:
                 actions = self._dispatch(item)
         alarm.arm(None)
         await self._drop_transport(abort=False)
+        self.video.close()
         code = self.final_code
         row = codes.lookup(code) if code is not None else None
         return 0 if row is None or row.kind is codes.Kind.INFO else 1
@@ -130,26 +147,34 @@ class Terminal:
         if kind == "probed":
             code, logs = verdict(args[0])
             return [*logs, show(code)] if code is not None else list(logs)
+        if kind == "video":
+            self._video_report(*args)
+            return []
         if kind == "command":
-            if args[0] == "close":
+            word, _, rest = args[0].partition(" ")
+            if word == "close":
                 return self.machine.close_session(now)
-            if args[0] == "disconnect":
+            if word == "disconnect":
                 return self.machine.disconnect(now)
-            self._print(f"unknown command {args[0]!r} (use: close, disconnect)")
+            if word == "screenshot" and rest.strip():
+                self._track(self._screenshot(rest.strip()))
+                return []
+            self._print(f"unknown command {args[0]!r} (use: close, disconnect, screenshot FILE)")
             return []
         if args[0] != self._gen:
             return []
         if kind == "opened":
             self._ws, self._sendq = args[1], asyncio.Queue()
             self._track(self._write(args[1], self._sendq))
+            self.video.new_connection()
             return self.machine.transport_opened(now)
         if kind == "data":
             data = args[1]
             if isinstance(data, bytes):
-                number = frame_number(data)
-                if number is not None:
+                if self.video.feed(data) is not None:  # acknowledged once decoded
                     self.frames += 1
-                    self._send({"type": "frame_ack", "frame": number})
+            elif '"pong"' in data:
+                self._pong(data)
             return self.machine.receive(data, now)
         if kind == "closed":
             self._ws = None
@@ -170,7 +195,7 @@ class Terminal:
                 if action.frp == 8 and action.attempt <= 1:  # the first try after a loss
                     self._track(self._probe())
             elif isinstance(action, Transmit):
-                self._send(action.message)
+                self._send(self._outgoing(action.message))
             elif isinstance(action, Hangup):
                 await self._drop_transport(
                     abort=action.abort, code=action.code, reason=action.reason
@@ -194,6 +219,7 @@ class Terminal:
             elif isinstance(action, Finished):
                 self.final_code = action.code
                 self._print(f"video frames received: {self.frames}")
+                await self._video_summary()
                 self._print(
                     f"session over: {codes.describe(action.code)}"
                     if action.code
@@ -207,7 +233,12 @@ class Terminal:
     async def _open(self, gen: int, frp: int) -> None:
         if frp == 8:
             self._attempt = PeerAttempt(
-                gen, self.post, self.ticket, self.machine.settings, self.signaling_url
+                gen,
+                self.post,
+                self.ticket,
+                self.machine.settings,
+                self.signaling_url,
+                on_frame=self.on_track_frame,
             )
             await self._attempt.run()
             return
@@ -267,6 +298,87 @@ class Terminal:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # -- video -----------------------------------------------------------------------------
+
+    def _from_video(self, *report: Any) -> None:
+        """The decoder thread's reports, handed to the control loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.post, "video", *report)
+
+    def _video_report(self, kind: str, value: Any) -> None:
+        if kind in ("shown", "skipped"):
+            self._send({"type": "frame_ack", "frame": value})
+        elif kind == "keyframe":
+            self._send({"type": "keyframe", "reason": value})
+            self._write_event(Log("video.keyframe_requested", attrs={"reason": value}))
+
+    def _outgoing(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The hello says what this terminal can draw and how big its window is; a ping's
+        send time is kept for the round-trip time."""
+        if message["type"] == "hello":
+            message = {**message, "decoders": DECODERS}
+            if self.screen is not None:
+                width, height = self.screen
+                message["screen"] = {"width": width, "height": height, "scale": 1}
+        elif message["type"] == "ping":
+            self._pings = {message["id"]: time.monotonic()}
+        return message
+
+    def _pong(self, data: str) -> None:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            sent = self._pings.pop(json.loads(data)["id"], None)
+            if sent is not None:
+                self.rtt_ms = round((time.monotonic() - sent) * 1000, 1)
+
+    def on_track_frame(self, frame: Any, codec: str | None) -> None:
+        """A frame of the FRP8 video track (aiortc has decoded it)."""
+        self.frames += 1
+        self.video.feed_track(frame, codec)
+
+    async def _screenshot(self, path: str) -> None:
+        try:
+            size = await asyncio.to_thread(self._save_picture, path)
+        except (OSError, ValueError) as exc:
+            self._print(f"screenshot {path} failed: {exc}")
+            return
+        if size is None:
+            self._print(f"screenshot {path}: no picture yet")
+        else:
+            self._print(f"screenshot saved: {path} ({size[0]}x{size[1]})")
+
+    def _save_picture(self, path: str) -> tuple[int, int] | None:
+        self.video.drain(SCREENSHOT_WAIT)
+        return self.video.screenshot(path)
+
+    async def _report_stats(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_PERIOD)
+            await self._write_stats(final=False)
+
+    async def _write_stats(self, final: bool) -> None:
+        """A `stats` event: what the person got over the period (the whole stream at the end)."""
+        ws = self._ws
+        if isinstance(ws, PeerAttempt):
+            self.video.add_wire_bytes(await ws.video_bytes())
+        stats = self.video.stats(whole=final)
+        attrs = {**stats.attrs(), "rtt_ms": self.rtt_ms, "final": final}
+        self._write_event(Log("stats", attrs=attrs))
+        if not final and self.machine.state is TerminalState.ESTABLISHED:
+            self._ship()
+
+    async def _video_summary(self) -> None:
+        await asyncio.to_thread(self.video.drain, SCREENSHOT_WAIT)
+        await self._write_stats(final=True)
+        stats = self.video.stats(whole=True)
+        rtt = f", rtt {self.rtt_ms:g} ms" if self.rtt_ms is not None else ""
+        self._print(
+            f"video: {stats.frames} frames shown, {stats.fps:g} fps, {stats.mbit_s:g} Mbit/s, "
+            f"codec {stats.codec or 'none'}, {stats.width}x{stats.height}, "
+            f"{stats.dropped} dropped{rtt}"
+        )
+        if self.screenshot:
+            await self._screenshot(self.screenshot)
 
     # -- output and events -----------------------------------------------------------------
 

@@ -54,6 +54,13 @@ def _ticket(data: dict[str, Any], client: str) -> tuple[SessionTicket, SessionSe
     return ticket, settings, ws_url
 
 
+def _size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit()) or not int(width) or not int(height):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size WxH (e.g. 1280x720)")
+    return int(width), int(height)
+
+
 def _cmd_connect(args: argparse.Namespace) -> int:
     from openfrp.terminal.client import Terminal, read_commands
 
@@ -75,7 +82,15 @@ def _cmd_connect(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         log = EventLog(log_path)
-        terminal = Terminal(ticket, settings, ws_url, log, signaling_url=args.signaling_url)
+        terminal = Terminal(
+            ticket,
+            settings,
+            ws_url,
+            log,
+            signaling_url=args.signaling_url,
+            screenshot=args.screenshot,
+            screen=args.size,
+        )
         if not args.no_stdin:
             read_commands(terminal, asyncio.get_running_loop())
         try:
@@ -94,4 +109,8 @@ def register(sub: Any) -> None:
     p.add_argument("--signaling-url", help="override the signaling URL of the ticket (FRP8)")
     p.add_argument("--client", default="cli", help="client name reported to the server")
     p.add_argument("--no-stdin", action="store_true", help="do not read commands from stdin")
+    p.add_argument("--screenshot", metavar="FILE", help="save the screen as a PNG at the end")
+    p.add_argument(
+        "--size", type=_size, metavar="WxH", help="ask for a screen of this size (pixels)"
+    )
     p.set_defaults(handler=_cmd_connect)

@@ -1,5 +1,8 @@
 """One FRP8 connection attempt of the Python terminal: signaling, offer, ICE, control channel.
 
+The offer carries the data channel and a receive-only video transceiver: the display comes as
+a WebRTC video track (aiortc decodes it), handed frame by frame to `on_frame`.
+
 PeerSetup (sans-I/O) times each phase; this module feeds it what signaling and aiortc report
 and posts the outcome to the terminal's inbox like the FRP7 transport does ("opened", "data",
 "closed", "failed"), plus "setup_failed" with the code of the phase that did not finish.
@@ -19,14 +22,15 @@ from websockets.exceptions import ConnectionClosed
 from openfrp import codes
 from openfrp.protocol.peer_setup import PeerSetup, Phase, SetupFailed
 from openfrp.protocol.terminal_connection import SessionTicket
-from openfrp.rtc import configuration
+from openfrp.rtc import configuration, video_codec
 from openfrp.settings import SessionSettings
 from openfrp.timing import now_ms
 
 if TYPE_CHECKING:
-    from aiortc import RTCDataChannel, RTCPeerConnection
+    from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 
 Post = Callable[..., None]
+FrameSink = Callable[[Any, str | None], None]  # (av.VideoFrame, codec name)
 
 
 class PeerAttempt:
@@ -39,6 +43,7 @@ class PeerAttempt:
         ticket: SessionTicket,
         settings: SessionSettings,
         signaling_url: str | None = None,
+        on_frame: FrameSink | None = None,
     ) -> None:
         """`signaling_url` overrides the one the session configuration names."""
         self.gen = gen
@@ -53,6 +58,10 @@ class PeerAttempt:
         self._channel: RTCDataChannel | None = None
         self._done = False
         self._teardown_task: asyncio.Future[None] | None = None
+        self._on_frame = on_frame
+        self._video_codec: str | None = None
+        self._video_reader: asyncio.Future[None] | None = None
+        self._video_bytes = 0
 
     # -- the transport the terminal sees once the channel is open ---------------------------
 
@@ -126,6 +135,7 @@ class PeerAttempt:
 
             assert self._pc is not None
             await self._pc.setRemoteDescription(RTCSessionDescription(args[0], "answer"))
+            self._video_codec = video_codec(args[0])
             self.setup.answered(now)
         elif kind == "signal_close":
             code, reason = args
@@ -168,6 +178,9 @@ class PeerAttempt:
         channel.on("close", lambda: self._events.put_nowait(("channel_closed",)))
         pc.on("iceconnectionstatechange", lambda: self._events.put_nowait(("ice",)))
         pc.on("connectionstatechange", lambda: self._events.put_nowait(("connection",)))
+        if self._on_frame is not None:
+            pc.addTransceiver("video", direction="recvonly")
+            pc.on("track", self._on_track)
         await pc.setLocalDescription(await pc.createOffer())
         assert self._signaling is not None
         offer = {"type": "offer", "sdp": pc.localDescription.sdp}
@@ -189,6 +202,32 @@ class PeerAttempt:
                     elif kind == "error":
                         self._events.put_nowait(("signal_error", str(message["error"])))
 
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video" and self._video_reader is None:
+            self._video_reader = asyncio.ensure_future(self._read_video(track))
+
+    async def _read_video(self, track: MediaStreamTrack) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if self._on_frame is not None:
+                    self._on_frame(frame, self._video_codec)
+
+    async def video_bytes(self) -> int:
+        """Bytes of video the server sent since the last call (from its RTCP sender reports)."""
+        pc = self._pc
+        if pc is None:
+            return 0
+        total: int = sum(
+            int(stats.bytesSent)
+            for stats in (await pc.getStats()).values()
+            if stats.type == "remote-outbound-rtp" and stats.kind == "video"
+        )
+        delta, self._video_bytes = max(0, total - self._video_bytes), total
+        return delta
+
     def _fail_setup(self, failed: SetupFailed) -> None:
         if not self._done:
             self._done = True
@@ -206,6 +245,8 @@ class PeerAttempt:
     async def _teardown(self) -> None:
         pc, ws = self._pc, self._signaling
         self._pc = self._signaling = None
+        if self._video_reader is not None:
+            self._video_reader.cancel()
         if pc is not None:
             with contextlib.suppress(Exception):
                 await pc.close()
