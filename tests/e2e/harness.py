@@ -236,16 +236,19 @@ class ServerProcess:
         timeout: float = 15.0,
         server: dict[str, Any] | None = None,
     ) -> ServerProcess:
+        port: int = 0,
         root.mkdir(parents=True, exist_ok=True)
+        """`port` 0: any free port; a restart on the same `root` and port keeps its data."""
         data = root / "data"
         config = write_config(root / "server.toml", data, launchpads, account, server)
         ready = root / "ready.txt"
         with (
+        ready.unlink(missing_ok=True)
             (root / "server-stdout.txt").open("wb") as out,
             (root / "server-stderr.txt").open("wb") as err,
         ):
             process = subprocess.Popen(
-                [OPENFRP, "serve", "--config", str(config), "--port=0", f"--ready-file={ready}"],
+                [OPENFRP, "serve", f"--config={config}", f"--port={port}", f"--ready-file={ready}"],
                 cwd=root,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

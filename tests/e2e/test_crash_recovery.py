@@ -1,0 +1,82 @@
+"""A server killed with SIGKILL and started again ends the sessions it left open: 4004 for an
+active one, 4001 for one that never started; the terminal's resume gets that code and stops
+at once, the link opened again names it, and the analyzer calls it a server fault."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from tests.e2e.conftest import E2E
+from tests.e2e.harness import OPENFRP, ServerProcess, hello_for
+from tests.e2e.test_host_codes import popup
+
+PAD = {"desktop": {"reconnect_backoff_max": 1.0, "reconnect_window": 60.0}}
+
+
+def test_sessions_left_open_by_a_crash_end_when_the_server_starts_again(e2e: E2E) -> None:
+    first = e2e.server(launchpads=PAD)
+    active = first.launch("alice")
+    waiting = first.launch("bob")  # launched, never joined
+    term = e2e.connected(first, active)
+    root = first.root
+
+    first.process.kill()  # SIGKILL by PID: no session gets to end
+    first.process.wait(10)
+    term.wait_line(popup(4102), timeout=10)
+
+    again = ServerProcess.start(root, launchpads=PAD, port=first.port)
+    try:
+        ended = again.log.wait_event(event="session.ended", session_id=active["session_id"])
+        assert ended["code"] == 4004
+        assert "crash" in ended["attrs"]["reason"]
+        assert ended["attrs"]["state_at_crash"] in ("active", "disconnected")
+        never = again.log.wait_event(event="session.ended", session_id=waiting["session_id"])
+        assert never["code"] == 4001 and never["attrs"]["state_at_crash"] == "created"
+        assert again.session(active["session_id"])["final_code"] == 4004
+
+        # The terminal that was reconnecting is refused with that code and stops at once.
+        term.wait_line(popup(4004), timeout=15)
+        term.wait_line(r"^session over: 4106 ", timeout=5)
+        gave_up = term.log.wait_event(event="reconnect.gave_up", code=4106)
+        assert gave_up["attrs"]["refused_code"] == 4004
+        assert len(term.log.find(event="reconnect.attempt")) <= 10
+
+        # A raw resume and the link opened again both name the code, not "unknown session".
+        raw = e2e.raw(again.ws_url)
+        raw.send(hello_for(active, resume=True))
+        assert raw.wait_closed() == 4004
+        late = e2e.terminal(active["connect_url"], name="late", stdin=False)
+        late.wait_line(popup(4004), timeout=10)
+
+        logs = [str(p) for p in sorted((root / "data" / "logs").glob("*.jsonl"))]
+        report = subprocess.run(
+            [OPENFRP, "analyze", *logs, "--json", "--session", active["session_id"]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert report.returncode == 0, report.stderr
+        assert "server_fault" in report.stdout
+        data = json.loads(report.stdout)
+        assert data  # a report, not an empty answer
+    finally:
+        again.stop()
+
+
+def test_a_clean_restart_ends_nothing(e2e: E2E, tmp_path: Path) -> None:
+    first = e2e.server()
+    ticket = first.launch("alice")
+    term = e2e.connected(first, ticket)
+    term.send("close")
+    first.log.wait_event(event="session.ended", code=4000)
+    first.stop()
+    again = ServerProcess.start(first.root, port=first.port)
+    try:
+        time.sleep(0.5)
+        ended = again.log.find(event="session.ended", session_id=ticket["session_id"])
+        assert [e["code"] for e in ended] == [4000]  # only the real end, logged once
+    finally:
+        again.stop()
