@@ -464,11 +464,19 @@ class RawClient:
         self.close_reason: str | None = None
 
     @classmethod
-    def open(cls, url: str, max_queue: int | None = 16, timeout: float = 5.0) -> RawClient:
+    def open(
+        cls,
+        url: str,
+        max_queue: int | None = 16,
+        timeout: float = 5.0,
+        sock: socket.socket | None = None,
+    ) -> RawClient:
+        """`sock`: an already connected socket to speak over (one with small buffers, say)."""
         stack = contextlib.ExitStack()
         ws = stack.enter_context(
             connect(
                 url,
+                sock=sock,
                 open_timeout=timeout,
                 close_timeout=2,
                 compression=None,

@@ -189,7 +189,27 @@ class ServerState:
             machine.final_code,
             now_ts() if ended else None,
         )
-        self.fleet.later(lambda: self.registry.set_state(*args))
+        self.fleet.later(lambda: self._record(runtime, *args))
+
+    async def _record(
+        self, runtime: SessionRuntime, sid: str, state: str, code: int | None, ts: str | None
+    ) -> None:
+        """Write a session's new state to the registry, as a step of that session's life.
+
+        A registry that cannot be reached (RegistryError) is an outage the sessions ride out:
+        it is logged once and the sessions go on. A write the registry refuses (its disk is
+        full, say) is an unexpected failure of the session itself: 4001 while it starts, 4004
+        once it is active. After the end only the log can tell."""
+        try:
+            await self.registry.set_state(sid, state, code, ts)
+        except RegistryError:
+            raise
+        except Exception as exc:
+            if state == SessionState.ENDED.value:
+                raise
+            early = state in (SessionState.CREATED.value, SessionState.STARTING.value)
+            where = f"control loop: recording state '{state}' in the registry"
+            runtime.post("fault", 4001 if early else 4004, where, f"{type(exc).__name__}: {exc}")
 
     def _forget(self, runtime: SessionRuntime) -> None:
         """An ended session leaves memory; the registry answers for it from then on."""

@@ -33,6 +33,9 @@ class Link:
         self._on_send_failed = on_send_failed
         self._queue: asyncio.Queue[str | bytes] = asyncio.Queue()
         self._closing = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._failure: str | None = None
         self.frames_in_flight = 0
         self._writer = asyncio.create_task(self._write(), name=f"writer-{connection_id}")
 
@@ -67,9 +70,18 @@ class Link:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._transport.close(code, reason), 5.0)
 
+    async def failed_send(self, wait: float = 1.0) -> str | None:
+        """Why the send in progress failed, once the connection was lost under it (its error
+        follows the loss within one turn of the loop); None when no send was in progress."""
+        if self._failure is None and not self._idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), wait)
+        return self._failure
+
     async def _write(self) -> None:
         while True:
             item = await self._queue.get()
+            self._idle.clear()
             try:
                 if isinstance(item, str):
                     await self._transport.send_text(item)
@@ -78,6 +90,9 @@ class Link:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._failure = f"{type(exc).__name__}: {str(exc) or 'lost during a send'}"
                 if not self._closing:
-                    await self._on_send_failed(self.connection_id, f"{type(exc).__name__}: {exc}")
+                    await self._on_send_failed(self.connection_id, self._failure)
                 return
+            finally:
+                self._idle.set()

@@ -109,6 +109,8 @@ class SessionRuntime:
                     actions = self.machine.tick(now)
                 elif item[0] == "data" and self._admitting(item[1], item[2]):
                     actions = await self._admit(item[1], item[2], now)
+                elif item[0] == "lost":
+                    actions = await self._lost(item[1], item[2], now)
                 else:
                     actions = self._dispatch(item, now)
                 await self._apply(actions)
@@ -139,9 +141,6 @@ class SessionRuntime:
             return m.receive(args[0], args[1], now)
         if kind == "displace":
             return m.displace(args[0], now)
-        if kind == "lost":
-            self._drop_link(args[0])
-            return m.connection_lost(args[0], now, args[1])
         if kind == "send_failed":
             return m.send_failed(args[0], args[1], now)
         if kind == "start_ok":
@@ -157,6 +156,16 @@ class SessionRuntime:
         if kind == "video":
             return m.video_result(args[0], args[1], now)
         raise ValueError(f"unknown inbox item {kind!r}")
+
+    async def _lost(self, cid: str, peer_code: int | None, now: int) -> list[Action]:
+        """A connection gone without a close frame while a send to it was in progress failed
+        on the send path (4025: the peer reset it under a burst, say), not merely dropped."""
+        link = self.links.get(cid)
+        error = await link.failed_send() if link is not None and peer_code is None else None
+        self._drop_link(cid)
+        if error is not None:
+            return self.machine.send_failed(cid, error, now)
+        return self.machine.connection_lost(cid, now, peer_code)
 
     def _admitting(self, cid: str, data: str | bytes) -> bool:
         """A fitting hello that would make `cid` the session's only live connection."""
