@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 
 from openfrp import PROTOCOL_VERSION
 from openfrp.protocol.handshake import Issued, check_hello
+from openfrp.protocol.input import parse_input
 from openfrp.protocol.messages import TERMINAL_MESSAGES, MessageError, decode_from_terminal
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import (
@@ -230,7 +231,7 @@ def valid_messages() -> st.SearchStrategy[dict[str, Any]]:
         "pong": {"id": 1},
         "ack": {"seq": 0},
         "frame_ack": {"frame": 1},
-        "input": {"kind": "key", "data": {"key": "a"}},
+        "input": {"kind": "key", "data": {"keysym": 97, "down": True}},
         "clipboard": {"text": "hi"},
         "display_ack": {"change_id": 1},
         "events": {"items": []},
@@ -269,6 +270,8 @@ def active_verdict(payload: str | bytes) -> str:
         return "invalid"
     try:
         message = decode_from_terminal(payload)
+        if message["type"] == "input":
+            parse_input(message)
     except MessageError:
         return "invalid"
     if message["type"] == "hello":

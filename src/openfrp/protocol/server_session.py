@@ -26,6 +26,7 @@ from openfrp.protocol.actions import (
 )
 from openfrp.protocol.handshake import Issued, check_hello
 from openfrp.protocol.input import parse_input
+from openfrp.protocol.input import parse_input
 from openfrp.protocol.monitors import Monitors, size_of
 from openfrp.protocol.timers import Deadlines, ms
 from openfrp.settings import SessionSettings

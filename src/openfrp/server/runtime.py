@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from openfrp.desk.feed import InputFeed
 from openfrp.events import Context, Event, EventLog
 from openfrp.media.encoder import rgb_zlib
 from openfrp.protocol.actions import (
@@ -26,6 +27,7 @@ from openfrp.protocol.actions import (
     Send,
     StartSession,
 )
+from openfrp.protocol.input import parse_input
 from openfrp.protocol.messages import encode
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server.host import Display, StartFailure, mount_profile, start_app, start_display
@@ -64,6 +66,8 @@ class SessionRuntime:
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._frame = 0
+        self._input: InputFeed | None = None
+        self._input_dropped = 0
         self.ended = asyncio.Event()
         self._loop_task = asyncio.create_task(self._control_loop(), name=identity.session_id)
 
@@ -121,6 +125,8 @@ class SessionRuntime:
                 self._on_state(self)
             if self.machine.primary != self._primary:
                 self._primary = self.machine.primary
+                if self._input is not None:  # dropped or resumed: no key stays held
+                    self._input.release()
                 self._on_primary(self)
 
     async def _crash(self, exc: Exception) -> None:
@@ -297,12 +303,51 @@ class SessionRuntime:
 
     def _deliver(self, action: Deliver) -> None:
         message = action.message
+        if message["type"] == "input":
+            self._feed_input(action.connection_id, message)
+            return
         if message["type"] == "frame_ack":
             link = self.links.get(action.connection_id)
             if link is not None:
                 link.frame_acked()
             return
         self._track(asyncio.create_task(self._auxiliary(action)))
+
+    def _feed_input(self, cid: str, message: dict[str, Any]) -> None:
+        """Queue a key, pointer or wheel event for the display's input worker (in order,
+        bounded); a failure there is 4005. A synthetic display has nowhere to type."""
+        if self._input_target() is None or self.ended.is_set():
+            return
+        if self._input is None:
+            loop = asyncio.get_running_loop()
+
+            def failed(error: str) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop is already closed
+                    loop.call_soon_threadsafe(self.post, "fault", 4005, "input", error)
+
+            self._input = InputFeed(self._input_target, failed)
+        if self._input.offer(parse_input(message)):
+            if self._input_dropped:
+                self._log_dropped(cid, ended=True)
+            return
+        self._input_dropped += 1
+        if self._input_dropped == 1:
+            self._log_dropped(cid, ended=False)
+
+    def _log_dropped(self, cid: str, ended: bool) -> None:
+        """A flood beyond the queue's bound: said when it starts and, with its size, when
+        it ends; held keys were let go."""
+        assert self._input is not None
+        attrs = {"dropped": self._input_dropped, "limit": self._input.limit, "over": ended}
+        self._write(Log("input.dropped", severity="warning", connection_id=cid, attrs=attrs))
+        if ended:
+            self._input_dropped = 0
+
+    def _input_target(self) -> tuple[object, str] | None:
+        display = self.display
+        if display is None or display.number is None:
+            return None
+        return display, f":{display.number}"
 
     async def _auxiliary(self, action: Deliver) -> None:
         """Work beside the control loop (event upload, input); a failure here is 4005."""
@@ -335,6 +380,8 @@ class SessionRuntime:
 
     async def _end(self) -> None:
         self.ended.set()
+        if self._input is not None:
+            await asyncio.to_thread(self._input.close)
         await self._release()
 
     async def _release(self) -> None:

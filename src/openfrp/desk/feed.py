@@ -1,0 +1,104 @@
+"""One session's input queue, drained in order by one worker thread that owns the X calls.
+
+The event loop only offers events (never blocks, never touches X); the queue is bounded so a
+flood is cut instead of growing without end. A cut or a release request also lets go of every
+held key and button, so a dropped key-up never leaves a key stuck.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from openfrp.desk.input import Injector
+from openfrp.protocol.input import InputEvent, ReleaseInput
+
+DEFAULT_LIMIT = 512
+_RELEASE = ReleaseInput()
+
+
+class InputFeed:
+    """`target()` names the display to type into and an object that changes with it (a
+    replaced display gets a new connection); `on_failure(error)` is called once, from the
+    worker thread, when injection fails, and the feed stops."""
+
+    def __init__(
+        self,
+        target: Callable[[], tuple[object, str] | None],
+        on_failure: Callable[[str], None],
+        limit: int = DEFAULT_LIMIT,
+    ) -> None:
+        self._target = target
+        self._on_failure = on_failure
+        self.limit = limit
+        self._items: deque[InputEvent] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self.injected = 0
+        self.busy_seconds = 0.0
+        self._thread = threading.Thread(target=self._run, name="input", daemon=True)
+        self._thread.start()
+
+    def offer(self, event: InputEvent) -> bool:
+        """Queue `event`; False when the queue is full (the event is dropped, keys let go)."""
+        with self._cond:
+            if self._closed:
+                return False
+            if len(self._items) >= self.limit:
+                if self._items[-1] is not _RELEASE:
+                    self._items.append(_RELEASE)
+                return False
+            self._items.append(event)
+            self._cond.notify()
+            return True
+
+    def release(self) -> None:
+        """Let go of every held key and button once the events queued so far are applied."""
+        with self._cond:
+            if not self._closed:
+                self._items.append(_RELEASE)
+                self._cond.notify()
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Release what is held (if the display still answers) and stop the worker."""
+        self.release()
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        key: object = None
+        injector: Injector | None = None
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._items or self._closed)
+                    batch = list(self._items)
+                    self._items.clear()
+                    closed = self._closed
+                target = self._target()
+                if target is not None and batch:
+                    if injector is None or target[0] is not key:
+                        if injector is not None:
+                            with contextlib.suppress(Exception):
+                                injector.close()
+                        injector, key = Injector(target[1]), target[0]
+                    started = time.perf_counter()
+                    injector.run(batch)
+                    self.busy_seconds += time.perf_counter() - started
+                    self.injected += len(batch)
+                if closed:
+                    return
+        except Exception as exc:
+            with self._cond:
+                closed, self._closed = self._closed, True
+            if not closed:
+                self._on_failure(f"{type(exc).__name__}: {exc}")
+        finally:
+            if injector is not None:
+                with contextlib.suppress(Exception):
+                    injector.close()

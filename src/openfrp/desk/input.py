@@ -1,0 +1,217 @@
+"""Keyboard and mouse into the session's X display through XTEST (python-xlib).
+
+The terminal sends keysyms, not keycodes: the person's layout (AltGr, dead keys, a French or
+Russian keyboard) has already produced the character, and the server only has to make the X
+client see that keysym. A keysym the server keymap lacks is bound to a spare keycode on demand
+and the least recently used binding is recycled, as TigerVNC does. Every method makes blocking
+X calls: run them in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from Xlib import X
+from Xlib import display as xdisplay
+
+from openfrp.protocol.input import (
+    InputEvent,
+    KeyInput,
+    PointerInput,
+    ReleaseInput,
+    WheelInput,
+)
+
+BUTTONS = ((1, 1), (2, 2), (4, 3))  # mask bit -> X button: left, middle, right
+REBIND_GRACE = 0.2  # seconds a recycled spare keycode rests after its last press
+_SHIFT, _MOD5 = X.ShiftMapIndex, X.Mod5MapIndex  # Mod5 holds ISO_Level3_Shift (AltGr)
+
+
+def _is_character(keysym: int) -> bool:
+    """Keysyms that stand for a character, whose level Shift chooses (not Tab, F1, Left)."""
+    return keysym < 0xFE00 or keysym >= 0x1000000
+
+
+class InjectionError(RuntimeError):
+    """The display cannot take input (no XTEST)."""
+
+
+class Injector:
+    """One X connection that types, points and clicks on one display."""
+
+    def __init__(self, display_name: str) -> None:
+        self._d = xdisplay.Display(display_name)
+        if not self._d.has_extension("XTEST"):
+            self._d.close()
+            raise InjectionError(f"display {display_name} has no XTEST extension")
+        self._root = self._d.screen().root
+        self.width = self._d.screen().width_in_pixels
+        self.height = self._d.screen().height_in_pixels
+        info = self._d.display.info
+        self._first = info.min_keycode
+        self._map: dict[int, list[int]] = {}
+        self._load_keymap(info.max_keycode - info.min_keycode + 1)
+        self._spare = [kc for kc in sorted(self._map, reverse=True) if not any(self._map[kc])]
+        self._bound: OrderedDict[int, int] = OrderedDict()  # keysym -> spare keycode, LRU first
+        self._held: dict[int, int] = {}  # keysym -> keycode pressed for it
+        self._pressed_at: dict[int, float] = {}  # keycode -> monotonic time of its last press
+        self._buttons = 0
+        mods = self._d.get_modifier_mapping()
+        self._shift = [kc for kc in mods[_SHIFT] if kc]
+        self._level3 = {kc for kc in mods[_MOD5] if kc}
+        self._shift_key = self._shift[0] if self._shift else None
+
+    def _load_keymap(self, count: int) -> None:
+        rows = self._d.get_keyboard_mapping(self._first, count)
+        self._map = {self._first + i: list(row) for i, row in enumerate(rows)}
+        self._where: dict[int, tuple[int, int]] = {}  # keysym -> keycode, level 0 or 1
+        for level in (1, 0):  # the plain level wins, then the lowest keycode
+            for keycode in sorted(self._map, reverse=True):
+                syms = self._map[keycode]
+                if len(syms) > level and syms[level]:
+                    self._where[syms[level]] = (keycode, level)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def apply(self, event: InputEvent) -> None:
+        if isinstance(event, KeyInput):
+            self.key(event.keysym, event.down)
+        elif isinstance(event, PointerInput):
+            self.pointer(event.x, event.y, event.buttons)
+        elif isinstance(event, WheelInput):
+            self.wheel(event.dx, event.dy)
+        elif isinstance(event, ReleaseInput):
+            self.release_all()
+
+    def key(self, keysym: int, down: bool) -> None:
+        if not down:
+            keycode = self._held.pop(keysym, None)
+            if keycode is not None:
+                self._fake(X.KeyRelease, keycode)
+            return
+        keycode = self._held.get(keysym)
+        if keycode is not None:  # auto-repeat: press again, as a real keyboard does
+            self._fake(X.KeyPress, keycode)
+            return
+        found = None if keysym in self._bound else self._where.get(keysym)
+        if found is None:
+            keycode = self._bind_spare(keysym)
+            if keycode is None:
+                return
+            self._press(keycode, None)
+        else:
+            keycode, level = found
+            self._press(keycode, level == 1 if _is_character(keysym) else None)
+        self._held[keysym] = keycode
+
+    def run(self, events: list[InputEvent]) -> None:
+        """Apply a batch in order, then wait for the server to take it (one round trip)."""
+        if any(isinstance(event, PointerInput) for event in events):
+            self.refresh_size()  # the screen may have been resized since the last batch
+        for event in events:
+            self.apply(event)
+        self.sync()
+
+    def pointer(self, x: int, y: int, buttons: int) -> None:
+        """Move to (x, y), clamped to the screen, then press or release what changed."""
+        x = min(max(x, 0), self.width - 1)
+        y = min(max(y, 0), self.height - 1)
+        self._d.xtest_fake_input(X.MotionNotify, 0, root=self._root, x=x, y=y)
+        for bit, button in BUTTONS:
+            if (buttons ^ self._buttons) & bit:
+                self._fake(X.ButtonPress if buttons & bit else X.ButtonRelease, button)
+        self._buttons = buttons
+
+    def wheel(self, dx: int, dy: int) -> None:
+        for steps, back, forth in ((dy, 4, 5), (dx, 6, 7)):
+            button = forth if steps > 0 else back
+            for _ in range(abs(steps)):
+                self._fake(X.ButtonPress, button)
+                self._fake(X.ButtonRelease, button)
+
+    def release_all(self) -> None:
+        """Let go of every key and button this connection holds, so nothing sticks."""
+        for keycode in set(self._held.values()):
+            self._fake(X.KeyRelease, keycode)
+        self._held.clear()
+        for bit, button in BUTTONS:
+            if self._buttons & bit:
+                self._fake(X.ButtonRelease, button)
+        self._buttons = 0
+
+    def sync(self) -> None:
+        """Wait until the server has taken every request; a dead display raises here."""
+        self._d.sync()
+        for _ in range(self._d.pending_events()):
+            event = self._d.next_event()
+            if event.type == X.MappingNotify and event.request == X.MappingKeyboard:
+                self._load_keymap(len(self._map))
+
+    def refresh_size(self) -> None:
+        geometry = self._root.get_geometry()
+        self.width, self.height = geometry.width, geometry.height
+
+    def close(self) -> None:
+        self._d.close()
+
+    @property
+    def held(self) -> int:
+        return len(self._held) + bin(self._buttons).count("1")
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def _fake(self, kind: int, detail: int) -> None:
+        self._d.xtest_fake_input(kind, detail)
+
+    def _press(self, keycode: int, shifted: bool | None) -> None:
+        """Press `keycode` with Shift as `shifted` says and AltGr let go, so the plain or
+        shifted level gives the character; None leaves the held modifiers alone (Shift+Tab,
+        Ctrl+Left and bound spare keys must see them)."""
+        held = set(self._held.values())
+        shift_held = [kc for kc in self._shift if kc in held]
+        lift = [kc for kc in self._level3 if kc in held] if shifted is not None else []
+        add: list[int] = []
+        if shifted is True and not shift_held and self._shift_key is not None:
+            add = [self._shift_key]
+        elif shifted is False:
+            lift += shift_held
+        for kc in lift:
+            self._fake(X.KeyRelease, kc)
+        for kc in add:
+            self._fake(X.KeyPress, kc)
+        self._fake(X.KeyPress, keycode)
+        self._pressed_at[keycode] = time.monotonic()
+        for kc in add:
+            self._fake(X.KeyRelease, kc)
+        for kc in lift:
+            self._fake(X.KeyPress, kc)
+
+    def _bind_spare(self, keysym: int) -> int | None:
+        """A spare keycode that now gives `keysym` at every level; None when all are held."""
+        keycode = self._bound.get(keysym)
+        if keycode is not None:
+            self._bound.move_to_end(keysym)
+            return keycode
+        used = set(self._bound.values())
+        free = [kc for kc in self._spare if kc not in used]
+        if free:
+            keycode = free[0]
+        else:
+            held = set(self._held.values())
+            victim = next((ks for ks, kc in self._bound.items() if kc not in held), None)
+            if victim is None:
+                return None
+            keycode = self._bound.pop(victim)
+            self._where.pop(victim, None)
+            # A client reads the new mapping when it arrives, maybe before it has handled the
+            # last press of this keycode: give it time, or that press turns into the new key.
+            wait = REBIND_GRACE - (time.monotonic() - self._pressed_at.get(keycode, 0.0))
+            if wait > 0:
+                self._d.sync()
+                time.sleep(wait)
+        self._d.change_keyboard_mapping(keycode, [(keysym, keysym)])
+        self._map[keycode] = [keysym, keysym]
+        self._where[keysym] = (keycode, 0)
+        self._bound[keysym] = keycode
+        return keycode

@@ -1,0 +1,180 @@
+"""Keys and clicks injected into a real Xvfb arrive at a real X client (xev) exactly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from Xlib import display as xdisplay
+
+from openfrp.desk.feed import InputFeed
+from openfrp.desk.input import Injector
+from openfrp.protocol.input import (
+    InputEvent,
+    KeyInput,
+    PointerInput,
+    ReleaseInput,
+    WheelInput,
+)
+from openfrp.protocol.keysyms import text_keys
+from tests.support.xev import Xvfb, needs_xev, typed
+
+pytestmark = needs_xev
+
+
+@pytest.fixture
+def xvfb(tmp_path: Path) -> Iterator[Xvfb]:
+    server = Xvfb(tmp_path)
+    yield server
+    server.stop()
+
+
+def keys_down(name: str) -> list[int]:
+    """Keycodes the X server holds down right now (QueryKeymap)."""
+    d = xdisplay.Display(name)
+    try:
+        bits = d.query_keymap()
+    finally:
+        d.close()
+    return [i * 8 + b for i, byte in enumerate(bits) for b in range(8) if byte >> b & 1]
+
+
+def test_text_with_accents_symbols_and_cyrillic_arrives_exactly(xvfb: Xvfb) -> None:
+    text = "Hello, wörld! é€ß ü Привет мир 123 @#$\n"
+    injector = Injector(xvfb.name)
+    injector.run([PointerInput(10, 10, 0), *text_keys(text)])
+    xvfb.xev.wait_text(text)
+    assert typed(xvfb.xev.events()) == text
+    assert keys_down(xvfb.name) == []  # every key went back up, Shift included
+    injector.close()
+
+
+def test_spare_keycodes_are_recycled_least_recently_used_first(xvfb: Xvfb) -> None:
+    # More distinct missing characters than the keymap has spare keycodes (19 in Xvfb's).
+    text = "".join(chr(c) for c in range(0x3B1, 0x3C9)) + "ÆØÅ€"
+    injector = Injector(xvfb.name)
+    injector.run(text_keys(text))
+    injector.run(text_keys(text[:5]))
+    xvfb.xev.wait_text(text + text[:5])
+
+
+def test_altgr_held_by_the_person_does_not_change_the_character(xvfb: Xvfb) -> None:
+    # A German keyboard: AltGr+E is "€", AltGr+Q is "@"; the page sends AltGr, then the result.
+    altgr = 0xFE03  # ISO_Level3_Shift
+    events: list[InputEvent] = [KeyInput(altgr, True)]
+    for char in "€@":
+        keysym = ord(char) if ord(char) < 0x100 else 0x1000000 + ord(char)
+        events += [KeyInput(keysym, True), KeyInput(keysym, False)]
+    injector = Injector(xvfb.name)
+    injector.run([*events, KeyInput(altgr, False)])
+    xvfb.xev.wait_text("€@")
+
+
+def test_shift_tab_and_ctrl_keep_their_modifiers(xvfb: Xvfb) -> None:
+    shift, tab, ctrl = 0xFFE1, 0xFF09, 0xFFE3
+    injector = Injector(xvfb.name)
+    injector.run(
+        [
+            KeyInput(shift, True),
+            KeyInput(tab, True),
+            KeyInput(tab, False),
+            KeyInput(shift, False),
+            KeyInput(ctrl, True),
+            KeyInput(ord("c"), True),
+            KeyInput(ord("c"), False),
+            KeyInput(ctrl, False),
+        ]
+    )
+    xvfb.xev.wait_text("\x03")  # Ctrl+C as the app sees it
+    raw = xvfb.xev.path.read_text()
+    assert "state 0x1, keycode 23 (keysym 0xfe20, ISO_Left_Tab)" in raw  # Shift+Tab
+
+
+def test_release_all_lets_go_of_held_keys_and_buttons(xvfb: Xvfb) -> None:
+    injector = Injector(xvfb.name)
+    injector.run([PointerInput(30, 40, 0b101), KeyInput(0xFFE3, True), KeyInput(ord("x"), True)])
+    assert len(keys_down(xvfb.name)) == 2
+    assert injector.held == 4
+    injector.run([ReleaseInput()])
+    assert keys_down(xvfb.name) == []
+    assert injector.held == 0
+    releases = [e for e in xvfb.xev.events() if e.kind == "ButtonRelease"]
+    assert sorted(e.button for e in releases) == [1, 3]
+
+
+def resize(xvfb: Xvfb, width: int, height: int) -> None:
+    name = f"t{width}x{height}"
+    xvfb.run("xrandr", "--newmode", name, "0", *[str(width)] * 4, *[str(height)] * 4)
+    xvfb.run("xrandr", "--addmode", "screen", name)
+    xvfb.run("xrandr", "--output", "screen", "--mode", name, "--fb", f"{width}x{height}")
+    assert f"current {width} x {height}," in xvfb.run("xrandr")
+
+
+def test_clicks_land_on_the_pixel_and_are_clamped_after_a_resize(tmp_path: Path) -> None:
+    xvfb = Xvfb(tmp_path, "1024x768")
+    try:
+        injector = Injector(xvfb.name)
+        injector.run([PointerInput(123, 45, 1), PointerInput(123, 45, 0)])
+        first = xvfb.xev.wait_button(1)
+        assert (first.x, first.y) == (123, 45)
+        resize(xvfb, 640, 480)
+        injector.run([PointerInput(1000, 700, 4), PointerInput(1000, 700, 0)])
+        right = xvfb.xev.wait_button(3)
+        assert (right.x, right.y) == (639, 479)  # clamped to the smaller screen
+        resize(xvfb, 1024, 768)
+        injector.run([PointerInput(1000, 700, 2), PointerInput(1000, 700, 0)])
+        middle = xvfb.xev.wait_button(2)
+        assert (middle.x, middle.y) == (1000, 700)
+        injector.run([PointerInput(-7, 9999, 1), PointerInput(0, 0, 0)])
+        clamped = xvfb.xev.wait_button(1, count=2)
+        assert (clamped.x, clamped.y) == (0, 767)
+    finally:
+        xvfb.stop()
+
+
+def test_wheel_steps_are_buttons_4_to_7(xvfb: Xvfb) -> None:
+    injector = Injector(xvfb.name)
+    injector.run([PointerInput(50, 50, 0), WheelInput(0, 3), WheelInput(0, -2), WheelInput(1, 0)])
+    injector.run([WheelInput(-1, 0)])
+    xvfb.xev.wait_button(6)
+    presses = [e.button for e in xvfb.xev.events() if e.kind == "ButtonPress"]
+    assert presses == [5, 5, 5, 4, 4, 7, 6]
+
+
+def test_the_feed_keeps_order_cuts_a_flood_and_reports_a_dead_display(xvfb: Xvfb) -> None:
+    failures: list[str] = []
+    feed = InputFeed(lambda: (xvfb, xvfb.name), failures.append, limit=64)
+    accepted = [feed.offer(e) for e in text_keys("abc" * 200)]
+    assert not all(accepted)  # 1200 events into a queue of 64 cannot all fit
+    for _ in range(100):
+        if feed.offer(KeyInput(ord("z"), True)) and feed.offer(KeyInput(ord("z"), False)):
+            break
+        time.sleep(0.02)
+    xvfb.xev.wait_text("z")
+    assert keys_down(xvfb.name) == []  # a cut key-up did not leave a key stuck
+    xvfb.process.kill()
+    xvfb.process.wait(5)
+    for _ in range(100):
+        feed.offer(KeyInput(ord("q"), True))
+        if failures:
+            break
+        time.sleep(0.02)
+    assert failures and "Error" in failures[0], failures
+    assert not feed.offer(KeyInput(ord("q"), False))  # a failed feed takes nothing more
+    feed.close()
+
+
+def test_injection_cost_per_event(xvfb: Xvfb) -> None:
+    injector = Injector(xvfb.name)
+    keys = text_keys("the quick brown fox " * 25)
+    began = time.perf_counter()
+    injector.run(keys)
+    per_key = (time.perf_counter() - began) / len(keys)
+    moves: list[InputEvent] = [PointerInput(i % 600, i % 400, 0) for i in range(500)]
+    began = time.perf_counter()
+    injector.run(moves)
+    per_move = (time.perf_counter() - began) / len(moves)
+    print(f"\ninjection: {per_key * 1e6:.0f} us per key event, {per_move * 1e6:.0f} us per move")
+    assert per_key < 0.002 and per_move < 0.002
