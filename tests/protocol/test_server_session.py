@@ -555,6 +555,18 @@ def test_clean_close_by_the_terminal_disconnects_without_a_server_code() -> None
     assert h.session.state is SessionState.DISCONNECTED
 
 
+@pytest.mark.parametrize("peer_code", [4102, 4108])
+def test_a_terminal_that_gives_the_connection_up_is_4029_with_its_code_beside(
+    peer_code: int,
+) -> None:
+    h = active(FAST, at=0)
+    out = h.lose("c1", peer_code)
+    closed = logs(out, "connection.closed")[0]
+    assert closed.code == 4029 and closed.attrs["peer_code"] == peer_code
+    assert logs(out, "session.disconnected")[0].code == 4029
+    assert h.session.state is SessionState.DISCONNECTED
+
+
 def test_4025_send_failure() -> None:
     h = active(FAST, at=0)
     assert h.feed(h.session.send_failed("other", "EPIPE", h.now)) == []
