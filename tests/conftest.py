@@ -13,6 +13,7 @@ if _ROOT not in sys.path:
 
 
 from tests.support.coturn import TURNSERVER, Coturn, start_coturn  # noqa: E402
+from tests.support.sandbox import shared_folder  # noqa: E402
 
 
 @pytest.fixture
@@ -23,3 +24,10 @@ def coturn(tmp_path: Path) -> Iterator[Coturn]:
     server = start_coturn(tmp_path)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A temporary folder any user may write to: a session's app runs as its own user."""
+    with shared_folder() as folder:
+        yield folder

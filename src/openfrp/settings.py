@@ -41,6 +41,7 @@ class SessionSettings:
     profile_mount_timeout: float = 60.0
     profile_mount_command: str = ""
     app_command: str = ""
+    run_as: str = ""  # the OS user the app runs as (needs root); "" = a pool user as root
     video_failure_limit: int = 5
     max_width: int = 1920  # the largest screen a terminal's window may ask for, in pixels
     max_height: int = 1080
@@ -136,6 +137,7 @@ class ServerOptions:
     turn_password: str = ""
     ice_policy: str = "all"
     live_connection_ttl: float = 15.0  # a host's record of a live connection lapses after this
+    session_homes: str = ""  # where each session's home folder is made ("" = system temp)
 
 
 _SERVER_TYPES: dict[str, type] = {

@@ -109,6 +109,7 @@ def write_config(
         lines += ["", f"[launchpads.{name}]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)  # it holds the signing secret, as an operator's file would
     return path
 
 

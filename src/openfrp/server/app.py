@@ -28,6 +28,7 @@ from openfrp.protocol.messages import MessageError, decode_from_terminal
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server import web
 from openfrp.server.fleet import Fleet
+from openfrp.server.isolation import Isolation
 from openfrp.server.links import Transport
 from openfrp.server.registry import Registry, RegistryError, SessionRecord
 from openfrp.server.runtime import SessionRuntime
@@ -72,9 +73,11 @@ class ServerState:
     runtimes: dict[str, SessionRuntime] = field(default_factory=dict)
     launched: dict[str, SessionRecord] = field(default_factory=dict)  # this host's, in memory
     fleet: Fleet = field(init=False)
+    isolation: Isolation = field(init=False)
 
     def __post_init__(self) -> None:
         opts = self.config.server
+        self.isolation = Isolation(opts.session_homes)
         self.fleet = Fleet(
             self.registry, opts.name, opts.live_connection_ttl, self.runtimes, self.log
         )
@@ -140,6 +143,7 @@ class ServerState:
             },
             self.fleet.admit,
             self.fleet.primary_changed,
+            self.isolation,
         )
         return {
             "session_id": session_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -22,6 +23,7 @@ from numpy.typing import NDArray
 
 from openfrp.media.synthetic import SyntheticDisplay
 from openfrp.media.xvfb import Framebuffer, XvfbScreen, XwdError
+from openfrp.server.isolation import Account, write_private, xauthority
 from openfrp.settings import SessionSettings
 
 MIN_WIDTH, MIN_HEIGHT = 320, 200
@@ -93,10 +95,22 @@ class Display:
     xvfb: asyncio.subprocess.Process | None = None
     number: int | None = None
     fbdir: Path | None = None
+    cookie: str = ""  # the MIT-MAGIC-COOKIE-1 (hex) a client needs to connect
+
+    @property
+    def xauthority(self) -> Path | None:
+        """The server's own copy of the cookie, for its X clients (input, clipboard)."""
+        return self.fbdir / "Xauthority" if self.fbdir is not None and self.cookie else None
 
     @property
     def env(self) -> dict[str, str]:
-        return {"DISPLAY": f":{self.number}"} if self.number is not None else {}
+        """DISPLAY and XAUTHORITY for the server's own X clients of this display."""
+        if self.number is None:
+            return {}
+        env = {"DISPLAY": f":{self.number}"}
+        if self.xauthority is not None:
+            env["XAUTHORITY"] = str(self.xauthority)
+        return env
 
     @property
     def alive(self) -> bool:
@@ -180,6 +194,8 @@ async def start_display(
     if shutil.which("Xvfb") is None:
         raise StartFailure(4027, "display = xvfb but Xvfb is not installed")
     fbdir = Path(tempfile.mkdtemp(prefix="openfrp-fb-"))
+    cookie = secrets.token_hex(16)
+    write_private(fbdir / "Xauthority", xauthority(cookie, None))
     read_fd, write_fd = os.pipe()
     process = await asyncio.create_subprocess_exec(
         "Xvfb",
@@ -193,15 +209,18 @@ async def start_display(
         "-noreset",
         "-fbdir",
         str(fbdir),
+        "-auth",
+        str(fbdir / "Xauthority"),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
         pass_fds=(write_fd,),
     )
     os.close(write_fd)
-    display = Display(xvfb=process, fbdir=fbdir)
+    display = Display(xvfb=process, fbdir=fbdir, cookie=cookie)
 
     async def until_ready() -> None:
         display.number = await _announced_display(read_fd)
+        write_private(fbdir / "Xauthority", xauthority(cookie, display.number))
         framebuffer = await _readable_framebuffer(fbdir / "Xvfb_screen0")
         display.source = XvfbScreen(framebuffer, display.env)
         await asyncio.to_thread(display.resize, width, height)
@@ -219,16 +238,18 @@ async def start_display(
 
 
 async def start_app(
-    settings: SessionSettings, env: dict[str, str]
+    settings: SessionSettings, env: dict[str, str], account: Account
 ) -> asyncio.subprocess.Process | None:
-    """Start the launchpad's desktop/app process; its exit ends the session (4018)."""
+    """Start the launchpad's desktop/app process as `account`, with exactly `env` and nothing
+    of the server's environment; its exit ends the session (4018)."""
     if not settings.app_command:
         return None
     return await asyncio.create_subprocess_exec(
         *shlex.split(settings.app_command),
-        env={**os.environ, **env},
+        env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
         start_new_session=True,
+        **account.popen_args(),
     )

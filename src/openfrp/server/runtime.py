@@ -31,6 +31,7 @@ from openfrp.protocol.input import parse_input
 from openfrp.protocol.messages import encode
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server.host import Display, StartFailure, mount_profile, start_app, start_display
+from openfrp.server.isolation import Account, Isolation
 from openfrp.server.links import Link, Transport
 from openfrp.server.registry import Holder
 from openfrp.timing import Alarm, now_ms
@@ -48,6 +49,7 @@ class SessionRuntime:
         guest_env: dict[str, str] | None = None,
         admit_owner: Callable[[SessionRuntime, str], Awaitable[Holder | None]] | None = None,
         on_primary: Callable[[SessionRuntime], None] = lambda _: None,
+        isolation: Isolation | None = None,
     ) -> None:
         self.machine = machine
         self.identity = identity
@@ -60,6 +62,8 @@ class SessionRuntime:
         self.display: Display | None = None
         self.app: asyncio.subprocess.Process | None = None
         self._guest_env = guest_env or {}
+        self._isolation = isolation or Isolation()
+        self.account: Account | None = None
         self._admit_owner = admit_owner
         self._on_primary = on_primary
         self._primary = machine.primary
@@ -226,10 +230,19 @@ class SessionRuntime:
             **self._guest_env,
         }
         try:
-            await mount_profile(settings, env)
+            self.account = account = await self._isolation.acquire(
+                self.identity.session_id, settings.run_as
+            )
+            self._write(Log("session.account", attrs=account.describe()))
+            await mount_profile(settings, {**env, "OPENFRP_SESSION_HOME": str(account.home)})
             self.display = await start_display(self._display_kind, settings)
             self._write(Log("display.ready", attrs=self.display.describe()))
-            self.app = await start_app(settings, {**env, **self.display.env})
+            if self.display.cookie:
+                account.give_cookie(self.display.cookie, self.display.number)
+            app_env = {k: v for k, v in env.items() if k != "OPENFRP_USER"}
+            self.app = await start_app(
+                settings, account.app_env(app_env, self.display.env), account
+            )
         except StartFailure as failure:
             self.post("start_failed", failure.code, failure.error)
             return
@@ -299,6 +312,8 @@ class SessionRuntime:
             await display.stop()
             return
         self.display = display
+        if self.account is not None and display.cookie:
+            self.account.give_cookie(display.cookie, display.number)
         self._write(Log("display.ready", attrs={**display.describe(), "replaces": gone}))
 
     def _deliver(self, action: Deliver) -> None:
@@ -385,12 +400,16 @@ class SessionRuntime:
         await self._release()
 
     async def _release(self) -> None:
-        """Stop the session's app and display (each only once it exists)."""
+        """Stop the session's app and display (each only once it exists), then give back its
+        account (its leftover processes ended, its home removed)."""
         if self.app is not None and self.app.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.app.pid, signal.SIGTERM)
         if self.display is not None:
             await self.display.stop()
+        account, self.account = self.account, None
+        if account is not None:
+            await self._isolation.release(account)
 
     # -- the event log ---------------------------------------------------------------------
 

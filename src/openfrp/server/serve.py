@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import signal
 import socket
@@ -15,8 +16,10 @@ import uvicorn
 
 from openfrp.events import Event, EventLog
 from openfrp.server.app import ServerState, create_app
+from openfrp.server.isolation import check as check_isolation
+from openfrp.server.isolation import write_private
 from openfrp.server.registry import Registry, RegistryError, open_registry
-from openfrp.settings import Config
+from openfrp.settings import Config, SettingsError
 
 
 class _Server(uvicorn.Server):
@@ -41,9 +44,20 @@ def load_secret(config: Config) -> bytes:
     path = data_dir(config) / "secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        write_private(path, secrets.token_hex(32).encode())
+    path.chmod(0o600)
     return path.read_text().strip().encode()
+
+
+def protect_data(config: Config) -> None:
+    """Only the server's user may enter its data and log folders (registry, logs, keys), and
+    everything the server creates from now on is private to it (umask 077)."""
+    os.umask(0o077)
+    for folder in {data_dir(config), Path(config.server.log_dir)}:
+        if folder.resolve() == Path.cwd().resolve():
+            continue  # never lock the operator out of the folder they started the server in
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
 
 
 def admin_key_path(config: Config) -> Path:
@@ -69,8 +83,10 @@ async def serve(
 ) -> int:
     opts = config.server
     try:
+        check_isolation(config)
+        protect_data(config)
         registry = await open_checked(config)
-    except RegistryError as exc:
+    except (RegistryError, SettingsError, OSError) as exc:
         print(f"openfrp serve: {exc}", file=sys.stderr)
         return 2
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -97,7 +113,7 @@ async def serve(
         log.close()
         sock.close()
         return 2
-    admin_key_path(config).write_text(state.admin_key)
+    write_private(admin_key_path(config), state.admin_key.encode())
     uv_config = uvicorn.Config(
         create_app(state),
         log_level="warning",
@@ -124,8 +140,19 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
     log.write(Event("server.started", host=opts.name, attrs={"url": state.public_url}))
+    if not state.isolation.available:
+        log.write(
+            Event(
+                "isolation.unavailable",
+                host=opts.name,
+                severity="warning",
+                message="the server does not run as root: each session's app runs as the "
+                "server's own user and can read the server's secret, keys and logs",
+                attrs={"user": os.geteuid()},
+            )
+        )
     if ready_file:
-        Path(ready_file).write_text(f"{state.public_url}\n{state.admin_key}\n")
+        write_private(Path(ready_file), f"{state.public_url}\n{state.admin_key}\n".encode())
     print(
         f"openfrp server on {state.public_url} (admin key in {admin_key_path(config)})", flush=True
     )

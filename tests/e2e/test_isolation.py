@@ -1,0 +1,179 @@
+"""A session's app runs as its own unprivileged user: it cannot read the server's secret,
+keys, registry or log, nor another session's home or display, and the guest command still
+works from inside with the session's own credential.
+
+The servers here live in a world-traversable folder (not pytest's private one), so only the
+server's own protections stand between the app and its files.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import E2E
+from tests.e2e.harness import SECRET, E2EError, ServerProcess, bounded, hello_for
+from tests.support.sandbox import needs_root, openfrp_command, shared_folder
+
+pytestmark = needs_root
+needs_x = pytest.mark.skipif(
+    shutil.which("Xvfb") is None or shutil.which("xdpyinfo") is None,
+    reason="needs Xvfb and xdpyinfo (Debian xvfb, x11-utils)",
+)
+ENV_SECRET = "server-env-secret-7f3a"
+ALLOWED_ENV = {
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "DISPLAY",
+    "XAUTHORITY",
+    "OPENFRP_SESSION_ID",
+    "OPENFRP_GUEST_URL",
+    "OPENFRP_GUEST_KEY",
+    "PWD",  # set by sh itself
+}
+PROBE = """\
+. "$(dirname "$0")/targets"
+out="$HOME/report"
+check() {
+  what=$1; shift
+  if "$@" >"$HOME/got-$what" 2>&1; then got=ok; else got=denied; fi
+  echo "$what $got" >>"$out"
+}
+echo "uid $(id -u)" >>"$out"
+env >"$HOME/env"
+check config cat "$CONFIG"
+check admin_key cat "$ADMIN_KEY"
+check registry cat "$REGISTRY"
+check log cat "$LOG"
+check data_folder ls "$DATA"
+check server_environ cat "/proc/$SERVER_PID/environ"
+check other_home ls "$OTHER_HOME"
+check other_cookie cat "$OTHER_HOME/.Xauthority"
+check own_display xdpyinfo
+check other_display xdpyinfo -display ":$OTHER_DISPLAY"
+touch "$HOME/done"
+exec sleep 60
+"""
+
+
+@pytest.fixture
+def open_e2e(monkeypatch: pytest.MonkeyPatch) -> Iterator[E2E]:
+    """An E2E whose servers live under a folder any user may traverse (mode 0755)."""
+    monkeypatch.setenv("OPENFRP_PROBE_SECRET", ENV_SECRET)  # in the server's environment
+    with shared_folder(0o755) as root:
+        env = E2E(root)
+        try:
+            yield env
+        finally:
+            env.close()
+
+
+def start(e2e: E2E, server: ServerProcess, ticket: dict[str, Any]) -> dict[str, Any]:
+    """Join the session so it starts; its account event (user, uid, home)."""
+    raw = e2e.raw(server.ws_url)
+    raw.handshake(hello_for(ticket))
+    raw.wait_message("started", timeout=10)
+    return server.log.wait_event(event="session.account", session_id=ticket["session_id"])
+
+
+@needs_x
+def test_the_app_reaches_none_of_the_servers_secrets_nor_another_session(
+    open_e2e: E2E,
+) -> None:
+    pad = {"display_ready_timeout": 10.0}
+    probe = open_e2e.root / "probe.sh"
+    probe.write_text(PROBE)
+    probe.chmod(0o644)
+    server = open_e2e.server(
+        server={"display": "xvfb", "video_fps": 1},
+        launchpads={
+            "other": {**pad, "app_command": "sleep 60"},
+            "probe": {**pad, "app_command": f"sh {probe}"},
+        },
+    )
+    other = server.launch("bob", "other")
+    other_account = start(open_e2e, server, other)["attrs"]
+    other_display = server.log.wait_event(event="display.ready", session_id=other["session_id"])
+    data = server.root / "data"
+    assert (data / "admin.key").read_text() == server.admin_key
+    targets = {
+        "CONFIG": server.root / "server.toml",
+        "ADMIN_KEY": data / "admin.key",
+        "REGISTRY": data / "registry.sqlite3",
+        "LOG": data / "logs" / "server-events.jsonl",
+        "DATA": data,
+        "SERVER_PID": server.process.pid,
+        "OTHER_HOME": other_account["home"],
+        "OTHER_DISPLAY": other_display["attrs"]["display"],
+    }
+    (open_e2e.root / "targets").write_text("".join(f"{k}='{v}'\n" for k, v in targets.items()))
+
+    ticket = server.launch("mallory", "probe")
+    account = start(open_e2e, server, ticket)["attrs"]
+    home = Path(account["home"])
+    for _ in bounded(10.0):
+        if (home / "done").exists():
+            break
+    else:
+        raise E2EError(f"the probe app did not finish; log: {server.log.summary()}")
+    report = dict(line.split(" ", 1) for line in (home / "report").read_text().splitlines())
+
+    assert report.pop("uid") == str(account["uid"])
+    assert account["uid"] not in (0, os.geteuid(), other_account["uid"])
+    assert account["pooled"] and account["user"].startswith("openfrp-s")
+    assert report.pop("own_display") == "ok"  # its cookie opens its own display
+    assert report == dict.fromkeys(
+        (
+            "config",
+            "admin_key",
+            "registry",
+            "log",
+            "data_folder",
+            "server_environ",
+            "other_home",
+            "other_cookie",
+            "other_display",
+        ),
+        "denied",
+    ), report
+    env = dict(
+        line.split("=", 1) for line in (home / "env").read_text().splitlines() if "=" in line
+    )
+    assert set(env) <= ALLOWED_ENV, set(env) - ALLOWED_ENV
+    assert env["HOME"] == str(home) and env["USER"] == account["user"]
+    assert env["OPENFRP_SESSION_ID"] == ticket["session_id"]
+    assert oct(home.stat().st_mode & 0o777) == "0o700" and home.stat().st_uid == account["uid"]
+    everything = "".join(p.read_text(errors="replace") for p in home.iterdir() if p.is_file())
+    for secret in (SECRET, server.admin_key, ENV_SECRET):
+        assert secret not in everything
+
+    # The session's end ends its user's processes and removes its home.
+    assert server.api("DELETE", f"/api/sessions/{ticket['session_id']}").status == 200
+    for _ in bounded(5.0):
+        if not home.exists():
+            break
+    assert not home.exists()
+
+
+def test_the_guest_command_works_from_inside_with_the_sessions_credential(
+    open_e2e: E2E,
+) -> None:
+    app = f"sh -c 'sleep 0.3; {openfrp_command()} guest logoff'"
+    server = open_e2e.server(launchpads={"guest": {"app_command": app}})
+    ticket = server.launch("alice", "guest")
+    sid = ticket["session_id"]
+    account = start(open_e2e, server, ticket)["attrs"]
+    assert account["uid"] != 0 and account["pooled"]
+
+    ended = server.log.wait_event(event="session.ended", session_id=sid, timeout=15)
+    assert (ended["code"], ended["attrs"]["reason"]) == (4018, "guest logoff")
+    assert server.session(sid)["final_code"] == 4018

@@ -1,0 +1,84 @@
+"""Isolation without a server: run_as needs root and a real user, a server that is not root
+still gives the app its own home and a clean environment, and the cookie file is one that
+X clients (python-xlib here, libXau in the e2e tests) accept for the session's display only."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from Xlib import error as xerror
+from Xlib import xauth
+
+from openfrp.server import isolation
+from openfrp.server.host import start_app
+from openfrp.settings import SessionSettings, SettingsError, from_mapping
+
+
+def test_run_as_needs_a_root_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = from_mapping({"launchpads": {"kiosk": {"run_as": "nobody"}}})
+    monkeypatch.setattr(isolation, "is_root", lambda: False)
+    with pytest.raises(SettingsError, match=r"launchpads\.kiosk\.run_as: .* needs the server"):
+        isolation.check(config)
+    monkeypatch.setattr(isolation, "is_root", lambda: True)
+    isolation.check(config)  # nobody exists on every Debian system
+    missing = from_mapping({"launchpads": {"kiosk": {"run_as": "no-such-user-x1"}}})
+    with pytest.raises(SettingsError, match="no user 'no-such-user-x1'"):
+        isolation.check(missing)
+
+
+def test_not_root_the_app_runs_as_the_server_user_with_its_own_home_and_a_clean_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(isolation, "is_root", lambda: False)
+    monkeypatch.setenv("OPENFRP_SERVER_ONLY", "not for the app")
+    homes = isolation.Isolation(str(tmp_path))
+    assert not homes.available
+    settings = SessionSettings(app_command="sh -c 'env > env.txt; id -u > uid.txt'")
+
+    async def run() -> isolation.Account:
+        account = await homes.acquire("s-1", "")
+        session = {"OPENFRP_SESSION_ID": "s-1", "OPENFRP_GUEST_KEY": "k"}
+        env = account.app_env(session, {"DISPLAY": ":7", "XAUTHORITY": "/server/copy"})
+        app = await start_app(settings, env, account)
+        assert app is not None and await app.wait() == 0
+        return account
+
+    account = asyncio.run(run())
+    home = account.home
+    assert home.parent == tmp_path and oct(home.stat().st_mode & 0o777) == "0o700"
+    assert (home / "uid.txt").read_text().strip() == str(os.geteuid())
+    env = dict(line.split("=", 1) for line in (home / "env.txt").read_text().splitlines())
+    env.pop("PWD", None)  # the shell's own
+    assert set(env) == {
+        *("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "DISPLAY", "XAUTHORITY"),
+        *("OPENFRP_SESSION_ID", "OPENFRP_GUEST_KEY"),
+    }
+    assert env["HOME"] == str(home) and env["XAUTHORITY"] == str(home / ".Xauthority")
+    asyncio.run(homes.release(account))
+    assert not home.exists()
+
+
+def test_the_cookie_file_names_the_display_and_only_it(tmp_path: Path) -> None:
+    cookie = "0123456789abcdef0123456789abcdef"
+    path = tmp_path / "Xauthority"
+    isolation.write_private(path, isolation.xauthority(cookie, 5))
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    entries = xauth.Xauthority(str(path))
+    host = socket.gethostname().encode()
+    assert entries.get_best_auth(xauth.FamilyLocal, host, 5) == (
+        b"MIT-MAGIC-COOKIE-1",
+        bytes.fromhex(cookie),
+    )
+    with pytest.raises(xerror.XNoAuthError):
+        entries.get_best_auth(xauth.FamilyLocal, host, 6)
+    # A symlink the app put where its cookie goes is replaced, not followed.
+    target = tmp_path / "elsewhere"
+    target.write_text("keep")
+    path.unlink()
+    path.symlink_to(target)
+    isolation.write_private(path, isolation.xauthority(cookie, None))
+    assert target.read_text() == "keep" and not path.is_symlink()
