@@ -92,7 +92,7 @@ class StreamStats {
 
   paint(s) {
     const rtt = s.rtt_ms === null ? "–" : `${s.rtt_ms} ms`;
-    const size = s.width ? `${s.width}×${s.height}` : "–";
+    const size = s.width ? `${s.width}x${s.height}` : "–";
     this.overlay.textContent = [
       `${s.fps.toFixed(1)} fps`, `${s.mbit_s.toFixed(2)} Mbit/s`, `RTT ${rtt}`,
       `${s.codec || "no video"} ${size}`, `dropped ${this.total.dropped}`,
