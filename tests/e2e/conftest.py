@@ -54,11 +54,19 @@ class E2E:
         stdin: bool = True,
         signaling_url: str | None = None,
         prefix: list[str] | None = None,
+        extra: list[str] | None = None,
     ) -> TerminalProcess:
+        """`extra`: more `openfrp connect` options (--screenshot FILE, say)."""
         self._names += 1
         log = self.root / f"{name or 'terminal'}-{self._names}.jsonl"
         terminal = TerminalProcess.start(
-            link, log, ws_url=ws_url, stdin=stdin, signaling_url=signaling_url, prefix=prefix
+            link,
+            log,
+            ws_url=ws_url,
+            stdin=stdin,
+            signaling_url=signaling_url,
+            prefix=prefix,
+            extra=extra,
         )
         self._terminals.append(terminal)
         return terminal

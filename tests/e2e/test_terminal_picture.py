@@ -1,0 +1,154 @@
+"""What the Python terminal shows: the session's real Xvfb screen with a red xterm on it,
+decoded and saved as a PNG, compared with the display's own pixels (read from the X server
+by this test); over FRP7 (binary frames on the WebSocket) and FRP8 (a WebRTC video track)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
+from tests.e2e.harness import E2EError, ServerProcess, TerminalProcess
+from tests.support.coturn import TURNSERVER, Coturn
+
+RED = (255, 0, 0)
+APP = "xterm -bg red -fg red -cr red -bw 0 -geometry 30x8+40+30"  # a red box, no text shows
+SIZE = "640x400"
+needs_x = pytest.mark.skipif(
+    shutil.which("Xvfb") is None or shutil.which("xterm") is None, reason="needs Xvfb and xterm"
+)
+
+
+def read_png(path: Path) -> np.ndarray[Any, Any]:
+    with av.open(str(path)) as container:
+        return np.asarray(next(container.decode(video=0)).to_ndarray(format="rgb24"))
+
+
+def grab(server: ServerProcess, sid: str) -> np.ndarray[Any, Any]:
+    """The session's screen as RGB, straight from its X server (as the app's own user)."""
+    from Xlib import X
+    from Xlib.display import Display
+
+    number = server.log.wait_event(event="display.ready", session_id=sid)["attrs"]["display"]
+    accounts = server.log.find(event="session.account", session_id=sid)
+    saved = os.environ.get("XAUTHORITY")
+    if accounts:
+        os.environ["XAUTHORITY"] = str(Path(accounts[0]["attrs"]["home"]) / ".Xauthority")
+    try:
+        x = Display(f":{number}")
+    finally:
+        if saved is None:
+            os.environ.pop("XAUTHORITY", None)
+        else:
+            os.environ["XAUTHORITY"] = saved
+    try:
+        root = x.screen().root
+        size = root.get_geometry()
+        image = root.get_image(0, 0, size.width, size.height, X.ZPixmap, 0xFFFFFFFF)
+        bgrx = np.frombuffer(image.data, np.uint8).reshape(size.height, size.width, 4)
+        return np.ascontiguousarray(bgrx[:, :, 2::-1])
+    finally:
+        x.close()
+
+
+def red_box(pixels: np.ndarray[Any, Any]) -> tuple[int, int, int, int]:
+    """The bounding box (x0, y0, x1, y1) of the exactly red pixels."""
+    ys, xs = np.nonzero((pixels == RED).all(axis=2))
+    if not len(xs):
+        return 0, 0, 0, 0
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def settled_screen(server: ServerProcess, sid: str, timeout: float = 10.0) -> np.ndarray[Any, Any]:
+    """The screen once the xterm is up and nothing moves (two grabs 0.3 s apart agree)."""
+    deadline = time.monotonic() + timeout
+    before = grab(server, sid)
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = grab(server, sid)
+        x0, y0, x1, y1 = red_box(now)
+        if (x1 - x0) * (y1 - y0) > 5000 and np.array_equal(before, now):
+            return now
+        before = now
+    raise E2EError(f"no still red xterm on the display within {timeout}s")
+
+
+def assert_shows(shot: np.ndarray[Any, Any], truth: np.ndarray[Any, Any]) -> None:
+    """The terminal's picture is the display's: the same size, the red box where the display
+    has it, and (lossy codecs allowed) nearly every pixel within a small error."""
+    assert shot.shape == truth.shape
+    x0, y0, x1, y1 = red_box(truth)
+    assert (x0, y0) == (40, 30)  # where the app asked to be
+    inner = shot[y0 + 4 : y1 - 4, x0 + 4 : x1 - 4].astype(int)
+    assert np.abs(inner - RED).max(axis=2).mean() < 12
+    error = np.abs(shot.astype(int) - truth.astype(int)).max(axis=2)
+    assert (error > 48).mean() < 0.01, f"{(error > 48).mean():.2%} of pixels differ"
+
+
+def close_and_check(
+    terminal: TerminalProcess, server: ServerProcess, sid: str, tmp: Path
+) -> tuple[np.ndarray[Any, Any], dict[str, Any]]:
+    """Take a screenshot by command and at the end; both match the display's pixels."""
+    truth = settled_screen(server, sid)
+    time.sleep(1.5)  # the stream has delivered the still picture (a repeat comes every second)
+    mid = tmp / "mid.png"
+    terminal.send(f"screenshot {mid}")
+    size = f"{truth.shape[1]}x{truth.shape[0]}"
+    terminal.wait_line(rf"^screenshot saved: {mid} \({size}\)$")
+    assert_shows(read_png(mid), truth)
+    terminal.send("close")
+    assert terminal.wait_exit(15) == 0
+    terminal.wait_line(rf"^screenshot saved: {tmp / 'end.png'} \({size}\)$")
+    assert_shows(read_png(tmp / "end.png"), truth)
+    line = terminal.wait_line(r"^video: (\d+) frames shown, ([\d.]+) fps, ([\d.]+) Mbit/s, codec")
+    assert int(line.group(1)) >= 1 and float(line.group(3)) > 0
+    final = [e for e in terminal.log.find(event="stats") if e["attrs"]["final"]]
+    assert len(final) == 1 and final[0]["attrs"]["frames"] == int(line.group(1))
+    attrs: dict[str, Any] = final[0]["attrs"]
+    assert (attrs["width"], attrs["height"]) == (truth.shape[1], truth.shape[0])
+    assert attrs["rtt_ms"] is not None and attrs["rtt_ms"] >= 0
+    return truth, attrs
+
+
+@needs_x
+def test_frp7_the_terminal_shows_and_saves_the_real_screen(e2e: E2E, tmp_path: Path) -> None:
+    server = e2e.server(
+        server={"display": "xvfb"},
+        launchpads={"x": {"app_command": APP, "display_ready_timeout": 10.0}},
+    )
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    extra = ["--screenshot", str(tmp_path / "end.png"), "--size", SIZE]
+    terminal = e2e.terminal(ticket["connect_url"], extra=extra)
+    terminal.wait_line(rf"^connected to {sid} as c-")
+    _, stats = close_and_check(terminal, server, sid, tmp_path)
+    assert stats["codec"] in ("h264", "jpeg", "rgb-zlib") and stats["track_frames"] == 0
+    opened = server.log.find(event="connection.opened", session_id=sid)
+    assert opened and opened[0]["frp"] == 7
+
+
+@needs_x
+@pytest.mark.skipif(TURNSERVER is None, reason="needs coturn (Debian coturn)")
+def test_frp8_the_display_arrives_as_a_video_track(
+    e2e: E2E, coturn: Coturn, tmp_path: Path
+) -> None:
+    pad = {**FRP8_PAD, "app_command": APP, "display_ready_timeout": 10.0}
+    server = frp8_server(e2e, coturn, launchpad=pad, display="xvfb")
+    ticket = server.launch("bob", "rtc")
+    sid = ticket["session_id"]
+    extra = ["--screenshot", str(tmp_path / "end.png"), "--size", SIZE]
+    terminal = e2e.terminal(ticket["connect_url"], extra=extra)
+    terminal.wait_line(rf"^connected to {sid} as c-", timeout=20)
+    answered = server.log.wait_event(event="peer.answered", session_id=sid)
+    assert answered["attrs"]["video_track"] == "vp8"  # aiortc offers VP8 first
+    _, stats = close_and_check(terminal, server, sid, tmp_path)
+    # Every picture came on the track: no video frame went over the data channel.
+    assert stats["codec"] == "vp8" and stats["track_frames"] == stats["frames"]
+    assert server.log.wait_event(event="session.ended", session_id=sid)["code"] == 4000
