@@ -1,0 +1,102 @@
+"""The clipboard bridge against a real Xvfb (with its own cookie) and real X clients."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from openfrp.desk.clipboard import Clipboard
+from openfrp.server.host import Display, start_display
+from openfrp.settings import SessionSettings
+from tests.support.xselection import XApp
+
+pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
+
+
+@pytest.fixture
+def display() -> Iterator[Display]:
+    loop = asyncio.new_event_loop()
+    shown = loop.run_until_complete(
+        start_display("xvfb", SessionSettings(display_ready_timeout=10.0))
+    )
+    yield shown
+    loop.run_until_complete(shown.stop())
+    loop.close()
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.items: queue.Queue[tuple[str, object]] = queue.Queue()
+
+    def copied(self, text: str) -> None:
+        self.items.put(("copied", text))
+
+    def refused(self, reason: str, size: int) -> None:
+        self.items.put(("refused", (reason, size)))
+
+    def failed(self, error: str) -> None:
+        self.items.put(("failed", error))
+
+    def next(self, timeout: float = 3.0) -> tuple[str, object]:
+        return self.items.get(timeout=timeout)
+
+
+def bridge(display: Display, seen: Seen, limit: int = 1 << 20) -> Clipboard:
+    clip = Clipboard(
+        f":{display.number}", display.cookie, limit, seen.copied, seen.refused, seen.failed
+    )
+    assert clip.ready.wait(3.0)
+    return clip
+
+
+def test_text_from_the_terminal_is_what_an_x_app_pastes(display: Display) -> None:
+    seen = Seen()
+    clip = bridge(display, seen)
+    app = XApp(f":{display.number}", display.cookie)
+    try:
+        text = "héllo €uro — 日本語\nline two"
+        clip.offer(text)
+        for _ in range(50):
+            if app.paste() == text:
+                break
+            time.sleep(0.02)
+        assert app.paste("CLIPBOARD") == text
+        assert app.paste("PRIMARY") == text  # middle-click paste too
+        assert seen.items.empty()  # our own ownership is not reported back as a copy
+    finally:
+        app.close()
+        clip.close()
+
+
+def test_text_an_x_app_copies_reaches_the_callback_and_a_large_one_is_refused(
+    display: Display,
+) -> None:
+    seen = Seen()
+    clip = bridge(display, seen, limit=1000)
+    app = XApp(f":{display.number}", display.cookie)
+    try:
+        app.copy("copied in the session ✓")
+        assert seen.next() == ("copied", "copied in the session ✓")
+    finally:
+        app.close()
+    big = XApp(f":{display.number}", display.cookie)
+    try:
+        big.copy("x" * 5000)
+        assert seen.next() == ("refused", ("over the size limit", 5000))
+    finally:
+        big.close()
+        clip.close()
+
+
+def test_a_wrong_cookie_is_a_failure_not_a_hang(display: Display) -> None:
+    seen = Seen()
+    clip = Clipboard(f":{display.number}", "00" * 16, 100, seen.copied, seen.refused, seen.failed)
+    kind, error = seen.next()
+    assert kind == "failed"
+    assert "Invalid MIT-MAGIC-COOKIE-1 key" in str(error)
+    clip.close()
