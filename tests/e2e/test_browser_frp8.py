@@ -26,7 +26,7 @@ def test_browser_joins_over_webrtc_streams_and_closes(
     joined(server, browser, ticket, server.port)
     opened = server.log.wait_event(event="connection.opened", session_id=sid)
     assert opened["attrs"]["frp"] == 8
-    browser.wait("v.frames >= 3")
+    browser.wait("v.track !== undefined && v.track.frames >= 3")  # the display's video track
     assert server.push(sid, {"over": "webrtc"}).status == 202
     browser.wait("v.received.length === 1")
     browser.menu("close-session")

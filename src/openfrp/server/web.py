@@ -15,7 +15,15 @@ from starlette.routing import Route
 
 from openfrp import PROTOCOL_VERSION, codes
 
-SCRIPTS = ("connection.js", "peer_setup.js", "terminal.js", "video.js", "stats.js", "menu.js")
+SCRIPTS = (
+    "connection.js",
+    "peer_setup.js",
+    "terminal.js",
+    "video.js",
+    "track.js",
+    "stats.js",
+    "menu.js",
+)
 
 
 @cache

@@ -245,6 +245,11 @@
           iceTransportPolicy: block.ice_policy === "relay" ? "relay" : "all",
         });
         channel = pc.createDataChannel("control");
+        // The display comes as a video track (track.js), not as frames on the channel.
+        const video = pc.addTransceiver("video", { direction: "recvonly" });
+        pc.ontrack = (e) => {
+          if (current()) view.track = OpenfrpTrack.show(e.track, video.receiver, pc);
+        };
         channel.binaryType = "arraybuffer";
         channel.onopen = () => {
           if (!current()) return;

@@ -1,0 +1,59 @@
+// The FRP8 display: the server's WebRTC video track, drawn by a <video> laid over the canvas
+// with the smallest jitter buffer (a remote desktop wants the newest picture, not a smooth
+// one). Pointer events go through it to the canvas, which maps them to the remote screen.
+// window.OpenfrpTrack.state counts the frames drawn (requestVideoFrameCallback), their size
+// and the codec WebRTC chose, for the stats and for tests.
+"use strict";
+
+(() => {
+  const state = { frames: 0, width: 0, height: 0, codec: null };
+  let element = null;
+
+  function videoElement() {
+    if (element !== null) return element;
+    element = document.createElement("video");
+    element.id = "track";
+    element.autoplay = true;
+    element.muted = true;
+    element.playsInline = true;
+    element.style.cssText = "position: fixed; left: 0; top: 0; width: 100vw; height: 100vh;"
+      + " object-fit: contain; background: #000; pointer-events: none;";
+    document.getElementById("screen").after(element);
+    const drawn = (now, meta) => {
+      state.frames += 1;
+      state.width = meta.width;
+      state.height = meta.height;
+      element.requestVideoFrameCallback(drawn);
+    };
+    element.requestVideoFrameCallback(drawn);
+    return element;
+  }
+
+  async function chosenCodec(pc) {
+    const report = await pc.getStats();
+    for (const stats of report.values()) {
+      if (stats.type === "inbound-rtp" && stats.kind === "video" && stats.codecId) {
+        const codec = report.get(stats.codecId);
+        if (codec) return codec.mimeType.split("/")[1].toLowerCase();
+      }
+    }
+    return null;
+  }
+
+  // A video track arrived on `receiver` of `pc`: show it, with no playout delay.
+  function show(track, receiver, pc) {
+    receiver.playoutDelayHint = 0;  // Chromium's older name for it, in seconds
+    if ("jitterBufferTarget" in receiver) receiver.jitterBufferTarget = 0;
+    const video = videoElement();
+    video.srcObject = new MediaStream([track]);
+    video.play().catch(() => { /* autoplay of a muted video is allowed; a retry comes with the next track */ });
+    const named = () => chosenCodec(pc).then((codec) => {
+      state.codec = codec;
+      if (codec === null && pc.connectionState !== "closed") setTimeout(named, 500);
+    });
+    track.onunmute = named;
+    return state;
+  }
+
+  window.OpenfrpTrack = { show, state };
+})();

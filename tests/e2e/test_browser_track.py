@@ -1,0 +1,58 @@
+"""The browser terminal over FRP8 draws the display's WebRTC video track: headless Chromium
+against the server's aiortc peer through coturn, a real Xvfb with a red xterm on it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.e2e.browser import CHROMIUM, Browser, joined
+from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
+from tests.e2e.test_terminal_picture import APP, RED, needs_x, red_box, settled_screen
+from tests.support.coturn import TURNSERVER, Coturn
+
+pytestmark = pytest.mark.skipif(
+    TURNSERVER is None or not CHROMIUM.exists(), reason="needs coturn and Debian chromium"
+)
+
+
+@needs_x
+def test_the_page_draws_the_display_track_with_no_frames_on_the_channel(
+    e2e: E2E, coturn: Coturn, browser: Browser, tmp_path: Path
+) -> None:
+    pad = {**FRP8_PAD, "app_command": APP, "display_ready_timeout": 10.0}
+    server = frp8_server(e2e, coturn, launchpad=pad, display="xvfb")
+    ticket = server.launch("alice", "rtc")
+    sid = ticket["session_id"]
+    joined(server, browser, ticket, server.port)
+    truth = settled_screen(server, sid)
+    browser.wait("v.track !== undefined && v.track.frames >= 2 && v.track.codec !== null")
+    track = browser.view()["track"]
+    assert track["codec"] == "vp8"  # first in Chromium's offer among aiortc's codecs
+    assert (track["width"], track["height"]) == (truth.shape[1], truth.shape[0])
+    video = browser.page.evaluate(
+        """() => { const v = document.getElementById('track');
+                   const r = v.srcObject.getVideoTracks()[0];
+                   return {width: v.videoWidth, height: v.videoHeight, paused: v.paused,
+                           live: r.readyState}; }"""
+    )
+    size = {"width": truth.shape[1], "height": truth.shape[0]}
+    assert video == {**size, "paused": False, "live": "live"}
+    # The page shows the red xterm where the display has it (the page is the screen's size).
+    page = browser.page.screenshot()
+    with av.open(io.BytesIO(page)) as container:
+        shot = np.asarray(next(container.decode(video=0)).to_ndarray(format="rgb24"))
+    (tmp_path / "page.png").write_bytes(page)
+    x0, y0, x1, y1 = red_box(truth)
+    assert (x0, y0) == (40, 30) and shot.shape == truth.shape
+    inner = shot[y0 + 4 : y1 - 4, x0 + 4 : x1 - 4].astype(int)
+    assert np.abs(inner - RED).max(axis=2).mean() < 16
+    assert np.abs(shot[y1 + 40 : y1 + 80, x0:x1].astype(int)).max() < 24  # black below it
+    assert browser.view()["frames"] == 0  # nothing came as frames on the data channel
+    browser.menu("close-session")
+    browser.wait("v.finalCode === 4000")
+    assert browser.errors == []
