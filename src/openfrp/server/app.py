@@ -29,6 +29,7 @@ from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server import web
 from openfrp.server.fleet import Fleet
 from openfrp.server.isolation import Isolation
+from openfrp.server.keys import matches
 from openfrp.server.links import Transport
 from openfrp.server.registry import Registry, RegistryError, SessionRecord
 from openfrp.server.runtime import SessionRuntime
@@ -252,7 +253,7 @@ def _caller(request: Request, state: ServerState) -> Caller:
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential:
         raise ApiError(401, "missing 'Authorization: Bearer <token>' header")
-    if hmac.compare_digest(credential, state.admin_key):
+    if matches(credential, state.admin_key):
         return Caller(admin=True, user=None)
     try:
         claims = verify_token(state.secret, credential)
@@ -431,7 +432,7 @@ async def guest_action(request: Request) -> Response:
     session_id = request.path_params["session_id"]
     runtime = state.runtimes.get(session_id)
     key = request.headers.get("x-openfrp-guest-key", "")
-    if runtime is None or not hmac.compare_digest(key, state.guest_key(session_id)):
+    if runtime is None or not matches(key, state.guest_key(session_id)):
         raise ApiError(404, f"no session '{session_id}' for this guest key")
     action = (await _json_body(request)).get("action")
     if action not in GUEST_ACTIONS:

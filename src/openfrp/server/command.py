@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from openfrp.server.isolation import write_private
 from openfrp.settings import Config, SettingsError, load
 
 
@@ -76,8 +77,8 @@ def _admin_key(args: argparse.Namespace) -> str:
         return str(args.admin_key)
     path = Path(args.data_dir) / "admin.key"
     try:
-        return path.read_text().strip()
-    except OSError:
+        return path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
         raise SettingsError(f"no --admin-key given and {path} cannot be read") from None
 
 
@@ -113,6 +114,8 @@ def api(
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ApiCallError(f"{method} {url}: server not reachable ({reason})") from None
+    except UnicodeEncodeError:
+        raise ApiCallError(f"{method} {url}: the key has characters no header can carry") from None
 
 
 class ApiCallError(SettingsError):
@@ -134,7 +137,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         {"user": args.user, "launchpad": args.launchpad},
     )
     if args.out:
-        Path(args.out).write_text(json.dumps(ticket, indent=2))
+        write_private(Path(args.out), json.dumps(ticket, indent=2).encode())  # holds a token
     print(
         json.dumps(ticket, indent=2)
         if args.json

@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openfrp.events import Event, EventLog
 from openfrp.protocol.handshake import TokenError, verify_token
+from openfrp.server.keys import matches
 
 MAX_MESSAGE = 1 << 18
 
@@ -69,7 +70,7 @@ class Hub:
         if not isinstance(host, str) or not isinstance(key, str):
             await _refuse(websocket, "register needs host and key")
             return
-        if not hmac.compare_digest(key, peer_key(self.secret, host)):
+        if not matches(key, peer_key(self.secret, host)):
             self._log("signaling.rejected", attrs={"host": host, "reason": "bad peer key"})
             await _refuse(websocket, "bad peer key")
             return
