@@ -53,8 +53,9 @@ class VideoStream {
     this.canvas = canvas;
     this.decoders = decoders;
     this.hooks = hooks;
+    // starts: each connection's first frame {number, codec, key} (null until it comes).
     this.view = { codec: null, drawn: 0, dropped: 0, decoders, remote: null, screen: null,
-                  picture: null };
+                  picture: null, starts: [] };
     this.decoder = null;  // WebCodecs decoder of this.codec, or null
     this.inDecoder = [];  // frame numbers given to the decoder, not yet drawn
     this.generation = 0;  // a new connection: frames still decoding are not acknowledged
@@ -98,6 +99,7 @@ class VideoStream {
     this.pending = 0;
     this.inDecoder = [];
     this.closeDecoder();
+    this.view.starts = [...this.view.starts.slice(-9), null];
   }
 
   stopped() { this.connected = false; }
@@ -115,6 +117,10 @@ class VideoStream {
                 codec: CODECS[head.getUint8(8)], key: (head.getUint8(9) & FLAG_KEY) !== 0 };
     if (h.codec === undefined) return;
     this.hooks.stats.received(buffer.byteLength);
+    const starts = this.view.starts;
+    if (starts.length && starts.at(-1) === null) {
+      starts[starts.length - 1] = { number: h.number, codec: h.codec, key: h.key };
+    }
     const payload = new Uint8Array(buffer, WIRE_HEADER);
     const follows = this.lastNumber === null || h.number === (this.lastNumber + 1) % 2 ** 32;
     this.lastNumber = h.number;
