@@ -32,7 +32,10 @@ HOOK_JS = r"""
   const sctx = scratch.getContext("2d", { willReadFrequently: true });
   b.target = () => {
     let best = null;
-    for (const el of document.querySelectorAll("canvas, video")) {
+    for (const v of document.querySelectorAll("video")) {
+      if (v.videoWidth) return { el: v, w: v.videoWidth, h: v.videoHeight };
+    }
+    for (const el of document.querySelectorAll("canvas")) {
       const w = el.width || el.videoWidth || 0, h = el.height || el.videoHeight || 0;
       if (!best || w * h > best.w * best.h) best = { el, w, h };
     }
@@ -98,6 +101,25 @@ HOOK_JS = r"""
     requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
+  // FRP8: the peer connections, for the bytes their transports received.
+  b.pcs = [];
+  if (window.RTCPeerConnection) {
+    const Native = window.RTCPeerConnection;
+    window.RTCPeerConnection = class extends Native {
+      constructor(...args) { super(...args); b.pcs.push(this); }
+    };
+  }
+  b.rtcBytes = async () => {
+    let total = 0;
+    for (const pc of b.pcs) {
+      try {
+        for (const r of (await pc.getStats()).values()) {
+          if (r.type === "transport") total += r.bytesReceived || 0;
+        }
+      } catch (err) { /* a closed connection has no stats */ }
+    }
+    return total;
+  };
   window.addEventListener("keydown", () => b.keys.push(performance.timeOrigin + performance.now()),
                           true);
 })();

@@ -16,7 +16,9 @@ from typing import Any
 
 from bench.rig import HOOK_JS, Procs, screen_size, start_xvfb, tree, xauthority_of
 from tests.e2e.browser import link
+from tests.e2e.conftest import FRP8_PAD
 from tests.e2e.harness import ServerProcess, free_port
+from tests.support.coturn import PASSWORD, TURNSERVER, USER, start_coturn
 from tests.support.faultproxy import ProxyProcess, start_proxy_process
 
 NOVNC = Path("/usr/share/novnc")
@@ -207,12 +209,59 @@ def openfrp_browser(root: Path, size: tuple[int, int], browser: Any) -> Stack:
         launchpads={"desktop": {"display_ready_timeout": 15.0}},
         account={"max_session_duration": 3600.0, "idle_timeout": 60.0},
     )
-    ticket = server.launch("bench")
     stack = Stack(Procs(), "", _page(browser, size))
     stack.closers.append(server.stop)
-    stack.server_roots = [server.process.pid]
     stack.proxy = start_proxy_process(server.port)
-    stack.page.goto(link(ticket, stack.proxy.port))
+    _join(stack, server, stack.proxy.port)
+    return stack
+
+
+class RtcStack(Stack):
+    """FRP8: bytes are what the page's peer connections received (the relay carries them)."""
+
+    def wire_bytes(self) -> int:
+        return int(self.page.evaluate("window.__bench.rtcBytes()"))
+
+
+def openfrp_frp8(root: Path, size: tuple[int, int], browser: Any) -> Stack:
+    """The browser terminal over FRP8 (WebRTC video track), relay-only through a real coturn."""
+    if TURNSERVER is None:
+        raise RuntimeError("coturn is not installed")
+    base = root / f"openfrp8-{time.monotonic_ns()}"
+    (base / "turn").mkdir(parents=True)
+    turn = start_coturn(base / "turn")
+    stack = RtcStack(Procs(), "", _page(browser, size))
+    stack.closers.append(turn.stop)
+    try:
+        server = ServerProcess.start(
+            base,
+            server={
+                "display": "xvfb",
+                "video_fps": 30,
+                "ice_policy": "relay",
+                "turn_url": f"turn:127.0.0.1:{turn.port}?transport=udp",
+                "turn_user": USER,
+                "turn_password": PASSWORD,
+            },
+            launchpads={
+                "desktop": {**FRP8_PAD, "display_ready_timeout": 15.0, "idle_timeout": 60.0}
+            },
+            account={"max_session_duration": 3600.0},
+        )
+        stack.closers.append(server.stop)
+        _join(stack, server, server.port)
+        _wait(stack.page, "() => document.querySelector('video')?.videoWidth > 0", 15, "track")
+    except Exception:
+        stack.close()
+        raise
+    return stack
+
+
+def _join(stack: Stack, server: ServerProcess, port: int) -> None:
+    """Open a new session's connect link (through `port`) and wait for its display."""
+    ticket = server.launch("bench")
+    stack.server_roots = [server.process.pid]
+    stack.page.goto(link(ticket, port))
     _wait(
         stack.page,
         "() => window.openfrp && window.openfrp.state.startsWith('connected')",
@@ -224,7 +273,6 @@ def openfrp_browser(root: Path, size: tuple[int, int], browser: Any) -> Stack:
     stack.xauthority = xauthority_of(tree(server.process.pid))
     _settle(stack)
     _set_screen(stack)
-    return stack
 
 
 def _settle(stack: Stack, timeout: float = 5.0) -> None:
@@ -239,6 +287,7 @@ def _settle(stack: Stack, timeout: float = 5.0) -> None:
 
 RUNNERS: dict[str, Any] = {
     "openfrp-browser": openfrp_browser,
+    "openfrp-frp8": openfrp_frp8,
     "novnc": novnc,
     "ffmpeg-x264": ffmpeg("h264"),
     "ffmpeg-vp8": ffmpeg("vp8"),
