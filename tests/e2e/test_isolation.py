@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from openfrp.server.isolation import processes_of
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import SECRET, E2EError, ServerProcess, bounded, hello_for
 from tests.support.sandbox import needs_root, openfrp_command, shared_folder
@@ -60,6 +61,7 @@ check other_home ls "$OTHER_HOME"
 check other_cookie cat "$OTHER_HOME/.Xauthority"
 check own_display xdpyinfo
 check other_display xdpyinfo -display ":$OTHER_DISPLAY"
+setsid sleep 300 >/dev/null 2>&1 &  # outside the app's process group
 touch "$HOME/done"
 exec sleep 60
 """
@@ -156,12 +158,15 @@ def test_the_app_reaches_none_of_the_servers_secrets_nor_another_session(
     for secret in (SECRET, server.admin_key, ENV_SECRET):
         assert secret not in everything
 
-    # The session's end ends its user's processes and removes its home.
+    # The session's end ends all its user's processes (even one that left the app's process
+    # group) and removes its home; the other session's app goes on.
+    assert processes_of(account["uid"])
     assert server.api("DELETE", f"/api/sessions/{ticket['session_id']}").status == 200
-    for _ in bounded(5.0):
-        if not home.exists():
+    for _ in bounded(8.0):
+        if not home.exists() and not processes_of(account["uid"]):
             break
-    assert not home.exists()
+    assert not home.exists() and not processes_of(account["uid"])
+    assert processes_of(other_account["uid"])
 
 
 def test_the_guest_command_works_from_inside_with_the_sessions_credential(

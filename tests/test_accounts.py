@@ -1,4 +1,4 @@
-"""Isolation without a server: run_as needs root and a real user, a server that is not root
+"""Session accounts without a server: run_as needs root and a real user, a server that is not root
 still gives the app its own home and a clean environment, and the cookie file is one that
 X clients (python-xlib here, libXau in the e2e tests) accept for the session's display only."""
 
@@ -82,3 +82,20 @@ def test_the_cookie_file_names_the_display_and_only_it(tmp_path: Path) -> None:
     path.symlink_to(target)
     isolation.write_private(path, isolation.xauthority(cookie, None))
     assert target.read_text() == "keep" and not path.is_symlink()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="pool users are made by a root server")
+def test_two_servers_never_lease_the_same_pool_user(tmp_path: Path) -> None:
+    first, second = isolation.Isolation(str(tmp_path)), isolation.Isolation(str(tmp_path))
+
+    async def lease() -> tuple[isolation.Account, isolation.Account]:
+        return await first.acquire("s-a", ""), await second.acquire("s-b", "")
+
+    a, b = asyncio.run(lease())
+    try:
+        assert a.pooled and b.pooled and a.uid != b.uid and 0 not in (a.uid, b.uid)
+        assert a.home.stat().st_uid == a.uid and b.home.stat().st_uid == b.uid
+    finally:
+        asyncio.run(first.release(a))
+        asyncio.run(second.release(b))
+    assert not a.home.exists() and not b.home.exists()
