@@ -165,6 +165,23 @@ def test_restore_after_blackhole_serves_new_connections_only() -> None:
     run(body)
 
 
+def test_stall_passes_the_clients_bytes_and_holds_the_targets_until_forward() -> None:
+    async def body() -> None:
+        async with proxied_echo() as (echo, proxy):
+            reader, writer = await connect(proxy)
+            await echo_once(reader, writer, b"before")
+            proxy.stall()
+            await assert_silent(reader, writer)
+            assert proxy.stats.bytes_to_target == len(b"before") + len(b"into the void")
+            assert echo.endings == [] and proxy.stats_dict()["mode"] == "stall"
+            proxy.forward()  # the echo held back arrives, nothing lost
+            echoed = await asyncio.wait_for(reader.readexactly(len(b"into the void")), 5)
+            assert echoed == b"into the void"
+            writer.close()
+
+    run(body)
+
+
 def test_cut_resets_both_sides_and_refuses_new_connections() -> None:
     async def body() -> None:
         async with proxied_echo() as (echo, proxy):

@@ -3,7 +3,8 @@
 4001 and 4004: the registry's disk fills up (a tmpfs of the test's own, root only), so the
 session's next state cannot be recorded: while it starts that is 4001, once active 4004, and
 the server keeps serving the other sessions. 4025: the terminal's TCP connection is reset
-(SO_LINGER 0) while the server is blocked writing a burst to it; the session is resumable.
+(a raw client's SO_LINGER 0 close, or the fault proxy's reset after it stopped reading) while
+the server is blocked writing a burst to it; the session is resumable.
 Each test asserts what the terminal saw, both event logs and the analyzer's verdict.
 """
 
@@ -200,3 +201,44 @@ def test_4025_connection_reset_while_the_server_writes_a_burst(e2e: E2E) -> None
     facts = verdict(sid, server.log)
     assert (facts["category"], facts["final_code"]) == ("expected_end", 4000), facts
     assert 4025 in facts["codes"] and facts["recovered"] is True, facts
+
+
+def test_4025_terminal_reset_under_a_blocked_burst_then_resumed(e2e: E2E) -> None:
+    """The Python terminal behind the fault proxy: the proxy stops reading the server's bytes
+    until its writes block, then resets both sides. The terminal sees its connection drop
+    (4102), reconnects (4103) and gets every message the reset lost."""
+    quiet = {"receive_timeout": 30.0, "keepalive_timeout": 30.0}  # no timer beats the reset
+    pad = {**PATIENT, **quiet, "send_buffer_limit": 64 * 1024 * 1024}
+    server = e2e.server(launchpads={"big": pad})
+    ticket = server.launch("alice", "big")
+    sid = ticket["session_id"]
+    proxy = e2e.proxy(server.port)
+    term = e2e.connected(server, ticket, proxy)
+    first = server.log.wait_event(event="connection.established", session_id=sid)
+
+    proxy.control("stall")
+    blob = "x" * (192 * 1024)  # under the terminal's limit for one message
+    pushes = 64  # 12 MiB, beyond what the kernel buffers of server and proxy hold
+    for n in range(pushes):
+        assert server.push(sid, {"n": n, "blob": blob}).status == 202
+    proxy.control("cut")
+    proxy.control("restore")
+
+    closed = server.log.wait_event(event="connection.closed", code=4025, session_id=sid)
+    assert closed["connection_id"] == first["connection_id"]
+    server.log.wait_event(event="session.disconnected", code=4025, session_id=sid)
+    term.wait_line(r"^\[4102 [A-Z_]+\] ")
+    term.wait_line(r"^\[4103 [A-Z_]+\] ")
+    term.wait_line(rf"^connected to {sid} as c-\w+ \(resumed\)$", timeout=8)
+    term.wait_line(rf'^msg {pushes} \{{"blob": "x+", "n": {pushes - 1}\}}$', timeout=15)
+    server.log.wait_event(event="session.resumed", session_id=sid)
+    assert not server.log.find(event="connection.closed", code=4029, session_id=sid)
+
+    term.send("close")
+    assert term.wait_exit() == 0
+    server.log.wait_event(event="session.ended", code=4000, session_id=sid)
+    lost = term.log.wait_event(event="connection.lost", code=4102)
+    assert lost["attrs"]["close_code"] is None  # the server's 4025 could not reach it
+    facts = verdict(sid, server.log, term.log)
+    assert (facts["category"], facts["final_code"]) == ("expected_end", 4000), facts
+    assert {4025, 4102, 4103} <= set(facts["codes"]) and facts["recovered"] is True, facts

@@ -2,17 +2,18 @@
 
 End-to-end tests put it between terminal and server to produce the network conditions behind
 the code table: a black-holed path (bytes vanish, no FIN, no RST: 4023 at the server, 4102 at the
-terminal) and reset connections (RST without a close handshake: 4029 and 4102). It runs inside
-the test (`FaultProxy`) or as its own process steered over a one-line TCP control port
-(`start_proxy_process`, `ProxyControl`), since server, proxy and terminal run as separate
-processes in end-to-end tests.
+terminal) and reset connections (RST without a close handshake: 4029 and 4102); stalled, it
+stops reading what the server sends, so the server's writes back up until they block (a cut
+then is 4025). It runs inside the test (`FaultProxy`) or as its own process steered over a
+one-line TCP control port (`start_proxy_process`, `ProxyControl`), since server, proxy and
+terminal run as separate processes in end-to-end tests.
 
     python -m tests.support.faultproxy --listen 127.0.0.1:0 --target 127.0.0.1:PORT \\
         --control-port-file FILE
 
 writes {"port": ..., "control_port": ..., "pid": ...} to FILE once both ports listen. The control
-port takes one command per connection (forward, blackhole, cut, restore, stats) and answers one
-line: "ok", the stats as JSON, or "error: ...".
+port takes one command per connection (forward, blackhole, stall, cut, restore, stats) and
+answers one line: "ok", the stats as JSON, or "error: ...".
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class Mode(StrEnum):
     FORWARD = "forward"
     BLACKHOLE = "blackhole"
+    STALL = "stall"
     CUT = "cut"
 
 
@@ -97,9 +99,12 @@ class _Link:
         self.target: asyncio.StreamWriter | None = None
         self.blackholed = blackholed
         self.aborted = False
+        self.flowing = asyncio.Event()  # cleared: what the target sends is left unread
+        self.flowing.set()
 
     def abort(self) -> None:
         self.aborted = True
+        self.flowing.set()
         for writer in (self.client, self.target):
             if writer is not None:
                 _reset(writer)
@@ -154,12 +159,21 @@ class FaultProxy:
         self._mode = Mode.FORWARD
         for link in self._links:
             link.blackholed = False
+            link.flowing.set()
 
     def blackhole(self) -> None:
         """Keep every connection open but discard all bytes both ways: no FIN, no RST."""
         self._mode = Mode.BLACKHOLE
         for link in self._links:
             link.blackholed = True
+
+    def stall(self) -> None:
+        """Stop reading from the target on every connection (the client's bytes still pass):
+        the target's writes fill the kernel buffers and then block, as before a reader that
+        hangs. forward() or restore() lets them flow again; cut() resets them."""
+        self._mode = Mode.STALL
+        for link in self._links:
+            link.flowing.clear()
 
     def cut(self) -> None:
         """Reset every connection (both sides) and reset new ones as soon as they arrive."""
@@ -171,6 +185,8 @@ class FaultProxy:
         """Forward new connections; connections black-holed earlier stay dead, as after an
         outage that the session must recover from by reconnecting."""
         self._mode = Mode.FORWARD
+        for link in self._links:
+            link.flowing.set()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -195,6 +211,8 @@ class FaultProxy:
         assert task is not None
         self._tasks.add(task)
         link = _Link(writer, blackholed=self._mode is Mode.BLACKHOLE)
+        if self._mode is Mode.STALL:
+            link.flowing.clear()
         self._links.add(link)
         try:
             await self._relay(link, reader)
@@ -241,6 +259,10 @@ class FaultProxy:
                 if not link.blackholed:
                     link.abort()
                 return
+            if not to_target:  # stalled: hold this chunk and read no more until flowing
+                await link.flowing.wait()
+                if link.aborted:
+                    return
             if not data:
                 if sink is not None and not link.blackholed and not link.aborted:
                     with contextlib.suppress(OSError):
@@ -281,12 +303,15 @@ def apply_command(proxy: FaultProxy, command: str) -> str:
     actions: dict[str, Callable[[], None]] = {
         "forward": proxy.forward,
         "blackhole": proxy.blackhole,
+        "stall": proxy.stall,
         "cut": proxy.cut,
         "restore": proxy.restore,
     }
     action = actions.get(command)
     if action is None:
-        return f"error: unknown command {command!r} (forward, blackhole, cut, restore, stats)"
+        return (
+            f"error: unknown command {command!r} (forward, blackhole, stall, cut, restore, stats)"
+        )
     action()
     return "ok"
 
