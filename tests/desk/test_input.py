@@ -19,7 +19,7 @@ from openfrp.protocol.input import (
     WheelInput,
 )
 from openfrp.protocol.keysyms import text_keys
-from tests.support.xev import Xvfb, needs_xev, typed
+from tests.support.xev import Xvfb, needs_xev, set_screen_size, typed
 
 pytestmark = needs_xev
 
@@ -104,14 +104,6 @@ def test_release_all_lets_go_of_held_keys_and_buttons(xvfb: Xvfb) -> None:
     assert sorted(e.button for e in releases) == [1, 3]
 
 
-def resize(xvfb: Xvfb, width: int, height: int) -> None:
-    name = f"t{width}x{height}"
-    xvfb.run("xrandr", "--newmode", name, "0", *[str(width)] * 4, *[str(height)] * 4)
-    xvfb.run("xrandr", "--addmode", "screen", name)
-    xvfb.run("xrandr", "--output", "screen", "--mode", name, "--fb", f"{width}x{height}")
-    assert f"current {width} x {height}," in xvfb.run("xrandr")
-
-
 def test_clicks_land_on_the_pixel_and_are_clamped_after_a_resize(tmp_path: Path) -> None:
     xvfb = Xvfb(tmp_path, "1024x768")
     try:
@@ -119,11 +111,11 @@ def test_clicks_land_on_the_pixel_and_are_clamped_after_a_resize(tmp_path: Path)
         injector.run([PointerInput(123, 45, 1), PointerInput(123, 45, 0)])
         first = xvfb.xev.wait_button(1)
         assert (first.x, first.y) == (123, 45)
-        resize(xvfb, 640, 480)
+        set_screen_size(xvfb.env, 640, 480)
         injector.run([PointerInput(1000, 700, 4), PointerInput(1000, 700, 0)])
         right = xvfb.xev.wait_button(3)
         assert (right.x, right.y) == (639, 479)  # clamped to the smaller screen
-        resize(xvfb, 1024, 768)
+        set_screen_size(xvfb.env, 1024, 768)
         injector.run([PointerInput(1000, 700, 2), PointerInput(1000, 700, 0)])
         middle = xvfb.xev.wait_button(2)
         assert (middle.x, middle.y) == (1000, 700)
@@ -145,7 +137,7 @@ def test_wheel_steps_are_buttons_4_to_7(xvfb: Xvfb) -> None:
 
 def test_the_feed_keeps_order_cuts_a_flood_and_reports_a_dead_display(xvfb: Xvfb) -> None:
     failures: list[str] = []
-    feed = InputFeed(lambda: (xvfb, xvfb.name), failures.append, limit=64)
+    feed = InputFeed(lambda: (xvfb, xvfb.name, ""), failures.append, limit=64)
     accepted = [feed.offer(e) for e in text_keys("abc" * 200)]
     assert not all(accepted)  # 1200 events into a queue of 64 cannot all fit
     for _ in range(100):

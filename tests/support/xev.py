@@ -110,6 +110,22 @@ class XevFile:
         return self.events()
 
 
+def set_screen_size(env: dict[str, str], width: int, height: int) -> None:
+    """Resize the X screen in `env` (DISPLAY, XAUTHORITY) as an app would, with xrandr."""
+
+    def xrandr(*args: str) -> str:
+        done = subprocess.run(
+            ["xrandr", *args], env=env, capture_output=True, text=True, timeout=10
+        )
+        return done.stdout
+
+    name = f"t{width}x{height}"
+    xrandr("--newmode", name, "0", *[str(width)] * 4, *[str(height)] * 4)
+    xrandr("--addmode", "screen", name)
+    xrandr("--output", "screen", "--mode", name, "--fb", f"{width}x{height}")
+    assert f"current {width} x {height}," in xrandr()
+
+
 class Xvfb:
     """An Xvfb of the test's own on a free display number, with an xev on it."""
 
@@ -134,9 +150,9 @@ class Xvfb:
             )
         self.xev.ready()
 
-    def run(self, *argv: str) -> str:
-        env = {**os.environ, "DISPLAY": self.name}
-        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=10).stdout
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DISPLAY": self.name}
 
     def stop(self) -> None:
         for process in (self.app, self.process):

@@ -21,13 +21,13 @@ _RELEASE = ReleaseInput()
 
 
 class InputFeed:
-    """`target()` names the display to type into and an object that changes with it (a
-    replaced display gets a new connection); `on_failure(error)` is called once, from the
+    """`target()` gives an object that changes with the display (a replaced display gets a
+    new connection), the display's name and its cookie; `on_failure(error)` is called once, from the
     worker thread, when injection fails, and the feed stops."""
 
     def __init__(
         self,
-        target: Callable[[], tuple[object, str] | None],
+        target: Callable[[], tuple[object, str, str] | None],
         on_failure: Callable[[str], None],
         limit: int = DEFAULT_LIMIT,
     ) -> None:
@@ -86,7 +86,7 @@ class InputFeed:
                         if injector is not None:
                             with contextlib.suppress(Exception):
                                 injector.close()
-                        injector, key = Injector(target[1]), target[0]
+                        injector, key = Injector(target[1], target[2]), target[0]
                     started = time.perf_counter()
                     injector.run(batch)
                     self.busy_seconds += time.perf_counter() - started

@@ -13,8 +13,8 @@ import time
 from collections import OrderedDict
 
 from Xlib import X
-from Xlib import display as xdisplay
 
+from openfrp.desk.xconnect import open_display
 from openfrp.protocol.input import (
     InputEvent,
     KeyInput,
@@ -40,8 +40,8 @@ class InjectionError(RuntimeError):
 class Injector:
     """One X connection that types, points and clicks on one display."""
 
-    def __init__(self, display_name: str) -> None:
-        self._d = xdisplay.Display(display_name)
+    def __init__(self, display_name: str, cookie: str = "") -> None:
+        self._d = open_display(display_name, cookie)
         if not self._d.has_extension("XTEST"):
             self._d.close()
             raise InjectionError(f"display {display_name} has no XTEST extension")

@@ -358,11 +358,11 @@ class SessionRuntime:
         if ended:
             self._input_dropped = 0
 
-    def _input_target(self) -> tuple[object, str] | None:
+    def _input_target(self) -> tuple[object, str, str] | None:
         display = self.display
         if display is None or display.number is None:
             return None
-        return display, f":{display.number}"
+        return display, f":{display.number}", display.cookie
 
     async def _auxiliary(self, action: Deliver) -> None:
         """Work beside the control loop (event upload, input); a failure here is 4005."""

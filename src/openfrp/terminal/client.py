@@ -23,6 +23,7 @@ from openfrp import codes
 from openfrp.events import Context, EventLog
 from openfrp.netcheck.verdict import verdict
 from openfrp.protocol.actions import Log
+from openfrp.protocol.input import input_message
 from openfrp.protocol.messages import encode
 from openfrp.protocol.terminal_connection import (
     Connect,
@@ -40,6 +41,8 @@ from openfrp.protocol.terminal_connection import (
 )
 from openfrp.settings import SessionSettings
 from openfrp.terminal.frp8 import PeerAttempt
+from openfrp.terminal.keyboard import USAGE, input_command
+from openfrp.terminal.keyboard import WORDS as INPUT_WORDS
 from openfrp.terminal.preflight import probe_ice_servers
 from openfrp.terminal.video import DECODERS, VideoReceiver
 from openfrp.timing import Alarm, now_ms
@@ -159,7 +162,12 @@ class Terminal:
             if word == "screenshot" and rest.strip():
                 self._track(self._screenshot(rest.strip()))
                 return []
-            self._print(f"unknown command {args[0]!r} (use: close, disconnect, screenshot FILE)")
+            if word in INPUT_WORDS:
+                self._input(word, rest)
+                return []
+            self._print(
+                f"unknown command {args[0]!r} (use: close, disconnect, screenshot FILE, {USAGE})"
+            )
             return []
         if args[0] != self._gen:
             return []
@@ -275,6 +283,19 @@ class Terminal:
         with contextlib.suppress(ConnectionClosed, OSError, ConnectionError):
             while True:
                 await ws.send(await queue.get())
+
+    def _input(self, word: str, rest: str) -> None:
+        """Send a typed command's key and pointer events, in order, on the live connection."""
+        try:
+            events = input_command(word, rest) or []
+        except ValueError as exc:
+            self._print(str(exc))
+            return
+        if self.machine.state is not TerminalState.ESTABLISHED or self._sendq is None:
+            self._print(f"{word}: not connected, nothing sent")
+            return
+        for event in events:
+            self._send(input_message(event))
 
     def _send(self, message: dict[str, Any]) -> None:
         if self._sendq is not None:
@@ -412,7 +433,8 @@ class Terminal:
 
 
 def read_commands(terminal: Terminal, loop: asyncio.AbstractEventLoop) -> None:
-    """Feed stdin lines (close, disconnect) to the terminal from a daemon thread."""
+    """Feed stdin lines (close, disconnect, type TEXT, click X Y...) to the terminal from a
+    daemon thread."""
 
     def pump() -> None:
         for line in sys.stdin:

@@ -1,0 +1,44 @@
+"""The Python terminal's input commands, for scripts and tests:
+
+type TEXT           each character pressed and released (a trailing newline is not added)
+key COMBO           ctrl+alt+t, shift+Tab, F5, Return: pressed in order, released in reverse
+click X Y [BUTTON]  move to (X, Y) in remote screen pixels, press and release (1 left,
+                    2 middle, 3 right; default 1)
+move X Y            move only
+scroll N            N wheel steps, down when positive, up when negative
+"""
+
+from __future__ import annotations
+
+from openfrp.protocol.input import InputEvent, PointerInput, WheelInput
+from openfrp.protocol.keysyms import combo_keys, text_keys
+
+WORDS = ("type", "key", "click", "move", "scroll")
+USAGE = "type TEXT, key COMBO, click X Y [1|2|3], move X Y, scroll N"
+
+
+def input_command(word: str, rest: str) -> list[InputEvent] | None:
+    """The events a command line sends; None if `word` is no input command.
+
+    Raises ValueError with the usage when the arguments do not fit."""
+    if word not in WORDS:
+        return None
+    try:
+        if word == "type":
+            return list(text_keys(rest))
+        if word == "key":
+            return list(combo_keys(rest.strip()))
+        numbers = [int(part) for part in rest.split()]
+        if word == "scroll" and len(numbers) == 1:
+            return [WheelInput(0, numbers[0])]
+        if word == "move" and len(numbers) == 2:
+            return [PointerInput(numbers[0], numbers[1], 0)]
+        if word == "click" and len(numbers) in (2, 3):
+            button = numbers[2] if len(numbers) == 3 else 1
+            if button not in (1, 2, 3):
+                raise ValueError(f"no mouse button {button}")
+            x, y, mask = numbers[0], numbers[1], 1 << (button - 1)
+            return [PointerInput(x, y, 0), PointerInput(x, y, mask), PointerInput(x, y, 0)]
+    except ValueError as exc:
+        raise ValueError(f"{word}: {exc} (use: {USAGE})") from None
+    raise ValueError(f"{word}: wrong arguments (use: {USAGE})")
