@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,39 @@ def test_frp8_the_display_arrives_as_a_video_track(
     # Every picture came on the track: no video frame went over the data channel.
     assert stats["codec"] == "vp8" and stats["track_frames"] == stats["frames"]
     assert server.log.wait_event(event="session.ended", session_id=sid)["code"] == 4000
+
+
+@needs_x
+@pytest.mark.skipif(TURNSERVER is None, reason="needs coturn (Debian coturn)")
+def test_frp8_a_killed_display_is_4011_and_the_resume_has_a_picture_again(
+    e2e: E2E, coturn: Coturn, tmp_path: Path
+) -> None:
+    pad = {**FRP8_PAD, "app_command": "sleep 600", "video_failure_limit": 3}
+    pad["display_ready_timeout"] = 10.0
+    server = frp8_server(e2e, coturn, launchpad=pad, display="xvfb")
+    ticket = server.launch("carol", "rtc")
+    sid = ticket["session_id"]
+    terminal = e2e.terminal(ticket["connect_url"], extra=["--screenshot", str(tmp_path / "a.png")])
+    terminal.wait_line(rf"^connected to {sid} as c-", timeout=20)
+    xvfb = server.log.wait_event(event="display.ready", session_id=sid)["attrs"]["pid"]
+    os.kill(xvfb, signal.SIGKILL)  # the Xvfb this test's server started
+    closed = server.log.wait_event(event="connection.closed", code=4011, session_id=sid)
+    assert closed["frp"] == 8
+    errors = server.log.find(event="video.error", session_id=sid)
+    assert len(errors) >= 3 and "exited" in errors[0]["attrs"]["error"]
+    terminal.wait_line(r"^\[4011 ")
+    server.log.wait_event(event="display.ready", session_id=sid, count=2, timeout=10)
+    terminal.log.wait_event(event="reconnect.succeeded", timeout=20)
+    resumed = tmp_path / "resumed.png"
+    deadline = time.monotonic() + 10
+    while not resumed.exists():  # a picture of the new display reaches the terminal
+        assert time.monotonic() < deadline, terminal.lines
+        mark = terminal.mark()
+        terminal.send(f"screenshot {resumed}")
+        terminal.wait_line(rf"^screenshot {resumed}|^screenshot saved: {resumed}", start=mark)
+        time.sleep(0.3)
+    terminal.send("close")
+    assert terminal.wait_exit(15) == 0
+    terminal.wait_line(rf"^screenshot saved: {tmp_path / 'a.png'} \(\d+x\d+\)$")
+    final = next(e for e in terminal.log.find(event="stats") if e["attrs"]["final"])
+    assert final["attrs"]["track_frames"] >= 1 and final["attrs"]["codec"] == "vp8"

@@ -3,7 +3,9 @@
 aiortc asks for a frame whenever it is ready to encode one; this track answers only when the
 screen changed, plus the same picture again every `repeat` seconds (a viewer that lost a
 packet or has just joined gets a whole picture), so a still screen costs almost nothing. The
-grab and the comparison run in a worker thread: the event loop only waits.
+grab and the comparison run in a worker thread: the event loop only waits. Each failed grab,
+and the first good one after them, is reported (`on_grab`), which is how a display that keeps
+failing ends the connection with 4011 as it does over FRP7.
 
 aiortc's rate control is REMB from the receiver: it sets the encoder's target bitrate, which
 the codec module clamps (VP8 250 kbit/s to 1.5 Mbit/s, H.264 0.5 to 3 Mbit/s in aiortc 1.16).
@@ -34,6 +36,9 @@ class Grabbable(Protocol):
     def grab(self) -> NDArray[np.uint8]: ...
 
 
+OnGrab = Callable[[bool, str], None]  # (ok, error)
+
+
 class DisplayTrack(VideoStreamTrack):
     """Frames of whatever display `display()` returns now (it may be replaced, or not ready)."""
 
@@ -42,9 +47,12 @@ class DisplayTrack(VideoStreamTrack):
         display: Callable[[], Grabbable | None],
         max_fps: float = MAX_FPS,
         repeat: float = REPEAT_S,
+        on_grab: OnGrab | None = None,
     ) -> None:
         super().__init__()
         self._display = display
+        self._on_grab = on_grab
+        self._failing = False
         self._period = 1 / max_fps
         self._repeat = repeat
         self._last: NDArray[np.uint8] | None = None
@@ -66,11 +74,20 @@ class DisplayTrack(VideoStreamTrack):
                 continue
             try:
                 pixels = await asyncio.to_thread(self._changed, display)
-            except Exception:  # the runtime's own pipeline reports a failing display (4011)
+            except Exception as exc:
                 self._due = time.monotonic() + RETRY_S
+                self._failing = True
+                self._report(False, f"{type(exc).__name__}: {exc}")
                 continue
+            if self._failing:
+                self._failing = False
+                self._report(True, "")
             if pixels is not None:
                 return self._frame(pixels)
+
+    def _report(self, ok: bool, error: str) -> None:
+        if self._on_grab is not None:
+            self._on_grab(ok, error)
 
     def _changed(self, display: Grabbable) -> NDArray[np.uint8] | None:
         """The screen if it differs from the last picture sent or the repeat is due."""

@@ -18,6 +18,7 @@ import contextlib
 import json
 import traceback
 from collections.abc import Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -258,7 +259,8 @@ def _send_display(pc: RTCPeerConnection, runtime: SessionRuntime) -> None:
     from openfrp.media.track import DisplayTrack
 
     if any(t.kind == "video" for t in pc.getTransceivers()):
-        pc.addTrack(DisplayTrack(lambda: runtime.display))
+        track = DisplayTrack(lambda: runtime.display, on_grab=partial(runtime.post, "video"))
+        pc.addTrack(track)
 
 
 def _sdp(pc: RTCPeerConnection) -> dict[str, str]:
