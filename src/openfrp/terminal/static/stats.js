@@ -8,6 +8,7 @@
 const STATS_EVERY_MS = 10000;
 const OVERLAY_EVERY_MS = 1000;
 const PINGS_KEPT = 16;
+const TRACK_POLL_MS = 500;
 
 class StreamStats {
   // overlay: the element to fill; describe() -> {codec, width, height}; log(event, attrs).
@@ -25,6 +26,30 @@ class StreamStats {
   }
 
   mark() { return { at: performance.now(), ...this.total }; }
+
+  // FRP8: the display's video track (track.js) counts as the stream: its frames drawn from
+  // `state`, its bytes and losses from the peer connection's statistics, twice a second.
+  watchTrack(state, pc) {
+    const seen = { frames: state.frames, bytes: 0, dropped: 0, named: false };
+    const poll = async () => {
+      if (pc.connectionState === "closed") return;
+      this.total.frames += state.frames - seen.frames;
+      seen.frames = state.frames;
+      if (state.codec !== null && !seen.named) {
+        seen.named = true;
+        this.log("stream.decoder", { codec: state.codec, track: true });
+      }
+      for (const r of (await pc.getStats()).values()) {
+        if (r.type !== "inbound-rtp" || r.kind !== "video") continue;
+        this.total.bytes += r.bytesReceived - seen.bytes;
+        this.total.dropped += (r.framesDropped || 0) - seen.dropped;
+        seen.bytes = r.bytesReceived;
+        seen.dropped = r.framesDropped || 0;
+      }
+      setTimeout(poll, TRACK_POLL_MS);
+    };
+    poll();
+  }
 
   received(bytes) { this.total.bytes += bytes; }
   drawn() { this.total.frames += 1; }

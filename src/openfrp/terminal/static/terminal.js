@@ -96,8 +96,9 @@
       writeEvent({ event, attrs, severity });
       if (machine.state === "established") ship();
     };
-    const stats = new StreamStats(document.getElementById("stats"),
-                                  () => ({ codec: video.view.codec, ...video.view.remote }), log);
+    const stats = new StreamStats(document.getElementById("stats"), () => (view.track
+      ? { codec: view.track.codec, width: view.track.width, height: view.track.height }
+      : { codec: video.view.codec, ...video.view.remote }), log);
     const video = new OpenfrpVideo.VideoStream(page.screen, decoders,
                                                { send: (m) => send(m), log, stats });
     Object.defineProperty(view, "frames", { get: () => video.view.drawn, enumerable: true });
@@ -199,7 +200,10 @@
     // probes (5009, 5010, 5019), on the first attempt and the first one after a loss.
     function openFrp8(mine, attempt) {
       const block = config.frp8 || {};
-      const setup = new PeerSetup(config.terminal, Math.round(performance.now()));
+      const setup = new PeerSetup(config.terminal, Math.round(performance.now()), "signaling",
+                                  setupBudgetMs(config.terminal));
+      const gathered = new Map();  // server URL -> what gathering saw of it
+      let judged = attempt > 1;
       let pc = null;
       let channel = null;
       let signaling = null;
@@ -218,8 +222,29 @@
         close: teardown,
         isOpen: () => channel !== null && channel.readyState === "open",
       };
+      // What the STUN/TURN servers did, once: a server that gave neither a candidate nor an
+      // error by the end of gathering (or by the phase's deadline) did not answer, which is
+      // what blocked UDP looks like; relay-only gathering asks STUN servers nothing.
+      function judge() {
+        if (judged) return;
+        judged = true;
+        for (const server of block.ice_servers || []) {
+          for (const url of [].concat(server.urls)) {
+            if (!url.startsWith("turn") && block.ice_policy === "relay") continue;
+            if (!gathered.has(url)) {
+              const kind = url.startsWith("turn") ? "turn" : "stun";
+              gathered.set(url, { kind, server: url, ok: false,
+                                  detail: "no answer while gathering candidates" });
+            }
+          }
+        }
+        if (!gathered.size) return;
+        const verdict = iceVerdict([...gathered.values()]);
+        apply(verdict.code === null ? verdict.logs : [...verdict.logs, machine.show(verdict.code)]);
+      }
       function failSetup(failed) {
         if (!current()) return;
+        if (setup.phase === "failed" && failed.attrs.phase === "gathering") judge();
         teardown();
         feed((t) => machine.setupFailed(failed.code, failed.event, failed.attrs, t));
       }
@@ -248,7 +273,9 @@
         // The display comes as a video track (track.js), not as frames on the channel.
         const video = pc.addTransceiver("video", { direction: "recvonly" });
         pc.ontrack = (e) => {
-          if (current()) view.track = OpenfrpTrack.show(e.track, video.receiver, pc);
+          if (!current()) return;
+          view.track = OpenfrpTrack.show(e.track, video.receiver, pc);
+          stats.watchTrack(view.track, pc);
         };
         channel.binaryType = "arraybuffer";
         channel.onopen = () => {
@@ -273,7 +300,6 @@
           const failed = setup.connectionState(pc.connectionState, now());
           if (failed) failSetup(failed);
         };
-        const gathered = new Map();  // server URL -> what gathering saw of it
         const mark = (url, ok, detail) => {
           if (!url || (gathered.get(url) || {}).ok) return;
           const kind = url.startsWith("turn") ? "turn" : "stun";
@@ -291,10 +317,14 @@
           };
         });
         if (!current()) return;
-        if (attempt <= 1 && gathered.size) {
-          const verdict = iceVerdict([...gathered.values()]);
-          apply(verdict.code === null ? verdict.logs : [...verdict.logs, machine.show(verdict.code)]);
+        judge();
+        const types = { host: 0, srflx: 0, relay: 0 };
+        for (const line of pc.localDescription.sdp.split(/\r?\n/)) {
+          const typ = / typ (\w+)/.exec(line);
+          if (line.startsWith("a=candidate:") && typ) types[typ[1]] = (types[typ[1]] || 0) + 1;
         }
+        setup.gathered(types, now());
+        arm();
         signaling.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
       }
       arm();
