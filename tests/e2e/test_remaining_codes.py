@@ -90,6 +90,8 @@ def test_4001_registry_disk_full_when_the_session_starts(e2e: E2E, small_disk: P
     ticket = server.launch("alice")
     sid = ticket["session_id"]
     filler = fill(small_disk)
+    refused = server.api("POST", "/api/sessions", body={"user": "carol"})
+    assert refused.status == 503 and "database or disk is full" in refused.body["error"], refused
 
     term = e2e.terminal(ticket["connect_url"], stdin=False)
     term.wait_line(r"^\[4001 [A-Z_]+\] ")

@@ -128,7 +128,13 @@ class ServerState:
             None,
             config,
         )
-        await self.registry.add(record)
+        try:
+            await self.registry.add(record)
+        except RegistryError:
+            raise
+        except Exception as exc:  # the registry answers but refuses (its disk is full, say)
+            error = f"{type(exc).__name__}: {exc}"
+            raise ApiError(503, f"the registry refused the new session: {error}") from None
         self.launched[session_id] = record
         self.log.write(identity.event("session.created", attrs={"settings": settings.to_dict()}))
         self.runtimes[session_id] = SessionRuntime(
