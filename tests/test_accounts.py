@@ -28,6 +28,9 @@ def test_run_as_needs_a_root_server(monkeypatch: pytest.MonkeyPatch) -> None:
     missing = from_mapping({"launchpads": {"kiosk": {"run_as": "no-such-user-x1"}}})
     with pytest.raises(SettingsError, match="no user 'no-such-user-x1'"):
         isolation.check(missing)
+    root = from_mapping({"launchpads": {"kiosk": {"run_as": "root"}}})
+    with pytest.raises(SettingsError, match="'root' is root"):
+        isolation.check(root)
 
 
 def test_not_root_the_app_runs_as_the_server_user_with_its_own_home_and_a_clean_env(

@@ -182,3 +182,22 @@ def test_the_guest_command_works_from_inside_with_the_sessions_credential(
     ended = server.log.wait_event(event="session.ended", session_id=sid, timeout=15)
     assert (ended["code"], ended["attrs"]["reason"]) == (4018, "guest logoff")
     assert server.session(sid)["final_code"] == 4018
+
+
+def test_a_launchpads_run_as_user_runs_its_app(open_e2e: E2E) -> None:
+    server = open_e2e.server(
+        launchpads={"kiosk": {"run_as": "nobody", "app_command": "sh -c 'id -un > who; sleep 30'"}}
+    )
+    ticket = server.launch("alice", "kiosk")
+    account = start(open_e2e, server, ticket)["attrs"]
+    assert (account["user"], account["pooled"]) == ("nobody", False)
+    who = Path(account["home"]) / "who"
+    for _ in bounded(5.0):
+        if who.exists() and who.read_text():
+            break
+    assert who.read_text().strip() == "nobody"
+    assert server.api("DELETE", f"/api/sessions/{ticket['session_id']}").status == 200
+    for _ in bounded(5.0):
+        if not who.parent.exists():
+            break
+    assert not who.parent.exists()

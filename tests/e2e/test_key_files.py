@@ -59,6 +59,25 @@ def test_key_files_are_private_to_the_server(e2e: E2E) -> None:
     assert mode(ticket_file) == "0o600" and json.loads(ticket_file.read_text())["token"]
 
 
+def test_files_an_earlier_run_left_readable_become_private(tmp_path: Path) -> None:
+    root = tmp_path / "server"
+    logs = root / "data" / "logs"
+    logs.mkdir(parents=True, mode=0o755)
+    (root / "data").chmod(0o755)  # a folder the operator made: it keeps its mode
+    old = {root / "data" / "secret": "ab" * 32, logs / "server-events.jsonl": ""}
+    for path, text in old.items():
+        path.write_text(text)
+        path.chmod(0o644)
+    server = ServerProcess.start(root, server={"secret": ""})
+    try:
+        assert mode(root / "data") == "0o755"
+        for path in [*old, root / "data" / "admin.key", root / "data" / "registry.sqlite3"]:
+            assert mode(path) == "0o600", path
+        assert server.log.find(event="server.started")
+    finally:
+        server.stop()
+
+
 def test_non_ascii_credentials_are_refused_not_a_server_error(e2e: E2E) -> None:
     server = e2e.server(launchpads={"app": {"app_command": "sleep 30"}})
     ticket = server.launch("alice", "app")

@@ -56,11 +56,16 @@ def check(config: Config) -> None:
                 "to run as root; start it as root or remove run_as"
             )
         try:
-            pwd.getpwnam(pad.run_as)
+            uid = pwd.getpwnam(pad.run_as).pw_uid
         except KeyError:
             raise SettingsError(
                 f"launchpads.{name}.run_as: no user '{pad.run_as}' on this machine"
             ) from None
+        if uid == 0:
+            raise SettingsError(
+                f"launchpads.{name}.run_as: '{pad.run_as}' is root; the app would reach "
+                "everything the server has, so name an unprivileged user"
+            )
 
 
 def xauthority(cookie: str, number: int | None) -> bytes:

@@ -50,14 +50,20 @@ def load_secret(config: Config) -> bytes:
 
 
 def protect_data(config: Config) -> None:
-    """Only the server's user may enter its data and log folders (registry, logs, keys), and
-    everything the server creates from now on is private to it (umask 077)."""
+    """Only the server's user may read its registry, logs and keys: everything it creates
+    from now on is private to it (umask 077: new folders 0700, files 0600), and the files it
+    kept from an earlier run become 0600. An existing folder keeps its mode: it may be one
+    others use too (log_dir = "/var/log", say)."""
     os.umask(0o077)
-    for folder in {data_dir(config), Path(config.server.log_dir)}:
-        if folder.resolve() == Path.cwd().resolve():
-            continue  # never lock the operator out of the folder they started the server in
+    logs = Path(config.server.log_dir)
+    for folder in (data_dir(config), logs):
         folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o700)
+    kept = [data_dir(config) / "secret", admin_key_path(config), *logs.glob("server-events.jsonl*")]
+    if "://" not in config.server.registry:
+        kept += [Path(config.server.registry + end) for end in ("", "-wal", "-shm", "-journal")]
+    for path in kept:
+        with contextlib.suppress(FileNotFoundError):
+            path.chmod(0o600)
 
 
 def admin_key_path(config: Config) -> Path:
