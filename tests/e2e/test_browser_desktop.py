@@ -111,3 +111,25 @@ def test_a_resume_starts_with_a_keyframe_and_a_clean_picture(e2e: E2E, browser: 
     assert first["key"] is True, first  # nothing of the new connection was dropped
     shows(browser, settled_screen(server, sid), e2e.root / "after.png")
     assert browser.errors == []
+
+
+def test_the_screen_follows_the_window(e2e: E2E, browser: Browser) -> None:
+    server = desktop(e2e)
+    ticket = server.launch("carol", "x")
+    sid = ticket["session_id"]
+    browser.page.set_viewport_size({"width": 800, "height": 600})
+    joined(server, browser, ticket, server.port)
+    truth = settled_screen(server, sid)
+    assert truth.shape[:2] == (600, 800)  # the display took the window's size at join
+    shows(browser, truth, e2e.root / "small.png")
+
+    browser.page.set_viewport_size({"width": 900, "height": 700})
+    browser.page.set_viewport_size({"width": 1000, "height": 640})  # one resize is sent
+    browser.wait("v.video.remote.width === 1000 && v.video.remote.height === 640")
+    for _ in bounded(10.0):
+        truth = settled_screen(server, sid)
+        if truth.shape[:2] == (640, 1000):
+            break
+    shows(browser, truth, e2e.root / "large.png")
+    assert browser.view()["video"]["picture"]["scale"] == 1
+    assert browser.errors == []
