@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import hello_for
-from tests.e2e.test_host_codes import needs_xvfb, read_frames
+from tests.e2e.test_host_codes import BLINK, needs_xvfb, read_frames
 
 
 def _parent_of(pid: int) -> int:
@@ -20,7 +20,9 @@ def _parent_of(pid: int) -> int:
 def test_a_killed_display_is_4011_and_the_resume_gets_a_new_display(e2e: E2E) -> None:
     server = e2e.server(
         server={"display": "xvfb", "video_fps": 10},
-        launchpads={"x": {"display_ready_timeout": 10.0, "video_failure_limit": 3}},
+        launchpads={
+            "x": {"display_ready_timeout": 10.0, "video_failure_limit": 3, "app_command": BLINK}
+        },
     )
     ticket = server.launch("alice", "x")
     sid = ticket["session_id"]

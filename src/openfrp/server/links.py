@@ -48,14 +48,16 @@ class Link:
         """False when the display reaches this terminal another way (an FRP8 video track)."""
         return not getattr(self._transport, "video_track", False)
 
-    def offer_frame(self, data: bytes) -> None:
-        """Queue a video frame only if the path is clear; otherwise drop it."""
+    def offer_frame(self, data: bytes) -> bool:
+        """Queue a video frame only if the path is clear; otherwise drop it (False)."""
         if not self.wants_frames:
-            return
+            return False
         clear = self._queue.empty() and self.frames_in_flight < MAX_FRAMES_IN_FLIGHT
         if clear and not self._closing:
             self.frames_in_flight += 1
             self._queue.put_nowait(data)
+            return True
+        return False
 
     def frame_acked(self) -> None:
         self.frames_in_flight = max(0, self.frames_in_flight - 1)

@@ -17,7 +17,6 @@ from typing import Any
 
 from openfrp.desk.feed import InputFeed
 from openfrp.events import Context, Event, EventLog
-from openfrp.media.encoder import rgb_zlib
 from openfrp.protocol.actions import (
     Action,
     Close,
@@ -34,6 +33,7 @@ from openfrp.server.host import Display, StartFailure, mount_profile, start_app,
 from openfrp.server.isolation import Account, Isolation
 from openfrp.server.links import Link, Transport
 from openfrp.server.registry import Holder
+from openfrp.server.stream import SessionStream
 from openfrp.timing import Alarm, now_ms
 
 
@@ -69,7 +69,7 @@ class SessionRuntime:
         self._primary = machine.primary
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._frame = 0
+        self.stream = SessionStream(self.links, self._write, self.post, video_fps)
         self._input: InputFeed | None = None
         self._input_dropped = 0
         self.ended = asyncio.Event()
@@ -112,6 +112,8 @@ class SessionRuntime:
             item = await self._inbox.get()
             try:
                 now = now_ms()
+                if item[0] == "data" and item[1] in self.machine.pending:
+                    self.stream.note_hello(item[1], item[2])
                 if item[0] == "tick":
                     alarm.fired()
                     actions = self.machine.tick(now)
@@ -235,7 +237,8 @@ class SessionRuntime:
             )
             self._write(Log("session.account", attrs=account.describe()))
             await mount_profile(settings, {**env, "OPENFRP_SESSION_HOME": str(account.home)})
-            self.display = await start_display(self._display_kind, settings)
+            size = self.stream.screen_of(self.machine.primary)
+            self.display = await start_display(self._display_kind, settings, size)
             self._write(Log("display.ready", attrs=self.display.describe()))
             if self.display.cookie:
                 account.give_cookie(self.display.cookie, self.display.number)
@@ -264,33 +267,21 @@ class SessionRuntime:
             self.post("host", 4018, f"the session's app exited with status {status}")
 
     async def _video_pump(self) -> None:
-        """Capture, encode and offer frames; failures in a row become 4011 in the machine."""
-        failing = False
-        while True:
-            await asyncio.sleep(1 / self._video_fps)
-            cid = self.machine.primary
-            if self.ended.is_set():
-                return
-            if self.display is None:
-                continue
-            if self.machine.state is not SessionState.ACTIVE or cid is None:
-                if not self.display.alive:
+        """Stream the display to the live connection from a worker thread (media/streamer.py);
+        failures in a row become 4011 in the machine. A display that died is restarted once
+        the session waits for a resume."""
+        assert self.display is not None
+        self.stream.start(self.display, self.machine.settings)
+        try:
+            while not self.ended.is_set():
+                active = self.machine.state is SessionState.ACTIVE
+                self.stream.follow(self.machine.primary if active else None)
+                if not active and self.display is not None and not self.display.alive:
                     await self._restart_display()
-                continue
-            try:
-                pixels = self.display.grab()
-                self._frame += 1
-                data = rgb_zlib(self._frame, pixels)
-            except Exception as exc:
-                failing = True
-                self.post("video", False, f"{type(exc).__name__}: {exc}")
-                continue
-            if failing:
-                failing = False
-                self.post("video", True, "")
-            link = self.links.get(cid)
-            if link is not None:
-                link.offer_frame(data)
+                    self.stream.set_display(self.display)
+                await asyncio.sleep(0.05)
+        finally:
+            self.stream.stop()
 
     async def _restart_display(self) -> None:
         """After 4011 for a dead display, give the resumed session a new one."""
@@ -318,6 +309,8 @@ class SessionRuntime:
 
     def _deliver(self, action: Deliver) -> None:
         message = action.message
+        if self.stream.handle(action.connection_id, message):
+            return
         if message["type"] == "input":
             self._feed_input(action.connection_id, message)
             return

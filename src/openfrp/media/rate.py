@@ -1,0 +1,95 @@
+"""The stream's rate control, sans-I/O: frame sizes sent and frame_ack times in, the target
+bitrate and frame rate out (time is passed in, in milliseconds).
+
+A path that keeps up acknowledges each frame about one round trip after it was sent. When
+acknowledgements lag well behind the best delay seen (a queue is building somewhere), the
+bitrate comes down first, towards what the path delivered, then the frame rate; when they
+return to normal for a while, the frame rate recovers first, then the bitrate.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+STEP_MS = 500  # at most one change per step
+CALM_MS = 2000  # this long without lag before stepping up
+LAG_MS = 250  # acknowledgement delay above the best one that counts as a queue
+WINDOW_MS = 2000  # what "recent" means for delays and delivered bits
+DOWN, UP = 0.7, 1.2
+
+
+@dataclass
+class RateControl:
+    max_bitrate: int
+    max_fps: int
+    min_bitrate: int = 150_000
+    min_fps: int = 2
+    bitrate: int = 0
+    fps: int = 0
+    _sent: dict[int, tuple[int, int]] = field(default_factory=dict)
+    _acks: deque[tuple[int, int, int]] = field(default_factory=deque)  # (at, delay, bytes)
+    _best_delay: int | None = None
+    _last_change: int = 0
+    _calm_since: int = 0
+
+    def __post_init__(self) -> None:
+        self.bitrate = self.bitrate or self.max_bitrate
+        self.fps = self.fps or self.max_fps
+
+    def reset(self, now_ms: int) -> None:
+        """A new connection: nothing in flight, the path unknown again."""
+        self._sent.clear()
+        self._acks.clear()
+        self._best_delay = None
+        self._calm_since = now_ms
+
+    def sent(self, frame: int, size: int, now_ms: int) -> None:
+        self._sent[frame] = (now_ms, size)
+        if len(self._sent) > 64:  # frames lost with a connection never come back
+            del self._sent[min(self._sent)]
+
+    def acked(self, frame: int, now_ms: int) -> None:
+        sent = self._sent.pop(frame, None)
+        if sent is None:
+            return
+        delay = now_ms - sent[0]
+        self._acks.append((now_ms, delay, sent[1]))
+        if self._best_delay is None or delay < self._best_delay:
+            self._best_delay = delay
+
+    def _lagging(self, now_ms: int) -> bool:
+        if self._best_delay is None:
+            return False
+        limit = self._best_delay + LAG_MS
+        oldest = min((at for at, _ in self._sent.values()), default=now_ms)
+        recent = [delay for at, delay, _ in self._acks if at >= now_ms - STEP_MS]
+        return now_ms - oldest > limit or (bool(recent) and min(recent) > limit)
+
+    def update(self, now_ms: int) -> bool:
+        """Step the targets if it is time; True when bitrate or fps changed."""
+        while self._acks and self._acks[0][0] < now_ms - WINDOW_MS:
+            self._acks.popleft()
+        if now_ms - self._last_change < STEP_MS:
+            return False
+        before = (self.bitrate, self.fps)
+        if self._lagging(now_ms):
+            self._calm_since = now_ms
+            if self.bitrate > self.min_bitrate:
+                delivered = sum(size for *_, size in self._acks) * 8 * 1000 // WINDOW_MS
+                lower = int(self.bitrate * DOWN)
+                if delivered > 0:
+                    lower = min(lower, int(delivered * 0.8))
+                self.bitrate = max(self.min_bitrate, lower)
+            else:
+                self.fps = max(self.min_fps, int(self.fps * DOWN))
+        elif now_ms - self._calm_since >= CALM_MS:
+            if self.fps < self.max_fps:
+                self.fps = min(self.max_fps, int(self.fps * UP) + 1)
+            else:
+                self.bitrate = min(self.max_bitrate, int(self.bitrate * UP))
+            self._calm_since = now_ms
+        if (self.bitrate, self.fps) == before:
+            return False
+        self._last_change = now_ms
+        return True

@@ -1,0 +1,301 @@
+"""One session's display stream: a worker thread that captures, finds changes, encodes.
+
+The event loop only tells it where frames go (`follow`), what the terminal asked for
+(`keyframe`, `resize`, `acked`) and gets frames back through `call_soon_threadsafe`. A
+frame is captured only while fewer than MAX_IN_FLIGHT frames are unacknowledged, and
+encoded only when the screen changed, a keyframe is due, the still screen is due its
+high-quality refinement, or a keep-alive is due: a still screen costs a 0.5 ms compare per
+tick and a few bytes a second. A frame the path cannot take is dropped, never queued; an
+H.264 frame dropped after encoding breaks the chain, so the next one is a keyframe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from openfrp.media.changes import changed_tiles
+from openfrp.media.encoder import Encoder, choose_codec, make_encoder
+from openfrp.media.rate import RateControl
+from openfrp.media.wire import CODEC_H264, CODEC_NAMES, FLAG_KEY, FLAG_REFINE, pack_frame
+
+MAX_IN_FLIGHT = 2
+REFINE_AFTER = 0.5  # seconds of a still screen before its high-quality pass
+REFINE_FRAMES = 3  # x264's rate control needs a few frames to act on the raised bitrate
+REFINE_BOOST = 8
+KEEPALIVE = 1.0  # seconds between frames of a still screen (H.264: a few bytes)
+KEEPALIVE_STILL_IMAGE = 5.0  # JPEG / rgb-zlib repeat the whole picture
+STATS_EVERY = 10.0
+BITS_PER_PIXEL = 1.5  # the bitrate ceiling per pixel of the screen, per second
+
+
+class Screen(Protocol):
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+
+    def grab(self) -> NDArray[np.uint8]: ...
+    def resize(self, width: int, height: int) -> tuple[int, int]: ...
+
+
+def max_bitrate(width: int, height: int) -> int:
+    return max(300_000, int(width * height * BITS_PER_PIXEL))
+
+
+@dataclass
+class Callbacks:
+    """The session's side, all called on the event loop thread."""
+
+    offer: Callable[[str, bytes], bool]  # queue a frame on a connection if its path is clear
+    log: Callable[[str, str | None, dict[str, Any]], None]  # event, connection id, attrs
+    result: Callable[[bool, str], None]  # capture/encode worked (after failing) or failed
+    screen: Callable[[str, int, int], None]  # tell the terminal its screen's new size
+
+
+@dataclass
+class _Connection:
+    cid: str
+    codec: str
+    started: float
+    frames: int = 0
+    bytes: int = 0
+    dropped: int = 0
+    keyframes: int = 0
+    refines: int = 0
+    window_frames: int = 0
+    window_bytes: int = 0
+    window_start: float = field(default_factory=time.monotonic)
+
+
+class Streamer:
+    def __init__(
+        self,
+        display: Screen,
+        callbacks: Callbacks,
+        fps: int,
+        loop: asyncio.AbstractEventLoop,
+        fit: Callable[[int, int], tuple[int, int]],
+    ) -> None:
+        self.display = display
+        self._cb = callbacks
+        self._loop = loop
+        self._fit = fit
+        self._max_fps = fps
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = False
+        self._conn: _Connection | None = None
+        self._key_reason: str | None = None
+        self._resize: tuple[int, int] | None = None
+        self._in_flight = 0
+        self._number = 0
+        self.rate = RateControl(max_bitrate(display.width, display.height), fps)
+        self._last_stats = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="openfrp-stream", daemon=True)
+        self._thread.start()
+
+    # -- the event loop's side ---------------------------------------------------------------
+
+    def follow(
+        self, cid: str | None, decoders: list[str] | None, screen: tuple[int, int] | None
+    ) -> None:
+        """Stream to connection `cid` (None: to nobody); a new one starts with a keyframe."""
+        with self._lock:
+            if self._conn is not None and self._conn.cid == cid:
+                return
+            if self._conn is not None:
+                self._stats(self._conn, final=True)
+            self._conn = None
+            if cid is None:
+                return
+            codec = choose_codec(decoders)
+            self._conn = _Connection(cid, codec, time.monotonic())
+            self._in_flight = 0
+            self.rate.reset(_ms())
+            self._key_reason = "connection"
+            if screen is not None and self._fit(*screen) != (
+                self.display.width,
+                self.display.height,
+            ):
+                self._resize = screen
+        self._cb.log("stream.codec", cid, {"codec": codec, "decoders": decoders or []})
+        self._wake.set()
+
+    def keyframe(self, reason: str) -> None:
+        with self._lock:
+            self._key_reason = self._key_reason or reason
+        self._wake.set()
+
+    def resize(self, width: int, height: int) -> None:
+        with self._lock:
+            self._resize = (width, height)
+        self._wake.set()
+
+    def acked(self, frame: int) -> None:
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            self.rate.acked(frame, _ms())
+        self._wake.set()
+
+    def tick(self) -> None:
+        """Log the connection's stats every STATS_EVERY seconds."""
+        now = time.monotonic()
+        if now - self._last_stats >= STATS_EVERY:
+            self._last_stats = now
+            with self._lock:
+                if self._conn is not None:
+                    self._stats(self._conn, final=False)
+
+    def stop(self) -> None:
+        self.follow(None, None, None)
+        self._stopped = True
+        self._wake.set()
+
+    def _stats(self, conn: _Connection, final: bool) -> None:
+        now = time.monotonic()
+        span = max(1e-3, now - conn.window_start)
+        attrs = {
+            "codec": conn.codec,
+            "width": self.display.width,
+            "height": self.display.height,
+            "fps": round(conn.window_frames / span, 1),
+            "mbit_s": round(conn.window_bytes * 8 / span / 1e6, 3),
+            "frames": conn.frames,
+            "bytes": conn.bytes,
+            "dropped": conn.dropped,
+            "keyframes": conn.keyframes,
+            "refines": conn.refines,
+            "bitrate_target": self.rate.bitrate,
+            "fps_target": self.rate.fps,
+            "final": final,
+        }
+        if final:
+            attrs["seconds"] = round(now - conn.started, 1)
+        conn.window_frames = conn.window_bytes = 0
+        conn.window_start = now
+        self._cb.log("stats", conn.cid, attrs)
+
+    def _deliver(self, conn: _Connection, number: int, data: bytes, flags: int) -> None:
+        with self._lock:
+            if self._conn is not conn:
+                return
+            if not self._cb.offer(conn.cid, data):
+                self._in_flight = max(0, self._in_flight - 1)
+                conn.dropped += 1
+                if data[8] == CODEC_H264:
+                    self._key_reason = self._key_reason or "dropped"
+                return
+            self.rate.sent(number, len(data), _ms())
+            conn.frames += 1
+            conn.window_frames += 1
+            conn.bytes += len(data)
+            conn.window_bytes += len(data)
+            conn.keyframes += bool(flags & FLAG_KEY)
+            conn.refines += bool(flags & FLAG_REFINE)
+
+    # -- the worker thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        encoder: Encoder | None = None
+        previous: NDArray[np.uint8] | None = None
+        changed_at = sent_at = time.monotonic()
+        refined = 0
+        failing = False
+        next_tick = time.monotonic()
+        while not self._stopped:
+            self._wake.wait(max(0.0, next_tick - time.monotonic()))
+            self._wake.clear()
+            with self._lock:
+                conn, resize = self._conn, self._resize
+                urgent = resize is not None or self._key_reason is not None
+                if time.monotonic() < next_tick and not urgent:
+                    continue  # woken by an acknowledgement: keep the pace
+                next_tick = time.monotonic() + 1 / max(1, self.rate.fps)
+                self._resize = None
+                blocked = self._in_flight >= MAX_IN_FLIGHT
+                if conn is not None and blocked:
+                    conn.dropped += 1
+                if self.rate.update(_ms()) and encoder is not None:
+                    encoder.set_bitrate(self.rate.bitrate)
+            if conn is None or self._stopped:
+                continue
+            try:
+                if resize is not None:
+                    self._apply_resize(conn, *resize)
+                if blocked:
+                    continue
+                pixels = self.display.grab()
+                height, width = pixels.shape[:2]
+                if (
+                    encoder is None
+                    or CODEC_NAMES[encoder.codec] != conn.codec
+                    or (
+                        encoder.width,
+                        encoder.height,
+                    )
+                    != (width, height)
+                ):
+                    self._new_size_limits(width, height)
+                    encoder = make_encoder(conn.codec, width, height, self.rate.bitrate, 30)
+                    self.keyframe("new encoder")
+                now = time.monotonic()
+                if changed_tiles(previous, pixels).any():
+                    changed_at, refined = now, 0
+                with self._lock:
+                    key_reason, self._key_reason = self._key_reason, None
+                still = now - changed_at
+                refine = encoder.codec == CODEC_H264 and still >= REFINE_AFTER
+                refine = refine and refined < REFINE_FRAMES
+                keepalive = KEEPALIVE if encoder.codec == CODEC_H264 else KEEPALIVE_STILL_IMAGE
+                due = key_reason or changed_at > sent_at or refine or now - sent_at >= keepalive
+                if not due:
+                    continue
+                if refine:
+                    refined += 1
+                    encoder.set_bitrate(self.rate.bitrate * REFINE_BOOST)
+                payload, key = encoder.encode(pixels, key_reason is not None)
+                if refine:
+                    encoder.set_bitrate(self.rate.bitrate)
+            except Exception as exc:
+                encoder = None
+                previous = None
+                failing = True
+                error = f"{type(exc).__name__}: {exc}"
+                self._loop.call_soon_threadsafe(self._cb.result, False, error)
+                time.sleep(0.2)
+                continue
+            if failing:
+                failing = False
+                self._loop.call_soon_threadsafe(self._cb.result, True, "")
+            previous, sent_at = pixels, now
+            flags = (FLAG_KEY if key else 0) | (FLAG_REFINE if refine else 0)
+            self._number += 1
+            data = pack_frame(self._number, width, height, encoder.codec, flags, payload)
+            with self._lock:
+                self._in_flight += 1
+            self._loop.call_soon_threadsafe(self._deliver, conn, self._number, data, flags)
+
+    def _new_size_limits(self, width: int, height: int) -> None:
+        with self._lock:
+            self.rate.max_bitrate = max_bitrate(width, height)
+            self.rate.bitrate = min(self.rate.bitrate, self.rate.max_bitrate)
+
+    def _apply_resize(self, conn: _Connection, width: int, height: int) -> None:
+        before = (self.display.width, self.display.height)
+        size = self.display.resize(*self._fit(width, height))
+        self.keyframe("resize")
+        self._loop.call_soon_threadsafe(self._cb.screen, conn.cid, *size)
+        attrs = {"width": size[0], "height": size[1], "asked": [width, height], "was": before}
+        self._loop.call_soon_threadsafe(self._cb.log, "display.resized", conn.cid, attrs)
+
+
+def _ms() -> int:
+    return time.monotonic_ns() // 1_000_000

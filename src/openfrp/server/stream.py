@@ -1,0 +1,119 @@
+"""The session's side of the display stream: which connection gets frames, with which codec
+and screen size (from its hello), and what its messages ask of the stream worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from openfrp.media.streamer import Callbacks, Screen, Streamer
+from openfrp.protocol.actions import Log
+from openfrp.protocol.messages import MessageError, decode_from_terminal, encode
+from openfrp.server.links import Link
+from openfrp.settings import SessionSettings
+
+_REMEMBERED = 8  # hellos kept: the live connection's and a few recent ones
+
+
+def fit(width: int, height: int, settings: SessionSettings) -> tuple[int, int]:
+    from openfrp.server.host import fit_size
+
+    return fit_size(width, height, settings)
+
+
+class SessionStream:
+    def __init__(
+        self,
+        links: dict[str, Link],
+        write: Callable[[Log], None],
+        post: Callable[..., None],
+        fps: int,
+    ) -> None:
+        self._links = links
+        self._write = write
+        self._post = post
+        self._fps = fps
+        self._hellos: dict[str, tuple[list[str] | None, tuple[int, int] | None]] = {}
+        self.streamer: Streamer | None = None
+
+    def note_hello(self, cid: str, data: str | bytes) -> None:
+        """Remember what a connection's hello says about its window and decoders."""
+        try:
+            hello = decode_from_terminal(data)
+        except MessageError:
+            return
+        if hello["type"] != "hello":
+            return
+        decoders = hello.get("decoders")
+        names = [d for d in decoders if isinstance(d, str)] if decoders is not None else None
+        screen = hello.get("screen") or {}
+        width, height = screen.get("width"), screen.get("height")
+        size = (width, height) if isinstance(width, int) and isinstance(height, int) else None
+        self._hellos[cid] = (names, size)
+        while len(self._hellos) > _REMEMBERED:
+            del self._hellos[next(iter(self._hellos))]
+
+    def screen_of(self, cid: str | None) -> tuple[int, int] | None:
+        return self._hellos.get(cid, (None, None))[1] if cid is not None else None
+
+    def start(self, display: Screen, settings: SessionSettings) -> None:
+        callbacks = Callbacks(
+            offer=self._offer, log=self._log, result=self._result, screen=self._screen
+        )
+        self.streamer = Streamer(
+            display,
+            callbacks,
+            self._fps,
+            asyncio.get_running_loop(),
+            lambda w, h: fit(w, h, settings),
+        )
+
+    def set_display(self, display: Screen) -> None:
+        if self.streamer is not None:
+            self.streamer.display = display
+
+    def follow(self, cid: str | None) -> None:
+        if self.streamer is None:
+            return
+        link = self._links.get(cid) if cid is not None else None
+        if link is not None and not link.wants_frames:  # FRP8: its video track carries it
+            cid = None
+        decoders, screen = self._hellos.get(cid, (None, None)) if cid else (None, None)
+        self.streamer.follow(cid, decoders, screen)
+        self.streamer.tick()
+
+    def handle(self, cid: str, message: dict[str, Any]) -> bool:
+        """Apply a stream message from connection `cid`; True when nothing else needs it."""
+        streamer = self.streamer
+        kind = message["type"]
+        if streamer is None or kind not in ("frame_ack", "keyframe", "resize"):
+            return False
+        if kind == "frame_ack":
+            streamer.acked(message["frame"])
+            return False  # the link counts it too
+        if kind == "keyframe":
+            streamer.keyframe(message.get("reason") or "asked")
+        elif not message.get("monitor"):
+            streamer.resize(message["width"], message["height"])
+        return True
+
+    def stop(self) -> None:
+        if self.streamer is not None:
+            self.streamer.stop()
+            self.streamer = None
+
+    def _offer(self, cid: str, data: bytes) -> bool:
+        link = self._links.get(cid)
+        return link is not None and link.offer_frame(data)
+
+    def _log(self, event: str, cid: str | None, attrs: dict[str, Any]) -> None:
+        self._write(Log(event, connection_id=cid, attrs=attrs))
+
+    def _result(self, ok: bool, error: str) -> None:
+        self._post("video", ok, error)
+
+    def _screen(self, cid: str, width: int, height: int) -> None:
+        link = self._links.get(cid)
+        if link is not None:
+            link.send(encode({"type": "screen", "width": width, "height": height}))
