@@ -27,7 +27,8 @@ from tests.e2e.conftest import E2E
 from tests.e2e.harness import OPENFRP, JsonlLog, RawClient, hello_for
 
 DISK = "1m"
-# Reconnects that outlast the moments a test keeps the path cut.
+# Reconnects that outlast the moments a test keeps the path cut, and sessions that wait for
+# terminals slow to start on a busy machine.
 PATIENT = {
     "reconnect_attempts": 10,
     "reconnect_backoff_initial": 0.3,
@@ -86,7 +87,7 @@ def verdict(sid: str, *logs: JsonlLog) -> dict[str, Any]:
 
 
 def test_4001_registry_disk_full_when_the_session_starts(e2e: E2E, small_disk: Path) -> None:
-    server = e2e.server(server={"registry": str(small_disk / "registry.sqlite3")})
+    server = e2e.server(account=PATIENT, server={"registry": str(small_disk / "registry.sqlite3")})
     ticket = server.launch("alice")
     sid = ticket["session_id"]
     filler = fill(small_disk)
@@ -119,10 +120,8 @@ def test_4001_registry_disk_full_when_the_session_starts(e2e: E2E, small_disk: P
 
 
 def test_4004_registry_disk_full_when_an_active_session_resumes(e2e: E2E, small_disk: Path) -> None:
-    server = e2e.server(
-        launchpads={"patient": PATIENT}, server={"registry": str(small_disk / "registry.sqlite3")}
-    )
-    ticket, other = server.launch("alice", "patient"), server.launch("bob")
+    server = e2e.server(account=PATIENT, server={"registry": str(small_disk / "registry.sqlite3")})
+    ticket, other = server.launch("alice"), server.launch("bob")
     sid = ticket["session_id"]
     proxy = e2e.proxy(server.port)
     term = e2e.connected(server, ticket, proxy)
@@ -166,7 +165,8 @@ def raw_with_small_buffer(url: str) -> RawClient:
 
 def test_4025_connection_reset_while_the_server_writes_a_burst(e2e: E2E) -> None:
     limit = 64 * 1024 * 1024  # far above the burst: this is not 4003
-    server = e2e.server(launchpads={"big": {"send_buffer_limit": limit, "receive_timeout": 30.0}})
+    big = {"send_buffer_limit": limit, "receive_timeout": 30.0}
+    server = e2e.server(account=PATIENT, launchpads={"big": big})
     ticket = server.launch("alice", "big")
     sid = ticket["session_id"]
     client = raw_with_small_buffer(server.ws_url)
@@ -210,8 +210,8 @@ def test_4025_terminal_reset_under_a_blocked_burst_then_resumed(e2e: E2E) -> Non
     until its writes block, then resets both sides. The terminal sees its connection drop
     (4102), reconnects (4103) and gets every message the reset lost."""
     quiet = {"receive_timeout": 30.0, "keepalive_timeout": 30.0}  # no timer beats the reset
-    pad = {**PATIENT, **quiet, "send_buffer_limit": 64 * 1024 * 1024}
-    server = e2e.server(launchpads={"big": pad})
+    pad = {**quiet, "send_buffer_limit": 64 * 1024 * 1024}
+    server = e2e.server(account=PATIENT, launchpads={"big": pad})
     ticket = server.launch("alice", "big")
     sid = ticket["session_id"]
     proxy = e2e.proxy(server.port)
