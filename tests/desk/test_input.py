@@ -97,6 +97,9 @@ def test_release_all_lets_go_of_held_keys_and_buttons(xvfb: Xvfb) -> None:
     injector.run([PointerInput(30, 40, 0b101), KeyInput(0xFFE3, True), KeyInput(ord("x"), True)])
     assert len(keys_down(xvfb.name)) == 2
     assert injector.held == 4
+    time.sleep(0.8)  # longer than the X server's repeat delay: the terminal repeats, not X
+    assert [e.text for e in xvfb.xev.events() if e.kind == "KeyPress"][-1:] == ["\x18"]
+    assert sum(e.kind == "KeyPress" for e in xvfb.xev.events()) == 2  # Ctrl and x, once
     injector.run([ReleaseInput()])
     assert keys_down(xvfb.name) == []
     assert injector.held == 0

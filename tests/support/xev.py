@@ -37,6 +37,7 @@ _BUTTON = re.compile(
 class XEvent:
     kind: str
     keysym: int = 0
+    keycode: int = 0
     text: str = ""
     button: int = 0
     x: int = 0
@@ -54,13 +55,26 @@ def parse_xev(output: str) -> list[XEvent]:
             text = _TEXT.search(block)
             raw = text.group(1).strip("()").split() if text else []
             decoded = bytes(int(b, 16) for b in raw).decode("utf-8", "replace")
-            events.append(XEvent(kind, keysym=int(key.group(2), 16) if key else 0, text=decoded))
+            keysym, keycode = (int(key.group(2), 16), int(key.group(1))) if key else (0, 0)
+            events.append(XEvent(kind, keysym=keysym, keycode=keycode, text=decoded))
         else:
             button = _BUTTON.search(block)
             if button is not None:
                 _, _, x, y, number = (int(v) for v in button.groups())
                 events.append(XEvent(kind, button=number, x=x, y=y))
     return events
+
+
+def held(events: list[XEvent]) -> set[tuple[str, int]]:
+    """Keys (by keycode) and buttons pressed and not released yet, as the app saw them."""
+    down: set[tuple[str, int]] = set()
+    for e in events:
+        item = ("key", e.keycode) if e.kind.startswith("Key") else ("button", e.button)
+        if e.kind.endswith("Press"):
+            down.add(item)
+        else:
+            down.discard(item)
+    return down
 
 
 def typed(events: list[XEvent]) -> str:

@@ -46,6 +46,9 @@ class Injector:
             self._d.close()
             raise InjectionError(f"display {display_name} has no XTEST extension")
         self._root = self._d.screen().root
+        # The terminal repeats a held key itself (the person's own repeat rate); the X
+        # server's repeat would add presses of its own to every key held over a slow link.
+        self._d.change_keyboard_control(auto_repeat_mode=X.AutoRepeatModeOff)
         self.width = self._d.screen().width_in_pixels
         self.height = self._d.screen().height_in_pixels
         info = self._d.display.info

@@ -23,6 +23,7 @@ SCRIPTS = (
     "track.js",
     "stats.js",
     "menu.js",
+    "input.js",
 )
 
 

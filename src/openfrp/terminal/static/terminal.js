@@ -104,6 +104,9 @@
     Object.defineProperty(view, "frames", { get: () => video.view.drawn, enumerable: true });
     view.video = video.view;
     window.openfrpVideo = video;  // toRemote(clientX, clientY) for pointer input
+    const input = new OpenfrpInput(page.screen, { send: (m) => send(m),
+      ready: () => machine.state === "established", toRemote: (x, y) => video.toRemote(x, y) });
+    view.input = input.view;
     window.openfrpMenu.attach(popup, log);
     window.openfrpMenu.register("stats", () => stats.toggle());
 

@@ -1,0 +1,149 @@
+// Keyboard and mouse to the session, as `input` messages (see openfrp/protocol/input.py):
+//   key {keysym, down}, pointer {x, y, buttons: bit0 left, bit1 middle, bit2 right},
+//   wheel {dx, dy} in steps, release {}.
+// A key is sent as the keysym of what the person's own layout produced (KeyboardEvent.key):
+// AltGr results and dead-key compositions arrive as the character itself, and the server binds
+// a keycode for characters its keymap lacks. Named keys come from a table, modifiers from
+// `code`. The key-up sends what its key-down sent, whatever the modifiers did in between.
+// Positions are remote screen pixels (the video maps the drawn picture back); in pointer lock,
+// relative moves are added up into an absolute position. Leaving the page (blur, hidden tab)
+// lets go of every held key and button. Key events in the bar and menu belong to the page.
+"use strict";
+
+class OpenfrpInput {
+  static NAMED = {
+    Backspace: 0xff08, Tab: 0xff09, Enter: 0xff0d, Escape: 0xff1b, Delete: 0xffff,
+    Home: 0xff50, ArrowLeft: 0xff51, ArrowUp: 0xff52, ArrowRight: 0xff53, ArrowDown: 0xff54,
+    PageUp: 0xff55, PageDown: 0xff56, End: 0xff57, Insert: 0xff63, ContextMenu: 0xff67,
+    Pause: 0xff13, ScrollLock: 0xff14, PrintScreen: 0xff61, CapsLock: 0xffe5, NumLock: 0xff7f,
+    AltGraph: 0xfe03, Clear: 0xff0b,
+    ...Object.fromEntries(Array.from({ length: 24 }, (_, i) => [`F${i + 1}`, 0xffbe + i])),
+  };
+  static MODIFIERS = {
+    ShiftLeft: 0xffe1, ShiftRight: 0xffe2, ControlLeft: 0xffe3, ControlRight: 0xffe4,
+    AltLeft: 0xffe9, AltRight: 0xffea, MetaLeft: 0xffeb, MetaRight: 0xffec,
+    OSLeft: 0xffeb, OSRight: 0xffec,
+  };
+  static WHEEL_PIXELS = 50;  // one wheel step per this many pixels of a pixel-mode delta
+
+  // link: {send(message), ready() -> bool, toRemote(clientX, clientY) -> {x, y} | null}
+  constructor(canvas, link) {
+    this.canvas = canvas;
+    this.link = link;
+    this.held = new Map();  // KeyboardEvent.code -> keysym sent on its key-down
+    this.buttons = 0;
+    this.at = null;  // the last remote position sent
+    this.wheel = { x: 0, y: 0 };
+    this.view = { sent: 0, keys: 0, pointer: 0, released: 0, locked: false };
+    canvas.tabIndex = 0;  // focusable, so a click on the screen takes the keyboard from the bar
+    canvas.style.outline = "none";
+    document.addEventListener("keydown", (e) => this.key(e, true));
+    document.addEventListener("keyup", (e) => this.key(e, false));
+    for (const kind of ["pointermove", "pointerdown", "pointerup"]) {
+      canvas.addEventListener(kind, (e) => this.pointer(e));
+    }
+    canvas.addEventListener("wheel", (e) => this.scroll(e), { passive: false });
+    canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+    window.addEventListener("blur", () => this.releaseAll("blur"));
+    document.addEventListener("visibilitychange", () => {
+      if (document.hidden) this.releaseAll("hidden");
+    });
+    document.addEventListener("pointerlockchange", () => {
+      this.view.locked = document.pointerLockElement === canvas;
+    });
+  }
+
+  static keysym(e) {
+    if (e.key === "AltGraph") return 0xfe03;
+    if (e.code in OpenfrpInput.MODIFIERS) return OpenfrpInput.MODIFIERS[e.code];
+    if (e.key in OpenfrpInput.NAMED) return OpenfrpInput.NAMED[e.key];
+    const chars = [...e.key];
+    if (chars.length !== 1) return null;  // "Dead", "Unidentified", "Process"
+    const cp = e.key.codePointAt(0);
+    if (cp < 0x20 || cp === 0x7f) return null;
+    return cp <= 0x7e || (cp >= 0xa0 && cp <= 0xff) ? cp : 0x1000000 + cp;
+  }
+
+  send(kind, data) {
+    if (!this.link.ready()) return false;
+    this.link.send({ type: "input", kind, data });
+    this.view.sent += 1;
+    return true;
+  }
+
+  key(e, down) {
+    if (e.target instanceof Element && e.target.closest("#bar, input, textarea, select")) return;
+    if (e.isComposing) return;
+    const keysym = down ? OpenfrpInput.keysym(e) : this.held.get(e.code);
+    if (keysym === null || keysym === undefined) return;  // a dead key: wait for its result
+    e.preventDefault();  // the browser does not act on it (Tab, Ctrl+S, F5, Backspace...)
+    if (down) this.held.set(e.code, keysym);
+    else this.held.delete(e.code);
+    if (this.send("key", { keysym, down })) this.view.keys += 1;
+  }
+
+  // DOM buttons: 1 left, 2 right, 4 middle; the message: bit0 left, bit1 middle, bit2 right.
+  static mask(buttons) {
+    return (buttons & 1) | (buttons & 4 ? 2 : 0) | (buttons & 2 ? 4 : 0);
+  }
+
+  position(e) {
+    if (document.pointerLockElement === this.canvas && this.at !== null) {
+      const box = this.canvas.getBoundingClientRect();
+      const sx = this.canvas.width / Math.max(1, box.width);
+      const sy = this.canvas.height / Math.max(1, box.height);
+      return {
+        x: Math.min(this.canvas.width - 1, Math.max(0, Math.round(this.at.x + e.movementX * sx))),
+        y: Math.min(this.canvas.height - 1, Math.max(0, Math.round(this.at.y + e.movementY * sy))),
+      };
+    }
+    return this.link.toRemote(e.clientX, e.clientY);
+  }
+
+  pointer(e) {
+    const buttons = OpenfrpInput.mask(e.buttons);
+    if (e.type === "pointerdown") {
+      e.preventDefault();
+      this.canvas.focus({ preventScroll: true });
+    }
+    const at = this.position(e) ?? (buttons !== this.buttons ? this.at : null);
+    if (at === null) return;  // outside the picture, nothing pressed or let go
+    const same = this.at !== null && at.x === this.at.x && at.y === this.at.y;
+    if (same && buttons === this.buttons) return;
+    this.at = at;
+    this.buttons = buttons;
+    if (this.send("pointer", { x: at.x, y: at.y, buttons })) this.view.pointer += 1;
+  }
+
+  scroll(e) {
+    e.preventDefault();
+    const unit = e.deltaMode === 0 ? OpenfrpInput.WHEEL_PIXELS : e.deltaMode === 1 ? 3 : 1;
+    this.wheel.x += e.deltaX / unit;
+    this.wheel.y += e.deltaY / unit;
+    const dx = Math.max(-64, Math.min(64, Math.trunc(this.wheel.x)));
+    const dy = Math.max(-64, Math.min(64, Math.trunc(this.wheel.y)));
+    if (dx === 0 && dy === 0) return;
+    this.wheel.x -= dx;
+    this.wheel.y -= dy;
+    const at = this.link.toRemote(e.clientX, e.clientY);
+    if (at !== null && (this.at === null || at.x !== this.at.x || at.y !== this.at.y)) {
+      this.at = at;
+      this.send("pointer", { x: at.x, y: at.y, buttons: this.buttons });
+    }
+    this.send("wheel", { dx, dy });
+  }
+
+  // Let go of everything this page holds (the server does the same on a drop or resume).
+  releaseAll(reason) {
+    this.held.clear();
+    this.buttons = 0;
+    if (this.send("release", {})) this.view.released += 1;
+    this.view.lastRelease = reason;
+  }
+
+  lockPointer() {
+    return this.canvas.requestPointerLock();
+  }
+}
+
+window.OpenfrpInput = OpenfrpInput;

@@ -1,0 +1,80 @@
+"""The browser terminal's keyboard and mouse in headless Chromium reach `xev` on a real Xvfb:
+typed text exactly (a non-ASCII character, an AltGr result, a dead-key composition,
+Cyrillic), clicks at the pixel the person pointed at, and nothing held once the page loses
+focus."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.browser import CHROMIUM, Browser, joined
+from tests.e2e.conftest import E2E
+from tests.e2e.test_input import xev, xev_server
+from tests.support.xev import XevFile, held, needs_xev, typed
+
+pytestmark = [
+    needs_xev,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"),
+]
+__all__ = ["xev"]  # the fixture
+
+
+def test_typing_and_clicking_in_the_page_reach_the_app(
+    e2e: E2E, browser: Browser, xev: XevFile
+) -> None:
+    server = xev_server(e2e, xev.path)
+    ticket = server.launch("alice", "x")
+    joined(server, browser, ticket, server.port)
+    browser.wait("v.frames >= 1")
+    xev.ready()
+    page = browser.page
+    box = page.locator("#screen").bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + 201.5, box["y"] + 77.5
+    want = page.evaluate(f"() => window.openfrpVideo.toRemote({cx}, {cy})")
+    page.mouse.click(cx, cy)
+    click = xev.wait_button(1)
+    assert (click.x, click.y) == (want["x"], want["y"])
+    page.mouse.click(cx + 40, cy + 30, button="right")
+    right = xev.wait_button(3)
+    assert (right.x - click.x, right.y - click.y) == pytest.approx((40, 30), abs=1)
+
+    page.keyboard.type("Hello, world!")
+    # Keys of other layouts, as Chromium reports them (CDP: what the OS keyboard would send).
+    cdp = page.context.new_cdp_session(page)
+
+    def key(name: str, code: str, text: str = "", down: bool = True, up: bool = True) -> None:
+        if down:
+            kind = "keyDown" if text else "rawKeyDown"
+            cdp.send(
+                "Input.dispatchKeyEvent", {"type": kind, "key": name, "code": code, "text": text}
+            )
+        if up:
+            cdp.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": name, "code": code})
+
+    key("é", "Digit2", "é")  # French AZERTY: the 2 key gives é
+    key("AltGraph", "AltRight", up=False)  # German: AltGr+E gives €
+    key("€", "KeyE", "€")
+    key("AltGraph", "AltRight", down=False)
+    key("Dead", "Equal")  # a dead acute accent, then e: the composed é
+    key("é", "KeyE", "é")
+    for char, code in zip("Мир", ("KeyV", "KeyB", "KeyH"), strict=True):  # Russian layout
+        key(char, code, char)
+    page.keyboard.press("Enter")
+    expected = "Hello, world!é€éМир\n"
+    xev.wait_text(expected)
+    assert typed(xev.events()) == expected
+    assert browser.view()["input"]["keys"] >= 2 * len(expected)
+
+    # A key held while the page loses focus is let go in the session too.
+    page.keyboard.down("Shift")
+    page.keyboard.down("Q")
+    xev.wait_text(expected + "Q")
+    page.evaluate("() => window.dispatchEvent(new Event('blur'))")
+    browser.wait("v.input.released >= 1")
+    for _ in range(100):
+        if not held(xev.events()):
+            break
+        page.wait_for_timeout(20)
+    assert held(xev.events()) == set()
+    assert browser.errors == []
