@@ -1,0 +1,180 @@
+"""The display stream over FRP7 with a real Xvfb, real X clients and libx264: what a terminal
+that decodes H.264 gets for a still screen, a resize, a resume, and the display's pixels."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from openfrp.media.wire import CODEC_H264, FLAG_KEY, FrameHeader, parse_frame
+from tests.e2e.conftest import E2E
+from tests.e2e.harness import RawClient, ServerProcess, hello_for
+from tests.e2e.test_host_codes import needs_xvfb
+
+XSETROOT = shutil.which("xsetroot")
+XTERM = shutil.which("xterm")
+needs_x_clients = pytest.mark.skipif(
+    XSETROOT is None or XTERM is None, reason="xsetroot and xterm are needed"
+)
+# Gentle on the shared machine; the session keeps itself alive with pings, not frames.
+PAD = {"display_ready_timeout": 10.0, "receive_timeout": 2.0, "heartbeat_interval": 0.5}
+
+
+@dataclass
+class Stream:
+    """What an H.264 terminal read: headers, wire bytes, text messages, the last picture."""
+
+    frames: list[FrameHeader] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    picture: NDArray[np.uint8] | None = None
+    decoder: Any = field(default_factory=lambda: av.CodecContext.create("h264", "r"))
+
+    def read(self, raw: RawClient, seconds: float, until: Any = None) -> None:
+        """Read, acknowledge and decode for `seconds` (or until `until(self)` holds),
+        pinging so that a still screen does not look like a dead terminal."""
+        deadline = time.monotonic() + seconds
+        ping = 0
+        next_ping = time.monotonic()
+        while time.monotonic() < deadline and not (until and until(self)):
+            if time.monotonic() >= next_ping:
+                ping += 1
+                raw.send({"type": "ping", "id": ping})
+                next_ping = time.monotonic() + 0.3
+            try:
+                data = raw.recv(timeout=0.1)
+            except TimeoutError:
+                continue
+            if isinstance(data, str):
+                self.messages.append(json.loads(data))
+                continue
+            parsed = parse_frame(data)
+            assert parsed is not None
+            header, payload = parsed
+            assert header.codec == CODEC_H264
+            self.frames.append(header)
+            self.sizes.append(len(data))
+            raw.send({"type": "frame_ack", "frame": header.number})
+            for picture in self.decoder.decode(av.Packet(payload)):
+                self.picture = picture.to_ndarray(format="rgb24")
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("type") == kind]
+
+
+def _start(
+    e2e: E2E, app: str, **hello: Any
+) -> tuple[ServerProcess, str, RawClient, dict[str, Any]]:
+    server = e2e.server(
+        server={"display": "xvfb", "video_fps": 15},
+        launchpads={"x": {**PAD, "app_command": app}},
+    )
+    ticket = server.launch("alice", "x")
+    raw = e2e.raw(server.ws_url)
+    welcome = raw.handshake(hello_for(ticket, decoders=["h264", "jpeg"], **hello))
+    raw.wait_message("started", timeout=10)
+    return server, ticket["session_id"], raw, {"ticket": ticket, "welcome": welcome}
+
+
+def _window_app(colour: str = "#204080") -> str:
+    """The root in `colour` and a green xterm at (100, 100), as the session's app."""
+    return (
+        f'sh -c \'{XSETROOT} -solid "{colour}"; exec {XTERM} -geometry 30x8+100+100'
+        ' -bg "#00ff00" -fg "#00ff00" -e sleep 60\''
+    )
+
+
+@needs_xvfb
+@needs_x_clients
+def test_the_picture_is_the_display_and_a_still_screen_sends_almost_nothing(e2e: E2E) -> None:
+    server, sid, raw, _ = _start(e2e, _window_app(), screen={"width": 800, "height": 600})
+    stream = Stream()
+    # The root colour and the green window show up in the decoded picture.
+    stream.read(
+        raw,
+        10,
+        until=lambda s: (
+            s.picture is not None
+            and _near(s.picture[300, 20], (0x20, 0x40, 0x80))
+            and _near(s.picture[110, 110], (0, 255, 0))
+        ),
+    )
+    assert stream.picture is not None and stream.picture.shape == (600, 800, 3)
+    assert _near(stream.picture[110, 110], (0, 255, 0))  # inside the xterm
+    assert _near(stream.picture[90, 90], (0x20, 0x40, 0x80))  # beside it: the root
+    assert stream.frames[0].flags & FLAG_KEY and stream.frames[0].width == 800
+    codec = server.log.wait_event(event="stream.codec", session_id=sid)
+    assert codec["attrs"]["codec"] == "h264"
+
+    stream.read(raw, 1.0)  # the screen settles (refinement, first keep-alive)
+    still = Stream(decoder=stream.decoder)
+    began = time.monotonic()
+    still.read(raw, 3.0)
+    mbit_s = sum(still.sizes) * 8 / (time.monotonic() - began) / 1e6
+    assert mbit_s < 0.1, (mbit_s, still.sizes)
+    assert 1 <= len(still.frames) <= 5  # keep-alives, about one a second
+    assert not any(f.flags & FLAG_KEY for f in still.frames)
+
+    raw.send({"type": "close"})
+    assert raw.wait_closed() == 4000
+    stats = server.log.wait_event(event="stats", session_id=sid)
+    assert stats["attrs"]["codec"] == "h264" and stats["attrs"]["final"] is True
+    assert (stats["attrs"]["width"], stats["attrs"]["height"]) == (800, 600)
+
+
+@needs_xvfb
+@needs_x_clients
+def test_a_resize_answers_with_the_new_screen_and_a_keyframe_of_that_size(e2e: E2E) -> None:
+    server, sid, raw, _ = _start(e2e, _window_app(), screen={"width": 640, "height": 480})
+    stream = Stream()
+    stream.read(raw, 8, until=lambda s: bool(s.frames))
+    assert (stream.frames[0].width, stream.frames[0].height) == (640, 480)
+
+    raw.send({"type": "resize", "width": 1025, "height": 700, "scale": 1.25})
+    after = Stream(decoder=stream.decoder)
+    after.read(raw, 8, until=lambda s: any(f.width == 1024 for f in s.frames))
+    assert after.of("screen") == [{"type": "screen", "width": 1024, "height": 700}]
+    first = next(f for f in after.frames if f.width == 1024)
+    assert first.flags & FLAG_KEY and first.height == 700
+    assert all(f.width == 1024 for f in after.frames[after.frames.index(first) :])
+    resized = server.log.wait_event(event="display.resized", session_id=sid)
+    assert resized["attrs"]["asked"] == [1025, 700]
+    after.read(raw, 5, until=lambda s: s.picture is not None and s.picture.shape[1] == 1024)
+    assert after.picture is not None and after.picture.shape == (700, 1024, 3)
+
+    raw.send({"type": "close"})
+    assert raw.wait_closed() == 4000
+
+
+@needs_xvfb
+@needs_x_clients
+def test_a_resume_starts_with_a_keyframe(e2e: E2E) -> None:
+    server, sid, raw, first = _start(e2e, _window_app(), screen={"width": 640, "height": 400})
+    stream = Stream()
+    stream.read(raw, 8, until=lambda s: len(s.frames) >= 2)
+    raw.send({"type": "disconnect"})
+    raw.wait_closed()
+    server.log.wait_event(event="session.disconnected", session_id=sid)
+
+    back = e2e.raw(server.ws_url)
+    cid = first["welcome"]["connection_id"]
+    hello = hello_for(first["ticket"], resume=True, previous_connection_id=cid)
+    back.handshake({**hello, "decoders": ["h264"], "screen": {"width": 640, "height": 400}})
+    fresh = Stream()  # a new decoder, as after a page reload
+    fresh.read(back, 8, until=lambda s: s.picture is not None)
+    assert fresh.frames[0].flags & FLAG_KEY
+    assert fresh.picture is not None and _near(fresh.picture[110, 110], (0, 255, 0))
+    back.send({"type": "close"})
+    assert back.wait_closed() == 4000
+
+
+def _near(pixel: NDArray[np.uint8], rgb: tuple[int, int, int], tolerance: int = 12) -> bool:
+    return bool(np.all(np.abs(pixel.astype(int) - np.array(rgb)) <= tolerance))
