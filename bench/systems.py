@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.rig import HOOK_JS, Procs, screen_size, start_xvfb, tree, xauthority_of
+from bench.rig import HOOK_JS, Procs, chromium_pids, screen_size, start_xvfb, tree, xauthority_of
 from tests.e2e.browser import link
 from tests.e2e.conftest import FRP8_PAD
-from tests.e2e.harness import ServerProcess, free_port
+from tests.e2e.harness import ServerProcess, TerminalProcess, free_port
 from tests.support.coturn import PASSWORD, TURNSERVER, USER, start_coturn
 from tests.support.faultproxy import ProxyProcess, start_proxy_process
 
@@ -47,8 +47,27 @@ class Stack:
         assert self.proxy is not None
         return int(self.proxy.stats()["bytes_to_client"])
 
+    def terminal_pids(self) -> list[int]:
+        return chromium_pids() if self.page is not None else []
+
+    def begin(self) -> None:
+        """A measuring window starts now."""
+
+    def codec(self) -> str | None:
+        """What the terminal decodes (openfrp's page names it in window.openfrp)."""
+        if self.page is None:
+            return None
+        return self.page.evaluate(
+            "(() => { const v = window.openfrp; if (!v) return 'vnc';"
+            " return (v.track && v.track.codec) || (v.video && v.video.codec) || null; })()"
+        )
+
     def frames(self) -> int:
         return int(self.page.evaluate("window.__bench.frames"))
+
+    def fps(self, frames_before: int, elapsed: float) -> float:
+        """Frames delivered per second over the window that began `elapsed` s ago."""
+        return (self.frames() - frames_before) / elapsed
 
     def close(self) -> None:
         if self.page is not None:
@@ -89,6 +108,7 @@ class FfmpegStack(Stack):
         super().__init__(procs, display)
         width, height = screen_size(display)
         self._progress = root / f"progress-{display[1:]}.txt"
+        self._codec = codec
         encoder = (
             ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-f", "h264"]
             if codec == "h264"
@@ -141,6 +161,9 @@ class FfmpegStack(Stack):
 
     def wire_bytes(self) -> int:
         return self._bytes
+
+    def codec(self) -> str | None:
+        return self._codec
 
     def frames(self) -> int:
         found = re.findall(r"^frame=(\d+)$", self._progress.read_text(), re.M)
@@ -257,6 +280,86 @@ def openfrp_frp8(root: Path, size: tuple[int, int], browser: Any) -> Stack:
     return stack
 
 
+class PythonStack(Stack):
+    """The Python terminal (`openfrp connect`, PyAV decoding): one terminal per window, each
+    resuming the session and disconnecting at the end of the window, when it prints its fps."""
+
+    def __init__(self, server: ServerProcess, ticket: dict[str, Any], root: Path) -> None:
+        super().__init__(Procs(), "")
+        self.server, self.ticket, self.root = server, ticket, root
+        self.terminal: TerminalProcess | None = None
+        self.server_roots = [server.process.pid]
+        self.summary = ""  # the terminal's last "video: ..." line
+
+    def begin(self) -> None:
+        assert self.proxy is not None
+        width, height = self.size if self.display else (0, 0)
+        self.terminal = TerminalProcess.start(
+            self.ticket["connect_url"],
+            self.root / f"terminal-{time.monotonic_ns()}.jsonl",
+            ws_url=f"ws://127.0.0.1:{self.proxy.port}/frp7",
+            extra=["--size", f"{width}x{height}"] if width else [],
+        )
+        self.terminal.wait_line(r"^connected to ", timeout=15)
+
+    def terminal_pids(self) -> list[int]:
+        return [self.terminal.process.pid] if self.terminal is not None else []
+
+    def frames(self) -> int:
+        return 0
+
+    def codec(self) -> str | None:
+        found = re.search(r"codec (\S+),", self.summary)
+        return found.group(1) if found else None
+
+    def fps(self, frames_before: int, elapsed: float) -> float:
+        """What the terminal printed when it disconnected: frames shown from its first frame."""
+        assert self.terminal is not None
+        start = self.terminal.mark()
+        self.terminal.send("disconnect")
+        found = self.terminal.wait_line(r"^video: \d+ frames shown, ([\d.]+) fps", 10, start)
+        self.terminal.wait_exit(10)
+        self.terminal = None
+        self.summary = found.string
+        return float(found.group(1))
+
+    def close(self) -> None:
+        if self.terminal is not None:
+            self.terminal.stop()
+        super().close()
+
+
+def openfrp_python(root: Path, size: tuple[int, int], browser: Any) -> Stack:
+    """`openfrp serve` on a real Xvfb, the Python terminal over FRP7 asking for `size`."""
+    base = root / f"openfrp-py-{time.monotonic_ns()}"
+    server = ServerProcess.start(
+        base,
+        server={"display": "xvfb", "video_fps": 30},
+        launchpads={"desktop": {"display_ready_timeout": 15.0}},
+        account={"max_session_duration": 3600.0, "idle_timeout": 60.0},
+    )
+    stack = PythonStack(server, server.launch("bench"), base)
+    stack.closers.append(server.stop)
+    try:
+        stack.proxy = start_proxy_process(server.port)
+        first = TerminalProcess.start(
+            stack.ticket["connect_url"],
+            base / "first.jsonl",
+            extra=["--size", f"{size[0]}x{size[1]}"],
+        )
+        first.wait_line(r"^connected to ", timeout=15)
+        ready = server.log.wait_event(event="display.ready", session_id=stack.ticket["session_id"])
+        stack.display = f":{ready['attrs']['display']}"
+        stack.xauthority = xauthority_of(tree(server.process.pid))
+        _settle(stack)
+        first.send("disconnect")
+        first.wait_exit(10)
+    except Exception:
+        stack.close()
+        raise
+    return stack
+
+
 def _join(stack: Stack, server: ServerProcess, port: int) -> None:
     """Open a new session's connect link (through `port`) and wait for its display."""
     ticket = server.launch("bench")
@@ -288,6 +391,7 @@ def _settle(stack: Stack, timeout: float = 5.0) -> None:
 RUNNERS: dict[str, Any] = {
     "openfrp-browser": openfrp_browser,
     "openfrp-frp8": openfrp_frp8,
+    "openfrp-python": openfrp_python,
     "novnc": novnc,
     "ffmpeg-x264": ffmpeg("h264"),
     "ffmpeg-vp8": ffmpeg("vp8"),

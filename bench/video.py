@@ -1,20 +1,23 @@
 """The display stream against its peers: fps drawn, Mbit/s on the wire, CPU and latency.
 
 Each system runs on its own Xvfb of the same size with the same content, one after another in
-the same run: openfrp (`openfrp serve` + the browser terminal in headless Chromium), x11vnc +
-websockify + noVNC in the same Chromium, and ffmpeg x11grab + libx264 ultrafast/zerolatency as
-the encoder reference. Workloads: a scrolling xterm, full-screen motion (ffplay testsrc2) and a
-static screen.
+the same run: openfrp (`openfrp serve` with the browser terminal in headless Chromium over FRP7
+and over FRP8, whose WebRTC track a real coturn relays, and the Python terminal), x11vnc +
+websockify + noVNC in the same Chromium, and ffmpeg x11grab + libx264 ultrafast/zerolatency (or
+libvpx) as the encoder reference. Workloads: a scrolling xterm, full-screen motion (ffplay
+testsrc2) and a static screen.
 
 Figures per (system, workload): frames drawn per second (animation frames in which the page's
-visible canvas was drawn on; encoded frames for ffmpeg), Mbit/s sent to the terminal (bytes
-through a loopback relay in front of the system), server CPU (the server process and its
-children but Xvfb; x11vnc plus websockify for noVNC), terminal CPU (every Chromium process), and
-glass-to-glass latency: a square on the display flips colour (python-xlib, drawn when XSync
-returns) and the page notes when its drawn picture shows the new colour.
+visible canvas was drawn on or its <video> presented a frame; what the Python terminal printed;
+encoded frames for ffmpeg), Mbit/s sent to the terminal (bytes through a loopback relay in
+front of the system; the peer connection's received bytes over FRP8), server CPU in % of one
+core (the server process and its children but Xvfb; x11vnc plus websockify for noVNC), terminal
+CPU (every Chromium process, or the Python terminal), and glass-to-glass latency: a square on
+the display flips colour (python-xlib, drawn when XSync returns) and the page notes when its
+drawn picture shows the new colour.
 
     bench/video.py --quick --json    # 1280x720, one session, under 3 minutes
-    bench/video.py                   # also 1920x1080, 4 sessions, ffmpeg VP8, longer windows
+    bench/video.py                   # also 1920x1080, 4 sessions, Python terminal, ffmpeg VP8
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from bench.rig import (
     CHROMIUM,
     Flipper,
     Procs,
-    chromium_pids,
     cpu_pct,
     cpu_ticks,
     have,
@@ -81,25 +83,26 @@ def measure(
         for stack in stacks:
             start_workload(procs, workload, stack.display, stack.size, stack.xauthority)
         time.sleep(WARMUP)
+        for stack in stacks:
+            stack.begin()
         servers = [pid for stack in stacks for pid in stack.server_pids()]
-        browsers = chromium_pids() if stacks[0].page is not None else []
+        terminals = [pid for stack in stacks for pid in stack.terminal_pids()]
         frames0 = [stack.frames() for stack in stacks]
         bytes0 = [stack.wire_bytes() for stack in stacks]
-        cpu0, term0, t0 = cpu_ticks(servers), cpu_ticks(browsers), time.monotonic()
+        cpu0, term0, t0 = cpu_ticks(servers), cpu_ticks(terminals), time.monotonic()
         time.sleep(seconds)
-        cpu1, term1, t1 = cpu_ticks(servers), cpu_ticks(browsers), time.monotonic()
-        frames1 = [stack.frames() for stack in stacks]
+        cpu1, term1, t1 = cpu_ticks(servers), cpu_ticks(terminals), time.monotonic()
         bytes1 = [stack.wire_bytes() for stack in stacks]
         elapsed = t1 - t0
+        fps = [stack.fps(frames, elapsed) for stack, frames in zip(stacks, frames0, strict=True)]
         row: dict[str, Any] = {
-            "fps": round(
-                sum(b - a for a, b in zip(frames0, frames1, strict=True)) / len(stacks) / elapsed, 1
-            ),
+            "codec": stacks[0].codec(),
+            "fps": round(sum(fps) / len(stacks), 1),
             "mbit_s": round(
                 sum(b - a for a, b in zip(bytes0, bytes1, strict=True)) * 8 / elapsed / 1e6, 3
             ),
             "server_cpu_pct": round(cpu_pct(cpu0, cpu1, elapsed), 1),
-            "terminal_cpu_pct": round(cpu_pct(term0, term1, elapsed), 1) if browsers else None,
+            "terminal_cpu_pct": round(cpu_pct(term0, term1, elapsed), 1) if terminals else None,
             "latency_ms_p50": None,
             "latency_ms_p90": None,
         }
@@ -178,6 +181,7 @@ def emit(row: dict[str, Any], as_json: bool) -> None:
 
     print(
         f"{row['system']:<16} {row['workload']:<10} {row['size']:>9} {row['sessions']:>2} "
+        f"{row.get('codec') or '-':<8} "
         f"{cell('fps', '6.1f')} {cell('mbit_s', '8.2f')} {cell('server_cpu_pct', '7.0f')} "
         f"{cell('terminal_cpu_pct', '7.0f')} {cell('latency_ms_p50', '7.0f')} "
         f"{cell('latency_ms_p90', '7.0f')}",
@@ -198,11 +202,11 @@ def main() -> int:
     args = parser.parse_args()
     quick = args.quick
     args.systems = args.systems or (
-        ["openfrp-browser", "novnc", "ffmpeg-x264"] if quick else list(RUNNERS)
+        ["openfrp-browser", "openfrp-frp8", "novnc", "ffmpeg-x264"] if quick else list(RUNNERS)
     )
     args.sizes = args.sizes or (["1280x720"] if quick else ["1280x720", "1920x1080"])
     args.sessions = args.sessions or ([1] if quick else [1, 4])
-    args.seconds = args.seconds or (4.0 if quick else 10.0)
+    args.seconds = args.seconds or (3.0 if quick else 10.0)
     args.trials = args.trials if args.trials is not None else (8 if quick else 30)
     missing = have("Xvfb", "xterm", "ffplay", "ffmpeg", "x11vnc", "websockify")
     if missing or not CHROMIUM.exists():
@@ -212,7 +216,8 @@ def main() -> int:
 
     if not args.json:
         print(
-            f"{'system':<16} {'workload':<10} {'size':>9} {'n':>2} {'fps':>6} {'Mbit/s':>8} "
+            f"{'system':<16} {'workload':<10} {'size':>9} {'n':>2} {'codec':<8} {'fps':>6} "
+            f"{'Mbit/s':>8} "
             f"{'srv CPU%':>7} {'term CPU%':>7} {'p50 ms':>7} {'p90 ms':>7}"
         )
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
