@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.e2e.browser import CHROMIUM, Browser, joined
+from tests.e2e.browser import CHROMIUM, Browser, joined, shown
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import E2EError, ServerProcess, bounded
 from tests.e2e.test_terminal_picture import APP, RED, needs_x, read_png, red_box, settled_screen
@@ -106,6 +106,8 @@ def test_a_resume_starts_with_a_keyframe_and_a_clean_picture(e2e: E2E, browser: 
     proxy.control("restore")
     browser.wait("v.state === 'connected (resumed)'", timeout=15)
     server.log.wait_event(event="session.resumed", session_id=sid)
+    # The pop-ups about the lost path went with it; what is left does not hide the screen.
+    assert not [t for t in browser.popups() if shown(4102) in t or shown(4103) in t]
     browser.wait("v.video.starts.length === 2 && v.video.starts[1] !== null")
     first = browser.view()["video"]["starts"][1]
     assert first["key"] is True, first  # nothing of the new connection was dropped

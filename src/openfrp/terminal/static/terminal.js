@@ -9,6 +9,7 @@
 
 (() => {
   const SHIP_BATCH = 200;
+  const LOST_POPUPS = [4102, 4103, 4108].map((c) => `.popup[data-code="${c}"]`).join(", ");
   const page = {
     status: document.getElementById("status"),
     session: document.getElementById("session"),
@@ -37,6 +38,8 @@
       next.textContent = extra;
       box.appendChild(next);
     }
+    box.title = "Click to dismiss";
+    box.onclick = () => box.remove();
     page.popups.appendChild(box);
     while (page.popups.children.length > 6) page.popups.firstChild.remove();
     return box;
@@ -389,7 +392,7 @@
           drop(action.code);
         } else if (action.type === "show") {
           view.shown.push({ code: action.code, text: action.text });
-          popup(action.text, action.level);
+          popup(action.text, action.level).dataset.code = action.code;
           writeEvent({ event: "message.shown", code: action.code, severity: action.level,
                        attrs: { text: action.text } });
         } else if (action.type === "receive") {
@@ -404,6 +407,8 @@
           }
           if (action.event === "connection.established") {
             setStatus(action.attrs.resume ? "connected (resumed)" : "connected");
+            // Back on: the pop-ups about the lost path no longer apply and would hide the screen.
+            for (const box of page.popups.querySelectorAll(LOST_POPUPS)) box.remove();
             video.started();
             stats.start();
           }
