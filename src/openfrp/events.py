@@ -41,6 +41,8 @@ NAMES: dict[str, str] = {
     "video.error": "server: a capture or encode step failed (attrs.error)",
     "events.rejected": "server: shipped terminal events that failed validation (attrs.rejected)",
     "error.exception": "server: an unexpected exception (attrs.where, attrs.error)",
+    "input.dropped": "server: keyboard/mouse events beyond the input queue's bound were cut and "
+    "held keys let go (attrs.dropped, attrs.limit, attrs.over)",
     "connect.attempt": "terminal: a connection attempt starts (attrs.url)",
     "connect.failed": "terminal: no session within connect_timeout (4101)",
     "connect.retry": "terminal: a first connection attempt failed; retrying within the window",
