@@ -22,6 +22,8 @@ from tests.support.coturn import TURNSERVER, Coturn
 RED = (255, 0, 0)
 APP = "xterm -bg red -fg red -cr red -bw 0 -geometry 30x8+40+30"  # a red box, no text shows
 SIZE = "640x400"
+# Xvfb, the app and the terminal all start on a busy machine: no code for being slow here.
+SLOW_START = {"display_ready_timeout": 10.0, "idle_timeout": 60.0, "connect_timeout": 15.0}
 needs_x = pytest.mark.skipif(
     shutil.which("Xvfb") is None or shutil.which("xterm") is None, reason="needs Xvfb and xterm"
 )
@@ -122,7 +124,7 @@ def close_and_check(
 def test_frp7_the_terminal_shows_and_saves_the_real_screen(e2e: E2E, tmp_path: Path) -> None:
     server = e2e.server(
         server={"display": "xvfb"},
-        launchpads={"x": {"app_command": APP, "display_ready_timeout": 10.0}},
+        launchpads={"x": {"app_command": APP, **SLOW_START}},
     )
     ticket = server.launch("alice", "x")
     sid = ticket["session_id"]
