@@ -16,6 +16,7 @@ DUPLICATE_POLICIES = ("refuse", "takeover")
 FALLBACKS = ("frp7", "none")
 TRANSPORTS = (7, 8)
 ICE_POLICIES = ("all", "relay")
+DESK_POLICIES = ("both", "to_session", "from_session", "off")  # clipboard, file_transfer
 
 
 class SettingsError(ValueError):
@@ -46,6 +47,12 @@ class SessionSettings:
     max_width: int = 1920  # the largest screen a terminal's window may ask for, in pixels
     max_height: int = 1080
     duplicate_policy: str = "refuse"
+    # Which way text and files may cross between terminal and session (DESK_POLICIES), and
+    # how large: a clipboard text travels in one control message (256 KiB encoded at most).
+    clipboard: str = "both"
+    clipboard_limit: int = 64 * 1024
+    file_transfer: str = "both"
+    file_transfer_limit: int = 100 * 1024 * 1024
     connect_timeout: float = 15.0
     keepalive_timeout: float = 15.0
     reconnect_attempts: int = 8
@@ -77,7 +84,12 @@ def _check_value(where: str, key: str, value: Any) -> Any:
     if want is str:
         if not isinstance(value, str):
             raise SettingsError(f"{where}.{key}: expected a string, got {value!r}")
-        allowed = {"duplicate_policy": DUPLICATE_POLICIES, "frp8_fallback": FALLBACKS}.get(key)
+        allowed = {
+            "duplicate_policy": DUPLICATE_POLICIES,
+            "frp8_fallback": FALLBACKS,
+            "clipboard": DESK_POLICIES,
+            "file_transfer": DESK_POLICIES,
+        }.get(key)
         if allowed is not None and value not in allowed:
             raise SettingsError(
                 f"{where}.{key}: must be one of {', '.join(allowed)}, got {value!r}"

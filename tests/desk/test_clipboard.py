@@ -100,3 +100,15 @@ def test_a_wrong_cookie_is_a_failure_not_a_hang(display: Display) -> None:
     assert kind == "failed"
     assert "Invalid MIT-MAGIC-COOKIE-1 key" in str(error)
     clip.close()
+
+
+def test_text_copied_before_the_bridge_started_is_handed_over(display: Display) -> None:
+    app = XApp(f":{display.number}", display.cookie)
+    seen = Seen()
+    try:
+        app.copy("copied before the terminal came")
+        clip = bridge(display, seen)
+        assert seen.next() == ("copied", "copied before the terminal came")
+        clip.close()
+    finally:
+        app.close()

@@ -50,6 +50,12 @@ def test_every_server_message_type_decodes() -> None:
         {"type": "screen", "width": 1280, "height": 720, "monitor": 1},
         {"type": "close", "code": 4000},
         {"type": "close", "code": 4000, "reason": "USER_CLOSED"},
+        {"type": "clipboard", "text": "copied"},
+        {"type": "file_offer", "id": "d1", "name": "report.pdf", "size": 10},
+        {"type": "file_chunk", "id": "d1", "offset": 0, "data": "aGVsbG8="},
+        {"type": "file_end", "id": "d1"},
+        {"type": "file_ack", "id": "u1", "offset": 49152},
+        {"type": "file_status", "id": "u1", "state": "saved", "name": "a (1).txt"},
     ]
     for sample in samples:
         assert messages.decode_from_server(messages.encode(sample)) == sample

@@ -141,6 +141,9 @@ class _Session:
             d.xfixes_select_selection_input(
                 self._win, self.clipboard, xfixes.XFixesSetSelectionOwnerNotifyMask
             )
+            # Text copied before this client watched is the session's clipboard too.
+            if _xid(d.get_selection_owner(self.clipboard)) != X.NONE:
+                self._ask(self.utf8, X.CurrentTime)
         d.flush()
 
     def fileno(self) -> int:

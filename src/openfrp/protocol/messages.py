@@ -52,6 +52,12 @@ TERMINAL_MESSAGES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "keyframe": {"reason": (_STR, False)},
     "input": {"kind": (_STR, True), "data": (_DICT, False)},
     "clipboard": {"text": (_STR, True)},
+    # An upload: begin, chunks each sent once the server acknowledged the one before, end.
+    "file_begin": {"id": (_STR, True), "name": (_STR, True), "size": (_INT, True)},
+    "file_chunk": {"id": (_STR, True), "offset": (_INT, True), "data": (_STR, True)},
+    "file_end": {"id": (_STR, True)},
+    "file_ack": {"id": (_STR, True), "offset": (_INT, True)},  # a download's progress
+    "file_status": {"id": (_STR, True), "state": (_STR, True), "reason": (_STR, False)},
     "display_ack": {"change_id": (_INT, True)},
     "events": {"items": (_LIST, True)},
     "close": {},
@@ -74,6 +80,19 @@ SERVER_MESSAGES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "display_change": {"change_id": (_INT, True)},
     "screen": {"width": (_INT, True), "height": (_INT, True), "monitor": (_INT, False)},
     "close": {"code": (_INT, True), "reason": (_STR, False)},
+    "clipboard": {"text": (_STR, True)},  # text an app in the session copied
+    # A download offered from inside the session, paced by the terminal's file_ack; the
+    # server's file_ack and file_status answer an upload.
+    "file_offer": {"id": (_STR, True), "name": (_STR, True), "size": (_INT, True)},
+    "file_chunk": {"id": (_STR, True), "offset": (_INT, True), "data": (_STR, True)},
+    "file_end": {"id": (_STR, True)},
+    "file_ack": {"id": (_STR, True), "offset": (_INT, True)},
+    "file_status": {
+        "id": (_STR, True),
+        "state": (_STR, True),
+        "name": (_STR, False),
+        "reason": (_STR, False),
+    },
 }
 
 

@@ -7,6 +7,7 @@ token is what the terminal presents and what limits a user to their own sessions
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -27,6 +28,7 @@ from openfrp.protocol.handshake import Issued, TokenError, digest, sign_token, v
 from openfrp.protocol.messages import MessageError, decode_from_terminal
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server import web
+from openfrp.server.desk import Refused
 from openfrp.server.fleet import Fleet
 from openfrp.server.isolation import Isolation
 from openfrp.server.keys import matches
@@ -50,6 +52,10 @@ TERMINAL_SETTINGS = (
     "ice_disconnected_after",
     "ice_failed_after",
     "stun_timeout",
+    "clipboard",
+    "clipboard_limit",
+    "file_transfer",
+    "file_transfer_limit",
     "turn_timeout",
     "frp8_fallback",
 )
@@ -440,11 +446,31 @@ async def guest_action(request: Request) -> Response:
     key = request.headers.get("x-openfrp-guest-key", "")
     if runtime is None or not matches(key, state.guest_key(session_id)):
         raise ApiError(404, f"no session '{session_id}' for this guest key")
-    action = (await _json_body(request)).get("action")
+    body = await _json_body(request)
+    action = body.get("action")
+    if action == "download":
+        return _guest_download(runtime, body)
     if action not in GUEST_ACTIONS:
-        raise ApiError(400, f"field 'action' must be one of {', '.join(GUEST_ACTIONS)}")
+        choices = ", ".join([*GUEST_ACTIONS, "download"])
+        raise ApiError(400, f"field 'action' must be one of {choices}")
     await runtime.stop(GUEST_ACTIONS[action], f"guest {action}")
     return JSONResponse({"session_id": session_id, "final_code": GUEST_ACTIONS[action]})
+
+
+def _guest_download(runtime: SessionRuntime, body: dict[str, Any]) -> Response:
+    """A file offered to the terminal from inside the session ({name, data: base64})."""
+    name, data = body.get("name"), body.get("data")
+    if not isinstance(name, str) or not isinstance(data, str):
+        raise ApiError(400, "a download needs the string fields 'name' and 'data' (base64)")
+    try:
+        content = base64.b64decode(data, validate=True)
+    except ValueError:
+        raise ApiError(400, "field 'data' is not base64") from None
+    try:
+        offered = runtime.desk.offer(name, content)
+    except Refused as refused:
+        raise ApiError(403, f"download refused: {refused}") from None
+    return JSONResponse({"session_id": runtime.identity.session_id, "offered": offered})
 
 
 async def health(request: Request) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -175,8 +176,25 @@ def _cmd_guest(args: argparse.Namespace) -> int:
     url, key = os.environ.get("OPENFRP_GUEST_URL"), os.environ.get("OPENFRP_GUEST_KEY")
     if not url or not key:
         raise SettingsError("not inside an openfrp session (OPENFRP_GUEST_URL/KEY are unset)")
+    if args.action == "download":
+        return _guest_download(url, key, args.file)
     result = api("POST", url, key, {"action": args.action}, header="X-OpenFRP-Guest-Key")
     print(f"session {result['session_id']} ends with {result['final_code']}")
+    return 0
+
+
+def _guest_download(url: str, key: str, file: str | None) -> int:
+    """Offer a file to the terminal; it is read here, as the session's own user."""
+    if not file:
+        raise SettingsError("guest download needs the FILE to offer")
+    try:
+        data = Path(file).read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"{file}: cannot read ({exc.strerror})") from None
+    body = {"action": "download", "name": Path(file).name, "data": base64.b64encode(data).decode()}
+    result = api("POST", url, key, body, timeout=60.0, header="X-OpenFRP-Guest-Key")
+    offered = result["offered"]
+    print(f"offered {offered['name']} ({offered['size']} bytes) to the terminal")
     return 0
 
 
@@ -220,8 +238,12 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_sessions)
 
-    p = sub.add_parser("guest", help="from inside a session: shut down (4015) or log off (4018)")
-    p.add_argument("action", choices=["shutdown", "logoff"])
+    p = sub.add_parser(
+        "guest",
+        help="from inside a session: shut down (4015), log off (4018) or offer a file (download)",
+    )
+    p.add_argument("action", choices=["shutdown", "logoff", "download"])
+    p.add_argument("file", nargs="?", help="download: the file to offer to the terminal")
     p.set_defaults(handler=_cmd_guest)
 
     p = sub.add_parser("close", help="close a session from outside (4019)")

@@ -29,6 +29,7 @@ from openfrp.protocol.actions import (
 from openfrp.protocol.input import parse_input
 from openfrp.protocol.messages import encode
 from openfrp.protocol.server_session import ServerSession, SessionState
+from openfrp.server.desk import DESK_MESSAGES, SessionDesk
 from openfrp.server.host import Display, StartFailure, mount_profile, start_app, start_display
 from openfrp.server.isolation import Account, Isolation
 from openfrp.server.links import Link, Transport
@@ -73,6 +74,13 @@ class SessionRuntime:
         self._input: InputFeed | None = None
         self._input_dropped = 0
         self.ended = asyncio.Event()
+        self.desk = SessionDesk(
+            machine.settings,
+            self._write,
+            self._send_to,
+            lambda: self.machine.primary,
+            lambda where, error: self.post("fault", 4005, where, error),
+        )
         self._loop_task = asyncio.create_task(self._control_loop(), name=identity.session_id)
 
     # -- what the transport and API call ---------------------------------------------------
@@ -256,10 +264,28 @@ class SessionRuntime:
             await self._release()
             return
         self.post("start_ok")
+        self._start_desk()
         if self.app is not None:
             self._track(asyncio.create_task(self._watch_app(self.app)))
         if self._video_fps > 0:
             self._track(asyncio.create_task(self._video_pump()))
+
+    def _start_desk(self) -> None:
+        """Clipboard on the X display (if any); uploads into the app's home, as its user."""
+        display, account = self.display, self.account
+        x_display = None if display is None or display.number is None else f":{display.number}"
+        home = owner = None
+        if account is not None:
+            home, owner = account.home, (account.uid, account.gid)
+        cookie = display.cookie if display is not None else ""
+        self.desk.start(
+            x_display, cookie, lambda: display is not None and display.alive, home, owner
+        )
+
+    def _send_to(self, cid: str, message: dict[str, Any]) -> None:
+        link = self.links.get(cid)
+        if link is not None:
+            link.send(encode(message))
 
     async def _watch_app(self, app: asyncio.subprocess.Process) -> None:
         status = await app.wait()
@@ -363,6 +389,8 @@ class SessionRuntime:
         try:
             if message["type"] == "events":
                 self._ingest_terminal_events(message["items"], action.connection_id)
+            elif message["type"] in DESK_MESSAGES:
+                await self.desk.receive(action.connection_id, message)
         except Exception as exc:
             self.post("fault", 4005, f"deliver {message['type']}", f"{type(exc).__name__}: {exc}")
 
@@ -388,6 +416,7 @@ class SessionRuntime:
 
     async def _end(self) -> None:
         self.ended.set()
+        await self.desk.close()
         if self._input is not None:
             await asyncio.to_thread(self._input.close)
         await self._release()

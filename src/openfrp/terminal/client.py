@@ -40,6 +40,9 @@ from openfrp.protocol.terminal_connection import (
     show,
 )
 from openfrp.settings import SessionSettings
+from openfrp.terminal.desk import USAGE as DESK_USAGE
+from openfrp.terminal.desk import WORDS as DESK_WORDS
+from openfrp.terminal.desk import TerminalDesk
 from openfrp.terminal.frp8 import PeerAttempt
 from openfrp.terminal.keyboard import USAGE, input_command
 from openfrp.terminal.keyboard import WORDS as INPUT_WORDS
@@ -85,9 +88,11 @@ class Terminal:
         signaling_url: str | None = None,
         screenshot: str | None = None,
         screen: tuple[int, int] | None = None,
+        downloads: str | None = None,
     ) -> None:
         """`screenshot`: a PNG written when the session ends; `screen`: the window size
-        (device pixels) the hello asks the server's display for."""
+        (device pixels) the hello asks the server's display for; `downloads`: the folder
+        files offered from inside the session are saved in."""
         self.machine = TerminalConnection(ticket, settings)
         config = ticket.config
         self._context = Context(
@@ -119,6 +124,7 @@ class Terminal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pings: dict[int, float] = {}
         self.rtt_ms: float | None = None
+        self.desk = TerminalDesk(self._send, self._print, self._write_event, downloads)
 
     def post(self, *item: Any) -> None:
         self._inbox.put_nowait(item)
@@ -162,11 +168,15 @@ class Terminal:
             if word == "screenshot" and rest.strip():
                 self._track(self._screenshot(rest.strip()))
                 return []
+            if word in DESK_WORDS:
+                self._track(self.desk.command(word, rest))
+                return []
             if word in INPUT_WORDS:
                 self._input(word, rest)
                 return []
             self._print(
-                f"unknown command {args[0]!r} (use: close, disconnect, screenshot FILE, {USAGE})"
+                f"unknown command {args[0]!r} "
+                f"(use: close, disconnect, screenshot FILE, {USAGE}, {DESK_USAGE})"
             )
             return []
         if args[0] != self._gen:
@@ -183,6 +193,8 @@ class Terminal:
                     self.frames += 1
             elif '"pong"' in data:
                 self._pong(data)
+            else:
+                self._track(self.desk.peek(data))
             return self.machine.receive(data, now)
         if kind == "closed":
             self._ws = None

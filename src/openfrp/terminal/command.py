@@ -90,6 +90,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
             signaling_url=args.signaling_url,
             screenshot=args.screenshot,
             screen=args.size,
+            downloads=args.downloads,
         )
         if not args.no_stdin:
             read_commands(terminal, asyncio.get_running_loop())
@@ -113,4 +114,5 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--size", type=_size, metavar="WxH", help="ask for a screen of this size (pixels)"
     )
+    p.add_argument("--downloads", metavar="DIR", help="save files offered by the session here")
     p.set_defaults(handler=_cmd_connect)

@@ -30,6 +30,12 @@ const SERVER_MESSAGES = {
   display_change: { change_id: "number" },
   screen: { width: "number", height: "number", monitor: "number?" },
   close: { code: "number", reason: "string?" },
+  clipboard: { text: "string" },
+  file_offer: { id: "string", name: "string", size: "number" },
+  file_chunk: { id: "string", offset: "number", data: "string" },
+  file_end: { id: "string" },
+  file_ack: { id: "string", offset: "number" },
+  file_status: { id: "string", state: "string", name: "string?", reason: "string?" },
 };
 
 const MAX_MESSAGE_BYTES = 256 * 1024;

@@ -1,0 +1,307 @@
+"""A session's clipboard and file transfer, behind its launchpad's `clipboard` and
+`file_transfer` policies and size limits.
+
+Every crossing is logged without its content: `clipboard.transfer` / `file.transfer` with
+direction and size when it happens, `clipboard.refused` / `file.refused` with direction and
+reason when it does not. Files move in chunks, one at a time, each sent only when the other
+side acknowledged the one before, so a video frame never waits behind more than one chunk.
+A failure of the X clipboard client while its display is alive is 4005 (an auxiliary task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from openfrp.desk.clipboard import Clipboard
+from openfrp.desk.files import (
+    CHUNK,
+    MAX_ID,
+    Incoming,
+    TransferError,
+    decode_chunk,
+    encode_chunk,
+    safe_name,
+)
+from openfrp.protocol.actions import Log
+from openfrp.protocol.messages import MAX_MESSAGE_BYTES, encode
+from openfrp.settings import SessionSettings
+
+DESK_MESSAGES = frozenset(
+    {"clipboard", "file_begin", "file_chunk", "file_end", "file_ack", "file_status"}
+)
+TO_SESSION, FROM_SESSION = "to_session", "from_session"
+MAX_OPEN = 4  # uploads, and downloads, in progress at once
+
+
+def allows(policy: str, direction: str) -> bool:
+    return policy == "both" or policy == direction
+
+
+class Refused(Exception):
+    """A transfer the policy, a limit or the situation does not allow; says why."""
+
+
+@dataclass
+class _Download:
+    cid: str
+    name: str
+    data: bytes
+    sent: int = 0
+
+
+class SessionDesk:
+    """`send(cid, message)` writes to a connection; `primary()` names the session's live one;
+    `fault(where, error)` reports a broken auxiliary task (4005)."""
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        write: Callable[[Log], None],
+        send: Callable[[str, dict[str, Any]], None],
+        primary: Callable[[], str | None],
+        fault: Callable[[str, str], None],
+    ) -> None:
+        self._settings = settings
+        self._write = write
+        self._send = send
+        self._primary = primary
+        self._fault = fault
+        self._clipboard: Clipboard | None = None
+        self._display_alive: Callable[[], bool] = lambda: False
+        self._home: Path | None = None
+        self._owner: tuple[int, int] | None = None
+        self._uploads: dict[str, Incoming] = {}
+        self._downloads: dict[str, _Download] = {}
+        self._lock = asyncio.Lock()
+        self._last_copied: str | None = None  # from the session: not echoed back into it
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(
+        self,
+        x_display: str | None,
+        cookie: str,
+        display_alive: Callable[[], bool],
+        home: Path | None,
+        owner: tuple[int, int] | None,
+    ) -> None:
+        """The session is up: watch its X clipboard (if it has an X display) and take
+        uploads into `home`, files owned by `owner` (uid, gid)."""
+        self._home, self._owner = home, owner
+        self._display_alive = display_alive
+        if x_display is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def later(function: Callable[..., None], *args: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(function, *args)
+
+        self._clipboard = Clipboard(
+            x_display,
+            cookie,
+            self._settings.clipboard_limit,
+            lambda text: later(self._copied, text),
+            lambda reason, size: later(self._refused_copy, reason, size),
+            lambda error: later(self._clipboard_failed, error),
+        )
+
+    async def close(self) -> None:
+        clipboard, self._clipboard = self._clipboard, None
+        if clipboard is not None:
+            await asyncio.to_thread(clipboard.close)
+        for upload in self._uploads.values():
+            await asyncio.to_thread(upload.abort)
+        self._uploads.clear()
+        self._downloads.clear()
+
+    # -- from the terminal -----------------------------------------------------------------
+
+    async def receive(self, cid: str, message: dict[str, Any]) -> None:
+        """One of DESK_MESSAGES from connection `cid` (only the primary's count)."""
+        if cid != self._primary():
+            return
+        kind = message["type"]
+        if kind == "clipboard":
+            self._paste(message["text"])
+        elif kind in ("file_ack", "file_status") and message["id"] in self._downloads:
+            self._download_step(message)
+        else:
+            async with self._lock:
+                await self._upload_step(cid, message)
+
+    def _paste(self, text: str) -> None:
+        size = len(text.encode("utf-8", "replace"))
+        if text == self._last_copied:
+            return  # the terminal giving back what the session copied
+        try:
+            if not allows(self._settings.clipboard, TO_SESSION):
+                raise Refused(f"clipboard policy is '{self._settings.clipboard}'")
+            if size > self._settings.clipboard_limit:
+                raise Refused(f"over the size limit of {self._settings.clipboard_limit} bytes")
+            if self._clipboard is None:
+                raise Refused("the session has no X display")
+        except Refused as refused:
+            self._log("clipboard.refused", TO_SESSION, size, str(refused))
+            return
+        self._clipboard.offer(text)
+        self._last_copied = None
+        self._log("clipboard.transfer", TO_SESSION, size)
+
+    # -- from the session's X clipboard ----------------------------------------------------
+
+    def _copied(self, text: str) -> None:
+        size = len(text.encode("utf-8", "replace"))
+        message = {"type": "clipboard", "text": text}
+        cid = self._primary()
+        try:
+            if not allows(self._settings.clipboard, FROM_SESSION):
+                raise Refused(f"clipboard policy is '{self._settings.clipboard}'")
+            if len(encode(message)) > MAX_MESSAGE_BYTES:
+                raise Refused(f"over the message limit of {MAX_MESSAGE_BYTES} bytes")
+            if cid is None:
+                raise Refused("no terminal is connected")
+        except Refused as refused:
+            self._log("clipboard.refused", FROM_SESSION, size, str(refused))
+            return
+        self._last_copied = text
+        self._send(cid, message)
+        self._log("clipboard.transfer", FROM_SESSION, size)
+
+    def _refused_copy(self, reason: str, size: int) -> None:
+        if reason == "over the size limit":
+            reason = f"over the size limit of {self._settings.clipboard_limit} bytes"
+        self._log("clipboard.refused", FROM_SESSION, size, reason)
+
+    def _clipboard_failed(self, error: str) -> None:
+        self._clipboard = None
+        if self._display_alive():
+            self._fault("clipboard", error)
+        else:
+            self._write(Log("clipboard.stopped", severity="warning", attrs={"error": error}))
+
+    # -- uploads ---------------------------------------------------------------------------
+
+    async def _upload_step(self, cid: str, message: dict[str, Any]) -> None:
+        kind, tid = message["type"], message["id"]
+        upload = self._uploads.get(tid)
+        try:
+            if kind == "file_begin":
+                await self._begin(cid, tid, message["name"], message["size"])
+                return
+            if upload is None:
+                self._send(cid, {"type": "file_status", "id": tid[:MAX_ID], "state": "unknown"})
+                return
+            if kind == "file_chunk":
+                data = decode_chunk(message["data"])
+                if len(data) > CHUNK:
+                    raise TransferError(f"a chunk of more than {CHUNK} bytes")
+                await asyncio.to_thread(upload.write, message["offset"], data)
+                self._send(cid, {"type": "file_ack", "id": tid, "offset": upload.received})
+            elif kind == "file_end":
+                await asyncio.to_thread(upload.finish)
+                del self._uploads[tid]
+                saved = {"type": "file_status", "id": tid, "state": "saved", "name": upload.name}
+                self._send(cid, saved)
+                self._log("file.transfer", TO_SESSION, upload.size, name=upload.name)
+            elif kind == "file_status":  # the terminal gave up on its upload
+                raise TransferError(f"cancelled by the terminal ({message['state'][:40]})")
+        except (TransferError, Refused, OSError) as exc:
+            reason = str(exc)
+            if isinstance(exc, OSError):
+                reason = f"the file could not be written ({exc.strerror or exc})"
+            size = message.get("size", upload.size if upload is not None else 0)
+            self._log("file.refused", TO_SESSION, size, reason)
+            self._send(
+                cid,
+                {"type": "file_status", "id": tid[:MAX_ID], "state": "refused", "reason": reason},
+            )
+            gone = self._uploads.pop(tid, None)
+            if gone is not None:
+                await asyncio.to_thread(gone.abort)
+
+    async def _begin(self, cid: str, tid: str, name: str, size: int) -> None:
+        limit = self._settings.file_transfer_limit
+        if not allows(self._settings.file_transfer, TO_SESSION):
+            raise Refused(f"file transfer policy is '{self._settings.file_transfer}'")
+        if not 0 < len(tid) <= MAX_ID or tid in self._uploads:
+            raise Refused("the transfer id is empty, too long or in use")
+        if not 0 <= size <= limit:
+            raise Refused(f"over the size limit of {limit} bytes")
+        if len(self._uploads) >= MAX_OPEN:
+            raise Refused(f"{MAX_OPEN} uploads are already in progress")
+        if self._home is None:
+            raise Refused("the session has no home folder")
+        upload = await asyncio.to_thread(Incoming, self._home, name, size, self._owner)
+        self._uploads[tid] = upload
+        self._send(cid, {"type": "file_ack", "id": tid, "offset": 0})
+
+    # -- downloads -------------------------------------------------------------------------
+
+    def offer(self, name: str, data: bytes) -> dict[str, Any]:
+        """A file offered from inside the session; raises Refused (and logs why). The first
+        chunk goes when the terminal acknowledges offset 0 (it is ready to save)."""
+        clean = safe_name(name)
+        cid = self._primary()
+        try:
+            limit = self._settings.file_transfer_limit
+            if not allows(self._settings.file_transfer, FROM_SESSION):
+                raise Refused(f"file transfer policy is '{self._settings.file_transfer}'")
+            if len(data) > limit:
+                raise Refused(f"over the size limit of {limit} bytes")
+            if len(self._downloads) >= MAX_OPEN:
+                raise Refused(f"{MAX_OPEN} downloads are already in progress")
+            if cid is None:
+                raise Refused("no terminal is connected")
+        except Refused as refused:
+            self._log("file.refused", FROM_SESSION, len(data), str(refused))
+            raise
+        tid = f"d-{secrets.token_hex(6)}"
+        self._downloads[tid] = _Download(cid, clean, data)
+        self._send(cid, {"type": "file_offer", "id": tid, "name": clean, "size": len(data)})
+        return {"id": tid, "name": clean, "size": len(data)}
+
+    def _download_step(self, message: dict[str, Any]) -> None:
+        tid = message["id"]
+        download = self._downloads[tid]
+        if message["type"] == "file_ack":
+            if message["offset"] == download.sent:
+                self._next_chunk(tid, download)
+            return
+        del self._downloads[tid]
+        state = message["state"]
+        if state == "saved":
+            self._log("file.transfer", FROM_SESSION, len(download.data), name=download.name)
+        else:
+            reason = message.get("reason") or state
+            self._log("file.refused", FROM_SESSION, len(download.data), reason[:200])
+
+    def _next_chunk(self, tid: str, download: _Download) -> None:
+        if download.cid != self._primary():
+            del self._downloads[tid]
+            self._log("file.refused", FROM_SESSION, len(download.data), "the terminal left")
+            return
+        if download.sent >= len(download.data):
+            self._send(download.cid, {"type": "file_end", "id": tid})
+            return
+        piece = download.data[download.sent : download.sent + CHUNK]
+        chunk = {"type": "file_chunk", "id": tid, "offset": download.sent}
+        download.sent += len(piece)
+        self._send(download.cid, {**chunk, "data": encode_chunk(piece)})
+
+    # -- the log ---------------------------------------------------------------------------
+
+    def _log(self, event: str, direction: str, size: int, reason: str = "", name: str = "") -> None:
+        attrs: dict[str, Any] = {"direction": direction, "bytes": size}
+        if reason:
+            attrs["reason"] = reason
+        if name:
+            attrs["name"] = name
+        severity = "warning" if event.endswith(".refused") else "info"
+        self._write(Log(event, severity=severity, connection_id=self._primary(), attrs=attrs))

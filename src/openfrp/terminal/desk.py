@@ -1,0 +1,171 @@
+"""The Python terminal's clipboard and files: `paste TEXT`, `clipboard`, `upload PATH`, and
+downloads offered from inside the session, saved into the `--downloads` folder.
+
+An upload sends its next chunk only when the server acknowledged the one before, so the
+session's video never queues behind a file; a download is acknowledged chunk by chunk the
+same way. File reads and writes run in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from openfrp.desk.files import CHUNK, Incoming, TransferError, decode_chunk, encode_chunk
+from openfrp.protocol.actions import Log
+
+WORDS = ("paste", "clipboard", "upload")
+USAGE = "paste TEXT, clipboard, upload PATH"
+_SERVER_KINDS = ("clipboard", "file_offer", "file_chunk", "file_end", "file_ack", "file_status")
+
+
+@dataclass
+class _Upload:
+    path: Path
+    size: int
+    file: BinaryIO
+    sent: int = 0
+
+
+class TerminalDesk:
+    """`send(message)` goes to the server (dropped while disconnected); `say(text)` tells
+    the person; `log(action)` writes the terminal's event log."""
+
+    def __init__(
+        self,
+        send: Callable[[dict[str, Any]], None],
+        say: Callable[[str], None],
+        log: Callable[[Log], None],
+        downloads: str | None = None,
+    ) -> None:
+        self._send = send
+        self._say = say
+        self._log = log
+        self._downloads = Path(downloads) if downloads else None
+        self._uploads: dict[str, _Upload] = {}
+        self._incoming: dict[str, Incoming] = {}
+        self.clipboard: str | None = None  # the last text copied in the session
+        self._lock = asyncio.Lock()  # messages are handled one at a time, in arrival order
+
+    # -- the person's commands -------------------------------------------------------------
+
+    async def command(self, word: str, rest: str) -> None:
+        if word == "paste":
+            self._send({"type": "clipboard", "text": rest})
+            self._log(Log("clipboard.sent", attrs={"bytes": len(rest.encode())}))
+        elif word == "clipboard":
+            shown = "(nothing copied in the session yet)" if self.clipboard is None else None
+            self._say(f"clipboard: {json.dumps(self.clipboard) if shown is None else shown}")
+        elif word == "upload":
+            await self._upload(rest.strip())
+
+    async def _upload(self, name: str) -> None:
+        path = Path(name).expanduser()
+        try:
+            file = await asyncio.to_thread(path.open, "rb")
+            size = await asyncio.to_thread(lambda: path.stat().st_size)
+        except OSError as exc:
+            self._say(f"upload {name}: {exc.strerror or exc}")
+            return
+        tid = f"u-{secrets.token_hex(6)}"
+        self._uploads[tid] = _Upload(path, size, file)
+        self._send({"type": "file_begin", "id": tid, "name": path.name, "size": size})
+
+    # -- what the server sends -------------------------------------------------------------
+
+    async def peek(self, data: str) -> None:
+        """Act on a clipboard or file message among the server's control messages."""
+        if '"clipboard"' not in data and '"file_' not in data:
+            return
+        try:
+            message = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(message, dict) or message.get("type") not in _SERVER_KINDS:
+            return
+        async with self._lock:
+            await self._handle(message)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "clipboard" and isinstance(message.get("text"), str):
+            self.clipboard = message["text"]
+            self._say(f"clipboard from the session: {len(self.clipboard)} characters")
+            self._log(Log("clipboard.received", attrs={"bytes": len(self.clipboard.encode())}))
+        elif message.get("id") in self._uploads:
+            await self._upload_step(message)
+        else:
+            await self._download_step(message)
+
+    async def _upload_step(self, message: dict[str, Any]) -> None:
+        tid = message["id"]
+        upload = self._uploads[tid]
+        if message["type"] == "file_ack" and message.get("offset") == upload.sent:
+            piece = await asyncio.to_thread(upload.file.read, CHUNK)
+            if piece:
+                chunk = {"type": "file_chunk", "id": tid, "offset": upload.sent}
+                upload.sent += len(piece)
+                self._send({**chunk, "data": encode_chunk(piece)})
+            else:
+                self._send({"type": "file_end", "id": tid})
+        elif message["type"] == "file_status":
+            del self._uploads[tid]
+            await asyncio.to_thread(upload.file.close)
+            if message.get("state") == "saved":
+                self._say(f"uploaded {upload.path.name} as {message.get('name')}")
+                attrs = {"direction": "to_session", "bytes": upload.size}
+                self._log(Log("file.transfer", attrs=attrs))
+            else:
+                reason = message.get("reason") or message.get("state")
+                self._say(f"upload {upload.path.name} refused: {reason}")
+
+    async def _download_step(self, message: dict[str, Any]) -> None:
+        kind, tid = message["type"], message.get("id")
+        if not isinstance(tid, str):
+            return
+        try:
+            if kind == "file_offer":
+                await self._offered(tid, str(message.get("name")), int(message.get("size", 0)))
+                return
+            incoming = self._incoming.get(tid)
+            if incoming is None:
+                return
+            if kind == "file_chunk":
+                data = decode_chunk(str(message.get("data")))
+                await asyncio.to_thread(incoming.write, int(message.get("offset", -1)), data)
+                self._send({"type": "file_ack", "id": tid, "offset": incoming.received})
+            elif kind == "file_end":
+                await asyncio.to_thread(incoming.finish)
+                del self._incoming[tid]
+                self._send({"type": "file_status", "id": tid, "state": "saved"})
+                assert self._downloads is not None
+                self._say(f"downloaded {self._downloads / incoming.name}")
+                attrs = {"direction": "from_session", "bytes": incoming.size}
+                self._log(Log("file.transfer", attrs=attrs))
+        except (TransferError, OSError, ValueError) as exc:
+            gone = self._incoming.pop(tid, None)
+            if gone is not None:
+                await asyncio.to_thread(gone.abort)
+            self._send({"type": "file_status", "id": tid, "state": "refused", "reason": str(exc)})
+            self._say(f"download refused: {exc}")
+
+    async def _offered(self, tid: str, name: str, size: int) -> None:
+        if self._downloads is None:
+            raise TransferError(f"{name} offered; start the terminal with --downloads DIR")
+        incoming = await asyncio.to_thread(Incoming, self._downloads, name, size, None)
+        self._incoming[tid] = incoming
+        self._say(f"download offered: {name} ({size} bytes), saving as {incoming.name}")
+        self._send({"type": "file_ack", "id": tid, "offset": 0})
+
+    async def close(self) -> None:
+        for upload in self._uploads.values():
+            await asyncio.to_thread(upload.file.close)
+        for incoming in self._incoming.values():
+            await asyncio.to_thread(incoming.abort)
+        self._uploads.clear()
+        self._incoming.clear()
