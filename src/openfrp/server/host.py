@@ -195,7 +195,7 @@ async def start_display(
         raise StartFailure(4027, "display = xvfb but Xvfb is not installed")
     fbdir = Path(tempfile.mkdtemp(prefix="openfrp-fb-"))
     cookie = secrets.token_hex(16)
-    write_private(fbdir / "Xauthority", xauthority(cookie, None))
+    await asyncio.to_thread(write_private, fbdir / "Xauthority", xauthority(cookie, None))
     read_fd, write_fd = os.pipe()
     process = await asyncio.create_subprocess_exec(
         "Xvfb",
@@ -220,7 +220,8 @@ async def start_display(
 
     async def until_ready() -> None:
         display.number = await _announced_display(read_fd)
-        write_private(fbdir / "Xauthority", xauthority(cookie, display.number))
+        cookie_file = xauthority(cookie, display.number)
+        await asyncio.to_thread(write_private, fbdir / "Xauthority", cookie_file)
         framebuffer = await _readable_framebuffer(fbdir / "Xvfb_screen0")
         display.source = XvfbScreen(framebuffer, display.env)
         await asyncio.to_thread(display.resize, width, height)

@@ -249,7 +249,9 @@ class SessionRuntime:
             self.display = await start_display(self._display_kind, settings, size)
             self._write(Log("display.ready", attrs=self.display.describe()))
             if self.display.cookie:
-                account.give_cookie(self.display.cookie, self.display.number)
+                await asyncio.to_thread(
+                    account.give_cookie, self.display.cookie, self.display.number
+                )
             app_env = {k: v for k, v in env.items() if k != "OPENFRP_USER"}
             self.app = await start_app(
                 settings, account.app_env(app_env, self.display.env), account
@@ -330,7 +332,7 @@ class SessionRuntime:
             return
         self.display = display
         if self.account is not None and display.cookie:
-            self.account.give_cookie(display.cookie, display.number)
+            await asyncio.to_thread(self.account.give_cookie, display.cookie, display.number)
         self._write(Log("display.ready", attrs={**display.describe(), "replaces": gone}))
 
     def _deliver(self, action: Deliver) -> None:
