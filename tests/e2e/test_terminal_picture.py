@@ -100,6 +100,7 @@ def close_and_check(
 ) -> tuple[np.ndarray[Any, Any], dict[str, Any]]:
     """Take a screenshot by command and at the end; both match the display's pixels."""
     truth = settled_screen(server, sid)
+    assert truth.shape == (400, 640, 3)  # the display took the size the hello asked for
     time.sleep(1.5)  # the stream has delivered the still picture (a repeat comes every second)
     mid = tmp / "mid.png"
     terminal.send(f"screenshot {mid}")
