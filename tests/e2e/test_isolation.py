@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,10 @@ check data_folder ls "$DATA"
 check server_environ cat "/proc/$SERVER_PID/environ"
 check other_home ls "$OTHER_HOME"
 check other_cookie cat "$OTHER_HOME/.Xauthority"
+check screens sh -c 'cat /tmp/openfrp-fb-*/Xvfb_screen0'
 check own_display xdpyinfo
+for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' <"$f" 2>/dev/null; done |
+  grep '^OPENFRP_GUEST_KEY=' | sort -u >"$HOME/keys"
 check other_display xdpyinfo -display ":$OTHER_DISPLAY"
 setsid sleep 300 >/dev/null 2>&1 &  # outside the app's process group
 touch "$HOME/done"
@@ -133,6 +137,7 @@ def test_the_app_reaches_none_of_the_servers_secrets_nor_another_session(
     assert account["uid"] not in (0, os.geteuid(), other_account["uid"])
     assert account["pooled"] and account["user"].startswith("openfrp-s")
     assert report.pop("own_display") == "ok"  # its cookie opens its own display
+    assert list(Path(tempfile.gettempdir()).glob("openfrp-fb-*"))  # screens it could try
     assert report == dict.fromkeys(
         (
             "config",
@@ -144,6 +149,7 @@ def test_the_app_reaches_none_of_the_servers_secrets_nor_another_session(
             "other_home",
             "other_cookie",
             "other_display",
+            "screens",
         ),
         "denied",
     ), report
@@ -153,6 +159,8 @@ def test_the_app_reaches_none_of_the_servers_secrets_nor_another_session(
     assert set(env) <= ALLOWED_ENV, set(env) - ALLOWED_ENV
     assert env["HOME"] == str(home) and env["USER"] == account["user"]
     assert env["OPENFRP_SESSION_ID"] == ticket["session_id"]
+    # Of every process's environment it could read, only its own session's guest key.
+    assert (home / "keys").read_text().split() == [f"OPENFRP_GUEST_KEY={env['OPENFRP_GUEST_KEY']}"]
     assert oct(home.stat().st_mode & 0o777) == "0o700" and home.stat().st_uid == account["uid"]
     everything = "".join(p.read_text(errors="replace") for p in home.iterdir() if p.is_file())
     for secret in (SECRET, server.admin_key, ENV_SECRET):
