@@ -1,11 +1,10 @@
 """The browser terminal's picture (static/video.js) in headless Chromium, fed wire frames made
-here with real encoders (PyAV's libx264 and libvpx, JPEG, zlib): what the canvas shows, what
-the page acknowledges and asks for, and what it logs."""
+here with real encoders (the server's H.264, JPEG and raw RGB ones; PyAV's libvpx): what the
+canvas shows, in what colours, what the page acknowledges and asks for, and what it logs."""
 
 from __future__ import annotations
 
 import base64
-import zlib
 from collections.abc import Iterator
 from fractions import Fraction
 from importlib import resources
@@ -15,6 +14,7 @@ import av
 import numpy as np
 import pytest
 
+from openfrp.media.encoder import H264Encoder, JpegEncoder, RgbZlibEncoder
 from openfrp.media.wire import (
     CODEC_H264,
     CODEC_JPEG,
@@ -52,39 +52,34 @@ PAGE = """<!DOCTYPE html><html><body style="margin:0"><canvas id="screen"></canv
 </script></body></html>"""
 
 
-def picture(right: tuple[int, int, int] = BLUE) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """Red on the left half, `right` on the right half."""
-    rgb = np.zeros((H, W, 3), np.uint8)
-    rgb[:, : W // 2] = RED
-    rgb[:, W // 2 :] = right
-    return rgb
+Pixels = np.ndarray[Any, np.dtype[np.uint8]]
 
 
-def encoded(codec: str, pictures: list[np.ndarray[Any, np.dtype[np.uint8]]]) -> list[bytes]:
-    """One packet per picture, the first a keyframe, as the server's encoder sends them."""
-    encoder = av.CodecContext.create(codec, "w")
+def picture(right: tuple[int, int, int] = BLUE) -> Pixels:
+    """Red on the left half, `right` on the right half, as a screen grab is: BGRX."""
+    bgrx = np.full((H, W, 4), 255, np.uint8)
+    bgrx[:, : W // 2, 2::-1] = RED
+    bgrx[:, W // 2 :, 2::-1] = right
+    return bgrx
+
+
+def encoded(codec: str, pictures: list[Pixels]) -> list[bytes]:
+    """One payload per picture, the first a keyframe: the server's H.264 encoder, or VP8."""
+    if codec == "h264":
+        h264 = H264Encoder(W, H, 2_000_000)
+        return [h264.encode(bgrx, index == 0)[0] for index, bgrx in enumerate(pictures)]
+    encoder = av.CodecContext.create("libvpx", "w")
     encoder.width, encoder.height, encoder.pix_fmt = W, H, "yuv420p"
     encoder.time_base = Fraction(1, 30)
-    if codec == "libx264":
-        encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline"}
-    else:
-        encoder.options = {"deadline": "realtime", "lag-in-frames": "0"}
+    encoder.options = {"deadline": "realtime", "lag-in-frames": "0"}
     packets = []
-    for index, rgb in enumerate(pictures):
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    for index, bgrx in enumerate(pictures):
+        frame = av.VideoFrame.from_ndarray(bgrx, format="bgra")
         frame.pts = index
         packets += encoder.encode(frame)
     packets += encoder.encode(None)
     assert len(packets) == len(pictures) and packets[0].is_keyframe
     return [bytes(p) for p in packets]
-
-
-def jpeg(rgb: np.ndarray[Any, np.dtype[np.uint8]]) -> bytes:
-    encoder = av.CodecContext.create("mjpeg", "w")
-    encoder.width, encoder.height, encoder.pix_fmt = W, H, "yuvj420p"
-    encoder.time_base = Fraction(1, 30)
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
-    return b"".join(bytes(p) for p in encoder.encode(frame) + encoder.encode(None))
 
 
 class Page:
@@ -147,7 +142,7 @@ def test_this_chromium_offers_h264_first(video: Page) -> None:
     assert video.decoders == ["h264", "vp8", "jpeg", "rgb-zlib"]
 
 
-@pytest.mark.parametrize(("codec", "wire"), [("libx264", CODEC_H264), ("libvpx", CODEC_VP8)])
+@pytest.mark.parametrize(("codec", "wire"), [("h264", CODEC_H264), ("vp8", CODEC_VP8)])
 def test_video_frames_are_drawn_at_1to1_and_each_acknowledged(
     video: Page, codec: str, wire: int
 ) -> None:
@@ -156,17 +151,17 @@ def test_video_frames_are_drawn_at_1to1_and_each_acknowledged(
         video.feed(number, wire, packet, key=number == 1)
     video.wait("window.stream.view.drawn === 3")
     assert video.acks() == [1, 2, 3]
-    assert near(video.pixel(40, 120), RED) and near(video.pixel(280, 120), GREEN)
+    # In the colours the server means (BT.601, as its RGB->YUV conversion), not a BT.709 cast.
+    assert near(video.pixel(40, 120), RED, 10) and near(video.pixel(280, 120), GREEN, 10)
     view = video.view()
     assert view["picture"] == {"x": 0, "y": 0, "width": W, "height": H, "scale": 1}
     assert view["remote"] == {"width": W, "height": H}
-    name = "h264" if wire == CODEC_H264 else "vp8"
-    assert [(e["event"], e["attrs"]["codec"]) for e in video.logs()] == [("stream.decoder", name)]
+    assert [(e["event"], e["attrs"]["codec"]) for e in video.logs()] == [("stream.decoder", codec)]
     assert video.sent("keyframe") == []
 
 
 def test_deltas_wait_for_a_keyframe_which_is_asked_for(video: Page) -> None:
-    key, delta, later = encoded("libx264", [picture(), picture(GREEN), picture(GREEN)])
+    key, delta, later = encoded("h264", [picture(), picture(GREEN), picture(GREEN)])
     video.feed(7, CODEC_H264, delta, key=False)  # a connection's stream starts mid-way
     video.wait("window.stream.view.dropped === 1")
     assert video.sent("keyframe") == [{"type": "keyframe", "reason": "start"}]
@@ -181,7 +176,7 @@ def test_deltas_wait_for_a_keyframe_which_is_asked_for(video: Page) -> None:
 
 
 def test_a_decoder_error_resets_the_decoder_and_asks_for_a_keyframe(video: Page) -> None:
-    key, delta = encoded("libx264", [picture(), picture(GREEN)])
+    key, delta = encoded("h264", [picture(), picture(GREEN)])
     video.feed(1, CODEC_H264, key)
     video.wait("window.stream.view.drawn === 1")
     garbage = key[: len(key) // 3] + bytes(range(256)) * 4  # a keyframe cut and garbled
@@ -202,15 +197,15 @@ def test_a_decoder_error_resets_the_decoder_and_asks_for_a_keyframe(video: Page)
 def test_jpeg_and_raw_rgb_frames_are_drawn_scaled_to_the_window(video: Page) -> None:
     video.page.set_viewport_size({"width": 2 * W, "height": 2 * H + 100})
     video.wait(f"window.stream.view.screen.width === {2 * W}")
-    video.feed(1, CODEC_JPEG, jpeg(picture()))
+    video.feed(1, CODEC_JPEG, JpegEncoder(W, H).encode(picture(), True)[0])
     video.wait("window.stream.view.drawn === 1")
     # Twice the size, centred: 50 black rows above and below.
     assert video.view()["picture"] == {"x": 0, "y": 50, "width": 2 * W, "height": 2 * H, "scale": 2}
     assert near(video.pixel(10, 25), (0, 0, 0), 0)
     assert near(video.pixel(100, 300), RED) and near(video.pixel(600, 300), BLUE)
-    raw = picture(GREEN).tobytes()
-    video.feed(2, CODEC_RGB_ZLIB, zlib.compress(raw))
-    video.feed(3, CODEC_RGB_ZLIB, zlib.compress(raw)[:-9])  # truncated: not drawn, still acked
+    raw = RgbZlibEncoder(W, H).encode(picture(GREEN), True)[0]
+    video.feed(2, CODEC_RGB_ZLIB, raw)
+    video.feed(3, CODEC_RGB_ZLIB, raw[:-9])  # truncated: not drawn, still acknowledged
     video.wait("window.sent.filter((m) => m.type === 'frame_ack').length === 3")
     assert video.view()["drawn"] == 2 and video.view()["dropped"] == 1
     assert near(video.pixel(600, 300), GREEN, 0) and near(video.pixel(100, 300), RED, 0)

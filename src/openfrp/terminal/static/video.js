@@ -17,7 +17,9 @@ const FLAG_KEY = 1;
 const DECODE_QUEUE_LIMIT = 8;  // frames waiting in a decoder before it counts as behind
 const KEYFRAME_RETRY_MS = 1000;
 const RESIZE_DEBOUNCE_MS = 250;
-const SNAP_PX = 16;  // a screen this much smaller than the window is drawn 1:1, not stretched
+const SNAP_PX = 16;
+const BT601 = { primaries: "smpte170m", transfer: "smpte170m", matrix: "smpte170m",
+                fullRange: false };  // a screen this much smaller than the window is drawn 1:1, not stretched
 
 // What this browser can draw, best first. WebCodecs exists only in a secure context
 // (https, or http on localhost); without it the page still draws JPEG and raw RGB.
@@ -188,7 +190,9 @@ class VideoStream {
         const codec = h.codec === "h264" ? avcCodec(payload) : "vp8";
         if (this.decoder === null) this.decoder = this.newDecoder();
         if (this.configured !== codec) {
-          this.decoder.configure({ codec, optimizeForLatency: true });
+          // VP8 is BT.601 by its specification (RFC 6386) but says so nowhere in the stream.
+          const colorSpace = codec === "vp8" ? BT601 : undefined;
+          this.decoder.configure({ codec, optimizeForLatency: true, colorSpace });
           this.configured = codec;
         }
       } else if (this.decoder === null) {
