@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rig import CHROMIUM, Procs, have, percentile, xconnect
-from bench.systems import RUNNERS, Stack
+from bench.systems import RUNNERS, Group, Stack
 from tests.e2e.browser import ARGS
 
 SYSTEMS = ("openfrp-browser", "novnc")
@@ -84,8 +84,10 @@ def run(name: str, count: int, root: Path, browser: Any) -> dict[str, Any]:
     row: dict[str, Any] = {"system": name, "size": f"{SIZE[0]}x{SIZE[1]}"}
     stack = None
     procs = Procs()
+    group = Group(root / name)
+    group.root.mkdir(parents=True)
     try:
-        stack = RUNNERS[name](root, SIZE, browser)
+        stack = RUNNERS[name](group, SIZE, browser)
         start_xterm(procs, stack)
         times, missed = trials(stack, count)
         p50, p90 = percentile(times, 0.5), percentile(times, 0.9)
@@ -101,6 +103,7 @@ def run(name: str, count: int, root: Path, browser: Any) -> dict[str, Any]:
         procs.stop_all()
         if stack is not None:
             stack.close()
+        group.close()
     return row
 
 

@@ -79,6 +79,21 @@ class Stack:
         self.procs.stop_all()
 
 
+class Group:
+    """What the sessions of one measurement share (an openfrp server, a TURN server), ended
+    after their stacks."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.items: dict[str, Any] = {}
+        self.closers: list[Any] = []
+
+    def close(self) -> None:
+        for closer in reversed(self.closers):
+            closer()
+        self.closers.clear()
+
+
 def _page(browser: Any, size: tuple[int, int]) -> Any:
     context = browser.new_context(
         viewport={"width": size[0], "height": size[1]}, device_scale_factor=1
@@ -171,15 +186,15 @@ class FfmpegStack(Stack):
 
 
 def ffmpeg(codec: str) -> Any:
-    def start(root: Path, size: tuple[int, int], browser: Any) -> Stack:
+    def start(group: Group, size: tuple[int, int], browser: Any) -> Stack:
         procs = Procs()
         display = start_xvfb(procs, *size)
-        return FfmpegStack(procs, display, codec, root)
+        return FfmpegStack(procs, display, codec, group.root)
 
     return start
 
 
-def novnc(root: Path, size: tuple[int, int], browser: Any) -> Stack:
+def novnc(group: Group, size: tuple[int, int], browser: Any) -> Stack:
     """x11vnc and websockify with their defaults, noVNC's vnc_lite page in Chromium."""
     procs = Procs()
     display = start_xvfb(procs, *size)
@@ -224,18 +239,37 @@ def novnc(root: Path, size: tuple[int, int], browser: Any) -> Stack:
     return stack
 
 
-def openfrp_browser(root: Path, size: tuple[int, int], browser: Any) -> Stack:
-    """`openfrp serve` on a real Xvfb, the browser terminal over FRP7 in a window of `size`."""
-    server = ServerProcess.start(
-        root / f"openfrp-{time.monotonic_ns()}",
-        server={"display": "xvfb", "video_fps": 30},
-        launchpads={"desktop": {"display_ready_timeout": 15.0}},
-        account={"max_session_duration": 3600.0, "idle_timeout": 60.0},
-    )
+def _server(group: Group, **options: Any) -> ServerProcess:
+    """The group's `openfrp serve` on real Xvfb displays (started by its first session)."""
+    if "server" not in group.items:
+        server = ServerProcess.start(
+            group.root / f"openfrp-{time.monotonic_ns()}",
+            server={"display": "xvfb", "video_fps": 30, **options.get("server", {})},
+            launchpads={
+                "desktop": {
+                    "display_ready_timeout": 15.0,
+                    "idle_timeout": 60.0,
+                    **options.get("launchpad", {}),
+                }
+            },
+            account={"max_session_duration": 3600.0},
+        )
+        group.closers.append(server.stop)
+        group.items["server"] = server
+    found: ServerProcess = group.items["server"]
+    return found
+
+
+def openfrp_browser(group: Group, size: tuple[int, int], browser: Any) -> Stack:
+    """The browser terminal over FRP7 in a window of `size`, through a byte-counting relay."""
+    server = _server(group)
     stack = Stack(Procs(), "", _page(browser, size))
-    stack.closers.append(server.stop)
-    stack.proxy = start_proxy_process(server.port)
-    _join(stack, server, stack.proxy.port)
+    try:
+        stack.proxy = start_proxy_process(server.port)
+        _join(stack, group, server, stack.proxy.port)
+    except Exception:
+        stack.close()
+        raise
     return stack
 
 
@@ -246,33 +280,27 @@ class RtcStack(Stack):
         return int(self.page.evaluate("window.__bench.rtcBytes()"))
 
 
-def openfrp_frp8(root: Path, size: tuple[int, int], browser: Any) -> Stack:
+def openfrp_frp8(group: Group, size: tuple[int, int], browser: Any) -> Stack:
     """The browser terminal over FRP8 (WebRTC video track), relay-only through a real coturn."""
     if TURNSERVER is None:
         raise RuntimeError("coturn is not installed")
-    base = root / f"openfrp8-{time.monotonic_ns()}"
-    (base / "turn").mkdir(parents=True)
-    turn = start_coturn(base / "turn")
+    if "turn" not in group.items:
+        (group.root / "turn").mkdir(parents=True, exist_ok=True)
+        group.items["turn"] = start_coturn(group.root / "turn")
+        group.closers.append(group.items["turn"].stop)
+    server = _server(
+        group,
+        server={
+            "ice_policy": "relay",
+            "turn_url": f"turn:127.0.0.1:{group.items['turn'].port}?transport=udp",
+            "turn_user": USER,
+            "turn_password": PASSWORD,
+        },
+        launchpad=FRP8_PAD,
+    )
     stack = RtcStack(Procs(), "", _page(browser, size))
-    stack.closers.append(turn.stop)
     try:
-        server = ServerProcess.start(
-            base,
-            server={
-                "display": "xvfb",
-                "video_fps": 30,
-                "ice_policy": "relay",
-                "turn_url": f"turn:127.0.0.1:{turn.port}?transport=udp",
-                "turn_user": USER,
-                "turn_password": PASSWORD,
-            },
-            launchpads={
-                "desktop": {**FRP8_PAD, "display_ready_timeout": 15.0, "idle_timeout": 60.0}
-            },
-            account={"max_session_duration": 3600.0},
-        )
-        stack.closers.append(server.stop)
-        _join(stack, server, server.port)
+        _join(stack, group, server, server.port)
         _wait(stack.page, "() => document.querySelector('video')?.videoWidth > 0", 15, "track")
     except Exception:
         stack.close()
@@ -329,29 +357,19 @@ class PythonStack(Stack):
         super().close()
 
 
-def openfrp_python(root: Path, size: tuple[int, int], browser: Any) -> Stack:
-    """`openfrp serve` on a real Xvfb, the Python terminal over FRP7 asking for `size`."""
-    base = root / f"openfrp-py-{time.monotonic_ns()}"
-    server = ServerProcess.start(
-        base,
-        server={"display": "xvfb", "video_fps": 30},
-        launchpads={"desktop": {"display_ready_timeout": 15.0}},
-        account={"max_session_duration": 3600.0, "idle_timeout": 60.0},
-    )
-    stack = PythonStack(server, server.launch("bench"), base)
-    stack.closers.append(server.stop)
+def openfrp_python(group: Group, size: tuple[int, int], browser: Any) -> Stack:
+    """The Python terminal over FRP7 asking for `size`, through a byte-counting relay."""
+    server = _server(group)
+    stack = PythonStack(server, _launch(group, server), group.root)
     try:
         stack.proxy = start_proxy_process(server.port)
         first = TerminalProcess.start(
             stack.ticket["connect_url"],
-            base / "first.jsonl",
+            group.root / f"first-{time.monotonic_ns()}.jsonl",
             extra=["--size", f"{size[0]}x{size[1]}"],
         )
         first.wait_line(r"^connected to ", timeout=15)
-        ready = server.log.wait_event(event="display.ready", session_id=stack.ticket["session_id"])
-        stack.display = f":{ready['attrs']['display']}"
-        stack.xauthority = xauthority_of(tree(server.process.pid))
-        _settle(stack)
+        _display(stack, server, stack.ticket)
         first.send("disconnect")
         first.wait_exit(10)
     except Exception:
@@ -360,10 +378,15 @@ def openfrp_python(root: Path, size: tuple[int, int], browser: Any) -> Stack:
     return stack
 
 
-def _join(stack: Stack, server: ServerProcess, port: int) -> None:
+def _launch(group: Group, server: ServerProcess) -> dict[str, Any]:
+    """A new session for a user of its own (one user may hold one live connection)."""
+    group.items["users"] = group.items.get("users", 0) + 1
+    return server.launch(f"bench{group.items['users']}")
+
+
+def _join(stack: Stack, group: Group, server: ServerProcess, port: int) -> None:
     """Open a new session's connect link (through `port`) and wait for its display."""
-    ticket = server.launch("bench")
-    stack.server_roots = [server.process.pid]
+    ticket = _launch(group, server)
     stack.page.goto(link(ticket, port))
     _wait(
         stack.page,
@@ -371,11 +394,17 @@ def _join(stack: Stack, server: ServerProcess, port: int) -> None:
         15,
         "openfrp connected",
     )
-    ready = server.log.wait_event(event="display.ready", session_id=ticket["session_id"])
-    stack.display = f":{ready['attrs']['display']}"
-    stack.xauthority = xauthority_of(tree(server.process.pid))
-    _settle(stack)
+    _display(stack, server, ticket)
     _set_screen(stack)
+
+
+def _display(stack: Stack, server: ServerProcess, ticket: dict[str, Any]) -> None:
+    """The session's display and cookie, once the terminal's size is applied."""
+    ready = server.log.wait_event(event="display.ready", session_id=ticket["session_id"])
+    stack.server_roots = [server.process.pid]
+    stack.display = f":{ready['attrs']['display']}"
+    stack.xauthority = xauthority_of([int(ready["attrs"]["pid"])])
+    _settle(stack)
 
 
 def _settle(stack: Stack, timeout: float = 5.0) -> None:

@@ -43,7 +43,7 @@ from bench.rig import (
     percentile,
     start_workload,
 )
-from bench.systems import RUNNERS, Stack
+from bench.systems import RUNNERS, Group, Stack
 from tests.e2e.browser import ARGS
 
 WORKLOADS = ("scrolling", "motion", "static")
@@ -85,8 +85,8 @@ def measure(
         time.sleep(WARMUP)
         for stack in stacks:
             stack.begin()
-        servers = [pid for stack in stacks for pid in stack.server_pids()]
-        terminals = [pid for stack in stacks for pid in stack.terminal_pids()]
+        servers = sorted({pid for stack in stacks for pid in stack.server_pids()})
+        terminals = sorted({pid for stack in stacks for pid in stack.terminal_pids()})
         frames0 = [stack.frames() for stack in stacks]
         bytes0 = [stack.wire_bytes() for stack in stacks]
         cpu0, term0, t0 = cpu_ticks(servers), cpu_ticks(terminals), time.monotonic()
@@ -128,9 +128,11 @@ def run_system(
     stacks: list[Stack] = []
     flipper = None
     rows = []
+    group = Group(root / f"{name}-{size[0]}x{size[1]}-{sessions}")
+    group.root.mkdir(parents=True)
     try:
         for _ in range(sessions):
-            stacks.append(RUNNERS[name](root, size, browser))
+            stacks.append(RUNNERS[name](group, size, browser))
         actual = stacks[0].size
         if stacks[0].page is not None:
             flipper = Flipper(stacks[0].display, actual, stacks[0].xauthority)
@@ -162,6 +164,7 @@ def run_system(
             flipper.close()
         for stack in stacks:
             stack.close()
+        group.close()
     return rows
 
 
