@@ -28,6 +28,9 @@ needs_x = pytest.mark.skipif(
     reason="needs Xvfb and xdpyinfo (Debian xvfb, x11-utils)",
 )
 ENV_SECRET = "server-env-secret-7f3a"
+# Raw clients answer no pings: without these a slow run would see 4023 and then 4009 end the
+# sessions (and their apps) before the probe's report is read.
+QUIET_RAW = {"receive_timeout": 30.0, "idle_timeout": 60.0}
 ALLOWED_ENV = {
     "PATH",
     "HOME",
@@ -101,6 +104,7 @@ def test_the_app_reaches_none_of_the_servers_secrets_nor_another_session(
     probe.chmod(0o644)
     server = open_e2e.server(
         server={"display": "xvfb", "video_fps": 1},
+        account=QUIET_RAW,
         launchpads={
             "other": {**pad, "app_command": "sleep 60"},
             "probe": {**pad, "app_command": f"sh {probe}"},
@@ -181,7 +185,7 @@ def test_the_guest_command_works_from_inside_with_the_sessions_credential(
     open_e2e: E2E,
 ) -> None:
     app = f"sh -c 'sleep 0.3; {openfrp_command()} guest logoff'"
-    server = open_e2e.server(launchpads={"guest": {"app_command": app}})
+    server = open_e2e.server(account=QUIET_RAW, launchpads={"guest": {"app_command": app}})
     ticket = server.launch("alice", "guest")
     sid = ticket["session_id"]
     account = start(open_e2e, server, ticket)["attrs"]
@@ -194,7 +198,8 @@ def test_the_guest_command_works_from_inside_with_the_sessions_credential(
 
 def test_a_launchpads_run_as_user_runs_its_app(open_e2e: E2E) -> None:
     server = open_e2e.server(
-        launchpads={"kiosk": {"run_as": "nobody", "app_command": "sh -c 'id -un > who; sleep 30'"}}
+        account=QUIET_RAW,
+        launchpads={"kiosk": {"run_as": "nobody", "app_command": "sh -c 'id -un > who; sleep 30'"}},
     )
     ticket = server.launch("alice", "kiosk")
     account = start(open_e2e, server, ticket)["attrs"]

@@ -113,6 +113,6 @@ def test_non_ascii_credentials_are_refused_not_a_server_error(e2e: E2E) -> None:
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
-    assert server.api("GET", f"/api/sessions/{sid}").body["state"] in ("created", "starting")
+    assert server.api("GET", f"/api/sessions/{sid}").status == 200  # still serving
     assert "Traceback" not in server.stderr()
     assert not server.log.find(severity="error", event="error.exception")
