@@ -16,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from openfrp.events import parse_ts
@@ -63,11 +63,15 @@ T = TypeVar("T")
 def _answering(
     method: Callable[Concatenate[RedisRegistry, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[RedisRegistry, P], Coroutine[Any, Any, T]]:
-    """Redis failures leave as RegistryError, the one error the server handles."""
+    """A Redis that cannot be reached leaves as RegistryError, an outage the server rides out;
+    one that answers with an error (out of memory, a read-only replica) is a refused write,
+    passed on as it is (the session whose state it was ends: 4001 or 4004)."""
 
     async def call(self: RedisRegistry, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(self, *args, **kwargs)
+        except ResponseError:
+            raise
         except (RedisError, OSError) as exc:
             raise RegistryError(f"registry: Redis at {redacted(self.url)}: {exc}") from exc
 
