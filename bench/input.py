@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import string
 import sys
@@ -96,6 +97,7 @@ def run(name: str, count: int, root: Path, browser: Any) -> dict[str, Any]:
             "latency_ms_p90": None if p90 is None else round(p90, 1),
             "keys": count,
             "missed": missed,
+            "load_1min": round(os.getloadavg()[0], 1),
         }
     except Exception as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"[:300]
@@ -122,7 +124,10 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     if not args.json:
-        print(f"{'system':<16} {'size':>9} {'keys':>5} {'missed':>6} {'p50 ms':>7} {'p90 ms':>7}")
+        print(
+            f"{'system':<16} {'size':>9} {'keys':>5} {'missed':>6} {'p50 ms':>7} {'p90 ms':>7} "
+            f"{'load':>5}"
+        )
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
@@ -137,7 +142,7 @@ def main() -> int:
                     print(
                         f"{name:<16} {row['size']:>9} {row['keys']:>5} {row['missed']:>6} "
                         f"{'-' if p50 is None else f'{p50:.0f}':>7} "
-                        f"{'-' if p90 is None else f'{p90:.0f}':>7}",
+                        f"{'-' if p90 is None else f'{p90:.0f}':>7} {row['load_1min']:>5.1f}",
                         flush=True,
                     )
         finally:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -96,6 +97,7 @@ def measure(
         elapsed = t1 - t0
         fps = [stack.fps(frames, elapsed) for stack, frames in zip(stacks, frames0, strict=True)]
         row: dict[str, Any] = {
+            "load_1min": round(os.getloadavg()[0], 1),  # others' work on the machine
             "codec": stacks[0].codec(),
             "fps": round(sum(fps) / len(stacks), 1),
             "mbit_s": round(
@@ -187,7 +189,7 @@ def emit(row: dict[str, Any], as_json: bool) -> None:
         f"{row.get('codec') or '-':<8} "
         f"{cell('fps', '6.1f')} {cell('mbit_s', '8.2f')} {cell('server_cpu_pct', '7.0f')} "
         f"{cell('terminal_cpu_pct', '7.0f')} {cell('latency_ms_p50', '7.0f')} "
-        f"{cell('latency_ms_p90', '7.0f')}",
+        f"{cell('latency_ms_p90', '7.0f')} {cell('load_1min', '5.1f')}",
         flush=True,
     )
 
@@ -221,7 +223,7 @@ def main() -> int:
         print(
             f"{'system':<16} {'workload':<10} {'size':>9} {'n':>2} {'codec':<8} {'fps':>6} "
             f"{'Mbit/s':>8} "
-            f"{'srv CPU%':>7} {'term CPU%':>7} {'p50 ms':>7} {'p90 ms':>7}"
+            f"{'srv CPU%':>7} {'term CPU%':>7} {'p50 ms':>7} {'p90 ms':>7} {'load':>5}"
         )
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
