@@ -150,6 +150,7 @@ class ServerOptions:
     ice_policy: str = "all"
     live_connection_ttl: float = 15.0  # a host's record of a live connection lapses after this
     session_homes: str = ""  # where each session's home folder is made ("" = system temp)
+    admin_key_epoch: int = 0  # raise it (on every host) to rotate the admin key
 
 
 _SERVER_TYPES: dict[str, type] = {
@@ -202,6 +203,8 @@ def _server_options(values: Any) -> ServerOptions:
     port = checked.get("port", 0)
     if not 0 <= port <= 65535:
         raise SettingsError(f"server.port: must be 0-65535, got {port}")
+    if checked.get("admin_key_epoch", 0) < 0:
+        raise SettingsError("server.admin_key_epoch: must be 0 or more")
     if not 0 <= checked.get("video_fps", 30) <= 60:
         raise SettingsError("server.video_fps: must be 0 (no video) to 60")
     if checked.get("display", "auto") not in ("synthetic", "xvfb", "auto"):

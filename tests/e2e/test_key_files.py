@@ -116,3 +116,16 @@ def test_non_ascii_credentials_are_refused_not_a_server_error(e2e: E2E) -> None:
     assert server.api("GET", f"/api/sessions/{sid}").status == 200  # still serving
     assert "Traceback" not in server.stderr()
     assert not server.log.find(severity="error", event="error.exception")
+
+
+def test_the_admin_key_rotates_without_changing_the_secret(e2e: E2E) -> None:
+    before = e2e.server()
+    ticket = before.launch("alice")
+    after = e2e.server(server={"admin_key_epoch": 1})  # the same secret, a new epoch
+    assert after.admin_key != before.admin_key
+    assert (after.root / "data" / "admin.key").read_text() == after.admin_key
+    assert after.api("GET", "/api/sessions", key=before.admin_key).status == 401
+    assert after.api("GET", "/api/sessions").status == 200
+    # What the secret signs (a user's token) still holds.
+    assert after.api("GET", "/api/sessions", key=ticket["token"]).status == 200
+    assert before.api("GET", "/api/sessions", key=after.admin_key).status == 401

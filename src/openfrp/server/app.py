@@ -95,7 +95,11 @@ class ServerState:
 
     @property
     def admin_key(self) -> str:
-        return hmac.new(self.secret, b"admin", hashlib.sha256).hexdigest()
+        """Derived from the secret, so every host of a fleet has the same one; a new
+        admin_key_epoch gives a new key (the old one stops working) with the same secret."""
+        epoch = self.config.server.admin_key_epoch
+        label = b"admin" if epoch == 0 else f"admin:{epoch}".encode()
+        return hmac.new(self.secret, label, hashlib.sha256).hexdigest()
 
     def guest_key(self, session_id: str) -> str:
         return hmac.new(self.secret, f"guest:{session_id}".encode(), hashlib.sha256).hexdigest()
