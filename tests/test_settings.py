@@ -147,6 +147,11 @@ def test_unknown_launchpad_names_it() -> None:
         ('[server]\nstun_url = "stun.example:3478"', "server.stun_url: must start with stun:"),
         ('[server]\nturn_url = "http://t"', "server.turn_url: must start with turn: or turns:"),
         ('[server]\nsignaling_url = "http://h/signal"', "server.signaling_url: must start with ws"),
+        (
+            "[launchpads.rtc]\nfrp = 8\nconnect_timeout = 8\nsignaling_peer_timeout = 10",
+            "launchpads.rtc.signaling_peer_timeout (10 s) leaves FRP8 less than 2 s to set up "
+            "within connect_timeout (8 s, of which 6 s for the setup)",
+        ),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, text: str, says: str) -> None:
@@ -182,3 +187,14 @@ def test_from_mapping_without_a_file() -> None:
     assert config.for_launchpad("kiosk").idle_timeout == 30.0
     with pytest.raises(SettingsError, match="unknown launchpad 'desktop'"):
         config.for_launchpad("desktop")
+
+
+def test_the_default_timers_fit_frp8_and_a_websocket_launchpad_is_not_checked(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "[launchpads.rtc]\nfrp = 8\n[launchpads.ws]\nconnect_timeout = 1\n",
+    )
+    config = settings.load(path)
+    assert config.launchpads["rtc"].frp == 8 and config.launchpads["ws"].connect_timeout == 1

@@ -110,6 +110,30 @@ def _check_value(where: str, key: str, value: Any) -> Any:
     return want(value)
 
 
+FALLBACK_RESERVE_MS = 2000
+MIN_ICE_MS = 2000
+
+
+def setup_budget_ms(settings: SessionSettings) -> int:
+    """How long a terminal's FRP8 setup may take: connect_timeout less a reserve (2 s, or a
+    quarter of a short connect_timeout) in which the hello, or the fallback to FRP7, fits."""
+    window = round(settings.connect_timeout * 1000)
+    return window - min(FALLBACK_RESERVE_MS, window // 4)
+
+
+def budget_problem(settings: SessionSettings) -> str | None:
+    """Why these timers cannot set FRP8 up within connect_timeout, or None when they can."""
+    budget = setup_budget_ms(settings)
+    if round(settings.signaling_peer_timeout * 1000) + MIN_ICE_MS > budget:
+        return (
+            f"signaling_peer_timeout ({settings.signaling_peer_timeout:g} s) leaves FRP8 less "
+            f"than {MIN_ICE_MS // 1000} s to set up within connect_timeout "
+            f"({settings.connect_timeout:g} s, of which {budget / 1000:g} s for the setup): "
+            "shorten signaling_peer_timeout or lengthen connect_timeout"
+        )
+    return None
+
+
 def build(where: str, values: dict[str, Any], base: SessionSettings) -> SessionSettings:
     """Apply `values` over `base`, checking every key and the cross-field rules."""
     checked = {key: _check_value(where, key, value) for key, value in values.items()}
@@ -121,6 +145,9 @@ def build(where: str, values: dict[str, Any], base: SessionSettings) -> SessionS
         )
     if result.max_width < 320 or result.max_height < 200:
         raise SettingsError(f"{where}.max_width/max_height: must be at least 320x200")
+    problem = budget_problem(result) if result.frp == 8 else None
+    if problem is not None:
+        raise SettingsError(f"{where}.{problem}")
     if result.reconnect_backoff_initial > result.reconnect_backoff_max:
         raise SettingsError(
             f"{where}.reconnect_backoff_initial: must not exceed reconnect_backoff_max"

@@ -3,6 +3,7 @@ peer, relay-only through a real coturn on loopback (as in test_frp8.py)."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,9 @@ def test_browser_joins_over_webrtc_streams_and_closes(
     opened = server.log.wait_event(event="connection.opened", session_id=sid)
     assert opened["attrs"]["frp"] == 8
     browser.wait("v.track !== undefined && v.track.frames >= 3")  # the display's video track
+    probes = [e for e in browser.view()["events"] if e["event"] == "probe.turn"]
+    assert [p["code"] for p in probes] == [None]  # the relay answered: no 5010 for it
+    assert not [s for s in browser.view()["shown"] if s["code"] in (5009, 5010, 5019)]
     assert server.push(sid, {"over": "webrtc"}).status == 202
     browser.wait("v.received.length === 1")
     browser.menu("close-session")
@@ -103,6 +107,30 @@ def test_browser_wrong_turn_password_says_5010_before_5006(
     probe = [e for e in browser.view()["events"] if e["event"] == "probe.turn"]
     assert probe and probe[0]["code"] == 5010 and "401" in probe[0]["attrs"]["error"]
     assert probe[0]["attrs"]["server"].startswith("turn:127.0.0.1:")
+
+
+def test_browser_says_5010_when_the_turn_server_never_answers(
+    e2e: E2E, coturn: Coturn, browser: Browser
+) -> None:
+    """UDP to the relay goes nowhere (a socket that swallows every packet): Chromium reports
+    neither a candidate nor an error, and the page still reaches the verdict the Python
+    terminal's probe would (5010, no answer), before ICE fails (5006)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        server = frp8_server(e2e, coturn, turn_url=f"turn:127.0.0.1:{port}?transport=udp")
+        ticket = server.launch("walt", "rtc")
+        browser.page.goto(
+            f"http://127.0.0.1:{server.port}/s/{ticket['session_id']}?token={ticket['token']}"
+        )
+        browser.wait("v.finalCode === 5006", timeout=30)
+    codes = [s["code"] for s in browser.view()["shown"]]
+    assert 5010 in codes and codes.index(5010) < codes.index(5006), codes
+    probe = [e for e in browser.view()["events"] if e["event"] == "probe.turn"]
+    assert probe and probe[0]["code"] == 5010
+    assert probe[0]["attrs"]["error"] == "no answer while gathering candidates"
+    failed = [e for e in browser.view()["events"] if e["event"] == "ice.failed"]
+    assert failed and failed[0]["attrs"]["candidates"].get("relay", 0) == 0
 
 
 def test_browser_falls_back_to_frp7(e2e: E2E, browser: Browser, tmp_path: Path) -> None:

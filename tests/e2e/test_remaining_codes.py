@@ -216,6 +216,7 @@ def test_4025_connection_reset_while_the_server_writes_a_burst(e2e: E2E) -> None
     sock = client.ws.socket
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
+    client.close()
 
     closed = server.log.wait_event(event="connection.closed", code=4025, session_id=sid)
     assert closed["connection_id"] == first["connection_id"]

@@ -18,8 +18,10 @@ from openfrp.protocol.terminal_connection import (
     TerminalState,
     Transmit,
 )
+from openfrp.settings import budget_problem, setup_budget_ms
 from tests.protocol.harness import CONFIG, FAST, SESSION_ID, logs, of_type, token, wire
 
+HOST_ONLY = {"host": 1}
 SETTINGS = replace(
     FAST,
     signaling_peer_timeout=2.0,
@@ -44,6 +46,7 @@ def test_no_peer_id_in_time_is_4107_at_the_deadline() -> None:
 def test_no_answer_in_time_is_5007_counted_from_the_peer_id() -> None:
     setup = PeerSetup(SETTINGS, 0)
     setup.peer_found(1500)
+    setup.gathered(HOST_ONLY, 1500)
     assert setup.next_deadline() == 4500
     failed = setup.tick(4500)
     assert failed is not None and (failed.code, failed.event) == (5007, "negotiation.timeout")
@@ -52,6 +55,7 @@ def test_no_answer_in_time_is_5007_counted_from_the_peer_id() -> None:
 def test_ice_that_never_connects_is_5006_after_ice_failed_after() -> None:
     setup = PeerSetup(SETTINGS, 0)
     setup.peer_found(100)
+    setup.gathered(HOST_ONLY, 100)
     setup.answered(300)
     assert setup.ice_state("checking", 400) is None
     assert setup.tick(4299) is None
@@ -63,6 +67,7 @@ def test_ice_that_never_connects_is_5006_after_ice_failed_after() -> None:
 def test_ice_failed_state_is_5006_at_once() -> None:
     setup = PeerSetup(SETTINGS, 0)
     setup.peer_found(0)
+    setup.gathered(HOST_ONLY, 0)
     setup.answered(0)
     failed = setup.ice_state("failed", 700)
     assert failed is not None and failed.code == 5006 and failed.attrs["elapsed_ms"] == 700
@@ -72,6 +77,7 @@ def test_ice_failed_state_is_5006_at_once() -> None:
 def test_peer_connection_failed_names_the_layer(ice: str, code: int) -> None:
     setup = PeerSetup(SETTINGS, 0)
     setup.peer_found(0)
+    setup.gathered(HOST_ONLY, 0)
     setup.answered(0)
     setup.ice_state(ice, 100)
     failed = setup.connection_state("failed", 200)
@@ -81,6 +87,7 @@ def test_peer_connection_failed_names_the_layer(ice: str, code: int) -> None:
 def test_ice_up_but_no_channel_is_5008_at_the_deadline() -> None:
     setup = PeerSetup(SETTINGS, 0)
     setup.peer_found(0)
+    setup.gathered(HOST_ONLY, 0)
     setup.answered(0)
     setup.ice_state("connected", 100)
     failed = setup.tick(4000)
@@ -90,12 +97,69 @@ def test_ice_up_but_no_channel_is_5008_at_the_deadline() -> None:
 def test_an_open_channel_stops_every_timer() -> None:
     setup = PeerSetup(SETTINGS, 0)
     setup.peer_found(10)
+    setup.gathered(HOST_ONLY, 10)
     setup.answered(20)
     setup.ice_state("completed", 30)
     assert setup.channel_open(40) == 40
     assert setup.next_deadline() is None
     assert setup.tick(10**9) is None
     assert setup.connection_state("failed", 50) is None
+
+
+def test_gathering_is_its_own_phase_and_a_stall_there_is_5006_not_5007() -> None:
+    """Blocked UDP makes gathering wait for STUN/TURN: that is ICE, whatever
+    negotiation_timeout says."""
+    setup = PeerSetup(replace(SETTINGS, negotiation_timeout=0.5), 0)
+    setup.peer_found(100)
+    assert setup.phase is Phase.GATHERING
+    assert setup.next_deadline() == 100 + 4000  # ice_failed_after, not negotiation_timeout
+    assert setup.tick(4099) is None
+    failed = setup.tick(4100)
+    assert failed is not None and (failed.code, failed.event) == (5006, "ice.failed")
+    assert failed.attrs["phase"] == "gathering"
+
+
+def test_gathered_candidates_start_the_negotiation_and_are_kept() -> None:
+    setup = PeerSetup(SETTINGS, 0)
+    setup.peer_found(100)
+    setup.gathered({"host": 2, "srflx": 0, "relay": 0}, 2600)
+    assert setup.phase is Phase.NEGOTIATING and setup.next_deadline() == 2600 + 3000
+    failed = setup.tick(5600)
+    assert failed is not None and failed.code == 5007
+    assert failed.attrs["candidates"] == {"host": 2, "srflx": 0, "relay": 0}
+
+
+def test_the_setup_budget_cuts_any_phase_with_its_own_code() -> None:
+    """With the default timers ICE alone (15 s) is as long as connect_timeout (15 s): the
+    budget ends it in time for the fallback, as 5006, not as the attempt's 4101."""
+    defaults = replace(SETTINGS, signaling_peer_timeout=10.0, ice_failed_after=15.0)
+    budget = setup_budget_ms(replace(defaults, connect_timeout=15.0))
+    assert budget == 13_000
+    setup = PeerSetup(defaults, 0, budget_ms=budget)
+    setup.peer_found(200)
+    setup.gathered(HOST_ONLY, 5200)  # an unreachable TURN server held gathering for 5 s
+    setup.answered(5300)
+    assert setup.next_deadline() == 13_000
+    failed = setup.tick(13_000)
+    assert failed is not None and failed.code == 5006
+    assert failed.attrs["setup_budget_s"] == 13.0 and failed.attrs["phase"] == "connecting"
+
+
+@pytest.mark.parametrize(
+    ("connect_timeout", "budget"), [(15.0, 13_000), (4.0, 3000), (60.0, 58_000)]
+)
+def test_the_budget_keeps_a_reserve_for_the_hello_or_the_fallback(
+    connect_timeout: float, budget: int
+) -> None:
+    assert setup_budget_ms(replace(SETTINGS, connect_timeout=connect_timeout)) == budget
+
+
+def test_timers_that_cannot_fit_the_budget_are_named() -> None:
+    assert (
+        budget_problem(replace(SETTINGS, connect_timeout=15.0, signaling_peer_timeout=10)) is None
+    )
+    problem = budget_problem(replace(SETTINGS, connect_timeout=8.0, signaling_peer_timeout=10))
+    assert problem is not None and problem.startswith("signaling_peer_timeout (10 s)")
 
 
 def test_the_server_side_starts_at_connecting() -> None:

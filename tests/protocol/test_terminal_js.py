@@ -39,7 +39,7 @@ from openfrp.protocol.terminal_connection import (
     Transmit,
 )
 from openfrp.server.app import TERMINAL_SETTINGS
-from openfrp.settings import SessionSettings
+from openfrp.settings import SessionSettings, setup_budget_ms
 
 NODE = shutil.which("node")
 DRIVER = Path(__file__).resolve().parents[1] / "support" / "connection_driver.js"
@@ -268,7 +268,8 @@ def test_connect_window_ends_in_4101(node: Node) -> None:
     assert answer["state"] == "done"
 
 
-SETUP_OPS = ("peer_found", "answered", "ice_state", "connection_state", "channel_open")
+SETUP_OPS = ("peer_found", "gathered", "answered", "ice_state", "connection_state")
+SETUP_OPS += ("channel_open",)
 SETUP_OPS += ("tick", "deadline", "deadline")
 ICE_STATES = ("new", "checking", "connected", "completed", "failed", "disconnected", "closed")
 
@@ -281,12 +282,14 @@ def setup_scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[Any], Any]:
     }
     phase = draw(st.sampled_from([Phase.SIGNALING, Phase.CONNECTING]))
     now = draw(st.integers(0, 1000))
-    setup = PeerSetup(replace(SessionSettings(), **values), now, phase)
+    budget = draw(st.one_of(st.none(), st.integers(100, 8000)))
+    setup = PeerSetup(replace(SessionSettings(), **values), now, phase, budget)
     run: dict[str, Any] = {
         "setup": True,
         "settings": values,
         "start": now,
         "phase": phase.value,
+        "budget": budget,
         "steps": [],
     }
     expected: list[Any] = []
@@ -304,6 +307,9 @@ def setup_scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[Any], Any]:
             result, step = setup.ice_state(arg, now), [op, now, arg]
         elif op == "connection_state":
             result, step = setup.connection_state(arg, now), [op, now, arg]
+        elif op == "gathered":
+            found = {"host": 2, "relay": draw(st.integers(0, 1))}
+            result, step = setup.gathered(found, now), [op, now, found]
         else:
             result, step = getattr(setup, op)(now), [op, now]
         run["steps"].append(step)
@@ -348,3 +354,10 @@ def test_javascript_ice_verdict_names_the_codes_the_python_probes_do(
 def test_the_ended_mark_is_the_same_in_both_terminals() -> None:
     script = resources.files("openfrp.terminal").joinpath("static", "connection.js").read_text()
     assert f'const ENDED_SUFFIX = "{codes.ENDED_SUFFIX}";' in script
+
+
+@pytest.mark.parametrize("connect_timeout", [1.0, 4.0, 15.0, 60.0])
+def test_both_terminals_give_frp8_the_same_setup_budget(node: Node, connect_timeout: float) -> None:
+    settings = replace(SessionSettings(), connect_timeout=connect_timeout)
+    answer = node.run({"budget_of": settings.to_dict()})
+    assert answer["budget"] == setup_budget_ms(settings)

@@ -4,14 +4,15 @@
 const path = require("path");
 const readline = require("readline");
 const { Connection } = require(path.resolve(process.argv[2]));
-const { PeerSetup, iceVerdict } = require(path.join(path.dirname(path.resolve(process.argv[2])),
+const { PeerSetup, iceVerdict, setupBudgetMs } = require(path.join(path.dirname(path.resolve(process.argv[2])),
                                         "peer_setup.js"));
 
 // A PeerSetup scenario: each step's return value (null, a failure, or the setup time).
 function runSetup(s) {
-  const setup = new PeerSetup(s.settings, s.start, s.phase);
+  const setup = new PeerSetup(s.settings, s.start, s.phase, s.budget ?? null);
   const out = s.steps.map(([name, now, ...args]) => {
     if (name === "peer_found") return setup.peerFound(now) ?? null;
+    if (name === "gathered") return setup.gathered(args[0], now) ?? null;
     if (name === "answered") return setup.answered(now) ?? null;
     if (name === "ice_state") return setup.iceState(args[0], now);
     if (name === "connection_state") return setup.connectionState(args[0], now);
@@ -27,6 +28,10 @@ lines.on("line", (line) => {
   const s = JSON.parse(line);
   if (s.verdict) {
     process.stdout.write(JSON.stringify(iceVerdict(s.verdict)) + "\n");
+    return;
+  }
+  if (s.budget_of) {
+    process.stdout.write(JSON.stringify({ budget: setupBudgetMs(s.budget_of) }) + "\n");
     return;
   }
   if (s.setup) {

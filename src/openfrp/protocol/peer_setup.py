@@ -4,10 +4,14 @@ The WebRTC library reports trouble late or never (ICE that never works shows as 
 after about a minute, a stalled DTLS handshake not at all), so each phase runs under its own
 timer from the session settings and ends the attempt with the code the table gives that phase:
 
-    signaling --peer id--> negotiating --answer--> connecting --channel open--> open
-      4107                   5007                    5006 (ICE) / 5008 (after ICE)
+    signaling --peer id--> gathering --offer sent--> negotiating --answer--> connecting --> open
+      4107                   5006                      5007                    5006 / 5008
 
-Both sides use it: the terminal from its `join`, the server from the offer it answers.
+Gathering (the local ICE candidates: STUN and TURN answers, or their time-outs) is its own
+phase, so a blocked UDP path shows as ICE (5006), never as a slow answer (5007). On the
+terminal the whole setup also runs inside a budget a little shorter than connect_timeout, so
+a phase that would outlast the attempt ends with its own code in time for the fallback to
+FRP7. Both sides use it: the terminal from its `join`, the server from the offer it answers.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from openfrp.settings import SessionSettings
 
 class Phase(StrEnum):
     SIGNALING = "signaling"
+    GATHERING = "gathering"
     NEGOTIATING = "negotiating"
     CONNECTING = "connecting"
     OPEN = "open"
@@ -42,13 +47,20 @@ ICE_UP = ("connected", "completed")
 
 class PeerSetup:
     def __init__(
-        self, settings: SessionSettings, now_ms: int, phase: Phase = Phase.SIGNALING
+        self,
+        settings: SessionSettings,
+        now_ms: int,
+        phase: Phase = Phase.SIGNALING,
+        budget_ms: int | None = None,
     ) -> None:
+        """`budget_ms`: the whole setup must be done by `now_ms + budget_ms` (the terminal's)."""
         self.settings = settings
         self.phase = Phase.SIGNALING
         self.began_at = now_ms
+        self.ends_by = None if budget_ms is None else now_ms + budget_ms
         self.ice_up_at: int | None = None
         self.ice_states: list[str] = []
+        self.candidates: dict[str, int] = {}
         self._deadline: int | None = None
         self._enter(phase, now_ms)
 
@@ -58,8 +70,14 @@ class PeerSetup:
     # -- inputs ----------------------------------------------------------------------------
 
     def peer_found(self, now_ms: int) -> None:
-        """Signaling named the server peer; the offer goes out now."""
+        """Signaling named the server peer; gathering the offer's candidates starts now."""
         if self.phase is Phase.SIGNALING:
+            self._enter(Phase.GATHERING, now_ms)
+
+    def gathered(self, candidates: dict[str, int], now_ms: int) -> None:
+        """The offer, with its candidates (count per type: host, srflx, relay), goes out."""
+        if self.phase is Phase.GATHERING:
+            self.candidates = dict(candidates)
             self._enter(Phase.NEGOTIATING, now_ms)
 
     def answered(self, now_ms: int) -> None:
@@ -94,6 +112,10 @@ class PeerSetup:
     def tick(self, now_ms: int) -> SetupFailed | None:
         if self._deadline is None or now_ms < self._deadline:
             return None
+        if self.ends_by is not None and now_ms >= self.ends_by:
+            budget = {"setup_budget_s": (self.ends_by - self.began_at) / 1000}
+        else:
+            budget = {}
         if self.phase is Phase.SIGNALING:
             return self._fail(
                 4107,
@@ -101,6 +123,16 @@ class PeerSetup:
                 now_ms,
                 "no server peer id from signaling",
                 signaling_peer_timeout_s=self.settings.signaling_peer_timeout,
+                **budget,
+            )
+        if self.phase is Phase.GATHERING:
+            return self._fail(
+                5006,
+                "ice.failed",
+                now_ms,
+                "gathering ICE candidates did not finish",
+                ice_failed_after_s=self.settings.ice_failed_after,
+                **budget,
             )
         if self.phase is Phase.NEGOTIATING:
             return self._fail(
@@ -109,6 +141,7 @@ class PeerSetup:
                 now_ms,
                 "no answer to the offer",
                 negotiation_timeout_s=self.settings.negotiation_timeout,
+                **budget,
             )
         if self.ice_up_at is None:
             return self._fail(
@@ -117,6 +150,7 @@ class PeerSetup:
                 now_ms,
                 "no candidate pair worked",
                 ice_failed_after_s=self.settings.ice_failed_after,
+                **budget,
             )
         return self._fail(
             5008,
@@ -124,6 +158,7 @@ class PeerSetup:
             now_ms,
             "ICE connected but the secure channel did not open",
             ice_failed_after_s=self.settings.ice_failed_after,
+            **budget,
         )
 
     # -- internals -------------------------------------------------------------------------
@@ -132,10 +167,13 @@ class PeerSetup:
         self.phase = phase
         timeout = {
             Phase.SIGNALING: self.settings.signaling_peer_timeout,
+            Phase.GATHERING: self.settings.ice_failed_after,
             Phase.NEGOTIATING: self.settings.negotiation_timeout,
             Phase.CONNECTING: self.settings.ice_failed_after,
         }[phase]
         self._deadline = now_ms + ms(timeout)
+        if self.ends_by is not None:
+            self._deadline = min(self._deadline, self.ends_by)
 
     def _fail(self, code: int, event: str, now_ms: int, why: str, **extra: Any) -> SetupFailed:
         phase = self.phase
@@ -146,6 +184,7 @@ class PeerSetup:
             "reason": why,
             "elapsed_ms": now_ms - self.began_at,
             "ice_states": self.ice_states[-6:],
+            "candidates": self.candidates,
             **extra,
         }
         return SetupFailed(code, event, attrs)

@@ -23,7 +23,7 @@ from openfrp import codes
 from openfrp.protocol.peer_setup import PeerSetup, Phase, SetupFailed
 from openfrp.protocol.terminal_connection import SessionTicket
 from openfrp.rtc import configuration, video_codec
-from openfrp.settings import SessionSettings
+from openfrp.settings import SessionSettings, setup_budget_ms
 from openfrp.timing import now_ms
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ class PeerAttempt:
         self._post = post
         self.ticket = ticket
         self.block: dict[str, Any] = dict(ticket.config.get("frp8") or {})
-        self.setup = PeerSetup(settings, now_ms())
+        self.setup = PeerSetup(settings, now_ms(), budget_ms=setup_budget_ms(settings))
+        self._gathering: asyncio.Future[None] | None = None
         self._events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._signaling: ClientConnection | None = None
         self._pc: RTCPeerConnection | None = None
@@ -129,7 +130,11 @@ class PeerAttempt:
         opened = self.setup.phase is Phase.OPEN
         if kind == "peer":
             self.setup.peer_found(now)
+            self._gathering = asyncio.ensure_future(self._gather())
+        elif kind == "gathered":
             await self._offer()
+        elif kind == "stack_error":
+            raise args[0]
         elif kind == "answer":
             from aiortc import RTCSessionDescription
 
@@ -168,7 +173,22 @@ class PeerAttempt:
         elif kind == "channel_closed" and opened:
             self._finish("closed", None, "data channel closed")
 
+    async def _gather(self) -> None:
+        """Make the offer and gather its candidates beside the loop, whose timers keep
+        running: an unreachable STUN/TURN server holds gathering for seconds."""
+        try:
+            await self._prepare()
+            self._events.put_nowait(("gathered",))
+        except Exception as exc:
+            self._events.put_nowait(("stack_error", exc))
+
     async def _offer(self) -> None:
+        assert self._pc is not None and self._signaling is not None
+        sdp = self._pc.localDescription.sdp
+        self.setup.gathered(candidate_types(sdp), now_ms())
+        await self._signaling.send(json.dumps({"type": "offer", "sdp": sdp}))
+
+    async def _prepare(self) -> None:
         from aiortc import RTCPeerConnection
 
         pc = self._pc = RTCPeerConnection(configuration(self.block))
@@ -182,9 +202,6 @@ class PeerAttempt:
             pc.addTransceiver("video", direction="recvonly")
             pc.on("track", self._on_track)
         await pc.setLocalDescription(await pc.createOffer())
-        assert self._signaling is not None
-        offer = {"type": "offer", "sdp": pc.localDescription.sdp}
-        await self._signaling.send(json.dumps(offer))
 
     async def _read_signaling(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -247,9 +264,23 @@ class PeerAttempt:
         self._pc = self._signaling = None
         if self._video_reader is not None:
             self._video_reader.cancel()
+        if self._gathering is not None:
+            self._gathering.cancel()
         if pc is not None:
             with contextlib.suppress(Exception):
                 await pc.close()
         if ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), 1)
+
+
+def candidate_types(sdp: str) -> dict[str, int]:
+    """How many ICE candidates of each type (host, srflx, relay) an SDP carries."""
+    found = {"host": 0, "srflx": 0, "relay": 0}
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            words = line.split()
+            if "typ" in words[:-1]:
+                kind = words[words.index("typ") + 1]
+                found[kind] = found.get(kind, 0) + 1
+    return found

@@ -1,30 +1,49 @@
 // One FRP8 connection attempt's setup, as openfrp.protocol.peer_setup times it on the Python
-// side: signaling -> negotiating -> connecting -> open, each phase under its own timer from
-// the session settings (4107, 5007, then 5006 for ICE or 5008 for DTLS/SCTP after ICE).
+// side: signaling -> gathering -> negotiating -> connecting -> open, each phase under its own
+// timer from the session settings (4107, 5006 for gathering, 5007, then 5006 for ICE or 5008
+// for DTLS/SCTP after ICE), all inside the terminal's setup budget (setupBudgetMs).
 // I/O-free like connection.js: the page feeds it states and times in milliseconds.
 "use strict";
 
 const ICE_UP = ["connected", "completed"];
 const PHASE_TIMEOUT = {
   signaling: "signaling_peer_timeout",
+  gathering: "ice_failed_after",
   negotiating: "negotiation_timeout",
   connecting: "ice_failed_after",
 };
 
+const FALLBACK_RESERVE_MS = 2000;
+
+// connect_timeout less a reserve in which the hello, or the fallback to FRP7, fits.
+function setupBudgetMs(settings) {
+  const window = Math.round(settings.connect_timeout * 1000);
+  return window - Math.min(FALLBACK_RESERVE_MS, Math.floor(window / 4));
+}
+
 class PeerSetup {
-  constructor(settings, now, phase = "signaling") {
+  constructor(settings, now, phase = "signaling", budgetMs = null) {
     this.s = settings;
     this.phase = "signaling";
     this.beganAt = now;
+    this.endsBy = budgetMs === null ? null : now + budgetMs;
     this.iceUpAt = null;
     this.iceStates = [];
+    this.candidates = {};
     this.deadline = null;
     this.enter(phase, now);
   }
 
   nextDeadline() { return this.deadline; }
 
-  peerFound(now) { if (this.phase === "signaling") this.enter("negotiating", now); }
+  peerFound(now) { if (this.phase === "signaling") this.enter("gathering", now); }
+
+  // The offer, with its candidates (count per type: host, srflx, relay), goes out.
+  gathered(candidates, now) {
+    if (this.phase !== "gathering") return;
+    this.candidates = { ...candidates };
+    this.enter("negotiating", now);
+  }
 
   answered(now) { if (this.phase === "negotiating") this.enter("connecting", now); }
 
@@ -52,25 +71,32 @@ class PeerSetup {
 
   tick(now) {
     if (this.deadline === null || now < this.deadline) return null;
+    const budget = this.endsBy !== null && now >= this.endsBy
+      ? { setup_budget_s: (this.endsBy - this.beganAt) / 1000 } : {};
     if (this.phase === "signaling") {
       return this.fail(4107, "signaling.timeout", now, "no server peer id from signaling",
-                       { signaling_peer_timeout_s: this.s.signaling_peer_timeout });
+                       { signaling_peer_timeout_s: this.s.signaling_peer_timeout, ...budget });
+    }
+    if (this.phase === "gathering") {
+      return this.fail(5006, "ice.failed", now, "gathering ICE candidates did not finish",
+                       { ice_failed_after_s: this.s.ice_failed_after, ...budget });
     }
     if (this.phase === "negotiating") {
       return this.fail(5007, "negotiation.timeout", now, "no answer to the offer",
-                       { negotiation_timeout_s: this.s.negotiation_timeout });
+                       { negotiation_timeout_s: this.s.negotiation_timeout, ...budget });
     }
     if (this.iceUpAt === null) {
       return this.fail(5006, "ice.failed", now, "no candidate pair worked",
-                       { ice_failed_after_s: this.s.ice_failed_after });
+                       { ice_failed_after_s: this.s.ice_failed_after, ...budget });
     }
     return this.fail(5008, "peer.failed", now, "ICE connected but the secure channel did not open",
-                     { ice_failed_after_s: this.s.ice_failed_after });
+                     { ice_failed_after_s: this.s.ice_failed_after, ...budget });
   }
 
   enter(phase, now) {
     this.phase = phase;
     this.deadline = now + Math.round(this.s[PHASE_TIMEOUT[phase]] * 1000);
+    if (this.endsBy !== null) this.deadline = Math.min(this.deadline, this.endsBy);
   }
 
   fail(code, event, now, reason, extra = {}) {
@@ -78,7 +104,7 @@ class PeerSetup {
     this.phase = "failed";
     this.deadline = null;
     const attrs = { phase, reason, elapsed_ms: now - this.beganAt,
-                    ice_states: this.iceStates.slice(-6), ...extra };
+                    ice_states: this.iceStates.slice(-6), candidates: this.candidates, ...extra };
     return { code, event, attrs };
   }
 }
@@ -108,4 +134,4 @@ function iceVerdict(results) {
 
 const PROBE_CODES = { stun: 5009, turn: 5010 };
 
-if (typeof module !== "undefined") module.exports = { PeerSetup, iceVerdict };
+if (typeof module !== "undefined") module.exports = { PeerSetup, iceVerdict, setupBudgetMs };

@@ -228,9 +228,21 @@
         close: teardown,
         isOpen: () => channel !== null && channel.readyState === "open",
       };
-      // What the STUN/TURN servers did, once: a server that gave neither a candidate nor an
-      // error by the end of gathering (or by the phase's deadline) did not answer, which is
-      // what blocked UDP looks like; relay-only gathering asks STUN servers nothing.
+      // The offer's candidates by type (host, srflx, relay), as the Python terminal counts them.
+      function candidateTypes() {
+        const types = { host: 0, srflx: 0, relay: 0 };
+        const sdp = pc && pc.localDescription ? pc.localDescription.sdp : "";
+        for (const line of sdp.split(/\r?\n/)) {
+          const typ = / typ (\w+)/.exec(line);
+          if (line.startsWith("a=candidate:") && typ) types[typ[1]] = (types[typ[1]] || 0) + 1;
+        }
+        return types;
+      }
+      // What the STUN/TURN servers did, once. Chromium names the server of a candidate or an
+      // error when it can; a server it names neither way is judged by the candidates: no relay
+      // candidate at all by the end of gathering (or by the phase's deadline) means the TURN
+      // servers did not answer, no server-reflexive one the same for STUN, which is what
+      // blocked UDP looks like. Relay-only gathering asks STUN servers nothing.
       function judge() {
         if (judged) return;
         judged = true;
@@ -242,6 +254,7 @@
               gathered.set(url, { kind, server: url, ok: false,
                                   detail: "no answer while gathering candidates" });
             }
+        const types = candidateTypes();
           }
         }
         if (!gathered.size) return;
@@ -311,7 +324,10 @@
           const kind = url.startsWith("turn") ? "turn" : "stun";
           gathered.set(url, { kind, server: url, ok, detail });
         };
-        pc.onicecandidate = (e) => { if (e.candidate && e.url) mark(e.url, true, ""); };
+        pc.onicecandidate = (e) => {
+          const url = e.url || (e.candidate && e.candidate.url);
+          if (e.candidate && url) mark(url, true, "");
+        };
         pc.onicecandidateerror = (e) => mark(e.url, false,
           e.errorCode === 401 ? "credentials rejected (401): check the TURN user and password"
             : `${e.errorCode} ${e.errorText || ""}`.trim());
@@ -324,12 +340,7 @@
         });
         if (!current()) return;
         judge();
-        const types = { host: 0, srflx: 0, relay: 0 };
-        for (const line of pc.localDescription.sdp.split(/\r?\n/)) {
-          const typ = / typ (\w+)/.exec(line);
-          if (line.startsWith("a=candidate:") && typ) types[typ[1]] = (types[typ[1]] || 0) + 1;
-        }
-        setup.gathered(types, now());
+        setup.gathered(candidateTypes(), now());
         arm();
         signaling.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
       }
