@@ -40,11 +40,13 @@ def page_picture(browser: Browser, path: Path) -> tuple[np.ndarray[Any, Any], di
 
 
 def covered(browser: Browser) -> list[tuple[int, int, int, int]]:
-    """Boxes (x0, y0, x1, y1) of what floats over the picture: the bar, pop-ups, stats."""
+    """Boxes (x0, y0, x1, y1) of what floats over the picture, in device pixels: the bar,
+    pop-ups, stats."""
     boxes: list[list[float]] = browser.page.evaluate(
         """() => [...document.querySelectorAll('#bar, #popups > *, #stats:not([hidden])')]
                  .map((e) => e.getBoundingClientRect())
-                 .map((r) => [r.left, r.top, r.right, r.bottom])"""
+                 .map((r) => [r.left, r.top, r.right, r.bottom]
+                             .map((v) => v * window.devicePixelRatio))"""
     )
     return [(int(a), int(b), int(c) + 1, int(d) + 1) for a, b, c, d in boxes]
 
@@ -135,3 +137,24 @@ def test_the_screen_follows_the_window(e2e: E2E, browser: Browser) -> None:
     shows(browser, truth, e2e.root / "large.png")
     assert browser.view()["video"]["picture"]["scale"] == 1
     assert browser.errors == []
+
+
+def test_a_hidpi_window_gets_a_screen_in_device_pixels_drawn_1to1(
+    e2e: E2E, browser: Browser
+) -> None:
+    server = desktop(e2e)
+    ticket = server.launch("dave", "x")
+    sid = ticket["session_id"]
+    context = browser.page.context.browser.new_context(
+        viewport={"width": 480, "height": 320}, device_scale_factor=2
+    )
+    try:
+        hidpi = Browser(context.new_page())
+        joined(server, hidpi, ticket, server.port)
+        truth = settled_screen(server, sid)
+        assert truth.shape[:2] == (640, 960)  # 480x320 CSS pixels at 2 device pixels each
+        assert hidpi.view()["video"]["screen"] == {"width": 960, "height": 640, "scale": 2}
+        shows(hidpi, truth, e2e.root / "hidpi.png")  # the screenshot is in device pixels
+        assert hidpi.errors == []
+    finally:
+        context.close()

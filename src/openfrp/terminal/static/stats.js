@@ -5,7 +5,7 @@
 // codec, width, height) plus rtt_ms.
 "use strict";
 
-const STATS_EVERY_MS = 10000;
+const STATS_EVERY_MS = 10000;  // window.openfrpStatsEveryMs, set before the page runs, overrides
 const OVERLAY_EVERY_MS = 1000;
 const PINGS_KEPT = 16;
 const TRACK_POLL_MS = 500;
@@ -84,7 +84,8 @@ class StreamStats {
   start() {
     if (this.reporting !== null) return;
     this.period = this.mark();
-    this.reporting = setInterval(() => this.report(false), STATS_EVERY_MS);
+    this.reporting = setInterval(() => this.report(false),
+                                 window.openfrpStatsEveryMs || STATS_EVERY_MS);
   }
 
   // The period's figures as an event; `last` for the session's (or page's) end.
