@@ -18,6 +18,7 @@ from openfrp.events import Event, EventLog
 from openfrp.server.app import ServerState, create_app
 from openfrp.server.isolation import check as check_isolation
 from openfrp.server.isolation import write_private
+from openfrp.server.recovery import end_left_over
 from openfrp.server.registry import Registry, RegistryError, open_registry
 from openfrp.settings import Config, SettingsError
 
@@ -112,6 +113,7 @@ async def serve(
     state = ServerState(config, load_secret(config), log, registry, f"http://{opts.host}:{port}")
     try:
         await state.fleet.start()
+        await end_left_over(registry, log, opts.name)
     except RegistryError as exc:
         print(f"openfrp serve: {exc}", file=sys.stderr)
         await state.fleet.close()
