@@ -24,6 +24,8 @@ SCRIPTS = (
     "stats.js",
     "menu.js",
     "input.js",
+    "clipboard.js",
+    "files.js",
 )
 
 

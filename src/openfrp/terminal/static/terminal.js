@@ -112,6 +112,12 @@
     view.input = input.view;
     window.openfrpMenu.attach(popup, log);
     window.openfrpMenu.register("stats", () => stats.toggle());
+    const connected = () => machine.state === "established";
+    const desk = { send: (m) => send(m), log, popup, ready: connected };
+    const clipboard = new OpenfrpClipboard(config.terminal.clipboard, desk);
+    const files = new OpenfrpFiles(config.terminal.file_transfer, desk);
+    view.clipboard = clipboard.view;
+    view.files = files.view;
 
     function writeEvent(action) {
       const event = {
@@ -162,6 +168,8 @@
       if (message === null || typeof message !== "object") return;
       video.control(message);
       stats.control(message);
+      clipboard.control(message);
+      files.control(message);
     }
 
     function open(attempt, frp) {

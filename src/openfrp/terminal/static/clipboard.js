@@ -1,0 +1,93 @@
+// Clipboard text between this page and the session, as the launchpad's policy allows
+// (config.terminal.clipboard: both, to_session, from_session or off).
+//
+// To the session: the text of a paste (Ctrl+V, Shift+Insert or the browser's menu) and, each
+// time the page gets the focus, the local clipboard read with the async Clipboard API, so
+// the session's apps paste what the person copied elsewhere. The gear menu's Clipboard item
+// sends it on demand. From the session: a `clipboard` message is written to the local
+// clipboard at once when the page has the focus, else when it gets it back.
+// Text is never sent back the way it came, and never logged (only its size).
+"use strict";
+
+class OpenfrpClipboard {
+  // hooks: {send(message), log(event, attrs), popup(text, level), ready() -> connected?}
+  constructor(policy, hooks) {
+    this.policy = policy || "both";
+    this.hooks = hooks;
+    this.toSession = this.policy === "both" || this.policy === "to_session";
+    this.fromSession = this.policy === "both" || this.policy === "from_session";
+    this.last = null;  // the text both sides have now: not sent again
+    this.pending = null;  // text from the session waiting for the focus
+    this.view = { sent: 0, received: 0, written: 0, policy: this.policy };
+    if (this.toSession) {
+      document.addEventListener("paste", (e) => this.pasted(e), true);
+      // The keys go on to the session as keys; the text is read beside them (the focus
+      // has usually brought it over already).
+      window.addEventListener("keydown", (e) => {
+        const paste = (e.ctrlKey || e.metaKey) && e.code === "KeyV";
+        if (paste || (e.shiftKey && e.key === "Insert")) this.readLocal("paste");
+      }, true);
+    }
+    window.addEventListener("focus", () => this.focused());
+    if (this.policy !== "off" && window.openfrpMenu) {
+      window.openfrpMenu.register("clipboard", () => this.syncNow());
+    }
+  }
+
+  pasted(event) {
+    const text = event.clipboardData ? event.clipboardData.getData("text/plain") : "";
+    if (text) this.offer(text, "paste");
+  }
+
+  async focused() {
+    if (this.pending !== null) await this.write(this.pending);
+    if (this.toSession) await this.readLocal("focus");
+  }
+
+  async syncNow() {
+    if (this.toSession && await this.readLocal("menu")) {
+      this.hooks.popup("Your clipboard was sent to the session.", "info");
+    } else if (this.last !== null) {
+      this.hooks.popup(`The session's clipboard holds ${this.last.length} characters.`, "info");
+    } else {
+      this.hooks.popup("Nothing to copy yet.", "info");
+    }
+  }
+
+  async readLocal(why) {
+    if (!navigator.clipboard || !navigator.clipboard.readText || !this.hooks.ready()) return false;
+    let text;
+    try { text = await navigator.clipboard.readText(); } catch (err) { return false; }
+    return this.offer(text, why);
+  }
+
+  offer(text, why) {
+    if (!this.toSession || !text || text === this.last || !this.hooks.ready()) return false;
+    this.last = text;
+    this.hooks.send({ type: "clipboard", text });
+    this.view.sent += 1;
+    this.hooks.log("clipboard.sent", { bytes: new TextEncoder().encode(text).length, via: why });
+    return true;
+  }
+
+  // A server message; only `clipboard` is ours.
+  control(message) {
+    if (message.type !== "clipboard" || typeof message.text !== "string") return;
+    this.view.received += 1;
+    this.last = message.text;
+    this.hooks.log("clipboard.received", { bytes: new TextEncoder().encode(message.text).length });
+    if (document.hasFocus()) this.write(message.text);
+    else this.pending = message.text;
+  }
+
+  async write(text) {
+    this.pending = null;
+    if (!navigator.clipboard || !navigator.clipboard.writeText) return;
+    try {
+      await navigator.clipboard.writeText(text);
+      this.view.written += 1;
+    } catch (err) {
+      this.pending = text;  // not allowed now (no focus, no permission): at the next focus
+    }
+  }
+}

@@ -1,0 +1,162 @@
+"""The browser terminal's clipboard and files in headless Chromium against a real server
+with a real Xvfb: a paste in the page is what an X app pastes, a copy in an X app lands in
+the page's clipboard, a file dropped on the page lands in the session's home (its hostile
+name made safe), and a file offered from inside the session is saved through a link."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import shutil
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.browser import ARGS, CHROMIUM, Browser, joined
+from tests.e2e.conftest import E2E
+from tests.e2e.harness import SECRET, bounded
+from tests.support.xselection import XApp, read_cookie
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() or shutil.which("Xvfb") is None,
+    reason="needs Debian chromium at /usr/bin/chromium and Xvfb",
+)
+PAD = {"idle_timeout": 30.0, "display_ready_timeout": 10.0, "app_command": "sleep 60"}
+SERVER = {"display": "xvfb", "video_fps": 2}
+
+
+@pytest.fixture
+def clipboard_browser() -> Iterator[Browser]:
+    """A page allowed to read and write the system clipboard, as a person grants it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            context = chromium.new_context(
+                permissions=["clipboard-read", "clipboard-write"], accept_downloads=True
+            )
+            yield Browser(context.new_page())
+        finally:
+            chromium.close()
+
+
+def session_x(server: Any, sid: str) -> tuple[str, Path]:
+    account = server.log.wait_event(event="session.account", session_id=sid)
+    ready = server.log.wait_event(event="display.ready", session_id=sid)
+    return f":{ready['attrs']['display']}", Path(account["attrs"]["home"])
+
+
+def test_browser_clipboard_both_ways(e2e: E2E, clipboard_browser: Browser) -> None:
+    browser, page = clipboard_browser, clipboard_browser.page
+    server = e2e.server(server=SERVER, launchpads={"x": PAD})
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    joined(server, browser, ticket, server.port)
+    display, home = session_x(server, sid)
+    app = XApp(display, read_cookie(str(home / ".Xauthority")))
+    try:
+        # Copied elsewhere on this computer, then Ctrl+V in the page: the X app pastes it.
+        text = "from the browser: héllo € ✓"
+        page.evaluate("(t) => navigator.clipboard.writeText(t)", text)
+        page.click("#screen")
+        page.keyboard.press("Control+V")
+        for _ in bounded(5.0):
+            if app.paste() == text:
+                break
+        assert app.paste() == text
+        server.log.wait_event(
+            event="clipboard.transfer",
+            session_id=sid,
+            attrs={"direction": "to_session", "bytes": len(text.encode())},
+        )
+
+        # Copied in an X app: the page's clipboard holds it (the page has the focus).
+        copied = "copied in the session — 日本"
+        app.copy(copied)
+        browser.wait("v.clipboard.written >= 1")
+        assert page.evaluate("() => navigator.clipboard.readText()") == copied
+        server.log.wait_event(
+            event="clipboard.transfer", session_id=sid, attrs={"direction": "from_session"}
+        )
+        # What the page wrote locally is not sent back when it gets the focus again.
+        page.evaluate("() => window.dispatchEvent(new Event('focus'))")
+        assert browser.view()["clipboard"]["sent"] == 1
+        events = [e["event"] for e in browser.view()["events"]]
+        assert "clipboard.sent" in events and "clipboard.received" in events
+        assert browser.errors == []
+    finally:
+        app.close()
+
+
+def _drop(page: Any, name: str, content: str) -> None:
+    """Drop a file named `name` on the page, as dragging it from the desktop does."""
+    page.evaluate(
+        """([name, content]) => {
+             const data = new DataTransfer();
+             data.items.add(new File([content], name));
+             document.getElementById("screen").dispatchEvent(
+               new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+           }""",
+        [name, content],
+    )
+
+
+def test_browser_upload_by_drop_and_menu_and_download_link(
+    e2e: E2E, clipboard_browser: Browser, tmp_path: Path
+) -> None:
+    browser, page = clipboard_browser, clipboard_browser.page
+    server = e2e.server(server=SERVER, launchpads={"x": PAD})
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    joined(server, browser, ticket, server.port)
+    _, home = session_x(server, sid)
+
+    # Dropped with a name that tries to leave the folder: it lands inside, as "evil".
+    _drop(page, "../../etc/evil", "dropped")
+    browser.wait("v.files.uploaded.length === 1")
+    assert browser.view()["files"]["uploaded"] == ["evil"]
+    assert (home / "evil").read_text() == "dropped"
+    assert not Path("/etc/evil").exists()
+
+    # Chosen with the gear menu's Upload item: 150 kB in acknowledged chunks.
+    chosen = tmp_path / "notes.bin"
+    chosen.write_bytes(bytes(range(256)) * 600)
+    with page.expect_file_chooser() as chooser:
+        browser.menu("upload")
+    chooser.value.set_files(str(chosen))
+    browser.wait("v.files.uploaded.length === 2")
+    assert (home / "notes.bin").read_bytes() == chosen.read_bytes()
+    uploads = server.log.find(event="file.transfer", session_id=sid, source="server")
+    assert [e["attrs"]["bytes"] for e in uploads] == [7, 153600]
+
+    # Offered from inside the session: a link in a pop-up saves it.
+    key = hmac.new(SECRET.encode(), f"guest:{sid}".encode(), hashlib.sha256).hexdigest()
+    body = {"action": "download", "name": "..\\..\\report.txt", "data": ""}
+    body["data"] = base64.b64encode(b"the session's report").decode()
+    request = urllib.request.Request(
+        f"{server.url}/api/sessions/{sid}/guest",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"X-OpenFRP-Guest-Key": key, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read())["offered"]["name"] == "report.txt"
+    browser.wait("v.files.downloaded.length === 1")
+    with page.expect_download() as download:
+        page.click("#popups a.download")
+    assert download.value.suggested_filename == "report.txt"
+    saved = tmp_path / "saved.txt"
+    download.value.save_as(str(saved))
+    assert saved.read_bytes() == b"the session's report"
+    server.log.wait_event(
+        event="file.transfer",
+        session_id=sid,
+        attrs={"direction": "from_session", "name": "report.txt", "bytes": 20},
+    )
+    assert browser.errors == []
