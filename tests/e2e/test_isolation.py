@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +20,22 @@ import pytest
 
 from openfrp.server.isolation import processes_of
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import SECRET, E2EError, ServerProcess, bounded, hello_for
-from tests.support.sandbox import needs_root, openfrp_command, shared_folder
+from tests.e2e.harness import (
+    SECRET,
+    E2EError,
+    RawClient,
+    ServerProcess,
+    bounded,
+    hello_for,
+    stop_process,
+    write_config,
+)
+from tests.support.sandbox import (
+    needs_root,
+    openfrp_command,
+    shared_folder,
+    unprivileged_python,
+)
 
 pytestmark = needs_root
 needs_x = pytest.mark.skipif(
@@ -28,6 +43,7 @@ needs_x = pytest.mark.skipif(
     reason="needs Xvfb and xdpyinfo (Debian xvfb, x11-utils)",
 )
 ENV_SECRET = "server-env-secret-7f3a"
+NOBODY = 65534
 # Raw clients answer no pings: without these a slow run would see 4023 and then 4009 end the
 # sessions (and their apps) before the probe's report is read.
 QUIET_RAW = {"receive_timeout": 30.0, "idle_timeout": 60.0}
@@ -214,3 +230,74 @@ def test_a_launchpads_run_as_user_runs_its_app(open_e2e: E2E) -> None:
         if not who.parent.exists():
             break
     assert not who.parent.exists()
+
+
+def unprivileged_server(
+    root: Path, launchpads: dict[str, dict[str, Any]]
+) -> subprocess.Popen[bytes]:
+    """`openfrp serve` as the user nobody, its config and folders under `root` (mode 1777)."""
+    config = write_config(root / "server.toml", root / "data", launchpads, QUIET_RAW)
+    os.chown(config, NOBODY, NOBODY)
+    python, env = unprivileged_python()
+    with (root / "server-stderr.txt").open("wb") as err:
+        return subprocess.Popen(
+            [
+                *(*python, "-m", "openfrp.cli", "serve", "--config", str(config)),
+                *("--port=0", f"--ready-file={root / 'ready.txt'}"),
+            ],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            user=NOBODY,
+            group=NOBODY,
+            extra_groups=[],
+        )
+
+
+def test_not_root_the_app_runs_as_the_server_user_and_the_server_says_so(
+    shared_tmp: Path,
+) -> None:
+    app = "sh -c 'env > env.txt; id -u > uid.txt; exec sleep 30'"
+    process = unprivileged_server(shared_tmp, {"app": {"app_command": app}})
+    try:
+        ready = shared_tmp / "ready.txt"
+        for _ in bounded(20.0):
+            if ready.exists() and len(ready.read_text().splitlines()) >= 2:
+                break
+            assert process.poll() is None, (shared_tmp / "server-stderr.txt").read_text()
+        url, key = ready.read_text().split()
+        server = ServerProcess(process, shared_tmp, url, key)
+        warning = server.log.wait_event(event="isolation.unavailable")
+        assert warning["severity"] == "warning" and warning["attrs"]["user"] == NOBODY
+
+        ticket = server.launch("alice", "app")
+        raw = RawClient.open(server.ws_url)
+        try:
+            raw.handshake(hello_for(ticket))
+            account = server.log.wait_event(
+                event="session.account", session_id=ticket["session_id"]
+            )["attrs"]
+            assert (account["uid"], account["pooled"]) == (NOBODY, False)
+            home = Path(account["home"])
+            for _ in bounded(10.0):
+                if (home / "uid.txt").exists() and (home / "uid.txt").read_text():
+                    break
+            assert (home / "uid.txt").read_text().strip() == str(NOBODY)
+            env = dict(line.split("=", 1) for line in (home / "env.txt").read_text().splitlines())
+            assert set(env) <= ALLOWED_ENV, set(env) - ALLOWED_ENV  # no PYTHONPATH, say
+            assert oct(home.stat().st_mode & 0o777) == "0o700"
+        finally:
+            raw.close()
+    finally:
+        stop_process(process)
+
+    # run_as needs root: such a server stops at start, saying so in one line.
+    (shared_tmp / "again").mkdir(mode=0o1777)
+    (shared_tmp / "again").chmod(0o1777)
+    refused = unprivileged_server(shared_tmp / "again", {"kiosk": {"run_as": "nobody"}})
+    assert refused.wait(30) == 2
+    stderr = (shared_tmp / "again" / "server-stderr.txt").read_text()
+    assert "launchpads.kiosk.run_as" in stderr and "needs the server to run as root" in stderr
+    assert "Traceback" not in stderr

@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,21 @@ def openfrp_command() -> str:
     if system is None:
         pytest.skip("no interpreter an unprivileged user can run openfrp with")
     return f"env PYTHONPATH={REPO_ROOT / 'src'} {system} -m openfrp.cli"
+
+
+def unprivileged_python() -> tuple[list[str], dict[str, str]]:
+    """A python3 command line and environment with which any user runs this checkout and its
+    installed packages: this interpreter where others may run it, else the system python3 of
+    the same version on this venv's packages."""
+    packages = sysconfig.get_paths()["purelib"]
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": f"{REPO_ROOT / 'src'}:{packages}"}
+    interpreters = (Path(os.path.realpath(sys.executable)), Path(sys.base_prefix))
+    if all(_reachable_by_others(p) for p in interpreters):
+        return [sys.executable], env
+    system = Path("/usr/bin") / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if not system.exists() or not _reachable_by_others(Path(packages)):
+        pytest.skip("no python3 an unprivileged user can run this checkout with")
+    return [str(system)], env
 
 
 @contextmanager
