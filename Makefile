@@ -30,6 +30,8 @@ bench: $(STAMP)
 	for name in fault_timing frp8_timing capacity analyze_many_files; do \
 		$(PY) bench/$$name.py || exit 1; \
 	done
+	$(PY) bench/video.py --quick
+	$(PY) bench/input.py --quick
 
 clean:
 	rm -rf $(VENV) openfrp-data .pytest_cache .mypy_cache .ruff_cache
