@@ -13,10 +13,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 STEP_MS = 500  # at most one change per step
-CALM_MS = 2000  # this long without lag before stepping up
+CALM_MS = 1000  # this long without lag before each step up
 LAG_MS = 250  # acknowledgement delay above the best one that counts as a queue
 WINDOW_MS = 2000  # what "recent" means for delays and delivered bits
-DOWN, UP = 0.7, 1.2
+DOWN, UP, FPS_UP = 0.7, 1.2, 1.5
 
 
 @dataclass
@@ -85,7 +85,7 @@ class RateControl:
                 self.fps = max(self.min_fps, int(self.fps * DOWN))
         elif now_ms - self._calm_since >= CALM_MS:
             if self.fps < self.max_fps:
-                self.fps = min(self.max_fps, int(self.fps * UP) + 1)
+                self.fps = min(self.max_fps, int(self.fps * FPS_UP) + 1)
             else:
                 self.bitrate = min(self.max_bitrate, int(self.bitrate * UP))
             self._calm_since = now_ms

@@ -28,12 +28,13 @@ from openfrp.media.wire import CODEC_H264, CODEC_NAMES, FLAG_KEY, FLAG_REFINE, p
 
 MAX_IN_FLIGHT = 2
 REFINE_AFTER = 0.5  # seconds of a still screen before its high-quality pass
-REFINE_FRAMES = 3  # x264's rate control needs a few frames to act on the raised bitrate
+REFINE_FRAMES = 8  # x264 acts on a raised bitrate a few frames late, then refines
 REFINE_BOOST = 8
+REST_BITRATE = 20_000  # after the refinement: keep-alives of a still screen stay tiny
 KEEPALIVE = 1.0  # seconds between frames of a still screen (H.264: a few bytes)
 KEEPALIVE_STILL_IMAGE = 5.0  # JPEG / rgb-zlib repeat the whole picture
 STATS_EVERY = 10.0
-BITS_PER_PIXEL = 1.5  # the bitrate ceiling per pixel of the screen, per second
+BITS_PER_PIXEL = 2.0  # the bitrate ceiling per pixel of the screen, per second
 
 
 class Screen(Protocol):
@@ -244,10 +245,14 @@ class Streamer:
                     != (width, height)
                 ):
                     self._new_size_limits(width, height)
-                    encoder = make_encoder(conn.codec, width, height, self.rate.bitrate, 30)
+                    encoder = make_encoder(
+                        conn.codec, width, height, self.rate.bitrate, self._max_fps
+                    )
                     self.keyframe("new encoder")
                 now = time.monotonic()
                 if changed_tiles(previous, pixels).any():
+                    if refined:  # refining or resting: back to the stream's rate
+                        encoder.set_bitrate(self.rate.bitrate)
                     changed_at, refined = now, 0
                 with self._lock:
                     key_reason, self._key_reason = self._key_reason, None
@@ -258,12 +263,12 @@ class Streamer:
                 due = key_reason or changed_at > sent_at or refine or now - sent_at >= keepalive
                 if not due:
                     continue
-                if refine:
-                    refined += 1
+                if refine and refined == 0:
                     encoder.set_bitrate(self.rate.bitrate * REFINE_BOOST)
+                refined += refine
                 payload, key = encoder.encode(pixels, key_reason is not None)
-                if refine:
-                    encoder.set_bitrate(self.rate.bitrate)
+                if refine and refined == REFINE_FRAMES:
+                    encoder.set_bitrate(REST_BITRATE)
             except Exception as exc:
                 encoder = None
                 previous = None
@@ -284,9 +289,10 @@ class Streamer:
             self._loop.call_soon_threadsafe(self._deliver, conn, self._number, data, flags)
 
     def _new_size_limits(self, width: int, height: int) -> None:
-        with self._lock:
-            self.rate.max_bitrate = max_bitrate(width, height)
-            self.rate.bitrate = min(self.rate.bitrate, self.rate.max_bitrate)
+        with self._lock:  # the bitrate scales with the screen, where the path allowed it
+            new = max_bitrate(width, height)
+            scaled = self.rate.bitrate * new // self.rate.max_bitrate
+            self.rate.max_bitrate, self.rate.bitrate = new, max(self.rate.min_bitrate, scaled)
 
     def _apply_resize(self, conn: _Connection, width: int, height: int) -> None:
         before = (self.display.width, self.display.height)
