@@ -163,6 +163,29 @@ def test_a_large_copy_is_refused_and_logged(e2e: E2E) -> None:
         app.close()
 
 
+@needs_xvfb
+def test_4005_when_the_clipboard_client_is_killed_while_the_display_lives(e2e: E2E) -> None:
+    server = e2e.server(server={"display": "xvfb", "video_fps": 1}, launchpads={"x": X_PAD})
+    s = Session(e2e, server, "x", [])
+    app = s.x_app()
+    try:
+        s.term.send("paste owned by the session's clipboard client")
+        for _ in bounded(5.0):
+            if app.paste() == "owned by the session's clipboard client":
+                break
+        app.kill_owner()  # the X server drops that client, as xkill would
+    finally:
+        app.close()
+    s.term.wait_line(r"^\[4005 [A-Z_]+\] ")
+    s.term.wait_line(r"^session over: 4005 ")
+    assert s.term.wait_exit() == 1
+    failed = server.log.wait_event(event="error.exception", code=4005, session_id=s.sid)
+    assert failed["attrs"]["where"] == "clipboard"
+    ended = server.log.wait_event(event="session.ended", code=4005, session_id=s.sid)
+    assert ended["attrs"]["where"] == "clipboard"
+    s.term.log.wait_event(event="connection.closed", code=4005)
+
+
 def _guest_key(sid: str) -> str:
     return hmac.new(SECRET.encode(), f"guest:{sid}".encode(), hashlib.sha256).hexdigest()
 
@@ -228,21 +251,22 @@ def test_upload_refusals_are_logged(e2e: E2E) -> None:
             "tiny": {**PAD, "file_transfer_limit": 10},
         }
     )
-    for pad, reason in (
-        ("none", "file transfer policy is 'from_session'"),
-        ("tiny", "over the size limit of 10 bytes"),
-    ):
-        ticket = server.launch("bob", pad)
-        term = e2e.terminal(ticket["connect_url"], name=pad)
-        term.wait_line(rf"^connected to {ticket['session_id']} as c-")
-        local = e2e.root / "notes.txt"
-        local.write_text("twenty bytes of text")
+    cases = {
+        "none": "file transfer policy is 'from_session'",
+        "tiny": "over the size limit of 10 bytes",
+    }
+    local = e2e.root / "notes.txt"
+    local.write_text("twenty bytes of text")
+    tickets = {pad: server.launch(f"user-{pad}", pad) for pad in cases}
+    terms = {pad: e2e.terminal(t["connect_url"], name=pad) for pad, t in tickets.items()}
+    for pad, reason in cases.items():
+        term, sid = terms[pad], tickets[pad]["session_id"]
+        term.wait_line(rf"^connected to {sid} as c-")
         term.send(f"upload {local}")
         term.wait_line(rf"^upload notes\.txt refused: {reason}")
-        refused = server.log.wait_event(event="file.refused", session_id=ticket["session_id"])
+        refused = server.log.wait_event(event="file.refused", session_id=sid)
         assert refused["attrs"] == {"direction": "to_session", "bytes": 20, "reason": reason}
-        term.send("close")
-        term.wait_exit()
+        assert not server.log.find(event="file.transfer", session_id=sid)
 
 
 def test_download_from_inside_the_session_with_hostile_names(shared_e2e: E2E) -> None:

@@ -87,6 +87,12 @@ class XApp:
         request.requestor.send_event(notify, event_mask=0)
         self._d.flush()
 
+    def kill_owner(self, selection: str = "CLIPBOARD") -> None:
+        """End the X connection of the selection's owner, as `xkill` does (XKillClient)."""
+        atom = Xatom.PRIMARY if selection == "PRIMARY" else self._clipboard
+        self._d.get_selection_owner(atom).kill_client()
+        self._d.sync()
+
     def close(self) -> None:
         self._stop.set()
         if self._serving is not None:

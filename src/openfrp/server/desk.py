@@ -91,26 +91,31 @@ class SessionDesk:
         home: Path | None,
         owner: tuple[int, int] | None,
     ) -> None:
-        """The session is up: watch its X clipboard (if it has an X display) and take
-        uploads into `home`, files owned by `owner` (uid, gid)."""
+        """The session is up (or has a new display): watch its X clipboard (if it has an X
+        display) and take uploads into `home`, files owned by `owner` (uid, gid)."""
         self._home, self._owner = home, owner
         self._display_alive = display_alive
+        loop = asyncio.get_running_loop()
+        old, self._clipboard = self._clipboard, None
+        if old is not None:  # a display that was replaced
+            loop.run_in_executor(None, old.close)
         if x_display is None:
             return
-        loop = asyncio.get_running_loop()
 
         def later(function: Callable[..., None], *args: Any) -> None:
             with contextlib.suppress(RuntimeError):  # the loop is already closed
                 loop.call_soon_threadsafe(function, *args)
 
+        mine: list[Clipboard] = []  # which bridge a failure comes from
         self._clipboard = Clipboard(
             x_display,
             cookie,
             self._settings.clipboard_limit,
             lambda text: later(self._copied, text),
             lambda reason, size: later(self._refused_copy, reason, size),
-            lambda error: later(self._clipboard_failed, error),
+            lambda error: later(self._clipboard_failed, mine, error),
         )
+        mine.append(self._clipboard)
 
     async def close(self) -> None:
         clipboard, self._clipboard = self._clipboard, None
@@ -179,7 +184,9 @@ class SessionDesk:
             reason = f"over the size limit of {self._settings.clipboard_limit} bytes"
         self._log("clipboard.refused", FROM_SESSION, size, reason)
 
-    def _clipboard_failed(self, error: str) -> None:
+    def _clipboard_failed(self, mine: list[Clipboard], error: str) -> None:
+        if self._clipboard is None or mine[0] is not self._clipboard:
+            return  # a bridge already replaced or closed
         self._clipboard = None
         if self._display_alive():
             self._fault("clipboard", error)

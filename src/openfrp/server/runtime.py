@@ -334,6 +334,7 @@ class SessionRuntime:
         if self.account is not None and display.cookie:
             await asyncio.to_thread(self.account.give_cookie, display.cookie, display.number)
         self._write(Log("display.ready", attrs={**display.describe(), "replaces": gone}))
+        self._start_desk()  # the clipboard follows the new display
 
     def _deliver(self, action: Deliver) -> None:
         message = action.message
