@@ -46,6 +46,7 @@ class SessionSettings:
     video_failure_limit: int = 5
     max_width: int = 1920  # the largest screen a terminal's window may ask for, in pixels
     max_height: int = 1080
+    x264_params: str = ""  # extra libx264 options for the stream, "key=value:key=value"
     duplicate_policy: str = "refuse"
     # Which way text and files may cross between terminal and session (DESK_POLICIES), and
     # how large: a clipboard text travels in one control message (256 KiB encoded at most).

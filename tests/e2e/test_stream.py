@@ -178,3 +178,29 @@ def test_a_resume_starts_with_a_keyframe(e2e: E2E) -> None:
 
 def _near(pixel: NDArray[np.uint8], rgb: tuple[int, int, int], tolerance: int = 12) -> bool:
     return bool(np.all(np.abs(pixel.astype(int) - np.array(rgb)) <= tolerance))
+
+
+@needs_xvfb
+@needs_x_clients
+def test_an_encoder_that_keeps_failing_is_4011(e2e: E2E) -> None:
+    """libx264 refuses to open with an impossible level: every attempt fails, for real."""
+    server = e2e.server(
+        server={"display": "xvfb", "video_fps": 15},
+        launchpads={
+            "x": {
+                **PAD,
+                "app_command": _window_app(),
+                "x264_params": "level=99",
+                "video_failure_limit": 3,
+            }
+        },
+    )
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    raw = e2e.raw(server.ws_url)
+    raw.handshake(hello_for(ticket, decoders=["h264"]))
+    raw.wait_message("started", timeout=10)
+    assert raw.wait_closed(timeout=10) == 4011
+    errors = server.log.find(event="video.error", session_id=sid)
+    assert len(errors) >= 3 and "libx264" in errors[0]["attrs"]["error"]
+    server.log.wait_event(event="session.disconnected", code=4011, session_id=sid)

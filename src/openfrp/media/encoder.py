@@ -41,7 +41,9 @@ class Encoder(Protocol):
 class H264Encoder:
     codec = CODEC_H264
 
-    def __init__(self, width: int, height: int, bitrate: int, fps: int = 30) -> None:
+    def __init__(
+        self, width: int, height: int, bitrate: int, fps: int = 30, extra: str = ""
+    ) -> None:
         self.width, self.height = width, height
         context = av.CodecContext.create("libx264", "w")
         assert isinstance(context, av.VideoCodecContext)
@@ -60,7 +62,8 @@ class H264Encoder:
             # The colours say BT.601 (what the RGB->YUV conversion uses), or browsers assume BT.709.
             # qpmax: a quality floor, so text stays legible even when the bitrate cannot hold it.
             "x264-params": "keyint=infinite:scenecut=0:bframes=0:repeat-headers=1:annexb=1:"
-            "qpmax=36:colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m",
+            "qpmax=36:colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m"
+            + (f":{extra}" if extra else ""),
         }
         context.open()
         self._context = context
@@ -119,9 +122,11 @@ class RgbZlibEncoder:
         return zlib.compress(rgb.data, 1), True
 
 
-def make_encoder(codec: str, width: int, height: int, bitrate: int, fps: int) -> Encoder:
+def make_encoder(
+    codec: str, width: int, height: int, bitrate: int, fps: int, x264_params: str = ""
+) -> Encoder:
     if codec == "h264":
-        return H264Encoder(width, height, bitrate, fps)
+        return H264Encoder(width, height, bitrate, fps, x264_params)
     if codec == "jpeg":
         return JpegEncoder(width, height)
     return RgbZlibEncoder(width, height)

@@ -84,8 +84,10 @@ class Streamer:
         fps: int,
         loop: asyncio.AbstractEventLoop,
         fit: Callable[[int, int], tuple[int, int]],
+        x264_params: str = "",
     ) -> None:
         self.display = display
+        self._x264_params = x264_params
         self._cb = callbacks
         self._loop = loop
         self._fit = fit
@@ -246,7 +248,12 @@ class Streamer:
                 ):
                     self._new_size_limits(width, height)
                     encoder = make_encoder(
-                        conn.codec, width, height, self.rate.bitrate, self._max_fps
+                        conn.codec,
+                        width,
+                        height,
+                        self.rate.bitrate,
+                        self._max_fps,
+                        self._x264_params,
                     )
                     self.keyframe("new encoder")
                 now = time.monotonic()

@@ -67,6 +67,7 @@ class SessionStream:
             self._fps,
             asyncio.get_running_loop(),
             lambda w, h: fit(w, h, settings),
+            settings.x264_params,
         )
 
     def set_display(self, display: Screen) -> None:
