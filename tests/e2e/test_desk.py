@@ -282,7 +282,12 @@ def test_download_from_inside_the_session_with_hostile_names(shared_e2e: E2E) ->
     server = shared_e2e.server(
         launchpads={
             "dl": {**PAD, "app_command": f"sh {script}"},
-            "nodl": {**PAD, "app_command": "sleep 60", "file_transfer": "to_session"},
+            "nodl": {
+                **PAD,
+                "app_command": "sleep 60",
+                "file_transfer": "to_session",
+                "file_transfer_limit": 1000,
+            },
         }
     )
     s = Session(shared_e2e, server, "dl", ["--downloads", str(downloads)])
@@ -324,6 +329,10 @@ def test_download_from_inside_the_session_with_hostile_names(shared_e2e: E2E) ->
         _post(f"{server.url}/api/sessions/{other.sid}/guest", body, _guest_key(other.sid))
     refused = server.log.wait_event(event="file.refused", session_id=other.sid)
     assert refused["attrs"]["reason"] == "file transfer policy is 'to_session'"
+    # A request far over the limit is refused before it is read.
+    huge = {"action": "download", "name": "x.txt", "data": "QUFB" * 25_000}
+    with pytest.raises(AssertionError, match="413"):
+        _post(f"{server.url}/api/sessions/{other.sid}/guest", huge, _guest_key(other.sid))
 
 
 def _post(url: str, body: dict[str, Any], key: str) -> dict[str, Any]:

@@ -450,6 +450,8 @@ async def guest_action(request: Request) -> Response:
     key = request.headers.get("x-openfrp-guest-key", "")
     if runtime is None or not matches(key, state.guest_key(session_id)):
         raise ApiError(404, f"no session '{session_id}' for this guest key")
+    if int(request.headers.get("content-length") or 0) > runtime.desk.request_limit:
+        raise ApiError(413, "the request is larger than the session's file_transfer_limit")
     body = await _json_body(request)
     action = body.get("action")
     if action == "download":

@@ -81,6 +81,11 @@ class SessionDesk:
         self._lock = asyncio.Lock()
         self._last_copied: str | None = None  # from the session: not echoed back into it
 
+    @property
+    def request_limit(self) -> int:
+        """The largest guest request worth reading: a file at the limit, in base64."""
+        return self._settings.file_transfer_limit * 4 // 3 + 64 * 1024
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(
