@@ -236,15 +236,15 @@ class ServerProcess:
         account: dict[str, Any] | None = None,
         timeout: float = 15.0,
         server: dict[str, Any] | None = None,
-    ) -> ServerProcess:
         port: int = 0,
-        root.mkdir(parents=True, exist_ok=True)
+    ) -> ServerProcess:
         """`port` 0: any free port; a restart on the same `root` and port keeps its data."""
+        root.mkdir(parents=True, exist_ok=True)
         data = root / "data"
         config = write_config(root / "server.toml", data, launchpads, account, server)
         ready = root / "ready.txt"
-        with (
         ready.unlink(missing_ok=True)
+        with (
             (root / "server-stdout.txt").open("wb") as out,
             (root / "server-stderr.txt").open("wb") as err,
         ):
@@ -461,8 +461,8 @@ class RawClient:
     def __init__(self, ws: ClientConnection, stack: contextlib.ExitStack) -> None:
         self.ws = ws
         self.connection_id: str | None = None
-        self._stack = stack
         self.close_reason: str | None = None
+        self._stack = stack
 
     @classmethod
     def open(
@@ -529,6 +529,7 @@ class RawClient:
             except TimeoutError:
                 continue
             except ConnectionClosed as exc:
+                self.close_reason = exc.rcvd.reason if exc.rcvd is not None else None
                 return exc.rcvd.code if exc.rcvd is not None else None
         raise E2EError(f"raw client: connection still open after {timeout}s")
 
@@ -538,7 +539,6 @@ class RawClient:
 
 
 def outcome(client: RawClient, timeout: float = 5.0) -> tuple[str, int | None]:
-                self.close_reason = exc.rcvd.reason if exc.rcvd is not None else None
     """What the server did after a message: ("welcome", None), ("pong", id) or ("closed", code)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -26,7 +26,6 @@ from openfrp.protocol.actions import (
 )
 from openfrp.protocol.handshake import Issued, check_hello
 from openfrp.protocol.input import parse_input
-from openfrp.protocol.input import parse_input
 from openfrp.protocol.monitors import Monitors, size_of
 from openfrp.protocol.timers import Deadlines, ms
 from openfrp.settings import SessionSettings
@@ -165,13 +164,13 @@ class ServerSession:
         if peer_code is None:
             return self._lose_connection(
                 cid, 4029, now_ms, {"reason": "no close frame"}, send_close=False
+            )
         peer = codes.lookup(peer_code)
         if peer is not None and peer.component is codes.Component.TERMINAL:
             # The terminal gave the connection up (its 4102, say): for the server the path
             # dropped under the session, which is 4029; the terminal's word stays beside it.
-            attrs = {"reason": "the terminal gave the connection up", "peer_code": peer_code}
-            return self._lose_connection(cid, 4029, now_ms, attrs, send_close=False)
-            )
+            gave_up = {"reason": "the terminal gave the connection up", "peer_code": peer_code}
+            return self._lose_connection(cid, 4029, now_ms, gave_up, send_close=False)
         self._detach_primary()
         actions: list[Action] = [
             Log("connection.closed", connection_id=cid, attrs={"peer_code": peer_code}),

@@ -552,6 +552,7 @@ async def _refuse_unserved(
     resume after 4009 gets 4009), a live one of another host and anything else with 4002.
     `data` None: no hello in time."""
     record = None
+    reason: str | None = None
     with contextlib.suppress(RegistryError):  # unreachable: refused as an unknown session
         record = await state.registry.get(session_id) if session_id else None
     if record is not None and _elsewhere(state, record):
@@ -573,10 +574,10 @@ async def _refuse_unserved(
         )
     elif record is not None and record.final_code is not None:
         code = record.final_code
+        reason = codes.ended_reason(code)
         event = _context(state, record, frp).event(
             "connection.rejected",
             code=code,
-    reason: str | None = None
             connection_id=cid,
             attrs={"reason": "session has ended", "remote": remote},
         )
@@ -598,7 +599,6 @@ async def _refuse_unserved(
             code=4002,
             severity="error",
             message="hello names no session served here",
-        reason = codes.ended_reason(code)
             attrs={
                 "field": field,
                 "problem": problem,
