@@ -43,6 +43,16 @@ NAMES: dict[str, str] = {
     "error.exception": "server: an unexpected exception (attrs.where, attrs.error)",
     "input.dropped": "server: keyboard/mouse events beyond the input queue's bound were cut and "
     "held keys let go (attrs.dropped, attrs.limit, attrs.over)",
+    "clipboard.transfer": "server: clipboard text crossed (attrs.direction to_session or "
+    "from_session, attrs.bytes; never the text)",
+    "clipboard.refused": "server: clipboard text did not cross: policy, size limit, no display "
+    "or no terminal (attrs.direction, attrs.bytes, attrs.reason)",
+    "clipboard.stopped": "server: the clipboard client lost a display that had gone (attrs.error)",
+    "file.transfer": "server/terminal: a file crossed (attrs.direction, attrs.bytes, attrs.name)",
+    "file.refused": "server: a file did not cross: policy, size limit, a bad chunk, a write "
+    "error, the terminal left (attrs.direction, attrs.bytes, attrs.reason)",
+    "clipboard.sent": "terminal: clipboard text was sent to the session (attrs.bytes)",
+    "clipboard.received": "terminal: clipboard text came from the session (attrs.bytes)",
     "connect.attempt": "terminal: a connection attempt starts (attrs.url)",
     "connect.failed": "terminal: no session within connect_timeout (4101)",
     "connect.retry": "terminal: a first connection attempt failed; retrying within the window",
