@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import string
 import sys
 import tempfile
@@ -122,6 +123,9 @@ def main() -> int:
         print(f"skipped: missing {', '.join(missing) or CHROMIUM}", file=sys.stderr)
         return 0
     from playwright.sync_api import sync_playwright
+
+    # Told to stop, unwind so every process this run started is ended by its PID.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     if not args.json:
         print(

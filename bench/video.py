@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -218,6 +219,9 @@ def main() -> int:
         print(f"skipped: missing {', '.join(missing) or CHROMIUM}", file=sys.stderr)
         return 0
     from playwright.sync_api import sync_playwright
+
+    # Told to stop, unwind so every process this run started is ended by its PID.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     if not args.json:
         print(
