@@ -204,3 +204,39 @@ def test_an_encoder_that_keeps_failing_is_4011(e2e: E2E) -> None:
     errors = server.log.find(event="video.error", session_id=sid)
     assert len(errors) >= 3 and "libx264" in errors[0]["attrs"]["error"]
     server.log.wait_event(event="session.disconnected", code=4011, session_id=sid)
+
+
+@needs_xvfb
+@needs_x_clients
+def test_a_1_mbit_link_lowers_the_bitrate_and_keeps_the_desktop_usable(e2e: E2E) -> None:
+    """A scrolling xterm through a proxy that delivers 1 Mbit/s: frames keep coming (a few a
+    second, each decodable), the server lowers its bitrate target, and nothing ends."""
+    scroll = "while :; do ls -la /usr/lib/x86_64-linux-gnu | shuf -n 4; sleep 0.05; done"
+    app = f"{XTERM} -geometry 160x45+0+0 -e sh -c '{scroll}'"
+    server = e2e.server(
+        server={"display": "xvfb", "video_fps": 15},
+        launchpads={"x": {**PAD, "app_command": app}},
+    )
+    proxy = e2e.proxy(server.port)
+    assert proxy.control("rate 1000") == "ok"
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    raw = e2e.raw(f"ws://127.0.0.1:{proxy.port}/frp7")
+    screen = {"width": 1280, "height": 720}
+    raw.handshake(hello_for(ticket, decoders=["h264"], screen=screen))
+    raw.wait_message("started", timeout=10)
+    first = Stream()
+    first.read(raw, 4)  # the rate control finds the path
+    steady = Stream(decoder=first.decoder)
+    began = time.monotonic()
+    steady.read(raw, 8)
+    took = time.monotonic() - began
+    fps, mbit_s = len(steady.frames) / took, sum(steady.sizes) * 8 / took / 1e6
+    assert fps >= 2, (fps, steady.sizes)
+    assert mbit_s <= 1.05, mbit_s
+    assert steady.picture is not None and steady.picture.shape == (720, 1280, 3)
+    stats = server.log.wait_event(event="stats", session_id=sid)
+    assert stats["attrs"]["bitrate_target"] < 1_000_000, stats["attrs"]
+    raw.send({"type": "close"})
+    assert raw.wait_closed() == 4000
+    assert not server.log.find(event="connection.closed", session_id=sid, code=4003)

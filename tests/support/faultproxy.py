@@ -121,6 +121,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._target = ("127.0.0.1", 0)
         self._port = 0
+        self.rate_kbit = 0  # a cap on what reaches the client, in kbit/s (0: none)
 
     async def start(
         self,
@@ -174,6 +175,11 @@ class FaultProxy:
         self._mode = Mode.STALL
         for link in self._links:
             link.flowing.clear()
+
+    def limit(self, kbit_s: int) -> None:
+        """Deliver at most `kbit_s` kbit/s to the client (0: no limit), as a slow link does:
+        the target's bytes wait in the kernel buffers and its writes then block."""
+        self.rate_kbit = max(0, kbit_s)
 
     def cut(self) -> None:
         """Reset every connection (both sides) and reset new ones as soon as they arrive."""
@@ -281,6 +287,8 @@ class FaultProxy:
             except OSError:
                 link.abort()
                 return
+            if not to_target and self.rate_kbit:
+                await asyncio.sleep(len(data) * 8 / (self.rate_kbit * 1000))
 
 
 # --- process mode -------------------------------------------------------------------------
@@ -300,6 +308,9 @@ def apply_command(proxy: FaultProxy, command: str) -> str:
     """Run one control command and return its one-line answer."""
     if command == "stats":
         return json.dumps(proxy.stats_dict())
+    if command.startswith("rate ") and command[5:].strip().isdigit():
+        proxy.limit(int(command[5:]))
+        return "ok"
     actions: dict[str, Callable[[], None]] = {
         "forward": proxy.forward,
         "blackhole": proxy.blackhole,
@@ -310,7 +321,8 @@ def apply_command(proxy: FaultProxy, command: str) -> str:
     action = actions.get(command)
     if action is None:
         return (
-            f"error: unknown command {command!r} (forward, blackhole, stall, cut, restore, stats)"
+            f"error: unknown command {command!r} (forward, blackhole, stall, cut, restore, stats,"
+            " rate KBIT_S)"
         )
     action()
     return "ok"
