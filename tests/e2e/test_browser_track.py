@@ -53,6 +53,10 @@ def test_the_page_draws_the_display_track_with_no_frames_on_the_channel(
     assert np.abs(inner - RED).max(axis=2).mean() < 16
     assert np.abs(shot[y1 + 40 : y1 + 80, x0:x1].astype(int)).max() < 24  # black below it
     assert browser.view()["frames"] == 0  # nothing came as frames on the data channel
+    # The track follows a window resize: the display takes the new size, the video shows it.
+    browser.page.set_viewport_size({"width": 800, "height": 600})
+    browser.wait("v.track.width === 800 && v.track.height === 600", timeout=15)
+    server.log.wait_event(event="display.resized", session_id=sid)
     browser.menu("close-session")
     browser.wait("v.finalCode === 4000")
     assert browser.errors == []

@@ -36,6 +36,8 @@ class SessionStream:
         self._fps = fps
         self._hellos: dict[str, tuple[list[str] | None, tuple[int, int] | None]] = {}
         self.streamer: Streamer | None = None
+        self._fit: Callable[[int, int], tuple[int, int]] = lambda w, h: (w, h)
+        self._resizing: set[asyncio.Task[None]] = set()
 
     def note_hello(self, cid: str, data: str | bytes) -> None:
         """Remember what a connection's hello says about its window and decoders."""
@@ -61,12 +63,13 @@ class SessionStream:
         callbacks = Callbacks(
             offer=self._offer, log=self._log, result=self._result, screen=self._screen
         )
+        self._fit = lambda w, h: fit(w, h, settings)
         self.streamer = Streamer(
             display,
             callbacks,
             self._fps,
             asyncio.get_running_loop(),
-            lambda w, h: fit(w, h, settings),
+            self._fit,
             settings.x264_params,
         )
 
@@ -96,8 +99,32 @@ class SessionStream:
         if kind == "keyframe":
             streamer.keyframe(message.get("reason") or "asked")
         elif not message.get("monitor"):
-            streamer.resize(message["width"], message["height"])
+            link = self._links.get(cid)
+            if link is not None and not link.wants_frames:
+                task = asyncio.ensure_future(self._resize_for_track(cid, streamer, message))
+                self._resizing.add(task)
+                task.add_done_callback(self._resizing.discard)
+            else:
+                streamer.resize(message["width"], message["height"])
         return True
+
+    async def _resize_for_track(
+        self, cid: str, streamer: Streamer, message: dict[str, Any]
+    ) -> None:
+        """FRP8: the stream worker follows no connection (the video track grabs the display
+        itself), so the resize is applied here, in a worker thread; the track sends the new
+        size and the terminal gets its `screen` message as over FRP7."""
+        display = streamer.display
+        asked = (message["width"], message["height"])
+        before = (display.width, display.height)
+        try:
+            size = await asyncio.to_thread(display.resize, *self._fit(*asked))
+        except Exception as exc:
+            self._result(False, f"{type(exc).__name__}: {exc}")
+            return
+        self._screen(cid, *size)
+        attrs = {"width": size[0], "height": size[1], "asked": list(asked), "was": list(before)}
+        self._log("display.resized", cid, attrs)
 
     def stop(self) -> None:
         if self.streamer is not None:
