@@ -72,7 +72,12 @@ NAMES: dict[str, str] = {
     "negotiation.timeout": "either side: offer/answer not complete in time (5007)",
     "peer.failed": "either side: DTLS/SCTP failed after ICE (5008)",
     "transport.fallback": "terminal: an FRP8 setup failed (code); the session goes on over FRP7",
-    "peer.answered": "server: the FRP8 peer answered a terminal's offer (attrs.relay)",
+    "peer.answered": "server: the FRP8 peer answered a terminal's offer (attrs.relay; "
+    "attrs.video_track: the codec of the display's video track, null without one)",
+    "stats": "either side: the stream over the last period, or the whole session when "
+    "attrs.final (attrs.fps, mbit_s, frames_dropped, codec, rtt_ms, width, height)",
+    "video.keyframe_requested": "terminal: a frame could not be decoded (a gap, a decoder "
+    "error, decoding behind) and a keyframe was asked for (attrs.reason)",
     "peer.opened": "either side: the FRP8 control channel is open (attrs.setup_ms)",
     "signaling.registered": "signaling, server: a server peer registered (attrs.host, peer_id)",
     "signaling.unregistered": "signaling, server: a server peer's registration ended",
