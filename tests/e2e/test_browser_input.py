@@ -1,7 +1,7 @@
 """The browser terminal's keyboard and mouse in headless Chromium reach `xev` on a real Xvfb:
 typed text exactly (a non-ASCII character, an AltGr result, a dead-key composition,
 Cyrillic), clicks at the pixel the person pointed at, and nothing held once the page loses
-focus."""
+focus; the session's cursor shape drawn by the page."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def test_typing_and_clicking_in_the_page_reach_the_app(
     browser.wait("v.frames >= 1")
     xev.ready()
     page = browser.page
+    # The session's cursor shape (XFIXES) is the canvas' own cursor, drawn by the browser.
+    browser.wait("v.input.cursor !== undefined")
+    style = page.evaluate("() => getComputedStyle(document.getElementById('screen')).cursor")
+    assert style.startswith('url("data:image/png;base64,'), style[:80]
     box = page.locator("#screen").bounding_box()
     assert box is not None
     cx, cy = box["x"] + 201.5, box["y"] + 77.5

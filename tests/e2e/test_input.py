@@ -24,8 +24,10 @@ from tests.support.xev import XEV_ARGS, XevFile, held, needs_xev, set_screen_siz
 pytestmark = needs_xev
 
 
-def xev_server(e2e: E2E, out: Path) -> ServerProcess:
-    app = f"sh -c 'LC_ALL=C.UTF-8 exec {XEV_ARGS} > {out}'"
+def xev_server(e2e: E2E, out: Path, then: str = "") -> ServerProcess:
+    """A server whose launchpad "x" runs xev (writing to `out`) on a real Xvfb; `then` runs
+    after xev in the same app (the app outlives its display)."""
+    app = f"sh -c 'LC_ALL=C.UTF-8 {XEV_ARGS} > {out}; {then or 'true'}'"
     return e2e.server(
         server={"display": "xvfb", "video_fps": 5},
         account={"receive_timeout": 10.0},  # raw clients do not answer pings
@@ -156,7 +158,9 @@ def diagnosis(sid: str, *logs: JsonlLog) -> dict[str, Any]:
 
 
 def test_4005_when_the_x_server_dies_while_keys_arrive(e2e: E2E, xev: XevFile) -> None:
-    server = xev_server(e2e, xev.path)
+    # A session script outlives its X server here (xev dies with it, the script goes on), so
+    # the input path's failure is what ends the session, not the app's exit (4018).
+    server = xev_server(e2e, xev.path, then="exec sleep 60")
     ticket = server.launch("alice", "x")
     sid = ticket["session_id"]
     terminal = e2e.connected(server, ticket)

@@ -48,6 +48,7 @@ def test_every_server_message_type_decodes() -> None:
         {"type": "display_change", "change_id": 3},
         {"type": "screen", "width": 1280, "height": 720},
         {"type": "screen", "width": 1280, "height": 720, "monitor": 1},
+        {"type": "cursor", "width": 16, "height": 16, "xhot": 7, "yhot": 7, "png": "iVBO"},
         {"type": "close", "code": 4000},
         {"type": "close", "code": 4000, "reason": "USER_CLOSED"},
         {"type": "clipboard", "text": "copied"},

@@ -119,7 +119,10 @@ class XevFile:
         deadline = time.monotonic() + timeout
         while not done():
             if time.monotonic() > deadline:
-                raise AssertionError(f"xev: no {what} within {timeout}s; got {self.events()}")
+                events = self.events()
+                raise AssertionError(
+                    f"xev: no {what} within {timeout}s; typed {typed(events)!r}; got {events}"
+                )
             time.sleep(0.02)
         return self.events()
 

@@ -79,6 +79,14 @@ SERVER_MESSAGES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "warning": {"code": (_INT, True), "seconds_left": (_INT, True)},
     "display_change": {"change_id": (_INT, True)},
     "screen": {"width": (_INT, True), "height": (_INT, True), "monitor": (_INT, False)},
+    # the session's cursor shape as a PNG (base64), its hot spot at (xhot, yhot)
+    "cursor": {
+        "width": (_INT, True),
+        "height": (_INT, True),
+        "xhot": (_INT, True),
+        "yhot": (_INT, True),
+        "png": (_STR, True),
+    },
     "close": {"code": (_INT, True), "reason": (_STR, False)},
     "clipboard": {"text": (_STR, True)},  # text an app in the session copied
     # A download offered from inside the session, paced by the terminal's file_ack; the

@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from openfrp.desk.cursor import CursorWatch
 from openfrp.desk.feed import InputFeed
 from openfrp.events import Context, Event, EventLog
 from openfrp.protocol.actions import (
@@ -73,6 +74,8 @@ class SessionRuntime:
         self.stream = SessionStream(self.links, self._write, self.post, video_fps)
         self._input: InputFeed | None = None
         self._input_dropped = 0
+        self._cursor: CursorWatch | None = None
+        self._cursor_shape: dict[str, Any] | None = None
         self.ended = asyncio.Event()
         self.desk = SessionDesk(
             machine.settings,
@@ -136,11 +139,13 @@ class SessionRuntime:
                 await self._crash(exc)
             if self.machine.state is not self._state:
                 self._state = self.machine.state
+                self._show_cursor(None)
                 self._on_state(self)
             if self.machine.primary != self._primary:
                 self._primary = self.machine.primary
                 if self._input is not None:  # dropped or resumed: no key stays held
                     self._input.release()
+                self._show_cursor(None)
                 self._on_primary(self)
 
     async def _crash(self, exc: Exception) -> None:
@@ -267,6 +272,7 @@ class SessionRuntime:
             return
         self.post("start_ok")
         self._start_desk()
+        self._watch_cursor()
         if self.app is not None:
             self._track(asyncio.create_task(self._watch_app(self.app)))
         if self._video_fps > 0:
@@ -283,6 +289,30 @@ class SessionRuntime:
         self.desk.start(
             x_display, cookie, lambda: display is not None and display.alive, home, owner
         )
+
+    def _watch_cursor(self) -> None:
+        """The cursor shape of the X display (if any), for the terminal to draw itself."""
+        if self._cursor is not None:
+            self._cursor.stop(0)
+        target = self._input_target()
+        if target is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def shape(message: dict[str, Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(self._show_cursor, message)
+
+        self._cursor = CursorWatch(target[1], target[2], shape)
+
+    def _show_cursor(self, message: dict[str, Any] | None) -> None:
+        """Send a new shape, or the last one again to a connection that just became live."""
+        if message is not None:
+            self._cursor_shape = message
+        cid = self.machine.primary
+        live = cid is not None and self.machine.state is SessionState.ACTIVE
+        if self._cursor_shape is not None and cid is not None and live:
+            self._send_to(cid, self._cursor_shape)
 
     def _send_to(self, cid: str, message: dict[str, Any]) -> None:
         link = self.links.get(cid)
@@ -335,6 +365,7 @@ class SessionRuntime:
             await asyncio.to_thread(self.account.give_cookie, display.cookie, display.number)
         self._write(Log("display.ready", attrs={**display.describe(), "replaces": gone}))
         self._start_desk()  # the clipboard follows the new display
+        self._watch_cursor()
 
     def _deliver(self, action: Deliver) -> None:
         message = action.message
@@ -419,6 +450,8 @@ class SessionRuntime:
 
     async def _end(self) -> None:
         self.ended.set()
+        if self._cursor is not None:
+            await asyncio.to_thread(self._cursor.stop)
         await self.desk.close()
         if self._input is not None:
             await asyncio.to_thread(self._input.close)

@@ -29,6 +29,7 @@ const SERVER_MESSAGES = {
   warning: { code: "number", seconds_left: "number" },
   display_change: { change_id: "number" },
   screen: { width: "number", height: "number", monitor: "number?" },
+  cursor: { width: "number", height: "number", xhot: "number", yhot: "number", png: "string" },
   close: { code: "number", reason: "string?" },
   clipboard: { text: "string" },
   file_offer: { id: "string", name: "string", size: "number" },

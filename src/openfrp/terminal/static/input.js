@@ -8,6 +8,7 @@
 // Positions are remote screen pixels (the video maps the drawn picture back); in pointer lock,
 // relative moves are added up into an absolute position. Leaving the page (blur, hidden tab)
 // lets go of every held key and button. Key events in the bar and menu belong to the page.
+// The session's cursor shape arrives as a `cursor` message and becomes the canvas' cursor.
 "use strict";
 
 class OpenfrpInput {
@@ -131,6 +132,14 @@ class OpenfrpInput {
       this.send("pointer", { x: at.x, y: at.y, buttons: this.buttons });
     }
     this.send("wheel", { dx, dy });
+  }
+
+  // The session's cursor shape (a `cursor` message), drawn by the browser at the local pointer.
+  control(message) {
+    if (message.type !== "cursor") return;
+    const { png, xhot, yhot, width, height } = message;
+    this.canvas.style.cursor = `url(data:image/png;base64,${png}) ${xhot} ${yhot}, default`;
+    this.view.cursor = { width, height, xhot, yhot };
   }
 
   // Let go of everything this page holds (the server does the same on a drop or resume).

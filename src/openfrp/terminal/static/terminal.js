@@ -168,6 +168,7 @@
       if (message === null || typeof message !== "object") return;
       video.control(message);
       stats.control(message);
+      input.control(message);
       clipboard.control(message);
       files.control(message);
     }
