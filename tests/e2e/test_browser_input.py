@@ -43,6 +43,20 @@ def test_typing_and_clicking_in_the_page_reach_the_app(
     right = xev.wait_button(3)
     assert (right.x - click.x, right.y - click.y) == pytest.approx((40, 30), abs=1)
 
+    # The window shrinks: the session's screen follows, and a click still lands where pointed.
+    page.set_viewport_size({"width": 900, "height": 600})
+    browser.wait("v.video.remote !== null && v.video.remote.width === 900", timeout=15)
+    browser.wait("v.frames >= 1 && v.video.picture !== null")
+    page.wait_for_timeout(300)  # a frame of the new size is drawn
+    box = page.locator("#screen").bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + 850.5, box["y"] + 550.5
+    want = page.evaluate(f"() => window.openfrpVideo.toRemote({cx}, {cy})")
+    assert want is not None and want["x"] >= 840, want  # near the new screen's far corner
+    page.mouse.click(cx, cy)
+    after = xev.wait_button(1, count=2)
+    assert (after.x, after.y) == (want["x"], want["y"])
+
     page.keyboard.type("Hello, world!")
     # Keys of other layouts, as Chromium reports them (CDP: what the OS keyboard would send).
     cdp = page.context.new_cdp_session(page)

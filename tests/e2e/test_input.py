@@ -19,7 +19,7 @@ import pytest
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess, hello_for
 from tests.support.sandbox import shared_folder
-from tests.support.xev import XEV_ARGS, XevFile, held, needs_xev, set_screen_size, typed
+from tests.support.xev import XEV_ARGS, XevFile, held, needs_xev, typed
 
 pytestmark = needs_xev
 
@@ -45,13 +45,6 @@ def xev(e2e: E2E) -> Iterator[XevFile]:
     """The app's output file, in a folder the session's own user may write to."""
     with shared_folder() as folder:
         yield XevFile(folder / "xev.txt")
-
-
-def x_env(display: dict[str, Any]) -> dict[str, str]:
-    """DISPLAY and XAUTHORITY (the cookie file Xvfb was started with) of a session's display."""
-    argv = Path(f"/proc/{display['pid']}/cmdline").read_bytes().decode().split("\0")
-    auth = argv[argv.index("-auth") + 1]
-    return {**os.environ, "DISPLAY": f":{display['display']}", "XAUTHORITY": auth}
 
 
 def key(keysym: int, down: bool) -> dict[str, Any]:
@@ -101,7 +94,8 @@ def test_a_click_lands_on_the_right_pixel_after_a_resize(e2e: E2E, xev: XevFile)
     raw.send(pointer(630, 470, 0))
     first = xev.wait_button(1)
     assert (first.x, first.y) == (630, 470)
-    set_screen_size(x_env(display_of(server, ticket["session_id"])), 1000, 700)
+    raw.send({"type": "resize", "width": 1000, "height": 700})  # the window was resized
+    raw.wait_message("screen", where=lambda m: m["width"] == 1000, timeout=10)
     raw.send(pointer(990, 690, 1))
     raw.send(pointer(990, 690, 0))
     raw.send(pointer(5000, 5000, 4))
