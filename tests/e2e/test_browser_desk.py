@@ -5,12 +5,7 @@ name made safe), and a file offered from inside the session is saved through a l
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import shutil
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +14,8 @@ import pytest
 
 from tests.e2e.browser import ARGS, CHROMIUM, Browser, joined
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import SECRET, bounded
+from tests.e2e.harness import bounded
+from tests.e2e.test_desk import offer
 from tests.support.xselection import XApp, read_cookie
 
 pytestmark = pytest.mark.skipif(
@@ -136,17 +132,8 @@ def test_browser_upload_by_drop_and_menu_and_download_link(
     assert [e["attrs"]["bytes"] for e in uploads] == [7, 153600]
 
     # Offered from inside the session: a link in a pop-up saves it.
-    key = hmac.new(SECRET.encode(), f"guest:{sid}".encode(), hashlib.sha256).hexdigest()
-    body = {"action": "download", "name": "..\\..\\report.txt", "data": ""}
-    body["data"] = base64.b64encode(b"the session's report").decode()
-    request = urllib.request.Request(
-        f"{server.url}/api/sessions/{sid}/guest",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"X-OpenFRP-Guest-Key": key, "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert json.loads(response.read())["offered"]["name"] == "report.txt"
+    offered = offer(server.url, sid, "..\\..\\report.txt", b"the session's report")
+    assert offered["offered"]["name"] == "report.txt"
     browser.wait("v.files.downloaded.length === 1")
     with page.expect_download() as download:
         page.click("#popups a.download")

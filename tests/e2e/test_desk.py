@@ -14,6 +14,9 @@ import json
 import os
 import re
 import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,10 +189,6 @@ def test_4005_when_the_clipboard_client_is_killed_while_the_display_lives(e2e: E
     s.term.log.wait_event(event="connection.closed", code=4005)
 
 
-def _guest_key(sid: str) -> str:
-    return hmac.new(SECRET.encode(), f"guest:{sid}".encode(), hashlib.sha256).hexdigest()
-
-
 def _files_under(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(folder)): p.read_bytes()
@@ -306,11 +305,9 @@ def test_download_from_inside_the_session_with_hostile_names(shared_e2e: E2E) ->
     )
 
     # Hostile names offered through the same guest API land inside the downloads folder.
-    url = f"{server.url}/api/sessions/{s.sid}/guest"
     for n, name in enumerate(HOSTILE):
-        body = {"action": "download", "name": name, "data": base64.b64encode(b"dl %d" % n).decode()}
         mark = s.term.mark()
-        answer = _post(url, body, _guest_key(s.sid))
+        answer = offer(server.url, s.sid, name, b"dl %d" % n)
         assert answer["offered"]["size"] == len(f"dl {n}")
         s.term.wait_line(rf"^downloaded {downloads}/", start=mark)
     for _ in bounded(10.0):
@@ -324,26 +321,25 @@ def test_download_from_inside_the_session_with_hostile_names(shared_e2e: E2E) ->
 
     # A launchpad that allows uploads only: the guest is told, the log says why.
     other = Session(shared_e2e, server, "nodl", ["--downloads", str(downloads)], user="bob")
-    body = {"action": "download", "name": "x.txt", "data": "eA=="}
     with pytest.raises(AssertionError, match="403"):
-        _post(f"{server.url}/api/sessions/{other.sid}/guest", body, _guest_key(other.sid))
+        offer(server.url, other.sid, "x.txt", b"x")
     refused = server.log.wait_event(event="file.refused", session_id=other.sid)
     assert refused["attrs"]["reason"] == "file transfer policy is 'to_session'"
-    # A request far over the limit is refused before it is read.
-    huge = {"action": "download", "name": "x.txt", "data": "QUFB" * 25_000}
+    # A file over the limit is refused once the limit is read, and logged.
     with pytest.raises(AssertionError, match="413"):
-        _post(f"{server.url}/api/sessions/{other.sid}/guest", huge, _guest_key(other.sid))
+        offer(server.url, other.sid, "x.txt", b"x" * 100_000)
+    refused = server.log.wait_event(event="file.refused", session_id=other.sid, count=2)
+    assert refused["attrs"]["reason"] == "over the size limit of 1000 bytes"
 
 
-def _post(url: str, body: dict[str, Any], key: str) -> dict[str, Any]:
-    import urllib.error
-    import urllib.request
-
+def offer(server_url: str, sid: str, name: str, data: bytes) -> dict[str, Any]:
+    """What `openfrp guest download` sends: the file as the body, its name in the query."""
+    key = hmac.new(SECRET.encode(), f"guest:{sid}".encode(), hashlib.sha256).hexdigest()
     request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
+        f"{server_url}/api/sessions/{sid}/guest/download?name={urllib.parse.quote(name)}",
+        data=data,
         method="POST",
-        headers={"X-OpenFRP-Guest-Key": key, "Content-Type": "application/json"},
+        headers={"X-OpenFRP-Guest-Key": key, "Content-Type": "application/octet-stream"},
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:

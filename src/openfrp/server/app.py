@@ -7,7 +7,6 @@ token is what the terminal presents and what limits a user to their own sessions
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import hmac
@@ -450,33 +449,34 @@ async def guest_action(request: Request) -> Response:
     key = request.headers.get("x-openfrp-guest-key", "")
     if runtime is None or not matches(key, state.guest_key(session_id)):
         raise ApiError(404, f"no session '{session_id}' for this guest key")
-    if int(request.headers.get("content-length") or 0) > runtime.desk.request_limit:
-        raise ApiError(413, "the request is larger than the session's file_transfer_limit")
-    body = await _json_body(request)
-    action = body.get("action")
-    if action == "download":
-        return _guest_download(runtime, body)
+    action = (await _json_body(request)).get("action")
     if action not in GUEST_ACTIONS:
-        choices = ", ".join([*GUEST_ACTIONS, "download"])
-        raise ApiError(400, f"field 'action' must be one of {choices}")
+        raise ApiError(400, f"field 'action' must be one of {', '.join(GUEST_ACTIONS)}")
     await runtime.stop(GUEST_ACTIONS[action], f"guest {action}")
     return JSONResponse({"session_id": session_id, "final_code": GUEST_ACTIONS[action]})
 
 
-def _guest_download(runtime: SessionRuntime, body: dict[str, Any]) -> Response:
-    """A file offered to the terminal from inside the session ({name, data: base64})."""
-    name, data = body.get("name"), body.get("data")
-    if not isinstance(name, str) or not isinstance(data, str):
-        raise ApiError(400, "a download needs the string fields 'name' and 'data' (base64)")
+async def guest_download(request: Request) -> Response:
+    """A file offered to the terminal from inside the session: the body is the file, the
+    `name` query parameter its name. Read only up to the session's file_transfer_limit."""
+    state = _state(request)
+    session_id = request.path_params["session_id"]
+    runtime = state.runtimes.get(session_id)
+    key = request.headers.get("x-openfrp-guest-key", "")
+    if runtime is None or not matches(key, state.guest_key(session_id)):
+        raise ApiError(404, f"no session '{session_id}' for this guest key")
+    limit = runtime.desk.limit
+    content = bytearray()
+    async for piece in request.stream():
+        content += piece
+        if len(content) > limit:
+            runtime.desk.refuse_download(len(content), f"over the size limit of {limit} bytes")
+            raise ApiError(413, f"the file is larger than file_transfer_limit ({limit} bytes)")
     try:
-        content = base64.b64decode(data, validate=True)
-    except ValueError:
-        raise ApiError(400, "field 'data' is not base64") from None
-    try:
-        offered = runtime.desk.offer(name, content)
+        offered = runtime.desk.offer(request.query_params.get("name", ""), bytes(content))
     except Refused as refused:
         raise ApiError(403, f"download refused: {refused}") from None
-    return JSONResponse({"session_id": runtime.identity.session_id, "offered": offered})
+    return JSONResponse({"session_id": session_id, "offered": offered})
 
 
 async def health(request: Request) -> Response:
@@ -667,6 +667,7 @@ def create_app(state: ServerState) -> Starlette:
             Route("/api/sessions/{session_id}/ticket", get_ticket, methods=["GET"]),
             Route("/api/sessions/{session_id}/messages", push_message, methods=["POST"]),
             Route("/api/sessions/{session_id}/guest", guest_action, methods=["POST"]),
+            Route("/api/sessions/{session_id}/guest/download", guest_download, methods=["POST"]),
             WebSocketRoute("/frp7", frp7),
             WebSocketRoute("/signal", Hub(state.secret, state.log, state.config.server.name).serve),
             *web.ROUTES,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
@@ -87,18 +87,17 @@ def api(
     method: str,
     url: str,
     key: str,
-    body: dict[str, Any] | None = None,
+    body: dict[str, Any] | bytes | None = None,
     timeout: float = 10.0,
     header: str = "Authorization",
 ) -> dict[str, Any]:
-    """Call the server's API; failures become one-line messages, never tracebacks."""
-    data = json.dumps(body).encode() if body is not None else None
+    """Call the server's API with a JSON body (or raw bytes); failures become one-line
+    messages, never tracebacks."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     credential = f"Bearer {key}" if header == "Authorization" else key
+    kind = "application/octet-stream" if isinstance(body, bytes) else "application/json"
     request = urllib.request.Request(
-        url,
-        data=data,
-        method=method,
-        headers={header: credential, "Content-Type": "application/json"},
+        url, data=data, method=method, headers={header: credential, "Content-Type": kind}
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -191,8 +190,8 @@ def _guest_download(url: str, key: str, file: str | None) -> int:
         data = Path(file).read_bytes()
     except OSError as exc:
         raise SettingsError(f"{file}: cannot read ({exc.strerror})") from None
-    body = {"action": "download", "name": Path(file).name, "data": base64.b64encode(data).decode()}
-    result = api("POST", url, key, body, timeout=60.0, header="X-OpenFRP-Guest-Key")
+    where = f"{url}/download?name={urllib.parse.quote(Path(file).name)}"
+    result = api("POST", where, key, data, timeout=60.0, header="X-OpenFRP-Guest-Key")
     offered = result["offered"]
     print(f"offered {offered['name']} ({offered['size']} bytes) to the terminal")
     return 0

@@ -82,9 +82,9 @@ class SessionDesk:
         self._last_copied: str | None = None  # from the session: not echoed back into it
 
     @property
-    def request_limit(self) -> int:
-        """The largest guest request worth reading: a file at the limit, in base64."""
-        return self._settings.file_transfer_limit * 4 // 3 + 64 * 1024
+    def limit(self) -> int:
+        """The largest file that may cross, in bytes (file_transfer_limit)."""
+        return self._settings.file_transfer_limit
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -278,6 +278,10 @@ class SessionDesk:
         self._downloads[tid] = _Download(cid, clean, data)
         self._send(cid, {"type": "file_offer", "id": tid, "name": clean, "size": len(data)})
         return {"id": tid, "name": clean, "size": len(data)}
+
+    def refuse_download(self, size: int, reason: str) -> None:
+        """A download refused before it was offered (too large to read, say)."""
+        self._log("file.refused", FROM_SESSION, size, reason)
 
     def _download_step(self, message: dict[str, Any]) -> None:
         tid = message["id"]
