@@ -242,6 +242,20 @@ def test_upload_lands_in_the_sessions_home_and_hostile_names_stay_inside(
     assert "evil" in new and "b.txt" not in new and "ab.txt" in new and "bashrc" in new
     assert {p: p.exists() for p in outside} == outside  # nothing written outside
 
+    # An upload cut off with its connection leaves no partial file once the terminal is back.
+    raw.send({"type": "file_begin", "id": "cut", "name": "partial.bin", "size": 100})
+    raw.wait_message("file_ack", where=lambda m: m["id"] == "cut")
+    assert (s.home / "partial.bin").exists()
+    raw.close()
+    server.log.wait_event(event="session.disconnected", session_id=s.sid, count=2)
+    again = shared_e2e.raw(s.ticket["ws_url"])
+    again.handshake(hello_for(s.ticket, resume=True))
+    again.send({"type": "file_begin", "id": "next", "name": "next.txt", "size": 0})
+    again.wait_message("file_ack", where=lambda m: m["id"] == "next")
+    assert not (s.home / "partial.bin").exists()
+    left = server.log.wait_event(event="file.refused", session_id=s.sid)
+    assert left["attrs"] == {"direction": "to_session", "bytes": 100, "reason": "the terminal left"}
+
 
 def test_upload_refusals_are_logged(e2e: E2E) -> None:
     server = e2e.server(

@@ -77,6 +77,7 @@ class SessionDesk:
         self._home: Path | None = None
         self._owner: tuple[int, int] | None = None
         self._uploads: dict[str, Incoming] = {}
+        self._upload_cids: dict[str, str] = {}  # the connection each upload came from
         self._downloads: dict[str, _Download] = {}
         self._lock = asyncio.Lock()
         self._last_copied: str | None = None  # from the session: not echoed back into it
@@ -129,6 +130,7 @@ class SessionDesk:
         for upload in self._uploads.values():
             await asyncio.to_thread(upload.abort)
         self._uploads.clear()
+        self._upload_cids.clear()
         self._downloads.clear()
 
     # -- from the terminal -----------------------------------------------------------------
@@ -218,7 +220,7 @@ class SessionDesk:
                 self._send(cid, {"type": "file_ack", "id": tid, "offset": upload.received})
             elif kind == "file_end":
                 await asyncio.to_thread(upload.finish)
-                del self._uploads[tid]
+                del self._uploads[tid], self._upload_cids[tid]
                 saved = {"type": "file_status", "id": tid, "state": "saved", "name": upload.name}
                 self._send(cid, saved)
                 self._log("file.transfer", TO_SESSION, upload.size, name=upload.name)
@@ -235,6 +237,7 @@ class SessionDesk:
                 {"type": "file_status", "id": tid[:MAX_ID], "state": "refused", "reason": reason},
             )
             gone = self._uploads.pop(tid, None)
+            self._upload_cids.pop(tid, None)
             if gone is not None:
                 await asyncio.to_thread(gone.abort)
 
@@ -242,6 +245,7 @@ class SessionDesk:
         limit = self._settings.file_transfer_limit
         if not allows(self._settings.file_transfer, TO_SESSION):
             raise Refused(f"file transfer policy is '{self._settings.file_transfer}'")
+        await self._drop_left(cid)
         if not 0 < len(tid) <= MAX_ID or tid in self._uploads:
             raise Refused("the transfer id is empty, too long or in use")
         if not 0 <= size <= limit:
@@ -252,7 +256,18 @@ class SessionDesk:
             raise Refused("the session has no home folder")
         upload = await asyncio.to_thread(Incoming, self._home, name, size, self._owner)
         self._uploads[tid] = upload
+        self._upload_cids[tid] = cid
         self._send(cid, {"type": "file_ack", "id": tid, "offset": 0})
+
+    async def _drop_left(self, cid: str) -> None:
+        """Give up the uploads of connections that are gone (a terminal that reconnects
+        starts them again), so they hold no slot and leave no partial file."""
+        for tid, owner in list(self._upload_cids.items()):
+            upload = self._uploads.pop(tid) if owner != cid else None
+            if upload is not None:
+                del self._upload_cids[tid]
+                await asyncio.to_thread(upload.abort)
+                self._log("file.refused", TO_SESSION, upload.size, "the terminal left")
 
     # -- downloads -------------------------------------------------------------------------
 
@@ -261,6 +276,10 @@ class SessionDesk:
         chunk goes when the terminal acknowledges offset 0 (it is ready to save)."""
         clean = safe_name(name)
         cid = self._primary()
+        for tid, left in list(self._downloads.items()):  # offered to a terminal now gone
+            if left.cid != cid:
+                del self._downloads[tid]
+                self._log("file.refused", FROM_SESSION, len(left.data), "the terminal left")
         try:
             limit = self._settings.file_transfer_limit
             if not allows(self._settings.file_transfer, FROM_SESSION):
