@@ -25,6 +25,7 @@ import pytest
 
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import SECRET, ServerProcess, bounded, hello_for
+from tests.e2e.test_frp8 import diagnosis
 from tests.support.sandbox import openfrp_command, shared_folder
 from tests.support.xselection import XApp, read_cookie
 
@@ -187,6 +188,8 @@ def test_4005_when_the_clipboard_client_is_killed_while_the_display_lives(e2e: E
     ended = server.log.wait_event(event="session.ended", code=4005, session_id=s.sid)
     assert ended["attrs"]["where"] == "clipboard"
     s.term.log.wait_event(event="connection.closed", code=4005)
+    facts = diagnosis(s.sid, server.log, s.term.log)
+    assert (facts["final_code"], facts["category"]) == (4005, "server_fault")
 
 
 def _files_under(folder: Path) -> dict[str, bytes]:
