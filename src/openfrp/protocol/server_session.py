@@ -399,6 +399,7 @@ class ServerSession:
     def _accept(self, cid: str, hello: dict[str, Any], now_ms: int) -> list[Action]:
         self.deadlines.cancel("idle")
         self.primary = cid
+        self.monitors.resize(0, size_of(hello.get("screen")) or self.monitors.sizes[0])
         client = hello.get("client", "unknown")
         resume = self.state is SessionState.DISCONNECTED
         state = "active" if resume else self.state.value
@@ -488,9 +489,9 @@ class ServerSession:
             )
         if kind == "pong":
             return []
-        if kind == "resize" and self.monitors.secondaries:
+        if kind == "resize":
             size = (message["width"], message["height"])
-            if self.monitors.resize(0, size):
+            if self.monitors.resize(0, size) and self.monitors.secondaries:
                 return [Deliver(cid, message), *self._display_changed(now_ms, "primary resized")]
         return [Deliver(cid, message)]
 
