@@ -3,8 +3,8 @@
 Each system runs on its own Xvfb of the same size with the same content, one after another in
 the same run: openfrp (`openfrp serve` with the browser terminal in headless Chromium over FRP7
 and over FRP8, whose WebRTC track a real coturn relays, and the Python terminal), x11vnc +
-websockify + noVNC in the same Chromium, and ffmpeg x11grab + libx264 ultrafast/zerolatency (or
-libvpx) as the encoder reference. Workloads: a scrolling xterm, full-screen motion (ffplay
+websockify + noVNC in the same Chromium, and ffmpeg x11grab + libx264 ultrafast/zerolatency as
+the encoder reference. Workloads: a scrolling xterm, full-screen motion (ffplay
 testsrc2) and a static screen.
 
 Figures per (system, workload): frames drawn per second (animation frames in which the page's
@@ -17,7 +17,7 @@ the display flips colour (python-xlib, drawn when XSync returns) and the page no
 drawn picture shows the new colour.
 
     bench/video.py --quick --json    # 1280x720, one session, under 3 minutes
-    bench/video.py                   # also 1920x1080, 4 sessions, Python terminal, ffmpeg VP8
+    bench/video.py                   # also 1920x1080, 4 sessions and the Python terminal
 """
 
 from __future__ import annotations
