@@ -4,8 +4,8 @@ Each system runs on its own Xvfb of the same size with the same content, one aft
 the same run: openfrp (`openfrp serve` with the browser terminal in headless Chromium over FRP7
 and over FRP8, whose WebRTC track a real coturn relays, and the Python terminal), x11vnc +
 websockify + noVNC in the same Chromium, and ffmpeg x11grab + libx264 ultrafast/zerolatency as
-the encoder reference. Workloads: a scrolling xterm, full-screen motion (ffplay
-testsrc2) and a static screen.
+the encoder reference. Workloads: a scrolling xterm, full-screen motion (ffplay testsrc2) and a
+static screen.
 
 Figures per (system, workload): frames drawn per second (animation frames in which the page's
 visible canvas was drawn on or its <video> presented a frame; what the Python terminal printed;
