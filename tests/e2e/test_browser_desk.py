@@ -83,6 +83,11 @@ def test_browser_clipboard_both_ways(e2e: E2E, clipboard_browser: Browser) -> No
         # What the page wrote locally is not sent back when it gets the focus again.
         page.evaluate("() => window.dispatchEvent(new Event('focus'))")
         assert browser.view()["clipboard"]["sent"] == 1
+        # The menu's Clipboard item: nothing new to send, it says what the session holds.
+        browser.menu("clipboard")
+        page.wait_for_selector("#popups .popup")
+        assert browser.popups()[-1] == f"The session's clipboard holds {len(copied)} characters."
+        assert browser.view()["clipboard"]["sent"] == 1
         events = [e["event"] for e in browser.view()["events"]]
         assert "clipboard.sent" in events and "clipboard.received" in events
         assert browser.errors == []
