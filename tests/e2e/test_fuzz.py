@@ -258,6 +258,8 @@ def hello_fits(payload: str | bytes, ticket: dict[str, Any]) -> bool:
         return False
     if message["type"] != "hello" or message["session_id"] != ticket["session_id"]:
         return False
+    if message.get("monitor"):
+        return False  # a secondary monitor extends a live window; here none holds the session
     issued = Issued(
         ticket["session_id"], ticket["config"]["user"], ticket["config"], ticket["config_digest"]
     )
