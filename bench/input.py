@@ -1,7 +1,8 @@
 """Input-to-photon latency: a key pressed in the page until the drawn picture shows it.
 
-openfrp's browser terminal and noVNC (x11vnc + websockify) in the same headless Chromium, one
-after another in the same run, each on its own Xvfb with an xterm in a big font running `cat`.
+openfrp's browser terminal and noVNC (x11vnc + websockify) in the same headless Chromium, both
+up at once and typed into in alternating rounds, each on its own Xvfb with an xterm in a big
+font running `cat`.
 Playwright presses a key in the page; the page notes the keydown's time, then checks after each
 draw whether the xterm's area of the drawn picture changed (the echoed character); the time
 between the two is one sample. Both times are read from the page's own clock.
@@ -34,6 +35,7 @@ SYSTEMS = ("openfrp-browser", "novnc")
 SIZE = (1280, 720)
 REGION = (0, 0, 720, 300)  # where the xterm below draws
 LINE = 24  # keys per line before a Return
+Row = dict[str, Any]
 
 
 def start_xterm(procs: Procs, stack: Stack) -> None:
@@ -53,14 +55,16 @@ def start_xterm(procs: Procs, stack: Stack) -> None:
         d.close()
 
 
-def trials(stack: Stack, count: int) -> tuple[list[float], int]:
-    """Latency in ms of `count` key presses, and how many never showed on the picture."""
+def trials(stack: Stack, count: int, typed: int) -> tuple[list[float], int]:
+    """Latency in ms of `count` key presses, and how many never showed on the picture;
+    `typed`: keys this xterm has had so far (a line ends every LINE keys)."""
     page = stack.page
     x, y, w, h = REGION
+    page.bring_to_front()
     page.mouse.click(x + w // 2, y + h // 2)  # the page's keyboard focus
-    time.sleep(0.5)
+    time.sleep(0.3)
     times, missed = [], 0
-    for i in range(count):
+    for i in range(typed, typed + count):
         if i and i % LINE == 0:
             page.keyboard.press("Enter")
             time.sleep(0.6)
@@ -82,32 +86,46 @@ def trials(stack: Stack, count: int) -> tuple[list[float], int]:
     return times, missed
 
 
-def run(name: str, count: int, root: Path, browser: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"system": name, "size": f"{SIZE[0]}x{SIZE[1]}"}
-    stack = None
-    procs = Procs()
-    group = Group(root / name)
-    group.root.mkdir(parents=True)
+def run(names: list[str], count: int, rounds: int, root: Path, browser: Any) -> list[Row]:
+    """Every system's stack up at once, their keys typed in alternating rounds, so a change
+    in the machine's load falls on all of them alike."""
+    rows: dict[str, Row] = {}
+    stacks: dict[str, Stack] = {}
+    groups, procs = [], Procs()
     try:
-        stack = RUNNERS[name](group, SIZE, browser)
-        start_xterm(procs, stack)
-        times, missed = trials(stack, count)
-        p50, p90 = percentile(times, 0.5), percentile(times, 0.9)
-        row |= {
-            "latency_ms_p50": None if p50 is None else round(p50, 1),
-            "latency_ms_p90": None if p90 is None else round(p90, 1),
-            "keys": count,
-            "missed": missed,
-            "load_1min": round(os.getloadavg()[0], 1),
-        }
-    except Exception as exc:
-        row["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        for name in names:
+            rows[name] = {"system": name, "size": f"{SIZE[0]}x{SIZE[1]}"}
+            group = Group(root / name)
+            group.root.mkdir(parents=True)
+            groups.append(group)
+            try:
+                stacks[name] = RUNNERS[name](group, SIZE, browser)
+                start_xterm(procs, stacks[name])
+            except Exception as exc:
+                rows[name]["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        samples: dict[str, tuple[list[float], int]] = {name: ([], 0) for name in stacks}
+        for r in range(rounds):
+            share = count // rounds + (1 if r < count % rounds else 0)
+            for name, stack in stacks.items():
+                times, missed = samples[name]
+                more, lost = trials(stack, share, len(times) + missed)
+                samples[name] = (times + more, missed + lost)
+        for name, (times, missed) in samples.items():
+            p50, p90 = percentile(times, 0.5), percentile(times, 0.9)
+            rows[name] |= {
+                "latency_ms_p50": None if p50 is None else round(p50, 1),
+                "latency_ms_p90": None if p90 is None else round(p90, 1),
+                "keys": count,
+                "missed": missed,
+                "load_1min": round(os.getloadavg()[0], 1),
+            }
     finally:
         procs.stop_all()
-        if stack is not None:
+        for stack in stacks.values():
             stack.close()
-        group.close()
-    return row
+        for group in groups:
+            group.close()
+    return list(rows.values())
 
 
 def main() -> int:
@@ -135,16 +153,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            for name in args.systems:
-                row = run(name, count, Path(tmp), browser)
+            for row in run(args.systems, count, 3 if args.quick else 6, Path(tmp), browser):
                 if args.json:
                     print(json.dumps(row), flush=True)
                 elif "error" in row:
-                    print(f"{name:<16} {row['size']:>9} error: {row['error']}", flush=True)
+                    print(f"{row['system']:<16} {row['size']:>9} error: {row['error']}", flush=True)
                 else:
                     p50, p90 = row["latency_ms_p50"], row["latency_ms_p90"]
                     print(
-                        f"{name:<16} {row['size']:>9} {row['keys']:>5} {row['missed']:>6} "
+                        f"{row['system']:<16} {row['size']:>9} {row['keys']:>5} {row['missed']:>6} "
                         f"{'-' if p50 is None else f'{p50:.0f}':>7} "
                         f"{'-' if p90 is None else f'{p90:.0f}':>7} {row['load_1min']:>5.1f}",
                         flush=True,
