@@ -112,6 +112,16 @@ def test_codec_choice_follows_the_terminal() -> None:
     assert choose_codec(None) == "rgb-zlib"  # a terminal that names none draws rgb-zlib
 
 
+def test_the_bitrate_is_a_budget_frames_wait_for() -> None:
+    rate = RateControl(max_bitrate=1_000_000, max_fps=30)
+    assert rate.allow(0)
+    rate.sent(1, 150_000, 0)  # 1.2 Mbit: more than the second of budget there was
+    assert not rate.allow(0) and not rate.allow(150)
+    assert rate.allow(250)  # a quarter of a second later the debt is paid
+    rate.sent(2, 1000, 250)
+    assert rate.allow(250)
+
+
 def test_rate_control_lowers_bitrate_then_fps_when_acks_lag_and_recovers() -> None:
     rate = RateControl(max_bitrate=2_000_000, max_fps=30)
     now, frame = 0, 0

@@ -5,6 +5,10 @@ A path that keeps up acknowledges each frame about one round trip after it was s
 acknowledgements lag well behind the best delay seen (a queue is building somewhere), the
 bitrate comes down first, towards what the path delivered, then the frame rate; when they
 return to normal for a while, the frame rate recovers first, then the bitrate.
+
+The bitrate is also a budget (a token bucket holding one second of it): the encoder's quality
+floor can make frames bigger than the bitrate asks for, and then fewer frames go out instead
+of blurrier ones.
 """
 
 from __future__ import annotations
@@ -32,10 +36,23 @@ class RateControl:
     _best_delay: int | None = None
     _last_change: int = 0
     _calm_since: int = 0
+    _tokens: float = 0.0  # bits the budget still allows now
+    _filled_at: int = 0
 
     def __post_init__(self) -> None:
         self.bitrate = self.bitrate or self.max_bitrate
         self.fps = self.fps or self.max_fps
+        self._tokens = float(self.bitrate)
+
+    def _refill(self, now_ms: int) -> None:
+        gained = self.bitrate * max(0, now_ms - self._filled_at) / 1000
+        self._tokens = min(float(self.bitrate), self._tokens + gained)
+        self._filled_at = now_ms
+
+    def allow(self, now_ms: int) -> bool:
+        """Whether the bitrate budget has room for another frame now."""
+        self._refill(now_ms)
+        return self._tokens > 0
 
     def reset(self, now_ms: int) -> None:
         """A new connection: nothing in flight, the path unknown again."""
@@ -45,16 +62,22 @@ class RateControl:
         self._calm_since = now_ms
 
     def sent(self, frame: int, size: int, now_ms: int) -> None:
+        self._refill(now_ms)
+        self._tokens -= size * 8
         self._sent[frame] = (now_ms, size)
         if len(self._sent) > 64:  # frames lost with a connection never come back
             del self._sent[min(self._sent)]
+
+    def _sending_ms(self, size: int) -> int:
+        """How long a frame of `size` bytes takes at the target bitrate: not a queue."""
+        return size * 8 * 1000 // max(1, self.bitrate)
 
     def acked(self, frame: int, now_ms: int) -> None:
         sent = self._sent.pop(frame, None)
         if sent is None:
             return
         delay = now_ms - sent[0]
-        self._acks.append((now_ms, delay, sent[1]))
+        self._acks.append((now_ms, delay - self._sending_ms(sent[1]), sent[1]))
         if self._best_delay is None or delay < self._best_delay:
             self._best_delay = delay
 
@@ -62,9 +85,9 @@ class RateControl:
         if self._best_delay is None:
             return False
         limit = self._best_delay + LAG_MS
-        oldest = min((at for at, _ in self._sent.values()), default=now_ms)
+        waiting = [now_ms - at - self._sending_ms(size) for at, size in self._sent.values()]
         recent = [delay for at, delay, _ in self._acks if at >= now_ms - STEP_MS]
-        return now_ms - oldest > limit or (bool(recent) and min(recent) > limit)
+        return max(waiting, default=0) > limit or (bool(recent) and min(recent) > limit)
 
     def update(self, now_ms: int) -> bool:
         """Step the targets if it is time; True when bitrate or fps changed."""
@@ -78,8 +101,8 @@ class RateControl:
             if self.bitrate > self.min_bitrate:
                 delivered = sum(size for *_, size in self._acks) * 8 * 1000 // WINDOW_MS
                 lower = int(self.bitrate * DOWN)
-                if delivered > 0:
-                    lower = min(lower, int(delivered * 0.8))
+                if delivered > 0:  # towards what the path delivered, by at most half
+                    lower = max(self.bitrate // 2, min(lower, int(delivered * 0.85)))
                 self.bitrate = max(self.min_bitrate, lower)
             else:
                 self.fps = max(self.min_fps, int(self.fps * DOWN))

@@ -2,11 +2,12 @@
 
 The event loop only tells it where frames go (`follow`), what the terminal asked for
 (`keyframe`, `resize`, `acked`) and gets frames back through `call_soon_threadsafe`. A
-frame is captured only while fewer than MAX_IN_FLIGHT frames are unacknowledged, and
-encoded only when the screen changed, a keyframe is due, the still screen is due its
-high-quality refinement, or a keep-alive is due: a still screen costs a 0.5 ms compare per
-tick and a few bytes a second. A frame the path cannot take is dropped, never queued; an
-H.264 frame dropped after encoding breaks the chain, so the next one is a keyframe.
+frame is captured only while fewer than MAX_IN_FLIGHT frames are unacknowledged and the
+bitrate budget has room (media/rate.py), and encoded only when the screen changed, a
+keyframe is due, the still screen is due its high-quality refinement, or a keep-alive is
+due: a still screen costs a 0.5 ms compare per tick and a few bytes a second. A frame the
+path cannot take is dropped, never queued; an H.264 frame dropped after encoding breaks the
+chain, so the next one is a keyframe.
 """
 
 from __future__ import annotations
@@ -226,6 +227,7 @@ class Streamer:
                 blocked = self._in_flight >= MAX_IN_FLIGHT
                 if conn is not None and blocked:
                     conn.dropped += 1
+                blocked = blocked or not (urgent or self.rate.allow(_ms()))
                 if self.rate.update(_ms()) and encoder is not None:
                     encoder.set_bitrate(self.rate.bitrate)
             if conn is None or self._stopped:

@@ -139,7 +139,8 @@ class SessionStream:
         self._write(Log(event, connection_id=cid, attrs=attrs))
 
     def _result(self, ok: bool, error: str) -> None:
-        self._post("video", ok, error)
+        if self.streamer is not None:  # not a display torn down after the session ended
+            self._post("video", ok, error)
 
     def _screen(self, cid: str, width: int, height: int) -> None:
         link = self._links.get(cid)
