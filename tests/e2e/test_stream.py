@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from openfrp.media.wire import CODEC_H264, FLAG_KEY, FrameHeader, parse_frame
+from openfrp.media.wire import CODEC_H264, CODEC_JPEG, FLAG_KEY, FrameHeader, parse_frame
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import RawClient, ServerProcess, hello_for
 from tests.e2e.test_host_codes import needs_xvfb
@@ -240,3 +240,33 @@ def test_a_1_mbit_link_lowers_the_bitrate_and_keeps_the_desktop_usable(e2e: E2E)
     raw.send({"type": "close"})
     assert raw.wait_closed() == 4000
     assert not server.log.find(event="connection.closed", session_id=sid, code=4003)
+
+
+@needs_xvfb
+@needs_x_clients
+def test_a_terminal_without_h264_gets_jpeg_and_the_log_says_so(e2e: E2E) -> None:
+    server = e2e.server(
+        server={"display": "xvfb", "video_fps": 15},
+        launchpads={"x": {**PAD, "app_command": _window_app()}},
+    )
+    ticket = server.launch("alice", "x")
+    raw = e2e.raw(server.ws_url)
+    raw.handshake(hello_for(ticket, decoders=["vp8", "jpeg"], screen={"width": 640, "height": 480}))
+    raw.wait_message("started", timeout=10)
+    decoder = av.CodecContext.create("mjpeg", "r")
+    deadline, green = time.monotonic() + 10, False
+    while time.monotonic() < deadline and not green:
+        data = raw.recv(timeout=5)
+        if isinstance(data, str):
+            continue
+        parsed = parse_frame(data)
+        assert parsed is not None and parsed[0].codec == CODEC_JPEG and parsed[0].key
+        raw.send({"type": "frame_ack", "frame": parsed[0].number})
+        picture = decoder.decode(av.Packet(parsed[1]))[0].to_ndarray(format="rgb24")
+        assert picture.shape == (480, 640, 3)
+        green = _near(picture[110, 110], (0, 255, 0), tolerance=20)
+    assert green  # the xterm, through JPEG
+    codec = server.log.wait_event(event="stream.codec", session_id=ticket["session_id"])
+    assert codec["attrs"] == {"codec": "jpeg", "decoders": ["vp8", "jpeg"]}
+    raw.send({"type": "close"})
+    assert raw.wait_closed() == 4000

@@ -227,7 +227,10 @@ class Streamer:
                 blocked = self._in_flight >= MAX_IN_FLIGHT
                 if conn is not None and blocked:
                     conn.dropped += 1
-                blocked = blocked or not (urgent or self.rate.allow(_ms()))
+                # The budget paces H.264 (its quality floor can outgrow the bitrate); JPEG and
+                # rgb-zlib frames are paced by the acknowledgements alone.
+                budget = conn is None or conn.codec != "h264" or self.rate.allow(_ms())
+                blocked = blocked or not (urgent or budget)
                 if self.rate.update(_ms()) and encoder is not None:
                     encoder.set_bitrate(self.rate.bitrate)
             if conn is None or self._stopped:
