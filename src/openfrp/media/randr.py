@@ -41,3 +41,21 @@ def set_screen_size(env: dict[str, str], width: int, height: int, known: set[str
     done = _xrandr(env, "--output", "screen", "--mode", name, "--fb", f"{width}x{height}")
     if done.returncode != 0:
         raise RandrError(f"xrandr {width}x{height}: {done.stderr.strip()[-200:]}")
+
+
+def set_monitors(env: dict[str, str], regions: dict[str, tuple[int, int, int, int]]) -> None:
+    """Make the RandR monitors of the screen exactly `regions` (name -> x, y, width, height),
+    so a maximised window fills one monitor; empty: the whole screen is one monitor again.
+    The first region takes Xvfb's output, which otherwise stays a monitor of the whole
+    screen. Blocking."""
+    listed = _xrandr(env, "--listmonitors").stdout.splitlines()[1:]
+    for line in listed:
+        name = line.split()[1].lstrip("+*")
+        if name.startswith("openfrp-") and name not in regions:
+            _xrandr(env, "--delmonitor", name)
+    for number, (name, (x, y, width, height)) in enumerate(regions.items()):
+        mm_w, mm_h = round(width * 25.4 / 96), round(height * 25.4 / 96)
+        geometry = f"{width}/{mm_w}x{height}/{mm_h}+{x}+{y}"
+        done = _xrandr(env, "--setmonitor", name, geometry, "none" if number else "screen")
+        if done.returncode != 0:
+            raise RandrError(f"xrandr --setmonitor {name}: {done.stderr.strip()[-200:]}")

@@ -52,9 +52,9 @@ class Framebuffer:
         self.width = width
         self.height = height
 
-    def grab(self, width: int, height: int) -> NDArray[np.uint8]:
-        """A copy of the top-left width x height pixels, BGRX."""
-        return np.ascontiguousarray(self._pixels[:height, :width])
+    def grab(self, width: int, height: int, x: int = 0, y: int = 0) -> NDArray[np.uint8]:
+        """A copy of the width x height pixels at x, y (a monitor's region), BGRX."""
+        return np.ascontiguousarray(self._pixels[y : y + height, x : x + width])
 
     def close(self) -> None:
         del self._pixels
@@ -76,6 +76,10 @@ class XvfbScreen:
 
     def grab(self) -> NDArray[np.uint8]:
         return self._fb.grab(self.width, self.height)
+
+    def grab_region(self, x: int, y: int, width: int, height: int) -> NDArray[np.uint8]:
+        """Only that part is copied: a secondary monitor's stream never copies the row."""
+        return self._fb.grab(width, height, x, y)
 
     def resize(self, width: int, height: int) -> tuple[int, int]:
         """Set the screen size (blocking: call it from a worker thread)."""

@@ -23,10 +23,12 @@ from numpy.typing import NDArray
 
 from openfrp.media.synthetic import SyntheticDisplay
 from openfrp.media.xvfb import Framebuffer, XvfbScreen, XwdError
+from openfrp.protocol.monitors import MAX_SECONDARIES
 from openfrp.server.isolation import Account, write_private, xauthority
 from openfrp.settings import SessionSettings
 
 MIN_WIDTH, MIN_HEIGHT = 320, 200
+MONITORS = 1 + MAX_SECONDARIES  # the most monitors a session's screen holds side by side
 DEFAULT_SIZE = (1280, 720)  # for a terminal that does not say its window size
 
 
@@ -139,6 +141,13 @@ class Display:
         self._check_alive()
         return self.source.grab()
 
+    def grab_region(self, x: int, y: int, width: int, height: int) -> NDArray[np.uint8]:
+        """One monitor's part of the screen, a copy (see grab)."""
+        self._check_alive()
+        if isinstance(self.source, XvfbScreen):
+            return self.source.grab_region(x, y, width, height)
+        return np.ascontiguousarray(self.source.grab()[y : y + height, x : x + width])
+
     def resize(self, width: int, height: int) -> tuple[int, int]:
         """Set the screen size; returns the size it took."""
         self._check_alive()
@@ -186,7 +195,8 @@ async def start_display(
 ) -> Display:
     """Start the display at the terminal's window `size` (fitted to the launchpad's limits);
     not ready within display_ready_timeout is 4027. Xvfb starts at the largest size so RandR
-    can grow it; a synthetic display stays tiny unless a size is asked for."""
+    can grow it (MONITORS times max_width wide: a row of monitors of the largest size); a
+    synthetic display stays tiny unless a size is asked for."""
     use_xvfb = kind == "xvfb" or (kind == "auto" and shutil.which("Xvfb") is not None)
     if not use_xvfb:
         return Display() if size is None else Display(SyntheticDisplay(*fit_size(*size, settings)))
@@ -203,7 +213,7 @@ async def start_display(
         str(write_fd),
         "-screen",
         "0",
-        f"{settings.max_width}x{settings.max_height}x24",
+        f"{settings.max_width * MONITORS}x{settings.max_height}x24",
         "-nolisten",
         "tcp",
         "-noreset",

@@ -24,6 +24,7 @@ from openfrp.protocol.actions import (
     Deliver,
     EndSession,
     Log,
+    Relayout,
     Send,
     StartSession,
 )
@@ -34,6 +35,7 @@ from openfrp.server.desk import DESK_MESSAGES, SessionDesk
 from openfrp.server.host import Display, StartFailure, mount_profile, start_app, start_display
 from openfrp.server.isolation import Account, Isolation
 from openfrp.server.links import Link, Transport
+from openfrp.server.monitors import SessionMonitors
 from openfrp.server.registry import Holder
 from openfrp.server.stream import SessionStream
 from openfrp.timing import Alarm, now_ms
@@ -72,6 +74,7 @@ class SessionRuntime:
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stream = SessionStream(self.links, self._write, self.post, video_fps)
+        self.monitors = SessionMonitors(self.links, self._write, video_fps)
         self._input: InputFeed | None = None
         self._input_dropped = 0
         self._cursor: CursorWatch | None = None
@@ -125,6 +128,7 @@ class SessionRuntime:
                 now = now_ms()
                 if item[0] == "data" and item[1] in self.machine.pending:
                     self.stream.note_hello(item[1], item[2])
+                    self.monitors.note_hello(item[1], item[2])
                 if item[0] == "tick":
                     alarm.fired()
                     actions = self.machine.tick(now)
@@ -223,6 +227,9 @@ class SessionRuntime:
                 self._track(asyncio.create_task(self._start()))
             elif isinstance(action, Deliver):
                 self._deliver(action)
+            elif isinstance(action, Relayout):
+                relayout = self.monitors.relayout(action.monitors, self.machine.settings)
+                self._track(asyncio.create_task(relayout))
             elif isinstance(action, EndSession):
                 await self._end()
 
@@ -329,14 +336,14 @@ class SessionRuntime:
         failures in a row become 4011 in the machine. A display that died is restarted once
         the session waits for a resume."""
         assert self.display is not None
-        self.stream.start(self.display, self.machine.settings)
+        self.stream.start(self.monitors.view(self.display), self.machine.settings)
         try:
             while not self.ended.is_set():
                 active = self.machine.state is SessionState.ACTIVE
                 self.stream.follow(self.machine.primary if active else None)
                 if not active and self.display is not None and not self.display.alive:
                     await self._restart_display()
-                    self.stream.set_display(self.display)
+                    self.stream.set_display(self.monitors.view(self.display))
                 await asyncio.sleep(0.05)
         finally:
             self.stream.stop()
@@ -369,6 +376,10 @@ class SessionRuntime:
 
     def _deliver(self, action: Deliver) -> None:
         message = action.message
+        if self.monitors.handle(action.connection_id, message):
+            return
+        if message["type"] == "resize" and self.machine.monitors.secondaries:
+            return  # a row of monitors is sized by the Relayout that came with it
         if self.stream.handle(action.connection_id, message):
             return
         if message["type"] == "input":
@@ -394,7 +405,7 @@ class SessionRuntime:
                     loop.call_soon_threadsafe(self.post, "fault", 4005, "input", error)
 
             self._input = InputFeed(self._input_target, failed)
-        if self._input.offer(parse_input(message)):
+        if self._input.offer(self.monitors.place(cid, parse_input(message))):
             if self._input_dropped:
                 self._log_dropped(cid, ended=True)
             return
@@ -450,6 +461,7 @@ class SessionRuntime:
 
     async def _end(self) -> None:
         self.ended.set()
+        self.monitors.stop()
         if self._cursor is not None:
             await asyncio.to_thread(self._cursor.stop)
         await self.desk.close()

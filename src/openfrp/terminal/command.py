@@ -11,13 +11,15 @@ from typing import Any
 
 from openfrp import codes
 from openfrp.events import EventLog
+from openfrp.protocol.monitors import MAX_SECONDARIES
 from openfrp.protocol.terminal_connection import SessionTicket, show
 from openfrp.server.command import ApiCallError, api
 from openfrp.settings import SessionSettings, SettingsError, build
 
 
 def fetch_ticket(link: str, timeout: float) -> dict[str, Any]:
-    """Resolve a connect link (http://HOST:PORT/s/ID?token=T) or a ticket file to a ticket."""
+    """Resolve a connect link (http://HOST:PORT/s/ID#token=T, or ?token=T as older links had
+    it) or a ticket file to a ticket."""
     path = Path(link)
     if not link.startswith(("http://", "https://")):
         try:
@@ -28,15 +30,20 @@ def fetch_ticket(link: str, timeout: float) -> dict[str, Any]:
                 f"'{link}' is neither a connect link nor a ticket file ({exc})"
             ) from None
     parts = urllib.parse.urlsplit(link)
-    token = urllib.parse.parse_qs(parts.query).get("token", [""])[0]
+    token = (
+        urllib.parse.parse_qs(parts.fragment).get("token", [""])[0]
+        or urllib.parse.parse_qs(parts.query).get("token", [""])[0]
+    )
     segments = parts.path.strip("/").split("/")
     if len(segments) != 2 or segments[0] != "s" or not token:
-        raise SettingsError(f"'{link}' is not a connect link (expected .../s/SESSION?token=T)")
+        raise SettingsError(f"'{link}' is not a connect link (expected .../s/SESSION#token=T)")
     base = f"{parts.scheme}://{parts.netloc}"
     return api("GET", f"{base}/api/sessions/{segments[1]}/ticket", token, timeout=timeout)
 
 
-def _ticket(data: dict[str, Any], client: str) -> tuple[SessionTicket, SessionSettings, str]:
+def _ticket(
+    data: dict[str, Any], client: str, monitor: int = 0
+) -> tuple[SessionTicket, SessionSettings, str]:
     try:
         ticket = SessionTicket(
             session_id=str(data["session_id"]),
@@ -44,6 +51,7 @@ def _ticket(data: dict[str, Any], client: str) -> tuple[SessionTicket, SessionSe
             config=dict(data["config"]),
             config_digest=str(data["config_digest"]),
             client=client,
+            monitor=monitor,
         )
         ws_url = str(data["ws_url"])
         settings = build(
@@ -75,7 +83,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
             raise
         print(f"{show(row.number).text} ({exc})", flush=True)
         return 0 if row.kind is codes.Kind.INFO else 1
-    ticket, settings, ws_url = _ticket(data, args.client)
+    ticket, settings, ws_url = _ticket(data, args.client, args.monitor)
     if args.ws_url:
         ws_url = args.ws_url
     log_path = args.log or f"openfrp-data/logs/terminal-{ticket.session_id}.jsonl"
@@ -104,7 +112,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("connect", help="join a session (connect link or ticket file)")
-    p.add_argument("link", help="connect link http://HOST:PORT/s/ID?token=T, or a ticket file")
+    p.add_argument("link", help="connect link http://HOST:PORT/s/ID#token=T, or a ticket file")
     p.add_argument("--log", help="terminal event log (default openfrp-data/logs/...)")
     p.add_argument("--ws-url", help="override the WebSocket URL of the ticket (FRP7)")
     p.add_argument("--signaling-url", help="override the signaling URL of the ticket (FRP8)")
@@ -115,4 +123,12 @@ def register(sub: Any) -> None:
         "--size", type=_size, metavar="WxH", help="ask for a screen of this size (pixels)"
     )
     p.add_argument("--downloads", metavar="DIR", help="save files offered by the session here")
+    p.add_argument(
+        "--monitor",
+        type=int,
+        choices=range(1, MAX_SECONDARIES + 1),
+        default=0,
+        metavar="N",
+        help=f"show secondary monitor N (1-{MAX_SECONDARIES}) of a session already open",
+    )
     p.set_defaults(handler=_cmd_connect)

@@ -1,0 +1,177 @@
+"""Secondary monitors on a real Xvfb: each window streams its own region of one screen, its
+clicks land there, apps see RandR monitors, and a frozen secondary window is closed with 4028
+while the session goes on."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import E2E
+from tests.e2e.harness import OPENFRP, RawClient, ServerProcess, hello_for
+from tests.e2e.test_host_codes import read_frames
+from tests.support.sandbox import shared_folder
+from tests.support.xev import XevFile, needs_xev
+
+pytestmark = needs_xev
+
+BLUE, WHITE = 0x0000FF, 0xFFFFFF
+SIZE = {"width": 640, "height": 480, "scale": 1}
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """Where the session's app writes what it saw (any user may write there)."""
+    with shared_folder() as path:
+        yield path
+
+
+def monitor_server(e2e: E2E, folder: Path) -> ServerProcess:
+    """The app paints the root blue, lists the RandR monitors it sees every 0.2 s, and runs
+    xev in a white window placed where monitor 1 sits beside a 640 pixels wide primary."""
+    listing = (
+        f"while :; do xrandr --listmonitors > {folder}/m.tmp && mv {folder}/m.tmp "
+        f"{folder}/monitors.txt; sleep 0.2; done"
+    )
+    app = (
+        f'sh -c \'xsetroot -solid "#0000ff"; ({listing}) & '
+        f"LC_ALL=C.UTF-8 xev -event button -geometry 640x480+640+0 > {folder}/xev.txt'"
+    )
+    launchpad = {"display_ready_timeout": 10.0, "display_change_timeout": 1.0, "app_command": app}
+    return e2e.server(
+        server={"display": "xvfb", "video_fps": 10},
+        account={"receive_timeout": 10.0},  # raw clients do not answer pings
+        launchpads={"x": launchpad},
+    )
+
+
+def monitors_seen(folder: Path, want: int, timeout: float = 5.0) -> list[str]:
+    """The app's `xrandr --listmonitors` once it lists `want` monitors."""
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        path = folder / "monitors.txt"
+        lines = path.read_text().splitlines()[1:] if path.exists() else []
+        if len(lines) == want:
+            return lines
+        time.sleep(0.05)
+    raise AssertionError(f"the app saw {lines}, not {want} monitors, within {timeout}s")
+
+
+def settled(raw: RawClient, size: tuple[int, int], pixel: int, timeout: float = 8.0) -> None:
+    """Read frames until one of `size` shows `pixel` in its centre."""
+    deadline = time.monotonic() + timeout
+    seen: list[tuple[int, int, int, int]] = []
+    while time.monotonic() < deadline:
+        seen += read_frames(raw, want=1, timeout=deadline - time.monotonic())
+        if seen[-1][1:] == (*size, pixel):
+            return
+    raise AssertionError(f"no {size} frame with {pixel:06x} in its centre; got {seen[-5:]}")
+
+
+def click(raw: RawClient, x: int, y: int) -> None:
+    for buttons in (1, 0):
+        data = {"x": x, "y": y, "buttons": buttons}
+        raw.send({"type": "input", "kind": "pointer", "data": data})
+
+
+def diagnosis(server: ServerProcess, sid: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [OPENFRP, "analyze", str(server.log.path), "--session", sid, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    session: dict[str, Any] = json.loads(done.stdout)["session"]
+    return session
+
+
+def test_a_secondary_window_shows_and_clicks_its_own_region(e2e: E2E, folder: Path) -> None:
+    server = monitor_server(e2e, folder)
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    primary = e2e.raw(server.ws_url)
+    primary.handshake(hello_for(ticket, screen=SIZE))
+    primary.wait_message("started", timeout=10)
+    settled(primary, (640, 480), BLUE)
+    assert len(monitors_seen(folder, 1)) == 1
+
+    second = e2e.raw(server.ws_url)
+    welcome = second.handshake(hello_for(ticket, monitor=1, screen=SIZE))
+    change = second.wait_message("display_change")
+    second.send({"type": "display_ack", "change_id": change["change_id"]})
+    screen = second.wait_message("screen")
+    assert (screen["width"], screen["height"], screen["monitor"]) == (640, 480, 1)
+    settled(second, (640, 480), WHITE)  # xev's window, right of the primary
+    settled(primary, (640, 480), BLUE)  # the primary still shows only its own region
+    layout = server.log.wait_event(event="display.layout", session_id=sid)["attrs"]
+    assert (layout["width"], layout["height"]) == (1280, 480)
+    assert layout["monitors"] == [[0, 0, 0, 640, 480], [1, 640, 0, 640, 480]]
+    seen = monitors_seen(folder, 2)
+    assert "openfrp-0 640/" in seen[0] and seen[0].split()[2].endswith("+0+0")
+    assert "openfrp-1 640/" in seen[1] and seen[1].split()[2].endswith("+640+0")
+
+    click(second, 100, 50)  # in the secondary window: on the row's screen at 740, 50
+    press = XevFile(folder / "xev.txt").wait_button(1)
+    assert (press.x, press.y) == (740, 50)
+
+    second.send({"type": "close"})
+    assert second.wait_closed() == 1000
+    closed = server.log.wait_event(
+        event="connection.closed", connection_id=welcome["connection_id"]
+    )
+    assert closed["attrs"]["monitor"] == 1 and closed["code"] is None
+    back = server.log.wait_event(event="display.layout", session_id=sid, count=2)["attrs"]
+    assert (back["width"], back["height"]) == (640, 480)
+    assert len(monitors_seen(folder, 1)) == 1
+    settled(primary, (640, 480), BLUE)
+    assert server.session(sid)["state"] == "active"
+
+
+def test_a_frozen_secondary_terminal_is_closed_with_4028_and_the_session_goes_on(
+    e2e: E2E, folder: Path
+) -> None:
+    server = monitor_server(e2e, folder)
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    primary = e2e.raw(server.ws_url)
+    primary.handshake(hello_for(ticket, screen=SIZE))
+    primary.wait_message("started", timeout=10)
+    settled(primary, (640, 480), BLUE)
+
+    saved = folder / "ticket.json"
+    saved.write_text(json.dumps(ticket))
+    second = e2e.terminal(str(saved), extra=["--monitor", "1", "--size", "640x480"])
+    second.wait_line(r"connected to ")
+    joined = server.log.wait_event(event="connection.established", session_id=sid, count=2)
+    assert joined["attrs"]["monitor"] == 1
+    server.log.wait_event(event="display.layout", session_id=sid)
+    time.sleep(0.3)  # its acknowledgement of the join is in
+    assert not server.log.find(event="connection.closed", session_id=sid)
+
+    second.process.send_signal(signal.SIGSTOP)  # a frozen window: it reads and answers nothing
+    try:
+        primary.send({"type": "resize", "width": 800, "height": 600})
+        closed = server.log.wait_event(event="connection.closed", code=4028, session_id=sid)
+    finally:
+        second.process.send_signal(signal.SIGCONT)
+    assert closed["connection_id"] == joined["connection_id"]
+    assert closed["attrs"]["monitor"] == 1 and closed["attrs"]["display_change_timeout_s"] == 1.0
+    second.wait_line(r"^\[4028 [A-Z_]+\] ")
+    # The session goes on with the primary alone, at its new size.
+    assert server.session(sid)["state"] == "active"
+    settled(primary, (800, 600), BLUE)
+    assert len(monitors_seen(folder, 1)) == 1
+    primary.send({"type": "close"})
+    assert primary.wait_closed() == 4000
+    session = diagnosis(server, sid)
+    assert session["final_code"] == 4000
+    assert "4028" in json.dumps(session)
