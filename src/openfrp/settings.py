@@ -30,6 +30,7 @@ class SessionSettings:
     frp: int = 7
     frp8_fallback: str = "frp7"
     idle_timeout: float = 600.0
+    link_ttl: float = 3600.0  # how long a connect link may fetch its session's ticket
     max_session_duration: float = 8 * 3600.0
     warn_before: float = 300.0
     receive_timeout: float = 10.0

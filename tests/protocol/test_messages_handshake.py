@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -133,23 +136,56 @@ def test_token_with_another_secret_is_rejected() -> None:
 
 
 def test_token_with_altered_claims_is_rejected() -> None:
-    body, _, mac = token().partition(".")
-    forged = sign_token(b"x", {"session_id": SESSION_ID, "user": "mallory"}).partition(".")[0]
+    header, _, signature = token().split(".")
+    forged = sign_token(b"x", {"session_id": SESSION_ID, "user": "mallory"}).split(".")[1]
     with pytest.raises(TokenError, match="signature"):
-        verify_token(SECRET, f"{forged}.{mac}")
+        verify_token(SECRET, f"{header}.{forged}.{signature}")
     with pytest.raises(TokenError):
-        verify_token(SECRET, f"{body}.{mac[:-2]}")
+        verify_token(SECRET, f"{header}.{forged}.{signature[:-2]}")
 
 
-@pytest.mark.parametrize("bad", ["", "abc", ".", "abc.", ".abc", "!!!.???", "a.b.c"])
+def test_junk_characters_in_a_signature_are_rejected() -> None:
+    """base64 decoders skip characters outside the alphabet: '!*' must not slip through."""
+    header, claims, signature = token().split(".")
+    for junk in ("!*", "=", " ", "+/", "\n"):
+        mangled = f"{header}.{claims}.{signature[:8]}{junk}{signature[8:]}"
+        with pytest.raises(TokenError, match="base64url"):
+            verify_token(SECRET, mangled)
+
+
+def test_token_expiry_is_checked_against_the_callers_clock() -> None:
+    signed = sign_token(SECRET, {"session_id": SESSION_ID, "user": USER, "exp": 1000})
+    assert verify_token(SECRET, signed, now=999.5)["exp"] == 1000
+    assert verify_token(SECRET, signed)["user"] == USER  # no clock given: no expiry check
+    with pytest.raises(TokenError, match="expired"):
+        verify_token(SECRET, signed, now=1000)
+
+
+def test_a_revoked_generation_fails_the_hello() -> None:
+    old = token(gen=0)
+    assert check_hello(hello(token=old), issued(), SECRET, PROTOCOL_VERSION, 0) is None
+    assert check_hello(hello(token=old), issued(), SECRET, PROTOCOL_VERSION, 1) == (
+        "token",
+        "token has been revoked",
+    )
+    fresh = token(gen=1)
+    assert check_hello(hello(token=fresh), issued(), SECRET, PROTOCOL_VERSION, 1) is None
+
+
+@pytest.mark.parametrize("bad", ["", "abc", ".", "abc.", ".abc", "!!!.???", "a.b.c", "a.b"])
 def test_malformed_tokens_raise_token_error(bad: str) -> None:
     with pytest.raises(TokenError):
         verify_token(SECRET, bad)
 
 
 def test_token_claims_must_be_an_object() -> None:
-    with pytest.raises(TokenError, match="not an object"):
-        verify_token(SECRET, sign_token(SECRET, [1, 2]))  # type: ignore[arg-type]
+    header, _, _ = token().split(".")
+    body = base64.urlsafe_b64encode(b"[1,2]").rstrip(b"=").decode()
+    signing = hmac.new(SECRET, b"openfrp-token", hashlib.sha256).digest()
+    mac = hmac.new(signing, f"{header}.{body}".encode(), hashlib.sha256).digest()
+    signature = base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    with pytest.raises(TokenError):
+        verify_token(SECRET, f"{header}.{body}.{signature}")
 
 
 def test_digest_is_canonical() -> None:

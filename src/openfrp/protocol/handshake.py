@@ -1,17 +1,20 @@
 """The session configuration and token the server issues and checks in `hello`.
 
 The configuration travels to the terminal at launch and comes back in `hello`; its digest and
-the token's HMAC let the server tell a wrong, stale or tampered terminal apart (4002).
+the token's signature (a JSON Web Token) let the server tell a wrong, stale or tampered
+terminal apart (4002).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+
+import jwt
 
 
 def _json_value(value: Any) -> Any:
@@ -34,38 +37,46 @@ def digest(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(config)).hexdigest()
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _signing_key(secret: bytes) -> bytes:
+    """Tokens are signed with a key of their own, 32 bytes whatever the secret's length, so a
+    token can never stand for the admin, guest or signaling keys derived from the same secret."""
+    return hmac.new(secret, b"openfrp-token", hashlib.sha256).digest()
 
 
 def sign_token(secret: bytes, claims: dict[str, Any]) -> str:
-    body = _b64(canonical(claims))
-    mac = hmac.new(secret, body.encode(), hashlib.sha256).digest()
-    return f"{body}.{_b64(mac)}"
+    """A JSON Web Token (HS256, PyJWT) over `claims`."""
+    return jwt.encode(claims, _signing_key(secret), algorithm="HS256")
 
 
 class TokenError(ValueError):
-    """The token is malformed or its signature does not match."""
+    """The token is malformed, its signature does not match, or it has expired."""
 
 
-def verify_token(secret: bytes, token: str) -> dict[str, Any]:
-    body, sep, mac = token.partition(".")
-    if not sep or not body or not mac:
-        raise TokenError("token is not of the form BODY.SIGNATURE")
-    expected = hmac.new(secret, body.encode(), hashlib.sha256).digest()
+def verify_token(secret: bytes, token: str, now: float | None = None) -> dict[str, Any]:
+    """The claims of a genuine token. Only base64url characters are accepted (a decoder that
+    skips junk would let `!*` inside a signature pass). With `now` (UNIX seconds), a token
+    whose `exp` has passed is refused; the clock is the caller's."""
+    if not TOKEN_SHAPE.fullmatch(token):
+        raise TokenError("token is not of the form HEADER.CLAIMS.SIGNATURE in base64url")
     try:
-        given = _unb64(mac)
-        claims = json.loads(_unb64(body))
-    except ValueError:
-        raise TokenError("token is not valid base64/JSON") from None
-    if not hmac.compare_digest(expected, given):
-        raise TokenError("token signature does not match")
+        claims: Any = jwt.decode(
+            token,
+            _signing_key(secret),
+            algorithms=["HS256"],
+            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+        )
+    except jwt.InvalidSignatureError:
+        raise TokenError("token signature does not match") from None
+    except jwt.InvalidTokenError as exc:
+        raise TokenError(f"token is malformed ({exc})") from None
     if not isinstance(claims, dict):
         raise TokenError("token claims are not an object")
+    expires = claims.get("exp")
+    if now is not None and isinstance(expires, int | float) and now >= expires:
+        raise TokenError("token has expired")
     return claims
 
 
@@ -79,10 +90,18 @@ class Issued:
     config_digest: str
 
 
+def token_generation(claims: dict[str, Any]) -> int:
+    """Which revocation round a token belongs to: one issued before the session's tokens were
+    revoked carries an older generation than the session's own."""
+    generation = claims.get("gen", 0)
+    return generation if isinstance(generation, int) else -1
+
+
 def check_hello(
-    hello: dict[str, Any], issued: Issued, secret: bytes, version: int
+    hello: dict[str, Any], issued: Issued, secret: bytes, version: int, generation: int = 0
 ) -> tuple[str, str] | None:
-    """Return (field, problem) for the first mismatch, or None when the hello fits."""
+    """Return (field, problem) for the first mismatch, or None when the hello fits;
+    `generation`: the session's tokens of older generations are revoked."""
     if hello["version"] != version:
         return "version", f"terminal speaks protocol {hello['version']}, server {version}"
     if hello["session_id"] != issued.session_id:
@@ -93,6 +112,8 @@ def check_hello(
         return "token", str(exc)
     if claims.get("session_id") != issued.session_id or claims.get("user") != issued.user:
         return "token", "token was issued for another session or user"
+    if token_generation(claims) < generation:
+        return "token", "token has been revoked"
     if digest(hello["config"]) != hello["config_digest"]:
         return "config", "configuration does not match its own digest (corrupted)"
     if hello["config_digest"] != issued.config_digest:

@@ -56,6 +56,7 @@ class ServerSession:
         self.settings = settings
         self._secret = secret
         self._version = version
+        self.token_generation = 0  # tokens of older generations are revoked
         self.state = SessionState.CREATED
         self.created_ms = now_ms
         self.started_ms: int | None = None
@@ -120,7 +121,10 @@ class ServerSession:
         return (
             hello["type"] == "hello"
             and not self.ended
-            and (check_hello(hello, self.issued, self._secret, self._version) is None)
+            and (
+                check_hello(hello, self.issued, self._secret, self._version, self.token_generation)
+                is None
+            )
         )
 
     def refuse_duplicate(
@@ -377,7 +381,9 @@ class ServerSession:
                 {"reason": "session has ended"},
                 codes.ended_reason(self.final_code),
             )
-        mismatch = check_hello(hello, self.issued, self._secret, self._version)
+        mismatch = check_hello(
+            hello, self.issued, self._secret, self._version, self.token_generation
+        )
         if mismatch is not None:
             return self._reject(cid, 4002, {"field": mismatch[0], "problem": mismatch[1]})
         if hello.get("monitor"):

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,7 +24,14 @@ from starlette.websockets import WebSocket
 
 from openfrp import PROTOCOL_VERSION, codes
 from openfrp.events import Context, Event, EventLog, now_ts
-from openfrp.protocol.handshake import Issued, TokenError, digest, sign_token, verify_token
+from openfrp.protocol.handshake import (
+    Issued,
+    TokenError,
+    digest,
+    sign_token,
+    token_generation,
+    verify_token,
+)
 from openfrp.protocol.messages import MessageError, decode_from_terminal
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server import web
@@ -60,6 +68,7 @@ TERMINAL_SETTINGS = (
 )
 NO_CLOSE_FRAME = (1005, 1006)
 REMOTE_WAIT = 5.0  # seconds to wait for another host to end a session closed through this one
+TOKEN_MARGIN = 60.0  # a session token outlives the longest session by this much
 
 
 class ApiError(Exception):
@@ -120,7 +129,8 @@ class ServerState:
         if settings.frp == 8:
             config["frp8"] = self.frp8_block()
         issued = Issued(session_id, user, config, digest(config))
-        token = sign_token(self.secret, {"session_id": session_id, "user": user})
+        token = self.token(session_id, user, settings.max_session_duration + TOKEN_MARGIN, 0)
+        link_token = self.token(session_id, user, settings.link_ttl, 0)
         machine = ServerSession(issued, settings, self.secret, now_ms())
         identity = Context(
             "server", host, session_id, user, self.config.account_name, launchpad, settings.frp
@@ -167,8 +177,38 @@ class ServerState:
             "config": config,
             "config_digest": issued.config_digest,
             "ws_url": self.public_url.replace("http", "ws", 1) + "/frp7",
-            "connect_url": f"{self.public_url}/s/{session_id}?token={token}",
+            "connect_url": self.connect_url(session_id, link_token),
         }
+
+    def token(self, session_id: str, user: str, ttl: float, generation: int) -> str:
+        """A token for one session of one user, valid for `ttl` seconds unless revoked."""
+        now = int(time.time())
+        claims = {
+            "session_id": session_id,
+            "user": user,
+            "gen": generation,
+            "iat": now,
+            "exp": now + max(1, round(ttl)),
+            "jti": secrets.token_hex(8),
+        }
+        return sign_token(self.secret, claims)
+
+    def token_problem(self, claims: dict[str, Any]) -> str | None:
+        """Why a genuine token may no longer be used for a session this host serves: the
+        session has ended, or its tokens were revoked after this one was issued."""
+        runtime = self.runtimes.get(str(claims.get("session_id")))
+        if runtime is None:
+            return None
+        if runtime.ended.is_set() or runtime.machine.final_code is not None:
+            return "the session this token names has ended"
+        if token_generation(claims) < runtime.machine.token_generation:
+            return "invalid token: token has been revoked"
+        return None
+
+    def connect_url(self, session_id: str, link_token: str) -> str:
+        """The token rides in the fragment, which browsers never send, so it stays out of
+        server and proxy logs; the page sends it as a header."""
+        return f"{self.public_url}/s/{session_id}#token={link_token}"
 
     @property
     def signaling_url(self) -> str:
@@ -239,8 +279,10 @@ class ServerState:
 
     def ticket(self, session_id: str) -> dict[str, Any]:
         runtime = self.runtimes[session_id]
-        issued = runtime.machine.issued
-        token = sign_token(self.secret, {"session_id": session_id, "user": issued.user})
+        machine = runtime.machine
+        issued = machine.issued
+        ttl = machine.settings.max_session_duration + TOKEN_MARGIN
+        token = self.token(session_id, issued.user, ttl, machine.token_generation)
         return {
             "session_id": session_id,
             "token": token,
@@ -259,8 +301,12 @@ class ServerState:
 
 @dataclass(frozen=True)
 class Caller:
+    """The admin, or the holder of a token naming one session of one user."""
+
     admin: bool
     user: str | None
+    session_id: str | None = None
+    generation: int = 0
 
 
 def _caller(request: Request, state: ServerState) -> Caller:
@@ -271,14 +317,30 @@ def _caller(request: Request, state: ServerState) -> Caller:
     if matches(credential, state.admin_key):
         return Caller(admin=True, user=None)
     try:
-        claims = verify_token(state.secret, credential)
+        claims = verify_token(state.secret, credential, time.time())
     except TokenError as exc:
         raise ApiError(401, f"invalid token: {exc}") from None
-    return Caller(admin=False, user=str(claims.get("user")))
+    session_id = claims.get("session_id")
+    if not isinstance(session_id, str):
+        raise ApiError(401, "invalid token: it names no session")
+    return Caller(False, str(claims.get("user")), session_id, token_generation(claims))
+
+
+def _token_still_good(state: ServerState, caller: Caller, record: SessionRecord) -> None:
+    """A token is refused once its session has ended (410, with the final code) or once the
+    session's tokens were revoked after it was issued (401)."""
+    runtime = state.runtimes.get(record.session_id)
+    final_code = record.final_code if runtime is None else runtime.machine.final_code
+    if final_code is not None or (runtime is not None and runtime.ended.is_set()):
+        raise ApiError(410, f"session '{record.session_id}' has ended", final_code=final_code)
+    if runtime is not None and caller.generation < runtime.machine.token_generation:
+        raise ApiError(401, "invalid token: token has been revoked")
 
 
 async def _own_record(request: Request, state: ServerState, caller: Caller) -> SessionRecord:
     session_id = request.path_params["session_id"]
+    if not caller.admin and session_id != caller.session_id:
+        raise ApiError(404, f"no session '{session_id}' for this caller")
     try:
         record = await state.registry.get(session_id)
     except RegistryError:  # this host still answers for the sessions it serves
@@ -287,6 +349,8 @@ async def _own_record(request: Request, state: ServerState, caller: Caller) -> S
         record = state.launched[session_id]
     if record is None or (not caller.admin and record.user != caller.user):
         raise ApiError(404, f"no session '{session_id}' for this caller")
+    if not caller.admin:
+        _token_still_good(state, caller, record)
     return record
 
 
@@ -345,6 +409,10 @@ async def list_sessions(request: Request) -> Response:
     state = _state(request)
     caller = _caller(request, state)
     records = await state.registry.sessions(None if caller.admin else caller.user)
+    if not caller.admin:  # a token reaches the one session it names, while it lives
+        records = [r for r in records if r.session_id == caller.session_id]
+        for record in records:
+            _token_still_good(state, caller, record)
     up = await _hosts_up(state, records)
     return JSONResponse({"sessions": [_public(state, r, up) for r in records]})
 
@@ -364,6 +432,34 @@ async def get_ticket(request: Request) -> Response:
             410, f"session '{record.session_id}' has ended", final_code=record.final_code
         )
     return JSONResponse(state.ticket(record.session_id))
+
+
+async def revoke_tokens(request: Request) -> Response:
+    """Revoke every token issued so far for a live session (a leaked link, say) and answer
+    with a fresh connect link and token: the old ones get 401, and 4002 in a hello."""
+    state = _state(request)
+    if not _caller(request, state).admin:
+        raise ApiError(403, "revoking tokens needs the admin key")
+    record = await _own_record(request, state, Caller(admin=True, user=None))
+    _not_elsewhere(state, record)
+    runtime = state.runtimes.get(record.session_id)
+    if runtime is None or runtime.ended.is_set():
+        raise ApiError(409, f"session '{record.session_id}' has ended")
+    machine = runtime.machine
+    machine.token_generation += 1
+    state.log.write(
+        runtime.identity.event(
+            "tokens.revoked",
+            severity="warning",
+            message="every token issued so far for this session was revoked by the admin API",
+            attrs={"generation": machine.token_generation},
+        )
+    )
+    ttl = machine.settings.link_ttl
+    link_token = state.token(record.session_id, record.user, ttl, machine.token_generation)
+    ticket = state.ticket(record.session_id)
+    ticket["connect_url"] = state.connect_url(record.session_id, link_token)
+    return JSONResponse(ticket)
 
 
 async def close_session(request: Request) -> Response:
@@ -656,6 +752,12 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc), **exc.extra}, status_code=exc.status)
 
 
+def _hub(state: ServerState) -> Hub:
+    opts = state.config.server
+    timeout = state.config.account.handshake_timeout
+    return Hub(state.secret, state.log, opts.name, timeout, state.token_problem)
+
+
 def create_app(state: ServerState) -> Starlette:
     app = Starlette(
         routes=[
@@ -666,10 +768,11 @@ def create_app(state: ServerState) -> Starlette:
             Route("/api/sessions/{session_id}", close_session, methods=["DELETE"]),
             Route("/api/sessions/{session_id}/ticket", get_ticket, methods=["GET"]),
             Route("/api/sessions/{session_id}/messages", push_message, methods=["POST"]),
+            Route("/api/sessions/{session_id}/revoke", revoke_tokens, methods=["POST"]),
             Route("/api/sessions/{session_id}/guest", guest_action, methods=["POST"]),
             Route("/api/sessions/{session_id}/guest/download", guest_download, methods=["POST"]),
             WebSocketRoute("/frp7", frp7),
-            WebSocketRoute("/signal", Hub(state.secret, state.log, state.config.server.name).serve),
+            WebSocketRoute("/signal", _hub(state).serve),
             *web.ROUTES,
         ],
         exception_handlers={ApiError: _api_error, RegistryError: _api_error},

@@ -143,6 +143,11 @@ class PeerHost:
 
         relay = str(offer.get("relay"))
         identity = self._identity(str(offer.get("session_id")))
+        if relay in self._peers:  # one peer connection per join, whatever a hub relays
+            self.state.log.write(
+                identity.event("peer.offer_refused", attrs={"relay": relay, "reason": "busy"})
+            )
+            return
         runtime = self.state.runtimes.get(identity.session_id)
         if runtime is not None and runtime.machine.final_code is not None:
             # Ended but still in memory: its final code, without a WebRTC setup.

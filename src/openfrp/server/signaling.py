@@ -8,6 +8,10 @@ leaves the terminal waiting: its own timer turns that into 4107.
 
 Messages are JSON objects: register {host, key} and join {session_id, token, host} open a
 socket's role; offer/answer/close travel with a relay id the hub assigns per join.
+
+Bounds: a socket that names no role within the handshake timeout is closed; a join relays one
+offer (a terminal joins again for another attempt); an expired or revoked token, or one for a
+session this host has ended, is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +47,11 @@ class _Join:
     session_id: str
     host: str
     sent_peer: bool = False
+    offered: bool = False
+
+
+def _no_problem(claims: dict[str, Any]) -> str | None:
+    return None
 
 
 @dataclass
@@ -48,12 +59,25 @@ class Hub:
     secret: bytes
     log: EventLog
     name: str
+    handshake_timeout: float = 10.0
+    # why a genuine token may not join (its session ended here, its tokens revoked), or None
+    token_problem: Callable[[dict[str, Any]], str | None] = _no_problem
     hosts: dict[str, tuple[str, WebSocket]] = field(default_factory=dict)
     joins: dict[str, _Join] = field(default_factory=dict)
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
-        first = await _receive(websocket)
+        try:
+            first = await asyncio.wait_for(_receive(websocket), self.handshake_timeout)
+        except TimeoutError:
+            self._log(
+                "signaling.timeout",
+                severity="warning",
+                message="a signaling socket sent no register or join in time and was closed",
+                attrs={"handshake_timeout": self.handshake_timeout},
+            )
+            await _refuse(websocket, "no register or join within the handshake timeout")
+            return
         if first is None:
             return
         if first.get("type") == "register":
@@ -100,12 +124,17 @@ class Hub:
     async def _serve_terminal(self, websocket: WebSocket, first: dict[str, Any]) -> None:
         session_id, host = first.get("session_id"), first.get("host")
         try:
-            claims = verify_token(self.secret, str(first.get("token", "")))
+            claims = verify_token(self.secret, str(first.get("token", "")), time.time())
         except TokenError as exc:
             await _refuse(websocket, f"invalid token: {exc}")
             return
         if claims.get("session_id") != session_id or not isinstance(host, str):
             await _refuse(websocket, "token does not name this session")
+            return
+        problem = self.token_problem(claims)
+        if problem is not None:
+            self._log("signaling.rejected", session_id=str(session_id), attrs={"reason": problem})
+            await _refuse(websocket, problem)
             return
         relay = secrets.token_hex(6)
         join = _Join(websocket, str(session_id), host)
@@ -116,8 +145,18 @@ class Hub:
                 await self._send_peer(join)
             while (message := await _receive(websocket)) is not None:
                 peer = self.hosts.get(host)
-                if message.get("type") == "offer" and peer is not None and join.sent_peer:
-                    await _send(peer[1], {**message, "relay": relay, "session_id": session_id})
+                if message.get("type") != "offer" or peer is None or not join.sent_peer:
+                    continue
+                if join.offered:
+                    self._log(
+                        "signaling.rejected",
+                        session_id=join.session_id,
+                        attrs={"reason": "a second offer on one join", "relay": relay},
+                    )
+                    await _refuse(websocket, "one offer per join: join again for another")
+                    return
+                join.offered = True
+                await _send(peer[1], {**message, "relay": relay, "session_id": session_id})
         finally:
             del self.joins[relay]
             peer = self.hosts.get(host)

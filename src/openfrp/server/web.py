@@ -1,7 +1,8 @@
 """The browser terminal: the page behind every connect link, its scripts, and the code table.
 
-A connect link (/s/SESSION?token=T) opens the page; its script fetches the ticket with the
-token and the code table from /api/codes, so the pop-ups say what `openfrp.codes` says.
+A connect link (/s/SESSION#token=T) opens the page; its script fetches the ticket with the
+token (sent as a header: the fragment never reaches a server or proxy log) and the code table
+from /api/codes, so the pop-ups say what `openfrp.codes` says.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 // The browser terminal's I/O: fetches the ticket named by the page's link
-// (/s/SESSION?token=T), drives the Connection state machine (connection.js) over FRP7 (a
+// (/s/SESSION#token=T), drives the Connection state machine (connection.js) over FRP7 (a
 // WebSocket to the same origin) or FRP8 (signaling, then a WebRTC data channel, each setup
 // phase timed by PeerSetup from peer_setup.js), draws the stream (video.js) and measures it
 // (stats.js), shows every code as a pop-up and ships its event log to the server whenever it
@@ -51,7 +51,10 @@
 
   async function main() {
     const sessionId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
-    const token = new URLSearchParams(location.search).get("token") || "";
+    // The token rides in the fragment (never sent to a server, so never in its logs); older
+    // links had it in the query.
+    const token = new URLSearchParams(location.hash.slice(1)).get("token") ||
+                  new URLSearchParams(location.search).get("token") || "";
     const client = new URLSearchParams(location.search).get("client") || "browser";
     page.session.textContent = sessionId;
     let table, ticket;
