@@ -116,7 +116,17 @@ class Display:
 
     @property
     def alive(self) -> bool:
-        return self.xvfb is None or self.xvfb.returncode is None
+        """False once Xvfb has exited, even before asyncio has reaped it. (Its X clients can
+        see their connection drop a moment before that: the exit is still under way.)"""
+        if self.xvfb is None:
+            return True
+        if self.xvfb.returncode is not None:
+            return False
+        try:
+            stat = Path(f"/proc/{self.xvfb.pid}/stat").read_text()
+        except OSError:
+            return True  # no /proc: the returncode is all there is
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
     def describe(self) -> dict[str, Any]:
         if self.xvfb is None:
