@@ -156,7 +156,7 @@ def test_a_resize_answers_with_the_new_screen_and_a_keyframe_of_that_size(e2e: E
 
 @needs_xvfb
 @needs_x_clients
-def test_a_resume_starts_with_a_keyframe(e2e: E2E) -> None:
+def test_a_resume_and_a_keyframe_request_start_with_a_keyframe(e2e: E2E) -> None:
     server, sid, raw, first = _start(e2e, _window_app(), screen={"width": 640, "height": 400})
     stream = Stream()
     stream.read(raw, 8, until=lambda s: len(s.frames) >= 2)
@@ -172,6 +172,11 @@ def test_a_resume_starts_with_a_keyframe(e2e: E2E) -> None:
     fresh.read(back, 8, until=lambda s: s.picture is not None)
     assert fresh.frames[0].flags & FLAG_KEY
     assert fresh.picture is not None and _near(fresh.picture[110, 110], (0, 255, 0))
+    fresh.read(back, 1.5)  # refined and resting: only keep-alives now
+    back.send({"type": "keyframe", "reason": "decoder error"})  # what a terminal asks after one
+    asked = Stream(decoder=fresh.decoder)
+    asked.read(back, 5, until=lambda s: bool(s.frames))
+    assert asked.frames and asked.frames[0].flags & FLAG_KEY
     back.send({"type": "close"})
     assert back.wait_closed() == 4000
 
