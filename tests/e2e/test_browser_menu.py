@@ -71,8 +71,8 @@ def test_the_menu_by_keyboard_stats_hooks_fullscreen_and_close(e2e: E2E, browser
     browser.menu("stats-toggle")
     assert page.is_hidden("#stats")
 
-    # Add monitor, Upload and Clipboard: a pop-up until a part of the page takes them over.
-    for item in ("add-monitor", "upload", "clipboard"):
+    # Upload and Clipboard: a pop-up until a part of the page takes them over.
+    for item in ("upload", "clipboard"):
         browser.menu(item)
         label = page.inner_text(f"#{item}")
         assert f"{label} is not available in this session." in browser.popups()[-1]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.browser import CHROMIUM, Browser, joined
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import OPENFRP, RawClient, ServerProcess, hello_for
 from tests.e2e.test_host_codes import read_frames
@@ -21,6 +22,9 @@ from tests.support.sandbox import shared_folder
 from tests.support.xev import XevFile, needs_xev
 
 pytestmark = needs_xev
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"
+)
 
 BLUE, WHITE = 0x0000FF, 0xFFFFFF
 SIZE = {"width": 640, "height": 480, "scale": 1}
@@ -74,6 +78,19 @@ def settled(raw: RawClient, size: tuple[int, int], pixel: int, timeout: float = 
         if seen[-1][1:] == (*size, pixel):
             return
     raise AssertionError(f"no {size} frame with {pixel:06x} in its centre; got {seen[-5:]}")
+
+
+def shows(browser: Browser, rgb: tuple[int, int, int]) -> None:
+    """Wait until the page's picture has `rgb` (within H.264's error) in its centre."""
+    browser.page.wait_for_function(
+        """([r, g, b]) => { const c = document.getElementById("screen");
+             if (!c.width) return false;
+             const centre = [c.width >> 1, c.height >> 1, 1, 1];
+             const [x, y, z] = c.getContext("2d").getImageData(...centre).data;
+             return Math.abs(x - r) + Math.abs(y - g) + Math.abs(z - b) < 40; }""",
+        arg=list(rgb),
+        timeout=8000,
+    )
 
 
 def click(raw: RawClient, x: int, y: int) -> None:
@@ -151,7 +168,9 @@ def test_a_frozen_secondary_terminal_is_closed_with_4028_and_the_session_goes_on
     saved.write_text(json.dumps(ticket))
     second = e2e.terminal(str(saved), extra=["--monitor", "1", "--size", "640x480"])
     second.wait_line(r"connected to ")
-    joined = server.log.wait_event(event="connection.established", session_id=sid, count=2)
+    joined = server.log.wait_event(
+        event="connection.established", source="server", session_id=sid, count=2
+    )
     assert joined["attrs"]["monitor"] == 1
     server.log.wait_event(event="display.layout", session_id=sid)
     time.sleep(0.3)  # its acknowledgement of the join is in
@@ -175,3 +194,45 @@ def test_a_frozen_secondary_terminal_is_closed_with_4028_and_the_session_goes_on
     session = diagnosis(server, sid)
     assert session["final_code"] == 4000
     assert "4028" in json.dumps(session)
+
+
+@needs_chromium
+def test_add_monitor_opens_a_window_and_a_frozen_one_is_closed_with_4028(
+    e2e: E2E, folder: Path, browser: Browser
+) -> None:
+    server = monitor_server(e2e, folder)
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    page = browser.page
+    page.set_viewport_size({"width": 640, "height": 480})
+    joined(server, browser, ticket, server.port)
+
+    with page.context.expect_page() as opening:
+        browser.menu("add-monitor")
+    second = Browser(opening.value)
+    second.wait("v.state.startsWith('connected')")
+    joined_as = server.log.wait_event(
+        event="connection.established", source="server", session_id=sid, count=2
+    )
+    assert joined_as["attrs"]["monitor"] == 1
+    server.log.wait_event(event="monitor.opened", source="terminal", attrs={"monitor": 1})
+    shows(second, (255, 255, 255))  # xev's window, right of the primary
+    shows(browser, (0, 0, 255))  # the root, on the primary
+    layout = server.log.wait_event(event="display.layout", session_id=sid)["attrs"]
+    assert layout["monitors"][0] == [0, 0, 0, 640, 480] and layout["monitors"][1][0] == 1
+    assert len(monitors_seen(folder, 2)) == 2
+    time.sleep(0.3)  # its acknowledgement of the join is in
+    assert not server.log.find(event="connection.closed", session_id=sid)
+
+    # The second window freezes; the first one is resized: only the frozen one goes, with 4028.
+    cdp = page.context.new_cdp_session(second.page)
+    cdp.send("Emulation.setScriptExecutionDisabled", {"value": True})
+    page.set_viewport_size({"width": 800, "height": 600})
+    closed = server.log.wait_event(event="connection.closed", code=4028, session_id=sid)
+    assert closed["connection_id"] == joined_as["connection_id"]
+    assert closed["attrs"]["monitor"] == 1
+    browser.wait("v.video.remote.width === 800 && v.video.remote.height === 600")
+    assert server.session(sid)["state"] == "active"
+    assert len(monitors_seen(folder, 1)) == 1
+    browser.wait("v.state.startsWith('connected')")
+    assert not browser.errors

@@ -85,9 +85,11 @@
 
   function run(ticket, codes, version, client, decoders) {
     const config = ticket.config;
+    // ?monitor=N: this window shows secondary monitor N (1-3) of a session already open.
+    const monitor = Number(new URLSearchParams(location.search).get("monitor")) || 0;
     const machine = new Connection(
       { session_id: ticket.session_id, token: ticket.token, config,
-        config_digest: ticket.config_digest, client },
+        config_digest: ticket.config_digest, client, monitor },
       config.terminal, codes, version);
     const stash = `openfrp-unshipped-${ticket.session_id}`;
     let unshipped = JSON.parse(localStorage.getItem(stash) || "[]");
@@ -115,12 +117,31 @@
     view.input = input.view;
     window.openfrpMenu.attach(popup, log);
     window.openfrpMenu.register("stats", () => stats.toggle());
+    if (!monitor) window.openfrpMenu.register("add-monitor", () => addMonitor());
     const connected = () => machine.state === "established";
     const desk = { send: (m) => send(m), log, popup, ready: connected };
     const clipboard = new OpenfrpClipboard(config.terminal.clipboard, desk);
     const files = new OpenfrpFiles(config.terminal.file_transfer, desk);
     view.clipboard = clipboard.view;
     view.files = files.view;
+
+    // "Add monitor": the first free monitor (1-3) in a window of its own, which joins the
+    // session beside this one; closing that window removes the monitor.
+    const monitors = new Map();  // monitor number -> the window showing it
+    function addMonitor() {
+      const free = [1, 2, 3].find((n) => !monitors.has(n) || monitors.get(n).closed);
+      if (free === undefined) {
+        popup("This session already shows 4 monitors, the most it can.", "info");
+        return;
+      }
+      const token = encodeURIComponent(ticket.token);
+      const url = `${location.pathname}?monitor=${free}#token=${token}`;
+      const size = `width=${window.innerWidth},height=${window.innerHeight}`;
+      const opened = window.open(url, `openfrp-${ticket.session_id}-${free}`, `popup,${size}`);
+      if (opened === null) throw new Error("the browser blocked the window; allow pop-ups here");
+      monitors.set(free, opened);
+      log("monitor.opened", { monitor: free });
+    }
 
     function writeEvent(action) {
       const event = {
