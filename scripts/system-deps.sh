@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages openfrp uses, only when they are missing and only as root.
 #   system-deps.sh run   what `make run` needs for a real desktop: Xvfb, xrandr, xauth, an xterm
+#                        and its font
 #   system-deps.sh test  (default) that plus what the tests use: Chromium (report and browser
 #                        terminal), Node.js (the browser terminal's state machine), X utilities
 #                        (xev, xdpyinfo), coturn and nftables (STUN/TURN probes), iproute2
@@ -13,6 +14,8 @@ want Xvfb xvfb
 want xrandr x11-xserver-utils
 want xauth xauth
 want xterm xterm
+# the xterm's and the browser's text: one monospace and sans family is enough
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
 if [ "$profile" = test ]; then
   want chromium chromium
   want xev x11-utils
