@@ -79,7 +79,7 @@ def test_export_writes_csv_and_parquet(
         f"FROM read_parquet('{tmp_path}/out/sessions.parquet')"
     ).fetchall()[0]
     assert csv_rows.fetchall()[0][0] == 2000
-    assert parquet[0] == 2000 and parquet[1] == 8 and parquet[2] >= 1
+    assert parquet[0] == 2000 and parquet[1] == 9 and parquet[2] >= 1
 
 
 def test_session_timeline(

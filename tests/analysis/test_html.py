@@ -64,7 +64,7 @@ def test_report_renders_charts_in_headless_chromium(report: Path) -> None:
                 box = svg.bounding_box()
                 assert box is not None and box["width"] > 100 and box["height"] > 100
             assert page.locator("#table-codes tr").count() > 5
-            assert page.locator("#table-categories tr").count() == 9
+            assert page.locator("#table-categories tr").count() == 10
         finally:
             browser.close()
     assert errors == []

@@ -30,10 +30,16 @@ def test_one_rule_per_category_with_explanation_action_and_owner() -> None:
         "server_fault",
         "host_display_fault",
         "configuration",
+        "server_crash",
         "unknown",
     } == set(categories)
     for rule in loaded:
         assert rule.explanation and rule.action and rule.owner
+    owners = {rule.category: rule.owner for rule in loaded}
+    # Owners come from the code table's fault of the codes each rule names.
+    assert owners["server_fault"] == owners["server_crash"] == "server"
+    assert owners["configuration"] == "config / policy"
+    assert owners["unknown"] == "unknown"
 
 
 def test_a_rule_naming_a_code_outside_the_table_is_refused() -> None:

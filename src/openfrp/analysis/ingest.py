@@ -104,6 +104,10 @@ def _parquet_sql(con: duckdb.DuckDBPyConnection, log: LogFile) -> str:
         have = found.get(name)
         if have is None:
             parts.append(f'NULL::{wanted} AS "{name}"')
+        elif name == "ts" and have.startswith("TIMESTAMP"):
+            # A typed time: written back in the event log's own UTC form (naive means UTC).
+            utc = "timezone('UTC', \"ts\")" if "TIME ZONE" in have else '"ts"'
+            parts.append(f"strftime({utc}, '%Y-%m-%dT%H:%M:%S.%fZ') AS \"ts\"")
         elif wanted == "JSON" and have in ("VARCHAR", "JSON"):
             parts.append(f'try_cast("{name}" AS JSON) AS "{name}"')
         elif wanted == "JSON":
@@ -160,6 +164,17 @@ def code_bit_sql(column: str) -> str:
     return f"CASE WHEN {column} >= {low} THEN getvariable('{CODE_BITS}')[{column} - {low - 1}] END"
 
 
+# RFC 3339 in UTC: the event writer's own form ("...Z"), cast the fast way.
+_UTC_FORM = "ends_with(ts, 'Z') AND length(ts) >= 20 AND substr(ts, 11, 1) IN ('T', 't', ' ')"
+# Any other RFC 3339 offset: cast with the zone and brought to UTC. A timestamp without a
+# zone, or with anything else after it, cannot be placed on the clock: NULL, a bad line.
+_OFFSET_FORM = r"regexp_full_match(ts, '\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d')"
+TS_SQL = (
+    f"CASE WHEN {_UTC_FORM} THEN try_cast(ts AS TIMESTAMP) "
+    f"WHEN {_OFFSET_FORM} THEN timezone('UTC', try_cast(ts AS TIMESTAMPTZ)) END"
+)
+
+
 def events_sql(
     con: duckdb.DuckDBPyConnection,
     logs: list[LogFile],
@@ -193,7 +208,7 @@ def events_sql(
     FROM (
         SELECT *, {code_bit_sql("code")} AS code_bit, coalesce({fatal}, false) AS fatal
         FROM (
-            SELECT file, line, ts AS raw_ts, try_cast(ts AS TIMESTAMP) AS ts, source, host,
+            SELECT file, line, ts AS raw_ts, {TS_SQL} AS ts, source, host,
                    session_id, "user", account, launchpad, event, attrs,
                    CAST(code AS VARCHAR) AS raw_code,
                    try_cast(CAST(code AS VARCHAR) AS BIGINT) AS code,

@@ -11,6 +11,8 @@ from openfrp.analysis.summary import scope_text
 
 BAD_LINES_PRINTED = 20
 CODES_PRINTED = 15
+WHO_PRINTED = 10
+FAILED_PRINTED = 20
 
 
 def _fmt(value: Any) -> str:
@@ -54,6 +56,13 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         _fmt(kpis["open"]),
     )
     console.print(table)
+    if kpis["clock_stepped_back"]:
+        console.print(
+            f"[yellow]Server clock stepped back in {kpis['clock_stepped_back']:,} session(s)[/] "
+            "(ended before they started): their durations are left out; check the hosts' NTP.",
+            highlight=False,
+        )
+    print_who(summary, console)
 
     table = Table(title="How sessions ended")
     for column in ("category", "sessions", "%", "users", "setup", "mid-session", "owner", "action"):
@@ -91,7 +100,8 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(
         f"[bold]Reconnects:[/] {_fmt(rec['disrupted'])} sessions disrupted, "
         f"{_fmt(rec['recovered'])} recovered, {_fmt(rec['gave_up'])} gave up (4106), "
-        f"{_fmt(rec['not_resumed'])} never resumed; recovered {rec['recovered_pct']:.1f} %; "
+        f"{_fmt(rec['not_resumed'])} never resumed; {_fmt(rec['incidents'])} losses, "
+        f"{rec['recovered_pct']:.1f} % of them resumed; "
         f"time to recover p50 {_ms(rec['recovery_p50_ms'])}, p95 {_ms(rec['recovery_p95_ms'])}; "
         f"time to connect p50 {_ms(rec['time_to_connect_p50_ms'])}, "
         f"p95 {_ms(rec['time_to_connect_p95_ms'])}"
@@ -113,6 +123,38 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             )
         console.print(table)
     print_bad_lines(summary, console)
+
+
+def print_who(summary: dict[str, Any], console: Console) -> None:
+    """For whom: users (then hosts, launchpads, clients) by failed sessions, and the latest
+    failed sessions with the command that shows each one's timeline."""
+    for column, rows in summary["who"].items():
+        if not rows:
+            continue
+        table = Table(title=f"Failed sessions by {column}")
+        for name in (column, "failed", "sessions", "top cause"):
+            table.add_column(name, justify="left" if name in (column, "top cause") else "right")
+        for row in rows[:WHO_PRINTED]:
+            table.add_row(
+                row["value"], _fmt(row["failed"]), _fmt(row["sessions"]), row["top_cause"]
+            )
+        console.print(table)
+    failed = summary["failed_sessions"]
+    if not failed:
+        return
+    table = Table(title="Latest failed sessions (timeline: openfrp analyze LOGS --session ID)")
+    for name in ("session", "user", "start", "cause", "phase", "final code"):
+        table.add_column(name, overflow="fold")
+    for row in failed[:FAILED_PRINTED]:
+        table.add_row(
+            row["session_id"],
+            row["user"] or "-",
+            row["start_ts"] or "-",
+            row["category"],
+            row["phase"],
+            _fmt(row["final_code"]),
+        )
+    console.print(table)
 
 
 def print_bad_lines(summary: dict[str, Any], console: Console) -> None:

@@ -1,11 +1,14 @@
 """Diagnosis rules, kept as data in rules.toml and turned into one SQL expression.
 
 Matching runs inside DuckDB over per-session aggregates, so classifying millions of sessions
-costs one pass; Python only reads the rule file and writes the CASE expression.
+costs one pass; Python only reads the rule file and writes the CASE expression. A condition on
+an event's attributes (a TURN 401, an app's exit status) becomes one boolean aggregate of that
+pass (`Matcher.column`), so rules can read attributes without a second look at the events.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -20,16 +23,64 @@ class RuleError(ValueError):
     """rules.toml is malformed; a packaging bug, reported with the rule that is wrong."""
 
 
+MATCH_KEYS = {"event", "code", "source", "attr", "equals", "contains", "matches"}
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """An event a session did (`seen`) or did not (`unless`) log: its name, code(s), source,
+    and one attribute that equals a value, contains a text (any case) or matches a regex."""
+
+    event: str | None = None
+    code: tuple[int, ...] = ()
+    source: str | None = None
+    attr: str | None = None
+    equals: str | None = None
+    contains: str | None = None
+    matches: str | None = None
+
+    def predicate(self) -> str:
+        """Per-event SQL; cheap tests first, so the attribute is read only on candidate rows."""
+        parts = []
+        if self.code:
+            parts.append(f"code IN ({_ints(self.code)})")
+        if self.event is not None:
+            parts.append(f"event = {_text(self.event)}")
+        if self.source is not None:
+            parts.append(f"source = {_text(self.source)}")
+        if self.attr is not None:
+            value = f"(attrs->>{_text(self.attr)})"
+            if self.equals is not None:
+                parts.append(f"{value} = {_text(self.equals)}")
+            elif self.contains is not None:
+                parts.append(f"contains(lower({value}), {_text(self.contains.lower())})")
+            elif self.matches is not None:
+                parts.append(f"regexp_matches({value}, {_text(self.matches)})")
+            else:
+                parts.append(f"{value} IS NOT NULL")
+        return " AND ".join(parts) or "true"
+
+    @property
+    def column(self) -> str:
+        """The aggregate column that says whether a session logged such an event."""
+        return "m_" + hashlib.sha1(self.predicate().encode()).hexdigest()[:12]
+
+    def aggregate(self) -> str:
+        return f"bool_or(true) FILTER ({self.predicate()}) AS {self.column}"
+
+
 @dataclass(frozen=True)
 class Clause:
     final: tuple[int, ...] = ()
     any: tuple[int, ...] = ()
     only: tuple[int, ...] = ()
     active: bool | None = None
+    seen: tuple[Matcher, ...] = ()
+    unless: tuple[Matcher, ...] = ()
 
     @property
     def codes(self) -> tuple[int, ...]:
-        return self.final + self.any + self.only
+        return self.final + self.any + self.only + tuple(c for m in self.seen for c in m.code)
 
     def sql(self) -> str:
         """The clause as a predicate over the session aggregate columns."""
@@ -42,6 +93,8 @@ class Clause:
             parts.append(f"list_has_all([{_ints(self.only)}], codes)")
         if self.active is not None:
             parts.append("active" if self.active else "NOT active")
+        parts += [f"coalesce({m.column}, false)" for m in self.seen]
+        parts += [f"NOT coalesce({m.column}, false)" for m in self.unless]
         return "(" + " AND ".join(parts) + ")"
 
 
@@ -49,7 +102,7 @@ class Clause:
 class Rule:
     category: str
     title: str
-    owner: str
+    fallback_owner: str
     explanation: str
     action: str
     clauses: tuple[Clause, ...]
@@ -62,28 +115,76 @@ class Rule:
             seen.update(dict.fromkeys(clause.codes))
         return tuple(seen)
 
+    @property
+    def owner(self) -> str:
+        """Who acts on it, from the code table's fault of the codes it names (so the table stays
+        the one source); rules.toml's `owner` only for a rule that names no code."""
+        faults: dict[str, None] = {}
+        for number in self.codes:
+            row = codes.lookup(number)
+            if row is not None:
+                faults[row.fault.value] = None
+        return " / ".join(faults) or self.fallback_owner
+
+    @property
+    def matchers(self) -> tuple[Matcher, ...]:
+        return tuple(m for clause in self.clauses for m in clause.seen + clause.unless)
+
 
 def _ints(values: tuple[int, ...]) -> str:
     return ", ".join(str(v) for v in values)
 
 
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _code_list(category: str, key: str, values: object) -> tuple[int, ...]:
+    if isinstance(values, int):
+        values = [values]
+    if not isinstance(values, list) or not all(isinstance(v, int) for v in values):
+        raise RuleError(f"rule {category}: '{key}' must be a list of codes")
+    for value in values:
+        if codes.lookup(value) is None:
+            raise RuleError(f"rule {category}: {value} is not in the code table")
+    return tuple(values)
+
+
+def _matcher(category: str, data: object) -> Matcher:
+    if not isinstance(data, dict) or not data or set(data) - MATCH_KEYS:
+        raise RuleError(f"rule {category}: an event condition takes only {sorted(MATCH_KEYS)}")
+    tests = [k for k in ("equals", "contains", "matches") if k in data]
+    if len(tests) > 1 or (tests and "attr" not in data):
+        raise RuleError(f"rule {category}: one of equals/contains/matches, with 'attr'")
+    text = {k: None if data.get(k) is None else str(data[k]) for k in MATCH_KEYS - {"code"}}
+    return Matcher(
+        event=text["event"],
+        code=_code_list(category, "code", data.get("code", [])),
+        source=text["source"],
+        attr=text["attr"],
+        equals=text["equals"],
+        contains=text["contains"],
+        matches=text["matches"],
+    )
+
+
 def _clause(category: str, data: dict[str, object]) -> Clause:
-    unknown = set(data) - {"final", "any", "only", "active"}
+    unknown = set(data) - {"final", "any", "only", "active", "seen", "unless"}
     if unknown:
         raise RuleError(f"rule {category}: unknown condition(s) {sorted(unknown)}")
-    lists: dict[str, tuple[int, ...]] = {}
-    for key in ("final", "any", "only"):
-        values = data.get(key, [])
-        if not isinstance(values, list) or not all(isinstance(v, int) for v in values):
-            raise RuleError(f"rule {category}: '{key}' must be a list of codes")
-        for value in values:
-            if codes.lookup(value) is None:
-                raise RuleError(f"rule {category}: {value} is not in the code table")
-        lists[key] = tuple(values)
+    lists = {key: _code_list(category, key, data.get(key, [])) for key in ("final", "any", "only")}
     active = data.get("active")
     if active is not None and not isinstance(active, bool):
         raise RuleError(f"rule {category}: 'active' must be true or false")
-    return Clause(lists["final"], lists["any"], lists["only"], active)
+    events: dict[str, tuple[Matcher, ...]] = {}
+    for key in ("seen", "unless"):
+        items = data.get(key, [])
+        if not isinstance(items, list):
+            raise RuleError(f"rule {category}: '{key}' must be a list of event conditions")
+        events[key] = tuple(_matcher(category, item) for item in items)
+    return Clause(
+        lists["final"], lists["any"], lists["only"], active, events["seen"], events["unless"]
+    )
 
 
 def parse_rules(text: str) -> tuple[Rule, ...]:
@@ -95,7 +196,7 @@ def parse_rules(text: str) -> tuple[Rule, ...]:
             rule = Rule(
                 category=category,
                 title=str(entry["title"]),
-                owner=str(entry["owner"]),
+                fallback_owner=str(entry.get("owner", "")),
                 explanation=" ".join(str(entry["explanation"]).split()),
                 action=" ".join(str(entry["action"]).split()),
                 clauses=tuple(_clause(category, c) for c in entry.get("when", [])),
@@ -125,6 +226,12 @@ def uncovered_codes(rules: tuple[Rule, ...]) -> list[int]:
     """Codes of the table that no rule names: must stay empty (a test checks it)."""
     named = {code for rule in rules for code in rule.codes}
     return [c.number for c in codes.TABLE if c.number not in named]
+
+
+def matcher_aggregates(rules: tuple[Rule, ...]) -> list[str]:
+    """The per-session aggregates every event condition of the rules reads, once each."""
+    found = {m.column: m.aggregate() for rule in rules for m in rule.matchers}
+    return list(found.values())
 
 
 def category_sql(rules: tuple[Rule, ...]) -> str:

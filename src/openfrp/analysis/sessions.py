@@ -3,8 +3,17 @@
 One GROUP BY over all events produces per-session aggregates; a second, small query derives
 the session's facts and its category (rules.py). Ordering-dependent facts are taken within one
 side only (terminal times against terminal times), so terminal clock skew cannot break them;
-the skew itself is estimated from the connection.established both sides log, and used to put
-terminal events on the server's clock when the two are merged.
+the skew itself is estimated from the connection.established both sides log, and every
+terminal time that meets a server time (the session's start and end) is first put on the
+server's clock with it.
+
+Phase follows the server's lifecycle: a session is active once the server logged
+session.started (a connection is established before the start, which may still fail with
+4001, 4022 or 4027); only a session the server's log does not know is judged by its terminal.
+A loss is a connection the network took: a takeover by the user's own device (4006) and a
+disconnect the user asked for are not losses. Recovery is per incident: a session recovered
+when its last loss was resumed, and each loss counts as resumed when a resume follows it
+before the next one.
 """
 
 from __future__ import annotations
@@ -41,6 +50,10 @@ TERMINAL_END = (
     "probe.failed",
 )
 BAD_LINES_LISTED = 200
+# A server-side disconnect the network caused carries its code (4029, 4023...): the user's own
+# disconnect, a terminal closing its side on purpose and one that left during the start carry
+# none, and a takeover by the user's own device is 4006.
+SERVER_LOSS = "event = 'session.disconnected' AND code IS NOT NULL AND code <> 4006"
 
 
 def _names(values: tuple[str, ...]) -> str:
@@ -73,8 +86,10 @@ def aggregate_sql(events_sql: str) -> str:
       any_value(host) AS host,
       any_value(frp) AS frp,
       any_value(CASE WHEN event = 'connection.established' THEN attrs->>'client' END) AS client,
-      min(ts) AS first_ts,
-      max(ts) AS last_ts,
+      min(ts) FILTER (source <> 'terminal') AS s_first_ts,
+      max(ts) FILTER (source <> 'terminal') AS s_last_ts,
+      min(ts) FILTER (source = 'terminal') AS t_first_ts,
+      max(ts) FILTER (source = 'terminal') AS t_last_ts,
       min(ts) FILTER (event = 'session.created') AS created_at,
       min(ts) FILTER (event = 'session.started') AS started_at,
       max(ts) FILTER (event = 'session.ended') AS server_end_ts,
@@ -89,61 +104,86 @@ def aggregate_sql(events_sql: str) -> str:
       list({{'ts': ts, 'ms': CASE WHEN event = 'reconnect.succeeded'
                                   THEN try_cast(attrs->>'recovery_ms' AS DOUBLE) END}})
         FILTER (event = 'reconnect.succeeded') AS term_recoveries,
-      min(ts) FILTER (event = 'session.resumed') AS first_resume,
+      list(ts) FILTER (event = 'session.resumed') AS srv_resumes,
       bit_or(code_bit) AS code_mask,
-      list(ts) FILTER (event = 'session.disconnected') AS srv_disconnects,
+      list(ts) FILTER ({SERVER_LOSS}) AS srv_disconnects,
       list(ts) FILTER (event IN ('connection.lost', 'ice.disconnected')) AS term_drops,
       list(ts) FILTER (event = 'reconnect.attempt') AS reconnect_attempts
+      {"".join(", " + m for m in rules.matcher_aggregates(rules.load_rules()))}
     FROM ({events_sql})
     GROUP BY ALL
     """
 
 
+def _resumed(drops: str, resumes: str) -> str:
+    """How many of the sorted `drops` a resume follows before the next drop."""
+    return (
+        f"len(list_filter(range(1, len({drops}) + 1), lambda i: len(list_filter({resumes}, "
+        f"lambda r: r > {drops}[i] AND (i = len({drops}) OR r < {drops}[i + 1]))) > 0))"
+    )
+
+
 def sessions_sql(table: str) -> str:
     """Session facts, category and phase, from the aggregate table."""
     all_rules = rules.load_rules()
+    skew = "to_milliseconds(coalesce(skew_ms, 0))"
     return f"""
     WITH base AS (
-      SELECT * EXCLUDE (term_recoveries, code_mask, bad)
-        REPLACE (
-          len(list_distinct(coalesce(srv_disconnects, []))) AS srv_disconnects,
-          len(list_distinct(coalesce(term_drops, []))) AS term_drops,
-          len(list_distinct(coalesce(reconnect_attempts, []))) AS reconnect_attempts),
+      SELECT * EXCLUDE (term_recoveries, code_mask, bad, srv_disconnects, term_drops,
+                        srv_resumes)
+        REPLACE (len(list_distinct(coalesce(reconnect_attempts, []))) AS reconnect_attempts),
         list_concat({_mask_to_codes("code_mask")},
                     list_distinct([b.code FOR b IN coalesce(bad, []) IF NOT b.fatal])) AS codes,
-        list_min(srv_disconnects) AS first_disconnect,
-        term_recoveries IS NOT NULL OR first_resume IS NOT NULL AS recovered,
+        list_sort(list_distinct(coalesce(srv_disconnects, []))) AS srv_d,
+        list_sort(list_distinct(coalesce(term_drops, []))) AS term_d,
+        coalesce(srv_resumes, []) AS srv_r,
+        [r.ts FOR r IN coalesce(term_recoveries, [])] AS term_r,
         CASE WHEN t_established IS NOT NULL AND s_established IS NOT NULL
              THEN epoch_ms(t_established) - epoch_ms(s_established) END AS skew_ms,
         term_state > {len(TERMINAL_STATE)} AS term_ended,
         list_sum(list_transform(list_distinct(term_recoveries), lambda r: r.ms))
           AS term_recovery_ms
       FROM {table} WHERE session_id IS NOT NULL
+    ), sides AS (
+      SELECT *,
+        len(srv_d) > 0 AND len(srv_d) >= len(term_d) AS by_server,
+        least(s_first_ts, t_first_ts - {skew}) AS first_ts,
+        greatest(s_last_ts, t_last_ts - {skew}) AS last_ts
+      FROM base
     ), facts AS (
       SELECT *,
         CASE WHEN server_end_ts IS NOT NULL THEN server_end_code
              WHEN term_ended THEN term_state_code END AS final_code,
         server_end_ts IS NOT NULL OR coalesce(term_ended, false) AS ended,
-        started_at IS NOT NULL OR t_established IS NOT NULL OR s_established IS NOT NULL
+        started_at IS NOT NULL OR len(srv_r) > 0
+          OR (created_at IS NULL AND (t_established IS NOT NULL OR s_established IS NOT NULL))
           AS active,
+        greatest(len(srv_d), len(term_d)) AS incidents,
+        CASE WHEN by_server THEN {_resumed("srv_d", "srv_r")}
+             ELSE {_resumed("term_d", "term_r")} END AS incidents_recovered,
+        CASE WHEN by_server THEN list_max(srv_r) > list_last(srv_d)
+             ELSE list_max(term_r) > list_last(term_d) END AS last_loss_resumed,
         coalesce(created_at, first_ts) AS start_ts,
-        coalesce(server_end_ts, last_ts) AS end_ts
-      FROM base
+        coalesce(server_end_ts, last_ts) AS end_ts,
+        coalesce(server_end_ts < coalesce(started_at, created_at) OR started_at < created_at,
+                 false) AS clock_stepped_back
+      FROM sides
     ), classified AS (
       SELECT *, {rules.category_sql(all_rules)} AS category FROM facts
     )
     SELECT session_id, "user", account, launchpad, host, frp, client,
       start_ts, end_ts,
-      round(epoch(end_ts - start_ts), 3) AS duration_s,
+      CASE WHEN NOT clock_stepped_back THEN round(epoch(end_ts - start_ts), 3) END AS duration_s,
       coalesce(epoch_ms(t_established) - epoch_ms(t_attempt),
                epoch_ms(s_established) - epoch_ms(s_opened)) AS time_to_connect_ms,
       final_code,
-      greatest(srv_disconnects, term_drops) AS disconnects,
+      incidents AS disconnects,
+      incidents_recovered,
       reconnect_attempts,
-      recovered,
-      CASE WHEN recovered
+      incidents > 0 AND coalesce(last_loss_resumed, false) AS recovered,
+      CASE WHEN incidents_recovered > 0
            THEN coalesce(term_recovery_ms,
-                         epoch_ms(first_resume) - epoch_ms(first_disconnect)) END
+                         epoch_ms(list_min(srv_r)) - epoch_ms(list_min(srv_d))) END
         AS recovery_ms,
       list_contains(codes, 4106) AS gave_up,
       active, ended,
@@ -154,6 +194,7 @@ def sessions_sql(table: str) -> str:
            ELSE 'mid_session_failure' END AS phase,
       category,
       skew_ms,
+      clock_stepped_back,
       rows AS events,
       codes
     FROM classified

@@ -31,6 +31,10 @@ USERS_PER_ACCOUNT = 120
 BATCH = 256
 BAD_LINE_RATE = 0.0004
 
+APP_EXIT = "the session's app exited with status %d"
+CRASH = "the server stopped without ending this session (a crash) and has started again"
+TURN_401 = "credentials rejected (401): check the TURN user and password"
+
 _DAYS: dict[int, str] = {}
 
 
@@ -130,39 +134,46 @@ class _Session:
         self.conn += 1
         self.srv("connection.opened", attrs='"remote":"198.51.100.7"')
 
+    def accept(self, resume: bool = False) -> None:
+        """The server accepts a hello: connection.established on both sides (the server logs it
+        before the session starts, as the real one does; a start can still fail after it)."""
+        attrs = f'"client":"{self.client}","resume":{"true" if resume else "false"}'
+        self.srv("connection.established", attrs=attrs)
+        if resume:
+            self.srv("session.resumed", attrs='"replayed":0')
+        self.wait(5, 60)
+        self.term("connection.established", attrs=attrs)
+
     def start(self) -> None:
         self.srv("session.starting")
         self.wait(400, 4000)
 
-    def establish(self, resume: bool = False) -> None:
-        flag = "true" if resume else "false"
-        if not resume:
-            self.srv("session.started", attrs=f'"time_to_start_ms":{self.rng.randint(400, 4000)}')
-        attrs = f'"client":"{self.client}","resume":{flag}'
-        self.srv("connection.established", attrs=attrs)
-        self.wait(5, 60)
-        self.term("connection.established", attrs=attrs)
+    def started(self) -> None:
+        self.srv("session.started", attrs=f'"time_to_start_ms":{self.rng.randint(400, 4000)}')
 
     def connect(self) -> None:
         self.launch()
         self.attempt()
+        self.accept()
         self.start()
-        self.establish()
+        self.started()
 
     def join_and_close(self) -> None:
         """A connection attempt that works, an active session, and a close (4000)."""
         self.attempt()
+        self.accept()
         self.start()
-        self.establish()
+        self.started()
         self.active()
         self.end(4000)
 
     def active(self, low_min: float = 2, high_min: float = 240) -> None:
         self.wait(self.rng.uniform(low_min, high_min) * 60_000)
 
-    def end(self, code: int) -> None:
-        self.srv("connection.closed", code)
-        self.srv("session.ended", code)
+    def end(self, code: int, reason: str = "") -> None:
+        attrs = f'"reason":{json.dumps(reason)}' if reason else ""
+        self.srv("connection.closed", code, attrs)
+        self.srv("session.ended", code, attrs)
         self.wait(5, 80)
         self.term("connection.closed", code)
 
@@ -197,8 +208,7 @@ class _Session:
         self.wait(50, 400)
         self.conn += 1
         self.srv("connection.opened", attrs='"remote":"198.51.100.7"')
-        self.srv("session.resumed")
-        self.establish(resume=True)
+        self.accept(resume=True)
         recovery = spent + self.rng.randint(60, 500)
         self.term("reconnect.succeeded", attrs=f'"attempts":1,"recovery_ms":{recovery}')
 
@@ -219,10 +229,85 @@ def _clean(code: int) -> Scenario:
             s.wait(300_000)
         else:
             s.active()
-        s.end(code)
+        s.end(code, APP_EXIT % 0 if code == 4018 else "")
         return "expected_end"
 
     return run
+
+
+def _app_crash(s: _Session) -> str:
+    """The session's app dies (a non-zero status, or a signal as a negative one): 4018."""
+    s.connect()
+    s.active()
+    s.end(4018, APP_EXIT % s.rng.choice((1, 2, 139, -9, -11)))
+    return "host_display_fault"
+
+
+def _server_crash(s: _Session) -> str:
+    """The server is killed mid-session: the terminal loses it and its resumes are refused once
+    the server is back, which ends the sessions it left open (server/recovery.py)."""
+    s.connect()
+    s.active()
+    s.term("connection.lost", 4102)
+    s.term("message.shown", 4102)
+    s.wait(500)
+    s.term("reconnect.attempt", 4103, '"attempt":1,"delay_ms":500')
+    s.wait(5000, 60_000)
+    attrs = f'"reason":{json.dumps(CRASH)},"state_at_crash":"active"'
+    s.srv("session.ended", 4004, attrs)
+    s.wait(200, 2000)
+    s.term("connection.closed", 4004)
+    return "server_crash"
+
+
+def _takeover(s: _Session) -> str:
+    """The user opens the session on a second device (duplicate_policy takeover): the first
+    connection is closed with 4006, the new one resumes the session, which then ends well."""
+    s.connect()
+    s.active(2, 60)
+    reason = '"reason":"taken over by a newer connection"'
+    s.srv("connection.closed", 4006, reason)
+    s.srv("session.disconnected", 4006, reason)
+    s.term("connection.closed", 4006)
+    s.conn += 1
+    s.srv("connection.opened", attrs='"remote":"203.0.113.9"')
+    s.accept(resume=True)
+    s.active()
+    s.end(4000)
+    return "expected_end"
+
+
+def _user_disconnect(s: _Session) -> str:
+    """The user disconnects on purpose (the session is kept) and comes back later."""
+    s.connect()
+    s.active(2, 60)
+    reason = '"reason":"terminal disconnect"'
+    s.srv("connection.closed", attrs=reason)
+    s.srv("session.disconnected", attrs=reason)
+    s.term("connection.closed")
+    s.wait(10_000, 300_000)
+    s.attempt()
+    s.accept(resume=True)
+    s.active()
+    s.end(4000)
+    return "expected_end"
+
+
+def _resume_refused(s: _Session) -> str:
+    """A drop, then the terminal's resume is refused (4002: its hello no longer matches, e.g. a
+    launch link edited or an upgrade between attempts); it gives up and the session idles out."""
+    s.connect()
+    s.active()
+    s.server_drop(4029)
+    s.retries(1)
+    s.conn += 1
+    s.srv("connection.opened", attrs='"remote":"198.51.100.7"')
+    s.srv("connection.rejected", 4002, '"field":"config","problem":"digest mismatch"')
+    s.srv("connection.closed", 4002)
+    s.term("reconnect.gave_up", 4106)
+    s.term("message.shown", 4002)
+    s.idle_end()
+    return "configuration"
 
 
 def _never_connected(s: _Session) -> str:
@@ -362,6 +447,20 @@ def _stun_turn(s: _Session) -> str:
     return "nat_traversal"
 
 
+def _turn_credentials(s: _Session) -> str:
+    """A network that needs the relay, and the relay refuses the credentials (401): ICE fails."""
+    s.force_frp(8)
+    s.launch()
+    s.term("connect.attempt", attrs=f'"url":"wss://{s.id}"')
+    s.term("probe.stun", attrs='"rtt_ms":19')
+    s.term("probe.turn", 5010, f'"status":401,"error":{json.dumps(TURN_401)}')
+    s.wait(5000, 15_000)
+    s.term("ice.failed", 5006)
+    s.term("connection.closed", 5006)
+    s.idle_end()
+    return "configuration"
+
+
 def _signaling_timeout(s: _Session) -> str:
     s.force_frp(8)
     with_server = s.rng.random() < 0.5
@@ -373,7 +472,7 @@ def _signaling_timeout(s: _Session) -> str:
     s.term("connection.closed", 4107)
     if with_server:
         s.idle_end()
-    return "nat_traversal"
+    return "server_fault"
 
 
 def _ice_disconnected(s: _Session) -> str:
@@ -393,6 +492,7 @@ def _start_failure(code: int, category: str) -> Scenario:
     def run(s: _Session) -> str:
         s.launch()
         s.attempt()
+        s.accept()
         s.start()
         if code == 4001:
             s.srv("error.exception", attrs='"where":"start","error":"RuntimeError"')
@@ -488,6 +588,12 @@ SCENARIOS: tuple[tuple[float, Scenario], ...] = (
     (0.6, _active_failure(4011, "host_display_fault")),
     (0.6, _rejected(4002)),
     (0.6, _rejected(4006)),
+    (0.4, _app_crash),
+    (0.4, _server_crash),
+    (0.6, _takeover),
+    (0.8, _user_disconnect),
+    (0.4, _resume_refused),
+    (0.4, _turn_credentials),
     (0.2, _unknown_end),
     (0.2, _still_open),
 )

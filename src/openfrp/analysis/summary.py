@@ -18,11 +18,18 @@ if TYPE_CHECKING:
 
 BREAKDOWNS = ("launchpad", "account", "frp", "host", "client")
 BREAKDOWN_ROWS = 25
+# "For whom" first: who had failed sessions, most first, and the failed sessions themselves.
+WHO = ("user", "host", "launchpad", "client")
+WHO_ROWS = 25
+FAILED_ROWS = 100
+FAILED = "phase IN ('setup_failure', 'mid_session_failure')"
 TOP_CODES = 40
 SERIES_CODES = 6
 MAX_BUCKETS = 60
 
 KPI_DEFINITIONS = {
+    "clock_stepped_back": "sessions whose server clock went back (end before start): "
+    "their durations are left out",
     "connection_success_pct": "sessions that became active, of those where a connection was tried",
     "setup_failure_pct": "ended sessions that failed before becoming active",
     "mid_session_drop_pct": "ended sessions that were active and ended in a failure",
@@ -52,6 +59,7 @@ def _kpis(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
           count(*) FILTER (phase = 'setup_failure') AS setup_failures,
           count(*) FILTER (phase = 'mid_session_failure') AS mid_session_failures,
           count(*) FILTER (phase = 'expected_end') AS expected_ends,
+          count(*) FILTER (clock_stepped_back) AS clock_stepped_back,
           count(DISTINCT "user") AS users
         FROM sessions
         """,
@@ -122,6 +130,8 @@ def _reconnects(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         """
         SELECT count(*) FILTER (disconnects > 0 OR reconnect_attempts > 0) AS disrupted,
           count(*) FILTER (recovered) AS recovered,
+          coalesce(sum(disconnects), 0) AS incidents,
+          coalesce(sum(incidents_recovered), 0) AS incidents_recovered,
           count(*) FILTER (gave_up) AS gave_up,
           count(*) FILTER ((disconnects > 0 OR reconnect_attempts > 0)
                            AND NOT recovered AND NOT gave_up) AS not_resumed,
@@ -134,7 +144,10 @@ def _reconnects(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         """,
     )[0]
     row["attempts"] = int(row["attempts"] or 0)
-    row["recovered_pct"] = _pct(row["recovered"], row["recovered"] + row["gave_up"])
+    row["incidents"] = int(row["incidents"])
+    row["incidents_recovered"] = int(row["incidents_recovered"])
+    # Per incident: each loss of a connection the network took, resumed or not.
+    row["recovered_pct"] = _pct(row["incidents_recovered"], row["incidents"])
     for key in ("recovery_p50_ms", "recovery_p95_ms", "time_to_connect_p50_ms"):
         row[key] = round(row[key], 1) if row[key] is not None else None
     key = "time_to_connect_p95_ms"
@@ -160,6 +173,37 @@ def _breakdown(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, An
         FROM sessions GROUP BY 1 ORDER BY sessions DESC, value LIMIT {BREAKDOWN_ROWS}
         """,
     )
+
+
+def _who(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:
+    """Who had failed sessions, most first, with the cause that failed them most often."""
+    return _rows(
+        con,
+        f"""
+        SELECT coalesce(CAST("{column}" AS VARCHAR), '(none)') AS value,
+          count(*) FILTER ({FAILED}) AS failed,
+          count(*) AS sessions,
+          mode(category) FILTER ({FAILED}) AS top_cause,
+          max(start_ts) FILTER ({FAILED}) AS last_failed
+        FROM sessions GROUP BY 1 HAVING count(*) FILTER ({FAILED}) > 0
+        ORDER BY failed DESC, sessions DESC, value LIMIT {WHO_ROWS}
+        """,
+    )
+
+
+def _failed_sessions(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The latest failed sessions, each the key to its timeline (--session ID)."""
+    rows = _rows(
+        con,
+        f"""
+        SELECT session_id, "user", host, start_ts, category, phase, final_code
+        FROM sessions WHERE {FAILED}
+        ORDER BY start_ts DESC NULLS LAST, session_id LIMIT {FAILED_ROWS}
+        """,
+    )
+    for row in rows:
+        row["start_ts"] = row["start_ts"].isoformat() + "Z" if row["start_ts"] else None
+    return rows
 
 
 def _series(con: duckdb.DuckDBPyConnection, top: list[int]) -> dict[str, Any]:
@@ -246,6 +290,8 @@ def build(analysis: Analysis, scope: dict[str, Any] | None = None) -> dict[str, 
         "top_codes": top,
         "categories": _categories(con, kpis["ended"]),
         "reconnects": _reconnects(con),
+        "who": {column: _who(con, column) for column in WHO},
+        "failed_sessions": _failed_sessions(con),
         "breakdowns": {column: _breakdown(con, column) for column in BREAKDOWNS},
         "series": _series(con, series_codes),
     }
