@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,43 +273,69 @@ def cpu_pct(before: dict[int, int], after: dict[int, int], seconds: float) -> fl
 # -- what is on the display -------------------------------------------------------------------
 
 
-def start_workload(
-    procs: Procs, name: str, display: str, size: tuple[int, int], xauthority: str | None
-) -> list[Any]:
-    """Start the workload's X clients on `display`: scrolling, motion or static."""
-    width, height = size
-    env = {"XAUTHORITY": xauthority} if xauthority else {}
-    xterm = ["xterm", "-fn", "fixed", "-geometry", f"{width // 6}x{height // 13}+0+0", "-e"]
-    if name == "scrolling":
-        return [
-            procs.spawn([*xterm, "sh", "-c", "while :; do ls -la /usr/bin; done"], display, env=env)
-        ]
-    if name == "static":
-        script = "ls -la /usr/bin | head -200; exec sleep 100000"
-        return [procs.spawn([*xterm, "sh", "-c", script], display, env=env)]
-    if name == "motion":
-        return [
-            procs.spawn(
-                [
-                    "ffplay",
-                    "-loglevel",
-                    "quiet",
-                    "-an",
-                    "-noborder",
-                    "-left",
-                    "0",
-                    "-top",
-                    "0",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    f"testsrc2=size={width}x{height}:rate=30",
-                ],
-                display,
-                env={"SDL_AUDIODRIVER": "dummy", "SDL_VIDEODRIVER": "x11", **env},
-            )
-        ]
-    raise ValueError(f"unknown workload {name!r}")
+MOTION_FPS = 30
+
+
+class Workload:
+    """The X clients of a workload: scrolling, motion or static."""
+
+    def __init__(
+        self, procs: Procs, name: str, display: str, size: tuple[int, int], xauthority: str | None
+    ) -> None:
+        width, height = size
+        env = {"XAUTHORITY": xauthority} if xauthority else {}
+        xterm = ["xterm", "-fn", "fixed", "-geometry", f"{width // 6}x{height // 13}+0+0", "-e"]
+        self._stats: Path | None = None
+        if name == "scrolling":
+            script = "while :; do ls -la /usr/bin; done"
+            procs.spawn([*xterm, "sh", "-c", script], display, env=env)
+        elif name == "static":
+            script = "ls -la /usr/bin | head -200; exec sleep 100000"
+            procs.spawn([*xterm, "sh", "-c", script], display, env=env)
+        elif name == "motion":
+            fd, path = tempfile.mkstemp(prefix="bench-ffplay-", suffix=".txt")
+            self._stats = Path(path)
+            with os.fdopen(fd, "wb") as stats:
+                procs.spawn(
+                    [
+                        "ffplay",
+                        "-stats",
+                        "-an",
+                        "-noborder",
+                        "-left",
+                        "0",
+                        "-top",
+                        "0",
+                        "-f",
+                        "lavfi",
+                        "-i",
+                        f"testsrc2=size={width}x{height}:rate={MOTION_FPS}",
+                    ],
+                    display,
+                    env={"SDL_AUDIODRIVER": "dummy", "SDL_VIDEODRIVER": "x11", **env},
+                    stderr=stats,
+                )
+        else:
+            raise ValueError(f"unknown workload {name!r}")
+
+    def shown(self) -> tuple[float, int] | None:
+        """ffplay's clock and the frames it has dropped so far (its status line)."""
+        if self._stats is None:
+            return None
+        found = re.findall(rb"([\d.]+) M-V:\s*\S+ fd=\s*(\d+)", self._stats.read_bytes())
+        return (float(found[-1][0]), int(found[-1][1])) if found else None
+
+    def source_fps(self, before: tuple[float, int] | None) -> float | None:
+        """Frames per second the motion source really drew since `before` (it drops frames
+        when the machine is too busy)."""
+        after = self.shown()
+        if before is None or after is None or after[0] <= before[0]:
+            return None
+        return MOTION_FPS - (after[1] - before[1]) / (after[0] - before[0])
+
+    def close(self) -> None:
+        if self._stats is not None:
+            self._stats.unlink(missing_ok=True)
 
 
 class Flipper:

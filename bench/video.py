@@ -9,7 +9,8 @@ static screen.
 
 Figures per (system, workload): frames drawn per second (animation frames in which the page's
 visible canvas was drawn on or its <video> presented a frame; what the Python terminal printed;
-encoded frames for ffmpeg), Mbit/s sent to the terminal (bytes through a loopback relay in
+encoded frames for ffmpeg) beside the frames per second the motion source really drew (ffplay
+drops frames on a busy machine), Mbit/s sent to the terminal (bytes through a loopback relay in
 front of the system; the peer connection's received bytes over FRP8), server CPU in % of one
 core (the server process and its children but Xvfb; x11vnc plus websockify for noVNC), terminal
 CPU (every Chromium process, or the Python terminal), and glass-to-glass latency: a square on
@@ -39,11 +40,11 @@ from bench.rig import (
     CHROMIUM,
     Flipper,
     Procs,
+    Workload,
     cpu_pct,
     cpu_ticks,
     have,
     percentile,
-    start_workload,
 )
 from bench.systems import RUNNERS, Group, Stack
 from tests.e2e.browser import ARGS
@@ -81,12 +82,14 @@ def measure(
     stacks: list[Stack], flipper: Flipper | None, workload: str, seconds: float, trials: int
 ) -> dict[str, Any]:
     procs = Procs()
+    loads: list[Workload] = []
     try:
         for stack in stacks:
-            start_workload(procs, workload, stack.display, stack.size, stack.xauthority)
+            loads.append(Workload(procs, workload, stack.display, stack.size, stack.xauthority))
         time.sleep(WARMUP)
         for stack in stacks:
             stack.begin()
+        shown = loads[0].shown()
         servers = sorted({pid for stack in stacks for pid in stack.server_pids()})
         terminals = sorted({pid for stack in stacks for pid in stack.terminal_pids()})
         frames0 = [stack.frames() for stack in stacks]
@@ -96,11 +99,13 @@ def measure(
         cpu1, term1, t1 = cpu_ticks(servers), cpu_ticks(terminals), time.monotonic()
         bytes1 = [stack.wire_bytes() for stack in stacks]
         elapsed = t1 - t0
+        source = loads[0].source_fps(shown)
         fps = [stack.fps(frames, elapsed) for stack, frames in zip(stacks, frames0, strict=True)]
         row: dict[str, Any] = {
             "load_1min": round(os.getloadavg()[0], 1),  # others' work on the machine
             "codec": stacks[0].codec(),
             "fps": round(sum(fps) / len(stacks), 1),
+            "source_fps": None if source is None else round(source, 1),
             "mbit_s": round(
                 sum(b - a for a, b in zip(bytes0, bytes1, strict=True)) * 8 / elapsed / 1e6, 3
             ),
@@ -118,6 +123,8 @@ def measure(
         return row
     finally:
         procs.stop_all()
+        for load in loads:
+            load.close()
 
 
 def run_system(
@@ -183,12 +190,14 @@ def emit(row: dict[str, Any], as_json: bool) -> None:
         return
 
     def cell(key: str, fmt: str) -> str:
-        return "-" if row.get(key) is None else format(row[key], fmt)
+        width = fmt.split(".")[0]
+        return format("-", f">{width}") if row.get(key) is None else format(row[key], fmt)
 
     print(
         f"{row['system']:<16} {row['workload']:<10} {row['size']:>9} {row['sessions']:>2} "
         f"{row.get('codec') or '-':<8} "
-        f"{cell('fps', '6.1f')} {cell('mbit_s', '8.2f')} {cell('server_cpu_pct', '7.0f')} "
+        f"{cell('fps', '6.1f')} {cell('source_fps', '5.1f')} {cell('mbit_s', '8.2f')} "
+        f"{cell('server_cpu_pct', '7.0f')} "
         f"{cell('terminal_cpu_pct', '7.0f')} {cell('latency_ms_p50', '7.0f')} "
         f"{cell('latency_ms_p90', '7.0f')} {cell('load_1min', '5.1f')}",
         flush=True,
@@ -226,7 +235,7 @@ def main() -> int:
     if not args.json:
         print(
             f"{'system':<16} {'workload':<10} {'size':>9} {'n':>2} {'codec':<8} {'fps':>6} "
-            f"{'Mbit/s':>8} "
+            f"{'src':>5} {'Mbit/s':>8} "
             f"{'srv CPU%':>7} {'term CPU%':>7} {'p50 ms':>7} {'p90 ms':>7} {'load':>5}"
         )
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
