@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.browser import CHROMIUM, Browser, joined
-from tests.e2e.conftest import E2E
+from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
 from tests.e2e.harness import OPENFRP, RawClient, ServerProcess, hello_for
 from tests.e2e.test_host_codes import read_frames
+from tests.support.coturn import TURNSERVER, Coturn
 from tests.support.sandbox import shared_folder
 from tests.support.xev import XevFile, needs_xev
 
@@ -37,7 +38,7 @@ def folder() -> Iterator[Path]:
         yield path
 
 
-def monitor_server(e2e: E2E, folder: Path) -> ServerProcess:
+def monitor_app(folder: Path) -> dict[str, Any]:
     """The app paints the root blue, lists the RandR monitors it sees every 0.2 s, and runs
     xev in a white window placed where monitor 1 sits beside a 640 pixels wide primary."""
     listing = (
@@ -48,7 +49,11 @@ def monitor_server(e2e: E2E, folder: Path) -> ServerProcess:
         f'sh -c \'xsetroot -solid "#0000ff"; ({listing}) & '
         f"LC_ALL=C.UTF-8 xev -event button -geometry 640x480+640+0 > {folder}/xev.txt'"
     )
-    launchpad = {"display_ready_timeout": 10.0, "display_change_timeout": 1.0, "app_command": app}
+    return {"display_ready_timeout": 10.0, "display_change_timeout": 1.0, "app_command": app}
+
+
+def monitor_server(e2e: E2E, folder: Path) -> ServerProcess:
+    launchpad = monitor_app(folder)
     return e2e.server(
         server={"display": "xvfb", "video_fps": 10},
         account={"receive_timeout": 10.0},  # raw clients do not answer pings
@@ -236,3 +241,32 @@ def test_add_monitor_opens_a_window_and_a_frozen_one_is_closed_with_4028(
     assert len(monitors_seen(folder, 1)) == 1
     browser.wait("v.state.startsWith('connected')")
     assert not browser.errors
+
+
+@needs_chromium
+@pytest.mark.skipif(TURNSERVER is None, reason="needs coturn")
+def test_over_frp8_the_track_shows_the_primary_monitor_and_the_second_window_its_own(
+    e2e: E2E, folder: Path, browser: Browser, coturn: Coturn
+) -> None:
+    server = frp8_server(e2e, coturn, launchpad={**FRP8_PAD, **monitor_app(folder)}, display="xvfb")
+    ticket = server.launch("alice", "rtc")
+    sid = ticket["session_id"]
+    page = browser.page
+    page.set_viewport_size({"width": 640, "height": 480})
+    joined(server, browser, ticket, server.port)
+    browser.wait("v.track !== undefined && v.track.frames >= 2")
+
+    with page.context.expect_page() as opening:
+        browser.menu("add-monitor")
+    second = Browser(opening.value)
+    second.wait("v.state.startsWith('connected')")
+    shows(second, (255, 255, 255))  # its own region, as frames over FRP7
+    layout = server.log.wait_event(event="display.layout", session_id=sid)["attrs"]
+    assert (layout["width"], layout["height"]) == (1280, 480)
+    # The primary's video track shows only its own monitor of the wider screen.
+    frames = browser.view()["track"]["frames"]
+    browser.wait(f"v.track.frames > {frames} + 5")
+    assert (browser.view()["track"]["width"], browser.view()["track"]["height"]) == (640, 480)
+    opened = server.log.find(event="connection.opened", session_id=sid)
+    assert [e["attrs"]["frp"] for e in opened] == [8, 7]
+    assert not browser.errors and not second.errors

@@ -124,7 +124,8 @@ class TerminalConnection:
         self.attempt_started_at = 0
         self.final_code: int | None = None
         self._ping_id = 0
-        self._use_transport(8 if ticket.config.get("frp") == 8 else 7)
+        # A secondary monitor's region comes as frames of its own: it always speaks FRP7.
+        self._use_transport(8 if ticket.config.get("frp") == 8 and not ticket.monitor else 7)
 
     def _use_transport(self, frp: int) -> None:
         """FRP8 watches its path with a data-channel heartbeat quick enough for 4108 within

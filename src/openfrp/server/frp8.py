@@ -260,11 +260,15 @@ class PeerHost:
 
 
 def _send_display(pc: RTCPeerConnection, runtime: SessionRuntime) -> None:
-    """Answer a video transceiver in the offer with the session's display."""
+    """Answer a video transceiver in the offer with the session's display (the primary's
+    monitor of it while secondary windows show the others)."""
     from openfrp.media.track import DisplayTrack
 
     if any(t.kind == "video" for t in pc.getTransceivers()):
-        track = DisplayTrack(lambda: runtime.display, on_grab=partial(runtime.post, "video"))
+        track = DisplayTrack(
+            lambda: None if runtime.display is None else runtime.monitors.view(runtime.display),
+            on_grab=partial(runtime.post, "video"),
+        )
         pc.addTrack(track)
 
 

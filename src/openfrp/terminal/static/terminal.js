@@ -91,6 +91,7 @@
       { session_id: ticket.session_id, token: ticket.token, config,
         config_digest: ticket.config_digest, client, monitor },
       config.terminal, codes, version);
+    if (monitor) machine.useTransport(7);  // its region comes as frames of its own
     const stash = `openfrp-unshipped-${ticket.session_id}`;
     let unshipped = JSON.parse(localStorage.getItem(stash) || "[]");
     let ws = null;
