@@ -181,6 +181,24 @@ class ServerSession:
         ]
         return actions + self._become_disconnected(None, now_ms, {"peer_code": peer_code})
 
+    def queue_overflow(self, cid: str, queued_bytes: int, now_ms: int) -> list[Action]:
+        """Bytes waiting to be written to `cid` (pongs, replies, frames: anything) passed
+        send_buffer_limit: the terminal does not read. 4003, aborted (no close handshake)."""
+        attrs = {
+            "queued_bytes": queued_bytes,
+            "limit": self.settings.send_buffer_limit,
+            "queue": "transport",
+        }
+        if cid == self.primary:
+            return self._lose_connection(cid, 4003, now_ms, attrs, abort=True)
+        self.pending.discard(cid)
+        self.deadlines.cancel(f"handshake:{cid}")
+        self._closing.add(cid)
+        return [
+            Log("connection.closed", code=4003, connection_id=cid, attrs=attrs),
+            Close(cid, 4003, _name(4003), abort=True),
+        ]
+
     def send_failed(self, cid: str, error: str, now_ms: int) -> list[Action]:
         if cid != self.primary:
             return []

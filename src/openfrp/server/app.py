@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from openfrp import PROTOCOL_VERSION, codes
@@ -610,6 +612,12 @@ class _WebSocketConnection:
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code, reason)
 
+    def abort(self) -> None:
+        """Drop the socket now, unsent bytes and all (see KeepTransport)."""
+        transport = self._ws.scope.get("openfrp.transport")
+        if transport is not None:
+            transport.abort()
+
     async def receive(self) -> str | bytes | Gone:
         try:
             message = await self._ws.receive()
@@ -752,6 +760,22 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc), **exc.extra}, status_code=exc.status)
 
 
+class KeepTransport:
+    """Keeps a WebSocket's socket in its scope so the server can abort it: a peer that stops
+    reading never takes a close frame, and a plain close would hold the socket and its buffers
+    until the peer reads. uvicorn's send is a method of the connection that owns the socket."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if isinstance(transport, asyncio.Transport):
+                scope["openfrp.transport"] = transport
+        await self.app(scope, receive, send)
+
+
 def _hub(state: ServerState) -> Hub:
     opts = state.config.server
     timeout = state.config.account.handshake_timeout
@@ -776,6 +800,7 @@ def create_app(state: ServerState) -> Starlette:
             *web.ROUTES,
         ],
         exception_handlers={ApiError: _api_error, RegistryError: _api_error},
+        middleware=[Middleware(KeepTransport)],
     )
     app.state.openfrp = state
     return app

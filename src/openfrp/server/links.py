@@ -2,7 +2,9 @@
 
 The control loop only enqueues; a slow or stuck peer blocks its own writer, never the
 session. Video goes through a one-slot path that drops frames while anything is queued or
-too many frames are unacknowledged.
+too many frames are unacknowledged. Every byte waiting to be written counts toward `limit`
+(send_buffer_limit): past it the link stops queueing and reports the overflow (4003), so a
+peer that sends pings and never reads cannot make the server hold its pongs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 MAX_FRAMES_IN_FLIGHT = 2
+ABORT_GRACE = 2.0  # seconds a peer that does not read gets to take its close frame
 
 
 class Transport(Protocol):
@@ -27,10 +30,15 @@ class Link:
         connection_id: str,
         transport: Transport,
         on_send_failed: Callable[[str, str], Awaitable[None]],
+        limit: int = 4 * 1024 * 1024,
+        on_overflow: Callable[[str, int], None] | None = None,
     ) -> None:
         self.connection_id = connection_id
         self._transport = transport
         self._on_send_failed = on_send_failed
+        self._limit = limit
+        self._on_overflow = on_overflow
+        self.queued_bytes = 0  # queued or being written
         self._queue: asyncio.Queue[str | bytes] = asyncio.Queue()
         self._closing = False
         self._idle = asyncio.Event()
@@ -41,7 +49,16 @@ class Link:
 
     def send(self, text: str) -> None:
         if not self._closing:
-            self._queue.put_nowait(text)
+            self._put(text)
+
+    def _put(self, item: str | bytes) -> None:
+        self.queued_bytes += len(item)
+        if self.queued_bytes > self._limit:
+            self._closing = True  # nothing more is queued; the runtime closes the link
+            if self._on_overflow is not None:
+                self._on_overflow(self.connection_id, self.queued_bytes)
+            return
+        self._queue.put_nowait(item)
 
     @property
     def wants_frames(self) -> bool:
@@ -55,22 +72,31 @@ class Link:
         clear = self._queue.empty() and self.frames_in_flight < MAX_FRAMES_IN_FLIGHT
         if clear and not self._closing:
             self.frames_in_flight += 1
-            self._queue.put_nowait(data)
+            self._put(data)
             return True
         return False
 
     def frame_acked(self) -> None:
         self.frames_in_flight = max(0, self.frames_in_flight - 1)
 
-    def close(self, code: int, reason: str) -> asyncio.Task[None]:
-        """Drop what is queued and close; nothing waits on the peer (it may be stuck)."""
+    def close(self, code: int, reason: str, abort: bool = False) -> asyncio.Task[None]:
+        """Drop what is queued and close; nothing waits on the peer (it may be stuck).
+        A close frame that cannot go out in time (the peer does not read) is given up and the
+        socket aborted, with whatever its buffers hold; `abort`: the peer is known not to
+        read, so it gets less time."""
         self._closing = True
         self._writer.cancel()
-        return asyncio.create_task(self._close(code, reason))
+        return asyncio.create_task(self._close(code, reason, ABORT_GRACE if abort else 5.0))
 
-    async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._transport.close(code, reason), 5.0)
+    async def _close(self, code: int, reason: str, grace: float) -> None:
+        drop = getattr(self._transport, "abort", None)
+        try:
+            await asyncio.wait_for(self._transport.close(code, reason), grace)
+        except TimeoutError:  # its writes are blocked: do not hold the socket
+            if drop is not None:
+                drop()
+        except Exception:
+            return
 
     async def failed_send(self, wait: float = 1.0) -> str | None:
         """Why the send in progress failed, once the connection was lost under it (its error
@@ -97,4 +123,5 @@ class Link:
                     await self._on_send_failed(self.connection_id, self._failure)
                 return
             finally:
+                self.queued_bytes -= len(item)
                 self._idle.set()

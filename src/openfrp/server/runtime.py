@@ -95,11 +95,15 @@ class SessionRuntime:
         self._inbox.put_nowait(item)
 
     def attach(self, cid: str, transport: Transport, attrs: dict[str, Any]) -> None:
-        self.links[cid] = Link(cid, transport, self._send_failed)
+        limit = self.machine.settings.send_buffer_limit
+        self.links[cid] = Link(cid, transport, self._send_failed, limit, self._overflow)
         self.post("opened", cid, attrs)
 
     async def _send_failed(self, cid: str, error: str) -> None:
         self.post("send_failed", cid, error)
+
+    def _overflow(self, cid: str, queued_bytes: int) -> None:
+        self.post("overflow", cid, queued_bytes)
 
     async def stop(self, code: int, reason: str, wait: float = 3.0) -> None:
         """End the session from outside (4019) and wait, bounded, for its close to go out."""
@@ -172,6 +176,8 @@ class SessionRuntime:
             return m.displace(args[0], now)
         if kind == "send_failed":
             return m.send_failed(args[0], args[1], now)
+        if kind == "overflow":
+            return m.queue_overflow(args[0], args[1], now)
         if kind == "start_ok":
             return m.start_succeeded(now)
         if kind == "start_failed":
@@ -220,7 +226,7 @@ class SessionRuntime:
             elif isinstance(action, Close):
                 link = self.links.pop(action.connection_id, None)
                 if link is not None:
-                    self._track(link.close(action.code, action.reason))
+                    self._track(link.close(action.code, action.reason, action.abort))
             elif isinstance(action, Log):
                 self._write(action)
             elif isinstance(action, StartSession):
