@@ -61,8 +61,12 @@ class H264Encoder:
             "bufsize": str(bitrate),
             # The colours say BT.601 (what the RGB->YUV conversion uses), or browsers assume BT.709.
             # qpmax: a quality floor, so text stays legible even when the bitrate cannot hold it.
+            # me=umh:merange=64 finds a scrolled page (ultrafast's diamond search does not):
+            # a scrolling xterm at 720p, 30 fps: 1.2 instead of 5.8 Mbit/s, PSNR 40 instead of
+            # 32 dB, for about 2 ms more CPU per frame on motion.
             "x264-params": "keyint=infinite:scenecut=0:bframes=0:repeat-headers=1:annexb=1:"
-            "qpmax=36:colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m"
+            "qpmax=36:me=umh:merange=64:"
+            "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m"
             + (f":{extra}" if extra else ""),
         }
         context.open()
