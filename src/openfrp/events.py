@@ -38,6 +38,12 @@ NAMES: dict[str, str] = {
     "connection.closed": "either side: a connection ended; code is its close code",
     "receive.timeout": "server: receive_timeout passed with nothing received (attrs.count)",
     "display.ready": "server: the session's display runs (attrs.kind, display, pid, replaces)",
+    "display.changed": "server: the row of monitors changed; each secondary window must "
+    "acknowledge it within display_change_timeout, else 4028 (attrs.change_id, reason, monitors)",
+    "display.layout": "server: the screen now holds that row: its size and each monitor's "
+    "region as [index, x, y, width, height] (attrs.width, height, monitors; or attrs.error)",
+    "monitor.opened": "terminal: Add monitor opened a window for a secondary monitor "
+    "(attrs.monitor)",
     "video.error": "server: a capture or encode step failed (attrs.error)",
     "events.rejected": "server: shipped terminal events that failed validation (attrs.rejected)",
     "error.exception": "server: an unexpected exception (attrs.where, attrs.error)",

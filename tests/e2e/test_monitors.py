@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.browser import CHROMIUM, Browser, joined
 from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
-from tests.e2e.harness import OPENFRP, RawClient, ServerProcess, hello_for
+from tests.e2e.harness import OPENFRP, RawClient, ServerProcess, hello_for, outcome
 from tests.e2e.test_host_codes import read_frames
 from tests.support.coturn import TURNSERVER, Coturn
 from tests.support.sandbox import shared_folder
@@ -52,8 +52,8 @@ def monitor_app(folder: Path) -> dict[str, Any]:
     return {"display_ready_timeout": 10.0, "display_change_timeout": 1.0, "app_command": app}
 
 
-def monitor_server(e2e: E2E, folder: Path) -> ServerProcess:
-    launchpad = monitor_app(folder)
+def monitor_server(e2e: E2E, folder: Path, **settings: Any) -> ServerProcess:
+    launchpad = {**monitor_app(folder), **settings}
     return e2e.server(
         server={"display": "xvfb", "video_fps": 10},
         account={"receive_timeout": 10.0},  # raw clients do not answer pings
@@ -158,6 +158,31 @@ def test_a_secondary_window_shows_and_clicks_its_own_region(e2e: E2E, folder: Pa
     assert server.session(sid)["state"] == "active"
 
 
+def test_four_windows_at_most_side_by_side(e2e: E2E, folder: Path) -> None:
+    server = monitor_server(e2e, folder, display_change_timeout=30.0)
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    small = {"width": 320, "height": 240, "scale": 1}
+    primary = e2e.raw(server.ws_url)
+    primary.handshake(hello_for(ticket, screen=small))
+    primary.wait_message("started", timeout=10)
+    for monitor in (1, 2, 3):
+        e2e.raw(server.ws_url).handshake(hello_for(ticket, monitor=monitor, screen=small))
+    layout = server.log.wait_event(event="display.layout", session_id=sid, count=3)["attrs"]
+    assert layout["width"] == 4 * 320 and layout["height"] == 240
+    assert [m[1] for m in layout["monitors"]] == [0, 320, 640, 960]
+    seen = monitors_seen(folder, 4)
+    assert [line.split()[1] for line in seen] == [f"openfrp-{n}" for n in range(4)]
+    for monitor in (2, 4):  # shown already; beyond the fourth
+        extra = e2e.raw(server.ws_url)
+        extra.send(hello_for(ticket, monitor=monitor))
+        assert outcome(extra) == ("closed", 4002)
+    assert not server.log.find(event="display.layout", severity="error")
+    rejected = server.log.find(event="connection.rejected", session_id=sid)
+    assert [e["attrs"]["field"] for e in rejected] == ["monitor", "monitor"]
+    assert server.session(sid)["state"] == "active"
+
+
 def test_a_frozen_secondary_terminal_is_closed_with_4028_and_the_session_goes_on(
     e2e: E2E, folder: Path
 ) -> None:
@@ -194,6 +219,7 @@ def test_a_frozen_secondary_terminal_is_closed_with_4028_and_the_session_goes_on
     assert server.session(sid)["state"] == "active"
     settled(primary, (800, 600), BLUE)
     assert len(monitors_seen(folder, 1)) == 1
+    assert not server.log.find(event="display.layout", severity="error")
     primary.send({"type": "close"})
     assert primary.wait_closed() == 4000
     session = diagnosis(server, sid)

@@ -48,14 +48,20 @@ def set_monitors(env: dict[str, str], regions: dict[str, tuple[int, int, int, in
     so a maximised window fills one monitor; empty: the whole screen is one monitor again.
     The first region takes Xvfb's output, which otherwise stays a monitor of the whole
     screen. Blocking."""
-    listed = _xrandr(env, "--listmonitors").stdout.splitlines()[1:]
-    for line in listed:
-        name = line.split()[1].lstrip("+*")
+    listed = dict(
+        (fields[1].lstrip("+*"), fields[2])
+        for fields in map(str.split, _xrandr(env, "--listmonitors").stdout.splitlines()[1:])
+    )
+    for name in listed:
         if name.startswith("openfrp-") and name not in regions:
             _xrandr(env, "--delmonitor", name)
     for number, (name, (x, y, width, height)) in enumerate(regions.items()):
         mm_w, mm_h = round(width * 25.4 / 96), round(height * 25.4 / 96)
         geometry = f"{width}/{mm_w}x{height}/{mm_h}+{x}+{y}"
+        if listed.get(name) == geometry:
+            continue
+        if name in listed:  # replaced in place, the output it holds would be refused
+            _xrandr(env, "--delmonitor", name)
         done = _xrandr(env, "--setmonitor", name, geometry, "none" if number else "screen")
         if done.returncode != 0:
             raise RandrError(f"xrandr --setmonitor {name}: {done.stderr.strip()[-200:]}")
