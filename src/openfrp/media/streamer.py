@@ -13,6 +13,7 @@ chain, so the next one is a keyframe.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from numpy.typing import NDArray
 
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import Encoder, choose_codec, make_encoder
+from openfrp.media.randr import RandrError
 from openfrp.media.rate import RateControl
 from openfrp.media.wire import CODEC_H264, CODEC_NAMES, FLAG_KEY, FLAG_REFINE, pack_frame
 
@@ -307,12 +309,25 @@ class Streamer:
             self.rate.max_bitrate, self.rate.bitrate = new, max(self.rate.min_bitrate, scaled)
 
     def _apply_resize(self, conn: _Connection, width: int, height: int) -> None:
+        """Resize the display; a refused size keeps the old one (logged), the session goes on."""
         before = (self.display.width, self.display.height)
-        size = self.display.resize(*self._fit(width, height))
-        self.keyframe("resize")
+        wanted = self._fit(width, height)
+        attrs: dict[str, Any] = {"asked": [width, height], "was": list(before)}
+        if wanted != before:
+            try:
+                self.display.resize(*wanted)
+            except (RandrError, OSError, subprocess.SubprocessError) as exc:
+                attrs["error"] = f"{type(exc).__name__}: {exc}"
+                self._loop.call_soon_threadsafe(
+                    self._cb.log, "display.resize_failed", conn.cid, attrs
+                )
+            else:
+                self.keyframe("resize")
+        size = self.display.width, self.display.height
         self._loop.call_soon_threadsafe(self._cb.screen, conn.cid, *size)
-        attrs = {"width": size[0], "height": size[1], "asked": [width, height], "was": before}
-        self._loop.call_soon_threadsafe(self._cb.log, "display.resized", conn.cid, attrs)
+        if size != before:
+            attrs.update(width=size[0], height=size[1])
+            self._loop.call_soon_threadsafe(self._cb.log, "display.resized", conn.cid, attrs)
 
 
 def _ms() -> int:
