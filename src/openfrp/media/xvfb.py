@@ -9,6 +9,7 @@ from the file.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import struct
 import threading
@@ -58,7 +59,9 @@ class Framebuffer:
 
     def close(self) -> None:
         del self._pixels
-        self._map.close()
+        # A copy still being taken holds the map; it is then unmapped with its last view.
+        with contextlib.suppress(BufferError):
+            self._map.close()
 
 
 class XvfbScreen:

@@ -481,6 +481,7 @@ class SessionRuntime:
         if self.app is not None and self.app.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.app.pid, signal.SIGTERM)
+        self.stream.stop()  # before its display goes: no grab of a display being torn down
         if self.display is not None:
             await self.display.stop()
         account, self.account = self.account, None
