@@ -1,8 +1,16 @@
 """`openfrp analyze` and `openfrp simulate`.
 
 DuckDB and rich are imported inside the handlers so that `openfrp --help` and the other
-sub-commands start fast. User mistakes (missing file, bad --fail-if) end in one line, exit 2;
-a crossed threshold exits 1.
+sub-commands start fast. Exit codes of `openfrp analyze`:
+
+    0    analyzed (files that cannot be read are named as bad files, the rest is analyzed)
+    1    a --fail-if threshold was crossed
+    2    a user mistake, in one line: no such file, no file matches a glob, a directory or a
+         FIFO given as a log, --html onto a directory, --export onto a file, a bad --fail-if
+         or --since, no readable input, a report that cannot be written
+    130  interrupted (Ctrl-C)
+    141  the reader of the output went away (`| head`); the --html and --export files are
+         written before anything is printed, so they are complete
 """
 
 from __future__ import annotations
@@ -11,10 +19,15 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from openfrp.analysis.scope import Scope
+    from openfrp.analysis.thresholds import Threshold
 
 EXIT_THRESHOLD = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _fail(command: str, message: str) -> int:
@@ -51,10 +64,40 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         scope = scope_mod.Scope.from_options(args.since, args.until, only)
     except (thresholds.ThresholdError, scope_mod.ScopeError) as exc:
         return _fail("analyze", str(exc))
+    problem = _output_problem(args.html, args.export)
+    if problem:
+        return _fail("analyze", problem)
+    try:
+        return _analyze(args, limits, scope)
+    except KeyboardInterrupt:
+        print("openfrp analyze: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
+
+def _output_problem(html: str | None, export_dir: str | None) -> str:
+    """Why --html or --export cannot be written where asked, before any work is done."""
+    from pathlib import Path
+
+    if html and Path(html).is_dir():
+        return f"--html {html}: is a directory; name the report file, e.g. {html}/report.html"
+    if export_dir and Path(export_dir).exists() and not Path(export_dir).is_dir():
+        return f"--export {export_dir}: is a file; --export takes a directory"
+    return ""
+
+
+def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) -> int:
     from rich.console import Console
 
-    from openfrp.analysis import export, ingest, report_html, report_text, sessions, timeline
+    from openfrp.analysis import (
+        export,
+        ingest,
+        report_html,
+        report_text,
+        sessions,
+        thresholds,
+        timeline,
+    )
+    from openfrp.analysis import summary as summary_mod
 
     try:
         analysis = _with_progress(
@@ -79,16 +122,23 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if scope.active:  # after --session, which finds a session wherever it started
         analysis.con.execute(f"DELETE FROM sessions WHERE NOT coalesce({scope.where()}, false)")
     summary = summary_mod.build(analysis, scope.describe())
+    # Files first: a reader that stops early (`| head`) must not cost the report.
+    written: list[str] = []
+    try:
+        if args.html:
+            summary["timelines"] = timeline.brief(analysis, summary["failed_sessions"])
+            written.append(f"HTML report: {report_html.write(summary, args.html)}")
+            del summary["timelines"]
+        if args.export:
+            written += [f"exported: {path}" for path in export.export(analysis, args.export)]
+    except OSError as exc:
+        return _fail("analyze", f"cannot write {exc.filename or 'the report'}: {exc.strerror}")
     if args.json and args.session is None:
         print(json.dumps(summary, indent=2, default=str))
     elif args.session is None:
         report_text.print_summary(summary, console)
-    if args.html:
-        path = report_html.write(summary, args.html)
-        print(f"HTML report: {path}", file=sys.stderr)
-    if args.export:
-        for path in export.export(analysis, args.export):
-            print(f"exported: {path}", file=sys.stderr)
+    for line in written:
+        print(line, file=sys.stderr)
     crossed = thresholds.crossed(limits, summary["metrics"])
     for line in crossed:
         print(f"openfrp analyze: threshold crossed: {line}", file=sys.stderr)
@@ -147,8 +197,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=_cmd_analyze)
 
     p = sub.add_parser("simulate", help="write a simulated fleet log with its ground truth")
-    p.add_argument("--sessions", type=int, required=True, metavar="N")
+    p.add_argument("--sessions", type=int, required=True, metavar="N", help="sessions to write")
     p.add_argument("--out", required=True, metavar="FILE", help="JSONL; gzip if it ends in .gz")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same log)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_simulate)

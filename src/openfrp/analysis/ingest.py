@@ -48,12 +48,17 @@ def expand(patterns: list[str]) -> list[LogFile]:
     """Files named or matched by each pattern, in order; a pattern matching nothing is an error."""
     found: dict[str, LogFile] = {}
     for pattern in patterns:
-        if glob.has_magic(pattern):
+        path = Path(pattern)
+        if path.is_file():  # a name that exists is that file, even with [ ] * ? in it
+            matches = [pattern]
+        elif path.is_dir():
+            raise InputError(f"{pattern}: is a directory (name its files, e.g. '{pattern}/*')")
+        elif path.exists():
+            raise InputError(f"{pattern}: not a regular file (a FIFO or device cannot be read)")
+        elif glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern, recursive=True))
             if not matches:
                 raise InputError(f"{pattern}: no file matches")
-        elif Path(pattern).is_file():
-            matches = [pattern]
         else:
             raise InputError(f"{pattern}: no such file")
         for match in matches:

@@ -25,6 +25,8 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 .chart-title { font-weight: 600; font-size: 13px; }
 .tick { font-size: 11px; fill: #555; } .grid { stroke: #eee; }
 .muted { color: #666; }
+.kpi small { display: block; color: #666; max-width: 14rem; font-size: 12px; }
+details { margin: .3rem 0; } details table { font-size: 12px; }
 """
 
 
@@ -50,10 +52,13 @@ def _charts(summary: dict[str, Any]) -> list[str]:
     out = [
         charts.lines(
             "chart-failure-rate",
-            "Failure rate over time (% of sessions started in each interval)",
+            "Sessions started and failed per interval (counts: a rate over few sessions "
+            "is no spike)",
             labels,
-            [("failures %", [row["failure_pct"] for row in buckets])],
-            "%",
+            [
+                ("failed", [float(row["failures"]) for row in buckets]),
+                ("sessions", [float(row["sessions"]) for row in buckets]),
+            ],
         ),
         charts.lines(
             "chart-codes-over-time",
@@ -76,7 +81,7 @@ def _charts(summary: dict[str, Any]) -> list[str]:
         ),
         charts.bars(
             "chart-time-to-connect",
-            "Time to connect (sessions per 250 ms; last bin is 10 s or more)",
+            "Time to connect (sessions per 250 ms bin, every bin drawn; last bin is 10 s or more)",
             [f"{row['ms'] / 1000:g}s" for row in series["connect"]],
             [float(row["sessions"]) for row in series["connect"]],
         ),
@@ -84,17 +89,92 @@ def _charts(summary: dict[str, Any]) -> list[str]:
     return out
 
 
+def _anchor(session_id: str) -> str:
+    return "s-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in session_id)
+
+
+def _who(summary: dict[str, Any]) -> list[str]:
+    """For whom: who had failed sessions, then the latest failed sessions, each linked to its
+    timeline further down the page."""
+    parts = ["<h2>For whom</h2>"]
+    for column, rows in summary["who"].items():
+        if rows:
+            parts.append(f"<h3>Failed sessions by {escape(column)}</h3>")
+            parts.append(
+                _table(
+                    (column, "failed", "sessions", "top cause"),
+                    [(r["value"], r["failed"], r["sessions"], r["top_cause"]) for r in rows],
+                    f"table-who-{column}",
+                )
+            )
+    timelines = summary.get("timelines", {})
+    rows = []
+    for r in summary["failed_sessions"]:
+        sid = escape(r["session_id"])
+        link = (
+            f'<a href="#{_anchor(r["session_id"])}">{sid}</a>'
+            if r["session_id"] in timelines
+            else sid
+        )
+        cells = [r["user"], r["start_ts"], r["category"], r["phase"], r["final_code"]]
+        rows.append(
+            f"<tr><td>{link}</td>"
+            + "".join(f"<td>{escape('-' if v is None else str(v))}</td>" for v in cells)
+            + "</tr>"
+        )
+    if rows:
+        head = "".join(
+            f"<th>{h}</th>" for h in ("session", "user", "start", "cause", "phase", "final code")
+        )
+        parts.append("<h3>Latest failed sessions</h3>")
+        parts.append(f'<table id="table-failed"><tr>{head}</tr>{"".join(rows)}</table>')
+    for sid, events in timelines.items():
+        parts.append(
+            f'<details id="{_anchor(sid)}"><summary>Timeline of {escape(sid)} '
+            f"(server clock; full detail: <code>openfrp analyze LOGS --session "
+            f"{escape(sid)}</code>)</summary>"
+            + _table(
+                ("time", "side", "event", "code"),
+                [
+                    (
+                        e["ts"],
+                        e["source"],
+                        e["event"],
+                        f"{e['code']} {e['name']}" if e["code"] else "",
+                    )
+                    for e in events
+                ],
+                f"timeline-{_anchor(sid)}",
+            )
+            + "</details>"
+        )
+    return parts
+
+
 def render(summary: dict[str, Any]) -> str:
     kpis = summary["kpis"]
     rec = summary["reconnects"]
+    defs = summary["kpi_definitions"]
     cards = [
-        ("Connection success", f"{kpis['connection_success_pct']:.2f} %"),
-        ("Setup failures", f"{kpis['setup_failure_pct']:.2f} %"),
-        ("Mid-session drops", f"{kpis['mid_session_drop_pct']:.2f} %"),
-        ("Clean ends", f"{kpis['clean_end_pct']:.2f} %"),
-        ("Sessions", f"{kpis['sessions']:,}"),
-        ("Users", f"{kpis['users']:,}"),
+        (
+            "Connection success",
+            f"{kpis['connection_success_pct']:.2f} %",
+            defs["connection_success_pct"],
+        ),
+        ("Setup failures", f"{kpis['setup_failure_pct']:.2f} %", defs["setup_failure_pct"]),
+        (
+            "Mid-session drops",
+            f"{kpis['mid_session_drop_pct']:.2f} %",
+            defs["mid_session_drop_pct"],
+        ),
+        ("Clean ends", f"{kpis['clean_end_pct']:.2f} %", defs["clean_end_pct"]),
+        ("Sessions", f"{kpis['sessions']:,}", "sessions in the logs (and the scope)"),
+        ("Users", f"{kpis['users']:,}", "distinct users with a session"),
     ]
+    if kpis["clock_stepped_back"]:
+        cards.append(
+            ("Clock stepped back", f"{kpis['clock_stepped_back']:,}", defs["clock_stepped_back"])
+        )
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>openfrp session analysis</title>",
@@ -106,8 +186,16 @@ def render(summary: dict[str, Any]) -> str:
         if scope_text(summary["scope"])
         else "",
         "<div class='kpis'>"
-        + "".join(f"<div class='kpi'>{escape(k)}<b>{escape(v)}</b></div>" for k, v in cards)
+        + "".join(
+            f"<div class='kpi'>{escape(k)}<b>{escape(v)}</b><small>{escape(d)}</small></div>"
+            for k, v, d in cards
+        )
         + "</div>",
+        "".join(
+            f"<p><b>Bad file, not analyzed:</b> {escape(path)}: {escape(why)}</p>"
+            for path, why in summary["bad_files"].items()
+        ),
+        *_who(summary),
         "<h2>Trends</h2>",
         *_charts(summary),
         "<h2>How sessions ended</h2>",
@@ -129,13 +217,16 @@ def render(summary: dict[str, Any]) -> str:
             "table-categories",
         ),
         "<h2>Codes by impact</h2>",
+        "<p class='muted'>root: sessions where the code is a cause; after a loss: sessions "
+        "where it only followed a lost connection (4009 idle timeout, 4103 reconnecting).</p>",
         _table(
-            ("code", "name", "sessions", "users", "final", "message", "action"),
+            ("code", "name", "root", "after a loss", "users", "final", "message", "action"),
             [
                 (
                     str(r["code"]),
                     r["name"],
-                    r["sessions"],
+                    r["root"],
+                    r["consequence"],
                     r["users"],
                     r["final"],
                     r["message"],
@@ -149,10 +240,11 @@ def render(summary: dict[str, Any]) -> str:
         _table(
             (
                 "disrupted",
-                "recovered",
+                "last loss resumed",
                 "gave up (4106)",
                 "never resumed",
-                "recovered %",
+                "losses",
+                "losses resumed %",
                 "recovery p50 ms",
                 "recovery p95 ms",
             ),
@@ -162,6 +254,7 @@ def render(summary: dict[str, Any]) -> str:
                     rec["recovered"],
                     rec["gave_up"],
                     rec["not_resumed"],
+                    rec["incidents"],
                     rec["recovered_pct"],
                     rec["recovery_p50_ms"],
                     rec["recovery_p95_ms"],

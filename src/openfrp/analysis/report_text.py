@@ -81,14 +81,17 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             )
     console.print(table)
 
-    table = Table(title="Codes by impact (sessions and users affected)")
-    for column in ("code", "name", "sessions", "users", "final", "message", "action"):
+    table = Table(
+        title="Codes by impact (root: a cause; after a loss: 4009/4103 that followed one)"
+    )
+    for column in ("code", "name", "root", "after a loss", "users", "final", "message", "action"):
         table.add_column(column, overflow="fold")
     for row in summary["top_codes"][:CODES_PRINTED]:
         table.add_row(
             str(row["code"]),
             row["name"],
-            _fmt(row["sessions"]),
+            _fmt(row["root"]),
+            _fmt(row["consequence"]),
             _fmt(row["users"]),
             _fmt(row["final"]),
             row["message"],
@@ -158,6 +161,8 @@ def print_who(summary: dict[str, Any], console: Console) -> None:
 
 
 def print_bad_lines(summary: dict[str, Any], console: Console) -> None:
+    for path, reason in summary["bad_files"].items():
+        console.print(f"[red]bad file, not analyzed:[/] {path}: {reason}", highlight=False)
     bad = summary["bad_lines"]
     if not bad["count"]:
         return

@@ -229,6 +229,7 @@ class Analysis:
     bad_by_file: dict[str, int]
     bad_lines: list[ingest.BadLine] = field(default_factory=list)
     seconds: float = 0.0
+    bad_files: dict[str, str] = field(default_factory=dict)
 
 
 def _run(
@@ -248,11 +249,16 @@ def _run(
 
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
-    while worker.is_alive():
-        worker.join(0.1)
-        done = con.query_progress()
-        if done >= 0:
-            progress(done)
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+            done = con.query_progress()
+            if done >= 0:
+                progress(done)
+    except KeyboardInterrupt:
+        con.interrupt()  # stop DuckDB's work too, not only our wait for it
+        worker.join()
+        raise
     if failure:
         raise failure[0]
     progress(100.0)
@@ -270,19 +276,24 @@ def analyze(
     logs = ingest.expand(patterns)
     con = con or duckdb.connect()
     con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would write to stdout
-    try:
-        # Phase 1: aggregate straight from the parallel scan, without line numbers (numbering
-        # JSONL lines needs a window that runs on one thread); bad rows are only counted.
-        events_sql = ingest.events_sql(con, logs, numbered=False)
-    except duckdb.Error as exc:
-        raise ingest.InputError(f"cannot read input: {str(exc).splitlines()[0]}") from None
     ordered = _scalar_text(con, "SELECT current_setting('preserve_insertion_order')")
     con.execute("SET preserve_insertion_order = false")
+    bad_files: dict[str, str] = {}
     try:
         try:
-            _run(con, f"CREATE OR REPLACE TEMP TABLE agg AS {aggregate_sql(events_sql)}", progress)
+            _aggregate(con, logs, progress)
+        except duckdb.InterruptException:
+            raise KeyboardInterrupt from None
         except duckdb.Error as exc:
-            raise ingest.InputError(f"cannot read input: {str(exc).splitlines()[0]}") from None
+            # Some file cannot be read to its end (a cut or corrupt .gz, a broken Parquet):
+            # find which, report them, and analyze the rest.
+            logs, bad_files = _readable(con, logs)
+            if not bad_files:
+                raise ingest.InputError(f"cannot read input: {_first_line(exc)}") from None
+            if not logs:
+                reasons = "; ".join(f"{path}: {why}" for path, why in bad_files.items())
+                raise ingest.InputError(f"no readable input ({reasons})") from None
+            _aggregate(con, logs, progress)
         con.execute(f"CREATE OR REPLACE TABLE sessions AS {sessions_sql('agg')}")
     finally:
         con.execute(f"SET preserve_insertion_order = {ordered}")
@@ -303,7 +314,45 @@ def analyze(
         bad_by_file=bad_by_file,
         bad_lines=bad,
         seconds=time.perf_counter() - began,
+        bad_files=bad_files,
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _aggregate(
+    con: duckdb.DuckDBPyConnection,
+    logs: list[ingest.LogFile],
+    progress: Callable[[float], None] | None,
+) -> None:
+    """Phase 1: aggregate straight from the parallel scan, without line numbers (numbering
+    JSONL lines needs a window that runs on one thread); bad rows are only counted."""
+    events_sql = ingest.events_sql(con, logs, numbered=False)
+    _run(con, f"CREATE OR REPLACE TEMP TABLE agg AS {aggregate_sql(events_sql)}", progress)
+
+
+def _readable(
+    con: duckdb.DuckDBPyConnection, logs: list[ingest.LogFile]
+) -> tuple[list[ingest.LogFile], dict[str, str]]:
+    """Each file read alone to its end: those that can be, and why each other one cannot.
+    Only run after a failed pass, so a healthy run pays nothing for it."""
+    import duckdb
+
+    good: list[ingest.LogFile] = []
+    bad: dict[str, str] = {}
+    for log in logs:
+        try:
+            scan = ingest.events_sql(con, [log], numbered=False)
+            con.sql(f"SELECT count(*), max(length(event)) FROM ({scan})").fetchall()
+        except duckdb.InterruptException:
+            raise KeyboardInterrupt from None
+        except duckdb.Error as exc:
+            bad[log.path] = _first_line(exc)
+        else:
+            good.append(log)
+    return good, bad
 
 
 def _first_bad_lines(

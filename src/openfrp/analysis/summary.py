@@ -23,6 +23,11 @@ WHO = ("user", "host", "launchpad", "client")
 WHO_ROWS = 25
 FAILED_ROWS = 100
 FAILED = "phase IN ('setup_failure', 'mid_session_failure')"
+# Codes that follow a loss rather than cause one: the idle timeout that ends a session nobody
+# came back to, and the terminal's reconnecting. In a session with a loss they are
+# consequences; the loss's own code is the root.
+CONSEQUENCES = (4009, 4103)
+CONNECT_BIN_MS, CONNECT_LAST_MS = 250, 10_000
 TOP_CODES = 40
 SERIES_CODES = 6
 MAX_BUCKETS = 60
@@ -76,9 +81,13 @@ def _top_codes(con: duckdb.DuckDBPyConnection, sessions: int) -> list[dict[str, 
         con,
         f"""
         SELECT code, count(*) AS sessions, count(DISTINCT "user") AS users,
-               count(*) FILTER (final_code = code) AS final
-        FROM (SELECT unnest(codes) AS code, "user", final_code FROM sessions)
-        GROUP BY code ORDER BY sessions DESC, users DESC, code LIMIT {TOP_CODES}
+               count(*) FILTER (final_code = code) AS final,
+               count(*) FILTER (NOT consequence) AS root,
+               count(*) FILTER (consequence) AS consequence
+        FROM (SELECT *, code IN ({", ".join(map(str, CONSEQUENCES))}) AND disconnects > 0
+                          AS consequence
+              FROM (SELECT unnest(codes) AS code, "user", final_code, disconnects FROM sessions))
+        GROUP BY code ORDER BY root DESC, sessions DESC, users DESC, code LIMIT {TOP_CODES}
         """,
     )
     for row in rows:
@@ -243,14 +252,21 @@ def _series(con: duckdb.DuckDBPyConnection, top: list[int]) -> dict[str, Any]:
         FROM sessions WHERE ended AND duration_s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC
         """,
     )
-    connect = _rows(
-        con,
-        """
-        SELECT least(floor(time_to_connect_ms / 250) * 250, 10000)::INTEGER AS ms,
-               count(*) AS sessions
-        FROM sessions WHERE time_to_connect_ms >= 0 GROUP BY 1 ORDER BY 1
-        """,
+    found = dict(
+        con.sql(
+            f"""
+            SELECT least(floor(time_to_connect_ms / {CONNECT_BIN_MS}) * {CONNECT_BIN_MS},
+                         {CONNECT_LAST_MS})::INTEGER, count(*)
+            FROM sessions WHERE time_to_connect_ms >= 0 GROUP BY 1
+            """
+        ).fetchall()
     )
+    # Every bin, empty ones too, so the bars stand on a true time axis.
+    last = max(found, default=0)
+    connect = [
+        {"ms": ms, "sessions": int(found.get(ms, 0))}
+        for ms in range(0, last + CONNECT_BIN_MS, CONNECT_BIN_MS)
+    ]
     return {
         "bucket_seconds": width,
         "buckets": buckets,
@@ -285,6 +301,7 @@ def build(analysis: Analysis, scope: dict[str, Any] | None = None) -> dict[str, 
                 {"file": b.path, "line": b.line, "reason": b.reason} for b in analysis.bad_lines
             ],
         },
+        "bad_files": analysis.bad_files,
         "kpis": kpis,
         "kpi_definitions": KPI_DEFINITIONS,
         "top_codes": top,
@@ -307,6 +324,7 @@ def metrics(summary: dict[str, Any]) -> dict[str, float]:
         "sessions": kpis["sessions"],
         "events": summary["events"],
         "bad_lines": summary["bad_lines"]["count"],
+        "bad_files": len(summary["bad_files"]),
         "open_sessions": kpis["open"],
         "connection_success_pct": kpis["connection_success_pct"],
         "setup_failure_pct": kpis["setup_failure_pct"],
@@ -333,6 +351,7 @@ def metric_names() -> set[str]:
         "sessions",
         "events",
         "bad_lines",
+        "bad_files",
         "open_sessions",
         "connection_success_pct",
         "setup_failure_pct",

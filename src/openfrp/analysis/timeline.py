@@ -111,3 +111,40 @@ def timeline(analysis: Analysis, session_id: str) -> dict[str, Any]:
         },
         "events": items,
     }
+
+
+BRIEF_SESSIONS = 50
+
+
+def brief(analysis: Analysis, sessions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The events of the first BRIEF_SESSIONS of `sessions` (rows with session_id), on the
+    server's clock, read in one parallel pass: the HTML report links each to its timeline."""
+    wanted = [row["session_id"] for row in sessions[:BRIEF_SESSIONS]]
+    if not wanted:
+        return {}
+    con = analysis.con
+    ids = ", ".join(ingest.quote(sid) for sid in wanted)
+    scan = ingest.events_sql(con, analysis.files, numbered=False)
+    rows = con.sql(
+        f"""
+        SELECT DISTINCT e.session_id,
+          CASE WHEN e.source = 'terminal'
+               THEN e.ts - to_milliseconds(coalesce(s.skew_ms, 0)) ELSE e.ts END AS at,
+          e.source, e.event, e.code
+        FROM ({scan}) e JOIN sessions s USING (session_id)
+        WHERE e.session_id IN ({ids}) AND NOT e.fatal
+        ORDER BY 1, 2, 3, 4
+        """
+    ).fetchall()
+    out: dict[str, list[dict[str, Any]]] = {sid: [] for sid in wanted}
+    for sid, at, source, event, code in rows:
+        out[sid].append(
+            {
+                "ts": _iso(at),
+                "source": source,
+                "event": event,
+                "code": code,
+                "name": _code_name(code),
+            }
+        )
+    return out
