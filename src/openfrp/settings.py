@@ -31,6 +31,9 @@ class SessionSettings:
     frp8_fallback: str = "frp7"
     idle_timeout: float = 600.0
     link_ttl: float = 3600.0  # how long a connect link may fetch its session's ticket
+    # what a session's terminal may ship into the server's log per minute
+    terminal_events_per_minute: int = 600
+    terminal_event_bytes_per_minute: int = 512 * 1024
     max_session_duration: float = 8 * 3600.0
     warn_before: float = 300.0
     receive_timeout: float = 10.0

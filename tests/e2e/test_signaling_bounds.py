@@ -45,7 +45,7 @@ def test_signaling_sockets_that_never_speak_are_closed(e2e: E2E) -> None:
                 codes.append(exc.rcvd.code if exc.rcvd is not None else None)
         assert codes == [1008] * SILENT
         assert time.monotonic() - started < 4
-        timeouts = server.log.wait_event(event="signaling.timeout", count=SILENT)
+        timeouts = server.log.wait_event(event="signaling.idle_closed", count=SILENT)
         assert timeouts["attrs"]["handshake_timeout"] == 2.0
 
 

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from openfrp.desk.cursor import CursorWatch
 from openfrp.desk.feed import InputFeed
-from openfrp.events import Context, Event, EventLog
+from openfrp.events import Context, EventLog
 from openfrp.protocol.actions import (
     Action,
     Close,
@@ -37,6 +38,7 @@ from openfrp.server.isolation import Account, Isolation
 from openfrp.server.links import Link, Transport
 from openfrp.server.monitors import SessionMonitors
 from openfrp.server.registry import Holder
+from openfrp.server.shipped import ShippedEvents
 from openfrp.server.stream import SessionStream
 from openfrp.timing import Alarm, now_ms
 
@@ -80,6 +82,10 @@ class SessionRuntime:
         self._cursor: CursorWatch | None = None
         self._cursor_shape: dict[str, Any] | None = None
         self.ended = asyncio.Event()
+        settings = machine.settings
+        self._shipped = ShippedEvents(
+            identity, settings.terminal_events_per_minute, settings.terminal_event_bytes_per_minute
+        )
         self.desk = SessionDesk(
             machine.settings,
             self._write,
@@ -446,24 +452,9 @@ class SessionRuntime:
             self.post("fault", 4005, f"deliver {message['type']}", f"{type(exc).__name__}: {exc}")
 
     def _ingest_terminal_events(self, items: list[Any], cid: str) -> None:
-        rejected = 0
-        for item in items[:1000]:
-            try:
-                event = Event.from_dict(item)
-                if event.source != "terminal" or event.session_id != self.identity.session_id:
-                    raise ValueError("event is not this session's terminal event")
-                self._log.write(event)
-            except (ValueError, TypeError):
-                rejected += 1
-        if rejected:
-            self._write(
-                Log(
-                    "events.rejected",
-                    severity="warning",
-                    connection_id=cid,
-                    attrs={"rejected": rejected, "received": len(items)},
-                )
-            )
+        accepted, notes = self._shipped.admit(items[:1000], cid, time.monotonic())
+        for event in [*accepted, *notes]:
+            self._log.write(event)
 
     async def _end(self) -> None:
         self.ended.set()

@@ -71,7 +71,7 @@ class Hub:
             first = await asyncio.wait_for(_receive(websocket), self.handshake_timeout)
         except TimeoutError:
             self._log(
-                "signaling.timeout",
+                "signaling.idle_closed",
                 severity="warning",
                 message="a signaling socket sent no register or join in time and was closed",
                 attrs={"handshake_timeout": self.handshake_timeout},
