@@ -1,4 +1,8 @@
-"""`openfrp` command line: one sub-command per job, user mistakes end in one line, exit 2."""
+"""`openfrp` command line: one sub-command per job.
+
+Exit status: 0 done; 1 refused or failed (the server said no or cannot be reached, a session
+ended with an error, an analyzer threshold held); 2 a usage mistake (a bad option, value or
+settings file), told in one line, never as a traceback."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 
 from openfrp import codes
 from openfrp.settings import SettingsError
@@ -64,24 +69,36 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="openfrp", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="openfrp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("codes", help="print the code table")
-    p.add_argument("--component", choices=["server", "terminal", "variable"])
-    p.add_argument("--type", choices=["info", "error"])
-    p.add_argument("--frp", type=int, choices=[7, 8])
+    p.add_argument(
+        "--component", choices=["server", "terminal", "variable"], help="only codes of this side"
+    )
+    p.add_argument("--type", choices=["info", "error"], help="only codes of this type")
+    p.add_argument("--frp", type=int, choices=[7, 8], help="only codes of this FRP version")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--markdown", action="store_true", help="the table as docs/codes.md")
     p.set_defaults(handler=_cmd_codes)
 
     p = sub.add_parser("explain", help="explain one code (any number)")
-    p.add_argument("code")
+    p.add_argument("code", help="the code number, e.g. 4102")
     p.set_defaults(handler=_cmd_explain)
 
     for register in _registrars():
         register(sub)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("openfrp")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
@@ -94,8 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    from openfrp.server.command import ApiCallError
+
     try:
         return handler(args)
+    except ApiCallError as exc:
+        print(f"openfrp {args.command}: {exc}", file=sys.stderr)
+        return 1
     except (UsageError, SettingsError) as exc:
         print(f"openfrp {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -177,12 +177,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="S",
         help=f"default: the session's, else {defaults.signaling_peer_timeout}",
     )
-    p.add_argument("--stun", action="append", default=[], metavar="stun:HOST:PORT")
-    p.add_argument("--turn", action="append", default=[], metavar="turn:HOST:PORT[?transport=tcp]")
-    p.add_argument("--turn-user", metavar="USER")
-    p.add_argument("--turn-password", metavar="PASSWORD")
-    p.add_argument("--stun-timeout", type=float, default=defaults.stun_timeout, metavar="S")
-    p.add_argument("--turn-timeout", type=float, default=defaults.turn_timeout, metavar="S")
+    p.add_argument(
+        "--stun",
+        action="append",
+        default=[],
+        metavar="stun:HOST:PORT",
+        help="a STUN server to send a Binding request to (repeatable)",
+    )
+    p.add_argument(
+        "--turn",
+        action="append",
+        default=[],
+        metavar="turn:HOST:PORT[?transport=tcp]",
+        help="a TURN server to ask for an allocation (repeatable)",
+    )
+    p.add_argument("--turn-user", metavar="USER", help="TURN user name")
+    p.add_argument("--turn-password", metavar="PASSWORD", help="TURN password")
+    p.add_argument(
+        "--stun-timeout",
+        type=float,
+        default=defaults.stun_timeout,
+        metavar="S",
+        help="seconds to wait for a STUN answer (default: %(default)s)",
+    )
+    p.add_argument(
+        "--turn-timeout",
+        type=float,
+        default=defaults.turn_timeout,
+        metavar="S",
+        help="seconds to wait for a TURN answer (default: %(default)s)",
+    )
     p.add_argument("--log", metavar="FILE", help="append the probe events to this event log")
     p.add_argument("--session", metavar="ID", help="the session the check is for (in the log)")
     p.add_argument("--json", action="store_true", help="the report as JSON")

@@ -115,7 +115,7 @@ def api(
         reason = getattr(exc, "reason", exc)
         raise ApiCallError(f"{method} {url}: server not reachable ({reason})") from None
     except UnicodeEncodeError:
-        raise ApiCallError(f"{method} {url}: the key has characters no header can carry") from None
+        raise SettingsError(f"{method} {url}: the key has characters no header can carry") from None
 
 
 class ApiCallError(SettingsError):
@@ -225,28 +225,34 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("launch", help="launch a session for a user (admin)")
     _client_args(p)
-    p.add_argument("--user", required=True)
-    p.add_argument("--launchpad", default="desktop")
+    p.add_argument("--user", required=True, help="the user the session is for")
+    p.add_argument(
+        "--launchpad", default="desktop", help="launchpad to start (default: %(default)s)"
+    )
     p.add_argument("--out", help="also write the ticket JSON to this file")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the ticket as JSON")
     p.set_defaults(handler=_cmd_launch)
 
     p = sub.add_parser("sessions", help="list sessions (admin: all; --token: your own)")
     _client_args(p)
     p.add_argument("--token", help="a user's session token instead of the admin key")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the sessions as JSON")
     p.set_defaults(handler=_cmd_sessions)
 
     p = sub.add_parser(
         "guest",
         help="from inside a session: shut down (4015), log off (4018) or offer a file (download)",
     )
-    p.add_argument("action", choices=["shutdown", "logoff", "download"])
+    p.add_argument(
+        "action",
+        choices=["shutdown", "logoff", "download"],
+        help="shutdown ends with 4015, logoff with 4018, download offers FILE",
+    )
     p.add_argument("file", nargs="?", help="download: the file to offer to the terminal")
     p.set_defaults(handler=_cmd_guest)
 
     p = sub.add_parser("close", help="close a session from outside (4019)")
     _client_args(p)
-    p.add_argument("session_id")
+    p.add_argument("session_id", help="the session to close")
     p.add_argument("--token", help="a user's session token instead of the admin key")
     p.set_defaults(handler=_cmd_close)
