@@ -90,6 +90,11 @@ def measure(
         for stack in stacks:
             stack.begin()
         shown = loads[0].shown()
+        for _ in range(30):  # a busy ffplay is slow to print its first status line
+            if shown is not None or workload != "motion":
+                break
+            time.sleep(0.1)
+            shown = loads[0].shown()
         servers = sorted({pid for stack in stacks for pid in stack.server_pids()})
         terminals = sorted({pid for stack in stacks for pid in stack.terminal_pids()})
         frames0 = [stack.frames() for stack in stacks]
