@@ -141,3 +141,15 @@ def test_a_lost_secondary_leaves_the_layout_and_the_end_closes_every_window() ->
     assert [m.index for m in relayout.monitors] == [0, 2]
     out = h.send("p", {"type": "close"})
     assert {c.connection_id: c.code for c in closes(out)} == {"p": 4000, "m2": 4000}
+
+
+def test_the_row_starts_from_the_primary_window_as_it_is() -> None:
+    h = ServerHarness(SLOW_RECEIVE)
+    h.join("p", screen={"width": 1600, "height": 900})  # no resize before the secondary
+    h.send("p", {"type": "resize", "width": 1500, "height": 800})  # alone: no display change
+    out = h.join("m1", monitor=1, screen={"width": 800, "height": 600})
+    [relayout] = of_type(out, Relayout)
+    assert relayout.monitors == (
+        Monitor(0, "p", 0, 0, 1500, 800),
+        Monitor(1, "m1", 1500, 0, 800, 600),
+    )
