@@ -249,6 +249,7 @@ def test_add_monitor_opens_a_window_and_a_frozen_one_is_closed_with_4028(
     server.log.wait_event(event="monitor.opened", source="terminal", attrs={"monitor": 1})
     shows(second, (255, 255, 255))  # xev's window, right of the primary
     shows(browser, (0, 0, 255))  # the root, on the primary
+    second.wait("v.input.cursor !== undefined && v.input.cursor.width > 0")  # the X cursor
     layout = server.log.wait_event(event="display.layout", session_id=sid)["attrs"]
     assert layout["monitors"][0] == [0, 0, 0, 640, 480] and layout["monitors"][1][0] == 1
     assert len(monitors_seen(folder, 2)) == 2

@@ -242,6 +242,9 @@ class SessionRuntime:
             elif isinstance(action, Relayout):
                 relayout = self.monitors.relayout(action.monitors, self.machine.settings)
                 self._track(asyncio.create_task(relayout))
+                for secondary in self.machine.monitors.secondaries:  # one that just joined
+                    if self._cursor_shape is not None:
+                        self._send_to(secondary, self._cursor_shape)
             elif isinstance(action, EndSession):
                 await self._end()
 
@@ -325,9 +328,12 @@ class SessionRuntime:
         self._cursor = CursorWatch(target[1], target[2], shape)
 
     def _show_cursor(self, message: dict[str, Any] | None) -> None:
-        """Send a new shape, or the last one again to a connection that just became live."""
+        """Send a new shape (to secondary monitor windows too), or the last one again to a
+        connection that just became live."""
         if message is not None:
             self._cursor_shape = message
+            for secondary in self.machine.monitors.secondaries:
+                self._send_to(secondary, message)
         cid = self.machine.primary
         live = cid is not None and self.machine.state is SessionState.ACTIVE
         if self._cursor_shape is not None and cid is not None and live:
