@@ -183,6 +183,8 @@ class ServerOptions:
     live_connection_ttl: float = 15.0  # a host's record of a live connection lapses after this
     session_homes: str = ""  # where each session's home folder is made ("" = system temp)
     admin_key_epoch: int = 0  # raise it (on every host) to rotate the admin key
+    max_open_files: int = 65536  # the soft descriptor limit is raised toward this at start
+    header_timeout: float = 10.0  # seconds a connection may take to send its request head
 
 
 _SERVER_TYPES: dict[str, type] = {
@@ -235,6 +237,8 @@ def _server_options(values: Any) -> ServerOptions:
     port = checked.get("port", 0)
     if not 0 <= port <= 65535:
         raise SettingsError(f"server.port: must be 0-65535, got {port}")
+    if checked.get("max_open_files", 65536) < 256:
+        raise SettingsError("server.max_open_files: must be at least 256")
     if checked.get("admin_key_epoch", 0) < 0:
         raise SettingsError("server.admin_key_epoch: must be 0 or more")
     if not 0 <= checked.get("video_fps", 30) <= 60:

@@ -18,6 +18,7 @@ from openfrp.events import Event, EventLog
 from openfrp.server.app import ServerState, create_app
 from openfrp.server.isolation import check as check_isolation
 from openfrp.server.isolation import write_private
+from openfrp.server.limits import ResourceAlarm, guarded_h11, raise_open_files
 from openfrp.server.recovery import end_left_over
 from openfrp.server.registry import Registry, RegistryError, open_registry
 from openfrp.settings import Config, SettingsError
@@ -96,6 +97,7 @@ async def serve(
     except (RegistryError, SettingsError, OSError) as exc:
         print(f"openfrp serve: {exc}", file=sys.stderr)
         return 2
+    open_files = raise_open_files(opts.max_open_files)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -125,6 +127,7 @@ async def serve(
     uv_config = uvicorn.Config(
         create_app(state),
         log_level="warning",
+        http=guarded_h11(opts.header_timeout),
         ws="websockets-sansio",
         ws_ping_interval=None,
         ws_per_message_deflate=False,
@@ -133,6 +136,7 @@ async def serve(
     )
     server = _Server(uv_config)
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(ResourceAlarm(log, opts.name))
 
     async def stop(signame: str) -> None:
         log.write(Event("server.stopping", host=opts.name, attrs={"signal": signame}))
@@ -147,7 +151,13 @@ async def serve(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
-    log.write(Event("server.started", host=opts.name, attrs={"url": state.public_url}))
+    log.write(
+        Event(
+            "server.started",
+            host=opts.name,
+            attrs={"url": state.public_url, "open_files_limit": open_files},
+        )
+    )
     if not state.isolation.available:
         log.write(
             Event(

@@ -1,0 +1,99 @@
+"""The server's guards on file descriptors: how many it may open, what it says when they run
+out, and how long a connection may take to send its request head.
+
+When every descriptor is taken, asyncio fails each accept and logs a traceback per failed
+accept (thousands a second); the server says it once in ten seconds instead, as one event
+and one line, and keeps serving what it has. Connections that never finish a request head
+(Slowloris) are closed after `header_timeout`, so idle sockets cannot hold the descriptors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import resource
+import sys
+import time
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from openfrp.events import Event, EventLog
+
+REPORT_EVERY = 10.0  # seconds
+OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def raise_open_files(wanted: int) -> int:
+    """Raise the soft descriptor limit toward `wanted` (never above the hard limit, never
+    lower than it is); the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
+
+
+class ResourceAlarm:
+    """A loop exception handler: out-of-descriptor errors become one event and one stderr
+    line per REPORT_EVERY seconds, with how many happened; anything else goes on as usual."""
+
+    def __init__(self, log: EventLog, host: str) -> None:
+        self._log = log
+        self._host = host
+        self._last: float | None = None
+        self._count = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if not (isinstance(error, OSError) and error.errno in OUT_OF_RESOURCES):
+            loop.default_exception_handler(context)
+            return
+        self._count += 1
+        now = time.monotonic()
+        if self._last is not None and now - self._last < REPORT_EVERY:
+            return
+        self._last, count, self._count = now, self._count, 0
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        text = (
+            f"out of file descriptors ({error.strerror}, limit {limit}): new connections "
+            "wait while the ones open go on"
+        )
+        print(f"openfrp serve: {text} ({count} failures)", file=sys.stderr, flush=True)
+        try:
+            self._log.write(
+                Event(
+                    "server.fd_exhausted",
+                    host=self._host,
+                    severity="error",
+                    message=text,
+                    attrs={"failures": count, "limit": limit, "error": error.strerror},
+                )
+            )
+        except OSError:
+            return  # the log may need a descriptor too: stderr has said it
+
+
+def guarded_h11(header_timeout: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, closing a connection whose first request head has not arrived
+    within `header_timeout` seconds."""
+
+    class GuardedH11(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._header_timer = self.loop.call_later(header_timeout, self._no_request_head)
+
+        def _no_request_head(self) -> None:
+            # A WebSocket upgrade hands the socket to another protocol: leave it alone.
+            if self.cycle is None and self.transport.get_protocol() is self:
+                self.transport.abort()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            super().connection_lost(exc)
+
+    return GuardedH11

@@ -1,0 +1,65 @@
+"""The server out of file descriptors: idle connections that never send a request head hold
+them (Slowloris) until header_timeout closes them; meanwhile the server says so once, as an
+event and a line, without tracebacks, and serves again while the attackers still hold on."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import resource
+import socket
+import time
+import urllib.request
+
+import pytest
+
+from tests.e2e.conftest import E2E
+from tests.e2e.harness import bounded, hello_for, outcome
+
+LIMIT = 64
+IDLE = 100
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
+            return bool(json.loads(answer.read())["ok"])
+    except OSError:
+        return False
+
+
+def test_out_of_descriptors_is_said_once_and_idle_connections_are_closed(e2e: E2E) -> None:
+    server = e2e.server(server={"header_timeout": 1.0})
+    started = server.log.wait_event(event="server.started")
+    assert started["attrs"]["open_files_limit"] >= 256  # raised toward max_open_files
+    try:
+        resource.prlimit(server.process.pid, resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
+    except (PermissionError, OSError) as exc:
+        pytest.skip(f"cannot lower the server's descriptor limit: {exc}")
+    with contextlib.ExitStack() as stack:
+        for _ in range(IDLE):  # more than the server can hold, none ever sends a byte
+            idle = stack.enter_context(socket.create_connection(("127.0.0.1", server.port)))
+            idle.setblocking(False)
+        exhausted = server.log.wait_event(event="server.fd_exhausted", timeout=5)
+        assert exhausted["attrs"]["limit"] == LIMIT and exhausted["attrs"]["failures"] >= 1
+        begun = time.monotonic()
+        for _ in bounded(12.0, step=0.2):
+            if _healthy(server.url):
+                break
+        assert _healthy(server.url), "the server never served again"
+        assert time.monotonic() - begun < 12
+    stderr = server.stderr()
+    assert "Traceback" not in stderr
+    assert len(stderr.splitlines()) <= 3, stderr[:2000]
+    assert len(server.log.find(event="server.fd_exhausted")) <= 2
+
+
+def test_header_timeout_leaves_upgraded_websockets_and_keep_alive_alone(e2e: E2E) -> None:
+    server = e2e.server(account={"receive_timeout": 5.0}, server={"header_timeout": 1.0})
+    ticket = server.launch("alice")
+    raw = e2e.raw(server.ws_url)
+    raw.handshake(hello_for(ticket))
+    time.sleep(1.5)
+    raw.send({"type": "ping", "id": 3})
+    assert outcome(raw) == ("pong", 3)
+    assert _healthy(server.url)
