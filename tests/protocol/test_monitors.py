@@ -153,3 +153,19 @@ def test_the_row_starts_from_the_primary_window_as_it_is() -> None:
         Monitor(0, "p", 0, 0, 1500, 800),
         Monitor(1, "m1", 1500, 0, 800, 600),
     )
+
+
+def test_a_resumed_primary_is_a_display_change_for_the_secondaries() -> None:
+    h = with_primary()
+    h.join("m1", monitor=1, screen={"width": 800, "height": 600})
+    h.lose("p")
+    assert h.session.state is SessionState.DISCONNECTED and "m1" in h.session.monitors.secondaries
+    out = h.join(
+        "p2", resume=True, previous_connection_id="p", screen={"width": 1024, "height": 768}
+    )
+    [relayout] = of_type(out, Relayout)
+    assert relayout.monitors == (
+        Monitor(0, "p2", 0, 0, 1024, 768),
+        Monitor(1, "m1", 1024, 0, 800, 600),
+    )
+    assert change_ids(out, "m1") == [2]

@@ -468,6 +468,8 @@ class ServerSession:
             actions += self._repeat_warning(cid, now_ms)
         self._drop_acked(hello.get("last_seq", 0))
         actions += [Send(cid, message) for _, message, _ in self.unacked]
+        if self.monitors.secondaries:  # monitor 0 has a new window, perhaps of a new size
+            actions += self._display_changed(now_ms, "primary window replaced")
         return actions
 
     def _repeat_warning(self, cid: str, now_ms: int) -> list[Action]:
