@@ -139,16 +139,19 @@ def test_4027_xvfb_display_not_ready_in_time(e2e: E2E) -> None:
     assert "Xvfb" not in children(server.process.pid)
 
 
-# A real X client that keeps the screen changing: the root turns red and blue, 10 times a second.
+# A real X client that keeps the screen changing: the root turns red and blue, about 13 times
+# a second (a period that no frame rate of the tests samples in step).
 _XSETROOT = shutil.which("xsetroot") or "xsetroot"
 BLINK = (
-    f"sh -c 'while :; do {_XSETROOT} -solid \"#ff0000\"; sleep 0.1;"
-    f" {_XSETROOT} -solid \"#0000ff\"; sleep 0.1; done'"
+    f"sh -c 'while :; do {_XSETROOT} -solid \"#ff0000\"; sleep 0.07;"
+    f" {_XSETROOT} -solid \"#0000ff\"; sleep 0.07; done'"
 )
 
 
 def read_frames(raw: RawClient, want: int, timeout: float) -> list[tuple[int, int, int, int]]:
-    """Read and acknowledge video frames until `want` came; (number, width, height, first rgb)."""
+    """Read and acknowledge video frames until `want` came; (number, width, height, first rgb).
+    Frames come only when the screen changes: a ping every 0.2 s without one keeps the session
+    from taking the terminal for gone."""
     frames: list[tuple[int, int, int, int]] = []
     deadline = time.monotonic() + timeout
     while len(frames) < want:
@@ -156,8 +159,9 @@ def read_frames(raw: RawClient, want: int, timeout: float) -> list[tuple[int, in
         if left <= 0:
             raise E2EError(f"only {len(frames)} of {want} frames within {timeout}s")
         try:
-            data = raw.recv(timeout=left)
+            data = raw.recv(timeout=min(left, 0.2))
         except TimeoutError:
+            raw.send({"type": "ping", "id": len(frames)})
             continue
         if not isinstance(data, bytes):
             continue
