@@ -297,3 +297,7 @@ def test_over_frp8_the_track_shows_the_primary_monitor_and_the_second_window_its
     opened = server.log.find(event="connection.opened", session_id=sid)
     assert [e["attrs"]["frp"] for e in opened] == [8, 7]
     assert not browser.errors and not second.errors
+    second.page.close()  # closing the window removes its monitor
+    back = server.log.wait_event(event="display.layout", session_id=sid, count=2)["attrs"]
+    assert (back["width"], back["height"]) == (640, 480)
+    assert len(monitors_seen(folder, 1)) == 1
