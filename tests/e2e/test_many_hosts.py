@@ -276,6 +276,8 @@ def test_sessions_go_on_when_redis_goes_away(e2e: E2E, fleet: Fleet) -> None:
     assert error["attrs"]["where"].startswith("registry "), error
     listed = a.api("GET", "/api/sessions")
     assert listed.status == 503 and "registry unavailable" in listed.body["error"], listed
+    assert "redis" not in listed.body["error"].lower()  # no internal address in an answer
+    assert "127.0.0.1" not in listed.body["error"]
 
     # A newcomer is admitted by this host's own sessions alone; the live one is untouched.
     second = e2e.connected(a, bob, name="bob")

@@ -43,6 +43,18 @@ class SessionState(StrEnum):
     ENDED = "ended"
 
 
+MAX_LOGGED = 200  # characters of a terminal's text that go into the log
+
+
+def clip(text: str) -> str:
+    """A terminal's text as the log keeps it: a hostile terminal cannot grow the log with it."""
+    return text if len(text) <= MAX_LOGGED else f"{text[:MAX_LOGGED]}... ({len(text)} chars)"
+
+
+def _clipped(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: clip(v) if isinstance(v, str) else v for k, v in attrs.items()}
+
+
 class ServerSession:
     def __init__(
         self,
@@ -378,7 +390,7 @@ class ServerSession:
     ) -> list[Action]:
         self._closing.add(cid)
         return [
-            Log("connection.rejected", code=code, connection_id=cid, attrs=attrs),
+            Log("connection.rejected", code=code, connection_id=cid, attrs=_clipped(attrs)),
             Close(cid, code, reason or _name(code)),
         ]
 
@@ -424,7 +436,7 @@ class ServerSession:
         self.deadlines.cancel("idle")
         self.primary = cid
         self.monitors.resize(0, size_of(hello.get("screen")) or self.monitors.sizes[0])
-        client = hello.get("client", "unknown")
+        client = clip(hello.get("client", "unknown"))
         resume = self.state is SessionState.DISCONNECTED
         state = "active" if resume else self.state.value
         if self.state is SessionState.CREATED:
@@ -539,7 +551,7 @@ class ServerSession:
             "state": SessionState.ACTIVE.value,
             "last_seq": self.out_seq,
         }
-        attrs = {"client": hello.get("client", "unknown"), "resume": False, "monitor": index}
+        attrs = {"client": clip(hello.get("client", "unknown")), "resume": False, "monitor": index}
         return [
             Log("connection.established", connection_id=cid, attrs=attrs),
             Send(cid, welcome),

@@ -754,8 +754,10 @@ async def frp7(websocket: WebSocket) -> None:
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, RegistryError):
-        return JSONResponse({"error": f"{exc} (registry unavailable)"}, status_code=503)
+    if isinstance(exc, RegistryError):  # its text names internal addresses: keep them in
+        # the event log, where the outage is recorded, not in answers to users
+        error = "the session registry cannot be reached; try again shortly (registry unavailable)"
+        return JSONResponse({"error": error}, status_code=503)
     assert isinstance(exc, ApiError)
     return JSONResponse({"error": str(exc), **exc.extra}, status_code=exc.status)
 

@@ -31,6 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openfrp.events import Event, EventLog
 from openfrp.protocol.handshake import TokenError, verify_token
+from openfrp.protocol.server_session import clip
 from openfrp.server.keys import matches
 
 MAX_MESSAGE = 1 << 18
@@ -95,7 +96,8 @@ class Hub:
             await _refuse(websocket, "register needs host and key")
             return
         if not matches(key, peer_key(self.secret, host)):
-            self._log("signaling.rejected", attrs={"host": host, "reason": "bad peer key"})
+            attrs = {"host": clip(host), "reason": "bad peer key"}
+            self._log("signaling.rejected", attrs=attrs)
             await _refuse(websocket, "bad peer key")
             return
         peer_id = f"{host}/{secrets.token_hex(4)}"
