@@ -101,7 +101,10 @@ def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) ->
 
     try:
         analysis = _with_progress(
-            args.quiet, "analyzing", 100.0, lambda cb: sessions.analyze(args.logs, progress=cb)
+            args.quiet,
+            "analyzing",
+            100.0,
+            lambda cb: sessions.analyze(args.logs, progress=cb, state_dir=args.state),
         )
     except ingest.InputError as exc:
         return _fail("analyze", str(exc))
@@ -193,6 +196,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument(
             f"--{name}", action="append", metavar="NAME", help=f"only this {name} (repeatable)"
         )
+    p.add_argument(
+        "--state",
+        metavar="DIR",
+        help="keep what was read in DIR; the next run over the same, grown logs reads only "
+        "what was added (same answer as a full run)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_analyze)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from openfrp import codes
-from openfrp.analysis import ingest, rules
+from openfrp.analysis import ingest, rules, state
 
 if TYPE_CHECKING:
     import duckdb
@@ -96,6 +96,7 @@ def aggregate_sql(events_sql: str) -> str:
       arg_max_null(code, ts) FILTER (event = 'session.ended') AS server_end_code,
       arg_max_null({state}, {order}) FILTER ({terminal_state}) AS term_state,
       arg_max_null(code, {order}) FILTER ({terminal_state}) AS term_state_code,
+      max({order}) FILTER ({terminal_state}) AS term_order,
       min(ts) FILTER (source = 'terminal' AND event = 'connect.attempt') AS t_attempt,
       min(ts) FILTER (source = 'terminal' AND event = 'connection.established')
         AS t_established,
@@ -123,6 +124,42 @@ def _resumed(drops: str, resumes: str) -> str:
     )
 
 
+# How partial aggregates of the same session (from different runs over a growing log) merge
+# into the aggregate of all their events: every aggregate above has a merge.
+MERGE = {
+    "rows": "sum(rows)",
+    "server_end_code": "arg_max_null(server_end_code, server_end_ts)",
+    "term_state": "arg_max_null(term_state, term_order)",
+    "term_state_code": "arg_max_null(term_state_code, term_order)",
+    "code_mask": "bit_or(code_mask)",
+}
+_FIRST = (
+    "s_first_ts t_first_ts created_at started_at t_attempt s_opened t_established s_established"
+)
+_LISTS = "bad term_recoveries srv_resumes srv_disconnects term_drops reconnect_attempts"
+for _name in ("user", "account", "launchpad", "host", "frp", "client"):
+    MERGE[_name] = f'any_value("{_name}")'
+for _name in _FIRST.split():
+    MERGE[_name] = f"min({_name})"
+for _name in ("s_last_ts", "t_last_ts", "server_end_ts", "term_order"):
+    MERGE[_name] = f"max({_name})"
+for _name in _LISTS.split():
+    MERGE[_name] = f"flatten(list({_name}) FILTER ({_name} IS NOT NULL))"
+
+
+def merge_sql(table: str, columns: list[str]) -> str:
+    """One row per session from the partial aggregates in `table` (rule matchers: bool_or)."""
+    parts = []
+    for name in columns:
+        if name == "session_id":
+            continue
+        merged = MERGE.get(name) or (f"bool_or({name})" if name.startswith("m_") else None)
+        if merged is None:
+            raise ValueError(f"aggregate column {name} has no merge")
+        parts.append(f'{merged} AS "{name}"')
+    return f"SELECT session_id, {', '.join(parts)} FROM {table} GROUP BY session_id"
+
+
 def sessions_sql(table: str) -> str:
     """Session facts, category and phase, from the aggregate table."""
     all_rules = rules.load_rules()
@@ -133,7 +170,8 @@ def sessions_sql(table: str) -> str:
                         srv_resumes)
         REPLACE (len(list_distinct(coalesce(reconnect_attempts, []))) AS reconnect_attempts),
         list_concat({_mask_to_codes("code_mask")},
-                    list_distinct([b.code FOR b IN coalesce(bad, []) IF NOT b.fatal])) AS codes,
+                    list_sort(list_distinct([b.code FOR b IN coalesce(bad, []) IF NOT b.fatal])))
+          AS codes,
         list_sort(list_distinct(coalesce(srv_disconnects, []))) AS srv_d,
         list_sort(list_distinct(coalesce(term_drops, []))) AS term_d,
         coalesce(srv_resumes, []) AS srv_r,
@@ -230,6 +268,7 @@ class Analysis:
     bad_lines: list[ingest.BadLine] = field(default_factory=list)
     seconds: float = 0.0
     bad_files: dict[str, str] = field(default_factory=dict)
+    added_only: bool = False  # --state: only what was added since the last run was read
 
 
 def _run(
@@ -268,14 +307,101 @@ def analyze(
     patterns: list[str],
     progress: Callable[[float], None] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    state_dir: str | None = None,
 ) -> Analysis:
-    """Read the logs and build table `sessions`; raise ingest.InputError for missing inputs."""
+    """Read the logs and build table `sessions`; raise ingest.InputError for missing inputs.
+
+    With `state_dir`, what an earlier run kept there is reused and only what was added to the
+    logs since is read (state.py); the answer is the one a full run gives."""
     import duckdb
 
     began = time.perf_counter()
     logs = ingest.expand(patterns)
     con = con or duckdb.connect()
     con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would write to stdout
+    if not state_dir:
+        analysis = _analyze_all(con, logs, progress, began)
+        con.execute("DROP TABLE agg")
+        return analysis
+    kept = state.State(con, state_dir)
+    try:
+        parts = kept.plan(logs)
+        if parts is not None:
+            try:
+                bad = _add_parts(con, kept, logs, parts, progress)
+            except duckdb.InterruptException:
+                raise KeyboardInterrupt from None
+            except duckdb.Error:
+                parts = None  # a new part cannot be read: the full run below names the file
+        if parts is not None:
+            kept.save_added(logs, bad)
+            con.execute("CREATE OR REPLACE TABLE sessions AS SELECT * FROM st.sessions")
+            analysis = _finish(con, logs, bad, {}, began, "st.agg")
+            analysis.added_only = True
+            return analysis
+        analysis = _analyze_all(con, logs, progress, began)
+        kept.save_all(analysis.files, analysis.bad_lines)
+        con.execute("DROP TABLE agg")
+        return analysis
+    finally:
+        kept.close()
+
+
+def _add_parts(
+    con: duckdb.DuckDBPyConnection,
+    kept: state.State,
+    logs: list[ingest.LogFile],
+    parts: list[state.Part],
+    progress: Callable[[float], None] | None,
+) -> list[ingest.BadLine]:
+    """Aggregate the new parts and merge them with the kept aggregates of the sessions they
+    touch (temp tables `merged` and `merged_sessions`, `touched` their ids); return the bad
+    lines to list (kept ones and the new parts', numbered as in their files)."""
+    bad = kept.kept_bad_lines()
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE touched AS SELECT NULL::VARCHAR AS session_id LIMIT 0"
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE merged AS SELECT * FROM st.agg LIMIT 0")
+    if parts:
+        read = [ingest.LogFile(p.read_from, p.log.kind) for p in parts]
+        _aggregate(con, read, progress)
+        per_file = con.sql(
+            "SELECT b.file, count(*) FROM (SELECT unnest(bad) AS b FROM agg) GROUP BY 1"
+        ).fetchall()
+        counts = {str(path): int(n) for path, n in per_file}
+        origin = {p.read_from: p for p in parts}
+        for found in _first_bad_lines(con, read, counts):
+            part = origin[found.path]
+            bad.append(ingest.BadLine(part.log.path, found.line + part.skip_lines, found.reason))
+        names = " ".join(
+            f"WHEN {ingest.quote(p.read_from)} THEN {ingest.quote(p.log.path)}" for p in parts
+        )
+        con.execute(
+            "UPDATE agg SET bad = list_transform(bad, lambda b: {'file': CASE b.file "
+            f"{names} ELSE b.file END, 'fatal': b.fatal, 'code': b.code}})"
+        )
+        columns = [str(row[0]) for row in con.sql("DESCRIBE agg").fetchall()]
+        con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT session_id FROM agg")
+        union = (
+            f"(SELECT * FROM st.agg a WHERE {state.TOUCHED} UNION ALL BY NAME SELECT * FROM agg)"
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS {merge_sql(union, columns)}")
+        con.execute("DROP TABLE agg")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE merged_sessions AS {sessions_sql('merged')}")
+    rank = {log.path: i for i, log in enumerate(logs)}
+    bad.sort(key=lambda b: (rank.get(b.path, len(rank)), b.line))
+    return bad[:BAD_LINES_LISTED]
+
+
+def _analyze_all(
+    con: duckdb.DuckDBPyConnection,
+    logs: list[ingest.LogFile],
+    progress: Callable[[float], None] | None,
+    began: float,
+) -> Analysis:
+    """Read every log: the aggregates, the sessions, the first bad lines."""
+    import duckdb
+
     ordered = _scalar_text(con, "SELECT current_setting('preserve_insertion_order')")
     con.execute("SET preserve_insertion_order = false")
     bad_files: dict[str, str] = {}
@@ -297,15 +423,27 @@ def analyze(
         con.execute(f"CREATE OR REPLACE TABLE sessions AS {sessions_sql('agg')}")
     finally:
         con.execute(f"SET preserve_insertion_order = {ordered}")
-    fatal = "SELECT count(*) FROM (SELECT unnest(bad) AS b FROM agg) WHERE b.fatal"
-    events = int(_scalar(con, f"SELECT coalesce(sum(rows), 0) - ({fatal}) FROM agg"))
+    return _finish(con, logs, None, bad_files, began)
+
+
+def _finish(
+    con: duckdb.DuckDBPyConnection,
+    logs: list[ingest.LogFile],
+    bad: list[ingest.BadLine] | None,
+    bad_files: dict[str, str],
+    began: float,
+    table: str = "agg",
+) -> Analysis:
+    """Counts from the aggregates in `table`, the bad lines to list (found now when None)."""
+    fatal = f"SELECT count(*) FROM (SELECT unnest(bad) AS b FROM {table}) WHERE b.fatal"
+    events = int(_scalar(con, f"SELECT coalesce(sum(rows), 0) - ({fatal}) FROM {table}"))
     per_file = con.sql(
-        "SELECT b.file, count(*) FROM (SELECT unnest(bad) AS b FROM agg) GROUP BY 1"
+        f"SELECT b.file, count(*) FROM (SELECT unnest(bad) AS b FROM {table}) GROUP BY 1"
     ).fetchall()
     counts = {str(path): int(n) for path, n in per_file}
     bad_by_file = {log.path: counts[log.path] for log in logs if log.path in counts}
-    bad = _first_bad_lines(con, logs, bad_by_file)
-    con.execute("DROP TABLE agg")
+    if bad is None:
+        bad = _first_bad_lines(con, logs, bad_by_file)
     return Analysis(
         con=con,
         files=logs,
@@ -356,7 +494,9 @@ def _readable(
 
 
 def _first_bad_lines(
-    con: duckdb.DuckDBPyConnection, logs: list[ingest.LogFile], counts: dict[str, int]
+    con: duckdb.DuckDBPyConnection,
+    logs: list[ingest.LogFile],
+    counts: dict[str, int],
 ) -> list[ingest.BadLine]:
     """Phase 2: number the lines of the files that have bad lines (`counts`, by path, from
     phase 1), in file order, up to the first BAD_LINES_LISTED bad lines in all.

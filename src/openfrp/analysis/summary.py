@@ -189,12 +189,15 @@ def _who(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:
     return _rows(
         con,
         f"""
-        SELECT coalesce(CAST("{column}" AS VARCHAR), '(none)') AS value,
-          count(*) FILTER ({FAILED}) AS failed,
-          count(*) AS sessions,
-          mode(category) FILTER ({FAILED}) AS top_cause,
-          max(start_ts) FILTER ({FAILED}) AS last_failed
-        FROM sessions GROUP BY 1 HAVING count(*) FILTER ({FAILED}) > 0
+        SELECT value, sum(n) FILTER (failed) AS failed, sum(n) AS sessions,
+          first(category ORDER BY n DESC, category) FILTER (failed) AS top_cause,
+          max(last_ts) FILTER (failed) AS last_failed
+        FROM (
+          SELECT coalesce(CAST("{column}" AS VARCHAR), '(none)') AS value, category,
+            {FAILED} AS failed, count(*) AS n, max(start_ts) AS last_ts
+          FROM sessions GROUP BY ALL
+        )
+        GROUP BY value HAVING sum(n) FILTER (failed) > 0
         ORDER BY failed DESC, sessions DESC, value LIMIT {WHO_ROWS}
         """,
     )

@@ -1,0 +1,205 @@
+"""--state DIR: analyze a growing log folder again at the cost of what was added.
+
+The folder keeps, in one DuckDB file, each input's size and a digest of its first bytes, how
+many lines it had, the bad lines listed so far, and every session's partial aggregates in
+mergeable form (sessions.MERGE). A later run reads only what changed: the bytes appended to a
+plain JSONL file since last time (copied to a scratch file, read by the same reader) and files
+that are new. Their aggregates are merged with the kept ones, and the sessions are derived from
+the merge exactly as a full run derives them, so the answer is the same. Anything else (a file
+that shrank, was rewritten, was removed, a changed .gz or Parquet file, a last line still being
+written, another analyzer version) starts over with a full read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from openfrp.analysis import ingest
+
+if TYPE_CHECKING:
+    import duckdb
+
+HEAD_BYTES = 4096
+VERSION = "1"  # bump when the aggregates change shape: older state is then rebuilt
+CHUNK = 1 << 22
+# Rows of a kept table (alias a) whose session the added parts touched (NULL: bad rows).
+TOUCHED = "EXISTS (SELECT 1 FROM touched t WHERE t.session_id IS NOT DISTINCT FROM a.session_id)"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the state knows of one input file."""
+
+    path: str
+    size: int
+    head: str
+    lines: int
+
+
+@dataclass(frozen=True)
+class Part:
+    """What to read this time: the whole file, or its lines after `skip_lines` (a tail)."""
+
+    log: ingest.LogFile
+    read_from: str  # the file DuckDB reads: the input itself or a scratch copy of its tail
+    skip_lines: int
+
+
+def appendable(log: ingest.LogFile) -> bool:
+    return log.kind == "jsonl" and not log.path.endswith(".gz")
+
+
+def head_digest(path: str, length: int = HEAD_BYTES) -> str:
+    """A digest of the file's first `length` bytes (fewer if it is shorter), with the count:
+    bytes appended later leave the digest of the same first bytes unchanged."""
+    with open(path, "rb") as handle:
+        data = handle.read(length)
+    return f"{len(data)}:{hashlib.sha1(data).hexdigest()}"
+
+
+def _same_start(path: str, head: str) -> bool:
+    length = int(head.split(":", 1)[0]) if ":" in head else -1
+    return length >= 0 and head_digest(path, length) == head
+
+
+def count_lines(path: str, start: int = 0) -> tuple[int, bool]:
+    """Lines from byte `start` (the writer writes no blank lines), and whether the file ends
+    with a newline (a last line without one may still be being written)."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        while chunk := handle.read(CHUNK):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (0 if last == b"\n" else 1), last == b"\n"
+
+
+class State:
+    """The state folder's DuckDB file, attached to the analysis connection as `st`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, folder: str | Path) -> None:
+        self.con = con
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        con.execute(f"ATTACH {ingest.quote(str(self.folder / 'state.duckdb'))} AS st")
+        con.execute("CREATE TABLE IF NOT EXISTS st.meta (key VARCHAR, value VARCHAR)")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS st.files "
+            "(path VARCHAR, size BIGINT, head VARCHAR, lines BIGINT)"
+        )
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS st.bad_lines (path VARCHAR, line BIGINT, reason VARCHAR)"
+        )
+
+    def usable(self) -> bool:
+        found = self.con.sql("SELECT value FROM st.meta WHERE key = 'version'").fetchall()
+        tables = self.con.sql(
+            "SELECT count(*) FROM duckdb_tables() "
+            "WHERE database_name = 'st' AND table_name IN ('agg', 'sessions')"
+        ).fetchall()[0][0]
+        return bool(found) and found[0][0] == VERSION and tables == 2
+
+    def seen(self) -> dict[str, Seen]:
+        rows = self.con.sql("SELECT path, size, head, lines FROM st.files").fetchall()
+        return {str(r[0]): Seen(str(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows}
+
+    def plan(self, logs: list[ingest.LogFile]) -> list[Part] | None:
+        """The parts to read for `logs`, or None when the kept state cannot be added to."""
+        if not self.usable():
+            return None
+        seen = self.seen()
+        if set(seen) - {log.path for log in logs}:
+            return None  # a file left the input: its sessions cannot be taken out
+        parts: list[Part] = []
+        scratch = self.folder / "tails"
+        shutil.rmtree(scratch, ignore_errors=True)
+        for log in logs:
+            old = seen.get(log.path)
+            if old is None:
+                parts.append(Part(log, log.path, 0))
+                continue
+            size = Path(log.path).stat().st_size
+            if not _same_start(log.path, old.head):
+                return None  # rewritten, or its last line was still being written
+            if size == old.size:
+                continue
+            if not appendable(log) or size < old.size:
+                return None
+            scratch.mkdir(exist_ok=True)
+            tail = scratch / f"{len(parts)}.jsonl"
+            with open(log.path, "rb") as source, open(tail, "wb") as target:
+                source.seek(old.size)
+                shutil.copyfileobj(source, target, CHUNK)
+            parts.append(Part(log, str(tail), old.lines))
+        return parts
+
+    def save_all(self, logs: list[ingest.LogFile], bad_lines: list[ingest.BadLine]) -> None:
+        """After a full run: keep its aggregates (temp table `agg`) and sessions."""
+        self.con.execute("BEGIN")
+        self.con.execute("CREATE OR REPLACE TABLE st.agg AS SELECT * FROM agg")
+        self.con.execute("CREATE OR REPLACE TABLE st.sessions AS SELECT * FROM sessions")
+        self._files(logs, {}, bad_lines)
+        self.con.execute("COMMIT")
+
+    def save_added(self, logs: list[ingest.LogFile], bad_lines: list[ingest.BadLine]) -> None:
+        """After an added run: replace the touched sessions' aggregates and facts by the merged
+        ones (temp tables `merged`, `merged_sessions`, `touched`), in one transaction with the
+        files' new sizes, so an interrupted run leaves the state as it was."""
+        con = self.con
+        known = self.seen()
+        con.execute("BEGIN")
+        con.execute(f"DELETE FROM st.agg a WHERE {TOUCHED}")
+        con.execute("INSERT INTO st.agg BY NAME SELECT * FROM merged")
+        con.execute(f"DELETE FROM st.sessions a WHERE {TOUCHED}")
+        con.execute("INSERT INTO st.sessions BY NAME SELECT * FROM merged_sessions")
+        self._files(logs, known, bad_lines)
+        con.execute("COMMIT")
+        for table in ("merged", "merged_sessions", "touched"):
+            con.execute(f"DROP TABLE {table}")
+
+    def _files(
+        self,
+        logs: list[ingest.LogFile],
+        known: dict[str, Seen],
+        bad_lines: list[ingest.BadLine],
+    ) -> None:
+        """Record what each input looks like now, the bad lines listed, the version."""
+        con = self.con
+        rows = []
+        for log in logs:
+            size = Path(log.path).stat().st_size
+            old = known.get(log.path)
+            if old is not None and old.size == size:
+                rows.append((log.path, size, old.head, old.lines))
+                continue
+            start, before = (old.size, old.lines) if old is not None else (0, 0)
+            # Only plain JSONL grows by appending; other files are read whole when they change.
+            lines, whole = count_lines(log.path, start) if appendable(log) else (0, True)
+            # A last line without its newline may still be being written: no usable record
+            # of the file, so the next run reads it again from the start.
+            head = head_digest(log.path) if whole else "partial"
+            rows.append((log.path, size, head, before + lines))
+        con.execute("DELETE FROM st.files")
+        if rows:
+            con.executemany("INSERT INTO st.files VALUES (?, ?, ?, ?)", rows)
+        con.execute("DELETE FROM st.bad_lines")
+        if bad_lines:
+            con.executemany(
+                "INSERT INTO st.bad_lines VALUES (?, ?, ?)",
+                [(b.path, b.line, b.reason) for b in bad_lines],
+            )
+        con.execute("DELETE FROM st.meta")
+        con.execute("INSERT INTO st.meta VALUES ('version', ?)", [VERSION])
+        shutil.rmtree(self.folder / "tails", ignore_errors=True)
+
+    def close(self) -> None:
+        """Let go of the state file (another analysis may attach it)."""
+        self.con.execute("DETACH st")
+
+    def kept_bad_lines(self) -> list[ingest.BadLine]:
+        rows = self.con.sql("SELECT path, line, reason FROM st.bad_lines").fetchall()
+        return [ingest.BadLine(str(p), int(n), str(r)) for p, n, r in rows]
