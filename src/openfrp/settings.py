@@ -185,6 +185,10 @@ class ServerOptions:
     admin_key_epoch: int = 0  # raise it (on every host) to rotate the admin key
     max_open_files: int = 65536  # the soft descriptor limit is raised toward this at start
     header_timeout: float = 10.0  # seconds a connection may take to send its request head
+    # launches this host accepts: live sessions in all, live sessions of one user, per minute
+    max_live_sessions: int = 1000
+    max_live_sessions_per_user: int = 10
+    max_launches_per_minute: int = 600
 
 
 _SERVER_TYPES: dict[str, type] = {
@@ -237,6 +241,9 @@ def _server_options(values: Any) -> ServerOptions:
     port = checked.get("port", 0)
     if not 0 <= port <= 65535:
         raise SettingsError(f"server.port: must be 0-65535, got {port}")
+    for key in ("max_live_sessions", "max_live_sessions_per_user", "max_launches_per_minute"):
+        if checked.get(key, 1) < 1:
+            raise SettingsError(f"server.{key}: must be at least 1")
     if checked.get("max_open_files", 65536) < 256:
         raise SettingsError("server.max_open_files: must be at least 256")
     if checked.get("admin_key_epoch", 0) < 0:

@@ -13,6 +13,7 @@ import hmac
 import json
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -71,6 +72,7 @@ TERMINAL_SETTINGS = (
 NO_CLOSE_FRAME = (1005, 1006)
 REMOTE_WAIT = 5.0  # seconds to wait for another host to end a session closed through this one
 TOKEN_MARGIN = 60.0  # a session token outlives the longest session by this much
+REFUSAL_REPORT_EVERY = 10.0  # seconds between launch.refused events
 
 
 class ApiError(Exception):
@@ -89,6 +91,9 @@ class ServerState:
     public_url: str
     runtimes: dict[str, SessionRuntime] = field(default_factory=dict)
     launched: dict[str, SessionRecord] = field(default_factory=dict)  # this host's, in memory
+    recent_launches: deque[float] = field(default_factory=deque)  # monotonic times, last minute
+    refused_launches: int = 0  # since the last launch.refused event (one per 10 s at most)
+    refusal_logged: float = -REFUSAL_REPORT_EVERY
     fleet: Fleet = field(init=False)
     isolation: Isolation = field(init=False)
 
@@ -114,8 +119,43 @@ class ServerState:
     def guest_key(self, session_id: str) -> str:
         return hmac.new(self.secret, f"guest:{session_id}".encode(), hashlib.sha256).hexdigest()
 
+    def launch_refusal(self, user: str) -> tuple[str, int] | None:
+        """Which of this host's launch limits a new session of `user` would pass, with the
+        limit, or None when it fits."""
+        opts, now = self.config.server, time.monotonic()
+        while self.recent_launches and now - self.recent_launches[0] >= 60:
+            self.recent_launches.popleft()
+        live = [r for r in self.runtimes.values() if not r.ended.is_set()]
+        if len(self.recent_launches) >= opts.max_launches_per_minute:
+            return "max_launches_per_minute", opts.max_launches_per_minute
+        if len(live) >= opts.max_live_sessions:
+            return "max_live_sessions", opts.max_live_sessions
+        if sum(1 for r in live if r.identity.user == user) >= opts.max_live_sessions_per_user:
+            return "max_live_sessions_per_user", opts.max_live_sessions_per_user
+        self.recent_launches.append(now)
+        return None
+
     async def launch(self, user: str, launchpad: str) -> dict[str, Any]:
         settings = self.config.for_launchpad(launchpad)
+        refusal = self.launch_refusal(user)
+        if refusal is not None:
+            limit, value = refusal
+            self.refused_launches += 1
+            if time.monotonic() - self.refusal_logged >= REFUSAL_REPORT_EVERY:
+                self.refusal_logged = time.monotonic()
+                self.log.write(
+                    Event(
+                        "launch.refused",
+                        host=self.host,
+                        user=user,
+                        launchpad=launchpad,
+                        severity="warning",
+                        message=f"launches refused: {limit} ({value}) reached",
+                        attrs={"limit": limit, "value": value, "refused": self.refused_launches},
+                    )
+                )
+                self.refused_launches = 0
+            raise ApiError(429, f"too many sessions: {limit} ({value}) reached on this host")
         session_id = "s-" + secrets.token_hex(8)
         host = self.config.server.name
         config = {
