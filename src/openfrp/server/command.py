@@ -35,9 +35,16 @@ def _config(args: argparse.Namespace) -> Config:
     return config
 
 
+def _operator_log(args: argparse.Namespace) -> None:
+    from openfrp.server import oplog
+
+    oplog.setup(args.log_format, args.log_level)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from openfrp.server.serve import serve
 
+    _operator_log(args)
     return asyncio.run(serve(_config(args), args.ready_file))
 
 
@@ -60,6 +67,8 @@ def _demo_config(args: argparse.Namespace) -> Config:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from openfrp.server.app import ServerState
     from openfrp.server.serve import serve
+
+    _operator_log(args)
 
     async def announce(state: ServerState) -> None:
         ticket = await state.launch("demo-user", next(iter(state.config.launchpads)))
@@ -206,6 +215,18 @@ def _server_args(p: argparse.ArgumentParser) -> None:
         "--registry", help="SQLite registry file, or redis://HOST:PORT/DB shared by several hosts"
     )
     p.add_argument("--ready-file", help="write the URL and admin key here once listening")
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="the operator's log on stderr: text lines or one JSON object a line",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="least severe operator message shown (default: %(default)s)",
+    )
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -15,13 +16,17 @@ from pathlib import Path
 import uvicorn
 
 from openfrp.events import Event, EventLog
+from openfrp.server import health, openapi
 from openfrp.server.app import ServerState, create_app
 from openfrp.server.isolation import check as check_isolation
 from openfrp.server.isolation import write_private
 from openfrp.server.limits import ResourceAlarm, guarded_h11, raise_open_files
+from openfrp.server.metrics import Metrics, ObservedEventLog, counted_registry
 from openfrp.server.recovery import end_left_over
 from openfrp.server.registry import Registry, RegistryError, open_registry
 from openfrp.settings import Config, SettingsError
+
+oplog = logging.getLogger("openfrp.server")
 
 
 class _Server(uvicorn.Server):
@@ -111,8 +116,11 @@ async def serve(
         return 2
     sock.listen(2048)
     port = sock.getsockname()[1]
-    log = EventLog(Path(opts.log_dir) / "server-events.jsonl")
+    metrics = Metrics()
+    registry = counted_registry(registry, metrics)
+    log: EventLog = ObservedEventLog(Path(opts.log_dir) / "server-events.jsonl", metrics)
     state = ServerState(config, load_secret(config), log, registry, f"http://{opts.host}:{port}")
+    metrics.watch(lambda: state.runtimes)
     try:
         await state.fleet.start()
         await end_left_over(registry, log, opts.name)
@@ -124,8 +132,11 @@ async def serve(
         sock.close()
         return 2
     write_private(admin_key_path(config), state.admin_key.encode())
+    app = create_app(state)
+    app.state.metrics = metrics
+    app.router.routes.extend([*health.ROUTES, *openapi.ROUTES])
     uv_config = uvicorn.Config(
-        create_app(state),
+        app,
         log_level="warning",
         http=guarded_h11(opts.header_timeout),
         ws="websockets-sansio",
@@ -139,6 +150,7 @@ async def serve(
     loop.set_exception_handler(ResourceAlarm(log, opts.name))
 
     async def stop(signame: str) -> None:
+        oplog.info("stopping on %s: live sessions end with 4019", signame)
         log.write(Event("server.stopping", host=opts.name, attrs={"signal": signame}))
         await state.stop_all(f"server received {signame}")
         server.should_exit = True
@@ -158,6 +170,7 @@ async def serve(
             attrs={"url": state.public_url, "open_files_limit": open_files},
         )
     )
+    _log_start(config, state)
     if not state.isolation.available:
         log.write(
             Event(
@@ -189,4 +202,21 @@ async def serve(
     await state.fleet.close()
     await state.registry.close()
     log.close()
+    oplog.info("stopped")
     return 0
+
+
+def _log_start(config: Config, state: ServerState) -> None:
+    opts = config.server
+    registry = "redis" if "://" in opts.registry else f"sqlite {opts.registry}"
+    oplog.info("openfrp server %s listening on %s", opts.name, state.public_url)
+    pads = ", ".join(f"{name} (FRP{pad.frp})" for name, pad in config.launchpads.items())
+    oplog.info(
+        "config: registry %s, event log %s, display %s, launchpads %s",
+        registry,
+        state.log.path,
+        opts.display,
+        pads,
+    )
+    if not state.isolation.available:
+        oplog.warning("not running as root: session apps run as the server's own user")

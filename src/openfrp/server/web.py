@@ -58,7 +58,7 @@ async def no_icon(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/favicon.ico", no_icon),
+    Route("/favicon.ico", no_icon, include_in_schema=False),
     Route("/s/{session_id}", terminal_page),
     Route("/terminal/{name}", terminal_script),
     Route("/api/codes", code_table),
