@@ -246,11 +246,17 @@ class Context:
 
 
 class EventLog:
-    """Append-only JSONL writer; every event is flushed to the OS before write() returns."""
+    """Append-only JSONL writer; every event is flushed to the OS before write() returns.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    With `max_bytes`, a file that reaches it is rotated (PATH.1 the newest of `keep` old ones)
+    so a busy log cannot fill the disk; `reopen()` follows an outside rotation (logrotate
+    moves the file, then the server gets SIGHUP)."""
+
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int = 0, keep: int = 5) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._max_bytes = max_bytes
+        self._keep = keep
         self._file: IO[str] = self.path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
 
@@ -259,6 +265,25 @@ class EventLog:
         with self._lock:
             self._file.write(line)
             self._file.flush()
+            if self._max_bytes and self._file.tell() >= self._max_bytes:
+                self._rotate()
+
+    def reopen(self) -> None:
+        with self._lock:
+            self._file.close()
+            self._file = self.path.open("a", encoding="utf-8")
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for n in range(self._keep - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if self._keep:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+        self._file = self.path.open("a", encoding="utf-8")
 
     def close(self) -> None:
         with self._lock:

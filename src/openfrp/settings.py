@@ -189,6 +189,8 @@ class ServerOptions:
     max_live_sessions: int = 1000
     max_live_sessions_per_user: int = 10
     max_launches_per_minute: int = 600
+    log_max_bytes: int = 256 * 1024 * 1024  # the event log rotates at this size (0: never)
+    log_keep: int = 10  # rotated event logs kept (server-events.jsonl.1 the newest)
 
 
 _SERVER_TYPES: dict[str, type] = {
@@ -244,6 +246,9 @@ def _server_options(values: Any) -> ServerOptions:
     for key in ("max_live_sessions", "max_live_sessions_per_user", "max_launches_per_minute"):
         if checked.get(key, 1) < 1:
             raise SettingsError(f"server.{key}: must be at least 1")
+    size = checked.get("log_max_bytes", 0)
+    if size < 0 or 0 < size < 1024 or checked.get("log_keep", 1) < 1:
+        raise SettingsError("server.log_max_bytes: 0 or at least 1024; server.log_keep: 1 or more")
     if checked.get("max_open_files", 65536) < 256:
         raise SettingsError("server.max_open_files: must be at least 256")
     if checked.get("admin_key_epoch", 0) < 0:

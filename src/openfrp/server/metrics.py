@@ -182,8 +182,10 @@ class ObservedEventLog(EventLog):
     """The event log, counted: each written event feeds the metrics, and a write that fails
     (disk full, file gone) is counted and told to the operator before it is raised."""
 
-    def __init__(self, path: str | os.PathLike[str], metrics: Metrics) -> None:
-        super().__init__(path)
+    def __init__(
+        self, path: str | os.PathLike[str], metrics: Metrics, max_bytes: int = 0, keep: int = 5
+    ) -> None:
+        super().__init__(path, max_bytes, keep)
         self._metrics = metrics
 
     def write(self, event: Event) -> None:

@@ -118,7 +118,9 @@ async def serve(
     port = sock.getsockname()[1]
     metrics = Metrics()
     registry = counted_registry(registry, metrics)
-    log: EventLog = ObservedEventLog(Path(opts.log_dir) / "server-events.jsonl", metrics)
+    log: EventLog = ObservedEventLog(
+        Path(opts.log_dir) / "server-events.jsonl", metrics, opts.log_max_bytes, opts.log_keep
+    )
     state = ServerState(config, load_secret(config), log, registry, f"http://{opts.host}:{port}")
     metrics.watch(lambda: state.runtimes)
     try:
@@ -161,8 +163,14 @@ async def serve(
         if not stop_tasks:
             stop_tasks.append(asyncio.create_task(stop(signame)))
 
+    def on_hangup() -> None:
+        """logrotate moved the event log: write on in a new file at its path."""
+        log.reopen()
+        log.write(Event("server.log_reopened", host=opts.name, attrs={"signal": "SIGHUP"}))
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     log.write(
         Event(
             "server.started",
