@@ -191,6 +191,7 @@ class ServerOptions:
     max_launches_per_minute: int = 600
     log_max_bytes: int = 256 * 1024 * 1024  # the event log rotates at this size (0: never)
     log_keep: int = 10  # rotated event logs kept (server-events.jsonl.1 the newest)
+    registry_retention: float = 7 * 86400.0  # seconds an ended session stays in the registry
 
 
 _SERVER_TYPES: dict[str, type] = {

@@ -24,6 +24,7 @@ from openfrp.server.registry import Handler, Holder, RegistryError, SessionRecor
 
 PREFIX = "openfrp:"
 TIMEOUT = 2.0  # seconds for any one Redis call: a stalled Redis must not stall a session
+PRUNE_BATCH = 500  # session records read per round when pruning
 
 # The owner key is free when empty, held by this very session, or left by this host (whose
 # in-memory sessions decide for themselves); otherwise the holder is returned untouched.
@@ -153,6 +154,27 @@ class RedisRegistry:
         index = f"{PREFIX}sessions" if user is None else f"{PREFIX}user-sessions:{user}"
         ids = await self._redis.zrange(index, 0, -1)
         return await self._records([str(i) for i in ids])
+
+    @_answering
+    async def prune(self, ended_before: str) -> int:
+        """Only a session created before the cut can have ended before it: look at those."""
+        cut = parse_ts(ended_before).timestamp()
+        ids = [str(i) for i in await self._redis.zrangebyscore(f"{PREFIX}sessions", 0, cut)]
+        gone = 0
+        for start in range(0, len(ids), PRUNE_BATCH):
+            old = [
+                r
+                for r in await self._records(ids[start : start + PRUNE_BATCH])
+                if r.ended_ts is not None and r.ended_ts < ended_before
+            ]
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for record in old:
+                    pipe.delete(f"{PREFIX}session:{record.session_id}")
+                    pipe.zrem(f"{PREFIX}sessions", record.session_id)
+                    pipe.zrem(f"{PREFIX}user-sessions:{record.user}", record.session_id)
+                await pipe.execute()
+            gone += len(old)
+        return gone
 
     async def _records(self, ids: list[str]) -> list[SessionRecord]:
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -104,6 +104,10 @@ class Registry(Protocol):
 
     async def sessions(self, user: str | None = None) -> list[SessionRecord]: ...
 
+    async def prune(self, ended_before: str) -> int:
+        """Forget the sessions that ended before `ended_before` (a UTC timestamp as in the
+        records); how many went."""
+
     async def claim_owner(self, user: str, holder: Holder, ttl: float) -> Holder | None:
         """Record `holder` as the owner's live connection unless another host holds it;
         returns that other holder (and records nothing) or None."""
@@ -202,6 +206,13 @@ class SqliteRegistry:
         if user is None:
             return self._select("ORDER BY created_ts", ())
         return self._select("WHERE user=? ORDER BY created_ts", (user,))
+
+    async def prune(self, ended_before: str) -> int:
+        with self._lock:
+            cursor = self.db.execute(
+                "DELETE FROM sessions WHERE ended_ts IS NOT NULL AND ended_ts < ?", (ended_before,)
+            )
+        return cursor.rowcount
 
     def _select(self, where: str, params: tuple[Any, ...]) -> list[SessionRecord]:
         with self._lock:

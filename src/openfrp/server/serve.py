@@ -24,6 +24,7 @@ from openfrp.server.limits import ResourceAlarm, guarded_h11, raise_open_files
 from openfrp.server.metrics import Metrics, ObservedEventLog, counted_registry
 from openfrp.server.recovery import end_left_over
 from openfrp.server.registry import Registry, RegistryError, open_registry
+from openfrp.server.retention import prune_forever
 from openfrp.settings import Config, SettingsError
 
 oplog = logging.getLogger("openfrp.server")
@@ -203,7 +204,10 @@ async def serve(
 
         peer = PeerHost(state)
         peer_task = asyncio.create_task(peer.run())
+    retention = prune_forever(state.registry, log, opts.name, opts.registry_retention)
+    pruner = asyncio.create_task(retention)
     await server.serve(sockets=[sock])
+    pruner.cancel()
     if peer is not None:
         peer_task.cancel()
         await peer.close()
