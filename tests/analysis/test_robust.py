@@ -38,8 +38,10 @@ def test_unreadable_files_are_named_and_the_rest_analyzed(tmp_path: Path) -> Non
     cut.write_bytes(packed[: len(packed) // 2])
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"PAR1" + bytes(range(256)) * 4 + b"PAR1")
-    analysis = sessions.analyze([str(good), str(cut), str(broken)])
-    assert analysis.events == 4 and [f.path for f in analysis.files] == [str(good)]
+    huge = dict(ev("h", 5, "server", "clipboard.transfer"), attrs={"text": "x" * (17 << 20)})
+    big = write_log(tmp_path / "big.jsonl", [*_session("h")[:2], huge])
+    analysis = sessions.analyze([str(good), str(cut), str(broken), str(big)])
+    assert analysis.events == 4 + 3 and [f.path for f in analysis.files] == [str(good), str(big)]
     assert set(analysis.bad_files) == {str(cut), str(broken)}
     assert "gzip" in analysis.bad_files[str(cut)].lower()
 

@@ -186,13 +186,16 @@ def print_timeline(data: dict[str, Any], console: Console) -> None:
     console.print(
         f"start {facts['start_ts']}  end {facts['end_ts']}  duration {_fmt(facts['duration_s'])} s"
         f"  time to connect {_ms(facts['time_to_connect_ms'])}  "
-        f"terminal clock skew {_fmt(facts['skew_ms'])} ms",
+        f"terminal clock skew {_fmt(facts['skew_ms'])} ms"
+        + ("  [server clock stepped back]" if facts["clock_stepped_back"] else ""),
         highlight=False,
     )
     console.print(
         f"final code: {data['final'] or '-'}  phase: {facts['phase']}  "
-        f"disconnects {facts['disconnects']}, reconnect attempts {facts['reconnect_attempts']}, "
-        f"recovered: {'yes' if facts['recovered'] else 'no'} ({_ms(facts['recovery_ms'])})",
+        f"losses {facts['disconnects']} ({facts['incidents_recovered']} resumed), "
+        f"reconnect attempts {facts['reconnect_attempts']}, "
+        f"last loss resumed: {'yes' if facts['recovered'] else 'no'} "
+        f"({_ms(facts['recovery_ms'])})",
         highlight=False,
     )
     table = Table(title="Timeline (server clock)")
