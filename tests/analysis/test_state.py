@@ -7,6 +7,8 @@ import gzip
 import json
 from pathlib import Path
 
+import duckdb
+
 from openfrp.analysis import sessions, summary
 
 SAME = "SELECT * FROM sessions ORDER BY session_id"
@@ -71,3 +73,8 @@ def test_a_rewritten_file_starts_over(tmp_path: Path, fleet: Path) -> None:
     again = sessions.analyze(paths, state_dir=state)
     assert not again.added_only
     _same(again, sessions.analyze(paths))
+    # State kept by another version of the analyzer (other rules, say) is rebuilt too.
+    with duckdb.connect(str(Path(state) / "state.duckdb")) as con:
+        con.execute("UPDATE meta SET value = 'older rules'")
+    assert not sessions.analyze(paths, state_dir=state).added_only
+    assert sessions.analyze(paths, state_dir=state).added_only

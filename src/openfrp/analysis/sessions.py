@@ -18,6 +18,7 @@ before the next one.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -323,7 +324,8 @@ def analyze(
         analysis = _analyze_all(con, logs, progress, began)
         con.execute("DROP TABLE agg")
         return analysis
-    kept = state.State(con, state_dir)
+    version = hashlib.sha1((aggregate_sql("e") + sessions_sql("a")).encode()).hexdigest()
+    kept = state.State(con, state_dir, version)
     try:
         parts = kept.plan(logs)
         if parts is not None:

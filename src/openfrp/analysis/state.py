@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     import duckdb
 
 HEAD_BYTES = 4096
-VERSION = "1"  # bump when the aggregates change shape: older state is then rebuilt
 CHUNK = 1 << 22
 # Rows of a kept table (alias a) whose session the added parts touched (NULL: bad rows).
 TOUCHED = "EXISTS (SELECT 1 FROM touched t WHERE t.session_id IS NOT DISTINCT FROM a.session_id)"
@@ -81,8 +80,11 @@ def count_lines(path: str, start: int = 0) -> tuple[int, bool]:
 class State:
     """The state folder's DuckDB file, attached to the analysis connection as `st`."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, folder: str | Path) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, folder: str | Path, version: str) -> None:
+        """`version` names how aggregates and sessions are computed (the SQL, so the rules
+        too): state kept by another version is rebuilt, never merged."""
         self.con = con
+        self.version = version
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         con.execute(f"ATTACH {ingest.quote(str(self.folder / 'state.duckdb'))} AS st")
@@ -101,7 +103,7 @@ class State:
             "SELECT count(*) FROM duckdb_tables() "
             "WHERE database_name = 'st' AND table_name IN ('agg', 'sessions')"
         ).fetchall()[0][0]
-        return bool(found) and found[0][0] == VERSION and tables == 2
+        return bool(found) and found[0][0] == self.version and tables == 2
 
     def seen(self) -> dict[str, Seen]:
         rows = self.con.sql("SELECT path, size, head, lines FROM st.files").fetchall()
@@ -193,7 +195,7 @@ class State:
                 [(b.path, b.line, b.reason) for b in bad_lines],
             )
         con.execute("DELETE FROM st.meta")
-        con.execute("INSERT INTO st.meta VALUES ('version', ?)", [VERSION])
+        con.execute("INSERT INTO st.meta VALUES ('version', ?)", [self.version])
         shutil.rmtree(self.folder / "tails", ignore_errors=True)
 
     def close(self) -> None:
