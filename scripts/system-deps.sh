@@ -5,7 +5,8 @@
 #   system-deps.sh test  (default) that plus what the tests use: Chromium (report and browser
 #                        terminal), Node.js (the browser terminal's state machine), X utilities
 #                        (xev, xdpyinfo), coturn and nftables (STUN/TURN probes), iproute2
-#                        (network namespaces), redis-server (the registry shared by hosts)
+#                        (network namespaces), redis-server (the registry shared by hosts),
+#                        nginx (the TLS front end)
 set -euo pipefail
 profile="${1:-test}"
 need=()
@@ -24,6 +25,7 @@ if [ "$profile" = test ]; then
   want turnserver coturn
   want nft nftables
   want redis-server redis-server
+  want nginx nginx
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +192,13 @@ class ServerOptions:
     log_max_bytes: int = 256 * 1024 * 1024  # the event log rotates at this size (0: never)
     log_keep: int = 10  # rotated event logs kept (server-events.jsonl.1 the newest)
     registry_retention: float = 7 * 86400.0  # seconds an ended session stays in the registry
+    # Behind a front end: the URL people reach the server at (scheme, host, port, path
+    # prefix; "" = this server's own address), the proxies whose X-Forwarded-* headers are
+    # believed (comma-separated addresses or networks, "*" any, "" none), direct TLS files.
+    public_url: str = ""
+    trusted_proxies: str = "127.0.0.1,::1"
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 _SERVER_TYPES: dict[str, type] = {
@@ -267,7 +274,16 @@ def _server_options(values: Any) -> ServerOptions:
         ("ws://", "wss://")
     ):
         raise SettingsError("server.signaling_url: must start with ws:// or wss://")
+    if checked.get("public_url") and not checked["public_url"].startswith(("http://", "https://")):
+        raise SettingsError("server.public_url: must start with http:// or https://")
+    if bool(checked.get("tls_cert")) != bool(checked.get("tls_key")):
+        raise SettingsError("server.tls_cert, server.tls_key: give both or neither")
     return ServerOptions(**checked)
+
+
+def with_server(config: Config, values: dict[str, Any]) -> Config:
+    """The config with these [server] keys replaced, checked as the settings file's are."""
+    return replace(config, server=_server_options({**asdict(config.server), **values}))
 
 
 def from_mapping(data: dict[str, Any]) -> Config:

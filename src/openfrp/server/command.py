@@ -19,7 +19,10 @@ from openfrp.settings import Config, SettingsError, load
 
 
 def _config(args: argparse.Namespace) -> Config:
-    config = load(args.config) if args.config else Config()
+    """The settings file, then OPENFRP_* variables, then command-line options."""
+    from openfrp.server import environment
+
+    config = environment.apply(load(args.config) if args.config else Config(), os.environ)
     overrides = {
         k: v
         for k, v in (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -25,7 +26,7 @@ from openfrp.server.metrics import Metrics, ObservedEventLog, counted_registry
 from openfrp.server.recovery import end_left_over
 from openfrp.server.registry import Registry, RegistryError, open_registry
 from openfrp.server.retention import prune_forever
-from openfrp.settings import Config, SettingsError
+from openfrp.settings import Config, ServerOptions, SettingsError
 
 oplog = logging.getLogger("openfrp.server")
 
@@ -104,10 +105,8 @@ async def serve(
         print(f"openfrp serve: {exc}", file=sys.stderr)
         return 2
     open_files = raise_open_files(opts.max_open_files)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((opts.host, opts.port))
+        sock = listening_socket(opts.host, opts.port)
     except OSError as exc:
         print(
             f"openfrp serve: cannot listen on {opts.host}:{opts.port}: {exc.strerror}",
@@ -115,14 +114,13 @@ async def serve(
         )
         await registry.close()
         return 2
-    sock.listen(2048)
     port = sock.getsockname()[1]
     metrics = Metrics()
     registry = counted_registry(registry, metrics)
     log: EventLog = ObservedEventLog(
         Path(opts.log_dir) / "server-events.jsonl", metrics, opts.log_max_bytes, opts.log_keep
     )
-    state = ServerState(config, load_secret(config), log, registry, f"http://{opts.host}:{port}")
+    state = ServerState(config, load_secret(config), log, registry, public_url(opts, port))
     metrics.watch(lambda: state.runtimes)
     try:
         await state.fleet.start()
@@ -147,6 +145,9 @@ async def serve(
         ws_per_message_deflate=False,
         ws_max_size=1 << 20,
         lifespan="off",
+        forwarded_allow_ips=trusted_proxies(opts.trusted_proxies),
+        ssl_certfile=opts.tls_cert or None,
+        ssl_keyfile=opts.tls_key or None,
     )
     server = _Server(uv_config)
     loop = asyncio.get_running_loop()
@@ -203,6 +204,8 @@ async def serve(
         from openfrp.server.frp8 import PeerHost
 
         peer = PeerHost(state)
+        if not opts.signaling_url:  # its own hub: straight to this process, not the front end
+            peer.url = f"{'wss' if opts.tls_cert else 'ws'}://{_local(opts.host)}:{port}/signal"
         peer_task = asyncio.create_task(peer.run())
     retention = prune_forever(state.registry, log, opts.name, opts.registry_retention)
     pruner = asyncio.create_task(retention)
@@ -216,6 +219,62 @@ async def serve(
     log.close()
     oplog.info("stopped")
     return 0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; "::" listens on IPv6 and IPv4 alike (dual stack)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(host != "::"))
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def trusted_proxies(text: str) -> list[str]:
+    """The proxies whose X-Forwarded-* headers count, each IPv4 one also as the IPv4-mapped
+    IPv6 address it has on a dual-stack socket (::ffff:127.0.0.1)."""
+    trusted: list[str] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        trusted.append(item)
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            continue
+        if network.version == 4:
+            mapped = f"::ffff:{network.network_address}"
+            trusted.append(
+                mapped if network.prefixlen == 32 else f"{mapped}/{96 + network.prefixlen}"
+            )
+    return trusted
+
+
+def _local(host: str) -> str:
+    """How this process reaches its own listening address."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def public_url(opts: ServerOptions, port: int) -> str:
+    """Where people reach the server: server.public_url, else its own address (the machine's
+    name when it listens on every address), https with direct TLS."""
+    if opts.public_url:
+        return opts.public_url.rstrip("/")
+    host = opts.host
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{'https' if opts.tls_cert else 'http'}://{host}:{port}"
 
 
 def _log_start(config: Config, state: ServerState) -> None:

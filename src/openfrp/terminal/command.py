@@ -34,11 +34,11 @@ def fetch_ticket(link: str, timeout: float) -> dict[str, Any]:
         urllib.parse.parse_qs(parts.fragment).get("token", [""])[0]
         or urllib.parse.parse_qs(parts.query).get("token", [""])[0]
     )
-    segments = parts.path.strip("/").split("/")
-    if len(segments) != 2 or segments[0] != "s" or not token:
+    prefix, _, session = parts.path.rstrip("/").rpartition("/s/")
+    if not session or "/" in session or not token:
         raise SettingsError(f"'{link}' is not a connect link (expected .../s/SESSION#token=T)")
-    base = f"{parts.scheme}://{parts.netloc}"
-    return api("GET", f"{base}/api/sessions/{segments[1]}/ticket", token, timeout=timeout)
+    base = f"{parts.scheme}://{parts.netloc}{prefix}"  # a front end may serve it under a prefix
+    return api("GET", f"{base}/api/sessions/{session}/ticket", token, timeout=timeout)
 
 
 def _ticket(

@@ -60,8 +60,8 @@
     let table, ticket;
     const decoding = OpenfrpVideo.probeDecoders();
     try {
-      table = await (await fetch("/api/codes")).json();
-      const answer = await fetch(`/api/sessions/${encodeURIComponent(sessionId)}/ticket`,
+      table = await (await fetch("../api/codes")).json();
+      const answer = await fetch(`../api/sessions/${encodeURIComponent(sessionId)}/ticket`,
                                  { headers: { Authorization: `Bearer ${token}` } });
       ticket = await answer.json();
       if (!answer.ok) {
@@ -205,8 +205,9 @@
     }
 
     function openFrp7(mine) {
-      const scheme = location.protocol === "https:" ? "wss" : "ws";
-      const socket = new WebSocket(`${scheme}://${location.host}/frp7`);
+      const url = new URL("../frp7", location.href);  // beside the page, under any prefix
+      url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+      const socket = new WebSocket(url.href);
       socket.binaryType = "arraybuffer";
       ws = {  // from now on a hangup closes it, opening or open
         send: (text) => socket.send(text),
