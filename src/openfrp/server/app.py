@@ -236,13 +236,12 @@ class ServerState:
         return sign_token(self.secret, claims)
 
     def token_problem(self, claims: dict[str, Any]) -> str | None:
-        """Why a genuine token may no longer be used for a session this host serves: the
-        session has ended, or its tokens were revoked after this one was issued."""
+        """Why a genuine token may no longer join signaling for a session this host serves:
+        its tokens were revoked after this one was issued. (A join for an ended session goes
+        on: the server's peer answers its offer with the final code, no WebRTC set up.)"""
         runtime = self.runtimes.get(str(claims.get("session_id")))
         if runtime is None:
             return None
-        if runtime.ended.is_set() or runtime.machine.final_code is not None:
-            return "the session this token names has ended"
         if token_generation(claims) < runtime.machine.token_generation:
             return "invalid token: token has been revoked"
         return None

@@ -10,8 +10,7 @@ Messages are JSON objects: register {host, key} and join {session_id, token, hos
 socket's role; offer/answer/close travel with a relay id the hub assigns per join.
 
 Bounds: a socket that names no role within the handshake timeout is closed; a join relays one
-offer (a terminal joins again for another attempt); an expired or revoked token, or one for a
-session this host has ended, is refused.
+offer (a terminal joins again for another attempt); an expired or revoked token is refused.
 """
 
 from __future__ import annotations
