@@ -20,7 +20,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.e2e.browser import ARGS, CHROMIUM, Browser
-from tests.e2e.conftest import E2E
+from tests.e2e.conftest import E2E, FRP8_PAD
 from tests.e2e.harness import (
     OPENFRP,
     REPO_ROOT,
@@ -30,6 +30,7 @@ from tests.e2e.harness import (
     stop_process,
     write_config,
 )
+from tests.support.coturn import PASSWORD, TURNSERVER, USER, Coturn
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -37,9 +38,15 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 class Served:
     """`openfrp serve` started with extra environment; its ready file's URL and admin key."""
 
-    def __init__(self, root: Path, env: dict[str, str], server: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        root: Path,
+        env: dict[str, str],
+        server: dict[str, Any] | None = None,
+        launchpads: dict[str, dict[str, Any]] | None = None,
+    ):
         root.mkdir(parents=True, exist_ok=True)
-        config = write_config(root / "server.toml", root / "data", server=server)
+        config = write_config(root / "server.toml", root / "data", launchpads, server=server)
         ready = root / "ready.txt"
         self.stderr = root / "stderr.txt"
         with self.stderr.open("wb") as err:
@@ -59,10 +66,12 @@ class Served:
         self.url, self.admin_key = lines[0], lines[1]
         self.log = JsonlLog(root / "data" / "logs" / "server-events.jsonl")
 
-    def launch(self, base: str, context: ssl.SSLContext | None = None) -> dict[str, Any]:
+    def launch(
+        self, base: str, context: ssl.SSLContext | None = None, launchpad: str = "desktop"
+    ) -> dict[str, Any]:
         request = urllib.request.Request(
             f"{base}/api/sessions",
-            data=json.dumps({"user": "alice", "launchpad": "desktop"}).encode(),
+            data=json.dumps({"user": "alice", "launchpad": launchpad}).encode(),
             headers={"Authorization": f"Bearer {self.admin_key}"},
         )
         with urllib.request.urlopen(request, timeout=10, context=context) as answer:
@@ -286,3 +295,55 @@ def test_nginx_with_tls_in_front_of_the_server(
         finally:
             chromium.close()
     server.log.wait_event(event="session.started", session_id=ticket["session_id"])
+
+
+@pytest.mark.skipif(TURNSERVER is None, reason="needs coturn (Debian package coturn)")
+def test_frp8_signaling_through_nginx(
+    certificate: Path,
+    nginx_in_front: tuple[Path, int, int],
+    served: list[Served],
+    coturn: Coturn,
+    tmp_path: Path,
+) -> None:
+    """Chromium's FRP8 session signals through nginx (wss /openfrp/signal), while the
+    server's own peer registers with its hub directly."""
+    if not CHROMIUM.exists():
+        pytest.skip("chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    root, port, upstream = nginx_in_front
+    public = f"https://127.0.0.1:{port}/openfrp"
+    options = {
+        "port": upstream,
+        "public_url": public,
+        "turn_url": f"turn:127.0.0.1:{coturn.port}?transport=udp",
+        "turn_user": USER,
+        "turn_password": PASSWORD,
+        "ice_policy": "relay",
+        "video_fps": 5,
+    }
+    server = Served(tmp_path / "rtc", {}, server=options, launchpads={"rtc": FRP8_PAD})
+    served.append(server)
+    server.log.wait_event(event="signaling.registered", source="server")
+    trusted = ssl.create_default_context(cafile=certificate / "cert.pem")
+    assert status(public + "/readyz", trusted) == 200  # the FRP8 peer is registered
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*ARGS, "--ignore-certificate-errors"]
+        )
+        try:
+            browser = Browser(chromium.new_page())
+            ticket = server.launch(public, trusted, "rtc")
+            assert (
+                ticket["config"]["frp8"]["signaling_url"]
+                == f"wss://127.0.0.1:{port}/openfrp/signal"
+            )
+            browser.page.goto(ticket["connect_url"])
+            browser.wait("v.state.startsWith('connected')", timeout=20)
+            assert browser.errors == []
+        finally:
+            chromium.close()
+    opened = server.log.wait_event(event="connection.opened", session_id=ticket["session_id"])
+    assert opened["attrs"]["frp"] == 8
+    server.log.wait_event(event="signaling.joined", session_id=ticket["session_id"])
+    assert 'GET /openfrp/signal HTTP/1.1" 101' in (root / "access.log").read_text()
