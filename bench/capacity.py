@@ -54,6 +54,7 @@ def start_openfrp(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     config.write_text(
         f'[server]\nport = 0\nvideo_fps = 0\nregistry = "{tmp}/registry.sqlite3"\n'
         "max_live_sessions = 100000\nmax_launches_per_minute = 100000\n"
+        "max_connections_per_address = 100000\n"
         f'log_dir = "{tmp}/logs"\n[account]\nheartbeat_interval = 1.0\n'
         "receive_timeout = 60.0\nidle_timeout = 600.0\n"
     )

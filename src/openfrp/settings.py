@@ -185,6 +185,7 @@ class ServerOptions:
     admin_key_epoch: int = 0  # raise it (on every host) to rotate the admin key
     max_open_files: int = 65536  # the soft descriptor limit is raised toward this at start
     header_timeout: float = 10.0  # seconds a connection may take to send its request head
+    max_connections_per_address: int = 512  # open connections from one client address
     # launches this host accepts: live sessions in all, live sessions of one user, per minute
     max_live_sessions: int = 1000
     max_live_sessions_per_user: int = 10
@@ -251,7 +252,8 @@ def _server_options(values: Any) -> ServerOptions:
     port = checked.get("port", 0)
     if not 0 <= port <= 65535:
         raise SettingsError(f"server.port: must be 0-65535, got {port}")
-    for key in ("max_live_sessions", "max_live_sessions_per_user", "max_launches_per_minute"):
+    limits = ("max_live_sessions", "max_live_sessions_per_user", "max_launches_per_minute")
+    for key in (*limits, "max_connections_per_address"):
         if checked.get(key, 1) < 1:
             raise SettingsError(f"server.{key}: must be at least 1")
     size = checked.get("log_max_bytes", 0)

@@ -63,3 +63,38 @@ def test_header_timeout_leaves_upgraded_websockets_and_keep_alive_alone(e2e: E2E
     raw.send({"type": "ping", "id": 3})
     assert outcome(raw) == ("pong", 3)
     assert _healthy(server.url)
+
+
+def _closed_by_server(sock: socket.socket, wait: float) -> bool:
+    sock.settimeout(wait)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_one_address_holds_at_most_max_connections_per_address(e2e: E2E) -> None:
+    server = e2e.server(server={"max_connections_per_address": 5})
+    with contextlib.ExitStack() as stack:
+        held = [
+            stack.enter_context(socket.create_connection(("127.0.0.1", server.port)))
+            for _ in range(5)
+        ]
+        extra = [
+            stack.enter_context(socket.create_connection(("127.0.0.1", server.port)))
+            for _ in range(3)
+        ]
+        assert all(_closed_by_server(sock, 2.0) for sock in extra)
+        assert not any(_closed_by_server(sock, 0.2) for sock in held)
+        assert not _healthy(server.url)  # this address has its five
+        for sock in held:
+            sock.close()
+        for _ in bounded(5.0, step=0.2):
+            if _healthy(server.url):
+                break
+        assert _healthy(server.url)
+    refused = server.log.find(event="server.connections_refused")
+    assert len(refused) == 1 and refused[0]["attrs"]["limit"] == 5
+    assert refused[0]["attrs"]["address"] == "127.0.0.1"

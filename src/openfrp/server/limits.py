@@ -4,16 +4,19 @@ out, and how long a connection may take to send its request head.
 When every descriptor is taken, asyncio fails each accept and logs a traceback per failed
 accept (thousands a second); the server says it once in ten seconds instead, as one event
 and one line, and keeps serving what it has. Connections that never finish a request head
-(Slowloris) are closed after `header_timeout`, so idle sockets cannot hold the descriptors.
+(Slowloris) are closed after `header_timeout`, so idle sockets cannot hold the descriptors,
+and one client address holds at most `max_connections_per_address` connections.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import resource
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -33,6 +36,26 @@ def raise_open_files(wanted: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         return target
     return soft
+
+
+class Throttled:
+    """An event about a refused client, at most once per REPORT_EVERY seconds, with how many
+    were refused since the last one."""
+
+    def __init__(self, log: EventLog, host: str, name: str) -> None:
+        self._log, self._host, self._name = log, host, name
+        self._last: float | None = None
+        self._count = 0
+
+    def __call__(self, address: str, limit: int) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if self._last is not None and now - self._last < REPORT_EVERY:
+            return
+        self._last, count, self._count = now, self._count, 0
+        attrs = {"address": address, "limit": limit, "refused": count}
+        with contextlib.suppress(OSError):
+            self._log.write(Event(self._name, host=self._host, severity="warning", attrs=attrs))
 
 
 class ResourceAlarm:
@@ -75,15 +98,39 @@ class ResourceAlarm:
             return  # the log may need a descriptor too: stderr has said it
 
 
-def guarded_h11(header_timeout: float) -> type[H11Protocol]:
+class PerAddress:
+    """The open connections of each client address; closed ones are forgotten as it goes."""
+
+    def __init__(self, limit: int, alarm: Callable[[str, int], None]) -> None:
+        self.limit = limit
+        self._alarm = alarm
+        self._open: dict[str, set[asyncio.BaseTransport]] = {}
+
+    def admit(self, transport: asyncio.BaseTransport) -> bool:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        open_ = {t for t in self._open.get(address, ()) if not t.is_closing()}
+        if len(open_) >= self.limit:
+            self._open[address] = open_
+            self._alarm(address, self.limit)
+            return False
+        open_.add(transport)
+        self._open[address] = open_
+        return True
+
+
+def guarded_h11(header_timeout: float, per_address: PerAddress) -> type[H11Protocol]:
     """uvicorn's h11 protocol, closing a connection whose first request head has not arrived
-    within `header_timeout` seconds."""
+    within `header_timeout` seconds, and one past the per-address limit at once."""
 
     class GuardedH11(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            if not per_address.admit(transport):
+                transport.abort()
+                return
             self._header_timer = self.loop.call_later(header_timeout, self._no_request_head)
 
         def _no_request_head(self) -> None:

@@ -21,7 +21,13 @@ from openfrp.server import health, openapi
 from openfrp.server.app import ServerState, create_app
 from openfrp.server.isolation import check as check_isolation
 from openfrp.server.isolation import write_private
-from openfrp.server.limits import ResourceAlarm, guarded_h11, raise_open_files
+from openfrp.server.limits import (
+    PerAddress,
+    ResourceAlarm,
+    Throttled,
+    guarded_h11,
+    raise_open_files,
+)
 from openfrp.server.metrics import Metrics, ObservedEventLog, counted_registry
 from openfrp.server.recovery import end_left_over
 from openfrp.server.registry import Registry, RegistryError, open_registry
@@ -136,10 +142,12 @@ async def serve(
     app = create_app(state)
     app.state.metrics = metrics
     app.router.routes.extend([*health.ROUTES, *openapi.ROUTES])
+    refused = Throttled(log, opts.name, "server.connections_refused")
+    per_address = PerAddress(opts.max_connections_per_address, refused)
     uv_config = uvicorn.Config(
         app,
         log_level="warning",
-        http=guarded_h11(opts.header_timeout),
+        http=guarded_h11(opts.header_timeout, per_address),
         ws="websockets-sansio",
         ws_ping_interval=None,
         ws_per_message_deflate=False,
