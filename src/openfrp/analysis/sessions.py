@@ -336,8 +336,11 @@ def analyze(
             except duckdb.Error:
                 parts = None  # a new part cannot be read: the full run below names the file
         if parts is not None:
+            con.execute(
+                f"CREATE OR REPLACE TABLE sessions AS SELECT * FROM st.sessions a "
+                f"WHERE NOT {state.TOUCHED} UNION ALL BY NAME SELECT * FROM merged_sessions"
+            )
             kept.save_added(logs, bad)
-            con.execute("CREATE OR REPLACE TABLE sessions AS SELECT * FROM st.sessions")
             analysis = _finish(con, logs, bad, {}, began, "st.agg")
             analysis.added_only = True
             return analysis
