@@ -46,7 +46,10 @@ class Served:
         launchpads: dict[str, dict[str, Any]] | None = None,
     ):
         root.mkdir(parents=True, exist_ok=True)
-        config = write_config(root / "server.toml", root / "data", launchpads, server=server)
+        # A launched session waits idle_timeout for its terminal: longer than a loaded
+        # machine takes to start one.
+        account = {"idle_timeout": 30.0}
+        config = write_config(root / "server.toml", root / "data", launchpads, account, server)
         ready = root / "ready.txt"
         self.stderr = root / "stderr.txt"
         with self.stderr.open("wb") as err:

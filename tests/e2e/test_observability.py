@@ -60,7 +60,10 @@ def test_metrics_follow_a_session_through_a_drop_and_a_registry_outage(
     e2e: E2E, tmp_path: Path
 ) -> None:
     with RedisServer.running(tmp_path / "redis") as redis:
-        server = e2e.server(server={"registry": redis.url, "video_fps": 10})
+        server = e2e.server(
+            account={"idle_timeout": 30.0},  # the terminal may take seconds to start
+            server={"registry": redis.url, "video_fps": 10},
+        )
         assert health(server, "/readyz") == (
             200,
             {
