@@ -31,6 +31,7 @@ from tests.e2e.harness import (
     write_config,
 )
 from tests.support.coturn import PASSWORD, TURNSERVER, USER, Coturn
+from tests.support.sandbox import openfrp_command
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -350,3 +351,24 @@ def test_frp8_signaling_through_nginx(
     assert opened["attrs"]["frp"] == 8
     server.log.wait_event(event="signaling.joined", session_id=ticket["session_id"])
     assert 'GET /openfrp/signal HTTP/1.1" 101' in (root / "access.log").read_text()
+
+
+def test_the_guest_command_reaches_the_server_directly_behind_a_public_url(
+    e2e: E2E, served: list[Served], shared_tmp: Path
+) -> None:
+    """The session's app asks this host itself, not the front end (which a session may not
+    reach, or whose certificate it may not trust)."""
+    marker = shared_tmp / "guest-behind.txt"
+    app = f"sh -c 'sleep 0.5; {openfrp_command()} guest logoff > {marker} 2>&1; sleep 30'"
+    port = free_port()
+    options = {"port": port, "public_url": "https://desk.example.invalid/openfrp"}
+    server = Served(e2e.root / "guest", {}, options, {"guest": {"app_command": app}})
+    served.append(server)
+    ticket = server.launch(f"http://127.0.0.1:{port}", launchpad="guest")
+    saved = e2e.root / "ticket.json"
+    saved.write_text(json.dumps(ticket))
+    term = e2e.terminal(str(saved), ws_url=f"ws://127.0.0.1:{port}/frp7")
+    term.wait_line(r"^session over: 4018 GUEST_LOGOFF", timeout=15)
+    ended = server.log.wait_event(event="session.ended", session_id=ticket["session_id"])
+    said = marker.read_text() if marker.exists() else ""
+    assert (ended["code"], ended["attrs"].get("reason")) == (4018, "guest logoff"), said

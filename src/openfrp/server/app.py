@@ -89,6 +89,7 @@ class ServerState:
     log: EventLog
     registry: Registry
     public_url: str
+    local_url: str = ""  # this process's own address, for callers on this host (the guest)
     runtimes: dict[str, SessionRuntime] = field(default_factory=dict)
     launched: dict[str, SessionRecord] = field(default_factory=dict)  # this host's, in memory
     recent_launches: deque[float] = field(default_factory=deque)  # monotonic times, last minute
@@ -206,7 +207,8 @@ class ServerState:
             self._state_changed,
             self.config.server.video_fps,
             {
-                "OPENFRP_GUEST_URL": f"{self.public_url}/api/sessions/{session_id}/guest",
+                "OPENFRP_GUEST_URL": f"{self.local_url or self.public_url}"
+                f"/api/sessions/{session_id}/guest",
                 "OPENFRP_GUEST_KEY": self.guest_key(session_id),
             },
             self.fleet.admit,

@@ -126,7 +126,10 @@ async def serve(
     log: EventLog = ObservedEventLog(
         Path(opts.log_dir) / "server-events.jsonl", metrics, opts.log_max_bytes, opts.log_keep
     )
-    state = ServerState(config, load_secret(config), log, registry, public_url(opts, port))
+    local = f"{'https' if opts.tls_cert else 'http'}://{_local(opts.host)}:{port}"
+    state = ServerState(
+        config, load_secret(config), log, registry, public_url(opts, port), local_url=local
+    )
     metrics.watch(lambda: state.runtimes)
     try:
         await state.fleet.start()
@@ -213,7 +216,7 @@ async def serve(
 
         peer = PeerHost(state)
         if not opts.signaling_url:  # its own hub: straight to this process, not the front end
-            peer.url = f"{'wss' if opts.tls_cert else 'ws'}://{_local(opts.host)}:{port}/signal"
+            peer.url = state.local_url.replace("http", "ws", 1) + "/signal"
         peer_task = asyncio.create_task(peer.run())
     retention = prune_forever(state.registry, log, opts.name, opts.registry_retention)
     pruner = asyncio.create_task(retention)
