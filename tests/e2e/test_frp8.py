@@ -162,7 +162,8 @@ def test_unregistered_server_peer_is_4107(e2e: E2E, coturn: Coturn) -> None:
     joined = hub.log.wait_event(event="signaling.joined", session_id=ticket["session_id"])
     assert joined["source"] == "signaling"
     facts = diagnosis(ticket["session_id"], host.log, hub.log, terminal.log)
-    assert (facts["final_code"], facts["category"]) == (4107, "nat_traversal")
+    # The host's server peer is gone: the server's fault (the code table's), not the network.
+    assert (facts["final_code"], facts["category"]) == (4107, "server_fault")
 
 
 def test_frozen_server_peer_is_5007(e2e: E2E, coturn: Coturn) -> None:
@@ -310,7 +311,8 @@ def test_wrong_turn_password_is_5010_then_5006(e2e: E2E, coturn: Coturn) -> None
     assert terminal.wait_exit(25) == 1
     assert terminal.log.wait_event(event="ice.failed")["code"] == 5006
     facts = diagnosis(ticket["session_id"], server.log, terminal.log)
-    assert (facts["final_code"], facts["category"]) == (5006, "nat_traversal")
+    # Rejected credentials are the operator's configuration, not the network's traversal.
+    assert (facts["final_code"], facts["category"]) == (5006, "configuration")
     assert {5006, 5010} <= set(facts["codes"])
 
 
