@@ -82,6 +82,8 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         if row is None:
             raise
         print(f"{show(row.number).text} ({exc})", flush=True)
+        if exc.status == 410:  # the link's session has ended: its token gets nothing more
+            print(f"session over: {codes.describe(row.number)}", flush=True)
         return 0 if row.kind is codes.Kind.INFO else 1
     ticket, settings, ws_url = _ticket(data, args.client, args.monitor)
     if args.ws_url:
