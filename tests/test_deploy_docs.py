@@ -34,3 +34,4 @@ def test_the_systemd_unit_runs_a_command_and_settings_openfrp_accepts() -> None:
     assert config.server.public_url == "https://desk.example.org/openfrp"
     assert config.server.port == 8470
     assert unit["KillSignal"] == ["SIGTERM"]  # the signal that ends sessions with 4019
+    assert unit["ExecReload"] == ["/bin/kill -HUP $MAINPID"]  # reopens the event log
