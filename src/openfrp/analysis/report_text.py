@@ -1,10 +1,15 @@
-"""The terminal summary and session timeline, rendered with rich from the shared summary."""
+"""The terminal summary and session timeline, rendered with rich from the shared summary.
+
+Every value read from a log goes through `_safe`: a user name such as `[/x]` is text, not
+rich markup, and control characters (escape sequences) are shown, never sent to the
+operator's terminal."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from openfrp.analysis.summary import scope_text
@@ -15,6 +20,14 @@ WHO_PRINTED = 10
 FAILED_PRINTED = 20
 
 
+def _safe(value: Any) -> str:
+    """`value` as printable text that rich shows as it is."""
+    text = "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(value)
+    )
+    return escape(text)
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -22,7 +35,7 @@ def _fmt(value: Any) -> str:
         return f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"
-    return str(value)
+    return _safe(value)
 
 
 def _ms(value: float | None) -> str:
@@ -40,7 +53,8 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         f"analyzed in {summary['seconds']:.1f} s"
     )
     if scope_text(summary["scope"]):
-        console.print(f"Scope: {scope_text(summary['scope'])} (events and bad lines: all input)")
+        scope = _safe(scope_text(summary["scope"]))
+        console.print(f"Scope: {scope} (events and bad lines: all input)")
         if not kpis["sessions"]:
             console.print(
                 "[bold]No session in this scope:[/] check --since/--until and the filters."
@@ -116,13 +130,13 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         table.add_column("top failure")
         for row in rows:
             table.add_row(
-                row["value"],
+                _fmt(row["value"]),
                 _fmt(row["sessions"]),
                 f"{row['connection_success_pct']:.2f}",
                 f"{row['setup_failure_pct']:.2f}",
                 f"{row['mid_session_drop_pct']:.2f}",
                 f"{row['clean_end_pct']:.2f}",
-                row["top_failure"] or "-",
+                _fmt(row["top_failure"] or "-"),
             )
         console.print(table)
     print_bad_lines(summary, console)
@@ -139,7 +153,10 @@ def print_who(summary: dict[str, Any], console: Console) -> None:
             table.add_column(name, justify="left" if name in (column, "top cause") else "right")
         for row in rows[:WHO_PRINTED]:
             table.add_row(
-                row["value"], _fmt(row["failed"]), _fmt(row["sessions"]), row["top_cause"]
+                _fmt(row["value"]),
+                _fmt(row["failed"]),
+                _fmt(row["sessions"]),
+                _fmt(row["top_cause"]),
             )
         console.print(table)
     failed = summary["failed_sessions"]
@@ -150,11 +167,11 @@ def print_who(summary: dict[str, Any], console: Console) -> None:
         table.add_column(name, overflow="fold")
     for row in failed[:FAILED_PRINTED]:
         table.add_row(
-            row["session_id"],
-            row["user"] or "-",
-            row["start_ts"] or "-",
-            row["category"],
-            row["phase"],
+            _fmt(row["session_id"]),
+            _fmt(row["user"]),
+            _fmt(row["start_ts"]),
+            _fmt(row["category"]),
+            _fmt(row["phase"]),
             _fmt(row["final_code"]),
         )
     console.print(table)
@@ -162,14 +179,17 @@ def print_who(summary: dict[str, Any], console: Console) -> None:
 
 def print_bad_lines(summary: dict[str, Any], console: Console) -> None:
     for path, reason in summary["bad_files"].items():
-        console.print(f"[red]bad file, not analyzed:[/] {path}: {reason}", highlight=False)
+        console.print(
+            f"[red]bad file, not analyzed:[/] {_safe(path)}: {_safe(reason)}", highlight=False
+        )
     bad = summary["bad_lines"]
     if not bad["count"]:
         return
-    per_file = ", ".join(f"{path}: {n:,}" for path, n in bad["by_file"].items())
+    per_file = ", ".join(f"{_safe(path)}: {n:,}" for path, n in bad["by_file"].items())
     console.print(f"[yellow]{bad['count']:,} bad line(s)[/] ({per_file})", highlight=False)
     for item in bad["lines"][:BAD_LINES_PRINTED]:
-        console.print(f"  {item['file']}:{item['line']}: {item['reason']}", highlight=False)
+        where = f"{_safe(item['file'])}:{item['line']}: {_safe(item['reason'])}"
+        console.print(f"  {where}", highlight=False)
     if bad["count"] > BAD_LINES_PRINTED:
         console.print(f"  ... and {bad['count'] - BAD_LINES_PRINTED:,} more (see --json)")
 
@@ -177,10 +197,14 @@ def print_bad_lines(summary: dict[str, Any], console: Console) -> None:
 def print_timeline(data: dict[str, Any], console: Console) -> None:
     facts = data["session"]
     diag = data["diagnosis"]
+    facts = {
+        k: v if isinstance(v, int | float | bool) or v is None else _safe(v)
+        for k, v in facts.items()
+    }
     console.rule(f"[bold]session {facts['session_id']}")
     console.print(
         f"user {facts['user']}  account {facts['account']}  launchpad {facts['launchpad']}  "
-        f"host {facts['host']}  FRP {_fmt(facts['frp'])}  client {_fmt(facts['client'])}",
+        f"host {facts['host']}  FRP {_fmt(facts['frp'])}  client {facts['client'] or '-'}",
         highlight=False,
     )
     console.print(
@@ -191,7 +215,7 @@ def print_timeline(data: dict[str, Any], console: Console) -> None:
         highlight=False,
     )
     console.print(
-        f"final code: {data['final'] or '-'}  phase: {facts['phase']}  "
+        f"final code: {_fmt(data['final'] or '-')}  phase: {facts['phase']}  "
         f"losses {facts['disconnects']} ({facts['incidents_recovered']} resumed), "
         f"reconnect attempts {facts['reconnect_attempts']}, "
         f"last loss resumed: {'yes' if facts['recovered'] else 'no'} "
@@ -202,14 +226,16 @@ def print_timeline(data: dict[str, Any], console: Console) -> None:
     for column in ("time", "side", "event", "code", "attrs", "line"):
         table.add_column(column, overflow="fold")
     for item in data["events"]:
-        code = f"{item['code']} {item['name']}" if item["code"] is not None else ""
+        code = f"{item['code']} {_safe(item['name'])}" if item["code"] is not None else ""
         attrs = ", ".join(f"{k}={v}" for k, v in item["attrs"].items() if k != "code_name")
-        table.add_row(item["ts"], item["source"], item["event"], code, attrs, item["where"])
+        cells = (item["ts"], item["source"], item["event"], code, attrs, item["where"])
+        table.add_row(*(cell if cell is code else _safe(cell) for cell in cells))
     console.print(table)
     console.print(f"[bold]Diagnosis: {diag['title']}[/] (fault owner: {diag['owner']})")
     console.print(diag["explanation"], highlight=False)
     console.print(f"[bold]Action:[/] {diag['action']}", highlight=False)
     console.print("[bold]Evidence:[/]")
     for e in diag["evidence"]:
-        code = f" {e['code']} {e['name']}" if e["code"] is not None else ""
-        console.print(f"  {e['ts']} {e['source']} {e['event']}{code}", highlight=False)
+        code = f" {e['code']} {_safe(e['name'])}" if e["code"] is not None else ""
+        line = f"{_safe(e['ts'])} {_safe(e['source'])} {_safe(e['event'])}{code}"
+        console.print(f"  {line}", highlight=False)
