@@ -33,7 +33,6 @@ from tests.e2e.conftest import E2E
 from tests.e2e.harness import OPENFRP, JsonlLog, free_port, hello_for
 
 UNREACHABLE = "s-00000000deadbeef"
-NAMES = ("clean", "recovered", "exhausted", "tampered")
 
 
 @dataclass
@@ -61,15 +60,26 @@ def analyze(*args: str) -> dict[str, Any]:
 
 def run_sessions(e2e: E2E) -> Real:
     server = e2e.server()
-    tickets = {name: server.launch(f"user-{name}") for name in NAMES}
-    sids = {name: ticket["session_id"] for name, ticket in tickets.items()}
+    tickets: dict[str, dict[str, Any]] = {}
+
+    def launch(name: str) -> dict[str, Any]:
+        """Launched right before its terminal comes: a session nobody joins within the short
+        idle_timeout ends (4009), however loaded the machine is."""
+        tickets[name] = server.launch(f"user-{name}")
+        return tickets[name]
 
     # tampered: a hello whose config was edited (its digest kept) is refused with 4002.
     raw = e2e.raw(server.ws_url)
-    edited = copy.deepcopy(tickets["tampered"]["config"])
+    edited = copy.deepcopy(launch("tampered")["config"])
     edited["launchpad"] = "admin-desktop"
     raw.send(hello_for(tickets["tampered"], config=edited))
     assert raw.wait_closed() == 4002
+
+    via_recovered, via_exhausted = e2e.proxy(server.port), e2e.proxy(server.port)
+    clean = e2e.connected(server, launch("clean"), name="clean")
+    recovered = e2e.connected(server, launch("recovered"), via_recovered, name="recovered")
+    exhausted = e2e.connected(server, launch("exhausted"), via_exhausted, name="exhausted")
+    sids = {name: ticket["session_id"] for name, ticket in tickets.items()}
 
     # unreachable: a saved ticket whose WebSocket port nobody listens on.
     lost = copy.deepcopy(tickets["clean"])
@@ -78,11 +88,6 @@ def run_sessions(e2e: E2E) -> Real:
     ticket_file = e2e.root / "unreachable-ticket.json"
     ticket_file.write_text(json.dumps(lost), encoding="utf-8")
     unreachable = e2e.terminal(str(ticket_file), name="unreachable")
-
-    via_recovered, via_exhausted = e2e.proxy(server.port), e2e.proxy(server.port)
-    clean = e2e.connected(server, tickets["clean"], name="clean")
-    recovered = e2e.connected(server, tickets["recovered"], via_recovered, name="recovered")
-    exhausted = e2e.connected(server, tickets["exhausted"], via_exhausted, name="exhausted")
 
     via_recovered.control("blackhole")
     via_exhausted.control("cut")  # and it stays cut
