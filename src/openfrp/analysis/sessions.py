@@ -54,7 +54,11 @@ BAD_LINES_LISTED = 200
 # A server-side disconnect the network caused carries its code (4029, 4023...): the user's own
 # disconnect, a terminal closing its side on purpose and one that left during the start carry
 # none, and a takeover by the user's own device is 4006.
-SERVER_LOSS = "event = 'session.disconnected' AND code IS NOT NULL AND code <> 4006"
+SERVER_LOSS = (
+    "event = 'session.disconnected' AND code IS NOT NULL AND code <> 4006 AND source <> 'terminal'"
+)
+# The server's word on a session's life: a terminal's log (or one it shipped) cannot claim it.
+SERVER_SAYS = "source <> 'terminal' AND event"
 
 
 def _names(values: tuple[str, ...]) -> str:
@@ -81,20 +85,21 @@ def aggregate_sql(events_sql: str) -> str:
     SELECT CASE WHEN fatal THEN NULL ELSE session_id END AS session_id,
       count(*) AS rows,
       list({{'file': file, 'fatal': fatal, 'code': code}}) FILTER (fatal OR unknown) AS bad,
-      any_value("user") AS "user",
-      any_value(account) AS account,
-      any_value(launchpad) AS launchpad,
-      any_value(host) AS host,
+      coalesce(any_value("user") FILTER (source <> 'terminal'), any_value("user")) AS "user",
+      coalesce(any_value(account) FILTER (source <> 'terminal'), any_value(account)) AS account,
+      coalesce(any_value(launchpad) FILTER (source <> 'terminal'), any_value(launchpad))
+        AS launchpad,
+      coalesce(any_value(host) FILTER (source <> 'terminal'), any_value(host)) AS host,
       any_value(frp) AS frp,
       any_value(CASE WHEN event = 'connection.established' THEN attrs->>'client' END) AS client,
       min(ts) FILTER (source <> 'terminal') AS s_first_ts,
       max(ts) FILTER (source <> 'terminal') AS s_last_ts,
       min(ts) FILTER (source = 'terminal') AS t_first_ts,
       max(ts) FILTER (source = 'terminal') AS t_last_ts,
-      min(ts) FILTER (event = 'session.created') AS created_at,
-      min(ts) FILTER (event = 'session.started') AS started_at,
-      max(ts) FILTER (event = 'session.ended') AS server_end_ts,
-      arg_max_null(code, ts) FILTER (event = 'session.ended') AS server_end_code,
+      min(ts) FILTER ({SERVER_SAYS} = 'session.created') AS created_at,
+      min(ts) FILTER ({SERVER_SAYS} = 'session.started') AS started_at,
+      max(ts) FILTER ({SERVER_SAYS} = 'session.ended') AS server_end_ts,
+      arg_max_null(code, ts) FILTER ({SERVER_SAYS} = 'session.ended') AS server_end_code,
       arg_max_null({state}, {order}) FILTER ({terminal_state}) AS term_state,
       arg_max_null(code, {order}) FILTER ({terminal_state}) AS term_state_code,
       max({order}) FILTER ({terminal_state}) AS term_order,
@@ -106,7 +111,7 @@ def aggregate_sql(events_sql: str) -> str:
       list({{'ts': ts, 'ms': CASE WHEN event = 'reconnect.succeeded'
                                   THEN try_cast(attrs->>'recovery_ms' AS DOUBLE) END}})
         FILTER (event = 'reconnect.succeeded') AS term_recoveries,
-      list(ts) FILTER (event = 'session.resumed') AS srv_resumes,
+      list(ts) FILTER ({SERVER_SAYS} = 'session.resumed') AS srv_resumes,
       bit_or(code_bit) AS code_mask,
       list(ts) FILTER ({SERVER_LOSS}) AS srv_disconnects,
       list(ts) FILTER (event IN ('connection.lost', 'ice.disconnected')) AS term_drops,
