@@ -33,7 +33,6 @@ class Stack:
         self.page = page
         self.proxy: ProxyProcess | None = None
         self.server_roots: list[int] = []
-        self.closers: list[Any] = []
         self.xauthority: str | None = None
 
     @property
@@ -72,8 +71,6 @@ class Stack:
     def close(self) -> None:
         if self.page is not None:
             self.page.context.close()
-        for closer in reversed(self.closers):
-            closer()
         if self.proxy is not None:
             self.proxy.stop()
         self.procs.stop_all()
