@@ -200,6 +200,9 @@ class ServerOptions:
     trusted_proxies: str = "127.0.0.1,::1"
     tls_cert: str = ""
     tls_key: str = ""
+    # The server's folder (registry, logs, secret, admin key when those are not set apart);
+    # relative paths of the settings are inside it. "" = as before: openfrp-data/ here.
+    data_dir: str = ""
 
 
 _SERVER_TYPES: dict[str, type] = {

@@ -372,3 +372,37 @@ def test_the_guest_command_reaches_the_server_directly_behind_a_public_url(
     ended = server.log.wait_event(event="session.ended", session_id=ticket["session_id"])
     said = marker.read_text() if marker.exists() else ""
     assert (ended["code"], ended["attrs"].get("reason")) == (4018, "guest logoff"), said
+
+
+def test_data_dir_holds_the_server_state_wherever_it_starts(tmp_path: Path) -> None:
+    data, elsewhere = tmp_path / "var" / "openfrp", tmp_path / "cwd"
+    elsewhere.mkdir()
+    ready = tmp_path / "ready.txt"
+    env = {**os.environ, "OPENFRP_DATA_DIR": str(data), "OPENFRP_DISPLAY": "synthetic"}
+    process = subprocess.Popen(
+        [OPENFRP, "serve", "--port", "0", f"--ready-file={ready}"],
+        cwd=elsewhere,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in bounded(15.0):
+            if ready.exists() and len(ready.read_text().splitlines()) >= 2:
+                break
+        url = ready.read_text().splitlines()[0]
+        listed = subprocess.run(  # the admin key is found through OPENFRP_DATA_DIR too
+            [OPENFRP, "sessions", "--server", url, "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+    finally:
+        stop_process(process)
+    assert {p.name for p in data.iterdir()} >= {"registry.sqlite3", "logs", "admin.key", "secret"}
+    assert (data / "logs" / "server-events.jsonl").stat().st_size > 0
+    assert not any(elsewhere.iterdir())  # nothing in the working directory

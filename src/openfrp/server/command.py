@@ -35,7 +35,7 @@ def _config(args: argparse.Namespace) -> Config:
     }
     if overrides:
         config = replace(config, server=replace(config.server, **overrides))
-    return config
+    return environment.in_data_dir(config)
 
 
 def _operator_log(args: argparse.Namespace) -> None:
@@ -235,7 +235,11 @@ def _server_args(p: argparse.ArgumentParser) -> None:
 def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default="http://127.0.0.1:8470", help="server URL")
     p.add_argument("--admin-key", help="admin key (default: read from DATA_DIR/admin.key)")
-    p.add_argument("--data-dir", default="openfrp-data", help="server data folder")
+    p.add_argument(
+        "--data-dir",
+        default=os.environ.get("OPENFRP_DATA_DIR") or "openfrp-data",
+        help="server data folder, where admin.key is (default: $OPENFRP_DATA_DIR or %(default)s)",
+    )
 
 
 def register(sub: Any) -> None:

@@ -8,7 +8,8 @@ override both. Values are checked as the settings file's are.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
 from openfrp.settings import Config, ServerOptions, SettingsError, with_server
@@ -40,6 +41,27 @@ def server_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             text = environ[name]
             values[option.name] = text if kind is str else _value(name, kind, text)
     return values
+
+
+def in_data_dir(config: Config) -> Config:
+    """With server.data_dir set (made absolute): the registry and event log default into it
+    and relative paths of the settings are read inside it, whatever the working directory."""
+    opts = config.server
+    if not opts.data_dir:
+        return config
+    base = Path(opts.data_dir).expanduser().resolve()
+    defaults = ServerOptions()
+
+    def inside(value: str, default: str, name: str) -> str:
+        path = Path(name) if value == default else Path(value).expanduser()
+        return str(base / path)
+
+    registry = opts.registry
+    if "://" not in registry:
+        registry = inside(registry, defaults.registry, "registry.sqlite3")
+    log_dir = inside(opts.log_dir, defaults.log_dir, "logs")
+    server = replace(opts, data_dir=str(base), registry=registry, log_dir=log_dir)
+    return replace(config, server=server)
 
 
 def apply(config: Config, environ: Mapping[str, str]) -> Config:

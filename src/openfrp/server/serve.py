@@ -46,7 +46,10 @@ class _Server(uvicorn.Server):
 
 
 def data_dir(config: Config) -> Path:
-    """Where the secret and admin key live: beside a SQLite registry, else above the logs."""
+    """Where the secret and admin key live: server.data_dir, else beside a SQLite registry,
+    else above the logs."""
+    if config.server.data_dir:
+        return Path(config.server.data_dir)
     if "://" in config.server.registry:
         return Path(config.server.log_dir).parent
     return Path(config.server.registry).parent
