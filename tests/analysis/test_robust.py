@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,20 @@ def test_the_html_report_is_whole_when_the_reader_stops_early(fleet: Path, tmp_p
     links = re.findall(r'<a href="#(s-[^"]+)">', page)
     assert len(links) >= 10 and all(f'id="{anchor}"' in page for anchor in links)
     assert 'id="table-who-user"' in page and "sessions where the code is a cause" in page
+
+
+def test_ctrl_c_during_a_run_ends_in_one_line(tmp_path: Path) -> None:
+    """A real SIGINT while DuckDB reads a large log: 'interrupted', status 130, no traceback."""
+    # Four events, the same session under many ids: about 100 MB.
+    block = "".join(json.dumps(e) + "\n" for e in _session("S"))
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(block.replace('"S"', f'"s{i}"') for i in range(150_000)))
+    code = (
+        "import os, signal, sys, threading\n"
+        "from openfrp import cli\n"
+        "threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        f"sys.exit(cli.main(['analyze', {str(big)!r}, '--quiet']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (130, "")
+    assert done.stderr == "openfrp analyze: interrupted\n"

@@ -70,8 +70,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     try:
         return _analyze(args, limits, scope)
     except KeyboardInterrupt:
-        print("openfrp analyze: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        pass
+    except RuntimeError as exc:  # how DuckDB ends a query that Ctrl-C interrupted
+        if str(exc) != "Query interrupted":
+            raise
+    print("openfrp analyze: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _output_problem(html: str | None, export_dir: str | None) -> str:
