@@ -9,6 +9,7 @@ each session's state machine; the registry is the record the API lists and the C
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
@@ -158,6 +159,7 @@ class SqliteRegistry:
         self._path = str(path)
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._inode: int | None = None  # the file opened; another at the path is not ours
 
     async def start(self) -> None:
         try:
@@ -169,11 +171,25 @@ class SqliteRegistry:
         except (OSError, sqlite3.Error) as exc:
             raise RegistryError(f"registry: cannot open SQLite file {self._path}: {exc}") from None
         self._db = db
+        if self._path != ":memory:":
+            self._inode = os.stat(self._path).st_ino
 
     @property
     def db(self) -> sqlite3.Connection:
+        """The open database, once its file is still the one at the path: SQLite would go on
+        writing to a deleted file, and every record would be lost at the next start."""
         if self._db is None:
             raise RegistryError("registry: used before start()")
+        if self._inode is not None:
+            try:
+                inode: int | None = os.stat(self._path).st_ino
+            except OSError:
+                inode = None
+            if inode != self._inode:
+                raise RegistryError(
+                    f"registry: the SQLite file {self._path} was deleted or replaced "
+                    "under the running server; restart it to open the file at that path"
+                )
         return self._db
 
     async def add(self, record: SessionRecord) -> None:
