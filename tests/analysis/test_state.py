@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from openfrp.analysis import sessions, summary
+from openfrp import cli
+from openfrp.analysis import ingest, sessions, summary
 
 SAME = "SELECT * FROM sessions ORDER BY session_id"
 
@@ -78,3 +80,19 @@ def test_a_rewritten_file_starts_over(tmp_path: Path, fleet: Path) -> None:
         con.execute("UPDATE meta SET value = 'older rules'")
     assert not sessions.analyze(paths, state_dir=state).added_only
     assert sessions.analyze(paths, state_dir=state).added_only
+
+
+def test_a_state_folder_that_cannot_be_used_is_one_line(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    log.write_text("", encoding="utf-8")
+    in_the_way = tmp_path / "state"
+    in_the_way.write_text("not a folder", encoding="utf-8")
+    code = cli.main(["analyze", str(log), "--quiet", "--state", str(in_the_way)])
+    assert code == 2
+    held = tmp_path / "held"
+    sessions.analyze([str(log)], state_dir=str(held))
+    with (
+        duckdb.connect(str(held / "state.duckdb")),  # held elsewhere, as another run would
+        pytest.raises(ingest.InputError, match="cannot be used"),
+    ):
+        sessions.analyze([str(log)], state_dir=str(held))

@@ -86,8 +86,14 @@ class State:
         self.con = con
         self.version = version
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        con.execute(f"ATTACH {ingest.quote(str(self.folder / 'state.duckdb'))} AS st")
+        import duckdb
+
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            con.execute(f"ATTACH {ingest.quote(str(self.folder / 'state.duckdb'))} AS st")
+        except (OSError, duckdb.Error) as exc:  # a file in the way, another run holding it
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ingest.InputError(f"--state {folder}: cannot be used: {reason}") from None
         con.execute("CREATE TABLE IF NOT EXISTS st.meta (key VARCHAR, value VARCHAR)")
         con.execute(
             "CREATE TABLE IF NOT EXISTS st.files "
