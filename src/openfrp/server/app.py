@@ -102,7 +102,12 @@ class ServerState:
         opts = self.config.server
         self.isolation = Isolation(opts.session_homes)
         self.fleet = Fleet(
-            self.registry, opts.name, opts.live_connection_ttl, self.runtimes, self.log
+            self.registry,
+            opts.name,
+            opts.live_connection_ttl,
+            self.runtimes,
+            self.log,
+            self.launched,
         )
 
     @property

@@ -5,7 +5,11 @@ registry and renews it every third of `live_connection_ttl`, so a crashed host f
 once the record lapses. Requests only the owning host can carry out (displace an older
 connection, close a session, push a message) reach it through the registry. Writes that follow
 a session's changes go through one ordered queue, so a late renewal never recreates a record
-after its release. With a registry that is not shared (SQLite) only the local rules apply.
+after its release. A write the registry cannot take because it is unreachable waits at the head
+of the queue and is tried again (backoff up to REPLAY_MAX) until it goes through, so nothing a
+session did during an outage is lost; when the registry answers again, this host publishes its
+sessions the registry no longer holds (a Redis restarted empty). With a registry that is not
+shared (SQLite) only the local rules apply.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from openfrp.events import Event, EventLog
-from openfrp.server.registry import Holder, Registry
+from openfrp.events import Event, EventLog, now_ts
+from openfrp.server.registry import Holder, Registry, RegistryError, SessionRecord
 from openfrp.server.runtime import SessionRuntime
 
 Job = Callable[[], Awaitable[None]]
+REPLAY_FIRST, REPLAY_MAX = 0.5, 5.0  # seconds between tries of a write during an outage
 
 
 def takeover_reason(session_id: str, host: str | None = None) -> str:
@@ -34,8 +39,10 @@ class Fleet:
         ttl: float,
         runtimes: dict[str, SessionRuntime],
         log: EventLog,
+        records: dict[str, SessionRecord] | None = None,
     ) -> None:
         self.registry = registry
+        self._records = records if records is not None else {}  # this host's, as launched
         self.host = host
         self.ttl = ttl
         self._runtimes = runtimes
@@ -154,12 +161,50 @@ class Fleet:
         while True:
             job = await self._jobs.get()
             try:
-                await job()
-                self._failing.clear()
+                await self._until_written(job)
             except Exception as exc:
                 self._error("write", exc)
             finally:
                 self._jobs.task_done()
+
+    async def _until_written(self, job: Job) -> None:
+        """Run `job`; while the registry cannot be reached, try it again, then publish what
+        the registry lost before going on with the queue."""
+        delay, waited = REPLAY_FIRST, 0
+        while True:
+            try:
+                await job()
+                break
+            except RegistryError as exc:
+                self._error("write", exc)
+                waited += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, REPLAY_MAX)
+        self._failing.clear()
+        if waited:
+            await self._republish()
+
+    async def _republish(self) -> None:
+        """Put back this host's sessions the registry does not hold (it restarted empty)."""
+        restored = []
+        for sid, record in list(self._records.items()):
+            if await self.registry.get(sid) is not None:
+                continue
+            await self.registry.add(record)
+            runtime = self._runtimes.get(sid)
+            if runtime is not None:
+                code = runtime.machine.final_code
+                ended = now_ts() if code is not None else None
+                await self.registry.set_state(sid, runtime.machine.state.value, code, ended)
+            restored.append(sid)
+        self._log.write(
+            Event(
+                "registry.replayed",
+                host=self.host,
+                message="the registry answers again: writes held during the outage are done",
+                attrs={"republished": restored},
+            )
+        )
 
     def _error(self, where: str, exc: Exception) -> None:
         """Log a registry failure once until the registry answers again."""
