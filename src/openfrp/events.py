@@ -6,9 +6,11 @@ The reader never fails on a bad line: it reports where it was and goes on.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -245,12 +247,20 @@ class Context:
         )
 
 
+def _reason(exc: OSError | ValueError) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
 class EventLog:
     """Append-only JSONL writer; every event is flushed to the OS before write() returns.
 
     With `max_bytes`, a file that reaches it is rotated (PATH.1 the newest of `keep` old ones)
     so a busy log cannot fill the disk; `reopen()` follows an outside rotation (logrotate
-    moves the file, then the server gets SIGHUP)."""
+    moves the file, then the server gets SIGHUP).
+
+    A write that fails (the disk is full) never stops the caller: `failing` says why, stderr
+    says so once, the events are counted, and the first write that works again is preceded by
+    a `log.gap` event with how many were lost and when."""
 
     def __init__(self, path: str | os.PathLike[str], max_bytes: int = 0, keep: int = 5) -> None:
         self.path = Path(path)
@@ -259,14 +269,82 @@ class EventLog:
         self._keep = keep
         self._file: IO[str] = self.path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
+        self.failing: str | None = None
+        self._lost = 0
+        self._lost_since: str | None = None
 
     def write(self, event: Event) -> None:
         line = event.to_json() + "\n"
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            try:
+                self._file.write((self._gap() if self._lost else "") + line)
+                self._file.flush()
+            except (OSError, ValueError) as exc:  # ValueError: a file that could not reopen
+                self._lose(exc)
+                return
+            if self.failing is not None:
+                self.failing = None
+                print(f"openfrp: event log {self.path}: writes work again", file=sys.stderr)
+            self._lost, self._lost_since = 0, None
             if self._max_bytes and self._file.tell() >= self._max_bytes:
                 self._rotate()
+
+    def recovered(self) -> bool:
+        """Whether the log can be written (again): while it was failing, try to write the
+        record of the gap now, without waiting for the next event."""
+        with self._lock:
+            if self.failing is None:
+                return True
+            try:
+                self._file.write(self._gap())
+                self._file.flush()
+            except (OSError, ValueError):
+                with contextlib.suppress(OSError, ValueError):
+                    self._file.close()
+                with contextlib.suppress(OSError):
+                    self._file = self.path.open("a", encoding="utf-8")
+                return False
+            self.failing, self._lost, self._lost_since = None, 0, None
+            print(f"openfrp: event log {self.path}: writes work again", file=sys.stderr)
+            return True
+
+    def _lose(self, exc: OSError | ValueError) -> None:
+        """Count the event as lost and start afresh: whatever the failed write left buffered
+        must not reach the file later."""
+        if self.failing is None:
+            print(
+                f"openfrp: event log {self.path}: write failed ({_reason(exc)}): "
+                "events are being lost until it can be written again",
+                file=sys.stderr,
+            )
+        self.failing = f"{type(exc).__name__}: {_reason(exc)}"
+        self._lost += 1
+        self._lost_since = self._lost_since or now_ts()
+        with contextlib.suppress(OSError, ValueError):
+            self._file.close()
+        with contextlib.suppress(OSError):
+            self._file = self.path.open("a", encoding="utf-8")
+
+    def _gap(self) -> str:
+        """The record of the events lost, after whatever partial line a failure left."""
+        partial = ""
+        with contextlib.suppress(OSError), self.path.open("rb") as done:
+            size = done.seek(0, os.SEEK_END)
+            if size:
+                done.seek(size - 1)
+                partial = "" if done.read(1) == b"\n" else "\n"
+        gap = Event(
+            "log.gap",
+            severity="error",
+            message=f"{self._lost} event(s) could not be written to this log",
+            attrs={
+                "lost": self._lost,
+                "since": self._lost_since,
+                "until": now_ts(),
+                "error": self.failing,
+            },
+        )
+        return partial + gap.to_json() + "\n"
 
     def reopen(self) -> None:
         with self._lock:

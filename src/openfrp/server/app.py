@@ -143,6 +143,10 @@ class ServerState:
 
     async def launch(self, user: str, launchpad: str) -> dict[str, Any]:
         settings = self.config.for_launchpad(launchpad)
+        if not self.log.recovered():  # a session nobody could explain afterwards
+            raise ApiError(
+                503, "the server cannot write its event log (disk full?): no new sessions now"
+            )
         refusal = self.launch_refusal(user)
         if refusal is not None:
             limit, value = refusal

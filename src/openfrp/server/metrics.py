@@ -180,7 +180,7 @@ class _LiveState(Collector):
 
 class ObservedEventLog(EventLog):
     """The event log, counted: each written event feeds the metrics, and a write that fails
-    (disk full, file gone) is counted and told to the operator before it is raised."""
+    (disk full, file gone) is counted and told to the operator; the caller goes on."""
 
     def __init__(
         self, path: str | os.PathLike[str], metrics: Metrics, max_bytes: int = 0, keep: int = 5
@@ -189,14 +189,13 @@ class ObservedEventLog(EventLog):
         self._metrics = metrics
 
     def write(self, event: Event) -> None:
-        try:
-            super().write(event)
-        except (OSError, ValueError) as exc:
+        super().write(event)  # a failed write is counted there and never raised
+        if self.failing is not None:
             self._metrics.log_write_errors.inc()
             if self._metrics.log_failing is None:
-                log.error("event log %s: write failed: %s", self.path, exc)
-            self._metrics.log_failing = f"{type(exc).__name__}: {exc}"
-            raise
+                log.error("event log %s: write failed: %s", self.path, self.failing)
+            self._metrics.log_failing = self.failing
+            return
         if self._metrics.log_failing is not None:
             log.warning("event log %s: writes work again", self.path)
             self._metrics.log_failing = None
