@@ -1,12 +1,15 @@
 """A hostile client's text goes into the server's log clipped: huge hellos, client strings and
-signaling registrations each cost the log a few hundred bytes."""
+signaling registrations each cost the log a few hundred bytes, and a flood of rejections is
+written twenty a window, the next one written saying how many were held back."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from websockets.sync.client import connect
 
+from openfrp.server import limits
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import hello_for
 
@@ -39,3 +42,25 @@ def test_rejected_hellos_and_registrations_are_logged_clipped(e2e: E2E) -> None:
 
     grown = server.log.path.stat().st_size - before
     assert grown < 8_000, grown
+
+
+def test_a_flood_of_hellos_for_no_session_is_logged_in_bounded_count(e2e: E2E) -> None:
+    server = e2e.server()
+    for n in range(40):
+        stranger = e2e.raw(server.ws_url)
+        stranger.send({"type": "hello", "session_id": f"s-nobody-{n}"})
+        assert stranger.wait_closed() == 4002  # every one is refused ...
+        stranger.close()
+    rejected = [e for e in server.log.find(event="connection.rejected") if not e["session_id"]]
+    assert len(rejected) == 20  # ... and twenty a window are written
+
+
+def test_a_burst_tells_the_next_written_how_many_it_held_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr(limits.time, "monotonic", lambda: now[0])
+    burst = limits.Burst(limit=2, window=10.0)
+    assert [burst.allow() for _ in range(5)] == [0, 0, None, None, None]
+    now[0] += 10.0
+    assert [burst.allow() for _ in range(3)] == [3, 0, None]

@@ -36,12 +36,13 @@ from openfrp.protocol.handshake import (
     verify_token,
 )
 from openfrp.protocol.messages import MessageError, decode_from_terminal
-from openfrp.protocol.server_session import ServerSession, SessionState
+from openfrp.protocol.server_session import ServerSession, SessionState, clip
 from openfrp.server import web
 from openfrp.server.desk import Refused
 from openfrp.server.fleet import Fleet
 from openfrp.server.isolation import Isolation
 from openfrp.server.keys import matches
+from openfrp.server.limits import Burst
 from openfrp.server.links import Transport
 from openfrp.server.registry import Registry, RegistryError, SessionRecord
 from openfrp.server.runtime import SessionRuntime
@@ -94,6 +95,7 @@ class ServerState:
     launched: dict[str, SessionRecord] = field(default_factory=dict)  # this host's, in memory
     recent_launches: deque[float] = field(default_factory=deque)  # monotonic times, last minute
     refused_launches: int = 0  # since the last launch.refused event (one per 10 s at most)
+    unserved_rejections: Burst = field(default_factory=Burst)  # hellos for no session here
     refusal_logged: float = -REFUSAL_REPORT_EVERY
     fleet: Fleet = field(init=False)
     isolation: Isolation = field(init=False)
@@ -736,6 +738,7 @@ async def _refuse_unserved(
             attrs={"reason": "session has ended", "remote": remote},
         )
     else:
+        held = state.unserved_rejections.allow()
         field, problem = "session_id", "unknown session"
         if data is None:
             field, problem = "hello", "no hello in time"
@@ -755,12 +758,16 @@ async def _refuse_unserved(
             message="hello names no session served here",
             attrs={
                 "field": field,
-                "problem": problem,
+                "problem": clip(problem),
                 "remote": remote,
                 "code_name": "CONFIG_MISMATCH",
+                **({"held_back": held} if held else {}),
             },
         )
-    state.log.write(event)
+        if held is None:  # a flood of them: counted in the next one written
+            event = None
+    if event is not None:
+        state.log.write(event)
     if reason is None:
         row = codes.lookup(code)
         reason = row.name if row is not None else ""

@@ -38,6 +38,29 @@ def raise_open_files(wanted: int) -> int:
     return soft
 
 
+class Burst:
+    """At most `limit` events of one kind per `window` seconds: one that may be written
+    learns how many were held back since the last one written."""
+
+    def __init__(self, limit: int = 20, window: float = 10.0) -> None:
+        self.limit, self.window = limit, window
+        self._start = -window
+        self._written = 0
+        self._held = 0
+
+    def allow(self) -> int | None:
+        """How many were held back before this one, or None: hold this one back too."""
+        now = time.monotonic()
+        if now - self._start >= self.window:
+            self._start, self._written = now, 0
+        if self._written >= self.limit:
+            self._held += 1
+            return None
+        self._written += 1
+        held, self._held = self._held, 0
+        return held
+
+
 class Throttled:
     """An event about a refused client, at most once per REPORT_EVERY seconds, with how many
     were refused since the last one."""

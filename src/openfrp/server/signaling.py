@@ -32,6 +32,7 @@ from openfrp.events import Event, EventLog
 from openfrp.protocol.handshake import TokenError, verify_token
 from openfrp.protocol.server_session import clip
 from openfrp.server.keys import matches
+from openfrp.server.limits import Burst
 
 MAX_MESSAGE = 1 << 18
 
@@ -62,6 +63,7 @@ class Hub:
     handshake_timeout: float = 10.0
     # why a genuine token may not join (its session ended here, its tokens revoked), or None
     token_problem: Callable[[dict[str, Any]], str | None] = _no_problem
+    bad_keys: Burst = field(default_factory=Burst)  # registrations refused, as logged
     hosts: dict[str, tuple[str, WebSocket]] = field(default_factory=dict)
     joins: dict[str, _Join] = field(default_factory=dict)
 
@@ -95,8 +97,10 @@ class Hub:
             await _refuse(websocket, "register needs host and key")
             return
         if not matches(key, peer_key(self.secret, host)):
-            attrs = {"host": clip(host), "reason": "bad peer key"}
-            self._log("signaling.rejected", attrs=attrs)
+            held = self.bad_keys.allow()
+            if held is not None:  # a flood of them: counted in the next one written
+                attrs = {"host": clip(host), "reason": "bad peer key", "held_back": held}
+                self._log("signaling.rejected", attrs=attrs)
             await _refuse(websocket, "bad peer key")
             return
         peer_id = f"{host}/{secrets.token_hex(4)}"
