@@ -143,8 +143,8 @@ def test_4027_xvfb_display_not_ready_in_time(e2e: E2E) -> None:
 # a second (a period that no frame rate of the tests samples in step).
 _XSETROOT = shutil.which("xsetroot") or "xsetroot"
 BLINK = (
-    f"sh -c 'while :; do {_XSETROOT} -solid \"#ff0000\"; sleep 0.07;"
-    f" {_XSETROOT} -solid \"#0000ff\"; sleep 0.07; done'"
+    f'sh -c \'while :; do {_XSETROOT} -solid "#ff0000"; sleep 0.07;'
+    f' {_XSETROOT} -solid "#0000ff"; sleep 0.07; done\''
 )
 
 

@@ -281,15 +281,15 @@
       function judge() {
         if (judged) return;
         judged = true;
+        const types = candidateTypes();
         for (const server of block.ice_servers || []) {
           for (const url of [].concat(server.urls)) {
-            if (!url.startsWith("turn") && block.ice_policy === "relay") continue;
-            if (!gathered.has(url)) {
-              const kind = url.startsWith("turn") ? "turn" : "stun";
-              gathered.set(url, { kind, server: url, ok: false,
-                                  detail: "no answer while gathering candidates" });
-            }
-        const types = candidateTypes();
+            const kind = url.startsWith("turn") ? "turn" : "stun";
+            if (kind === "stun" && block.ice_policy === "relay") continue;
+            if (gathered.has(url)) continue;
+            const answered = types[kind === "turn" ? "relay" : "srflx"] > 0;
+            gathered.set(url, { kind, server: url, ok: answered,
+                                detail: answered ? "" : "no answer while gathering candidates" });
           }
         }
         if (!gathered.size) return;
