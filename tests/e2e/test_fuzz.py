@@ -76,7 +76,7 @@ class FuzzWorld:
 
     def check_no_crash(self) -> None:
         crashes = self.server.log.find(event="error.exception", source="server")
-        assert crashes == [], crashes
+        assert crashes == [], json.dumps(crashes, indent=1)
         assert "Traceback" not in self.server.stderr()
         assert "Exception" not in self.server.stderr()
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -229,6 +230,16 @@ def test_each_mismatch_names_its_field() -> None:
     assert _check(config=tampered, config_digest=digest(tampered)) == (
         "config_digest",
         "configuration differs from the one the server issued",
+    )
+
+
+def test_a_config_too_deep_to_serialise_is_a_mismatch_not_a_crash() -> None:
+    deep: Any = 0
+    for _ in range(sys.getrecursionlimit()):
+        deep = [deep]
+    assert _check(config={**CONFIG, "deep": deep}) == (
+        "config",
+        "configuration is nested too deeply",
     )
 
 

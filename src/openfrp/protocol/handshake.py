@@ -114,7 +114,11 @@ def check_hello(
         return "token", "token was issued for another session or user"
     if token_generation(claims) < generation:
         return "token", "token has been revoked"
-    if digest(hello["config"]) != hello["config_digest"]:
+    try:
+        own_digest = digest(hello["config"])
+    except RecursionError:  # parsed, yet too deep to serialise again: a peer's garbage
+        return "config", "configuration is nested too deeply"
+    if own_digest != hello["config_digest"]:
         return "config", "configuration does not match its own digest (corrupted)"
     if hello["config_digest"] != issued.config_digest:
         return "config_digest", "configuration differs from the one the server issued"
