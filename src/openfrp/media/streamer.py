@@ -135,6 +135,13 @@ class Streamer:
         self._cb.log("stream.codec", cid, {"codec": codec, "decoders": decoders or []})
         self._wake.set()
 
+    def unfollow(self, cid: str) -> None:
+        """Connection `cid` closed: its final stats now, before the log says it closed."""
+        with self._lock:
+            if self._conn is not None and self._conn.cid == cid:
+                self._stats(self._conn, final=True)
+                self._conn = None
+
     def keyframe(self, reason: str) -> None:
         with self._lock:
             self._key_reason = self._key_reason or reason

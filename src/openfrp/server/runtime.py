@@ -234,6 +234,8 @@ class SessionRuntime:
                 if link is not None:
                     self._track(link.close(action.code, action.reason, action.abort))
             elif isinstance(action, Log):
+                if action.event == "connection.closed" and action.connection_id:
+                    self.stream.closed(action.connection_id)  # its final stats come first
                 self._write(action)
             elif isinstance(action, StartSession):
                 self._track(asyncio.create_task(self._start()))

@@ -87,6 +87,10 @@ class SessionStream:
         self.streamer.follow(cid, decoders, screen)
         self.streamer.tick()
 
+    def closed(self, cid: str) -> None:
+        if self.streamer is not None:
+            self.streamer.unfollow(cid)
+
     def handle(self, cid: str, message: dict[str, Any]) -> bool:
         """Apply a stream message from connection `cid`; True when nothing else needs it."""
         streamer = self.streamer
