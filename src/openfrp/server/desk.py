@@ -5,7 +5,8 @@ Every crossing is logged without its content: `clipboard.transfer` / `file.trans
 direction and size when it happens, `clipboard.refused` / `file.refused` with direction and
 reason when it does not. Files move in chunks, one at a time, each sent only when the other
 side acknowledged the one before, so a video frame never waits behind more than one chunk.
-A failure of the X clipboard client while its display is alive is 4005 (an auxiliary task).
+A failure of the X clipboard client while its display is alive is 4005 (an auxiliary task);
+one while its display is going away is only logged.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ DESK_MESSAGES = frozenset(
 )
 TO_SESSION, FROM_SESSION = "to_session", "from_session"
 MAX_OPEN = 4  # uploads, and downloads, in progress at once
+DISPLAY_EXIT_GRACE = 0.5  # seconds
 
 
 def allows(policy: str, direction: str) -> bool:
@@ -195,6 +197,11 @@ class SessionDesk:
         if self._clipboard is None or mine[0] is not self._clipboard:
             return  # a bridge already replaced or closed
         self._clipboard = None
+        # An X client sees its connection drop a moment before a killed display has exited:
+        # judge once the display has had time to be gone.
+        asyncio.get_running_loop().call_later(DISPLAY_EXIT_GRACE, self._judge_clipboard, error)
+
+    def _judge_clipboard(self, error: str) -> None:
         if self._display_alive():
             self._fault("clipboard", error)
         else:
