@@ -14,10 +14,13 @@ import av
 import numpy as np
 import pytest
 
+from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import H264Encoder, JpegEncoder, RgbZlibEncoder
+from openfrp.media.palette import encode_palette
 from openfrp.media.wire import (
     CODEC_H264,
     CODEC_JPEG,
+    CODEC_PALETTE,
     CODEC_RGB_ZLIB,
     CODEC_VP8,
     FLAG_KEY,
@@ -139,7 +142,7 @@ def video(browser: Browser) -> Iterator[Page]:
 
 
 def test_this_chromium_offers_h264_first(video: Page) -> None:
-    assert video.decoders == ["h264", "vp8", "jpeg", "rgb-zlib"]
+    assert video.decoders == ["h264", "vp8", "jpeg", "palette", "rgb-zlib"]
 
 
 @pytest.mark.parametrize(("codec", "wire"), [("h264", CODEC_H264), ("vp8", CODEC_VP8)])
@@ -217,3 +220,28 @@ def test_jpeg_and_raw_rgb_frames_are_drawn_scaled_to_the_window(video: Page) -> 
     # The page says where the person's pointer is on the session's screen.
     assert video.page.evaluate("() => window.stream.toRemote(639, 529)") == {"x": 319, "y": 239}
     assert video.page.evaluate("() => window.stream.toRemote(10, 20)") is None
+
+
+def test_palette_tiles_are_drawn_exactly_over_the_h264_picture(video: Page) -> None:
+    """The mixed stream: an H.264 picture, then text-like tiles in palette colours over it
+    (drawn exactly, after the H.264 frame before them), then H.264 again over everything."""
+    first, later = picture(), picture()
+    text = np.zeros((64, 64, 4), np.uint8)  # one tile: a checkerboard in two exact colours
+    text[::2, ::2, 2::-1] = text[1::2, 1::2, 2::-1] = (255, 255, 255)
+    later[64:128, 192:256] = text
+    h264 = H264Encoder(W, H, 2_000_000)
+    video.feed(1, CODEC_H264, h264.encode(first, True)[0])
+    video.feed(2, CODEC_PALETTE, encode_palette(later, changed_tiles(first, later)), key=False)
+    video.wait("window.stream.view.drawn === 2")
+    assert video.pixel(192, 64) == (255, 255, 255) and video.pixel(193, 64) == (0, 0, 0)
+    assert video.pixel(193, 65) == (255, 255, 255) and near(video.pixel(280, 200), BLUE, 10)
+    video.feed(3, CODEC_H264, h264.encode(picture(GREEN), False)[0], key=False)
+    video.wait("window.stream.view.drawn === 3")
+    assert near(video.pixel(193, 65), GREEN, 10) and near(video.pixel(40, 120), RED, 10)
+    assert video.acks() == [1, 2, 3] and video.view()["palette"] == 1
+    assert video.sent("keyframe") == []
+    cut = encode_palette(later, changed_tiles(first, later))
+    assert cut is not None
+    video.feed(4, CODEC_PALETTE, cut[:-6], key=False)  # cut short: dropped, a keyframe asked
+    video.wait("window.sent.some((m) => m.type === 'keyframe')")
+    assert video.acks() == [1, 2, 3, 4] and video.view()["dropped"] == 1

@@ -278,6 +278,6 @@ def test_a_terminal_without_h264_gets_jpeg_and_the_log_says_so(e2e: E2E) -> None
         green = _near(picture[110, 110], (0, 255, 0), tolerance=20)
     assert green  # the xterm, through JPEG
     codec = server.log.wait_event(event="stream.codec", session_id=ticket["session_id"])
-    assert codec["attrs"] == {"codec": "jpeg", "decoders": ["vp8", "jpeg"]}
+    assert codec["attrs"] == {"codec": "jpeg", "decoders": ["vp8", "jpeg"], "palette": False}
     raw.send({"type": "close"})
     assert raw.wait_closed() == 4000

@@ -6,8 +6,12 @@ frame is captured only while fewer than MAX_IN_FLIGHT frames are unacknowledged 
 bitrate budget has room (media/rate.py), and encoded only when the screen changed, a
 keyframe is due, the still screen is due its high-quality refinement, or a keep-alive is
 due: a still screen costs a 0.5 ms compare per tick and a few bytes a second. A frame the
-path cannot take is dropped, never queued; an H.264 frame dropped after encoding breaks the
-chain, so the next one is a keyframe.
+path cannot take is dropped, never queued; an H.264 or palette frame dropped after encoding
+breaks the chain, so the next one is a keyframe.
+
+A terminal that draws both H.264 and palette frames (media/palette.py) gets the changed tiles
+losslessly whenever they hold few colours, and H.264 otherwise; a still screen's refinement
+then redraws the tiles H.264 last drew, losslessly where it can.
 """
 
 from __future__ import annotations
@@ -25,9 +29,17 @@ from numpy.typing import NDArray
 
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import Encoder, choose_codec, make_encoder
+from openfrp.media.palette import encode_palette
 from openfrp.media.randr import RandrError
 from openfrp.media.rate import RateControl
-from openfrp.media.wire import CODEC_H264, CODEC_NAMES, FLAG_KEY, FLAG_REFINE, pack_frame
+from openfrp.media.wire import (
+    CODEC_H264,
+    CODEC_NAMES,
+    CODEC_PALETTE,
+    FLAG_KEY,
+    FLAG_REFINE,
+    pack_frame,
+)
 
 MAX_IN_FLIGHT = 2
 REFINE_AFTER = 0.5  # seconds of a still screen before its high-quality pass
@@ -69,7 +81,9 @@ class _Connection:
     cid: str
     codec: str
     started: float
+    palette: bool = False  # H.264 mixed with palette frames
     frames: int = 0
+    palette_frames: int = 0
     bytes: int = 0
     dropped: int = 0
     keyframes: int = 0
@@ -123,7 +137,8 @@ class Streamer:
             if cid is None:
                 return
             codec = choose_codec(decoders)
-            self._conn = _Connection(cid, codec, time.monotonic())
+            palette = codec == "h264" and "palette" in (decoders or [])
+            self._conn = _Connection(cid, codec, time.monotonic(), palette)
             self._in_flight = 0
             self.rate.reset(_ms())
             self._key_reason = "connection"
@@ -132,7 +147,8 @@ class Streamer:
                 self.display.height,
             ):
                 self._resize = screen
-        self._cb.log("stream.codec", cid, {"codec": codec, "decoders": decoders or []})
+        attrs = {"codec": codec, "decoders": decoders or [], "palette": palette}
+        self._cb.log("stream.codec", cid, attrs)
         self._wake.set()
 
     def unfollow(self, cid: str) -> None:
@@ -186,6 +202,7 @@ class Streamer:
             "dropped": conn.dropped,
             "keyframes": conn.keyframes,
             "refines": conn.refines,
+            "palette_frames": conn.palette_frames,
             "bitrate_target": self.rate.bitrate,
             "fps_target": self.rate.fps,
             "final": final,
@@ -203,7 +220,7 @@ class Streamer:
             if not self._cb.offer(conn.cid, data):
                 self._in_flight = max(0, self._in_flight - 1)
                 conn.dropped += 1
-                if data[8] == CODEC_H264:
+                if data[8] in (CODEC_H264, CODEC_PALETTE):
                     self._key_reason = self._key_reason or "dropped"
                 return
             self.rate.sent(number, len(data), _ms())
@@ -213,11 +230,13 @@ class Streamer:
             conn.window_bytes += len(data)
             conn.keyframes += bool(flags & FLAG_KEY)
             conn.refines += bool(flags & FLAG_REFINE)
+            conn.palette_frames += data[8] == CODEC_PALETTE
 
     # -- the worker thread -------------------------------------------------------------------
 
     def _run(self) -> None:
         encoder: Encoder | None = None
+        canvas = _Canvas(np.ones((1, 1), np.bool_))
         previous: NDArray[np.uint8] | None = None
         changed_at = sent_at = time.monotonic()
         refined = 0
@@ -270,8 +289,10 @@ class Streamer:
                         self._x264_params,
                     )
                     self.keyframe("new encoder")
+                    canvas = _Canvas(changed_tiles(None, pixels))
                 now = time.monotonic()
-                if changed_tiles(previous, pixels).any():
+                mask = changed_tiles(previous, pixels)
+                if mask.any():
                     if refined:  # refining or resting: back to the stream's rate
                         encoder.set_bitrate(self.rate.bitrate)
                     changed_at, refined = now, 0
@@ -280,6 +301,8 @@ class Streamer:
                 still = now - changed_at
                 refine = encoder.codec == CODEC_H264 and still >= REFINE_AFTER
                 refine = refine and refined < REFINE_FRAMES
+                if refine and conn.palette and not canvas.lossy.any():
+                    refine, refined = False, REFINE_FRAMES  # every tile already exact
                 keepalive = KEEPALIVE if encoder.codec == CODEC_H264 else KEEPALIVE_STILL_IMAGE
                 due = key_reason or changed_at > sent_at or refine or now - sent_at >= keepalive
                 if not due:
@@ -287,7 +310,15 @@ class Streamer:
                 if refine and refined == 0:
                     encoder.set_bitrate(self.rate.bitrate * REFINE_BOOST)
                 refined += refine
-                payload, key = encoder.encode(pixels, key_reason is not None)
+                codec = encoder.codec
+                if conn.palette:
+                    codec, payload, key = canvas.encode(
+                        encoder, pixels, mask, key_reason is not None, refine
+                    )
+                    if refine and codec == CODEC_PALETTE:
+                        refined = REFINE_FRAMES  # exact at once: no more passes
+                else:
+                    payload, key = encoder.encode(pixels, key_reason is not None)
                 if refine and refined == REFINE_FRAMES:
                     encoder.set_bitrate(REST_BITRATE)
             except Exception as exc:
@@ -304,7 +335,7 @@ class Streamer:
             previous, sent_at = pixels, now
             flags = (FLAG_KEY if key else 0) | (FLAG_REFINE if refine else 0)
             self._number += 1
-            data = pack_frame(self._number, width, height, encoder.codec, flags, payload)
+            data = pack_frame(self._number, width, height, codec, flags, payload)
             with self._lock:
                 self._in_flight += 1
             self._loop.call_soon_threadsafe(self._deliver, conn, self._number, data, flags)
@@ -335,6 +366,35 @@ class Streamer:
         if size != before:
             attrs.update(width=size[0], height=size[1])
             self._loop.call_soon_threadsafe(self._cb.log, "display.resized", conn.cid, attrs)
+
+
+@dataclass
+class _Canvas:
+    """What a mixing terminal's picture holds, to choose each frame's codec."""
+
+    lossy: NDArray[np.bool_]  # tiles H.264 drew last
+    h264_key: bool = True  # the terminal's H.264 decoder has nothing to refer to yet
+
+    def encode(
+        self,
+        encoder: Encoder,
+        pixels: NDArray[np.uint8],
+        changed: NDArray[np.bool_],
+        key: bool,
+        refine: bool,
+    ) -> tuple[int, bytes, bool]:
+        """(codec, payload, keyframe): the tiles to send in palette colours when they have
+        few, else the picture in H.264."""
+        tiles = np.ones_like(changed) if key else self.lossy if refine else changed
+        payload = encode_palette(pixels, tiles)
+        if payload is not None:
+            self.lossy &= ~tiles
+            self.h264_key = self.h264_key or key
+            return CODEC_PALETTE, payload, key
+        payload, key = encoder.encode(pixels, key or self.h264_key)
+        self.h264_key = False
+        self.lossy[:] = True
+        return CODEC_H264, payload, key
 
 
 def _ms() -> int:

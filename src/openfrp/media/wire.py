@@ -17,7 +17,14 @@ CODEC_RGB_ZLIB = 1
 CODEC_H264 = 2  # Annex B access units (SPS/PPS in every keyframe)
 CODEC_VP8 = 3
 CODEC_JPEG = 4
-CODEC_NAMES = {CODEC_RGB_ZLIB: "rgb-zlib", CODEC_H264: "h264", CODEC_VP8: "vp8", CODEC_JPEG: "jpeg"}
+CODEC_PALETTE = 5  # changed tiles in indexed colour (media/palette.py), mixed with H.264
+CODEC_NAMES = {
+    CODEC_RGB_ZLIB: "rgb-zlib",
+    CODEC_H264: "h264",
+    CODEC_VP8: "vp8",
+    CODEC_JPEG: "jpeg",
+    CODEC_PALETTE: "palette",
+}
 
 FLAG_KEY = 1  # decodable on its own
 FLAG_REFINE = 2  # the same picture again at high quality, sent once the screen is still

@@ -1,7 +1,8 @@
 """The Python terminal's picture: the stream decoded off the event loop, kept, measured, saved.
 
 The loop only hands frames to a bounded queue; one worker thread decodes them (PyAV for H.264,
-VP8 and JPEG, zlib for raw RGB) and keeps the latest picture, which is what a screenshot saves.
+VP8 and JPEG, zlib for raw RGB, media/palette.py for the palette tiles drawn over the picture)
+and keeps the latest picture, which is what a screenshot saves.
 A delta frame that cannot follow the one before it (a gap in the frame numbers, a frame
 dropped because the worker was behind, a decoder error) makes the worker skip to the next
 keyframe and ask the server for one, so the person never sees a smeared picture.
@@ -23,10 +24,12 @@ import av
 import numpy as np
 from av.video.frame import VideoFrame
 
+from openfrp.media.palette import decode_palette
 from openfrp.media.wire import (
     CODEC_H264,
     CODEC_JPEG,
     CODEC_NAMES,
+    CODEC_PALETTE,
     CODEC_RGB_ZLIB,
     CODEC_VP8,
     HEADER,
@@ -34,7 +37,7 @@ from openfrp.media.wire import (
     parse_frame,
 )
 
-DECODERS = ["h264", "vp8", "jpeg", "rgb-zlib"]  # what this terminal draws, best first
+DECODERS = ["h264", "palette", "vp8", "jpeg", "rgb-zlib"]  # what this terminal draws, best first
 QUEUE_FRAMES = 8
 KEYFRAME_RETRY_S = 1.0
 _AV_CODECS = {CODEC_H264: "h264", CODEC_VP8: "vp8", CODEC_JPEG: "mjpeg"}
@@ -84,6 +87,9 @@ class VideoReceiver:
         # worker state
         self._seen_generation = 0
         self._decoders: dict[int, Any] = {}
+        self._canvas: np.ndarray[Any, np.dtype[np.uint8]] | None = (
+            None  # what palette tiles draw on
+        )
         self._last_number: int | None = None
         self._awaiting_key = True
         self._asked_at = -KEYFRAME_RETRY_S
@@ -215,6 +221,7 @@ class VideoReceiver:
             self._seen_generation, self._last_number = generation, None
             self._awaiting_key = True
             self._decoders.clear()
+            self._canvas = None
         with self._lock:
             behind, self._behind = self._behind, False
         follows = self._last_number is None or header.number == (self._last_number + 1) % 2**32
@@ -249,6 +256,9 @@ class VideoReceiver:
         self._report("skipped", number)
 
     def _decode(self, header: FrameHeader, payload: bytes) -> VideoFrame | None:
+        if header.codec == CODEC_PALETTE:
+            return self._draw_palette(header, payload)
+        self._canvas = None
         if header.codec == CODEC_RGB_ZLIB:
             rgb = np.frombuffer(zlib.decompress(payload), np.uint8)
             if rgb.size != header.width * header.height * 3:
@@ -260,6 +270,20 @@ class VideoReceiver:
             self._decoders[header.codec] = decoder
         frames = decoder.decode(av.Packet(payload))
         return frames[-1] if frames else None
+
+    def _draw_palette(self, header: FrameHeader, payload: bytes) -> VideoFrame:
+        size = (header.height, header.width, 3)
+        if self._canvas is None or self._canvas.shape != size:
+            with self._lock:
+                latest = self._latest
+            if header.key:
+                self._canvas = np.zeros(size, np.uint8)
+            elif latest is not None and (latest.height, latest.width) == size[:2]:
+                self._canvas = np.array(latest.to_ndarray(format="rgb24"), np.uint8)
+            else:
+                raise ValueError("palette tiles with no picture of their size to draw on")
+        decode_palette(payload, self._canvas)
+        return VideoFrame.from_ndarray(self._canvas, format="rgb24")
 
     def _keep(self, frame: VideoFrame, codec: str | None, nbytes: int) -> None:
         with self._lock:

@@ -1,8 +1,10 @@
 // The browser terminal's picture: binary wire frames (src/openfrp/media/wire.py: a 10-byte
 // header "!IHHBB" = frame number, width, height, codec, flags, then the codec's payload)
 // decoded with WebCodecs (H.264, VP8), createImageBitmap (JPEG) or DecompressionStream (raw
-// RGB), drawn on a canvas that fills the window in device pixels: at 1:1 when the session's
-// screen matches the window, scaled to fit otherwise.
+// RGB, and the palette tiles of media/palette.py drawn over the picture between H.264
+// frames), kept in a picture canvas the size of the session's screen and drawn on a canvas
+// that fills the window in device pixels: at 1:1 when the screen matches the window, scaled
+// to fit otherwise.
 //
 // Every frame is acknowledged (frame_ack) once drawn or given up, so the server's count of
 // frames in flight never stalls. A delta frame that cannot follow the one before it (a new
@@ -11,7 +13,7 @@
 "use strict";
 
 const WIRE_HEADER = 10;
-const CODECS = { 1: "rgb-zlib", 2: "h264", 3: "vp8", 4: "jpeg" };
+const CODECS = { 1: "rgb-zlib", 2: "h264", 3: "vp8", 4: "jpeg", 5: "palette" };
 const INTRA = new Set(["rgb-zlib", "jpeg"]);  // every frame stands alone
 const FLAG_KEY = 1;
 const DECODE_QUEUE_LIMIT = 8;  // frames waiting in a decoder before it counts as behind
@@ -34,7 +36,10 @@ async function probeDecoders() {
     }
   }
   if (typeof createImageBitmap === "function") decoders.push("jpeg");
-  if (typeof DecompressionStream === "function") decoders.push("rgb-zlib");
+  if (typeof DecompressionStream === "function") {
+    if (decoders.includes("h264")) decoders.push("palette");
+    decoders.push("rgb-zlib");
+  }
   return decoders;
 }
 
@@ -57,7 +62,7 @@ class VideoStream {
     this.hooks = hooks;
     // starts: each connection's first frame {number, codec, key} (null until it comes).
     this.view = { codec: null, drawn: 0, dropped: 0, decoders, remote: null, screen: null,
-                  picture: null, starts: [] };
+                  picture: null, starts: [], palette: 0 };
     this.decoder = null;  // WebCodecs decoder of this.codec, or null
     this.inDecoder = [];  // frame numbers given to the decoder, not yet drawn
     this.generation = 0;  // a new connection: frames still decoding are not acknowledged
@@ -66,9 +71,10 @@ class VideoStream {
     this.lastNumber = null;
     this.awaitingKey = true;
     this.askedAt = -KEYFRAME_RETRY_MS;
-    this.pending = 0;  // JPEG / raw RGB frames being decoded
+    this.pending = 0;  // JPEG / raw RGB / palette frames being decoded
     this.chain = Promise.resolve();
-    this.last = null;  // the picture on screen: {source, close}, redrawn after a layout change
+    this.picture = document.createElement("canvas");  // the session's screen, 1:1
+    this.last = null;  // the picture's size {width, height} once drawn, null before
     this.sentScreen = null;
     this.resizeTimer = null;
     this.connected = false;
@@ -126,7 +132,9 @@ class VideoStream {
     const payload = new Uint8Array(buffer, WIRE_HEADER);
     const follows = this.lastNumber === null || h.number === (this.lastNumber + 1) % 2 ** 32;
     this.lastNumber = h.number;
-    if (h.codec !== this.codec) this.switchCodec(h.codec);
+    if (h.codec === "palette") {
+      if (this.view.codec === null) this.named("palette");
+    } else if (h.codec !== this.codec) this.switchCodec(h.codec);
     if (!INTRA.has(h.codec) && !h.key) {
       const behind = this.decoder !== null && this.decoder.decodeQueueSize >= DECODE_QUEUE_LIMIT;
       const reason = behind ? "behind" : !follows ? "gap" : this.awaitingKey ? "start" : null;
@@ -136,15 +144,21 @@ class VideoStream {
       }
     }
     if (INTRA.has(h.codec)) this.drawImage(h, payload);
+    else if (h.codec === "palette") this.drawPalette(h, payload);
+    else if (this.pending > 0) this.decodeAfter(h, payload);
     else this.decode(h, payload);
   }
 
   switchCodec(codec) {
     this.closeDecoder();
     this.codec = codec;
+    this.named(codec);
+  }
+
+  named(codec) {
     this.view.codec = codec;
     this.hooks.log("stream.decoder", { codec, decoders: this.decoders,
-                                       webcodecs: !INTRA.has(codec) });
+                                       webcodecs: !INTRA.has(codec) && codec !== "palette" });
   }
 
   // Frames still inside a closed decoder are given up (and acknowledged).
@@ -229,6 +243,42 @@ class VideoStream {
     return decoder;
   }
 
+  // An H.264 frame behind palette tiles still being drawn waits for them.
+  decodeAfter(h, payload) {
+    const generation = this.generation;
+    this.chain = this.chain.then(() => {
+      if (generation === this.generation) this.decode(h, payload);
+    });
+  }
+
+  // Palette tiles go over the picture in arrival order: after the H.264 frames before them.
+  drawPalette(h, payload) {
+    if (this.pending >= DECODE_QUEUE_LIMIT) {
+      this.skip(h.number, "behind");
+      return;
+    }
+    this.pending += 1;
+    this.awaitingKey = false;
+    const generation = this.generation;
+    const decoder = this.decoder;
+    this.chain = this.chain.then(async () => {
+      if (decoder !== null && this.inDecoder.length) await decoder.flush().catch(() => {});
+      const data = await inflate(payload.subarray(paletteHeaderSize(payload)));
+      if (generation !== this.generation) return;
+      this.pending -= 1;
+      drawPaletteTiles(this.picture, h, payload, data);
+      this.view.palette += 1;
+      this.shown(h.width, h.height);
+      this.ack(h.number);
+    }).catch((err) => {
+      if (generation !== this.generation) return;
+      this.pending -= 1;
+      this.hooks.log("stream.decoder_error", { codec: h.codec, error: String(err) }, "warning");
+      this.dropped(h.number);
+      this.askKeyframe(`decoder error: ${err}`.slice(0, 120));
+    });
+  }
+
   // JPEG and raw RGB: decoded off the main thread's critical path, drawn in arrival order.
   drawImage(h, payload) {
     if (this.pending >= DECODE_QUEUE_LIMIT) {
@@ -256,8 +306,18 @@ class VideoStream {
   }
 
   show(source, width, height, close) {
-    if (this.last !== null) this.last.close();
-    this.last = { source, width, height, close };
+    const picture = this.picture;
+    if (picture.width !== width || picture.height !== height) {
+      picture.width = width;
+      picture.height = height;
+    }
+    picture.getContext("2d").drawImage(source, 0, 0, width, height);
+    close();
+    this.shown(width, height);
+  }
+
+  shown(width, height) {
+    this.last = { width, height };
     this.view.remote = { width, height };
     this.paint();
     this.view.drawn += 1;
@@ -285,7 +345,8 @@ class VideoStream {
     const at = this.placement(this.last.width, this.last.height);
     ctx.imageSmoothingEnabled = at.scale !== 1;  // crisp at 1:1, smooth when scaled
     ctx.imageSmoothingQuality = "high";
-    ctx.drawImage(this.last.source, at.x, at.y, at.width, at.height);
+    ctx.drawImage(this.picture, 0, 0, this.last.width, this.last.height,
+                  at.x, at.y, at.width, at.height);
     this.view.picture = at;
   }
 
@@ -327,9 +388,64 @@ class VideoStream {
   }
 }
 
+async function inflate(bytes) {
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+// Palette payload (media/palette.py): "!BBH" bits per index, colours - 1, rectangles; RGB
+// colours; "!HHHH" rectangles; then the deflated indices, rows padded to whole bytes.
+function paletteHeaderSize(payload) {
+  if (payload.length < 4) throw new Error("palette frame shorter than its header");
+  const head = new DataView(payload.buffer, payload.byteOffset, 4);
+  return 4 + (head.getUint8(1) + 1) * 3 + head.getUint16(2) * 8;
+}
+
+function drawPaletteTiles(picture, h, payload, data) {
+  if (picture.width !== h.width || picture.height !== h.height) {
+    if (!h.key) throw new Error("palette tiles with no picture of their size to draw on");
+    picture.width = h.width;
+    picture.height = h.height;
+  }
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  const bits = view.getUint8(0);
+  const count = view.getUint8(1) + 1;
+  const rects = view.getUint16(2);
+  if (![1, 2, 4, 8].includes(bits)) throw new Error(`palette frame with ${bits} bits per index`);
+  const colours = new Uint32Array(256);  // RGBA as the canvas stores it (little-endian)
+  for (let i = 0; i < count; i++) {
+    const at = 4 + i * 3;
+    colours[i] = (255 << 24 | payload[at + 2] << 16 | payload[at + 1] << 8 | payload[at]) >>> 0;
+  }
+  const ctx = picture.getContext("2d");
+  const perByte = 8 / bits;
+  const mask = (1 << bits) - 1;
+  let offset = 0;
+  for (let r = 0; r < rects; r++) {
+    const at = 4 + count * 3 + r * 8;
+    const x = view.getUint16(at), y = view.getUint16(at + 2);
+    const w = view.getUint16(at + 4), hgt = view.getUint16(at + 6);
+    if (x + w > h.width || y + hgt > h.height || w === 0 || hgt === 0) {
+      throw new Error(`palette rectangle ${w}x${hgt}+${x}+${y} outside the picture`);
+    }
+    const rowBytes = Math.ceil(w / perByte);
+    if (offset + rowBytes * hgt > data.length) throw new Error("palette frame cut short");
+    const image = new ImageData(w, hgt);
+    const out = new Uint32Array(image.data.buffer);
+    for (let row = 0, o = 0; row < hgt; row++) {
+      const start = offset + row * rowBytes;
+      for (let col = 0; col < w; col++) {
+        const byte = data[start + Math.floor(col / perByte)];
+        out[o++] = colours[(byte >> (8 - bits * (col % perByte + 1))) & mask];
+      }
+    }
+    offset += rowBytes * hgt;
+    ctx.putImageData(image, x, y);
+  }
+}
+
 async function rgbPicture(payload, width, height) {
-  const stream = new Blob([payload]).stream().pipeThrough(new DecompressionStream("deflate"));
-  const rgb = new Uint8Array(await new Response(stream).arrayBuffer());
+  const rgb = await inflate(payload);
   if (rgb.length !== width * height * 3) {
     throw new Error(`${rgb.length} bytes for a ${width}x${height} picture`);
   }

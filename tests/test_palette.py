@@ -1,0 +1,94 @@
+"""Palette frames (media/palette.py): exact round trips at each index width, the tiles they
+carry, the size of a screen of text against H.264's, and payloads that do not fit."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from openfrp.media.changes import changed_tiles
+from openfrp.media.encoder import H264Encoder
+from openfrp.media.palette import HEAD, decode_palette, encode_palette, rectangles
+from tests.test_stream_media import text_picture
+
+
+def coloured(colours: int, height: int = 100, width: int = 130) -> NDArray[np.uint8]:
+    rng = np.random.default_rng(colours)
+    table = rng.integers(0, 256, (colours, 4), dtype=np.uint8)
+    table = np.unique(table[:, :3], axis=0)
+    while len(table) < colours:  # random colours may repeat: top up with distinct greys
+        table = np.unique(np.vstack([table, [[len(table)] * 3]]), axis=0)
+    picture = np.zeros((height, width, 4), np.uint8)
+    picture[:, :, :3] = table[rng.integers(0, colours, (height, width))]
+    return picture
+
+
+@pytest.mark.parametrize(("colours", "bits"), [(1, 1), (2, 1), (3, 2), (4, 2), (16, 4), (256, 8)])
+def test_a_picture_of_few_colours_comes_back_exactly(colours: int, bits: int) -> None:
+    picture = coloured(colours)
+    payload = encode_palette(picture, changed_tiles(None, picture))
+    assert payload is not None and HEAD.unpack_from(payload)[:2] == (bits, colours - 1)
+    drawn = np.zeros((100, 130, 3), np.uint8)
+    decode_palette(payload, drawn)
+    assert np.array_equal(drawn, picture[:, :, 2::-1])
+
+
+def test_more_than_256_colours_are_left_to_h264() -> None:
+    picture = coloured(257)
+    assert encode_palette(picture, changed_tiles(None, picture)) is None
+    rare = coloured(2, 256, 256)
+    rare[255, 255, :3] = (1, 2, 3)  # a colour the sampled pixels miss
+    payload = encode_palette(rare, changed_tiles(None, rare))
+    assert payload is not None and HEAD.unpack_from(payload)[1] == 2
+
+
+def test_only_the_changed_tiles_travel_and_the_rest_is_left_alone() -> None:
+    before = text_picture()
+    after = before.copy()
+    after[70:80, 200:330, :3] = 0  # across tiles (1, 3) to (1, 5)
+    mask = changed_tiles(before, after)
+    assert rectangles(mask, 640, 360) == [(192, 64, 192, 64)]
+    drawn = np.ascontiguousarray(before[:, :, 2::-1])
+    payload = encode_palette(after, mask)
+    assert payload is not None
+    decode_palette(payload, drawn)
+    assert np.array_equal(drawn, after[:, :, 2::-1])
+    edge = rectangles(np.ones((6, 10), np.bool_), 640, 360)
+    assert edge[-1] == (0, 320, 640, 40)  # the last tile row is cut to the screen
+
+
+def test_a_screen_of_text_is_smaller_than_h264_and_exact() -> None:
+    picture = text_picture(1280, 720)
+    picture[:, 960:, :3] = 255  # text only: the panel goes
+    payload = encode_palette(picture, changed_tiles(None, picture))
+    h264, _ = H264Encoder(1280, 720, 1_840_000).encode(picture, True)
+    assert payload is not None and len(payload) < len(h264) / 2, (len(payload), len(h264))
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        b"\x01",  # shorter than the header
+        b"\x03\x00\x00\x00",  # 3 bits per index
+        HEAD.pack(1, 1, 1) + bytes(6) + bytes(4),  # a rectangle cut short
+        HEAD.pack(1, 1, 1) + bytes(6) + b"\x00\x00\x00\x00\x00\x10\x00\x01" + b"junk",
+        HEAD.pack(1, 1, 1)
+        + bytes(6)
+        + b"\x00\x60\x00\x00\x00\x10\x00\x01"
+        + zlib.compress(bytes(2)),  # x 96 + 16 > 100
+        HEAD.pack(2, 1, 1)
+        + bytes(6)
+        + b"\x00\x00\x00\x00\x00\x04\x00\x01"
+        + zlib.compress(b"\xff"),  # index 3 of 2 colours
+        HEAD.pack(1, 0, 1)
+        + bytes(3)
+        + b"\x00\x00\x00\x00\x00\x10\x00\x02"
+        + zlib.compress(bytes(2)),  # 2 rows of indices, 1 sent
+    ],
+)
+def test_a_payload_that_does_not_fit_is_a_value_error(cut: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_palette(cut, np.zeros((10, 100, 3), np.uint8))
