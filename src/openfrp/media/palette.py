@@ -25,7 +25,7 @@ from openfrp.media.changes import TILE
 HEAD = struct.Struct("!BBH")
 RECT = struct.Struct("!HHHH")
 MAX_COLOURS = 256
-ZLIB_LEVEL = 6  # 7.1 KB for a full text screen in 9 ms; level 9: 10.7 KB in 73 ms (8-bit)
+ZLIB_LEVEL = 6  # a scrolling 720p xterm: 4.6 KB a frame in 9 ms; level 9: 4.2 KB in 13 ms
 SAMPLE = 4  # colours are first counted on every 4th pixel of every 4th row
 
 

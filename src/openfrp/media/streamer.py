@@ -242,17 +242,19 @@ class Streamer:
         refined = 0
         failing = False
         next_tick = time.monotonic()
+        owed = False  # a tick found the path full: the next acknowledgement may take it
         while not self._stopped:
             self._wake.wait(max(0.0, next_tick - time.monotonic()))
             self._wake.clear()
             with self._lock:
                 conn, resize = self._conn, self._resize
                 urgent = resize is not None or self._key_reason is not None
-                if time.monotonic() < next_tick and not urgent:
+                full = self._in_flight >= MAX_IN_FLIGHT
+                if time.monotonic() < next_tick and not urgent and (full or not owed):
                     continue  # woken by an acknowledgement: keep the pace
                 next_tick = time.monotonic() + 1 / max(1, self.rate.fps)
                 self._resize = None
-                blocked = self._in_flight >= MAX_IN_FLIGHT
+                blocked = owed = full
                 if conn is not None and blocked:
                     conn.dropped += 1
                 # The budget paces H.264 (its quality floor can outgrow the bitrate); JPEG and
