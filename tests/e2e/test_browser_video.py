@@ -16,6 +16,7 @@ import pytest
 
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import H264Encoder, JpegEncoder, RgbZlibEncoder
+from openfrp.media.mixed import MixedCanvas
 from openfrp.media.palette import encode_palette
 from openfrp.media.wire import (
     CODEC_H264,
@@ -245,3 +246,36 @@ def test_palette_tiles_are_drawn_exactly_over_the_h264_picture(video: Page) -> N
     video.feed(4, CODEC_PALETTE, cut[:-6], key=False)  # cut short: dropped, a keyframe asked
     video.wait("window.sent.some((m) => m.type === 'keyframe')")
     assert video.acks() == [1, 2, 3, 4] and video.view()["dropped"] == 1
+
+
+def test_h264_tiles_leave_the_palette_tiles_beside_them_exact(video: Page) -> None:
+    """The mixed stream as the server sends it: a noise tile goes as H.264 naming only its
+    tile, the checkerboard beside it as palette tiles, which no H.264 frame blurs."""
+    rng = np.random.default_rng(5)
+
+    def blocks() -> Pixels:  # 1024 colours in 2x2 blocks: too many for a palette tile
+        return np.repeat(np.repeat(rng.integers(0, 256, (32, 32, 4), np.uint8), 2, 0), 2, 1)
+
+    first = picture()
+    first[64:128, 192:256, :3] = 0
+    first[64:128:2, 192:256:2, :3] = first[65:128:2, 193:256:2, :3] = 255
+    first[128:192, 64:128] = blocks()
+    second = first.copy()
+    second[128:192, 64:128] = blocks()
+    encoder = H264Encoder(W, H, 2_000_000)
+    canvas = MixedCanvas(changed_tiles(None, first))
+    frames = canvas.encode(encoder, first, changed_tiles(None, first), True, False)
+    frames += canvas.encode(encoder, second, changed_tiles(first, second), False, False)
+    assert [f.codec for f in frames] == [CODEC_PALETTE, CODEC_H264, CODEC_H264]
+    for number, frame in enumerate(frames, 1):
+        data = pack_frame(number, W, H, frame.codec, frame.flags, frame.payload)
+        video.page.evaluate("(b) => window.feed(b)", base64.b64encode(data).decode())
+    video.wait("window.stream.view.drawn === 3")
+    assert video.pixel(192, 64) == (255, 255, 255) and video.pixel(193, 64) == (0, 0, 0)
+    assert video.pixel(194, 66) == (255, 255, 255) and video.pixel(40, 20) == RED
+    centres = [(64 + 2 * i, 128 + 2 * j) for i in range(1, 32, 5) for j in range(1, 32, 7)]
+    drawn = [video.pixel(x, y) for x, y in centres]
+    truth = [tuple(int(c) for c in second[y, x, 2::-1]) for x, y in centres]
+    close = sum(near(d, t, 60) for d, t in zip(drawn, truth, strict=True))
+    assert close >= len(centres) * 3 // 4, (drawn, truth)  # the second blocks, through H.264
+    assert video.acks() == [1, 2, 3] and video.sent("keyframe") == []

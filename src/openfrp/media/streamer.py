@@ -11,9 +11,9 @@ due: a still screen costs a 0.5 ms compare per tick and a few bytes a second. A 
 path cannot take is dropped, never queued; an H.264 or palette frame dropped after encoding
 breaks the chain, so the next one is a keyframe.
 
-A terminal that draws both H.264 and palette frames (media/palette.py) gets the changed tiles
-losslessly whenever they hold few colours, and H.264 otherwise; a still screen's refinement
-then redraws the tiles H.264 last drew, losslessly where it can.
+A terminal that draws both H.264 and palette frames gets the mixed stream (media/mixed.py):
+changed tiles of few colours exactly, the others in H.264; a still screen's refinement then
+redraws the tiles H.264 last drew, exactly where they have few colours.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import Encoder, choose_codec, make_encoder
-from openfrp.media.palette import encode_palette
+from openfrp.media.mixed import Frame, MixedCanvas
 from openfrp.media.randr import RandrError
 from openfrp.media.rate import RateControl
 from openfrp.media.wire import (
@@ -238,7 +238,7 @@ class Streamer:
 
     def _run(self) -> None:
         encoder: Encoder | None = None
-        canvas = _Canvas(np.ones((1, 1), np.bool_))
+        canvas = MixedCanvas(np.ones((1, 1), np.bool_))
         previous: NDArray[np.uint8] | None = None
         changed_at = sent_at = time.monotonic()
         refined = 0
@@ -293,7 +293,7 @@ class Streamer:
                         self._x264_params,
                     )
                     self.keyframe("new encoder")
-                    canvas = _Canvas(changed_tiles(None, pixels))
+                    canvas = MixedCanvas(changed_tiles(None, pixels))
                 now = time.monotonic()
                 mask = changed_tiles(previous, pixels)
                 if mask.any():
@@ -314,15 +314,13 @@ class Streamer:
                 if refine and refined == 0:
                     encoder.set_bitrate(self.rate.bitrate * REFINE_BOOST)
                 refined += refine
-                codec = encoder.codec
                 if conn.palette:
-                    codec, payload, key = canvas.encode(
-                        encoder, pixels, mask, key_reason is not None, refine
-                    )
-                    if refine and codec == CODEC_PALETTE:
+                    frames = canvas.encode(encoder, pixels, mask, key_reason is not None, refine)
+                    if refine and not canvas.lossy.any():
                         refined = REFINE_FRAMES  # exact at once: no more passes
                 else:
                     payload, key = encoder.encode(pixels, key_reason is not None)
+                    frames = [Frame(encoder.codec, payload, FLAG_KEY if key else 0)]
                 if refine and refined == REFINE_FRAMES:
                     encoder.set_bitrate(REST_BITRATE)
             except Exception as exc:
@@ -337,12 +335,13 @@ class Streamer:
                 failing = False
                 self._loop.call_soon_threadsafe(self._cb.result, True, "")
             previous, sent_at = pixels, now
-            flags = (FLAG_KEY if key else 0) | (FLAG_REFINE if refine else 0)
-            self._number += 1
-            data = pack_frame(self._number, width, height, codec, flags, payload)
-            with self._lock:
-                self._in_flight += 1
-            self._loop.call_soon_threadsafe(self._deliver, conn, self._number, data, flags)
+            for frame in frames:
+                flags = frame.flags | (FLAG_REFINE if refine else 0)
+                self._number += 1
+                data = pack_frame(self._number, width, height, frame.codec, flags, frame.payload)
+                with self._lock:
+                    self._in_flight += 1
+                self._loop.call_soon_threadsafe(self._deliver, conn, self._number, data, flags)
 
     def _new_size_limits(self, width: int, height: int) -> None:
         with self._lock:  # the bitrate scales with the screen, where the path allowed it
@@ -370,35 +369,6 @@ class Streamer:
         if size != before:
             attrs.update(width=size[0], height=size[1])
             self._loop.call_soon_threadsafe(self._cb.log, "display.resized", conn.cid, attrs)
-
-
-@dataclass
-class _Canvas:
-    """What a mixing terminal's picture holds, to choose each frame's codec."""
-
-    lossy: NDArray[np.bool_]  # tiles H.264 drew last
-    h264_key: bool = True  # the terminal's H.264 decoder has nothing to refer to yet
-
-    def encode(
-        self,
-        encoder: Encoder,
-        pixels: NDArray[np.uint8],
-        changed: NDArray[np.bool_],
-        key: bool,
-        refine: bool,
-    ) -> tuple[int, bytes, bool]:
-        """(codec, payload, keyframe): the tiles to send in palette colours when they have
-        few, else the picture in H.264."""
-        tiles = np.ones_like(changed) if key else self.lossy if refine else changed
-        payload = encode_palette(pixels, tiles)
-        if payload is not None:
-            self.lossy &= ~tiles
-            self.h264_key = self.h264_key or key
-            return CODEC_PALETTE, payload, key
-        payload, key = encoder.encode(pixels, key or self.h264_key)
-        self.h264_key = False
-        self.lossy[:] = True
-        return CODEC_H264, payload, key
 
 
 def _ms() -> int:

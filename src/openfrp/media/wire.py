@@ -28,6 +28,7 @@ CODEC_NAMES = {
 
 FLAG_KEY = 1  # decodable on its own
 FLAG_REFINE = 2  # the same picture again at high quality, sent once the screen is still
+FLAG_TILES = 4  # H.264 whose payload starts with the rectangles to take (media/mixed.py)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import av
 import numpy as np
 from av.video.frame import VideoFrame
 
+from openfrp.media.mixed import split_regions
 from openfrp.media.palette import decode_palette
 from openfrp.media.wire import (
     CODEC_H264,
@@ -32,6 +33,7 @@ from openfrp.media.wire import (
     CODEC_PALETTE,
     CODEC_RGB_ZLIB,
     CODEC_VP8,
+    FLAG_TILES,
     HEADER,
     FrameHeader,
     parse_frame,
@@ -257,8 +259,14 @@ class VideoReceiver:
 
     def _decode(self, header: FrameHeader, payload: bytes) -> VideoFrame | None:
         if header.codec == CODEC_PALETTE:
-            return self._draw_palette(header, payload)
-        self._canvas = None
+            canvas = self._base(header)
+            decode_palette(payload, canvas)
+            return VideoFrame.from_ndarray(canvas, format="rgb24")
+        regions = None
+        if header.flags & FLAG_TILES:
+            regions, payload = split_regions(payload)
+        else:
+            self._canvas = None
         if header.codec == CODEC_RGB_ZLIB:
             rgb = np.frombuffer(zlib.decompress(payload), np.uint8)
             if rgb.size != header.width * header.height * 3:
@@ -269,9 +277,15 @@ class VideoReceiver:
             decoder = av.CodecContext.create(_AV_CODECS[header.codec], "r")
             self._decoders[header.codec] = decoder
         frames = decoder.decode(av.Packet(payload))
-        return frames[-1] if frames else None
+        if not frames or regions is None:
+            return frames[-1] if frames else None
+        canvas, picture = self._base(header), frames[-1].to_ndarray(format="rgb24")
+        for x, y, w, h in regions:
+            canvas[y : y + h, x : x + w] = picture[y : y + h, x : x + w]
+        return VideoFrame.from_ndarray(canvas, format="rgb24")
 
-    def _draw_palette(self, header: FrameHeader, payload: bytes) -> VideoFrame:
+    def _base(self, header: FrameHeader) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """The picture that tiles of a mixed stream are drawn on."""
         size = (header.height, header.width, 3)
         if self._canvas is None or self._canvas.shape != size:
             with self._lock:
@@ -281,9 +295,8 @@ class VideoReceiver:
             elif latest is not None and (latest.height, latest.width) == size[:2]:
                 self._canvas = np.array(latest.to_ndarray(format="rgb24"), np.uint8)
             else:
-                raise ValueError("palette tiles with no picture of their size to draw on")
-        decode_palette(payload, self._canvas)
-        return VideoFrame.from_ndarray(self._canvas, format="rgb24")
+                raise ValueError("tiles with no picture of their size to draw on")
+        return self._canvas
 
     def _keep(self, frame: VideoFrame, codec: str | None, nbytes: int) -> None:
         with self._lock:

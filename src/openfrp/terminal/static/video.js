@@ -1,10 +1,10 @@
 // The browser terminal's picture: binary wire frames (src/openfrp/media/wire.py: a 10-byte
 // header "!IHHBB" = frame number, width, height, codec, flags, then the codec's payload)
 // decoded with WebCodecs (H.264, VP8), createImageBitmap (JPEG) or DecompressionStream (raw
-// RGB, and the palette tiles of media/palette.py drawn over the picture between H.264
-// frames), kept in a picture canvas the size of the session's screen and drawn on a canvas
-// that fills the window in device pixels: at 1:1 when the screen matches the window, scaled
-// to fit otherwise.
+// RGB; the mixed stream's palette tiles, media/mixed.py, beside H.264 that brings only the
+// tiles it names), kept in a picture canvas the size of the session's screen and drawn on a
+// canvas that fills the window in device pixels: at 1:1 when the screen matches the window,
+// scaled to fit otherwise.
 //
 // Every frame is acknowledged (frame_ack) once drawn or given up, so the server's count of
 // frames in flight never stalls. A delta frame that cannot follow the one before it (a new
@@ -16,6 +16,7 @@ const WIRE_HEADER = 10;
 const CODECS = { 1: "rgb-zlib", 2: "h264", 3: "vp8", 4: "jpeg", 5: "palette" };
 const INTRA = new Set(["rgb-zlib", "jpeg"]);  // every frame stands alone
 const FLAG_KEY = 1;
+const FLAG_TILES = 4;  // H.264 that brings only the rectangles its payload starts with
 const DECODE_QUEUE_LIMIT = 8;  // frames waiting in a decoder before it counts as behind
 const KEYFRAME_RETRY_MS = 1000;
 const RESIZE_DEBOUNCE_MS = 250;
@@ -65,6 +66,7 @@ class VideoStream {
                   picture: null, starts: [], palette: 0 };
     this.decoder = null;  // WebCodecs decoder of this.codec, or null
     this.inDecoder = [];  // frame numbers given to the decoder, not yet drawn
+    this.regions = new Map();  // frame number -> the rectangles to take from it (FLAG_TILES)
     this.generation = 0;  // a new connection: frames still decoding are not acknowledged
     this.codec = null;
     this.configured = null;  // the codec string the decoder was configured with
@@ -122,7 +124,8 @@ class VideoStream {
     if (buffer.byteLength < WIRE_HEADER) return;
     const head = new DataView(buffer);
     const h = { number: head.getUint32(0), width: head.getUint16(4), height: head.getUint16(6),
-                codec: CODECS[head.getUint8(8)], key: (head.getUint8(9) & FLAG_KEY) !== 0 };
+                codec: CODECS[head.getUint8(8)], key: (head.getUint8(9) & FLAG_KEY) !== 0,
+                tiles: (head.getUint8(9) & FLAG_TILES) !== 0 };
     if (h.codec === undefined) return;
     this.hooks.stats.received(buffer.byteLength);
     const starts = this.view.starts;
@@ -166,6 +169,7 @@ class VideoStream {
     if (this.decoder !== null && this.decoder.state !== "closed") this.decoder.close();
     this.decoder = null;
     this.configured = null;
+    this.regions.clear();
     for (const number of this.inDecoder.splice(0)) this.dropped(number);
   }
 
@@ -200,6 +204,11 @@ class VideoStream {
 
   decode(h, payload) {
     try {
+      if (h.tiles) {
+        const split = splitRegions(payload);
+        payload = split.unit;
+        this.regions.set(h.number, split.regions);
+      }
       if (h.key) {
         const codec = h.codec === "h264" ? avcCodec(payload) : "vp8";
         if (this.decoder === null) this.decoder = this.newDecoder();
@@ -233,7 +242,9 @@ class VideoStream {
           this.dropped(this.inDecoder.shift());
         }
         this.inDecoder.shift();
-        this.show(frame, frame.displayWidth, frame.displayHeight, () => frame.close());
+        const regions = this.regions.get(frame.timestamp) || null;
+        this.regions.delete(frame.timestamp);
+        this.show(frame, frame.displayWidth, frame.displayHeight, () => frame.close(), regions);
         this.ack(frame.timestamp);
       },
       error: (err) => {
@@ -305,13 +316,16 @@ class VideoStream {
     });
   }
 
-  show(source, width, height, close) {
+  // The whole picture, or only `regions` of it [[x, y, w, h], ...] over what is there.
+  show(source, width, height, close, regions = null) {
     const picture = this.picture;
     if (picture.width !== width || picture.height !== height) {
       picture.width = width;
       picture.height = height;
     }
-    picture.getContext("2d").drawImage(source, 0, 0, width, height);
+    const ctx = picture.getContext("2d");
+    if (regions === null) ctx.drawImage(source, 0, 0, width, height);
+    for (const [x, y, w, hgt] of regions || []) ctx.drawImage(source, x, y, w, hgt, x, y, w, hgt);
     close();
     this.shown(width, height);
   }
@@ -386,6 +400,21 @@ class VideoStream {
     if (x < 0 || y < 0 || x >= last.width || y >= last.height) return null;
     return { x: Math.floor(x), y: Math.floor(y) };
   }
+}
+
+// An H.264 tiles payload: "!H" count, "!HHHH" rectangles, then the access unit.
+function splitRegions(payload) {
+  if (payload.length < 2) throw new Error("H.264 tiles frame shorter than its header");
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  const count = view.getUint16(0);
+  const end = 2 + count * 8;
+  if (payload.length < end) throw new Error("H.264 tiles frame cut short");
+  const regions = [];
+  for (let i = 2; i < end; i += 8) {
+    regions.push([view.getUint16(i), view.getUint16(i + 2), view.getUint16(i + 4),
+                  view.getUint16(i + 6)]);
+  }
+  return { regions, unit: payload.subarray(end) };
 }
 
 async function inflate(bytes) {

@@ -1,0 +1,105 @@
+"""The mixed stream (media/mixed.py) end to end without a session: a text screen with a
+photo-like patch, encoded as the streamer does and drawn by the Python terminal's decoder.
+Text tiles arrive exactly and stay exact while H.264 carries the patch beside them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from openfrp.media.changes import changed_tiles
+from openfrp.media.encoder import H264Encoder
+from openfrp.media.mixed import MixedCanvas, pack_regions, split_regions
+from openfrp.media.wire import CODEC_H264, CODEC_PALETTE, FLAG_KEY, FLAG_TILES, pack_frame
+from openfrp.terminal.video import VideoReceiver
+from tests.test_stream_media import text_picture
+from tests.test_terminal_video import Reports
+
+W, H = 640, 360
+PATCH = (slice(128, 256), slice(384, 512))  # tiles (2..3, 6..7)
+
+
+def with_patch(seed: int) -> np.ndarray[Any, Any]:
+    screen = text_picture(W, H)
+    screen[:, W * 3 // 4 :, :3] = 255  # text and white only
+    screen[PATCH] = np.random.default_rng(seed).integers(0, 256, (128, 128, 4), dtype=np.uint8)
+    return screen
+
+
+class Terminal:
+    def __init__(self) -> None:
+        self.reports = Reports()
+        self.video = VideoReceiver(self.reports)
+        self.number = 0
+
+    def send(self, frames: list[Any]) -> list[tuple[int, int]]:
+        sent = []
+        for frame in frames:
+            self.number += 1
+            data = pack_frame(self.number, W, H, frame.codec, frame.flags, frame.payload)
+            self.video.feed(data)
+            sent.append((frame.codec, frame.flags))
+        self.video.drain(5)
+        return sent
+
+    def picture(self) -> np.ndarray[Any, Any]:
+        rgb = self.video.picture()
+        assert rgb is not None
+        return rgb
+
+
+@pytest.fixture
+def terminal() -> Any:
+    term = Terminal()
+    yield term
+    term.video.close()
+
+
+def test_text_stays_exact_beside_a_patch_that_goes_as_h264(terminal: Terminal) -> None:
+    encoder = H264Encoder(W, H, 2_000_000)
+    first = with_patch(1)
+    canvas = MixedCanvas(changed_tiles(None, first))
+    sent = terminal.send(canvas.encode(encoder, first, changed_tiles(None, first), True, False))
+    assert sent == [(CODEC_PALETTE, FLAG_KEY), (CODEC_H264, FLAG_TILES | FLAG_KEY)]
+    assert np.argwhere(canvas.lossy).tolist() == [[2, 6], [2, 7], [3, 6], [3, 7]]
+    shown, truth = terminal.picture(), first[:, :, 2::-1]
+    outside = np.ones((H, W), bool)
+    outside[PATCH] = False
+    assert np.array_equal(shown[outside], truth[outside])  # every pixel of the text
+    assert np.abs(shown[PATCH].astype(int) - truth[PATCH]).mean() < 60  # the patch, lossy
+
+    second = with_patch(2)  # the patch moves on, the text does not
+    second[20:30, 10:60, :3] = 0  # and one line of text changes
+    changed = changed_tiles(first, second)
+    sent = terminal.send(canvas.encode(encoder, second, changed, False, False))
+    assert sent == [(CODEC_PALETTE, 0), (CODEC_H264, FLAG_TILES)]
+    shown, truth = terminal.picture(), second[:, :, 2::-1]
+    assert np.array_equal(shown[outside], truth[outside])
+
+    refine = canvas.encode(encoder, second, np.zeros_like(changed), False, True)
+    assert [(f.codec, split_regions(f.payload)[0]) for f in refine] == [
+        (CODEC_H264, [(384, 128, 128, 64), (384, 192, 128, 64)])  # the patch's tile rows
+    ]
+    assert terminal.reports.of("keyframe") == []
+
+
+def test_a_text_screen_is_all_palette_and_a_key_after_it_restarts_h264() -> None:
+    encoder = H264Encoder(W, H, 2_000_000)
+    text = text_picture(W, H)
+    canvas = MixedCanvas(changed_tiles(None, text))
+    frames = canvas.encode(encoder, text, changed_tiles(None, text), True, False)
+    assert [(f.codec, f.flags) for f in frames] == [(CODEC_PALETTE, FLAG_KEY)]
+    assert not canvas.lossy.any() and canvas.h264_key
+    photo = with_patch(3)
+    frames = canvas.encode(encoder, photo, changed_tiles(text, photo), False, False)
+    assert frames[-1].codec == CODEC_H264 and frames[-1].flags == FLAG_TILES | FLAG_KEY
+
+
+def test_a_cut_tiles_payload_is_a_value_error() -> None:
+    payload = pack_regions([(0, 0, 64, 64), (64, 0, 64, 64)], b"\0\0\0\1unit")
+    assert split_regions(payload) == ([(0, 0, 64, 64), (64, 0, 64, 64)], b"\0\0\0\1unit")
+    for cut in (b"", b"\0", payload[:9]):
+        with pytest.raises(ValueError):
+            split_regions(cut)
