@@ -591,14 +591,22 @@ async def push_message(request: Request) -> Response:
 GUEST_ACTIONS = {"shutdown": 4015, "logoff": 4018}
 
 
+def _guest_runtime(request: Request, state: ServerState, session_id: str) -> SessionRuntime:
+    """The session a guest request names: 404 for one this host does not serve, 401 for a
+    wrong guest key (as for any other wrong credential)."""
+    runtime = state.runtimes.get(session_id)
+    if runtime is None:
+        raise ApiError(404, f"no session '{session_id}' on this host")
+    if not matches(request.headers.get("x-openfrp-guest-key", ""), state.guest_key(session_id)):
+        raise ApiError(401, "wrong guest key for this session")
+    return runtime
+
+
 async def guest_action(request: Request) -> Response:
     """Shutdown or logoff requested from inside the session, with the session's guest key."""
     state = _state(request)
     session_id = request.path_params["session_id"]
-    runtime = state.runtimes.get(session_id)
-    key = request.headers.get("x-openfrp-guest-key", "")
-    if runtime is None or not matches(key, state.guest_key(session_id)):
-        raise ApiError(404, f"no session '{session_id}' for this guest key")
+    runtime = _guest_runtime(request, state, session_id)
     action = (await _json_body(request)).get("action")
     if action not in GUEST_ACTIONS:
         raise ApiError(400, f"field 'action' must be one of {', '.join(GUEST_ACTIONS)}")
@@ -611,10 +619,7 @@ async def guest_download(request: Request) -> Response:
     `name` query parameter its name. Read only up to the session's file_transfer_limit."""
     state = _state(request)
     session_id = request.path_params["session_id"]
-    runtime = state.runtimes.get(session_id)
-    key = request.headers.get("x-openfrp-guest-key", "")
-    if runtime is None or not matches(key, state.guest_key(session_id)):
-        raise ApiError(404, f"no session '{session_id}' for this guest key")
+    runtime = _guest_runtime(request, state, session_id)
     limit = runtime.desk.limit
     content = bytearray()
     async for piece in request.stream():
