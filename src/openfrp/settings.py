@@ -184,7 +184,8 @@ class ServerOptions:
     session_homes: str = ""  # where each session's home folder is made ("" = system temp)
     admin_key_epoch: int = 0  # raise it (on every host) to rotate the admin key
     max_open_files: int = 65536  # the soft descriptor limit is raised toward this at start
-    header_timeout: float = 10.0  # seconds a connection may take to send its request head
+    header_timeout: float = 10.0  # seconds a connection may take to send a request head
+    body_timeout: float = 30.0  # seconds a request's body may take once its head has come
     max_connections_per_address: int = 512  # open connections from one client address
     # launches this host accepts: live sessions in all, live sessions of one user, per minute
     max_live_sessions: int = 1000

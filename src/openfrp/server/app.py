@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -824,6 +824,12 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc), **exc.extra}, status_code=exc.status)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left (or was cut off, its body late) before its request was read: there is
+    no one to answer, and nothing went wrong on the server's side."""
+    return Response(status_code=408)
+
+
 class KeepTransport:
     """Keeps a WebSocket's socket in its scope so the server can abort it: a peer that stops
     reading never takes a close frame, and a plain close would hold the socket and its buffers
@@ -863,7 +869,11 @@ def create_app(state: ServerState) -> Starlette:
             WebSocketRoute("/signal", _hub(state).serve),
             *web.ROUTES,
         ],
-        exception_handlers={ApiError: _api_error, RegistryError: _api_error},
+        exception_handlers={
+            ApiError: _api_error,
+            RegistryError: _api_error,
+            ClientDisconnect: _client_gone,
+        },
         middleware=[Middleware(KeepTransport)],
     )
     app.state.openfrp = state
