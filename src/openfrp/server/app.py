@@ -382,12 +382,16 @@ def _caller(request: Request, state: ServerState) -> Caller:
 
 def _token_still_good(state: ServerState, caller: Caller, record: SessionRecord) -> None:
     """A token is refused once its session has ended (410, with the final code) or once the
-    session's tokens were revoked after it was issued (401)."""
+    session's tokens were revoked after it was issued (401): on the session's host, or on any
+    host of the fleet through the registry's record."""
     runtime = state.runtimes.get(record.session_id)
     final_code = record.final_code if runtime is None else runtime.machine.final_code
     if final_code is not None or (runtime is not None and runtime.ended.is_set()):
         raise ApiError(410, f"session '{record.session_id}' has ended", final_code=final_code)
-    if runtime is not None and caller.generation < runtime.machine.token_generation:
+    generation = record.token_generation
+    if runtime is not None:
+        generation = max(generation, runtime.machine.token_generation)
+    if caller.generation < generation:
         raise ApiError(401, "invalid token: token has been revoked")
 
 
@@ -501,6 +505,7 @@ async def revoke_tokens(request: Request) -> Response:
         raise ApiError(409, f"session '{record.session_id}' has ended")
     machine = runtime.machine
     machine.token_generation += 1
+    await _publish_generation(state, record.session_id, machine.token_generation)
     state.log.write(
         runtime.identity.event(
             "tokens.revoked",
@@ -514,6 +519,14 @@ async def revoke_tokens(request: Request) -> Response:
     ticket = state.ticket(record.session_id)
     ticket["connect_url"] = state.connect_url(record.session_id, link_token)
     return JSONResponse(ticket)
+
+
+async def _publish_generation(state: ServerState, session_id: str, generation: int) -> None:
+    """Tell the fleet at once; a registry that cannot be reached takes it when it returns."""
+    try:
+        await state.registry.set_generation(session_id, generation)
+    except RegistryError:
+        state.fleet.later(lambda: state.registry.set_generation(session_id, generation))
 
 
 async def close_session(request: Request) -> Response:

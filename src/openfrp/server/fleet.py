@@ -196,6 +196,7 @@ class Fleet:
                 code = runtime.machine.final_code
                 ended = now_ts() if code is not None else None
                 await self.registry.set_state(sid, runtime.machine.state.value, code, ended)
+                await self.registry.set_generation(sid, runtime.machine.token_generation)
             restored.append(sid)
         self._log.write(
             Event(

@@ -51,6 +51,7 @@ class SessionRecord:
     created_ts: str
     ended_ts: str | None
     config: dict[str, Any]
+    token_generation: int = 0  # tokens of older generations are revoked (shared registries)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -100,6 +101,10 @@ class Registry(Protocol):
         final_code: int | None = None,
         ended_ts: str | None = None,
     ) -> None: ...
+
+    async def set_generation(self, session_id: str, generation: int) -> None:
+        """Record that the session's tokens of older generations are revoked, for every host
+        to refuse them."""
 
     async def get(self, session_id: str) -> SessionRecord | None: ...
 
@@ -195,6 +200,7 @@ class SqliteRegistry:
     async def add(self, record: SessionRecord) -> None:
         row = asdict(record)
         row["config"] = json.dumps(record.config)
+        del row["token_generation"]  # one host: its live session keeps it (see below)
         with self._lock:
             self.db.execute(
                 "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?)", tuple(row.values())
@@ -238,7 +244,11 @@ class SqliteRegistry:
             for r in rows
         ]
 
-    # One host: the in-memory sessions already know every live connection and every session.
+    # One host: the in-memory sessions already know every live connection and every session,
+    # and each live session its token generation (an ended one refuses every token).
+
+    async def set_generation(self, session_id: str, generation: int) -> None:
+        return None
 
     async def claim_owner(self, user: str, holder: Holder, ttl: float) -> Holder | None:
         return None
