@@ -110,6 +110,7 @@ class ServerState:
             self.runtimes,
             self.log,
             self.launched,
+            opts.max_pending_registry_writes,
         )
 
     @property
@@ -303,7 +304,7 @@ class ServerState:
             machine.final_code,
             now_ts() if ended else None,
         )
-        self.fleet.later(lambda: self._record(runtime, *args))
+        self.fleet.later(lambda: self._record(runtime, *args), ("state", args[0]))
 
     async def _record(
         self, runtime: SessionRuntime, sid: str, state: str, code: int | None, ts: str | None
@@ -526,7 +527,10 @@ async def _publish_generation(state: ServerState, session_id: str, generation: i
     try:
         await state.registry.set_generation(session_id, generation)
     except RegistryError:
-        state.fleet.later(lambda: state.registry.set_generation(session_id, generation))
+        state.fleet.later(
+            lambda: state.registry.set_generation(session_id, generation),
+            ("generation", session_id),
+        )
 
 
 async def close_session(request: Request) -> Response:
