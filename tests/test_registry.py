@@ -89,6 +89,19 @@ def test_records_round_trip_either_registry(location: str) -> None:
     run(open_registry(location), body)
 
 
+def test_a_revoked_generation_is_shared_and_only_ever_raised(redis_server: RedisServer) -> None:
+    async def body(r: Registry) -> None:
+        await r.add(record("s-1", "alice", "host-a", "2026-03-02T10:00:00.000000Z"))
+        assert (await r.get("s-1")).token_generation == 0  # type: ignore[union-attr]
+        await r.set_generation("s-1", 2)
+        await r.set_generation("s-1", 1)  # a late write does not bring gen-1 tokens back
+        await r.set_generation("s-unknown", 3)  # no record appears for an unknown id
+        assert (await r.get("s-1")).token_generation == 2  # type: ignore[union-attr]
+        assert await r.get("s-unknown") is None
+
+    run(RedisRegistry(redis_server.url), body)
+
+
 def test_sqlite_keeps_no_owner_records_one_host_decides_alone(tmp_path: Path) -> None:
     async def body(r: Registry) -> None:
         assert r.shared is False

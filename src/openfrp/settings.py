@@ -184,7 +184,8 @@ class ServerOptions:
     session_homes: str = ""  # where each session's home folder is made ("" = system temp)
     admin_key_epoch: int = 0  # raise it (on every host) to rotate the admin key
     max_open_files: int = 65536  # the soft descriptor limit is raised toward this at start
-    header_timeout: float = 10.0  # seconds a connection may take to send its request head
+    header_timeout: float = 10.0  # seconds a connection may take to send a request head
+    body_timeout: float = 30.0  # seconds a request's body may take once its head has come
     max_connections_per_address: int = 512  # open connections from one client address
     # launches this host accepts: live sessions in all, live sessions of one user, per minute
     max_live_sessions: int = 1000
@@ -193,6 +194,7 @@ class ServerOptions:
     log_max_bytes: int = 256 * 1024 * 1024  # the event log rotates at this size (0: never)
     log_keep: int = 10  # rotated event logs kept (server-events.jsonl.1 the newest)
     registry_retention: float = 7 * 86400.0  # seconds an ended session stays in the registry
+    max_pending_registry_writes: int = 10000  # held while the registry is away; then dropped
     # Behind a front end: the URL people reach the server at (scheme, host, port, path
     # prefix; "" = this server's own address), the proxies whose X-Forwarded-* headers are
     # believed (comma-separated addresses or networks, "*" any, "" none), direct TLS files.
@@ -256,7 +258,7 @@ def _server_options(values: Any) -> ServerOptions:
     if not 0 <= port <= 65535:
         raise SettingsError(f"server.port: must be 0-65535, got {port}")
     limits = ("max_live_sessions", "max_live_sessions_per_user", "max_launches_per_minute")
-    for key in (*limits, "max_connections_per_address"):
+    for key in (*limits, "max_connections_per_address", "max_pending_registry_writes"):
         if checked.get(key, 1) < 1:
             raise SettingsError(f"server.{key}: must be at least 1")
     size = checked.get("log_max_bytes", 0)

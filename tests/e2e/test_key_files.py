@@ -1,6 +1,6 @@
 """The server's key files are private to it, and a credential with non-ASCII bytes (Bearer,
-guest key, signaling peer key, a key file) is a wrong credential: 401 (the guest endpoint's
-404, the hub's refusal), never a 500 with a traceback."""
+guest key, signaling peer key, a key file) is a wrong credential: 401 (the hub's refusal),
+never a 500 with a traceback. A wrong guest key is 401 too; 404 is for a session not served."""
 
 from __future__ import annotations
 
@@ -90,9 +90,11 @@ def test_non_ascii_credentials_are_refused_not_a_server_error(e2e: E2E) -> None:
         assert (
             raw_request(server, "GET", "/api/sessions", "Authorization", b"Bearer " + value) == 401
         )
-    assert (
-        raw_request(server, "POST", f"/api/sessions/{sid}/guest", "X-OpenFRP-Guest-Key", odd) == 404
-    )
+    guest = f"/api/sessions/{sid}/guest"
+    for key in (odd, b"0" * 64, b""):
+        assert raw_request(server, "POST", guest, "X-OpenFRP-Guest-Key", key) == 401, key
+        assert raw_request(server, "POST", f"{guest}/download", "X-OpenFRP-Guest-Key", key) == 401
+    assert raw_request(server, "POST", "/api/sessions/s-0/guest", "X-OpenFRP-Guest-Key", odd) == 404
 
     with connect(f"ws://127.0.0.1:{server.port}/signal", open_timeout=5) as ws:
         ws.send(json.dumps({"type": "register", "host": "e2e-host", "key": ODD}))

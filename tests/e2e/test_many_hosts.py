@@ -283,3 +283,27 @@ def test_sessions_go_on_when_redis_goes_away(e2e: E2E, fleet: Fleet) -> None:
     assert not a.log.find(event="connection.closed")
     assert not a.log.find(event="connection.rejected")
     assert a.api("GET", "/healthz").body["live_sessions"] == 2
+
+
+def test_tokens_revoked_on_a_are_refused_on_b(e2e: E2E, fleet: Fleet) -> None:
+    a, b = fleet.a, fleet.b
+    ticket = a.launch("alice")
+    sid, path = ticket["session_id"], f"/api/sessions/{ticket['session_id']}"
+    link = ticket["connect_url"].split("#token=", 1)[1]
+    assert b.api("GET", path, key=ticket["token"]).status == 200
+    fresh = a.api("POST", f"{path}/revoke")
+    assert fresh.status == 200
+    for old in (ticket["token"], link):
+        for method, where in (
+            ("GET", path),
+            ("GET", f"{path}/ticket"),
+            ("GET", "/api/sessions"),
+            ("DELETE", path),
+        ):
+            answer = b.api(method, where, key=old)
+            assert answer.status == 401, (method, where, answer)
+            assert "revoked" in answer.body["error"]
+    assert a.session(sid)["state"] == "created"  # the old token closed nothing through B
+    assert b.api("GET", path, key=fresh.body["token"]).status == 200
+    assert b.api("DELETE", path, key=fresh.body["token"]).status == 200
+    assert a.log.wait_event(event="session.ended", session_id=sid)["code"] == 4019

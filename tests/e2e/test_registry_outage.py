@@ -5,6 +5,7 @@ host publishes its live session again, so every host sees the truth."""
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -68,3 +69,42 @@ def test_writes_held_during_a_redis_outage_are_replayed_on_an_empty_redis(
         for store_server in (first, again):
             if store_server is not None:
                 store_server.stop()
+
+
+def test_writes_held_past_the_limit_drop_the_oldest_and_each_final_state_still_wins(
+    e2e: E2E, tmp_path: Path
+) -> None:
+    """Redis frozen (SIGSTOP: it keeps its data but answers nothing) while six sessions end:
+    with room for three held writes the oldest are dropped, said at once, and once Redis
+    answers every session is recorded ended all the same."""
+    store_server = RedisServer.start(tmp_path / "redis")
+    try:
+        server = e2e.server(
+            launchpads={"brief": {"idle_timeout": 3.0}},  # no terminal comes: 4009 at 3 s
+            server={"registry": store_server.url, "max_pending_registry_writes": 3},
+        )
+        sids = [server.launch(f"user{i}", "brief")["session_id"] for i in range(6)]
+        store_server.process.send_signal(signal.SIGSTOP)
+        try:
+            for sid in sids:
+                server.log.wait_event(event="session.ended", session_id=sid, timeout=10)
+            dropped = server.log.wait_event(event="registry.writes_dropped", timeout=5)
+            assert dropped["attrs"]["limit"] == 3 and dropped["attrs"]["write"][0] == "state"
+            assert len(server.log.find(event="registry.writes_dropped")) == 1
+            held = server.api("GET", f"/api/sessions/{sids[-1]}")
+            assert (held.status, held.body["final_code"]) == (200, 4009)  # served from memory
+        finally:
+            store_server.process.send_signal(signal.SIGCONT)
+        replayed = server.log.wait_event(event="registry.replayed", timeout=30)
+        assert replayed["attrs"]["dropped"] >= 2  # six writes, one in flight, three held
+        store = redis.Redis.from_url(store_server.url, decode_responses=True)
+        for _ in bounded(10.0, step=0.2):
+            rows = [store.hgetall(f"openfrp:session:{sid}") for sid in sids]
+            if all(row.get("final_code") == "4009" for row in rows):
+                break
+        store.close()
+        assert [(r["state"], r.get("final_code")) for r in rows] == [("ended", "4009")] * 6
+        assert "Traceback" not in server.stderr()
+    finally:
+        store_server.process.send_signal(signal.SIGCONT)
+        store_server.stop()

@@ -140,3 +140,18 @@ def test_the_page_reads_the_fragment_and_sends_the_token_as_a_header(
     browser.wait("v.state.startsWith('connected')")
     server.log.wait_event(event="session.started", session_id=ticket["session_id"])
     assert urls and not [url for url in urls if token in url.partition("#")[0]]
+
+
+def test_an_expired_link_token_is_refused_at_the_hello_with_4002(e2e: E2E) -> None:
+    server = e2e.server(launchpads={"brief": {"link_ttl": 1.0}})
+    ticket = server.launch("erin", "brief")
+    sid, link = ticket["session_id"], _link_token(ticket)
+    time.sleep(1.2)  # past the link's expiry (whole seconds, from its issue)
+    raw = e2e.raw(server.ws_url)
+    raw.send(hello_for(ticket, token=link))
+    assert raw.wait_closed() == 4002
+    rejected = server.log.wait_event(event="connection.rejected", code=4002, session_id=sid)
+    assert rejected["attrs"] == {**rejected["attrs"], "field": "token"}
+    assert rejected["attrs"]["problem"] == "token has expired"
+    # The session's own token (valid for max_session_duration) still joins.
+    assert e2e.raw(server.ws_url).handshake(hello_for(ticket))["session_id"] == sid

@@ -173,6 +173,15 @@ def test_a_revoked_generation_fails_the_hello() -> None:
     assert check_hello(hello(token=fresh), issued(), SECRET, PROTOCOL_VERSION, 1) is None
 
 
+def test_an_expired_token_fails_the_hello_when_a_clock_is_given() -> None:
+    signed = token(exp=1000)
+    assert check_hello(hello(token=signed), issued(), SECRET, PROTOCOL_VERSION, 0, 999.5) is None
+    assert check_hello(hello(token=signed), issued(), SECRET, PROTOCOL_VERSION, 0, 1000) == (
+        "token",
+        "token has expired",
+    )
+
+
 @pytest.mark.parametrize("bad", ["", "abc", ".", "abc.", ".abc", "!!!.???", "a.b.c", "a.b"])
 def test_malformed_tokens_raise_token_error(bad: str) -> None:
     with pytest.raises(TokenError):

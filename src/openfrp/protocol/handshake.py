@@ -98,16 +98,22 @@ def token_generation(claims: dict[str, Any]) -> int:
 
 
 def check_hello(
-    hello: dict[str, Any], issued: Issued, secret: bytes, version: int, generation: int = 0
+    hello: dict[str, Any],
+    issued: Issued,
+    secret: bytes,
+    version: int,
+    generation: int = 0,
+    now: float | None = None,
 ) -> tuple[str, str] | None:
     """Return (field, problem) for the first mismatch, or None when the hello fits;
-    `generation`: the session's tokens of older generations are revoked."""
+    `generation`: the session's tokens of older generations are revoked; `now` (UNIX
+    seconds): a token whose expiry has passed is refused, as the API refuses it."""
     if hello["version"] != version:
         return "version", f"terminal speaks protocol {hello['version']}, server {version}"
     if hello["session_id"] != issued.session_id:
         return "session_id", "hello names another session"
     try:
-        claims = verify_token(secret, hello["token"])
+        claims = verify_token(secret, hello["token"], now)
     except TokenError as exc:
         return "token", str(exc)
     if claims.get("session_id") != issued.session_id or claims.get("user") != issued.user:

@@ -8,7 +8,9 @@ unacknowledged bytes are what `send_buffer_limit` (4003) measures.
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -63,8 +65,11 @@ class ServerSession:
         secret: bytes,
         now_ms: int,
         version: int = PROTOCOL_VERSION,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock`: UNIX seconds, what a token's expiry is checked against at `hello`."""
         self.issued = issued
+        self._clock = clock
         self.settings = settings
         self._secret = secret
         self._version = version
@@ -134,7 +139,14 @@ class ServerSession:
             hello["type"] == "hello"
             and not self.ended
             and (
-                check_hello(hello, self.issued, self._secret, self._version, self.token_generation)
+                check_hello(
+                    hello,
+                    self.issued,
+                    self._secret,
+                    self._version,
+                    self.token_generation,
+                    self._clock(),
+                )
                 is None
             )
         )
@@ -412,7 +424,7 @@ class ServerSession:
                 codes.ended_reason(self.final_code),
             )
         mismatch = check_hello(
-            hello, self.issued, self._secret, self._version, self.token_generation
+            hello, self.issued, self._secret, self._version, self.token_generation, self._clock()
         )
         if mismatch is not None:
             return self._reject(cid, 4002, {"field": mismatch[0], "problem": mismatch[1]})

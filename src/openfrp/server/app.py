@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -110,6 +110,7 @@ class ServerState:
             self.runtimes,
             self.log,
             self.launched,
+            opts.max_pending_registry_writes,
         )
 
     @property
@@ -303,7 +304,7 @@ class ServerState:
             machine.final_code,
             now_ts() if ended else None,
         )
-        self.fleet.later(lambda: self._record(runtime, *args))
+        self.fleet.later(lambda: self._record(runtime, *args), ("state", args[0]))
 
     async def _record(
         self, runtime: SessionRuntime, sid: str, state: str, code: int | None, ts: str | None
@@ -382,12 +383,16 @@ def _caller(request: Request, state: ServerState) -> Caller:
 
 def _token_still_good(state: ServerState, caller: Caller, record: SessionRecord) -> None:
     """A token is refused once its session has ended (410, with the final code) or once the
-    session's tokens were revoked after it was issued (401)."""
+    session's tokens were revoked after it was issued (401): on the session's host, or on any
+    host of the fleet through the registry's record."""
     runtime = state.runtimes.get(record.session_id)
     final_code = record.final_code if runtime is None else runtime.machine.final_code
     if final_code is not None or (runtime is not None and runtime.ended.is_set()):
         raise ApiError(410, f"session '{record.session_id}' has ended", final_code=final_code)
-    if runtime is not None and caller.generation < runtime.machine.token_generation:
+    generation = record.token_generation
+    if runtime is not None:
+        generation = max(generation, runtime.machine.token_generation)
+    if caller.generation < generation:
         raise ApiError(401, "invalid token: token has been revoked")
 
 
@@ -501,6 +506,7 @@ async def revoke_tokens(request: Request) -> Response:
         raise ApiError(409, f"session '{record.session_id}' has ended")
     machine = runtime.machine
     machine.token_generation += 1
+    await _publish_generation(state, record.session_id, machine.token_generation)
     state.log.write(
         runtime.identity.event(
             "tokens.revoked",
@@ -514,6 +520,17 @@ async def revoke_tokens(request: Request) -> Response:
     ticket = state.ticket(record.session_id)
     ticket["connect_url"] = state.connect_url(record.session_id, link_token)
     return JSONResponse(ticket)
+
+
+async def _publish_generation(state: ServerState, session_id: str, generation: int) -> None:
+    """Tell the fleet at once; a registry that cannot be reached takes it when it returns."""
+    try:
+        await state.registry.set_generation(session_id, generation)
+    except RegistryError:
+        state.fleet.later(
+            lambda: state.registry.set_generation(session_id, generation),
+            ("generation", session_id),
+        )
 
 
 async def close_session(request: Request) -> Response:
@@ -591,14 +608,22 @@ async def push_message(request: Request) -> Response:
 GUEST_ACTIONS = {"shutdown": 4015, "logoff": 4018}
 
 
+def _guest_runtime(request: Request, state: ServerState, session_id: str) -> SessionRuntime:
+    """The session a guest request names: 404 for one this host does not serve, 401 for a
+    wrong guest key (as for any other wrong credential)."""
+    runtime = state.runtimes.get(session_id)
+    if runtime is None:
+        raise ApiError(404, f"no session '{session_id}' on this host")
+    if not matches(request.headers.get("x-openfrp-guest-key", ""), state.guest_key(session_id)):
+        raise ApiError(401, "wrong guest key for this session")
+    return runtime
+
+
 async def guest_action(request: Request) -> Response:
     """Shutdown or logoff requested from inside the session, with the session's guest key."""
     state = _state(request)
     session_id = request.path_params["session_id"]
-    runtime = state.runtimes.get(session_id)
-    key = request.headers.get("x-openfrp-guest-key", "")
-    if runtime is None or not matches(key, state.guest_key(session_id)):
-        raise ApiError(404, f"no session '{session_id}' for this guest key")
+    runtime = _guest_runtime(request, state, session_id)
     action = (await _json_body(request)).get("action")
     if action not in GUEST_ACTIONS:
         raise ApiError(400, f"field 'action' must be one of {', '.join(GUEST_ACTIONS)}")
@@ -611,10 +636,7 @@ async def guest_download(request: Request) -> Response:
     `name` query parameter its name. Read only up to the session's file_transfer_limit."""
     state = _state(request)
     session_id = request.path_params["session_id"]
-    runtime = state.runtimes.get(session_id)
-    key = request.headers.get("x-openfrp-guest-key", "")
-    if runtime is None or not matches(key, state.guest_key(session_id)):
-        raise ApiError(404, f"no session '{session_id}' for this guest key")
+    runtime = _guest_runtime(request, state, session_id)
     limit = runtime.desk.limit
     content = bytearray()
     async for piece in request.stream():
@@ -819,6 +841,12 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc), **exc.extra}, status_code=exc.status)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left (or was cut off, its body late) before its request was read: there is
+    no one to answer, and nothing went wrong on the server's side."""
+    return Response(status_code=408)
+
+
 class KeepTransport:
     """Keeps a WebSocket's socket in its scope so the server can abort it: a peer that stops
     reading never takes a close frame, and a plain close would hold the socket and its buffers
@@ -858,7 +886,11 @@ def create_app(state: ServerState) -> Starlette:
             WebSocketRoute("/signal", _hub(state).serve),
             *web.ROUTES,
         ],
-        exception_handlers={ApiError: _api_error, RegistryError: _api_error},
+        exception_handlers={
+            ApiError: _api_error,
+            RegistryError: _api_error,
+            ClientDisconnect: _client_gone,
+        },
         middleware=[Middleware(KeepTransport)],
     )
     app.state.openfrp = state

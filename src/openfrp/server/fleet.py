@@ -8,7 +8,11 @@ a session's changes go through one ordered queue, so a late renewal never recrea
 after its release. A write the registry cannot take because it is unreachable waits at the head
 of the queue and is tried again (backoff up to REPLAY_MAX) until it goes through, so nothing a
 session did during an outage is lost; when the registry answers again, this host publishes its
-sessions the registry no longer holds (a Redis restarted empty). With a registry that is not
+sessions the registry no longer holds (a Redis restarted empty). The queue is bounded: a
+write waiting for the same thing of the same session (its state, its owner record, its token
+generation) is replaced by the newer one, so an outage holds at most a few writes per session,
+and past `limit` the oldest is dropped, said at once (registry.writes_dropped) and made good
+after the outage by writing that session's state as it is then. With a registry that is not
 shared (SQLite) only the local rules apply.
 """
 
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +30,7 @@ from openfrp.server.registry import Holder, Registry, RegistryError, SessionReco
 from openfrp.server.runtime import SessionRuntime
 
 Job = Callable[[], Awaitable[None]]
+Key = tuple[str, str]  # what a write is about ("state", "owner", "generation") and its session
 REPLAY_FIRST, REPLAY_MAX = 0.5, 5.0  # seconds between tries of a write during an outage
 
 
@@ -40,6 +47,7 @@ class Fleet:
         runtimes: dict[str, SessionRuntime],
         log: EventLog,
         records: dict[str, SessionRecord] | None = None,
+        limit: int = 10000,
     ) -> None:
         self.registry = registry
         self._records = records if records is not None else {}  # this host's, as launched
@@ -47,7 +55,14 @@ class Fleet:
         self.ttl = ttl
         self._runtimes = runtimes
         self._log = log
-        self._jobs: asyncio.Queue[Job] = asyncio.Queue()
+        self.limit = limit
+        self._pending: OrderedDict[Key | int, Job] = OrderedDict()
+        self._serial = itertools.count()  # keys of writes that replace none
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._lost: set[str] = set()  # sessions whose dropped writes are made good later
+        self._dropped = 0  # since the registry last answered
         self._held: dict[str, str] = {}  # session id -> user: owner records this host keeps
         self._tasks: set[asyncio.Task[Any]] = set()
         self._failing: set[str] = set()
@@ -59,9 +74,33 @@ class Fleet:
             await self.registry.listen(self.host, self._on_request)
             self._spawn(self._keeper())
 
-    def later(self, job: Job) -> None:
-        """Run `job` after every write queued before it (errors are logged, not raised)."""
-        self._jobs.put_nowait(job)
+    def later(self, job: Job, key: Key | None = None) -> None:
+        """Run `job` after every write queued before it (errors are logged, not raised); it
+        replaces a write of the same `key` still waiting."""
+        slot: Key | int = next(self._serial) if key is None else key
+        self._pending.pop(slot, None)
+        self._pending[slot] = job
+        if len(self._pending) > self.limit:
+            self._drop(self._pending.popitem(last=False)[0])
+        self._drained.clear()
+        self._wake.set()
+
+    def _drop(self, slot: Key | int) -> None:
+        self._dropped += 1
+        if isinstance(slot, tuple):
+            self._lost.add(slot[1])
+        if self._dropped > 1:
+            return
+        self._log.write(
+            Event(
+                "registry.writes_dropped",
+                host=self.host,
+                severity="error",
+                message=f"more than {self.limit} registry writes wait: the oldest are dropped "
+                "and each session's state is written again once the registry answers",
+                attrs={"limit": self.limit, "write": list(slot) if isinstance(slot, tuple) else []},
+            )
+        )
 
     # -- 4006: the token owner's live connection -------------------------------------------
 
@@ -111,7 +150,7 @@ class Fleet:
     def primary_changed(self, runtime: SessionRuntime) -> None:
         """Renew, update or release the owner record once a session's connection changes."""
         if self.registry.shared:
-            self.later(lambda: self._sync(runtime))
+            self.later(lambda: self._sync(runtime), ("owner", runtime.identity.session_id))
 
     async def _sync(self, runtime: SessionRuntime) -> None:
         sid, user = runtime.identity.session_id, runtime.identity.user or ""
@@ -159,13 +198,15 @@ class Fleet:
 
     async def _writer(self) -> None:
         while True:
-            job = await self._jobs.get()
+            while not self._pending:
+                self._drained.set()
+                self._wake.clear()
+                await self._wake.wait()
+            job = self._pending.popitem(last=False)[1]
             try:
                 await self._until_written(job)
             except Exception as exc:
                 self._error("write", exc)
-            finally:
-                self._jobs.task_done()
 
     async def _until_written(self, job: Job) -> None:
         """Run `job`; while the registry cannot be reached, try it again, then publish what
@@ -181,28 +222,34 @@ class Fleet:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, REPLAY_MAX)
         self._failing.clear()
-        if waited:
+        if waited or self._lost:
             await self._republish()
 
     async def _republish(self) -> None:
-        """Put back this host's sessions the registry does not hold (it restarted empty)."""
+        """Put back this host's sessions the registry does not hold (it restarted empty), and
+        write the state of those whose writes were dropped as it is now."""
         restored = []
+        lost, dropped = self._lost, self._dropped
+        self._lost, self._dropped = set(), 0
         for sid, record in list(self._records.items()):
-            if await self.registry.get(sid) is not None:
+            missing = await self.registry.get(sid) is None
+            if not missing and sid not in lost:
                 continue
-            await self.registry.add(record)
+            if missing:
+                await self.registry.add(record)
             runtime = self._runtimes.get(sid)
             if runtime is not None:
                 code = runtime.machine.final_code
                 ended = now_ts() if code is not None else None
                 await self.registry.set_state(sid, runtime.machine.state.value, code, ended)
+                await self.registry.set_generation(sid, runtime.machine.token_generation)
             restored.append(sid)
         self._log.write(
             Event(
                 "registry.replayed",
                 host=self.host,
                 message="the registry answers again: writes held during the outage are done",
-                attrs={"republished": restored},
+                attrs={"republished": restored, "dropped": dropped},
             )
         )
 
@@ -233,7 +280,7 @@ class Fleet:
             if runtime.identity.session_id in self._held:
                 self.primary_changed(runtime)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._jobs.join(), timeout)
+            await asyncio.wait_for(self._drained.wait(), timeout)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,11 +1,12 @@
 """The server's guards on file descriptors: how many it may open, what it says when they run
-out, and how long a connection may take to send its request head.
+out, and how long a connection may take to send a request.
 
 When every descriptor is taken, asyncio fails each accept and logs a traceback per failed
 accept (thousands a second); the server says it once in ten seconds instead, as one event
-and one line, and keeps serving what it has. Connections that never finish a request head
-(Slowloris) are closed after `header_timeout`, so idle sockets cannot hold the descriptors,
-and one client address holds at most `max_connections_per_address` connections.
+and one line, and keeps serving what it has. A request head not finished within
+`header_timeout` (the first of a connection, or the next on a kept-alive one) and a body not
+finished within `body_timeout` of its head (Slowloris) close the connection, so slow sockets
+cannot hold the descriptors; one client address holds at most `max_connections_per_address`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import h11
+from h11._util import Sentinel
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from openfrp.events import Event, EventLog
@@ -70,7 +73,7 @@ class Throttled:
         self._last: float | None = None
         self._count = 0
 
-    def __call__(self, address: str, limit: int) -> None:
+    def __call__(self, address: str, limit: float) -> None:
         self._count += 1
         now = time.monotonic()
         if self._last is not None and now - self._last < REPORT_EVERY:
@@ -142,28 +145,59 @@ class PerAddress:
         return True
 
 
-def guarded_h11(header_timeout: float, per_address: PerAddress) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, closing a connection whose first request head has not arrived
-    within `header_timeout` seconds, and one past the per-address limit at once."""
+def guarded_h11(
+    header_timeout: float,
+    body_timeout: float,
+    per_address: PerAddress,
+    timed_out: Callable[[str, str, float], None],
+) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, closing a connection past the per-address limit at once, and
+    one whose request head or body is late (`timed_out(part, address, limit)` is told)."""
+    limits = {h11.IDLE: ("head", header_timeout), h11.SEND_BODY: ("body", body_timeout)}
 
     class GuardedH11(H11Protocol):
-        _header_timer: asyncio.TimerHandle | None = None
+        _timer: asyncio.TimerHandle | None = None
+        _watched: type[Sentinel] | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             if not per_address.admit(transport):
                 transport.abort()
                 return
-            self._header_timer = self.loop.call_later(header_timeout, self._no_request_head)
+            self._watch()
 
-        def _no_request_head(self) -> None:
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._watch()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._watch()
+
+        def _watch(self) -> None:
+            """Time what the client owes now: a request head, a body, or nothing."""
+            state = self.conn.their_state
+            if state is self._watched or self.transport.is_closing():
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._watched = state
+            if state in limits:
+                part, limit = limits[state]
+                self._timer = self.loop.call_later(limit, self._late, state, part, limit)
+
+        def _late(self, state: type[Sentinel], part: str, limit: float) -> None:
             # A WebSocket upgrade hands the socket to another protocol: leave it alone.
-            if self.cycle is None and self.transport.get_protocol() is self:
-                self.transport.abort()
+            if self.conn.their_state is not state or self.transport.get_protocol() is not self:
+                return
+            peer = self.transport.get_extra_info("peername")
+            timed_out(part, str(peer[0]) if isinstance(peer, tuple) and peer else "?", limit)
+            self.transport.abort()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
             super().connection_lost(exc)
 
     return GuardedH11

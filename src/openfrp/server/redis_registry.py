@@ -55,6 +55,12 @@ if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'final_code', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'ended_ts', ARGV[3]) end
 return 1
 """
+_SET_GENERATION = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local cur = tonumber(redis.call('HGET', KEYS[1], 'token_generation') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'token_generation', ARGV[1]) end
+return 1
+"""
 
 
 P = ParamSpec("P")
@@ -106,6 +112,7 @@ class RedisRegistry:
         self._refresh = self._redis.register_script(_REFRESH)
         self._release = self._redis.register_script(_RELEASE)
         self._set_state = self._redis.register_script(_SET_STATE)
+        self._set_generation = self._redis.register_script(_SET_GENERATION)
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -125,6 +132,7 @@ class RedisRegistry:
             k: v for k, v in record.public().items() if v is not None
         }
         fields["config"] = json.dumps(record.config)
+        fields["token_generation"] = record.token_generation
         score = parse_ts(record.created_ts).timestamp()
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(f"{PREFIX}session:{record.session_id}", mapping=fields)
@@ -143,6 +151,12 @@ class RedisRegistry:
         code = "" if final_code is None else str(final_code)
         key = f"{PREFIX}session:{session_id}"
         await self._set_state(keys=[key], args=[state, code, ended_ts or ""])
+
+    @_answering
+    async def set_generation(self, session_id: str, generation: int) -> None:
+        """Only ever raised: a late write cannot bring revoked tokens back."""
+        key = f"{PREFIX}session:{session_id}"
+        await self._set_generation(keys=[key], args=[generation])
 
     @_answering
     async def get(self, session_id: str) -> SessionRecord | None:
@@ -283,4 +297,5 @@ def _record(row: dict[str, str]) -> SessionRecord:
         created_ts=row["created_ts"],
         ended_ts=row.get("ended_ts"),
         config=json.loads(row.get("config", "{}")),
+        token_generation=int(row.get("token_generation") or 0),
     )

@@ -8,11 +8,12 @@ each session's state machine; the registry is the record the API lists and the C
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 """
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
+_OUTAGES = {8, 10, 14}  # SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN (and extended codes)
 
 
 class RegistryError(Exception):
@@ -51,6 +53,7 @@ class SessionRecord:
     created_ts: str
     ended_ts: str | None
     config: dict[str, Any]
+    token_generation: int = 0  # tokens of older generations are revoked (shared registries)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -100,6 +103,10 @@ class Registry(Protocol):
         final_code: int | None = None,
         ended_ts: str | None = None,
     ) -> None: ...
+
+    async def set_generation(self, session_id: str, generation: int) -> None:
+        """Record that the session's tokens of older generations are revoked, for every host
+        to refuse them."""
 
     async def get(self, session_id: str) -> SessionRecord | None: ...
 
@@ -151,7 +158,14 @@ def open_registry(location: str) -> Registry:
 
 
 class SqliteRegistry:
-    """One host's registry in a SQLite file; owner records and requests stay in memory."""
+    """One host's registry in a SQLite file; owner records and requests stay in memory.
+
+    The file is opened in exclusive locking mode: SQLite then keeps the WAL index in the
+    process's own memory instead of mapping a `-shm` file, so a `-shm` file truncated or made
+    read-only under the server cannot end it with SIGBUS (and a second server on the same file
+    is refused at start). A file that cannot be written (read-only, or failing with I/O errors)
+    is an outage like an unreachable Redis: said, ridden out by live sessions, and written
+    again once it can be."""
 
     shared = False
 
@@ -166,8 +180,11 @@ class SqliteRegistry:
             if self._path != ":memory:":
                 Path(self._path).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")  # before WAL: no -shm mapping
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
+            db.execute("BEGIN IMMEDIATE")  # takes the lock now: a second server stops here
+            db.execute("COMMIT")
         except (OSError, sqlite3.Error) as exc:
             raise RegistryError(f"registry: cannot open SQLite file {self._path}: {exc}") from None
         self._db = db
@@ -190,15 +207,31 @@ class SqliteRegistry:
                     f"registry: the SQLite file {self._path} was deleted or replaced "
                     "under the running server; restart it to open the file at that path"
                 )
+            for path in (self._path, f"{self._path}-wal"):
+                if os.path.exists(path) and not os.access(path, os.W_OK):
+                    raise RegistryError(
+                        f"registry: the SQLite file {path} is read-only; writes are held "
+                        "until it can be written again"
+                    )
         return self._db
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[sqlite3.Connection]:
+        """The database under the lock; a file SQLite cannot write is an outage."""
+        with self._lock:
+            try:
+                yield self.db
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _OUTAGES:
+                    raise
+                raise RegistryError(f"registry: SQLite file {self._path}: {exc}") from exc
 
     async def add(self, record: SessionRecord) -> None:
         row = asdict(record)
         row["config"] = json.dumps(record.config)
-        with self._lock:
-            self.db.execute(
-                "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?)", tuple(row.values())
-            )
+        del row["token_generation"]  # one host: its live session keeps it (see below)
+        with self._using() as db:
+            db.execute("INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?)", tuple(row.values()))
 
     async def set_state(
         self,
@@ -207,8 +240,8 @@ class SqliteRegistry:
         final_code: int | None = None,
         ended_ts: str | None = None,
     ) -> None:
-        with self._lock:
-            self.db.execute(
+        with self._using() as db:
+            db.execute(
                 "UPDATE sessions SET state=?, final_code=COALESCE(?, final_code),"
                 " ended_ts=COALESCE(?, ended_ts) WHERE session_id=?",
                 (state, final_code, ended_ts, session_id),
@@ -224,21 +257,25 @@ class SqliteRegistry:
         return self._select("WHERE user=? ORDER BY created_ts", (user,))
 
     async def prune(self, ended_before: str) -> int:
-        with self._lock:
-            cursor = self.db.execute(
+        with self._using() as db:
+            cursor = db.execute(
                 "DELETE FROM sessions WHERE ended_ts IS NOT NULL AND ended_ts < ?", (ended_before,)
             )
         return cursor.rowcount
 
     def _select(self, where: str, params: tuple[Any, ...]) -> list[SessionRecord]:
-        with self._lock:
-            rows = self.db.execute(f"SELECT * FROM sessions {where}", params).fetchall()
+        with self._using() as db:
+            rows = db.execute(f"SELECT * FROM sessions {where}", params).fetchall()
         return [
             SessionRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], json.loads(r[9]))
             for r in rows
         ]
 
-    # One host: the in-memory sessions already know every live connection and every session.
+    # One host: the in-memory sessions already know every live connection and every session,
+    # and each live session its token generation (an ended one refuses every token).
+
+    async def set_generation(self, session_id: str, generation: int) -> None:
+        return None
 
     async def claim_owner(self, user: str, holder: Holder, ttl: float) -> Holder | None:
         return None

@@ -150,10 +150,18 @@ async def serve(
     app.router.routes.extend([*health.ROUTES, *openapi.ROUTES])
     refused = Throttled(log, opts.name, "server.connections_refused")
     per_address = PerAddress(opts.max_connections_per_address, refused)
+    late = {
+        part: Throttled(log, opts.name, f"server.{part}_timed_out") for part in ("head", "body")
+    }
     uv_config = uvicorn.Config(
         app,
         log_level="warning",
-        http=guarded_h11(opts.header_timeout, per_address),
+        http=guarded_h11(
+            opts.header_timeout,
+            opts.body_timeout,
+            per_address,
+            lambda part, address, limit: late[part](address, limit),
+        ),
         ws="websockets-sansio",
         ws_ping_interval=None,
         ws_per_message_deflate=False,
