@@ -51,6 +51,25 @@ def test_text_with_accents_symbols_and_cyrillic_arrives_exactly(xvfb: Xvfb) -> N
     injector.close()
 
 
+def test_keys_before_any_pointer_move_reach_the_window_not_the_bare_root(tmp_path: Path) -> None:
+    """No window manager: the keyboard follows the pointer, which starts at the screen's
+    centre, over the root; the app's window is elsewhere. The first keys still reach it."""
+    xvfb = Xvfb(tmp_path, geometry="120x90+500+370")
+    try:
+        d = xdisplay.Display(xvfb.name)
+        deadline = time.monotonic() + 10
+        while not d.screen().root.query_tree().children and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert d.screen().root.query_pointer().child == 0  # over the bare root
+        d.close()
+        injector = Injector(xvfb.name)
+        injector.run(text_keys("hi\n"))
+        xvfb.xev.wait_text("hi\n")
+        injector.close()
+    finally:
+        xvfb.stop()
+
+
 def test_spare_keycodes_are_recycled_least_recently_used_first(xvfb: Xvfb) -> None:
     # More distinct missing characters than the keymap has spare keycodes (19 in Xvfb's).
     text = "".join(chr(c) for c in range(0x3B1, 0x3C9)) + "ÆØÅ€"

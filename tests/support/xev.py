@@ -146,7 +146,7 @@ def set_screen_size(env: dict[str, str], width: int, height: int) -> None:
 class Xvfb:
     """An Xvfb of the test's own on a free display number, with an xev on it."""
 
-    def __init__(self, root: Path, size: str = "640x480") -> None:
+    def __init__(self, root: Path, size: str = "640x480", geometry: str = "") -> None:
         read_fd, write_fd = os.pipe()
         self.process = subprocess.Popen(
             ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
@@ -159,13 +159,17 @@ class Xvfb:
             self.name = f":{announced.readline().strip()}"
         self.xev = XevFile(root / "xev.txt")
         with self.xev.path.open("w") as out:
+            args = XEV_ARGS.split()
+            if geometry:  # a smaller window: not under the pointer unless placed there
+                args[-1] = geometry
             self.app = subprocess.Popen(
-                XEV_ARGS.split(),
+                args,
                 env={**os.environ, "DISPLAY": self.name, "LC_ALL": "C.UTF-8"},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        self.xev.ready()
+        if not geometry:
+            self.xev.ready()
 
     @property
     def env(self) -> dict[str, str]:

@@ -58,6 +58,7 @@ class Injector:
         self._spare = [kc for kc in sorted(self._map, reverse=True) if not any(self._map[kc])]
         self._bound: OrderedDict[int, int] = OrderedDict()  # keysym -> spare keycode, LRU first
         self._held: dict[int, int] = {}  # keysym -> keycode pressed for it
+        self._pointed = False  # the terminal has placed the pointer
         self._pressed_at: dict[int, float] = {}  # keycode -> monotonic time of its last press
         self._buttons = 0
         mods = self._d.get_modifier_mapping()
@@ -112,6 +113,8 @@ class Injector:
         """Apply a batch in order, then wait for the server to take it (one round trip)."""
         if any(isinstance(event, PointerInput) for event in events):
             self.refresh_size()  # the screen may have been resized since the last batch
+        elif not self._pointed and any(isinstance(event, KeyInput) for event in events):
+            self._aim_keys()
         for event in events:
             self.apply(event)
         self.sync()
@@ -120,11 +123,26 @@ class Injector:
         """Move to (x, y), clamped to the screen, then press or release what changed."""
         x = min(max(x, 0), self.width - 1)
         y = min(max(y, 0), self.height - 1)
+        self._pointed = True
         self._d.xtest_fake_input(X.MotionNotify, 0, root=self._root, x=x, y=y)
         for bit, button in BUTTONS:
             if (buttons ^ self._buttons) & bit:
                 self._fake(X.ButtonPress if buttons & bit else X.ButtonRelease, button)
         self._buttons = buttons
+
+    def _aim_keys(self) -> None:
+        """Keys before any pointer move: with no window manager the keyboard follows the
+        pointer, so over the bare root they would reach nobody; put it on the top window."""
+        self._pointed = True
+        if self._root.query_pointer().child:
+            return
+        for window in reversed(self._root.query_tree().children):  # topmost first
+            attributes = window.get_attributes()
+            if attributes.map_state == X.IsViewable and attributes.win_class == X.InputOutput:
+                box = window.get_geometry()
+                x, y = box.x + box.width // 2, box.y + box.height // 2
+                self._d.xtest_fake_input(X.MotionNotify, 0, root=self._root, x=x, y=y)
+                return
 
     def wheel(self, dx: int, dy: int) -> None:
         for steps, back, forth in ((dy, 4, 5), (dx, 6, 7)):
