@@ -66,6 +66,7 @@ class VideoStream {
                   picture: null, starts: [], palette: 0 };
     this.decoder = null;  // WebCodecs decoder of this.codec, or null
     this.inDecoder = [];  // frame numbers given to the decoder, not yet drawn
+    this.idleWaiters = [];  // palette tiles waiting for the decoder's frames before them
     this.regions = new Map();  // frame number -> the rectangles to take from it (FLAG_TILES)
     this.generation = 0;  // a new connection: frames still decoding are not acknowledged
     this.codec = null;
@@ -171,6 +172,7 @@ class VideoStream {
     this.configured = null;
     this.regions.clear();
     for (const number of this.inDecoder.splice(0)) this.dropped(number);
+    this.wakeIdle();
   }
 
   dropped(number) {
@@ -246,12 +248,24 @@ class VideoStream {
         this.regions.delete(frame.timestamp);
         this.show(frame, frame.displayWidth, frame.displayHeight, () => frame.close(), regions);
         this.ack(frame.timestamp);
+        this.wakeIdle();
       },
       error: (err) => {
         if (decoder === this.decoder) this.decoderFailed(`${err.name}: ${err.message}`);
       },
     });
     return decoder;
+  }
+
+  // Resolves once every frame given to the decoder is drawn (or given up). Not flush():
+  // after a flush WebCodecs wants a keyframe.
+  decoderIdle() {
+    if (this.inDecoder.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  wakeIdle() {
+    if (this.inDecoder.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   // An H.264 frame behind palette tiles still being drawn waits for them.
@@ -271,13 +285,19 @@ class VideoStream {
     this.pending += 1;
     this.awaitingKey = false;
     const generation = this.generation;
-    const decoder = this.decoder;
+    let data;
+    try {
+      data = inflate(payload.subarray(paletteHeaderSize(payload)));
+    } catch (err) {
+      data = Promise.reject(err);
+    }
+    data.catch(() => {});  // reported in order, below
     this.chain = this.chain.then(async () => {
-      if (decoder !== null && this.inDecoder.length) await decoder.flush().catch(() => {});
-      const data = await inflate(payload.subarray(paletteHeaderSize(payload)));
+      await this.decoderIdle();
+      const indices = await data;
       if (generation !== this.generation) return;
       this.pending -= 1;
-      drawPaletteTiles(this.picture, h, payload, data);
+      drawPaletteTiles(this.picture, h, payload, indices);
       this.view.palette += 1;
       this.shown(h.width, h.height);
       this.ack(h.number);
