@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from openfrp import PROTOCOL_VERSION, codes
+from openfrp.codes import CodeNumber
 from openfrp.events import Context, Event, EventLog, now_ts
 from openfrp.protocol.handshake import (
     Issued,
@@ -323,7 +324,12 @@ class ServerState:
                 raise
             early = state in (SessionState.CREATED.value, SessionState.STARTING.value)
             where = f"control loop: recording state '{state}' in the registry"
-            runtime.post("fault", 4001 if early else 4004, where, f"{type(exc).__name__}: {exc}")
+            runtime.post(
+                "fault",
+                CodeNumber.SERVER_START_ERROR if early else CodeNumber.SERVER_CONTROL_ERROR,
+                where,
+                f"{type(exc).__name__}: {exc}",
+            )
 
     def _forget(self, runtime: SessionRuntime) -> None:
         """An ended session leaves memory; the registry answers for it from then on."""
@@ -347,7 +353,7 @@ class ServerState:
 
     async def stop_all(self, reason: str) -> None:
         live = [r for r in self.runtimes.values() if not r.ended.is_set()]
-        await asyncio.gather(*(r.stop(4019, reason) for r in live))
+        await asyncio.gather(*(r.stop(CodeNumber.CLOSED_REMOTELY, reason) for r in live))
 
 
 # -- authorization ---------------------------------------------------------------------------
@@ -526,8 +532,8 @@ async def close_session(request: Request) -> Response:
     runtime = state.runtimes.get(record.session_id)
     if runtime is None or runtime.ended.is_set():
         raise ApiError(409, f"session '{record.session_id}' has already ended")
-    await runtime.stop(4019, f"closed from outside by {by}")
-    return JSONResponse({"session_id": record.session_id, "final_code": 4019})
+    await runtime.stop(CodeNumber.CLOSED_REMOTELY, f"closed from outside by {by}")
+    return JSONResponse({"session_id": record.session_id, "final_code": CodeNumber.CLOSED_REMOTELY})
 
 
 def _elsewhere(state: ServerState, record: SessionRecord) -> bool:
@@ -588,7 +594,7 @@ async def push_message(request: Request) -> Response:
     return JSONResponse({"queued": True}, status_code=202)
 
 
-GUEST_ACTIONS = {"shutdown": 4015, "logoff": 4018}
+GUEST_ACTIONS = {"shutdown": CodeNumber.GUEST_SHUTDOWN, "logoff": CodeNumber.GUEST_LOGOFF}
 
 
 async def guest_action(request: Request) -> Response:
@@ -712,7 +718,7 @@ async def _refuse_unserved(
     with contextlib.suppress(RegistryError):  # unreachable: refused as an unknown session
         record = await state.registry.get(session_id) if session_id else None
     if record is not None and _elsewhere(state, record):
-        code = 4002
+        code: int = CodeNumber.CONFIG_MISMATCH
         event = _context(state, record, frp).event(
             "connection.rejected",
             code=code,
@@ -747,13 +753,13 @@ async def _refuse_unserved(
                 decode_from_terminal(data)
             except MessageError as exc:
                 field, problem = "hello", str(exc)
-        code = 4002
+        code = CodeNumber.CONFIG_MISMATCH
         event = Event(
             "connection.rejected",
             host=state.config.server.name,
             connection_id=cid,
             frp=frp,
-            code=4002,
+            code=CodeNumber.CONFIG_MISMATCH,
             severity="error",
             message="hello names no session served here",
             attrs={

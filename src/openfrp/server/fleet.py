@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from openfrp.codes import CodeNumber
 from openfrp.events import Event, EventLog, now_ts
 from openfrp.server.registry import Holder, Registry, RegistryError, SessionRecord
 from openfrp.server.runtime import SessionRuntime
@@ -151,7 +152,7 @@ class Fleet:
             runtime.post("displace", str(request.get("reason", "")))
         elif op == "close":
             reason = f"closed from outside by {request.get('by', 'admin API')} via host {sender}"
-            self._spawn(runtime.stop(4019, reason))
+            self._spawn(runtime.stop(CodeNumber.CLOSED_REMOTELY, reason))
         elif op == "push" and isinstance(request.get("body"), dict):
             runtime.post("push", request["body"])
 

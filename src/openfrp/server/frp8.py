@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from openfrp import codes
+from openfrp.codes import CodeNumber
 from openfrp.events import Context, Event
 from openfrp.protocol.messages import encode
 from openfrp.protocol.peer_setup import PeerSetup, Phase
@@ -162,7 +163,7 @@ class PeerHost:
                 code = record.final_code
                 await self._signal(ws, relay, code, codes.ended_reason(code))
             else:
-                await self._signal(ws, relay, 4002, "CONFIG_MISMATCH")
+                await self._signal(ws, relay, CodeNumber.CONFIG_MISMATCH, "CONFIG_MISMATCH")
             return
         settings = runtime.machine.settings
         try:
@@ -180,11 +181,11 @@ class PeerHost:
             self.state.log.write(
                 identity.event(
                     "error.exception",
-                    code=4026,
+                    code=CodeNumber.FRP8_ERROR,
                     attrs={"where": "frp8 answer", "error": error, "relay": relay},
                 )
             )
-            await self._signal(ws, relay, 4026, "FRP8_ERROR")
+            await self._signal(ws, relay, CodeNumber.FRP8_ERROR, "FRP8_ERROR")
             await self._drop(relay)
             return
         codec = video_codec(pc.localDescription.sdp)

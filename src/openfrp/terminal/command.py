@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from openfrp import codes
+from openfrp.codes import CodeNumber
 from openfrp.events import EventLog
 from openfrp.protocol.monitors import MAX_SECONDARIES
 from openfrp.protocol.terminal_connection import SessionTicket, show
@@ -77,7 +78,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     except ApiCallError as exc:
         final = exc.answer.get("final_code")
         if exc.status is None:
-            final = 4101
+            final = CodeNumber.CONNECT_TIMEOUT
         row = codes.lookup(final) if isinstance(final, int) else None
         if row is None:
             raise
