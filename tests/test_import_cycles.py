@@ -182,3 +182,12 @@ def test_the_terminal_side_does_not_import_the_server() -> None:
     graph = package_graph(import_graph(deferred=True))
     for client in ("openfrp.terminal", "openfrp.netcheck"):
         assert "openfrp.server" not in graph[client], client
+
+
+def test_the_frp8_peer_and_admission_do_not_import_the_http_module() -> None:
+    """FRP8 data channels are admitted as FRP7 WebSockets are, through server/admission.py; the
+    HTTP API (server/app.py) is named only for the type checker."""
+    graph = import_graph(deferred=True)
+    assert "openfrp.server.admission" in graph["openfrp.server.frp8"]
+    for module in ("openfrp.server.frp8", "openfrp.server.admission"):
+        assert "openfrp.server.app" not in graph[module], module
