@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from pathlib import Path
 
@@ -123,3 +125,36 @@ def test_docs_codes_md_is_generated_from_the_table() -> None:
     """docs/codes.md is the table's own rendering; regenerate it with `openfrp codes --markdown`."""
     docs = Path(__file__).resolve().parents[1] / "docs" / "codes.md"
     assert docs.read_text(encoding="utf-8") == codes.markdown()
+
+
+def test_code_numbers_are_the_table_as_an_int_enum() -> None:
+    """CodeNumber is made from TABLE: one member per row, in order, equal to the wire int."""
+    assert [(m.name, m.value) for m in codes.CodeNumber] == [
+        (c.name, c.number) for c in codes.TABLE
+    ]
+    member = codes.CodeNumber.IDLE_TIMEOUT
+    assert member == 4009 and isinstance(member, int)
+    assert hash(member) == hash(4009) and {4009: "x"}[member] == "x"
+    assert str(member) == f"{member}" == "4009"
+    assert json.dumps({"code": member}) == '{"code": 4009}'
+    assert codes.CodeNumber(4009) is member
+
+
+def test_the_type_checkers_code_names_are_the_tables() -> None:
+    """The names codes.py lists for the type checker (which cannot see a generated enum) are
+    TABLE's names in order: a row added to the table needs its name there too."""
+    tree = ast.parse((ROOT / "src/openfrp/codes.py").read_text(encoding="utf-8"))
+    classes = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and node.name == "CodeNumber"
+    ]
+    assert len(classes) == 1
+    names = [
+        target.id
+        for stmt in classes[0].body
+        if isinstance(stmt, ast.Assign)
+        for target in stmt.targets
+        if isinstance(target, ast.Name)
+    ]
+    assert names == [c.name for c in codes.TABLE]

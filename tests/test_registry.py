@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from openfrp.server.redis_registry import RedisRegistry
 from openfrp.server.registry import (
     Holder,
     Registry,
     RegistryError,
     SessionRecord,
     SqliteRegistry,
-    open_registry,
 )
+from openfrp.server.registry.opener import open_registry
+from openfrp.server.registry.redis import RedisRegistry
 from tests.support.redis_server import RedisServer
 
 OPENFRP = str(Path(sys.executable).with_name("openfrp"))

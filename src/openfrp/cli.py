@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
-    from openfrp.server.command import ApiCallError
+    from openfrp.api_client import ApiCallError
 
     try:
         return handler(args)

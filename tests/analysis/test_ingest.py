@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from openfrp import codes
 from openfrp.analysis import ingest, sessions
 from tests.analysis.conftest import ev, write_log
 
@@ -133,3 +135,16 @@ def test_many_files_number_their_lines_like_one_file(fleet: Path, tmp_path: Path
     assert [(offsets[b.path] + b.line, b.reason) for b in parts.bad_lines] == expected
     same = "SELECT * FROM sessions ORDER BY session_id"
     assert parts.con.sql(same).fetchall() == whole.con.sql(same).fetchall()
+
+
+def test_the_code_table_fits_the_one_bit_per_code_mask() -> None:
+    """A session's codes are gathered as one bit per code of a UBIGINT: at most 64 codes."""
+    assert len(codes.TABLE) <= ingest.CODE_MASK_BITS == 64
+    ingest.check_code_mask_fits()
+    too_many = tuple(
+        replace(codes.TABLE[0], number=5100 + i, name=f"EXTRA_{i}")
+        for i in range(ingest.CODE_MASK_BITS + 1)
+    )
+    with pytest.raises(RuntimeError, match="65 codes"):
+        ingest.check_code_mask_fits(too_many)
+    ingest.check_code_mask_fits(too_many[:64])

@@ -151,6 +151,24 @@ CHECKS = (
 )
 
 
+# Each code of the table is one bit of a UBIGINT (a session's code_mask), so the table may hold
+# at most 64 codes: a 65th would need a 65th bit, which DuckDB's cast refuses or a mask loses.
+CODE_MASK_BITS = 64
+
+
+def check_code_mask_fits(table: tuple[codes.Code, ...] = codes.TABLE) -> None:
+    """Refuse a code table with more codes than a code_mask has bits (checked on import)."""
+    if len(table) > CODE_MASK_BITS:
+        raise RuntimeError(
+            f"the code table holds {len(table)} codes but the analyzer's code_mask has one bit "
+            f"per code in a {CODE_MASK_BITS}-bit UBIGINT: widen the mask (HUGEINT, or two "
+            "columns) in analysis/ingest.py and analysis/sessions.py before adding codes"
+        )
+
+
+check_code_mask_fits()
+
+
 def _set_code_bits(con: duckdb.DuckDBPyConnection) -> None:
     """Each code of the table as one bit of a UBIGINT, in a list indexed by the code (NULL for
     numbers not in the table): sessions gather their codes with bit_or. Kept in a connection

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from openfrp import codes
+from openfrp.codes import CodeNumber
 
 SECOND = 1_000_000
 MINUTE = 60 * SECOND
@@ -165,7 +166,7 @@ class _Session:
         self.start()
         self.started()
         self.active()
-        self.end(4000)
+        self.end(CodeNumber.USER_CLOSED)
 
     def active(self, low_min: float = 2, high_min: float = 240) -> None:
         self.wait(self.rng.uniform(low_min, high_min) * 60_000)
@@ -178,7 +179,7 @@ class _Session:
         self.term("connection.closed", code)
 
     def server_drop(self, code: int) -> None:
-        if code == 4023:
+        if code == CodeNumber.RECEIVE_TIMEOUTS:
             for count in range(1, 4):
                 self.srv("receive.timeout", attrs=f'"count":{count}')
                 self.wait(10_000)
@@ -187,22 +188,28 @@ class _Session:
 
     def idle_end(self) -> None:
         self.wait(IDLE_TIMEOUT / 1000)
-        self.srv("session.ended", 4009)
+        self.srv("session.ended", CodeNumber.IDLE_TIMEOUT)
 
     def retries(self, count: int) -> int:
         """Terminal side of a dropped connection: 4102 then `count` attempts; time spent (ms)."""
         began = self.now
-        self.term("connection.lost", 4102)
-        self.term("message.shown", 4102)
+        self.term("connection.lost", CodeNumber.CONNECTION_SEVERED)
+        self.term("message.shown", CodeNumber.CONNECTION_SEVERED)
         delay = 500
         for attempt in range(1, count + 1):
             self.wait(delay)
-            self.term("reconnect.attempt", 4103, f'"attempt":{attempt},"delay_ms":{delay}')
+            self.term(
+                "reconnect.attempt",
+                CodeNumber.RECONNECTING,
+                f'"attempt":{attempt},"delay_ms":{delay}',
+            )
             delay = min(delay * 2, 10_000)
         return (self.now - began) // 1000
 
     def recover(self) -> None:
-        drop = 4023 if self.rng.random() < 0.3 else 4029
+        drop = (
+            CodeNumber.RECEIVE_TIMEOUTS if self.rng.random() < 0.3 else CodeNumber.CONNECTION_LOST
+        )
         self.server_drop(drop)
         spent = self.retries(self.rng.randint(1, 3))
         self.wait(50, 400)
@@ -222,14 +229,14 @@ def _clean(code: int) -> Scenario:
         if s.rng.random() < 0.12:
             s.active(1, 60)
             s.recover()
-        if code == 4008:
+        if code == CodeNumber.MAX_SESSION_DURATION:
             s.active(400, 470)
             s.srv("session.warning", attrs='"seconds_left":300')
             s.term("session.warning", attrs='"seconds_left":300')
             s.wait(300_000)
         else:
             s.active()
-        s.end(code, APP_EXIT % 0 if code == 4018 else "")
+        s.end(code, APP_EXIT % 0 if code == CodeNumber.GUEST_LOGOFF else "")
         return "expected_end"
 
     return run
@@ -239,7 +246,7 @@ def _app_crash(s: _Session) -> str:
     """The session's app dies (a non-zero status, or a signal as a negative one): 4018."""
     s.connect()
     s.active()
-    s.end(4018, APP_EXIT % s.rng.choice((1, 2, 139, -9, -11)))
+    s.end(CodeNumber.GUEST_LOGOFF, APP_EXIT % s.rng.choice((1, 2, 139, -9, -11)))
     return "host_display_fault"
 
 
@@ -248,15 +255,15 @@ def _server_crash(s: _Session) -> str:
     the server is back, which ends the sessions it left open (server/recovery.py)."""
     s.connect()
     s.active()
-    s.term("connection.lost", 4102)
-    s.term("message.shown", 4102)
+    s.term("connection.lost", CodeNumber.CONNECTION_SEVERED)
+    s.term("message.shown", CodeNumber.CONNECTION_SEVERED)
     s.wait(500)
-    s.term("reconnect.attempt", 4103, '"attempt":1,"delay_ms":500')
+    s.term("reconnect.attempt", CodeNumber.RECONNECTING, '"attempt":1,"delay_ms":500')
     s.wait(5000, 60_000)
     attrs = f'"reason":{json.dumps(CRASH)},"state_at_crash":"active"'
-    s.srv("session.ended", 4004, attrs)
+    s.srv("session.ended", CodeNumber.SERVER_CONTROL_ERROR, attrs)
     s.wait(200, 2000)
-    s.term("connection.closed", 4004)
+    s.term("connection.closed", CodeNumber.SERVER_CONTROL_ERROR)
     return "server_crash"
 
 
@@ -266,14 +273,14 @@ def _takeover(s: _Session) -> str:
     s.connect()
     s.active(2, 60)
     reason = '"reason":"taken over by a newer connection"'
-    s.srv("connection.closed", 4006, reason)
-    s.srv("session.disconnected", 4006, reason)
-    s.term("connection.closed", 4006)
+    s.srv("connection.closed", CodeNumber.ALREADY_IN_SESSION, reason)
+    s.srv("session.disconnected", CodeNumber.ALREADY_IN_SESSION, reason)
+    s.term("connection.closed", CodeNumber.ALREADY_IN_SESSION)
     s.conn += 1
     s.srv("connection.opened", attrs='"remote":"203.0.113.9"')
     s.accept(resume=True)
     s.active()
-    s.end(4000)
+    s.end(CodeNumber.USER_CLOSED)
     return "expected_end"
 
 
@@ -289,7 +296,7 @@ def _user_disconnect(s: _Session) -> str:
     s.attempt()
     s.accept(resume=True)
     s.active()
-    s.end(4000)
+    s.end(CodeNumber.USER_CLOSED)
     return "expected_end"
 
 
@@ -298,14 +305,18 @@ def _resume_refused(s: _Session) -> str:
     launch link edited or an upgrade between attempts); it gives up and the session idles out."""
     s.connect()
     s.active()
-    s.server_drop(4029)
+    s.server_drop(CodeNumber.CONNECTION_LOST)
     s.retries(1)
     s.conn += 1
     s.srv("connection.opened", attrs='"remote":"198.51.100.7"')
-    s.srv("connection.rejected", 4002, '"field":"config","problem":"digest mismatch"')
-    s.srv("connection.closed", 4002)
-    s.term("reconnect.gave_up", 4106)
-    s.term("message.shown", 4002)
+    s.srv(
+        "connection.rejected",
+        CodeNumber.CONFIG_MISMATCH,
+        '"field":"config","problem":"digest mismatch"',
+    )
+    s.srv("connection.closed", CodeNumber.CONFIG_MISMATCH)
+    s.term("reconnect.gave_up", CodeNumber.RECONNECT_FAILED)
+    s.term("message.shown", CodeNumber.CONFIG_MISMATCH)
     s.idle_end()
     return "configuration"
 
@@ -319,7 +330,7 @@ def _never_connected(s: _Session) -> str:
 def _stun_only_then_fine(s: _Session) -> str:
     s.force_frp(8)
     s.launch()
-    s.term("probe.stun", 5009)
+    s.term("probe.stun", CodeNumber.STUN_UNREACHABLE)
     s.term("probe.turn", attrs='"rtt_ms":41')
     s.join_and_close()
     return "expected_end"
@@ -328,19 +339,21 @@ def _stun_only_then_fine(s: _Session) -> str:
 def _secondary_display(s: _Session) -> str:
     s.connect()
     s.active(5, 60)
-    s.srv("connection.closed", 4028, '"display":2')
+    s.srv("connection.closed", CodeNumber.SECONDARY_DISPLAY_TIMEOUT, '"display":2')
     s.active()
-    s.end(4000)
+    s.end(CodeNumber.USER_CLOSED)
     return "expected_end"
 
 
 def _reconnect_exhausted(s: _Session) -> str:
     s.connect()
     s.active()
-    s.server_drop(4029 if s.rng.random() < 0.7 else 4023)
+    s.server_drop(
+        CodeNumber.CONNECTION_LOST if s.rng.random() < 0.7 else CodeNumber.RECEIVE_TIMEOUTS
+    )
     s.retries(s.rng.randint(3, 8))
-    s.term("reconnect.gave_up", 4106)
-    s.term("message.shown", 4106)
+    s.term("reconnect.gave_up", CodeNumber.RECONNECT_FAILED)
+    s.term("message.shown", CodeNumber.RECONNECT_FAILED)
     s.idle_end()
     return "reconnect_exhausted"
 
@@ -350,7 +363,7 @@ def _terminal_only_exhausted(s: _Session) -> str:
     s.term("connection.established", attrs=f'"client":"{s.client}","resume":false')
     s.active()
     s.retries(s.rng.randint(3, 8))
-    s.term("reconnect.gave_up", 4106)
+    s.term("reconnect.gave_up", CodeNumber.RECONNECT_FAILED)
     return "reconnect_exhausted"
 
 
@@ -359,9 +372,9 @@ def _dropped(code: int) -> Scenario:
         s.connect()
         s.active()
         s.server_drop(code)
-        if code == 4029 and s.rng.random() < 0.5:
-            s.term("connection.lost", 4102)
-        elif code != 4029:
+        if code == CodeNumber.CONNECTION_LOST and s.rng.random() < 0.5:
+            s.term("connection.lost", CodeNumber.CONNECTION_SEVERED)
+        elif code != CodeNumber.CONNECTION_LOST:
             s.term("connection.closed", code)
         s.idle_end()
         return "network_loss"
@@ -375,8 +388,8 @@ def _connect_timeout(s: _Session) -> str:
         s.launch()
     s.term("connect.attempt", attrs=f'"url":"wss://{s.id}"')
     s.wait(15_000)
-    s.term("connect.failed", 4101)
-    s.term("message.shown", 4101)
+    s.term("connect.failed", CodeNumber.CONNECT_TIMEOUT)
+    s.term("message.shown", CodeNumber.CONNECT_TIMEOUT)
     if with_server:
         s.idle_end()
     return "network_loss"
@@ -405,9 +418,9 @@ def _frp8_fallback(s: _Session) -> str:
     s.term("connect.attempt", attrs=f'"url":"wss://{s.id}"')
     s.term("probe.turn", attrs='"rtt_ms":35')
     s.wait(5000, 15_000)
-    s.term("ice.failed", 5006)
-    s.term("transport.fallback", 5006, '"from_frp":8,"to_frp":7')
-    s.term("message.shown", 5006)
+    s.term("ice.failed", CodeNumber.ICE_FAILED)
+    s.term("transport.fallback", CodeNumber.ICE_FAILED, '"from_frp":8,"to_frp":7')
+    s.term("message.shown", CodeNumber.ICE_FAILED)
     s.join_and_close()
     return "expected_end"
 
@@ -418,16 +431,16 @@ def _frp8_path_lost(s: _Session) -> str:
     s.force_frp(8)
     s.connect()
     s.active()
-    s.term("ice.disconnected", 4108)
-    s.term("message.shown", 4108)
-    s.server_drop(4023)
+    s.term("ice.disconnected", CodeNumber.ICE_DISCONNECTED)
+    s.term("message.shown", CodeNumber.ICE_DISCONNECTED)
+    s.server_drop(CodeNumber.RECEIVE_TIMEOUTS)
     for attempt in (1, 2):
         s.wait(300, 1000)
-        s.term("reconnect.attempt", 4103, f'"attempt":{attempt}')
+        s.term("reconnect.attempt", CodeNumber.RECONNECTING, f'"attempt":{attempt}')
         s.wait(2000, 15_000)
-        s.term("ice.failed", 5006)
-    s.term("reconnect.gave_up", 4106)
-    s.term("message.shown", 4106)
+        s.term("ice.failed", CodeNumber.ICE_FAILED)
+    s.term("reconnect.gave_up", CodeNumber.RECONNECT_FAILED)
+    s.term("message.shown", CodeNumber.RECONNECT_FAILED)
     s.idle_end()
     return "nat_traversal"
 
@@ -437,11 +450,11 @@ def _stun_turn(s: _Session) -> str:
     s.launch()
     s.term("connect.attempt", attrs=f'"url":"wss://{s.id}"')
     s.wait(3000)
-    s.term("probe.stun", 5009)
+    s.term("probe.stun", CodeNumber.STUN_UNREACHABLE)
     s.wait(2000)
-    s.term("probe.turn", 5010)
-    s.term("probe.failed", 5019)
-    s.term("message.shown", 5019)
+    s.term("probe.turn", CodeNumber.TURN_UNREACHABLE)
+    s.term("probe.failed", CodeNumber.STUN_TURN_UNREACHABLE)
+    s.term("message.shown", CodeNumber.STUN_TURN_UNREACHABLE)
     if s.rng.random() < 0.6:
         s.idle_end()
     return "nat_traversal"
@@ -453,10 +466,12 @@ def _turn_credentials(s: _Session) -> str:
     s.launch()
     s.term("connect.attempt", attrs=f'"url":"wss://{s.id}"')
     s.term("probe.stun", attrs='"rtt_ms":19')
-    s.term("probe.turn", 5010, f'"status":401,"error":{json.dumps(TURN_401)}')
+    s.term(
+        "probe.turn", CodeNumber.TURN_UNREACHABLE, f'"status":401,"error":{json.dumps(TURN_401)}'
+    )
     s.wait(5000, 15_000)
-    s.term("ice.failed", 5006)
-    s.term("connection.closed", 5006)
+    s.term("ice.failed", CodeNumber.ICE_FAILED)
+    s.term("connection.closed", CodeNumber.ICE_FAILED)
     s.idle_end()
     return "configuration"
 
@@ -468,8 +483,8 @@ def _signaling_timeout(s: _Session) -> str:
         s.launch()
     s.term("connect.attempt", attrs=f'"url":"wss://{s.id}"')
     s.wait(10_000)
-    s.term("signaling.timeout", 4107)
-    s.term("connection.closed", 4107)
+    s.term("signaling.timeout", CodeNumber.SIGNALING_PEER_TIMEOUT)
+    s.term("connection.closed", CodeNumber.SIGNALING_PEER_TIMEOUT)
     if with_server:
         s.idle_end()
     return "server_fault"
@@ -479,11 +494,11 @@ def _ice_disconnected(s: _Session) -> str:
     s.force_frp(8)
     s.connect()
     s.active()
-    s.term("ice.disconnected", 4108)
-    s.term("message.shown", 4108)
-    s.term("connection.closed", 4108)
+    s.term("ice.disconnected", CodeNumber.ICE_DISCONNECTED)
+    s.term("message.shown", CodeNumber.ICE_DISCONNECTED)
+    s.term("connection.closed", CodeNumber.ICE_DISCONNECTED)
     s.wait(2000, 30_000)
-    s.server_drop(4029)
+    s.server_drop(CodeNumber.CONNECTION_LOST)
     s.idle_end()
     return "nat_traversal"
 
@@ -494,7 +509,7 @@ def _start_failure(code: int, category: str) -> Scenario:
         s.attempt()
         s.accept()
         s.start()
-        if code == 4001:
+        if code == CodeNumber.SERVER_START_ERROR:
             s.srv("error.exception", attrs='"where":"start","error":"RuntimeError"')
         s.end(code)
         return category
@@ -508,13 +523,13 @@ def _active_failure(code: int, category: str, frp8: bool = False) -> Scenario:
             s.force_frp(8)
         s.connect()
         s.active()
-        if code == 4011:
+        if code == CodeNumber.VIDEO_STREAM_ERROR:
             for _ in range(s.rng.randint(3, 5)):
                 s.srv("video.error", attrs='"error":"encoder stalled"')
                 s.wait(500)
         else:
             s.srv("error.exception", attrs='"where":"control","error":"KeyError"')
-        if code == 4026:
+        if code == CodeNumber.FRP8_ERROR:
             s.server_drop(code)
             s.term("connection.closed", code)
             s.idle_end()
@@ -555,39 +570,39 @@ def _still_open(s: _Session) -> str:
 
 
 SCENARIOS: tuple[tuple[float, Scenario], ...] = (
-    (52.0, _clean(4000)),
-    (6.0, _clean(4018)),
-    (2.0, _clean(4015)),
-    (3.0, _clean(4019)),
-    (4.0, _clean(4008)),
+    (52.0, _clean(CodeNumber.USER_CLOSED)),
+    (6.0, _clean(CodeNumber.GUEST_LOGOFF)),
+    (2.0, _clean(CodeNumber.GUEST_SHUTDOWN)),
+    (3.0, _clean(CodeNumber.CLOSED_REMOTELY)),
+    (4.0, _clean(CodeNumber.MAX_SESSION_DURATION)),
     (3.0, _never_connected),
     (0.5, _stun_only_then_fine),
     (0.5, _secondary_display),
     (4.0, _reconnect_exhausted),
     (0.3, _terminal_only_exhausted),
-    (2.5, _dropped(4029)),
-    (1.0, _dropped(4023)),
-    (0.8, _dropped(4003)),
-    (0.6, _dropped(4024)),
-    (0.6, _dropped(4025)),
+    (2.5, _dropped(CodeNumber.CONNECTION_LOST)),
+    (1.0, _dropped(CodeNumber.RECEIVE_TIMEOUTS)),
+    (0.8, _dropped(CodeNumber.SEND_BUFFER_OVERFLOW)),
+    (0.6, _dropped(CodeNumber.RECEIVE_ERROR)),
+    (0.6, _dropped(CodeNumber.SEND_ERROR)),
     (1.5, _connect_timeout),
     (1.0, _stun_turn),
-    (1.0, _frp8_setup("ice.failed", 5006)),
-    (0.5, _frp8_setup("negotiation.timeout", 5007)),
-    (0.5, _frp8_setup("peer.failed", 5008)),
+    (1.0, _frp8_setup("ice.failed", CodeNumber.ICE_FAILED)),
+    (0.5, _frp8_setup("negotiation.timeout", CodeNumber.NEGOTIATION_TIMEOUT)),
+    (0.5, _frp8_setup("peer.failed", CodeNumber.PEER_CONNECTION_FAILED)),
     (0.7, _signaling_timeout),
     (0.8, _ice_disconnected),
     (0.4, _frp8_fallback),
     (0.4, _frp8_path_lost),
-    (0.5, _start_failure(4001, "server_fault")),
-    (0.6, _start_failure(4027, "host_display_fault")),
-    (0.6, _start_failure(4022, "configuration")),
-    (0.5, _active_failure(4004, "server_fault")),
-    (0.5, _active_failure(4005, "server_fault")),
-    (0.4, _active_failure(4026, "server_fault", frp8=True)),
-    (0.6, _active_failure(4011, "host_display_fault")),
-    (0.6, _rejected(4002)),
-    (0.6, _rejected(4006)),
+    (0.5, _start_failure(CodeNumber.SERVER_START_ERROR, "server_fault")),
+    (0.6, _start_failure(CodeNumber.DISPLAY_NOT_READY, "host_display_fault")),
+    (0.6, _start_failure(CodeNumber.PROFILE_MOUNT_FAILED, "configuration")),
+    (0.5, _active_failure(CodeNumber.SERVER_CONTROL_ERROR, "server_fault")),
+    (0.5, _active_failure(CodeNumber.SERVER_AUX_ERROR, "server_fault")),
+    (0.4, _active_failure(CodeNumber.FRP8_ERROR, "server_fault", frp8=True)),
+    (0.6, _active_failure(CodeNumber.VIDEO_STREAM_ERROR, "host_display_fault")),
+    (0.6, _rejected(CodeNumber.CONFIG_MISMATCH)),
+    (0.6, _rejected(CodeNumber.ALREADY_IN_SESSION)),
     (0.4, _app_crash),
     (0.4, _server_crash),
     (0.6, _takeover),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from openfrp import codes
 from openfrp.analysis import rules
 from openfrp.analysis.sessions import Analysis
+from openfrp.codes import CodeNumber
 
 if TYPE_CHECKING:
     import duckdb
@@ -26,7 +27,7 @@ FAILED = "phase IN ('setup_failure', 'mid_session_failure')"
 # Codes that follow a loss rather than cause one: the idle timeout that ends a session nobody
 # came back to, and the terminal's reconnecting. In a session with a loss they are
 # consequences; the loss's own code is the root.
-CONSEQUENCES = (4009, 4103)
+CONSEQUENCES = (CodeNumber.IDLE_TIMEOUT, CodeNumber.RECONNECTING)
 CONNECT_BIN_MS, CONNECT_LAST_MS = 250, 10_000
 TOP_CODES = 40
 SERIES_CODES = 6

@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from openfrp import codes
-from openfrp.server.command import ApiCallError
+from openfrp.api_client import ApiCallError
 from openfrp.settings import SessionSettings, SettingsError
 
 EXIT_CODE = 1
@@ -112,8 +112,8 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
 
 def _from_session(args: argparse.Namespace) -> dict[str, Any]:
     """Fill the probe options from an FRP8 session's ticket; return its signaling join."""
+    from openfrp.api_client import fetch_ticket
     from openfrp.netcheck.probes import ice_servers
-    from openfrp.terminal.command import fetch_ticket
 
     ticket = fetch_ticket(args.link, timeout=SessionSettings().connect_timeout)
     config = ticket.get("config") or {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from openfrp.codes import CodeNumber
 from openfrp.protocol.actions import Log
 
 
@@ -25,10 +26,14 @@ class ProbeResult:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-CODES = {"stun": 5009, "turn": 5010}
+CODES = {"stun": CodeNumber.STUN_UNREACHABLE, "turn": CodeNumber.TURN_UNREACHABLE}
 # A signaling probe fails as the terminal would: no hub (or a refused join) is a connection
 # that never gets established (4101); a hub without the session's server peer is 4107.
-SIGNALING_CODES = {"connect": 4101, "join": 4101, "peer": 4107}
+SIGNALING_CODES = {
+    "connect": CodeNumber.CONNECT_TIMEOUT,
+    "join": CodeNumber.CONNECT_TIMEOUT,
+    "peer": CodeNumber.SIGNALING_PEER_TIMEOUT,
+}
 
 
 def _code(result: ProbeResult) -> int:
@@ -57,8 +62,10 @@ def verdict(results: list[ProbeResult]) -> tuple[int | None, list[Log]]:
         severity = "info" if result.ok else "error"
         logs.append(Log(f"probe.{result.kind}", code=code, severity=severity, attrs=attrs))
     if failed == {"stun", "turn"}:
-        logs.append(Log("probe.failed", code=5019, severity="error", attrs={}))
-        return signaling or 5019, logs
+        logs.append(
+            Log("probe.failed", code=CodeNumber.STUN_TURN_UNREACHABLE, severity="error", attrs={})
+        )
+        return signaling or CodeNumber.STUN_TURN_UNREACHABLE, logs
     if failed:
         return signaling or CODES[failed.pop()], logs
     return signaling, logs

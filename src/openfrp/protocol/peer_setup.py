@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from openfrp.codes import CodeNumber
 from openfrp.protocol.timers import ms
 from openfrp.settings import SessionSettings
 
@@ -92,7 +93,7 @@ class PeerSetup:
         if state in ICE_UP and self.ice_up_at is None:
             self.ice_up_at = now_ms
         if state == "failed":
-            return self._fail(5006, "ice.failed", now_ms, "ICE reported failed")
+            return self._fail(CodeNumber.ICE_FAILED, "ice.failed", now_ms, "ICE reported failed")
         return None
 
     def connection_state(self, state: str, now_ms: int) -> SetupFailed | None:
@@ -100,8 +101,15 @@ class PeerSetup:
         if self.phase is not Phase.CONNECTING or state != "failed":
             return None
         if self.ice_up_at is None:
-            return self._fail(5006, "ice.failed", now_ms, "peer connection failed before ICE")
-        return self._fail(5008, "peer.failed", now_ms, "peer connection failed after ICE")
+            return self._fail(
+                CodeNumber.ICE_FAILED, "ice.failed", now_ms, "peer connection failed before ICE"
+            )
+        return self._fail(
+            CodeNumber.PEER_CONNECTION_FAILED,
+            "peer.failed",
+            now_ms,
+            "peer connection failed after ICE",
+        )
 
     def channel_open(self, now_ms: int) -> int:
         """The control channel is open; returns how long the setup took, in ms."""
@@ -118,7 +126,7 @@ class PeerSetup:
             budget = {}
         if self.phase is Phase.SIGNALING:
             return self._fail(
-                4107,
+                CodeNumber.SIGNALING_PEER_TIMEOUT,
                 "signaling.timeout",
                 now_ms,
                 "no server peer id from signaling",
@@ -127,7 +135,7 @@ class PeerSetup:
             )
         if self.phase is Phase.GATHERING:
             return self._fail(
-                5006,
+                CodeNumber.ICE_FAILED,
                 "ice.failed",
                 now_ms,
                 "gathering ICE candidates did not finish",
@@ -136,7 +144,7 @@ class PeerSetup:
             )
         if self.phase is Phase.NEGOTIATING:
             return self._fail(
-                5007,
+                CodeNumber.NEGOTIATION_TIMEOUT,
                 "negotiation.timeout",
                 now_ms,
                 "no answer to the offer",
@@ -145,7 +153,7 @@ class PeerSetup:
             )
         if self.ice_up_at is None:
             return self._fail(
-                5006,
+                CodeNumber.ICE_FAILED,
                 "ice.failed",
                 now_ms,
                 "no candidate pair worked",
@@ -153,7 +161,7 @@ class PeerSetup:
                 **budget,
             )
         return self._fail(
-            5008,
+            CodeNumber.PEER_CONNECTION_FAILED,
             "peer.failed",
             now_ms,
             "ICE connected but the secure channel did not open",

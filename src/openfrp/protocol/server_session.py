@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from openfrp import PROTOCOL_VERSION, codes
+from openfrp.codes import CodeNumber
 from openfrp.protocol import messages
 from openfrp.protocol.actions import (
     Action,
@@ -32,9 +33,20 @@ from openfrp.protocol.monitors import Monitors, size_of
 from openfrp.protocol.timers import Deadlines, ms
 from openfrp.settings import SessionSettings
 
-ENDING_FAULTS = {4001, 4004, 4005, 4022, 4027}
-CONNECTION_FAULTS = {4011, 4024, 4025, 4026}
-HOST_ENDS = {4015, 4018, 4019}
+ENDING_FAULTS = {
+    CodeNumber.SERVER_START_ERROR,
+    CodeNumber.SERVER_CONTROL_ERROR,
+    CodeNumber.SERVER_AUX_ERROR,
+    CodeNumber.PROFILE_MOUNT_FAILED,
+    CodeNumber.DISPLAY_NOT_READY,
+}
+CONNECTION_FAULTS = {
+    CodeNumber.VIDEO_STREAM_ERROR,
+    CodeNumber.RECEIVE_ERROR,
+    CodeNumber.SEND_ERROR,
+    CodeNumber.FRP8_ERROR,
+}
+HOST_ENDS = {CodeNumber.GUEST_SHUTDOWN, CodeNumber.GUEST_LOGOFF, CodeNumber.CLOSED_REMOTELY}
 
 
 class SessionState(StrEnum):
@@ -126,7 +138,7 @@ class ServerSession:
             if message["type"] == "input":
                 parse_input(message)
         except messages.MessageError as exc:
-            return self._lose_connection(cid, 4024, now_ms, {"error": str(exc)})
+            return self._lose_connection(cid, CodeNumber.RECEIVE_ERROR, now_ms, {"error": str(exc)})
         return self._on_message(cid, message, now_ms)
 
     def hello_fits(self, data: str | bytes) -> bool:
@@ -158,13 +170,19 @@ class ServerSession:
         `where` adds attributes naming that live connection's session and host."""
         self.pending.discard(cid)
         self.deadlines.cancel(f"handshake:{cid}")
-        return self._reject(cid, 4006, {"live_connection_id": owner_connection, **(where or {})})
+        return self._reject(
+            cid,
+            CodeNumber.ALREADY_IN_SESSION,
+            {"live_connection_id": owner_connection, **(where or {})},
+        )
 
     def displace(self, reason: str, now_ms: int) -> list[Action]:
         """Close the primary connection with 4006 because a newer one took over."""
         if self.primary is None:
             return []
-        return self._lose_connection(self.primary, 4006, now_ms, {"reason": reason})
+        return self._lose_connection(
+            self.primary, CodeNumber.ALREADY_IN_SESSION, now_ms, {"reason": reason}
+        )
 
     def connection_lost(self, cid: str, now_ms: int, peer_code: int | None) -> list[Action]:
         """The transport of `cid` is gone; `peer_code` is the peer's close code if it sent one."""
@@ -191,14 +209,20 @@ class ServerSession:
             return []
         if peer_code is None:
             return self._lose_connection(
-                cid, 4029, now_ms, {"reason": "no close frame"}, send_close=False
+                cid,
+                CodeNumber.CONNECTION_LOST,
+                now_ms,
+                {"reason": "no close frame"},
+                send_close=False,
             )
         peer = codes.lookup(peer_code)
         if peer is not None and peer.component is codes.Component.TERMINAL:
             # The terminal gave the connection up (its 4102, say): for the server the path
             # dropped under the session, which is 4029; the terminal's word stays beside it.
             gave_up = {"reason": "the terminal gave the connection up", "peer_code": peer_code}
-            return self._lose_connection(cid, 4029, now_ms, gave_up, send_close=False)
+            return self._lose_connection(
+                cid, CodeNumber.CONNECTION_LOST, now_ms, gave_up, send_close=False
+            )
         self._detach_primary()
         actions: list[Action] = [
             Log("connection.closed", connection_id=cid, attrs={"peer_code": peer_code}),
@@ -214,19 +238,31 @@ class ServerSession:
             "queue": "transport",
         }
         if cid == self.primary:
-            return self._lose_connection(cid, 4003, now_ms, attrs, abort=True)
+            return self._lose_connection(
+                cid, CodeNumber.SEND_BUFFER_OVERFLOW, now_ms, attrs, abort=True
+            )
         self.pending.discard(cid)
         self.deadlines.cancel(f"handshake:{cid}")
         self._closing.add(cid)
         return [
-            Log("connection.closed", code=4003, connection_id=cid, attrs=attrs),
-            Close(cid, 4003, _name(4003), abort=True),
+            Log(
+                "connection.closed",
+                code=CodeNumber.SEND_BUFFER_OVERFLOW,
+                connection_id=cid,
+                attrs=attrs,
+            ),
+            Close(
+                cid,
+                CodeNumber.SEND_BUFFER_OVERFLOW,
+                _name(CodeNumber.SEND_BUFFER_OVERFLOW),
+                abort=True,
+            ),
         ]
 
     def send_failed(self, cid: str, error: str, now_ms: int) -> list[Action]:
         if cid != self.primary:
             return []
-        return self._lose_connection(cid, 4025, now_ms, {"error": error})
+        return self._lose_connection(cid, CodeNumber.SEND_ERROR, now_ms, {"error": error})
 
     # -- session start and host side -------------------------------------------------------
 
@@ -253,7 +289,11 @@ class ServerSession:
         return [*actions, Send(self.primary, {"type": "started"}), *queued]
 
     def start_failed(self, code: int, error: str, now_ms: int) -> list[Action]:
-        if code not in (4001, 4022, 4027):
+        if code not in (
+            CodeNumber.SERVER_START_ERROR,
+            CodeNumber.PROFILE_MOUNT_FAILED,
+            CodeNumber.DISPLAY_NOT_READY,
+        ):
             raise ValueError(f"{code} is not a session start failure")
         return self._end(code, now_ms, {"error": error})
 
@@ -298,7 +338,7 @@ class ServerSession:
         ]
         if self._video_failures >= self.settings.video_failure_limit:
             self._video_failures = 0
-            actions += self.fault(4011, "video", error, now_ms)
+            actions += self.fault(CodeNumber.VIDEO_STREAM_ERROR, "video", error, now_ms)
         return actions
 
     def push(self, body: dict[str, Any], now_ms: int) -> list[Action]:
@@ -315,9 +355,11 @@ class ServerSession:
             return [Send(live, message)] if live is not None else []
         attrs = {"unacked_bytes": self.unacked_bytes, "limit": self.settings.send_buffer_limit}
         if self.primary is None:
-            return self._end(4003, now_ms, attrs)
+            return self._end(CodeNumber.SEND_BUFFER_OVERFLOW, now_ms, attrs)
         # A reader that does not read cannot take a close handshake either: abort it.
-        return self._lose_connection(self.primary, 4003, now_ms, attrs, abort=True)
+        return self._lose_connection(
+            self.primary, CodeNumber.SEND_BUFFER_OVERFLOW, now_ms, attrs, abort=True
+        )
 
     # -- time ------------------------------------------------------------------------------
 
@@ -335,16 +377,31 @@ class ServerSession:
         if name.startswith("handshake:"):
             cid = name.partition(":")[2]
             self.pending.discard(cid)
-            return self._reject(cid, 4002, {"field": "hello", "problem": "no hello in time"})
+            return self._reject(
+                cid, CodeNumber.CONFIG_MISMATCH, {"field": "hello", "problem": "no hello in time"}
+            )
         if name == "idle":
-            return self._end(4009, now_ms, {"idle_timeout_s": s.idle_timeout})
+            return self._end(CodeNumber.IDLE_TIMEOUT, now_ms, {"idle_timeout_s": s.idle_timeout})
         if name == "max_duration":
-            return self._end(4008, now_ms, {"max_session_duration_s": s.max_session_duration})
+            return self._end(
+                CodeNumber.MAX_SESSION_DURATION,
+                now_ms,
+                {"max_session_duration_s": s.max_session_duration},
+            )
         if name == "warning":
             left = round(s.warn_before)
-            warning = {"type": "warning", "code": 4008, "seconds_left": left}
+            warning = {
+                "type": "warning",
+                "code": CodeNumber.MAX_SESSION_DURATION,
+                "seconds_left": left,
+            }
             actions: list[Action] = [
-                Log("session.warning", code=4008, severity="warning", attrs={"seconds_left": left}),
+                Log(
+                    "session.warning",
+                    code=CodeNumber.MAX_SESSION_DURATION,
+                    severity="warning",
+                    attrs={"seconds_left": left},
+                ),
             ]
             live = self._live()
             return actions + ([Send(live, warning)] if live is not None else [])
@@ -357,7 +414,7 @@ class ServerSession:
                 "change_id": self.monitors.awaiting[cid],
                 "display_change_timeout_s": s.display_change_timeout,
             }
-            return self._drop_secondary(cid, 4028, now_ms, attrs)
+            return self._drop_secondary(cid, CodeNumber.SECONDARY_DISPLAY_TIMEOUT, now_ms, attrs)
         if name == "heartbeat" and self.primary is not None:
             self._ping_id += 1
             self.deadlines.set("heartbeat", now_ms + ms(s.heartbeat_interval))
@@ -376,7 +433,7 @@ class ServerSession:
                     log,
                     *self._lose_connection(
                         self.primary,
-                        4023,
+                        CodeNumber.RECEIVE_TIMEOUTS,
                         now_ms,
                         {"receive_timeouts": self._receive_misses},
                         abort=True,
@@ -414,7 +471,9 @@ class ServerSession:
             if hello["type"] != "hello":
                 raise messages.MessageError(f"expected hello, got {hello['type']}")
         except messages.MessageError as exc:
-            return self._reject(cid, 4002, {"field": "hello", "problem": str(exc)})
+            return self._reject(
+                cid, CodeNumber.CONFIG_MISMATCH, {"field": "hello", "problem": str(exc)}
+            )
         if self.ended:
             assert self.final_code is not None
             return self._reject(
@@ -427,7 +486,9 @@ class ServerSession:
             hello, self.issued, self._secret, self._version, self.token_generation, self._clock()
         )
         if mismatch is not None:
-            return self._reject(cid, 4002, {"field": mismatch[0], "problem": mismatch[1]})
+            return self._reject(
+                cid, CodeNumber.CONFIG_MISMATCH, {"field": mismatch[0], "problem": mismatch[1]}
+            )
         if hello.get("monitor"):
             return self._admit_secondary(cid, hello, now_ms)
         actions: list[Action] = []
@@ -435,11 +496,13 @@ class ServerSession:
         if previous is not None:
             same_terminal = hello.get("resume") and hello.get("previous_connection_id") == previous
             if not same_terminal and self.settings.duplicate_policy == "refuse":
-                return self._reject(cid, 4006, {"live_connection_id": previous})
+                return self._reject(
+                    cid, CodeNumber.ALREADY_IN_SESSION, {"live_connection_id": previous}
+                )
             code, reason = (
-                (4029, "replaced by a resume from the same terminal")
+                (CodeNumber.CONNECTION_LOST, "replaced by a resume from the same terminal")
                 if (same_terminal)
-                else (4006, "taken over by a newer connection")
+                else (CodeNumber.ALREADY_IN_SESSION, "taken over by a newer connection")
             )
             actions += self._lose_connection(previous, code, now_ms, {"reason": reason}, abort=True)
         return actions + self._accept(cid, hello, now_ms)
@@ -506,7 +569,12 @@ class ServerSession:
         ):
             return []
         left = max(0, (end - now_ms) // 1000)
-        return [Send(cid, {"type": "warning", "code": 4008, "seconds_left": left})]
+        return [
+            Send(
+                cid,
+                {"type": "warning", "code": CodeNumber.MAX_SESSION_DURATION, "seconds_left": left},
+            )
+        ]
 
     def _replay_count(self, hello: dict[str, Any]) -> int:
         last = hello.get("last_seq", 0)
@@ -524,7 +592,7 @@ class ServerSession:
             self._drop_acked(message["seq"])
             return []
         if kind == "close":
-            return self._end(4000, now_ms, {"connection_id": cid})
+            return self._end(CodeNumber.USER_CLOSED, now_ms, {"connection_id": cid})
         if kind == "disconnect":
             self._detach_primary()
             self._closing.add(cid)
@@ -553,7 +621,9 @@ class ServerSession:
         if self.state is not SessionState.ACTIVE or self.primary is None:
             problem = "no session window to extend: open the session first"
         if problem is not None:
-            return self._reject(cid, 4002, {"field": "monitor", "problem": problem})
+            return self._reject(
+                cid, CodeNumber.CONFIG_MISMATCH, {"field": "monitor", "problem": problem}
+            )
         self.monitors.add(cid, index, size_of(hello.get("screen")))
         welcome = {
             "type": "welcome",
@@ -578,7 +648,7 @@ class ServerSession:
             if message["type"] == "hello":
                 raise messages.MessageError("hello after the handshake")
         except messages.MessageError as exc:
-            return self._drop_secondary(cid, 4024, now_ms, {"error": str(exc)})
+            return self._drop_secondary(cid, CodeNumber.RECEIVE_ERROR, now_ms, {"error": str(exc)})
         kind = message["type"]
         if kind == "ping":
             return [Send(cid, {"type": "pong", "id": message["id"]})]

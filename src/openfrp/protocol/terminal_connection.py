@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from openfrp import PROTOCOL_VERSION, codes
+from openfrp.codes import CodeNumber
 from openfrp.protocol import messages
 from openfrp.protocol.actions import Log
 from openfrp.protocol.timers import Deadlines, ms
@@ -135,11 +136,11 @@ class TerminalConnection:
         if frp == 8:
             self.keepalive_ms = ms(s.ice_disconnected_after)
             self.heartbeat_ms = min(ms(s.heartbeat_interval), self.keepalive_ms // 3)
-            self.lost_code, self.lost_event = 4108, "ice.disconnected"
+            self.lost_code, self.lost_event = CodeNumber.ICE_DISCONNECTED, "ice.disconnected"
         else:
             self.keepalive_ms = ms(s.keepalive_timeout)
             self.heartbeat_ms = ms(s.heartbeat_interval)
-            self.lost_code, self.lost_event = 4102, "connection.lost"
+            self.lost_code, self.lost_event = CodeNumber.CONNECTION_SEVERED, "connection.lost"
 
     @property
     def frp8(self) -> bool:
@@ -269,13 +270,13 @@ class TerminalConnection:
         if name == "connect_window":
             attrs = {"connect_timeout_s": self.settings.connect_timeout}
             return [
-                Hangup(4101, "CONNECT_TIMEOUT", abort=True),
-                Log("connect.failed", code=4101, attrs=attrs),
-                *self._finish(4101, attrs, shown=4101),
+                Hangup(CodeNumber.CONNECT_TIMEOUT, "CONNECT_TIMEOUT", abort=True),
+                Log("connect.failed", code=CodeNumber.CONNECT_TIMEOUT, attrs=attrs),
+                *self._finish(CodeNumber.CONNECT_TIMEOUT, attrs, shown=CodeNumber.CONNECT_TIMEOUT),
             ]
         if name == "attempt":
             return [
-                Hangup(4101, "CONNECT_TIMEOUT", abort=True),
+                Hangup(CodeNumber.CONNECT_TIMEOUT, "CONNECT_TIMEOUT", abort=True),
                 *self._attempt_failed(now_ms, {"error": "no welcome in connect_timeout"}),
             ]
         if name == "retry":
@@ -418,11 +419,11 @@ class TerminalConnection:
         actions: list[TerminalAction] = [
             Log(
                 "reconnect.attempt",
-                code=4103,
+                code=CodeNumber.RECONNECTING,
                 connection_id=self.connection_id,
                 attrs={"attempt": self.attempt, "since_lost_ms": delay_ms},
             ),
-            show(4103),
+            show(CodeNumber.RECONNECTING),
         ]
         return actions + self._connect(now_ms)
 
@@ -443,11 +444,14 @@ class TerminalConnection:
         since = now_ms - self.lost_at if self.lost_at is not None else 0
         log = Log(
             "reconnect.gave_up",
-            code=4106,
+            code=CodeNumber.RECONNECT_FAILED,
             connection_id=self.connection_id,
             attrs={**attrs, "since_lost_ms": since},
         )
-        return [log, *self._finish(4106, attrs, shown=4106)]
+        return [
+            log,
+            *self._finish(CodeNumber.RECONNECT_FAILED, attrs, shown=CodeNumber.RECONNECT_FAILED),
+        ]
 
     def _leave(self, message: dict[str, Any], now_ms: int) -> list[TerminalAction]:
         if self.state is TerminalState.DONE:

@@ -1,4 +1,5 @@
-"""The HTTP API and the FRP7 WebSocket endpoint, as one Starlette app.
+"""The HTTP API, the session service behind it (ServerState) and the Starlette app that serves
+both with the FRP7 endpoint (admission.py) and the signaling hub.
 
 Launching a session issues its configuration and a signed token naming its owner; the
 token is what the terminal presents and what limits a user to their own sessions.
@@ -7,7 +8,6 @@ token is what the terminal presents and what limits a user to their own sessions
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -15,7 +15,7 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,9 +23,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
 
-from openfrp import PROTOCOL_VERSION, codes
+from openfrp import PROTOCOL_VERSION
+from openfrp.codes import CodeNumber
 from openfrp.events import Context, Event, EventLog, now_ts
 from openfrp.protocol.handshake import (
     Issued,
@@ -35,15 +35,14 @@ from openfrp.protocol.handshake import (
     token_generation,
     verify_token,
 )
-from openfrp.protocol.messages import MessageError, decode_from_terminal
-from openfrp.protocol.server_session import ServerSession, SessionState, clip
+from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server import web
+from openfrp.server.admission import frp7
 from openfrp.server.desk import Refused
 from openfrp.server.fleet import Fleet
 from openfrp.server.isolation import Isolation
 from openfrp.server.keys import matches
 from openfrp.server.limits import Burst
-from openfrp.server.links import Transport
 from openfrp.server.registry import Registry, RegistryError, SessionRecord
 from openfrp.server.runtime import SessionRuntime
 from openfrp.server.signaling import Hub
@@ -70,7 +69,6 @@ TERMINAL_SETTINGS = (
     "turn_timeout",
     "frp8_fallback",
 )
-NO_CLOSE_FRAME = (1005, 1006)
 REMOTE_WAIT = 5.0  # seconds to wait for another host to end a session closed through this one
 TOKEN_MARGIN = 60.0  # a session token outlives the longest session by this much
 REFUSAL_REPORT_EVERY = 10.0  # seconds between launch.refused events
@@ -324,7 +322,12 @@ class ServerState:
                 raise
             early = state in (SessionState.CREATED.value, SessionState.STARTING.value)
             where = f"control loop: recording state '{state}' in the registry"
-            runtime.post("fault", 4001 if early else 4004, where, f"{type(exc).__name__}: {exc}")
+            runtime.post(
+                "fault",
+                CodeNumber.SERVER_START_ERROR if early else CodeNumber.SERVER_CONTROL_ERROR,
+                where,
+                f"{type(exc).__name__}: {exc}",
+            )
 
     def _forget(self, runtime: SessionRuntime) -> None:
         """An ended session leaves memory; the registry answers for it from then on."""
@@ -348,7 +351,11 @@ class ServerState:
 
     async def stop_all(self, reason: str) -> None:
         live = [r for r in self.runtimes.values() if not r.ended.is_set()]
-        await asyncio.gather(*(r.stop(4019, reason) for r in live))
+        await asyncio.gather(*(r.stop(CodeNumber.CLOSED_REMOTELY, reason) for r in live))
+
+    def lives_elsewhere(self, record: SessionRecord) -> bool:
+        """Whether a session is live on another host that shares this registry."""
+        return self.registry.shared and record.host != self.host and record.final_code is None
 
 
 # -- authorization ---------------------------------------------------------------------------
@@ -543,13 +550,12 @@ async def close_session(request: Request) -> Response:
     runtime = state.runtimes.get(record.session_id)
     if runtime is None or runtime.ended.is_set():
         raise ApiError(409, f"session '{record.session_id}' has already ended")
-    await runtime.stop(4019, f"closed from outside by {by}")
-    return JSONResponse({"session_id": record.session_id, "final_code": 4019})
+    await runtime.stop(CodeNumber.CLOSED_REMOTELY, f"closed from outside by {by}")
+    return JSONResponse({"session_id": record.session_id, "final_code": CodeNumber.CLOSED_REMOTELY})
 
 
 def _elsewhere(state: ServerState, record: SessionRecord) -> bool:
-    """Whether a session is live on another host that shares this registry."""
-    return state.registry.shared and record.host != state.host and record.final_code is None
+    return state.lives_elsewhere(record)
 
 
 def _not_elsewhere(state: ServerState, record: SessionRecord) -> None:
@@ -605,7 +611,7 @@ async def push_message(request: Request) -> Response:
     return JSONResponse({"queued": True}, status_code=202)
 
 
-GUEST_ACTIONS = {"shutdown": 4015, "logoff": 4018}
+GUEST_ACTIONS = {"shutdown": CodeNumber.GUEST_SHUTDOWN, "logoff": CodeNumber.GUEST_LOGOFF}
 
 
 def _guest_runtime(request: Request, state: ServerState, session_id: str) -> SessionRuntime:
@@ -655,181 +661,6 @@ async def health(request: Request) -> Response:
     state = _state(request)
     live = sum(1 for r in state.runtimes.values() if not r.ended.is_set())
     return JSONResponse({"ok": True, "live_sessions": live})
-
-
-# -- connections (FRP7 and FRP8 alike) ------------------------------------------------------
-
-
-class Gone:
-    """A connection ended; `code` is the peer's close code, None when it sent none."""
-
-    def __init__(self, code: int | None) -> None:
-        self.code = code
-
-
-class Connection(Transport, Protocol):
-    """A transport the server reads from as well: the next frame, or Gone."""
-
-    async def receive(self) -> str | bytes | Gone: ...
-
-
-class _WebSocketConnection:
-    def __init__(self, websocket: WebSocket) -> None:
-        self._ws = websocket
-
-    async def send_text(self, data: str) -> None:
-        await self._ws.send_text(data)
-
-    async def send_bytes(self, data: bytes) -> None:
-        await self._ws.send_bytes(data)
-
-    async def close(self, code: int, reason: str) -> None:
-        await self._ws.close(code, reason)
-
-    def abort(self) -> None:
-        """Drop the socket now, unsent bytes and all (see KeepTransport)."""
-        transport = self._ws.scope.get("openfrp.transport")
-        if transport is not None:
-            transport.abort()
-
-    async def receive(self) -> str | bytes | Gone:
-        try:
-            message = await self._ws.receive()
-        except RuntimeError:
-            return Gone(None)
-        if message["type"] == "websocket.disconnect":
-            code = message.get("code")
-            return Gone(None if code in NO_CLOSE_FRAME else code)
-        data: str | bytes = message.get("text") or message.get("bytes") or b""
-        return data
-
-
-def _session_id_of(data: str | bytes) -> str | None:
-    """The session a hello names; issued ids are ASCII, so anything else (a lone surrogate
-    the registry could not even encode) names none."""
-    if not isinstance(data, str):
-        return None
-    with contextlib.suppress(ValueError, RecursionError):
-        message = json.loads(data)
-        session_id = message.get("session_id") if isinstance(message, dict) else None
-        if isinstance(session_id, str) and session_id.isascii():
-            return session_id
-    return None
-
-
-async def _refuse_unserved(
-    state: ServerState,
-    connection: Connection,
-    data: str | bytes | None,
-    cid: str,
-    remote: str,
-    session_id: str,
-    frp: int,
-) -> None:
-    """No live session for this hello: an ended one is refused with its final code (a late
-    resume after 4009 gets 4009), a live one of another host and anything else with 4002.
-    `data` None: no hello in time."""
-    record = None
-    reason: str | None = None
-    with contextlib.suppress(RegistryError):  # unreachable: refused as an unknown session
-        record = await state.registry.get(session_id) if session_id else None
-    if record is not None and _elsewhere(state, record):
-        code = 4002
-        event = _context(state, record, frp).event(
-            "connection.rejected",
-            code=code,
-            severity="error",
-            message=f"hello names session {session_id}, which lives on host {record.host}, "
-            f"not on {state.host}: the terminal was routed to the wrong host",
-            connection_id=cid,
-            attrs={
-                "field": "session_id",
-                "problem": f"session lives on host {record.host}",
-                "owner_host": record.host,
-                "remote": remote,
-                "code_name": "CONFIG_MISMATCH",
-            },
-        )
-    elif record is not None and record.final_code is not None:
-        code = record.final_code
-        reason = codes.ended_reason(code)
-        event = _context(state, record, frp).event(
-            "connection.rejected",
-            code=code,
-            connection_id=cid,
-            attrs={"reason": "session has ended", "remote": remote},
-        )
-    else:
-        held = state.unserved_rejections.allow()
-        field, problem = "session_id", "unknown session"
-        if data is None:
-            field, problem = "hello", "no hello in time"
-        else:
-            try:
-                decode_from_terminal(data)
-            except MessageError as exc:
-                field, problem = "hello", str(exc)
-        code = 4002
-        event = Event(
-            "connection.rejected",
-            host=state.config.server.name,
-            connection_id=cid,
-            frp=frp,
-            code=4002,
-            severity="error",
-            message="hello names no session served here",
-            attrs={
-                "field": field,
-                "problem": clip(problem),
-                "remote": remote,
-                "code_name": "CONFIG_MISMATCH",
-                **({"held_back": held} if held else {}),
-            },
-        )
-        if held is None:  # a flood of them: counted in the next one written
-            event = None
-    if event is not None:
-        state.log.write(event)
-    if reason is None:
-        row = codes.lookup(code)
-        reason = row.name if row is not None else ""
-    with contextlib.suppress(Exception):
-        await connection.close(code, reason)
-
-
-async def serve_connection(
-    state: ServerState, connection: Connection, remote: str, frp: int
-) -> None:
-    """One connection from its first frame (the hello, which names the session) to its end."""
-    cid = "c-" + secrets.token_hex(6)
-    try:
-        first = await asyncio.wait_for(connection.receive(), state.config.account.handshake_timeout)
-    except TimeoutError:
-        first = None
-    if isinstance(first, Gone):
-        return
-    session_id = _session_id_of(first or b"") or ""
-    runtime = state.runtimes.get(session_id)
-    if runtime is None or first is None:
-        await _refuse_unserved(state, connection, first, cid, remote, session_id, frp)
-        return
-    runtime.attach(cid, connection, {"remote": remote, "frp": frp})
-    runtime.post("data", cid, first)
-    while not isinstance(data := await connection.receive(), Gone):
-        runtime.post("data", cid, data)
-    runtime.post("lost", cid, data.code)
-
-
-def _context(state: ServerState, record: SessionRecord, frp: int) -> Context:
-    return Context(
-        "server", state.host, record.session_id, record.user, record.account, record.launchpad, frp
-    )
-
-
-async def frp7(websocket: WebSocket) -> None:
-    await websocket.accept()
-    remote = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
-    await serve_connection(websocket.app.state.openfrp, _WebSocketConnection(websocket), remote, 7)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from openfrp.api_client import api
 from openfrp.server.isolation import write_private
 from openfrp.settings import Config, SettingsError, load
 
@@ -93,52 +94,6 @@ def _admin_key(args: argparse.Namespace) -> str:
         return path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
         raise SettingsError(f"no --admin-key given and {path} cannot be read") from None
-
-
-def api(
-    method: str,
-    url: str,
-    key: str,
-    body: dict[str, Any] | bytes | None = None,
-    timeout: float = 10.0,
-    header: str = "Authorization",
-) -> dict[str, Any]:
-    """Call the server's API with a JSON body (or raw bytes); failures become one-line
-    messages, never tracebacks."""
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    credential = f"Bearer {key}" if header == "Authorization" else key
-    kind = "application/octet-stream" if isinstance(body, bytes) else "application/json"
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={header: credential, "Content-Type": kind}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            result: dict[str, Any] = json.loads(response.read())
-            return result
-    except urllib.error.HTTPError as exc:
-        try:
-            answer = json.loads(exc.read())
-        except ValueError:
-            answer = {}
-        answer = answer if isinstance(answer, dict) else {}
-        detail = answer.get("error", exc.reason)
-        raise ApiCallError(f"{method} {url}: {exc.code} {detail}", exc.code, answer) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ApiCallError(f"{method} {url}: server not reachable ({reason})") from None
-    except UnicodeEncodeError:
-        raise SettingsError(f"{method} {url}: the key has characters no header can carry") from None
-
-
-class ApiCallError(SettingsError):
-    """The API answered with an error (`status`, `answer`) or could not be reached (None)."""
-
-    def __init__(
-        self, message: str, status: int | None = None, answer: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.answer = answer or {}
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:

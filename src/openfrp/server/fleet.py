@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from openfrp.codes import CodeNumber
 from openfrp.events import Event, EventLog, now_ts
 from openfrp.server.registry import Holder, Registry, RegistryError, SessionRecord
 from openfrp.server.runtime import SessionRuntime
@@ -190,7 +191,7 @@ class Fleet:
             runtime.post("displace", str(request.get("reason", "")))
         elif op == "close":
             reason = f"closed from outside by {request.get('by', 'admin API')} via host {sender}"
-            self._spawn(runtime.stop(4019, reason))
+            self._spawn(runtime.stop(CodeNumber.CLOSED_REMOTELY, reason))
         elif op == "push" and isinstance(request.get("body"), dict):
             runtime.post("push", request["body"])
 

@@ -25,11 +25,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from openfrp import codes
+from openfrp.codes import CodeNumber
 from openfrp.events import Context, Event
 from openfrp.protocol.messages import encode
 from openfrp.protocol.peer_setup import PeerSetup, Phase
 from openfrp.rtc import configuration, video_codec
-from openfrp.server.app import Gone, ServerState, serve_connection
+from openfrp.server.admission import Gone, serve_connection
 from openfrp.server.registry import RegistryError
 from openfrp.server.signaling import peer_key
 from openfrp.timing import now_ms
@@ -37,6 +38,7 @@ from openfrp.timing import now_ms
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel, RTCPeerConnection
 
+    from openfrp.server.app import ServerState
     from openfrp.server.runtime import SessionRuntime
 
 REGISTER_RETRY_MAX = 5.0
@@ -162,7 +164,7 @@ class PeerHost:
                 code = record.final_code
                 await self._signal(ws, relay, code, codes.ended_reason(code))
             else:
-                await self._signal(ws, relay, 4002, "CONFIG_MISMATCH")
+                await self._signal(ws, relay, CodeNumber.CONFIG_MISMATCH, "CONFIG_MISMATCH")
             return
         settings = runtime.machine.settings
         try:
@@ -180,11 +182,11 @@ class PeerHost:
             self.state.log.write(
                 identity.event(
                     "error.exception",
-                    code=4026,
+                    code=CodeNumber.FRP8_ERROR,
                     attrs={"where": "frp8 answer", "error": error, "relay": relay},
                 )
             )
-            await self._signal(ws, relay, 4026, "FRP8_ERROR")
+            await self._signal(ws, relay, CodeNumber.FRP8_ERROR, "FRP8_ERROR")
             await self._drop(relay)
             return
         codec = video_codec(pc.localDescription.sdp)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from openfrp.codes import CodeNumber
 from openfrp.media.synthetic import SyntheticDisplay
 from openfrp.media.xvfb import Framebuffer, XvfbScreen, XwdError
 from openfrp.protocol.monitors import MAX_SECONDARIES
@@ -64,11 +65,14 @@ async def mount_profile(settings: SessionSettings, env: dict[str, str]) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), 1.0)
         raise StartFailure(
-            4022, f"profile mount timed out after {settings.profile_mount_timeout}s"
+            CodeNumber.PROFILE_MOUNT_FAILED,
+            f"profile mount timed out after {settings.profile_mount_timeout}s",
         ) from None
     if process.returncode != 0:
         detail = stderr.decode(errors="replace").strip()[-200:]
-        raise StartFailure(4022, f"profile mount exited {process.returncode}: {detail}")
+        raise StartFailure(
+            CodeNumber.PROFILE_MOUNT_FAILED, f"profile mount exited {process.returncode}: {detail}"
+        )
 
 
 class Screen(Protocol):
@@ -188,7 +192,9 @@ async def _announced_display(fd: int) -> int:
     finally:
         transport.close()
     if not line.strip().isdigit():
-        raise StartFailure(4027, "Xvfb exited before announcing its display")
+        raise StartFailure(
+            CodeNumber.DISPLAY_NOT_READY, "Xvfb exited before announcing its display"
+        )
     return int(line)
 
 
@@ -212,7 +218,7 @@ async def start_display(
         return Display() if size is None else Display(SyntheticDisplay(*fit_size(*size, settings)))
     width, height = fit_size(*(size or DEFAULT_SIZE), settings)
     if shutil.which("Xvfb") is None:
-        raise StartFailure(4027, "display = xvfb but Xvfb is not installed")
+        raise StartFailure(CodeNumber.DISPLAY_NOT_READY, "display = xvfb but Xvfb is not installed")
     fbdir = Path(tempfile.mkdtemp(prefix="openfrp-fb-"))
     cookie = secrets.token_hex(16)
     await asyncio.to_thread(write_private, fbdir / "Xauthority", xauthority(cookie, None))
@@ -252,7 +258,8 @@ async def start_display(
         await display.stop()
         if isinstance(exc, TimeoutError):
             raise StartFailure(
-                4027, f"display not ready within {settings.display_ready_timeout}s"
+                CodeNumber.DISPLAY_NOT_READY,
+                f"display not ready within {settings.display_ready_timeout}s",
             ) from None
         raise
     return display

@@ -11,6 +11,7 @@ late resume or link gets that code instead of "unknown session".
 from __future__ import annotations
 
 from openfrp import codes
+from openfrp.codes import CodeNumber
 from openfrp.events import Event, EventLog, now_ts, parse_ts
 from openfrp.server.registry import Registry
 
@@ -24,7 +25,11 @@ async def end_left_over(registry: Registry, log: EventLog, host: str) -> int:
     for record in await registry.sessions():
         if record.host != host or record.final_code is not None or record.state == "ended":
             continue
-        code = 4001 if record.state in NEVER_ACTIVE else 4004
+        code = (
+            CodeNumber.SERVER_START_ERROR
+            if record.state in NEVER_ACTIVE
+            else CodeNumber.SERVER_CONTROL_ERROR
+        )
         ts = now_ts()
         await registry.set_state(record.session_id, "ended", code, ts)
         lasted = parse_ts(ts) - parse_ts(record.created_ts)

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from openfrp.codes import CodeNumber
 from openfrp.desk.cursor import CursorWatch
 from openfrp.desk.feed import InputFeed
 from openfrp.events import Context, EventLog
@@ -91,7 +92,7 @@ class SessionRuntime:
             self._write,
             self._send_to,
             lambda: self.machine.primary,
-            lambda where, error: self.post("fault", 4005, where, error),
+            lambda where, error: self.post("fault", CodeNumber.SERVER_AUX_ERROR, where, error),
         )
         self._loop_task = asyncio.create_task(self._control_loop(), name=identity.session_id)
 
@@ -165,7 +166,11 @@ class SessionRuntime:
     async def _crash(self, exc: Exception) -> None:
         """A bug in the loop itself: 4001 before the session is active, 4004 after."""
         state = self.machine.state
-        code = 4004 if state in (SessionState.ACTIVE, SessionState.DISCONNECTED) else 4001
+        code = (
+            CodeNumber.SERVER_CONTROL_ERROR
+            if state in (SessionState.ACTIVE, SessionState.DISCONNECTED)
+            else CodeNumber.SERVER_START_ERROR
+        )
         error = "".join(traceback.format_exception_only(exc)).strip()
         detail = traceback.format_exc(limit=8)
         with contextlib.suppress(Exception):
@@ -289,7 +294,7 @@ class SessionRuntime:
             self.post("start_failed", failure.code, failure.error)
             return
         except Exception as exc:
-            self.post("start_failed", 4001, f"{type(exc).__name__}: {exc}")
+            self.post("start_failed", CodeNumber.SERVER_START_ERROR, f"{type(exc).__name__}: {exc}")
             return
         if self.ended.is_set():  # ended while starting (closed from outside, say)
             await self._release()
@@ -349,7 +354,9 @@ class SessionRuntime:
     async def _watch_app(self, app: asyncio.subprocess.Process) -> None:
         status = await app.wait()
         if not self.ended.is_set():
-            self.post("host", 4018, f"the session's app exited with status {status}")
+            self.post(
+                "host", CodeNumber.GUEST_LOGOFF, f"the session's app exited with status {status}"
+            )
 
     async def _video_pump(self) -> None:
         """Stream the display to the live connection from a worker thread (media/streamer.py);
@@ -422,7 +429,9 @@ class SessionRuntime:
 
             def failed(error: str) -> None:
                 with contextlib.suppress(RuntimeError):  # the loop is already closed
-                    loop.call_soon_threadsafe(self.post, "fault", 4005, "input", error)
+                    loop.call_soon_threadsafe(
+                        self.post, "fault", CodeNumber.SERVER_AUX_ERROR, "input", error
+                    )
 
             self._input = InputFeed(self._input_target, failed)
         if self._input.offer(self.monitors.place(cid, parse_input(message))):
@@ -457,7 +466,12 @@ class SessionRuntime:
             elif message["type"] in DESK_MESSAGES:
                 await self.desk.receive(action.connection_id, message)
         except Exception as exc:
-            self.post("fault", 4005, f"deliver {message['type']}", f"{type(exc).__name__}: {exc}")
+            self.post(
+                "fault",
+                CodeNumber.SERVER_AUX_ERROR,
+                f"deliver {message['type']}",
+                f"{type(exc).__name__}: {exc}",
+            )
 
     def _ingest_terminal_events(self, items: list[Any], cid: str) -> None:
         accepted, notes = self._shipped.admit(items[:1000], cid, time.monotonic())

@@ -30,7 +30,8 @@ from openfrp.server.limits import (
 )
 from openfrp.server.metrics import Metrics, ObservedEventLog, counted_registry
 from openfrp.server.recovery import end_left_over
-from openfrp.server.registry import Registry, RegistryError, open_registry
+from openfrp.server.registry import Registry, RegistryError
+from openfrp.server.registry.opener import open_registry
 from openfrp.server.retention import prune_forever
 from openfrp.settings import Config, ServerOptions, SettingsError
 

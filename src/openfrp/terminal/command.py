@@ -4,41 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import urllib.parse
-from pathlib import Path
 from typing import Any
 
 from openfrp import codes
+from openfrp.api_client import ApiCallError, fetch_ticket
+from openfrp.codes import CodeNumber
 from openfrp.events import EventLog
 from openfrp.protocol.monitors import MAX_SECONDARIES
 from openfrp.protocol.terminal_connection import SessionTicket, show
-from openfrp.server.command import ApiCallError, api
 from openfrp.settings import SessionSettings, SettingsError, build
-
-
-def fetch_ticket(link: str, timeout: float) -> dict[str, Any]:
-    """Resolve a connect link (http://HOST:PORT/s/ID#token=T, or ?token=T as older links had
-    it) or a ticket file to a ticket."""
-    path = Path(link)
-    if not link.startswith(("http://", "https://")):
-        try:
-            data: dict[str, Any] = json.loads(path.read_text())
-            return data
-        except (OSError, ValueError) as exc:
-            raise SettingsError(
-                f"'{link}' is neither a connect link nor a ticket file ({exc})"
-            ) from None
-    parts = urllib.parse.urlsplit(link)
-    token = (
-        urllib.parse.parse_qs(parts.fragment).get("token", [""])[0]
-        or urllib.parse.parse_qs(parts.query).get("token", [""])[0]
-    )
-    prefix, _, session = parts.path.rstrip("/").rpartition("/s/")
-    if not session or "/" in session or not token:
-        raise SettingsError(f"'{link}' is not a connect link (expected .../s/SESSION#token=T)")
-    base = f"{parts.scheme}://{parts.netloc}{prefix}"  # a front end may serve it under a prefix
-    return api("GET", f"{base}/api/sessions/{session}/ticket", token, timeout=timeout)
 
 
 def _ticket(
@@ -77,7 +51,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     except ApiCallError as exc:
         final = exc.answer.get("final_code")
         if exc.status is None:
-            final = 4101
+            final = CodeNumber.CONNECT_TIMEOUT
         row = codes.lookup(final) if isinstance(final, int) else None
         if row is None:
             raise

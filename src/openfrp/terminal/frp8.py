@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from openfrp import codes
+from openfrp.codes import CodeNumber
 from openfrp.protocol.peer_setup import PeerSetup, Phase, SetupFailed
 from openfrp.protocol.terminal_connection import SessionTicket
 from openfrp.rtc import configuration, video_codec
@@ -105,7 +106,7 @@ class PeerAttempt:
         except Exception as exc:  # this side's WebRTC stack failed: the peer connection did
             error = f"{type(exc).__name__}: {exc}"
             attrs = {"phase": self.setup.phase.value, "error": error}
-            self._fail_setup(SetupFailed(5008, "peer.failed", attrs))
+            self._fail_setup(SetupFailed(CodeNumber.PEER_CONNECTION_FAILED, "peer.failed", attrs))
         finally:
             reader.cancel()
             if not self._done:

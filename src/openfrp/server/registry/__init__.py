@@ -142,21 +142,6 @@ class Registry(Protocol):
     async def close(self) -> None: ...
 
 
-def open_registry(location: str) -> Registry:
-    """A `redis://HOST:PORT/DB` (or `rediss://`, `unix://`) URL, else a SQLite file path."""
-    if "://" not in location:
-        return SqliteRegistry(location)
-    scheme = location.split("://", 1)[0].lower()
-    if scheme not in ("redis", "rediss", "unix"):
-        raise RegistryError(
-            f"registry: unsupported URL scheme '{scheme}' "
-            "(use redis://HOST:PORT/DB, rediss://, unix:// or a SQLite file path)"
-        )
-    from openfrp.server.redis_registry import RedisRegistry
-
-    return RedisRegistry(location)
-
-
 class SqliteRegistry:
     """One host's registry in a SQLite file; owner records and requests stay in memory.
 
