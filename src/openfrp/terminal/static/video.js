@@ -344,8 +344,16 @@ class VideoStream {
       picture.height = height;
     }
     const ctx = picture.getContext("2d");
-    if (regions === null) ctx.drawImage(source, 0, 0, width, height);
-    for (const [x, y, w, hgt] of regions || []) ctx.drawImage(source, x, y, w, hgt, x, y, w, hgt);
+    if (regions === null) {
+      ctx.drawImage(source, 0, 0, width, height);
+    } else if (regions.length) {  // one draw through a clip: a video frame converted once
+      ctx.save();
+      ctx.beginPath();
+      for (const [x, y, w, hgt] of regions) ctx.rect(x, y, w, hgt);
+      ctx.clip();
+      ctx.drawImage(source, 0, 0, width, height);
+      ctx.restore();
+    }
     close();
     this.shown(width, height);
   }
