@@ -48,8 +48,9 @@ def test_pongs_to_a_terminal_that_never_reads_end_in_4003_and_its_socket_is_abor
     assert closed["attrs"]["queued_bytes"] > LIMIT == closed["attrs"]["limit"]
     assert time.monotonic() - started < 10
     server.log.wait_event(event="session.disconnected", code=4003, session_id=sid)
-    # The server holds no socket for it, though the client still has not read a byte.
-    for _ in bounded(5.0):
+    # The server holds no socket for it, though the client still has not read a byte (before
+    # the abort it was held for 60 s and more; on a loaded machine closing can take seconds).
+    for _ in bounded(15.0):
         if _sockets(server) <= baseline:
             break
     assert _sockets(server) <= baseline
