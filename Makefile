@@ -34,4 +34,4 @@ bench: $(STAMP)
 	$(PY) bench/input.py --quick
 
 clean:
-	rm -rf $(VENV) openfrp-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -52,7 +52,8 @@ def _post(url: str, key: str, body: dict[str, object]) -> dict[str, object]:
 def start_openfrp(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     config = tmp / "bench.toml"
     config.write_text(
-        f'[server]\nport = 0\nvideo_fps = 0\nregistry = "{tmp}/registry.sqlite3"\n'
+        f'[server]\nport = 0\nvideo_fps = 0\ndata_dir = "{tmp}"\n'
+        f'registry = "{tmp}/registry.sqlite3"\n'
         "max_live_sessions = 100000\nmax_launches_per_minute = 100000\n"
         "max_connections_per_address = 100000\n"
         f'log_dir = "{tmp}/logs"\n[account]\nheartbeat_interval = 1.0\n'

@@ -6,7 +6,7 @@ import shlex
 from pathlib import Path
 
 from openfrp.cli import build_parser
-from openfrp.server.environment import apply, server_overrides
+from openfrp.server.environment import apply, in_data_dir, server_overrides
 from openfrp.settings import Config
 
 UNIT = Path(__file__).resolve().parents[1] / "docs/openfrp.service"
@@ -33,5 +33,9 @@ def test_the_systemd_unit_runs_a_command_and_settings_openfrp_accepts() -> None:
     config = apply(Config(), environ)
     assert config.server.public_url == "https://desk.example.org/openfrp"
     assert config.server.port == 8470
+    systemd = {"STATE_DIRECTORY": "/var/lib/" + unit["StateDirectory"][0]}  # as systemd sets it
+    server = in_data_dir(config, systemd, uid=0 if unit["User"] == ["root"] else 999).server
+    assert (server.data_dir, server.log_dir) == ("/var/lib/openfrp", "/var/log/openfrp")
+    assert unit["WorkingDirectory"] == [server.data_dir]
     assert unit["KillSignal"] == ["SIGTERM"]  # the signal that ends sessions with 4019
     assert unit["ExecReload"] == ["/bin/kill -HUP $MAINPID"]  # reopens the event log

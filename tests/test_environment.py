@@ -36,4 +36,6 @@ def test_data_dir_takes_the_defaults_and_relative_paths(tmp_path: Path) -> None:
     )
     assert in_data_dir(moved).server.log_dir == "/var/log/openfrp"
     assert in_data_dir(moved).server.registry == "redis://127.0.0.1:6379/0"
-    assert in_data_dir(Config()) == Config()  # unset: as before
+    unset = in_data_dir(Config(), {"XDG_DATA_HOME": str(tmp_path / "x")}, 1000)
+    assert unset.server.data_dir == str(tmp_path / "x" / "openfrp")  # the platform's default
+    assert unset.server.registry == str(tmp_path / "x" / "openfrp" / "registry.sqlite3")

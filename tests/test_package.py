@@ -112,8 +112,7 @@ def test_the_installed_wheel_runs_outside_the_repository(installed: Path, tmp_pa
     assert version.returncode == 0 and version.stdout.strip() == "openfrp 0.1.0", version
 
     (tmp_path / "server.toml").write_text(
-        '[server]\nport = 0\ndisplay = "synthetic"\nregistry = "data/registry.sqlite3"\n'
-        'log_dir = "data/logs"\n\n[launchpads.desktop]\n'
+        '[server]\nport = 0\ndisplay = "synthetic"\ndata_dir = "data"\n\n[launchpads.desktop]\n'
     )
     demo = subprocess.Popen(
         [openfrp, "demo", "--config", "server.toml", "--ready-file", "ready"],

@@ -205,6 +205,7 @@ def test_serve_with_an_unusable_registry_exits_with_one_line(
     config.write_text(
         "[server]\nport = 0\n"
         + ('secret = "s"\n' if secret else "")
+        + f'data_dir = "{tmp_path / "data"}"\n'
         + f'log_dir = "{tmp_path / "logs"}"\n'
     )
     location = registry.format(port=RedisServer.free_port())

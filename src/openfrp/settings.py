@@ -166,8 +166,9 @@ class ServerOptions:
     port: int = 8470
     name: str = "openfrp-host"
     secret: str = ""
-    registry: str = "openfrp-data/registry.sqlite3"  # or redis://HOST:PORT/DB, shared by hosts
-    log_dir: str = "openfrp-data/logs"
+    # relative paths are inside data_dir (below), wherever the server starts
+    registry: str = "registry.sqlite3"  # or redis://HOST:PORT/DB, shared by hosts
+    log_dir: str = "logs"
     display: str = "auto"  # xvfb where Xvfb is installed, else synthetic
     video_fps: int = 30
     forget_ended_after: int = 300
@@ -203,7 +204,9 @@ class ServerOptions:
     tls_cert: str = ""
     tls_key: str = ""
     # The server's folder (registry, logs, secret, admin key when those are not set apart);
-    # relative paths of the settings are inside it. "" = as before: openfrp-data/ here.
+    # relative paths of the settings are inside it. "" = the platform's default (see
+    # openfrp.datadir): /var/lib/openfrp for root, else $XDG_DATA_HOME/openfrp or
+    # ~/.local/share/openfrp.
     data_dir: str = ""
 
 

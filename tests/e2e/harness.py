@@ -95,6 +95,7 @@ def write_config(
         "port": 0,
         "name": "e2e-host",
         "secret": SECRET,
+        "data_dir": str(data_dir),  # never the platform default: no test state in a real home
         "registry": str(data_dir / "registry.sqlite3"),
         "log_dir": str(data_dir / "logs"),
         "display": "synthetic",

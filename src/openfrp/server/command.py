@@ -15,22 +15,29 @@ from pathlib import Path
 from typing import Any
 
 from openfrp.api_client import api
+from openfrp.datadir import resolve_data_dir
 from openfrp.server.isolation import write_private
 from openfrp.settings import Config, SettingsError, load
 
 
 def _config(args: argparse.Namespace) -> Config:
-    """The settings file, then OPENFRP_* variables, then command-line options."""
+    """The settings file, then OPENFRP_* variables, then command-line options; paths typed on
+    the command line are relative to the working directory, those of the settings to the
+    data folder."""
     from openfrp.server import environment
 
+    def here(path: str | None) -> str | None:
+        return path if path is None or "://" in path else str(Path(path).expanduser().absolute())
+
     config = environment.apply(load(args.config) if args.config else Config(), os.environ)
-    overrides = {
+    overrides: dict[str, Any] = {
         k: v
         for k, v in (
             ("host", args.host),
             ("port", args.port),
-            ("log_dir", args.log_dir),
-            ("registry", args.registry),
+            ("log_dir", here(args.log_dir)),
+            ("registry", here(args.registry)),
+            ("data_dir", here(args.data_dir)),
         )
         if v is not None
     }
@@ -89,7 +96,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _admin_key(args: argparse.Namespace) -> str:
     if args.admin_key:
         return str(args.admin_key)
-    path = Path(args.data_dir) / "admin.key"
+    path = resolve_data_dir(args.data_dir) / "admin.key"
     try:
         return path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
@@ -168,9 +175,17 @@ def _server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML settings file (server, account, launchpads)")
     p.add_argument("--host", help="listen address (default from config: 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (0 picks a free one)")
-    p.add_argument("--log-dir", help="folder of the event log")
     p.add_argument(
-        "--registry", help="SQLite registry file, or redis://HOST:PORT/DB shared by several hosts"
+        "--data-dir",
+        help="the server's folder: registry, event log, secret, admin key (default: "
+        "$OPENFRP_DATA_DIR, server.data_dir, else /var/lib/openfrp as root, "
+        "$XDG_DATA_HOME/openfrp or ~/.local/share/openfrp)",
+    )
+    p.add_argument("--log-dir", help="folder of the event log (default: DATA_DIR/logs)")
+    p.add_argument(
+        "--registry",
+        help="SQLite registry file, or redis://HOST:PORT/DB shared by several hosts "
+        "(default: DATA_DIR/registry.sqlite3)",
     )
     p.add_argument("--ready-file", help="write the URL and admin key here once listening")
     p.add_argument(
@@ -192,8 +207,9 @@ def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admin-key", help="admin key (default: read from DATA_DIR/admin.key)")
     p.add_argument(
         "--data-dir",
-        default=os.environ.get("OPENFRP_DATA_DIR") or "openfrp-data",
-        help="server data folder, where admin.key is (default: $OPENFRP_DATA_DIR or %(default)s)",
+        help="the server's data folder, where admin.key is (default: $OPENFRP_DATA_DIR, else "
+        "the server's own default: /var/lib/openfrp as root, $XDG_DATA_HOME/openfrp or "
+        "~/.local/share/openfrp)",
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from openfrp.datadir import default_data_dir
 from openfrp.settings import Config, ServerOptions, SettingsError, with_server
 
 PREFIX = "OPENFRP_"
@@ -43,24 +44,23 @@ def server_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-def in_data_dir(config: Config) -> Config:
-    """With server.data_dir set (made absolute): the registry and event log default into it
-    and relative paths of the settings are read inside it, whatever the working directory."""
+def in_data_dir(
+    config: Config, environ: Mapping[str, str] | None = None, uid: int | None = None
+) -> Config:
+    """server.data_dir made absolute (unset: the platform's default, see openfrp.datadir),
+    and the registry and event log read inside it when relative, so the server finds its
+    state again whatever the working directory. `environ` and `uid` are for tests."""
     opts = config.server
-    if not opts.data_dir:
-        return config
-    base = Path(opts.data_dir).expanduser().resolve()
-    defaults = ServerOptions()
+    if opts.data_dir:
+        base = Path(opts.data_dir).expanduser().resolve()
+    else:
+        base = default_data_dir(environ, uid)
 
-    def inside(value: str, default: str, name: str) -> str:
-        path = Path(name) if value == default else Path(value).expanduser()
-        return str(base / path)
+    def inside(value: str) -> str:
+        return str(base / Path(value).expanduser())  # an absolute value stays as it is
 
-    registry = opts.registry
-    if "://" not in registry:
-        registry = inside(registry, defaults.registry, "registry.sqlite3")
-    log_dir = inside(opts.log_dir, defaults.log_dir, "logs")
-    server = replace(opts, data_dir=str(base), registry=registry, log_dir=log_dir)
+    registry = opts.registry if "://" in opts.registry else inside(opts.registry)
+    server = replace(opts, data_dir=str(base), registry=registry, log_dir=inside(opts.log_dir))
     return replace(config, server=server)
 
 

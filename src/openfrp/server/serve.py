@@ -47,8 +47,9 @@ class _Server(uvicorn.Server):
 
 
 def data_dir(config: Config) -> Path:
-    """Where the secret and admin key live: server.data_dir, else beside a SQLite registry,
-    else above the logs."""
+    """Where the secret and admin key live: server.data_dir (the command line always sets it,
+    see environment.in_data_dir), else, for a config built in code, beside a SQLite
+    registry, else above the logs."""
     if config.server.data_dir:
         return Path(config.server.data_dir)
     if "://" in config.server.registry:
@@ -218,7 +219,9 @@ async def serve(
     if ready_file:
         write_private(Path(ready_file), f"{state.public_url}\n{state.admin_key}\n".encode())
     print(
-        f"openfrp server on {state.public_url} (admin key in {admin_key_path(config)})", flush=True
+        f"openfrp server on {state.public_url} (data folder {data_dir(config)}, "
+        f"admin key in {admin_key_path(config)})",
+        flush=True,
     )
     if on_ready is not None:
         await on_ready(state)
@@ -304,6 +307,7 @@ def _log_start(config: Config, state: ServerState) -> None:
     opts = config.server
     registry = "redis" if "://" in opts.registry else f"sqlite {opts.registry}"
     oplog.info("openfrp server %s listening on %s", opts.name, state.public_url)
+    oplog.info("data folder %s", data_dir(config))
     pads = ", ".join(f"{name} (FRP{pad.frp})" for name, pad in config.launchpads.items())
     oplog.info(
         "config: registry %s, event log %s, display %s, launchpads %s",

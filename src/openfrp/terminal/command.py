@@ -9,6 +9,7 @@ from typing import Any
 from openfrp import codes
 from openfrp.api_client import ApiCallError, fetch_ticket
 from openfrp.codes import CodeNumber
+from openfrp.datadir import resolve_data_dir
 from openfrp.events import EventLog
 from openfrp.protocol.monitors import MAX_SECONDARIES
 from openfrp.protocol.terminal_connection import SessionTicket, show
@@ -62,7 +63,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     ticket, settings, ws_url = _ticket(data, args.client, args.monitor)
     if args.ws_url:
         ws_url = args.ws_url
-    log_path = args.log or f"openfrp-data/logs/terminal-{ticket.session_id}.jsonl"
+    log_path = args.log or str(resolve_data_dir() / "logs" / f"terminal-{ticket.session_id}.jsonl")
 
     async def main() -> int:
         log = EventLog(log_path)
@@ -89,7 +90,12 @@ def _cmd_connect(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("connect", help="join a session (connect link or ticket file)")
     p.add_argument("link", help="connect link http://HOST:PORT/s/ID#token=T, or a ticket file")
-    p.add_argument("--log", help="terminal event log (default openfrp-data/logs/...)")
+    p.add_argument(
+        "--log",
+        help="terminal event log (default: DATA_DIR/logs/terminal-SESSION.jsonl, DATA_DIR "
+        "as for the server: $OPENFRP_DATA_DIR, /var/lib/openfrp as root, else "
+        "$XDG_DATA_HOME/openfrp or ~/.local/share/openfrp)",
+    )
     p.add_argument("--ws-url", help="override the WebSocket URL of the ticket (FRP7)")
     p.add_argument("--signaling-url", help="override the signaling URL of the ticket (FRP8)")
     p.add_argument("--client", default="cli", help="client name reported to the server")
