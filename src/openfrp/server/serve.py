@@ -18,7 +18,7 @@ import uvicorn
 
 from openfrp.events import Event, EventLog
 from openfrp.server import health, openapi
-from openfrp.server.app import ServerState, create_app
+from openfrp.server.app import create_app
 from openfrp.server.isolation import check as check_isolation
 from openfrp.server.isolation import write_private
 from openfrp.server.limits import (
@@ -33,6 +33,7 @@ from openfrp.server.recovery import end_left_over
 from openfrp.server.registry import Registry, RegistryError
 from openfrp.server.registry.opener import open_registry
 from openfrp.server.retention import prune_forever
+from openfrp.server.sessions import ServerState
 from openfrp.settings import Config, ServerOptions, SettingsError
 
 oplog = logging.getLogger("openfrp.server")
