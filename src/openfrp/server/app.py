@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 
 from openfrp.codes import CodeNumber
 from openfrp.protocol.handshake import TokenError, token_generation, verify_token
@@ -373,7 +373,7 @@ def _hub(state: ServerState) -> Hub:
     return Hub(state.secret, state.log, opts.name, timeout, state.token_problem)
 
 
-def create_app(state: ServerState) -> Starlette:
+def create_app(state: ServerState, lifespan: Lifespan[Starlette] | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/healthz", health),
@@ -396,6 +396,7 @@ def create_app(state: ServerState) -> Starlette:
             ClientDisconnect: _client_gone,
         },
         middleware=[Middleware(KeepTransport)],
+        lifespan=lifespan,
     )
     app.state.openfrp = state
     return app
