@@ -185,9 +185,10 @@ def test_the_terminal_side_does_not_import_the_server() -> None:
 
 
 def test_the_frp8_peer_and_admission_do_not_import_the_http_module() -> None:
-    """FRP8 data channels are admitted as FRP7 WebSockets are, through server/admission.py; the
-    HTTP API (server/app.py) is named only for the type checker."""
+    """FRP8 data channels are admitted as FRP7 WebSockets are, through server/admission.py;
+    both reach the session service (server/sessions.py), never the HTTP API (server/app.py)."""
     graph = import_graph(deferred=True)
     assert "openfrp.server.admission" in graph["openfrp.server.frp8"]
     for module in ("openfrp.server.frp8", "openfrp.server.admission"):
         assert "openfrp.server.app" not in graph[module], module
+        assert "openfrp.server.sessions" in graph[module], module

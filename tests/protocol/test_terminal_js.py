@@ -38,7 +38,7 @@ from openfrp.protocol.terminal_connection import (
     TerminalConnection,
     Transmit,
 )
-from openfrp.server.app import TERMINAL_SETTINGS
+from openfrp.server.sessions import TERMINAL_SETTINGS
 from openfrp.settings import SessionSettings, setup_budget_ms
 
 NODE = shutil.which("node")

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import secrets
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from starlette.websockets import WebSocket
 
@@ -20,9 +20,7 @@ from openfrp.protocol.messages import MessageError, decode_from_terminal
 from openfrp.protocol.server_session import clip
 from openfrp.server.links import Transport
 from openfrp.server.registry import RegistryError, SessionRecord
-
-if TYPE_CHECKING:
-    from openfrp.server.app import ServerState
+from openfrp.server.sessions import ServerState
 
 NO_CLOSE_FRAME = (1005, 1006)
 

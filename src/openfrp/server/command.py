@@ -76,8 +76,8 @@ def _demo_config(args: argparse.Namespace) -> Config:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from openfrp.server.app import ServerState
     from openfrp.server.serve import serve
+    from openfrp.server.sessions import ServerState
 
     _operator_log(args)
 

@@ -32,13 +32,13 @@ from openfrp.protocol.peer_setup import PeerSetup, Phase
 from openfrp.rtc import configuration, video_codec
 from openfrp.server.admission import Gone, serve_connection
 from openfrp.server.registry import RegistryError
+from openfrp.server.sessions import ServerState
 from openfrp.server.signaling import peer_key
 from openfrp.timing import now_ms
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel, RTCPeerConnection
 
-    from openfrp.server.app import ServerState
     from openfrp.server.runtime import SessionRuntime
 
 REGISTER_RETRY_MAX = 5.0

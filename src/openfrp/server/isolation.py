@@ -87,13 +87,17 @@ def write_private(path: Path, data: bytes, uid: int = -1, gid: int = -1) -> None
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        if uid >= 0:
-            os.fchown(fd, uid, gid)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
+        try:
+            os.fchmod(fd, 0o600)
+            if uid >= 0:
+                os.fchown(fd, uid, gid)
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # a failed write leaves nothing beside the path
+        raise
 
 
 def processes_of(uid: int) -> list[int]:

@@ -1,38 +1,32 @@
-"""Run the server under uvicorn; SIGTERM/SIGINT end every live session with 4019 first."""
+"""Run the server under uvicorn: its data folder, listening socket, session service and app;
+the start-up and shut-down between are the app's lifespan (lifespan.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import logging
 import os
 import secrets
-import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
 
 from openfrp.events import Event, EventLog
 from openfrp.server import health, openapi
-from openfrp.server.app import ServerState, create_app
+from openfrp.server.app import create_app
 from openfrp.server.isolation import check as check_isolation
 from openfrp.server.isolation import write_private
-from openfrp.server.limits import (
-    PerAddress,
-    ResourceAlarm,
-    Throttled,
-    guarded_h11,
-    raise_open_files,
-)
+from openfrp.server.lifespan import Lifespan, StartFailed
+from openfrp.server.limits import PerAddress, Throttled, guarded_h11, raise_open_files
 from openfrp.server.metrics import Metrics, ObservedEventLog, counted_registry
-from openfrp.server.recovery import end_left_over
 from openfrp.server.registry import Registry, RegistryError
 from openfrp.server.registry.opener import open_registry
-from openfrp.server.retention import prune_forever
+from openfrp.server.sessions import ServerState
 from openfrp.settings import Config, ServerOptions, SettingsError
 
 oplog = logging.getLogger("openfrp.server")
@@ -90,15 +84,15 @@ def admin_key_path(config: Config) -> Path:
     return data_dir(config) / "admin.key"
 
 
-async def open_checked(config: Config) -> Registry:
-    """The configured registry, started; a RegistryError says what is wrong in one line."""
+def open_checked(config: Config) -> Registry:
+    """The configured registry, not yet started; a RegistryError says what is wrong in one
+    line."""
     registry = open_registry(config.server.registry)
     if registry.shared and not config.server.secret:
         raise RegistryError(
             "server.secret: required with a shared registry "
             "(every host must sign and check tokens with the same secret)"
         )
-    await registry.start()
     return registry
 
 
@@ -107,11 +101,16 @@ async def serve(
     ready_file: str | None = None,
     on_ready: Callable[[ServerState], Awaitable[None]] | None = None,
 ) -> int:
+    """Serve until SIGTERM/SIGINT (0); a server that cannot start says why in one line (2).
+
+    uvicorn's own lifespan is off: serve enters the app's around uvicorn itself, so a failed
+    step is that one line here, not uvicorn's traceback."""
     opts = config.server
     try:
         check_isolation(config)
         protect_data(config)
-        registry = await open_checked(config)
+        secret = load_secret(config)
+        registry = open_checked(config)
     except (RegistryError, SettingsError, OSError) as exc:
         print(f"openfrp serve: {exc}", file=sys.stderr)
         return 2
@@ -123,39 +122,60 @@ async def serve(
             f"openfrp serve: cannot listen on {opts.host}:{opts.port}: {exc.strerror}",
             file=sys.stderr,
         )
-        await registry.close()
         return 2
-    port = sock.getsockname()[1]
     metrics = Metrics()
-    registry = counted_registry(registry, metrics)
-    log: EventLog = ObservedEventLog(
-        Path(opts.log_dir) / "server-events.jsonl", metrics, opts.log_max_bytes, opts.log_keep
-    )
-    local = f"{'https' if opts.tls_cert else 'http'}://{_local(opts.host)}:{port}"
-    state = ServerState(
-        config, load_secret(config), log, registry, public_url(opts, port), local_url=local
-    )
-    metrics.watch(lambda: state.runtimes)
-    try:
-        await state.fleet.start()
-        await end_left_over(registry, log, opts.name)
-    except RegistryError as exc:
-        print(f"openfrp serve: {exc}", file=sys.stderr)
-        await state.fleet.close()
-        await registry.close()
-        log.close()
-        sock.close()
-        return 2
-    write_private(admin_key_path(config), state.admin_key.encode())
-    app = create_app(state)
-    app.state.metrics = metrics
-    app.router.routes.extend([*health.ROUTES, *openapi.ROUTES])
+    path = Path(opts.log_dir) / "server-events.jsonl"
+    log = ObservedEventLog(path, metrics, opts.log_max_bytes, opts.log_keep)
+    with sock, contextlib.closing(log):
+        port = sock.getsockname()[1]
+        local = f"{'https' if opts.tls_cert else 'http'}://{_local(opts.host)}:{port}"
+        state = ServerState(
+            config,
+            secret,
+            log,
+            counted_registry(registry, metrics),
+            public_url(opts, port),
+            local_url=local,
+        )
+        metrics.watch(lambda: state.runtimes)
+
+        def leave() -> None:
+            server.should_exit = True
+
+        async def ready() -> None:
+            write_private(admin_key_path(config), state.admin_key.encode())
+            _announce(config, state, open_files)
+            if ready_file:
+                write_private(Path(ready_file), f"{state.public_url}\n{state.admin_key}\n".encode())
+            print(
+                f"openfrp server on {state.public_url} (data folder {data_dir(config)}, "
+                f"admin key in {admin_key_path(config)})",
+                flush=True,
+            )
+            if on_ready is not None:
+                await on_ready(state)
+
+        app = create_app(state, Lifespan(state, registry, leave, ready))
+        app.state.metrics = metrics
+        app.router.routes.extend([*health.ROUTES, *openapi.ROUTES])
+        server = _Server(_uvicorn_config(app, opts, log))
+        try:
+            async with app.router.lifespan_context(app):
+                await server.serve(sockets=[sock])
+        except StartFailed as exc:
+            print(f"openfrp serve: {exc}", file=sys.stderr)
+            return 2
+    oplog.info("stopped")
+    return 0
+
+
+def _uvicorn_config(app: Starlette, opts: ServerOptions, log: EventLog) -> uvicorn.Config:
     refused = Throttled(log, opts.name, "server.connections_refused")
     per_address = PerAddress(opts.max_connections_per_address, refused)
     late = {
         part: Throttled(log, opts.name, f"server.{part}_timed_out") for part in ("head", "body")
     }
-    uv_config = uvicorn.Config(
+    return uvicorn.Config(
         app,
         log_level="warning",
         http=guarded_h11(
@@ -173,78 +193,6 @@ async def serve(
         ssl_certfile=opts.tls_cert or None,
         ssl_keyfile=opts.tls_key or None,
     )
-    server = _Server(uv_config)
-    loop = asyncio.get_running_loop()
-    loop.set_exception_handler(ResourceAlarm(log, opts.name))
-
-    async def stop(signame: str) -> None:
-        oplog.info("stopping on %s: live sessions end with 4019", signame)
-        log.write(Event("server.stopping", host=opts.name, attrs={"signal": signame}))
-        await state.stop_all(f"server received {signame}")
-        server.should_exit = True
-
-    stop_tasks: list[asyncio.Task[None]] = []
-
-    def on_signal(signame: str) -> None:
-        if not stop_tasks:
-            stop_tasks.append(asyncio.create_task(stop(signame)))
-
-    def on_hangup() -> None:
-        """logrotate moved the event log: write on in a new file at its path."""
-        log.reopen()
-        log.write(Event("server.log_reopened", host=opts.name, attrs={"signal": "SIGHUP"}))
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig.name)
-    loop.add_signal_handler(signal.SIGHUP, on_hangup)
-    log.write(
-        Event(
-            "server.started",
-            host=opts.name,
-            attrs={"url": state.public_url, "open_files_limit": open_files},
-        )
-    )
-    _log_start(config, state)
-    if not state.isolation.available:
-        log.write(
-            Event(
-                "isolation.unavailable",
-                host=opts.name,
-                severity="warning",
-                message="the server does not run as root: each session's app runs as the "
-                "server's own user and can read the server's secret, keys and logs",
-                attrs={"user": os.geteuid()},
-            )
-        )
-    if ready_file:
-        write_private(Path(ready_file), f"{state.public_url}\n{state.admin_key}\n".encode())
-    print(
-        f"openfrp server on {state.public_url} (data folder {data_dir(config)}, "
-        f"admin key in {admin_key_path(config)})",
-        flush=True,
-    )
-    if on_ready is not None:
-        await on_ready(state)
-    peer = None
-    if any(s.frp == 8 for s in config.launchpads.values()):
-        from openfrp.server.frp8 import PeerHost
-
-        peer = PeerHost(state)
-        if not opts.signaling_url:  # its own hub: straight to this process, not the front end
-            peer.url = state.local_url.replace("http", "ws", 1) + "/signal"
-        peer_task = asyncio.create_task(peer.run())
-    retention = prune_forever(state.registry, log, opts.name, opts.registry_retention)
-    pruner = asyncio.create_task(retention)
-    await server.serve(sockets=[sock])
-    pruner.cancel()
-    if peer is not None:
-        peer_task.cancel()
-        await peer.close()
-    await state.fleet.close()
-    await state.registry.close()
-    log.close()
-    oplog.info("stopped")
-    return 0
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -301,6 +249,30 @@ def public_url(opts: ServerOptions, port: int) -> str:
     elif ":" in host:
         host = f"[{host}]"
     return f"{'https' if opts.tls_cert else 'http'}://{host}:{port}"
+
+
+def _announce(config: Config, state: ServerState, open_files: int) -> None:
+    """Started: the event log and the operator's log say so, and what with."""
+    opts = config.server
+    state.log.write(
+        Event(
+            "server.started",
+            host=opts.name,
+            attrs={"url": state.public_url, "open_files_limit": open_files},
+        )
+    )
+    if not state.isolation.available:
+        state.log.write(
+            Event(
+                "isolation.unavailable",
+                host=opts.name,
+                severity="warning",
+                message="the server does not run as root: each session's app runs as the "
+                "server's own user and can read the server's secret, keys and logs",
+                attrs={"user": os.geteuid()},
+            )
+        )
+    _log_start(config, state)
 
 
 def _log_start(config: Config, state: ServerState) -> None:

@@ -161,6 +161,7 @@ class SqliteRegistry:
         self._inode: int | None = None  # the file opened; another at the path is not ours
 
     async def start(self) -> None:
+        db: sqlite3.Connection | None = None
         try:
             if self._path != ":memory:":
                 Path(self._path).parent.mkdir(parents=True, exist_ok=True)
@@ -171,6 +172,8 @@ class SqliteRegistry:
             db.execute("BEGIN IMMEDIATE")  # takes the lock now: a second server stops here
             db.execute("COMMIT")
         except (OSError, sqlite3.Error) as exc:
+            if db is not None:  # refused: not left open until the collector finds it
+                db.close()
             raise RegistryError(f"registry: cannot open SQLite file {self._path}: {exc}") from None
         self._db = db
         if self._path != ":memory:":
