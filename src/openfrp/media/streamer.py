@@ -328,12 +328,12 @@ class Streamer:
                 previous = None
                 failing = True
                 error = f"{type(exc).__name__}: {exc}"
-                self._loop.call_soon_threadsafe(self._cb.result, False, error)
+                self._post(self._cb.result, False, error)
                 time.sleep(0.2)
                 continue
             if failing:
                 failing = False
-                self._loop.call_soon_threadsafe(self._cb.result, True, "")
+                self._post(self._cb.result, True, "")
             previous, sent_at = pixels, now
             for frame in frames:
                 flags = frame.flags | (FLAG_REFINE if refine else 0)
@@ -341,7 +341,15 @@ class Streamer:
                 data = pack_frame(self._number, width, height, frame.codec, flags, frame.payload)
                 with self._lock:
                     self._in_flight += 1
-                self._loop.call_soon_threadsafe(self._deliver, conn, self._number, data, flags)
+                self._post(self._deliver, conn, self._number, data, flags)
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        """Hand a result to the event loop; once the loop is closed (the server is gone)
+        the worker stops instead of dying with a traceback."""
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            self._stopped = True
 
     def _new_size_limits(self, width: int, height: int) -> None:
         with self._lock:  # the bitrate scales with the screen, where the path allowed it
@@ -359,16 +367,14 @@ class Streamer:
                 self.display.resize(*wanted)
             except (RandrError, OSError, subprocess.SubprocessError) as exc:
                 attrs["error"] = f"{type(exc).__name__}: {exc}"
-                self._loop.call_soon_threadsafe(
-                    self._cb.log, "display.resize_failed", conn.cid, attrs
-                )
+                self._post(self._cb.log, "display.resize_failed", conn.cid, attrs)
             else:
                 self.keyframe("resize")
         size = self.display.width, self.display.height
-        self._loop.call_soon_threadsafe(self._cb.screen, conn.cid, *size)
+        self._post(self._cb.screen, conn.cid, *size)
         if size != before:
             attrs.update(width=size[0], height=size[1])
-            self._loop.call_soon_threadsafe(self._cb.log, "display.resized", conn.cid, attrs)
+            self._post(self._cb.log, "display.resized", conn.cid, attrs)
 
 
 def _ms() -> int:
