@@ -91,12 +91,17 @@ def test_the_menu_by_keyboard_stats_hooks_fullscreen_and_close(e2e: E2E, browser
     # Fullscreen, then back.
     browser.menu("fullscreen")
     page.wait_for_function("() => document.fullscreenElement !== null")
-    assert page.inner_text("#fullscreen") == "Exit fullscreen"
+    page.wait_for_function(
+        "() => document.getElementById('fullscreen').textContent === 'Exit fullscreen'"
+    )
     on = server.log.wait_event(event="fullscreen", source="terminal")
     assert on["attrs"]["on"] is True and isinstance(on["attrs"]["keyboard_lock"], bool)
     browser.menu("fullscreen")
     page.wait_for_function("() => document.fullscreenElement === null")
-    assert page.inner_text("#fullscreen") == "Fullscreen"
+    # The label follows the fullscreenchange event, which comes after the element is gone.
+    page.wait_for_function(
+        "() => document.getElementById('fullscreen').textContent === 'Fullscreen'"
+    )
 
     # Close session from the keyboard: 4000, with the stream's last figures shipped first.
     page.focus("#gear")
