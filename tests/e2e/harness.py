@@ -560,6 +560,15 @@ def outcome(client: RawClient, timeout: float = 5.0) -> tuple[str, int | None]:
     raise E2EError(f"raw client: no reply and no close within {timeout}s")
 
 
+def healthy(url: str) -> bool:
+    """Whether the server at `url` answers /healthz with ok, within a second."""
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
+            return bool(json.loads(answer.read())["ok"])
+    except OSError:
+        return False
+
+
 def bounded(timeout: float, step: float = POLL) -> Iterator[float]:
     """Yield until `timeout` passes (for polling loops with a hard bound)."""
     deadline = time.monotonic() + timeout

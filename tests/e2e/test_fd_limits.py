@@ -5,27 +5,17 @@ event and a line, without tracebacks, and serves again while the attackers still
 from __future__ import annotations
 
 import contextlib
-import json
 import resource
 import socket
 import time
-import urllib.request
 
 import pytest
 
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import bounded, hello_for, outcome
+from tests.e2e.harness import bounded, healthy, hello_for, outcome
 
 LIMIT = 64
 IDLE = 100
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
-            return bool(json.loads(answer.read())["ok"])
-    except OSError:
-        return False
 
 
 def test_out_of_descriptors_is_said_once_and_idle_connections_are_closed(e2e: E2E) -> None:
@@ -44,9 +34,9 @@ def test_out_of_descriptors_is_said_once_and_idle_connections_are_closed(e2e: E2
         assert exhausted["attrs"]["limit"] == LIMIT and exhausted["attrs"]["failures"] >= 1
         begun = time.monotonic()
         for _ in bounded(12.0, step=0.2):
-            if _healthy(server.url):
+            if healthy(server.url):
                 break
-        assert _healthy(server.url), "the server never served again"
+        assert healthy(server.url), "the server never served again"
         assert time.monotonic() - begun < 12
     stderr = server.stderr()
     assert "Traceback" not in stderr
@@ -63,7 +53,7 @@ def test_header_timeout_leaves_upgraded_websockets_and_keep_alive_alone(e2e: E2E
     time.sleep(1.5)
     raw.send({"type": "ping", "id": 3})
     assert outcome(raw) == ("pong", 3)
-    assert _healthy(server.url)
+    assert healthy(server.url)
 
 
 def _closed_by_server(sock: socket.socket, wait: float) -> bool:
@@ -89,13 +79,13 @@ def test_one_address_holds_at_most_max_connections_per_address(e2e: E2E) -> None
         ]
         assert all(_closed_by_server(sock, 2.0) for sock in extra)
         assert not any(_closed_by_server(sock, 0.2) for sock in held)
-        assert not _healthy(server.url)  # this address has its five
+        assert not healthy(server.url)  # this address has its five
         for sock in held:
             sock.close()
         for _ in bounded(5.0, step=0.2):
-            if _healthy(server.url):
+            if healthy(server.url):
                 break
-        assert _healthy(server.url)
+        assert healthy(server.url)
     refused = server.log.find(event="server.connections_refused")
     assert len(refused) == 1 and refused[0]["attrs"]["limit"] == 5
     assert refused[0]["attrs"]["address"] == "127.0.0.1"

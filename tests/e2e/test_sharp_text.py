@@ -4,7 +4,6 @@ many colours drawn beside it goes as H.264."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,13 @@ import numpy as np
 
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import E2EError, ServerProcess
-from tests.e2e.test_terminal_picture import SLOW_START, grab, needs_x, read_png
+from tests.e2e.test_terminal_picture import (
+    SLOW_START,
+    grab,
+    needs_x,
+    read_png,
+    session_display,
+)
 
 LISTING = "xterm -geometry 80x24+0+0 -e sh -c 'ls -la /usr/bin | head -60; sleep 600'"
 
@@ -34,20 +39,8 @@ def still_screen(server: ServerProcess, sid: str, timeout: float = 10.0) -> np.n
 def draw_noise(server: ServerProcess, sid: str, x: int, y: int, size: int) -> None:
     """Random colours on the root window, beside the xterm (as the app's own user)."""
     from Xlib import X
-    from Xlib.display import Display
 
-    number = server.log.wait_event(event="display.ready", session_id=sid)["attrs"]["display"]
-    home = server.log.find(event="session.account", session_id=sid)
-    saved = os.environ.get("XAUTHORITY")
-    if home:
-        os.environ["XAUTHORITY"] = str(Path(home[0]["attrs"]["home"]) / ".Xauthority")
-    try:
-        display = Display(f":{number}")
-    finally:
-        if saved is None:
-            os.environ.pop("XAUTHORITY", None)
-        else:
-            os.environ["XAUTHORITY"] = saved
+    display = session_display(server, sid)
     try:
         root = display.screen().root
         noise = np.random.default_rng(7).integers(0, 256, (size, size, 4), dtype=np.uint8)

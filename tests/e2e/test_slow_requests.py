@@ -8,19 +8,11 @@ import contextlib
 import json
 import socket
 import time
-import urllib.request
 
 from tests.e2e.conftest import E2E
+from tests.e2e.harness import healthy
 
 HELD = 20
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
-            return bool(json.loads(answer.read())["ok"])
-    except OSError:
-        return False
 
 
 def _closed_within(sock: socket.socket, wait: float) -> float | None:
@@ -52,10 +44,10 @@ def test_a_body_that_never_arrives_is_closed_after_body_timeout(e2e: E2E) -> Non
             sock = stack.enter_context(socket.create_connection(("127.0.0.1", server.port)))
             sock.sendall(head)  # the head and one byte of the body, then nothing
             held.append(sock)
-        assert _healthy(server.url)  # others are served meanwhile
+        assert healthy(server.url)  # others are served meanwhile
         waits = [_closed_within(sock, 4.0) for sock in held]
         assert all(w is not None and w < 3.0 for w in waits), waits
-    assert _healthy(server.url)
+    assert healthy(server.url)
     assert server.api("GET", "/api/sessions").body == {"sessions": []}  # no launch half-done
     timed_out = server.log.wait_event(event="server.body_timed_out")
     assert timed_out["attrs"]["limit"] == 1.0 and timed_out["attrs"]["refused"] >= 1
@@ -72,7 +64,7 @@ def test_the_next_request_head_on_a_kept_alive_connection_has_header_timeout(e2e
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # no end of head
         closed = _closed_within(sock, 8.0)
     assert closed is not None and closed < 3.0, closed
-    assert _healthy(server.url)
+    assert healthy(server.url)
 
 
 def test_a_slow_but_steady_body_within_body_timeout_is_served(e2e: E2E) -> None:

@@ -34,9 +34,8 @@ def read_png(path: Path) -> np.ndarray[Any, Any]:
         return np.asarray(next(container.decode(video=0)).to_ndarray(format="rgb24"))
 
 
-def grab(server: ServerProcess, sid: str) -> np.ndarray[Any, Any]:
-    """The session's screen as RGB, straight from its X server (as the app's own user)."""
-    from Xlib import X
+def session_display(server: ServerProcess, sid: str) -> Any:
+    """An Xlib connection to the session's X server, as the app's own user (its cookie)."""
     from Xlib.display import Display
 
     number = server.log.wait_event(event="display.ready", session_id=sid)["attrs"]["display"]
@@ -45,12 +44,19 @@ def grab(server: ServerProcess, sid: str) -> np.ndarray[Any, Any]:
     if accounts:
         os.environ["XAUTHORITY"] = str(Path(accounts[0]["attrs"]["home"]) / ".Xauthority")
     try:
-        x = Display(f":{number}")
+        return Display(f":{number}")
     finally:
         if saved is None:
             os.environ.pop("XAUTHORITY", None)
         else:
             os.environ["XAUTHORITY"] = saved
+
+
+def grab(server: ServerProcess, sid: str) -> np.ndarray[Any, Any]:
+    """The session's screen as RGB, straight from its X server."""
+    from Xlib import X
+
+    x = session_display(server, sid)
     try:
         root = x.screen().root
         size = root.get_geometry()

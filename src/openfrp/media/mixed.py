@@ -113,7 +113,7 @@ class MixedCanvas:
         if palette is not None:
             frames.append(Frame(CODEC_PALETTE, palette, flag))
             self.lossy &= ~few
-            tiles &= ~few
+            tiles = tiles & ~few  # the caller's mask stays as it was
         height, width = pixels.shape[:2]
         regions = rectangles(tiles, width, height)
         if self.h264_input is None or self.h264_input.shape != pixels.shape:
