@@ -38,6 +38,9 @@ OPENFRP = str(Path(sys.executable).with_name("openfrp"))
 SECRET = "e2e-secret-not-for-production"
 STOP_TIMEOUT = 5.0
 POLL = 0.02
+# A reset path is 4029 to the server, or 4025 when the reset caught a write in progress
+# (a stats or video frame): which one is a matter of microseconds.
+RESET_CODES = (4029, 4025)
 
 # Short account timers so every code fires within seconds (see the brief in tests/e2e).
 ACCOUNT: dict[str, Any] = {
