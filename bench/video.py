@@ -24,6 +24,7 @@ drawn picture shows the new colour.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -219,6 +220,7 @@ def main() -> int:
     parser.add_argument("--sessions", nargs="+", type=int)
     parser.add_argument("--seconds", type=float, help="measuring window per workload")
     parser.add_argument("--trials", type=int, help="colour flips per latency figure")
+    parser.add_argument("--keep", type=Path, help="keep the event logs in this folder")
     args = parser.parse_args()
     quick = args.quick
     args.systems = args.systems or (
@@ -243,7 +245,10 @@ def main() -> int:
             f"{'src':>5} {'Mbit/s':>8} "
             f"{'srv CPU%':>7} {'term CPU%':>7} {'p50 ms':>7} {'p90 ms':>7} {'load':>5}"
         )
-    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    folder = contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory()
+    with folder as tmp, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             for size in args.sizes:

@@ -149,5 +149,20 @@ def test_rate_control_lowers_bitrate_then_fps_when_acks_lag_and_recovers() -> No
     assert rate.bitrate < 2_000_000 and rate.fps == 30
     run(10, delay=900)  # ... down to its floor, then the frame rate
     assert rate.bitrate == rate.min_bitrate and rate.fps < 30
-    run(12, delay=20)  # the path is back: frame rate first, then bitrate
-    assert rate.fps == 30 and rate.bitrate > rate.min_bitrate
+    run(12, delay=20)  # the path is back: frame rate first, then bitrate, carefully
+    assert rate.fps == 30 and rate.min_bitrate < rate.bitrate < 2_000_000
+    rate.reset(now)  # a new connection has seen no lag: it climbs fast
+    run(2.5, delay=20)
+    assert rate.bitrate == 2_000_000
+
+
+def test_a_frame_never_acknowledged_does_not_read_as_a_lagging_path() -> None:
+    rate = RateControl(max_bitrate=2_000_000, max_fps=30)
+    for frame in range(1, 4):
+        rate.sent(frame, 8000, frame * 30)
+    for now in range(100, 3000, 30):  # frame 1 never comes back; 2 and 3 are acknowledged
+        if now == 130:
+            rate.acked(2, now)
+            rate.acked(3, now)
+        rate.update(now)
+    assert (rate.bitrate, rate.fps) == (2_000_000, 30)

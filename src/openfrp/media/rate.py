@@ -4,7 +4,9 @@ bitrate and frame rate out (time is passed in, in milliseconds).
 A path that keeps up acknowledges each frame about one round trip after it was sent. When
 acknowledgements lag well behind the best delay seen (a queue is building somewhere), the
 bitrate comes down first, towards what the path delivered, then the frame rate; when they
-return to normal for a while, the frame rate recovers first, then the bitrate.
+return to normal for a while, the frame rate recovers first, then the bitrate. A new
+connection has seen no lag yet, so its bitrate climbs fast (doubling every step) until the
+first lag, as a resumed session must not crawl back from where a bad path once left it.
 
 The bitrate is also a budget (a token bucket holding one second of it): the encoder's quality
 floor can make frames bigger than the bitrate asks for, and then fewer frames go out instead
@@ -21,6 +23,7 @@ CALM_MS = 1000  # this long without lag before each step up
 LAG_MS = 250  # acknowledgement delay above the best one that counts as a queue
 WINDOW_MS = 2000  # what "recent" means for delays and delivered bits
 DOWN, UP, FPS_UP = 0.7, 1.2, 1.5
+START_UP = 2.0  # the step up before the connection's first lag
 
 
 @dataclass
@@ -36,6 +39,7 @@ class RateControl:
     _best_delay: int | None = None
     _last_change: int = 0
     _calm_since: int = 0
+    _lagged: bool = False  # this connection has seen a lag: climb carefully
     _tokens: float = 0.0  # bits the budget still allows now
     _filled_at: int = 0
 
@@ -60,6 +64,7 @@ class RateControl:
         self._acks.clear()
         self._best_delay = None
         self._calm_since = now_ms
+        self._lagged = False
 
     def sent(self, frame: int, size: int, now_ms: int) -> None:
         self._refill(now_ms)
@@ -73,9 +78,13 @@ class RateControl:
         return size * 8 * 1000 // max(1, self.bitrate)
 
     def acked(self, frame: int, now_ms: int) -> None:
+        """Acknowledgements come in order: frames before `frame` still unacknowledged never
+        reached the terminal's decoder and must not count as waiting."""
         sent = self._sent.pop(frame, None)
         if sent is None:
             return
+        for lost in [n for n in self._sent if n < frame]:
+            del self._sent[lost]
         delay = now_ms - sent[0]
         self._acks.append((now_ms, delay - self._sending_ms(sent[1]), sent[1]))
         if self._best_delay is None or delay < self._best_delay:
@@ -97,7 +106,7 @@ class RateControl:
             return False
         before = (self.bitrate, self.fps)
         if self._lagging(now_ms):
-            self._calm_since = now_ms
+            self._calm_since, self._lagged = now_ms, True
             if self.bitrate > self.min_bitrate:
                 delivered = sum(size for *_, size in self._acks) * 8 * 1000 // WINDOW_MS
                 lower = int(self.bitrate * DOWN)
@@ -106,11 +115,12 @@ class RateControl:
                 self.bitrate = max(self.min_bitrate, lower)
             else:
                 self.fps = max(self.min_fps, int(self.fps * DOWN))
-        elif now_ms - self._calm_since >= CALM_MS:
+        elif now_ms - self._calm_since >= (CALM_MS if self._lagged else STEP_MS):
             if self.fps < self.max_fps:
                 self.fps = min(self.max_fps, int(self.fps * FPS_UP) + 1)
             else:
-                self.bitrate = min(self.max_bitrate, int(self.bitrate * UP))
+                up = UP if self._lagged else START_UP
+                self.bitrate = min(self.max_bitrate, int(self.bitrate * up))
             self._calm_since = now_ms
         if (self.bitrate, self.fps) == before:
             return False

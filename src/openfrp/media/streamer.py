@@ -263,7 +263,8 @@ class Streamer:
                 # rgb-zlib frames are paced by the acknowledgements alone.
                 budget = conn is None or conn.codec != "h264" or self.rate.allow(_ms())
                 blocked = blocked or not (urgent or budget)
-                if self.rate.update(_ms()) and encoder is not None:
+                # With nobody connected the path is unknown: nothing to learn from.
+                if conn is not None and self.rate.update(_ms()) and encoder is not None:
                     encoder.set_bitrate(self.rate.bitrate)
             if conn is None or self._stopped:
                 continue
