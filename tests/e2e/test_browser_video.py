@@ -18,6 +18,7 @@ from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import H264Encoder, JpegEncoder, RgbZlibEncoder
 from openfrp.media.mixed import MixedCanvas
 from openfrp.media.palette import encode_palette
+from openfrp.media.rows import RowIndex
 from openfrp.media.wire import (
     CODEC_H264,
     CODEC_JPEG,
@@ -28,6 +29,7 @@ from openfrp.media.wire import (
     pack_frame,
 )
 from tests.e2e.browser import CHROMIUM, Browser
+from tests.test_stream_media import text_picture
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"
@@ -109,6 +111,17 @@ class Page:
     def pixel(self, x: int, y: int) -> tuple[int, int, int]:
         r, g, b = self.page.evaluate("([x, y]) => window.pixel(x, y)", [x, y])
         return int(r), int(g), int(b)
+
+    def picture(self) -> Pixels:
+        """The page's picture of the session's screen, as RGB."""
+        data = self.page.evaluate(
+            """() => { const c = window.stream.picture;
+                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                 let s = ''; for (let i = 0; i < d.length; i++) s += String.fromCharCode(d[i]);
+                 return btoa(s); }"""
+        )
+        rgba = np.frombuffer(base64.b64decode(data), np.uint8).reshape(H, W, 4)
+        return np.ascontiguousarray(rgba[:, :, :3])
 
     def view(self) -> dict[str, Any]:
         data: dict[str, Any] = self.page.evaluate("() => window.stream.view")
@@ -246,6 +259,35 @@ def test_palette_tiles_are_drawn_exactly_over_the_h264_picture(video: Page) -> N
     video.feed(4, CODEC_PALETTE, cut[:-6], key=False)  # cut short: dropped, a keyframe asked
     video.wait("window.sent.some((m) => m.type === 'keyframe')")
     assert video.acks() == [1, 2, 3, 4] and video.view()["dropped"] == 1
+
+
+def test_rows_the_page_drew_before_come_back_from_its_row_cache(video: Page) -> None:
+    """Palette frames with the row cache: a screen of text, the same scrolled by 3 lines
+    (most rows sent as ids), exact; after a lost frame, ids are refused until a reset."""
+    index = RowIndex()
+    first = text_picture(W, H)
+    second = np.concatenate([first[42:], text_picture(W, H, seed=8)[:42]])
+    for number, shown in ((1, first), (2, second)):
+        payload = encode_palette(shown, changed_tiles(None, shown), index)
+        assert payload is not None
+        video.feed(number, CODEC_PALETTE, payload, key=number == 1)
+        video.wait(f"window.stream.view.drawn === {number}")
+        assert np.array_equal(video.picture(), shown[:, :, 2::-1])
+    whole = encode_palette(second, changed_tiles(None, second))
+    assert whole is not None and len(payload) * 3 < len(whole)
+    video.page.evaluate("() => window.stream.loseRows()")  # as after a skipped frame
+    again = encode_palette(first, changed_tiles(None, first), index)
+    assert again is not None
+    video.feed(3, CODEC_PALETTE, again, key=False)
+    video.wait("window.sent.some((m) => m.type === 'keyframe')")
+    assert [e["attrs"]["error"] for e in video.logs() if e["event"] == "stream.decoder_error"]
+    index.fresh = True  # the keyframe: the cache starts over at both ends
+    key = encode_palette(first, changed_tiles(None, first), index)
+    assert key is not None
+    video.feed(4, CODEC_PALETTE, key)
+    video.wait("window.stream.view.drawn === 3")
+    assert np.array_equal(video.picture(), first[:, :, 2::-1])
+    assert video.acks() == [1, 2, 3, 4]
 
 
 def test_h264_tiles_leave_the_palette_tiles_beside_them_exact(video: Page) -> None:

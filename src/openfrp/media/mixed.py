@@ -17,7 +17,7 @@ the Annex B access unit.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from openfrp.media.changes import TILE
 from openfrp.media.encoder import Encoder
 from openfrp.media.palette import RECT, encode_palette, rectangles
+from openfrp.media.rows import RowIndex
 from openfrp.media.wire import CODEC_H264, CODEC_PALETTE, FLAG_KEY, FLAG_TILES
 
 COUNT = struct.Struct("!H")
@@ -88,6 +89,7 @@ class MixedCanvas:
     lossy: NDArray[np.bool_]  # tiles H.264 drew last
     h264_key: bool = True  # the terminal's H.264 decoder has nothing to refer to yet
     h264_input: NDArray[np.uint8] | None = None  # the picture the encoder was given last
+    rows: RowIndex = field(default_factory=RowIndex)  # the terminal's row cache
 
     def encode(
         self,
@@ -102,14 +104,15 @@ class MixedCanvas:
         as palette tiles where they have few colours, the rest as H.264 tiles."""
         tiles = np.ones_like(changed) if key else self.lossy.copy() if refine else changed
         flag = FLAG_KEY if key else 0
-        payload = encode_palette(pixels, tiles)
+        self.rows.fresh = self.rows.fresh or key
+        payload = encode_palette(pixels, tiles, self.rows)
         if payload is not None:
             self.lossy &= ~tiles
             self.h264_key = self.h264_key or key
             return [Frame(CODEC_PALETTE, payload, flag)]
         frames = []
         few = few_colour_tiles(pixels, tiles)
-        palette = encode_palette(pixels, few) if few.any() else None
+        palette = encode_palette(pixels, few, self.rows) if few.any() else None
         if palette is not None:
             frames.append(Frame(CODEC_PALETTE, palette, flag))
             self.lossy &= ~few

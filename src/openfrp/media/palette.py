@@ -6,10 +6,12 @@ blurs it, while the same picture as 1-bit indices with deflate is 7 KB and exact
 approach of VNC's Tight encoding). So a terminal that draws `palette` gets the changed tiles
 this way whenever they hold at most 256 colours, and H.264 only for pictures with more.
 
-Payload: "!BBH" bits per index (1, 2, 4 or 8), colours - 1, rectangle count; the colours as
-RGB triplets; each rectangle as "!HHHH" x, y, width, height; then one zlib stream of every
-rectangle's indices, row by row, each row padded to a whole byte, most significant bits
-first.
+Payload: "!BBH" bits per index (1, 2, 4 or 8, or'd with ROWS and RESET), colours - 1,
+rectangle count; the colours as RGB triplets; each rectangle as "!HHHH" x, y, width, height;
+with ROWS, "!I" the number of runs (media/rows.py); then one zlib stream: with ROWS the runs
+("!IH" each, covering every rectangle's rows in order, never two rectangles), then the
+indices of the rows sent as indices, row by row, each row padded to a whole byte, most
+significant bits first. RESET: the terminal's row cache starts over before this frame.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from openfrp.media.changes import TILE
+from openfrp.media.rows import LITERAL, RUN, RowIndex, RowStore
 
 HEAD = struct.Struct("!BBH")
 RECT = struct.Struct("!HHHH")
+COUNT = struct.Struct("!I")
+ROWS, RESET = 0x80, 0x40  # flags in the bits byte
 MAX_COLOURS = 256
 ZLIB_LEVEL = 6  # a scrolling 720p xterm: 4.6 KB a frame in 9 ms; level 9: 4.2 KB in 13 ms
 SAMPLE = 4  # colours are first counted on every 4th pixel of every 4th row
@@ -75,9 +80,12 @@ def _pack(indices: NDArray[np.uint8], bits: int) -> NDArray[np.uint8]:
     return packed
 
 
-def encode_palette(pixels: NDArray[np.uint8], mask: NDArray[np.bool_]) -> bytes | None:
+def encode_palette(
+    pixels: NDArray[np.uint8], mask: NDArray[np.bool_], rows: RowIndex | None = None
+) -> bytes | None:
     """The payload for the tiles set in `mask` of a BGRX picture, or None when they hold
-    more than 256 colours (a photo, a video: H.264's work)."""
+    more than 256 colours (a photo, a video: H.264's work). With a row cache, the rows the
+    terminal holds go as ids."""
     height, width = pixels.shape[:2]
     found = rectangles(mask, width, height)
     screen = pixels.view(np.uint32)[:, :, 0] & np.uint32(0xFFFFFF)
@@ -85,47 +93,106 @@ def encode_palette(pixels: NDArray[np.uint8], mask: NDArray[np.bool_]) -> bytes 
     colours = _colours(parts) if parts else np.zeros(1, np.uint32)
     if colours is None:
         return None
+    flags, runs = 0, b""
+    if rows is not None:
+        flags = ROWS | (RESET if rows.fresh else 0)
+        if rows.fresh:
+            rows.reset()
+            rows.fresh = False
+        planned = [rows.runs(part) for part in parts]
+        parts = [part[literal] for part, (_, literal) in zip(parts, planned, strict=True)]
+        every = [run for part_runs, _ in planned for run in part_runs]
+        runs = COUNT.pack(len(every)) + b"".join(RUN.pack(*run) for run in every)
     bits = next(b for b in (1, 2, 4, 8) if len(colours) <= 1 << b)
     rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1)
     packer = zlib.compressobj(ZLIB_LEVEL)
-    packed = (_pack(np.searchsorted(colours, p).astype(np.uint8), bits) for p in parts)
-    body = [packer.compress(np.ascontiguousarray(p).data) for p in packed]
-    head = HEAD.pack(bits, len(colours) - 1, len(found)) + rgb.astype(np.uint8).tobytes()
-    return head + b"".join(RECT.pack(*r) for r in found) + b"".join(body) + packer.flush()
+    body = [packer.compress(runs[COUNT.size :])]
+    packed = (_pack(np.searchsorted(colours, p).astype(np.uint8), bits) for p in parts if p.size)
+    body += [packer.compress(np.ascontiguousarray(p).data) for p in packed]
+    head = HEAD.pack(bits | flags, len(colours) - 1, len(found)) + rgb.astype(np.uint8).tobytes()
+    rects = b"".join(RECT.pack(*r) for r in found) + runs[: COUNT.size]
+    return head + rects + b"".join(body) + packer.flush()
 
 
-def decode_palette(payload: bytes, picture: NDArray[np.uint8]) -> None:
-    """Draw a palette payload into an RGB (height, width, 3) picture; ValueError when the
-    payload does not fit it."""
+def decode_palette(
+    payload: bytes, picture: NDArray[np.uint8], rows: RowStore | None = None
+) -> None:
+    """Draw a palette payload into an RGB (height, width, 3) picture, remembering its rows in
+    `rows`; ValueError when the payload does not fit the picture or the cache."""
     if len(payload) < HEAD.size:
         raise ValueError("palette frame shorter than its header")
-    bits, top, count = HEAD.unpack_from(payload)
+    flags, top, count = HEAD.unpack_from(payload)
+    bits = flags & ~(ROWS | RESET)
     if bits not in (1, 2, 4, 8):
         raise ValueError(f"palette frame with {bits} bits per index")
     at = HEAD.size + (top + 1) * 3
-    rects_end = at + count * RECT.size
+    rects_end = at + count * RECT.size + (COUNT.size if flags & ROWS else 0)
     if len(payload) < rects_end:
         raise ValueError("palette frame cut short")
+    if flags & ROWS and rows is None:
+        raise ValueError("palette frame refers to a row cache this terminal does not keep")
     colours = np.frombuffer(payload, np.uint8, (top + 1) * 3, HEAD.size).reshape(-1, 3)
     rects = [RECT.unpack_from(payload, at + i * RECT.size) for i in range(count)]
     try:
         data = zlib.decompress(payload[rects_end:])
     except zlib.error as exc:
         raise ValueError(f"palette indices do not inflate: {exc}") from exc
-    offset = 0
-    per_byte = 8 // bits
+    store = rows if flags & ROWS else None
+    runs: list[tuple[int, int]] = []
+    if store is not None:
+        if flags & RESET:
+            store.reset()
+        (total,) = COUNT.unpack_from(payload, rects_end - COUNT.size)
+        if len(data) < total * RUN.size:
+            raise ValueError("palette frame's row runs cut short")
+        runs = [RUN.unpack_from(data, i * RUN.size) for i in range(total)][::-1]
+    offset = RUN.size * len(runs)
     for x, y, w, h in rects:
         if x + w > picture.shape[1] or y + h > picture.shape[0]:
             raise ValueError(f"palette rectangle {w}x{h}+{x}+{y} outside the picture")
-        row_bytes = -(-w // per_byte)
-        packed = np.frombuffer(data, np.uint8, row_bytes * h, offset).reshape(h, row_bytes)
-        offset += row_bytes * h
-        if bits == 8:
-            indices = packed
-        else:
-            shifts = np.array([8 - bits * (s + 1) for s in range(per_byte)], np.uint8)
-            spread = (packed[:, :, None] >> shifts) & np.uint8((1 << bits) - 1)
-            indices = spread.reshape(h, -1)[:, :w]
-        if indices.max(initial=0) > top:
-            raise ValueError("palette index beyond the colours")
-        picture[y : y + h, x : x + w] = colours[indices]
+        done = 0
+        while done < h:
+            if store is not None and not runs:
+                raise ValueError("palette row runs end before the rectangles")
+            start, n = runs.pop() if store is not None else (LITERAL, h)
+            if n == 0 or done + n > h:
+                raise ValueError("palette row runs do not fit the rectangles")
+            target = picture[y + done : y + done + n, x : x + w]
+            if store is None or start == LITERAL:
+                offset = _draw_indices(data, offset, target, colours, bits, top)
+                if store is not None:
+                    for line in target:
+                        store.remember(line)
+            else:
+                for k, line in enumerate(target):
+                    line[:] = store.row(start + k, w)
+            done += n
+    if runs:
+        raise ValueError("palette row runs beyond the rectangles")
+
+
+def _draw_indices(
+    data: bytes,
+    offset: int,
+    target: NDArray[np.uint8],
+    colours: NDArray[np.uint8],
+    bits: int,
+    top: int,
+) -> int:
+    """Draw rows of packed indices from `data` at `offset`; the offset after them."""
+    h, w = int(target.shape[0]), int(target.shape[1])
+    per_byte = 8 // bits
+    row_bytes = -(-w // per_byte)
+    if len(data) < offset + row_bytes * h:
+        raise ValueError("palette frame cut short")
+    packed = np.frombuffer(data, np.uint8, row_bytes * h, offset).reshape(h, row_bytes)
+    if bits == 8:
+        indices = packed
+    else:
+        shifts = np.array([8 - bits * (s + 1) for s in range(per_byte)], np.uint8)
+        spread = (packed[:, :, None] >> shifts) & np.uint8((1 << bits) - 1)
+        indices = spread.reshape(h, -1)[:, :w]
+    if indices.max(initial=0) > top:
+        raise ValueError("palette index beyond the colours")
+    target[:] = colours[indices]
+    return offset + row_bytes * h

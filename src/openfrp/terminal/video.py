@@ -26,6 +26,7 @@ from av.video.frame import VideoFrame
 
 from openfrp.media.mixed import split_regions
 from openfrp.media.palette import decode_palette
+from openfrp.media.rows import RowStore
 from openfrp.media.wire import (
     CODEC_H264,
     CODEC_JPEG,
@@ -92,6 +93,7 @@ class VideoReceiver:
         self._canvas: np.ndarray[Any, np.dtype[np.uint8]] | None = (
             None  # what palette tiles draw on
         )
+        self._rows = RowStore()  # rows palette frames drew lately (media/rows.py)
         self._last_number: int | None = None
         self._awaiting_key = True
         self._asked_at = -KEYFRAME_RETRY_S
@@ -224,6 +226,7 @@ class VideoReceiver:
             self._awaiting_key = True
             self._decoders.clear()
             self._canvas = None
+            self._rows.lose()
         with self._lock:
             behind, self._behind = self._behind, False
         follows = self._last_number is None or header.number == (self._last_number + 1) % 2**32
@@ -255,12 +258,13 @@ class VideoReceiver:
             self._asked_at = now
             self._report("keyframe", reason)
         self._awaiting_key = True
+        self._rows.lose()
         self._report("skipped", number)
 
     def _decode(self, header: FrameHeader, payload: bytes) -> VideoFrame | None:
         if header.codec == CODEC_PALETTE:
             canvas = self._base(header)
-            decode_palette(payload, canvas)
+            decode_palette(payload, canvas, self._rows)
             return VideoFrame.from_ndarray(canvas, format="rgb24")
         regions = None
         if header.flags & FLAG_TILES:

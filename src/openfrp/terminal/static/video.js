@@ -76,6 +76,7 @@ class VideoStream {
     this.askedAt = -KEYFRAME_RETRY_MS;
     this.pending = 0;  // JPEG / raw RGB / palette frames being decoded
     this.chain = Promise.resolve();
+    this.rows = new RowStore();  // rows palette frames drew lately (media/rows.py)
     this.picture = document.createElement("canvas");  // the session's screen, 1:1
     this.last = null;  // the picture's size {width, height} once drawn, null before
     this.sentScreen = null;
@@ -110,6 +111,7 @@ class VideoStream {
     this.pending = 0;
     this.inDecoder = [];
     this.closeDecoder();
+    this.loseRows();
     this.view.starts = [...this.view.starts.slice(-9), null];
   }
 
@@ -185,6 +187,13 @@ class VideoStream {
   skip(number, reason) {
     this.dropped(number);
     this.askKeyframe(reason);
+    this.loseRows();
+  }
+
+  // A frame went missing: the row cache waits for the encoder to start it over, after the
+  // palette frames before this one are drawn.
+  loseRows() {
+    this.chain = this.chain.then(() => this.rows.lose());
   }
 
   askKeyframe(reason) {
@@ -297,7 +306,7 @@ class VideoStream {
       const indices = await data;
       if (generation !== this.generation) return;
       this.pending -= 1;
-      drawPaletteTiles(this.picture, h, payload, indices);
+      drawPaletteTiles(this.picture, h, payload, indices, this.rows);
       this.view.palette += 1;
       this.shown(h.width, h.height);
       this.ack(h.number);
@@ -307,6 +316,7 @@ class VideoStream {
       this.hooks.log("stream.decoder_error", { codec: h.codec, error: String(err) }, "warning");
       this.dropped(h.number);
       this.askKeyframe(`decoder error: ${err}`.slice(0, 120));
+      this.rows.lose();
     });
   }
 
@@ -450,22 +460,73 @@ async function inflate(bytes) {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-// Palette payload (media/palette.py): "!BBH" bits per index, colours - 1, rectangles; RGB
-// colours; "!HHHH" rectangles; then the deflated indices, rows padded to whole bytes.
+// Palette payload (media/palette.py): "!BBH" bits per index (with the ROWS and RESET flags),
+// colours - 1, rectangles; RGB colours; "!HHHH" rectangles; with ROWS "!I" runs; then the
+// deflated runs ("!IH" each) and indices, rows padded to whole bytes.
+const ROWS = 0x80, RESET = 0x40, LITERAL = 0xFFFFFFFF;
+const ROW_PIXELS = 16000000;
+
 function paletteHeaderSize(payload) {
   if (payload.length < 4) throw new Error("palette frame shorter than its header");
   const head = new DataView(payload.buffer, payload.byteOffset, 4);
-  return 4 + (head.getUint8(1) + 1) * 3 + head.getUint16(2) * 8;
+  const runs = head.getUint8(0) & ROWS ? 4 : 0;
+  return 4 + (head.getUint8(1) + 1) * 3 + head.getUint16(2) * 8 + runs;
 }
 
-function drawPaletteTiles(picture, h, payload, data) {
+// The terminal's side of the row cache (media/rows.py): rows in the order they were drawn,
+// the oldest forgotten past ROW_PIXELS, unusable after a lost frame until a RESET.
+class RowStore {
+  constructor() { this.reset(); }
+
+  reset() {
+    this.nextId = 0;
+    this.rows = new Map();
+    this.order = [];
+    this.head = 0;
+    this.pixels = 0;
+    this.synced = true;
+  }
+
+  lose() {
+    this.reset();
+    this.synced = false;
+  }
+
+  remember(row) {
+    if (!this.synced) return;
+    this.rows.set(this.nextId, row);
+    this.order.push(this.nextId);
+    this.nextId += 1;
+    this.pixels += row.length;
+    while (this.pixels > ROW_PIXELS) {
+      const old = this.order[this.head++];
+      this.pixels -= this.rows.get(old).length;
+      this.rows.delete(old);
+    }
+    if (this.head > 65536) {
+      this.order = this.order.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  row(id, width) {
+    const found = this.synced ? this.rows.get(id) : undefined;
+    if (found === undefined || found.length !== width) {
+      throw new Error(`palette frame refers to row ${id}, which this terminal lacks`);
+    }
+    return found;
+  }
+}
+
+function drawPaletteTiles(picture, h, payload, data, rows) {
   if (picture.width !== h.width || picture.height !== h.height) {
     if (!h.key) throw new Error("palette tiles with no picture of their size to draw on");
     picture.width = h.width;
     picture.height = h.height;
   }
   const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
-  const bits = view.getUint8(0);
+  const flags = view.getUint8(0);
+  const bits = flags & ~(ROWS | RESET);
   const count = view.getUint8(1) + 1;
   const rects = view.getUint16(2);
   if (![1, 2, 4, 8].includes(bits)) throw new Error(`palette frame with ${bits} bits per index`);
@@ -474,10 +535,20 @@ function drawPaletteTiles(picture, h, payload, data) {
     const at = 4 + i * 3;
     colours[i] = (255 << 24 | payload[at + 2] << 16 | payload[at + 1] << 8 | payload[at]) >>> 0;
   }
+  const cached = (flags & ROWS) !== 0;
+  let runs = [];
+  if (cached) {
+    if (flags & RESET) rows.reset();
+    const total = view.getUint32(4 + count * 3 + rects * 8);
+    if (data.length < total * 6) throw new Error("palette frame's row runs cut short");
+    const at = new DataView(data.buffer, data.byteOffset, data.length);
+    for (let i = 0; i < total; i++) runs.push([at.getUint32(i * 6), at.getUint16(i * 6 + 4)]);
+  }
+  let next = 0;
   const ctx = picture.getContext("2d");
   const perByte = 8 / bits;
   const mask = (1 << bits) - 1;
-  let offset = 0;
+  let offset = cached ? runs.length * 6 : 0;
   for (let r = 0; r < rects; r++) {
     const at = 4 + count * 3 + r * 8;
     const x = view.getUint16(at), y = view.getUint16(at + 2);
@@ -486,19 +557,35 @@ function drawPaletteTiles(picture, h, payload, data) {
       throw new Error(`palette rectangle ${w}x${hgt}+${x}+${y} outside the picture`);
     }
     const rowBytes = Math.ceil(w / perByte);
-    if (offset + rowBytes * hgt > data.length) throw new Error("palette frame cut short");
     const image = new ImageData(w, hgt);
     const out = new Uint32Array(image.data.buffer);
-    for (let row = 0, o = 0; row < hgt; row++) {
-      const start = offset + row * rowBytes;
-      for (let col = 0; col < w; col++) {
-        const byte = data[start + Math.floor(col / perByte)];
-        out[o++] = colours[(byte >> (8 - bits * (col % perByte + 1))) & mask];
+    for (let done = 0; done < hgt;) {
+      if (cached && next >= runs.length) {
+        throw new Error("palette row runs end before the rectangles");
       }
+      const [start, n] = cached ? runs[next++] : [LITERAL, hgt];
+      if (n === 0 || done + n > hgt) throw new Error("palette row runs do not fit the rectangles");
+      for (let k = 0; k < n; k++) {
+        const o = (done + k) * w;
+        if (start === LITERAL) {
+          if (offset + rowBytes > data.length) throw new Error("palette frame cut short");
+          for (let col = 0; col < w; col++) {
+            const byte = data[offset + Math.floor(col / perByte)];
+            const index = (byte >> (8 - bits * (col % perByte + 1))) & mask;
+            if (index >= count) throw new Error("palette index beyond the colours");
+            out[o + col] = colours[index];
+          }
+          offset += rowBytes;
+          if (cached) rows.remember(out.slice(o, o + w));
+        } else {
+          out.set(rows.row(start + k, w), o);
+        }
+      }
+      done += n;
     }
-    offset += rowBytes * hgt;
     ctx.putImageData(image, x, y);
   }
+  if (next < runs.length) throw new Error("palette row runs beyond the rectangles");
 }
 
 async function rgbPicture(payload, width, height) {

@@ -1,0 +1,111 @@
+"""The row cache of palette frames: pixel rows the terminal drew lately, sent again as ids.
+
+Text comes back: a page scrolled back, a window raised again, a listing printed twice, the
+blank and ruled rows between lines. Both ends remember every row a palette frame drew in the
+order it was drawn and forget the oldest past ROW_PIXELS (the same rule on both sides, so an
+id names the same row at both ends); a row the terminal still holds travels as its id
+instead of its indices. The encoder keys rows by a 64-bit hash of their pixels.
+
+The cache starts over with every keyframe: the encoder's next palette frame says so
+(RESET), and a terminal that missed a frame ignores the cache until it sees that flag.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+
+import numpy as np
+from numpy.typing import NDArray
+
+ROW_PIXELS = 16_000_000  # about 17 screens at 1280x720: 64 MB of RGBA in a browser
+RUN = struct.Struct("!IH")  # the first row's id (or LITERAL), how many rows
+LITERAL = 0xFFFFFFFF  # a run of rows sent as indices, each then remembered
+
+
+class _Ring:
+    """Row ids in the order they were first drawn, the oldest forgotten past ROW_PIXELS."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.next_id = 0
+        self._order: deque[tuple[int, int]] = deque()
+        self._pixels = 0
+
+    def _remember(self, width: int) -> int:
+        row_id, self.next_id = self.next_id, self.next_id + 1
+        self._order.append((row_id, width))
+        self._pixels += width
+        while self._pixels > ROW_PIXELS:
+            old, old_width = self._order.popleft()
+            self._pixels -= old_width
+            self._forget(old)
+        return row_id
+
+    def _forget(self, row_id: int) -> None:
+        raise NotImplementedError
+
+
+class RowIndex(_Ring):
+    """The encoder's side: which rows the terminal holds, by the hash of their pixels."""
+
+    def reset(self) -> None:
+        super().reset()
+        self._ids: dict[int, int] = {}
+        self._keys: dict[int, int] = {}
+        self.fresh = True  # the next palette frame tells the terminal to start over
+
+    def _forget(self, row_id: int) -> None:
+        del self._ids[self._keys.pop(row_id)]
+
+    def runs(self, part: NDArray[np.uint32]) -> tuple[list[tuple[int, int]], NDArray[np.bool_]]:
+        """The runs that draw `part` row by row, and which of its rows go as indices (they
+        are remembered as the terminal will remember them)."""
+        found: list[tuple[int, int]] = []
+        literal = np.zeros(len(part), np.bool_)
+        for row in range(len(part)):
+            key = hash(part[row].tobytes())
+            row_id = self._ids.get(key)
+            if row_id is None:
+                literal[row] = True
+                row_id = self._remember(part.shape[1])
+                self._ids[key], self._keys[row_id] = row_id, key
+                start = LITERAL
+            else:
+                start = row_id
+            if found and found[-1][0] == LITERAL == start:
+                found[-1] = (LITERAL, found[-1][1] + 1)
+            elif found and start != LITERAL and found[-1][0] + found[-1][1] == start:
+                found[-1] = (found[-1][0], found[-1][1] + 1)
+            else:
+                found.append((start, 1))
+        return found, literal
+
+
+class RowStore(_Ring):
+    """The terminal's side: the rows themselves, as RGB."""
+
+    def reset(self) -> None:
+        super().reset()
+        self._rows: dict[int, NDArray[np.uint8]] = {}
+        self.synced = True
+
+    def lose(self) -> None:
+        """A frame went missing: the cache is unusable until the encoder starts it over."""
+        self.reset()
+        self.synced = False
+
+    def _forget(self, row_id: int) -> None:
+        del self._rows[row_id]
+
+    def remember(self, row: NDArray[np.uint8]) -> None:
+        if self.synced:
+            self._rows[self._remember(len(row))] = row.copy()
+
+    def row(self, row_id: int, width: int) -> NDArray[np.uint8]:
+        found = self._rows.get(row_id) if self.synced else None
+        if found is None or len(found) != width:
+            raise ValueError(f"palette frame refers to row {row_id}, which this terminal lacks")
+        return found

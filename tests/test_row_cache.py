@@ -1,0 +1,83 @@
+"""The row cache of palette frames (media/rows.py): rows the terminal drew lately go as ids,
+both ends forget the same rows, and a terminal that lost a frame refuses ids until the
+encoder starts the cache over."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from openfrp.media import rows as rows_module
+from openfrp.media.changes import changed_tiles
+from openfrp.media.palette import HEAD, RESET, ROWS, decode_palette, encode_palette
+from openfrp.media.rows import RowIndex, RowStore
+from tests.test_stream_media import text_picture
+
+Picture = NDArray[np.uint8]
+
+
+def scrolled(picture: Picture, by: int, seed: int) -> Picture:
+    """`picture` scrolled up by `by` rows, with new text below."""
+    fresh = text_picture(picture.shape[1], picture.shape[0], seed)
+    return np.concatenate([picture[by:], fresh[:by]])
+
+
+def send(picture: Picture, index: RowIndex, store: RowStore, drawn: Picture) -> bytes:
+    payload = encode_palette(picture, changed_tiles(None, picture), index)
+    assert payload is not None
+    decode_palette(payload, drawn, store)
+    assert np.array_equal(drawn, picture[:, :, 2::-1])
+    return payload
+
+
+def test_rows_drawn_before_travel_as_ids_and_come_back_exactly() -> None:
+    index, store = RowIndex(), RowStore()
+    drawn = np.zeros((360, 640, 3), np.uint8)
+    first = text_picture()
+    payload = send(first, index, store, drawn)
+    assert HEAD.unpack_from(payload)[0] & (ROWS | RESET) == ROWS | RESET
+    second = scrolled(first, 42, seed=8)  # three lines of new text, the rest moved up
+    cached = send(second, index, store, drawn)
+    assert HEAD.unpack_from(cached)[0] & (ROWS | RESET) == ROWS
+    whole = encode_palette(second, changed_tiles(None, second))
+    assert whole is not None and len(cached) * 4 < len(whole), (len(cached), len(whole))
+    assert len(send(first, index, store, drawn)) * 4 < len(whole)  # and scrolled back
+
+
+def test_a_terminal_that_lost_a_frame_refuses_ids_until_the_cache_starts_over() -> None:
+    index, store = RowIndex(), RowStore()
+    drawn = np.zeros((360, 640, 3), np.uint8)
+    first = text_picture()
+    send(first, index, store, drawn)
+    store.lose()  # a frame was skipped: what it drew is unknown here
+    payload = encode_palette(first, changed_tiles(None, first), index)
+    assert payload is not None
+    with pytest.raises(ValueError, match="lacks"):
+        decode_palette(payload, drawn, store)
+    index.fresh = True  # the keyframe the terminal asked for
+    send(first, index, store, drawn)
+    send(scrolled(first, 14, seed=9), index, store, drawn)
+
+
+def test_both_ends_forget_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rows_module, "ROW_PIXELS", 640 * 500)  # under two screens of rows
+    index, store = RowIndex(), RowStore()
+    drawn = np.zeros((360, 640, 3), np.uint8)
+    pictures = [text_picture(seed=seed) for seed in range(3)]
+    whole = [len(encode_palette(p, changed_tiles(None, p)) or b"") for p in pictures]
+    order = np.random.default_rng(1).integers(0, 3, 16)
+    saved = [whole[k] - len(send(pictures[k], index, store, drawn)) for k in order]
+    assert index.next_id == store.next_id > 1000  # hundreds of rows forgotten on both sides
+    assert max(saved) > min(whole) // 2  # and rows still held were sent as ids
+    assert index.fresh is False and store.synced
+
+
+def test_a_payload_whose_runs_do_not_fit_is_refused() -> None:
+    index, store = RowIndex(), RowStore()
+    picture = text_picture()
+    payload = bytearray(encode_palette(picture, changed_tiles(None, picture), index) or b"")
+    with pytest.raises(ValueError, match="row cache"):
+        decode_palette(bytes(payload), np.zeros((360, 640, 3), np.uint8))
+    with pytest.raises(ValueError, match="cut short"):
+        decode_palette(bytes(payload[:20]), np.zeros((360, 640, 3), np.uint8), store)
