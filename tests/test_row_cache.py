@@ -81,3 +81,26 @@ def test_a_payload_whose_runs_do_not_fit_is_refused() -> None:
         decode_palette(bytes(payload), np.zeros((360, 640, 3), np.uint8))
     with pytest.raises(ValueError, match="cut short"):
         decode_palette(bytes(payload[:20]), np.zeros((360, 640, 3), np.uint8), store)
+
+
+def test_a_line_is_the_same_row_in_a_rectangle_of_any_width() -> None:
+    """A terminal's changed tiles end where its longest line does: the rows of a line sent in
+    a narrow rectangle are ids in a wide one, extended with their background, and back."""
+    index, store = RowIndex(), RowStore()
+    text = np.full((360, 640, 4), 255, np.uint8)
+    text[:, :300] = text_picture(300, 360, seed=4)
+    drawn = np.zeros((360, 640, 3), np.uint8)
+    narrow = np.zeros((6, 10), np.bool_)
+    narrow[:, :5] = True  # the first 320 columns
+    first = encode_palette(text, narrow, index)
+    assert first is not None
+    decode_palette(first, drawn, store)
+    wide = np.concatenate([text[28:], text[:28]])  # the same lines, two moved to the bottom
+    payload = send(wide, index, store, drawn)
+    alone = encode_palette(wide, changed_tiles(None, wide))
+    assert alone is not None and len(payload) * 4 < len(alone), (len(payload), len(alone))
+    again = np.concatenate([wide[14:], wide[:14]])
+    cut = encode_palette(again, narrow, index)
+    assert cut is not None
+    decode_palette(cut, drawn, store)
+    assert np.array_equal(drawn, again[:, :, 2::-1])

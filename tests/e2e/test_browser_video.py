@@ -275,19 +275,29 @@ def test_rows_the_page_drew_before_come_back_from_its_row_cache(video: Page) -> 
         assert np.array_equal(video.picture(), shown[:, :, 2::-1])
     whole = encode_palette(second, changed_tiles(None, second))
     assert whole is not None and len(payload) * 3 < len(whole)
+    narrow = np.zeros((4, 5), np.bool_)
+    narrow[:, :2] = True  # rows remembered 320 wide, cut to 128; the rest stays as it was
+    third = np.concatenate([second[14:], second[:14]])
+    cut = encode_palette(third, narrow, index)
+    assert cut is not None
+    video.feed(3, CODEC_PALETTE, cut, key=False)
+    video.wait("window.stream.view.drawn === 3")
+    expected = second[:, :, 2::-1].copy()
+    expected[:, :128] = third[:, :128, 2::-1]
+    assert np.array_equal(video.picture(), expected)
     video.page.evaluate("() => window.stream.loseRows()")  # as after a skipped frame
     again = encode_palette(first, changed_tiles(None, first), index)
     assert again is not None
-    video.feed(3, CODEC_PALETTE, again, key=False)
+    video.feed(4, CODEC_PALETTE, again, key=False)
     video.wait("window.sent.some((m) => m.type === 'keyframe')")
     assert [e["attrs"]["error"] for e in video.logs() if e["event"] == "stream.decoder_error"]
     index.fresh = True  # the keyframe: the cache starts over at both ends
     key = encode_palette(first, changed_tiles(None, first), index)
     assert key is not None
-    video.feed(4, CODEC_PALETTE, key)
-    video.wait("window.stream.view.drawn === 3")
+    video.feed(5, CODEC_PALETTE, key)
+    video.wait("window.stream.view.drawn === 4")
     assert np.array_equal(video.picture(), first[:, :, 2::-1])
-    assert video.acks() == [1, 2, 3, 4]
+    assert video.acks() == [1, 2, 3, 4, 5]
 
 
 def test_h264_tiles_leave_the_palette_tiles_beside_them_exact(video: Page) -> None:

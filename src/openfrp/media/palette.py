@@ -159,10 +159,11 @@ def decode_palette(
                 raise ValueError("palette row runs do not fit the rectangles")
             target = picture[y + done : y + done + n, x : x + w]
             if store is None or start == LITERAL:
-                offset = _draw_indices(data, offset, target, colours, bits, top)
+                indices, offset = _indices(data, offset, n, w, bits, top)
+                target[:] = colours[indices]
                 if store is not None:
-                    for line in target:
-                        store.remember(line)
+                    for line in indices:
+                        store.remember(line, colours)
             else:
                 for k, line in enumerate(target):
                     line[:] = store.row(start + k, w)
@@ -171,16 +172,10 @@ def decode_palette(
         raise ValueError("palette row runs beyond the rectangles")
 
 
-def _draw_indices(
-    data: bytes,
-    offset: int,
-    target: NDArray[np.uint8],
-    colours: NDArray[np.uint8],
-    bits: int,
-    top: int,
-) -> int:
-    """Draw rows of packed indices from `data` at `offset`; the offset after them."""
-    h, w = int(target.shape[0]), int(target.shape[1])
+def _indices(
+    data: bytes, offset: int, h: int, w: int, bits: int, top: int
+) -> tuple[NDArray[np.uint8], int]:
+    """`h` rows of `w` packed indices from `data` at `offset`, and the offset after them."""
     per_byte = 8 // bits
     row_bytes = -(-w // per_byte)
     if len(data) < offset + row_bytes * h:
@@ -191,8 +186,7 @@ def _draw_indices(
     else:
         shifts = np.array([8 - bits * (s + 1) for s in range(per_byte)], np.uint8)
         spread = (packed[:, :, None] >> shifts) & np.uint8((1 << bits) - 1)
-        indices = spread.reshape(h, -1)[:, :w]
+        indices = np.ascontiguousarray(spread.reshape(h, -1)[:, :w])
     if indices.max(initial=0) > top:
         raise ValueError("palette index beyond the colours")
-    target[:] = colours[indices]
-    return offset + row_bytes * h
+    return indices, offset + row_bytes * h

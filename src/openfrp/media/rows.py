@@ -4,7 +4,10 @@ Text comes back: a page scrolled back, a window raised again, a listing printed 
 blank and ruled rows between lines. Both ends remember every row a palette frame drew in the
 order it was drawn and forget the oldest past ROW_PIXELS (the same rule on both sides, so an
 id names the same row at both ends); a row the terminal still holds travels as its id
-instead of its indices. The encoder keys rows by a 64-bit hash of their pixels.
+instead of its indices. The encoder keys rows by a 64-bit hash of their pixels up to the
+trailing run of one colour, and that colour: a line of text is the same row in a rectangle
+of any width (the changed tiles of a terminal end where its longest line does), and the
+terminal cuts a remembered row to the width asked or extends it with its last colour.
 
 The cache starts over with every keyframe: the encoder's next palette frame says so
 (RESET), and a terminal that missed a frame ignores the cache until it sees that flag.
@@ -18,7 +21,7 @@ from collections import deque
 import numpy as np
 from numpy.typing import NDArray
 
-ROW_PIXELS = 16_000_000  # about 17 screens at 1280x720: 64 MB of RGBA in a browser
+ROW_PIXELS = 48_000_000  # about 52 screens at 1280x720; a byte each (an index) at the terminal
 RUN = struct.Struct("!IH")  # the first row's id (or LITERAL), how many rows
 LITERAL = 0xFFFFFFFF  # a run of rows sent as indices, each then remembered
 
@@ -65,12 +68,15 @@ class RowIndex(_Ring):
         are remembered as the terminal will remember them)."""
         found: list[tuple[int, int]] = []
         literal = np.zeros(len(part), np.bool_)
+        width = part.shape[1]
+        differs = part != part[:, -1:]
+        ends = np.where(differs.any(axis=1), width - np.argmax(differs[:, ::-1], axis=1), 0)
         for row in range(len(part)):
-            key = hash(part[row].tobytes())
+            key = hash((part[row, : ends[row]].tobytes(), int(part[row, -1])))
             row_id = self._ids.get(key)
             if row_id is None:
                 literal[row] = True
-                row_id = self._remember(part.shape[1])
+                row_id = self._remember(width)
                 self._ids[key], self._keys[row_id] = row_id, key
                 start = LITERAL
             else:
@@ -84,12 +90,15 @@ class RowIndex(_Ring):
         return found, literal
 
 
+Row = tuple[NDArray[np.uint8], NDArray[np.uint8]]  # indices, and the colours they index
+
+
 class RowStore(_Ring):
-    """The terminal's side: the rows themselves, as RGB."""
+    """The terminal's side: the rows themselves, as indices into their frame's colours."""
 
     def reset(self) -> None:
         super().reset()
-        self._rows: dict[int, NDArray[np.uint8]] = {}
+        self._rows: dict[int, Row] = {}
         self.synced = True
 
     def lose(self) -> None:
@@ -100,12 +109,16 @@ class RowStore(_Ring):
     def _forget(self, row_id: int) -> None:
         del self._rows[row_id]
 
-    def remember(self, row: NDArray[np.uint8]) -> None:
+    def remember(self, indices: NDArray[np.uint8], colours: NDArray[np.uint8]) -> None:
         if self.synced:
-            self._rows[self._remember(len(row))] = row.copy()
+            self._rows[self._remember(len(indices))] = (indices, colours)
 
     def row(self, row_id: int, width: int) -> NDArray[np.uint8]:
+        """The row's first `width` pixels as RGB, extended with its last colour if short."""
         found = self._rows.get(row_id) if self.synced else None
-        if found is None or len(found) != width:
+        if found is None:
             raise ValueError(f"palette frame refers to row {row_id}, which this terminal lacks")
-        return found
+        indices, colours = found
+        if len(indices) < width:
+            indices = np.pad(indices, (0, width - len(indices)), mode="edge")
+        return colours[indices[:width]]

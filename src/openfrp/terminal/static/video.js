@@ -464,7 +464,7 @@ async function inflate(bytes) {
 // colours - 1, rectangles; RGB colours; "!HHHH" rectangles; with ROWS "!I" runs; then the
 // deflated runs ("!IH" each) and indices, rows padded to whole bytes.
 const ROWS = 0x80, RESET = 0x40, LITERAL = 0xFFFFFFFF;
-const ROW_PIXELS = 16000000;
+const ROW_PIXELS = 48000000;
 
 function paletteHeaderSize(payload) {
   if (payload.length < 4) throw new Error("palette frame shorter than its header");
@@ -473,8 +473,9 @@ function paletteHeaderSize(payload) {
   return 4 + (head.getUint8(1) + 1) * 3 + head.getUint16(2) * 8 + runs;
 }
 
-// The terminal's side of the row cache (media/rows.py): rows in the order they were drawn,
-// the oldest forgotten past ROW_PIXELS, unusable after a lost frame until a RESET.
+// The terminal's side of the row cache (media/rows.py): rows (indices, and the colours they
+// index) in the order they were drawn, the oldest forgotten past ROW_PIXELS, unusable after
+// a lost frame until a RESET.
 class RowStore {
   constructor() { this.reset(); }
 
@@ -492,15 +493,15 @@ class RowStore {
     this.synced = false;
   }
 
-  remember(row) {
+  remember(indices, colours) {
     if (!this.synced) return;
-    this.rows.set(this.nextId, row);
+    this.rows.set(this.nextId, [indices, colours]);
     this.order.push(this.nextId);
     this.nextId += 1;
-    this.pixels += row.length;
+    this.pixels += indices.length;
     while (this.pixels > ROW_PIXELS) {
       const old = this.order[this.head++];
-      this.pixels -= this.rows.get(old).length;
+      this.pixels -= this.rows.get(old)[0].length;
       this.rows.delete(old);
     }
     if (this.head > 65536) {
@@ -509,12 +510,16 @@ class RowStore {
     }
   }
 
-  row(id, width) {
+  // Draw row `id` into `out` at `o`: its first `width` pixels, extended with its last colour
+  // if it is shorter.
+  draw(id, width, out, o) {
     const found = this.synced ? this.rows.get(id) : undefined;
-    if (found === undefined || found.length !== width) {
+    if (found === undefined) {
       throw new Error(`palette frame refers to row ${id}, which this terminal lacks`);
     }
-    return found;
+    const [indices, colours] = found;
+    const last = indices.length - 1;
+    for (let col = 0; col < width; col++) out[o + col] = colours[indices[Math.min(col, last)]];
   }
 }
 
@@ -569,16 +574,18 @@ function drawPaletteTiles(picture, h, payload, data, rows) {
         const o = (done + k) * w;
         if (start === LITERAL) {
           if (offset + rowBytes > data.length) throw new Error("palette frame cut short");
+          const indices = new Uint8Array(w);
           for (let col = 0; col < w; col++) {
             const byte = data[offset + Math.floor(col / perByte)];
             const index = (byte >> (8 - bits * (col % perByte + 1))) & mask;
             if (index >= count) throw new Error("palette index beyond the colours");
+            indices[col] = index;
             out[o + col] = colours[index];
           }
           offset += rowBytes;
-          if (cached) rows.remember(out.slice(o, o + w));
+          if (cached) rows.remember(indices, colours);
         } else {
-          out.set(rows.row(start + k, w), o);
+          rows.draw(start + k, w, out, o);
         }
       }
       done += n;
