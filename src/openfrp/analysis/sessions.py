@@ -18,6 +18,7 @@ before the next one.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import threading
 import time
@@ -368,6 +369,8 @@ def _add_parts(
     touch (temp tables `merged` and `merged_sessions`, `touched` their ids); return the bad
     lines to list (kept ones and the new parts', numbered as in their files)."""
     bad = kept.kept_bad_lines()
+    rank = {log.path: i for i, log in enumerate(logs)}
+    kept_places = sorted((rank[b.path], b.line) for b in bad)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE touched AS SELECT NULL::VARCHAR AS session_id LIMIT 0"
     )
@@ -378,7 +381,15 @@ def _add_parts(
         per_file = con.sql(
             "SELECT b.file, count(*) FROM (SELECT unnest(bad) AS b FROM agg) GROUP BY 1"
         ).fetchall()
-        counts = {str(path): int(n) for path, n in per_file}
+        # A part that starts after a full list of kept bad lines cannot add to the list:
+        # numbering its lines again would be wasted.
+        listable = {
+            p.read_from
+            for p in parts
+            if bisect.bisect_left(kept_places, (rank[p.log.path], p.skip_lines + 1))
+            < BAD_LINES_LISTED
+        }
+        counts = {str(path): int(n) for path, n in per_file if str(path) in listable}
         origin = {p.read_from: p for p in parts}
         for found in _first_bad_lines(con, read, counts):
             part = origin[found.path]
@@ -398,7 +409,6 @@ def _add_parts(
         con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS {merge_sql(union, columns)}")
         con.execute("DROP TABLE agg")
     con.execute(f"CREATE OR REPLACE TEMP TABLE merged_sessions AS {sessions_sql('merged')}")
-    rank = {log.path: i for i, log in enumerate(logs)}
     bad.sort(key=lambda b: (rank.get(b.path, len(rank)), b.line))
     return bad[:BAD_LINES_LISTED]
 
