@@ -52,6 +52,7 @@ TERMINAL_END = (
     "probe.failed",
 )
 BAD_LINES_LISTED = 200
+PHASES = ("open", "expected_end", "setup_failure", "mid_session_failure")
 # A server-side disconnect the network caused carries its code (4029, 4023...): the user's own
 # disconnect, a terminal closing its side on purpose and one that left during the start carry
 # none, and a takeover by the user's own device is 4006.
@@ -121,6 +122,12 @@ def aggregate_sql(events_sql: str) -> str:
     FROM ({events_sql})
     GROUP BY ALL
     """
+
+
+def _enum(values: tuple[str, ...]) -> str:
+    """An ENUM type of `values`: the summary groups and compares phases and categories on
+    every session, which costs a quarter less on small integers than on text."""
+    return f"ENUM({_names(values)})"
 
 
 def _resumed(drops: str, resumes: str) -> str:
@@ -233,11 +240,11 @@ def sessions_sql(table: str) -> str:
       list_contains(codes, 4106) AS gave_up,
       active, ended,
       active OR term_state IS NOT NULL OR s_opened IS NOT NULL AS attempted,
-      CASE WHEN NOT ended THEN 'open'
-           WHEN category = 'expected_end' THEN 'expected_end'
-           WHEN NOT active THEN 'setup_failure'
-           ELSE 'mid_session_failure' END AS phase,
-      category,
+      CAST(CASE WHEN NOT ended THEN 'open'
+                WHEN category = 'expected_end' THEN 'expected_end'
+                WHEN NOT active THEN 'setup_failure'
+                ELSE 'mid_session_failure' END AS {_enum(PHASES)}) AS phase,
+      CAST(category AS {_enum(tuple(r.category for r in all_rules))}) AS category,
       skew_ms,
       clock_stepped_back,
       rows AS events,

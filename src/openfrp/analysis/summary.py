@@ -191,7 +191,7 @@ def _who(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:
         con,
         f"""
         SELECT value, sum(n) FILTER (failed) AS failed, sum(n) AS sessions,
-          first(category ORDER BY n DESC, category) FILTER (failed) AS top_cause,
+          first(category ORDER BY n DESC, CAST(category AS VARCHAR)) FILTER (failed) AS top_cause,
           max(last_ts) FILTER (failed) AS last_failed
         FROM (
           SELECT coalesce(CAST("{column}" AS VARCHAR), '(none)') AS value, category,
