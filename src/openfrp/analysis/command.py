@@ -22,6 +22,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from openfrp.analysis.scope import Scope
     from openfrp.analysis.thresholds import Threshold
 
@@ -89,18 +91,16 @@ def _output_problem(html: str | None, export_dir: str | None) -> str:
     return ""
 
 
-def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) -> int:
+def _console() -> Console:
+    """The terminal report's console: rich is imported only for a terminal report (a --json
+    run over a grown log folder spends a tenth of its time otherwise importing it)."""
     from rich.console import Console
 
-    from openfrp.analysis import (
-        export,
-        ingest,
-        report_html,
-        report_text,
-        sessions,
-        thresholds,
-        timeline,
-    )
+    return Console(width=max(140, Console().width))
+
+
+def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) -> int:
+    from openfrp.analysis import ingest, sessions, thresholds, timeline
     from openfrp.analysis import summary as summary_mod
 
     try:
@@ -112,7 +112,6 @@ def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) ->
         )
     except ingest.InputError as exc:
         return _fail("analyze", str(exc))
-    console = Console(width=max(140, Console().width))
 
     if args.session is not None:
         try:
@@ -122,7 +121,9 @@ def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) ->
         if args.json:
             print(json.dumps(data, indent=2, default=str))
         else:
-            report_text.print_timeline(data, console)
+            from openfrp.analysis import report_text
+
+            report_text.print_timeline(data, _console())
         if not limits and not args.html and not args.export:
             return 0
 
@@ -133,17 +134,23 @@ def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) ->
     written: list[str] = []
     try:
         if args.html:
+            from openfrp.analysis import report_html
+
             summary["timelines"] = timeline.brief(analysis, summary["failed_sessions"])
             written.append(f"HTML report: {report_html.write(summary, args.html)}")
             del summary["timelines"]
         if args.export:
+            from openfrp.analysis import export
+
             written += [f"exported: {path}" for path in export.export(analysis, args.export)]
     except OSError as exc:
         return _fail("analyze", f"cannot write {exc.filename or 'the report'}: {exc.strerror}")
     if args.json and args.session is None:
         print(json.dumps(summary, indent=2, default=str))
     elif args.session is None:
-        report_text.print_summary(summary, console)
+        from openfrp.analysis import report_text
+
+        report_text.print_summary(summary, _console())
     for line in written:
         print(line, file=sys.stderr)
     crossed = thresholds.crossed(limits, summary["metrics"])
