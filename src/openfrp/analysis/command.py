@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from openfrp.analysis.scope import Scope
+    from openfrp.analysis.sessions import Analysis
     from openfrp.analysis.thresholds import Threshold
 
 EXIT_THRESHOLD = 1
@@ -100,18 +101,28 @@ def _console() -> Console:
 
 
 def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) -> int:
-    from openfrp.analysis import ingest, sessions, thresholds, timeline
-    from openfrp.analysis import summary as summary_mod
+    from openfrp.analysis import ingest, sessions
 
     try:
         analysis = _with_progress(
             args.quiet,
             "analyzing",
             100.0,
-            lambda cb: sessions.analyze(args.logs, progress=cb, state_dir=args.state),
+            lambda cb: sessions.analyze(args.logs, progress=cb, state_dir=args.state, hold=True),
         )
     except ingest.InputError as exc:
         return _fail("analyze", str(exc))
+    try:
+        return _report(args, analysis, limits, scope)
+    finally:
+        analysis.release(keep_sessions=False)
+
+
+def _report(
+    args: argparse.Namespace, analysis: Analysis, limits: list[Threshold], scope: Scope
+) -> int:
+    from openfrp.analysis import summary as summary_mod
+    from openfrp.analysis import thresholds, timeline
 
     if args.session is not None:
         try:
@@ -128,6 +139,7 @@ def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) ->
             return 0
 
     if scope.active:  # after --session, which finds a session wherever it started
+        analysis.release()  # a table of its own to narrow, not the state's sessions
         analysis.con.execute(f"DELETE FROM sessions WHERE NOT coalesce({scope.where()}, false)")
     summary = summary_mod.build(analysis, scope.describe())
     # Files first: a reader that stops early (`| head`) must not cost the report.

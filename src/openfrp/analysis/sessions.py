@@ -283,6 +283,17 @@ class Analysis:
     seconds: float = 0.0
     bad_files: dict[str, str] = field(default_factory=dict)
     added_only: bool = False  # --state: only what was added since the last run was read
+    held: state.State | None = None  # the state file, still attached: `sessions` reads it
+
+    def release(self, keep_sessions: bool = True) -> None:
+        """Let a held state file go (another analysis may then attach it), first copying the
+        sessions out of it into a table of this connection, unless they are no longer needed."""
+        if self.held is not None:
+            self.con.execute("DROP VIEW sessions")
+            if keep_sessions:
+                self.con.execute("CREATE TABLE sessions AS SELECT * FROM st.sessions")
+            self.held.close()
+            self.held = None
 
 
 def _run(
@@ -322,11 +333,15 @@ def analyze(
     progress: Callable[[float], None] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
     state_dir: str | None = None,
+    hold: bool = False,
 ) -> Analysis:
     """Read the logs and build table `sessions`; raise ingest.InputError for missing inputs.
 
     With `state_dir`, what an earlier run kept there is reused and only what was added to the
-    logs since is read (state.py); the answer is the one a full run gives."""
+    logs since is read (state.py); the answer is the one a full run gives. With `hold` too, a
+    run that read only what was added keeps the state file attached and `sessions` is a view
+    of the sessions kept there, until Analysis.release(): copying them all would cost as much
+    as the summary that reads them."""
     import duckdb
 
     began = time.perf_counter()
@@ -349,20 +364,22 @@ def analyze(
             except duckdb.Error:
                 parts = None  # a new part cannot be read: the full run below names the file
         if parts is not None:
-            con.execute(
-                f"CREATE OR REPLACE TABLE sessions AS SELECT * FROM st.sessions a "
-                f"WHERE NOT {state.TOUCHED} UNION ALL BY NAME SELECT * FROM merged_sessions"
-            )
             kept.save_added(logs, bad)
+            con.execute("CREATE OR REPLACE VIEW sessions AS SELECT * FROM st.sessions")
             analysis = _finish(con, logs, bad, {}, began, "st.agg")
             analysis.added_only = True
+            analysis.held = kept
+            if not hold:
+                analysis.release()
             return analysis
         analysis = _analyze_all(con, logs, progress, began)
         kept.save_all(analysis.files, analysis.bad_lines)
         con.execute("DROP TABLE agg")
-        return analysis
-    finally:
         kept.close()
+        return analysis
+    except BaseException:
+        kept.close()
+        raise
 
 
 def _add_parts(

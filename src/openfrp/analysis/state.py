@@ -210,7 +210,7 @@ class State:
 
     def close(self) -> None:
         """Let go of the state file (another analysis may attach it)."""
-        self.con.execute("DETACH st")
+        self.con.execute("DETACH DATABASE IF EXISTS st")
 
     def kept_bad_lines(self) -> list[ingest.BadLine]:
         rows = self.con.sql("SELECT path, line, reason FROM st.bad_lines").fetchall()
