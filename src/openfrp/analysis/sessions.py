@@ -174,28 +174,43 @@ def merge_sql(table: str, columns: list[str]) -> str:
     return f"SELECT session_id, {', '.join(parts)} FROM {table} GROUP BY session_id"
 
 
+_BAD_CODES = "list_sort(list_distinct([b.code FOR b IN bad IF NOT b.fatal]))"
+_RECOVERY_MS = "list_sum(list_transform(list_distinct(term_recoveries), lambda r: r.ms))"
+
+
+def _unless_null(column: str, expr: str, empty: str = "[]") -> str:
+    """`expr` over a list of rare events, `empty` where the session has none: in a CASE,
+    the list functions run only on the sessions that have such events (most have none)."""
+    return f"CASE WHEN {column} IS NULL THEN {empty} ELSE {expr} END"
+
+
 def sessions_sql(table: str) -> str:
-    """Session facts, category and phase, from the aggregate table."""
+    """Session facts, category and phase, from the aggregate table.
+
+    A session's codes are read from its code_mask once per distinct mask (a few hundred),
+    not once per session: turning every mask into a list cost a third of this query."""
     all_rules = rules.load_rules()
     skew = "to_milliseconds(coalesce(skew_ms, 0))"
     return f"""
-    WITH base AS (
-      SELECT * EXCLUDE (term_recoveries, code_mask, bad, srv_disconnects, term_drops,
-                        srv_resumes)
-        REPLACE (len(list_distinct(coalesce(reconnect_attempts, []))) AS reconnect_attempts),
-        list_concat({_mask_to_codes("code_mask")},
-                    list_sort(list_distinct([b.code FOR b IN coalesce(bad, []) IF NOT b.fatal])))
-          AS codes,
-        list_sort(list_distinct(coalesce(srv_disconnects, []))) AS srv_d,
-        list_sort(list_distinct(coalesce(term_drops, []))) AS term_d,
+    WITH masks AS (
+      SELECT code_mask, {_mask_to_codes("code_mask")} AS mask_codes
+      FROM (SELECT DISTINCT code_mask FROM {table})
+    ), base AS (
+      SELECT a.* EXCLUDE (term_recoveries, code_mask, bad, srv_disconnects, term_drops,
+                          srv_resumes)
+        REPLACE ({_unless_null("reconnect_attempts", "len(list_distinct(reconnect_attempts))", "0")}
+                 AS reconnect_attempts),
+        list_concat(m.mask_codes, {_unless_null("bad", _BAD_CODES)}) AS codes,
+        {_unless_null("srv_disconnects", "list_sort(list_distinct(srv_disconnects))")} AS srv_d,
+        {_unless_null("term_drops", "list_sort(list_distinct(term_drops))")} AS term_d,
         coalesce(srv_resumes, []) AS srv_r,
-        [r.ts FOR r IN coalesce(term_recoveries, [])] AS term_r,
+        {_unless_null("term_recoveries", "[r.ts FOR r IN term_recoveries]")} AS term_r,
         CASE WHEN t_established IS NOT NULL AND s_established IS NOT NULL
              THEN epoch_ms(t_established) - epoch_ms(s_established) END AS skew_ms,
         term_state > {len(TERMINAL_STATE)} AS term_ended,
-        list_sum(list_transform(list_distinct(term_recoveries), lambda r: r.ms))
-          AS term_recovery_ms
-      FROM {table} WHERE session_id IS NOT NULL
+        {_unless_null("term_recoveries", _RECOVERY_MS, "NULL")} AS term_recovery_ms
+      FROM {table} a LEFT JOIN masks m ON a.code_mask IS NOT DISTINCT FROM m.code_mask
+      WHERE session_id IS NOT NULL
     ), sides AS (
       SELECT *,
         len(srv_d) > 0 AND len(srv_d) >= len(term_d) AS by_server,
@@ -211,7 +226,8 @@ def sessions_sql(table: str) -> str:
           OR (created_at IS NULL AND (t_established IS NOT NULL OR s_established IS NOT NULL))
           AS active,
         greatest(len(srv_d), len(term_d)) AS incidents,
-        CASE WHEN by_server THEN {_resumed("srv_d", "srv_r")}
+        CASE WHEN len(srv_d) = 0 AND len(term_d) = 0 THEN 0
+             WHEN by_server THEN {_resumed("srv_d", "srv_r")}
              ELSE {_resumed("term_d", "term_r")} END AS incidents_recovered,
         CASE WHEN by_server THEN list_max(srv_r) > list_last(srv_d)
              ELSE list_max(term_r) > list_last(term_d) END AS last_loss_resumed,
