@@ -42,7 +42,7 @@ class Matcher:
     def predicate(self) -> str:
         """Per-event SQL. The attribute is read in a CASE on the rows that pass the cheap tests:
         DuckDB evaluates every operand of an AND on every row, and parsing attrs on all events
-        cost a quarter of the fleet pass."""
+        cost a sixth of the fleet pass."""
         parts = []
         if self.code:
             parts.append(f"code IN ({_ints(self.code)})")

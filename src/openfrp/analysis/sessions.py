@@ -188,7 +188,7 @@ def sessions_sql(table: str) -> str:
     """Session facts, category and phase, from the aggregate table.
 
     A session's codes are read from its code_mask once per distinct mask (a few hundred),
-    not once per session: turning every mask into a list cost a third of this query."""
+    not once per session: turning every mask into a list was a sixth of this query's work."""
     all_rules = rules.load_rules()
     skew = "to_milliseconds(coalesce(skew_ms, 0))"
     return f"""
