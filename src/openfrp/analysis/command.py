@@ -22,7 +22,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from openfrp.analysis.scope import Scope
+    from openfrp.analysis.sessions import Analysis
     from openfrp.analysis.thresholds import Threshold
 
 EXIT_THRESHOLD = 1
@@ -89,30 +92,37 @@ def _output_problem(html: str | None, export_dir: str | None) -> str:
     return ""
 
 
-def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) -> int:
+def _console() -> Console:
+    """The terminal report's console: rich is imported only for a terminal report (importing
+    it cost every --json run about 0.05 s)."""
     from rich.console import Console
 
-    from openfrp.analysis import (
-        export,
-        ingest,
-        report_html,
-        report_text,
-        sessions,
-        thresholds,
-        timeline,
-    )
-    from openfrp.analysis import summary as summary_mod
+    return Console(width=max(140, Console().width))
+
+
+def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) -> int:
+    from openfrp.analysis import ingest, sessions
 
     try:
         analysis = _with_progress(
             args.quiet,
             "analyzing",
             100.0,
-            lambda cb: sessions.analyze(args.logs, progress=cb, state_dir=args.state),
+            lambda cb: sessions.analyze(args.logs, progress=cb, state_dir=args.state, hold=True),
         )
     except ingest.InputError as exc:
         return _fail("analyze", str(exc))
-    console = Console(width=max(140, Console().width))
+    try:
+        return _report(args, analysis, limits, scope)
+    finally:
+        analysis.release(keep_sessions=False)
+
+
+def _report(
+    args: argparse.Namespace, analysis: Analysis, limits: list[Threshold], scope: Scope
+) -> int:
+    from openfrp.analysis import summary as summary_mod
+    from openfrp.analysis import thresholds, timeline
 
     if args.session is not None:
         try:
@@ -122,28 +132,37 @@ def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) ->
         if args.json:
             print(json.dumps(data, indent=2, default=str))
         else:
-            report_text.print_timeline(data, console)
+            from openfrp.analysis import report_text
+
+            report_text.print_timeline(data, _console())
         if not limits and not args.html and not args.export:
             return 0
 
     if scope.active:  # after --session, which finds a session wherever it started
+        analysis.release()  # a table of its own to narrow, not the state's sessions
         analysis.con.execute(f"DELETE FROM sessions WHERE NOT coalesce({scope.where()}, false)")
     summary = summary_mod.build(analysis, scope.describe())
     # Files first: a reader that stops early (`| head`) must not cost the report.
     written: list[str] = []
     try:
         if args.html:
+            from openfrp.analysis import report_html
+
             summary["timelines"] = timeline.brief(analysis, summary["failed_sessions"])
             written.append(f"HTML report: {report_html.write(summary, args.html)}")
             del summary["timelines"]
         if args.export:
+            from openfrp.analysis import export
+
             written += [f"exported: {path}" for path in export.export(analysis, args.export)]
     except OSError as exc:
         return _fail("analyze", f"cannot write {exc.filename or 'the report'}: {exc.strerror}")
     if args.json and args.session is None:
         print(json.dumps(summary, indent=2, default=str))
     elif args.session is None:
-        report_text.print_summary(summary, console)
+        from openfrp.analysis import report_text
+
+        report_text.print_summary(summary, _console())
     for line in written:
         print(line, file=sys.stderr)
     crossed = thresholds.crossed(limits, summary["metrics"])

@@ -40,7 +40,9 @@ class Matcher:
     matches: str | None = None
 
     def predicate(self) -> str:
-        """Per-event SQL; cheap tests first, so the attribute is read only on candidate rows."""
+        """Per-event SQL. The attribute is read in a CASE on the rows that pass the cheap tests:
+        DuckDB evaluates every operand of an AND on every row, and parsing attrs on all events
+        cost a sixth of the fleet pass."""
         parts = []
         if self.code:
             parts.append(f"code IN ({_ints(self.code)})")
@@ -48,17 +50,19 @@ class Matcher:
             parts.append(f"event = {_text(self.event)}")
         if self.source is not None:
             parts.append(f"source = {_text(self.source)}")
-        if self.attr is not None:
-            value = f"(attrs->>{_text(self.attr)})"
-            if self.equals is not None:
-                parts.append(f"{value} = {_text(self.equals)}")
-            elif self.contains is not None:
-                parts.append(f"contains(lower({value}), {_text(self.contains.lower())})")
-            elif self.matches is not None:
-                parts.append(f"regexp_matches({value}, {_text(self.matches)})")
-            else:
-                parts.append(f"{value} IS NOT NULL")
-        return " AND ".join(parts) or "true"
+        cheap = " AND ".join(parts)
+        if self.attr is None:
+            return cheap or "true"
+        value = f"(attrs->>{_text(self.attr)})"
+        if self.equals is not None:
+            test = f"{value} = {_text(self.equals)}"
+        elif self.contains is not None:
+            test = f"contains(lower({value}), {_text(self.contains.lower())})"
+        elif self.matches is not None:
+            test = f"regexp_matches({value}, {_text(self.matches)})"
+        else:
+            test = f"{value} IS NOT NULL"
+        return f"CASE WHEN {cheap} THEN {test} ELSE false END" if cheap else test
 
     @property
     def column(self) -> str:

@@ -77,6 +77,15 @@ def count_lines(path: str, start: int = 0) -> tuple[int, bool]:
     return lines + (0 if last == b"\n" else 1), last == b"\n"
 
 
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[object, ...]]) -> None:
+    """Insert rows in one statement (one list per column): executemany runs one statement per
+    row, which took 0.2 s for the 200 bad lines listed."""
+    if rows:
+        columns = list(zip(*rows, strict=True))
+        unnest = ", ".join(f"unnest(${i + 1})" for i in range(len(columns)))
+        con.execute(f"INSERT INTO {table} SELECT {unnest}", [list(c) for c in columns])
+
+
 class State:
     """The state folder's DuckDB file, attached to the analysis connection as `st`."""
 
@@ -177,7 +186,7 @@ class State:
     ) -> None:
         """Record what each input looks like now, the bad lines listed, the version."""
         con = self.con
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for log in logs:
             size = Path(log.path).stat().st_size
             old = known.get(log.path)
@@ -192,21 +201,16 @@ class State:
             head = head_digest(log.path) if whole else "partial"
             rows.append((log.path, size, head, before + lines))
         con.execute("DELETE FROM st.files")
-        if rows:
-            con.executemany("INSERT INTO st.files VALUES (?, ?, ?, ?)", rows)
+        _insert(con, "st.files", rows)
         con.execute("DELETE FROM st.bad_lines")
-        if bad_lines:
-            con.executemany(
-                "INSERT INTO st.bad_lines VALUES (?, ?, ?)",
-                [(b.path, b.line, b.reason) for b in bad_lines],
-            )
+        _insert(con, "st.bad_lines", [(b.path, b.line, b.reason) for b in bad_lines])
         con.execute("DELETE FROM st.meta")
         con.execute("INSERT INTO st.meta VALUES ('version', ?)", [self.version])
         shutil.rmtree(self.folder / "tails", ignore_errors=True)
 
     def close(self) -> None:
         """Let go of the state file (another analysis may attach it)."""
-        self.con.execute("DETACH st")
+        self.con.execute("DETACH DATABASE IF EXISTS st")
 
     def kept_bad_lines(self) -> list[ingest.BadLine]:
         rows = self.con.sql("SELECT path, line, reason FROM st.bad_lines").fetchall()

@@ -166,21 +166,35 @@ def _reconnects(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 
 def _breakdown(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:
+    """Per value: the KPIs and its most frequent failure (a tie goes to the first name
+    alphabetically; DuckDB's mode() broke ties differently from run to run)."""
+    counts = {
+        "n": "true",
+        "active": "active",
+        "attempted": "attempted",
+        "ended": "ended",
+        "setup": "phase = 'setup_failure'",
+        "mid": "phase = 'mid_session_failure'",
+        "clean": "phase = 'expected_end'",
+    }
+    inner = ", ".join(f"count(*) FILTER ({test}) AS {name}" for name, test in counts.items())
+    total = {name: f"sum({name})::BIGINT" for name in counts}
     return _rows(
         con,
         f"""
-        SELECT coalesce(CAST("{column}" AS VARCHAR), '(none)') AS value,
-          count(*) AS sessions,
-          round(100.0 * count(*) FILTER (active)
-                / greatest(count(*) FILTER (attempted), 1), 2) AS connection_success_pct,
-          round(100.0 * count(*) FILTER (phase = 'setup_failure')
-                / greatest(count(*) FILTER (ended), 1), 2) AS setup_failure_pct,
-          round(100.0 * count(*) FILTER (phase = 'mid_session_failure')
-                / greatest(count(*) FILTER (ended), 1), 2) AS mid_session_drop_pct,
-          round(100.0 * count(*) FILTER (phase = 'expected_end')
-                / greatest(count(*) FILTER (ended), 1), 2) AS clean_end_pct,
-          mode(category) FILTER (category <> 'expected_end') AS top_failure
-        FROM sessions GROUP BY 1 ORDER BY sessions DESC, value LIMIT {BREAKDOWN_ROWS}
+        SELECT value, {total["n"]} AS sessions,
+          round(100.0 * {total["active"]} / greatest({total["attempted"]}, 1), 2)
+            AS connection_success_pct,
+          round(100.0 * {total["setup"]} / greatest({total["ended"]}, 1), 2) AS setup_failure_pct,
+          round(100.0 * {total["mid"]} / greatest({total["ended"]}, 1), 2) AS mid_session_drop_pct,
+          round(100.0 * {total["clean"]} / greatest({total["ended"]}, 1), 2) AS clean_end_pct,
+          first(category ORDER BY n DESC, CAST(category AS VARCHAR))
+            FILTER (category <> 'expected_end') AS top_failure
+        FROM (
+          SELECT coalesce(CAST("{column}" AS VARCHAR), '(none)') AS value, category, {inner}
+          FROM sessions GROUP BY ALL
+        )
+        GROUP BY value ORDER BY sessions DESC, value LIMIT {BREAKDOWN_ROWS}
         """,
     )
 
@@ -191,7 +205,7 @@ def _who(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:
         con,
         f"""
         SELECT value, sum(n) FILTER (failed) AS failed, sum(n) AS sessions,
-          first(category ORDER BY n DESC, category) FILTER (failed) AS top_cause,
+          first(category ORDER BY n DESC, CAST(category AS VARCHAR)) FILTER (failed) AS top_cause,
           max(last_ts) FILTER (failed) AS last_failed
         FROM (
           SELECT coalesce(CAST("{column}" AS VARCHAR), '(none)') AS value, category,
@@ -253,7 +267,7 @@ def _series(con: duckdb.DuckDBPyConnection, top: list[int]) -> dict[str, Any]:
         """
         SELECT category, count(*) AS sessions,
           quantile_cont(duration_s, [0.1, 0.25, 0.5, 0.75, 0.9]) AS q
-        FROM sessions WHERE ended AND duration_s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC
+        FROM sessions WHERE ended AND duration_s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1
         """,
     )
     found = dict(
