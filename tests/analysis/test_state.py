@@ -132,3 +132,36 @@ def test_the_command_prints_the_full_runs_summary_after_growth(
     assert run("--state", state) == run()
     assert run("--state", state, "--account", "globex") == run("--account", "globex")
     assert [r.added_only for r in runs] == [False, True, False, True, False]
+
+
+def test_the_servers_identity_wins_when_the_terminal_was_kept_first(tmp_path: Path) -> None:
+    """A kept part with only the terminal's rows and an added part with the server's merge as
+    a full run reads them: the user and host the server logged."""
+    server = {"source": "server", "host": "h1", "session_id": "s-1", "user": "alice", "frp": 7}
+    terminal = {**server, "source": "terminal", "user": "mallory", "host": "elsewhere"}
+    log = tmp_path / "logs" / "fleet.jsonl"
+    log.parent.mkdir()
+    first = {**terminal, "event": "connect.attempt", "ts": "2026-12-02T10:00:00.5Z"}
+    log.write_text(json.dumps(first) + "\n", encoding="utf-8")
+    state = str(tmp_path / "state")
+    sessions.analyze([str(log)], state_dir=state)
+    with open(log, "a", encoding="utf-8") as handle:
+        for event, ts in (("session.created", "10:00:00Z"), ("session.started", "10:00:01Z")):
+            handle.write(json.dumps({**server, "event": event, "ts": f"2026-12-02T{ts}"}) + "\n")
+    grown = sessions.analyze([str(log)], state_dir=state)
+    assert grown.added_only
+    full = sessions.analyze([str(log)])
+    _same(grown, full)
+    who = grown.con.sql('SELECT "user", host FROM sessions').fetchall()
+    assert who == [("alice", "h1")]
+
+
+@pytest.mark.parametrize("terminal_first", [True, False])
+def test_merged_parts_take_the_servers_identity_in_either_order(terminal_first: bool) -> None:
+    columns = ["session_id", "user", "host", "s_first_ts"]
+    rows = [("s-1", "mallory", "elsewhere", None), ("s-1", "alice", "h1", "2026-12-02 10:00:00")]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE parts (session_id TEXT, user TEXT, host TEXT, s_first_ts TIMESTAMP)")
+    con.executemany("INSERT INTO parts VALUES (?, ?, ?, ?)", rows if terminal_first else rows[::-1])
+    merged = con.sql(sessions.merge_sql("parts", columns)).fetchall()
+    assert [(r[1], r[2]) for r in merged] == [("alice", "h1")]

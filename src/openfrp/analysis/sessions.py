@@ -151,7 +151,11 @@ _FIRST = (
     "s_first_ts t_first_ts created_at started_at t_attempt s_opened t_established s_established"
 )
 _LISTS = "bad term_recoveries srv_resumes srv_disconnects term_drops reconnect_attempts"
-for _name in ("user", "account", "launchpad", "host", "frp", "client"):
+for _name in ("user", "account", "launchpad", "host"):  # the server's word, as in a full run
+    MERGE[_name] = (
+        f'coalesce(any_value("{_name}") FILTER (s_first_ts IS NOT NULL), any_value("{_name}"))'
+    )
+for _name in ("frp", "client"):
     MERGE[_name] = f'any_value("{_name}")'
 for _name in _FIRST.split():
     MERGE[_name] = f"min({_name})"
