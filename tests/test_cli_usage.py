@@ -98,3 +98,25 @@ def test_usage_mistakes_exit_2(args: tuple[str, ...]) -> None:
     done = run(*args)
     assert done.returncode == 2, done
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_each_command_has_one_owner_and_a_run_loads_only_its_layer(tmp_path: Path) -> None:
+    from openfrp.commands import OWNERS
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) - {"codes", "explain"} == set(OWNERS)
+    log = tmp_path / "empty.jsonl"
+    log.write_text("", encoding="utf-8")
+    probe = (
+        "import sys; from openfrp import cli; cli.main(sys.argv[1:]); "
+        "print(sorted(m for m in sys.modules if m.startswith(('openfrp.server', "
+        "'openfrp.terminal', 'urllib.request'))), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "analyze", str(log), "--json", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"

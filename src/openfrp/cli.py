@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from importlib import metadata
+from typing import Any
 
 from openfrp import codes
 from openfrp.settings import SettingsError
@@ -68,11 +68,23 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """--version, looked up only when asked for (importlib.metadata takes 50 ms to import)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **_: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"openfrp {_version()}")
+        parser.exit()
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; given the command a run asked for, only that command's layer registers."""
     parser = argparse.ArgumentParser(
         prog="openfrp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("codes", help="print the code table")
@@ -89,38 +101,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("code", help="the code number, e.g. 4102")
     p.set_defaults(handler=_cmd_explain)
 
-    for register in _registrars():
+    for register in _registrars(command):
         register(sub)
     return parser
 
 
 def _version() -> str:
+    from importlib import metadata
+
     try:
         return metadata.version("openfrp")
     except metadata.PackageNotFoundError:
         return "unknown (not installed)"
 
 
-def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+def _registrars(
+    command: str | None,
+) -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     from openfrp import commands
 
-    return commands.REGISTRARS
+    if command in commands.OWNERS:
+        return [commands.OWNERS[command]]
+    return [] if command in ("codes", "explain") else commands.REGISTRARS
+
+
+def _api_refused(exc: Exception) -> bool:
+    """Whether `exc` is the API's refusal (exit 1, not a usage error): only a command that
+    imported the API client can raise one, and `analyze` has no use for its urllib."""
+    client = sys.modules.get("openfrp.api_client")
+    return client is not None and isinstance(exc, client.ApiCallError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(command)
+    args = parser.parse_args(words)
     handler: Handler = args.handler
-    from openfrp.api_client import ApiCallError
-
     try:
         return handler(args)
-    except ApiCallError as exc:
-        print(f"openfrp {args.command}: {exc}", file=sys.stderr)
-        return 1
     except (UsageError, SettingsError) as exc:
         print(f"openfrp {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return 1 if _api_refused(exc) else 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
