@@ -104,3 +104,13 @@ def test_a_line_is_the_same_row_in_a_rectangle_of_any_width() -> None:
     assert cut is not None
     decode_palette(cut, drawn, store)
     assert np.array_equal(drawn, again[:, :, 2::-1])
+
+
+def test_ids_start_over_before_they_outgrow_32_bits() -> None:
+    index, store = RowIndex(), RowStore()
+    drawn = np.zeros((360, 640, 3), np.uint8)
+    picture = text_picture()
+    send(picture, index, store, drawn)
+    index.next_id = store.next_id = rows_module.ID_LIMIT + 1  # as after days of scrolling
+    payload = send(scrolled(picture, 14, seed=6), index, store, drawn)
+    assert HEAD.unpack_from(payload)[0] & RESET and index.next_id < 1000

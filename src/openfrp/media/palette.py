@@ -95,10 +95,7 @@ def encode_palette(
         return None
     flags, runs = 0, b""
     if rows is not None:
-        flags = ROWS | (RESET if rows.fresh else 0)
-        if rows.fresh:
-            rows.reset()
-            rows.fresh = False
+        flags = ROWS | (RESET if rows.begin() else 0)
         planned = [rows.runs(part) for part in parts]
         parts = [part[literal] for part, (_, literal) in zip(parts, planned, strict=True)]
         every = [run for part_runs, _ in planned for run in part_runs]

@@ -16,6 +16,7 @@ The cache starts over with every keyframe: the encoder's next palette frame says
 from __future__ import annotations
 
 import struct
+from abc import ABC, abstractmethod
 from collections import deque
 
 import numpy as np
@@ -24,9 +25,10 @@ from numpy.typing import NDArray
 ROW_PIXELS = 48_000_000  # about 52 screens at 1280x720; a byte each (an index) at the terminal
 RUN = struct.Struct("!IH")  # the first row's id (or LITERAL), how many rows
 LITERAL = 0xFFFFFFFF  # a run of rows sent as indices, each then remembered
+ID_LIMIT = LITERAL - 65536  # ids start over (RESET) before a frame's rows could reach LITERAL
 
 
-class _Ring:
+class _Ring(ABC):
     """Row ids in the order they were first drawn, the oldest forgotten past ROW_PIXELS."""
 
     def __init__(self) -> None:
@@ -47,8 +49,8 @@ class _Ring:
             self._forget(old)
         return row_id
 
-    def _forget(self, row_id: int) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _forget(self, row_id: int) -> None: ...
 
 
 class RowIndex(_Ring):
@@ -59,6 +61,15 @@ class RowIndex(_Ring):
         self._ids: dict[int, int] = {}
         self._keys: dict[int, int] = {}
         self.fresh = True  # the next palette frame tells the terminal to start over
+
+    def begin(self) -> bool:
+        """Start a frame; True when it must tell the terminal to start over (after a
+        keyframe, or when ids near their 32 bits: 55 hours of scrolling without a keyframe)."""
+        if not self.fresh and self.next_id <= ID_LIMIT:
+            return False
+        self.reset()
+        self.fresh = False
+        return True
 
     def _forget(self, row_id: int) -> None:
         del self._ids[self._keys.pop(row_id)]
