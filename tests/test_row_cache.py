@@ -4,6 +4,9 @@ encoder starts the cache over."""
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -11,7 +14,7 @@ from numpy.typing import NDArray
 from openfrp.media import rows as rows_module
 from openfrp.media.changes import changed_tiles
 from openfrp.media.palette import HEAD, RESET, ROWS, decode_palette, encode_palette
-from openfrp.media.rows import RowIndex, RowStore
+from openfrp.media.rows import RUN, RowIndex, RowStore
 from tests.test_stream_media import text_picture
 
 Picture = NDArray[np.uint8]
@@ -73,14 +76,30 @@ def test_both_ends_forget_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None
     assert index.fresh is False and store.synced
 
 
-def test_a_payload_whose_runs_do_not_fit_is_refused() -> None:
-    index, store = RowIndex(), RowStore()
+def test_a_payload_the_terminal_cannot_draw_is_refused() -> None:
+    index = RowIndex()
     picture = text_picture()
-    payload = bytearray(encode_palette(picture, changed_tiles(None, picture), index) or b"")
-    with pytest.raises(ValueError, match="row cache"):
-        decode_palette(bytes(payload), np.zeros((360, 640, 3), np.uint8))
-    with pytest.raises(ValueError, match="cut short"):
-        decode_palette(bytes(payload[:20]), np.zeros((360, 640, 3), np.uint8), store)
+    payload = encode_palette(picture, changed_tiles(None, picture), index)
+    assert payload is not None
+    _, top, count = HEAD.unpack_from(payload)
+    at = HEAD.size + (top + 1) * 3 + count * 8  # the run count, then the deflated runs
+    (total,) = struct.unpack_from("!I", payload, at)
+    data = zlib.decompress(payload[at + 4 :])
+    first, rest = RUN.unpack_from(data), data[RUN.size :]
+
+    def rebuilt(runs: int, body: bytes) -> bytes:
+        return payload[:at] + struct.pack("!I", runs) + zlib.compress(body)
+
+    def refused(broken: bytes, store: RowStore | None, reason: str) -> None:
+        with pytest.raises(ValueError, match=reason):
+            decode_palette(broken, np.zeros((360, 640, 3), np.uint8), store)
+
+    assert first[1] < 64  # the first rectangle is 64 rows high: a longer run cannot fit
+    refused(rebuilt(total, RUN.pack(first[0], 65) + rest), RowStore(), "do not fit")
+    refused(rebuilt(total - 1, data[: -RUN.size]), RowStore(), "end before")
+    refused(payload, None, "row cache")
+    refused(payload[:20], RowStore(), "cut short")
+    refused(rebuilt(total, data[: RUN.size * total]), RowStore(), "cut short")
 
 
 def test_a_line_is_the_same_row_in_a_rectangle_of_any_width() -> None:

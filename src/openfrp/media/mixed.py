@@ -104,7 +104,8 @@ class MixedCanvas:
         as palette tiles where they have few colours, the rest as H.264 tiles."""
         tiles = np.ones_like(changed) if key else self.lossy.copy() if refine else changed
         flag = FLAG_KEY if key else 0
-        self.rows.fresh = self.rows.fresh or key
+        if key:
+            self.rows.fresh = True  # the terminal's row cache starts over with the picture
         payload = encode_palette(pixels, tiles, self.rows)
         if payload is not None:
             self.lossy &= ~tiles

@@ -93,21 +93,21 @@ def encode_palette(
     colours = _colours(parts) if parts else np.zeros(1, np.uint32)
     if colours is None:
         return None
-    flags, runs = 0, b""
+    flags, count, runs = 0, b"", b""
     if rows is not None:
         flags = ROWS | (RESET if rows.begin() else 0)
         planned = [rows.runs(part) for part in parts]
         parts = [part[literal] for part, (_, literal) in zip(parts, planned, strict=True)]
         every = [run for part_runs, _ in planned for run in part_runs]
-        runs = COUNT.pack(len(every)) + b"".join(RUN.pack(*run) for run in every)
+        count, runs = COUNT.pack(len(every)), b"".join(RUN.pack(*run) for run in every)
     bits = next(b for b in (1, 2, 4, 8) if len(colours) <= 1 << b)
     rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1)
     packer = zlib.compressobj(ZLIB_LEVEL)
-    body = [packer.compress(runs[COUNT.size :])]
+    body = [packer.compress(runs)]
     packed = (_pack(np.searchsorted(colours, p).astype(np.uint8), bits) for p in parts if p.size)
     body += [packer.compress(np.ascontiguousarray(p).data) for p in packed]
     head = HEAD.pack(bits | flags, len(colours) - 1, len(found)) + rgb.astype(np.uint8).tobytes()
-    rects = b"".join(RECT.pack(*r) for r in found) + runs[: COUNT.size]
+    rects = b"".join(RECT.pack(*r) for r in found) + count
     return head + rects + b"".join(body) + packer.flush()
 
 
