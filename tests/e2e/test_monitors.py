@@ -61,7 +61,7 @@ def monitor_server(e2e: E2E, folder: Path, **settings: Any) -> ServerProcess:
     )
 
 
-def monitors_seen(folder: Path, want: int, timeout: float = 10.0) -> list[str]:
+def monitors_seen(folder: Path, want: int, timeout: float = 20.0) -> list[str]:
     """The app's `xrandr --listmonitors` once it lists `want` monitors (a loaded machine can
     take seconds to apply a layout)."""
     deadline = time.monotonic() + timeout
