@@ -59,8 +59,9 @@ def test_one_join_relays_one_offer(e2e: E2E) -> None:
         join = {"session_id": ticket["session_id"], "token": ticket["token"], "host": "far-host"}
         terminal.send(json.dumps({"type": "join", **join}))
         assert _recv(terminal)["type"] == "peer"
-        for n in range(5):
-            terminal.send(json.dumps({"type": "offer", "sdp": f"offer {n}"}))
+        with contextlib.suppress(ConnectionClosed):  # the server may close before all five
+            for n in range(5):
+                terminal.send(json.dumps({"type": "offer", "sdp": f"offer {n}"}))
         first = _recv(peer)
         assert (first["type"], first["sdp"]) == ("offer", "offer 0")
         refusal = _recv(terminal)
