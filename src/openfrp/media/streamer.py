@@ -317,11 +317,16 @@ class Streamer:
                 refined += refine
                 if conn.palette:
                     frames = canvas.encode(encoder, pixels, mask, key_reason is not None, refine)
-                    if refine and not canvas.lossy.any():
-                        refined = REFINE_FRAMES  # exact at once: no more passes
                 else:
                     payload, key = encoder.encode(pixels, key_reason is not None)
-                    frames = [Frame(encoder.codec, payload, FLAG_KEY if key else 0)]
+                    frames = iter([Frame(encoder.codec, payload, FLAG_KEY if key else 0)])
+                for frame in frames:  # each on its way as soon as it is encoded
+                    if failing:
+                        failing = False
+                        self._post(self._cb.result, True, "")
+                    self._send(conn, frame, width, height, refine)
+                if conn.palette and refine and not canvas.lossy.any():
+                    refined = REFINE_FRAMES  # exact at once: no more passes
                 if refine and refined == REFINE_FRAMES:
                     encoder.set_bitrate(REST_BITRATE)
             except Exception as exc:
@@ -332,17 +337,15 @@ class Streamer:
                 self._post(self._cb.result, False, error)
                 time.sleep(0.2)
                 continue
-            if failing:
-                failing = False
-                self._post(self._cb.result, True, "")
             previous, sent_at = pixels, now
-            for frame in frames:
-                flags = frame.flags | (FLAG_REFINE if refine else 0)
-                self._number += 1
-                data = pack_frame(self._number, width, height, frame.codec, flags, frame.payload)
-                with self._lock:
-                    self._in_flight += 1
-                self._post(self._deliver, conn, self._number, data, flags)
+
+    def _send(self, conn: _Connection, frame: Frame, width: int, height: int, refine: bool) -> None:
+        flags = frame.flags | (FLAG_REFINE if refine else 0)
+        self._number += 1
+        data = pack_frame(self._number, width, height, frame.codec, flags, frame.payload)
+        with self._lock:
+            self._in_flight += 1
+        self._post(self._deliver, conn, self._number, data, flags)
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
         """Hand a result to the event loop; once the loop is closed (the server is gone)

@@ -1,10 +1,14 @@
 """A transport connection as the runtime sees it: a queue drained by a writer task.
 
 The control loop only enqueues; a slow or stuck peer blocks its own writer, never the
-session. Video goes through a one-slot path that drops frames while anything is queued or
-too many frames are unacknowledged. Every byte waiting to be written counts toward `limit`
-(send_buffer_limit): past it the link stops queueing and reports the overflow (4003), so a
-peer that sends pings and never reads cannot make the server hold its pongs.
+session. Video goes through a path that drops frames while too many are unacknowledged; a
+frame may wait behind a few control messages (a ping, a stats line), never behind more than
+two frames. A frame dropped here costs the stream a keyframe, so the bound leaves room for
+what the streamer sends: it captures while at most two frames are unacknowledged, and one
+capture may be two frames (palette tiles, then H.264 tiles). Every byte waiting to be
+written counts toward `limit` (send_buffer_limit): past it the link stops queueing and
+reports the overflow (4003), so a peer that sends pings and never reads cannot make the
+server hold its pongs.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-MAX_FRAMES_IN_FLIGHT = 2
+from openfrp.media.streamer import MAX_IN_FLIGHT
+
+MAX_FRAMES_IN_FLIGHT = MAX_IN_FLIGHT + 1  # a capture may be two frames
 ABORT_GRACE = 2.0  # seconds a peer that does not read gets to take its close frame
 
 
@@ -66,11 +72,10 @@ class Link:
         return not getattr(self._transport, "video_track", False)
 
     def offer_frame(self, data: bytes) -> bool:
-        """Queue a video frame only if the path is clear; otherwise drop it (False)."""
+        """Queue a video frame unless too many are unacknowledged; otherwise drop it (False)."""
         if not self.wants_frames:
             return False
-        clear = self._queue.empty() and self.frames_in_flight < MAX_FRAMES_IN_FLIGHT
-        if clear and not self._closing:
+        if self.frames_in_flight < MAX_FRAMES_IN_FLIGHT and not self._closing:
             self.frames_in_flight += 1
             self._put(data)
             return True
