@@ -216,8 +216,9 @@ def test_an_encoder_that_keeps_failing_is_4011(e2e: E2E) -> None:
 def test_a_slow_link_lowers_the_bitrate_and_keeps_the_desktop_usable(e2e: E2E) -> None:
     """A scrolling xterm through a proxy that delivers 1 Mbit/s, then 250 kbit/s: frames keep
     coming, each decodable, the server lowers its bitrate target, and nothing ends."""
-    # 40 new lines a second: at the quality floor a screen of new text is about 50 KB of
-    # H.264, so 250 kbit/s carries a frame every 1.6-2 s whatever the encoder does (at 80
+    # 40 new lines a second. At the quality floor a screen of new text is 50-110 KB of H.264
+    # (the more under load), 1.6-3.5 s of a 250 kbit/s link: there frames keep coming, but
+    # slowly (at least 2 in 7 s). At 1 Mbit/s at least 3 a second (7.5-8.4 measured; at 80
     # lines a second 1 Mbit/s fell below 3 fps in 1 run of 6: the link, not the stream).
     scroll = "while :; do ls -la /usr/lib/x86_64-linux-gnu | shuf -n 4; sleep 0.1; done"
     app = f"{XTERM} -geometry 160x45+0+0 -e sh -c '{scroll}'"
@@ -236,7 +237,7 @@ def test_a_slow_link_lowers_the_bitrate_and_keeps_the_desktop_usable(e2e: E2E) -
     first = Stream()
     first.read(raw, 3)  # the keyframe, the rate control finds the path
     decoder = first.decoder
-    for kbit_s, seconds, min_fps in ((1000, 5, 3), (250, 7, 0.4)):
+    for kbit_s, seconds, min_frames in ((1000, 5, 15), (250, 7, 2)):
         assert proxy.control(f"rate {kbit_s}") == "ok"
         Stream(decoder=decoder).read(raw, 2)  # what was on its way at the old rate
         steady = Stream(decoder=decoder)
@@ -244,7 +245,7 @@ def test_a_slow_link_lowers_the_bitrate_and_keeps_the_desktop_usable(e2e: E2E) -
         steady.read(raw, seconds)
         took = time.monotonic() - began
         fps, mbit_s = len(steady.frames) / took, sum(steady.sizes) * 8 / took / 1e6
-        assert fps >= min_fps, (kbit_s, fps, steady.sizes)
+        assert len(steady.frames) >= min_frames, (kbit_s, fps, steady.sizes)
         # The proxy never delivers more than its rate; above it is only what the terminal's
         # socket buffer held when the window began (seen: 1.11x).
         assert mbit_s <= kbit_s / 1000 * 1.3, (kbit_s, mbit_s)
