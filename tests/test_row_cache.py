@@ -4,7 +4,6 @@ encoder starts the cache over."""
 
 from __future__ import annotations
 
-import struct
 import zlib
 
 import numpy as np
@@ -13,7 +12,15 @@ from numpy.typing import NDArray
 
 from openfrp.media import rows as rows_module
 from openfrp.media.changes import changed_tiles
-from openfrp.media.palette import HEAD, RESET, ROWS, decode_palette, encode_palette
+from openfrp.media.palette import (
+    COUNT,
+    HEAD,
+    RECT,
+    RESET,
+    ROWS,
+    decode_palette,
+    encode_palette,
+)
 from openfrp.media.rows import RUN, RowIndex, RowStore
 from tests.test_stream_media import text_picture
 
@@ -82,13 +89,13 @@ def test_a_payload_the_terminal_cannot_draw_is_refused() -> None:
     payload = encode_palette(picture, changed_tiles(None, picture), index)
     assert payload is not None
     _, top, count = HEAD.unpack_from(payload)
-    at = HEAD.size + (top + 1) * 3 + count * 8  # the run count, then the deflated runs
-    (total,) = struct.unpack_from("!I", payload, at)
-    data = zlib.decompress(payload[at + 4 :])
+    at = HEAD.size + (top + 1) * 3 + count * RECT.size  # the run count, then the runs
+    (total,) = COUNT.unpack_from(payload, at)
+    data = zlib.decompress(payload[at + COUNT.size :])
     first, rest = RUN.unpack_from(data), data[RUN.size :]
 
     def rebuilt(runs: int, body: bytes) -> bytes:
-        return payload[:at] + struct.pack("!I", runs) + zlib.compress(body)
+        return payload[:at] + COUNT.pack(runs) + zlib.compress(body)
 
     def refused(broken: bytes, store: RowStore | None, reason: str) -> None:
         with pytest.raises(ValueError, match=reason):

@@ -22,7 +22,7 @@ import asyncio
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -315,11 +315,12 @@ class Streamer:
                 if refine and refined == 0:
                     encoder.set_bitrate(self.rate.bitrate * REFINE_BOOST)
                 refined += refine
+                frames: Iterable[Frame]
                 if conn.palette:
                     frames = canvas.encode(encoder, pixels, mask, key_reason is not None, refine)
                 else:
                     payload, key = encoder.encode(pixels, key_reason is not None)
-                    frames = iter([Frame(encoder.codec, payload, FLAG_KEY if key else 0)])
+                    frames = [Frame(encoder.codec, payload, FLAG_KEY if key else 0)]
                 for frame in frames:  # each on its way as soon as it is encoded
                     if failing:
                         failing = False
