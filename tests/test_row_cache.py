@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from openfrp.media import palette as palette_module
 from openfrp.media import rows as rows_module
 from openfrp.media.changes import changed_tiles
 from openfrp.media.palette import (
@@ -101,8 +102,9 @@ def test_a_payload_the_terminal_cannot_draw_is_refused() -> None:
         with pytest.raises(ValueError, match=reason):
             decode_palette(broken, np.zeros((360, 640, 3), np.uint8), store)
 
-    assert first[1] < 64  # the first rectangle is 64 rows high: a longer run cannot fit
-    refused(rebuilt(total, RUN.pack(first[0], 65) + rest), RowStore(), "do not fit")
+    height = RECT.unpack_from(payload, HEAD.size + (top + 1) * 3)[3]
+    assert first[1] <= height  # a run longer than its rectangle cannot fit
+    refused(rebuilt(total, RUN.pack(first[0], height + 1) + rest), RowStore(), "do not fit")
     refused(rebuilt(total - 1, data[: -RUN.size]), RowStore(), "end before")
     refused(payload, None, "row cache")
     refused(payload[:20], RowStore(), "cut short")
@@ -140,3 +142,58 @@ def test_ids_start_over_before_they_outgrow_32_bits() -> None:
     index.next_id = store.next_id = rows_module.ID_LIMIT + 1  # as after days of scrolling
     payload = send(scrolled(picture, 14, seed=6), index, store, drawn)
     assert HEAD.unpack_from(payload)[0] & RESET and index.next_id < 1000
+
+
+def listing(seed: int) -> Picture:
+    """Lines of text whose columns 64-127 repeat every line (the permissions and owner of a
+    file listing), so a scroll by one line leaves those tiles as they were."""
+    picture = text_picture(seed=seed)
+    prefix = text_picture(64, 14, seed=99)
+    for y in range(0, picture.shape[0], 14):
+        rows = min(14, picture.shape[0] - y)
+        picture[y : y + rows, 64:128] = prefix[:rows]
+    return picture
+
+
+def second_frame(first: Picture, second: Picture, warm: bool = True) -> tuple[bytes, Picture]:
+    """The payload of `second` after `first` (through the row cache when `warm`), and the
+    picture drawn."""
+    index, store = RowIndex(), RowStore()
+    drawn = np.ascontiguousarray(first[:, :, 2::-1])
+    if warm:
+        send(first, index, store, drawn)
+    payload = encode_palette(second, changed_tiles(first, second), index)
+    assert payload is not None
+    decode_palette(payload, drawn, store)
+    assert np.array_equal(drawn, second[:, :, 2::-1])
+    return payload, drawn
+
+
+def rects_of(payload: bytes) -> list[tuple[int, ...]]:
+    _, top, count = HEAD.unpack_from(payload)
+    at = HEAD.size + (top + 1) * 3
+    return [RECT.unpack_from(payload, at + k * RECT.size) for k in range(count)]
+
+
+def test_a_column_left_put_by_a_scroll_does_not_split_its_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = listing(seed=1)
+    second = np.concatenate([first[14:], listing(seed=2)[:14]])
+    mask = changed_tiles(first, second)
+    assert not mask[:4, 1].any() and mask[:4, 0].all() and mask[:4, 2].all()
+    payload, _ = second_frame(first, second)
+    assert all(x == 0 for x, *_ in rects_of(payload))  # whole lines, stacked
+    assert len(rects_of(payload)) < int(mask.sum())
+    monkeypatch.setattr(palette_module, "spans", palette_module.rectangles)
+    split, _ = second_frame(first, second)
+    assert any(x == 128 for x, *_ in rects_of(split))
+    assert len(payload) < len(split) * 0.8, (len(payload), len(split))
+
+
+def test_a_picture_left_put_between_changed_lines_stays_out_of_the_palette() -> None:
+    photo = np.random.default_rng(5).integers(0, 256, (360, 64, 4), np.uint8)
+    first, second = listing(seed=1), np.concatenate([listing(seed=1)[14:], listing(seed=2)[:14]])
+    first[:, 64:128] = second[:, 64:128] = photo
+    payload, _ = second_frame(first, second, warm=False)
+    assert not any(x < 128 < x + w for x, _, w, _ in rects_of(payload))

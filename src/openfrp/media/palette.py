@@ -52,6 +52,25 @@ def rectangles(mask: NDArray[np.bool_], width: int, height: int) -> list[tuple[i
     return found
 
 
+def spans(mask: NDArray[np.bool_], width: int, height: int) -> list[tuple[int, ...]]:
+    """Each tile row's changed tiles as one rectangle from the first to the last, and tile
+    rows of the same span stacked as one. A scrolled listing leaves a column put (the same
+    permissions on every line) that would split its lines in two rectangles; whole lines
+    are rows the row cache finds again, and a tall rectangle's rows make fewer runs."""
+    found: list[tuple[int, ...]] = []
+    for row, line in enumerate(mask):
+        changed = np.flatnonzero(line)
+        if not len(changed):
+            continue
+        x, y = int(changed[0]) * TILE, row * TILE
+        w, h = min(int(changed[-1] + 1) * TILE, width) - x, min(TILE, height - y)
+        if found and found[-1][::2] == (x, w) and found[-1][1] + found[-1][3] == y:
+            found[-1] = (x, found[-1][1], w, found[-1][3] + h)
+        else:
+            found.append((x, y, w, h))
+    return found
+
+
 def _colours(parts: list[NDArray[np.uint32]]) -> NDArray[np.uint32] | None:
     """The sorted colours of `parts`, or None when there are more than MAX_COLOURS. The
     sample grows part by part, so a video's first rectangle ends the count (2 ms less a
@@ -67,6 +86,31 @@ def _colours(parts: list[NDArray[np.uint32]]) -> NDArray[np.uint32] | None:
             every = np.unique(np.concatenate([p.ravel() for p in parts]))
             return every if len(every) <= MAX_COLOURS else None
     return sample
+
+
+def _widened(
+    screen: NDArray[np.uint32],
+    mask: NDArray[np.bool_],
+    found: list[tuple[int, ...]],
+    colours: NDArray[np.uint32],
+) -> tuple[list[tuple[int, ...]], NDArray[np.uint32]]:
+    """The spans of `mask` and their colours when the unchanged tiles they add fit in one
+    palette with the changed ones (a video between two lines of text does not); else
+    `found` and `colours` as they were."""
+    height, width = screen.shape
+    wide = spans(mask, width, height)
+    if wide == found:
+        return found, colours
+    gaps = np.zeros_like(mask)
+    for x, y, w, h in wide:
+        gaps[y // TILE : -(-(y + h) // TILE), x // TILE : -(-(x + w) // TILE)] = True
+    added = _colours(
+        [screen[y : y + h, x : x + w] for x, y, w, h in rectangles(gaps & ~mask, width, height)]
+    )
+    merged = None if added is None else np.union1d(colours, added)
+    if merged is None or len(merged) > MAX_COLOURS:
+        return found, colours
+    return wide, merged
 
 
 def _pack(indices: NDArray[np.uint8], bits: int) -> NDArray[np.uint8]:
@@ -97,6 +141,9 @@ def encode_palette(
     colours = _colours(parts) if parts else np.zeros(1, np.uint32)
     if colours is None:
         return None
+    if rows is not None:
+        found, colours = _widened(screen, mask, found, colours)
+        parts = [screen[y : y + h, x : x + w] for x, y, w, h in found]
     flags, count, runs = 0, b"", b""
     if rows is not None:
         flags = ROWS | (RESET if rows.begin() else 0)
