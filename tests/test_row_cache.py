@@ -22,7 +22,7 @@ from openfrp.media.palette import (
     decode_palette,
     encode_palette,
 )
-from openfrp.media.rows import RUN, RowIndex, RowStore
+from openfrp.media.rows import LITERAL, RUN, RowIndex, RowStore
 from tests.test_stream_media import text_picture
 
 Picture = NDArray[np.uint8]
@@ -197,3 +197,24 @@ def test_a_picture_left_put_between_changed_lines_stays_out_of_the_palette() -> 
     first[:, 64:128] = second[:, 64:128] = photo
     payload, _ = second_frame(first, second, warm=False)
     assert not any(x < 128 < x + w for x, _, w, _ in rects_of(payload))
+
+
+def runs_of(payload: bytes) -> list[tuple[int, int]]:
+    _, top, count = HEAD.unpack_from(payload)
+    at = HEAD.size + (top + 1) * 3 + count * RECT.size
+    (total,) = COUNT.unpack_from(payload, at)
+    data = zlib.decompress(payload[at + COUNT.size :])
+    return [RUN.unpack_from(data, k * RUN.size) for k in range(total)]
+
+
+def test_a_page_drawn_once_comes_back_as_one_run() -> None:
+    """The blank rows between new lines are drawn again with them, so a page keeps its rows'
+    ids in order and comes back as one run, not three a line."""
+    index, store = RowIndex(), RowStore()
+    drawn = np.zeros((360, 640, 3), np.uint8)
+    page = text_picture(seed=4)
+    send(page, index, store, drawn)
+    send(text_picture(seed=5), index, store, drawn)
+    again = send(page, index, store, drawn)
+    assert len(runs_of(again)) <= 2, runs_of(again)
+    assert all(start != LITERAL for start, _ in runs_of(again))

@@ -15,6 +15,7 @@ The cache starts over with every keyframe: the encoder's next palette frame says
 
 from __future__ import annotations
 
+import itertools
 import struct
 from abc import ABC, abstractmethod
 from collections import deque
@@ -25,6 +26,7 @@ from numpy.typing import NDArray
 ROW_PIXELS = 48_000_000  # about 52 screens at 1280x720; a byte each (an index) at the terminal
 RUN = struct.Struct("!IH")  # the first row's id (or LITERAL), how many rows
 LITERAL = 0xFFFFFFFF  # a run of rows sent as indices, each then remembered
+SEAM = 8  # at most this many known rows between new ones are drawn again (_seams)
 ID_LIMIT = LITERAL - 65536  # ids start over (RESET) before a frame's rows could reach LITERAL
 
 
@@ -72,33 +74,67 @@ class RowIndex(_Ring):
         return True
 
     def _forget(self, row_id: int) -> None:
-        del self._ids[self._keys.pop(row_id)]
+        key = self._keys.pop(row_id)
+        if self._ids.get(key) == row_id:  # else the row was drawn again since
+            del self._ids[key]
 
     def runs(self, part: NDArray[np.uint32]) -> tuple[list[tuple[int, int]], NDArray[np.bool_]]:
         """The runs that draw `part` row by row, and which of its rows go as indices (they
         are remembered as the terminal will remember them)."""
-        found: list[tuple[int, int]] = []
-        literal = np.zeros(len(part), np.bool_)
         width = part.shape[1]
         differs = part != part[:, -1:]
         ends = np.where(differs.any(axis=1), width - np.argmax(differs[:, ::-1], axis=1), 0)
-        for row in range(len(part)):
-            key = hash((part[row, : ends[row]].tobytes(), int(part[row, -1])))
-            row_id = self._ids.get(key)
-            if row_id is None:
+        keys = [
+            hash((part[row, : ends[row]].tobytes(), int(part[row, -1]))) for row in range(len(part))
+        ]
+        literal = _seams(np.array([key not in self._ids for key in keys], np.bool_))
+        ids: list[int] = []
+        for row, key in enumerate(keys):
+            row_id = LITERAL if literal[row] else self._held(key, ids[-1] if ids else LITERAL)
+            if row_id == LITERAL:
                 literal[row] = True
-                row_id = self._remember(width)
-                self._ids[key], self._keys[row_id] = row_id, key
-                start = LITERAL
-            else:
-                start = row_id
-            if found and found[-1][0] == LITERAL == start:
-                found[-1] = (LITERAL, found[-1][1] + 1)
-            elif found and start != LITERAL and found[-1][0] + found[-1][1] == start:
-                found[-1] = (found[-1][0], found[-1][1] + 1)
-            else:
-                found.append((start, 1))
-        return found, literal
+                new_id = self._remember(width)
+                self._ids[key], self._keys[new_id] = new_id, key
+            ids.append(row_id)
+        for row in range(len(ids) - 2, -1, -1):  # a run reaches back to the rows before it
+            after = ids[row + 1]
+            if LITERAL != ids[row] != after - 1 and self._keys.get(after - 1) == keys[row]:
+                ids[row] = after - 1
+        return _runs(ids), literal
+
+    def _held(self, key: int, previous: int) -> int:
+        """The id of a row the terminal holds: the one after the previous row's when that
+        is this row (a page goes on as it was first drawn), else the latest; else LITERAL."""
+        if previous != LITERAL and self._keys.get(previous + 1) == key:
+            return previous + 1
+        return self._ids.get(key, LITERAL)
+
+
+def _runs(ids: list[int]) -> list[tuple[int, int]]:
+    """Row ids as runs of consecutive ids, and of LITERAL rows."""
+    found: list[tuple[int, int]] = []
+    for row_id in ids:
+        if found and found[-1][0] == LITERAL == row_id:
+            found[-1] = (LITERAL, found[-1][1] + 1)
+        elif found and row_id != LITERAL and found[-1][0] + found[-1][1] == row_id:
+            found[-1] = (row_id - found[-1][1], found[-1][1] + 1)
+        else:
+            found.append((row_id, 1))
+    return found
+
+
+def _seams(new: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The new rows, and up to SEAM known ones between two new ones or between a new one and
+    the rectangle's edge (the blank rows around lines of new text): drawn again with them,
+    they keep a page's rows in order, so the page comes back later as one run instead of
+    three a line."""
+    drawn = new.copy()
+    at = np.flatnonzero(new)
+    if len(at):
+        for before, after in itertools.pairwise([-1, *at.tolist(), len(new)]):
+            if after - before <= SEAM + 1:
+                drawn[before + 1 : after] = True
+    return drawn
 
 
 Row = tuple[NDArray[np.uint8], NDArray[np.uint8]]  # indices, and the colours they index
