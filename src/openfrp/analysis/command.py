@@ -139,8 +139,7 @@ def _report(
             return 0
 
     if scope.active:  # after --session, which finds a session wherever it started
-        analysis.release()  # a table of its own to narrow, not the state's sessions
-        analysis.con.execute(f"DELETE FROM sessions WHERE NOT coalesce({scope.where()}, false)")
+        analysis.narrow(scope.where())
     summary = summary_mod.build(analysis, scope.describe())
     # Files first: a reader that stops early (`| head`) must not cost the report.
     written: list[str] = []

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from openfrp import codes
-from openfrp.analysis import ingest, rules, state
+from openfrp.analysis import ingest, rollups, rules, state
 
 if TYPE_CHECKING:
     import duckdb
@@ -304,16 +304,28 @@ class Analysis:
     bad_files: dict[str, str] = field(default_factory=dict)
     added_only: bool = False  # --state: only what was added since the last run was read
     held: state.State | None = None  # the state file, still attached: `sessions` reads it
+    rollups: rollups.Rollups | None = None  # the summary's rollups of `sessions`, once made
 
     def release(self, keep_sessions: bool = True) -> None:
         """Let a held state file go (another analysis may then attach it), first copying the
-        sessions out of it into a table of this connection, unless they are no longer needed."""
+        sessions and rollups out of it into tables of this connection, unless they are no
+        longer needed."""
         if self.held is not None:
             self.con.execute("DROP VIEW sessions")
             if keep_sessions:
                 self.con.execute("CREATE TABLE sessions AS SELECT * FROM st.sessions")
+            if keep_sessions and self.rollups is not None:
+                self.rollups = rollups.copy(self.con, self.rollups, "memory")
+            else:
+                self.rollups = None
             self.held.close()
             self.held = None
+
+    def narrow(self, where: str) -> None:
+        """Keep only the sessions for which `where` holds (in a table of this connection)."""
+        self.release()
+        self.con.execute(f"DELETE FROM sessions WHERE NOT coalesce({where}, false)")
+        self.rollups = None
 
 
 def _run(
@@ -372,7 +384,8 @@ def analyze(
         analysis = _analyze_all(con, logs, progress, began)
         con.execute("DROP TABLE agg")
         return analysis
-    version = hashlib.sha1((aggregate_sql("e") + sessions_sql("a")).encode()).hexdigest()
+    definition = aggregate_sql("e") + sessions_sql("a") + rollups.DEFINITION
+    version = hashlib.sha1(definition.encode()).hexdigest()
     kept = state.State(con, state_dir, version)
     try:
         parts = kept.plan(logs)
@@ -384,16 +397,18 @@ def analyze(
             except duckdb.Error:
                 parts = None  # a new part cannot be read: the full run below names the file
         if parts is not None:
-            kept.save_added(logs, bad)
+            updated = kept.save_added(logs, bad)
             con.execute("CREATE OR REPLACE VIEW sessions AS SELECT * FROM st.sessions")
             analysis = _finish(con, logs, bad, {}, began, "st.agg")
             analysis.added_only = True
             analysis.held = kept
+            analysis.rollups = updated
             if not hold:
                 analysis.release()
             return analysis
         analysis = _analyze_all(con, logs, progress, began)
-        kept.save_all(analysis.files, analysis.bad_lines)
+        analysis.rollups = rollups.build(con, "sessions")
+        kept.save_all(analysis.files, analysis.bad_lines, analysis.rollups)
         con.execute("DROP TABLE agg")
         kept.close()
         return analysis

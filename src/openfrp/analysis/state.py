@@ -1,13 +1,14 @@
 """--state DIR: analyze a growing log folder again at the cost of what was added.
 
 The folder keeps, in one DuckDB file, each input's size and a digest of its first bytes, how
-many lines it had, the bad lines listed so far, and every session's partial aggregates in
-mergeable form (sessions.MERGE). A later run reads only what changed: the bytes appended to a
-plain JSONL file since last time (copied to a scratch file, read by the same reader) and files
-that are new. Their aggregates are merged with the kept ones, and the sessions are derived from
-the merge exactly as a full run derives them, so the answer is the same. Anything else (a file
-that shrank, was rewritten, was removed, a changed .gz or Parquet file, a last line still being
-written, another analyzer version) starts over with a full read.
+many lines it had, the bad lines listed so far, every session's partial aggregates in
+mergeable form (sessions.MERGE), the sessions, and the summary's rollups (rollups.py). A later
+run reads only what changed: the bytes appended to a plain JSONL file since last time (copied
+to a scratch file, read by the same reader) and files that are new. Their aggregates are merged
+with the kept ones, the sessions are derived from the merge exactly as a full run derives them,
+and the rollups trade the touched sessions' old rows for their new ones, so the answer is the
+same. Anything else (a file that shrank, was rewritten, was removed, a changed .gz or Parquet
+file, a last line still being written, another analyzer version) starts over with a full read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from openfrp.analysis import ingest
+from openfrp.analysis import ingest, rollups
 
 if TYPE_CHECKING:
     import duckdb
@@ -114,11 +115,13 @@ class State:
 
     def usable(self) -> bool:
         found = self.con.sql("SELECT value FROM st.meta WHERE key = 'version'").fetchall()
+        names = ["agg", "sessions", *(f"r_{r.name}" for r in rollups.ROLLUPS)]
         tables = self.con.sql(
             "SELECT count(*) FROM duckdb_tables() "
-            "WHERE database_name = 'st' AND table_name IN ('agg', 'sessions')"
+            "WHERE database_name = 'st' AND list_contains($names, table_name)",
+            params={"names": names},
         ).fetchall()[0][0]
-        return bool(found) and found[0][0] == self.version and tables == 2
+        return bool(found) and found[0][0] == self.version and tables == len(names)
 
     def seen(self) -> dict[str, Seen]:
         rows = self.con.sql("SELECT path, size, head, lines FROM st.files").fetchall()
@@ -154,29 +157,41 @@ class State:
             parts.append(Part(log, str(tail), old.lines))
         return parts
 
-    def save_all(self, logs: list[ingest.LogFile], bad_lines: list[ingest.BadLine]) -> None:
-        """After a full run: keep its aggregates (temp table `agg`) and sessions."""
+    def save_all(
+        self, logs: list[ingest.LogFile], bad_lines: list[ingest.BadLine], made: rollups.Rollups
+    ) -> None:
+        """After a full run: keep its aggregates (temp table `agg`), sessions and rollups."""
         self.con.execute("BEGIN")
         self.con.execute("CREATE OR REPLACE TABLE st.agg AS SELECT * FROM agg")
         self.con.execute("CREATE OR REPLACE TABLE st.sessions AS SELECT * FROM sessions")
+        rollups.copy(self.con, made, "st")
         self._files(logs, {}, bad_lines)
         self.con.execute("COMMIT")
 
-    def save_added(self, logs: list[ingest.LogFile], bad_lines: list[ingest.BadLine]) -> None:
-        """After an added run: replace the touched sessions' aggregates and facts by the merged
-        ones (temp tables `merged`, `merged_sessions`, `touched`), in one transaction with the
-        files' new sizes, so an interrupted run leaves the state as it was."""
+    def save_added(
+        self, logs: list[ingest.LogFile], bad_lines: list[ingest.BadLine]
+    ) -> rollups.Rollups:
+        """After an added run: replace the touched sessions' aggregates, facts and rollup rows
+        by the merged ones (temp tables `merged`, `merged_sessions`, `touched`), in one
+        transaction with the files' new sizes, so an interrupted run leaves the state as it
+        was. Returns the updated rollups."""
         con = self.con
         known = self.seen()
         con.execute("BEGIN")
         con.execute(f"DELETE FROM st.agg a WHERE {TOUCHED}")
         con.execute("INSERT INTO st.agg BY NAME SELECT * FROM merged")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE gone AS SELECT * FROM st.sessions a WHERE {TOUCHED}"
+        )
         con.execute(f"DELETE FROM st.sessions a WHERE {TOUCHED}")
         con.execute("INSERT INTO st.sessions BY NAME SELECT * FROM merged_sessions")
+        kept = rollups.Rollups("st", rollups.kept_width(con, "st"))
+        updated = rollups.update(con, kept, "gone", "merged_sessions", "st.sessions")
         self._files(logs, known, bad_lines)
         con.execute("COMMIT")
-        for table in ("merged", "merged_sessions", "touched"):
+        for table in ("merged", "merged_sessions", "touched", "gone"):
             con.execute(f"DROP TABLE {table}")
+        return updated
 
     def _files(
         self,

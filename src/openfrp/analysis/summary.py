@@ -1,41 +1,34 @@
 """The fleet summary every report shares: KPIs, codes by impact, categories, reconnects,
-breakdowns and time series, computed by SQL over table `sessions` into plain data.
+breakdowns and time series, computed by SQL into plain data.
 
-Each output (terminal, HTML, JSON, thresholds) renders this one structure, so they never
-disagree about a number.
+Most of it is read from the rollups (rollups.py), small group tables of table `sessions` that
+--state keeps up to date; the latest failed sessions and the duration quantiles read the
+sessions. Each output (terminal, HTML, JSON, thresholds) renders this one structure, so they
+never disagree about a number.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from openfrp import codes
-from openfrp.analysis import rules
+from openfrp.analysis import rollups, rules
+from openfrp.analysis.rollups import BREAKDOWNS, FAILED, WHO, Rollups
 from openfrp.analysis.sessions import Analysis
-from openfrp.codes import CodeNumber
 
 if TYPE_CHECKING:
     import duckdb
 
-BREAKDOWNS = ("launchpad", "account", "frp", "host", "client")
 BREAKDOWN_ROWS = 25
 # "For whom" first: who had failed sessions, most first, and the failed sessions themselves.
-WHO = ("user", "host", "launchpad", "client")
 WHO_ROWS = 25
 FAILED_ROWS = 100
-FAILED = "phase IN ('setup_failure', 'mid_session_failure')"
-# Codes that follow a loss rather than cause one: the idle timeout that ends a session nobody
-# came back to, and the terminal's reconnecting. In a session with a loss they are
-# consequences; the loss's own code is the root.
-CONSEQUENCES = (CodeNumber.IDLE_TIMEOUT, CodeNumber.RECONNECTING)
 CONNECT_BIN_MS, CONNECT_LAST_MS = 250, 10_000
 TOP_CODES = 40
 SERIES_CODES = 6
-MAX_BUCKETS = 60
-CONCURRENT_QUERIES = 3
 
 KPI_DEFINITIONS = {
     "clock_stepped_back": "sessions whose server clock went back (end before start): "
@@ -45,25 +38,6 @@ KPI_DEFINITIONS = {
     "mid_session_drop_pct": "ended sessions that were active and ended in a failure",
     "clean_end_pct": "ended sessions with an expected end",
 }
-
-
-def _concurrently(
-    con: duckdb.DuckDBPyConnection, jobs: dict[str, Callable[[duckdb.DuckDBPyConnection], Any]]
-) -> dict[str, Any]:
-    """Each job's result, the jobs run at once on cursors of their own: most summary queries
-    are too small for DuckDB to spread over the cores itself (the summary of one million
-    events took 0.10-0.15 s instead of 0.19-0.21 s; of 10 M, 0.48-0.59 s instead of 0.58-0.65)."""
-
-    def run(job: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-        cursor = con.cursor()
-        try:
-            return job(cursor)
-        finally:
-            cursor.close()
-
-    with ThreadPoolExecutor(CONCURRENT_QUERIES) as pool:
-        futures = {name: pool.submit(run, job) for name, job in jobs.items()}
-        return {name: future.result() for name, future in futures.items()}
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
@@ -76,21 +50,26 @@ def _pct(part: float, whole: float) -> float:
     return round(100.0 * part / whole, 2) if whole else 0.0
 
 
-def _kpis(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def _count(test: str = "true") -> str:
+    """Sessions of a rollup's rows that pass `test`: 0, like count(*), when none do."""
+    return f"coalesce(sum(n) FILTER ({test}), 0)"
+
+
+def _kpis(con: duckdb.DuckDBPyConnection, r: Rollups) -> dict[str, Any]:
     row = _rows(
         con,
-        """
-        SELECT count(*) AS sessions,
-          count(*) FILTER (attempted) AS attempted,
-          count(*) FILTER (active) AS active,
-          count(*) FILTER (ended) AS ended,
-          count(*) FILTER (NOT ended) AS open,
-          count(*) FILTER (phase = 'setup_failure') AS setup_failures,
-          count(*) FILTER (phase = 'mid_session_failure') AS mid_session_failures,
-          count(*) FILTER (phase = 'expected_end') AS expected_ends,
-          count(*) FILTER (clock_stepped_back) AS clock_stepped_back,
+        f"""
+        SELECT {_count()} AS sessions,
+          {_count("attempted")} AS attempted,
+          {_count("active")} AS active,
+          {_count("ended")} AS ended,
+          {_count("NOT ended")} AS open,
+          {_count("phase = 'setup_failure'")} AS setup_failures,
+          {_count("phase = 'mid_session_failure'")} AS mid_session_failures,
+          {_count("phase = 'expected_end'")} AS expected_ends,
+          {_count("clock_stepped_back")} AS clock_stepped_back,
           count(DISTINCT "user") AS users
-        FROM sessions
+        FROM {r.table("people")}
         """,
     )[0]
     row["connection_success_pct"] = _pct(row["active"], row["attempted"])
@@ -100,17 +79,15 @@ def _kpis(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return row
 
 
-def _top_codes(con: duckdb.DuckDBPyConnection, sessions: int) -> list[dict[str, Any]]:
+def _top_codes(con: duckdb.DuckDBPyConnection, r: Rollups, sessions: int) -> list[dict[str, Any]]:
     rows = _rows(
         con,
         f"""
-        SELECT code, count(*) AS sessions, count(DISTINCT "user") AS users,
-               count(*) FILTER (final_code = code) AS final,
-               count(*) FILTER (NOT consequence) AS root,
-               count(*) FILTER (consequence) AS consequence
-        FROM (SELECT *, code IN ({", ".join(map(str, CONSEQUENCES))}) AND disconnects > 0
-                          AS consequence
-              FROM (SELECT unnest(codes) AS code, "user", final_code, disconnects FROM sessions))
+        SELECT code, {_count()} AS sessions, count(DISTINCT "user") AS users,
+               {_count("final")} AS final,
+               {_count("NOT consequence")} AS root,
+               {_count("consequence")} AS consequence
+        FROM {r.table("codes")}
         GROUP BY code ORDER BY root DESC, sessions DESC, users DESC, code LIMIT {TOP_CODES}
         """,
     )
@@ -124,16 +101,16 @@ def _top_codes(con: duckdb.DuckDBPyConnection, sessions: int) -> list[dict[str, 
     return rows
 
 
-def _categories(con: duckdb.DuckDBPyConnection, ended: int) -> list[dict[str, Any]]:
+def _categories(con: duckdb.DuckDBPyConnection, r: Rollups, ended: int) -> list[dict[str, Any]]:
     counts = {
         row["category"]: row
         for row in _rows(
             con,
-            """SELECT category, count(*) AS sessions, count(DISTINCT "user") AS users,
-                      count(*) FILTER (phase = 'setup_failure') AS setup,
-                      count(*) FILTER (phase = 'mid_session_failure') AS mid_session,
-                      count(*) FILTER (NOT ended) AS open
-               FROM sessions GROUP BY category""",
+            f"""SELECT category, {_count()} AS sessions, count(DISTINCT "user") AS users,
+                      {_count("phase = 'setup_failure'")} AS setup,
+                      {_count("phase = 'mid_session_failure'")} AS mid_session,
+                      {_count("NOT ended")} AS open
+               FROM {r.table("people")} GROUP BY category""",
         )
     }
     out = []
@@ -157,38 +134,56 @@ def _categories(con: duckdb.DuckDBPyConnection, ended: int) -> list[dict[str, An
     return out
 
 
-def _reconnects(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def quantile_cont(counted: list[tuple[float, int]], q: float) -> float | None:
+    """DuckDB's quantile_cont over values given sorted with how often each occurs: the value at
+    position (n - 1) * q, interpolated between its neighbours as DuckDB does (lo + (hi - lo) * d),
+    so the answer is the same to the last bit."""
+    n = sum(count for _, count in counted)
+    if not n:
+        return None
+    rn = (n - 1) * q
+    lo, hi = _nth(counted, math.floor(rn)), _nth(counted, math.ceil(rn))
+    return lo if lo == hi else lo + (hi - lo) * (rn - math.floor(rn))
+
+
+def _nth(counted: list[tuple[float, int]], k: int) -> float:
+    """The value at 0-based position `k` of the sorted values `counted` stands for."""
+    seen = 0
+    for value, count in counted:
+        seen += count
+        if k < seen:
+            return float(value)
+    raise IndexError(k)
+
+
+def _reconnects(con: duckdb.DuckDBPyConnection, r: Rollups) -> dict[str, Any]:
     row = _rows(
         con,
-        """
-        SELECT count(*) FILTER (disconnects > 0 OR reconnect_attempts > 0) AS disrupted,
-          count(*) FILTER (recovered) AS recovered,
+        f"""
+        SELECT {_count("disrupted")} AS disrupted,
+          {_count("recovered")} AS recovered,
           coalesce(sum(disconnects), 0) AS incidents,
           coalesce(sum(incidents_recovered), 0) AS incidents_recovered,
-          count(*) FILTER (gave_up) AS gave_up,
-          count(*) FILTER ((disconnects > 0 OR reconnect_attempts > 0)
-                           AND NOT recovered AND NOT gave_up) AS not_resumed,
-          sum(reconnect_attempts) AS attempts,
-          quantile_cont(recovery_ms, 0.5) AS recovery_p50_ms,
-          quantile_cont(recovery_ms, 0.95) AS recovery_p95_ms,
-          quantile_cont(time_to_connect_ms, 0.5) AS time_to_connect_p50_ms,
-          quantile_cont(time_to_connect_ms, 0.95) AS time_to_connect_p95_ms
-        FROM sessions
+          {_count("gave_up")} AS gave_up,
+          {_count("disrupted AND NOT recovered AND NOT gave_up")} AS not_resumed,
+          sum(reconnect_attempts) AS attempts
+        FROM {r.table("reconnects")}
         """,
     )[0]
     row["attempts"] = int(row["attempts"] or 0)
     row["incidents"] = int(row["incidents"])
     row["incidents_recovered"] = int(row["incidents_recovered"])
+    for name, table in (("recovery", "recovery"), ("time_to_connect", "connect")):
+        counted = con.sql(f"SELECT ms, n FROM {r.table(table)} ORDER BY ms").fetchall()
+        for q in (50, 95):
+            found = quantile_cont(counted, q / 100)
+            row[f"{name}_p{q}_ms"] = round(found, 1) if found is not None else None
     # Per incident: each loss of a connection the network took, resumed or not.
     row["recovered_pct"] = _pct(row["incidents_recovered"], row["incidents"])
-    for key in ("recovery_p50_ms", "recovery_p95_ms", "time_to_connect_p50_ms"):
-        row[key] = round(row[key], 1) if row[key] is not None else None
-    key = "time_to_connect_p95_ms"
-    row[key] = round(row[key], 1) if row[key] is not None else None
     return row
 
 
-def _breakdown(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:
+def _breakdown(con: duckdb.DuckDBPyConnection, r: Rollups, column: str) -> list[dict[str, Any]]:
     """Per value: the KPIs and its most frequent failure (a tie goes to the first name
     alphabetically; DuckDB's mode() broke ties differently from run to run)."""
     counts = {
@@ -200,7 +195,7 @@ def _breakdown(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, An
         "mid": "phase = 'mid_session_failure'",
         "clean": "phase = 'expected_end'",
     }
-    inner = ", ".join(f"count(*) FILTER ({test}) AS {name}" for name, test in counts.items())
+    inner = ", ".join(f"{_count(test)} AS {name}" for name, test in counts.items())
     total = {name: f"sum({name})::BIGINT" for name in counts}
     return _rows(
         con,
@@ -213,28 +208,21 @@ def _breakdown(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, An
           round(100.0 * {total["clean"]} / greatest({total["ended"]}, 1), 2) AS clean_end_pct,
           first(category ORDER BY n DESC, CAST(category AS VARCHAR))
             FILTER (category <> 'expected_end') AS top_failure
-        FROM (
-          SELECT coalesce(CAST("{column}" AS VARCHAR), '(none)') AS value, category, {inner}
-          FROM sessions GROUP BY ALL
-        )
+        FROM (SELECT value, category, {inner} FROM {r.table(f"by_{column}")} GROUP BY ALL)
         GROUP BY value ORDER BY sessions DESC, value LIMIT {BREAKDOWN_ROWS}
         """,
     )
 
 
-def _who(con: duckdb.DuckDBPyConnection, column: str) -> list[dict[str, Any]]:
+def _who(con: duckdb.DuckDBPyConnection, r: Rollups, column: str) -> list[dict[str, Any]]:
     """Who had failed sessions, most first, with the cause that failed them most often."""
     return _rows(
         con,
         f"""
         SELECT value, sum(n) FILTER (failed) AS failed, sum(n) AS sessions,
           first(category ORDER BY n DESC, CAST(category AS VARCHAR)) FILTER (failed) AS top_cause,
-          max(last_ts) FILTER (failed) AS last_failed
-        FROM (
-          SELECT coalesce(CAST("{column}" AS VARCHAR), '(none)') AS value, category,
-            {FAILED} AS failed, count(*) AS n, max(start_ts) AS last_ts
-          FROM sessions GROUP BY ALL
-        )
+          max(latest) FILTER (failed) AS last_failed
+        FROM {r.table(f"who_{column}")}
         GROUP BY value HAVING sum(n) FILTER (failed) > 0
         ORDER BY failed DESC, sessions DESC, value LIMIT {WHO_ROWS}
         """,
@@ -256,36 +244,8 @@ def _failed_sessions(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return rows
 
 
-def _series(con: duckdb.DuckDBPyConnection, top: list[int]) -> dict[str, Any]:
-    """Per-bucket sessions, failures and top codes; the bucket width keeps charts readable."""
-    span = _rows(
-        con, "SELECT min(start_ts) AS lo, max(start_ts) AS hi FROM sessions WHERE start_ts NOT NULL"
-    )[0]
-    if span["lo"] is None:
-        return {"bucket_seconds": 0, "buckets": [], "codes": [], "durations": [], "connect": []}
-    seconds = max((span["hi"] - span["lo"]).total_seconds(), 1.0)
-    width = next(
-        (w for w in (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400) if seconds / w <= MAX_BUCKETS),
-        7 * 86400,
-    )
-    per_code = "".join(
-        f", count(*) FILTER (list_contains(codes, {code})) AS c{i}" for i, code in enumerate(top)
-    )
-    buckets = _rows(
-        con,
-        f"""
-        SELECT time_bucket(INTERVAL '{width} seconds', start_ts) AS t,
-          count(*) AS sessions,
-          count(*) FILTER (phase IN ('setup_failure', 'mid_session_failure')) AS failures
-          {per_code}
-        FROM sessions WHERE start_ts IS NOT NULL GROUP BY 1 ORDER BY 1
-        """,
-    )
-    for row in buckets:
-        row["t"] = row["t"].isoformat()
-        row["failure_pct"] = _pct(row["failures"], row["sessions"])
-        row["code_counts"] = [row.pop(f"c{i}") for i in range(len(top))]
-    durations = _rows(
+def _durations(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    return _rows(
         con,
         """
         SELECT category, count(*) AS sessions,
@@ -293,12 +253,32 @@ def _series(con: duckdb.DuckDBPyConnection, top: list[int]) -> dict[str, Any]:
         FROM sessions WHERE ended AND duration_s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1
         """,
     )
+
+
+def _series(con: duckdb.DuckDBPyConnection, r: Rollups, top: list[int]) -> dict[str, Any]:
+    """Per-bucket sessions, failures and top codes (rollups.bucket_width), the connect times."""
+    per_code = "".join(
+        f", {_count(f'list_contains(codes, {code})')} AS c{i}" for i, code in enumerate(top)
+    )
+    buckets = _rows(
+        con,
+        f"""
+        SELECT t, {_count()} AS sessions, {_count("failed")} AS failures {per_code}
+        FROM {r.table("buckets")} GROUP BY 1 ORDER BY 1
+        """,
+    )
+    if not buckets:
+        return {"bucket_seconds": 0, "buckets": [], "codes": [], "durations": [], "connect": []}
+    for row in buckets:
+        row["t"] = row["t"].isoformat()
+        row["failure_pct"] = _pct(row["failures"], row["sessions"])
+        row["code_counts"] = [row.pop(f"c{i}") for i in range(len(top))]
     found = dict(
         con.sql(
             f"""
-            SELECT least(floor(time_to_connect_ms / {CONNECT_BIN_MS}) * {CONNECT_BIN_MS},
-                         {CONNECT_LAST_MS})::INTEGER, count(*)
-            FROM sessions WHERE time_to_connect_ms >= 0 GROUP BY 1
+            SELECT least(floor(ms / {CONNECT_BIN_MS}) * {CONNECT_BIN_MS},
+                         {CONNECT_LAST_MS})::INTEGER, sum(n)
+            FROM {r.table("connect")} WHERE ms >= 0 GROUP BY 1
             """
         ).fetchall()
     )
@@ -309,10 +289,10 @@ def _series(con: duckdb.DuckDBPyConnection, top: list[int]) -> dict[str, Any]:
         for ms in range(0, last + CONNECT_BIN_MS, CONNECT_BIN_MS)
     ]
     return {
-        "bucket_seconds": width,
+        "bucket_seconds": r.width,
         "buckets": buckets,
         "codes": top,
-        "durations": durations,
+        "durations": _durations(con),
         "connect": connect,
     }
 
@@ -327,18 +307,20 @@ def scope_text(scope: dict[str, Any]) -> str:
 def build(analysis: Analysis, scope: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole summary as JSON-ready data; `scope` says which sessions the table holds."""
     con = analysis.con
-    kpis = _kpis(con)
-    top = _top_codes(con, kpis["sessions"])
+    r = analysis.rollups or rollups.build(con, "sessions")
+    analysis.rollups = r
+    kpis = _kpis(con, r)
+    top = _top_codes(con, r, kpis["sessions"])
     series_codes = [row["code"] for row in top if row["kind"] != "Info"][:SERIES_CODES]
     jobs: dict[str, Callable[[duckdb.DuckDBPyConnection], Any]] = {
-        "categories": lambda c: _categories(c, kpis["ended"]),
-        "reconnects": _reconnects,
         "failed_sessions": _failed_sessions,
-        "series": lambda c: _series(c, series_codes),
+        "categories": lambda c: _categories(c, r, kpis["ended"]),
+        "reconnects": lambda c: _reconnects(c, r),
+        "series": lambda c: _series(c, r, series_codes),
     }
-    jobs |= {f"who {column}": partial(_who, column=column) for column in WHO}
-    jobs |= {f"by {column}": partial(_breakdown, column=column) for column in BREAKDOWNS}
-    found = _concurrently(con, jobs)
+    jobs |= {f"who {column}": partial(_who, r=r, column=column) for column in WHO}
+    jobs |= {f"by {column}": partial(_breakdown, r=r, column=column) for column in BREAKDOWNS}
+    found = rollups.concurrently(con, jobs)
     summary: dict[str, Any] = {
         "inputs": [f.path for f in analysis.files],
         "scope": scope or {"since": None, "until": None},
