@@ -208,8 +208,8 @@ def update(
     width = bucket_width(con, sessions)
     for rollup in ROLLUPS:
         table = kept.table(rollup.name)
-        if (rollup.bucketed and width != kept.width) or _remake(
-            con, rollup, table, gone, kept.width
+        if (rollup.bucketed and width != kept.width) or _lost_latest(
+            con, rollup, table, gone, added, kept.width
         ):
             con.execute(f"CREATE OR REPLACE TABLE {table} AS {rollup.select(sessions, width)}")
             continue
@@ -231,18 +231,23 @@ def update(
     return Rollups(kept.db, width)
 
 
-def _remake(
-    con: duckdb.DuckDBPyConnection, rollup: Rollup, table: str, gone: str, width: int
+def _lost_latest(
+    con: duckdb.DuckDBPyConnection, rollup: Rollup, table: str, gone: str, added: str, width: int
 ) -> bool:
-    """Whether a gone session held (or tied) its group's kept max."""
+    """Whether a group's kept max may be lost: a gone session held (or tied) it and no added
+    one reaches it. (A session that keeps its group and start, as most do, reaches it.)"""
     if not rollup.latest:
         return False
-    same = " AND ".join(f'g."{k}" IS NOT DISTINCT FROM r."{k}"' for k in rollup.keys)
-    held = con.sql(
-        f"SELECT count(*) FROM ({rollup.select(gone, width)}) g JOIN {table} r ON {same} "
-        "WHERE g.latest >= r.latest"
+
+    def same(other: str) -> str:
+        return " AND ".join(f'{other}."{k}" IS NOT DISTINCT FROM r."{k}"' for k in rollup.keys)
+
+    lost = con.sql(
+        f"""SELECT count(*) FROM ({rollup.select(gone, width)}) g JOIN {table} r ON {same("g")}
+        LEFT JOIN ({rollup.select(added, width)}) a ON {same("a")}
+        WHERE g.latest >= r.latest AND NOT coalesce(a.latest >= r.latest, false)"""
     ).fetchall()
-    return bool(held[0][0])
+    return bool(lost[0][0])
 
 
 def kept_width(con: duckdb.DuckDBPyConnection, db: str) -> int:

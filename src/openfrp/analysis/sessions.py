@@ -397,7 +397,7 @@ def analyze(
             except duckdb.Error:
                 parts = None  # a new part cannot be read: the full run below names the file
         if parts is not None:
-            updated = kept.save_added(logs, bad)
+            updated = kept.save_added(logs, parts, bad)
             con.execute("CREATE OR REPLACE VIEW sessions AS SELECT * FROM st.sessions")
             analysis = _finish(con, logs, bad, {}, began, "st.agg")
             analysis.added_only = True
@@ -425,15 +425,18 @@ def _add_parts(
     progress: Callable[[float], None] | None,
 ) -> list[ingest.BadLine]:
     """Aggregate the new parts and merge them with the kept aggregates of the sessions they
-    touch (temp tables `merged` and `merged_sessions`, `touched` their ids); return the bad
-    lines to list (kept ones and the new parts', numbered as in their files)."""
+    touch (temp tables `merged` and `merged_sessions`, `touched` their ids, `gone` their kept
+    facts: derived again from their kept aggregates, which costs less than a look-up among all
+    kept sessions); return the bad lines to list (kept ones and the new parts', numbered as in
+    their files)."""
     bad = kept.kept_bad_lines()
     rank = {log.path: i for i, log in enumerate(logs)}
     kept_places = sorted((rank[b.path], b.line) for b in bad)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE touched AS SELECT NULL::VARCHAR AS session_id LIMIT 0"
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE merged AS SELECT * FROM st.agg LIMIT 0")
+    con.execute("CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM st.agg LIMIT 0")
+    con.execute("CREATE OR REPLACE TEMP TABLE merged AS SELECT * FROM kept")
     if parts:
         read = [ingest.LogFile(p.read_from, p.log.kind) for p in parts]
         _aggregate(con, read, progress)
@@ -458,16 +461,19 @@ def _add_parts(
         )
         con.execute(
             "UPDATE agg SET bad = list_transform(bad, lambda b: {'file': CASE b.file "
-            f"{names} ELSE b.file END, 'fatal': b.fatal, 'code': b.code}})"
+            f"{names} ELSE b.file END, 'fatal': b.fatal, 'code': b.code}}) WHERE bad NOT NULL"
         )
         columns = [str(row[0]) for row in con.sql("DESCRIBE agg").fetchall()]
         con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT session_id FROM agg")
-        union = (
-            f"(SELECT * FROM st.agg a WHERE {state.TOUCHED} UNION ALL BY NAME SELECT * FROM agg)"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM st.agg a WHERE {state.TOUCHED}"
         )
+        union = "(SELECT * FROM kept UNION ALL BY NAME SELECT * FROM agg)"
         con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS {merge_sql(union, columns)}")
         con.execute("DROP TABLE agg")
     con.execute(f"CREATE OR REPLACE TEMP TABLE merged_sessions AS {sessions_sql('merged')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE gone AS {sessions_sql('kept')}")
+    con.execute("DROP TABLE kept")
     bad.sort(key=lambda b: (rank.get(b.path, len(rank)), b.line))
     return bad[:BAD_LINES_LISTED]
 
