@@ -12,7 +12,9 @@ import duckdb
 import pytest
 
 from openfrp import cli
-from openfrp.analysis import ingest, sessions, summary
+from openfrp.analysis import ingest, rollups, sessions, summary
+
+from .conftest import ev
 
 SAME = "SELECT * FROM sessions ORDER BY session_id"
 
@@ -42,6 +44,11 @@ def _same(a: sessions.Analysis, b: sessions.Analysis) -> None:
     for key in one:
         assert json.dumps(one[key], default=str) == json.dumps(two[key], default=str), key
     assert one.keys() == two.keys()
+    assert a.rollups is not None and b.rollups is not None
+    for rollup in rollups.ROLLUPS:  # kept and updated, or made from all sessions: the same
+        rows = "SELECT * FROM {} ORDER BY ALL"
+        kept = a.con.sql(rows.format(a.rollups.table(rollup.name))).fetchall()
+        assert kept == b.con.sql(rows.format(b.rollups.table(rollup.name))).fetchall(), rollup
 
 
 def test_a_grown_log_folder_gives_the_full_runs_answer(fleet: Path, tmp_path: Path) -> None:
@@ -165,3 +172,66 @@ def test_merged_parts_take_the_servers_identity_in_either_order(terminal_first: 
     con.executemany("INSERT INTO parts VALUES (?, ?, ?, ?)", rows if terminal_first else rows[::-1])
     merged = con.sql(sessions.merge_sql("parts", columns)).fetchall()
     assert [(r[1], r[2]) for r in merged] == [("alice", "h1")]
+
+
+def _user(event: dict[str, Any], user: str) -> dict[str, Any]:
+    return {**event, "user": user}
+
+
+def test_touched_sessions_move_in_the_rollups(tmp_path: Path) -> None:
+    """Sessions the added lines change: one fails then (bob's), one that had failed ends
+    cleanly after all (alice's latest failure, so her latest is an older one again), and a new
+    one two hours on widens the time buckets. The summary is the full run's."""
+    log = tmp_path / "logs" / "fleet.jsonl"
+    log.parent.mkdir()
+    before = [
+        _user(ev("s-old", 0, "server", "session.created"), "alice"),
+        _user(ev("s-old", 1, "server", "session.started"), "alice"),
+        _user(ev("s-old", 5, "server", "session.disconnected", 4029), "alice"),
+        _user(ev("s-old", 6, "server", "session.ended", 4029), "alice"),
+        _user(ev("s-flip", 100, "terminal", "connect.attempt"), "alice"),
+        _user(ev("s-flip", 101, "terminal", "connect.failed", 4101), "alice"),
+        _user(ev("s-open", 50, "server", "session.created"), "bob"),
+        _user(ev("s-open", 51, "server", "session.started"), "bob"),
+    ]
+    later = {**ev("s-new", 0, "server", "session.created"), "ts": "2026-03-02T12:00:00Z"}
+    added = [
+        _user(ev("s-flip", 99, "server", "session.created"), "alice"),
+        _user(ev("s-flip", 100.5, "server", "session.started"), "alice"),
+        _user(ev("s-flip", 200, "server", "session.ended", 4000), "alice"),
+        _user(ev("s-open", 300, "server", "session.disconnected", 4029), "bob"),
+        _user(ev("s-open", 301, "server", "session.ended", 4029), "bob"),
+        _user(later, "carol"),
+    ]
+    log.write_text("".join(json.dumps(e) + "\n" for e in before), encoding="utf-8")
+    state = str(tmp_path / "state")
+    first = sessions.analyze([str(log)], state_dir=state)
+    who = {row["value"]: row for row in summary.build(first)["who"]["user"]}
+    assert who["alice"]["failed"] == 2 and "bob" not in who
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(e) + "\n" for e in added))
+    grown = sessions.analyze([str(log)], state_dir=state)
+    assert grown.added_only
+    full = sessions.analyze([str(log)])
+    _same(grown, full)
+    found = summary.build(grown)
+    who = {row["value"]: row for row in found["who"]["user"]}
+    assert (who["alice"]["failed"], who["bob"]["failed"]) == (1, 1)
+    assert who["alice"]["last_failed"].isoformat() == "2026-03-02T10:00:00"
+    assert found["series"]["bucket_seconds"] == 300
+
+
+def test_quantiles_from_counted_values_are_duckdbs() -> None:
+    """The rollups keep recovery and connect times as (value, count): their quantiles must be
+    DuckDB's own to the last bit, for doubles (recovery) and integers (connect)."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE v AS SELECT random() * 1e4 / 7 AS x, (random() * 500)::BIGINT AS i "
+        "FROM range(5000) UNION ALL SELECT 3.5, 40 FROM range(40)"
+    )
+    for column in ("x", "i"):
+        counted = con.sql(f"SELECT {column}, count(*) FROM v GROUP BY 1 ORDER BY 1").fetchall()
+        for q in (0.0, 0.1, 0.25, 0.5, 0.95, 0.99, 1.0):
+            want = con.sql(f"SELECT quantile_cont({column}, {q}) FROM v").fetchall()[0][0]
+            assert summary.quantile_cont(counted, q) == want, (column, q)
+    assert summary.quantile_cont([], 0.5) is None

@@ -117,6 +117,9 @@ class State:
         except (OSError, duckdb.Error) as exc:  # a file in the way, another run holding it
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ingest.InputError(f"--state {folder}: cannot be used: {reason}") from None
+        # Written into the file at commit: not into the WAL first and into the file again when
+        # the state is let go (at 10 M events 0.02-0.03 s less in an added run).
+        con.execute("SET checkpoint_threshold = '0b'")
         con.execute("CREATE TABLE IF NOT EXISTS st.meta (key VARCHAR, value VARCHAR)")
         con.execute(
             "CREATE TABLE IF NOT EXISTS st.files "

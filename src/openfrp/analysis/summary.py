@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from fractions import Fraction
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -136,14 +137,17 @@ def _categories(con: duckdb.DuckDBPyConnection, r: Rollups, ended: int) -> list[
 
 def quantile_cont(counted: list[tuple[float, int]], q: float) -> float | None:
     """DuckDB's quantile_cont over values given sorted with how often each occurs: the value at
-    position (n - 1) * q, interpolated between its neighbours as DuckDB does (lo + (hi - lo) * d),
-    so the answer is the same to the last bit."""
+    position (n - 1) * q, between its neighbours lo * (1 - d) + hi * d, rounded once as
+    DuckDB's build does (a fused multiply-add), so the answer is the same to the last bit."""
     n = sum(count for _, count in counted)
     if not n:
         return None
     rn = (n - 1) * q
     lo, hi = _nth(counted, math.floor(rn)), _nth(counted, math.ceil(rn))
-    return lo if lo == hi else lo + (hi - lo) * (rn - math.floor(rn))
+    if lo == hi:
+        return lo
+    d = rn - math.floor(rn)
+    return float(Fraction(lo) * Fraction(1 - d) + Fraction(hi * d))
 
 
 def _nth(counted: list[tuple[float, int]], k: int) -> float:
