@@ -468,8 +468,14 @@ def _add_parts(
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM st.agg a WHERE {state.TOUCHED}"
         )
-        union = "(SELECT * FROM kept UNION ALL BY NAME SELECT * FROM agg)"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS {merge_sql(union, columns)}")
+        # Only sessions kept before need merging: the merge of a single row is that row, so
+        # the added part's new sessions (most of them) keep their aggregates as they are.
+        known = "EXISTS (SELECT 1 FROM kept k WHERE k.session_id IS NOT DISTINCT FROM a.session_id)"
+        union = f"(SELECT * FROM kept UNION ALL BY NAME SELECT * FROM agg a WHERE {known})"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE merged AS {merge_sql(union, columns)} "
+            f"UNION ALL BY NAME SELECT * FROM agg a WHERE NOT {known}"
+        )
         con.execute("DROP TABLE agg")
     con.execute(f"CREATE OR REPLACE TEMP TABLE merged_sessions AS {sessions_sql('merged')}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE gone AS {sessions_sql('kept')}")
