@@ -9,6 +9,9 @@ failing ends the connection with 4011 as it does over FRP7.
 
 aiortc's rate control is REMB from the receiver: it sets the encoder's target bitrate, which
 the codec module clamps (VP8 250 kbit/s to 1.5 Mbit/s, H.264 0.5 to 3 Mbit/s in aiortc 1.16).
+A codec at its quality ceiling sends more than that target (text in VP8), so the track also
+spends a budget (media/track_budget.py) from what its sender reports: the bytes it sent, and
+the receiver's loss and round trip. Frames bigger than the budget allows make fewer frames.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from aiortc.mediastreams import MediaStreamError
 from av.video.frame import VideoFrame
 from numpy.typing import NDArray
 
+from openfrp.media.streamer import max_bitrate
+from openfrp.media.track_budget import TrackBudget
+
 CLOCK = 90000  # the RTP video clock
 TIME_BASE = Fraction(1, CLOCK)
 MAX_FPS = 30.0
@@ -34,6 +40,12 @@ RETRY_S = 0.5  # after a failed grab (the display is being replaced, say)
 
 class Grabbable(Protocol):
     def grab(self) -> NDArray[np.uint8]: ...
+
+
+class Sender(Protocol):
+    """What the budget reads of aiortc's RTCRtpSender."""
+
+    async def getStats(self) -> Any: ...
 
 
 OnGrab = Callable[[bool, str], None]  # (ok, error)
@@ -61,6 +73,13 @@ class DisplayTrack(VideoStreamTrack):
         self._start = time.monotonic()
         self.frames = 0
         self.grabs = 0
+        self.budget: TrackBudget | None = None
+        self._sender: Sender | None = None
+        self._report_at: object = None
+
+    def spend(self, sender: Sender) -> None:
+        """Hold the frames to a budget, read from `sender`'s statistics."""
+        self._sender = sender
 
     async def recv(self) -> Any:
         """The next picture worth encoding: changed, or due for its repeat."""
@@ -69,6 +88,10 @@ class DisplayTrack(VideoStreamTrack):
                 raise MediaStreamError
             await asyncio.sleep(max(0.0, self._due - time.monotonic()))
             self._due = max(self._due + self._period, time.monotonic())
+            wait_ms = await self._over_budget()
+            if wait_ms:
+                self._due = time.monotonic() + wait_ms / 1000
+                continue
             display = self._display()
             if display is None:
                 continue
@@ -84,6 +107,20 @@ class DisplayTrack(VideoStreamTrack):
                 self._report(True, "")
             if pixels is not None:
                 return self._frame(pixels)
+
+    async def _over_budget(self) -> int:
+        """How long the budget holds the next frame back (0: not at all)."""
+        if self._sender is None or self.budget is None:
+            return 0
+        now = int((time.monotonic() - self._start) * 1000)
+        for stats in (await self._sender.getStats()).values():
+            if stats.type == "outbound-rtp":
+                self.budget.sent(stats.bytesSent, now)
+            elif stats.type == "remote-inbound-rtp" and stats.timestamp != self._report_at:
+                self._report_at = stats.timestamp
+                rtt = None if stats.roundTripTime is None else int(stats.roundTripTime * 1000)
+                self.budget.report(stats.fractionLost / 256, rtt, now)
+        return self.budget.wait_ms(now)
 
     def _report(self, ok: bool, error: str) -> None:
         if self._on_grab is not None:
@@ -101,6 +138,11 @@ class DisplayTrack(VideoStreamTrack):
         return pixels
 
     def _frame(self, pixels: NDArray[np.uint8]) -> VideoFrame:
+        ceiling = max_bitrate(pixels.shape[1], pixels.shape[0])
+        if self.budget is None:
+            self.budget = TrackBudget(ceiling)
+        elif self.budget.max_bitrate != ceiling:
+            self.budget.ceiling(ceiling)
         frame = VideoFrame.from_ndarray(pixels, format="bgra")  # BGRX: the X byte is ignored
         frame.pts = int((time.monotonic() - self._start) * CLOCK)
         frame.time_base = TIME_BASE

@@ -1,0 +1,51 @@
+"""The FRP8 track's budget (media/track_budget.py) on a fake clock in milliseconds: frames
+bigger than the budget make fewer frames, loss and a growing round trip lower the budget, a
+calm second raises it again, never past the screen's ceiling."""
+
+from __future__ import annotations
+
+from openfrp.media.track_budget import CALM_MS, DOWN, MAX_WAIT_MS, STEP_MS, UP, TrackBudget
+
+
+def frames_sent(budget: TrackBudget, frame_bytes: int, seconds: int, fps: int = 30) -> int:
+    """Frames a 30 fps source gets out in `seconds` when each costs `frame_bytes`."""
+    sent_total, frames, now = 0, 0, 0
+    while now < seconds * 1000:
+        budget.sent(sent_total, now)
+        wait = budget.wait_ms(now)
+        if wait:
+            now += wait
+            continue
+        sent_total += frame_bytes
+        frames += 1
+        now += 1000 // fps
+    return frames
+
+
+def test_frames_bigger_than_the_budget_go_out_less_often() -> None:
+    budget = TrackBudget(1_000_000)
+    small = frames_sent(TrackBudget(1_000_000), 2_000, 10)  # 0.48 Mbit/s at 30 fps: all
+    assert small >= 295
+    big = frames_sent(budget, 20_000, 10)  # 4.8 Mbit/s at 30 fps: about 6 a second
+    assert 55 <= big <= 75, big
+    assert budget.wait_ms(0) <= MAX_WAIT_MS
+
+
+def test_loss_and_a_growing_round_trip_lower_it_and_calm_raises_it_to_the_ceiling() -> None:
+    budget = TrackBudget(1_000_000)
+    assert budget.report(0.0, 20, 100) is False  # calm, and already at the ceiling
+    assert budget.report(0.10, 20, 600) is True  # 10 % lost
+    assert budget.bitrate == int(1_000_000 * DOWN)
+    assert budget.report(0.10, 20, 700) is False  # one step per STEP_MS
+    assert budget.report(0.0, 20 + 400, 600 + STEP_MS) is True  # a queue: 400 ms above best
+    assert budget.bitrate == int(int(1_000_000 * DOWN) * DOWN)
+    lowered = budget.bitrate
+    at = 600 + STEP_MS
+    assert budget.report(0.0, 20, at + CALM_MS - 1) is False  # not calm long enough yet
+    assert budget.report(0.0, 20, at + CALM_MS) is True
+    assert budget.bitrate == int(lowered * UP)
+    for k in range(2, 10):
+        budget.report(0.0, 20, at + k * CALM_MS)
+    assert budget.bitrate == 1_000_000  # back to the ceiling, not past it
+    budget.ceiling(400_000)  # the screen became smaller
+    assert budget.bitrate == 400_000
