@@ -34,8 +34,15 @@ MAX_BUCKETS = 60
 CONCURRENT_QUERIES = 3
 
 
-def value(column: str) -> str:
-    return f"coalesce(CAST(\"{column}\" AS VARCHAR), '(none)')"
+def per_column(columns: tuple[str, ...], facts: str) -> str:
+    """The sessions once per column of `columns`: its name (`dim`), its value as text, `facts`.
+    One rollup for all the columns costs an update a statement, not one per column."""
+    parts = (
+        f"SELECT '{c}' AS dim, coalesce(CAST(\"{c}\" AS VARCHAR), '(none)') AS value, {facts} "
+        "FROM {s}"
+        for c in columns
+    )
+    return f"({' UNION ALL '.join(parts)})"
 
 
 @dataclass(frozen=True)
@@ -113,23 +120,16 @@ ROLLUPS: tuple[Rollup, ...] = (
         },
         where="start_ts IS NOT NULL",
     ),
-    *(
-        Rollup(
-            f"by_{column}",
-            {
-                "value": value(column),
-                **{k: k for k in ("category", "active", "attempted", "ended", "phase")},
-            },
-        )
-        for column in BREAKDOWNS
+    Rollup(
+        "by",
+        {k: k for k in ("dim", "value", "category", "active", "attempted", "ended", "phase")},
+        source=per_column(BREAKDOWNS, "category, active, attempted, ended, phase"),
     ),
-    *(
-        Rollup(
-            f"who_{column}",
-            {"value": value(column), "category": "category", "failed": FAILED},
-            latest=f"CASE WHEN {FAILED} THEN start_ts END",
-        )
-        for column in WHO
+    Rollup(
+        "who",
+        {"dim": "dim", "value": "value", "category": "category", "failed": FAILED},
+        latest=f"CASE WHEN {FAILED} THEN start_ts END",
+        source=per_column(WHO, "category, phase, start_ts"),
     ),
 )
 # What the rollups count: state kept by another definition is rebuilt, never updated.

@@ -212,7 +212,9 @@ def _breakdown(con: duckdb.DuckDBPyConnection, r: Rollups, column: str) -> list[
           round(100.0 * {total["clean"]} / greatest({total["ended"]}, 1), 2) AS clean_end_pct,
           first(category ORDER BY n DESC, CAST(category AS VARCHAR))
             FILTER (category <> 'expected_end') AS top_failure
-        FROM (SELECT value, category, {inner} FROM {r.table(f"by_{column}")} GROUP BY ALL)
+        FROM (
+          SELECT value, category, {inner} FROM {r.table("by")} WHERE dim = '{column}' GROUP BY ALL
+        )
         GROUP BY value ORDER BY sessions DESC, value LIMIT {BREAKDOWN_ROWS}
         """,
     )
@@ -226,7 +228,7 @@ def _who(con: duckdb.DuckDBPyConnection, r: Rollups, column: str) -> list[dict[s
         SELECT value, sum(n) FILTER (failed) AS failed, sum(n) AS sessions,
           first(category ORDER BY n DESC, CAST(category AS VARCHAR)) FILTER (failed) AS top_cause,
           max(latest) FILTER (failed) AS last_failed
-        FROM {r.table(f"who_{column}")}
+        FROM {r.table("who")} WHERE dim = '{column}'
         GROUP BY value HAVING sum(n) FILTER (failed) > 0
         ORDER BY failed DESC, sessions DESC, value LIMIT {WHO_ROWS}
         """,
