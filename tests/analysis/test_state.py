@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from openfrp import cli
-from openfrp.analysis import ingest, rollups, sessions, summary
+from openfrp.analysis import ingest, quantiles, rollups, sessions, summary
 
 from .conftest import ev
 
@@ -233,5 +233,17 @@ def test_quantiles_from_counted_values_are_duckdbs() -> None:
         counted = con.sql(f"SELECT {column}, count(*) FROM v GROUP BY 1 ORDER BY 1").fetchall()
         for q in (0.0, 0.1, 0.25, 0.5, 0.95, 0.99, 1.0):
             want = con.sql(f"SELECT quantile_cont({column}, {q}) FROM v").fetchall()[0][0]
-            assert summary.quantile_cont(counted, q) == want, (column, q)
-    assert summary.quantile_cont([], 0.5) is None
+            assert quantiles.from_counts(counted, q) == want, (column, q)
+    assert quantiles.from_counts([], 0.5) is None
+
+
+def test_duration_quantiles_are_duckdbs(fleet_analysis: sessions.Analysis) -> None:
+    """Read from a few minutes' durations, the quantiles are those of all durations."""
+    found = summary.build(fleet_analysis)["series"]["durations"]
+    whole = fleet_analysis.con.sql(
+        "SELECT category, count(*) AS sessions, "
+        "quantile_cont(duration_s, [0.1, 0.25, 0.5, 0.75, 0.9]) AS q "
+        "FROM sessions WHERE ended AND duration_s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    assert [(d["category"], d["sessions"], d["q"]) for d in found] == whole
+    assert len(whole) > 3

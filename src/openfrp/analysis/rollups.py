@@ -31,6 +31,8 @@ BREAKDOWNS = ("launchpad", "account", "frp", "host", "client")
 WHO = ("user", "host", "launchpad", "client")
 BUCKET_WIDTHS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 MAX_BUCKETS = 60
+# Durations are counted per minute: the summary reads only the minutes holding its quantiles.
+DURATION_BIN = "floor(duration_s / 60)::BIGINT"
 CONCURRENT_QUERIES = 3
 
 
@@ -110,6 +112,11 @@ ROLLUPS: tuple[Rollup, ...] = (
     ),
     Rollup("recovery", {"ms": "recovery_ms"}, where="recovery_ms IS NOT NULL"),
     Rollup("connect", {"ms": "time_to_connect_ms"}, where="time_to_connect_ms IS NOT NULL"),
+    Rollup(
+        "durations",
+        {"category": "category", "bin": DURATION_BIN},
+        where="ended AND duration_s IS NOT NULL",
+    ),
     Rollup(
         "buckets",
         {

@@ -2,21 +2,19 @@
 breakdowns and time series, computed by SQL into plain data.
 
 Most of it is read from the rollups (rollups.py), small group tables of table `sessions` that
---state keeps up to date; the latest failed sessions and the duration quantiles read the
-sessions. Each output (terminal, HTML, JSON, thresholds) renders this one structure, so they
-never disagree about a number.
+--state keeps up to date; the latest failed sessions, and the few durations the quantiles need
+(quantiles.py), are read from the sessions. Each output (terminal, HTML, JSON, thresholds)
+renders this one structure, so they never disagree about a number.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from fractions import Fraction
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from openfrp import codes
-from openfrp.analysis import rollups, rules
+from openfrp.analysis import quantiles, rollups, rules
 from openfrp.analysis.rollups import BREAKDOWNS, FAILED, WHO, Rollups
 from openfrp.analysis.sessions import Analysis
 
@@ -135,31 +133,6 @@ def _categories(con: duckdb.DuckDBPyConnection, r: Rollups, ended: int) -> list[
     return out
 
 
-def quantile_cont(counted: list[tuple[float, int]], q: float) -> float | None:
-    """DuckDB's quantile_cont over values given sorted with how often each occurs: the value at
-    position (n - 1) * q, between its neighbours lo * (1 - d) + hi * d, rounded once as
-    DuckDB's build does (a fused multiply-add), so the answer is the same to the last bit."""
-    n = sum(count for _, count in counted)
-    if not n:
-        return None
-    rn = (n - 1) * q
-    lo, hi = _nth(counted, math.floor(rn)), _nth(counted, math.ceil(rn))
-    if lo == hi:
-        return lo
-    d = rn - math.floor(rn)
-    return float(Fraction(lo) * Fraction(1 - d) + Fraction(hi * d))
-
-
-def _nth(counted: list[tuple[float, int]], k: int) -> float:
-    """The value at 0-based position `k` of the sorted values `counted` stands for."""
-    seen = 0
-    for value, count in counted:
-        seen += count
-        if k < seen:
-            return float(value)
-    raise IndexError(k)
-
-
 def _reconnects(con: duckdb.DuckDBPyConnection, r: Rollups) -> dict[str, Any]:
     row = _rows(
         con,
@@ -180,7 +153,7 @@ def _reconnects(con: duckdb.DuckDBPyConnection, r: Rollups) -> dict[str, Any]:
     for name, table in (("recovery", "recovery"), ("time_to_connect", "connect")):
         counted = con.sql(f"SELECT ms, n FROM {r.table(table)} ORDER BY ms").fetchall()
         for q in (50, 95):
-            found = quantile_cont(counted, q / 100)
+            found = quantiles.from_counts(counted, q / 100)
             row[f"{name}_p{q}_ms"] = round(found, 1) if found is not None else None
     # Per incident: each loss of a connection the network took, resumed or not.
     row["recovered_pct"] = _pct(row["incidents_recovered"], row["incidents"])
@@ -250,17 +223,6 @@ def _failed_sessions(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return rows
 
 
-def _durations(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    return _rows(
-        con,
-        """
-        SELECT category, count(*) AS sessions,
-          quantile_cont(duration_s, [0.1, 0.25, 0.5, 0.75, 0.9]) AS q
-        FROM sessions WHERE ended AND duration_s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1
-        """,
-    )
-
-
 def _series(con: duckdb.DuckDBPyConnection, r: Rollups, top: list[int]) -> dict[str, Any]:
     """Per-bucket sessions, failures and top codes (rollups.bucket_width), the connect times."""
     per_code = "".join(
@@ -298,7 +260,7 @@ def _series(con: duckdb.DuckDBPyConnection, r: Rollups, top: list[int]) -> dict[
         "bucket_seconds": r.width,
         "buckets": buckets,
         "codes": top,
-        "durations": _durations(con),
+        "durations": quantiles.durations(con, r.table("durations")),
         "connect": connect,
     }
 
