@@ -172,12 +172,13 @@ check_code_mask_fits()
 def _set_code_bits(con: duckdb.DuckDBPyConnection) -> None:
     """Each code of the table as one bit of a UBIGINT, in a list indexed by the code (NULL for
     numbers not in the table): sessions gather their codes with bit_or. Kept in a connection
-    variable, so queries name it instead of carrying a list of four thousand entries."""
+    variable, so queries name it instead of carrying a list of a thousand entries; set from a
+    parameter (parsing the list as SQL text took 0.015 s)."""
     low = min(c.number for c in codes.TABLE)
-    bits = ["NULL"] * (max(c.number for c in codes.TABLE) - low + 1)
+    bits: list[int | None] = [None] * (max(c.number for c in codes.TABLE) - low + 1)
     for i, c in enumerate(codes.TABLE):
-        bits[c.number - low] = str(1 << i)
-    con.execute(f"SET VARIABLE {CODE_BITS} = CAST([{', '.join(bits)}] AS UBIGINT[])")
+        bits[c.number - low] = 1 << i
+    con.execute(f"SET VARIABLE {CODE_BITS} = CAST($1 AS UBIGINT[])", [bits])
 
 
 def code_bit_sql(column: str) -> str:
