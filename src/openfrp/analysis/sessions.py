@@ -465,9 +465,7 @@ def _add_parts(
         )
         columns = [str(row[0]) for row in con.sql("DESCRIBE agg").fetchall()]
         con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT session_id FROM agg")
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM st.agg a WHERE {state.TOUCHED}"
-        )
+        kept.keep_touched()
         # Only sessions kept before need merging: the merge of a single row is that row, so
         # the added part's new sessions (most of them) keep their aggregates as they are.
         known = "EXISTS (SELECT 1 FROM kept k WHERE k.session_id IS NOT DISTINCT FROM a.session_id)"
