@@ -181,8 +181,14 @@ class Rollups:
         return f"{self.db}.r_{name}"
 
 
-def build(con: duckdb.DuckDBPyConnection, sessions: str, db: str = "memory") -> Rollups:
-    """Every rollup of the table `sessions`, made at once into catalog `db`."""
+def home(con: duckdb.DuckDBPyConnection) -> str:
+    """The connection's own catalog (where its tables go unless another is named)."""
+    return str(con.sql("SELECT current_database()").fetchall()[0][0])
+
+
+def build(con: duckdb.DuckDBPyConnection, sessions: str, db: str = "") -> Rollups:
+    """Every rollup of the table `sessions`, made at once into catalog `db` (default: home)."""
+    db = db or home(con)
     width = bucket_width(con, sessions)
     made = Rollups(db, width)
 

@@ -315,7 +315,7 @@ class Analysis:
             if keep_sessions:
                 self.con.execute("CREATE TABLE sessions AS SELECT * FROM st.sessions")
             if keep_sessions and self.rollups is not None:
-                self.rollups = rollups.copy(self.con, self.rollups, "memory")
+                self.rollups = rollups.copy(self.con, self.rollups, rollups.home(self.con))
             else:
                 self.rollups = None
             self.held.close()
