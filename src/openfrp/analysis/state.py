@@ -203,7 +203,7 @@ class State:
         self, logs: list[ingest.LogFile], parts: list[Part], bad_lines: list[ingest.BadLine]
     ) -> rollups.Rollups:
         """After an added run: replace the touched sessions' aggregates, facts and rollup rows
-        (their kept facts: temp table `gone`) by the merged ones (temp tables `merged`,
+        (their kept facts: view `gone`) by the merged ones (temp table `merged`, view
         `merged_sessions`; `touched` their ids), in one transaction with the files' new sizes,
         so an interrupted run leaves the state as it was. Returns the updated rollups."""
         con = self.con
@@ -217,7 +217,9 @@ class State:
         updated = rollups.update(con, kept, "gone", "merged_sessions", "st.sessions")
         self._files(logs, known, bad_lines)
         con.execute("COMMIT")
-        for table in ("merged", "merged_sessions", "touched", "gone"):
+        con.execute("DROP VIEW merged_sessions")
+        con.execute("DROP VIEW gone")
+        for table in ("merged", "facts", "touched"):
             con.execute(f"DROP TABLE {table}")
         return updated
 
