@@ -9,6 +9,9 @@ child processes, one after the other:
   4. `--state DIR` over a copy of the log holding its first 99 %, then again after the last
      1 % is appended (only what was added is read)
 and prints wall time and peak RSS of each, the ratios and the analyzer's events per second.
+The package's bytecode is compiled first, as an install does: with PYTHONDONTWRITEBYTECODE set
+and the sources changed since, every child compiled them again at start (0.06-0.09 s, 5-8 % of the
+run after 1 % growth).
 Goals: analyzer at most 1.5x the field scan, under 2 GiB peak RSS; the run after 1 % growth
 at most 5 % of the first run.
 
@@ -18,6 +21,7 @@ at most 5 % of the first run.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import subprocess
@@ -25,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import openfrp
 from openfrp.analysis.simulate import simulate
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -89,6 +94,7 @@ def main() -> int:
     args = parser.parse_args()
 
     log = fleet_log(args.events, args.regen)
+    compileall.compile_dir(Path(openfrp.__file__).parent, quiet=1)
     size = log.stat().st_size
     print(f"log: {log} ({size / GIB:.2f} GiB)")
 
