@@ -83,7 +83,8 @@ def aggregate_sql(events_sql: str) -> str:
     state = f"list_position([{_names(TERMINAL_STATE + TERMINAL_END)}], event)"
     order = f"epoch_us(ts) * 2 + CASE WHEN ({state}) > {len(TERMINAL_STATE)} THEN 1 ELSE 0 END"
     terminal_state = f"source = 'terminal' AND ({state}) IS NOT NULL"
-    return f"""
+    masks, matched = rules.matcher_aggregates(rules.load_rules())
+    grouped = f"""
     SELECT CASE WHEN fatal THEN NULL ELSE session_id END AS session_id,
       count(*) AS rows,
       list({{'file': file, 'fatal': fatal, 'code': code}}) FILTER (fatal OR unknown) AS bad,
@@ -118,10 +119,13 @@ def aggregate_sql(events_sql: str) -> str:
       list(ts) FILTER ({SERVER_LOSS}) AS srv_disconnects,
       list(ts) FILTER (event IN ('connection.lost', 'ice.disconnected')) AS term_drops,
       list(ts) FILTER (event = 'reconnect.attempt') AS reconnect_attempts
-      {"".join(", " + m for m in rules.matcher_aggregates(rules.load_rules()))}
+      {"".join(f", {expr} AS {name}" for name, expr in masks.items())}
     FROM ({events_sql})
     GROUP BY ALL
     """
+    if not masks:
+        return grouped
+    return f"SELECT * EXCLUDE ({', '.join(masks)}), {', '.join(matched)} FROM ({grouped})"
 
 
 def _enum(values: tuple[str, ...]) -> str:
