@@ -188,7 +188,8 @@ _RECOVERY_MS = "list_sum(list_transform(list_distinct(term_recoveries), lambda r
 
 def _unless_null(column: str, expr: str, empty: str = "[]") -> str:
     """`expr` over a list of rare events, `empty` where the session has none: in a CASE,
-    the list functions run only on the sessions that have such events (most have none)."""
+    the list functions run only on the sessions that have such events (most have none; even
+    a concatenation with an empty list copies every session's list)."""
     return f"CASE WHEN {column} IS NULL THEN {empty} ELSE {expr} END"
 
 
@@ -209,7 +210,8 @@ def sessions_sql(table: str, keep: str = "") -> str:
                           srv_resumes)
         REPLACE ({_unless_null("reconnect_attempts", "len(list_distinct(reconnect_attempts))", "0")}
                  AS reconnect_attempts),
-        list_concat(m.mask_codes, {_unless_null("bad", _BAD_CODES)}) AS codes,
+        {_unless_null("bad", f"list_concat(m.mask_codes, {_BAD_CODES})", "m.mask_codes")}
+          AS codes,
         {_unless_null("srv_disconnects", "list_sort(list_distinct(srv_disconnects))")} AS srv_d,
         {_unless_null("term_drops", "list_sort(list_distinct(term_drops))")} AS term_d,
         coalesce(srv_resumes, []) AS srv_r,
