@@ -1,9 +1,19 @@
 """The FRP8 track's budget (media/track_budget.py) on a fake clock in milliseconds: frames
 bigger than the budget make fewer frames, loss and a growing round trip lower the budget, a
-calm second raises it again, never past the screen's ceiling."""
+calm second raises it again, never past the screen's ceiling. And the track reading it from
+aiortc's sender statistics."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from aiortc.stats import RTCOutboundRtpStreamStats, RTCRemoteInboundRtpStreamStats, RTCStatsReport
+from numpy.typing import NDArray
+
+from openfrp.media.track import DisplayTrack
 from openfrp.media.track_budget import CALM_MS, DOWN, MAX_WAIT_MS, STEP_MS, UP, TrackBudget
 
 
@@ -49,3 +59,52 @@ def test_loss_and_a_growing_round_trip_lower_it_and_calm_raises_it_to_the_ceilin
     assert budget.bitrate == 1_000_000  # back to the ceiling, not past it
     budget.ceiling(400_000)  # the screen became smaller
     assert budget.bitrate == 400_000
+
+
+class Reports:
+    """aiortc's statistics as an RTCRtpSender returns them: bytes sent, and the receiver's
+    reports, each a new object with its own timestamp."""
+
+    def __init__(self) -> None:
+        self.sent, self.lost, self.at = 0, 0, 0
+
+    async def getStats(self) -> RTCStatsReport:
+        report = RTCStatsReport()
+        stamp = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=self.at)
+        common = {"timestamp": stamp, "ssrc": 1, "kind": "video", "transportId": "t"}
+        report["out"] = RTCOutboundRtpStreamStats(
+            type="outbound-rtp", id="out", packetsSent=0, bytesSent=self.sent, trackId="v", **common
+        )
+        report["in"] = RTCRemoteInboundRtpStreamStats(
+            type="remote-inbound-rtp", id="in", packetsReceived=0, packetsLost=0, jitter=0,
+            roundTripTime=0.02, fractionLost=self.lost, **common,
+        )  # fmt: skip
+        return report
+
+
+class Screen:
+    def __init__(self) -> None:
+        self.shade = 0
+
+    def grab(self) -> NDArray[np.uint8]:
+        self.shade = (self.shade + 1) % 256  # a new picture each time
+        return np.full((90, 160, 4), self.shade, np.uint8)
+
+
+def test_the_track_hears_the_receivers_loss_and_tells_the_log_once_in_a_while() -> None:
+    async def run() -> tuple[list[dict[str, Any]], int, int]:
+        screen, reports, told = Screen(), Reports(), []
+        track = DisplayTrack(lambda: screen, max_fps=100)
+        track.spend(reports, told.append)
+        await track.recv()
+        assert track.budget is not None
+        ceiling = track.budget.max_bitrate
+        for step in range(1, 8):  # a quarter of the packets lost, report after report
+            reports.lost, reports.at = 64, step
+            await asyncio.sleep(STEP_MS / 1000)
+            await track.recv()
+        return told, track.budget.bitrate, ceiling
+
+    told, bitrate, ceiling = asyncio.run(run())
+    assert bitrate < int(ceiling * DOWN)  # lowered step after step
+    assert told == [{"bitrate": int(ceiling * DOWN), "lost": 0.25, "rtt_ms": 20}]  # told once

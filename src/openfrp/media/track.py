@@ -36,6 +36,7 @@ TIME_BASE = Fraction(1, CLOCK)
 MAX_FPS = 30.0
 REPEAT_S = 1.0
 RETRY_S = 0.5  # after a failed grab (the display is being replaced, say)
+BUDGET_EVENT_MS = 10_000
 
 
 class Grabbable(Protocol):
@@ -49,6 +50,7 @@ class Sender(Protocol):
 
 
 OnGrab = Callable[[bool, str], None]  # (ok, error)
+OnBudget = Callable[[dict[str, Any]], None]  # the budget's new bitrate, and why
 
 
 class DisplayTrack(VideoStreamTrack):
@@ -75,11 +77,14 @@ class DisplayTrack(VideoStreamTrack):
         self.grabs = 0
         self.budget: TrackBudget | None = None
         self._sender: Sender | None = None
+        self._on_budget: OnBudget | None = None
+        self._told_at = 0
         self._report_at: object = None
 
-    def spend(self, sender: Sender) -> None:
-        """Hold the frames to a budget, read from `sender`'s statistics."""
-        self._sender = sender
+    def spend(self, sender: Sender, on_budget: OnBudget | None = None) -> None:
+        """Hold the frames to a budget, read from `sender`'s statistics; `on_budget` hears
+        of each change."""
+        self._sender, self._on_budget = sender, on_budget
 
     async def recv(self) -> Any:
         """The next picture worth encoding: changed, or due for its repeat."""
@@ -119,8 +124,19 @@ class DisplayTrack(VideoStreamTrack):
             elif stats.type == "remote-inbound-rtp" and stats.timestamp != self._report_at:
                 self._report_at = stats.timestamp
                 rtt = None if stats.roundTripTime is None else int(stats.roundTripTime * 1000)
-                self.budget.report(stats.fractionLost / 256, rtt, now)
+                lost = stats.fractionLost / 256
+                if self.budget.report(lost, rtt, now):
+                    self._tell_budget(lost, rtt, now)
         return self.budget.wait_ms(now)
+
+    def _tell_budget(self, lost: float, rtt: int | None, now: int) -> None:
+        """A changed budget, told at most once per BUDGET_EVENT_MS (it moves twice a second
+        on a congested path)."""
+        if self._on_budget is None or self.budget is None or now < self._told_at:
+            return
+        self._told_at = now + BUDGET_EVENT_MS
+        attrs = {"bitrate": self.budget.bitrate, "lost": round(lost, 3), "rtt_ms": rtt}
+        self._on_budget(attrs)
 
     def _report(self, ok: bool, error: str) -> None:
         if self._on_grab is not None:

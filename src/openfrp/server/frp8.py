@@ -271,7 +271,7 @@ def _send_display(pc: RTCPeerConnection, runtime: SessionRuntime) -> None:
             lambda: None if runtime.display is None else runtime.monitors.view(runtime.display),
             on_grab=partial(runtime.post, "video"),
         )
-        track.spend(pc.addTrack(track))
+        track.spend(pc.addTrack(track), partial(runtime.note, "stream.budget"))
 
 
 def _sdp(pc: RTCPeerConnection) -> dict[str, str]:

@@ -101,6 +101,10 @@ class SessionRuntime:
     def post(self, *item: Any) -> None:
         self._inbox.put_nowait(item)
 
+    def note(self, event: str, attrs: dict[str, Any]) -> None:
+        """An event of the session's stream that changes no state (the FRP8 track's budget)."""
+        self._write(Log(event, attrs=attrs))
+
     def attach(self, cid: str, transport: Transport, attrs: dict[str, Any]) -> None:
         limit = self.machine.settings.send_buffer_limit
         self.links[cid] = Link(cid, transport, self._send_failed, limit, self._overflow)
