@@ -11,6 +11,12 @@ terminal cuts a remembered row to the width asked or extends it with its last co
 
 The cache starts over with every keyframe: the encoder's next palette frame says so
 (RESET), and a terminal that missed a frame ignores the cache until it sees that flag.
+
+Runs of consecutive ids are what makes a cached page cheap, so the encoder keeps a page's ids
+in order: the blank rows between lines of new text are drawn again with them (they are
+known, but an old id there would cut the page into three runs a line), and each row takes
+the id after the previous row's when that is the same row. The terminal needs none of this:
+it draws whatever ids it is sent.
 """
 
 from __future__ import annotations
@@ -117,7 +123,7 @@ def _runs(ids: list[int]) -> list[tuple[int, int]]:
         if found and found[-1][0] == LITERAL == row_id:
             found[-1] = (LITERAL, found[-1][1] + 1)
         elif found and row_id != LITERAL and found[-1][0] + found[-1][1] == row_id:
-            found[-1] = (row_id - found[-1][1], found[-1][1] + 1)
+            found[-1] = (found[-1][0], found[-1][1] + 1)
         else:
             found.append((row_id, 1))
     return found
