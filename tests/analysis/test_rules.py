@@ -135,3 +135,31 @@ def test_terminal_clock_skew_does_not_change_the_diagnosis(tmp_path: Path) -> No
         ev("f", 610, "server", "session.ended", 4009),
     ]
     assert _category(tmp_path, lines) == "reconnect_exhausted"
+
+
+def test_event_conditions_past_one_mask_of_bits_each_keep_their_own_answer() -> None:
+    """The rules' event conditions are gathered as bits of BIGINT masks: past one mask's bits a
+    second mask is used, and each condition's column is still true exactly for the sessions
+    that logged such an event (NULL for the others)."""
+    import duckdb
+
+    wanted = tuple(rules.Matcher(event=f"e{i}") for i in range(rules.BITS_PER_MASK + 7))
+    rule = rules.Rule("c", "title", "owner", "why", "action", (rules.Clause(seen=wanted),))
+    masks, columns = rules.matcher_aggregates((rule,))
+    assert len(masks) == 2
+    aggregates = ", ".join(f"{expr} AS {name}" for name, expr in masks.items())
+    events = (
+        f"SELECT i AS s, CASE WHEN i < {len(wanted)} THEN 'e' || i ELSE 'other' END AS event "
+        f"FROM range({len(wanted) + 1}) r(i)"
+    )
+    rows = (
+        duckdb.connect()
+        .sql(
+            f"SELECT s, {', '.join(columns)} FROM "
+            f"(SELECT s, {aggregates} FROM ({events}) GROUP BY s) ORDER BY s"
+        )
+        .fetchall()
+    )
+    assert len(rows) == len(wanted) + 1
+    for s, *flags in rows:
+        assert flags == [True if i == s else None for i in range(len(wanted))]
