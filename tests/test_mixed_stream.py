@@ -12,7 +12,15 @@ from numpy.typing import NDArray
 
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import H264Encoder
-from openfrp.media.mixed import MixedCanvas, pack_regions, split_regions
+from openfrp.media.mixed import (
+    FEW_IN_SAMPLE,
+    SHARED_COLOURS,
+    MixedCanvas,
+    few_colour_tiles,
+    pack_regions,
+    split_regions,
+    tile_samples,
+)
 from openfrp.media.wire import CODEC_H264, CODEC_PALETTE, FLAG_KEY, FLAG_TILES, pack_frame
 from openfrp.terminal.video import VideoReceiver
 from tests.test_stream_media import text_picture
@@ -123,3 +131,29 @@ def test_palette_tiles_leave_before_h264_encodes() -> None:
     assert next(frames).codec == CODEC_PALETTE and encoded == []
     assert next(frames).codec == CODEC_H264 and encoded == [True]
     assert next(frames, None) is None
+
+
+def test_the_glance_at_a_tile_rules_out_only_what_the_full_count_would() -> None:
+    """few_colour_tiles sorts in full only the tiles an eighth of their sample leaves in
+    doubt; it picks exactly the tiles that sorting every tile in full picks."""
+
+    def every_tile_sorted(pixels: NDArray[np.uint8], tiles: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        ordered = np.sort(tile_samples(pixels), axis=2)
+        counts = 1 + np.count_nonzero(np.diff(ordered, axis=2), axis=2)
+        few, union = np.zeros_like(tiles), set[int]()
+        candidates = np.argwhere(tiles & (counts <= FEW_IN_SAMPLE)).tolist()
+        for row, column in sorted(candidates, key=lambda at: counts[at[0], at[1]]):
+            colours = union.union(np.unique(ordered[row, column]).tolist())
+            if len(colours) <= SHARED_COLOURS:
+                union, few[row, column] = colours, True
+        return few
+
+    rng = np.random.default_rng(5)
+    for k in range(6):
+        picture = text_picture(640, 360, seed=k)
+        picture[200:, :256, :3] = rng.integers(0, 256, (160, 256, 3))  # a photo
+        for column, palette in zip(range(256, 640, 64), (40, 60, 64, 66, 70, 128), strict=True):
+            shades = rng.integers(0, palette, (64, 64)) * 3  # tiles about FEW_IN_SAMPLE colours
+            picture[64:128, column : column + 64, 0] = shades
+        tiles = rng.random((6, 10)) < 0.9
+        assert np.array_equal(few_colour_tiles(picture, tiles), every_tile_sorted(picture, tiles))

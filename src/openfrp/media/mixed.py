@@ -50,29 +50,41 @@ def split_regions(payload: bytes) -> tuple[list[tuple[int, int, int, int]], byte
     return rects, payload[end:]
 
 
-def sampled_colours(pixels: NDArray[np.uint8]) -> NDArray[np.uint32]:
-    """Every other pixel of every other row, as (tile rows, tile columns, 1024) sorted colours
-    per tile (edge tiles padded with their own last pixels): one sort for the whole screen."""
+def tile_samples(pixels: NDArray[np.uint8]) -> NDArray[np.uint32]:
+    """Every other pixel of every other row, as (tile rows, tile columns, 1024) colours per
+    tile (edge tiles padded with their own last pixels)."""
     sample = pixels.view(np.uint32)[::2, ::2, 0] & np.uint32(0xFFFFFF)
     side = TILE // 2
     rows, columns = -(-sample.shape[0] // side), -(-sample.shape[1] // side)
     padding = ((0, rows * side - sample.shape[0]), (0, columns * side - sample.shape[1]))
     tiles = np.pad(sample, padding, mode="edge").reshape(rows, side, columns, side)
-    return np.sort(tiles.transpose(0, 2, 1, 3).reshape(rows, columns, side * side), axis=2)
+    return tiles.transpose(0, 2, 1, 3).reshape(rows, columns, side * side)
+
+
+def _distinct(ordered: NDArray[np.uint32]) -> NDArray[np.intp]:
+    """How many colours each sorted sample along the last axis holds."""
+    counts: NDArray[np.intp] = 1 + np.count_nonzero(np.diff(ordered, axis=-1), axis=-1)
+    return counts
 
 
 def few_colour_tiles(pixels: NDArray[np.uint8], tiles: NDArray[np.bool_]) -> NDArray[np.bool_]:
     """Of the tiles set, those that look like text or flat colour (few colours sampled),
-    as many as share one palette: the fewest-coloured first."""
-    ordered = sampled_colours(pixels)
-    counts = 1 + np.count_nonzero(np.diff(ordered, axis=2), axis=2)
+    as many as share one palette: the fewest-coloured first. A glance at an eighth of each
+    sample rules out most tiles of a video (more colours there than a tile may have), so
+    only the others are sorted in full: 2.4 instead of 13 ms a 1080p frame of noise, 5.4
+    instead of 6.2 ms one of ffplay's testsrc2 (flat bars: more tiles left in doubt)."""
+    samples = tile_samples(pixels)
+    glance = _distinct(np.sort(samples[:, :, ::8], axis=2))
+    maybe = tiles & (glance <= FEW_IN_SAMPLE)
+    where = np.argwhere(maybe)
+    ordered = np.sort(samples[maybe], axis=1)
+    counts = _distinct(ordered)
     few = np.zeros_like(tiles)
     union: set[int] = set()
-    candidates = np.argwhere(tiles & (counts <= FEW_IN_SAMPLE))
-    for row, column in sorted(candidates.tolist(), key=lambda at: counts[at[0], at[1]]):
-        colours = union.union(np.unique(ordered[row, column]).tolist())
+    for k in sorted(np.flatnonzero(counts <= FEW_IN_SAMPLE).tolist(), key=lambda k: counts[k]):
+        colours = union.union(np.unique(ordered[k]).tolist())
         if len(colours) <= SHARED_COLOURS:
-            union, few[row, column] = colours, True
+            union, few[tuple(where[k])] = colours, True
     return few
 
 
