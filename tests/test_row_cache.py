@@ -64,7 +64,7 @@ def test_a_terminal_that_lost_a_frame_refuses_ids_until_the_cache_starts_over() 
     store.lose()  # a frame was skipped: what it drew is unknown here
     payload = encode_palette(first, changed_tiles(None, first), index)
     assert payload is not None
-    with pytest.raises(ValueError, match="lacks"):
+    with pytest.raises(ValueError, match="lost"):
         decode_palette(payload, drawn, store)
     index.fresh = True  # the keyframe the terminal asked for
     send(first, index, store, drawn)
@@ -88,15 +88,16 @@ def test_a_payload_the_terminal_cannot_draw_is_refused() -> None:
     index = RowIndex()
     picture = text_picture()
     payload = encode_palette(picture, changed_tiles(None, picture), index)
-    assert payload is not None
+    assert payload is not None and HEAD.unpack_from(payload)[0] & RESET
     _, top, count = HEAD.unpack_from(payload)
-    at = HEAD.size + (top + 1) * 3 + count * RECT.size  # the run count, then the runs
+    at = HEAD.size + (top + 1) * 3 + count * RECT.size  # the run count, the size, the data
     (total,) = COUNT.unpack_from(payload, at)
-    data = zlib.decompress(payload[at + COUNT.size :])
+    data = zlib.decompressobj().decompress(payload[at + 2 * COUNT.size :])
     first, rest = RUN.unpack_from(data), data[RUN.size :]
 
-    def rebuilt(runs: int, body: bytes) -> bytes:
-        return payload[:at] + COUNT.pack(runs) + zlib.compress(body)
+    def rebuilt(runs: int, body: bytes, size: int | None = None) -> bytes:
+        sizes = COUNT.pack(len(body) if size is None else size)
+        return payload[:at] + COUNT.pack(runs) + sizes + zlib.compress(body)
 
     def refused(broken: bytes, store: RowStore | None, reason: str) -> None:
         with pytest.raises(ValueError, match=reason):
@@ -109,6 +110,8 @@ def test_a_payload_the_terminal_cannot_draw_is_refused() -> None:
     refused(payload, None, "row cache")
     refused(payload[:20], RowStore(), "cut short")
     refused(rebuilt(total, data[: RUN.size * total]), RowStore(), "cut short")
+    refused(rebuilt(total, data, len(data) + 1), RowStore(), "inflates to")
+    refused(payload[: at + 2 * COUNT.size] + b"garbage", RowStore(), "do not inflate")
 
 
 def test_a_line_is_the_same_row_in_a_rectangle_of_any_width() -> None:
@@ -199,11 +202,15 @@ def test_a_picture_left_put_between_changed_lines_stays_out_of_the_palette() -> 
     assert not any(x < 128 < x + w for x, _, w, _ in rects_of(payload))
 
 
-def runs_of(payload: bytes) -> list[tuple[int, int]]:
-    _, top, count = HEAD.unpack_from(payload)
-    at = HEAD.size + (top + 1) * 3 + count * RECT.size
-    (total,) = COUNT.unpack_from(payload, at)
-    data = zlib.decompress(payload[at + COUNT.size :])
+def runs_of(payloads: list[bytes]) -> list[tuple[int, int]]:
+    """The runs of the last of a session's palette frames (their data is one stream)."""
+    inflater = zlib.decompressobj()
+    for payload in payloads:
+        flags, top, count = HEAD.unpack_from(payload)
+        inflater = zlib.decompressobj() if flags & RESET else inflater
+        at = HEAD.size + (top + 1) * 3 + count * RECT.size
+        (total,) = COUNT.unpack_from(payload, at)
+        data = inflater.decompress(payload[at + 2 * COUNT.size :])
     return [RUN.unpack_from(data, k * RUN.size) for k in range(total)]
 
 
@@ -213,8 +220,6 @@ def test_a_page_drawn_once_comes_back_as_one_run() -> None:
     index, store = RowIndex(), RowStore()
     drawn = np.zeros((360, 640, 3), np.uint8)
     page = text_picture(seed=4)
-    send(page, index, store, drawn)
-    send(text_picture(seed=5), index, store, drawn)
-    again = send(page, index, store, drawn)
-    assert len(runs_of(again)) <= 2, runs_of(again)
-    assert all(start != LITERAL for start, _ in runs_of(again))
+    sent = [send(picture, index, store, drawn) for picture in (page, text_picture(seed=5), page)]
+    assert len(runs_of(sent)) <= 2, runs_of(sent)
+    assert all(start != LITERAL for start, _ in runs_of(sent))

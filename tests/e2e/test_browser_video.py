@@ -298,6 +298,21 @@ def test_rows_the_page_drew_before_come_back_from_its_row_cache(video: Page) -> 
     video.wait("window.stream.view.drawn === 4")
     assert np.array_equal(video.picture(), first[:, :, 2::-1])
     assert video.acks() == [1, 2, 3, 4, 5]
+    # Frames lost on the way: what follows goes on from deflate-stream parts the page never
+    # had, so it is refused, and the next reset draws exactly, nothing left waiting.
+    lost, after = text_picture(W, H, seed=11), text_picture(W, H, seed=12)
+    for shown in (lost, after, after[::-1]):
+        payload = encode_palette(shown, changed_tiles(None, shown), index)
+        assert payload is not None
+        if shown is not lost:
+            video.feed(7 if shown is after else 8, CODEC_PALETTE, payload, key=False)
+    index.fresh = True
+    key = encode_palette(second, changed_tiles(None, second), index)
+    assert key is not None
+    video.feed(9, CODEC_PALETTE, key)
+    video.wait("window.stream.view.drawn === 5")
+    assert np.array_equal(video.picture(), second[:, :, 2::-1])
+    assert video.acks() == [1, 2, 3, 4, 5, 7, 8, 9]
 
 
 def test_h264_tiles_leave_the_palette_tiles_beside_them_exact(video: Page) -> None:

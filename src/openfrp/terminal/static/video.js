@@ -77,6 +77,7 @@ class VideoStream {
     this.pending = 0;  // JPEG / raw RGB / palette frames being decoded
     this.chain = Promise.resolve();
     this.rows = new RowStore();  // rows palette frames drew lately (media/rows.py)
+    this.paletteStream = new PaletteStream();  // their deflate stream, inflated on arrival
     this.picture = document.createElement("canvas");  // the session's screen, 1:1
     this.last = null;  // the picture's size {width, height} once drawn, null before
     this.sentScreen = null;
@@ -296,7 +297,7 @@ class VideoStream {
     const generation = this.generation;
     let data;
     try {
-      data = inflate(payload.subarray(paletteHeaderSize(payload)));
+      data = paletteData(payload, this.paletteStream);
     } catch (err) {
       data = Promise.reject(err);
     }
@@ -461,16 +462,80 @@ async function inflate(bytes) {
 }
 
 // Palette payload (media/palette.py): "!BBH" bits per index (with the ROWS and RESET flags),
-// colours - 1, rectangles; RGB colours; "!HHHH" rectangles; with ROWS "!I" runs; then the
-// deflated runs ("!IH" each) and indices, rows padded to whole bytes.
+// colours - 1, rectangles; RGB colours; "!HHHH" rectangles; with ROWS "!I" runs and "!I" the
+// inflated size; then the deflated runs ("!IH" each) and indices, rows padded to whole bytes.
 const ROWS = 0x80, RESET = 0x40, LITERAL = 0xFFFFFFFF;
+const PART_TIMEOUT_MS = 3000;  // a stream part that inflates no further is broken
 const ROW_PIXELS = 48000000;
 
 function paletteHeaderSize(payload) {
   if (payload.length < 4) throw new Error("palette frame shorter than its header");
   const head = new DataView(payload.buffer, payload.byteOffset, 4);
-  const runs = head.getUint8(0) & ROWS ? 4 : 0;
-  return 4 + (head.getUint8(1) + 1) * 3 + head.getUint16(2) * 8 + runs;
+  const runs = head.getUint8(0) & ROWS ? 8 : 0;  // the run count, the inflated size
+  const size = 4 + (head.getUint8(1) + 1) * 3 + head.getUint16(2) * 8 + runs;
+  if (payload.length < size) throw new Error("palette frame cut short");
+  return size;
+}
+
+// A palette frame's data: a zlib stream of its own, or with ROWS the next part of the
+// stream the frames share (RESET starts it over).
+function paletteData(payload, stream) {
+  const at = paletteHeaderSize(payload);
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  const flags = view.getUint8(0);
+  if (!(flags & ROWS)) return inflate(payload.subarray(at));
+  return stream.inflate(payload.subarray(at), view.getUint32(at - 4), (flags & RESET) !== 0);
+}
+
+// The deflate stream palette frames with ROWS share (media/palette.py): each frame's data is
+// its next sync-flushed part, inflated in arrival order. A new stream (RESET) cancels the old
+// one, so a part that never completes (after a lost frame) cannot hold the frames behind it.
+class PaletteStream {
+  constructor() {
+    this.reader = null;
+    this.queue = Promise.resolve();
+  }
+
+  inflate(bytes, size, reset) {
+    if (reset || this.reader === null) this.restart();
+    const { writer, reader } = this;
+    const part = this.queue.then(() => readPart(writer, reader, bytes, size));
+    this.queue = part.catch(() => {});
+    return part;
+  }
+
+  restart() {
+    if (this.reader !== null) this.reader.cancel().catch(() => {});
+    const stream = new DecompressionStream("deflate");
+    this.writer = stream.writable.getWriter();
+    this.reader = stream.readable.getReader();
+    this.queue = Promise.resolve();
+  }
+}
+
+async function readPart(writer, reader, bytes, size) {
+  writer.write(bytes).catch(() => {});  // a broken stream fails the read below
+  const parts = [];
+  let have = 0;
+  while (have < size) {
+    let timer;
+    const stalled = new Promise((_, fail) => {
+      timer = setTimeout(() => fail(new Error("palette stream stalled")), PART_TIMEOUT_MS);
+    });
+    const { value, done } = await Promise.race([reader.read(), stalled]).finally(
+      () => clearTimeout(timer));
+    if (done) throw new Error("palette stream ended");
+    parts.push(value);
+    have += value.length;
+  }
+  if (have !== size) throw new Error(`palette frame inflates to ${have} bytes, not ${size}`);
+  const data = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    data.set(part, at);
+    at += part.length;
+  }
+  return data;
 }
 
 // The terminal's side of the row cache (media/rows.py): rows (indices, and the colours they
@@ -544,6 +609,7 @@ function drawPaletteTiles(picture, h, payload, data, rows) {
   let runs = [];
   if (cached) {
     if (flags & RESET) rows.reset();
+    if (!rows.synced) throw new Error("palette frame goes on from a frame this terminal lost");
     const total = view.getUint32(4 + count * 3 + rects * 8);
     if (data.length < total * 6) throw new Error("palette frame's row runs cut short");
     const at = new DataView(data.buffer, data.byteOffset, data.length);
