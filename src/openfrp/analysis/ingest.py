@@ -102,7 +102,7 @@ def _parquet_sql(con: duckdb.DuckDBPyConnection, log: LogFile) -> str:
     path = quote(log.path)
     found = {
         str(row[0]): str(row[1]).upper()
-        for row in con.sql(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()
+        for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()
     }
     parts = []
     for name, wanted in EVENT_COLUMNS.items():

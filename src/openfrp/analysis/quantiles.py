@@ -53,7 +53,7 @@ def durations(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]
     DURATION_QUANTILES. The rollup `table` counts them per bin of DURATION_BIN, which places
     each wanted position in a bin; only those bins' durations are read from `sessions`."""
     bins: dict[str, list[tuple[float, int]]] = {}
-    for category, b, n in con.sql(
+    for category, b, n in con.execute(
         f"SELECT category, bin, n FROM {table} ORDER BY category, bin"
     ).fetchall():
         bins.setdefault(str(category), []).append((b, int(n)))
@@ -70,7 +70,7 @@ def durations(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]
     pairs = ", ".join(f"({ingest.quote(c)}, {int(b)})" for c, b in sorted(wanted))
     values = {
         (str(c), float(b)): v
-        for c, b, v in con.sql(
+        for c, b, v in con.execute(
             f"""
             SELECT c, b, list_sort(list(duration_s)) FROM (
               SELECT CAST(category AS VARCHAR) AS c, {DURATION_BIN} AS b, duration_s
@@ -79,7 +79,9 @@ def durations(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]
             """
         ).fetchall()
     }
-    order = con.sql(f"SELECT category, sum(n) FROM {table} GROUP BY 1 ORDER BY 2 DESC, 1")
+    order = con.execute(
+        f"SELECT category, sum(n) FROM {table} GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
     return [
         {
             "category": category,
@@ -89,5 +91,5 @@ def durations(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]
                 for rn, lo, hi in places[category]
             ],
         }
-        for category, n in order.fetchall()
+        for category, n in order
     ]

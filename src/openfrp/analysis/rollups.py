@@ -165,7 +165,7 @@ def concurrently(
 def bucket_width(con: duckdb.DuckDBPyConnection, sessions: str) -> int:
     """Seconds per time-series bucket: the narrowest that keeps the span of start times in
     MAX_BUCKETS buckets, so charts stay readable."""
-    lo, hi = con.sql(f"SELECT min(start_ts), max(start_ts) FROM {sessions}").fetchall()[0]
+    lo, hi = con.execute(f"SELECT min(start_ts), max(start_ts) FROM {sessions}").fetchall()[0]
     seconds = max((hi - lo).total_seconds(), 1.0) if lo is not None else 1.0
     return next((w for w in BUCKET_WIDTHS if seconds / w <= MAX_BUCKETS), BUCKET_WIDTHS[-1])
 
@@ -183,7 +183,7 @@ class Rollups:
 
 def home(con: duckdb.DuckDBPyConnection) -> str:
     """The connection's own catalog (where its tables go unless another is named)."""
-    return str(con.sql("SELECT current_database()").fetchall()[0][0])
+    return str(con.execute("SELECT current_database()").fetchall()[0][0])
 
 
 def build(con: duckdb.DuckDBPyConnection, sessions: str, db: str = "") -> Rollups:
@@ -255,7 +255,7 @@ def _lost_latest(
     def same(other: str) -> str:
         return " AND ".join(f'{other}."{k}" IS NOT DISTINCT FROM r."{k}"' for k in rollup.keys)
 
-    lost = con.sql(
+    lost = con.execute(
         f"""SELECT count(*) FROM ({rollup.select(gone, width)}) g JOIN {table} r ON {same("g")}
         LEFT JOIN ({rollup.select(added, width)}) a ON {same("a")}
         WHERE g.latest >= r.latest AND NOT coalesce(a.latest >= r.latest, false)"""
@@ -265,5 +265,5 @@ def _lost_latest(
 
 def kept_width(con: duckdb.DuckDBPyConnection, db: str) -> int:
     """The bucket width the rollups in `db` were made with (any, when no session has a start)."""
-    found = con.sql(f"SELECT max(width) FROM {db}.r_buckets").fetchall()[0][0]
+    found = con.execute(f"SELECT max(width) FROM {db}.r_buckets").fetchall()[0][0]
     return int(found) if found is not None else BUCKET_WIDTHS[0]

@@ -30,7 +30,7 @@ from openfrp import codes
 from openfrp.analysis import ingest, rollups, rules, state
 
 if TYPE_CHECKING:
-    import duckdb
+    from openfrp.analysis import engine as duckdb
 
 # Terminal events that change its connection state; the last one says how the terminal ended.
 TERMINAL_STATE = (
@@ -381,7 +381,7 @@ def analyze(
     run that read only what was added keeps the state file attached and `sessions` is a view
     of the sessions kept there, until Analysis.release(): copying them all would cost as much
     as the summary that reads them."""
-    import duckdb
+    from openfrp.analysis import engine as duckdb
 
     began = time.perf_counter()
     logs = ingest.expand(patterns)
@@ -447,7 +447,7 @@ def _add_parts(
     if parts:
         read = [ingest.LogFile(p.read_from, p.log.kind) for p in parts]
         _aggregate(con, read, progress)
-        per_file = con.sql(
+        per_file = con.execute(
             "SELECT b.file, count(*) FROM (SELECT unnest(bad) AS b FROM agg) GROUP BY 1"
         ).fetchall()
         # A part that starts after a full list of kept bad lines cannot add to the list:
@@ -470,7 +470,7 @@ def _add_parts(
             "UPDATE agg SET bad = list_transform(bad, lambda b: {'file': CASE b.file "
             f"{names} ELSE b.file END, 'fatal': b.fatal, 'code': b.code}}) WHERE bad NOT NULL"
         )
-        columns = [str(row[0]) for row in con.sql("DESCRIBE agg").fetchall()]
+        columns = [str(row[0]) for row in con.execute("DESCRIBE agg").fetchall()]
         con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT session_id FROM agg")
         kept.keep_touched()
         # Only sessions kept before need merging: the merge of a single row is that row, so
@@ -506,7 +506,7 @@ def _analyze_all(
     began: float,
 ) -> Analysis:
     """Read every log: the aggregates, the sessions, the first bad lines."""
-    import duckdb
+    from openfrp.analysis import engine as duckdb
 
     ordered = _scalar_text(con, "SELECT current_setting('preserve_insertion_order')")
     con.execute("SET preserve_insertion_order = false")
@@ -543,7 +543,7 @@ def _finish(
     """Counts from the aggregates in `table`, the bad lines to list (found now when None)."""
     fatal = f"SELECT count(*) FROM (SELECT unnest(bad) AS b FROM {table}) WHERE b.fatal"
     events = int(_scalar(con, f"SELECT coalesce(sum(rows), 0) - ({fatal}) FROM {table}"))
-    per_file = con.sql(
+    per_file = con.execute(
         f"SELECT b.file, count(*) FROM (SELECT unnest(bad) AS b FROM {table}) GROUP BY 1"
     ).fetchall()
     counts = {str(path): int(n) for path, n in per_file}
@@ -582,14 +582,14 @@ def _readable(
 ) -> tuple[list[ingest.LogFile], dict[str, str]]:
     """Each file read alone to its end: those that can be, and why each other one cannot.
     Only run after a failed pass, so a healthy run pays nothing for it."""
-    import duckdb
+    from openfrp.analysis import engine as duckdb
 
     good: list[ingest.LogFile] = []
     bad: dict[str, str] = {}
     for log in logs:
         try:
             scan = ingest.events_sql(con, [log], numbered=False)
-            con.sql(f"SELECT count(*), max(length(event)) FROM ({scan})").fetchall()
+            con.execute(f"SELECT count(*), max(length(event)) FROM ({scan})").fetchall()
         except duckdb.InterruptException:
             raise KeyboardInterrupt from None
         except duckdb.Error as exc:
@@ -624,7 +624,7 @@ def _first_bad_lines(
     found: list[tuple[str, int, str, int | None]] = []
     if whole:
         sql = ingest.events_sql(con, whole, reasons=True)
-        found += con.sql(
+        found += con.execute(
             f"SELECT file, line, issue, code FROM ({sql}) WHERE issue IS NOT NULL"
         ).fetchall()
     if partial is not None:
@@ -633,7 +633,7 @@ def _first_bad_lines(
         # JSONL rows of one file leave the window in file order, so a plain LIMIT stops the
         # scan early; Parquet rows carry their own numbers and are read in parallel.
         order = "ORDER BY line" if log.kind == "parquet" else ""
-        found += con.sql(
+        found += con.execute(
             f"SELECT file, line, issue, code FROM ({sql}) WHERE issue IS NOT NULL "
             f"{order} LIMIT {wanted}"
         ).fetchall()
@@ -645,10 +645,10 @@ def _first_bad_lines(
 
 
 def _scalar_text(con: duckdb.DuckDBPyConnection, sql: str) -> str:
-    rows = con.sql(sql).fetchall()
+    rows = con.execute(sql).fetchall()
     return str(rows[0][0])
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> float:
-    rows = con.sql(sql).fetchall()
+    rows = con.execute(sql).fetchall()
     return float(rows[0][0]) if rows and rows[0][0] is not None else 0.0

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from openfrp.analysis import ingest, rollups
 
 if TYPE_CHECKING:
-    import duckdb
+    from openfrp.analysis import engine as duckdb
 
 HEAD_BYTES = 4096
 CHUNK = 1 << 22
@@ -110,7 +110,7 @@ class State:
         self.version = version
         self.agg_rows: list[int] = []  # rows of st.agg that keep_touched() copied
         self.folder = Path(folder)
-        import duckdb
+        from openfrp.analysis import engine as duckdb
 
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -131,17 +131,17 @@ class State:
         )
 
     def usable(self) -> bool:
-        found = self.con.sql("SELECT value FROM st.meta WHERE key = 'version'").fetchall()
+        found = self.con.execute("SELECT value FROM st.meta WHERE key = 'version'").fetchall()
         names = ["agg", "sessions", *(f"r_{r.name}" for r in rollups.ROLLUPS)]
-        tables = self.con.sql(
+        tables = self.con.execute(
             "SELECT count(*) FROM duckdb_tables() "
             "WHERE database_name = 'st' AND list_contains($names, table_name)",
-            params={"names": names},
+            {"names": names},
         ).fetchall()[0][0]
         return bool(found) and found[0][0] == self.version and tables == len(names)
 
     def seen(self) -> dict[str, Seen]:
-        rows = self.con.sql("SELECT path, size, head, lines FROM st.files").fetchall()
+        rows = self.con.execute("SELECT path, size, head, lines FROM st.files").fetchall()
         return {str(r[0]): Seen(str(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows}
 
     def plan(self, logs: list[ingest.LogFile]) -> list[Part] | None:
@@ -181,7 +181,7 @@ class State:
         `kept`: their row ids first, from a scan of the ids alone, then those rows (testing
         each row while reading all its columns cost 0.1 s at 10 M events, about twice as much);
         save_added() deletes them by the same ids."""
-        found = self.con.sql(f"SELECT a.rowid FROM st.agg a WHERE {TOUCHED}").fetchall()
+        found = self.con.execute(f"SELECT a.rowid FROM st.agg a WHERE {TOUCHED}").fetchall()
         self.agg_rows = [int(row[0]) for row in found]
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM st.agg WHERE rowid = ANY($1)",
@@ -256,5 +256,5 @@ class State:
         self.con.execute("DETACH DATABASE IF EXISTS st")
 
     def kept_bad_lines(self) -> list[ingest.BadLine]:
-        rows = self.con.sql("SELECT path, line, reason FROM st.bad_lines").fetchall()
+        rows = self.con.execute("SELECT path, line, reason FROM st.bad_lines").fetchall()
         return [ingest.BadLine(str(p), int(n), str(r)) for p, n, r in rows]

@@ -40,8 +40,8 @@ KPI_DEFINITIONS = {
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    rel = con.sql(sql)
-    names = list(rel.columns)
+    rel = con.execute(sql)
+    names = [column[0] for column in rel.description]
     return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
 
 
@@ -151,7 +151,7 @@ def _reconnects(con: duckdb.DuckDBPyConnection, r: Rollups) -> dict[str, Any]:
     row["incidents"] = int(row["incidents"])
     row["incidents_recovered"] = int(row["incidents_recovered"])
     for name, table in (("recovery", "recovery"), ("time_to_connect", "connect")):
-        counted = con.sql(f"SELECT ms, n FROM {r.table(table)} ORDER BY ms").fetchall()
+        counted = con.execute(f"SELECT ms, n FROM {r.table(table)} ORDER BY ms").fetchall()
         for q in (50, 95):
             found = quantiles.from_counts(counted, q / 100)
             row[f"{name}_p{q}_ms"] = round(found, 1) if found is not None else None
@@ -242,7 +242,7 @@ def _series(con: duckdb.DuckDBPyConnection, r: Rollups, top: list[int]) -> dict[
         row["failure_pct"] = _pct(row["failures"], row["sessions"])
         row["code_counts"] = [row.pop(f"c{i}") for i in range(len(top))]
     found = dict(
-        con.sql(
+        con.execute(
             f"""
             SELECT least(floor(ms / {CONNECT_BIN_MS}) * {CONNECT_BIN_MS},
                          {CONNECT_LAST_MS})::INTEGER, sum(n)

@@ -36,7 +36,7 @@ def _holding(analysis: Analysis, session_id: str) -> list[ingest.LogFile]:
     if len(analysis.files) == 1:
         return analysis.files
     scan = ingest.events_sql(analysis.con, analysis.files, numbered=False)
-    found = analysis.con.sql(
+    found = analysis.con.execute(
         f"SELECT DISTINCT file FROM ({scan}) WHERE session_id = {ingest.quote(session_id)}"
     ).fetchall()
     paths = {str(row[0]) for row in found}
@@ -45,8 +45,8 @@ def _holding(analysis: Analysis, session_id: str) -> list[ingest.LogFile]:
 
 def timeline(analysis: Analysis, session_id: str) -> dict[str, Any]:
     con = analysis.con
-    rel = con.sql(f"SELECT * FROM sessions WHERE session_id = {ingest.quote(session_id)}")
-    names = list(rel.columns)
+    rel = con.execute(f"SELECT * FROM sessions WHERE session_id = {ingest.quote(session_id)}")
+    names = [column[0] for column in rel.description]
     found = rel.fetchall()
     if not found:
         raise UnknownSession(f"session {session_id} is not in the logs")
@@ -57,10 +57,10 @@ def timeline(analysis: Analysis, session_id: str) -> dict[str, Any]:
         f"CREATE OR REPLACE TEMP TABLE timeline_events AS SELECT * FROM ({events_sql}) "
         f"WHERE session_id = {ingest.quote(session_id)} AND NOT fatal"
     )
-    rows = con.sql(
+    rows = con.execute(
         "SELECT file, line, ts, source, event, code, attrs FROM timeline_events"
     ).fetchall()
-    found_evidence = con.sql(evidence_sql("SELECT * FROM timeline_events")).fetchall()
+    found_evidence = con.execute(evidence_sql("SELECT * FROM timeline_events")).fetchall()
     con.execute("DROP TABLE timeline_events")
     items: list[dict[str, Any]] = []
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -125,7 +125,7 @@ def brief(analysis: Analysis, sessions: list[dict[str, Any]]) -> dict[str, list[
     con = analysis.con
     ids = ", ".join(ingest.quote(sid) for sid in wanted)
     scan = ingest.events_sql(con, analysis.files, numbered=False)
-    rows = con.sql(
+    rows = con.execute(
         f"""
         SELECT DISTINCT e.session_id,
           CASE WHEN e.source = 'terminal'
