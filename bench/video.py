@@ -45,6 +45,7 @@ from bench.rig import (
     cpu_pct,
     cpu_ticks,
     have,
+    page_clock,
     percentile,
 )
 from bench.systems import RUNNERS, Group, Stack
@@ -57,6 +58,7 @@ WARMUP = 1.5
 def latency(stack: Stack, flipper: Flipper, trials: int) -> tuple[list[float], int]:
     """Glass-to-glass times in ms of `trials` colour flips, and how many never showed."""
     times, missed = [], 0
+    offset = page_clock(stack.page)
     for _ in range(trials):
         time.sleep(random.uniform(0.12, 0.25))  # no lock-step with the frame cadence
         want = flipper.COLOURS[flipper.state ^ 1]
@@ -70,7 +72,7 @@ def latency(stack: Stack, flipper: Flipper, trials: int) -> tuple[list[float], i
         while time.monotonic() < deadline:
             hits = stack.page.evaluate("window.__bench.hits")
             if len(hits) > seen:
-                times.append(hits[-1] - flipped * 1000.0)
+                times.append(hits[-1] - offset - flipped * 1000.0)
                 break
             time.sleep(0.005)
         else:
