@@ -1,14 +1,16 @@
 """--state DIR: analyze a growing log folder again at the cost of what was added.
 
 The folder keeps, in one DuckDB file, each input's size and a digest of its first bytes, how
-many lines it had, the bad lines listed so far, every session's partial aggregates in
-mergeable form (sessions.MERGE), the sessions, and the summary's rollups (rollups.py). A later
-run reads only what changed: the bytes appended to a plain JSONL file since last time (copied
-to a scratch file, read by the same reader) and files that are new. Their aggregates are merged
-with the kept ones, the sessions are derived from the merge exactly as a full run derives them,
-and the rollups trade the touched sessions' old rows for their new ones, so the answer is the
-same. Anything else (a file that shrank, was rewritten, was removed, a changed .gz or Parquet
-file, a last line still being written, another analyzer version) starts over with a full read.
+many lines and bad lines it had, the events, the bad lines listed so far, every session's
+partial aggregates in mergeable form (sessions.MERGE), the sessions, and the summary's rollups
+(rollups.py). A later run reads only what changed: the bytes appended to a plain JSONL file
+since last time (copied to a scratch file, read by the same reader) and files that are new.
+Their aggregates are merged with the kept ones, the sessions are derived from the merge exactly
+as a full run derives them, the rollups trade the touched sessions' old rows for their new
+ones and the counts add the new parts' to the kept ones, so the answer is the same. Anything
+else (a file that shrank, was rewritten, was removed, a changed .gz or Parquet file, a last
+line still being written, another analyzer version or state layout) starts over with a full
+read.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
     from openfrp.analysis import engine as duckdb
 
 HEAD_BYTES = 4096
+# What the state knows of each input, and of the whole (meta: the version, the events): state
+# kept in another layout is rebuilt, never merged.
+FILES = "st.files (path VARCHAR, size BIGINT, head VARCHAR, lines BIGINT, bad BIGINT)"
+LAYOUT = f"{FILES}; st.meta: version, events"
 CHUNK = 1 << 22
 # Rows of a kept table (alias a) whose session the added parts touched (NULL: bad rows).
 TOUCHED = "EXISTS (SELECT 1 FROM touched t WHERE t.session_id IS NOT DISTINCT FROM a.session_id)"
@@ -32,12 +38,22 @@ TOUCHED = "EXISTS (SELECT 1 FROM touched t WHERE t.session_id IS NOT DISTINCT FR
 
 @dataclass(frozen=True)
 class Seen:
-    """What the state knows of one input file."""
+    """What the state knows of one input file (`bad`: its bad lines)."""
 
     path: str
     size: int
     head: str
     lines: int
+    bad: int = 0
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What a run counted: its events, bad lines per file and the bad lines to list."""
+
+    events: int
+    bad_by_file: dict[str, int]
+    bad_lines: list[ingest.BadLine]
 
 
 @dataclass(frozen=True)
@@ -122,10 +138,7 @@ class State:
         # the state is let go (at 10 M events 0.02-0.03 s less in an added run).
         con.execute("SET checkpoint_threshold = '0b'")
         con.execute("CREATE TABLE IF NOT EXISTS st.meta (key VARCHAR, value VARCHAR)")
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS st.files "
-            "(path VARCHAR, size BIGINT, head VARCHAR, lines BIGINT)"
-        )
+        con.execute(f"CREATE TABLE IF NOT EXISTS {FILES}")
         con.execute(
             "CREATE TABLE IF NOT EXISTS st.bad_lines (path VARCHAR, line BIGINT, reason VARCHAR)"
         )
@@ -141,8 +154,15 @@ class State:
         return bool(found) and found[0][0] == self.version and tables == len(names)
 
     def seen(self) -> dict[str, Seen]:
-        rows = self.con.execute("SELECT path, size, head, lines FROM st.files").fetchall()
-        return {str(r[0]): Seen(str(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows}
+        rows = self.con.execute("SELECT path, size, head, lines, bad FROM st.files").fetchall()
+        return {
+            str(r[0]): Seen(str(r[0]), int(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in rows
+        }
+
+    def kept_events(self) -> int:
+        """The events of the inputs as far as they were read."""
+        found = self.con.execute("SELECT value FROM st.meta WHERE key = 'events'").fetchall()
+        return int(found[0][0]) if found else 0
 
     def plan(self, logs: list[ingest.LogFile]) -> list[Part] | None:
         """The parts to read for `logs`, or None when the kept state cannot be added to."""
@@ -172,7 +192,7 @@ class State:
             # A last line without its newline may still be being written: no usable record
             # of the file, so the next run reads it again from the start.
             head = head_digest(log.path) if whole else "partial"
-            read = Seen(log.path, old.size + copied, head, old.lines + lines)
+            read = Seen(log.path, old.size + copied, head, old.lines + lines, old.bad)
             parts.append(Part(log, str(tail), old.lines, read))
         return parts
 
@@ -188,19 +208,17 @@ class State:
             [self.agg_rows],
         )
 
-    def save_all(
-        self, logs: list[ingest.LogFile], bad_lines: list[ingest.BadLine], made: rollups.Rollups
-    ) -> None:
+    def save_all(self, logs: list[ingest.LogFile], counts: Counts, made: rollups.Rollups) -> None:
         """After a full run: keep its aggregates (temp table `agg`), sessions and rollups."""
         self.con.execute("BEGIN")
         self.con.execute("CREATE OR REPLACE TABLE st.agg AS SELECT * FROM agg")
         self.con.execute("CREATE OR REPLACE TABLE st.sessions AS SELECT * FROM sessions")
         rollups.copy(self.con, made, "st")
-        self._files(logs, {}, bad_lines)
+        self._files(logs, {}, counts)
         self.con.execute("COMMIT")
 
     def save_added(
-        self, logs: list[ingest.LogFile], parts: list[Part], bad_lines: list[ingest.BadLine]
+        self, logs: list[ingest.LogFile], parts: list[Part], counts: Counts
     ) -> rollups.Rollups:
         """After an added run: replace the touched sessions' aggregates, facts and rollup rows
         (their kept facts: view `gone`) by the merged ones (temp table `merged`, view
@@ -215,7 +233,7 @@ class State:
         con.execute("INSERT INTO st.sessions BY NAME SELECT * FROM merged_sessions")
         kept = rollups.Rollups("st", rollups.kept_width(con, "st"))
         updated = rollups.update(con, kept, "gone", "merged_sessions", "st.sessions")
-        self._files(logs, known, bad_lines)
+        self._files(logs, known, counts)
         con.execute("COMMIT")
         con.execute("DROP VIEW merged_sessions")
         con.execute("DROP VIEW gone")
@@ -227,28 +245,30 @@ class State:
         self,
         logs: list[ingest.LogFile],
         known: dict[str, Seen],
-        bad_lines: list[ingest.BadLine],
+        counts: Counts,
     ) -> None:
-        """Record the bad lines listed, the version and what each input looks like: as
-        `known` (kept, or a tail as far as it was read) or, for a file read whole, now."""
+        """Record the counts, the bad lines listed, the version and what each input looks
+        like: as `known` (kept, or a tail as far as it was read) or, for a file read whole,
+        now."""
         con = self.con
         rows: list[tuple[object, ...]] = []
         for log in logs:
+            bad = counts.bad_by_file.get(log.path, 0)
             old = known.get(log.path)
             if old is not None:
-                rows.append((log.path, old.size, old.head, old.lines))
+                rows.append((log.path, old.size, old.head, old.lines, bad))
                 continue
             size = Path(log.path).stat().st_size
             # Only plain JSONL grows by appending; other files are read whole when they change.
             lines, whole = count_lines(log.path) if appendable(log) else (0, True)
             head = head_digest(log.path) if whole else "partial"
-            rows.append((log.path, size, head, lines))
-        con.execute("DELETE FROM st.files")
+            rows.append((log.path, size, head, lines, bad))
+        con.execute(f"CREATE OR REPLACE TABLE {FILES}")
         _insert(con, "st.files", rows)
         con.execute("DELETE FROM st.bad_lines")
-        _insert(con, "st.bad_lines", [(b.path, b.line, b.reason) for b in bad_lines])
+        _insert(con, "st.bad_lines", [(b.path, b.line, b.reason) for b in counts.bad_lines])
         con.execute("DELETE FROM st.meta")
-        con.execute("INSERT INTO st.meta VALUES ('version', ?)", [self.version])
+        _insert(con, "st.meta", [("version", self.version), ("events", str(counts.events))])
         shutil.rmtree(self.folder / "tails", ignore_errors=True)
 
     def close(self) -> None:
