@@ -346,3 +346,31 @@ def test_h264_tiles_leave_the_palette_tiles_beside_them_exact(video: Page) -> No
     close = sum(near(d, t, 60) for d, t in zip(drawn, truth, strict=True))
     assert close >= len(centres) * 3 // 4, (drawn, truth)  # the second blocks, through H.264
     assert video.acks() == [1, 2, 3] and video.sent("keyframe") == []
+
+
+def test_palette_tiles_wait_only_for_h264_frames_that_draw_where_they_do(video: Page) -> None:
+    """Text beside a video: palette tiles are drawn at once while an H.264 frame elsewhere
+    is still decoding, and after it where that frame draws over them."""
+    first = picture()
+    h264 = H264Encoder(W, H, 2_000_000)
+    video.feed(1, CODEC_H264, h264.encode(first, True)[0])
+    video.wait("window.stream.view.drawn === 1")
+    # A frame still in the decoder that draws only the top-left tile.
+    video.page.evaluate(
+        "() => { window.stream.inDecoder.push(90);"
+        " window.stream.regions.set(90, [[0, 0, 64, 64]]); }"
+    )
+    beside = first.copy()
+    beside[128:192, 192:256, :3] = 255
+    video.feed(2, CODEC_PALETTE, encode_palette(beside, changed_tiles(first, beside)), key=False)
+    video.wait("window.stream.view.palette === 1")
+    assert video.pixel(200, 150) == (255, 255, 255)
+    over = beside.copy()
+    over[0:64, 0:64, :3] = 0
+    video.feed(3, CODEC_PALETTE, encode_palette(over, changed_tiles(beside, over)), key=False)
+    video.page.wait_for_timeout(300)
+    assert video.view()["palette"] == 1 and near(video.pixel(10, 10), RED, 10)
+    video.page.evaluate("() => { window.stream.inDecoder.length = 0; window.stream.wakeClear(); }")
+    video.wait("window.stream.view.palette === 2")
+    assert video.pixel(10, 10) == (0, 0, 0)
+    assert video.acks() == [1, 2, 3]

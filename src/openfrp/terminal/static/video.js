@@ -66,7 +66,7 @@ class VideoStream {
                   picture: null, starts: [], palette: 0 };
     this.decoder = null;  // WebCodecs decoder of this.codec, or null
     this.inDecoder = [];  // frame numbers given to the decoder, not yet drawn
-    this.idleWaiters = [];  // palette tiles waiting for the decoder's frames before them
+    this.idleWaiter = null;  // palette tiles waiting for decoder frames that draw where they do
     this.regions = new Map();  // frame number -> the rectangles to take from it (FLAG_TILES)
     this.generation = 0;  // a new connection: frames still decoding are not acknowledged
     this.codec = null;
@@ -175,7 +175,7 @@ class VideoStream {
     this.configured = null;
     this.regions.clear();
     for (const number of this.inDecoder.splice(0)) this.dropped(number);
-    this.wakeIdle();
+    this.wakeClear();
   }
 
   dropped(number) {
@@ -258,7 +258,7 @@ class VideoStream {
         this.regions.delete(frame.timestamp);
         this.show(frame, frame.displayWidth, frame.displayHeight, () => frame.close(), regions);
         this.ack(frame.timestamp);
-        this.wakeIdle();
+        this.wakeClear();
       },
       error: (err) => {
         if (decoder === this.decoder) this.decoderFailed(`${err.name}: ${err.message}`);
@@ -267,15 +267,24 @@ class VideoStream {
     return decoder;
   }
 
-  // Resolves once every frame given to the decoder is drawn (or given up). Not flush():
-  // after a flush WebCodecs wants a keyframe.
-  decoderIdle() {
-    if (this.inDecoder.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  // Resolves once no frame given to the decoder before still has to draw where `rects` do
+  // (null: anywhere), each drawn or given up. Not flush(): after a flush WebCodecs wants a
+  // keyframe. Text beside a video need not wait for the video's frame to decode.
+  decoderClear(rects) {
+    const clear = () => !this.inDecoder.some((number) => {
+      const regions = this.regions.get(number);  // none: the frame draws the whole picture
+      return rects === null || regions === undefined || intersects(regions, rects);
+    });
+    if (clear()) return Promise.resolve();
+    return new Promise((resolve) => { this.idleWaiter = { clear, resolve }; });
   }
 
-  wakeIdle() {
-    if (this.inDecoder.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  wakeClear() {
+    const waiter = this.idleWaiter;
+    if (waiter !== null && waiter.clear()) {
+      this.idleWaiter = null;
+      waiter.resolve();
+    }
   }
 
   // An H.264 frame behind palette tiles still being drawn waits for them.
@@ -286,7 +295,8 @@ class VideoStream {
     });
   }
 
-  // Palette tiles go over the picture in arrival order: after the H.264 frames before them.
+  // Palette tiles go over the picture in arrival order: after the H.264 frames before them
+  // that draw where they do. Palette frames are drawn one at a time (this.chain).
   drawPalette(h, payload) {
     if (this.pending >= DECODE_QUEUE_LIMIT) {
       this.skip(h.number, "behind");
@@ -296,14 +306,16 @@ class VideoStream {
     this.awaitingKey = false;
     const generation = this.generation;
     let data;
+    let rects = null;
     try {
+      rects = paletteRects(payload);
       data = paletteData(payload, this.paletteStream);
     } catch (err) {
       data = Promise.reject(err);
     }
     data.catch(() => {});  // reported in order, below
     this.chain = this.chain.then(async () => {
-      await this.decoderIdle();
+      await this.decoderClear(rects);
       const indices = await data;
       if (generation !== this.generation) return;
       this.pending -= 1;
@@ -475,6 +487,24 @@ function paletteHeaderSize(payload) {
   const size = 4 + (head.getUint8(1) + 1) * 3 + head.getUint16(2) * 8 + runs;
   if (payload.length < size) throw new Error("palette frame cut short");
   return size;
+}
+
+// The rectangles [[x, y, w, h], ...] a palette frame draws.
+function paletteRects(payload) {
+  paletteHeaderSize(payload);
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  const start = 4 + (view.getUint8(1) + 1) * 3;
+  const rects = [];
+  for (let at = start; at < start + view.getUint16(2) * 8; at += 8) {
+    rects.push([view.getUint16(at), view.getUint16(at + 2), view.getUint16(at + 4),
+                view.getUint16(at + 6)]);
+  }
+  return rects;
+}
+
+function intersects(some, others) {
+  return some.some(([x, y, w, h]) => others.some(([ox, oy, ow, oh]) =>
+    x < ox + ow && ox < x + w && y < oy + oh && oy < y + h));
 }
 
 // A palette frame's data: a zlib stream of its own, or with ROWS the next part of the
