@@ -176,11 +176,18 @@ def ffmpeg(group: Group, size: tuple[int, int], browser: Any) -> Stack:
 def novnc(group: Group, size: tuple[int, int], browser: Any) -> Stack:
     """x11vnc and websockify with their defaults, noVNC's vnc_lite page in Chromium."""
     procs = Procs()
-    display = start_xvfb(procs, *size)
+    return novnc_on(procs, start_xvfb(procs, *size), None, size, browser)
+
+
+def novnc_on(
+    procs: Procs, display: str, xauthority: str | None, size: tuple[int, int], browser: Any
+) -> Stack:
+    """noVNC's stack (its processes in `procs`) on a display that is already there."""
     vnc_port, ws_port = free_port(), free_port()
     x11vnc = procs.spawn(
         [
             "x11vnc",
+            *(["-auth", xauthority] if xauthority else []),
             "-display",
             display,
             "-rfbport",
@@ -196,6 +203,7 @@ def novnc(group: Group, size: tuple[int, int], browser: Any) -> Stack:
         ["websockify", "--web", str(NOVNC), f"127.0.0.1:{ws_port}", f"127.0.0.1:{vnc_port}"]
     )
     stack = Stack(procs, display, _page(browser, size))
+    stack.xauthority = xauthority
     stack.server_roots = [x11vnc.pid, websockify.pid]
     stack.proxy = start_proxy_process(ws_port)
     port = stack.proxy.port

@@ -17,7 +17,13 @@ CPU (every Chromium process, or the Python terminal), and glass-to-glass latency
 the display flips colour (python-xlib, drawn when XSync returns) and the page notes when its
 drawn picture shows the new colour.
 
+Latency measured one system after the other moves with the machine's load between the runs
+(noVNC's own p50 went from 52 to 72 ms in two runs minutes apart). `--paired` puts noVNC on
+the display of openfrp's session instead, both pages watching it at once: each flip is timed
+on both, so the ratio of the two holds whatever the load.
+
     bench/video.py --quick --json    # 1280x720, one session, under 3 minutes
+    bench/video.py --paired          # latency only: openfrp and noVNC on one display
     bench/video.py                   # also 1920x1080, 4 sessions and the Python terminal
 """
 
@@ -48,7 +54,7 @@ from bench.rig import (
     page_clock,
     percentile,
 )
-from bench.systems import RUNNERS, Group, Stack
+from bench.systems import RUNNERS, Group, Stack, novnc_on
 from tests.e2e.browser import ARGS
 
 WORKLOADS = ("scrolling", "motion", "static")
@@ -79,6 +85,85 @@ def latency(stack: Stack, flipper: Flipper, trials: int) -> tuple[list[float], i
             missed += 1
             stack.page.evaluate("window.__bench.probe = null")
     return times, missed
+
+
+def paired(
+    pages: list[Any], offsets: list[float], flipper: Flipper, trials: int
+) -> list[list[float]]:
+    """Glass-to-glass times in ms of each page for the same `trials` flips (a flip that one
+    page never showed within 2 s counts for neither)."""
+    times: list[list[float]] = [[] for _ in pages]
+    for _ in range(trials):
+        time.sleep(random.uniform(0.12, 0.25))
+        want = list(flipper.COLOURS[flipper.state ^ 1])
+        x, y = flipper.centre()
+        seen = []
+        for page in pages:
+            page.evaluate("([x, y, rgb]) => window.__bench.armColour(x, y, rgb, 70)", [x, y, want])
+            seen.append(page.evaluate("window.__bench.hits.length"))
+        _, flipped = flipper.flip()
+        hits: list[float | None] = [None] * len(pages)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and None in hits:
+            for k, page in enumerate(pages):
+                if hits[k] is None:
+                    found = page.evaluate("window.__bench.hits")
+                    if len(found) > seen[k]:
+                        hits[k] = found[-1] - offsets[k] - flipped * 1000.0
+            time.sleep(0.005)
+        for page in pages:
+            page.evaluate("window.__bench.probe = null")
+        if None not in hits:
+            for k, hit in enumerate(hits):
+                assert hit is not None
+                times[k].append(hit)
+    return times
+
+
+def run_paired(size: tuple[int, int], args: argparse.Namespace, root: Path, browser: Any) -> None:
+    """openfrp's browser terminal and noVNC on the same session display, flips timed on both."""
+    group = Group(root / f"paired-{size[0]}x{size[1]}")
+    group.root.mkdir(parents=True)
+    flipper = None
+    try:
+        ours = RUNNERS["openfrp-browser"](group, size, browser)
+        group.closers.append(ours.close)
+        theirs = novnc_on(Procs(), ours.display, ours.xauthority, ours.size, browser)
+        group.closers.append(theirs.close)
+        flipper = Flipper(ours.display, ours.size, ours.xauthority)
+        for workload in args.workloads:
+            procs = Procs()
+            load = Workload(procs, workload, ours.display, ours.size, ours.xauthority)
+            try:
+                time.sleep(WARMUP + args.seconds)
+                pages = [ours.page, theirs.page]
+                offsets = [page_clock(page) for page in pages]
+                times = paired(pages, offsets, flipper, args.trials)
+            finally:
+                procs.stop_all()
+                load.close()
+            p50s = [percentile(t, 0.5) for t in times]
+            for name, found, p50 in zip(("openfrp-browser", "novnc"), times, p50s, strict=True):
+                row = {
+                    "system": name,
+                    "workload": workload,
+                    "size": f"{ours.size[0]}x{ours.size[1]}",
+                    "sessions": 1,
+                    "paired": True,
+                    "trials": len(found),
+                    "latency_ms_p50": None if p50 is None else round(p50, 1),
+                    "latency_ms_p90": None
+                    if (p90 := percentile(found, 0.9)) is None
+                    else round(p90, 1),
+                    "load_1min": round(os.getloadavg()[0], 1),
+                }
+                if name == "novnc" and p50s[0] is not None and p50 is not None and p50 > 0:
+                    row["openfrp_over_novnc_p50"] = round(p50s[0] / p50, 2)
+                emit(row, args.json)
+    finally:
+        if flipper is not None:
+            flipper.close()
+        group.close()
 
 
 def measure(
@@ -207,7 +292,8 @@ def emit(row: dict[str, Any], as_json: bool) -> None:
         f"{cell('fps', '6.1f')} {cell('source_fps', '5.1f')} {cell('mbit_s', '8.2f')} "
         f"{cell('server_cpu_pct', '7.0f')} "
         f"{cell('terminal_cpu_pct', '7.0f')} {cell('latency_ms_p50', '7.0f')} "
-        f"{cell('latency_ms_p90', '7.0f')} {cell('load_1min', '5.1f')}",
+        f"{cell('latency_ms_p90', '7.0f')} {cell('load_1min', '5.1f')}"
+        + (f"  p50 {ratio:.2f}x noVNC's" if (ratio := row.get("openfrp_over_novnc_p50")) else ""),
         flush=True,
     )
 
@@ -223,6 +309,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, help="measuring window per workload")
     parser.add_argument("--trials", type=int, help="colour flips per latency figure")
     parser.add_argument("--keep", type=Path, help="keep the event logs in this folder")
+    parser.add_argument(
+        "--paired", action="store_true", help="latency only: openfrp and noVNC on one display"
+    )
     args = parser.parse_args()
     quick = args.quick
     args.systems = args.systems or (
@@ -255,6 +344,9 @@ def main() -> int:
         try:
             for size in args.sizes:
                 width, height = (int(v) for v in size.split("x"))
+                if args.paired:
+                    run_paired((width, height), args, Path(tmp), browser)
+                    continue
                 for sessions in args.sessions:
                     for system in args.systems:
                         run_system(system, (width, height), sessions, args, Path(tmp), browser)
