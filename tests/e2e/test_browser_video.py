@@ -16,7 +16,7 @@ import pytest
 
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import H264Encoder, JpegEncoder, RgbZlibEncoder
-from openfrp.media.mixed import MixedCanvas
+from openfrp.media.mixed import MixedCanvas, pack_regions
 from openfrp.media.palette import encode_palette
 from openfrp.media.rows import RowIndex
 from openfrp.media.wire import (
@@ -26,6 +26,7 @@ from openfrp.media.wire import (
     CODEC_RGB_ZLIB,
     CODEC_VP8,
     FLAG_KEY,
+    FLAG_TILES,
     pack_frame,
 )
 from tests.e2e.browser import CHROMIUM, Browser
@@ -348,6 +349,19 @@ def test_h264_tiles_leave_the_palette_tiles_beside_them_exact(video: Page) -> No
     assert video.acks() == [1, 2, 3] and video.sent("keyframe") == []
 
 
+def hold(video: Page, number: int, region: tuple[int, int, int, int]) -> None:
+    """A frame still in the page's decoder that draws `region` (until an H.264 frame after
+    it comes out, or `release`)."""
+    video.page.evaluate(
+        "([n, r]) => { window.stream.inDecoder.push(n); window.stream.regions.set(n, [r]); }",
+        [number, list(region)],
+    )
+
+
+def release(video: Page) -> None:
+    video.page.evaluate("() => { window.stream.inDecoder.length = 0; window.stream.wakeClear(); }")
+
+
 def test_palette_tiles_wait_only_for_h264_frames_that_draw_where_they_do(video: Page) -> None:
     """Text beside a video: palette tiles are drawn at once while an H.264 frame elsewhere
     is still decoding, and after it where that frame draws over them."""
@@ -355,11 +369,7 @@ def test_palette_tiles_wait_only_for_h264_frames_that_draw_where_they_do(video: 
     h264 = H264Encoder(W, H, 2_000_000)
     video.feed(1, CODEC_H264, h264.encode(first, True)[0])
     video.wait("window.stream.view.drawn === 1")
-    # A frame still in the decoder that draws only the top-left tile.
-    video.page.evaluate(
-        "() => { window.stream.inDecoder.push(90);"
-        " window.stream.regions.set(90, [[0, 0, 64, 64]]); }"
-    )
+    hold(video, 90, (0, 0, 64, 64))
     beside = first.copy()
     beside[128:192, 192:256, :3] = 255
     video.feed(2, CODEC_PALETTE, encode_palette(beside, changed_tiles(first, beside)), key=False)
@@ -370,7 +380,41 @@ def test_palette_tiles_wait_only_for_h264_frames_that_draw_where_they_do(video: 
     video.feed(3, CODEC_PALETTE, encode_palette(over, changed_tiles(beside, over)), key=False)
     video.page.wait_for_timeout(300)
     assert video.view()["palette"] == 1 and near(video.pixel(10, 10), RED, 10)
-    video.page.evaluate("() => { window.stream.inDecoder.length = 0; window.stream.wakeClear(); }")
+    release(video)
     video.wait("window.stream.view.palette === 2")
     assert video.pixel(10, 10) == (0, 0, 0)
     assert video.acks() == [1, 2, 3]
+
+
+def test_h264_tiles_wait_only_for_palette_tiles_under_them(video: Page) -> None:
+    """An H.264 frame's tiles are decoded at once beside palette tiles still waiting to be
+    drawn, and after them where they overlap."""
+    first = picture()
+    h264 = H264Encoder(W, H, 2_000_000)
+    video.feed(1, CODEC_H264, h264.encode(first, True)[0])
+    video.wait("window.stream.view.drawn === 1")
+
+    def tiles(number: int, region: tuple[int, int, int, int]) -> None:
+        unit = pack_regions([region], h264.encode(picture(GREEN), False)[0])
+        data = pack_frame(number, W, H, CODEC_H264, FLAG_TILES, unit)
+        video.page.evaluate("(b) => window.feed(b)", base64.b64encode(data).decode())
+
+    white = first.copy()
+    white[0:64, 0:64, :3] = 255
+    hold(video, 90, (0, 0, 64, 64))  # the palette tiles below wait for it
+    video.feed(2, CODEC_PALETTE, encode_palette(white, changed_tiles(first, white)), key=False)
+    tiles(3, (256, 0, 64, 64))  # elsewhere: decoded now (its output gives up frame 90)
+    video.wait("window.stream.view.palette === 1")
+    assert near(video.pixel(300, 10), GREEN, 10) and video.pixel(10, 10) == (255, 255, 255)
+    black = white.copy()
+    black[0:64, 0:64, :3] = 0
+    hold(video, 91, (0, 0, 64, 64))
+    video.feed(4, CODEC_PALETTE, encode_palette(black, changed_tiles(white, black)), key=False)
+    tiles(5, (0, 0, 64, 64))  # over the waiting palette tiles: decoded after them
+    video.page.wait_for_timeout(300)
+    assert video.pixel(10, 10) == (255, 255, 255)
+    release(video)
+    video.wait("window.stream.view.palette === 2")
+    video.wait("window.sent.some((m) => m.type === 'frame_ack' && m.frame === 5)")
+    assert near(video.pixel(10, 10), RED, 10)
+    assert video.sent("keyframe") == []

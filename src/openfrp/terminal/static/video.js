@@ -75,6 +75,8 @@ class VideoStream {
     this.awaitingKey = true;
     this.askedAt = -KEYFRAME_RETRY_MS;
     this.pending = 0;  // JPEG / raw RGB / palette frames being decoded
+    this.drawing = new Map();  // of those, palette frames: number -> the rectangles they draw
+    this.deferred = 0;  // H.264 frames waiting for them: the frames after wait too, in order
     this.chain = Promise.resolve();
     this.rows = new RowStore();  // rows palette frames drew lately (media/rows.py)
     this.paletteStream = new PaletteStream();  // their deflate stream, inflated on arrival
@@ -110,6 +112,8 @@ class VideoStream {
     this.awaitingKey = true;
     this.askedAt = -KEYFRAME_RETRY_MS;
     this.pending = 0;
+    this.drawing.clear();
+    this.deferred = 0;
     this.inDecoder = [];
     this.closeDecoder();
     this.loseRows();
@@ -152,7 +156,7 @@ class VideoStream {
     }
     if (INTRA.has(h.codec)) this.drawImage(h, payload);
     else if (h.codec === "palette") this.drawPalette(h, payload);
-    else if (this.pending > 0) this.decodeAfter(h, payload);
+    else if (this.pending > 0 && this.behindDrawing(h, payload)) this.decodeAfter(h, payload);
     else this.decode(h, payload);
   }
 
@@ -287,11 +291,27 @@ class VideoStream {
     }
   }
 
+  // Whether an H.264 frame draws where frames before it are still being drawn: a picture or
+  // palette tiles under its tiles. Its own frame's palette tiles are elsewhere.
+  behindDrawing(h, payload) {
+    if (!h.tiles || this.deferred > 0 || this.pending > this.drawing.size) return true;
+    let regions;
+    try {
+      regions = splitRegions(payload).regions;
+    } catch {
+      return true;  // decode() reports it
+    }
+    return [...this.drawing.values()].some((rects) => rects === null || intersects(rects, regions));
+  }
+
   // An H.264 frame behind palette tiles still being drawn waits for them.
   decodeAfter(h, payload) {
     const generation = this.generation;
+    this.deferred += 1;
     this.chain = this.chain.then(() => {
-      if (generation === this.generation) this.decode(h, payload);
+      if (generation !== this.generation) return;
+      this.deferred -= 1;
+      this.decode(h, payload);
     });
   }
 
@@ -313,12 +333,14 @@ class VideoStream {
     } catch (err) {
       data = Promise.reject(err);
     }
+    this.drawing.set(h.number, rects);
     data.catch(() => {});  // reported in order, below
     this.chain = this.chain.then(async () => {
       await this.decoderClear(rects);
       const indices = await data;
       if (generation !== this.generation) return;
       this.pending -= 1;
+      this.drawing.delete(h.number);
       drawPaletteTiles(this.picture, h, payload, indices, this.rows);
       this.view.palette += 1;
       this.shown(h.width, h.height);
@@ -326,6 +348,7 @@ class VideoStream {
     }).catch((err) => {
       if (generation !== this.generation) return;
       this.pending -= 1;
+      this.drawing.delete(h.number);
       this.hooks.log("stream.decoder_error", { codec: h.codec, error: String(err) }, "warning");
       this.dropped(h.number);
       this.askKeyframe(`decoder error: ${err}`.slice(0, 120));
