@@ -13,6 +13,7 @@ import pytest
 
 from openfrp import cli
 from openfrp.analysis import ingest, quantiles, rollups, sessions, summary
+from openfrp.analysis import state as state_mod
 
 from .conftest import ev
 
@@ -51,7 +52,12 @@ def _same(a: sessions.Analysis, b: sessions.Analysis) -> None:
         assert kept == b.con.sql(rows.format(b.rollups.table(rollup.name))).fetchall(), rollup
 
 
-def test_a_grown_log_folder_gives_the_full_runs_answer(fleet: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_memory", [True, False], ids=["tails-in-memory", "tails-on-disk"])
+def test_a_grown_log_folder_gives_the_full_runs_answer(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_memory: bool
+) -> None:
+    if not in_memory:
+        monkeypatch.setattr(state_mod, "TAIL_IN_MEMORY", -1)
     logs = tmp_path / "logs"
     logs.mkdir()
     paths, rest = _split(fleet, logs, 0.8)
