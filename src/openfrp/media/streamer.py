@@ -7,7 +7,10 @@ bitrate budget has room (media/rate.py; a tick that found the path full is taken
 acknowledgement, not the next tick: scrolling at 25 instead of 19 fps, latency p50 70 instead
 of 114 ms), and encoded only when the screen changed, a
 keyframe is due, the still screen is due its high-quality refinement, or a keep-alive is
-due: a still screen costs a 0.5 ms compare per tick and a few bytes a second. A frame the
+due: a still screen costs a 0.5 ms compare per tick and a few bytes a second. A tick that
+finds a screen still which moved a tick ago looks again RECHECK later, once: a 30 fps video
+beside 30 Hz ticks otherwise loses the pictures that land just after a tick (the browser drew
+27.2 frames a second of ffplay's 29.5; with the second look, 29.1-29.2 of 30.0). A frame the
 path cannot take is dropped, never queued; an H.264 or palette frame dropped after encoding
 breaks the chain, so the next one is a keyframe.
 
@@ -49,6 +52,7 @@ REFINE_FRAMES = 8  # x264 acts on a raised bitrate a few frames late, then refin
 REFINE_BOOST = 8
 REST_BITRATE = 20_000  # after the refinement: keep-alives of a still screen stay tiny
 KEEPALIVE = 1.0  # seconds between frames of a still screen (H.264: a few bytes)
+RECHECK = 0.008  # a tick that finds a moving screen still looks again this soon, once
 KEEPALIVE_STILL_IMAGE = 5.0  # JPEG / rgb-zlib repeat the whole picture
 STATS_EVERY = 10.0
 BITS_PER_PIXEL = 2.0  # the bitrate ceiling per pixel of the screen, per second
@@ -245,6 +249,7 @@ class Streamer:
         failing = False
         next_tick = time.monotonic()
         owed = False  # a tick found the path full: the next acknowledgement may take it
+        rechecked = False
         while not self._stopped:
             self._wake.wait(max(0.0, next_tick - time.monotonic()))
             self._wake.clear()
@@ -300,7 +305,10 @@ class Streamer:
                 if mask.any():
                     if refined:  # refining or resting: back to the stream's rate
                         encoder.set_bitrate(self.rate.bitrate)
-                    changed_at, refined = now, 0
+                    changed_at, refined, rechecked = now, 0, False
+                elif not rechecked and now - changed_at < 1.5 / max(1, self.rate.fps):
+                    # Moving a tick ago, still now: the source's next picture is due any moment.
+                    next_tick, rechecked = min(next_tick, now + RECHECK), True
                 with self._lock:
                     key_reason, self._key_reason = self._key_reason, None
                 still = now - changed_at
