@@ -58,36 +58,47 @@ def durations(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]
     ).fetchall():
         bins.setdefault(str(category), []).append((b, int(n)))
     places: dict[str, list[tuple[float, tuple[float, int], tuple[float, int]]]] = {}
+    totals: dict[str, int] = {}
     for category, counted in bins.items():
-        n = sum(count for _, count in counted)
+        n = totals[category] = sum(count for _, count in counted)
         rns = [(n - 1) * q for q in DURATION_QUANTILES]
         places[category] = [
             (rn, _nth(counted, math.floor(rn)), _nth(counted, math.ceil(rn))) for rn in rns
         ]
-    wanted = {(c, at[0]) for c, found in places.items() for _, lo, hi in found for at in (lo, hi)}
+    wanted: dict[tuple[str, float], set[int]] = {}
+    for c, found in places.items():
+        for _, lo, hi in found:
+            for b, k in (lo, hi):
+                wanted.setdefault((c, b), set()).add(k)
     if not wanted:
         return []
-    pairs = ", ".join(f"({ingest.quote(c)}, {int(b)})" for c, b in sorted(wanted))
+    # Only the wanted places of each bin's sorted durations come back, not the whole bins
+    # (80,000 durations at 10 M events): the summary after 1 % growth took 0.066-0.072 s
+    # instead of 0.081-0.091. The categories' totals come from the bins, not a query more.
+    rows = ", ".join(
+        f"({ingest.quote(c)}, {int(b)}, {sorted(ks)})" for (c, b), ks in sorted(wanted.items())
+    )
     values = {
-        (str(c), float(b)): v
-        for c, b, v in con.execute(
+        (str(c), float(b), k): v
+        for c, b, ks, found in con.execute(
             f"""
-            SELECT c, b, list_sort(list(duration_s)) FROM (
+            SELECT c, b, ks, list_select(list_sort(list(duration_s)), [k + 1 FOR k IN ks])
+            FROM (
               SELECT CAST(category AS VARCHAR) AS c, {DURATION_BIN} AS b, duration_s
               FROM sessions WHERE ended AND duration_s IS NOT NULL
-            ) JOIN (VALUES {pairs}) w(c, b) USING (c, b) GROUP BY c, b
+            ) JOIN (VALUES {rows}) w(c, b, ks) USING (c, b) GROUP BY c, b, ks
             """
         ).fetchall()
+        for k, v in zip(ks, found, strict=True)
     }
-    order = con.execute(
-        f"SELECT category, sum(n) FROM {table} GROUP BY 1 ORDER BY 2 DESC, 1"
-    ).fetchall()
+    # Most first; a tie in category order (the bins came in it, and sorted() is stable).
+    order = sorted(totals.items(), key=lambda item: -item[1])
     return [
         {
             "category": category,
-            "sessions": int(n),
+            "sessions": n,
             "q": [
-                between(values[category, lo[0]][lo[1]], values[category, hi[0]][hi[1]], rn)
+                between(values[category, *lo], values[category, *hi], rn)
                 for rn, lo, hi in places[category]
             ],
         }
