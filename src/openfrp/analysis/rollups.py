@@ -40,8 +40,8 @@ def per_column(columns: tuple[str, ...], facts: str) -> str:
     """The sessions once per column of `columns`: its name (`dim`), its value as text, `facts`.
     One rollup for all the columns costs an update a statement, not one per column."""
     parts = (
-        f"SELECT '{c}' AS dim, coalesce(CAST(\"{c}\" AS VARCHAR), '(none)') AS value, {facts} "
-        "FROM {s}"
+        f"SELECT '{c}' AS dim, coalesce(CAST(\"{c}\" AS VARCHAR), '(none)') AS value, {facts}"
+        "{extra} FROM {s}"
         for c in columns
     )
     return f"({' UNION ALL '.join(parts)})"
@@ -50,7 +50,8 @@ def per_column(columns: tuple[str, ...], facts: str) -> str:
 @dataclass(frozen=True)
 class Rollup:
     """`count(*) AS n`, the `sums` and max(`latest`) per group of `keys` (name: expression),
-    over the rows of `source` ({s}: the sessions) that pass `where`."""
+    over the rows of `source` ({s}: the sessions; {extra}: more of their columns to pass on)
+    that pass `where`."""
 
     name: str
     keys: dict[str, str]
@@ -63,12 +64,20 @@ class Rollup:
     def bucketed(self) -> bool:
         return any("{width}" in expr for expr in self.keys.values())
 
-    def select(self, sessions: str, width: int) -> str:
+    def select(self, sessions: str, width: int, signed: bool = False) -> str:
+        """The rollup of `sessions`; `signed`: of sessions with a column is_new, the new ones
+        counted +1 and the others -1, `latest` the new ones' max and `gone_latest` the others'
+        (the change in a rollup, from one scan of the sessions instead of one per side)."""
         keys = ", ".join(f'{expr} AS "{name}"' for name, expr in self.keys.items())
-        measures = ["count(*) AS n", *(f"sum({c})::BIGINT AS {c}" for c in self.sums)]
-        if self.latest:
+        sign = "CASE WHEN is_new THEN 1 ELSE -1 END * " if signed else ""
+        count = f"sum({sign}1)::BIGINT" if signed else "count(*)"
+        measures = [f"{count} AS n", *(f"sum({sign}{c})::BIGINT AS {c}" for c in self.sums)]
+        if self.latest and signed:
+            measures.append(f"max({self.latest}) FILTER (is_new) AS latest")
+            measures.append(f"max({self.latest}) FILTER (NOT is_new) AS gone_latest")
+        elif self.latest:
             measures.append(f"max({self.latest}) AS latest")
-        source = self.source.format(s=sessions)
+        source = self.source.format(s=sessions, extra=", is_new" if signed else "")
         return (
             f"SELECT {keys.format(width=width)}, {', '.join(measures)} "
             f"FROM {source} WHERE {self.where} GROUP BY ALL"
@@ -99,7 +108,7 @@ ROLLUPS: tuple[Rollup, ...] = (
             "final": "final_code = code",
             "consequence": f"code IN ({', '.join(map(str, CONSEQUENCES))}) AND disconnects > 0",
         },
-        source='(SELECT unnest(codes) AS code, "user", final_code, disconnects FROM {s})',
+        source='(SELECT unnest(codes) AS code, "user", final_code, disconnects{extra} FROM {s})',
     ),
     Rollup(
         "reconnects",
@@ -212,53 +221,40 @@ def copy(con: duckdb.DuckDBPyConnection, kept: Rollups, db: str) -> Rollups:
     return copied
 
 
-def update(
-    con: duckdb.DuckDBPyConnection, kept: Rollups, gone: str, added: str, sessions: str
-) -> Rollups:
-    """Take the sessions in `gone` out of the kept rollups and put those in `added` in; a
-    rollup whose max a gone session may have held, or made with another bucket width than the
-    updated `sessions` need, is made again from them."""
+def update(con: duckdb.DuckDBPyConnection, kept: Rollups, changed: str, sessions: str) -> Rollups:
+    """Take the kept facts of the sessions in `changed` (is_new false) out of the kept rollups
+    and put their new facts (is_new true) in; a rollup whose max a kept fact taken out may have
+    held, or made with another bucket width than the updated `sessions` need, is made again
+    from them."""
     width = bucket_width(con, sessions)
     for rollup in ROLLUPS:
         table = kept.table(rollup.name)
-        if (rollup.bucketed and width != kept.width) or _lost_latest(
-            con, rollup, table, gone, added, kept.width
-        ):
+        change = rollup.select(changed, width, signed=True)
+        if (rollup.bucketed and width != kept.width) or _lost_latest(con, rollup, table, change):
             con.execute(f"CREATE OR REPLACE TABLE {table} AS {rollup.select(sessions, width)}")
             continue
         keys = ", ".join(f'"{k}"' for k in rollup.keys)
         measures = ["sum(n)::BIGINT AS n", *(f"sum({c})::BIGINT AS {c}" for c in rollup.sums)]
-        signed = ["-n AS n", *(f"-{c} AS {c}" for c in rollup.sums)]
         if rollup.latest:
             measures.append("max(latest) AS latest")
-            signed.append("NULL AS latest")
         con.execute(
             f"""CREATE OR REPLACE TABLE {table} AS
             SELECT {keys}, {", ".join(measures)} FROM (
-              SELECT * FROM {table}
-              UNION ALL BY NAME {rollup.select(added, width)}
-              UNION ALL BY NAME SELECT {keys}, {", ".join(signed)}
-                FROM ({rollup.select(gone, width)})
+              SELECT * FROM {table} UNION ALL BY NAME {change}
             ) GROUP BY ALL HAVING sum(n) <> 0"""
         )
     return Rollups(kept.db, width)
 
 
-def _lost_latest(
-    con: duckdb.DuckDBPyConnection, rollup: Rollup, table: str, gone: str, added: str, width: int
-) -> bool:
-    """Whether a group's kept max may be lost: a gone session held (or tied) it and no added
-    one reaches it. (A session that keeps its group and start, as most do, reaches it.)"""
+def _lost_latest(con: duckdb.DuckDBPyConnection, rollup: Rollup, table: str, change: str) -> bool:
+    """Whether a group's kept max may be lost: a session taken out held (or tied) it and no
+    added one reaches it. (A session that keeps its group and start, as most do, reaches it.)"""
     if not rollup.latest:
         return False
-
-    def same(other: str) -> str:
-        return " AND ".join(f'{other}."{k}" IS NOT DISTINCT FROM r."{k}"' for k in rollup.keys)
-
+    same = " AND ".join(f'c."{k}" IS NOT DISTINCT FROM r."{k}"' for k in rollup.keys)
     lost = con.execute(
-        f"""SELECT count(*) FROM ({rollup.select(gone, width)}) g JOIN {table} r ON {same("g")}
-        LEFT JOIN ({rollup.select(added, width)}) a ON {same("a")}
-        WHERE g.latest >= r.latest AND NOT coalesce(a.latest >= r.latest, false)"""
+        f"""SELECT count(*) FROM ({change}) c JOIN {table} r ON {same}
+        WHERE c.gone_latest >= r.latest AND NOT coalesce(c.latest >= r.latest, false)"""
     ).fetchall()
     return bool(lost[0][0])
 

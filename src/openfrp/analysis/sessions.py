@@ -433,11 +433,11 @@ def _add_parts(
     progress: Callable[[float], None] | None,
 ) -> state.Counts:
     """Aggregate the new parts and merge them with the kept aggregates of the sessions they
-    touch (temp table `merged`, view `merged_sessions` its facts, `touched` their ids, view
-    `gone` their kept facts: derived again from their kept aggregates, which costs less than a
-    look-up among all kept sessions); return the counts: the kept ones and the new parts'
-    added (counting them again among all aggregates cost 0.02-0.05 s at 10 M events), the bad
-    lines to list numbered as in their files."""
+    touch (temp table `merged`, view `merged_sessions` its facts, `touched` their ids, temp
+    table `facts` their merged facts (is_new) and kept ones: derived again from their kept
+    aggregates, which costs less than a look-up among all kept sessions); return the counts:
+    the kept ones and the new parts' added (counting them again among all aggregates cost
+    0.02-0.05 s at 10 M events), the bad lines to list numbered as in their files."""
     bad = kept.kept_bad_lines()
     events = kept.kept_events()
     bad_by_file = {path: seen.bad for path, seen in kept.seen().items() if seen.bad}
@@ -500,11 +500,10 @@ def _add_parts(
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE facts AS {sessions_sql(both, 'is_new')}")
     con.execute("DROP TABLE kept")
-    for view, which in (("merged_sessions", "is_new"), ("gone", "NOT is_new")):
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * EXCLUDE (is_new) FROM facts "
-            f"WHERE {which}"
-        )
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW merged_sessions AS SELECT * EXCLUDE (is_new) FROM facts "
+        "WHERE is_new"
+    )
     bad.sort(key=lambda b: (rank.get(b.path, len(rank)), b.line))
     ordered = {log.path: bad_by_file[log.path] for log in logs if log.path in bad_by_file}
     return state.Counts(events, ordered, bad[:BAD_LINES_LISTED])

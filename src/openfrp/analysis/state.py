@@ -246,9 +246,10 @@ class State:
         self, logs: list[ingest.LogFile], parts: list[Part], counts: Counts
     ) -> rollups.Rollups:
         """After an added run: replace the touched sessions' aggregates, facts and rollup rows
-        (their kept facts: view `gone`) by the merged ones (temp table `merged`, view
-        `merged_sessions`; `touched` their ids), in one transaction with the files' new sizes,
-        so an interrupted run leaves the state as it was. Returns the updated rollups."""
+        by the merged ones (temp table `merged`, view `merged_sessions`; `touched` their ids;
+        temp table `facts` their kept and merged facts), in one transaction with the files'
+        new sizes, so an interrupted run leaves the state as it was. Returns the updated
+        rollups."""
         con = self.con
         known = self.seen() | {p.log.path: p.read for p in parts if p.read is not None}
         con.execute("BEGIN")
@@ -257,11 +258,10 @@ class State:
         con.execute(f"DELETE FROM st.sessions a WHERE {TOUCHED}")
         con.execute("INSERT INTO st.sessions BY NAME SELECT * FROM merged_sessions")
         kept = rollups.Rollups("st", rollups.kept_width(con, "st"))
-        updated = rollups.update(con, kept, "gone", "merged_sessions", "st.sessions")
+        updated = rollups.update(con, kept, "facts", "st.sessions")
         self._files(logs, known, counts)
         con.execute("COMMIT")
         con.execute("DROP VIEW merged_sessions")
-        con.execute("DROP VIEW gone")
         for table in ("merged", "facts", "touched"):
             con.execute(f"DROP TABLE {table}")
         return updated
