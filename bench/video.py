@@ -63,38 +63,18 @@ WARMUP = 1.5
 
 def latency(stack: Stack, flipper: Flipper, trials: int) -> tuple[list[float], int]:
     """Glass-to-glass times in ms of `trials` colour flips, and how many never showed."""
-    times, missed = [], 0
-    offset = page_clock(stack.page)
+    times, missed = paired([stack.page], flipper, trials)
+    return times[0], missed
+
+
+def paired(pages: list[Any], flipper: Flipper, trials: int) -> tuple[list[list[float]], int]:
+    """Glass-to-glass times in ms of each page for the same `trials` flips, and how many
+    flips some page never showed within 2 s (those count for none)."""
+    offsets = [page_clock(page) for page in pages]
+    times: list[list[float]] = [[] for _ in pages]
+    missed = 0
     for _ in range(trials):
         time.sleep(random.uniform(0.12, 0.25))  # no lock-step with the frame cadence
-        want = flipper.COLOURS[flipper.state ^ 1]
-        x, y = flipper.centre()
-        stack.page.evaluate(
-            "([x, y, rgb]) => window.__bench.armColour(x, y, rgb, 70)", [x, y, list(want)]
-        )
-        seen = stack.page.evaluate("window.__bench.hits.length")
-        _, flipped = flipper.flip()
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            hits = stack.page.evaluate("window.__bench.hits")
-            if len(hits) > seen:
-                times.append(hits[-1] - offset - flipped * 1000.0)
-                break
-            time.sleep(0.005)
-        else:
-            missed += 1
-            stack.page.evaluate("window.__bench.probe = null")
-    return times, missed
-
-
-def paired(
-    pages: list[Any], offsets: list[float], flipper: Flipper, trials: int
-) -> list[list[float]]:
-    """Glass-to-glass times in ms of each page for the same `trials` flips (a flip that one
-    page never showed within 2 s counts for neither)."""
-    times: list[list[float]] = [[] for _ in pages]
-    for _ in range(trials):
-        time.sleep(random.uniform(0.12, 0.25))
         want = list(flipper.COLOURS[flipper.state ^ 1])
         x, y = flipper.centre()
         seen = []
@@ -113,11 +93,13 @@ def paired(
             time.sleep(0.005)
         for page in pages:
             page.evaluate("window.__bench.probe = null")
-        if None not in hits:
-            for k, hit in enumerate(hits):
-                assert hit is not None
-                times[k].append(hit)
-    return times
+        shown = [hit for hit in hits if hit is not None]
+        if len(shown) < len(pages):
+            missed += 1
+            continue
+        for found_times, hit in zip(times, shown, strict=True):
+            found_times.append(hit)
+    return times, missed
 
 
 def run_paired(size: tuple[int, int], args: argparse.Namespace, root: Path, browser: Any) -> None:
@@ -136,9 +118,7 @@ def run_paired(size: tuple[int, int], args: argparse.Namespace, root: Path, brow
             load = Workload(procs, workload, ours.display, ours.size, ours.xauthority)
             try:
                 time.sleep(WARMUP + args.seconds)
-                pages = [ours.page, theirs.page]
-                offsets = [page_clock(page) for page in pages]
-                times = paired(pages, offsets, flipper, args.trials)
+                times, _ = paired([ours.page, theirs.page], flipper, args.trials)
             finally:
                 procs.stop_all()
                 load.close()
