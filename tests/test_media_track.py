@@ -1,5 +1,6 @@
-"""The FRP8 video track over a real Xvfb: a frame when the screen changes, the same picture
-again once a second when it does not, and a display that dies reported as failed grabs."""
+"""The FRP8 video track over a real Xvfb: a frame when the screen changes, the picture once
+more to sharpen it, then a cheap repeat once a second while it does not, the picture on a
+keyframe request, and a display that dies reported as failed grabs."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from av.packet import Packet
+from av.video.frame import VideoFrame
 
 from openfrp.media.streamer import max_bitrate
 from openfrp.media.track import DisplayTrack
+from openfrp.media.vp8_repeat import repeat_frame
 from openfrp.rtc import configuration
 from openfrp.server.host import start_display
 from openfrp.settings import SessionSettings
@@ -27,26 +31,43 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_the_track_sends_changes_and_a_rare_repeat_and_reports_a_dead_display() -> None:
+class Sender:
+    """What the track hooks of aiortc's RTCRtpSender: its keyframe request."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def _send_keyframe(self) -> None:
+        self.requests += 1
+
+
+def test_the_track_sends_changes_sharpens_once_repeats_cheaply_and_reports_a_dead_display() -> None:
+    async def timed(track: DisplayTrack) -> tuple[Any, float]:
+        started = time.monotonic()
+        sent = await asyncio.wait_for(track.recv(), 5)
+        return sent, time.monotonic() - started
+
     async def run() -> dict[str, Any]:
         display = await start_display(
             "xvfb", SessionSettings(display_ready_timeout=10.0), (320, 240)
         )
         grabs: list[tuple[bool, str]] = []
         track = DisplayTrack(lambda: display, repeat=1.0, on_grab=lambda *r: grabs.append(r))
+        sender = Sender()
+        track.listen(sender)
+        track.encoded_as("vp8")
         out: dict[str, Any] = {}
         try:
-            first = await asyncio.wait_for(track.recv(), 5)
-            started = time.monotonic()
-            out["repeat"] = await asyncio.wait_for(track.recv(), 5)
-            out["repeat_s"] = time.monotonic() - started
+            out["first"] = await asyncio.wait_for(track.recv(), 5)
+            out["sharpen"], out["sharpen_s"] = await timed(track)
+            out["repeat"], out["repeat_s"] = await timed(track)
+            sender._send_keyframe()  # as aiortc does on a PLI
+            out["keyframe"], out["keyframe_s"] = await timed(track)
+            out["polls"] = track.grabs
             subprocess.run(
                 ["xsetroot", "-solid", "#00ff00"], env=display.env, check=True, timeout=10
             )
-            started = time.monotonic()
-            out["changed"] = await asyncio.wait_for(track.recv(), 5)
-            out["changed_s"] = time.monotonic() - started
-            out["first"], out["polls"] = first, track.grabs
+            out["changed"], out["changed_s"] = await timed(track)
             assert display.xvfb is not None
             os.kill(display.xvfb.pid, signal.SIGKILL)  # the Xvfb this test started
             await display.xvfb.wait()
@@ -60,14 +81,39 @@ def test_the_track_sends_changes_and_a_rare_repeat_and_reports_a_dead_display() 
 
     out = asyncio.run(run())
     assert (out["first"].width, out["first"].height) == (320, 240)
-    assert 0.8 < out["repeat_s"] < 1.5  # a still screen: nothing until the repeat is due
-    assert out["polls"] >= 20  # it kept looking at the screen meanwhile (about 30 a second)
+    # A still screen: the picture once more after half a second, for the codec to sharpen...
+    assert isinstance(out["sharpen"], VideoFrame) and 0.4 < out["sharpen_s"] < 0.9
+    # ...then a second later a repeat frame of a few dozen bytes, not the picture encoded again.
+    assert isinstance(out["repeat"], Packet) and 0.8 < out["repeat_s"] < 1.5
+    assert bytes(out["repeat"]) == repeat_frame(320, 240)
+    assert out["polls"] >= 30  # it kept looking at the screen meanwhile (about 30 a second)
+    # A keyframe request sends the picture at the next look, for aiortc to code as a keyframe.
+    assert isinstance(out["keyframe"], VideoFrame) and out["keyframe_s"] < 0.3
     assert out["changed_s"] < 0.5
     green = out["changed"].to_ndarray(format="rgb24")[120, 160]
     assert np.abs(green.astype(int) - (0, 255, 0)).max() < 3
-    assert out["repeat"].pts > out["first"].pts and out["changed"].pts > out["repeat"].pts
+    stamps = [out[k].pts for k in ("first", "sharpen", "repeat", "keyframe", "changed")]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 5
     failed = [error for ok, error in out["grabs"] if not ok]
     assert len(failed) >= 2 and "exited" in failed[0]
+
+
+def test_without_vp8_a_repeat_is_the_picture_encoded_again() -> None:
+    async def run() -> list[Any]:
+        display = await start_display(
+            "xvfb", SessionSettings(display_ready_timeout=10.0), (160, 120)
+        )
+        track = DisplayTrack(lambda: display, repeat=0.6)
+        track.encoded_as("h264")
+        try:
+            return [await asyncio.wait_for(track.recv(), 5) for _ in range(3)]
+        finally:
+            track.stop()
+            await display.stop()
+
+    first, sharpen, repeat = asyncio.run(run())
+    assert all(isinstance(sent, VideoFrame) for sent in (first, sharpen, repeat))
+    assert np.array_equal(repeat.to_ndarray(format="rgb24"), first.to_ndarray(format="rgb24"))
 
 
 SCROLL = "while :; do ls -la /usr/lib/x86_64-linux-gnu | shuf -n 4; sleep 0.1; done"

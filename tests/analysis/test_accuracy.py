@@ -12,7 +12,7 @@ def test_recovers_the_ground_truth_of_a_simulated_fleet(
     fleet_analysis: sessions.Analysis, truth: dict[str, Any]
 ) -> None:
     expected: dict[str, str] = truth["categories"]
-    got = dict(fleet_analysis.con.sql("SELECT session_id, category FROM sessions").fetchall())
+    got = dict(fleet_analysis.con.execute("SELECT session_id, category FROM sessions").fetchall())
     assert len(got) == len(expected)
     misses = Counter((cat, got.get(sid)) for sid, cat in expected.items() if got.get(sid) != cat)
     accuracy = 1 - sum(misses.values()) / len(expected)
@@ -29,7 +29,7 @@ def test_every_bad_line_of_the_fleet_is_found(
 
 
 def test_sessions_carry_both_sides_facts(fleet_analysis: sessions.Analysis) -> None:
-    row = fleet_analysis.con.sql(
+    row = fleet_analysis.con.execute(
         """SELECT count(*) FILTER (client IS NULL AND active),
                   count(*) FILTER (abs(skew_ms) > 2100),
                   count(*) FILTER (recovered AND recovery_ms IS NULL),

@@ -85,7 +85,7 @@ def test_export_writes_csv_and_parquet(
 def test_session_timeline(
     fleet: Path, fleet_analysis: sessions.Analysis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    session = fleet_analysis.con.sql(
+    session = fleet_analysis.con.execute(
         "SELECT min(session_id) FROM sessions "
         "WHERE category = 'reconnect_exhausted' AND final_code = 4009 AND skew_ms <> 0"
     ).fetchall()[0][0]

@@ -15,10 +15,10 @@ CRASH = "the server stopped without ending this session (a crash) and has starte
 
 def _facts(tmp_path: Path, lines: list[dict[str, Any] | str]) -> dict[str, Any]:
     analysis = sessions.analyze([str(write_log(tmp_path / "log.jsonl", lines))])
-    rel = analysis.con.sql("SELECT * FROM sessions")
-    rows = rel.fetchall()
+    cursor = analysis.con.execute("SELECT * FROM sessions")
+    rows = cursor.fetchall()
     assert len(rows) == 1
-    return dict(zip(rel.columns, rows[0], strict=True))
+    return dict(zip([column[0] for column in cursor.description], rows[0], strict=True))
 
 
 def _connected(s: str, skew: float = 0.0) -> list[dict[str, Any]]:
@@ -59,7 +59,7 @@ def test_rfc3339_offsets_are_read_and_a_zoneless_time_is_a_bad_line(tmp_path: Pa
     ended = dict(ev("o", 0, "server", "session.ended", 4000), ts="2026-03-02T11:00:00Z")
     lines = [created, *_active("o")[1:], zoneless, ended]
     analysis = sessions.analyze([str(write_log(tmp_path / "log.jsonl", lines))])
-    (duration,) = analysis.con.sql("SELECT duration_s FROM sessions").fetchall()[0]
+    (duration,) = analysis.con.execute("SELECT duration_s FROM sessions").fetchall()[0]
     assert duration == 3600.0
     assert [(b.line, "timestamp" in b.reason) for b in analysis.bad_lines] == [(8, True)]
 
@@ -189,6 +189,6 @@ def test_a_server_clock_that_stepped_back_is_flagged(tmp_path: Path) -> None:
         dict(ev("z", 0, "server", "session.ended", 4000), ts="2026-03-02T09:00:00.000000Z"),
     ]
     analysis = sessions.analyze([str(write_log(tmp_path / "log.jsonl", lines))])
-    row = analysis.con.sql("SELECT clock_stepped_back, duration_s FROM sessions").fetchall()
+    row = analysis.con.execute("SELECT clock_stepped_back, duration_s FROM sessions").fetchall()
     assert row == [(True, None)]
     assert summary.build(analysis)["kpis"]["clock_stepped_back"] == 1

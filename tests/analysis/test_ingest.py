@@ -73,9 +73,9 @@ def test_bad_lines_are_reported_by_file_and_line_and_never_fatal(tmp_path: Path)
     assert analysis.bad_count == 12
     assert analysis.events == 8 + 1  # both sessions' events and the unknown-code line
     assert analysis.bad_by_file == {str(tmp_path / "a.jsonl"): 11, str(other): 1}
-    rows = analysis.con.sql("SELECT session_id, category FROM sessions ORDER BY 1").fetchall()
+    rows = analysis.con.execute("SELECT session_id, category FROM sessions ORDER BY 1").fetchall()
     assert rows == [("g", "expected_end"), ("h", "expected_end")]
-    codes = analysis.con.sql("SELECT codes FROM sessions WHERE session_id = 'g'").fetchall()
+    codes = analysis.con.execute("SELECT codes FROM sessions WHERE session_id = 'g'").fetchall()
     assert codes == [([4000, 4007],)]  # an unknown code stays with its session
 
 
@@ -89,7 +89,7 @@ def test_gzip_input_and_globs(tmp_path: Path) -> None:
     analysis = sessions.analyze([str(tmp_path / "logs" / "*.gz")])
     assert analysis.events == 4
     assert [(b.line, "malformed" in b.reason) for b in analysis.bad_lines] == [(5, True)]
-    assert analysis.con.sql("SELECT client FROM sessions").fetchall() == [("browser",)]
+    assert analysis.con.execute("SELECT client FROM sessions").fetchall() == [("browser",)]
 
 
 def test_parquet_input_with_attrs_as_struct(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def test_parquet_input_with_attrs_as_struct(tmp_path: Path) -> None:
     target = tmp_path / "events.parquet"
     duckdb.sql(f"COPY (SELECT * FROM read_json('{source}')) TO '{target}' (FORMAT parquet)")
     analysis = sessions.analyze([str(target)])
-    rows = analysis.con.sql(
+    rows = analysis.con.execute(
         "SELECT session_id, category, client, final_code FROM sessions ORDER BY 1"
     ).fetchall()
     assert rows == [("p", "expected_end", "browser", 4000), ("q", "expected_end", "browser", 4000)]
@@ -134,7 +134,7 @@ def test_many_files_number_their_lines_like_one_file(fleet: Path, tmp_path: Path
     expected = [(b.line, b.reason) for b in whole.bad_lines]
     assert [(offsets[b.path] + b.line, b.reason) for b in parts.bad_lines] == expected
     same = "SELECT * FROM sessions ORDER BY session_id"
-    assert parts.con.sql(same).fetchall() == whole.con.sql(same).fetchall()
+    assert parts.con.execute(same).fetchall() == whole.con.execute(same).fetchall()
 
 
 def test_the_code_table_fits_the_one_bit_per_code_mask() -> None:

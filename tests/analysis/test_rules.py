@@ -59,7 +59,7 @@ any = [4007]
 
 def _category(tmp_path: Path, lines: list[dict[str, object]]) -> str:
     analysis = sessions.analyze([str(write_log(tmp_path / "log.jsonl", lines))])
-    found = analysis.con.sql("SELECT category FROM sessions").fetchall()
+    found = analysis.con.execute("SELECT category FROM sessions").fetchall()
     assert len(found) == 1
     return str(found[0][0])
 

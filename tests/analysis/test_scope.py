@@ -22,14 +22,14 @@ def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
 
 
 def _count(analysis: sessions.Analysis, where: str) -> int:
-    rows = analysis.con.sql(f"SELECT count(*) FROM sessions WHERE {where}").fetchall()
+    rows = analysis.con.execute(f"SELECT count(*) FROM sessions WHERE {where}").fetchall()
     return int(rows[0][0])
 
 
 def test_window_and_filters_pick_the_sessions_that_started_there(
     fleet: Path, fleet_analysis: sessions.Analysis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lo, hi = fleet_analysis.con.sql(
+    lo, hi = fleet_analysis.con.execute(
         "SELECT quantile_disc(start_ts, 0.25), quantile_disc(start_ts, 0.75) FROM sessions"
     ).fetchall()[0]
     since, until = lo.isoformat(), hi.isoformat() + "Z"
@@ -50,7 +50,7 @@ def test_window_and_filters_pick_the_sessions_that_started_there(
 def test_session_outside_the_scope_still_has_its_timeline(
     fleet: Path, fleet_analysis: sessions.Analysis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    first = fleet_analysis.con.sql("SELECT min(session_id) FROM sessions").fetchall()[0][0]
+    first = fleet_analysis.con.execute("SELECT min(session_id) FROM sessions").fetchall()[0][0]
     code = cli.main(["analyze", str(fleet), "--quiet", "--account", "nobody", "--session", first])
     out, _ = capsys.readouterr()
     assert code == 0 and first in out

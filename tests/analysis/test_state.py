@@ -37,7 +37,7 @@ def _split(fleet: Path, folder: Path, keep: float) -> tuple[list[str], list[str]
 
 
 def _same(a: sessions.Analysis, b: sessions.Analysis) -> None:
-    assert a.con.sql(SAME).fetchall() == b.con.sql(SAME).fetchall()
+    assert a.con.execute(SAME).fetchall() == b.con.execute(SAME).fetchall()
     assert (a.events, a.bad_count, a.bad_by_file) == (b.events, b.bad_count, b.bad_by_file)
     assert a.bad_lines == b.bad_lines
     one, two = summary.build(a), summary.build(b)
@@ -48,8 +48,8 @@ def _same(a: sessions.Analysis, b: sessions.Analysis) -> None:
     assert a.rollups is not None and b.rollups is not None
     for rollup in rollups.ROLLUPS:  # kept and updated, or made from all sessions: the same
         rows = "SELECT * FROM {} ORDER BY ALL"
-        kept = a.con.sql(rows.format(a.rollups.table(rollup.name))).fetchall()
-        assert kept == b.con.sql(rows.format(b.rollups.table(rollup.name))).fetchall(), rollup
+        kept = a.con.execute(rows.format(a.rollups.table(rollup.name))).fetchall()
+        assert kept == b.con.execute(rows.format(b.rollups.table(rollup.name))).fetchall(), rollup
 
 
 @pytest.mark.parametrize("in_memory", [True, False], ids=["tails-in-memory", "tails-on-disk"])
@@ -165,7 +165,7 @@ def test_the_servers_identity_wins_when_the_terminal_was_kept_first(tmp_path: Pa
     assert grown.added_only
     full = sessions.analyze([str(log)])
     _same(grown, full)
-    who = grown.con.sql('SELECT "user", host FROM sessions').fetchall()
+    who = grown.con.execute('SELECT "user", host FROM sessions').fetchall()
     assert who == [("alice", "h1")]
 
 
@@ -246,7 +246,7 @@ def test_quantiles_from_counted_values_are_duckdbs() -> None:
 def test_duration_quantiles_are_duckdbs(fleet_analysis: sessions.Analysis) -> None:
     """Read from a few minutes' durations, the quantiles are those of all durations."""
     found = summary.build(fleet_analysis)["series"]["durations"]
-    whole = fleet_analysis.con.sql(
+    whole = fleet_analysis.con.execute(
         "SELECT category, count(*) AS sessions, "
         "quantile_cont(duration_s, [0.1, 0.25, 0.5, 0.75, 0.9]) AS q "
         "FROM sessions WHERE ended AND duration_s IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"

@@ -41,9 +41,8 @@ def test_browser_joins_over_webrtc_streams_and_closes(
     assert browser.errors == []
     rows = (
         sessions.analyze([str(server.log.path)])
-        .con.sql(
-            "SELECT frp, client, final_code, category FROM sessions WHERE session_id = ?",
-            params=[sid],
+        .con.execute(
+            "SELECT frp, client, final_code, category FROM sessions WHERE session_id = ?", [sid]
         )
         .fetchall()
     )

@@ -54,8 +54,8 @@ def test_join_video_messages_and_close(e2e: E2E, browser: Browser) -> None:
     assert [line for line in browser.console if line.startswith("error")] == []
     # The analyzer reads the session from the server's log alone, browser side included.
     analysis = sessions.analyze([str(server.log.path)])
-    row = analysis.con.sql(
-        "SELECT client, category, final_code FROM sessions WHERE session_id = ?", params=[sid]
+    row = analysis.con.execute(
+        "SELECT client, category, final_code FROM sessions WHERE session_id = ?", [sid]
     ).fetchall()
     assert row == [("browser", "expected_end", 4000)]
 

@@ -4,11 +4,13 @@ against the server's aiortc peer through coturn, a real Xvfb with a red xterm on
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from tests.e2e.browser import CHROMIUM, Browser, joined
 from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
@@ -19,6 +21,23 @@ pytestmark = pytest.mark.skipif(
     TURNSERVER is None or not CHROMIUM.exists(), reason="needs coturn and Debian chromium"
 )
 
+# The page's peer connections, for their statistics.
+KEEP_PEERS = """(() => { const Native = window.RTCPeerConnection; window.__pcs = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) { super(...args); window.__pcs.push(this); } }; })();"""
+INBOUND = """async () => { for (const pc of window.__pcs)
+  for (const r of (await pc.getStats()).values())
+    if (r.type === "inbound-rtp" && r.kind === "video") return r;
+  return null; }"""
+
+
+def screenshot(browser: Browser, path: Path | None = None) -> NDArray[np.uint8]:
+    page = browser.page.screenshot()
+    if path is not None:
+        path.write_bytes(page)
+    with av.open(io.BytesIO(page)) as container:
+        return np.asarray(next(container.decode(video=0)).to_ndarray(format="rgb24"))
+
 
 @needs_x
 def test_the_page_draws_the_display_track_with_no_frames_on_the_channel(
@@ -28,6 +47,7 @@ def test_the_page_draws_the_display_track_with_no_frames_on_the_channel(
     server = frp8_server(e2e, coturn, launchpad=pad, display="xvfb")
     ticket = server.launch("alice", "rtc")
     sid = ticket["session_id"]
+    browser.page.add_init_script(KEEP_PEERS)
     joined(server, browser, ticket, server.port)
     truth = settled_screen(server, sid)
     browser.wait("v.track !== undefined && v.track.frames >= 2 && v.track.codec !== null")
@@ -43,16 +63,24 @@ def test_the_page_draws_the_display_track_with_no_frames_on_the_channel(
     size = {"width": truth.shape[1], "height": truth.shape[0]}
     assert video == {**size, "paused": False, "live": "live"}
     # The page shows the red xterm where the display has it (the page is the screen's size).
-    page = browser.page.screenshot()
-    with av.open(io.BytesIO(page)) as container:
-        shot = np.asarray(next(container.decode(video=0)).to_ndarray(format="rgb24"))
-    (tmp_path / "page.png").write_bytes(page)
+    shot = screenshot(browser, tmp_path / "page.png")
     x0, y0, x1, y1 = red_box(truth)
     assert (x0, y0) == (40, 30) and shot.shape == truth.shape
     inner = shot[y0 + 4 : y1 - 4, x0 + 4 : x1 - 4].astype(int)
     assert np.abs(inner - RED).max(axis=2).mean() < 16
     assert np.abs(shot[y1 + 40 : y1 + 80, x0:x1].astype(int)).max() < 24  # black below it
     assert browser.view()["frames"] == 0  # nothing came as frames on the data channel
+    # The screen is still: a repeat a second keeps Chromium from asking for a keyframe, at
+    # about a hundred bytes each, and it decodes them to the same picture.
+    time.sleep(1.0)
+    sharpened = screenshot(browser)  # the still screen sent once more, at a finer quality
+    before = browser.page.evaluate(INBOUND)
+    time.sleep(3.5)
+    after = browser.page.evaluate(INBOUND)
+    repeats = after["framesDecoded"] - before["framesDecoded"]
+    assert repeats >= 3 and after["keyFramesDecoded"] == before["keyFramesDecoded"]
+    assert after["bytesReceived"] - before["bytesReceived"] < 130 * repeats  # the picture: 500
+    assert np.array_equal(screenshot(browser), sharpened)
     # The track follows a window resize: the display takes the new size, the video shows it.
     browser.page.set_viewport_size({"width": 800, "height": 600})
     browser.wait("v.track.width === 800 && v.track.height === 600", timeout=15)

@@ -1,11 +1,15 @@
 """The session's display as a WebRTC video track (FRP8); aiortc encodes it (VP8 or H.264).
 
 aiortc asks for a frame whenever it is ready to encode one; this track answers only when the
-screen changed, plus the same picture again every `repeat` seconds (a viewer that lost a
-packet or has just joined gets a whole picture), so a still screen costs almost nothing. The
-grab and the comparison run in a worker thread: the event loop only waits. Each failed grab,
-and the first good one after them, is reported (`on_grab`), which is how a display that keeps
-failing ends the connection with 4011 as it does over FRP7.
+screen changed, so a still screen costs almost nothing. A screen still for SHARPEN_S goes once
+more, and the codec spends the pause on detail (text blurred by scrolling comes out sharp). A
+receiver without a frame for three seconds asks for a keyframe, so a still screen is repeated
+every `repeat` seconds: in VP8 as a frame of a few dozen bytes that shows the last one again
+(media/vp8_repeat.py), else as the picture encoded again. A keyframe request (a viewer lost
+what it could not recover) sends the picture itself. The grab and the comparison run in a
+worker thread: the event loop only waits. Each failed grab, and the first good one after
+them, is reported (`on_grab`), which is how a display that keeps failing ends the connection
+with 4011 as it does over FRP7.
 
 aiortc's rate control is REMB from the receiver: it sets the encoder's target bitrate, which
 the codec module clamps (VP8 250 kbit/s to 1.5 Mbit/s, H.264 0.5 to 3 Mbit/s in aiortc 1.16).
@@ -25,16 +29,19 @@ from typing import Any, Protocol
 import numpy as np
 from aiortc import VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError
+from av.packet import Packet
 from av.video.frame import VideoFrame
 from numpy.typing import NDArray
 
 from openfrp.media.streamer import max_bitrate
 from openfrp.media.track_budget import TrackBudget
+from openfrp.media.vp8_repeat import repeat_frame
 
 CLOCK = 90000  # the RTP video clock
 TIME_BASE = Fraction(1, CLOCK)
 MAX_FPS = 30.0
 REPEAT_S = 1.0
+SHARPEN_S = 0.5
 RETRY_S = 0.5  # after a failed grab (the display is being replaced, say)
 BUDGET_EVENT_MS = 10_000
 
@@ -71,6 +78,9 @@ class DisplayTrack(VideoStreamTrack):
         self._repeat = repeat
         self._last: NDArray[np.uint8] | None = None
         self._sent_at = 0.0
+        self._sharp = False
+        self._keyframe = False
+        self._vp8 = False
         self._due = 0.0
         self._start = time.monotonic()
         self.frames = 0
@@ -86,8 +96,22 @@ class DisplayTrack(VideoStreamTrack):
         of each change."""
         self._sender, self._on_budget = sender, on_budget
 
+    def listen(self, sender: Any) -> None:
+        """Hear `sender`'s keyframe requests (aiortc's RTCRtpSender reads them from RTCP)."""
+        requested = sender._send_keyframe
+
+        def keyframe() -> None:
+            requested()
+            self._keyframe = True
+
+        sender._send_keyframe = keyframe
+
+    def encoded_as(self, codec: str | None) -> None:
+        """The codec the peers agreed on ("vp8", "h264"): VP8 repeats cost a few bytes."""
+        self._vp8 = codec == "vp8"
+
     async def recv(self) -> Any:
-        """The next picture worth encoding: changed, or due for its repeat."""
+        """The next picture worth encoding (changed, sharpened, asked for), or a repeat."""
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -110,6 +134,8 @@ class DisplayTrack(VideoStreamTrack):
             if self._failing:
                 self._failing = False
                 self._report(True, "")
+            if isinstance(pixels, bytes):
+                return self._packet(pixels)
             if pixels is not None:
                 return self._frame(pixels)
 
@@ -142,16 +168,30 @@ class DisplayTrack(VideoStreamTrack):
         if self._on_grab is not None:
             self._on_grab(ok, error)
 
-    def _changed(self, display: Grabbable) -> NDArray[np.uint8] | None:
-        """The screen if it differs from the last picture sent or the repeat is due."""
+    def _changed(self, display: Grabbable) -> NDArray[np.uint8] | bytes | None:
+        """The screen if it changed, is to be sharpened or a keyframe is asked for; a VP8
+        repeat frame if a repeat is due; None: nothing to send."""
         pixels = display.grab()
         self.grabs += 1
         now = time.monotonic()
         last = self._last
-        if last is not None and now - self._sent_at < self._repeat and np.array_equal(last, pixels):
+        if last is None or not np.array_equal(last, pixels):
+            self._last, self._sent_at, self._sharp, self._keyframe = pixels, now, False, False
+            return pixels
+        if self._keyframe or (not self._sharp and now - self._sent_at >= SHARPEN_S):
+            self._sent_at, self._sharp, self._keyframe = now, True, False
+            return pixels
+        if now - self._sent_at < self._repeat:
             return None
-        self._last, self._sent_at = pixels, now
-        return pixels
+        self._sent_at = now
+        return repeat_frame(pixels.shape[1], pixels.shape[0]) if self._vp8 else pixels
+
+    def _packet(self, data: bytes) -> Packet[Any]:
+        packet = Packet(data)
+        packet.pts = int((time.monotonic() - self._start) * CLOCK)
+        packet.time_base = TIME_BASE
+        self.frames += 1
+        return packet
 
     def _frame(self, pixels: NDArray[np.uint8]) -> VideoFrame:
         ceiling = max_bitrate(pixels.shape[1], pixels.shape[0])

@@ -39,6 +39,7 @@ from openfrp.timing import now_ms
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel, RTCPeerConnection
 
+    from openfrp.media.track import DisplayTrack
     from openfrp.server.runtime import SessionRuntime
 
 REGISTER_RETRY_MAX = 5.0
@@ -174,8 +175,11 @@ class PeerHost:
             opened = asyncio.Event()
             pc.on("datachannel", lambda _: opened.set())
             await pc.setRemoteDescription(RTCSessionDescription(str(offer.get("sdp")), "offer"))
-            _send_display(pc, runtime)
+            track = _send_display(pc, runtime)
             await pc.setLocalDescription(await pc.createAnswer())
+            codec = video_codec(pc.localDescription.sdp)
+            if track is not None:
+                track.encoded_as(codec)
             await ws.send(json.dumps({"type": "answer", "relay": relay, **_sdp(pc)}))
         except Exception as exc:
             error = "".join(traceback.format_exception_only(exc)).strip()
@@ -189,7 +193,6 @@ class PeerHost:
             await self._signal(ws, relay, CodeNumber.FRP8_ERROR, "FRP8_ERROR")
             await self._drop(relay)
             return
-        codec = video_codec(pc.localDescription.sdp)
         self.state.log.write(
             identity.event("peer.answered", attrs={"relay": relay, "video_track": codec})
         )
@@ -261,17 +264,21 @@ class PeerHost:
         self.state.log.write(Event(name, host=self.host, frp=8, **fields))
 
 
-def _send_display(pc: RTCPeerConnection, runtime: SessionRuntime) -> None:
+def _send_display(pc: RTCPeerConnection, runtime: SessionRuntime) -> DisplayTrack | None:
     """Answer a video transceiver in the offer with the session's display (the primary's
     monitor of it while secondary windows show the others)."""
     from openfrp.media.track import DisplayTrack
 
-    if any(t.kind == "video" for t in pc.getTransceivers()):
-        track = DisplayTrack(
-            lambda: None if runtime.display is None else runtime.monitors.view(runtime.display),
-            on_grab=partial(runtime.post, "video"),
-        )
-        track.spend(pc.addTrack(track), partial(runtime.note, "stream.budget"))
+    if not any(t.kind == "video" for t in pc.getTransceivers()):
+        return None
+    track = DisplayTrack(
+        lambda: None if runtime.display is None else runtime.monitors.view(runtime.display),
+        on_grab=partial(runtime.post, "video"),
+    )
+    sender = pc.addTrack(track)
+    track.spend(sender, partial(runtime.note, "stream.budget"))
+    track.listen(sender)
+    return track
 
 
 def _sdp(pc: RTCPeerConnection) -> dict[str, str]:
