@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import H264Encoder
-from openfrp.media.palette import HEAD, decode_palette, encode_palette, rectangles
+from openfrp.media.palette import HEAD, _lookup, _table, decode_palette, encode_palette, rectangles
 from tests.test_stream_media import text_picture
 
 
@@ -34,6 +34,20 @@ def test_a_picture_of_few_colours_comes_back_exactly(colours: int, bits: int) ->
     drawn = np.zeros((100, 130, 3), np.uint8)
     decode_palette(payload, drawn)
     assert np.array_equal(drawn, picture[:, :, 2::-1])
+
+
+@pytest.mark.parametrize("count", [1, 2, 200, 256])
+def test_the_colour_table_finds_what_a_binary_search_finds(count: int) -> None:
+    rng = np.random.default_rng(count)
+    colours = np.unique(rng.integers(0, 1 << 24, count * 2, np.uint32))[:count]
+    part = colours[rng.integers(0, count, (64, 90))]
+    part[5, 7:9] = (1 << 24) - 1 - colours[:2] % 5  # two colours that are not among them
+    stray = ~np.isin(part, colours)
+    table = _table(colours)
+    assert table is not None
+    for found, missed in (_lookup(colours, table, part), _lookup(colours, None, part)):
+        assert np.array_equal(found[~stray], np.searchsorted(colours, part[~stray]))
+        assert np.array_equal(missed, part[stray])
 
 
 def test_more_than_256_colours_are_left_to_h264() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import av
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
 from openfrp.media.changes import changed_tiles
@@ -50,6 +51,21 @@ def test_changed_tiles_finds_the_changed_64px_tiles() -> None:
     after[129, 199, 0] ^= 1  # the last pixel, in a partial tile
     after[70, 10, 2] ^= 1
     assert np.argwhere(changed_tiles(before, after)).tolist() == [[1, 0], [2, 3]]
+
+
+@pytest.mark.parametrize("size", [(200, 130), (199, 131), (333, 64), (1, 1)])
+def test_changed_tiles_sees_each_changed_pixel_and_no_other_tile(size: tuple[int, int]) -> None:
+    width, height = size
+    rng = np.random.default_rng(width)
+    before = rng.integers(0, 256, (height, width, 4), np.uint8)
+    for _ in range(20):
+        after = before.copy()
+        for y, x in zip(rng.integers(0, height, 3), rng.integers(0, width, 3), strict=True):
+            after[y, x, rng.integers(0, 3)] ^= 1 << int(rng.integers(0, 8))
+        want = np.zeros((-(-height // 64), -(-width // 64)), np.bool_)
+        for y, x in np.argwhere((before != after).any(axis=2)):
+            want[y // 64, x // 64] = True
+        assert np.array_equal(changed_tiles(before, after), want)
 
 
 def test_h264_keyframe_decodes_to_the_picture_and_a_still_one_costs_bytes() -> None:

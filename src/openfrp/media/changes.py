@@ -1,8 +1,9 @@
 """Which parts of the screen changed since the last picture, with numpy.
 
-Comparing the new picture with the previous one as 32-bit pixels, then folding the result
-into 64x64 tiles, costs about 0.5 ms at 1280x720 here: cheaper than hashing the picture
-(crc32 1.5 ms, blake2b 6 ms) and exact. A screen nobody touches is then never encoded.
+Comparing the new picture with the previous one two pixels at a time (64-bit words), then
+folding the result into 64x64 tiles, costs about 2 ms for a 1920x1080 frame of motion and
+0.9 ms for a still one: cheaper than hashing the picture (crc32 1.5 ms at 1280x720, blake2b
+6 ms) and exact. A screen nobody touches is then never encoded.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ def changed_tiles(
     rows, columns = -(-height // TILE), -(-width // TILE)
     if previous is None or previous.shape != current.shape:
         return np.ones((rows, columns), np.bool_)
-    if np.array_equal(previous, current):  # the common case, and the cheapest test
+    pair = 2 if width % 2 == 0 else 1  # pixels to a word; a tile's width is even
+    word = np.uint64 if pair == 2 else np.uint32
+    differs = previous.reshape(height, -1).view(word) != current.reshape(height, -1).view(word)
+    if not differs.any():  # the common case
         return np.zeros((rows, columns), np.bool_)
-    differs = previous.view(np.uint32)[:, :, 0] != current.view(np.uint32)[:, :, 0]
     bands = np.logical_or.reduceat(differs, np.arange(0, height, TILE), axis=0)
-    tiles: NDArray[np.bool_] = np.logical_or.reduceat(bands, np.arange(0, width, TILE), axis=1)
+    across = np.arange(0, differs.shape[1], TILE // pair)
+    tiles: NDArray[np.bool_] = np.logical_or.reduceat(bands, across, axis=1)
     return tiles

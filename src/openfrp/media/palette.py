@@ -39,6 +39,10 @@ ROWS, RESET = 0x80, 0x40  # flags in the bits byte
 MAX_COLOURS = 256
 ZLIB_LEVEL = 6  # a scrolling 720p xterm: 4.6 KB a frame in 9 ms; level 9: 4.2 KB in 13 ms
 SAMPLE = 4  # colours are first counted on every 4th pixel of every 4th row
+SLOT_BITS = 16  # a colour table's slots: 256 colours share none for 6 multipliers in 10
+SHIFT = np.uint32(32 - SLOT_BITS)
+MULTIPLIERS = tuple(np.uint32(m) for m in (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F))
+NO_COLOUR = 0xFFFFFFFF  # no pixel has it: colours are 24 bits
 
 
 def rectangles(mask: NDArray[np.bool_], width: int, height: int) -> list[tuple[int, ...]]:
@@ -78,21 +82,52 @@ def spans(mask: NDArray[np.bool_], width: int, height: int) -> list[tuple[int, .
     return found
 
 
+Table = tuple[np.uint32, NDArray[np.uint32], NDArray[np.uint8]]  # multiplier, keys, indices
+
+
+def _table(colours: NDArray[np.uint32]) -> Table | None:
+    """A table that finds each of `colours` (sorted, at most 256) by a multiplicative hash
+    with no two in one slot, or None when the multipliers tried all collide (rare: a binary
+    search does then). A multiply, a shift and two gathers a pixel: 1 ms for 150,000 pixels,
+    where np.searchsorted takes 7."""
+    for multiplier in MULTIPLIERS:
+        slots = (colours * multiplier) >> SHIFT
+        if len(np.unique(slots)) == len(colours):
+            keys = np.full(1 << SLOT_BITS, NO_COLOUR, np.uint32)
+            indices = np.zeros(1 << SLOT_BITS, np.uint8)
+            keys[slots], indices[slots] = colours, np.arange(len(colours))
+            return multiplier, keys, indices
+    return None
+
+
+def _lookup(
+    colours: NDArray[np.uint32], table: Table | None, part: NDArray[np.uint32]
+) -> tuple[NDArray[np.uint8], NDArray[np.uint32]]:
+    """The index among `colours` of each pixel of `part`, and the pixels not among them."""
+    if table is None:
+        at = np.minimum(np.searchsorted(colours, part), len(colours) - 1)
+        return at.astype(np.uint8), part[colours[at] != part]
+    multiplier, keys, indices = table
+    slots = (part * multiplier) >> SHIFT
+    return indices[slots], part[keys[slots] != part]
+
+
 def _colours(parts: list[NDArray[np.uint32]]) -> NDArray[np.uint32] | None:
     """The sorted colours of `parts`, or None when there are more than MAX_COLOURS. The
-    sample grows part by part, so a video's first rectangle ends the count (2 ms less a
-    frame of 720p motion)."""
+    first part's sample is counted alone, so a video's first rectangle ends the count (2 ms
+    less a frame of 720p motion); the others' at once (one count of 24 rectangles' samples
+    takes 0.5 ms, one at a time 5)."""
     sample = np.zeros(0, np.uint32)
-    for part in parts:
-        sample = np.union1d(sample, part[::SAMPLE, ::SAMPLE])
+    for batch in (parts[:1], parts[1:]):
+        if batch:
+            more = np.concatenate([part[::SAMPLE, ::SAMPLE].ravel() for part in batch])
+            sample = np.union1d(sample, more)
         if len(sample) > MAX_COLOURS:
             return None
-    for part in parts:  # a colour the sample missed: count them all
-        at = np.minimum(np.searchsorted(sample, part), len(sample) - 1)
-        if not np.array_equal(sample[at], part):
-            every = np.unique(np.concatenate([p.ravel() for p in parts]))
-            return every if len(every) <= MAX_COLOURS else None
-    return sample
+    table = _table(sample)
+    missed = [_lookup(sample, table, part)[1] for part in parts]  # colours the sample missed
+    every = np.union1d(sample, np.concatenate(missed)) if any(len(m) for m in missed) else sample
+    return every if len(every) <= MAX_COLOURS else None
 
 
 def _widened(
@@ -118,6 +153,15 @@ def _widened(
     if merged is None or len(merged) > MAX_COLOURS:
         return found, colours
     return wide, merged
+
+
+def _indexed(
+    colours: NDArray[np.uint32], table: Table | None, part: NDArray[np.uint32]
+) -> NDArray[np.uint8]:
+    found, missed = _lookup(colours, table, part)
+    if len(missed):
+        raise ValueError("a pixel's colour is not among the palette's")  # counted before
+    return found
 
 
 def _pack(indices: NDArray[np.uint8], bits: int) -> NDArray[np.uint8]:
@@ -160,7 +204,8 @@ def encode_palette(
         count, runs = COUNT.pack(len(every)), b"".join(RUN.pack(*run) for run in every)
     bits = next(b for b in (1, 2, 4, 8) if len(colours) <= 1 << b)
     rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1)
-    packed = [_pack(np.searchsorted(colours, p).astype(np.uint8), bits) for p in parts if p.size]
+    table = _table(colours)
+    packed = [_pack(_indexed(colours, table, p), bits) for p in parts if p.size]
     data = [runs, *(p.tobytes() for p in packed)]
     if rows is None:
         packer, finish = zlib.compressobj(ZLIB_LEVEL), zlib.Z_FINISH
