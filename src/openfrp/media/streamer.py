@@ -123,6 +123,8 @@ class Streamer:
         self._resize: tuple[int, int] | None = None
         self._in_flight = 0
         self._number = 0
+        self._damaged = False  # drawn on since the last look (media/damage.py)
+        self._damage_live = False  # a damage watch tells of every change: a still screen rests
         self.rate = RateControl(max_bitrate(display.width, display.height), fps)
         self._last_stats = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="openfrp-stream", daemon=True)
@@ -178,6 +180,19 @@ class Streamer:
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
             self.rate.acked(frame, _ms())
+        self._wake.set()
+
+    def damaged(self) -> None:
+        """Something was drawn on the display (from the damage watch's thread)."""
+        with self._lock:
+            self._damaged = True
+        self._wake.set()
+
+    def damage_live(self, live: bool) -> None:
+        """Whether a damage watch tells of every change; until it does, the worker looks at
+        every tick."""
+        with self._lock:
+            self._damage_live = live
         self._wake.set()
 
     def tick(self) -> None:
@@ -247,7 +262,7 @@ class Streamer:
         changed_at = sent_at = time.monotonic()
         refined = 0
         failing = False
-        next_tick = time.monotonic()
+        next_tick = looked_at = time.monotonic()
         owed = False  # a tick found the path full: the next acknowledgement may take it
         rechecked = False
         while not self._stopped:
@@ -257,9 +272,15 @@ class Streamer:
                 conn, resize = self._conn, self._resize
                 urgent = resize is not None or self._key_reason is not None
                 full = self._in_flight >= MAX_IN_FLIGHT
+                pace = 1 / max(1, self.rate.fps)
+                damage_live = self._damage_live
+                if self._damaged or not damage_live:  # a resting worker looks again
+                    next_tick = min(next_tick, looked_at + pace)
                 if time.monotonic() < next_tick and not urgent and (full or not owed):
                     continue  # woken by an acknowledgement: keep the pace
-                next_tick = time.monotonic() + 1 / max(1, self.rate.fps)
+                self._damaged = False
+                next_tick = looked_at = time.monotonic()
+                next_tick += pace
                 self._resize = None
                 blocked = owed = full
                 if conn is not None and blocked:
@@ -306,7 +327,7 @@ class Streamer:
                     if refined:  # refining or resting: back to the stream's rate
                         encoder.set_bitrate(self.rate.bitrate)
                     changed_at, refined, rechecked = now, 0, False
-                elif not rechecked and now - changed_at < 1.5 / max(1, self.rate.fps):
+                elif not rechecked and not damage_live and now - changed_at < 1.5 * pace:
                     # Moving a tick ago, still now: the source's next picture is due any moment.
                     next_tick, rechecked = min(next_tick, now + RECHECK), True
                 with self._lock:
@@ -319,6 +340,11 @@ class Streamer:
                 keepalive = KEEPALIVE if encoder.codec == CODEC_H264 else KEEPALIVE_STILL_IMAGE
                 due = key_reason or changed_at > sent_at or refine or now - sent_at >= keepalive
                 if not due:
+                    if damage_live:  # rest until drawn on, or the refinement or keep-alive
+                        rest = sent_at + keepalive
+                        if encoder.codec == CODEC_H264 and refined < REFINE_FRAMES:
+                            rest = min(rest, changed_at + REFINE_AFTER)
+                        next_tick = max(next_tick, rest)
                     continue
                 if refine and refined == 0:
                     encoder.set_bitrate(self.rate.bitrate * REFINE_BOOST)

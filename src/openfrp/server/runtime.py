@@ -368,6 +368,7 @@ class SessionRuntime:
         the session waits for a resume."""
         assert self.display is not None
         self.stream.start(self.monitors.view(self.display), self.machine.settings)
+        self._watch_damage()
         try:
             while not self.ended.is_set():
                 active = self.machine.state is SessionState.ACTIVE
@@ -375,9 +376,17 @@ class SessionRuntime:
                 if not active and self.display is not None and not self.display.alive:
                     await self._restart_display()
                     self.stream.set_display(self.monitors.view(self.display))
+                    self._watch_damage()
                 await asyncio.sleep(0.05)
         finally:
             self.stream.stop()
+
+    def _watch_damage(self) -> None:
+        display = self.display
+        if display is None or display.number is None:
+            self.stream.watch(None, "")
+        else:
+            self.stream.watch(f":{display.number}", display.cookie)
 
     async def _restart_display(self) -> None:
         """After 4011 for a dead display, give the resumed session a new one."""

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from openfrp.media.damage import DamageWatch
 from openfrp.media.streamer import Callbacks, Screen, Streamer
 from openfrp.protocol.actions import Log
 from openfrp.protocol.messages import MessageError, decode_from_terminal, encode
@@ -38,6 +39,7 @@ class SessionStream:
         self.streamer: Streamer | None = None
         self._fit: Callable[[int, int], tuple[int, int]] = lambda w, h: (w, h)
         self._resizing: set[asyncio.Task[None]] = set()
+        self._damage: DamageWatch | None = None
 
     def note_hello(self, cid: str, data: str | bytes) -> None:
         """Remember what a connection's hello says about its window and decoders."""
@@ -76,6 +78,16 @@ class SessionStream:
     def set_display(self, display: Screen) -> None:
         if self.streamer is not None:
             self.streamer.display = display
+
+    def watch(self, name: str | None, cookie: str) -> None:
+        """Rest the worker on a still screen of X display `name` (":3"), woken by what is
+        drawn (media/damage.py); None: no X display, the worker looks at every tick."""
+        if self._damage is not None:
+            self._damage.stop()
+            self._damage = None
+        streamer = self.streamer
+        if name is not None and streamer is not None:
+            self._damage = DamageWatch(name, cookie, streamer.damaged, streamer.damage_live)
 
     def follow(self, cid: str | None) -> None:
         if self.streamer is None:
@@ -131,6 +143,7 @@ class SessionStream:
         self._log("display.resized", cid, attrs)
 
     def stop(self) -> None:
+        self.watch(None, "")
         if self.streamer is not None:
             self.streamer.stop()
             self.streamer = None
