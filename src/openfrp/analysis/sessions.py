@@ -320,7 +320,7 @@ class Analysis:
         if self.held is not None:
             self.con.execute("DROP VIEW sessions")
             if keep_sessions:
-                self.con.execute("CREATE TABLE sessions AS SELECT * FROM st.sessions")
+                self.con.execute("CREATE TABLE sessions AS SELECT * EXCLUDE (agg) FROM st.sessions")
             if keep_sessions and self.rollups is not None:
                 self.rollups = rollups.copy(self.con, self.rollups, rollups.home(self.con))
             else:
@@ -405,7 +405,9 @@ def analyze(
                 parts = None  # a new part cannot be read: the full run below names the file
         if parts is not None:
             updated = kept.save_added(logs, parts, counts)
-            con.execute("CREATE OR REPLACE VIEW sessions AS SELECT * FROM st.sessions")
+            con.execute(
+                "CREATE OR REPLACE VIEW sessions AS SELECT * EXCLUDE (agg) FROM st.sessions"
+            )
             analysis = _finish(con, logs, counts, {}, began)
             analysis.added_only = True
             analysis.held = kept
@@ -413,11 +415,12 @@ def analyze(
             if not hold:
                 analysis.release()
             return analysis
-        analysis = _analyze_all(con, logs, progress, began)
+        analysis = _analyze_all(con, logs, progress, began, with_agg=True)
         analysis.rollups = rollups.build(con, "sessions")
         counts = state.Counts(analysis.events, analysis.bad_by_file, analysis.bad_lines)
         kept.save_all(analysis.files, counts, analysis.rollups)
         con.execute("DROP TABLE agg")
+        con.execute("ALTER TABLE sessions DROP COLUMN agg")
         kept.close()
         return analysis
     except BaseException:
@@ -433,22 +436,19 @@ def _add_parts(
     progress: Callable[[float], None] | None,
 ) -> state.Counts:
     """Aggregate the new parts and merge them with the kept aggregates of the sessions they
-    touch (temp table `merged`, view `merged_sessions` its facts, `touched` their ids, temp
-    table `facts` their merged facts (is_new) and kept ones: derived again from their kept
-    aggregates, which costs less than a look-up among all kept sessions); return the counts:
-    the kept ones and the new parts' added (counting them again among all aggregates cost
-    0.02-0.05 s at 10 M events), the bad lines to list numbered as in their files."""
+    touch and the loose ones (temp table `merged`: those that needed merging; temp table
+    `facts`: the new and merged sessions (is_new, with `agg`) and the kept ones they replace);
+    return the counts: the kept ones and the new parts' added (counting them again among all
+    aggregates cost 0.02-0.05 s at 10 M events), the bad lines to list numbered as in their
+    files."""
     bad = kept.kept_bad_lines()
     events = kept.kept_events()
     bad_by_file = {path: seen.bad for path, seen in kept.seen().items() if seen.bad}
     rank = {log.path: i for i, log in enumerate(logs)}
     kept_places = sorted((rank[b.path], b.line) for b in bad)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE touched AS SELECT NULL::VARCHAR AS session_id LIMIT 0"
-    )
-    con.execute("CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM st.agg LIMIT 0")
-    con.execute("CREATE OR REPLACE TEMP TABLE merged AS SELECT * FROM kept")
-    if parts:
+    if not parts:
+        con.execute("CREATE OR REPLACE TEMP TABLE agg AS SELECT * FROM st.loose LIMIT 0")
+    else:
         read = [ingest.LogFile(p.read_from, p.log.kind) for p in parts]
         _aggregate(con, read, progress)
         per_file = con.execute(
@@ -480,30 +480,25 @@ def _add_parts(
             "UPDATE agg SET bad = list_transform(bad, lambda b: {'file': CASE b.file "
             f"{names} ELSE b.file END, 'fatal': b.fatal, 'code': b.code}}) WHERE bad NOT NULL"
         )
-        columns = [str(row[0]) for row in con.execute("DESCRIBE agg").fetchall()]
-        con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT session_id FROM agg")
-        kept.keep_touched()
-        # Only sessions kept before need merging: the merge of a single row is that row, so
-        # the added part's new sessions (most of them) keep their aggregates as they are.
-        known = "EXISTS (SELECT 1 FROM kept k WHERE k.session_id IS NOT DISTINCT FROM a.session_id)"
-        union = f"(SELECT * FROM kept UNION ALL BY NAME SELECT * FROM agg a WHERE {known})"
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE merged AS {merge_sql(union, columns)} "
-            f"UNION ALL BY NAME SELECT * FROM agg a WHERE NOT {known}"
-        )
-        con.execute("DROP TABLE agg")
-    # The merged and the kept facts in one statement: planning it (0.015 s) costs as much as
-    # deriving the facts of a few thousand sessions.
+    columns = _columns(con, "agg")
+    old = kept.keep_touched()
+    # Only sessions kept before and the loose lines need merging (into temp table `merged`):
+    # the merge of a single row is that row, so the added part's new sessions (most of them)
+    # keep their aggregates as they are, and are not copied.
+    known = "a.session_id IS NULL OR a.session_id IN (SELECT session_id FROM kept)"
+    union = f"({old} UNION ALL BY NAME SELECT * FROM agg a WHERE {known})"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS {merge_sql(union, columns)}", [kept.rows])
     both = (
-        "(SELECT *, true AS is_new FROM merged "
-        "UNION ALL BY NAME SELECT *, false AS is_new FROM kept)"
+        "(SELECT * FROM agg WHERE session_id NOT IN (SELECT session_id FROM kept) "
+        "UNION ALL BY NAME SELECT * FROM merged)"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE facts AS {sessions_sql(both, 'is_new')}")
-    con.execute("DROP TABLE kept")
+    fresh = sessions_sql(state.packed(both, columns), "agg")
     con.execute(
-        "CREATE OR REPLACE TEMP VIEW merged_sessions AS SELECT * EXCLUDE (is_new) FROM facts "
-        "WHERE is_new"
+        f"CREATE OR REPLACE TEMP TABLE facts AS SELECT *, true AS is_new FROM ({fresh}) "
+        "UNION ALL BY NAME SELECT *, false AS is_new FROM kept"
     )
+    con.execute("DROP TABLE kept")
+    con.execute("DROP TABLE agg")
     bad.sort(key=lambda b: (rank.get(b.path, len(rank)), b.line))
     ordered = {log.path: bad_by_file[log.path] for log in logs if log.path in bad_by_file}
     return state.Counts(events, ordered, bad[:BAD_LINES_LISTED])
@@ -514,8 +509,10 @@ def _analyze_all(
     logs: list[ingest.LogFile],
     progress: Callable[[float], None] | None,
     began: float,
+    with_agg: bool = False,
 ) -> Analysis:
-    """Read every log: the aggregates, the sessions, the first bad lines."""
+    """Read every log: the aggregates, the sessions (`with_agg`: with their aggregates, as
+    --state keeps them), the first bad lines."""
     from openfrp.analysis import engine as duckdb
 
     ordered = _scalar_text(con, "SELECT current_setting('preserve_insertion_order')")
@@ -536,7 +533,12 @@ def _analyze_all(
                 reasons = "; ".join(f"{path}: {why}" for path, why in bad_files.items())
                 raise ingest.InputError(f"no readable input ({reasons})") from None
             _aggregate(con, logs, progress)
-        con.execute(f"CREATE OR REPLACE TABLE sessions AS {sessions_sql('agg')}")
+        derived = (
+            sessions_sql(state.packed("agg", _columns(con, "agg")), "agg")
+            if with_agg
+            else sessions_sql("agg")
+        )
+        con.execute(f"CREATE OR REPLACE TABLE sessions AS {derived}")
     finally:
         con.execute(f"SET preserve_insertion_order = {ordered}")
     fatal = "SELECT count(*) FROM (SELECT unnest(bad) AS b FROM agg) WHERE b.fatal"
@@ -567,6 +569,10 @@ def _finish(
         seconds=time.perf_counter() - began,
         bad_files=bad_files,
     )
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [str(row[0]) for row in con.execute(f"DESCRIBE {table}").fetchall()]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,14 +1,15 @@
 """--state DIR: analyze a growing log folder again at the cost of what was added.
 
 The folder keeps, in one DuckDB file, each input's size and a digest of its first bytes, how
-many lines and bad lines it had, the events, the bad lines listed so far, every session's
-partial aggregates in mergeable form (sessions.MERGE), the sessions, and the summary's rollups
-(rollups.py). A later run reads only what changed: the bytes appended to a plain JSONL file
-since last time (copied to a scratch file, in memory when small, read by the same reader)
-and files that are new.
-Their aggregates are merged with the kept ones, the sessions are derived from the merge exactly
-as a full run derives them, the rollups trade the touched sessions' old rows for their new
-ones and the counts add the new parts' to the kept ones, so the answer is the same. Anything
+many lines and bad lines it had, the events, the bad lines listed so far, the sessions, each
+with its partial aggregates in mergeable form (sessions.MERGE) in column `agg` (one look-up,
+delete and insert of a touched session instead of one in each of two tables), the aggregates
+of the lines that belong to no session (st.loose), and the summary's rollups (rollups.py).
+A later run reads only what changed: the bytes appended to a plain JSONL file since last time
+(copied to a scratch file, in memory when small, read by the same reader) and files that are
+new. Their aggregates are merged with the kept ones, the sessions are derived from the merge
+exactly as a full run derives them, the rollups trade the touched sessions' old rows for their
+new ones and the counts add the new parts' to the kept ones, so the answer is the same. Anything
 else (a file that shrank, was rewritten, was removed, a changed .gz or Parquet file, a last
 line still being written, another analyzer version or state layout) starts over with a full
 read.
@@ -36,10 +37,8 @@ TAIL_IN_MEMORY = 1 << 28
 # What the state knows of each input, and of the whole (meta: the version, the events): state
 # kept in another layout is rebuilt, never merged.
 FILES = "st.files (path VARCHAR, size BIGINT, head VARCHAR, lines BIGINT, bad BIGINT)"
-LAYOUT = f"{FILES}; st.meta: version, events"
+LAYOUT = f"{FILES}; st.meta: version, events; st.sessions: facts, agg; st.loose"
 CHUNK = 1 << 22
-# Rows of a kept table (alias a) whose session the added parts touched (NULL: bad rows).
-TOUCHED = "EXISTS (SELECT 1 FROM touched t WHERE t.session_id IS NOT DISTINCT FROM a.session_id)"
 
 
 @dataclass(frozen=True)
@@ -113,6 +112,13 @@ def _copy_tail(path: str, start: int, target: str) -> tuple[int, int, bool]:
     return size, lines + (0 if last == b"\n" else 1), last == b"\n"
 
 
+def packed(table: str, columns: list[str]) -> str:
+    """The rows of aggregate table `table` (its `columns`) with column `agg`: all but their
+    session_id, in one struct, which sessions.sessions_sql carries through into st.sessions."""
+    fields = ", ".join(f"'{n}': \"{n}\"" for n in columns if n != "session_id")
+    return f"(SELECT *, {{{fields}}} AS agg FROM {table})"
+
+
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[object, ...]]) -> None:
     """Insert rows in one statement (one list per column): executemany runs one statement per
     row, which took 0.2 s for the 200 bad lines listed."""
@@ -130,7 +136,7 @@ class State:
         too): state kept by another version is rebuilt, never merged."""
         self.con = con
         self.version = version
-        self.agg_rows: list[int] = []  # rows of st.agg that keep_touched() copied
+        self.rows: list[int] = []  # rows of st.sessions that keep_touched() copied
         self.in_memory: list[int] = []  # the memfds holding tails
         self.folder = Path(folder)
         from openfrp.analysis import engine as duckdb
@@ -152,7 +158,7 @@ class State:
 
     def usable(self) -> bool:
         found = self.con.execute("SELECT value FROM st.meta WHERE key = 'version'").fetchall()
-        names = ["agg", "sessions", *(f"r_{r.name}" for r in rollups.ROLLUPS)]
+        names = ["sessions", "loose", *(f"r_{r.name}" for r in rollups.ROLLUPS)]
         tables = self.con.execute(
             "SELECT count(*) FROM duckdb_tables() "
             "WHERE database_name = 'st' AND list_contains($names, table_name)",
@@ -221,23 +227,35 @@ class State:
         self.in_memory.clear()
         shutil.rmtree(self.folder / "tails", ignore_errors=True)
 
-    def keep_touched(self) -> None:
-        """Copy the kept aggregates of the sessions in temp table `touched` into temp table
-        `kept`: their row ids first, from a scan of the ids alone, then those rows (testing
-        each row while reading all its columns cost 0.1 s at 10 M events, about twice as much);
-        save_added() deletes them by the same ids."""
-        found = self.con.execute(f"SELECT a.rowid FROM st.agg a WHERE {TOUCHED}").fetchall()
-        self.agg_rows = [int(row[0]) for row in found]
+    def keep_touched(self) -> str:
+        """Copy the facts of the kept sessions that temp table `agg` (one row per session)
+        touches into temp table `kept`; return a query of their kept aggregates and the loose
+        ones, taking their row ids (`rows`) as parameter $1. The ids come from a scan of the
+        ids alone, then the rows (testing each row while reading all its columns cost 0.1 s
+        at 10 M events, about twice as much); save_added() deletes them by the same ids."""
+        found = self.con.execute(
+            "SELECT rowid FROM st.sessions WHERE session_id IN (SELECT session_id FROM agg)"
+        ).fetchall()
+        self.rows = [int(row[0]) for row in found]
         self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE kept AS SELECT * FROM st.agg WHERE rowid = ANY($1)",
-            [self.agg_rows],
+            "CREATE OR REPLACE TEMP TABLE kept AS "
+            "SELECT * EXCLUDE (agg) FROM st.sessions WHERE rowid = ANY($1)",
+            [self.rows],
+        )
+        return (
+            "SELECT session_id, agg.* FROM st.sessions WHERE rowid = ANY($1) "
+            "UNION ALL BY NAME SELECT * FROM st.loose"
         )
 
     def save_all(self, logs: list[ingest.LogFile], counts: Counts, made: rollups.Rollups) -> None:
-        """After a full run: keep its aggregates (temp table `agg`), sessions and rollups."""
+        """After a full run: keep its sessions (table `sessions`, with column `agg`), the loose
+        aggregates (in temp table `agg`) and rollups."""
         self.con.execute("BEGIN")
-        self.con.execute("CREATE OR REPLACE TABLE st.agg AS SELECT * FROM agg")
+        self.con.execute("DROP TABLE IF EXISTS st.agg")  # the earlier layout's aggregates
         self.con.execute("CREATE OR REPLACE TABLE st.sessions AS SELECT * FROM sessions")
+        self.con.execute(
+            "CREATE OR REPLACE TABLE st.loose AS SELECT * FROM agg WHERE session_id IS NULL"
+        )
         rollups.copy(self.con, made, "st")
         self._files(logs, {}, counts)
         self.con.execute("COMMIT")
@@ -245,24 +263,25 @@ class State:
     def save_added(
         self, logs: list[ingest.LogFile], parts: list[Part], counts: Counts
     ) -> rollups.Rollups:
-        """After an added run: replace the touched sessions' aggregates, facts and rollup rows
-        by the merged ones (temp table `merged`, view `merged_sessions`; `touched` their ids;
-        temp table `facts` their kept and merged facts), in one transaction with the files'
-        new sizes, so an interrupted run leaves the state as it was. Returns the updated
-        rollups."""
+        """After an added run: replace the touched sessions and their rollup rows by the merged
+        ones (temp table `facts`: the new and merged sessions with `agg`, is_new, and the kept
+        ones they replace), and the loose aggregates by the merged ones (in temp table
+        `merged`), in one transaction with the files' new sizes, so an interrupted run leaves
+        the state as it was. Returns the updated rollups."""
         con = self.con
         known = self.seen() | {p.log.path: p.read for p in parts if p.read is not None}
         con.execute("BEGIN")
-        con.execute("DELETE FROM st.agg WHERE rowid = ANY($1)", [self.agg_rows])
-        con.execute("INSERT INTO st.agg BY NAME SELECT * FROM merged")
-        con.execute(f"DELETE FROM st.sessions a WHERE {TOUCHED}")
-        con.execute("INSERT INTO st.sessions BY NAME SELECT * FROM merged_sessions")
+        con.execute("DELETE FROM st.sessions WHERE rowid = ANY($1)", [self.rows])
+        con.execute(
+            "INSERT INTO st.sessions BY NAME SELECT * EXCLUDE (is_new) FROM facts WHERE is_new"
+        )
+        con.execute("DELETE FROM st.loose")
+        con.execute("INSERT INTO st.loose BY NAME SELECT * FROM merged WHERE session_id IS NULL")
         kept = rollups.Rollups("st", rollups.kept_width(con, "st"))
         updated = rollups.update(con, kept, "facts", "st.sessions")
         self._files(logs, known, counts)
         con.execute("COMMIT")
-        con.execute("DROP VIEW merged_sessions")
-        for table in ("merged", "facts", "touched"):
+        for table in ("merged", "facts"):
             con.execute(f"DROP TABLE {table}")
         return updated
 
