@@ -17,6 +17,7 @@ import pytest
 from av.packet import Packet
 from av.video.frame import VideoFrame
 
+from openfrp.media.damage import DamageWatch
 from openfrp.media.streamer import max_bitrate
 from openfrp.media.track import DisplayTrack
 from openfrp.media.vp8_repeat import repeat_frame
@@ -114,6 +115,38 @@ def test_without_vp8_a_repeat_is_the_picture_encoded_again() -> None:
     first, sharpen, repeat = asyncio.run(run())
     assert all(isinstance(sent, VideoFrame) for sent in (first, sharpen, repeat))
     assert np.array_equal(repeat.to_ndarray(format="rgb24"), first.to_ndarray(format="rgb24"))
+
+
+def test_a_track_told_of_what_is_drawn_rests_on_a_still_screen() -> None:
+    async def run() -> dict[str, Any]:
+        display = await start_display(
+            "xvfb", SessionSettings(display_ready_timeout=10.0), (160, 120)
+        )
+        track = DisplayTrack(lambda: display, repeat=5.0)
+        watch = DamageWatch(f":{display.number}", display.cookie, track.damaged, track.damage_live)
+        out: dict[str, Any] = {}
+        try:
+            await asyncio.wait_for(track.recv(), 5)
+            await asyncio.wait_for(track.recv(), 5)  # sharpened: nothing due for 5 s
+            pending = asyncio.ensure_future(track.recv())
+            await asyncio.sleep(0.3)
+            grabs = track.grabs
+            await asyncio.sleep(1.0)
+            out["resting"] = track.grabs - grabs
+            await asyncio.to_thread(
+                subprocess.run, ["xsetroot", "-solid", "#0000ff"], env=display.env, timeout=10
+            )
+            out["changed"] = await asyncio.wait_for(pending, 2)
+        finally:
+            watch.stop()
+            track.stop()
+            await display.stop()
+        return out
+
+    out = asyncio.run(run())
+    assert out["resting"] == 0  # it ticked 30 times a second before it was told of damage
+    blue = out["changed"].to_ndarray(format="rgb24")[60, 80]
+    assert np.abs(blue.astype(int) - (0, 0, 255)).max() < 3
 
 
 SCROLL = "while :; do ls -la /usr/lib/x86_64-linux-gnu | shuf -n 4; sleep 0.1; done"

@@ -6,10 +6,11 @@ more, and the codec spends the pause on detail (text blurred by scrolling comes 
 receiver without a frame for three seconds asks for a keyframe, so a still screen is repeated
 every `repeat` seconds: in VP8 as a frame of a few dozen bytes that shows the last one again
 (media/vp8_repeat.py), else as the picture encoded again. A keyframe request (a viewer lost
-what it could not recover) sends the picture itself. The grab and the comparison run in a
-worker thread: the event loop only waits. Each failed grab, and the first good one after
-them, is reported (`on_grab`), which is how a display that keeps failing ends the connection
-with 4011 as it does over FRP7.
+what it could not recover) sends the picture itself. Told of every change by a damage watch
+(media/damage.py), the track rests on a still screen until something is drawn. The grab and
+the comparison run in a worker thread: the event loop only waits. Each failed grab, and the
+first good one after them, is reported (`on_grab`), which is how a display that keeps
+failing ends the connection with 4011 as it does over FRP7.
 
 aiortc's rate control is REMB from the receiver: it sets the encoder's target bitrate, which
 the codec module clamps (VP8 250 kbit/s to 1.5 Mbit/s, H.264 0.5 to 3 Mbit/s in aiortc 1.16).
@@ -21,6 +22,7 @@ the receiver's loss and round trip. Frames bigger than the budget allows make fe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from fractions import Fraction
@@ -81,6 +83,10 @@ class DisplayTrack(VideoStreamTrack):
         self._sharp = False
         self._keyframe = False
         self._vp8 = False
+        self._looked = 0.0
+        self._drawn = asyncio.Event()
+        self._damage_live = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._due = 0.0
         self._start = time.monotonic()
         self.frames = 0
@@ -103,6 +109,7 @@ class DisplayTrack(VideoStreamTrack):
         def keyframe() -> None:
             requested()
             self._keyframe = True
+            self._drawn.set()  # a resting track answers at once
 
         sender._send_keyframe = keyframe
 
@@ -112,11 +119,20 @@ class DisplayTrack(VideoStreamTrack):
 
     async def recv(self) -> Any:
         """The next picture worth encoding (changed, sharpened, asked for), or a repeat."""
+        self._loop = asyncio.get_running_loop()
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            await asyncio.sleep(max(0.0, self._due - time.monotonic()))
-            self._due = max(self._due + self._period, time.monotonic())
+            if self._drawn.is_set():  # drawn on: look at once, at the pace's limit
+                self._drawn.clear()
+                self._due = min(self._due, self._looked + self._period)
+            wait = self._due - time.monotonic()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._drawn.wait(), wait)
+                continue
+            self._looked = time.monotonic()
+            self._due = max(self._due + self._period, self._looked)
             wait_ms = await self._over_budget()
             if wait_ms:
                 self._due = time.monotonic() + wait_ms / 1000
@@ -138,6 +154,20 @@ class DisplayTrack(VideoStreamTrack):
                 return self._packet(pixels)
             if pixels is not None:
                 return self._frame(pixels)
+            if self._damage_live:  # still: rest until drawn on, or the sharpening or repeat
+                rest = self._sent_at + (self._repeat if self._sharp else SHARPEN_S)
+                self._due = max(self._due, rest)
+
+    def damaged(self) -> None:
+        """Something was drawn on the display (from the damage watch's thread)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._drawn.set)
+
+    def damage_live(self, live: bool) -> None:
+        """Whether a damage watch tells of every change; until it does, the track looks at
+        the screen MAX_FPS times a second."""
+        self._damage_live = live
+        self.damaged()
 
     async def _over_budget(self) -> int:
         """How long the budget holds the next frame back (0: not at all)."""

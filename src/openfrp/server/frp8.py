@@ -278,6 +278,7 @@ def _send_display(pc: RTCPeerConnection, runtime: SessionRuntime) -> DisplayTrac
     sender = pc.addTrack(track)
     track.spend(sender, partial(runtime.note, "stream.budget"))
     track.listen(sender)
+    runtime.stream.listen(track)
     return track
 
 

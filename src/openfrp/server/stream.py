@@ -4,8 +4,10 @@ and screen size (from its hello), and what its messages ask of the stream worker
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from openfrp.media.damage import DamageWatch
 from openfrp.media.streamer import Callbacks, Screen, Streamer
@@ -15,6 +17,11 @@ from openfrp.server.links import Link
 from openfrp.settings import SessionSettings
 
 _REMEMBERED = 8  # hellos kept: the live connection's and a few recent ones
+
+
+class DamageListener(Protocol):
+    def damaged(self) -> None: ...
+    def damage_live(self, live: bool) -> None: ...
 
 
 def fit(width: int, height: int, settings: SessionSettings) -> tuple[int, int]:
@@ -40,6 +47,9 @@ class SessionStream:
         self._fit: Callable[[int, int], tuple[int, int]] = lambda w, h: (w, h)
         self._resizing: set[asyncio.Task[None]] = set()
         self._damage: DamageWatch | None = None
+        self._damage_live = False
+        self._listeners: weakref.WeakSet[DamageListener] = weakref.WeakSet()
+        self._listeners_lock = threading.Lock()
 
     def note_hello(self, cid: str, data: str | bytes) -> None:
         """Remember what a connection's hello says about its window and decoders."""
@@ -80,14 +90,37 @@ class SessionStream:
             self.streamer.display = display
 
     def watch(self, name: str | None, cookie: str) -> None:
-        """Rest the worker on a still screen of X display `name` (":3"), woken by what is
-        drawn (media/damage.py); None: no X display, the worker looks at every tick."""
+        """Rest the worker (and the FRP8 tracks that listen) on a still screen of X display
+        `name` (":3"), woken by what is drawn (media/damage.py); None: no X display, they
+        look at every tick."""
         if self._damage is not None:
             self._damage.stop()
             self._damage = None
-        streamer = self.streamer
-        if name is not None and streamer is not None:
-            self._damage = DamageWatch(name, cookie, streamer.damaged, streamer.damage_live)
+        if name is not None:
+            self._damage = DamageWatch(name, cookie, self._drawn, self._live)
+
+    def listen(self, listener: DamageListener) -> None:
+        """Tell `listener` (an FRP8 track) of what is drawn, as long as it lives."""
+        with self._listeners_lock:  # the watch's thread copies the set
+            self._listeners.add(listener)
+        listener.damage_live(self._damage_live)
+
+    def _listening(self) -> list[DamageListener]:
+        """Called from the watch's thread."""
+        with self._listeners_lock:
+            found: list[DamageListener] = list(self._listeners)
+        if self.streamer is not None:
+            found.append(self.streamer)
+        return found
+
+    def _drawn(self) -> None:
+        for listener in self._listening():
+            listener.damaged()
+
+    def _live(self, live: bool) -> None:
+        self._damage_live = live
+        for listener in self._listening():
+            listener.damage_live(live)
 
     def follow(self, cid: str | None) -> None:
         if self.streamer is None:
