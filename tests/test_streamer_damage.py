@@ -88,6 +88,46 @@ def test_a_still_screen_rests_until_drawn_on_then_is_looked_at_at_once() -> None
     assert out["ticking"][0] >= 0.7 * FPS
 
 
+def test_a_video_drawn_after_a_look_that_found_nothing_is_looked_at_at_once() -> None:
+    """Told of each picture of a 30 fps video, the worker looks at it at once even when the
+    look before found nothing new (drawing that left no trace): paced from that look, each
+    picture waited 23 ms."""
+    screen = Screen()
+    drawn: dict[int, float] = {}
+    sent: dict[int, float] = {}
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        streamer: Streamer
+
+        def offer(cid: str, data: bytes) -> bool:
+            sent.setdefault(screen.value, time.monotonic())
+            loop.call_soon(streamer.acked, int.from_bytes(data[:4], "big"))
+            return True
+
+        callbacks = Callbacks(offer, lambda *_: None, lambda *_: None, lambda *_: None)
+        streamer = Streamer(screen, callbacks, FPS, loop, lambda w, h: (w, h))
+        streamer.follow("c1", ["rgb-zlib"], None)
+        streamer.damage_live(True)
+        try:
+            await asyncio.sleep(0.3)
+            for value in range(1, 61):  # two seconds at 30 fps
+                await asyncio.sleep(1 / FPS - 0.01)
+                streamer.damaged()  # drawing that changed nothing
+                await asyncio.sleep(0.01)
+                screen.value = value
+                drawn[value] = time.monotonic()
+                streamer.damaged()
+            await asyncio.sleep(0.2)
+        finally:
+            streamer.stop()
+
+    asyncio.run(run())
+    delays = sorted(sent[v] - drawn[v] for v in drawn if v in sent)
+    assert len(delays) >= 57
+    assert delays[len(delays) // 2] < 0.01, delays
+
+
 @pytest.mark.skipif(shutil.which("Xvfb") is None or shutil.which("xsetroot") is None, reason="X")
 def test_the_watch_hears_what_is_drawn_and_stops() -> None:
     async def run() -> tuple[list[bool], int, float]:

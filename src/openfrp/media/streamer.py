@@ -10,7 +10,10 @@ keyframe is due, the still screen is due its high-quality refinement, or a keep-
 due: a still screen costs a 0.5 ms compare per tick and a few bytes a second. A tick that
 finds a screen still which moved a tick ago looks again RECHECK later, once: a 30 fps video
 beside 30 Hz ticks otherwise loses the pictures that land just after a tick (the browser drew
-27.2 frames a second of ffplay's 29.5; with the second look, 29.1-29.2 of 30.0). A frame the
+27.2 frames a second of ffplay's 29.5; with the second look, 29.1-29.2 of 30.0). Told of
+every change by a damage watch (media/damage.py, `damage_live`), the worker instead rests on
+a still screen until something is drawn, and then looks at once (paced from the last change
+it saw): a keystroke's echo no longer waits for a tick. A frame the
 path cannot take is dropped, never queued; an H.264 or palette frame dropped after encoding
 breaks the chain, so the next one is a keyframe.
 
@@ -274,7 +277,11 @@ class Streamer:
                 full = self._in_flight >= MAX_IN_FLIGHT
                 pace = 1 / max(1, self.rate.fps)
                 damage_live = self._damage_live
-                if self._damaged or not damage_live:  # a resting worker looks again
+                if self._damaged:  # drawn on: look again, paced from the last change seen (a
+                    # look that found none does not count, else a 30 fps video drawn just after
+                    # one waits a whole tick), and RECHECK after the last look
+                    next_tick = min(next_tick, max(changed_at + pace, looked_at + RECHECK))
+                elif not damage_live:  # no watch (any more): the tick's pace
                     next_tick = min(next_tick, looked_at + pace)
                 if time.monotonic() < next_tick and not urgent and (full or not owed):
                     continue  # woken by an acknowledgement: keep the pace

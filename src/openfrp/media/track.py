@@ -44,6 +44,7 @@ TIME_BASE = Fraction(1, CLOCK)
 MAX_FPS = 30.0
 REPEAT_S = 1.0
 SHARPEN_S = 0.5
+RECHECK_S = 0.008  # told of a change, the track looks at most this soon after the last look
 RETRY_S = 0.5  # after a failed grab (the display is being replaced, say)
 BUDGET_EVENT_MS = 10_000
 
@@ -123,9 +124,10 @@ class DisplayTrack(VideoStreamTrack):
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            if self._drawn.is_set():  # drawn on: look at once, at the pace's limit
+            if self._drawn.is_set():  # drawn on: look at once, paced from the last frame
                 self._drawn.clear()
-                self._due = min(self._due, self._looked + self._period)
+                since = max(self._sent_at + self._period, self._looked + RECHECK_S)
+                self._due = min(self._due, since)
             wait = self._due - time.monotonic()
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
