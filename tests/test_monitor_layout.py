@@ -41,7 +41,7 @@ def test_a_relayout_fits_each_monitor_and_moves_only_secondary_pointers() -> Non
     settings = replace(SessionSettings(), max_width=1024, max_height=768)
 
     async def run() -> SessionMonitors:
-        monitors = SessionMonitors({}, written.append, fps=0)
+        monitors = SessionMonitors({}, written.append, fps=0, listen=lambda streamer: None)
         view = monitors.view(Display(SyntheticDisplay(640, 480)))
         row = (Monitor(0, "p", 0, 0, 1921, 1081), Monitor(1, "m1", 1921, 0, 333, 201))
         await monitors.relayout(row, settings)

@@ -95,10 +95,17 @@ class RegionView:
 
 
 class SessionMonitors:
-    def __init__(self, links: dict[str, Link], write: Callable[[Log], None], fps: int) -> None:
+    def __init__(
+        self,
+        links: dict[str, Link],
+        write: Callable[[Log], None],
+        fps: int,
+        listen: Callable[[Streamer], None],
+    ) -> None:
         self._links = links
         self._write = write
         self._fps = fps
+        self._listen = listen  # a secondary's stream hears what is drawn, as the primary's
         self.layout: Layout | None = None
         self._decoders: dict[str, list[str] | None] = {}
         self._streams: dict[str, Streamer] = {}  # secondary connection id -> its stream
@@ -218,6 +225,7 @@ class SessionMonitors:
             settings.x264_params,
         )
         streamer.follow(cid, self._decoders.pop(cid, None), None)
+        self._listen(streamer)
         self._streams[cid] = streamer
 
     def _failed(self, cid: str, index: int, error: str) -> None:

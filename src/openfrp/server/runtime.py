@@ -77,7 +77,7 @@ class SessionRuntime:
         self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stream = SessionStream(self.links, self._write, self.post, video_fps)
-        self.monitors = SessionMonitors(self.links, self._write, video_fps)
+        self.monitors = SessionMonitors(self.links, self._write, video_fps, self.stream.listen)
         self._input: InputFeed | None = None
         self._input_dropped = 0
         self._cursor: CursorWatch | None = None
