@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from openfrp.media.damage import DamageWatch
 from openfrp.media.streamer import Callbacks, Streamer
 from openfrp.server.host import start_display
+from openfrp.server.stream import SessionStream
 from openfrp.settings import SessionSettings
 from tests.e2e.harness import bounded
 
@@ -166,3 +167,39 @@ def test_a_watch_of_no_display_never_says_it_is_live() -> None:
     watch.stop()
     time.sleep(0.3)
     assert True not in live
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.live: list[bool] = []
+
+    def damaged(self) -> None:
+        pass
+
+    def damage_live(self, live: bool) -> None:
+        self.live.append(live)
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb")
+def test_a_new_watch_is_not_undone_by_the_last_word_of_the_one_it_replaced() -> None:
+    async def run() -> list[bool]:
+        display = await start_display("xvfb", SessionSettings(display_ready_timeout=10.0))
+        stream = SessionStream({}, lambda log: None, lambda *args: None, FPS)
+        listener = Listener()
+        stream.listen(listener)
+        try:
+            for _ in range(2):  # a watch, then one that replaces it (a display restarted)
+                stream.watch(f":{display.number}", display.cookie)
+                for _ in bounded(5.0):
+                    if listener.live[-1]:
+                        break
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)  # the first watch's thread has ended by now
+            before_stop = list(listener.live)
+            stream.watch(None, "")
+            return [*before_stop, *listener.live[len(before_stop) :]]
+        finally:
+            stream.watch(None, "")
+            await display.stop()
+
+    assert asyncio.run(run()) == [False, True, False, True, False]

@@ -7,6 +7,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from openfrp.media.damage import DamageWatch
@@ -47,6 +48,7 @@ class SessionStream:
         self._fit: Callable[[int, int], tuple[int, int]] = lambda w, h: (w, h)
         self._resizing: set[asyncio.Task[None]] = set()
         self._damage: DamageWatch | None = None
+        self._watching = object()
         self._damage_live = False
         self._listeners: weakref.WeakSet[DamageListener] = weakref.WeakSet()
         self._listeners_lock = threading.Lock()
@@ -93,11 +95,14 @@ class SessionStream:
         """Rest the worker (and the FRP8 tracks that listen) on a still screen of X display
         `name` (":3"), woken by what is drawn (media/damage.py); None: no X display, they
         look at every tick."""
-        if self._damage is not None:
-            self._damage.stop()
-            self._damage = None
+        old, self._damage = self._damage, None
+        self._watching = object()  # first: the stopped watch's late "not live" is not heard
+        if old is not None:
+            old.stop()
+            self._announce(False)  # back to ticks until a new watch is live
         if name is not None:
-            self._damage = DamageWatch(name, cookie, self._drawn, self._live)
+            live = partial(self._live, self._watching)
+            self._damage = DamageWatch(name, cookie, self._drawn, live)
 
     def listen(self, listener: DamageListener) -> None:
         """Tell `listener` (an FRP8 track) of what is drawn, as long as it lives."""
@@ -117,7 +122,11 @@ class SessionStream:
         for listener in self._listening():
             listener.damaged()
 
-    def _live(self, live: bool) -> None:
+    def _live(self, watching: object, live: bool) -> None:
+        if watching is self._watching:
+            self._announce(live)
+
+    def _announce(self, live: bool) -> None:
         self._damage_live = live
         for listener in self._listening():
             listener.damage_live(live)
