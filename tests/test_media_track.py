@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from aiortc.mediastreams import MediaStreamError
 from av.packet import Packet
 from av.video.frame import VideoFrame
 
@@ -147,6 +148,20 @@ def test_a_track_told_of_what_is_drawn_rests_on_a_still_screen() -> None:
     assert out["resting"] == 0  # it ticked 30 times a second before it was told of damage
     blue = out["changed"].to_ndarray(format="rgb24")[60, 80]
     assert np.abs(blue.astype(int) - (0, 0, 255)).max() < 3
+
+
+def test_a_track_told_of_damage_after_its_loop_closed_stays_quiet() -> None:
+    track = DisplayTrack(lambda: None)
+
+    async def run() -> None:
+        receiving = asyncio.ensure_future(track.recv())
+        await asyncio.sleep(0.05)
+        track.stop()
+        with pytest.raises(MediaStreamError):
+            await asyncio.wait_for(receiving, 2)
+
+    asyncio.run(run())
+    track.damaged()  # from the watch's thread, after the session's loop is gone
 
 
 SCROLL = "while :; do ls -la /usr/lib/x86_64-linux-gnu | shuf -n 4; sleep 0.1; done"

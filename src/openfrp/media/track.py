@@ -163,7 +163,8 @@ class DisplayTrack(VideoStreamTrack):
     def damaged(self) -> None:
         """Something was drawn on the display (from the damage watch's thread)."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._drawn.set)
+            with contextlib.suppress(RuntimeError):  # its loop has closed: the track is done
+                self._loop.call_soon_threadsafe(self._drawn.set)
 
     def damage_live(self, live: bool) -> None:
         """Whether a damage watch tells of every change; until it does, the track looks at
