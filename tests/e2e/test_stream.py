@@ -113,6 +113,9 @@ def test_the_picture_is_the_display_and_a_still_screen_sends_almost_nothing(e2e:
     assert stream.frames[0].flags & FLAG_KEY and stream.frames[0].width == 800
     codec = server.log.wait_event(event="stream.codec", session_id=sid)
     assert codec["attrs"]["codec"] == "h264"
+    # The X server tells the stream what is drawn: a still screen is not looked at.
+    damage = server.log.wait_event(event="stream.damage", session_id=sid)
+    assert damage["attrs"]["live"] is True
 
     stream.read(raw, 1.0)  # the screen settles (refinement, first keep-alive)
     still = Stream(decoder=stream.decoder)

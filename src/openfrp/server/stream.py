@@ -4,6 +4,7 @@ and screen size (from its hello), and what its messages ask of the stream worker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class SessionStream:
         self._damage: DamageWatch | None = None
         self._watching = object()
         self._damage_live = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: weakref.WeakSet[DamageListener] = weakref.WeakSet()
         self._listeners_lock = threading.Lock()
 
@@ -78,6 +80,7 @@ class SessionStream:
             offer=self._offer, log=self._log, result=self._result, screen=self._screen
         )
         self._fit = lambda w, h: fit(w, h, settings)
+        self._loop = asyncio.get_running_loop()
         self.streamer = Streamer(
             display,
             callbacks,
@@ -123,8 +126,14 @@ class SessionStream:
             listener.damaged()
 
     def _live(self, watching: object, live: bool) -> None:
+        """The current watch's word (from its thread), logged: a host whose displays are
+        looked at on every tick says so."""
         if watching is self._watching:
             self._announce(live)
+            if self._loop is not None:
+                log = Log("stream.damage", attrs={"live": live})
+                with contextlib.suppress(RuntimeError):  # the server's loop has closed
+                    self._loop.call_soon_threadsafe(self._write, log)
 
     def _announce(self, live: bool) -> None:
         self._damage_live = live
