@@ -35,7 +35,7 @@ from av.packet import Packet
 from av.video.frame import VideoFrame
 from numpy.typing import NDArray
 
-from openfrp.media.streamer import max_bitrate
+from openfrp.media.streamer import RECHECK, max_bitrate
 from openfrp.media.track_budget import TrackBudget
 from openfrp.media.vp8_repeat import repeat_frame
 
@@ -44,7 +44,6 @@ TIME_BASE = Fraction(1, CLOCK)
 MAX_FPS = 30.0
 REPEAT_S = 1.0
 SHARPEN_S = 0.5
-RECHECK_S = 0.008  # told of a change, the track looks at most this soon after the last look
 RETRY_S = 0.5  # after a failed grab (the display is being replaced, say)
 BUDGET_EVENT_MS = 10_000
 
@@ -126,7 +125,7 @@ class DisplayTrack(VideoStreamTrack):
                 raise MediaStreamError
             if self._drawn.is_set():  # drawn on: look at once, paced from the last frame
                 self._drawn.clear()
-                since = max(self._sent_at + self._period, self._looked + RECHECK_S)
+                since = max(self._sent_at + self._period, self._looked + RECHECK)
                 self._due = min(self._due, since)
             wait = self._due - time.monotonic()
             if wait > 0:
