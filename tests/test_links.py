@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from openfrp.media.streamer import MAX_IN_FLIGHT
-from openfrp.server.links import Link
+from openfrp.server.links import MAX_FRAMES_IN_FLIGHT, Link
 
 
 class Gate:
@@ -38,14 +37,14 @@ def test_a_capture_of_two_frames_after_unacknowledged_ones_is_queued_whole() -> 
         link = Link("c-1", gate, _failed)
         await asyncio.sleep(0)
         link.send('{"type": "ping"}')  # a control message waits behind the first frame
-        offered = [link.offer_frame(b"frame %d" % n) for n in range(MAX_IN_FLIGHT + 2)]
-        # The streamer captures with up to MAX_IN_FLIGHT unacknowledged; its capture's
-        # second frame (H.264 after palette tiles) still fits, one more does not.
-        assert offered == [True] * (MAX_IN_FLIGHT + 1) + [False]
+        offered = [link.offer_frame(b"frame %d" % n) for n in range(MAX_FRAMES_IN_FLIGHT + 1)]
+        # The streamer captures while one picture is unacknowledged; both pictures' two
+        # frames (H.264 after palette tiles) fit, one more does not.
+        assert offered == [True] * MAX_FRAMES_IN_FLIGHT + [False]
         link.frame_acked()
         assert link.offer_frame(b"after an ack")
         gate.open.set()
-        frames = [b"frame %d" % n for n in range(MAX_IN_FLIGHT + 1)]
+        frames = [b"frame %d" % n for n in range(MAX_FRAMES_IN_FLIGHT)]
         for _ in range(1000):  # the writer's turns on the loop, bounded
             if len(gate.sent) == len(frames) + 2:
                 break

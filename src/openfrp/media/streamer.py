@@ -2,7 +2,7 @@
 
 The event loop only tells it where frames go (`follow`), what the terminal asked for
 (`keyframe`, `resize`, `acked`) and gets frames back through `call_soon_threadsafe`. A
-frame is captured only while fewer than MAX_IN_FLIGHT frames are unacknowledged and the
+picture is captured only while fewer than MAX_IN_FLIGHT are unacknowledged (media/flight.py) and the
 bitrate budget has room (media/rate.py; a tick that found the path full is taken by the next
 acknowledgement, not the next tick: scrolling at 25 instead of 19 fps, latency p50 70 instead
 of 114 ms), and encoded only when the screen changed, a
@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import Encoder, choose_codec, make_encoder
+from openfrp.media.flight import InFlight
 from openfrp.media.mixed import Frame, MixedCanvas
 from openfrp.media.randr import RandrError
 from openfrp.media.rate import RateControl
@@ -49,7 +50,7 @@ from openfrp.media.wire import (
     pack_frame,
 )
 
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 2  # pictures; each one or two frames
 REFINE_AFTER = 0.5  # seconds of a still screen before its high-quality pass
 REFINE_FRAMES = 8  # x264 acts on a raised bitrate a few frames late, then refines
 REFINE_BOOST = 8
@@ -124,8 +125,9 @@ class Streamer:
         self._conn: _Connection | None = None
         self._key_reason: str | None = None
         self._resize: tuple[int, int] | None = None
-        self._in_flight = 0
+        self._in_flight = InFlight()
         self._number = 0
+        self._pictures = 0
         self._damaged = False  # drawn on since the last look (media/damage.py)
         self._damage_live = False  # a damage watch tells of every change: a still screen rests
         self.rate = RateControl(max_bitrate(display.width, display.height), fps)
@@ -150,7 +152,7 @@ class Streamer:
             codec = choose_codec(decoders)
             palette = codec == "h264" and "palette" in (decoders or [])
             self._conn = _Connection(cid, codec, time.monotonic(), palette)
-            self._in_flight = 0
+            self._in_flight.clear()
             self.rate.reset(_ms())
             self._key_reason = "connection"
             if screen is not None and self._fit(*screen) != (
@@ -181,7 +183,7 @@ class Streamer:
 
     def acked(self, frame: int) -> None:
         with self._lock:
-            self._in_flight = max(0, self._in_flight - 1)
+            self._in_flight.done(frame)
             self.rate.acked(frame, _ms())
         self._wake.set()
 
@@ -242,7 +244,7 @@ class Streamer:
             if self._conn is not conn:
                 return
             if not self._cb.offer(conn.cid, data):
-                self._in_flight = max(0, self._in_flight - 1)
+                self._in_flight.done(number)
                 conn.dropped += 1
                 if data[8] in (CODEC_H264, CODEC_PALETTE):
                     self._key_reason = self._key_reason or "dropped"
@@ -274,7 +276,7 @@ class Streamer:
             with self._lock:
                 conn, resize = self._conn, self._resize
                 urgent = resize is not None or self._key_reason is not None
-                full = self._in_flight >= MAX_IN_FLIGHT
+                full = len(self._in_flight) >= MAX_IN_FLIGHT
                 pace = 1 / max(1, self.rate.fps)
                 damage_live = self._damage_live
                 if self._damaged:  # drawn on: look again, paced from the last change seen (a
@@ -362,6 +364,7 @@ class Streamer:
                 else:
                     payload, key = encoder.encode(pixels, key_reason is not None)
                     frames = [Frame(encoder.codec, payload, FLAG_KEY if key else 0)]
+                self._pictures += 1
                 for frame in frames:  # each on its way as soon as it is encoded
                     if failing:
                         failing = False
@@ -386,7 +389,7 @@ class Streamer:
         self._number += 1
         data = pack_frame(self._number, width, height, frame.codec, flags, frame.payload)
         with self._lock:
-            self._in_flight += 1
+            self._in_flight.sent(self._number, self._pictures)
         self._post(self._deliver, conn, self._number, data, flags)
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:

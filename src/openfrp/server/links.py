@@ -4,8 +4,8 @@ The control loop only enqueues; a slow or stuck peer blocks its own writer, neve
 session. Video goes through a path that drops frames while too many are unacknowledged; a
 frame may wait behind a few control messages (a ping, a stats line), never behind more than
 two frames. A frame dropped here costs the stream a keyframe, so the bound leaves room for
-what the streamer sends: it captures while at most two frames are unacknowledged, and one
-capture may be two frames (palette tiles, then H.264 tiles). Every byte waiting to be
+what the streamer sends: it captures while fewer than two pictures are unacknowledged, and a
+picture may be two frames (palette tiles, then H.264 tiles). Every byte waiting to be
 written counts toward `limit` (send_buffer_limit): past it the link stops queueing and
 reports the overflow (4003), so a peer that sends pings and never reads cannot make the
 server hold its pongs.
@@ -20,7 +20,7 @@ from typing import Protocol
 
 from openfrp.media.streamer import MAX_IN_FLIGHT
 
-MAX_FRAMES_IN_FLIGHT = MAX_IN_FLIGHT + 1  # a capture may be two frames
+MAX_FRAMES_IN_FLIGHT = 2 * MAX_IN_FLIGHT  # a picture may be two frames
 ABORT_GRACE = 2.0  # seconds a peer that does not read gets to take its close frame
 
 
