@@ -20,9 +20,9 @@ const FLAG_TILES = 4;  // H.264 that brings only the rectangles its payload star
 const DECODE_QUEUE_LIMIT = 8;  // frames waiting in a decoder before it counts as behind
 const KEYFRAME_RETRY_MS = 1000;
 const RESIZE_DEBOUNCE_MS = 250;
-const SNAP_PX = 16;
+const SNAP_PX = 16;  // a screen this much smaller than the window is drawn 1:1, not stretched
 const BT601 = { primaries: "smpte170m", transfer: "smpte170m", matrix: "smpte170m",
-                fullRange: false };  // a screen this much smaller than the window is drawn 1:1, not stretched
+                fullRange: false };
 
 // What this browser can draw, best first. WebCodecs exists only in a secure context
 // (https, or http on localhost); without it the page still draws JPEG and raw RGB.
