@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from openfrp.media import mixed
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import H264Encoder
 from openfrp.media.mixed import (
     FEW_IN_SAMPLE,
+    RETRY_AFTER,
     SHARED_COLOURS,
     MixedCanvas,
     few_colour_tiles,
@@ -157,3 +159,68 @@ def test_the_glance_at_a_tile_rules_out_only_what_the_full_count_would() -> None
             picture[64:128, column : column + 64, 0] = shades
         tiles = rng.random((6, 10)) < 0.9
         assert np.array_equal(few_colour_tiles(picture, tiles), every_tile_sorted(picture, tiles))
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Each colour count encode makes: whether it found a palette."""
+    counts: list[bool] = []
+    real = mixed.encode_palette
+
+    def counted(*args: Any) -> bytes | None:
+        payload = real(*args)
+        counts.append(payload is not None)
+        return payload
+
+    monkeypatch.setattr(mixed, "encode_palette", counted)
+    return counts
+
+
+def test_a_count_that_found_a_video_rests_and_text_stays_exact(
+    terminal: Terminal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a patch of noise moves, counting every changed tile as one palette fails each
+    frame: it is made once in RETRY_AFTER + 1 frames; the text beside it still goes exact."""
+    assert RETRY_AFTER >= 4  # a rest long enough to pay (a count that succeeds takes none)
+    counts = _counting(monkeypatch)
+    encoder = H264Encoder(W, H, 2_000_000)
+    before = with_patch(0)
+    canvas = MixedCanvas(changed_tiles(None, before))
+    terminal.send(canvas.encode(encoder, before, changed_tiles(None, before), True, False))
+    assert counts == [False, True]  # all tiles (the noise's many colours), then the text's
+    outside = np.ones((H, W), bool)
+    outside[PATCH] = False
+    for n in range(1, RETRY_AFTER + 2):
+        counts.clear()
+        screen = with_patch(n)
+        screen[20:30, 10 + n : 60, :3] = 0  # a line of text changes too
+        sent = terminal.send(
+            canvas.encode(encoder, screen, changed_tiles(before, screen), False, False)
+        )
+        assert sent == [(CODEC_PALETTE, 0), (CODEC_H264, FLAG_TILES)]
+        assert counts == ([False, True] if n == RETRY_AFTER + 1 else [True])
+        assert np.array_equal(terminal.picture()[outside], screen[:, :, 2::-1][outside])
+        before = screen
+    counts.clear()
+    text = before.copy()
+    text[40:50, 10:60, :3] = 0  # the noise stops; only text changes, the whole count resting
+    sent = terminal.send(canvas.encode(encoder, text, changed_tiles(before, text), False, False))
+    assert sent == [(CODEC_PALETTE, 0)] and counts == [True]  # no empty H.264 frame
+    assert np.array_equal(terminal.picture()[outside], text[:, :, 2::-1][outside])
+
+
+def test_tiles_that_only_looked_few_coloured_are_not_counted_again_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tiles whose sample shows few colours but whose every pixel shows many (the soft edges
+    of a scaled video) fail the full count: it rests RETRY_AFTER frames, and they go as H.264."""
+    counts = _counting(monkeypatch)
+    encoder = H264Encoder(W, H, 2_000_000)
+    canvas = MixedCanvas(np.ones((H // 64 + 1, W // 64), np.bool_))
+    rng = np.random.default_rng(5)
+    for n in range(RETRY_AFTER + 2):
+        counts.clear()
+        screen = rng.integers(0, 256, (H, W, 4), dtype=np.uint8)
+        screen[::2, ::2, :3] = 8 * (n % 4)  # the sampled pixels: one colour
+        frames = list(canvas.encode(encoder, screen, np.ones_like(canvas.lossy), n == 0, False))
+        assert [f.codec for f in frames] == [CODEC_H264]
+        assert counts == ([False, False] if n in (0, RETRY_AFTER + 1) else [])
