@@ -140,7 +140,8 @@ def test_the_glance_at_a_tile_rules_out_only_what_the_full_count_would() -> None
     doubt; it picks exactly the tiles that sorting every tile in full picks."""
 
     def every_tile_sorted(pixels: NDArray[np.uint8], tiles: NDArray[np.bool_]) -> NDArray[np.bool_]:
-        ordered = np.sort(tile_samples(pixels), axis=2)
+        every = np.ones_like(tiles)
+        ordered = np.sort(tile_samples(pixels, every).reshape(*tiles.shape, -1), axis=2)
         counts = 1 + np.count_nonzero(np.diff(ordered, axis=2), axis=2)
         few, union = np.zeros_like(tiles), set[int]()
         candidates = np.argwhere(tiles & (counts <= FEW_IN_SAMPLE)).tolist()

@@ -51,15 +51,19 @@ def split_regions(payload: bytes) -> tuple[list[tuple[int, int, int, int]], byte
     return rects, payload[end:]
 
 
-def tile_samples(pixels: NDArray[np.uint8]) -> NDArray[np.uint32]:
-    """Every other pixel of every other row, as (tile rows, tile columns, 1024) colours per
-    tile (edge tiles padded with their own last pixels)."""
-    sample = pixels.view(np.uint32)[::2, ::2, 0] & np.uint32(0xFFFFFF)
+def tile_samples(pixels: NDArray[np.uint8], tiles: NDArray[np.bool_]) -> NDArray[np.uint32]:
+    """Every other pixel of every other row of each tile set in `tiles`, as (tiles set, 1024)
+    colours in the order of `np.argwhere(tiles)` (edge tiles padded with their own last
+    pixels). Only those tiles: a 1080p frame of motion changes a fifth of them, and sampling
+    the whole screen took 2.3 ms."""
+    sample = pixels.view(np.uint32)[::2, ::2, 0]
     side = TILE // 2
-    rows, columns = -(-sample.shape[0] // side), -(-sample.shape[1] // side)
-    padding = ((0, rows * side - sample.shape[0]), (0, columns * side - sample.shape[1]))
-    tiles = np.pad(sample, padding, mode="edge").reshape(rows, side, columns, side)
-    return tiles.transpose(0, 2, 1, 3).reshape(rows, columns, side * side)
+    at = np.argwhere(tiles)
+    span = np.arange(side)
+    rows = np.minimum(at[:, :1] * side + span, sample.shape[0] - 1)
+    columns = np.minimum(at[:, 1:] * side + span, sample.shape[1] - 1)
+    picked = sample[rows[:, :, None], columns[:, None, :]] & np.uint32(0xFFFFFF)
+    return picked.reshape(len(at), side * side)
 
 
 def _distinct(ordered: NDArray[np.uint32]) -> NDArray[np.intp]:
@@ -74,10 +78,9 @@ def few_colour_tiles(pixels: NDArray[np.uint8], tiles: NDArray[np.bool_]) -> NDA
     sample rules out most tiles of a video (more colours there than a tile may have), so
     only the others are sorted in full: 2.4 instead of 13 ms a 1080p frame of noise, 5.4
     instead of 6.2 ms one of ffplay's testsrc2 (flat bars: more tiles left in doubt)."""
-    samples = tile_samples(pixels)
-    glance = _distinct(np.sort(samples[:, :, ::8], axis=2))
-    maybe = tiles & (glance <= FEW_IN_SAMPLE)
-    where = np.argwhere(maybe)
+    samples = tile_samples(pixels, tiles)
+    maybe = _distinct(np.sort(samples[:, ::8], axis=1)) <= FEW_IN_SAMPLE
+    where = np.argwhere(tiles)[maybe]
     ordered = np.sort(samples[maybe], axis=1)
     counts = _distinct(ordered)
     few = np.zeros_like(tiles)
