@@ -62,8 +62,8 @@ def tile_samples(pixels: NDArray[np.uint8], tiles: NDArray[np.bool_]) -> NDArray
     span = np.arange(side)
     rows = np.minimum(at[:, :1] * side + span, sample.shape[0] - 1)
     columns = np.minimum(at[:, 1:] * side + span, sample.shape[1] - 1)
-    picked = sample[rows[:, :, None], columns[:, None, :]] & np.uint32(0xFFFFFF)
-    return picked.reshape(len(at), side * side)
+    picked: NDArray[np.uint32] = sample[rows[:, :, None], columns[:, None, :]]
+    return (picked & np.uint32(0xFFFFFF)).reshape(len(at), side * side)
 
 
 def _distinct(ordered: NDArray[np.uint32]) -> NDArray[np.intp]:
