@@ -277,7 +277,8 @@ MOTION_FPS = 30
 
 
 class Workload:
-    """The X clients of a workload: scrolling, motion or static."""
+    """The X clients of a workload: scrolling, motion, static, or desktop (the scrolling xterm
+    with a video playing in a window a third of the screen's size over its bottom right)."""
 
     def __init__(
         self, procs: Procs, name: str, display: str, size: tuple[int, int], xauthority: str | None
@@ -286,13 +287,14 @@ class Workload:
         env = {"XAUTHORITY": xauthority} if xauthority else {}
         xterm = ["xterm", "-fn", "fixed", "-geometry", f"{width // 6}x{height // 13}+0+0", "-e"]
         self._stats: Path | None = None
-        if name == "scrolling":
+        if name in ("scrolling", "desktop"):
             script = "while :; do ls -la /usr/bin; done"
             procs.spawn([*xterm, "sh", "-c", script], display, env=env)
         elif name == "static":
             script = "ls -la /usr/bin | head -200; exec sleep 100000"
             procs.spawn([*xterm, "sh", "-c", script], display, env=env)
-        elif name == "motion":
+        if name in ("motion", "desktop"):
+            left, top = (0, 0) if name == "motion" else (width - width // 3, height - height // 3)
             fd, path = tempfile.mkstemp(prefix="bench-ffplay-", suffix=".txt")
             self._stats = Path(path)
             with os.fdopen(fd, "wb") as stats:
@@ -303,21 +305,22 @@ class Workload:
                         "-an",
                         "-noborder",
                         "-left",
-                        "0",
+                        str(left),
                         "-top",
-                        "0",
+                        str(top),
                         "-f",
                         "lavfi",
                         "-i",
                         # Drawn in RGB: SDL shows it without a YUV conversion, a third less of
                         # ffplay's CPU (44 instead of 68 % of a core at 720p) left to the rest.
-                        f"testsrc2=size={width}x{height}:rate={MOTION_FPS},format=bgr0",
+                        f"testsrc2=size={width - left}x{height - top}:rate={MOTION_FPS},"
+                        "format=bgr0",
                     ],
                     display,
                     env={"SDL_AUDIODRIVER": "dummy", "SDL_VIDEODRIVER": "x11", **env},
                     stderr=stats,
                 )
-        else:
+        if name not in ("scrolling", "motion", "static", "desktop"):
             raise ValueError(f"unknown workload {name!r}")
 
     def shown(self) -> tuple[float, int] | None:
