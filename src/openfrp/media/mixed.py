@@ -33,8 +33,9 @@ COUNT = struct.Struct("!H")
 FEW_IN_SAMPLE = 64  # a tile whose every other pixel shows more colours is a picture's
 SHARED_COLOURS = 192  # sampled colours the palette tiles may share: room for those unseen
 RETRY_AFTER = 8  # frames a colour count that found too many is not made again
-NARROWER = 4  # a count of the few-colour tiles that found too many is made again with tiles
-# of a quarter as many sampled colours (64, 16, 4): text beside a video's soft edges
+# A count of the few-colour tiles that found too many is made again over tiles of a quarter
+# as many sampled colours (64, 16, 4): text beside the soft edges of a video's window.
+NARROWER = 4
 
 
 def pack_regions(regions: list[tuple[int, ...]], payload: bytes) -> bytes:

@@ -2,12 +2,12 @@
 
 The event loop only tells it where frames go (`follow`), what the terminal asked for
 (`keyframe`, `resize`, `acked`) and gets frames back through `call_soon_threadsafe`. A
-picture is captured only while fewer than MAX_IN_FLIGHT are unacknowledged (media/flight.py) and the
-bitrate budget has room (media/rate.py; a tick that found the path full is taken by the next
-acknowledgement, not the next tick: scrolling at 25 instead of 19 fps, latency p50 70 instead
-of 114 ms), and encoded only when the screen changed, a
-keyframe is due, the still screen is due its high-quality refinement, or a keep-alive is
-due: a still screen costs a 0.5 ms compare per tick and a few bytes a second. A tick that
+picture is captured only while fewer than MAX_IN_FLIGHT are unacknowledged (media/flight.py)
+and the bitrate budget has room (media/rate.py; a tick that found the path full is taken by
+the next acknowledgement, not the next tick: scrolling at 25 instead of 19 fps, latency p50
+70 instead of 114 ms), and encoded only when the screen changed, a keyframe is due, the
+still screen is due its high-quality refinement, or a keep-alive is due: a still screen
+costs a 0.5 ms compare per tick and a few bytes a second. A tick that
 finds a screen still which moved a tick ago looks again RECHECK later, once: a 30 fps video
 beside 30 Hz ticks otherwise loses the pictures that land just after a tick (the browser drew
 27.2 frames a second of ffplay's 29.5; with the second look, 29.1-29.2 of 30.0). Told of
