@@ -125,7 +125,7 @@ class MixedCanvas:
         so text beside a video does not wait for it.
 
         A count of colours that found more than a palette holds (a video, or the soft
-        edges of a scaled one) rests RETRY_AFTER frames: at 1080p the two counts cost
+        edges in one) rests RETRY_AFTER frames: at 1080p the two counts cost
         8.5 ms of a 31 ms frame of motion, for a palette frame in 2 % of them."""
         tiles = np.ones_like(changed) if key else self.lossy.copy() if refine else changed
         flag = FLAG_KEY if key else 0
