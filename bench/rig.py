@@ -283,6 +283,8 @@ class Workload:
     def __init__(
         self, procs: Procs, name: str, display: str, size: tuple[int, int], xauthority: str | None
     ) -> None:
+        if name not in ("scrolling", "motion", "static", "desktop"):
+            raise ValueError(f"unknown workload {name!r}")
         width, height = size
         env = {"XAUTHORITY": xauthority} if xauthority else {}
         xterm = ["xterm", "-fn", "fixed", "-geometry", f"{width // 6}x{height // 13}+0+0", "-e"]
@@ -320,8 +322,6 @@ class Workload:
                     env={"SDL_AUDIODRIVER": "dummy", "SDL_VIDEODRIVER": "x11", **env},
                     stderr=stats,
                 )
-        if name not in ("scrolling", "motion", "static", "desktop"):
-            raise ValueError(f"unknown workload {name!r}")
 
     def shown(self) -> tuple[float, int] | None:
         """ffplay's clock and the frames it has dropped so far (its status line)."""

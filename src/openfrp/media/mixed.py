@@ -142,13 +142,12 @@ class MixedCanvas:
             self.whole_rest = RETRY_AFTER
         else:
             self.whole_rest -= 1
-        few = few_colour_tiles(pixels, tiles)
         palette = None
-        if few.any() and (sure or not self.few_rest):
+        if self.few_rest and not sure:  # resting: not even sampled
+            self.few_rest -= 1
+        elif (few := few_colour_tiles(pixels, tiles)).any():
             palette = encode_palette(pixels, few, self.rows)
             self.few_rest = 0 if palette is not None else RETRY_AFTER
-        elif few.any():
-            self.few_rest -= 1
         if palette is not None:
             self.lossy &= ~few
             tiles = tiles & ~few  # the caller's mask stays as it was
