@@ -233,9 +233,9 @@ def uncovered_codes(rules: tuple[Rule, ...]) -> list[int]:
 BITS_PER_MASK = 63
 
 
-def matchers(rules: tuple[Rule, ...]) -> dict[str, str]:
-    """Every event condition of the rules, once each: its column and its per-event SQL."""
-    return {m.column: m.predicate() for rule in rules for m in rule.matchers}
+def matchers(rules: tuple[Rule, ...]) -> dict[str, Matcher]:
+    """Every event condition of the rules, once each, by its column."""
+    return {m.column: m for rule in rules for m in rule.matchers}
 
 
 def matcher_aggregates(rules: tuple[Rule, ...]) -> tuple[dict[str, str], list[str]]:
@@ -250,15 +250,24 @@ def matcher_aggregates(rules: tuple[Rule, ...]) -> tuple[dict[str, str], list[st
         mask = f"m_bits_{start // BITS_PER_MASK}"
         chunk = found[start : start + BITS_PER_MASK]
         bits = " + ".join(
-            f"CASE WHEN {predicate} THEN {1 << i} ELSE 0 END"
-            for i, (_, predicate) in enumerate(chunk)
+            f"CASE WHEN {m.predicate()} THEN {1 << i} ELSE 0 END" for i, (_, m) in enumerate(chunk)
         )
-        aggregates[mask] = f"bit_or({bits})"
+        aggregates[mask] = f"bit_or({_gated(bits, [m for _, m in chunk])})"
         columns += [
             f"CASE WHEN {mask} & {1 << i} <> 0 THEN true END AS {column}"
             for i, (column, _) in enumerate(chunk)
         ]
     return aggregates, columns
+
+
+def _gated(bits: str, chunk: list[Matcher]) -> str:
+    """`bits` only on the events with a code some matcher names, when each names codes: one
+    test on every event instead of every matcher's (at 10 M events 0.1 s of the fleet pass);
+    elsewhere NULL, which bit_or skips."""
+    if not all(m.code for m in chunk):
+        return bits
+    named = sorted({code for m in chunk for code in m.code})
+    return f"CASE WHEN code IN ({_ints(tuple(named))}) THEN {bits} END"
 
 
 def category_sql(rules: tuple[Rule, ...]) -> str:
