@@ -245,12 +245,12 @@ def sessions_sql(table: str, keep: str = "") -> str:
       SELECT code_mask, {_mask_to_codes("code_mask")} AS mask_codes
       FROM (SELECT DISTINCT code_mask FROM {table})
     ), base AS (
-      SELECT a.* EXCLUDE (term_recoveries, code_mask, bad, srv_disconnects, term_drops,
-                          srv_resumes)
+      SELECT a.* EXCLUDE (term_recoveries, bad, srv_disconnects, term_drops, srv_resumes)
         REPLACE ({_unless_null("reconnect_attempts", "len(list_distinct(reconnect_attempts))", "0")}
                  AS reconnect_attempts),
         {_unless_null("bad", f"list_concat(m.mask_codes, {_BAD_CODES})", "m.mask_codes")}
           AS codes,
+        {_unless_null("bad", f"len({_BAD_CODES}) > 0", "false")} AS unknown_codes,
         {_unless_null("srv_disconnects", "list_sort(list_distinct(srv_disconnects))")} AS srv_d,
         {_unless_null("term_drops", "list_sort(list_distinct(term_drops))")} AS term_d,
         coalesce(srv_resumes, []) AS srv_r,
@@ -303,7 +303,7 @@ def sessions_sql(table: str, keep: str = "") -> str:
            THEN coalesce(term_recovery_ms,
                          epoch_ms(list_min(srv_r)) - epoch_ms(list_min(srv_d))) END
         AS recovery_ms,
-      list_contains(codes, 4106) AS gave_up,
+      (coalesce(code_mask, 0) & {rules.code_bits((4106,))}) <> 0 AS gave_up,
       active, ended,
       active OR term_state IS NOT NULL OR s_opened IS NOT NULL AS attempted,
       CAST(CASE WHEN NOT ended THEN 'open'
