@@ -20,7 +20,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
+import sys
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,7 +71,14 @@ class Part:
     log: ingest.LogFile
     read_from: str  # the file DuckDB reads: the input itself or a scratch copy of its tail
     skip_lines: int
-    read: Seen | None = None  # a tail's file as far as it was copied: what to record
+    read: Seen | None = None  # a tail's file as far as it was copied, but the tail's lines
+    tail_lines: Future[int] | None = None  # the tail's lines, counted while it is analyzed
+
+    def record(self) -> Seen | None:
+        """What to record of a tail's file: `read` with the tail's lines."""
+        if self.read is None or self.tail_lines is None:
+            return self.read
+        return replace(self.read, lines=self.read.lines + self.tail_lines.result())
 
 
 def appendable(log: ingest.LogFile) -> bool:
@@ -99,17 +109,43 @@ def count_lines(path: str) -> tuple[int, bool]:
     return lines + (0 if last == b"\n" else 1), last == b"\n"
 
 
-def _copy_tail(path: str, start: int, target: str) -> tuple[int, int, bool]:
-    """Copy the file from byte `start` to `target`: the bytes copied, their lines and whether
-    they end with a newline (counted on the way: reading the tail again cost 0.05 s at 10 M
-    events, and a file still growing must be recorded as far as it was read)."""
-    size, lines, last = 0, 0, b"\n"
+def _copy_tail(path: str, start: int, target: str) -> tuple[int, bool, Future[int]]:
+    """Copy the file from byte `start` to `target`: the bytes copied (a file still growing is
+    recorded as far as it was copied), whether they end with a newline, and their lines, which
+    a thread counts while DuckDB reads the copy. The kernel copies (sendfile); reading and
+    writing here, counting on the way, cost 0.025 s for the 38 MB tail at 10 M events, the
+    copy alone 0.010 s."""
+    size = 0
     with open(path, "rb") as source, open(target, "wb") as copy:
-        source.seek(start)
-        while chunk := source.read(CHUNK):
-            copy.write(chunk)
-            size, lines, last = size + len(chunk), lines + chunk.count(b"\n"), chunk[-1:]
-    return size, lines + (0 if last == b"\n" else 1), last == b"\n"
+        if sys.platform == "linux":
+            while sent := os.sendfile(copy.fileno(), source.fileno(), start + size, CHUNK):
+                size += sent
+        else:  # elsewhere sendfile may only write to a socket
+            source.seek(start)
+            shutil.copyfileobj(source, copy, CHUNK)
+            size = copy.tell()
+    fd = os.open(target, os.O_RDONLY)  # the counting thread closes it
+    whole = size == 0 or os.pread(fd, 1, size - 1) == b"\n"
+    return size, whole, _count_later(fd, size, whole)
+
+
+def _count_later(fd: int, size: int, whole: bool) -> Future[int]:
+    """The lines of the first `size` bytes of file `fd` (closed when counted), in a thread."""
+    lines: Future[int] = Future()
+
+    def count() -> None:
+        try:
+            found, done = 0, 0
+            while done < size and (chunk := os.pread(fd, min(CHUNK, size - done), done)):
+                found, done = found + chunk.count(b"\n"), done + len(chunk)
+            lines.set_result(found + (0 if whole else 1))
+        except BaseException as exc:  # re-raised where the count is read
+            lines.set_exception(exc)
+        finally:
+            os.close(fd)
+
+    threading.Thread(target=count, daemon=True).start()
+    return lines
 
 
 def packed(table: str, columns: list[str]) -> str:
@@ -199,12 +235,12 @@ class State:
             if not appendable(log) or size < old.size:
                 return None
             tail = self._scratch(len(parts), size - old.size)
-            copied, lines, whole = _copy_tail(log.path, old.size, tail)
+            copied, whole, lines = _copy_tail(log.path, old.size, tail)
             # A last line without its newline may still be being written: no usable record
             # of the file, so the next run reads it again from the start.
             head = head_digest(log.path) if whole else "partial"
-            read = Seen(log.path, old.size + copied, head, old.lines + lines, old.bad)
-            parts.append(Part(log, tail, old.lines, read))
+            read = Seen(log.path, old.size + copied, head, old.lines, old.bad)
+            parts.append(Part(log, tail, old.lines, read, lines))
         return parts
 
     def _scratch(self, index: int, size: int) -> str:
@@ -269,7 +305,7 @@ class State:
         `merged`), in one transaction with the files' new sizes, so an interrupted run leaves
         the state as it was. Returns the updated rollups."""
         con = self.con
-        known = self.seen() | {p.log.path: p.read for p in parts if p.read is not None}
+        known = self.seen() | {p.log.path: seen for p in parts if (seen := p.record()) is not None}
         con.execute("BEGIN")
         con.execute("DELETE FROM st.sessions WHERE rowid = ANY($1)", [self.rows])
         con.execute(
