@@ -76,7 +76,7 @@ HOOK_JS = r"""
   };
   const drew = (canvas) => {
     if (canvas === scratch || !canvas.isConnected) return;
-    b.draws += 1; b.dirty = true;
+    if (canvas.dataset.part !== "1") { b.draws += 1; b.dirty = true; }  // a picture's last part
     if (b.probe) b.check();
   };
   for (const name of ["drawImage", "putImageData"]) {

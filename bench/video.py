@@ -9,14 +9,15 @@ static screen; on demand (`--workloads desktop`) the scrolling xterm with testsr
 window a third of the screen's size over its bottom right, where text and video share frames.
 
 Figures per (system, workload): frames drawn per second (animation frames in which the page's
-visible canvas was drawn on or its <video> presented a frame; what the Python terminal printed;
-encoded frames for ffmpeg) beside the frames per second the motion source really drew (ffplay
-drops frames on a busy machine), Mbit/s sent to the terminal (bytes through a loopback relay in
-front of the system; the peer connection's received bytes over FRP8), server CPU in % of one
-core (the server process and its children but Xvfb; x11vnc plus websockify for noVNC), terminal
-CPU (every Chromium process, or the Python terminal), and glass-to-glass latency: a square on
-the display flips colour (python-xlib, drawn when XSync returns) and the page notes when its
-drawn picture shows the new colour.
+visible canvas was drawn on, but for the first part of a picture in two frames, or its <video>
+presented a frame; what the Python terminal printed; encoded frames for ffmpeg) beside the
+frames per second the motion source really drew (ffplay drops frames on a busy machine), Mbit/s
+sent to the terminal (bytes through a loopback relay in front of the system; the peer
+connection's received bytes over FRP8), server CPU in % of one core (the server process and its
+children but Xvfb; x11vnc plus websockify for noVNC), terminal CPU (every Chromium process, or
+the Python terminal), and glass-to-glass latency: a square on the display flips colour
+(python-xlib, drawn when XSync returns) and the page notes when its drawn picture shows the
+new colour.
 
 Latency measured one system after the other moves with the machine's load between the runs
 (noVNC's own p50 went from 52 to 72 ms in two runs minutes apart). `--paired` puts noVNC on

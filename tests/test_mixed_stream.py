@@ -15,6 +15,7 @@ from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import H264Encoder
 from openfrp.media.mixed import (
     FEW_IN_SAMPLE,
+    NARROWER,
     RETRY_AFTER,
     SHARED_COLOURS,
     MixedCanvas,
@@ -23,7 +24,14 @@ from openfrp.media.mixed import (
     split_regions,
     tile_samples,
 )
-from openfrp.media.wire import CODEC_H264, CODEC_PALETTE, FLAG_KEY, FLAG_TILES, pack_frame
+from openfrp.media.wire import (
+    CODEC_H264,
+    CODEC_PALETTE,
+    FLAG_KEY,
+    FLAG_MORE,
+    FLAG_TILES,
+    pack_frame,
+)
 from openfrp.terminal.video import VideoReceiver
 from tests.test_stream_media import text_picture
 from tests.test_terminal_video import Reports
@@ -73,7 +81,8 @@ def test_text_stays_exact_beside_a_patch_that_goes_as_h264(terminal: Terminal) -
     first = with_patch(1)
     canvas = MixedCanvas(changed_tiles(None, first))
     sent = terminal.send(canvas.encode(encoder, first, changed_tiles(None, first), True, False))
-    assert sent == [(CODEC_PALETTE, FLAG_KEY), (CODEC_H264, FLAG_TILES | FLAG_KEY)]
+    assert sent == [(CODEC_PALETTE, FLAG_KEY | FLAG_MORE), (CODEC_H264, FLAG_TILES | FLAG_KEY)]
+    assert terminal.video.frames == 1  # one picture, in two frames
     assert np.argwhere(canvas.lossy).tolist() == [[2, 6], [2, 7], [3, 6], [3, 7]]
     shown, truth = terminal.picture(), first[:, :, 2::-1]
     outside = np.ones((H, W), bool)
@@ -85,7 +94,8 @@ def test_text_stays_exact_beside_a_patch_that_goes_as_h264(terminal: Terminal) -
     second[20:30, 10:60, :3] = 0  # and one line of text changes
     changed = changed_tiles(first, second)
     sent = terminal.send(canvas.encode(encoder, second, changed, False, False))
-    assert sent == [(CODEC_PALETTE, 0), (CODEC_H264, FLAG_TILES)]
+    assert sent == [(CODEC_PALETTE, FLAG_MORE), (CODEC_H264, FLAG_TILES)]
+    assert terminal.video.frames == 2
     shown, truth = terminal.picture(), second[:, :, 2::-1]
     assert np.array_equal(shown[outside], truth[outside])
 
@@ -197,7 +207,7 @@ def test_a_count_that_found_a_video_rests_and_text_stays_exact(
         sent = terminal.send(
             canvas.encode(encoder, screen, changed_tiles(before, screen), False, False)
         )
-        assert sent == [(CODEC_PALETTE, 0), (CODEC_H264, FLAG_TILES)]
+        assert sent == [(CODEC_PALETTE, FLAG_MORE), (CODEC_H264, FLAG_TILES)]
         assert counts == ([False, True] if n == RETRY_AFTER + 1 else [True])
         assert np.array_equal(terminal.picture()[outside], screen[:, :, 2::-1][outside])
         before = screen
@@ -224,4 +234,41 @@ def test_tiles_that_only_looked_few_coloured_are_not_counted_again_for_a_while(
         screen[::2, ::2, :3] = 8 * (n % 4)  # the sampled pixels: one colour
         frames = list(canvas.encode(encoder, screen, np.ones_like(canvas.lossy), n == 0, False))
         assert [f.codec for f in frames] == [CODEC_H264]
-        assert counts == ([False, False] if n in (0, RETRY_AFTER + 1) else [])
+        # all tiles, then the few-coloured ones at 64, 16 and 4 sampled colours a tile
+        assert counts == ([False] * 4 if n in (0, RETRY_AFTER + 1) else [])
+
+
+def soft_edges(seed: int) -> np.ndarray[Any, Any]:
+    """Text, and beside it (tile columns 6-9) tiles whose sample shows 32 colours but whose
+    every pixel shows hundreds: what a video window's edge looks like to the sample."""
+    screen = text_picture(W, H, seed=seed)
+    rng = np.random.default_rng(seed)
+    screen[:, 384:] = rng.integers(0, 256, (H, W - 384, 4), dtype=np.uint8)
+    screen[::2, 384::2, :3] = (rng.integers(0, 32, (H // 2, (W - 384) // 2, 1)) * 8).astype(
+        np.uint8
+    )
+    return screen
+
+
+def test_text_beside_tiles_that_only_look_few_coloured_still_goes_exact(
+    terminal: Terminal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted with the tiles a video's edge cuts, text found too many colours and went as
+    H.264 (9 fps at the bitrate's ceiling); the count is made again over tiles of fewer
+    sampled colours, and that limit is kept for the frames after."""
+    counts = _counting(monkeypatch)
+    encoder = H264Encoder(W, H, 2_000_000)
+    before = soft_edges(0)
+    canvas = MixedCanvas(changed_tiles(None, before))
+    sent = terminal.send(canvas.encode(encoder, before, changed_tiles(None, before), True, False))
+    assert sent == [(CODEC_PALETTE, FLAG_KEY | FLAG_MORE), (CODEC_H264, FLAG_TILES | FLAG_KEY)]
+    assert counts == [False, False, True]  # all tiles; at 64 sampled colours; at 16
+    assert canvas.few_limit == FEW_IN_SAMPLE // NARROWER
+    text = (slice(None), slice(0, 384))
+    assert np.array_equal(terminal.picture()[text], before[:, :, 2::-1][text])
+    counts.clear()
+    after = soft_edges(1)
+    sent = terminal.send(canvas.encode(encoder, after, changed_tiles(before, after), False, False))
+    assert sent == [(CODEC_PALETTE, FLAG_MORE), (CODEC_H264, FLAG_TILES)]
+    assert counts == [True]  # the whole count rests, the narrowed limit holds
+    assert np.array_equal(terminal.picture()[text], after[:, :, 2::-1][text])

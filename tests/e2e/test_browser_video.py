@@ -26,6 +26,7 @@ from openfrp.media.wire import (
     CODEC_RGB_ZLIB,
     CODEC_VP8,
     FLAG_KEY,
+    FLAG_MORE,
     FLAG_TILES,
     pack_frame,
 )
@@ -335,10 +336,12 @@ def test_h264_tiles_leave_the_palette_tiles_beside_them_exact(video: Page) -> No
     frames = list(canvas.encode(encoder, first, changed_tiles(None, first), True, False))
     frames += canvas.encode(encoder, second, changed_tiles(first, second), False, False)
     assert [f.codec for f in frames] == [CODEC_PALETTE, CODEC_H264, CODEC_H264]
+    assert frames[0].flags & FLAG_MORE  # the first picture is two frames
     for number, frame in enumerate(frames, 1):
         data = pack_frame(number, W, H, frame.codec, frame.flags, frame.payload)
         video.page.evaluate("(b) => window.feed(b)", base64.b64encode(data).decode())
-    video.wait("window.stream.view.drawn === 3")
+    video.wait("window.sent.filter((m) => m.type === 'frame_ack').length === 3")
+    assert video.view()["drawn"] == 2 and video.view()["palette"] == 1  # pictures drawn
     assert video.pixel(192, 64) == (255, 255, 255) and video.pixel(193, 64) == (0, 0, 0)
     assert video.pixel(194, 66) == (255, 255, 255) and video.pixel(40, 20) == RED
     centres = [(64 + 2 * i, 128 + 2 * j) for i in range(1, 32, 5) for j in range(1, 32, 7)]

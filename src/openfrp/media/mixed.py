@@ -27,12 +27,14 @@ from openfrp.media.changes import TILE
 from openfrp.media.encoder import Encoder
 from openfrp.media.palette import RECT, encode_palette, rectangles
 from openfrp.media.rows import RowIndex
-from openfrp.media.wire import CODEC_H264, CODEC_PALETTE, FLAG_KEY, FLAG_TILES
+from openfrp.media.wire import CODEC_H264, CODEC_PALETTE, FLAG_KEY, FLAG_MORE, FLAG_TILES
 
 COUNT = struct.Struct("!H")
 FEW_IN_SAMPLE = 64  # a tile whose every other pixel shows more colours is a picture's
 SHARED_COLOURS = 192  # sampled colours the palette tiles may share: room for those unseen
 RETRY_AFTER = 8  # frames a colour count that found too many is not made again
+NARROWER = 4  # a count of the few-colour tiles that found too many is made again with tiles
+# of a quarter as many sampled colours (64, 16, 4): text beside a video's soft edges
 
 
 def pack_regions(regions: list[tuple[int, ...]], payload: bytes) -> bytes:
@@ -72,20 +74,22 @@ def _distinct(ordered: NDArray[np.uint32]) -> NDArray[np.intp]:
     return counts
 
 
-def few_colour_tiles(pixels: NDArray[np.uint8], tiles: NDArray[np.bool_]) -> NDArray[np.bool_]:
+def few_colour_tiles(
+    pixels: NDArray[np.uint8], tiles: NDArray[np.bool_], limit: int = FEW_IN_SAMPLE
+) -> NDArray[np.bool_]:
     """Of the tiles set, those that look like text or flat colour (few colours sampled),
     as many as share one palette: the fewest-coloured first. A glance at an eighth of each
     sample rules out most tiles of a video (more colours there than a tile may have), so
     only the others are sorted in full: 2.4 instead of 13 ms a 1080p frame of noise, 5.4
     instead of 6.2 ms one of ffplay's testsrc2 (flat bars: more tiles left in doubt)."""
     samples = tile_samples(pixels, tiles)
-    maybe = _distinct(np.sort(samples[:, ::8], axis=1)) <= FEW_IN_SAMPLE
+    maybe = _distinct(np.sort(samples[:, ::8], axis=1)) <= limit
     where = np.argwhere(tiles)[maybe]
     ordered = np.sort(samples[maybe], axis=1)
     counts = _distinct(ordered)
     few = np.zeros_like(tiles)
     union: set[int] = set()
-    for k in sorted(np.flatnonzero(counts <= FEW_IN_SAMPLE).tolist(), key=lambda k: counts[k]):
+    for k in sorted(np.flatnonzero(counts <= limit).tolist(), key=lambda k: counts[k]):
         colours = union.union(np.unique(ordered[k]).tolist())
         if len(colours) <= SHARED_COLOURS:
             union, few[tuple(where[k])] = colours, True
@@ -109,6 +113,8 @@ class MixedCanvas:
     rows: RowIndex = field(default_factory=RowIndex)  # the terminal's row cache
     whole_rest: int = 0  # frames before all changed tiles are counted as one palette again
     few_rest: int = 0  # frames before the few-colour tiles are counted as one palette again
+    few_limit: int = FEW_IN_SAMPLE  # sampled colours a few-colour tile may show, for now
+    limit_rest: int = 0  # frames before a narrowed limit is widened again
 
     def encode(
         self,
@@ -142,19 +148,15 @@ class MixedCanvas:
             self.whole_rest = RETRY_AFTER
         else:
             self.whole_rest -= 1
-        palette = None
-        if self.few_rest and not sure:  # resting: not even sampled
-            self.few_rest -= 1
-        elif (few := few_colour_tiles(pixels, tiles)).any():
-            palette = encode_palette(pixels, few, self.rows)
-            self.few_rest = 0 if palette is not None else RETRY_AFTER
+        few, palette = self._few(pixels, tiles, sure)
         if palette is not None:
             self.lossy &= ~few
             tiles = tiles & ~few  # the caller's mask stays as it was
-            yield Frame(CODEC_PALETTE, palette, flag)
             if not tiles.any():  # all of it few-coloured: counted apart while the whole rests
                 self.h264_key = self.h264_key or key
+                yield Frame(CODEC_PALETTE, palette, flag)
                 return
+            yield Frame(CODEC_PALETTE, palette, flag | FLAG_MORE)
         height, width = pixels.shape[:2]
         regions = rectangles(tiles, width, height)
         if self.h264_input is None or self.h264_input.shape != pixels.shape:
@@ -166,3 +168,37 @@ class MixedCanvas:
         self.lossy |= tiles
         flags = FLAG_TILES | (FLAG_KEY if h264_key else 0)
         yield Frame(CODEC_H264, pack_regions(regions, unit), flags)
+
+    def _few(
+        self, pixels: NDArray[np.uint8], tiles: NDArray[np.bool_], sure: bool
+    ) -> tuple[NDArray[np.bool_], bytes | None]:
+        """The tiles of few colours among `tiles` and their palette payload (None: none,
+        or they hold more colours together than a palette does). Text beside a video: the
+        tiles the video's window cuts look few-coloured in the sample but hold its gradients,
+        and counted with them the text went as H.264 too (9 fps at the bitrate's ceiling);
+        so a count that finds too many is made again over tiles of fewer sampled colours,
+        and the limit that worked is kept RETRY_AFTER frames."""
+        if self.limit_rest:
+            self.limit_rest -= 1
+        else:
+            self.few_limit = FEW_IN_SAMPLE
+        if self.few_rest and not sure:  # resting: not even sampled
+            self.few_rest -= 1
+            return np.zeros_like(tiles), None
+        few = few_colour_tiles(pixels, tiles, self.few_limit)
+        if not few.any():
+            return few, None
+        limit = self.few_limit
+        while True:
+            palette = encode_palette(pixels, few, self.rows)
+            if palette is not None or limit // NARROWER < 2:
+                break
+            limit //= NARROWER
+            few = few_colour_tiles(pixels, tiles, limit)
+            if not few.any():
+                break
+        if palette is None:
+            self.few_rest = RETRY_AFTER
+        elif limit != self.few_limit:
+            self.few_limit, self.limit_rest = limit, RETRY_AFTER
+        return few, palette

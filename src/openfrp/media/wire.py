@@ -29,6 +29,8 @@ CODEC_NAMES = {
 FLAG_KEY = 1  # decodable on its own
 FLAG_REFINE = 2  # the same picture again at high quality, sent once the screen is still
 FLAG_TILES = 4  # H.264 whose payload starts with the rectangles to take (media/mixed.py)
+FLAG_MORE = 8  # the picture's next frame follows (palette tiles, then the H.264 beside them):
+# a terminal counts the picture, and the Python terminal builds it, once, at its last frame
 
 
 @dataclass(frozen=True)

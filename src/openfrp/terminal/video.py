@@ -34,6 +34,7 @@ from openfrp.media.wire import (
     CODEC_PALETTE,
     CODEC_RGB_ZLIB,
     CODEC_VP8,
+    FLAG_MORE,
     FLAG_TILES,
     HEADER,
     FrameHeader,
@@ -245,8 +246,7 @@ class VideoReceiver:
             self._skip(header.number, f"decoder error: {type(exc).__name__}: {exc}"[:120])
             return
         self._awaiting_key = False
-        if frame is not None:
-            self._keep(frame, CODEC_NAMES[header.codec], HEADER.size + len(payload))
+        self._keep(frame, CODEC_NAMES[header.codec], HEADER.size + len(payload))
         self._report("shown", header.number)
 
     def _skip(self, number: int, reason: str) -> None:
@@ -265,6 +265,8 @@ class VideoReceiver:
         if header.codec == CODEC_PALETTE:
             canvas = self._base(header)
             decode_palette(payload, canvas, self._rows)
+            if header.flags & FLAG_MORE:
+                return None  # the picture is built at its last frame
             return VideoFrame.from_ndarray(canvas, format="rgb24")
         regions = None
         if header.flags & FLAG_TILES:
@@ -302,11 +304,14 @@ class VideoReceiver:
                 raise ValueError("tiles with no picture of their size to draw on")
         return self._canvas
 
-    def _keep(self, frame: VideoFrame, codec: str | None, nbytes: int) -> None:
+    def _keep(self, frame: VideoFrame | None, codec: str | None, nbytes: int) -> None:
+        """Count a frame's bytes; keep the picture it completes, if it completes one."""
         with self._lock:
+            self._bytes += nbytes
+            if frame is None:
+                return
             if self._first_at is None:
                 self._first_at = time.monotonic()
             self._latest = frame
             self.codec = codec
             self._frames += 1
-            self._bytes += nbytes

@@ -17,6 +17,7 @@ const CODECS = { 1: "rgb-zlib", 2: "h264", 3: "vp8", 4: "jpeg", 5: "palette" };
 const INTRA = new Set(["rgb-zlib", "jpeg"]);  // every frame stands alone
 const FLAG_KEY = 1;
 const FLAG_TILES = 4;  // H.264 that brings only the rectangles its payload starts with
+const FLAG_MORE = 8;  // the picture's next frame follows: the picture is counted at its last
 const DECODE_QUEUE_LIMIT = 8;  // frames waiting in a decoder before it counts as behind
 const KEYFRAME_RETRY_MS = 1000;
 const RESIZE_DEBOUNCE_MS = 250;
@@ -133,7 +134,8 @@ class VideoStream {
     const head = new DataView(buffer);
     const h = { number: head.getUint32(0), width: head.getUint16(4), height: head.getUint16(6),
                 codec: CODECS[head.getUint8(8)], key: (head.getUint8(9) & FLAG_KEY) !== 0,
-                tiles: (head.getUint8(9) & FLAG_TILES) !== 0 };
+                tiles: (head.getUint8(9) & FLAG_TILES) !== 0,
+                more: (head.getUint8(9) & FLAG_MORE) !== 0 };
     if (h.codec === undefined) return;
     this.hooks.stats.received(buffer.byteLength);
     const starts = this.view.starts;
@@ -343,7 +345,7 @@ class VideoStream {
       this.drawing.delete(h.number);
       drawPaletteTiles(this.picture, h, payload, indices, this.rows);
       this.view.palette += 1;
-      this.shown(h.width, h.height);
+      this.shown(h.width, h.height, h.more);
       this.ack(h.number);
     }).catch((err) => {
       if (generation !== this.generation) return;
@@ -404,10 +406,14 @@ class VideoStream {
     this.shown(width, height);
   }
 
-  shown(width, height) {
+  // Painted at once (text beside a video shows before the video's part is decoded), counted
+  // as a picture drawn at its last frame; `dataset.part` tells a watcher of the canvas which.
+  shown(width, height, part = false) {
     this.last = { width, height };
     this.view.remote = { width, height };
+    this.canvas.dataset.part = part ? "1" : "";
     this.paint();
+    if (part) return;
     this.view.drawn += 1;
     this.hooks.stats.drawn();
   }
