@@ -86,11 +86,15 @@ def few_colour_tiles(
     maybe = _distinct(np.sort(samples[:, ::8], axis=1)) <= limit
     where = np.argwhere(tiles)[maybe]
     ordered = np.sort(samples[maybe], axis=1)
-    counts = _distinct(ordered)
+    first = np.ones_like(ordered, np.bool_)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    counts = first.sum(axis=1)
+    distinct = ordered[first].tolist()  # each tile's colours, tile after tile
+    ends, sizes = np.cumsum(counts).tolist(), counts.tolist()
     few = np.zeros_like(tiles)
     union: set[int] = set()
-    for k in sorted(np.flatnonzero(counts <= limit).tolist(), key=lambda k: counts[k]):
-        colours = union.union(np.unique(ordered[k]).tolist())
+    for k in sorted(np.flatnonzero(counts <= limit).tolist(), key=sizes.__getitem__):
+        colours = union.union(distinct[ends[k] - sizes[k] : ends[k]])
         if len(colours) <= SHARED_COLOURS:
             union, few[tuple(where[k])] = colours, True
     return few

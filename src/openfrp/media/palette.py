@@ -43,6 +43,7 @@ SLOT_BITS = 16  # a colour table's slots: 256 colours share none for 6 multiplie
 SHIFT = np.uint32(32 - SLOT_BITS)
 MULTIPLIERS = tuple(np.uint32(m) for m in (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F))
 NO_COLOUR = 0xFFFFFFFF  # no pixel has it: colours are 24 bits
+WIDEN_NEW = 32  # new colours the sample of the tiles between changed ones may bring
 
 
 def rectangles(mask: NDArray[np.bool_], width: int, height: int) -> list[tuple[int, ...]]:
@@ -116,7 +117,9 @@ def _colours(parts: list[NDArray[np.uint32]]) -> NDArray[np.uint32] | None:
     """The sorted colours of `parts`, or None when there are more than MAX_COLOURS. The
     first part's sample is counted alone, so a video's first rectangle ends the count (2 ms
     less a frame of 720p motion); the others' at once (one count of 24 rectangles' samples
-    takes 0.5 ms, one at a time 5)."""
+    takes 0.5 ms, one at a time 5). The pixels the sample missed are counted as soon as
+    there are more of them than colours left: a video's soft edges fit the sample but not
+    the palette (0.9 ms a frame of 720p motion to find it by looking at every pixel)."""
     sample = np.zeros(0, np.uint32)
     for batch in (parts[:1], parts[1:]):
         if batch:
@@ -124,10 +127,17 @@ def _colours(parts: list[NDArray[np.uint32]]) -> NDArray[np.uint32] | None:
             sample = np.union1d(sample, more)
         if len(sample) > MAX_COLOURS:
             return None
-    table = _table(sample)
-    missed = [_lookup(sample, table, part)[1] for part in parts]  # colours the sample missed
-    every = np.union1d(sample, np.concatenate(missed)) if any(len(m) for m in missed) else sample
-    return every if len(every) <= MAX_COLOURS else None
+    table, every = _table(sample), sample
+    missed: list[NDArray[np.uint32]] = []
+    unsure = 0  # pixels missed since `every` was counted
+    for part in parts:
+        missed.append(_lookup(sample, table, part)[1])
+        unsure += len(missed[-1])
+        if unsure > MAX_COLOURS - len(every):
+            every, missed, unsure = np.union1d(every, np.concatenate(missed)), [], 0
+            if len(every) > MAX_COLOURS:
+                return None
+    return np.union1d(every, np.concatenate(missed)) if unsure else every
 
 
 def _widened(
@@ -138,7 +148,9 @@ def _widened(
 ) -> tuple[list[tuple[int, ...]], NDArray[np.uint32]]:
     """The spans of `mask` and their colours when the unchanged tiles they add fit in one
     palette with the changed ones (a video between two lines of text does not); else
-    `found` and `colours` as they were."""
+    `found` and `colours` as they were. Tiles between lines of text hold the text's colours:
+    tiles whose sample brings more than WIDEN_NEW colours are not counted (between a video's
+    edges they brought 60-700, and counting them cost 0.5-1 ms a frame of 720p motion)."""
     height, width = screen.shape
     wide = spans(mask, width, height)
     if wide == found:
@@ -146,9 +158,13 @@ def _widened(
     gaps = np.zeros_like(mask)
     for x, y, w, h in wide:
         gaps[y // TILE : -(-(y + h) // TILE), x // TILE : -(-(x + w) // TILE)] = True
-    added = _colours(
-        [screen[y : y + h, x : x + w] for x, y, w, h in rectangles(gaps & ~mask, width, height)]
-    )
+    parts = [screen[y : y + h, x : x + w] for x, y, w, h in rectangles(gaps & ~mask, width, height)]
+    if not parts:  # spans that only stack rectangles
+        return wide, colours
+    sample = np.concatenate([part[::SAMPLE, ::SAMPLE].ravel() for part in parts])
+    if len(np.union1d(colours, sample)) > len(colours) + WIDEN_NEW:
+        return found, colours
+    added = _colours(parts)
     merged = None if added is None else np.union1d(colours, added)
     if merged is None or len(merged) > MAX_COLOURS:
         return found, colours

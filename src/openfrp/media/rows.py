@@ -96,10 +96,14 @@ class RowIndex(_Ring):
         """The runs that draw `part` row by row, and which of its rows go as indices (they
         are remembered as the terminal will remember them)."""
         width = part.shape[1]
-        differs = part != part[:, -1:]
+        last = part[:, -1]
+        differs = part != last[:, None]
         ends = np.where(differs.any(axis=1), width - np.argmax(differs[:, ::-1], axis=1), 0)
+        data, size = part.tobytes(), part.itemsize
+        starts = range(0, len(data), width * size)
         keys = [
-            hash((part[row, : ends[row]].tobytes(), int(part[row, -1]))) for row in range(len(part))
+            hash((data[start : start + end * size], colour))
+            for start, end, colour in zip(starts, ends.tolist(), last.tolist(), strict=True)
         ]
         literal = _seams(np.array([key not in self._ids for key in keys], np.bool_))
         ids: list[int] = []
