@@ -35,7 +35,7 @@ HOOK_JS = r"""
   b.target = () => {
     let best = null;
     for (const v of document.querySelectorAll("video")) {
-      if (v.videoWidth) return { el: v, w: v.videoWidth, h: v.videoHeight };
+      if (v.videoWidth && !v.dataset.canvas) return { el: v, w: v.videoWidth, h: v.videoHeight };
     }
     for (const el of document.querySelectorAll("canvas")) {
       const w = el.width || el.videoWidth || 0, h = el.height || el.videoHeight || 0;

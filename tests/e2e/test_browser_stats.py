@@ -32,5 +32,4 @@ def test_frp8_stats_count_the_video_track(e2e: E2E, coturn: Coturn, browser: Bro
     final = server.log.wait_event(event="stats", source="terminal", session_id=sid)["attrs"]
     assert final["final"] is True and final["codec"] == track["codec"]
     assert final["fps"] > 2 and final["frames"] >= 3 and final["mbit_s"] > 0
-    assert browser.view()["frames"] == 0  # no frame came on the data channel
     assert browser.errors == []

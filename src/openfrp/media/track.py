@@ -17,12 +17,18 @@ the codec module clamps (VP8 250 kbit/s to 1.5 Mbit/s, H.264 0.5 to 3 Mbit/s in 
 A codec at its quality ceiling sends more than that target (text in VP8), so the track also
 spends a budget (media/track_budget.py) from what its sender reports: the bytes it sent, and
 the receiver's loss and round trip. Frames bigger than the budget allows make fewer frames.
+
+Once the page's hello on the control channel says it draws palette tiles beside the track
+("track-tiles" among its decoders; the Python terminal takes every picture from the track),
+the text goes beside the track as exact tiles on that channel (media/track_tiles.py), and
+the track carries only the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from fractions import Fraction
@@ -37,6 +43,7 @@ from numpy.typing import NDArray
 
 from openfrp.media.streamer import RECHECK, max_bitrate
 from openfrp.media.track_budget import TrackBudget
+from openfrp.media.track_tiles import Split, TrackTiles, regions_frame
 from openfrp.media.vp8_repeat import repeat_frame
 
 CLOCK = 90000  # the RTP video clock
@@ -46,10 +53,24 @@ REPEAT_S = 1.0
 SHARPEN_S = 0.5
 RETRY_S = 0.5  # after a failed grab (the display is being replaced, say)
 BUDGET_EVENT_MS = 10_000
+TILES = "track-tiles"  # in a hello's decoders: the page draws palette tiles beside the track
+UNSENT = 64  # CODEC_TRACK frames kept while the RTP origin is not known yet
 
 
 class Grabbable(Protocol):
     def grab(self) -> NDArray[np.uint8]: ...
+
+
+class Channel(Protocol):
+    """What the track uses of aiortc's RTCDataChannel."""
+
+    @property
+    def bufferedAmount(self) -> int: ...
+    @property
+    def readyState(self) -> str: ...
+
+    def send(self, data: bytes) -> None: ...
+    def on(self, event: str, f: Callable[..., None]) -> Any: ...
 
 
 class Sender(Protocol):
@@ -96,6 +117,13 @@ class DisplayTrack(VideoStreamTrack):
         self._on_budget: OnBudget | None = None
         self._told_at = 0
         self._report_at: object = None
+        self._channel: Channel | None = None
+        self._tiles: TrackTiles | None = None
+        self._rtp_sender: Any = None
+        self._origin: int | None = None  # the RTP timestamp of pts 0 (aiortc's random one)
+        self._pts = 0  # of the frame returned last
+        self._video_at = 0.0  # when it was returned
+        self._unsent: list[tuple[int, bytes]] = []  # (pts, CODEC_TRACK frame) until the origin
 
     def spend(self, sender: Sender, on_budget: OnBudget | None = None) -> None:
         """Hold the frames to a budget, read from `sender`'s statistics; `on_budget` hears
@@ -112,6 +140,33 @@ class DisplayTrack(VideoStreamTrack):
             self._drawn.set()  # a resting track answers at once
 
         sender._send_keyframe = keyframe
+        self._rtp_sender = sender
+
+    def attach(self, channel: Channel) -> None:
+        """The control channel: palette tiles go on it once the page's hello asks for them."""
+        self._channel = channel
+        channel.on("message", self._heard)
+
+    def _heard(self, data: str | bytes) -> None:
+        """The page's hello, its acknowledgements of palette frames and its keyframe asks."""
+        if not isinstance(data, str) or not any(
+            f'"{kind}"' in data for kind in ("hello", "frame_ack", "keyframe")
+        ):
+            return
+        try:
+            message = json.loads(data)
+            kind = message["type"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if kind == "hello" and TILES in (message.get("decoders") or ()):
+            self._tiles = TrackTiles()
+        elif self._tiles is None:
+            return
+        elif kind == "frame_ack" and isinstance(message.get("frame"), int):
+            self._tiles.acked(message["frame"])
+        elif kind == "keyframe":
+            self._tiles.ask()
+        self._drawn.set()
 
     def encoded_as(self, codec: str | None) -> None:
         """The codec the peers agreed on ("vp8", "h264"): VP8 repeats cost a few bytes."""
@@ -134,7 +189,15 @@ class DisplayTrack(VideoStreamTrack):
                 continue
             self._looked = time.monotonic()
             self._due = max(self._due + self._period, self._looked)
+            self._learn_origin()
             wait_ms = await self._over_budget()
+            channel = self._channel
+            if (
+                self._tiles is not None
+                and channel is not None
+                and (channel.readyState != "open" or self._tiles.busy(channel.bufferedAmount))
+            ):
+                continue  # the page is behind: no picture until it catches up
             if wait_ms:
                 self._due = time.monotonic() + wait_ms / 1000
                 continue
@@ -153,10 +216,17 @@ class DisplayTrack(VideoStreamTrack):
                 self._report(True, "")
             if isinstance(pixels, bytes):
                 return self._packet(pixels)
+            if isinstance(pixels, Split):
+                frame = self._send_split(pixels)
+                if frame is not None:
+                    return frame
+                if pixels.frames:
+                    continue
+                pixels = None
             if pixels is not None:
                 return self._frame(pixels)
             if self._damage_live:  # still: rest until drawn on, or the sharpening or repeat
-                rest = self._sent_at + (self._repeat if self._sharp else SHARPEN_S)
+                rest = self._video_at + self._repeat if self._sharp else self._sent_at + SHARPEN_S
                 self._due = max(self._due, rest)
 
     def damaged(self) -> None:
@@ -196,15 +266,63 @@ class DisplayTrack(VideoStreamTrack):
         attrs = {"bitrate": self.budget.bitrate, "lost": round(lost, 3), "rtt_ms": rtt}
         self._on_budget(attrs)
 
+    def _send_split(self, split: Split) -> VideoFrame | Packet[Any] | None:
+        """Send a split picture's palette frames; its track frame, if it has one, else a
+        repeat when one is due (scrolling text alone sends no track frame, and a receiver
+        without one for three seconds asks for a keyframe)."""
+        for data in split.frames:
+            self._send(data)
+        if split.video is None:
+            video = None if self._tiles is None else self._tiles.video()
+            if video is None or time.monotonic() - self._video_at < self._repeat:
+                return None
+            if self._vp8:
+                return self._packet(repeat_frame(video.shape[1], video.shape[0]))
+            return self._frame(video)
+        frame = self._frame(split.video)
+        if split.regions:
+            height, width = split.video.shape[:2]
+            self._unsent.append((self._pts, regions_frame(0, width, height, split.regions)))
+            del self._unsent[:-UNSENT]
+            self._send_regions()
+        return frame
+
+    def _learn_origin(self) -> None:
+        """aiortc adds a random origin to each frame's pts for its RTP timestamp; once the
+        last frame went out (aiortc asks for the next one after sending it), its timestamp
+        tells it."""
+        if self._origin is None and self.frames:
+            sent = getattr(self._rtp_sender, "_RTCRtpSender__rtp_timestamp", 0)
+            if sent:
+                self._origin = (sent - self._pts) & 0xFFFFFFFF
+        self._send_regions()
+
+    def _send_regions(self) -> None:
+        """The CODEC_TRACK frames waiting for the origin, with their RTP timestamps."""
+        if self._origin is None:
+            return
+        for pts, data in self._unsent:
+            rtp = (self._origin + pts) & 0xFFFFFFFF
+            self._send(rtp.to_bytes(4, "big") + data[4:])
+        self._unsent.clear()
+
+    def _send(self, data: bytes) -> None:
+        """On the channel while it is open (a closed one ends the connection anyway)."""
+        if self._channel is not None and self._channel.readyState == "open":
+            self._channel.send(data)
+
     def _report(self, ok: bool, error: str) -> None:
         if self._on_grab is not None:
             self._on_grab(ok, error)
 
-    def _changed(self, display: Grabbable) -> NDArray[np.uint8] | bytes | None:
-        """The screen if it changed, is to be sharpened or a keyframe is asked for; a VP8
-        repeat frame if a repeat is due; None: nothing to send."""
+    def _changed(self, display: Grabbable) -> NDArray[np.uint8] | bytes | Split | None:
+        """The screen if it changed, is to be sharpened or a keyframe is asked for (split
+        when the page draws palette tiles); a VP8 repeat frame if a repeat is due; None:
+        nothing to send."""
         pixels = display.grab()
         self.grabs += 1
+        if self._tiles is not None:
+            return self._split(self._tiles, pixels)
         now = time.monotonic()
         last = self._last
         if last is None or not np.array_equal(last, pixels):
@@ -218,9 +336,24 @@ class DisplayTrack(VideoStreamTrack):
         self._sent_at = now
         return repeat_frame(pixels.shape[1], pixels.shape[0]) if self._vp8 else pixels
 
+    def _split(self, tiles: TrackTiles, pixels: NDArray[np.uint8]) -> Split:
+        """As _changed, with the text as palette tiles: the track sends the rest, and
+        sharpens only tiles that went as video."""
+        now = time.monotonic()
+        changed = tiles.changed(pixels)
+        keyframe = self._keyframe or not self.frames
+        if changed is not None:
+            self._sent_at, self._sharp, self._keyframe = now, False, False
+            return tiles.split(pixels, changed, False, keyframe)
+        if keyframe or (not self._sharp and now - self._sent_at >= SHARPEN_S):
+            self._sent_at, self._sharp, self._keyframe = now, True, False
+            return tiles.sharpen(pixels, keyframe)
+        return Split([], None, [])  # a repeat, if one is due
+
     def _packet(self, data: bytes) -> Packet[Any]:
         packet = Packet(data)
-        packet.pts = int((time.monotonic() - self._start) * CLOCK)
+        self._video_at = time.monotonic()
+        packet.pts = self._pts = int((self._video_at - self._start) * CLOCK)
         packet.time_base = TIME_BASE
         self.frames += 1
         return packet
@@ -232,7 +365,8 @@ class DisplayTrack(VideoStreamTrack):
         elif self.budget.max_bitrate != ceiling:
             self.budget.ceiling(ceiling)
         frame = VideoFrame.from_ndarray(pixels, format="bgra")  # BGRX: the X byte is ignored
-        frame.pts = int((time.monotonic() - self._start) * CLOCK)
+        self._video_at = time.monotonic()
+        frame.pts = self._pts = int((self._video_at - self._start) * CLOCK)
         frame.time_base = TIME_BASE
         self.frames += 1
         return frame

@@ -8,7 +8,8 @@ log says when ICE (5006) or DTLS/SCTP (5008) never came up for a session.
 
 When the offer has a video transceiver, the session's display goes out as a WebRTC video
 track (media/track.py, in the codec the offer lists first of those aiortc has: VP8 or H.264);
-the data channel then carries no video frames, only control, input and acknowledgements.
+the data channel then carries no frames of the FRP7 stream, only the track's palette tiles
+(exact text beside the video, media/track_tiles.py), control, input and acknowledgements.
 """
 
 from __future__ import annotations
@@ -230,8 +231,13 @@ class PeerHost:
 
     def _channel(self, pc: RTCPeerConnection, channel: RTCDataChannel) -> Coroutine[Any, Any, None]:
         """Serve a channel from its first message (the handlers are in place before it)."""
-        track = any(t.sender.track is not None for t in pc.getTransceivers())
-        connection = DataChannelConnection(pc, channel, video_track=track)
+        from openfrp.media.track import DisplayTrack
+
+        tracks = [t.sender.track for t in pc.getTransceivers()]
+        for track in tracks:
+            if isinstance(track, DisplayTrack):
+                track.attach(channel)  # its palette tiles go here, beside the video
+        connection = DataChannelConnection(pc, channel, video_track=any(tracks))
         pc.on(
             "connectionstatechange",
             lambda: connection.gone() if pc.connectionState in ("failed", "closed") else None,

@@ -424,15 +424,20 @@
       };
     }
 
+    let overFrp8 = false;  // the transport of the connection being opened
     function apply(actions) {
       for (const action of actions) {
         if (action.type === "connect") {
           setStatus(action.attempt === 0 ? "connecting" : `reconnecting (attempt ${action.attempt})`);
           video.stopped();
+          overFrp8 = action.frp === 8;
           open(action.attempt, action.frp);
         } else if (action.type === "transmit") {
           const hello = action.message.type === "hello";  // with the window and the decoders
-          send(hello ? { ...action.message, ...video.helloFields() } : action.message);
+          const fields = hello ? video.helloFields() : null;
+          // FRP8: this page draws palette tiles beside the video track (video.js TrackTiles).
+          if (overFrp8 && fields !== null) fields.decoders = [...fields.decoders, "track-tiles"];
+          send(hello ? { ...action.message, ...fields } : action.message);
           stats.sent(action.message);
         } else if (action.type === "hangup") {
           drop(action.code);

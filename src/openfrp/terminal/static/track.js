@@ -3,6 +3,10 @@
 // one). Pointer events go through it to the canvas, which maps them to the remote screen.
 // window.OpenfrpTrack.state counts the frames drawn (requestVideoFrameCallback), their size
 // and the codec WebRTC chose, for the stats and for tests.
+//
+// When the server sends the text beside the track as palette tiles on the control channel
+// (media/track_tiles.py), the canvas shows the picture: the <video> goes under it, and each
+// frame it presents is drawn on the canvas where the video has the picture (video.js).
 "use strict";
 
 (() => {
@@ -23,6 +27,10 @@
       state.frames += 1;
       state.width = meta.width;
       state.height = meta.height;
+      const stream = window.openfrpVideo;
+      if (stream !== undefined && meta.rtpTimestamp !== undefined) {
+        stream.trackFrame(element, meta.width, meta.height, meta.rtpTimestamp);
+      }
       element.requestVideoFrameCallback(drawn);
     };
     element.requestVideoFrameCallback(drawn);
@@ -55,5 +63,14 @@
     return state;
   }
 
-  window.OpenfrpTrack = { show, state };
+  // The canvas shows the picture now; the <video> is only its source (data-canvas says so).
+  // False when there is no track (FRP7).
+  function under() {
+    if (element === null) return false;
+    element.style.zIndex = "-1";
+    element.dataset.canvas = "1";
+    return true;
+  }
+
+  window.OpenfrpTrack = { show, state, under };
 })();

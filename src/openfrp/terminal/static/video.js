@@ -13,11 +13,12 @@
 "use strict";
 
 const WIRE_HEADER = 10;
-const CODECS = { 1: "rgb-zlib", 2: "h264", 3: "vp8", 4: "jpeg", 5: "palette" };
+const CODECS = { 1: "rgb-zlib", 2: "h264", 3: "vp8", 4: "jpeg", 5: "palette", 6: "track" };
 const INTRA = new Set(["rgb-zlib", "jpeg"]);  // every frame stands alone
 const FLAG_KEY = 1;
 const FLAG_TILES = 4;  // H.264 that brings only the rectangles its payload starts with
 const FLAG_MORE = 8;  // the picture's next frame follows: the picture is counted at its last
+const TILE = 64;  // media/changes.py
 const DECODE_QUEUE_LIMIT = 8;  // frames waiting in a decoder before it counts as behind
 const KEYFRAME_RETRY_MS = 1000;
 const RESIZE_DEBOUNCE_MS = 250;
@@ -82,6 +83,8 @@ class VideoStream {
     this.rows = new RowStore();  // rows palette frames drew lately (media/rows.py)
     this.paletteStream = new PaletteStream();  // their deflate stream, inflated on arrival
     this.picture = document.createElement("canvas");  // the session's screen, 1:1
+    this.track = null;  // FRP8 with palette tiles: the TrackTiles the video track draws
+    this.trackDue = null;  // the track's newest frame presented, waiting to be drawn
     this.last = null;  // the picture's size {width, height} once drawn, null before
     this.sentScreen = null;
     this.resizeTimer = null;
@@ -118,6 +121,7 @@ class VideoStream {
     this.inDecoder = [];
     this.closeDecoder();
     this.loseRows();
+    this.track = null;
     this.view.starts = [...this.view.starts.slice(-9), null];
   }
 
@@ -138,6 +142,10 @@ class VideoStream {
                 more: (head.getUint8(9) & FLAG_MORE) !== 0 };
     if (h.codec === undefined) return;
     this.hooks.stats.received(buffer.byteLength);
+    if (h.codec === "track") {  // no numbered frame: its number is an RTP timestamp
+      this.trackRegions(h, new Uint8Array(buffer, WIRE_HEADER));
+      return;
+    }
     const starts = this.view.starts;
     if (starts.length && starts.at(-1) === null) {
       starts[starts.length - 1] = { number: h.number, codec: h.codec, key: h.key };
@@ -146,7 +154,8 @@ class VideoStream {
     const follows = this.lastNumber === null || h.number === (this.lastNumber + 1) % 2 ** 32;
     this.lastNumber = h.number;
     if (h.codec === "palette") {
-      if (this.view.codec === null) this.named("palette");
+      this.composite();  // over FRP8 the track names the codec
+      if (this.view.codec === null && this.track === null) this.named("palette");
     } else if (h.codec !== this.codec) this.switchCodec(h.codec);
     if (!INTRA.has(h.codec) && !h.key) {
       const behind = this.decoder !== null && this.decoder.decodeQueueSize >= DECODE_QUEUE_LIMIT;
@@ -344,6 +353,7 @@ class VideoStream {
       this.pending -= 1;
       this.drawing.delete(h.number);
       drawPaletteTiles(this.picture, h, payload, indices, this.rows);
+      if (this.track !== null) this.track.palette(rects, h);
       this.view.palette += 1;
       this.shown(h.width, h.height, h.more);
       this.ack(h.number);
@@ -355,6 +365,49 @@ class VideoStream {
       this.dropped(h.number);
       this.askKeyframe(`decoder error: ${err}`.slice(0, 120));
       this.rows.lose();
+    });
+  }
+
+  // FRP8: the page draws the video track on its canvas, beside the palette tiles of the
+  // channel (media/track_tiles.py); the <video> goes under the canvas (track.js).
+  composite() {
+    if (this.track === null && window.OpenfrpTrack !== undefined && window.OpenfrpTrack.under()) {
+      this.track = new TrackTiles();
+    }
+  }
+
+  // The rectangles the track frame with RTP timestamp `h.number` brings on, applied in
+  // order with the palette tiles before and after them.
+  trackRegions(h, payload) {
+    this.composite();
+    let regions;
+    try {
+      regions = splitRegions(payload).regions;
+    } catch (err) {
+      this.hooks.log("stream.decoder_error", { codec: "track", error: String(err) }, "warning");
+      return;
+    }
+    const generation = this.generation;
+    this.chain = this.chain.then(() => {
+      if (generation === this.generation) this.track.video(h.number, regions, h);
+    });
+  }
+
+  // A frame of the track presented (requestVideoFrameCallback): drawn where the video has
+  // the picture. Only the newest waits for palette tiles being drawn.
+  trackFrame(source, width, height, rtp) {
+    if (this.track === null) return;
+    const waiting = this.trackDue !== null;
+    this.trackDue = { source, width, height, rtp };
+    if (waiting) return;
+    this.chain = this.chain.then(() => {
+      const due = this.trackDue;
+      this.trackDue = null;
+      const track = this.track;
+      if (due === null || track === null || due.width !== track.width
+          || due.height !== track.height) return;  // a frame of the size before a resize
+      const regions = track.regions(due.rtp);
+      if (regions.length) this.show(due.source, due.width, due.height, () => {}, regions);
     });
   }
 
@@ -479,6 +532,52 @@ class VideoStream {
     const y = ((clientY - box.top) * scale - at.y) / at.height * last.height;
     if (x < 0 || y < 0 || x >= last.width || y >= last.height) return null;
     return { x: Math.floor(x), y: Math.floor(y) };
+  }
+}
+
+// FRP8: the tiles the video track draws, each from the track frame (RTP timestamp) that
+// brought it on; a palette tile drawn since gives the tile back to the channel.
+class TrackTiles {
+  constructor() {
+    this.since = new Map();  // row * 65536 + column -> RTP timestamp
+    this.width = 0;  // the picture's, as the channel's frames last said
+    this.height = 0;
+  }
+
+  static each(rects, visit) {
+    for (const [x, y, w, h] of rects) {
+      for (let row = Math.floor(y / TILE); row * TILE < y + h; row++) {
+        for (let col = Math.floor(x / TILE); col * TILE < x + w; col++) visit(row * 65536 + col);
+      }
+    }
+  }
+
+  sized(h) {
+    if (h.width === this.width && h.height === this.height) return;
+    this.width = h.width;
+    this.height = h.height;
+    this.since.clear();
+  }
+
+  video(rtp, rects, h) {
+    this.sized(h);
+    TrackTiles.each(rects, (tile) => { if (!this.since.has(tile)) this.since.set(tile, rtp); });
+  }
+
+  palette(rects, h) {
+    this.sized(h);
+    TrackTiles.each(rects, (tile) => this.since.delete(tile));
+  }
+
+  // The tiles a track frame of timestamp `rtp` draws, as [x, y, w, h] rectangles.
+  regions(rtp) {
+    const found = [];
+    for (const [tile, since] of this.since) {
+      if (((rtp - since) | 0) >= 0) {
+        found.push([(tile % 65536) * TILE, Math.floor(tile / 65536) * TILE, TILE, TILE]);
+      }
+    }
+    return found;
   }
 }
 

@@ -1,0 +1,148 @@
+"""Text beside the FRP8 video track: headless Chromium against a real Xvfb through coturn shows
+an xterm's text pixel for pixel (palette tiles on the control channel), a gradient drawn over
+it as video, and the text exactly again once it is back; a still screen costs next to
+nothing, and scrolling text goes on the channel, not in the video."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from tests.e2e.browser import CHROMIUM, Browser, joined
+from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
+from tests.e2e.harness import ServerProcess
+from tests.e2e.test_browser_track import KEEP_PEERS, screenshot
+from tests.e2e.test_sharp_text import LISTING, still_screen
+from tests.e2e.test_terminal_picture import needs_x, session_display
+from tests.support.coturn import TURNSERVER, Coturn
+
+pytestmark = pytest.mark.skipif(
+    TURNSERVER is None or not CHROMIUM.exists(), reason="needs coturn and Debian chromium"
+)
+
+PAD = {**FRP8_PAD, "display_ready_timeout": 10.0}
+TEXT = (slice(0, 320), slice(0, 480))  # rows, columns of the listing's text
+PAGE = (slice(0, None), slice(0, 960))  # of the screen, where the page shows only the picture
+OVER = (64, 64, 192, 192)  # x, y, width, height of the gradient drawn over the text
+SCROLL = "xterm -geometry 80x24+0+0 -e sh -c 'while :; do ls -la /usr/bin; done'"
+# Bytes each transport of the page received, and those of its video track.
+BYTES = """async () => { let all = 0, video = 0;
+  for (const pc of window.__pcs) for (const r of (await pc.getStats()).values()) {
+    if (r.type === "transport") all += r.bytesReceived || 0;
+    if (r.type === "inbound-rtp" && r.kind === "video") video += r.bytesReceived || 0; }
+  return [all, video]; }"""
+
+
+def put(server: ServerProcess, sid: str, x: int, y: int, rgb: NDArray[np.uint8]) -> None:
+    """Draw `rgb` on the root window at (x, y), as the app's own user."""
+    from Xlib import X
+
+    height, width = rgb.shape[:2]
+    bgrx = np.zeros((height, width, 4), np.uint8)
+    bgrx[:, :, :3] = rgb[:, :, ::-1]
+    display = session_display(server, sid)
+    try:
+        root = display.screen().root
+        root.put_image(root.create_gc(), x, y, width, height, X.ZPixmap, 24, 0, bgrx.tobytes())
+        display.sync()
+    finally:
+        display.close()
+
+
+def gradient(width: int, height: int) -> NDArray[np.uint8]:
+    """Smooth, and of more colours than a palette tile holds."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.stack([xs * 255 // width, ys * 255 // height, (xs + ys) % 256], -1).astype(np.uint8)
+
+
+def settles(browser: Browser, test: Any, timeout: float = 8.0) -> NDArray[np.uint8]:
+    """The page's screenshot once `test` holds for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shot = screenshot(browser)
+        if test(shot) or time.monotonic() > deadline:
+            return shot
+        time.sleep(0.2)
+
+
+@needs_x
+def test_text_beside_the_track_is_exact_and_a_region_turns_to_video_and_back(
+    e2e: E2E, coturn: Coturn, browser: Browser, tmp_path: Path
+) -> None:
+    server = frp8_server(e2e, coturn, launchpad={**PAD, "app_command": LISTING}, display="xvfb")
+    ticket = server.launch("alice", "rtc")
+    sid = ticket["session_id"]
+    joined(server, browser, ticket, server.port)
+    truth = still_screen(server, sid)
+    browser.wait("v.track !== undefined && v.track.frames >= 1 && v.video.palette >= 1")
+    text = settles(browser, lambda shot: np.array_equal(shot[TEXT], truth[TEXT]))
+    assert np.array_equal(text[PAGE], truth[PAGE])  # all of it came as palette tiles
+    # A gradient over part of the text goes as video: shown, near enough, where it is drawn.
+    x, y, w, h = OVER
+    put(server, sid, x, y, gradient(w, h))
+    drawn = still_screen(server, sid)
+    inside = (slice(y, y + h), slice(x, x + w))
+    video = settles(
+        browser, lambda shot: np.abs(shot[inside].astype(int) - drawn[inside]).mean() < 6
+    )
+    assert np.abs(video[inside].astype(int) - drawn[inside]).mean() < 6
+    around = drawn.copy()
+    around[y - 64 : y + h + 64, x - 64 : x + w + 64] = 0  # the tiles the gradient cuts
+    video[y - 64 : y + h + 64, x - 64 : x + w + 64] = 0
+    assert np.array_equal(video[PAGE], around[PAGE])  # the rest of the text stays exact
+    # The text drawn back: exact again, not the video's last picture of it.
+    put(server, sid, x, y, truth[inside])
+    back = settles(browser, lambda shot: np.array_equal(shot[PAGE], truth[PAGE]))
+    assert np.array_equal(back[PAGE], truth[PAGE])
+    browser.menu("close-session")
+    browser.wait("v.finalCode === 4000")
+    assert browser.errors == []
+
+
+@needs_x
+def test_scrolling_text_goes_beside_the_video_as_palette_tiles(
+    e2e: E2E, coturn: Coturn, browser: Browser
+) -> None:
+    server = frp8_server(e2e, coturn, launchpad={**PAD, "app_command": SCROLL}, display="xvfb")
+    ticket = server.launch("alice", "rtc")
+    browser.page.add_init_script(KEEP_PEERS)
+    joined(server, browser, ticket, server.port)
+    browser.wait("v.track !== undefined && v.track.frames >= 1 && v.video.palette >= 20")
+    start, (all_before, video_before) = time.monotonic(), browser.page.evaluate(BYTES)
+    pictures = browser.view()["video"]["palette"]
+    time.sleep(4.0)
+    all_after, video_after = browser.page.evaluate(BYTES)
+    seconds = time.monotonic() - start
+    fps = (browser.view()["video"]["palette"] - pictures) / seconds
+    mbit = (all_after - all_before) * 8 / seconds / 1e6
+    assert fps >= 15 and mbit < 0.6, (fps, mbit)
+    assert video_after - video_before < (all_after - all_before) / 10  # the text is not video
+    browser.menu("close-session")
+    browser.wait("v.finalCode === 4000")
+    assert browser.errors == []
+
+
+@needs_x
+def test_a_still_screen_of_text_costs_next_to_nothing(
+    e2e: E2E, coturn: Coturn, browser: Browser
+) -> None:
+    server = frp8_server(e2e, coturn, launchpad={**PAD, "app_command": LISTING}, display="xvfb")
+    ticket = server.launch("alice", "rtc")
+    sid = ticket["session_id"]
+    browser.page.add_init_script(KEEP_PEERS)
+    joined(server, browser, ticket, server.port)
+    still_screen(server, sid)
+    browser.wait("v.track !== undefined && v.video.palette >= 1")
+    time.sleep(1.0)  # past the sharpening
+    before = browser.page.evaluate(BYTES)[0]
+    time.sleep(4.0)
+    after = browser.page.evaluate(BYTES)[0]
+    assert (after - before) * 8 / 4.0 < 20_000  # bits a second: repeats and receiver reports
+    browser.menu("close-session")
+    browser.wait("v.finalCode === 4000")
+    assert browser.errors == []
