@@ -138,6 +138,20 @@ def test_the_bitrate_is_a_budget_frames_wait_for() -> None:
     assert rate.allow(250)
 
 
+def test_exact_frames_take_their_share_of_the_budget_from_the_video_encoder() -> None:
+    rate = RateControl(max_bitrate=2_000_000, max_fps=30)
+    assert rate.video_bitrate(0) == 2_000_000
+    for k in range(10):  # 10 palette frames of 5,000 bytes: 400 kbit in the last second
+        rate.sent(k, 5_000, k * 100, exact=True)
+    rate.sent(10, 9_000, 950)  # video frames are the encoder's own
+    assert rate.video_bitrate(950) == 1_600_000
+    assert rate.video_bitrate(1_450) == 2_000_000 - 8 * 5_000 * 5  # the first five aged out
+    assert rate.video_bitrate(2_000) == 2_000_000
+    for k in range(11, 100):
+        rate.sent(k, 50_000, 2_000, exact=True)
+    assert rate.video_bitrate(2_000) == rate.min_bitrate  # never below the floor
+
+
 def test_rate_control_lowers_bitrate_then_fps_when_acks_lag_and_recovers() -> None:
     rate = RateControl(max_bitrate=2_000_000, max_fps=30)
     now, frame = 0, 0

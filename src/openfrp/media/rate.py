@@ -10,7 +10,8 @@ first lag, as a resumed session must not crawl back from where a bad path once l
 
 The bitrate is also a budget (a token bucket holding one second of it): the encoder's quality
 floor can make frames bigger than the bitrate asks for, and then fewer frames go out instead
-of blurrier ones.
+of blurrier ones. Exact (palette) frames share it with the video encoder, whose CBR would
+otherwise fill the whole bitrate: the encoder is given what they left over the last second.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class RateControl:
     _lagged: bool = False  # this connection has seen a lag: climb carefully
     _tokens: float = 0.0  # bits the budget still allows now
     _filled_at: int = 0
+    _exact: deque[tuple[int, int]] = field(default_factory=deque)  # (at, bytes) exact frames
 
     def __post_init__(self) -> None:
         self.bitrate = self.bitrate or self.max_bitrate
@@ -66,12 +68,21 @@ class RateControl:
         self._calm_since = now_ms
         self._lagged = False
 
-    def sent(self, frame: int, size: int, now_ms: int) -> None:
+    def sent(self, frame: int, size: int, now_ms: int, exact: bool = False) -> None:
         self._refill(now_ms)
+        if exact:
+            self._exact.append((now_ms, size))
         self._tokens -= size * 8
         self._sent[frame] = (now_ms, size)
         if len(self._sent) > 64:  # frames lost with a connection never come back
             del self._sent[min(self._sent)]
+
+    def video_bitrate(self, now_ms: int) -> int:
+        """The bitrate less what exact frames spent over the last second."""
+        while self._exact and self._exact[0][0] <= now_ms - 1000:
+            self._exact.popleft()
+        spent = 8 * sum(size for _, size in self._exact)
+        return max(self.min_bitrate, self.bitrate - spent)
 
     def _sending_ms(self, size: int) -> int:
         """How long a frame of `size` bytes takes at the target bitrate: not a queue."""

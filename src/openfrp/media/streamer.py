@@ -55,6 +55,7 @@ REFINE_AFTER = 0.5  # seconds of a still screen before its high-quality pass
 REFINE_FRAMES = 8  # x264 acts on a raised bitrate a few frames late, then refines
 REFINE_BOOST = 8
 REST_BITRATE = 20_000  # after the refinement: keep-alives of a still screen stay tiny
+RETARGET = 0.1  # the video encoder's bitrate follows the palette frames' share past this
 KEEPALIVE = 1.0  # seconds between frames of a still screen (H.264: a few bytes)
 RECHECK = 0.008  # a tick that finds a moving screen still looks again this soon, once
 KEEPALIVE_STILL_IMAGE = 5.0  # JPEG / rgb-zlib repeat the whole picture
@@ -249,7 +250,7 @@ class Streamer:
                 if data[8] in (CODEC_H264, CODEC_PALETTE):
                     self._key_reason = self._key_reason or "dropped"
                 return
-            self.rate.sent(number, len(data), _ms())
+            self.rate.sent(number, len(data), _ms(), data[8] == CODEC_PALETTE)
             conn.frames += 1
             conn.window_frames += 1
             conn.bytes += len(data)
@@ -270,6 +271,7 @@ class Streamer:
         next_tick = looked_at = time.monotonic()
         owed = False  # a tick found the path full: the next acknowledgement may take it
         rechecked = False
+        h264_rate = self.rate.bitrate  # what the encoder was last given
         while not self._stopped:
             self._wake.wait(max(0.0, next_tick - time.monotonic()))
             self._wake.clear()
@@ -299,8 +301,12 @@ class Streamer:
                 budget = conn is None or conn.codec != "h264" or self.rate.allow(_ms())
                 blocked = blocked or not (urgent or budget)
                 # With nobody connected the path is unknown: nothing to learn from.
-                if conn is not None and self.rate.update(_ms()) and encoder is not None:
-                    encoder.set_bitrate(self.rate.bitrate)
+                stepped = conn is not None and self.rate.update(_ms())
+                video_rate = self.rate.video_bitrate(_ms())
+                moved = abs(video_rate - h264_rate) > RETARGET * h264_rate
+                if encoder is not None and (stepped or (moved and not refined)):
+                    encoder.set_bitrate(video_rate)
+                    h264_rate = video_rate
             if conn is None or self._stopped:
                 continue
             try:
@@ -320,11 +326,12 @@ class Streamer:
                     != (width, height)
                 ):
                     self._new_size_limits(width, height)
+                    h264_rate = self.rate.bitrate
                     encoder = make_encoder(
                         conn.codec,
                         width,
                         height,
-                        self.rate.bitrate,
+                        h264_rate,
                         self._max_fps,
                         self._x264_params,
                     )
@@ -334,7 +341,8 @@ class Streamer:
                 mask = changed_tiles(previous, pixels)
                 if mask.any():
                     if refined:  # refining or resting: back to the stream's rate
-                        encoder.set_bitrate(self.rate.bitrate)
+                        encoder.set_bitrate(video_rate)
+                        h264_rate = video_rate
                     changed_at, refined, rechecked = now, 0, False
                 elif not rechecked and not damage_live and now - changed_at < 1.5 * pace:
                     # Moving a tick ago, still now: the source's next picture is due any moment.
