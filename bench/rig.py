@@ -35,7 +35,7 @@ HOOK_JS = r"""
   b.target = () => {
     let best = null;
     for (const v of document.querySelectorAll("video")) {
-      if (v.videoWidth && !v.dataset.canvas) return { el: v, w: v.videoWidth, h: v.videoHeight };
+      if (v.videoWidth) return { el: v, w: v.videoWidth, h: v.videoHeight };
     }
     for (const el of document.querySelectorAll("canvas")) {
       const w = el.width || el.videoWidth || 0, h = el.height || el.videoHeight || 0;
@@ -49,6 +49,12 @@ HOOK_JS = r"""
     const sx = t.w / b.screenW, sy = t.h / b.screenH;
     scratch.width = w; scratch.height = h;
     sctx.drawImage(t.el, x * sx, y * sy, w * sx, h * sy, 0, 0, w, h);
+    // FRP8's palette tiles lie over the video on a canvas, clear where the video shows.
+    const over = t.el.tagName === "VIDEO" && document.querySelector("canvas[data-overlay]");
+    if (over) {
+      const ox = over.width / b.screenW, oy = over.height / b.screenH;
+      sctx.drawImage(over, x * ox, y * oy, w * ox, h * oy, 0, 0, w, h);
+    }
     return sctx.getImageData(0, 0, w, h).data;
   };
   b.check = () => {

@@ -87,6 +87,10 @@ def test_the_page_draws_the_display_track_and_exact_palette_tiles_beside_it(
     browser.page.set_viewport_size({"width": 800, "height": 600})
     browser.wait("v.track.width === 800 && v.track.height === 600", timeout=15)
     server.log.wait_event(event="display.resized", session_id=sid)
+    browser.page.wait_for_function(
+        """() => { const r = document.getElementById("track").getBoundingClientRect();
+                   return r.x === 0 && r.y === 0 && r.width === 800 && r.height === 600; }"""
+    )
     browser.menu("close-session")
     browser.wait("v.finalCode === 4000")
     assert browser.errors == []

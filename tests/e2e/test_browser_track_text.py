@@ -1,7 +1,7 @@
 """Text beside the FRP8 video track: headless Chromium against a real Xvfb through coturn shows
-an xterm's text pixel for pixel (palette tiles on the control channel), a gradient drawn over
-it as video, and the text exactly again once it is back; a still screen costs next to
-nothing, and scrolling text goes on the channel, not in the video."""
+an xterm's text pixel for pixel (palette tiles on the control channel), a gradient drawn beside
+it as video in a <video> under the canvas, and the screen exactly again once it is gone; a
+still screen costs next to nothing, and scrolling text goes on the channel, not in the video."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(
 PAD = {**FRP8_PAD, "display_ready_timeout": 10.0}
 TEXT = (slice(0, 320), slice(0, 480))  # rows, columns of the listing's text
 PAGE = (slice(0, None), slice(0, 960))  # of the screen, where the page shows only the picture
-OVER = (64, 64, 192, 192)  # x, y, width, height of the gradient drawn over the text
+OVER = (576, 64, 192, 192)  # x, y, width, height of the gradient, on the root beside the xterm
 SCROLL = "xterm -geometry 80x24+0+0 -e sh -c 'while :; do ls -la /usr/bin; done'"
 # Bytes each transport of the page received, and those of its video track.
 BYTES = """async () => { let all = 0, video = 0;
@@ -36,6 +36,11 @@ BYTES = """async () => { let all = 0, video = 0;
     if (r.type === "transport") all += r.bytesReceived || 0;
     if (r.type === "inbound-rtp" && r.kind === "video") video += r.bytesReceived || 0; }
   return [all, video]; }"""
+
+PLACED = """() => { const r = document.getElementById("track").getBoundingClientRect();
+  return [r.x, r.y, r.width, r.height]; }"""
+ALPHA = """([x, y]) => document.getElementById("screen").getContext("2d")
+  .getImageData(x, y, 1, 1).data[3]"""
 
 
 def put(server: ServerProcess, sid: str, x: int, y: int, rgb: NDArray[np.uint8]) -> None:
@@ -82,7 +87,7 @@ def test_text_beside_the_track_is_exact_and_a_region_turns_to_video_and_back(
     browser.wait("v.track !== undefined && v.track.frames >= 1 && v.video.palette >= 1")
     text = settles(browser, lambda shot: np.array_equal(shot[TEXT], truth[TEXT]))
     assert np.array_equal(text[PAGE], truth[PAGE])  # all of it came as palette tiles
-    # A gradient over part of the text goes as video: shown, near enough, where it is drawn.
+    # A gradient beside the text goes as video: shown, near enough, where it is drawn.
     x, y, w, h = OVER
     put(server, sid, x, y, gradient(w, h))
     drawn = still_screen(server, sid)
@@ -91,11 +96,14 @@ def test_text_beside_the_track_is_exact_and_a_region_turns_to_video_and_back(
         browser, lambda shot: np.abs(shot[inside].astype(int) - drawn[inside]).mean() < 6
     )
     assert np.abs(video[inside].astype(int) - drawn[inside]).mean() < 6
+    # The <video> shows it, at the picture's place under the canvas, which is clear there.
+    assert browser.page.evaluate(PLACED) == [0, 0, truth.shape[1], truth.shape[0]]
+    assert browser.page.evaluate(ALPHA, [x + w // 2, y + h // 2]) == 0
     around = drawn.copy()
     around[y - 64 : y + h + 64, x - 64 : x + w + 64] = 0  # the tiles the gradient cuts
     video[y - 64 : y + h + 64, x - 64 : x + w + 64] = 0
     assert np.array_equal(video[PAGE], around[PAGE])  # the rest of the text stays exact
-    # The text drawn back: exact again, not the video's last picture of it.
+    # The root drawn back: exact again, palette tiles over the video's last picture of it.
     put(server, sid, x, y, truth[inside])
     back = settles(browser, lambda shot: np.array_equal(shot[PAGE], truth[PAGE]))
     assert np.array_equal(back[PAGE], truth[PAGE])

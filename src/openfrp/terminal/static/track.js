@@ -5,8 +5,8 @@
 // and the codec WebRTC chose, for the stats and for tests.
 //
 // When the server sends the text beside the track as palette tiles on the control channel
-// (media/track_tiles.py), the canvas shows the picture: the <video> goes under it, and each
-// frame it presents is drawn on the canvas where the video has the picture (video.js).
+// (media/track_tiles.py), the <video> goes under the canvas, at the picture's rectangle, and
+// the canvas holds the palette tiles over it, clear where the video has the picture (video.js).
 "use strict";
 
 (() => {
@@ -29,7 +29,7 @@
       state.height = meta.height;
       const stream = window.openfrpVideo;
       if (stream !== undefined && meta.rtpTimestamp !== undefined) {
-        stream.trackFrame(element, meta.width, meta.height, meta.rtpTimestamp);
+        stream.trackFrame(meta.width, meta.height, meta.rtpTimestamp);
       }
       element.requestVideoFrameCallback(drawn);
     };
@@ -63,14 +63,21 @@
     return state;
   }
 
-  // The canvas shows the picture now; the <video> is only its source (data-canvas says so).
-  // False when there is no track (FRP7).
+  // The <video> goes under the canvas, which lays the palette tiles over it; the video fills
+  // the rectangle `place` gives. False when there is no track (FRP7).
   function under() {
     if (element === null) return false;
     element.style.zIndex = "-1";
-    element.dataset.canvas = "1";
+    element.style.objectFit = "fill";
     return true;
   }
 
-  window.OpenfrpTrack = { show, state, under };
+  // The picture's rectangle in CSS pixels, where the video shows it.
+  function place(x, y, width, height) {
+    if (element === null) return;
+    Object.assign(element.style, { left: `${x}px`, top: `${y}px`, width: `${width}px`,
+                                   height: `${height}px` });
+  }
+
+  window.OpenfrpTrack = { show, state, under, place };
 })();

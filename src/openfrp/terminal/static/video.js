@@ -83,8 +83,9 @@ class VideoStream {
     this.rows = new RowStore();  // rows palette frames drew lately (media/rows.py)
     this.paletteStream = new PaletteStream();  // their deflate stream, inflated on arrival
     this.picture = document.createElement("canvas");  // the session's screen, 1:1
-    this.track = null;  // FRP8 with palette tiles: the TrackTiles the video track draws
-    this.trackDue = null;  // the track's newest frame presented, waiting to be drawn
+    this.track = null;  // FRP8 with palette tiles: the TrackTiles the video track shows
+    this.trackDue = null;  // the track's newest frame presented, waiting for its tiles
+    this.placed = "";  // where the <video> was put last, in CSS pixels
     this.last = null;  // the picture's size {width, height} once drawn, null before
     this.sentScreen = null;
     this.resizeTimer = null;
@@ -368,11 +369,15 @@ class VideoStream {
     });
   }
 
-  // FRP8: the page draws the video track on its canvas, beside the palette tiles of the
-  // channel (media/track_tiles.py); the <video> goes under the canvas (track.js).
+  // FRP8: the <video> shows the track under the canvas (track.js), which holds the palette
+  // tiles of the channel (media/track_tiles.py) over it and is clear where the video shows.
   composite() {
     if (this.track === null && window.OpenfrpTrack !== undefined && window.OpenfrpTrack.under()) {
       this.track = new TrackTiles();
+      this.canvas.style.background = "transparent";
+      this.canvas.dataset.overlay = "1";  // bench/rig.py reads the video where it is clear
+      this.placed = "";
+      this.paint();
     }
   }
 
@@ -393,12 +398,13 @@ class VideoStream {
     });
   }
 
-  // A frame of the track presented (requestVideoFrameCallback): drawn where the video has
-  // the picture. Only the newest waits for palette tiles being drawn.
-  trackFrame(source, width, height, rtp) {
+  // A frame of the track presented (requestVideoFrameCallback): the tiles it brings on are
+  // cleared on the canvas, so the video shows there. Only the newest waits for palette tiles
+  // being drawn.
+  trackFrame(width, height, rtp) {
     if (this.track === null) return;
     const waiting = this.trackDue !== null;
-    this.trackDue = { source, width, height, rtp };
+    this.trackDue = { width, height, rtp };
     if (waiting) return;
     this.chain = this.chain.then(() => {
       const due = this.trackDue;
@@ -406,9 +412,20 @@ class VideoStream {
       const track = this.track;
       if (due === null || track === null || due.width !== track.width
           || due.height !== track.height) return;  // a frame of the size before a resize
-      const regions = track.regions(due.rtp);
-      if (regions.length) this.show(due.source, due.width, due.height, () => {}, regions);
+      const regions = track.due(due.rtp);
+      if (regions.length) this.uncover(due.width, due.height, regions);
     });
+  }
+
+  uncover(width, height, regions) {
+    const picture = this.picture;
+    if (picture.width !== width || picture.height !== height) {
+      picture.width = width;  // all clear: the video shows until palette tiles come
+      picture.height = height;
+    }
+    const ctx = picture.getContext("2d");
+    for (const [x, y, w, hgt] of regions) ctx.clearRect(x, y, w, hgt);
+    this.shown(width, height);
   }
 
   // JPEG and raw RGB: decoded off the main thread's critical path, drawn in arrival order.
@@ -486,15 +503,29 @@ class VideoStream {
 
   paint() {
     const ctx = this.canvas.getContext("2d");
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    if (this.track === null) {
+      ctx.fillStyle = "#000";
+      ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    } else {
+      ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);  // the page is black around
+    }
     if (this.last === null) return;
     const at = this.placement(this.last.width, this.last.height);
+    if (this.track !== null) this.placeTrack(at);
     ctx.imageSmoothingEnabled = at.scale !== 1;  // crisp at 1:1, smooth when scaled
     ctx.imageSmoothingQuality = "high";
     ctx.drawImage(this.picture, 0, 0, this.last.width, this.last.height,
                   at.x, at.y, at.width, at.height);
     this.view.picture = at;
+  }
+
+  // The <video> where the canvas has the picture, in CSS pixels.
+  placeTrack(at) {
+    const scale = this.view.screen.scale;
+    const place = [at.x / scale, at.y / scale, at.width / scale, at.height / scale];
+    if (place.join() === this.placed) return;
+    this.placed = place.join();
+    window.OpenfrpTrack.place(...place);
   }
 
   // The canvas covers the window, one canvas pixel per device pixel.
@@ -535,11 +566,12 @@ class VideoStream {
   }
 }
 
-// FRP8: the tiles the video track draws, each from the track frame (RTP timestamp) that
+// FRP8: the tiles the video track shows, each from the track frame (RTP timestamp) that
 // brought it on; a palette tile drawn since gives the tile back to the channel.
 class TrackTiles {
   constructor() {
-    this.since = new Map();  // row * 65536 + column -> RTP timestamp
+    this.since = new Map();  // row * 65536 + column -> RTP timestamp, not yet shown
+    this.shown = new Set();  // tiles the video shows now, clear already on the canvas
     this.width = 0;  // the picture's, as the channel's frames last said
     this.height = 0;
   }
@@ -557,24 +589,32 @@ class TrackTiles {
     this.width = h.width;
     this.height = h.height;
     this.since.clear();
+    this.shown.clear();
   }
 
   video(rtp, rects, h) {
     this.sized(h);
-    TrackTiles.each(rects, (tile) => { if (!this.since.has(tile)) this.since.set(tile, rtp); });
+    TrackTiles.each(rects, (tile) => {
+      if (!this.since.has(tile) && !this.shown.has(tile)) this.since.set(tile, rtp);
+    });
   }
 
   palette(rects, h) {
     this.sized(h);
-    TrackTiles.each(rects, (tile) => this.since.delete(tile));
+    TrackTiles.each(rects, (tile) => {
+      this.since.delete(tile);
+      this.shown.delete(tile);
+    });
   }
 
-  // The tiles a track frame of timestamp `rtp` draws, as [x, y, w, h] rectangles.
-  regions(rtp) {
+  // The tiles a track frame of timestamp `rtp` brings on, as [x, y, w, h] rectangles.
+  due(rtp) {
     const found = [];
     for (const [tile, since] of this.since) {
       if (((rtp - since) | 0) >= 0) {
         found.push([(tile % 65536) * TILE, Math.floor(tile / 65536) * TILE, TILE, TILE]);
+        this.since.delete(tile);
+        this.shown.add(tile);
       }
     }
     return found;
