@@ -6,7 +6,6 @@ still screen costs next to nothing, and scrolling text goes on the channel, not 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +64,22 @@ def gradient(width: int, height: int) -> NDArray[np.uint8]:
     return np.stack([xs * 255 // width, ys * 255 // height, (xs + ys) % 256], -1).astype(np.uint8)
 
 
+def session(e2e: E2E, coturn: Coturn, browser: Browser, app: str) -> tuple[ServerProcess, str]:
+    """An FRP8 server running `app` on an Xvfb, and the page joined to its session (its peer
+    connections kept in window.__pcs for their byte counts)."""
+    server = frp8_server(e2e, coturn, launchpad={**PAD, "app_command": app}, display="xvfb")
+    ticket = server.launch("alice", "rtc")
+    browser.page.add_init_script(KEEP_PEERS)
+    joined(server, browser, ticket, server.port)
+    return server, ticket["session_id"]
+
+
+def closed(browser: Browser) -> None:
+    browser.menu("close-session")
+    browser.wait("v.finalCode === 4000")
+    assert browser.errors == []
+
+
 def settles(browser: Browser, test: Any, timeout: float = 8.0) -> NDArray[np.uint8]:
     """The page's screenshot once `test` holds for it."""
     deadline = time.monotonic() + timeout
@@ -77,12 +92,9 @@ def settles(browser: Browser, test: Any, timeout: float = 8.0) -> NDArray[np.uin
 
 @needs_x
 def test_text_beside_the_track_is_exact_and_a_region_turns_to_video_and_back(
-    e2e: E2E, coturn: Coturn, browser: Browser, tmp_path: Path
+    e2e: E2E, coturn: Coturn, browser: Browser
 ) -> None:
-    server = frp8_server(e2e, coturn, launchpad={**PAD, "app_command": LISTING}, display="xvfb")
-    ticket = server.launch("alice", "rtc")
-    sid = ticket["session_id"]
-    joined(server, browser, ticket, server.port)
+    server, sid = session(e2e, coturn, browser, LISTING)
     truth = still_screen(server, sid)
     browser.wait("v.track !== undefined && v.track.frames >= 1 && v.video.palette >= 1")
     text = settles(browser, lambda shot: np.array_equal(shot[TEXT], truth[TEXT]))
@@ -107,19 +119,14 @@ def test_text_beside_the_track_is_exact_and_a_region_turns_to_video_and_back(
     put(server, sid, x, y, truth[inside])
     back = settles(browser, lambda shot: np.array_equal(shot[PAGE], truth[PAGE]))
     assert np.array_equal(back[PAGE], truth[PAGE])
-    browser.menu("close-session")
-    browser.wait("v.finalCode === 4000")
-    assert browser.errors == []
+    closed(browser)
 
 
 @needs_x
 def test_scrolling_text_goes_beside_the_video_as_palette_tiles(
     e2e: E2E, coturn: Coturn, browser: Browser
 ) -> None:
-    server = frp8_server(e2e, coturn, launchpad={**PAD, "app_command": SCROLL}, display="xvfb")
-    ticket = server.launch("alice", "rtc")
-    browser.page.add_init_script(KEEP_PEERS)
-    joined(server, browser, ticket, server.port)
+    session(e2e, coturn, browser, SCROLL)
     browser.wait("v.track !== undefined && v.track.frames >= 1 && v.video.palette >= 20")
     start, (all_before, video_before) = time.monotonic(), browser.page.evaluate(BYTES)
     pictures = browser.view()["video"]["palette"]
@@ -130,20 +137,14 @@ def test_scrolling_text_goes_beside_the_video_as_palette_tiles(
     mbit = (all_after - all_before) * 8 / seconds / 1e6
     assert fps >= 15 and mbit < 0.6, (fps, mbit)
     assert video_after - video_before < (all_after - all_before) / 10  # the text is not video
-    browser.menu("close-session")
-    browser.wait("v.finalCode === 4000")
-    assert browser.errors == []
+    closed(browser)
 
 
 @needs_x
 def test_a_still_screen_of_text_costs_next_to_nothing(
     e2e: E2E, coturn: Coturn, browser: Browser
 ) -> None:
-    server = frp8_server(e2e, coturn, launchpad={**PAD, "app_command": LISTING}, display="xvfb")
-    ticket = server.launch("alice", "rtc")
-    sid = ticket["session_id"]
-    browser.page.add_init_script(KEEP_PEERS)
-    joined(server, browser, ticket, server.port)
+    server, sid = session(e2e, coturn, browser, LISTING)
     still_screen(server, sid)
     browser.wait("v.track !== undefined && v.video.palette >= 1")
     time.sleep(1.0)  # past the sharpening
@@ -151,6 +152,4 @@ def test_a_still_screen_of_text_costs_next_to_nothing(
     time.sleep(4.0)
     after = browser.page.evaluate(BYTES)[0]
     assert (after - before) * 8 / 4.0 < 20_000  # bits a second: repeats and receiver reports
-    browser.menu("close-session")
-    browser.wait("v.finalCode === 4000")
-    assert browser.errors == []
+    closed(browser)

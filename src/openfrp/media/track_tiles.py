@@ -8,12 +8,12 @@ draws on its canvas, and the track's own picture keeps in those tiles what it ca
 (the canvas's encoder input), so VP8 spends almost nothing there. A picture of text alone
 sends no VP8 frame at all; the track's repeats keep the video alive.
 
-The page draws the video's frames on its canvas too, but only in the tiles that are video: a
-tile that turns to video must show it from the track frame that brings it, not before (the
+The page shows the `<video>` under a transparent canvas that holds the palette tiles. A tile
+that turns to video must show it from the track frame that brings it, not before (the
 video's older frames hold what was there before the text). A CODEC_TRACK frame names those
 rectangles, with that track frame's RTP timestamp in the frame number field; the page reads
-each presented frame's timestamp (requestVideoFrameCallback) and draws a tile from the first
-frame at or after it. A palette tile drawn since gives the tile back to the channel.
+each presented frame's timestamp (requestVideoFrameCallback) and clears the tile from the
+canvas at the first frame at or after it. A palette tile drawn since covers the video again.
 """
 
 from __future__ import annotations
