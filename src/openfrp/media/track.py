@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 
 from openfrp.media.streamer import RECHECK, max_bitrate
 from openfrp.media.track_budget import TrackBudget
-from openfrp.media.track_tiles import Split, TrackTiles, regions_frame
+from openfrp.media.track_tiles import Regions, Split, TrackTiles, regions_frame
 from openfrp.media.vp8_repeat import repeat_frame
 
 CLOCK = 90000  # the RTP video clock
@@ -123,7 +123,8 @@ class DisplayTrack(VideoStreamTrack):
         self._origin: int | None = None  # the RTP timestamp of pts 0 (aiortc's random one)
         self._pts = 0  # of the frame returned last
         self._video_at = 0.0  # when it was returned
-        self._unsent: list[tuple[int, bytes]] = []  # (pts, CODEC_TRACK frame) until the origin
+        # (pts, width, height, regions) of CODEC_TRACK frames waiting for the origin
+        self._unsent: list[tuple[int, int, int, Regions]] = []
 
     def spend(self, sender: Sender, on_budget: OnBudget | None = None) -> None:
         """Hold the frames to a budget, read from `sender`'s statistics; `on_budget` hears
@@ -282,7 +283,7 @@ class DisplayTrack(VideoStreamTrack):
         frame = self._frame(split.video)
         if split.regions:
             height, width = split.video.shape[:2]
-            self._unsent.append((self._pts, regions_frame(0, width, height, split.regions)))
+            self._unsent.append((self._pts, width, height, split.regions))
             del self._unsent[:-UNSENT]
             self._send_regions()
         return frame
@@ -301,9 +302,8 @@ class DisplayTrack(VideoStreamTrack):
         """The CODEC_TRACK frames waiting for the origin, with their RTP timestamps."""
         if self._origin is None:
             return
-        for pts, data in self._unsent:
-            rtp = (self._origin + pts) & 0xFFFFFFFF
-            self._send(rtp.to_bytes(4, "big") + data[4:])
+        for pts, width, height, regions in self._unsent:
+            self._send(regions_frame((self._origin + pts) & 0xFFFFFFFF, width, height, regions))
         self._unsent.clear()
 
     def _send(self, data: bytes) -> None:

@@ -31,6 +31,7 @@ from openfrp.media.wire import CODEC_H264, CODEC_PALETTE, FLAG_MORE, pack_frame
 CODEC_TRACK = 6  # FRP8 only: the rectangles the track frame of this RTP timestamp brings
 FLIGHT = 3  # palette pictures not yet acknowledged before the track waits
 BUFFERED = 256 * 1024  # bytes the channel may hold unsent before the track waits
+Regions = list[tuple[int, int, int, int]]  # x, y, width, height
 
 
 class Handover:
@@ -56,7 +57,7 @@ class Split:
 
     frames: list[bytes]
     video: NDArray[np.uint8] | None
-    regions: list[tuple[int, int, int, int]]
+    regions: Regions
 
 
 @dataclass
@@ -97,15 +98,14 @@ class TrackTiles:
         """The palette frames and track picture for `pixels`: the tiles `changed`, or the
         video's tiles again to sharpen them (`refine`); `video`: a track frame is needed."""
         height, width = pixels.shape[:2]
-        canvas = self.canvas
-        key = self.asked or canvas is None or canvas.lossy.shape != changed.shape
+        canvas, key = self.canvas, self.asked
         if canvas is None or canvas.lossy.shape != changed.shape:
             canvas = self.canvas = MixedCanvas(np.zeros_like(changed))
-            video = True  # the track's own size follows (its repeats are of this size)
+            key = video = True  # the track's own size follows (its repeats are of this size)
         self.asked = False
         self.last = pixels
         palette: list[Frame] = []
-        regions: list[tuple[int, int, int, int]] = []
+        regions: Regions = []
         brought = False
         for frame in canvas.encode(HANDOVER, pixels, changed, key, refine):
             if frame.codec == CODEC_PALETTE:
@@ -135,7 +135,5 @@ class TrackTiles:
         return None if self.canvas is None else self.canvas.h264_input
 
 
-def regions_frame(
-    rtp: int, width: int, height: int, regions: list[tuple[int, int, int, int]]
-) -> bytes:
+def regions_frame(rtp: int, width: int, height: int, regions: Regions) -> bytes:
     return pack_frame(rtp, width, height, CODEC_TRACK, 0, pack_regions(list(regions), b""))
