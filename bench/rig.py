@@ -24,12 +24,13 @@ TICK = os.sysconf("SC_CLK_TCK")
 CHROMIUM = Path("/usr/bin/chromium")
 
 # Counts the animation frames in which a visible canvas was drawn on (noVNC's flip, the
-# terminal's drawImage) or a <video> presented a frame, and checks an armed probe right after
-# each draw: a colour at a point (glass-to-glass) or a change in a region (input-to-photon).
+# terminal's drawImage) or a <video> presented a frame, with the longest time between two of
+# them (a stall), and checks an armed probe right after each draw: a colour at a point
+# (glass-to-glass) or a change in a region (input-to-photon).
 HOOK_JS = r"""
 (() => {
   const b = window.__bench = { draws: 0, frames: 0, dirty: false, probe: null, hits: [],
-                               keys: [] };
+                               keys: [], lastAt: null, stall: 0 };
   const scratch = document.createElement("canvas");
   const sctx = scratch.getContext("2d", { willReadFrequently: true });
   b.target = () => {
@@ -103,8 +104,13 @@ HOOK_JS = r"""
       v.requestVideoFrameCallback(onFrame);
     }
   };
-  const tick = () => {
-    if (b.dirty) { b.frames += 1; b.dirty = false; }
+  const tick = (now) => {
+    if (b.dirty) {
+      b.frames += 1;
+      b.dirty = false;
+      if (b.lastAt !== null) b.stall = Math.max(b.stall, now - b.lastAt);
+      b.lastAt = now;
+    }
     watchVideos();
     requestAnimationFrame(tick);
   };

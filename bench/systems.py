@@ -279,7 +279,7 @@ def openfrp_frp8(group: Group, size: tuple[int, int], browser: Any) -> Stack:
         group,
         server={
             "ice_policy": "relay",
-            "turn_url": f"turn:127.0.0.1:{group.items['turn'].port}?transport=udp",
+            "turn_url": f"turn:{group.items['turn'].host}:{group.items['turn'].port}?transport=udp",
             "turn_user": USER,
             "turn_password": PASSWORD,
         },

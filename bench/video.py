@@ -15,7 +15,8 @@ frames per second the motion source really drew (ffplay drops frames on a busy m
 sent to the terminal (bytes through a loopback relay in front of the system; the peer
 connection's received bytes over FRP8), server CPU in % of one core (the server process and its
 children but Xvfb; x11vnc plus websockify for noVNC), terminal CPU (every Chromium process, or
-the Python terminal), and glass-to-glass latency: a square on the display flips colour
+the Python terminal), the longest time between two frames drawn (a stall; browser pages
+only), and glass-to-glass latency: a square on the display flips colour
 (python-xlib, drawn when XSync returns) and the page notes when its drawn picture shows the
 new colour.
 
@@ -168,6 +169,9 @@ def measure(
             shown = loads[0].shown()
         servers = sorted({pid for stack in stacks for pid in stack.server_pids()})
         terminals = sorted({pid for stack in stacks for pid in stack.terminal_pids()})
+        pages = [stack.page for stack in stacks if stack.page is not None]
+        for page in pages:
+            page.evaluate("window.__bench.stall = 0; window.__bench.lastAt = null")
         frames0 = [stack.frames() for stack in stacks]
         bytes0 = [stack.wire_bytes() for stack in stacks]
         cpu0, term0, t0 = cpu_ticks(servers), cpu_ticks(terminals), time.monotonic()
@@ -175,6 +179,7 @@ def measure(
         cpu1, term1, t1 = cpu_ticks(servers), cpu_ticks(terminals), time.monotonic()
         bytes1 = [stack.wire_bytes() for stack in stacks]
         elapsed = t1 - t0
+        stall = max((page.evaluate("window.__bench.stall") for page in pages), default=None)
         source = loads[0].source_fps(shown)
         fps = [stack.fps(frames, elapsed) for stack, frames in zip(stacks, frames0, strict=True)]
         row: dict[str, Any] = {
@@ -187,6 +192,7 @@ def measure(
             ),
             "server_cpu_pct": round(cpu_pct(cpu0, cpu1, elapsed), 1),
             "terminal_cpu_pct": round(cpu_pct(term0, term1, elapsed), 1) if terminals else None,
+            "stall_ms": None if not stall or workload == "static" else round(stall),
             "latency_ms_p50": None,
             "latency_ms_p90": None,
         }

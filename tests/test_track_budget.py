@@ -1,7 +1,7 @@
 """The FRP8 track's budget (media/track_budget.py) on a fake clock in milliseconds: frames
-bigger than the budget make fewer frames, loss and a growing round trip lower the budget, a
-calm second raises it again, never past the screen's ceiling. And the track reading it from
-aiortc's sender statistics."""
+bigger than the budget make fewer frames, heavy loss and a growing round trip lower the budget,
+a little loss holds it, a calm second raises it again, never past the screen's ceiling. And
+the track reading it from aiortc's sender statistics."""
 
 from __future__ import annotations
 
@@ -42,23 +42,52 @@ def test_frames_bigger_than_the_budget_go_out_less_often() -> None:
 
 
 def test_loss_and_a_growing_round_trip_lower_it_and_calm_raises_it_to_the_ceiling() -> None:
+    """Reports carry the receiver's cumulative counts (expected, lost)."""
     budget = TrackBudget(1_000_000)
-    assert budget.report(0.0, 20, 100) is False  # calm, and already at the ceiling
-    assert budget.report(0.10, 20, 600) is True  # 10 % lost
+    assert budget.report(0, 0, 20, 100) is False  # calm, and already at the ceiling
+    assert budget.report(200, 24, 20, 600) is True  # 12 % lost
     assert budget.bitrate == int(1_000_000 * DOWN)
-    assert budget.report(0.10, 20, 700) is False  # one step per STEP_MS
-    assert budget.report(0.0, 20 + 400, 600 + STEP_MS) is True  # a queue: 400 ms above best
+    assert budget.report(300, 36, 20, 700) is False  # one step per STEP_MS
+    assert budget.report(300, 36, 20 + 400, 600 + STEP_MS) is True  # a queue: 400 ms above best
     assert budget.bitrate == int(int(1_000_000 * DOWN) * DOWN)
     lowered = budget.bitrate
     at = 600 + STEP_MS
-    assert budget.report(0.0, 20, at + CALM_MS - 1) is False  # not calm long enough yet
-    assert budget.report(0.0, 20, at + CALM_MS) is True
+    assert budget.report(400, 36, 20, at + CALM_MS - 1) is False  # not calm long enough yet
+    assert budget.report(500, 36, 20, at + CALM_MS) is True
     assert budget.bitrate == int(lowered * UP)
-    for k in range(2, 10):
-        budget.report(0.0, 20, at + k * CALM_MS)
+    held, expected, lost = budget.bitrate, 500, 36
+    for k in range(2, 6):  # 5 % lost, report after report: neither lowered nor raised
+        expected, lost = expected + 100, lost + 5
+        assert budget.report(expected, lost, 20, at + k * CALM_MS) is False
+    assert budget.bitrate == held
+    at += 5 * CALM_MS
+    expected += 100
+    assert budget.report(expected, lost, 20, at + CALM_MS - 1) is False  # calm from the last loss
+    for k in range(1, 10):
+        expected += 100
+        budget.report(expected, lost, 20, at + k * CALM_MS)
     assert budget.bitrate == 1_000_000  # back to the ceiling, not past it
     budget.ceiling(400_000)  # the screen became smaller
     assert budget.bitrate == 400_000
+
+
+def test_loss_is_counted_over_enough_packets_not_read_from_each_report() -> None:
+    """Reports after NACKs cover a few packets each: one of three lost there reads 33 %."""
+
+    def run(lost_every: int, reports: int) -> tuple[TrackBudget, list[int]]:
+        budget, changed = TrackBudget(1_000_000), []
+        budget.report(0, 0, 20, 0)
+        for k in range(1, reports + 1):  # 3 packets a report, one lost in every lost_every-th
+            if budget.report(3 * k, k // lost_every, 20, k * STEP_MS):
+                changed.append(k)
+        return budget, changed
+
+    lossy, changed = run(2, 40)  # 17 %: lowered once a window of 100 packets is full
+    assert changed[0] == 34 and lossy.bitrate < 1_000_000
+    assert 0.15 < lossy.loss < 0.19
+    steady, changed = run(6, 40)  # 5.6 %, each lossy report reading 33 %: held
+    assert changed == [] and steady.bitrate == 1_000_000
+    assert 0.04 < steady.loss < 0.07
 
 
 class Reports:
@@ -66,7 +95,7 @@ class Reports:
     reports, each a new object with its own timestamp."""
 
     def __init__(self) -> None:
-        self.sent, self.lost, self.at = 0, 0, 0
+        self.sent, self.expected, self.lost, self.at = 0, 0, 0, 0
 
     async def getStats(self) -> RTCStatsReport:
         report = RTCStatsReport()
@@ -76,8 +105,8 @@ class Reports:
             type="outbound-rtp", id="out", packetsSent=0, bytesSent=self.sent, trackId="v", **common
         )
         report["in"] = RTCRemoteInboundRtpStreamStats(
-            type="remote-inbound-rtp", id="in", packetsReceived=0, packetsLost=0, jitter=0,
-            roundTripTime=0.02, fractionLost=self.lost, **common,
+            type="remote-inbound-rtp", id="in", packetsReceived=self.expected - self.lost,
+            packetsLost=self.lost, jitter=0, roundTripTime=0.02, fractionLost=0, **common,
         )  # fmt: skip
         return report
 
@@ -100,7 +129,7 @@ def test_the_track_hears_the_receivers_loss_and_tells_the_log_once_in_a_while() 
         assert track.budget is not None
         ceiling = track.budget.max_bitrate
         for step in range(1, 8):  # a quarter of the packets lost, report after report
-            reports.lost, reports.at = 64, step
+            reports.expected, reports.lost, reports.at = 200 * step, 50 * step, step
             await asyncio.sleep(STEP_MS / 1000)
             await track.recv()
         return told, track.budget.bitrate, ceiling

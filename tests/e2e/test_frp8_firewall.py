@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from openfrp.events import parse_ts
 from openfrp.settings import SessionSettings
 from tests.e2e.conftest import E2E, FRP8_PAD
 from tests.e2e.test_frp8 import codes_of, diagnosis
+from tests.support.netns import Namespace
 
 NS_TOOLS = all(shutil.which(tool) for tool in ("ip", "nft"))
 pytestmark = pytest.mark.skipif(not NS_TOOLS or os.geteuid() != 0, reason="needs root, ip, nft")
@@ -49,45 +49,6 @@ DEFAULT_PAD = {
         )
     },
 }
-
-
-class Namespace:
-    """`ip netns` NAME with a veth pair: HOST_IP on this side, NS_IP inside."""
-
-    def __init__(self) -> None:
-        tag = os.getpid() % 10000
-        self.name = f"ofrp-f8-{tag}"
-        self.outer, self.inner = f"vof{tag}h", f"vof{tag}n"
-        self.host_ip, self.ns_ip = f"10.231.{tag % 250}.1", f"10.231.{tag % 250}.2"
-        self.prefix = ["ip", "netns", "exec", self.name]
-
-    def create(self) -> None:
-        run = self._run
-        run("ip", "netns", "add", self.name)
-        run("ip", "link", "add", self.outer, "type", "veth", "peer", "name", self.inner)
-        run("ip", "link", "set", self.inner, "netns", self.name)
-        run("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.outer)
-        run("ip", "link", "set", self.outer, "up")
-        run(*self.prefix, "ip", "addr", "add", f"{self.ns_ip}/30", "dev", self.inner)
-        run(*self.prefix, "ip", "link", "set", self.inner, "up")
-        run(*self.prefix, "ip", "link", "set", "lo", "up")
-
-    def drop_udp(self) -> None:
-        rules = (
-            "table inet openfrp_test {\n"
-            "  chain in { type filter hook input priority 0; meta l4proto udp drop; }\n"
-            "  chain out { type filter hook output priority 0; meta l4proto udp drop; }\n"
-            "}\n"
-        )
-        subprocess.run([*self.prefix, "nft", "-f", "-"], input=rules, text=True, check=True)
-
-    def delete(self) -> None:
-        subprocess.run(["ip", "link", "del", self.outer], check=False, capture_output=True)
-        subprocess.run(["ip", "netns", "del", self.name], check=False, capture_output=True)
-
-    @staticmethod
-    def _run(*argv: str) -> None:
-        subprocess.run(argv, check=True, capture_output=True)
 
 
 @pytest.fixture

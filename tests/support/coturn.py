@@ -30,6 +30,7 @@ def free_port() -> int:
 class Coturn:
     process: subprocess.Popen[bytes]
     port: int
+    host: str = "127.0.0.1"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -46,17 +47,19 @@ def start_coturn(
     prefix: list[str] | None = None,
     port: int | None = None,
     loopback_peers: bool = True,
+    host: str = "127.0.0.1",
 ) -> Coturn:
     """turnserver on 127.0.0.1 with one long-term user; returns once it accepts TCP.
 
     `port` restarts one on a known port; `loopback_peers=False` keeps coturn's default of
-    refusing to relay to loopback peers, so peers on this machine cannot reach each other."""
+    refusing to relay to loopback peers, so peers on this machine cannot reach each other;
+    `host`: the address it listens and relays on (a namespace's own, with `prefix`)."""
     assert TURNSERVER is not None
     port = port or free_port()
     relay = free_port()
     argv = [
-        TURNSERVER, "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}",
-        "--relay-ip=127.0.0.1", f"--min-port={relay}", f"--max-port={relay + 20}",
+        TURNSERVER, "-n", f"--listening-ip={host}", f"--listening-port={port}",
+        f"--relay-ip={host}", f"--min-port={relay}", f"--max-port={relay + 20}",
         "--lt-cred-mech", f"--user={USER}:{PASSWORD}", "--realm=openfrp.test",
         "--no-tls", "--no-dtls", "--no-cli",
         *(["--allow-loopback-peers"] if loopback_peers else []),
@@ -64,13 +67,13 @@ def start_coturn(
     ]  # fmt: skip
     with (workdir / "turnserver.log").open("wb") as out:
         process = subprocess.Popen([*(prefix or []), *argv], stdout=out, stderr=out)
-    coturn = Coturn(process, port)
+    coturn = Coturn(process, port, host)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError((workdir / "turnserver.log").read_text(errors="replace")[-2000:])
         probe = [*(prefix or []), "python3", "-c",
-                 f"import socket; socket.create_connection(('127.0.0.1', {port}), 1)"]  # fmt: skip
+                 f"import socket; socket.create_connection(('{host}', {port}), 1)"]  # fmt: skip
         if subprocess.run(probe, capture_output=True).returncode == 0:
             return coturn
         time.sleep(0.1)

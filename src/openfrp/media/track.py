@@ -253,9 +253,9 @@ class DisplayTrack(VideoStreamTrack):
             elif stats.type == "remote-inbound-rtp" and stats.timestamp != self._report_at:
                 self._report_at = stats.timestamp
                 rtt = None if stats.roundTripTime is None else int(stats.roundTripTime * 1000)
-                lost = stats.fractionLost / 256
-                if self.budget.report(lost, rtt, now):
-                    self._tell_budget(lost, rtt, now)
+                expected = stats.packetsReceived + stats.packetsLost
+                if self.budget.report(expected, stats.packetsLost, rtt, now):
+                    self._tell_budget(self.budget.loss, rtt, now)
         return self.budget.wait_ms(now)
 
     def _tell_budget(self, lost: float, rtt: int | None, now: int) -> None:

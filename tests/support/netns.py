@@ -1,0 +1,65 @@
+"""A network namespace of a test's own (`ip netns`), joined to this one by a veth pair: what
+runs inside it reaches this side over a path nft inside can cut or make lossy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+
+class Namespace:
+    """`ip netns` NAME with a veth pair: HOST_IP on this side, NS_IP inside."""
+
+    def __init__(self) -> None:
+        tag = os.getpid() % 10000
+        self.name = f"ofrp-f8-{tag}"
+        self.outer, self.inner = f"vof{tag}h", f"vof{tag}n"
+        self.host_ip, self.ns_ip = f"10.231.{tag % 250}.1", f"10.231.{tag % 250}.2"
+        self.prefix = ["ip", "netns", "exec", self.name]
+
+    def create(self) -> None:
+        run = self._run
+        run("ip", "netns", "add", self.name)
+        run("ip", "link", "add", self.outer, "type", "veth", "peer", "name", self.inner)
+        run("ip", "link", "set", self.inner, "netns", self.name)
+        run("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.outer)
+        run("ip", "link", "set", self.outer, "up")
+        run(*self.prefix, "ip", "addr", "add", f"{self.ns_ip}/30", "dev", self.inner)
+        run(*self.prefix, "ip", "link", "set", self.inner, "up")
+        run(*self.prefix, "ip", "link", "set", "lo", "up")
+
+    def drop_udp(self) -> None:
+        rules = (
+            "table inet openfrp_test {\n"
+            "  chain in { type filter hook input priority 0; meta l4proto udp drop; }\n"
+            "  chain out { type filter hook output priority 0; meta l4proto udp drop; }\n"
+            "}\n"
+        )
+        subprocess.run([*self.prefix, "nft", "-f", "-"], input=rules, text=True, check=True)
+
+    def drop_share(self, percent: float) -> None:
+        """Drop `percent` % of the UDP datagrams that come in over the veth pair, at random
+        (nft's numgen, in steps of 0.01 %): a lossy path for whatever runs inside. Each call
+        replaces the share set before; 0 drops none."""
+        rule = (
+            f'iifname "{self.inner}" meta l4proto udp numgen random mod 10000 < '
+            f"{round(percent * 100)} drop;"
+            if percent > 0
+            else ""
+        )
+        rules = (
+            "table inet openfrp_loss\n"
+            "delete table inet openfrp_loss\n"
+            "table inet openfrp_loss {\n"
+            f"  chain in {{ type filter hook input priority 0; {rule} }}\n"
+            "}\n"
+        )
+        subprocess.run([*self.prefix, "nft", "-f", "-"], input=rules, text=True, check=True)
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "link", "del", self.outer], check=False, capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.name], check=False, capture_output=True)
+
+    @staticmethod
+    def _run(*argv: str) -> None:
+        subprocess.run(argv, check=True, capture_output=True)
