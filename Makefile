@@ -32,6 +32,7 @@ bench: $(STAMP)
 	done
 	$(PY) bench/video.py --quick
 	$(PY) bench/input.py --quick
+	$(PY) bench/loss.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -126,7 +126,7 @@ def frp8_server(
     """A server whose launchpad "rtc" is FRP8 (FRP8_PAD unless `launchpad`), relay-only through
     `turn`; `server` overrides keys of its [server] table."""
     options = {
-        "turn_url": f"turn:127.0.0.1:{turn.port}?transport=udp",
+        "turn_url": f"turn:{turn.host}:{turn.port}?transport=udp",
         "turn_user": USER,
         "turn_password": PASSWORD,
         "ice_policy": "relay",
