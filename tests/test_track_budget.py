@@ -88,6 +88,8 @@ def test_loss_is_counted_over_enough_packets_not_read_from_each_report() -> None
     steady, changed = run(6, 40)  # 5.6 %, each lossy report reading 33 %: held
     assert changed == [] and steady.bitrate == 1_000_000
     assert 0.04 < steady.loss < 0.07
+    steady.report(10, 0, 20, 41 * STEP_MS)  # the receiver counts anew: a window starts there
+    assert steady.report(120, 20, 20, 42 * STEP_MS) is True  # 20 of 110 lost: lowered
 
 
 class Reports:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 STEP_MS = 500  # at most one change per step
 CALM_MS = 1000  # this long without loss or lag before each step up
 LAG_MS = 250  # a round trip above the best one that counts as a queue
-LOSS = 0.10  # the fraction of packets lost in a report that counts as congestion
+LOSS = 0.10  # the fraction of packets lost over a window that counts as congestion
 CALM_LOSS = 0.02  # at most this lost, a report is calm
 LOSS_WINDOW = 100  # packets the receiver expected, the least a loss figure is taken over
 DOWN, UP = 0.7, 1.2
@@ -78,8 +78,9 @@ class TrackBudget:
         trip; True when the budget changed."""
         if rtt_ms is not None and (self._best_rtt is None or rtt_ms < self._best_rtt):
             self._best_rtt = rtt_ms
-        counted = self._counted or (expected, lost)
-        self._counted = counted
+        if self._counted is None or expected < self._counted[0]:  # the first, or counts anew
+            self._counted = (expected, lost)
+        counted = self._counted
         heavy = False
         if expected - counted[0] >= LOSS_WINDOW:
             self.loss = max(0, lost - counted[1]) / (expected - counted[0])
