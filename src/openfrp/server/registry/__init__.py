@@ -195,13 +195,16 @@ class SqliteRegistry:
                     f"registry: the SQLite file {self._path} was deleted or replaced "
                     "under the running server; restart it to open the file at that path"
                 )
-            for path in (self._path, f"{self._path}-wal"):
-                if os.path.exists(path) and not os.access(path, os.W_OK):
-                    raise RegistryError(
-                        f"registry: the SQLite file {path} is read-only; writes are held "
-                        "until it can be written again"
-                    )
+            self._check_writable()
         return self._db
+
+    def _check_writable(self) -> None:
+        for path in (self._path, f"{self._path}-wal"):
+            if os.path.exists(path) and not os.access(path, os.W_OK):
+                raise RegistryError(
+                    f"registry: the SQLite file {path} is read-only; writes are held "
+                    "until it can be written again"
+                )
 
     @contextlib.contextmanager
     def _using(self) -> Iterator[sqlite3.Connection]:
@@ -212,6 +215,8 @@ class SqliteRegistry:
             except sqlite3.OperationalError as exc:
                 if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _OUTAGES:
                     raise
+                if self._inode is not None:  # made read-only under the write: said as such
+                    self._check_writable()
                 raise RegistryError(f"registry: SQLite file {self._path}: {exc}") from exc
 
     async def add(self, record: SessionRecord) -> None:
