@@ -67,24 +67,21 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    namespace = Namespace()
-    namespace.delete()  # a leftover of an interrupted run with the same pid
     root = Path(tempfile.mkdtemp(prefix="openfrp-loss-"))
     try:
-        namespace.create()
-        (root / "turn").mkdir()
-        turn = start_coturn(root / "turn", prefix=namespace.prefix, host=namespace.ns_ip)
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-                try:
-                    run(args, namespace, turn, root, browser)
-                finally:
-                    browser.close()
-        finally:
-            turn.stop()
+        with Namespace() as namespace:
+            (root / "turn").mkdir()
+            turn = start_coturn(root / "turn", prefix=namespace.prefix, host=namespace.ns_ip)
+            try:
+                with sync_playwright() as pw:
+                    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+                    try:
+                        run(args, namespace, turn, root, browser)
+                    finally:
+                        browser.close()
+            finally:
+                turn.stop()
     finally:
-        namespace.delete()
         shutil.rmtree(root, ignore_errors=True)
     return 0
 

@@ -40,17 +40,12 @@ LOSS = 5.0  # % of the UDP datagrams coming in to coturn
 
 @pytest.fixture
 def lossy_turn(tmp_path: Path) -> Iterator[tuple[Namespace, Coturn]]:
-    namespace = Namespace()
-    namespace.delete()  # a leftover of an interrupted run with the same pid
-    namespace.create()
-    try:
+    with Namespace() as namespace:
         turn = start_coturn(tmp_path, prefix=namespace.prefix, host=namespace.ns_ip)
         try:
             yield namespace, turn
         finally:
             turn.stop()
-    finally:
-        namespace.delete()
 
 
 @needs_x

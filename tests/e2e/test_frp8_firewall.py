@@ -53,13 +53,8 @@ DEFAULT_PAD = {
 
 @pytest.fixture
 def namespace() -> Iterator[Namespace]:
-    ns = Namespace()
-    ns.delete()  # a leftover of an interrupted run with the same pid
-    ns.create()
-    try:
+    with Namespace() as ns:
         yield ns
-    finally:
-        ns.delete()
 
 
 def test_udp_dropped_by_a_firewall_is_4108_then_5006_then_4106(

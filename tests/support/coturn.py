@@ -49,7 +49,7 @@ def start_coturn(
     loopback_peers: bool = True,
     host: str = "127.0.0.1",
 ) -> Coturn:
-    """turnserver on 127.0.0.1 with one long-term user; returns once it accepts TCP.
+    """turnserver on `host` (127.0.0.1) with one long-term user; returns once it accepts TCP.
 
     `port` restarts one on a known port; `loopback_peers=False` keeps coturn's default of
     refusing to relay to loopback peers, so peers on this machine cannot reach each other;

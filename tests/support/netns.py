@@ -8,7 +8,9 @@ import subprocess
 
 
 class Namespace:
-    """`ip netns` NAME with a veth pair: HOST_IP on this side, NS_IP inside."""
+    """`ip netns` NAME with a veth pair: HOST_IP on this side, NS_IP inside. As a context,
+    made on entry (a leftover of an interrupted run with the same pid removed first) and
+    removed on exit."""
 
     def __init__(self) -> None:
         tag = os.getpid() % 10000
@@ -16,6 +18,14 @@ class Namespace:
         self.outer, self.inner = f"vof{tag}h", f"vof{tag}n"
         self.host_ip, self.ns_ip = f"10.231.{tag % 250}.1", f"10.231.{tag % 250}.2"
         self.prefix = ["ip", "netns", "exec", self.name]
+
+    def __enter__(self) -> Namespace:
+        self.delete()
+        self.create()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.delete()
 
     def create(self) -> None:
         run = self._run
@@ -35,7 +45,7 @@ class Namespace:
             "  chain out { type filter hook output priority 0; meta l4proto udp drop; }\n"
             "}\n"
         )
-        subprocess.run([*self.prefix, "nft", "-f", "-"], input=rules, text=True, check=True)
+        self._nft(rules)
 
     def drop_share(self, percent: float) -> None:
         """Drop `percent` % of the UDP datagrams that come in over the veth pair, at random
@@ -54,6 +64,9 @@ class Namespace:
             f"  chain in {{ type filter hook input priority 0; {rule} }}\n"
             "}\n"
         )
+        self._nft(rules)
+
+    def _nft(self, rules: str) -> None:
         subprocess.run([*self.prefix, "nft", "-f", "-"], input=rules, text=True, check=True)
 
     def delete(self) -> None:
