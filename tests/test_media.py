@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import struct
 import subprocess
 import zlib
 from dataclasses import replace
@@ -53,6 +54,27 @@ def test_a_file_that_is_not_xwd_is_refused(tmp_path: Path) -> None:
     bogus.write_bytes(b"\0" * 200)
     with pytest.raises(XwdError):
         Framebuffer(bogus)
+
+
+def test_a_grab_as_wide_as_the_framebuffer_is_a_copy(tmp_path: Path) -> None:
+    """The whole file's width is contiguous in the map: the grab must still not follow it."""
+    width, height = 8, 4
+    header = [0] * 25
+    header[:8] = [100, 7, 2, 24, width, height, 0, 0]
+    header[11], header[12] = 32, width * 4
+    path = tmp_path / "fb"
+    path.write_bytes(struct.pack(">25I", *header) + bytes(width * height * 4))
+    framebuffer = Framebuffer(path)
+    try:
+        whole, part = framebuffer.grab(width, height), framebuffer.grab(4, 2, 2, 1)
+        with path.open("r+b") as handle:
+            handle.seek(100)
+            handle.write(b"\xff" * (width * height * 4))
+        assert framebuffer.grab(width, height).min() == 255
+        assert whole.max() == 0 and part.max() == 0
+    finally:
+        del whole, part
+        framebuffer.close()
 
 
 needs_xvfb = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")

@@ -54,8 +54,10 @@ class Framebuffer:
         self.height = height
 
     def grab(self, width: int, height: int, x: int = 0, y: int = 0) -> NDArray[np.uint8]:
-        """A copy of the width x height pixels at x, y (a monitor's region), BGRX."""
-        return np.ascontiguousarray(self._pixels[y : y + height, x : x + width])
+        """A copy of the width x height pixels at x, y (a monitor's region), BGRX. Always a
+        copy: a region as wide as the file is contiguous already, and a view of it would
+        change under the caller (a stream comparing two grabs would never see a change)."""
+        return self._pixels[y : y + height, x : x + width].copy()
 
     def close(self) -> None:
         del self._pixels
