@@ -11,7 +11,15 @@ from numpy.typing import NDArray
 
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import H264Encoder
-from openfrp.media.palette import HEAD, _lookup, _table, decode_palette, encode_palette, rectangles
+from openfrp.media.palette import (
+    BANDS,
+    HEAD,
+    _lookup,
+    _table,
+    decode_palette,
+    encode_palette,
+    rectangles,
+)
 from tests.test_stream_media import text_picture
 
 
@@ -30,7 +38,7 @@ def coloured(colours: int, height: int = 100, width: int = 130) -> NDArray[np.ui
 def test_a_picture_of_few_colours_comes_back_exactly(colours: int, bits: int) -> None:
     picture = coloured(colours)
     payload = encode_palette(picture, changed_tiles(None, picture))
-    assert payload is not None and HEAD.unpack_from(payload)[:2] == (bits, colours - 1)
+    assert payload is not None and HEAD.unpack_from(payload)[:2] == (bits | BANDS, colours - 1)
     drawn = np.zeros((100, 130, 3), np.uint8)
     decode_palette(payload, drawn)
     assert np.array_equal(drawn, picture[:, :, 2::-1])
@@ -82,25 +90,53 @@ def test_a_screen_of_text_is_smaller_than_h264_and_exact() -> None:
     assert payload is not None and len(payload) < len(h264) / 2, (len(payload), len(h264))
 
 
+def test_a_glyph_is_the_same_bytes_wherever_it_stands_on_its_line() -> None:
+    """Indices go in bands of 8 // bits rows, a byte per column: a 6-pixel glyph drawn at
+    x 0 and x 6 is the same 6 bytes, where rows of packed bits would shift it in its bytes."""
+    picture = np.full((13, 64, 4), 255, np.uint8)
+    glyph = np.random.default_rng(3).integers(0, 2, (13, 6)).astype(bool)
+    for x in (0, 6):
+        picture[:13, x : x + 6][glyph] = (0, 0, 0, 0)
+    payload = encode_palette(picture, changed_tiles(None, picture))
+    assert payload is not None
+    flags, top, count = HEAD.unpack_from(payload)
+    assert (flags, top, count) == (1 | BANDS, 1, 1)
+    data = zlib.decompress(payload[HEAD.size + 2 * 3 + 8 :])
+    assert len(data) == 2 * 64  # 13 rows in two bands of 8, the second padded
+    bands = np.frombuffer(data, np.uint8).reshape(2, 64)
+    assert np.array_equal(bands[:, 0:6], bands[:, 6:12])
+    first_band_row_0 = (bands[0, :6] >> 7) & 1  # the first row in the top bit: black is 0
+    assert np.array_equal(first_band_row_0, (~glyph[0]).astype(np.uint8))
+
+
+def test_a_frame_without_bands_is_refused_with_its_reason() -> None:
+    payload = HEAD.pack(1, 1, 1) + bytes(6) + b"\x00\x00\x00\x00\x00\x10\x00\x01"
+    with pytest.raises(ValueError, match="without bands"):
+        decode_palette(payload + zlib.compress(bytes(2)), np.zeros((10, 100, 3), np.uint8))
+
+
+ONE_BIT, TWO_BITS = 1 | BANDS, 2 | BANDS
+
+
 @pytest.mark.parametrize(
     "cut",
     [
         b"\x01",  # shorter than the header
-        b"\x03\x00\x00\x00",  # 3 bits per index
-        HEAD.pack(1, 1, 1) + bytes(6) + bytes(4),  # a rectangle cut short
-        HEAD.pack(1, 1, 1) + bytes(6) + b"\x00\x00\x00\x00\x00\x10\x00\x01" + b"junk",
-        HEAD.pack(1, 1, 1)
+        bytes([3 | BANDS, 0, 0, 0]),  # 3 bits per index
+        HEAD.pack(ONE_BIT, 1, 1) + bytes(6) + bytes(4),  # a rectangle cut short
+        HEAD.pack(ONE_BIT, 1, 1) + bytes(6) + b"\x00\x00\x00\x00\x00\x10\x00\x01" + b"junk",
+        HEAD.pack(ONE_BIT, 1, 1)
         + bytes(6)
         + b"\x00\x60\x00\x00\x00\x10\x00\x01"
-        + zlib.compress(bytes(2)),  # x 96 + 16 > 100
-        HEAD.pack(2, 1, 1)
+        + zlib.compress(bytes(16)),  # x 96 + 16 > 100
+        HEAD.pack(TWO_BITS, 1, 1)
         + bytes(6)
         + b"\x00\x00\x00\x00\x00\x04\x00\x01"
-        + zlib.compress(b"\xff"),  # index 3 of 2 colours
-        HEAD.pack(1, 0, 1)
+        + zlib.compress(b"\xff" * 4),  # index 3 of 2 colours
+        HEAD.pack(ONE_BIT, 0, 1)
         + bytes(3)
-        + b"\x00\x00\x00\x00\x00\x10\x00\x02"
-        + zlib.compress(bytes(2)),  # 2 rows of indices, 1 sent
+        + b"\x00\x00\x00\x00\x00\x10\x00\x09"
+        + zlib.compress(bytes(16)),  # 9 rows take two bands, one sent
     ],
 )
 def test_a_payload_that_does_not_fit_is_a_value_error(cut: bytes) -> None:

@@ -31,6 +31,7 @@ from openfrp.media.wire import (
     pack_frame,
 )
 from tests.e2e.browser import CHROMIUM, Browser
+from tests.test_palette import coloured
 from tests.test_stream_media import text_picture
 
 pytestmark = pytest.mark.skipif(
@@ -261,6 +262,21 @@ def test_palette_tiles_are_drawn_exactly_over_the_h264_picture(video: Page) -> N
     video.feed(4, CODEC_PALETTE, cut[:-6], key=False)  # cut short: dropped, a keyframe asked
     video.wait("window.sent.some((m) => m.type === 'keyframe')")
     assert video.acks() == [1, 2, 3, 4] and video.view()["dropped"] == 1
+
+
+def test_palette_frames_of_every_index_width_are_drawn_exactly(video: Page) -> None:
+    """1, 2, 4 and 8 bits an index, with and without the row cache: the page reads the bands
+    of 8 / bits rows the encoder packs (237 rows: the last band is padded)."""
+    index, number = RowIndex(), 0
+    for colours in (2, 3, 16, 256):
+        shown = coloured(colours, 237, W)
+        for rows in (None, index):
+            number += 1
+            payload = encode_palette(shown, changed_tiles(None, shown), rows)
+            assert payload is not None
+            video.feed(number, CODEC_PALETTE, payload, key=True)
+            video.wait(f"window.stream.view.drawn === {number}")
+            assert np.array_equal(video.picture()[:237], shown[:, :, 2::-1]), (colours, rows)
 
 
 def test_rows_the_page_drew_before_come_back_from_its_row_cache(video: Page) -> None:

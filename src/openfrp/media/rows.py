@@ -92,9 +92,9 @@ class RowIndex(_Ring):
         if self._ids.get(key) == row_id:  # else the row was drawn again since
             del self._ids[key]
 
-    def runs(self, part: NDArray[np.uint32]) -> tuple[list[tuple[int, int]], NDArray[np.bool_]]:
-        """The runs that draw `part` row by row, and which of its rows go as indices (they
-        are remembered as the terminal will remember them)."""
+    def runs(self, part: NDArray[np.uint32]) -> list[tuple[int, int]]:
+        """The runs that draw `part` row by row; the rows sent as indices (LITERAL runs) are
+        remembered as the terminal will remember them."""
         width = part.shape[1]
         last = part[:, -1]
         differs = part != last[:, None]
@@ -110,7 +110,6 @@ class RowIndex(_Ring):
         for row, key in enumerate(keys):
             row_id = LITERAL if literal[row] else self._held(key, ids[-1] if ids else LITERAL)
             if row_id == LITERAL:
-                literal[row] = True
                 new_id = self._remember(width)
                 self._ids[key], self._keys[new_id] = new_id, key
             ids.append(row_id)
@@ -118,7 +117,7 @@ class RowIndex(_Ring):
             after = ids[row + 1]
             if LITERAL != ids[row] != after - 1 and self._keys.get(after - 1) == keys[row]:
                 ids[row] = after - 1
-        return _runs(ids), literal
+        return _runs(ids)
 
     def _held(self, key: int, previous: int) -> int:
         """The id of a row the terminal holds: the one after the previous row's when that

@@ -641,10 +641,12 @@ async function inflate(bytes) {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-// Palette payload (media/palette.py): "!BBH" bits per index (with the ROWS and RESET flags),
-// colours - 1, rectangles; RGB colours; "!HHHH" rectangles; with ROWS "!I" runs and "!I" the
-// inflated size; then the deflated runs ("!IH" each) and indices, rows padded to whole bytes.
-const ROWS = 0x80, RESET = 0x40, LITERAL = 0xFFFFFFFF;
+// Palette payload (media/palette.py): "!BBH" bits per index (with the BANDS, ROWS and RESET
+// flags), colours - 1, rectangles; RGB colours; "!HHHH" rectangles; with ROWS "!I" runs and
+// "!I" the inflated size; then the deflated runs ("!IH" each) and the indices of each run of
+// rows sent as indices, in bands of 8 / bits rows, a byte per column (the first row in the
+// most significant bits).
+const ROWS = 0x80, RESET = 0x40, BANDS = 0x20, LITERAL = 0xFFFFFFFF;
 const PART_TIMEOUT_MS = 3000;  // a stream part that inflates no further is broken
 const ROW_PIXELS = 48000000;
 
@@ -794,9 +796,12 @@ function drawPaletteTiles(picture, h, payload, data, rows) {
   }
   const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
   const flags = view.getUint8(0);
-  const bits = flags & ~(ROWS | RESET);
+  const bits = flags & ~(ROWS | RESET | BANDS);
   const count = view.getUint8(1) + 1;
   const rects = view.getUint16(2);
+  if (!(flags & BANDS)) {
+    throw new Error("palette frame in a layout without bands (a server of another version)");
+  }
   if (![1, 2, 4, 8].includes(bits)) throw new Error(`palette frame with ${bits} bits per index`);
   const colours = new Uint32Array(256);  // RGBA as the canvas stores it (little-endian)
   for (let i = 0; i < count; i++) {
@@ -825,7 +830,6 @@ function drawPaletteTiles(picture, h, payload, data, rows) {
     if (x + w > h.width || y + hgt > h.height || w === 0 || hgt === 0) {
       throw new Error(`palette rectangle ${w}x${hgt}+${x}+${y} outside the picture`);
     }
-    const rowBytes = Math.ceil(w / perByte);
     const image = new ImageData(w, hgt);
     const out = new Uint32Array(image.data.buffer);
     for (let done = 0; done < hgt;) {
@@ -834,23 +838,25 @@ function drawPaletteTiles(picture, h, payload, data, rows) {
       }
       const [start, n] = cached ? runs[next++] : [LITERAL, hgt];
       if (n === 0 || done + n > hgt) throw new Error("palette row runs do not fit the rectangles");
-      for (let k = 0; k < n; k++) {
-        const o = (done + k) * w;
-        if (start === LITERAL) {
-          if (offset + rowBytes > data.length) throw new Error("palette frame cut short");
+      if (start === LITERAL) {
+        const bands = Math.ceil(n / perByte);
+        if (offset + bands * w > data.length) throw new Error("palette frame cut short");
+        for (let k = 0; k < n; k++) {
+          const o = (done + k) * w;
+          const band = offset + Math.floor(k / perByte) * w;
+          const shift = 8 - bits * (k % perByte + 1);
           const indices = new Uint8Array(w);
           for (let col = 0; col < w; col++) {
-            const byte = data[offset + Math.floor(col / perByte)];
-            const index = (byte >> (8 - bits * (col % perByte + 1))) & mask;
+            const index = (data[band + col] >> shift) & mask;
             if (index >= count) throw new Error("palette index beyond the colours");
             indices[col] = index;
             out[o + col] = colours[index];
           }
-          offset += rowBytes;
           if (cached) rows.remember(indices, colours);
-        } else {
-          rows.draw(start + k, w, out, o);
         }
+        offset += bands * w;
+      } else {
+        for (let k = 0; k < n; k++) rows.draw(start + k, w, out, (done + k) * w);
       }
       done += n;
     }
