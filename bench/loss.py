@@ -1,14 +1,21 @@
-"""The FRP8 stream under packet loss: fps, the longest stall, Mbit/s and latency per loss rate.
+"""The stream under packet loss: fps, the longest stall, Mbit/s and latency per loss rate.
 
-The browser terminal (headless Chromium) joins an FRP8 session whose media a real coturn
-relays; coturn runs in a network namespace of this run's own, joined by a veth pair, where
-nft drops a share of the UDP datagrams coming in (numgen): each direction of the path loses
-that share once, the video track (RTP, NACK and keyframe requests) and the palette tiles on
-the data channel (SCTP, retransmitted) alike. Loss rates run one after another on the same
-session; the figures are bench/video.py's, plus the codes the server's event log holds for
-the session (a lossy path that still gives a usable desktop holds none).
+The browser terminal (headless Chromium) joins a session across a network namespace of this
+run's own, joined by a veth pair, where nft drops a share of the packets coming in (numgen):
+each direction of the path loses that share once.
+- FRP8: the session's media go through a real coturn running in the namespace; the UDP
+  datagrams are dropped, the video track (RTP, NACK and keyframe requests) and the palette
+  tiles on the data channel (SCTP, retransmitted) alike.
+- FRP7: the WebSocket runs through a relay in the namespace (the page, a byte-counting relay
+  on loopback, the relay inside, one back on this side of the veth, the server); its TCP
+  segments are dropped, and TCP retransmits them (the figures add how many segments the
+  path's senders sent again).
+Loss rates run one after another on the same session; the figures are bench/video.py's, plus
+the codes the server's event log holds for the session (a lossy path that still gives a
+usable desktop holds none).
 
-    bench/loss.py [--loss 0 2 5] [--workloads scrolling motion] [--seconds 6] [--json]
+    bench/loss.py [--systems frp8 frp7] [--loss 0 2 5] [--workloads scrolling motion]
+                  [--seconds 6] [--json]
 """
 
 from __future__ import annotations
@@ -16,20 +23,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rig import CHROMIUM, Flipper, have
-from bench.systems import Group, openfrp_frp8
+from bench.systems import Group, Stack, openfrp_browser, openfrp_frp8
 from bench.video import measure
 from tests.e2e.browser import ARGS
 from tests.support.coturn import TURNSERVER, start_coturn
+from tests.support.faultproxy import start_route_through
 from tests.support.netns import Namespace
 
 SIZE = (1280, 720)
@@ -50,6 +61,7 @@ RECEIVER_JS = """async () => {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--systems", nargs="+", choices=("frp8", "frp7"), default=["frp8", "frp7"])
     parser.add_argument("--loss", type=float, nargs="+", default=[0.0, 2.0, 5.0], help="%%")
     parser.add_argument("--workloads", nargs="+", default=["scrolling", "motion"])
     parser.add_argument("--seconds", type=float, default=6.0)
@@ -89,32 +101,76 @@ def main() -> int:
 def run(
     args: argparse.Namespace, namespace: Namespace, turn: Any, root: Path, browser: Any
 ) -> None:
-    group = Group(root / "frp8")
-    group.root.mkdir()
-    group.items["turn"] = turn
-    flipper = None
-    try:
-        stack = openfrp_frp8(group, SIZE, browser)
-        flipper = Flipper(stack.display, stack.size, stack.xauthority)
-        log = group.items["server"].log
-        for loss in args.loss:
-            namespace.drop_share(loss)
-            for workload in args.workloads:
-                seen = len(log.events())
-                before = stack.page.evaluate(RECEIVER_JS)
-                row = {"system": "openfrp-frp8", "loss_pct": loss, "workload": workload}
-                row |= measure([stack], flipper, workload, args.seconds, args.trials)
-                after = stack.page.evaluate(RECEIVER_JS)
-                row |= {k: round(after[k] - before.get(k, 0), 3) for k in after}
-                row["codes"] = sorted(
-                    {e["code"] for e in log.events()[seen:] if e.get("code") is not None}
-                )
-                emit(row, args.json)
-    finally:
-        namespace.drop_share(0)
-        if flipper is not None:
-            flipper.close()
-        group.close()
+    for system in args.systems:
+        group = Group(root / system)
+        group.root.mkdir()
+        group.items["turn"] = turn
+        flipper = None
+        try:
+            if system == "frp8":
+                stack = openfrp_frp8(group, SIZE, browser)
+            else:
+                stack = openfrp_browser(group, SIZE, browser, partial(route, group, namespace))
+            group.closers.append(stack.close)
+            flipper = Flipper(stack.display, stack.size, stack.xauthority)
+            for loss in args.loss:
+                namespace.drop_share(loss, "udp" if system == "frp8" else "tcp")
+                for workload in args.workloads:
+                    emit(
+                        measured(args, system, loss, workload, stack, flipper, group, namespace),
+                        args.json,
+                    )
+        finally:
+            namespace.drop_share(0)
+            if flipper is not None:
+                flipper.close()
+            group.close()
+
+
+def route(group: Group, namespace: Namespace, port: int) -> tuple[str, int]:
+    """Relays from inside the namespace (where nft drops) to the server at `port` on
+    loopback; where the path starts."""
+    relays = start_route_through(namespace, port)
+    group.closers.extend(relay.stop for relay in relays)
+    return namespace.ns_ip, relays[0].port
+
+
+def measured(
+    args: argparse.Namespace,
+    system: str,
+    loss: float,
+    workload: str,
+    stack: Stack,
+    flipper: Flipper,
+    group: Group,
+    namespace: Namespace,
+) -> dict[str, Any]:
+    """One workload at one loss rate: bench/video.py's figures, what the path did about the
+    loss (FRP8: the page's video receiver; FRP7: TCP's retransmissions) and the codes logged."""
+    log = group.items["server"].log
+    seen = len(log.events())
+    count = (
+        (lambda: stack.page.evaluate(RECEIVER_JS)) if system == "frp8" else lambda: tcp(namespace)
+    )
+    before = count()
+    row = {"system": f"openfrp-{system}", "loss_pct": loss, "workload": workload}
+    row |= measure([stack], flipper, workload, args.seconds, args.trials)
+    after = count()
+    row |= {k: round(after[k] - before.get(k, 0), 3) for k in after}
+    row["codes"] = sorted({e["code"] for e in log.events()[seen:] if e.get("code") is not None})
+    return row
+
+
+def tcp(namespace: Namespace) -> dict[str, float]:
+    """Segments sent again so far by this side's ends of the lossy path (the relay to the one
+    inside, and the one that relays back from it): each direction's sender (`ss`)."""
+    out = subprocess.run(
+        ["ss", "-tinH", f"( dst {namespace.ns_ip} or src {namespace.host_ip} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {"retransmitted": float(sum(int(n) for n in re.findall(r"retrans:\d+/(\d+)", out)))}
 
 
 def emit(row: dict[str, Any], as_json: bool) -> None:
@@ -125,10 +181,14 @@ def emit(row: dict[str, Any], as_json: bool) -> None:
         f"loss {row['loss_pct']:4.1f} %  {row['workload']:<10} {row['fps']:5.1f} fps  "
         f"stall {row['stall_ms'] or 0:5d} ms  {row['mbit_s']:6.2f} Mbit/s  "
         f"p50 {row['latency_ms_p50']} ms  p90 {row['latency_ms_p90']} ms  "
-        f"codes {row['codes'] or '-'}  video: {row.get('packetsLost')} lost, "
-        f"{row.get('nackCount')} NACK, {row.get('pliCount')} PLI, "
-        f"{row.get('keyFramesDecoded')} keyframes, {row.get('freezeCount')} freezes "
-        f"({row.get('totalFreezesDuration')} s)",
+        f"codes {row['codes'] or '-'}  "
+        + (
+            f"video: {row.get('packetsLost')} lost, {row.get('nackCount')} NACK, "
+            f"{row.get('pliCount')} PLI, {row.get('keyFramesDecoded')} keyframes, "
+            f"{row.get('freezeCount')} freezes ({row.get('totalFreezesDuration')} s)"
+            if row["system"] == "openfrp-frp8"
+            else f"TCP: {row.get('retransmitted')} segments sent again"
+        ),
         flush=True,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -247,12 +248,19 @@ def _server(group: Group, **options: Any) -> ServerProcess:
     return found
 
 
-def openfrp_browser(group: Group, size: tuple[int, int], browser: Any) -> Stack:
-    """The browser terminal over FRP7 in a window of `size`, through a byte-counting relay."""
+Route = Callable[[int], tuple[str, int]]  # the server's port in, where a path to it starts out
+
+
+def openfrp_browser(
+    group: Group, size: tuple[int, int], browser: Any, route: Route | None = None
+) -> Stack:
+    """The browser terminal over FRP7 in a window of `size`, through a byte-counting relay
+    on loopback (to the server, or to the start of `route` to it: bench/loss.py's lossy one)."""
     server = _server(group)
     stack = Stack(Procs(), "", _page(browser, size))
     try:
-        stack.proxy = start_proxy_process(server.port)
+        host, port = route(server.port) if route is not None else ("127.0.0.1", server.port)
+        stack.proxy = start_proxy_process(port, target_host=host)
         _join(stack, group, server, stack.proxy.port)
     except Exception:
         stack.close()

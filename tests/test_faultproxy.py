@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from tests.support.faultproxy import FaultProxy, ProxyError, start_proxy_process
+from tests.support.faultproxy import FaultProxy, ProxyError, require_local, start_proxy_process
 
 SILENCE = 0.3
 
@@ -217,12 +217,14 @@ def test_restore_after_cut_echoes_again() -> None:
     run(body)
 
 
-def test_only_loopback_addresses() -> None:
+def test_only_loopback_and_test_namespace_addresses() -> None:
     async def body() -> None:
-        with pytest.raises(ValueError, match="loopback"):
-            await FaultProxy().start(target_host="192.0.2.1", target_port=9)
-        with pytest.raises(ValueError, match="loopback"):
+        for address in ("192.0.2.1", "10.232.0.1", "0.0.0.0"):
+            with pytest.raises(ValueError, match="neither loopback nor a test namespace"):
+                await FaultProxy().start(target_host=address, target_port=9)
+        with pytest.raises(ValueError, match="neither loopback"):
             await FaultProxy().start(listen_host="0.0.0.0", target_port=9)
+        assert require_local("10.231.7.2") == "10.231.7.2" and require_local("::1") == "::1"
 
     run(body)
 

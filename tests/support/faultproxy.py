@@ -1,5 +1,8 @@
 """A loopback TCP proxy that breaks connections on demand, for fault tests.
 
+Besides loopback it serves the addresses of the network namespaces tests make themselves
+(tests/support/netns.py), so a path can run through one where nft makes it lossy.
+
 End-to-end tests put it between terminal and server to produce the network conditions behind
 the code table: a black-holed path (bytes vanish, no FIN, no RST: 4023 at the server, 4102 at the
 terminal) and reset connections (RST without a close handshake: 4029 and 4102); stalled, it
@@ -39,6 +42,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tests.support.netns import NETWORK, Namespace
+
 CHUNK = 65536
 CONNECT_TIMEOUT = 5.0
 CONTROL_TIMEOUT = 5.0
@@ -58,14 +63,18 @@ class ProxyError(RuntimeError):
     """The proxy process failed to start or refused a control command."""
 
 
-def require_loopback(host: str) -> str:
-    """Refuse anything but a loopback IP literal: fault tests must never touch a real network."""
+def require_local(host: str) -> str:
+    """Refuse anything but a loopback IP literal or one of a test namespace's veth pair: fault
+    tests must never touch a real network."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        raise ValueError(f"{host!r} is not an IP address (faultproxy is loopback only)") from None
-    if not address.is_loopback:
-        raise ValueError(f"{host} is not a loopback address (faultproxy is loopback only)")
+        raise ValueError(f"{host!r} is not an IP address (faultproxy is local only)") from None
+    if not (address.is_loopback or address in NETWORK):
+        raise ValueError(
+            f"{host} is neither loopback nor a test namespace's ({NETWORK}): faultproxy is "
+            "local only"
+        )
     return host
 
 
@@ -131,9 +140,9 @@ class FaultProxy:
         target_host: str = "127.0.0.1",
         target_port: int,
     ) -> None:
-        self._target = (require_loopback(target_host), target_port)
+        self._target = (require_local(target_host), target_port)
         self._server = await asyncio.start_server(
-            self._on_client, require_loopback(listen_host), listen_port
+            self._on_client, require_local(listen_host), listen_port
         )
         self._port = self._server.sockets[0].getsockname()[1]
 
@@ -299,7 +308,7 @@ def _parse_address(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     try:
-        return require_loopback(host), int(port)
+        return require_local(host), int(port)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -384,7 +393,7 @@ class ProxyControl:
     """Blocking client for the control port, usable from sync test code."""
 
     def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = CONTROL_TIMEOUT):
-        self.address = (require_loopback(host), port)
+        self.address = (require_local(host), port)
         self.timeout = timeout
 
     def send(self, command: str) -> str:
@@ -456,16 +465,20 @@ def start_proxy_process(
     listen_host: str = "127.0.0.1",
     listen_port: int = 0,
     startup_timeout: float = 10.0,
+    prefix: tuple[str, ...] = (),
 ) -> ProxyProcess:
-    """Start `python -m tests.support.faultproxy` and wait until its ports are known."""
-    require_loopback(target_host)
-    require_loopback(listen_host)
+    """Start `python -m tests.support.faultproxy` (after `prefix`: `ip netns exec NAME` runs
+    it in a namespace, where its control port is that namespace's) and wait until its ports
+    are known."""
+    require_local(target_host)
+    require_local(listen_host)
     workdir = Path(tempfile.mkdtemp(prefix="faultproxy-"))
     port_file = workdir / "ports.json"
     stderr_path = workdir / "stderr.txt"
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
             [
+                *prefix,
                 sys.executable,
                 "-m",
                 "tests.support.faultproxy",
@@ -498,6 +511,24 @@ def start_proxy_process(
     raise ProxyError(
         f"faultproxy did not start within {startup_timeout}s (exit status {status}): {error}"
     )
+
+
+def start_route_through(namespace: Namespace, port: int) -> list[ProxyProcess]:
+    """Relays that carry connections to loopback `port` through `namespace`, where nft can
+    make the path lossy: one inside it, at namespace.ns_ip (connect to it: it comes first),
+    and one on this side of the veth pair that it relays to, back to `port`."""
+    back = start_proxy_process(port, listen_host=namespace.host_ip)
+    try:
+        inside = start_proxy_process(
+            back.port,
+            target_host=namespace.host_ip,
+            listen_host=namespace.ns_ip,
+            prefix=tuple(namespace.prefix),
+        )
+    except BaseException:
+        back.stop()
+        raise
+    return [inside, back]
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@ runs inside it reaches this side over a path nft inside can cut or make lossy.""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
+
+NETWORK = ipaddress.ip_network("10.231.0.0/16")  # every Namespace's veth pair is in it
 
 
 class Namespace:
@@ -16,7 +19,8 @@ class Namespace:
         tag = os.getpid() % 10000
         self.name = f"ofrp-f8-{tag}"
         self.outer, self.inner = f"vof{tag}h", f"vof{tag}n"
-        self.host_ip, self.ns_ip = f"10.231.{tag % 250}.1", f"10.231.{tag % 250}.2"
+        subnet = NETWORK[tag % 250 * 256]
+        self.host_ip, self.ns_ip = str(subnet + 1), str(subnet + 2)
         self.prefix = ["ip", "netns", "exec", self.name]
 
     def __enter__(self) -> Namespace:
@@ -47,12 +51,15 @@ class Namespace:
         )
         self._nft(rules)
 
-    def drop_share(self, percent: float) -> None:
-        """Drop `percent` % of the UDP datagrams that come in over the veth pair, at random
-        (nft's numgen, in steps of 0.01 %): a lossy path for whatever runs inside. Each call
-        replaces the share set before; 0 drops none."""
+    def drop_share(self, percent: float, protocol: str = "udp") -> None:
+        """Drop `percent` % of the packets of `protocol` (udp or tcp) that come in over the
+        veth pair, at random (nft's numgen, in steps of 0.01 %): a lossy path for whatever
+        runs inside. Each call replaces the share set before; 0 drops none. (Going out, a
+        dropped TCP segment is only a local error its sender retries at once, not a loss.)"""
+        if protocol not in ("udp", "tcp"):
+            raise ValueError(f"protocol {protocol!r}: udp or tcp")
         rule = (
-            f'iifname "{self.inner}" meta l4proto udp numgen random mod 10000 < '
+            f'iifname "{self.inner}" meta l4proto {protocol} numgen random mod 10000 < '
             f"{round(percent * 100)} drop;"
             if percent > 0
             else ""
