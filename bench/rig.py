@@ -295,13 +295,16 @@ class Workload:
     def __init__(
         self, procs: Procs, name: str, display: str, size: tuple[int, int], xauthority: str | None
     ) -> None:
-        if name not in ("scrolling", "motion", "static", "desktop"):
+        if name not in ("scrolling", "scrolling-aa", "motion", "static", "desktop"):
             raise ValueError(f"unknown workload {name!r}")
         width, height = size
         env = {"XAUTHORITY": xauthority} if xauthority else {}
         xterm = ["xterm", "-fn", "fixed", "-geometry", f"{width // 6}x{height // 13}+0+0", "-e"]
+        if name == "scrolling-aa":  # antialiased, as most desktops draw text: greys, 8x15 cells
+            font = ["-fa", "DejaVu Sans Mono", "-fs", "10"]
+            xterm = ["xterm", *font, "-geometry", f"{width // 8}x{height // 15}+0+0", "-e"]
         self._stats: Path | None = None
-        if name in ("scrolling", "desktop"):
+        if name in ("scrolling", "scrolling-aa", "desktop"):
             script = "while :; do ls -la /usr/bin; done"
             procs.spawn([*xterm, "sh", "-c", script], display, env=env)
         elif name == "static":

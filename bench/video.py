@@ -6,7 +6,8 @@ and over FRP8, whose WebRTC track a real coturn relays, and the Python terminal)
 websockify + noVNC in the same Chromium, and ffmpeg x11grab + libx264 ultrafast/zerolatency as
 the encoder reference. Workloads: a scrolling xterm, full-screen motion (ffplay testsrc2) and a
 static screen; on demand (`--workloads desktop`) the scrolling xterm with testsrc2 playing in a
-window a third of the screen's size over its bottom right, where text and video share frames.
+window a third of the screen's size over its bottom right, where text and video share frames,
+and (`--workloads scrolling-aa`) the scrolling xterm in an antialiased font.
 
 Figures per (system, workload): frames drawn per second (animation frames in which the page's
 visible canvas was drawn on, but for the first part of a picture in two frames, or its <video>
@@ -61,7 +62,8 @@ from bench.systems import RUNNERS, Group, Stack, novnc_on
 from tests.e2e.browser import ARGS
 
 WORKLOADS = ("scrolling", "motion", "static")
-MORE_WORKLOADS = ("desktop",)  # on demand: text scrolling with a video beside it
+# On demand: text scrolling with a video beside it; the xterm in an antialiased font.
+MORE_WORKLOADS = ("desktop", "scrolling-aa")
 WARMUP = 1.5
 
 
