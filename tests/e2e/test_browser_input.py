@@ -1,6 +1,6 @@
 """The browser terminal's keyboard and mouse in headless Chromium reach `xev` on a real Xvfb:
 typed text exactly (a non-ASCII character, an AltGr result, a dead-key composition,
-Cyrillic), clicks at the pixel the person pointed at, and nothing held once the page loses
+Cyrillic, text inserted without keys and an input method's composition), clicks at the pixel the person pointed at, and nothing held once the page loses
 focus; the session's cursor shape drawn by the page."""
 
 from __future__ import annotations
@@ -78,11 +78,17 @@ def test_typing_and_clicking_in_the_page_reach_the_app(
     key("é", "KeyE", "é")
     for char, code in zip("Мир", ("KeyV", "KeyB", "KeyH"), strict=True):  # Russian layout
         key(char, code, char)
+    # Text with no key of its own: an on-screen keyboard or the emoji picker inserts it, an
+    # input method composes it (only what it commits is typed, not the composition).
+    page.keyboard.insert_text("ñ中")
+    cdp.send("Input.imeSetComposition", {"text": "にほ", "selectionStart": 2, "selectionEnd": 2})
+    cdp.send("Input.insertText", {"text": "日本"})
     page.keyboard.press("Enter")
-    expected = "Hello, world!é€éМир\n"
+    expected = "Hello, world!é€éМирñ中日本\n"
     xev.wait_text(expected)
     assert typed(xev.events()) == expected
-    assert browser.view()["input"]["keys"] >= 2 * len(expected)
+    assert browser.view()["input"]["keys"] >= 2 * (len(expected) - 4)
+    assert browser.view()["input"]["texts"] == 4
 
     # A key held while the page loses focus is let go in the session too.
     page.keyboard.down("Shift")

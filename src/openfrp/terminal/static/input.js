@@ -5,6 +5,11 @@
 // AltGr results and dead-key compositions arrive as the character itself, and the server binds
 // a keycode for characters its keymap lacks. Named keys come from a table, modifiers from
 // `code`. The key-up sends what its key-down sent, whatever the modifiers did in between.
+// Text that comes with no key of its own (an input method's composition: Chinese, Japanese,
+// Korean; an on-screen keyboard, dictation, the emoji picker) is typed in the session as
+// each character's key pressed and let go: the keyboard's focus is a hidden text field, the
+// "sink", whose compositions and inserted text are read and emptied; keys the page sends
+// itself never reach it as text (their default action is prevented).
 // Positions are remote screen pixels (the video maps the drawn picture back); in pointer lock,
 // relative moves are added up into an absolute position. Leaving the page (blur, hidden tab)
 // lets go of every held key and button. Key events in the bar and menu belong to the page.
@@ -35,9 +40,16 @@ class OpenfrpInput {
     this.buttons = 0;
     this.at = null;  // the last remote position sent
     this.wheel = { x: 0, y: 0 };
-    this.view = { sent: 0, keys: 0, pointer: 0, released: 0, locked: false };
-    canvas.tabIndex = 0;  // focusable, so a click on the screen takes the keyboard from the bar
-    canvas.style.outline = "none";
+    this.view = { sent: 0, keys: 0, texts: 0, pointer: 0, released: 0, locked: false };
+    this.sink = OpenfrpInput.makeSink();
+    canvas.after(this.sink);
+    this.sink.focus({ preventScroll: true });
+    this.sink.addEventListener("compositionend", (e) => this.text(e.data));
+    this.sink.addEventListener("input", (e) => {
+      if (e.isComposing) return;  // its compositionend brings the text
+      if (e.inputType === "insertText") this.text(e.data);
+      this.sink.value = "";
+    });
     document.addEventListener("keydown", (e) => this.key(e, true));
     document.addEventListener("keyup", (e) => this.key(e, false));
     for (const kind of ["pointermove", "pointerdown", "pointerup"]) {
@@ -52,6 +64,24 @@ class OpenfrpInput {
     document.addEventListener("pointerlockchange", () => {
       this.view.locked = document.pointerLockElement === canvas;
     });
+  }
+
+  // A text field the person never sees, where the keyboard's focus stays during a session: it
+  // receives what an input method composes, which a canvas cannot. Near the screen's top left
+  // corner, so a composition's candidate window opens over the screen.
+  static makeSink() {
+    const sink = document.createElement("textarea");
+    sink.id = "keys";
+    sink.setAttribute("aria-label", "Keyboard input to the session");
+    for (const name of ["autocomplete", "autocorrect", "autocapitalize"]) {
+      sink.setAttribute(name, "off");
+    }
+    sink.spellcheck = false;
+    Object.assign(sink.style, {
+      position: "fixed", left: "8px", top: "8px", width: "1px", height: "1px", opacity: "0",
+      border: "0", padding: "0", resize: "none", overflow: "hidden", pointerEvents: "none",
+    });
+    return sink;
   }
 
   static keysym(e) {
@@ -73,7 +103,8 @@ class OpenfrpInput {
   }
 
   key(e, down) {
-    if (e.target instanceof Element && e.target.closest("#bar, input, textarea, select")) return;
+    const target = e.target instanceof Element && e.target !== this.sink ? e.target : null;
+    if (target !== null && target.closest("#bar, input, textarea, select")) return;
     if (e.isComposing) return;
     const keysym = down ? OpenfrpInput.keysym(e) : this.held.get(e.code);
     if (keysym === null || keysym === undefined) return;  // a dead key: wait for its result
@@ -81,6 +112,18 @@ class OpenfrpInput {
     if (down) this.held.set(e.code, keysym);
     else this.held.delete(e.code);
     if (this.send("key", { keysym, down })) this.view.keys += 1;
+  }
+
+  // Text that came without keys: each character pressed and let go.
+  text(data) {
+    this.sink.value = "";
+    for (const char of data || "") {
+      const keysym = OpenfrpInput.keysym({ key: char, code: "" });
+      if (keysym === null) continue;
+      if (this.send("key", { keysym, down: true }) && this.send("key", { keysym, down: false })) {
+        this.view.texts += 1;
+      }
+    }
   }
 
   // DOM buttons: 1 left, 2 right, 4 middle; the message: bit0 left, bit1 middle, bit2 right.
@@ -105,7 +148,7 @@ class OpenfrpInput {
     const buttons = OpenfrpInput.mask(e.buttons);
     if (e.type === "pointerdown") {
       e.preventDefault();
-      this.canvas.focus({ preventScroll: true });
+      this.sink.focus({ preventScroll: true });
     }
     const at = this.position(e) ?? (buttons !== this.buttons ? this.at : null);
     if (at === null) return;  // outside the picture, nothing pressed or let go
