@@ -1,7 +1,8 @@
 """The browser terminal's keyboard and mouse in headless Chromium reach `xev` on a real Xvfb:
 typed text exactly (a non-ASCII character, an AltGr result, a dead-key composition,
-Cyrillic, text inserted without keys and an input method's composition), clicks at the pixel the person pointed at, and nothing held once the page loses
-focus; the session's cursor shape drawn by the page."""
+Cyrillic, text inserted without keys and an input method's composition), clicks at the
+pixel the person pointed at, and nothing held once the page loses focus; the session's
+cursor shape drawn by the page."""
 
 from __future__ import annotations
 
