@@ -1,10 +1,13 @@
 """A server killed with SIGKILL and started again ends the sessions it left open: 4004 for an
 active one, 4001 for one that never started; the terminal's resume gets that code and stops
-at once, the link opened again names it, and the analyzer calls it a server fault."""
+at once, the link opened again names it, and the analyzer calls it a server fault. A server
+stopped as an operator stops it (SIGTERM) leaves none open: started again, it ends nothing
+a second time."""
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -13,6 +16,7 @@ from pathlib import Path
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import OPENFRP, ServerProcess, hello_for
 from tests.e2e.test_host_codes import popup
+from tests.e2e.test_terminal_picture import APP, needs_x
 
 PAD = {
     "desktop": {"reconnect_attempts": 60, "reconnect_backoff_max": 1.0, "reconnect_window": 60.0}
@@ -92,5 +96,33 @@ def test_a_clean_restart_ends_nothing(e2e: E2E, tmp_path: Path) -> None:
         time.sleep(0.5)
         ended = again.log.find(event="session.ended", session_id=ticket["session_id"])
         assert [e["code"] for e in ended] == [4000]  # only the real end, logged once
+    finally:
+        again.stop()
+
+
+@needs_x
+def test_sessions_ended_by_a_clean_stop_are_not_ended_again_as_a_crash(e2e: E2E) -> None:
+    """The end is in the registry before the server leaves: a session waiting for its
+    terminal, with a real display (whose teardown the stopping server does not wait for), is
+    recorded ended with 4019."""
+    pads = {"x": {"app_command": APP, "display_ready_timeout": 10.0}}
+    first = e2e.server(server={"display": "xvfb"}, launchpads=pads)
+    ticket = first.launch("alice", "x")
+    sid = ticket["session_id"]
+    term = e2e.connected(first, ticket)
+    _until(lambda: first.session(sid)["state"] == "active")
+    term.process.kill()  # by PID: the session waits for a resume, no connection keeps the
+    term.process.wait(10)  # server serving while it stops
+    first.log.wait_event(event="session.disconnected", session_id=sid)
+    first.signal(signal.SIGTERM)
+    assert first.wait_exit(timeout=15) == 0
+
+    again = ServerProcess.start(first.root, server={"display": "xvfb"}, launchpads=pads)
+    try:
+        assert again.session(sid)["final_code"] == 4019
+        ended = again.log.find(event="session.ended", session_id=sid)
+        assert [(e["code"], e["attrs"]["reason"]) for e in ended] == [
+            (4019, "server received SIGTERM")
+        ]
     finally:
         again.stop()

@@ -156,10 +156,7 @@ class SessionRuntime:
                 await self._apply(actions)
             except Exception as exc:
                 await self._crash(exc)
-            if self.machine.state is not self._state:
-                self._state = self.machine.state
-                self._show_cursor(None)
-                self._on_state(self)
+            self._note_state()
             if self.machine.primary != self._primary:
                 self._primary = self.machine.primary
                 if self._input is not None:  # dropped or resumed: no key stays held
@@ -491,7 +488,18 @@ class SessionRuntime:
         for event in [*accepted, *notes]:
             self._log.write(event)
 
+    def _note_state(self) -> None:
+        """Tell the host of the machine's new state, which it records in the registry."""
+        if self.machine.state is not self._state:
+            self._state = self.machine.state
+            self._show_cursor(None)
+            self._on_state(self)
+
     async def _end(self) -> None:
+        # The end is recorded before `ended` is set: a stopping server waits for `ended`, not
+        # for the teardown below, and then for the writes queued so far (an end recorded
+        # after it was lost, and the next start took the session for one a crash left open).
+        self._note_state()
         self.ended.set()
         self.monitors.stop()
         if self._cursor is not None:
