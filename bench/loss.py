@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from functools import partial
@@ -150,7 +148,9 @@ def measured(
     log = group.items["server"].log
     seen = len(log.events())
     count = (
-        (lambda: stack.page.evaluate(RECEIVER_JS)) if system == "frp8" else lambda: tcp(namespace)
+        (lambda: stack.page.evaluate(RECEIVER_JS))
+        if system == "frp8"
+        else lambda: {"retransmitted": namespace.retransmitted()}
     )
     before = count()
     row = {"system": f"openfrp-{system}", "loss_pct": loss, "workload": workload}
@@ -159,18 +159,6 @@ def measured(
     row |= {k: round(after[k] - before.get(k, 0), 3) for k in after}
     row["codes"] = sorted({e["code"] for e in log.events()[seen:] if e.get("code") is not None})
     return row
-
-
-def tcp(namespace: Namespace) -> dict[str, float]:
-    """Segments sent again so far by this side's ends of the lossy path (the relay to the one
-    inside, and the one that relays back from it): each direction's sender (`ss`)."""
-    out = subprocess.run(
-        ["ss", "-tinH", f"( dst {namespace.ns_ip} or src {namespace.host_ip} )"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return {"retransmitted": float(sum(int(n) for n in re.findall(r"retrans:\d+/(\d+)", out)))}
 
 
 def emit(row: dict[str, Any], as_json: bool) -> None:

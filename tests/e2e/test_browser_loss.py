@@ -8,9 +8,7 @@ too; the rate control keeps its bitrate, and neither side sees a code."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +24,12 @@ from tests.e2e.browser import CHROMIUM, Browser, joined
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import ServerProcess
 from tests.e2e.test_browser_desktop import covered, page_picture
-from tests.e2e.test_browser_track_text import closed, gradient, put
+from tests.e2e.test_browser_track_text import (
+    closed,
+    gradients_come_and_go,
+    moving_gradient,
+    put,
+)
 from tests.e2e.test_sharp_text import LISTING, still_screen
 from tests.e2e.test_terminal_picture import needs_x
 from tests.support.faultproxy import ProxyProcess, start_proxy_process, start_route_through
@@ -51,17 +54,6 @@ def lossy() -> Iterator[tuple[Namespace, list[ProxyProcess]]]:
         finally:
             for relay in reversed(relays):
                 relay.stop()
-
-
-def retransmitted(namespace: Namespace) -> int:
-    """Segments this side's ends of the lossy path sent again (`ss`): the loss was real."""
-    out = subprocess.run(
-        ["ss", "-tinH", f"( dst {namespace.ns_ip} or src {namespace.host_ip} )"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return sum(int(n) for n in re.findall(r"retrans:\d+/(\d+)", out))
 
 
 def shown(browser: Browser, tmp_path: Path) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
@@ -103,23 +95,20 @@ def test_text_and_video_drawn_over_a_five_percent_lossy_path_reach_the_page(
     x, y, w, h = AT
     inside = (slice(y, y + h), slice(x, x + w))
 
-    def near(picture: NDArray[np.uint8], drawn: NDArray[np.uint8]) -> bool:
-        return bool(np.abs(picture[inside].astype(int) - drawn[inside]).mean() < 6)
+    def exact() -> bool:
+        return settles(browser, tmp_path, lambda p, m: np.array_equal(p[m], truth[m]))
 
-    for shift in range(4):  # drawn and taken back while the path loses segments
-        put(server, sid, x, y, (gradient(w, h) * (1 - 0.15 * shift)).astype(np.uint8))
-        drawn = still_screen(server, sid)
-        assert settles(browser, tmp_path, lambda p, m, d=drawn: near(p, d)), shift
-        put(server, sid, x, y, truth[inside])
-        assert settles(browser, tmp_path, lambda p, m: np.array_equal(p[m], truth[m])), shift
-    start, shift = time.monotonic(), 0
-    while time.monotonic() - start < 10:  # a moving gradient, 20 pictures a second
-        shift += 1
-        put(server, sid, x, y, np.roll(gradient(w, h), 8 * shift, axis=1))
-        time.sleep(0.05)
+    def video(drawn: NDArray[np.uint8]) -> bool:
+        def near(picture: NDArray[np.uint8], _: NDArray[np.bool_]) -> bool:
+            return bool(np.abs(picture[inside].astype(int) - drawn[inside]).mean() < 6)
+
+        return settles(browser, tmp_path, near)
+
+    gradients_come_and_go(server, sid, AT, truth, video, exact)
+    moving_gradient(server, sid, AT, 10)
     put(server, sid, x, y, truth[inside])
-    assert settles(browser, tmp_path, lambda p, m: np.array_equal(p[m], truth[m]))
-    assert retransmitted(namespace) > 0
+    assert exact()
+    assert namespace.retransmitted() > 0
     namespace.drop_share(0, "tcp")
     closed(browser)
     stats = [e["attrs"] for e in server.log.find(event="stats") if e.get("source") == "server"]

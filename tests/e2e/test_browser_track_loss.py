@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,16 @@ from openfrp.media.streamer import max_bitrate
 from openfrp.media.track_budget import DOWN
 from tests.e2e.browser import CHROMIUM, Browser
 from tests.e2e.conftest import E2E
-from tests.e2e.test_browser_track_text import OVER, PAGE, closed, gradient, put, session, settles
+from tests.e2e.test_browser_track_text import (
+    OVER,
+    PAGE,
+    closed,
+    gradients_come_and_go,
+    moving_gradient,
+    put,
+    session,
+    settles,
+)
 from tests.e2e.test_sharp_text import LISTING, still_screen
 from tests.e2e.test_terminal_picture import needs_x
 from tests.support.coturn import TURNSERVER, Coturn, start_coturn
@@ -63,26 +71,21 @@ def test_text_and_video_drawn_over_a_five_percent_lossy_path_reach_the_page(
     def near(shot: NDArray[np.uint8], drawn: NDArray[np.uint8]) -> bool:
         return bool(np.abs(shot[inside].astype(int) - drawn[inside]).mean() < 6)
 
-    for shift in range(4):  # drawn and taken back while the path loses packets
-        put(server, sid, x, y, (gradient(w, h) * (1 - 0.15 * shift)).astype(np.uint8))
-        drawn = still_screen(server, sid)
-        video = settles(browser, lambda shot, drawn=drawn: near(shot, drawn), 15)
-        assert near(video, drawn), shift
-        put(server, sid, x, y, truth[inside])
+    def exact() -> bool:
         back = settles(browser, lambda shot: np.array_equal(shot[PAGE], truth[PAGE]), 15)
-        assert np.array_equal(back[PAGE], truth[PAGE]), shift
-    # 12 s of a moving gradient, past the 10 s between two logs of the budget's moves: one
-    # unlucky window of 100 packets may lower it once or twice, but 5 % of loss does not
-    # bring it down (reading each report's loss, it fell to the floor, 150 kbit/s, within
-    # seconds).
-    start, shift = time.monotonic(), 0
-    while time.monotonic() - start < 12:
-        shift += 1
-        put(server, sid, x, y, np.roll(gradient(w, h), 8 * shift, axis=1))
-        time.sleep(0.05)
+        return np.array_equal(back[PAGE], truth[PAGE])
+
+    def video(drawn: NDArray[np.uint8]) -> bool:
+        return near(settles(browser, lambda shot: near(shot, drawn), 15), drawn)
+
+    # Drawn and taken back while the path loses packets, then 12 s of a moving gradient, past
+    # the 10 s between two logs of the budget's moves: one unlucky window of 100 packets may
+    # lower it once or twice, but 5 % of loss does not bring it down (reading each report's
+    # loss, it fell to the floor, 150 kbit/s, within seconds).
+    gradients_come_and_go(server, sid, OVER, truth, video, exact)
+    moving_gradient(server, sid, OVER, 12)
     put(server, sid, x, y, truth[inside])
-    back = settles(browser, lambda shot: np.array_equal(shot[PAGE], truth[PAGE]), 15)
-    assert np.array_equal(back[PAGE], truth[PAGE])
+    assert exact()
     floor = max_bitrate(truth.shape[1], truth.shape[0]) * DOWN * DOWN
     budgets = [e["attrs"]["bitrate"] for e in server.log.find(event="stream.budget")]
     assert all(bitrate >= floor for bitrate in budgets), budgets

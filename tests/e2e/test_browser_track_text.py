@@ -6,6 +6,7 @@ still screen costs next to nothing, and scrolling text goes on the channel, not 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,36 @@ def gradient(width: int, height: int) -> NDArray[np.uint8]:
     """Smooth, and of more colours than a palette tile holds."""
     ys, xs = np.mgrid[0:height, 0:width]
     return np.stack([xs * 255 // width, ys * 255 // height, (xs + ys) % 256], -1).astype(np.uint8)
+
+
+def gradients_come_and_go(
+    server: ServerProcess,
+    sid: str,
+    at: tuple[int, int, int, int],
+    truth: NDArray[np.uint8],
+    shows_near: Callable[[NDArray[np.uint8]], bool],
+    shows_truth: Callable[[], bool],
+) -> None:
+    """Four gradients drawn at `at` (x, y, width, height) beside the text, each taken back:
+    the page must show each (`shows_near` waits for the screen as drawn), then `truth` again."""
+    x, y, w, h = at
+    for shift in range(4):
+        put(server, sid, x, y, (gradient(w, h) * (1 - 0.15 * shift)).astype(np.uint8))
+        assert shows_near(still_screen(server, sid)), shift
+        put(server, sid, x, y, truth[y : y + h, x : x + w])
+        assert shows_truth(), shift
+
+
+def moving_gradient(
+    server: ServerProcess, sid: str, at: tuple[int, int, int, int], s: float
+) -> None:
+    """A gradient moving at `at` for `s` seconds, 20 pictures a second."""
+    x, y, w, h = at
+    start, shift = time.monotonic(), 0
+    while time.monotonic() - start < s:
+        shift += 1
+        put(server, sid, x, y, np.roll(gradient(w, h), 8 * shift, axis=1))
+        time.sleep(0.05)
 
 
 def session(e2e: E2E, coturn: Coturn, browser: Browser, app: str) -> tuple[ServerProcess, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import subprocess
 
 NETWORK = ipaddress.ip_network("10.231.0.0/16")  # every Namespace's veth pair is in it
@@ -72,6 +73,17 @@ class Namespace:
             "}\n"
         )
         self._nft(rules)
+
+    def retransmitted(self) -> int:
+        """TCP segments this side's sockets to the namespace (or bound to this side's end of
+        the veth pair) sent again so far (`ss`): what TCP did about a lossy path."""
+        out = subprocess.run(
+            ["ss", "-tinH", f"( dst {self.ns_ip} or src {self.host_ip} )"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return sum(int(n) for n in re.findall(r"retrans:\d+/(\d+)", out))
 
     def _nft(self, rules: str) -> None:
         subprocess.run([*self.prefix, "nft", "-f", "-"], input=rules, text=True, check=True)
