@@ -69,3 +69,35 @@ def test_report_renders_charts_in_headless_chromium(report: Path) -> None:
             browser.close()
     assert errors == []
     assert all(url.startswith("file:") for url in requests)
+
+
+def test_trend_lines_stand_on_a_true_time_axis() -> None:
+    """Buckets minutes apart and one an hour later are not drawn evenly spaced: the empty
+    buckets between them count as zeros."""
+
+    def bucket(t: str, sessions: int) -> dict[str, object]:
+        return {
+            "t": t,
+            "sessions": sessions,
+            "failures": 1,
+            "failure_pct": 50.0,
+            "code_counts": [1],
+        }
+
+    held = [
+        bucket("2026-03-02T10:00:00", 2),
+        bucket("2026-03-02T10:05:00", 3),
+        bucket("2026-03-02T11:00:00", 1),
+    ]
+    every = report_html.every_bucket(held, 300, 1)
+    assert [row["t"] for row in every][:3] == [
+        "2026-03-02T10:00:00",
+        "2026-03-02T10:05:00",
+        "2026-03-02T10:10:00",
+    ]
+    assert len(every) == 13 and every[-1] is held[-1]
+    assert [row["sessions"] for row in every] == [2, 3] + [0] * 10 + [1]
+    assert every[5]["code_counts"] == [0]
+    assert report_html.every_bucket(held[:1], 300, 1) == held[:1]
+    far = [held[0], bucket("2026-06-02T10:00:00", 1)]  # past MAX_SPAN buckets: left as they are
+    assert report_html.every_bucket(far, 300, 1) == far

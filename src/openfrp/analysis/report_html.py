@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from openfrp.analysis import charts
 from openfrp.analysis.summary import scope_text
+
+MAX_SPAN = 500  # buckets a trend line spans at most, empty ones included
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -45,9 +48,26 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], table_id: str)
     return f'<table id="{table_id}"><tr>{head}</tr>{"".join(body)}</table>'
 
 
+def every_bucket(buckets: list[dict[str, Any]], seconds: int, codes: int) -> list[dict[str, Any]]:
+    """The summary's buckets (those that hold sessions) with the empty ones between them as
+    zeros, so the trend lines stand on a true time axis (three buckets minutes apart and one
+    hours later are not evenly spaced). At most MAX_SPAN of them: a log that grew past its
+    buckets' width keeps only the ones that hold sessions."""
+    if len(buckets) < 2 or seconds <= 0:
+        return buckets
+    found = {datetime.fromisoformat(row["t"]): row for row in buckets}
+    first, last = min(found), max(found)
+    span = int((last - first).total_seconds() // seconds) + 1
+    if span > MAX_SPAN:
+        return buckets
+    empty = {"sessions": 0, "failures": 0, "failure_pct": None, "code_counts": [0] * codes}
+    steps = (first + timedelta(seconds=seconds * i) for i in range(span))
+    return [found.get(t) or {**empty, "t": t.isoformat()} for t in steps]
+
+
 def _charts(summary: dict[str, Any]) -> list[str]:
     series = summary["series"]
-    buckets = series["buckets"]
+    buckets = every_bucket(series["buckets"], series["bucket_seconds"], len(series["codes"]))
     labels = [row["t"][5:16].replace("T", " ") for row in buckets]
     out = [
         charts.lines(
