@@ -16,7 +16,7 @@ this frame. BANDS names the layout of the indices, the only one: a run's rows go
 8 / bits rows (the last band padded with index 0), each band as one byte per column, its
 first row in the most significant bits. A glyph of text is then the same bytes wherever it
 stands on its line, which deflate finds again: a scrolling listing in a 1-bit bitmap font
-deflates to 28-34 % fewer bytes than row by row, 2- and 4-bit coloured text 16 % fewer; at 8
+deflates to 28-32 % fewer bytes than row by row, 2- and 4-bit coloured text 16 % fewer; at 8
 bits a band is one row. A frame without BANDS is from a server of another layout: refused.
 
 Without ROWS the data is a zlib stream of its own. With ROWS it goes on from the previous
@@ -199,11 +199,9 @@ def _bands(indices: NDArray[np.uint8], bits: int) -> NDArray[np.uint8]:
 
 
 def _literal_runs(
-    part: NDArray[np.uint32], runs: list[tuple[int, int]] | None
+    part: NDArray[np.uint32], runs: list[tuple[int, int]]
 ) -> list[NDArray[np.uint32]]:
-    """The runs of `part` sent as indices, in order (all of it without a row cache)."""
-    if runs is None:
-        return [part]
+    """The runs of `part`'s rows sent as indices, in order."""
     found, row = [], 0
     for start, count in runs:
         if start == LITERAL:
