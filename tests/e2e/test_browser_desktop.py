@@ -4,6 +4,8 @@ and after the window is resized."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,18 @@ def desktop(e2e: E2E) -> ServerProcess:
         server={"display": "xvfb", "video_fps": 15},
         launchpads={"x": {"app_command": APP, "display_ready_timeout": 10.0}},
     )
+
+
+def resources(server: ServerProcess, sid: str) -> str:
+    """The X resources of the session's display (`xrdb -query`), as the app's own user."""
+    number = server.log.wait_event(event="display.ready", session_id=sid)["attrs"]["display"]
+    accounts = server.log.find(event="session.account", session_id=sid)
+    env = {**os.environ, "DISPLAY": f":{number}"}
+    if accounts:
+        env["XAUTHORITY"] = str(Path(accounts[0]["attrs"]["home"]) / ".Xauthority")
+    return subprocess.run(
+        ["xrdb", "-query"], env=env, capture_output=True, text=True, check=True, timeout=10
+    ).stdout
 
 
 def page_picture(browser: Browser, path: Path) -> tuple[np.ndarray[Any, Any], dict[str, Any]]:
@@ -126,6 +140,8 @@ def test_the_screen_follows_the_window(e2e: E2E, browser: Browser) -> None:
     truth = settled_screen(server, sid)
     assert truth.shape[:2] == (600, 800)  # the display took the window's size at join
     shows(browser, truth, e2e.root / "small.png")
+    ready = server.log.wait_event(event="display.ready", session_id=sid)
+    assert ready["attrs"]["dpi"] is None and "Xft.dpi" not in resources(server, sid)
 
     browser.page.set_viewport_size({"width": 900, "height": 700})
     browser.page.set_viewport_size({"width": 1000, "height": 640})  # one resize is sent
@@ -155,6 +171,10 @@ def test_a_hidpi_window_gets_a_screen_in_device_pixels_drawn_1to1(
         assert truth.shape[:2] == (640, 960)  # 480x320 CSS pixels at 2 device pixels each
         assert hidpi.view()["video"]["screen"] == {"width": 960, "height": 640, "scale": 2}
         shows(hidpi, truth, e2e.root / "hidpi.png")  # the screenshot is in device pixels
+        # The apps are told the pixels are twice as dense: their text keeps its size.
+        ready = server.log.wait_event(event="display.ready", session_id=sid)
+        assert ready["attrs"]["dpi"] == 192
+        assert "Xft.dpi:\t192" in resources(server, sid)
         assert hidpi.errors == []
     finally:
         context.close()

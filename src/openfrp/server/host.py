@@ -265,6 +265,31 @@ async def start_display(
     return display
 
 
+BASE_DPI = 96  # a CSS pixel's density: what a window of scale 1 shows
+
+
+async def set_dpi(display: Display, scale: float | None) -> int | None:
+    """Tell the apps of `display` how dense the person's pixels are, as the X resource Xft.dpi
+    (read by Xft, GTK and Qt when they start): on a window of 2 device pixels per CSS pixel,
+    text in the session then has the size it has in the person's other windows, not half of
+    it. Set only for a scale other than 1 (at 1 the display's own 100 dpi stays) on a real
+    display with xrdb installed; returns the dpi set, else None."""
+    if display.xvfb is None or scale is None or abs(scale - 1) < 0.05 or not shutil.which("xrdb"):
+        return None
+    dpi = round(BASE_DPI * scale)
+    proc = await asyncio.create_subprocess_exec(
+        "xrdb",
+        "-nocpp",
+        "-merge",
+        env={**os.environ, **display.env},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await proc.communicate(f"Xft.dpi: {dpi}\n".encode())
+    return dpi if proc.returncode == 0 else None
+
+
 async def start_app(
     settings: SessionSettings, env: dict[str, str], account: Account
 ) -> asyncio.subprocess.Process | None:

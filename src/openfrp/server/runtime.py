@@ -34,7 +34,14 @@ from openfrp.protocol.input import parse_input
 from openfrp.protocol.messages import encode
 from openfrp.protocol.server_session import ServerSession, SessionState
 from openfrp.server.desk import DESK_MESSAGES, SessionDesk
-from openfrp.server.host import Display, StartFailure, mount_profile, start_app, start_display
+from openfrp.server.host import (
+    Display,
+    StartFailure,
+    mount_profile,
+    set_dpi,
+    start_app,
+    start_display,
+)
 from openfrp.server.isolation import Account, Isolation
 from openfrp.server.links import Link, Transport
 from openfrp.server.monitors import SessionMonitors
@@ -282,7 +289,8 @@ class SessionRuntime:
             await mount_profile(settings, {**env, "OPENFRP_SESSION_HOME": str(account.home)})
             size = self.stream.screen_of(self.machine.primary)
             self.display = await start_display(self._display_kind, settings, size)
-            self._write(Log("display.ready", attrs=self.display.describe()))
+            dpi = await set_dpi(self.display, self.stream.scale_of(self.machine.primary))
+            self._write(Log("display.ready", attrs={**self.display.describe(), "dpi": dpi}))
             if self.display.cookie:
                 await asyncio.to_thread(
                     account.give_cookie, self.display.cookie, self.display.number

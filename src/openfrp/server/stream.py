@@ -45,6 +45,7 @@ class SessionStream:
         self._post = post
         self._fps = fps
         self._hellos: dict[str, tuple[list[str] | None, tuple[int, int] | None]] = {}
+        self._scales: dict[str, float] = {}  # device pixels per CSS pixel, of windows that say
         self.streamer: Streamer | None = None
         self._fit: Callable[[int, int], tuple[int, int]] = lambda w, h: (w, h)
         self._resizing: set[asyncio.Task[None]] = set()
@@ -69,11 +70,18 @@ class SessionStream:
         width, height = screen.get("width"), screen.get("height")
         size = (width, height) if isinstance(width, int) and isinstance(height, int) else None
         self._hellos[cid] = (names, size)
+        scale = screen.get("scale")
+        if isinstance(scale, int | float) and not isinstance(scale, bool) and 0 < scale <= 8:
+            self._scales[cid] = float(scale)
         while len(self._hellos) > _REMEMBERED:
+            self._scales.pop(next(iter(self._hellos)), None)
             del self._hellos[next(iter(self._hellos))]
 
     def screen_of(self, cid: str | None) -> tuple[int, int] | None:
         return self._hellos.get(cid, (None, None))[1] if cid is not None else None
+
+    def scale_of(self, cid: str | None) -> float | None:
+        return self._scales.get(cid) if cid is not None else None
 
     def start(self, display: Screen, settings: SessionSettings) -> None:
         callbacks = Callbacks(
