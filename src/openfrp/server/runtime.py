@@ -287,9 +287,9 @@ class SessionRuntime:
             )
             self._write(Log("session.account", attrs=account.describe()))
             await mount_profile(settings, {**env, "OPENFRP_SESSION_HOME": str(account.home)})
-            size = self.stream.screen_of(self.machine.primary)
-            self.display = await start_display(self._display_kind, settings, size)
-            dpi = await set_dpi(self.display, self.stream.scale_of(self.machine.primary))
+            hello = self.stream.hello_of(self.machine.primary)
+            self.display = await start_display(self._display_kind, settings, hello.size)
+            dpi = await set_dpi(self.display, hello.scale)
             self._write(Log("display.ready", attrs={**self.display.describe(), "dpi": dpi}))
             if self.display.cookie:
                 await asyncio.to_thread(

@@ -9,7 +9,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from openfrp.media.damage import DamageWatch
 from openfrp.media.streamer import Callbacks, Screen, Streamer
@@ -19,6 +19,14 @@ from openfrp.server.links import Link
 from openfrp.settings import SessionSettings
 
 _REMEMBERED = 8  # hellos kept: the live connection's and a few recent ones
+
+
+class Hello(NamedTuple):
+    """What a connection's hello says about its window: decoders, size, device pixel ratio."""
+
+    decoders: list[str] | None = None
+    size: tuple[int, int] | None = None
+    scale: float | None = None
 
 
 class DamageListener(Protocol):
@@ -44,8 +52,7 @@ class SessionStream:
         self._write = write
         self._post = post
         self._fps = fps
-        self._hellos: dict[str, tuple[list[str] | None, tuple[int, int] | None]] = {}
-        self._scales: dict[str, float] = {}  # device pixels per CSS pixel, of windows that say
+        self._hellos: dict[str, Hello] = {}
         self.streamer: Streamer | None = None
         self._fit: Callable[[int, int], tuple[int, int]] = lambda w, h: (w, h)
         self._resizing: set[asyncio.Task[None]] = set()
@@ -69,19 +76,15 @@ class SessionStream:
         screen = hello.get("screen") or {}
         width, height = screen.get("width"), screen.get("height")
         size = (width, height) if isinstance(width, int) and isinstance(height, int) else None
-        self._hellos[cid] = (names, size)
         scale = screen.get("scale")
-        if isinstance(scale, int | float) and not isinstance(scale, bool) and 0 < scale <= 8:
-            self._scales[cid] = float(scale)
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 8:
+            scale = None
+        self._hellos[cid] = Hello(names, size, None if scale is None else float(scale))
         while len(self._hellos) > _REMEMBERED:
-            self._scales.pop(next(iter(self._hellos)), None)
             del self._hellos[next(iter(self._hellos))]
 
-    def screen_of(self, cid: str | None) -> tuple[int, int] | None:
-        return self._hellos.get(cid, (None, None))[1] if cid is not None else None
-
-    def scale_of(self, cid: str | None) -> float | None:
-        return self._scales.get(cid) if cid is not None else None
+    def hello_of(self, cid: str | None) -> Hello:
+        return self._hellos.get(cid, Hello()) if cid is not None else Hello()
 
     def start(self, display: Screen, settings: SessionSettings) -> None:
         callbacks = Callbacks(
@@ -154,8 +157,8 @@ class SessionStream:
         link = self._links.get(cid) if cid is not None else None
         if link is not None and not link.wants_frames:  # FRP8: its video track carries it
             cid = None
-        decoders, screen = self._hellos.get(cid, (None, None)) if cid else (None, None)
-        self.streamer.follow(cid, decoders, screen)
+        hello = self.hello_of(cid)
+        self.streamer.follow(cid, hello.decoders, hello.size)
         self.streamer.tick()
 
     def closed(self, cid: str) -> None:
