@@ -21,6 +21,7 @@ from openfrp.media.palette import (
     ROWS,
     decode_palette,
     encode_palette,
+    rectangles,
 )
 from openfrp.media.rows import LITERAL, RUN, RowIndex, RowStore
 from tests.test_stream_media import text_picture
@@ -188,7 +189,7 @@ def test_a_column_left_put_by_a_scroll_does_not_split_its_lines(
     payload, _ = second_frame(first, second)
     assert all(x == 0 for x, *_ in rects_of(payload))  # whole lines, stacked
     assert len(rects_of(payload)) < int(mask.sum())
-    monkeypatch.setattr(palette_module, "spans", palette_module.rectangles)
+    monkeypatch.setattr(palette_module, "spans", lambda mask, w, h, _: rectangles(mask, w, h))
     split, _ = second_frame(first, second)
     assert any(x == 128 for x, *_ in rects_of(split))
     assert len(payload) < len(split) * 0.8, (len(payload), len(split))
@@ -223,3 +224,36 @@ def test_a_page_drawn_once_comes_back_as_one_run() -> None:
     sent = [send(picture, index, store, drawn) for picture in (page, text_picture(seed=5), page)]
     assert len(runs_of(sent)) <= 2, runs_of(sent)
     assert all(start != LITERAL for start, _ in runs_of(sent))
+
+
+def ragged(seed: int) -> Picture:
+    """Lines of text on white of random lengths, with no panel: a terminal's listing."""
+    picture = text_picture(seed=seed)
+    picture[:, 480:] = 255
+    return picture
+
+
+def test_lines_that_end_at_different_tiles_scroll_as_one_rectangle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = ragged(seed=1)
+    second = np.concatenate([first[14:], ragged(seed=2)[:14]])
+    payload, _ = second_frame(first, second)
+    assert len(rects_of(payload)) == 1
+    monkeypatch.setattr(palette_module, "STACK_SLACK", 1.0)
+    split, _ = second_frame(first, second)
+    assert len(rects_of(split)) > 2
+    assert len(payload) < len(split), (len(payload), len(split))
+
+
+def test_a_stack_does_not_reach_over_a_picture_beside_short_lines() -> None:
+    first, second = ragged(seed=1), np.concatenate([ragged(seed=1)[14:], ragged(seed=2)[:14]])
+    first[:, 128:] = second[:, 128:] = 255  # short lines: the rest of each row stays white
+    first[:180, 128:] = second[:180, 128:] = ragged(seed=3)[:180, 128:]  # long ones above
+    second[:180, 128:] = np.concatenate([first[14:180, 128:], ragged(seed=4)[:14, 128:]])
+    photo = np.random.default_rng(5).integers(0, 256, (128, 128, 4), np.uint8)
+    first[192:320, 256:384] = second[192:320, 256:384] = photo
+    payload, _ = second_frame(first, second, warm=False)
+    rects = rects_of(payload)
+    assert not any(x < 384 and x + w > 256 and y < 320 and y + h > 192 for x, y, w, h in rects)
+    assert len(rects) < int(changed_tiles(first, second).sum())
