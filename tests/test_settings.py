@@ -102,6 +102,8 @@ def test_unknown_launchpad_names_it() -> None:
         ("[account]\nmax_receive_timeouts = 2.5", "account.max_receive_timeouts: expected a whole"),
         ("[account]\nsend_buffer_limit = false", "account.send_buffer_limit: expected a number"),
         ("[account]\nduplicate_policy = 1", "account.duplicate_policy: expected a string"),
+        ("[account]\nfit_windows = 1", "account.fit_windows: expected true or false"),
+        ('[account]\nfit_windows = "yes"', "account.fit_windows: expected true or false"),
         ('[account]\nduplicate_policy = "kick"', "account.duplicate_policy: must be one of"),
         ("[account]\nidle_timout = 5", "account: unknown key 'idle_timout'"),
         ("[account]\nname = 5", "account.name: expected a string"),

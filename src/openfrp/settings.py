@@ -46,6 +46,7 @@ class SessionSettings:
     profile_mount_timeout: float = 60.0
     profile_mount_command: str = ""
     app_command: str = ""
+    fit_windows: bool = False  # the app's windows fill the screen and follow it (no WM)
     run_as: str = ""  # the OS user the app runs as (needs root); "" = a pool user as root
     video_failure_limit: int = 5
     max_width: int = 1920  # the largest screen a terminal's window may ask for, in pixels
@@ -86,6 +87,10 @@ def _check_value(where: str, key: str, value: Any) -> Any:
         known = ", ".join(sorted(_FIELD_TYPES))
         raise SettingsError(f"{where}: unknown key '{key}' (known keys: {known})")
     want = _FIELD_TYPES[key]
+    if want is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"{where}.{key}: expected true or false, got {value!r}")
+        return value
     if want is str:
         if not isinstance(value, str):
             raise SettingsError(f"{where}.{key}: expected a string, got {value!r}")

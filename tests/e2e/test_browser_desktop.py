@@ -155,6 +155,26 @@ def test_the_screen_follows_the_window(e2e: E2E, browser: Browser) -> None:
     assert browser.errors == []
 
 
+def test_the_app_fills_the_screen_and_follows_the_window(e2e: E2E, browser: Browser) -> None:
+    pad = {"app_command": APP, "display_ready_timeout": 10.0, "fit_windows": True}
+    server = e2e.server(server={"display": "xvfb", "video_fps": 15}, launchpads={"x": pad})
+    ticket = server.launch("erin", "x")
+    sid = ticket["session_id"]
+    browser.page.set_viewport_size({"width": 800, "height": 600})
+    joined(server, browser, ticket, server.port)
+    ready = server.log.wait_event(event="display.ready", session_id=sid)
+    assert ready["attrs"]["fit_windows"] is True
+    for size in ((800, 600), (1000, 640)):
+        browser.page.set_viewport_size({"width": size[0], "height": size[1]})
+        for _ in bounded(10.0):  # the red xterm asked for 30x8 at +40+30: it fills the screen
+            truth = settled_screen(server, sid)
+            if red_box(truth) == (0, 0, *size):
+                break
+        assert red_box(truth) == (0, 0, *size), red_box(truth)
+        shows(browser, truth, e2e.root / f"filled-{size[0]}.png")
+    assert browser.errors == []
+
+
 def test_a_hidpi_window_gets_a_screen_in_device_pixels_drawn_1to1(
     e2e: E2E, browser: Browser
 ) -> None:

@@ -64,12 +64,13 @@ DEMO_APP = "xterm -geometry 120x36+0+0 -fa Monospace -fs 11"
 
 def _demo_config(args: argparse.Namespace) -> Config:
     """Without --config, the demo's desktop launchpad runs an xterm on a real Xvfb display
-    where both are installed, so a first session is a real desktop with a real app in it."""
+    where both are installed, so a first session is a real desktop with a real app in it,
+    filling the screen as it follows the person's window."""
     config = _config(args)
     if args.config or not (shutil.which("Xvfb") and shutil.which("xterm")):
         return config
     pads = {
-        name: replace(pad, app_command=pad.app_command or DEMO_APP)
+        name: pad if pad.app_command else replace(pad, app_command=DEMO_APP, fit_windows=True)
         for name, pad in config.launchpads.items()
     }
     return replace(config, server=replace(config.server, display="xvfb"), launchpads=pads)

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from openfrp.codes import CodeNumber
+from openfrp.desk.window_fit import WindowFit
 from openfrp.media.synthetic import SyntheticDisplay
 from openfrp.media.xvfb import Framebuffer, XvfbScreen, XwdError
 from openfrp.protocol.monitors import MAX_SECONDARIES
@@ -102,6 +103,7 @@ class Display:
     number: int | None = None
     fbdir: Path | None = None
     cookie: str = ""  # the MIT-MAGIC-COOKIE-1 (hex) a client needs to connect
+    fit: WindowFit | None = None  # the launchpad's fit_windows
 
     @property
     def xauthority(self) -> Path | None:
@@ -135,7 +137,12 @@ class Display:
     def describe(self) -> dict[str, Any]:
         if self.xvfb is None:
             return {"kind": "synthetic"}
-        return {"kind": "xvfb", "display": self.number, "pid": self.xvfb.pid}
+        return {
+            "kind": "xvfb",
+            "display": self.number,
+            "pid": self.xvfb.pid,
+            "fit_windows": self.fit is not None,
+        }
 
     @property
     def width(self) -> int:
@@ -168,6 +175,8 @@ class Display:
         return self.source.resize(width, height)
 
     async def stop(self) -> None:
+        if self.fit is not None:
+            self.fit.stop()
         if self.xvfb is not None and self.xvfb.returncode is None:
             self.xvfb.terminate()
             try:
@@ -251,6 +260,8 @@ async def start_display(
         framebuffer = await _readable_framebuffer(fbdir / "Xvfb_screen0")
         display.source = XvfbScreen(framebuffer, display.env)
         await asyncio.to_thread(display.resize, width, height)
+        if settings.fit_windows:
+            display.fit = WindowFit(f":{display.number}", cookie)
 
     try:
         await asyncio.wait_for(until_ready(), settings.display_ready_timeout)
