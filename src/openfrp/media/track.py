@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from fractions import Fraction
@@ -146,28 +145,24 @@ class DisplayTrack(VideoStreamTrack):
     def attach(self, channel: Channel) -> None:
         """The control channel: palette tiles go on it once the page's hello asks for them."""
         self._channel = channel
-        channel.on("message", self._heard)
 
-    def _heard(self, data: str | bytes) -> None:
-        """The page's hello, its acknowledgements of palette frames and its keyframe asks."""
-        if not isinstance(data, str) or not any(
-            f'"{kind}"' in data for kind in ("hello", "frame_ack", "keyframe")
-        ):
-            return
-        try:
-            message = json.loads(data)
-            kind = message["type"]
-        except (ValueError, TypeError, KeyError):
-            return
-        if kind == "hello" and TILES in (message.get("decoders") or ()):
+    def heard_hello(self, decoders: list[str]) -> None:
+        """The page's hello (parsed by the session): tiles from now on if it draws them."""
+        if TILES in decoders:
             self._tiles = TrackTiles()
-        elif self._tiles is None:
-            return
-        elif kind == "frame_ack" and isinstance(message.get("frame"), int):
-            self._tiles.acked(message["frame"])
-        elif kind == "keyframe":
-            self._tiles.ask()
         self._drawn.set()
+
+    def heard_ack(self, frame: int) -> None:
+        """The page drew palette frame `frame`."""
+        if self._tiles is not None:
+            self._tiles.acked(frame)
+            self._drawn.set()
+
+    def heard_keyframe_ask(self) -> None:
+        """The page could not draw a palette frame: the tiles start over."""
+        if self._tiles is not None:
+            self._tiles.ask()
+            self._drawn.set()
 
     def encoded_as(self, codec: str | None) -> None:
         """The codec the peers agreed on ("vp8", "h264"): VP8 repeats cost a few bytes."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from openfrp.media.streamer import MAX_IN_FLIGHT
 
@@ -70,6 +70,11 @@ class Link:
     def wants_frames(self) -> bool:
         """False when the display reaches this terminal another way (an FRP8 video track)."""
         return not getattr(self._transport, "video_track", False)
+
+    @property
+    def track(self) -> Any:
+        """The FRP8 video track that carries the display to this terminal, if any."""
+        return getattr(self._transport, "track", None)
 
     def offer_frame(self, data: bytes) -> bool:
         """Queue a video frame unless too many are unacknowledged; otherwise drop it (False)."""

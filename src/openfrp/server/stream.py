@@ -80,6 +80,9 @@ class SessionStream:
         if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 8:
             scale = None
         self._hellos[cid] = Hello(names, size, None if scale is None else float(scale))
+        track = self._track_of(cid)
+        if track is not None:
+            track.heard_hello(names or [])
         while len(self._hellos) > _REMEMBERED:
             del self._hellos[next(iter(self._hellos))]
 
@@ -165,10 +168,19 @@ class SessionStream:
         if self.streamer is not None:
             self.streamer.unfollow(cid)
 
+    def _track_of(self, cid: str) -> Any:
+        link = self._links.get(cid)
+        return None if link is None else link.track
+
     def handle(self, cid: str, message: dict[str, Any]) -> bool:
         """Apply a stream message from connection `cid`; True when nothing else needs it."""
         streamer = self.streamer
         kind = message["type"]
+        track = self._track_of(cid)
+        if track is not None and kind == "frame_ack":
+            track.heard_ack(message["frame"])
+        elif track is not None and kind == "keyframe":
+            track.heard_keyframe_ask()
         if streamer is None or kind not in ("frame_ack", "keyframe", "resize"):
             return False
         if kind == "frame_ack":
