@@ -1,6 +1,7 @@
 """The browser terminal's keyboard and mouse in headless Chromium reach `xev` on a real Xvfb:
 typed text exactly (a non-ASCII character, an AltGr result, a dead-key composition,
-Cyrillic, text inserted without keys and an input method's composition), clicks at the
+Cyrillic and a shortcut on its layout, text inserted without keys and an input method's
+composition), clicks at the
 pixel the person pointed at, and nothing held once the page loses focus; the session's
 cursor shape drawn by the page."""
 
@@ -62,14 +63,21 @@ def test_typing_and_clicking_in_the_page_reach_the_app(
     # Keys of other layouts, as Chromium reports them (CDP: what the OS keyboard would send).
     cdp = page.context.new_cdp_session(page)
 
-    def key(name: str, code: str, text: str = "", down: bool = True, up: bool = True) -> None:
+    def key(
+        name: str, code: str, text: str = "", down: bool = True, up: bool = True, ctrl: bool = False
+    ) -> None:
+        modifiers = 2 if ctrl else 0
         if down:
             kind = "keyDown" if text else "rawKeyDown"
             cdp.send(
-                "Input.dispatchKeyEvent", {"type": kind, "key": name, "code": code, "text": text}
+                "Input.dispatchKeyEvent",
+                {"type": kind, "key": name, "code": code, "text": text, "modifiers": modifiers},
             )
         if up:
-            cdp.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": name, "code": code})
+            cdp.send(
+                "Input.dispatchKeyEvent",
+                {"type": "keyUp", "key": name, "code": code, "modifiers": modifiers},
+            )
 
     key("é", "Digit2", "é")  # French AZERTY: the 2 key gives é
     key("AltGraph", "AltRight", up=False)  # German: AltGr+E gives €
@@ -79,13 +87,16 @@ def test_typing_and_clicking_in_the_page_reach_the_app(
     key("é", "KeyE", "é")
     for char, code in zip("Мир", ("KeyV", "KeyB", "KeyH"), strict=True):  # Russian layout
         key(char, code, char)
+    key("Control", "ControlLeft", up=False, ctrl=True)  # Ctrl and its C key: the shortcut Ctrl+C
+    key("\u0441", "KeyC", ctrl=True)  # the Cyrillic letter es
+    key("Control", "ControlLeft", down=False)
     # Text with no key of its own: an on-screen keyboard or the emoji picker inserts it, an
     # input method composes it (only what it commits is typed, not the composition).
     page.keyboard.insert_text("ñ中")
     cdp.send("Input.imeSetComposition", {"text": "にほ", "selectionStart": 2, "selectionEnd": 2})
     cdp.send("Input.insertText", {"text": "日本"})
     page.keyboard.press("Enter")
-    expected = "Hello, world!é€éМирñ中日本\n"
+    expected = "Hello, world!é€éМир\x03ñ中日本\n"
     xev.wait_text(expected)
     assert typed(xev.events()) == expected
     assert browser.view()["input"]["keys"] >= 2 * (len(expected) - 4)

@@ -5,6 +5,10 @@
 // AltGr results and dead-key compositions arrive as the character itself, and the server binds
 // a keycode for characters its keymap lacks. Named keys come from a table, modifiers from
 // `code`. The key-up sends what its key-down sent, whatever the modifiers did in between.
+// A shortcut whose character is past Latin-1 (a Cyrillic, Greek, Hebrew or Czech layout) is
+// the character at the key's place on a US layout, as the person's own system takes it:
+// Ctrl+С is Ctrl+C, so Ctrl+C interrupts and Ctrl+V pastes. AltGr (and Ctrl+Alt, which
+// Windows reports for it) keeps its character.
 // Text that comes with no key of its own (an input method's composition: Chinese, Japanese,
 // Korean; an on-screen keyboard, dictation, the emoji picker) is typed in the session as
 // each character's key pressed and let go: the keyboard's focus is a hidden text field, the
@@ -29,6 +33,12 @@ class OpenfrpInput {
     ShiftLeft: 0xffe1, ShiftRight: 0xffe2, ControlLeft: 0xffe3, ControlRight: 0xffe4,
     AltLeft: 0xffe9, AltRight: 0xffea, MetaLeft: 0xffeb, MetaRight: 0xffec,
     OSLeft: 0xffeb, OSRight: 0xffec,
+  };
+  static US = {
+    ...Object.fromEntries([..."abcdefghijklmnopqrstuvwxyz"].map((c) => [`Key${c.toUpperCase()}`, c])),
+    ...Object.fromEntries([..."0123456789"].map((c) => [`Digit${c}`, c])),
+    Minus: "-", Equal: "=", BracketLeft: "[", BracketRight: "]", Backslash: "\\",
+    Semicolon: ";", Quote: "'", Comma: ",", Period: ".", Slash: "/", Backquote: "`",
   };
   static WHEEL_PIXELS = 50;  // one wheel step per this many pixels of a pixel-mode delta
 
@@ -90,9 +100,19 @@ class OpenfrpInput {
     if (e.key in OpenfrpInput.NAMED) return OpenfrpInput.NAMED[e.key];
     const chars = [...e.key];
     if (chars.length !== 1) return null;  // "Dead", "Unidentified", "Process"
-    const cp = e.key.codePointAt(0);
+    let cp = e.key.codePointAt(0);
+    if (cp > 0xff && OpenfrpInput.shortcut(e) && e.code in OpenfrpInput.US) {
+      const latin = OpenfrpInput.US[e.code];
+      cp = (e.shiftKey ? latin.toUpperCase() : latin).codePointAt(0);
+    }
     if (cp < 0x20 || cp === 0x7f) return null;
     return cp <= 0x7e || (cp >= 0xa0 && cp <= 0xff) ? cp : 0x1000000 + cp;
+  }
+
+  // Ctrl, Alt or Meta held for a shortcut; not AltGr, which Windows reports as Ctrl+Alt.
+  static shortcut(e) {
+    if (e.getModifierState !== undefined && e.getModifierState("AltGraph")) return false;
+    return (e.ctrlKey || e.altKey || e.metaKey) && !(e.ctrlKey && e.altKey);
   }
 
   send(kind, data) {
