@@ -431,12 +431,17 @@ class TerminalProcess:
         return status
 
     def stop(self) -> int | None:
+        """Stop it as a process that vanishes: SIGTERM first, then its input ends (an end of
+        input alone is a polite disconnect)."""
+        status = stop_process(self.process)
+        self.end_input()
+        self._reader.join(2.0)
+        return status
+
+    def end_input(self) -> None:
         if self.process.stdin is not None:
             with contextlib.suppress(OSError):
                 self.process.stdin.close()
-        status = stop_process(self.process)
-        self._reader.join(2.0)
-        return status
 
 
 # -- a raw FRP7 client -----------------------------------------------------------------------

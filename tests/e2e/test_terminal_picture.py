@@ -198,3 +198,37 @@ def test_frp8_a_killed_display_is_4011_and_the_resume_has_a_picture_again(
     terminal.wait_line(rf"^screenshot saved: {tmp_path / 'a.png'} \(\d+x\d+\)$")
     final = next(e for e in terminal.log.find(event="stats") if e["attrs"]["final"])
     assert final["attrs"]["track_frames"] >= 1 and final["attrs"]["codec"] == "vp8"
+
+
+@needs_x
+def test_a_script_piped_in_waits_for_the_connection_and_its_end_disconnects(
+    e2e: E2E, tmp_path: Path
+) -> None:
+    server = e2e.server(
+        server={"display": "xvfb"}, launchpads={"x": {"app_command": APP, **SLOW_START}}
+    )
+    ticket = server.launch("pipe", "x")
+    sid = ticket["session_id"]
+    terminal = e2e.terminal(ticket["connect_url"], extra=["--size", SIZE])
+    shot = tmp_path / "piped.png"
+    for line in ("wait 2", f"screenshot {shot}", "wait forever"):  # all before the connection
+        terminal.send(line)
+    terminal.end_input()
+    assert terminal.wait_exit(30) == 0
+    order = [
+        terminal.wait_line(pattern).string
+        for pattern in (
+            r"^connected to ",
+            rf"^screenshot saved: {shot} \(640x400\)$",
+            r"^wait: expected seconds from 0 to 3600, got 'forever'$",
+            r"^input ended: disconnecting; the session stays open for a resume",
+            r"^session over: disconnected \(the session can be resumed\)",
+        )
+    ]
+    assert [terminal.lines.index(line) for line in order] == sorted(
+        terminal.lines.index(line) for line in order
+    )
+    assert_shows(read_png(shot), settled_screen(server, sid))
+    left = server.log.wait_event(event="session.disconnected", session_id=sid)
+    assert left["attrs"]["reason"] == "terminal disconnect"
+    assert not server.log.find(event="session.ended", session_id=sid)

@@ -47,6 +47,7 @@ from openfrp.terminal.frp8 import PeerAttempt
 from openfrp.terminal.keyboard import USAGE, input_command
 from openfrp.terminal.keyboard import WORDS as INPUT_WORDS
 from openfrp.terminal.preflight import probe_ice_servers
+from openfrp.terminal.script import Commands
 from openfrp.terminal.video import DECODERS, VideoReceiver
 from openfrp.timing import Alarm, now_ms
 
@@ -125,6 +126,9 @@ class Terminal:
         self._pings: dict[int, float] = {}
         self.rtt_ms: float | None = None
         self.desk = TerminalDesk(self._send, self._print, self._write_event, downloads)
+        self.commands = Commands(
+            self._command, lambda: self.post("leave", "disconnect"), self._print
+        )
 
     def post(self, *item: Any) -> None:
         self._inbox.put_nowait(item)
@@ -133,6 +137,7 @@ class Terminal:
         """Run until the machine finishes; the exit status is 0 for info codes, else 1."""
         self._loop = asyncio.get_running_loop()
         self._track(self._report_stats())
+        self._track(self.commands.run())
         alarm = Alarm(self._inbox)
         actions = self.machine.start(now_ms())
         while not await self._apply(actions):
@@ -159,26 +164,10 @@ class Terminal:
         if kind == "video":
             self._video_report(*args)
             return []
-        if kind == "command":
-            word, _, rest = args[0].partition(" ")
-            if word == "close":
+        if kind == "leave":
+            if args[0] == "close":
                 return self.machine.close_session(now)
-            if word == "disconnect":
-                return self.machine.disconnect(now)
-            if word == "screenshot" and rest.strip():
-                self._track(self._screenshot(rest.strip()))
-                return []
-            if word in DESK_WORDS:
-                self._track(self.desk.command(word, rest))
-                return []
-            if word in INPUT_WORDS:
-                self._input(word, rest)
-                return []
-            self._print(
-                f"unknown command {args[0]!r} "
-                f"(use: close, disconnect, screenshot FILE, {USAGE}, {DESK_USAGE})"
-            )
-            return []
+            return self.machine.disconnect(now)
         if args[0] != self._gen:
             return []
         if kind == "opened":
@@ -205,6 +194,23 @@ class Terminal:
             failed = args[1]
             return self.machine.setup_failed(failed.code, failed.event, failed.attrs, now)
         raise ValueError(f"unknown inbox item {kind!r}")
+
+    async def _command(self, line: str) -> None:
+        """One command, done before the next one starts (script.py runs them in order)."""
+        word, _, rest = line.partition(" ")
+        if word in ("close", "disconnect"):
+            self.post("leave", word)
+        elif word == "screenshot" and rest.strip():
+            await self._screenshot(rest.strip())
+        elif word in DESK_WORDS:
+            await self.desk.command(word, rest)
+        elif word in INPUT_WORDS:
+            self._input(word, rest)
+        else:
+            self._print(
+                f"unknown command {line!r} (use: close, disconnect, screenshot FILE, "
+                f"wait SECONDS, {USAGE}, {DESK_USAGE})"
+            )
 
     async def _apply(self, actions: list[TerminalAction]) -> bool:
         for action in actions:
@@ -433,6 +439,7 @@ class Terminal:
         if action.event == "transport.fallback":
             self._print("FRP8 could not connect: continuing over FRP7 (WebSocket)")
         if action.event == "connection.established":
+            self.commands.connected.set()
             resumed = " (resumed)" if action.attrs.get("resume") else ""
             self._print(
                 f"connected to {self.ticket.session_id} as {self.machine.connection_id}{resumed}"
@@ -445,11 +452,13 @@ class Terminal:
 
 
 def read_commands(terminal: Terminal, loop: asyncio.AbstractEventLoop) -> None:
-    """Feed stdin lines (close, disconnect, type TEXT, click X Y...) to the terminal from a
-    daemon thread."""
+    """Feed stdin lines (close, disconnect, type TEXT, click X Y...) and then its end to the
+    terminal's commands from a daemon thread."""
 
     def pump() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(terminal.post, "command", line.strip())
+        with contextlib.suppress(RuntimeError):  # the terminal ended and its loop closed
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(terminal.commands.put, line.strip())
+            loop.call_soon_threadsafe(terminal.commands.put, None)
 
     threading.Thread(target=pump, daemon=True).start()

@@ -1,0 +1,70 @@
+"""The Python terminal's commands (typed, or piped in as a script), run one after another.
+
+A command waits for the one before it (a screenshot is saved before the next key goes), and
+commands read before the first connection wait for it, so a script piped in works:
+
+    printf 'type ls\\nkey Return\\nwait 1\\nscreenshot a.png\\n' | openfrp connect LINK
+
+When the input ends, the terminal disconnects once the commands before that are done, and the
+session stays open for a resume (`--no-stdin` keeps a terminal connected without reading
+any). `wait SECONDS` pauses the commands after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+
+MAX_WAITING = 1000  # commands held while earlier ones run; more are dropped, and said so
+MAX_WAIT_S = 3600.0
+ENDED = (
+    "input ended: disconnecting; the session stays open for a resume "
+    "(--no-stdin keeps a terminal connected without reading commands)"
+)
+
+
+class Commands:
+    """Runs each command with `run_one` in order once `connected` is set; at the end of the
+    input, `leave()`."""
+
+    def __init__(
+        self,
+        run_one: Callable[[str], Awaitable[None]],
+        leave: Callable[[], None],
+        say: Callable[[str], None],
+    ) -> None:
+        self._run_one, self._leave, self._say = run_one, leave, say
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.connected = asyncio.Event()
+
+    def put(self, line: str | None) -> None:
+        """A command line, or None: the input has ended (never dropped)."""
+        if line is not None and self._queue.qsize() >= MAX_WAITING:
+            self._say(f"more than {MAX_WAITING} commands waiting: {line!r} dropped")
+            return
+        self._queue.put_nowait(line)
+
+    async def run(self) -> None:
+        await self.connected.wait()
+        while True:
+            line = await self._queue.get()
+            if line is None:
+                self._say(ENDED)
+                self._leave()
+                return
+            word, _, rest = line.partition(" ")
+            if word == "wait":
+                await self._wait(rest)
+            elif line:
+                await self._run_one(line)
+
+    async def _wait(self, rest: str) -> None:
+        try:
+            seconds = float(rest)
+        except ValueError:
+            seconds = math.nan
+        if not 0 <= seconds <= MAX_WAIT_S:
+            self._say(f"wait: expected seconds from 0 to {MAX_WAIT_S:.0f}, got {rest!r}")
+            return
+        await asyncio.sleep(seconds)
