@@ -1,0 +1,58 @@
+"""The Python terminal's commands (terminal/script.py): held until the first connection, run
+one after another, a bad `wait` said, more than MAX_WAITING dropped and said, and the end of
+the input leaves once everything before it is done."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from openfrp.terminal import script
+from openfrp.terminal.script import Commands
+
+
+def test_commands_wait_for_the_connection_run_in_order_and_the_end_leaves() -> None:
+    done: list[str] = []
+    said: list[str] = []
+
+    async def run_one(line: str) -> None:
+        await asyncio.sleep(0.05 if line == "slow" else 0)
+        done.append(line)
+
+    async def main() -> None:
+        commands = Commands(run_one, lambda: done.append("left"), said.append)
+        task = asyncio.create_task(commands.run())
+        for line in ("slow", "wait soon", "", "wait 0.01", "fast", None):
+            commands.put(line)
+        await asyncio.sleep(0.05)
+        assert done == []  # not connected yet
+        commands.connected.set()
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(main())
+    assert done == ["slow", "fast", "left"]
+    assert said[0] == "wait: expected seconds from 0 to 3600, got 'soon'"
+    assert said[-1] == script.ENDED
+
+
+def test_past_the_bound_a_command_is_dropped_and_said_but_never_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(script, "MAX_WAITING", 2)
+    said: list[str] = []
+    left: list[bool] = []
+
+    async def run_one(line: str) -> None:
+        said.append(f"ran {line}")
+
+    async def main() -> None:
+        commands = Commands(run_one, lambda: left.append(True), said.append)
+        for line in ("a", "b", "c", None):
+            commands.put(line)
+        commands.connected.set()
+        await asyncio.wait_for(commands.run(), 2)
+
+    asyncio.run(main())
+    assert said[0] == "more than 2 commands waiting: 'c' dropped"
+    assert said[1:3] == ["ran a", "ran b"] and left == [True]
