@@ -1,5 +1,5 @@
 """The Python terminal's commands (terminal/script.py): held until the first connection, run
-one after another, a bad `wait` said, more than MAX_WAITING dropped and said, and the end of
+one after another, a bad `wait` and a failed command said (the rest still run), more than MAX_WAITING dropped and said, and the end of
 the input leaves once everything before it is done."""
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ def test_commands_wait_for_the_connection_run_in_order_and_the_end_leaves() -> N
 
     async def run_one(line: str) -> None:
         await asyncio.sleep(0.05 if line == "slow" else 0)
+        if line == "broken":
+            raise OSError("no such file")
         done.append(line)
 
     async def main() -> None:
         commands = Commands(run_one, lambda: done.append("left"), said.append)
         task = asyncio.create_task(commands.run())
-        for line in ("slow", "wait soon", "", "wait 0.01", "fast", None):
+        for line in ("slow", "wait soon", "", "broken", "wait 0.01", "fast", None):
             commands.put(line)
         await asyncio.sleep(0.05)
         assert done == []  # not connected yet
@@ -33,6 +35,7 @@ def test_commands_wait_for_the_connection_run_in_order_and_the_end_leaves() -> N
     asyncio.run(main())
     assert done == ["slow", "fast", "left"]
     assert said[0] == "wait: expected seconds from 0 to 3600, got 'soon'"
+    assert said[1] == "broken failed: OSError: no such file"
     assert said[-1] == script.ENDED
 
 

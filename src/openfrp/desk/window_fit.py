@@ -31,7 +31,7 @@ class WindowFit:
         self._name, self._cookie = name, cookie
         self._display: Any = None
         self._stopped = False
-        self.fitted = 0  # windows given a new size, for the tests and the log
+        self.fitted = 0  # windows given a new size so far
         self._thread = threading.Thread(target=self._run, name="openfrp-fit", daemon=True)
         self._thread.start()
 
@@ -59,6 +59,7 @@ class WindowFit:
                 display.close()
 
     def _watch(self, display: Any) -> None:
+        display.set_error_handler(lambda *_: None)  # a window closed before its fit: no matter
         root = display.screen().root
         root.change_attributes(event_mask=X.SubstructureNotifyMask | X.StructureNotifyMask)
         self._fit_all(display, root)

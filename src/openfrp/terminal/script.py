@@ -57,7 +57,10 @@ class Commands:
             if word == "wait":
                 await self._wait(rest)
             elif line:
-                await self._run_one(line)
+                try:
+                    await self._run_one(line)
+                except Exception as exc:  # the commands after it still run
+                    self._say(f"{word} failed: {type(exc).__name__}: {exc}")
 
     async def _wait(self, rest: str) -> None:
         try:
