@@ -1,6 +1,7 @@
-"""The Python terminal's commands (terminal/script.py): held until the first connection, run
-one after another, a bad `wait` and a failed command said (the rest still run), more than MAX_WAITING dropped and said, and the end of
-the input leaves once everything before it is done."""
+"""The Python terminal's commands (terminal/script.py): held until the first connection,
+run one after another, a bad `wait` and a failed command said (the rest still run), more
+than MAX_WAITING dropped and said, and the end of the input leaves once everything before it
+is done."""
 
 from __future__ import annotations
 
