@@ -12,51 +12,22 @@ override-redirect ones (menus, tooltips) and transient ones (dialogs).
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
 from typing import Any
 
 from Xlib import X
 from Xlib.ext import randr
 
-from openfrp.desk.xconnect import open_display
+from openfrp.desk.xconnect import XWatch
 
 Box = tuple[int, int, int, int]  # x, y, width, height
 
 
-class WindowFit:
+class WindowFit(XWatch):
     """Fits the top-level windows of display `name` from its own thread until stop()."""
 
     def __init__(self, name: str, cookie: str) -> None:
-        self._name, self._cookie = name, cookie
-        self._display: Any = None
-        self._stopped = False
         self.fitted = 0  # windows given a new size so far
-        self._thread = threading.Thread(target=self._run, name="openfrp-fit", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop without waiting: shutting the socket down wakes the thread's wait for an
-        event, which ends it."""
-        self._stopped = True
-        display = self._display
-        if display is not None:
-            with contextlib.suppress(OSError):
-                display.display.socket.shutdown(socket.SHUT_RDWR)
-
-    def _run(self) -> None:
-        try:
-            display = open_display(self._name, self._cookie)
-        except Exception:
-            return  # the display is gone before it was watched: nothing to fit
-        self._display = display
-        try:
-            self._watch(display)
-        except Exception:
-            pass  # the display went away, or stop() shut the connection
-        finally:
-            with contextlib.suppress(Exception):
-                display.close()
+        super().__init__(name, cookie, "openfrp-fit")
 
     def _watch(self, display: Any) -> None:
         display.set_error_handler(lambda *_: None)  # a window closed before its fit: no matter

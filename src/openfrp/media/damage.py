@@ -10,18 +10,15 @@ leaves the worker on its ticks (`on_live(False)`).
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from Xlib.ext import damage
 
-from openfrp.desk.xconnect import open_display
+from openfrp.desk.xconnect import XWatch
 
 
-class DamageWatch:
+class DamageWatch(XWatch):
     """Calls `on_damage()` from its thread after each change drawn on display `name`; and
     `on_live(True)` once it watches, `on_live(False)` when it stops watching."""
 
@@ -32,40 +29,15 @@ class DamageWatch:
         on_damage: Callable[[], None],
         on_live: Callable[[bool], None],
     ) -> None:
-        self._name, self._cookie = name, cookie
         self._on_damage, self._on_live = on_damage, on_live
-        self._display: Any = None
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="openfrp-damage", daemon=True)
-        self._thread.start()
+        super().__init__(name, cookie, "openfrp-damage")
 
-    def stop(self) -> None:
-        """Stop watching, without waiting: shutting the connection's socket down ends the
-        thread's wait for an event (closing it would not wake a thread blocked on it), and
-        the thread says `on_live(False)` as it ends."""
-        self._stopped = True
-        display = self._display
-        if display is not None:
-            with contextlib.suppress(OSError):
-                display.display.socket.shutdown(socket.SHUT_RDWR)
-
-    def _run(self) -> None:
-        try:
-            display = open_display(self._name, self._cookie)
-        except Exception:
-            return  # no display to watch: the worker keeps its ticks
-        self._display = display
-        try:
-            if display.has_extension("DAMAGE") and not self._stopped:
-                self._watch(display)
-        except Exception:
-            pass  # the display went away, or stop() closed the connection
-        finally:
-            self._on_live(False)
-            with contextlib.suppress(Exception):
-                display.close()
+    def _ended(self) -> None:
+        self._on_live(False)  # without a watch the worker keeps its ticks
 
     def _watch(self, display: Any) -> None:
+        if not display.has_extension("DAMAGE"):
+            return
         display.damage_query_version()
         watched = display.screen().root.damage_create(damage.DamageReportNonEmpty)
         display.sync()
