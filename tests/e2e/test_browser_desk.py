@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from openfrp.server.command import DEMO_APP
 from tests.e2e.browser import ARGS, CHROMIUM, Browser, joined
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import bounded
@@ -151,4 +152,42 @@ def test_browser_upload_by_drop_and_menu_and_download_link(
         session_id=sid,
         attrs={"direction": "from_session", "name": "report.txt", "bytes": 20},
     )
+    assert browser.errors == []
+
+
+@pytest.mark.skipif(shutil.which("xterm") is None, reason="needs xterm")
+def test_the_demo_xterm_copies_a_selection_home_and_pastes_with_ctrl_shift_v(
+    e2e: E2E, clipboard_browser: Browser
+) -> None:
+    browser, page = clipboard_browser, clipboard_browser.page
+    pad = {**PAD, "app_command": DEMO_APP, "fit_windows": True}
+    server = e2e.server(server=SERVER, launchpads={"x": pad})
+    ticket = server.launch("alice", "x")
+    joined(server, browser, ticket, server.port)
+    box = page.locator("#screen").bounding_box()
+    assert box is not None
+
+    def select_line(number: int) -> str:
+        """Double-click the first word of the xterm's line `number` (19 pixels a line):
+        what the page's clipboard then holds."""
+        written = browser.view()["clipboard"]["written"]
+        page.mouse.dblclick(box["x"] + 30, box["y"] + 11 + 19 * (number - 1))
+        browser.wait(f"v.clipboard.written > {written}")
+        text: str = page.evaluate("() => navigator.clipboard.readText()")
+        return text
+
+    page.wait_for_timeout(1500)  # the shell is up
+    page.keyboard.type("echo selectme\n")
+    page.wait_for_timeout(1000)
+    assert select_line(2) == "selectme"  # selected in the xterm: on this computer's clipboard
+
+    # Copied on this computer, then Ctrl+Shift+V at the prompt pastes it.
+    page.evaluate("() => navigator.clipboard.writeText('pasted')")
+    page.evaluate("() => window.dispatchEvent(new Event('focus'))")
+    browser.wait("v.clipboard.sent >= 1")
+    page.keyboard.type("echo ")
+    page.keyboard.press("Control+Shift+V")
+    page.keyboard.type(" | rev\n")
+    page.wait_for_timeout(1000)
+    assert select_line(4) == "detsap"
     assert browser.errors == []

@@ -59,7 +59,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(serve(_config(args), args.ready_file))
 
 
-DEMO_APP = "xterm -geometry 120x36+0+0 -fa Monospace -fs 11"
+# A selection goes to CLIPBOARD, which the session shares with the person's clipboard, so
+# text selected in the xterm pastes at home with Ctrl+V (xterm keeps it in PRIMARY alone);
+# Ctrl+Shift+C and Ctrl+Shift+V copy and paste, as in other terminals (xterm binds neither).
+DEMO_APP = (
+    "xterm -geometry 120x36+0+0 -fa Monospace -fs 11 -xrm 'XTerm*selectToClipboard: true' "
+    "-xrm 'XTerm*VT100.translations: #override Ctrl Shift <Key>V: insert-selection(CLIPBOARD)"
+    "\\n Ctrl Shift <Key>C: copy-selection(CLIPBOARD)'"
+)
 
 
 def _demo_config(args: argparse.Namespace) -> Config:
