@@ -167,13 +167,17 @@ def _widened(
     fit in one palette with the changed ones (a video between two lines of text does not),
     and their colours; else `found` and `colours` as they were."""
     height, width = screen.shape
+    tried: list[tuple[int, ...]] = []
     for slack in (STACK_SLACK, 1.0):
         wide = spans(mask, width, height, slack)
         if wide == found:
             return found, colours
+        if wide == tried:  # nothing stacked across spans: the same tiles were just counted
+            continue
         merged = _gap_colours(screen, mask, wide, colours)
         if merged is not None:
             return wide, merged
+        tried = wide
     return found, colours
 
 

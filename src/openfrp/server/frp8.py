@@ -54,16 +54,13 @@ class DataChannelConnection:
     data channel has no close code."""
 
     def __init__(
-        self,
-        pc: RTCPeerConnection,
-        channel: RTCDataChannel,
-        video_track: bool = False,
-        track: DisplayTrack | None = None,
+        self, pc: RTCPeerConnection, channel: RTCDataChannel, track: DisplayTrack | None = None
     ) -> None:
         self._pc = pc
         self._channel = channel
-        self.video_track = video_track  # the display goes as a track, not as frames here
-        self.track = track  # the session tells it what the page says of its palette tiles
+        # The display goes as this track, not as frames here; the session tells it what the
+        # page says of its palette tiles.
+        self.track = track
         self._inbox: asyncio.Queue[str | bytes | Gone] = asyncio.Queue()
         channel.on("message", self._inbox.put_nowait)
         channel.on("close", lambda: self.gone())
@@ -242,7 +239,7 @@ class PeerHost:
         display = next((t for t in tracks if isinstance(t, DisplayTrack)), None)
         if display is not None:
             display.attach(channel)  # its palette tiles go here, beside the video
-        connection = DataChannelConnection(pc, channel, any(tracks), display)
+        connection = DataChannelConnection(pc, channel, display)
         pc.on(
             "connectionstatechange",
             lambda: connection.gone() if pc.connectionState in ("failed", "closed") else None,

@@ -69,7 +69,7 @@ class Link:
     @property
     def wants_frames(self) -> bool:
         """False when the display reaches this terminal another way (an FRP8 video track)."""
-        return not getattr(self._transport, "video_track", False)
+        return self.track is None
 
     @property
     def track(self) -> Any:
