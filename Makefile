@@ -27,6 +27,7 @@ test: $(STAMP) system-deps lint
 
 # The quick benchmarks; bench/analyze_10m.py (a 3.5 GiB log) runs on its own.
 bench: $(STAMP)
+	bash scripts/system-deps.sh bench
 	for name in fault_timing frp8_timing capacity analyze_many_files; do \
 		$(PY) bench/$$name.py || exit 1; \
 	done

@@ -7,6 +7,8 @@
 #                        (xev, xdpyinfo), coturn and nftables (STUN/TURN probes), iproute2
 #                        (network namespaces), redis-server (the registry shared by hosts),
 #                        nginx (the TLS front end)
+#   system-deps.sh bench that plus the peers the benchmarks run beside openfrp: ffmpeg (ffplay's
+#                        motion, x11grab + libx264), x11vnc, websockify and noVNC
 set -euo pipefail
 profile="${1:-test}"
 need=()
@@ -17,7 +19,7 @@ want xauth xauth
 want xterm xterm
 # the xterm's and the browser's text: one monospace and sans family is enough
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
-if [ "$profile" = test ]; then
+if [ "$profile" = test ] || [ "$profile" = bench ]; then
   want chromium chromium
   want xev x11-utils
   want ip iproute2
@@ -26,6 +28,12 @@ if [ "$profile" = test ]; then
   want nft nftables
   want redis-server redis-server
   want nginx nginx
+fi
+if [ "$profile" = bench ]; then
+  want ffmpeg ffmpeg
+  want x11vnc x11vnc
+  want websockify websockify
+  [ -e /usr/share/novnc/vnc.html ] || need+=(novnc)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
