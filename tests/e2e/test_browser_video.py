@@ -239,6 +239,37 @@ def test_jpeg_and_raw_rgb_frames_are_drawn_scaled_to_the_window(video: Page) -> 
     assert video.page.evaluate("() => window.stream.toRemote(10, 20)") is None
 
 
+def test_two_pictures_that_come_together_are_shown_in_frames_of_their_own(video: Page) -> None:
+    """Pictures fed two at a time: each is on the screen for a rendered frame of its own, none
+    drawn over before it was shown (the old page drew each pair in one frame)."""
+    video.page.evaluate(
+        """() => {
+        window.frameNo = 0;
+        const loop = () => { window.frameNo += 1; requestAnimationFrame(loop); };
+        requestAnimationFrame(loop);
+        window.shownIn = [];
+        window.stream.hooks.stats.drawn = () => window.shownIn.push(window.frameNo);
+      }"""
+    )
+    colours = [RED, BLUE, GREEN, (200, 200, 20), (20, 200, 200), (200, 20, 200)]
+    encoder = RgbZlibEncoder(W, H)
+    frames = [
+        base64.b64encode(
+            pack_frame(n, W, H, CODEC_RGB_ZLIB, FLAG_KEY, encoder.encode(picture(c), True)[0])
+        ).decode()
+        for n, c in enumerate(colours, 1)
+    ]
+    for pair in range(0, len(frames), 2):
+        video.page.evaluate(
+            "(frames) => frames.forEach((b) => window.feed(b))", frames[pair : pair + 2]
+        )
+        video.wait(f"window.stream.view.drawn === {pair + 2}")
+    assert video.acks() == [1, 2, 3, 4, 5, 6]
+    shown_in = video.page.evaluate("() => window.shownIn")
+    assert len(shown_in) == 6 and len(set(shown_in)) == 6, shown_in
+    assert near(video.pixel(280, 120), colours[-1], 0)
+
+
 def test_palette_tiles_are_drawn_exactly_over_the_h264_picture(video: Page) -> None:
     """The mixed stream: an H.264 picture, then text-like tiles in palette colours over it
     (drawn exactly, after the H.264 frame before them), then H.264 again over everything."""

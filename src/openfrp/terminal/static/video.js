@@ -84,6 +84,7 @@ class VideoStream {
     this.paletteStream = new PaletteStream();  // their deflate stream, inflated on arrival
     this.picture = document.createElement("canvas");  // the session's screen, 1:1
     this.track = null;  // FRP8 with palette tiles: the TrackTiles the video track shows
+    this.pacer = new Pacer();  // the pictures drawn on the canvas, one per animation frame
     this.trackDue = null;  // the track's newest frame presented, waiting for its tiles
     this.placed = "";  // where the <video> was put last, in CSS pixels
     this.last = null;  // the picture's size {width, height} once drawn, null before
@@ -123,6 +124,7 @@ class VideoStream {
     this.closeDecoder();
     this.loseRows();
     this.track = null;
+    this.pacer.clear();
     this.view.starts = [...this.view.starts.slice(-9), null];
   }
 
@@ -272,8 +274,10 @@ class VideoStream {
         this.inDecoder.shift();
         const regions = this.regions.get(frame.timestamp) || null;
         this.regions.delete(frame.timestamp);
-        this.show(frame, frame.displayWidth, frame.displayHeight, () => frame.close(), regions);
-        this.ack(frame.timestamp);
+        this.present(() => {
+          this.show(frame, frame.displayWidth, frame.displayHeight, () => frame.close(), regions);
+          this.ack(frame.timestamp);
+        }, true, () => frame.close());
         this.wakeClear();
       },
       error: (err) => {
@@ -353,11 +357,13 @@ class VideoStream {
       if (generation !== this.generation) return;
       this.pending -= 1;
       this.drawing.delete(h.number);
-      drawPaletteTiles(this.picture, h, payload, indices, this.rows);
-      if (this.track !== null) this.track.palette(rects, h);
-      this.view.palette += 1;
-      this.shown(h.width, h.height, h.more);
-      this.ack(h.number);
+      this.present(() => {
+        drawPaletteTiles(this.picture, h, payload, indices, this.rows);
+        if (this.track !== null) this.track.palette(rects, h);
+        this.view.palette += 1;
+        this.shown(h.width, h.height, h.more);
+        this.ack(h.number);
+      }, !h.more);
     }).catch((err) => {
       if (generation !== this.generation) return;
       this.pending -= 1;
@@ -444,14 +450,28 @@ class VideoStream {
     this.chain = this.chain.then(() => picture).then((source) => {
       if (generation !== this.generation) { source.close(); return; }
       this.pending -= 1;
-      this.show(source, h.width, h.height, () => source.close());
-      this.ack(h.number);
+      this.present(() => {
+        this.show(source, h.width, h.height, () => source.close());
+        this.ack(h.number);
+      }, true, () => source.close());
     }, (err) => {
       if (generation !== this.generation) return;
       this.pending -= 1;
       this.hooks.log("stream.decoder_error", { codec: h.codec, error: String(err) }, "warning");
       this.dropped(h.number);
     });
+  }
+
+  // Draw on the picture through the pacer, in arrival order. Not over FRP8's track, whose
+  // <video> presents on its own (the tiles it uncovers must not wait behind paced ones), nor
+  // in a hidden page, which gets no animation frames.
+  present(draw, final, discard = () => {}) {
+    if (this.track !== null || document.hidden) {
+      this.pacer.flush();
+      draw();
+    } else {
+      this.pacer.add(draw, final, discard);
+    }
   }
 
   // The whole picture, or only `regions` of it [[x, y, w, h], ...] over what is there.
@@ -563,6 +583,62 @@ class VideoStream {
     const y = ((clientY - box.top) * scale - at.y) / at.height * last.height;
     if (x < 0 || y < 0 || x >= last.width || y >= last.height) return null;
     return { x: Math.floor(x), y: Math.floor(y) };
+  }
+}
+
+// One picture per rendered frame: a picture that comes before the one drawn last was on the
+// screen waits until it was, so no picture is drawn over unseen (two in one frame: one lost,
+// the motion jerks). A picture drawn before a frame's animation callbacks shows in that frame;
+// a task queued from them runs after it is rendered, and draws what waits. While one waits and
+// the next comes, the waiting one is drawn at once: a picture never lags by more than a frame.
+class Pacer {
+  constructor() {
+    this.queue = [];  // {draw, final, discard}: parts of pictures, in arrival order
+    this.unseen = false;  // a picture was drawn that no rendered frame has shown yet
+    this.ticking = false;
+  }
+
+  add(draw, final, discard) {
+    if (!this.unseen && this.queue.length === 0) {
+      this.run({ draw, final });
+      return;
+    }
+    this.queue.push({ draw, final, discard });
+    if (this.queue.filter((item) => item.final).length > 1) this.next();
+  }
+
+  // The waiting parts up to and including the next picture's last.
+  next() {
+    while (this.queue.length) {
+      const item = this.queue.shift();
+      this.run(item);
+      if (item.final) return;
+    }
+  }
+
+  run(item) {
+    item.draw();
+    if (!item.final) return;
+    this.unseen = true;
+    if (!this.ticking) {
+      this.ticking = true;
+      requestAnimationFrame(() => setTimeout(() => this.rendered()));
+    }
+  }
+
+  rendered() {
+    this.ticking = false;
+    this.unseen = false;
+    this.next();
+  }
+
+  flush() {
+    while (this.queue.length) this.queue.shift().draw();
+  }
+
+  // A new connection: what waits belongs to the one before and is never drawn.
+  clear() {
+    for (const item of this.queue.splice(0)) item.discard();
   }
 }
 
