@@ -25,12 +25,15 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 # Counts the animation frames in which a visible canvas was drawn on (noVNC's flip, the
 # terminal's drawImage) or a <video> presented a frame, with the longest time between two of
-# them (a stall), and checks an armed probe right after each draw: a colour at a point
-# (glass-to-glass) or a change in a region (input-to-photon).
+# them (a stall). A <video> is presented by the compositor, not the page's main thread: when
+# two of its frames were presented between two animation frames of a busy page, its callback
+# runs once and its presentedFrames tells how many (so both count). It also checks an armed
+# probe right after each draw: a colour at a point (glass-to-glass) or a change in a region
+# (input-to-photon).
 HOOK_JS = r"""
 (() => {
   const b = window.__bench = { draws: 0, frames: 0, dirty: false, probe: null, hits: [],
-                               keys: [], lastAt: null, stall: 0 };
+                               keys: [], lastAt: null, stall: 0, presented: 0 };
   const scratch = document.createElement("canvas");
   const sctx = scratch.getContext("2d", { willReadFrequently: true });
   b.target = () => {
@@ -99,15 +102,21 @@ HOOK_JS = r"""
     for (const v of document.querySelectorAll("video")) {
       if (watched.has(v) || !v.requestVideoFrameCallback) continue;
       watched.add(v);
-      const onFrame = () => { b.dirty = true; b.draws += 1; if (b.probe) b.check();
-                              v.requestVideoFrameCallback(onFrame); };
+      let last = null;
+      const onFrame = (now, meta) => {
+        b.presented += last === null ? 1 : Math.max(1, meta.presentedFrames - last);
+        last = meta.presentedFrames;
+        b.dirty = true; b.draws += 1; if (b.probe) b.check();
+        v.requestVideoFrameCallback(onFrame);
+      };
       v.requestVideoFrameCallback(onFrame);
     }
   };
   const tick = (now) => {
     if (b.dirty) {
-      b.frames += 1;
+      b.frames += Math.max(1, b.presented);
       b.dirty = false;
+      b.presented = 0;
       if (b.lastAt !== null) b.stall = Math.max(b.stall, now - b.lastAt);
       b.lastAt = now;
     }
