@@ -11,15 +11,15 @@ and (`--workloads scrolling-aa`) the scrolling xterm in an antialiased font.
 
 Figures per (system, workload): frames drawn per second (animation frames in which the page's
 visible canvas was drawn on, but for the first part of a picture in two frames, or its <video>
-presented frames, each counted (its presentedFrames); what the Python terminal printed;
-encoded frames for ffmpeg) beside the frames per second the motion source really drew (ffplay
-drops frames on a busy machine), Mbit/s sent to the terminal (bytes through a loopback relay in front of the system; the peer
-connection's received bytes over FRP8), server CPU in % of one core (the server process and its
-children but Xvfb; x11vnc plus websockify for noVNC), terminal CPU (every Chromium process, or
-the Python terminal), the longest time between two frames drawn (a stall; browser pages
-only), and glass-to-glass latency: a square on the display flips colour
-(python-xlib, drawn when XSync returns) and the page notes when its drawn picture shows the
-new colour.
+presented frames, each counted (its presentedFrames); what the Python terminal printed; encoded
+frames for ffmpeg) beside the frames per second the motion source really drew (ffplay drops
+frames on a busy machine), Mbit/s sent to the terminal (bytes through a loopback relay in front
+of the system; the peer connection's received bytes over FRP8), server CPU in % of one core (the
+server process and its children but Xvfb; x11vnc plus websockify for noVNC), terminal CPU (every
+Chromium process, or the Python terminal), the longest time between two frames drawn (a stall;
+browser pages only), and glass-to-glass latency: a square on the display flips colour
+(python-xlib, drawn when XSync returns) and the page notes when its drawn picture shows the new
+colour.
 
 Latency measured one system after the other moves with the machine's load between the runs
 (noVNC's own p50 went from 52 to 72 ms in two runs minutes apart). `--paired` puts noVNC on
