@@ -6,8 +6,8 @@
 // canvas that fills the window in device pixels: at 1:1 when the screen matches the window,
 // scaled to fit otherwise.
 //
-// Every frame is acknowledged (frame_ack) once drawn or given up, so the server's count of
-// frames in flight never stalls. A delta frame that cannot follow the one before it (a new
+// Every frame is acknowledged (frame_ack) once decoded (the pacer draws it within a frame) or
+// given up, so the server's count of frames in flight never stalls. A delta frame that cannot follow the one before it (a new
 // connection, a gap in the numbers, a decoder error, a decoder that fell behind) is dropped
 // until the next keyframe, which is asked for, so the person never sees a smeared picture.
 "use strict";
@@ -276,8 +276,8 @@ class VideoStream {
         this.regions.delete(frame.timestamp);
         this.present(() => {
           this.show(frame, frame.displayWidth, frame.displayHeight, () => frame.close(), regions);
-          this.ack(frame.timestamp);
         }, true, () => frame.close());
+        this.ack(frame.timestamp);
         this.wakeClear();
       },
       error: (err) => {
@@ -362,8 +362,8 @@ class VideoStream {
         if (this.track !== null) this.track.palette(rects, h);
         this.view.palette += 1;
         this.shown(h.width, h.height, h.more);
-        this.ack(h.number);
       }, !h.more);
+      this.ack(h.number);
     }).catch((err) => {
       if (generation !== this.generation) return;
       this.pending -= 1;
@@ -450,10 +450,9 @@ class VideoStream {
     this.chain = this.chain.then(() => picture).then((source) => {
       if (generation !== this.generation) { source.close(); return; }
       this.pending -= 1;
-      this.present(() => {
-        this.show(source, h.width, h.height, () => source.close());
-        this.ack(h.number);
-      }, true, () => source.close());
+      this.present(() => this.show(source, h.width, h.height, () => source.close()), true,
+                   () => source.close());
+      this.ack(h.number);
     }, (err) => {
       if (generation !== this.generation) return;
       this.pending -= 1;
