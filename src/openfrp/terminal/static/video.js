@@ -7,9 +7,10 @@
 // scaled to fit otherwise.
 //
 // Every frame is acknowledged (frame_ack) once decoded (the pacer draws it within a frame) or
-// given up, so the server's count of frames in flight never stalls. A delta frame that cannot follow the one before it (a new
-// connection, a gap in the numbers, a decoder error, a decoder that fell behind) is dropped
-// until the next keyframe, which is asked for, so the person never sees a smeared picture.
+// given up, so the server's count of frames in flight never stalls. A delta frame that cannot
+// follow the one before it (a new connection, a gap in the numbers, a decoder error, a decoder
+// that fell behind) is dropped until the next keyframe, which is asked for, so the person
+// never sees a smeared picture.
 "use strict";
 
 const WIRE_HEADER = 10;
