@@ -8,6 +8,7 @@ child processes, one after the other:
   3. `openfrp analyze LOG --json --quiet` (ingest, sessions, diagnosis, full summary)
   4. `--state DIR` over a copy of the log holding its first 99 %, then again after the last
      1 % is appended (only what was added is read)
+Steps 2 and 3 alternate, and each step of 4 repeats, --trials times; medians are compared.
 and prints wall time and peak RSS of each, the ratios and the analyzer's events per second.
 The package's bytecode is compiled first, as an install does: with PYTHONDONTWRITEBYTECODE set
 and the sources changed since, every child compiled them again at start (0.06-0.09 s, 5-8 % of the
@@ -24,6 +25,7 @@ import argparse
 import compileall
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -61,7 +63,12 @@ print(rows[0][0])
 
 
 def run_measured(argv: list[str]) -> tuple[float, int, str]:
-    """Run a command; return wall seconds, its own peak RSS (os.wait4 on its pid), stdout."""
+    """Run a command; return wall seconds, its own peak RSS (os.wait4 on its pid), stdout.
+
+    The disk is flushed first: the benchmark's own writes (the log copied for --state, the 1 %
+    appended) were still being written back when the runs began, and a run that syncs its state
+    file waited behind them (the run after 1 % growth took 0.52 s instead of 0.42-0.47)."""
+    os.sync()
     began = time.perf_counter()
     with open(os.devnull, "w") as sink:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=sink, text=True)
@@ -91,6 +98,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--regen", action="store_true", help="write the log even if it exists")
+    parser.add_argument(
+        "--trials", type=int, default=3, help="runs of each kind (medians compared)"
+    )
     args = parser.parse_args()
 
     log = fleet_log(args.events, args.regen)
@@ -100,27 +110,38 @@ def main() -> int:
 
     bare_wall, bare_rss, bare_out = run_measured([sys.executable, "-c", BARE, str(log)])
     lines = int(bare_out.strip())
-    fields_wall, fields_rss, _ = run_measured([sys.executable, "-c", FIELDS, str(log)])
     cmd = [sys.executable, "-m", "openfrp.cli", "analyze", str(log), "--json", "--quiet"]
-    wall, rss, _ = run_measured(cmd)
+    fields, walls, rss = [], [], 0
+    for _ in range(args.trials):  # alternating, so drift of the machine meets both alike
+        fields.append(run_measured([sys.executable, "-c", FIELDS, str(log)])[0])
+        wall, peak, _ = run_measured(cmd)
+        walls.append(wall)
+        rss = max(rss, peak)
+    fields_wall, wall = statistics.median(fields), statistics.median(walls)
 
     print(f"bare scan   : {bare_wall:7.2f} s  peak RSS {bare_rss / GIB:5.2f} GiB  ({lines:,} rows)")
-    print(f"field scan  : {fields_wall:7.2f} s  peak RSS {fields_rss / GIB:5.2f} GiB")
-    print(f"analyzer    : {wall:7.2f} s  peak RSS {rss / GIB:5.2f} GiB")
+    print(f"field scan  : {_seconds(fields)} s (median {fields_wall:.2f})")
+    print(f"analyzer    : {_seconds(walls)} s (median {wall:.2f})  peak RSS {rss / GIB:5.2f} GiB")
     print(f"ratio       : {wall / bare_wall:7.2f} x the bare scan (goal <= 2.0)")
     print(f"field scan  : {fields_wall / bare_wall:7.2f} x the bare scan")
-    print(f"analyzer    : {wall / fields_wall:7.2f} x the field scan")
+    print(f"analyzer    : {wall / fields_wall:7.2f} x the field scan, medians (goal <= 1.5)")
     print(f"throughput  : {lines / wall:,.0f} events/s ({size / wall / 1024**2:,.0f} MiB/s)")
     print(f"memory goal : {'met' if rss < 2 * GIB else 'NOT met'} (< 2 GiB)")
-    first, added = grown_run(log, cmd)
-    print(f"--state     : first {first:7.2f} s, after 1 % more {added:7.2f} s")
-    print(f"added run   : {added / first:7.3f} x the first run (goal <= 0.05)")
+    firsts, addeds = grown_run(log, cmd, args.trials)
+    first, added = statistics.median(firsts), statistics.median(addeds)
+    print(f"--state     : first {_seconds(firsts)} s, after 1 % more {_seconds(addeds)} s")
+    print(f"added run   : {added / first:7.3f} x the first run, medians (goal <= 0.05)")
     return 0
 
 
-def grown_run(log: Path, cmd: list[str]) -> tuple[float, float]:
-    """Wall time of `--state` over the log's first 99 %, then over the whole after the last
-    1 % is appended to the same file."""
+def _seconds(runs: list[float]) -> str:
+    return ", ".join(f"{r:.2f}" for r in runs)
+
+
+def grown_run(log: Path, cmd: list[str], trials: int) -> tuple[list[float], list[float]]:
+    """Wall times of `--state` over the log's first 99 % (each from an empty state folder), then
+    over the whole after the last 1 % is appended to the same file (each from the state the last
+    first run left)."""
     folder = OUT / "grown"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -133,14 +154,23 @@ def grown_run(log: Path, cmd: list[str]) -> tuple[float, float]:
         handle.readline()
         cut = handle.tell()
         handle.truncate(cut)
-    argv = [*cmd[:4], str(copy), *cmd[5:], "--state", str(folder / "state")]
-    first, _, _ = run_measured(argv)
+    state, kept = folder / "state", folder / "kept"
+    argv = [*cmd[:4], str(copy), *cmd[5:], "--state", str(state)]
+    firsts = []
+    for _ in range(trials):
+        shutil.rmtree(state, ignore_errors=True)
+        firsts.append(run_measured(argv)[0])
+    shutil.copytree(state, kept)
     with open(log, "rb") as source, open(copy, "ab") as target:
         source.seek(cut)
         shutil.copyfileobj(source, target, 1 << 24)
-    added, _, _ = run_measured(argv)
+    addeds = []
+    for _ in range(trials):
+        shutil.rmtree(state)
+        shutil.copytree(kept, state)
+        addeds.append(run_measured(argv)[0])
     shutil.rmtree(folder, ignore_errors=True)
-    return first, added
+    return firsts, addeds
 
 
 if __name__ == "__main__":
