@@ -264,6 +264,10 @@ def test_two_pictures_that_come_together_are_shown_in_frames_of_their_own(video:
             "(frames) => frames.forEach((b) => window.feed(b))", frames[pair : pair + 2]
         )
         video.wait(f"window.stream.view.drawn === {pair + 2}")
+        # The next pair comes once the last picture was on the screen (two frames on): one
+        # that came sooner would find a picture still waiting, and that one is drawn at once
+        # so that no picture lags by more than a frame.
+        video.wait("window.frameNo >= window.shownIn[window.shownIn.length - 1] + 2")
     assert video.acks() == [1, 2, 3, 4, 5, 6]
     shown_in = video.page.evaluate("() => window.shownIn")
     assert len(shown_in) == 6 and len(set(shown_in)) == 6, shown_in
