@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from openfrp import cli
-from openfrp.analysis import ingest, quantiles, rollups, sessions, summary
+from openfrp.analysis import aggregates, ingest, quantiles, rollups, sessions, summary
 from openfrp.analysis import state as state_mod
 
 from .conftest import ev
@@ -176,7 +176,7 @@ def test_merged_parts_take_the_servers_identity_in_either_order(terminal_first: 
     con = duckdb.connect()
     con.execute("CREATE TABLE parts (session_id TEXT, user TEXT, host TEXT, s_first_ts TIMESTAMP)")
     con.executemany("INSERT INTO parts VALUES (?, ?, ?, ?)", rows if terminal_first else rows[::-1])
-    merged = con.sql(sessions.merge_sql("parts", columns)).fetchall()
+    merged = con.sql(aggregates.merge_sql("parts", columns)).fetchall()
     assert [(r[1], r[2]) for r in merged] == [("alice", "h1")]
 
 

@@ -1,11 +1,11 @@
 """Rebuild every session from both sides' events and diagnose how it ended.
 
-One GROUP BY over all events produces per-session aggregates; a second, small query derives
-the session's facts and its category (rules.py). Ordering-dependent facts are taken within one
-side only (terminal times against terminal times), so terminal clock skew cannot break them;
-the skew itself is estimated from the connection.established both sides log, and every
-terminal time that meets a server time (the session's start and end) is first put on the
-server's clock with it.
+One GROUP BY over all events produces per-session aggregates (aggregates.py); a second,
+small query, here, derives the session's facts and its category (rules.py). Ordering-dependent
+facts are taken within one side only (terminal times against terminal times), so terminal
+clock skew cannot break them; the skew itself is estimated from the connection.established
+both sides log, and every terminal time that meets a server time (the session's start and
+end) is first put on the server's clock with it.
 
 Phase follows the server's lifecycle: a session is active once the server logged
 session.started (a connection is established before the start, which may still fail with
@@ -28,44 +28,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from openfrp import codes
-from openfrp.analysis import ingest, rollups, rules, state
+from openfrp.analysis import aggregates, ingest, rollups, rules, state
 
 if TYPE_CHECKING:
     from openfrp.analysis import engine as duckdb
 
-# Terminal events that change its connection state; the last one says how the terminal ended.
-TERMINAL_STATE = (
-    "connect.attempt",
-    "connection.established",
-    "connection.lost",
-    "reconnect.attempt",
-    "reconnect.succeeded",
-    "ice.disconnected",
-)
-TERMINAL_END = (
-    "reconnect.gave_up",
-    "connect.failed",
-    "connection.closed",
-    "signaling.timeout",
-    "ice.failed",
-    "negotiation.timeout",
-    "peer.failed",
-    "probe.failed",
-)
 BAD_LINES_LISTED = 200
 PHASES = ("open", "expected_end", "setup_failure", "mid_session_failure")
-# A server-side disconnect the network caused carries its code (4029, 4023...): the user's own
-# disconnect, a terminal closing its side on purpose and one that left during the start carry
-# none, and a takeover by the user's own device is 4006.
-SERVER_LOSS = (
-    "event = 'session.disconnected' AND code IS NOT NULL AND code <> 4006 AND source <> 'terminal'"
-)
-# The server's word on a session's life: a terminal's log (or one it shipped) cannot claim it.
-SERVER_SAYS = "source <> 'terminal' AND event"
-
-
-def _names(values: tuple[str, ...]) -> str:
-    return ", ".join(ingest.quote(v) for v in values)
 
 
 def _mask_to_codes(column: str) -> str:
@@ -76,102 +45,10 @@ def _mask_to_codes(column: str) -> str:
     return f"[k.c FOR k IN [{pairs}] IF {column} & k.b <> 0]"
 
 
-# The rare events a session keeps a list of each (their times; a recovery's time and
-# duration), by the test that picks them (no event passes two). They are gathered in one list,
-# split after the GROUP BY: DuckDB slices the whole input chunk for each aggregate with a
-# FILTER clause, and five lists cost a twentieth of the aggregation more than one.
-RARE = {
-    "term_recoveries": "event = 'reconnect.succeeded'",
-    "srv_resumes": f"{SERVER_SAYS} = 'session.resumed'",
-    "srv_disconnects": SERVER_LOSS,
-    "term_drops": "event IN ('connection.lost', 'ice.disconnected')",
-    "reconnect_attempts": "event = 'reconnect.attempt'",
-}
-
-
-def _when(test: str, value: str) -> str:
-    """`value` on the rows where `test` holds, NULL elsewhere: for min, max, any_value and
-    arg_max_null, which skip NULLs, the same as a FILTER clause but cheaper. DuckDB slices
-    the whole input chunk for each filtered aggregate; on 19 of them that was an eighth of
-    the aggregation."""
-    return f"CASE WHEN {test} THEN {value} END"
-
-
-def aggregate_sql(events_sql: str) -> str:
-    """Per-session aggregates in one parallel pass; lines that are not events group under NULL.
-
-    Every aggregate is a scalar (or a list of rare rows), because on millions of sessions the
-    cost of the pass is the per-row update of each aggregate's state. Only the lists keep a
-    FILTER clause (a list keeps NULLs). The user, account, launchpad and host are grouped by,
-    not aggregated: a session's rows almost always agree on them, and eight text aggregates
-    (the server's word first) cost 0.3-0.5 s of the 7 s pass at 10 M events; the few sessions
-    whose rows disagree come out as several rows, which merge_split() merges."""
-    state = f"list_position([{_names(TERMINAL_STATE + TERMINAL_END)}], event)"
-    # The terminal's order (its time, then ending states after the others) and its state in
-    # one number: its max stands for two aggregates, the max of the order and the arg_max of
-    # the state (its low 4 bits; states number 1 to 14).
-    ending = f"CASE WHEN ({state}) > {len(TERMINAL_STATE)} THEN 16 ELSE 0 END"
-    order = f"epoch_us(ts) * 32 + {ending} + ({state})"
-    terminal_state = f"source = 'terminal' AND ({state}) IS NOT NULL"
-    server = "source <> 'terminal'"
-    terminal = "source = 'terminal'"
-    ended = f"{SERVER_SAYS} = 'session.ended'"
-    kind = " ".join(f"WHEN {test} THEN {k}" for k, test in enumerate(RARE.values(), 1))
-    kind = f"CASE {kind} END"
-    recovery_ms = _when(RARE["term_recoveries"], "try_cast(attrs->>'recovery_ms' AS DOUBLE)")
-    masks, matched = rules.matcher_aggregates(rules.load_rules())
-    grouped = f"""
-    SELECT CASE WHEN fatal THEN NULL ELSE session_id END AS session_id,
-      count(*) AS rows,
-      list({{'file': file, 'fatal': fatal, 'code': code}}) FILTER (fatal OR unknown) AS bad,
-      "user", account, launchpad, host,
-      any_value(frp) AS frp,
-      any_value({_when("event = 'connection.established'", "attrs->>'client'")}) AS client,
-      min({_when(server, "ts")}) AS s_first_ts,
-      max({_when(server, "ts")}) AS s_last_ts,
-      min({_when(terminal, "ts")}) AS t_first_ts,
-      max({_when(terminal, "ts")}) AS t_last_ts,
-      min({_when(f"{SERVER_SAYS} = 'session.created'", "ts")}) AS created_at,
-      min({_when(f"{SERVER_SAYS} = 'session.started'", "ts")}) AS started_at,
-      max({_when(ended, "ts")}) AS server_end_ts,
-      arg_max_null(code, {_when(ended, "ts")}) AS server_end_code,
-      max({_when(terminal_state, order)}) AS term_state,
-      arg_max_null(code, {_when(terminal_state, order)}) AS term_state_code,
-      max({_when(terminal_state, order)}) AS term_order,
-      min({_when(f"{terminal} AND event = 'connect.attempt'", "ts")}) AS t_attempt,
-      min({_when(f"{terminal} AND event = 'connection.established'", "ts")}) AS t_established,
-      min({_when("source = 'server' AND event = 'connection.opened'", "ts")}) AS s_opened,
-      min({_when("source = 'server' AND event = 'connection.established'", "ts")})
-        AS s_established,
-      bit_or(code_bit) AS code_mask,
-      list({{'k': {kind}, 'ts': ts, 'ms': {recovery_ms}}}) FILTER (({kind}) IS NOT NULL) AS rare
-      {"".join(f", {expr} AS {name}" for name, expr in masks.items())}
-    FROM ({events_sql})
-    GROUP BY ALL
-    """
-    split = [_split_rare(k, name) for k, name in enumerate(RARE, 1)]
-    dropped = ", ".join(["rare", *masks])
-    unpacked = "CAST(term_state & 15 AS INTEGER) AS term_state, term_order >> 4 AS term_order"
-    return (
-        f"SELECT * EXCLUDE ({dropped}) REPLACE ({unpacked}), {', '.join(split + matched)} "
-        f"FROM ({grouped})"
-    )
-
-
-def _split_rare(kind: int, name: str) -> str:
-    """List `name` of a session's rare events (NULL when it has none, as a FILTER clause gives)
-    from the one list of them all."""
-    value = "{'ts': r.ts, 'ms': r.ms}" if name == "term_recoveries" else "r.ts"
-    return (
-        f"CASE WHEN list_contains([r.k FOR r IN rare], {kind}) "
-        f"THEN [{value} FOR r IN rare IF r.k = {kind}] END AS {name}"
-    )
-
-
 def _enum(values: tuple[str, ...]) -> str:
     """An ENUM type of `values`: the summary groups and compares phases and categories on
     every session, which costs a quarter less on small integers than on text."""
-    return f"ENUM({_names(values)})"
+    return f"ENUM({aggregates.text_list(values)})"
 
 
 def _resumed(drops: str, resumes: str) -> str:
@@ -180,46 +57,6 @@ def _resumed(drops: str, resumes: str) -> str:
         f"len(list_filter(range(1, len({drops}) + 1), lambda i: len(list_filter({resumes}, "
         f"lambda r: r > {drops}[i] AND (i = len({drops}) OR r < {drops}[i + 1]))) > 0))"
     )
-
-
-# How partial aggregates of the same session (from different runs over a growing log) merge
-# into the aggregate of all their events: every aggregate above has a merge.
-MERGE = {
-    "rows": "sum(rows)",
-    "server_end_code": "arg_max_null(server_end_code, server_end_ts)",
-    "term_state": "arg_max_null(term_state, term_order)",
-    "term_state_code": "arg_max_null(term_state_code, term_order)",
-    "code_mask": "bit_or(code_mask)",
-}
-_FIRST = (
-    "s_first_ts t_first_ts created_at started_at t_attempt s_opened t_established s_established"
-)
-_LISTS = "bad term_recoveries srv_resumes srv_disconnects term_drops reconnect_attempts"
-for _name in ("user", "account", "launchpad", "host"):  # the server's word, as in a full run
-    MERGE[_name] = (
-        f'coalesce(any_value("{_name}") FILTER (s_first_ts IS NOT NULL), any_value("{_name}"))'
-    )
-for _name in ("frp", "client"):
-    MERGE[_name] = f'any_value("{_name}")'
-for _name in _FIRST.split():
-    MERGE[_name] = f"min({_name})"
-for _name in ("s_last_ts", "t_last_ts", "server_end_ts", "term_order"):
-    MERGE[_name] = f"max({_name})"
-for _name in _LISTS.split():
-    MERGE[_name] = f"flatten(list({_name}) FILTER ({_name} IS NOT NULL))"
-
-
-def merge_sql(table: str, columns: list[str]) -> str:
-    """One row per session from the partial aggregates in `table` (rule matchers: bool_or)."""
-    parts = []
-    for name in columns:
-        if name == "session_id":
-            continue
-        merged = MERGE.get(name) or (f"bool_or({name})" if name.startswith("m_") else None)
-        if merged is None:
-            raise ValueError(f"aggregate column {name} has no merge")
-        parts.append(f'{merged} AS "{name}"')
-    return f"SELECT session_id, {', '.join(parts)} FROM {table} GROUP BY session_id"
 
 
 _BAD_CODES = "list_sort(list_distinct([b.code FOR b IN bad IF NOT b.fatal]))"
@@ -258,7 +95,7 @@ def sessions_sql(table: str, keep: str = "") -> str:
         {_unless_null("term_recoveries", "[r.ts FOR r IN term_recoveries]")} AS term_r,
         CASE WHEN t_established IS NOT NULL AND s_established IS NOT NULL
              THEN epoch_ms(t_established) - epoch_ms(s_established) END AS skew_ms,
-        term_state > {len(TERMINAL_STATE)} AS term_ended,
+        term_state > {len(aggregates.TERMINAL_STATE)} AS term_ended,
         {_unless_null("term_recoveries", _RECOVERY_MS, "NULL")} AS term_recovery_ms
       FROM {table} a LEFT JOIN masks m ON a.code_mask IS NOT DISTINCT FROM m.code_mask
       WHERE session_id IS NOT NULL
@@ -431,7 +268,9 @@ def analyze(
         analysis = _analyze_all(con, logs, progress, began)
         con.execute("DROP TABLE agg")
         return analysis
-    definition = aggregate_sql("e") + sessions_sql("a") + rollups.DEFINITION + state.LAYOUT
+    definition = (
+        aggregates.aggregate_sql("e") + sessions_sql("a") + rollups.DEFINITION + state.LAYOUT
+    )
     version = hashlib.sha1(definition.encode()).hexdigest()
     kept = state.State(con, state_dir, version)
     try:
@@ -527,7 +366,10 @@ def _add_parts(
     # keep their aggregates as they are, and are not copied.
     known = "a.session_id IS NULL OR a.session_id IN (SELECT session_id FROM kept)"
     union = f"({old} UNION ALL BY NAME SELECT * FROM agg a WHERE {known})"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE merged AS {merge_sql(union, columns)}", [kept.rows])
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE merged AS {aggregates.merge_sql(union, columns)}",
+        [kept.rows],
+    )
     both = (
         "(SELECT * FROM agg WHERE session_id NOT IN (SELECT session_id FROM kept) "
         "UNION ALL BY NAME SELECT * FROM merged)"
@@ -633,7 +475,9 @@ def _aggregate(
     """Phase 1: aggregate straight from the parallel scan, without line numbers (numbering
     JSONL lines needs a window that runs on one thread); bad rows are only counted."""
     events_sql = ingest.events_sql(con, logs, numbered=False)
-    _run(con, f"CREATE OR REPLACE TEMP TABLE agg AS {aggregate_sql(events_sql)}", progress)
+    _run(
+        con, f"CREATE OR REPLACE TEMP TABLE agg AS {aggregates.aggregate_sql(events_sql)}", progress
+    )
     merge_split(con)
 
 
@@ -647,7 +491,8 @@ def merge_split(con: duckdb.DuckDBPyConnection) -> None:
         return
     rows = "(SELECT * FROM agg WHERE session_id = ANY($1))"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE split AS {merge_sql(rows, _columns(con, 'agg'))}", [ids]
+        f"CREATE OR REPLACE TEMP TABLE split AS {aggregates.merge_sql(rows, _columns(con, 'agg'))}",
+        [ids],
     )
     con.execute("DELETE FROM agg WHERE session_id = ANY($1)", [ids])
     con.execute("INSERT INTO agg BY NAME SELECT * FROM split")

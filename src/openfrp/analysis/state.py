@@ -2,7 +2,7 @@
 
 The folder keeps, in one DuckDB file, each input's size and a digest of its first bytes, how
 many lines and bad lines it had, the events, the bad lines listed so far, the sessions, each
-with its partial aggregates in mergeable form (sessions.MERGE) in column `agg` (one look-up,
+with its partial aggregates in mergeable form (aggregates.MERGE) in column `agg` (one look-up,
 delete and insert of a touched session instead of one in each of two tables), the aggregates
 of the lines that belong to no session (st.loose), and the summary's rollups (rollups.py).
 A later run reads only what changed: the bytes appended to a plain JSONL file since last time
