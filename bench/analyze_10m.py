@@ -65,9 +65,8 @@ print(rows[0][0])
 def run_measured(argv: list[str]) -> tuple[float, int, str]:
     """Run a command; return wall seconds, its own peak RSS (os.wait4 on its pid), stdout.
 
-    The disk is flushed first: the benchmark's own writes (the log copied for --state, the 1 %
-    appended) were still being written back when the runs began, and a run that syncs its state
-    file waited behind them (the run after 1 % growth took 0.52 s instead of 0.42-0.47)."""
+    The disk is flushed first, so that a run that syncs its state file does not wait behind
+    the benchmark's own writes (the log copied for --state, the 1 % appended)."""
     os.sync()
     began = time.perf_counter()
     with open(os.devnull, "w") as sink:
