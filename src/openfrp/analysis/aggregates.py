@@ -36,11 +36,6 @@ SERVER_LOSS = (
 SERVER_SAYS = "source <> 'terminal' AND event"
 
 
-def text_list(values: tuple[str, ...]) -> str:
-    """`values` as a list of SQL text literals."""
-    return ", ".join(ingest.quote(v) for v in values)
-
-
 # The rare events a session keeps a list of each (their times; a recovery's time and
 # duration), by the test that picks them (no event passes two). They are gathered in one list,
 # split after the GROUP BY: DuckDB slices the whole input chunk for each aggregate with a
@@ -70,8 +65,8 @@ def aggregate_sql(events_sql: str) -> str:
     FILTER clause (a list keeps NULLs). The user, account, launchpad and host are grouped by,
     not aggregated: a session's rows almost always agree on them, and eight text aggregates
     (the server's word first) cost 0.3-0.5 s of the 7 s pass at 10 M events; the few sessions
-    whose rows disagree come out as several rows, which merge_split() merges."""
-    state = f"list_position([{text_list(TERMINAL_STATE + TERMINAL_END)}], event)"
+    whose rows disagree come out as several rows, which sessions.merge_split() merges."""
+    state = f"list_position([{ingest.quote_list(TERMINAL_STATE + TERMINAL_END)}], event)"
     # The terminal's order (its time, then ending states after the others) and its state in
     # one number: its max stands for two aggregates, the max of the order and the arg_max of
     # the state (its low 4 bits; states number 1 to 14).

@@ -12,6 +12,7 @@ count non-blank lines; the event writer never writes blank lines.
 from __future__ import annotations
 
 import glob
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +75,11 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def quote_list(values: Iterable[str]) -> str:
+    """`values` as SQL text literals, comma-separated (for IN (...), [...], ENUM(...))."""
+    return ", ".join(quote(v) for v in values)
+
+
 def _jsonl_sql(logs: list[LogFile], numbered: bool) -> str:
     """JSONL files through one call of DuckDB's reader, which names each row's file: one scan
     to plan however many files there are.
@@ -84,7 +90,7 @@ def _jsonl_sql(logs: list[LogFile], numbered: bool) -> str:
     columns = ", ".join(f"{quote(k)}: {quote(v)}" for k, v in EVENT_COLUMNS.items())
     names = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
     read = (
-        f"read_json([{', '.join(quote(log.path) for log in logs)}], "
+        f"read_json([{quote_list(log.path for log in logs)}], "
         f"format='newline_delimited', ignore_errors=true, columns={{{columns}}}, filename=true)"
     )
     if not numbered:
@@ -137,7 +143,7 @@ CHECKS = (
     ("missing field 'event'", "event IS NULL"),
     (
         f"field 'source' must be one of {', '.join(events.SOURCES)}",
-        f"source IS NULL OR source NOT IN ({', '.join(quote(s) for s in events.SOURCES)})",
+        f"source IS NULL OR source NOT IN ({quote_list(events.SOURCES)})",
     ),
     (
         "field 'code' must be an integer or null",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from openfrp.analysis.ingest import quote
+from openfrp.analysis.ingest import quote, quote_list
 
 SPAN = re.compile(r"^(\d+)([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -74,7 +74,7 @@ class Scope:
         if self.until is not None:
             parts.append(f"start_ts < TIMESTAMP {quote(self.until.isoformat())}")
         for name, values in self.only.items():
-            parts.append(f'"{name}" IN ({", ".join(quote(v) for v in values)})')
+            parts.append(f'"{name}" IN ({quote_list(values)})')
         return " AND ".join(parts)
 
     def describe(self) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def _mask_to_codes(column: str) -> str:
 def _enum(values: tuple[str, ...]) -> str:
     """An ENUM type of `values`: the summary groups and compares phases and categories on
     every session, which costs a quarter less on small integers than on text."""
-    return f"ENUM({aggregates.text_list(values)})"
+    return f"ENUM({ingest.quote_list(values)})"
 
 
 def _resumed(drops: str, resumes: str) -> str:

@@ -123,7 +123,7 @@ def brief(analysis: Analysis, sessions: list[dict[str, Any]]) -> dict[str, list[
     if not wanted:
         return {}
     con = analysis.con
-    ids = ", ".join(ingest.quote(sid) for sid in wanted)
+    ids = ingest.quote_list(wanted)
     scan = ingest.events_sql(con, analysis.files, numbered=False)
     rows = con.execute(
         f"""
