@@ -109,7 +109,7 @@ def aggregate_sql(events_sql: str) -> str:
     FROM ({events_sql})
     GROUP BY ALL
     """
-    split = [_split_rare(k, name) for k, name in enumerate(RARE, 1)]
+    split = [split_rare(k, name) for k, name in enumerate(RARE, 1)]
     dropped = ", ".join(["rare", *masks])
     unpacked = "CAST(term_state & 15 AS INTEGER) AS term_state, term_order >> 4 AS term_order"
     return (
@@ -118,7 +118,7 @@ def aggregate_sql(events_sql: str) -> str:
     )
 
 
-def _split_rare(kind: int, name: str) -> str:
+def split_rare(kind: int, name: str) -> str:
     """List `name` of a session's rare events (NULL when it has none, as a FILTER clause gives)
     from the one list of them all."""
     value = "{'ts': r.ts, 'ms': r.ms}" if name == "term_recoveries" else "r.ts"
@@ -131,10 +131,11 @@ def _split_rare(kind: int, name: str) -> str:
 # How partial aggregates of the same session (from different runs over a growing log) merge
 # into the aggregate of all their events: every aggregate above has a merge.
 MERGE = {
-    "rows": "sum(rows)",
+    "rows": "sum(rows)::BIGINT",
     "server_end_code": "arg_max_null(server_end_code, server_end_ts)",
-    "term_state": "arg_max_null(term_state, term_order)",
-    "term_state_code": "arg_max_null(term_state_code, term_order)",
+    # term_order keeps the order's high bits, term_state its low ones: together the order.
+    "term_state": "arg_max_null(term_state, term_order * 16 + term_state)",
+    "term_state_code": "arg_max_null(term_state_code, term_order * 16 + term_state)",
     "code_mask": "bit_or(code_mask)",
 }
 _FIRST = (

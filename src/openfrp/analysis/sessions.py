@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from openfrp import codes
-from openfrp.analysis import aggregates, ingest, rollups, rules, state
+from openfrp.analysis import aggregates, ingest, native, rollups, rules, state
 
 if TYPE_CHECKING:
     from openfrp.analysis import engine as duckdb
@@ -474,10 +474,13 @@ def _aggregate(
 ) -> None:
     """Phase 1: aggregate straight from the parallel scan, without line numbers (numbering
     JSONL lines needs a window that runs on one thread); bad rows are only counted."""
-    events_sql = ingest.events_sql(con, logs, numbered=False)
-    _run(
-        con, f"CREATE OR REPLACE TEMP TABLE agg AS {aggregates.aggregate_sql(events_sql)}", progress
-    )
+    if not native.aggregate(con, logs, lambda sql: _run(con, sql, progress)):
+        events_sql = ingest.events_sql(con, logs, numbered=False)
+        _run(
+            con,
+            f"CREATE OR REPLACE TEMP TABLE agg AS {aggregates.aggregate_sql(events_sql)}",
+            progress,
+        )
     merge_split(con)
 
 
