@@ -4,7 +4,8 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test lint system-deps bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/openfrp/analysis/fold.c
+	bash scripts/system-deps.sh build
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages openfrp uses, only when they are missing and only as root.
+#   system-deps.sh build a C compiler and Python's headers, for the analyzer's native fold
+#                        (without them it is left out and the analyzer reads through DuckDB)
 #   system-deps.sh run   what `make run` needs for a real desktop: Xvfb, xrandr, xauth, an xterm
 #                        and its font
 #   system-deps.sh test  (default) that plus what the tests use: Chromium (report and browser
@@ -13,12 +15,17 @@ set -euo pipefail
 profile="${1:-test}"
 need=()
 want() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
-want Xvfb xvfb
-want xrandr x11-xserver-utils
-want xauth xauth
-want xterm xterm
-# the xterm's and the browser's text: one monospace and sans family is enough
-[ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
+want gcc gcc
+include="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)"
+[ -z "$include" ] || [ -e "$include/Python.h" ] || need+=(python3-dev)
+if [ "$profile" != build ]; then
+  want Xvfb xvfb
+  want xrandr x11-xserver-utils
+  want xauth xauth
+  want xterm xterm
+  # the xterm's and the browser's text: one monospace and sans family is enough
+  [ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
+fi
 if [ "$profile" = test ] || [ "$profile" = bench ]; then
   want chromium chromium
   want xev x11-utils

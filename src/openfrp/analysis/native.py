@@ -1,10 +1,12 @@
-"""The per-session aggregates through the native fold (fold.c) where it can read the inputs.
+"""The per-session aggregates through the native fold (fold.c), where it can read the inputs.
 
-The fold reads plain JSONL files on every core and folds the lines in the event writer's own
-form; it passes back the others (bad lines, rare events, events a rule reads the attributes
-of), which the SQL reader aggregates as before. The sessions both touch are merged with
-aggregates.merge_sql, so temp table `agg` holds what the SQL reader alone would have made: the
-SQL reader's aggregation runs at a third of the fold's speed on the same lines.
+The fold reads plain JSONL files on every core and folds each line in the event writer's own
+form into its session's aggregates, keeping the rare events a session lists and the events a
+rule reads the attributes of (for the rules' own SQL to read). Any other line, a bad one first,
+is passed back and aggregated by the SQL reader as before, then added to the fold's rows: a
+session both saw is two rows, which sessions.merge_split() merges as it merges a session whose
+rows disagree on a person. So temp table `agg` holds what the SQL reader alone makes, in a
+third of its time at 10 M events. The SQL reader alone reads gzip and Parquet files.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from openfrp import codes
@@ -22,22 +25,37 @@ if TYPE_CHECKING:
     from openfrp.analysis import engine as duckdb
 
 try:
-    from openfrp.analysis import _fold  # type: ignore[attr-defined]
+    from openfrp.analysis import _fold
 except ImportError:  # not built (no C compiler where it was installed): the SQL reader alone
-    _fold = None
+    _fold = None  # type: ignore[assignment]
 
-NULL = -(2**63)
+NULL = -(2**63)  # the fold's NULL in a column of integers
 TIMES = (
-    "s_first_ts s_last_ts t_first_ts t_last_ts created_at started_at server_end_ts t_attempt "
-    "t_established s_opened s_established"
-).split()
+    *("s_first_ts", "s_last_ts", "t_first_ts", "t_last_ts", "created_at", "started_at"),
+    *("server_end_ts", "t_attempt", "t_established", "s_opened", "s_established"),
+)
 TEXTS = ("user", "account", "launchpad", "host", "client")
+NARROW = {*TEXTS, "frp", "rare_kind", "match_event", "match_source"}  # 32-bit columns
+
+
+@dataclass(frozen=True)
+class Folded:
+    """The fold's tables (column name: numpy array): `groups`, a row per session and person,
+    numbered by `gid`; `rare`, the rare events (by gid); `matched`, the events the rules read
+    (by gid). `texts` are the texts that text columns index; `passed`, each file's lines
+    passed back."""
+
+    groups: dict[str, Any]
+    rare: dict[str, Any]
+    matched: dict[str, Any]
+    texts: list[str]
+    passed: list[bytes]
 
 
 def _matched() -> tuple[tuple[str, ...], tuple[int, ...]] | None:
-    """The events and codes the fold keeps with their attributes, for the rules' own SQL to
-    read: those a rule's matcher names (by code where it names codes). None when some matcher
-    names neither, so that only the SQL reader can tell which events it reads."""
+    """The events and codes whose events the fold keeps with their attributes: those a rule's
+    matcher names (by code where it names codes). None when a matcher names neither, so that
+    only the SQL reader can tell which events it reads."""
     events: set[str] = set()
     found: set[int] = set()
     for matcher in rules.matchers(rules.load_rules()).values():
@@ -51,21 +69,13 @@ def _matched() -> tuple[tuple[str, ...], tuple[int, ...]] | None:
 
 
 def usable(logs: list[ingest.LogFile]) -> bool:
-    return (
-        _fold is not None
-        and bool(logs)
-        and all(log.kind == "jsonl" and not log.path.endswith(".gz") for log in logs)
-        and _matched() is not None
-    )
-
-
-Folded = tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[str], list[bytes]]
+    plain = all(log.kind == "jsonl" and not log.path.endswith(".gz") for log in logs)
+    return _fold is not None and bool(logs) and plain and _matched() is not None
 
 
 def fold(logs: list[ingest.LogFile]) -> Folded | None:
-    """The fold's columns (a row per session and person; `gid` numbers them), its rare events
-    and the events the rules read (by `gid`), the texts its text columns index and each file's
-    passed-back lines; None when a file cannot be folded (a line too long to fold)."""
+    """Fold the plain JSONL files `logs` (usable() holds); None when one cannot be folded here
+    (it cannot be opened, or it has a line longer than the fold takes)."""
     import numpy as np
 
     matched = _matched()
@@ -85,35 +95,58 @@ def fold(logs: list[ingest.LogFile]) -> Folded | None:
     )
     if found is None:
         return None
-    columns, texts, lines = found
+    columns, texts, passed = found
     ids = np.array(columns.pop("session_id"), dtype=object)
-    groups: dict[str, Any] = {"session_id": ids, "gid": np.arange(len(ids), dtype=np.int64)}
-    rare: dict[str, Any] = {}
-    events: dict[str, Any] = {"match_attrs": np.array(columns.pop("match_attrs"), dtype=object)}
+    tables: dict[str, dict[str, Any]] = {
+        "": {"session_id": ids, "gid": np.arange(len(ids), dtype=np.int64)},
+        "rare": {},
+        "match": {"match_attrs": np.array(columns.pop("match_attrs"), dtype=object)},
+    }
     for name, data in columns.items():
-        kind = {"rare_ms": np.float64}.get(name, np.int64)
-        if name in TEXTS or name in ("frp", "rare_kind", "match_event", "match_source"):
-            kind = np.int32
-        part = rare if name.startswith("rare_") else events if name.startswith("match_") else groups
-        part[name] = np.frombuffer(data, dtype=kind)
-    return groups, rare, events, list(texts), list(lines)
+        kind = np.int32 if name in NARROW else np.float64 if name == "rare_ms" else np.int64
+        tables[name.split("_")[0] if name.startswith(("rare_", "match_")) else ""][name] = (
+            np.frombuffer(data, dtype=kind)
+        )
+    return Folded(tables[""], tables["rare"], tables["match"], texts, passed)
 
 
 def _typed(columns: list[tuple[str, str]]) -> str:
-    """The fold's columns in the types of the SQL reader's aggregates (NULLs as it has them)."""
-    parts = ["session_id AS session_id", "rows AS rows"]
-    parts += [f"CASE WHEN {n} >= 0 THEN $1[{n} + 1] END AS {n}" for n in TEXTS]
-    parts.append("nullif(frp, 0) AS frp")
-    parts += [f"make_timestamp(nullif({n}, {NULL})) AS {n}" for n in TIMES]
-    parts += [f"nullif(server_end_code, {NULL}) AS server_end_code"]
-    parts += [f"nullif(term_state_code, {NULL}) AS term_state_code"]
-    parts += [f"CAST(nullif(term_order, {NULL}) & 15 AS INTEGER) AS term_state"]
-    parts += [f"nullif(term_order, {NULL}) >> 4 AS term_order"]
-    parts += ["nullif(CAST(code_mask AS UBIGINT), 0) AS code_mask"]
-    parts += [aggregates.split_rare(kind, name) for kind, name in enumerate(aggregates.RARE, 1)]
-    parts += rules.matcher_aggregates(rules.load_rules())[1]
-    made = dict(reversed(p.rsplit(" AS ", 1)) for p in parts)
+    """The fold's columns as the SQL reader's aggregates `columns` (name, type): the same
+    names, types and order, NULLs where the SQL reader has them. $1 is the fold's texts."""
+    made = {"session_id": "session_id", "rows": "rows", "frp": "nullif(frp, 0)"}
+    made |= {n: f"CASE WHEN {n} >= 0 THEN $1[{n} + 1] END" for n in TEXTS}
+    made |= {n: f"make_timestamp(nullif({n}, {NULL}))" for n in TIMES}
+    for name in ("server_end_code", "term_state_code"):
+        made[name] = f"nullif({name}, {NULL})"
+    # The fold keeps the terminal's whole order: the SQL reader's term_order is its high bits.
+    made["term_state"] = f"nullif(term_order, {NULL}) & 15"
+    made["term_order"] = f"nullif(term_order, {NULL}) >> 4"
+    made["code_mask"] = "nullif(CAST(code_mask AS UBIGINT), 0)"
+    for kind, name in enumerate(aggregates.RARE, 1):
+        made[name] = aggregates.split_rare(kind, name).rsplit(" AS ", 1)[0]
+    for expression in rules.matcher_aggregates(rules.load_rules())[1]:
+        value, name = expression.rsplit(" AS ", 1)
+        made[name] = value
     return ", ".join(f'CAST({made.get(n, "NULL")} AS {kind}) AS "{n}"' for n, kind in columns)
+
+
+def _folded_sql(columns: list[tuple[str, str]]) -> str:
+    """Temp table `folded` from the fold's tables (fold_groups, fold_rare, fold_match)."""
+    rare = (
+        "SELECT rare_group AS gid, list({'k': rare_kind, 'ts': make_timestamp(rare_ts), "
+        "'ms': CASE WHEN NOT isnan(rare_ms) THEN rare_ms END}) AS rare FROM fold_rare GROUP BY 1"
+    )
+    sql = f"SELECT {_typed(columns)} FROM fold_groups LEFT JOIN ({rare}) USING (gid)"
+    masks = rules.matcher_aggregates(rules.load_rules())[0]
+    if masks:
+        events = (
+            f"SELECT match_group AS gid, nullif(match_code, {NULL}) AS code, "
+            "$1[match_event + 1] AS event, $1[match_source + 1] AS source, "
+            "CAST(match_attrs AS JSON) AS attrs FROM fold_match"
+        )
+        bits = ", ".join(f"{expression} AS {name}" for name, expression in masks.items())
+        sql += f" LEFT JOIN (SELECT gid, {bits} FROM ({events}) GROUP BY 1) USING (gid)"
+    return f"CREATE OR REPLACE TEMP TABLE folded AS {sql}"
 
 
 @contextmanager
@@ -146,16 +179,15 @@ def _files_of(lines: list[bytes]) -> Iterator[list[str]]:
 def aggregate(
     con: duckdb.DuckDBPyConnection, logs: list[ingest.LogFile], run: Callable[[str], None]
 ) -> bool:
-    """Temp table `agg` of `logs` as aggregates.aggregate_sql makes it, through the fold and
-    `run` (which runs the SQL reader's statement on the passed-back lines); False, with
-    nothing made, when the fold cannot read them."""
+    """Temp table `agg` of `logs`, as aggregates.aggregate_sql makes it but for sessions in
+    several rows (see the module's docstring), through the fold and `run`, which runs the SQL
+    reader's statement on the lines passed back. False, with nothing made, when the fold
+    cannot read the inputs."""
     found = fold(logs) if usable(logs) else None
     if found is None:
         return False
-    fold_columns, rare_columns, matched_columns, texts, lines = found
-    with _files_of(lines) as paths:
-        read = [ingest.LogFile(path, "jsonl") for path in paths]
-        events = ingest.events_sql(con, read, numbered=False)
+    with _files_of(found.passed) as paths:
+        events = ingest.events_sql(con, [ingest.LogFile(p, "jsonl") for p in paths], False)
         run(f"CREATE OR REPLACE TEMP TABLE passed AS {aggregates.aggregate_sql(events)}")
     names = " ".join(
         f"WHEN {ingest.quote(path)} THEN {ingest.quote(log.path)}"
@@ -166,22 +198,11 @@ def aggregate(
         f"{names} ELSE b.file END, 'fatal': b.fatal, 'code': b.code}}) WHERE bad NOT NULL"
     )
     columns = [(str(r[0]), str(r[1])) for r in con.execute("DESCRIBE passed").fetchall()]
-    masks = rules.matcher_aggregates(rules.load_rules())[0]
-    tables = {"fold_groups": fold_columns, "fold_rare": rare_columns, "fold_matched": matched_columns}
+    tables = {"fold_groups": found.groups, "fold_rare": found.rare, "fold_match": found.matched}
     for name, table in tables.items():
         con.register(name, table)
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE folded AS SELECT {_typed(columns)} FROM fold_groups "
-            "LEFT JOIN (SELECT rare_group AS gid, list({'k': rare_kind, "
-            "'ts': make_timestamp(rare_ts), 'ms': CASE WHEN NOT isnan(rare_ms) THEN rare_ms END})"
-            " AS rare FROM fold_rare GROUP BY 1) USING (gid) "
-            f"LEFT JOIN (SELECT gid, {', '.join(f'{e} AS {n}' for n, e in masks.items())} FROM "
-            f"(SELECT match_group AS gid, nullif(match_code, {NULL}) AS code, "
-            "$1[match_event + 1] AS event, $1[match_source + 1] AS source, "
-            "CAST(match_attrs AS JSON) AS attrs FROM fold_matched) GROUP BY 1) USING (gid)",
-            [texts],
-        )
+        con.execute(_folded_sql(columns), [found.texts])
     finally:
         for name in tables:
             con.unregister(name)
