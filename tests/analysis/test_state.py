@@ -171,11 +171,19 @@ def test_the_servers_identity_wins_when_the_terminal_was_kept_first(tmp_path: Pa
 
 @pytest.mark.parametrize("terminal_first", [True, False])
 def test_merged_parts_take_the_servers_identity_in_either_order(terminal_first: bool) -> None:
-    columns = ["session_id", "user", "host", "s_first_ts"]
-    rows = [("s-1", "mallory", "elsewhere", None), ("s-1", "alice", "h1", "2026-12-02 10:00:00")]
+    columns = ["session_id", "user", "host", "s_first_ts", "t_first_ts"]
+    rows = [
+        ("s-1", "mallory", "elsewhere", None, "2026-12-02 09:59:00"),
+        ("s-1", "alice", "h1", "2026-12-02 10:00:00", None),
+    ]
     con = duckdb.connect()
-    con.execute("CREATE TABLE parts (session_id TEXT, user TEXT, host TEXT, s_first_ts TIMESTAMP)")
-    con.executemany("INSERT INTO parts VALUES (?, ?, ?, ?)", rows if terminal_first else rows[::-1])
+    con.execute(
+        "CREATE TABLE parts (session_id TEXT, user TEXT, host TEXT, s_first_ts TIMESTAMP, "
+        "t_first_ts TIMESTAMP)"
+    )
+    con.executemany(
+        "INSERT INTO parts VALUES (?, ?, ?, ?, ?)", rows if terminal_first else rows[::-1]
+    )
     merged = con.sql(aggregates.merge_sql("parts", columns)).fetchall()
     assert [(r[1], r[2]) for r in merged] == [("alice", "h1")]
 

@@ -50,7 +50,7 @@ RARE = {
 
 
 def _when(test: str, value: str) -> str:
-    """`value` on the rows where `test` holds, NULL elsewhere: for min, max, any_value and
+    """`value` on the rows where `test` holds, NULL elsewhere: for min, max and
     arg_max_null, which skip NULLs, the same as a FILTER clause but cheaper. DuckDB slices
     the whole input chunk for each filtered aggregate; on 19 of them that was an eighth of
     the aggregation."""
@@ -85,8 +85,8 @@ def aggregate_sql(events_sql: str) -> str:
       count(*) AS rows,
       list({{'file': file, 'fatal': fatal, 'code': code}}) FILTER (fatal OR unknown) AS bad,
       "user", account, launchpad, host,
-      any_value(frp) AS frp,
-      any_value({_when("event = 'connection.established'", "attrs->>'client'")}) AS client,
+      min(frp) AS frp,
+      min({_when("event = 'connection.established'", "attrs->>'client'")}) AS client,
       min({_when(server, "ts")}) AS s_first_ts,
       max({_when(server, "ts")}) AS s_last_ts,
       min({_when(terminal, "ts")}) AS t_first_ts,
@@ -142,12 +142,23 @@ _FIRST = (
     "s_first_ts t_first_ts created_at started_at t_attempt s_opened t_established s_established"
 )
 _LISTS = "bad term_recoveries srv_resumes srv_disconnects term_drops reconnect_attempts"
-for _name in ("user", "account", "launchpad", "host"):  # the server's word, as in a full run
+
+
+def _earliest(name: str, when: str) -> str:
+    """Column `name` of the part that is first by `when`, then by the value itself."""
+    return f"arg_min(\"{name}\", {{'t': {when}, 'v': \"{name}\"}})"
+
+
+# Where a session's parts disagree on a person, the server's word wins, then the earliest part's,
+# then the least value: the same answer in whichever order the parts come. The protocol and the
+# client are the least value seen (a min in aggregate_sql too), so they merge as a min.
+for _name in ("user", "account", "launchpad", "host"):
     MERGE[_name] = (
-        f'coalesce(any_value("{_name}") FILTER (s_first_ts IS NOT NULL), any_value("{_name}"))'
+        f"coalesce({_earliest(_name, 's_first_ts')} FILTER (s_first_ts IS NOT NULL), "
+        f"{_earliest(_name, 't_first_ts')})"
     )
 for _name in ("frp", "client"):
-    MERGE[_name] = f'any_value("{_name}")'
+    MERGE[_name] = f'min("{_name}")'
 for _name in _FIRST.split():
     MERGE[_name] = f"min({_name})"
 for _name in ("s_last_ts", "t_last_ts", "server_end_ts", "term_order"):

@@ -472,8 +472,7 @@ static int rehash(Table *t) {
 
 /* The group of these keys (hashed by the session's id alone), made when new; NULL when out
  * of memory. */
-static Group *find_group(Table *t, const Str keys[N_KEYS]) {
-    uint64_t h = hash_bytes(keys[K_SESSION].p, keys[K_SESSION].n);
+static Group *find_group(Table *t, const Str keys[N_KEYS], uint64_t h) {
     if ((t->n + 1) * 2 > t->n_slots && rehash(t)) return NULL;
     size_t i = h & (t->n_slots - 1);
     for (; t->slots[i].group; i = (i + 1) & (t->n_slots - 1)) {
@@ -496,6 +495,14 @@ static Group *find_group(Table *t, const Str keys[N_KEYS]) {
     g->end_code = g->order = g->order_code = NONE;
     t->slots[i] = (Slot){(uint32_t)(++t->n), (uint32_t)(h >> 32)};
     return g;
+}
+
+/* Whether text `a` sorts before `b` as DuckDB sorts text (by bytes), a null `b` last. */
+static int less(Str a, Str b) {
+    if (b.n < 0) return 1;
+    size_t n = (size_t)(a.n < b.n ? a.n : b.n);
+    int c = n ? memcmp(a.p, b.p, n) : 0;
+    return c < 0 || (c == 0 && a.n < b.n);
 }
 
 static void keep_min(int64_t *at, int64_t v) {
@@ -646,7 +653,12 @@ static int add_matched(Table *t, const Group *g, const Line *x) {
 static int fold_line(const Config *c, Table *t, const char *p, const char *end) {
     Line x;
     int64_t us;
-    if (!parse(p, end, &x, t->follow) || !utc_time(x.ts, &us)) return 0;
+    if (!parse(p, end, &x, t->follow)) return 0;
+    /* The session's slot is fetched while the rest of the line is read: a session's events
+     * are far apart in a fleet's log, so its slot is seldom in the cache. */
+    uint64_t h = hash_bytes(x.keys[K_SESSION].p, x.keys[K_SESSION].n);
+    if (t->n_slots) __builtin_prefetch(&t->slots[h & (t->n_slots - 1)]);
+    if (!utc_time(x.ts, &us)) return 0;
     int terminal = EQ(x.source, "terminal"), server = EQ(x.source, "server");
     if (!terminal && !server && !EQ(x.source, "signaling")) return 0;
     const Event *e = event_of(c, x.event);
@@ -678,13 +690,14 @@ static int fold_line(const Config *c, Table *t, const char *p, const char *end) 
         }
     }
 
-    Group *g = find_group(t, x.keys);
-    if (!g || (client.n >= 0 && g->client.n < 0 && add_text(t, client, &g->client))) {
+    Group *g = find_group(t, x.keys, h);
+    if (!g || (client.n >= 0 && less(client, text_of(t, g->client)) &&
+               add_text(t, client, &g->client))) {
         t->failed = 1;
         return 1;
     }
     g->rows++;
-    if (!g->frp) g->frp = (int32_t)x.frp;
+    if (x.frp && (!g->frp || x.frp < g->frp)) g->frp = (int32_t)x.frp; /* min(frp) */
     g->code_mask |= bit;
     int kind = 0;
     if (flags & E_RECOVERY) kind = 1;
