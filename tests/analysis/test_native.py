@@ -4,6 +4,7 @@ writers write, on lines in every other form a writer or a fault can leave, after
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,17 @@ def test_a_fleet_cut_into_files_gives_the_sql_readers_answer(
     assert 0 < passed < fleet.stat().st_size / 50
     assert len(folded.groups["session_id"]) >= 2000
     assert len(folded.rare["rare_ts"]) > 0 and len(folded.matched["match_attrs"]) > 0
+
+
+def test_gzip_files_beside_go_to_the_sql_reader(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _cut(fleet, tmp_path, 3)
+    packed = f"{paths[1]}.gz"  # a rotated file: the same sessions span it and the plain ones
+    with open(paths[1], "rb") as plain, gzip.open(packed, "wb") as archive:
+        archive.write(plain.read())
+    mixed = [paths[0], packed, paths[2]]
+    assert _answer(sessions.analyze(mixed)) == _sql_reader_alone(monkeypatch, mixed)
 
 
 def _writer_lines(session: str, second: int) -> list[str]:
@@ -229,7 +241,7 @@ def test_a_line_too_long_to_fold_leaves_the_file_to_the_sql_reader(
     fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = tmp_path / "long.jsonl"
-    huge = _changed(1, {"message": "x" * (2 << 20)})
+    huge = _changed(1, {"message": "x" * (9 << 20)})
     log.write_text(fleet.read_text(encoding="utf-8") + huge + "\n", encoding="utf-8")
     assert native.fold([ingest.LogFile(str(log), "jsonl")]) is None
     assert _answer(sessions.analyze([str(log)])) == _sql_reader_alone(monkeypatch, [str(log)])

@@ -8,5 +8,6 @@ def fold(
     matched_codes: tuple[int, ...],
     code_low: int,
     code_bits: tuple[int | None, ...],
+    takeover: int,
     threads: int,
 ) -> tuple[dict[str, Any], list[str], list[bytes]] | None: ...

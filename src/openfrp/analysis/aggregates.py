@@ -5,6 +5,7 @@ of all its events. sessions.py derives each session's facts from them."""
 from __future__ import annotations
 
 from openfrp.analysis import ingest, rules
+from openfrp.codes import CodeNumber
 
 # Terminal events that change its connection state; the last one says how the terminal ended.
 TERMINAL_STATE = (
@@ -29,8 +30,10 @@ TERMINAL_END = (
 # A server-side disconnect the network caused carries its code (4029, 4023...): the user's own
 # disconnect, a terminal closing its side on purpose and one that left during the start carry
 # none, and a takeover by the user's own device is 4006.
+TAKEOVER = int(CodeNumber.ALREADY_IN_SESSION)
 SERVER_LOSS = (
-    "event = 'session.disconnected' AND code IS NOT NULL AND code <> 4006 AND source <> 'terminal'"
+    "event = 'session.disconnected' AND code IS NOT NULL "
+    f"AND code <> {TAKEOVER} AND source <> 'terminal'"
 )
 # The server's word on a session's life: a terminal's log (or one it shipped) cannot claim it.
 SERVER_SAYS = "source <> 'terminal' AND event"

@@ -1,14 +1,16 @@
 /* The analyzer's fast path: fold the lines of JSONL event logs into per-session aggregates in
  * one native pass, on several threads.
  *
- * Only lines in the event writer's own form are folded: its fields in its order, strings
- * without escapes, a UTC timestamp, a known source and a code of the table. Every other line
- * (a bad one, one another writer wrote, one whose attributes a diagnosis rule reads) is passed
- * back as it is, for the SQL reader to aggregate; native.py merges the two, so the answer is
- * the SQL reader's own. The aggregates are those of aggregates.aggregate_sql, which a test
- * checks this pass against, event by event kind.
+ * A line is folded when it is an event as the writers write it: a JSON object of the log's
+ * fields (in any order), strings without escapes, a timestamp in the writer's UTC form, a
+ * known source and a code of the table. Of the rare events a session lists and the events
+ * whose attributes a diagnosis rule reads, it keeps rows for SQL to finish (native.py). Every
+ * other line (a bad one first) is passed back as it is, for the SQL reader to aggregate; the
+ * two sets of aggregates are merged, so the answer is the SQL reader's own. The aggregates are
+ * those of aggregates.aggregate_sql, which tests check this pass against, line form by form.
  *
- * fold(paths, states, n_running, matched_events, matched_codes, code_low, code_bits, threads)
+ * fold(paths, states, n_running, matched_events, matched_codes, code_low, code_bits, takeover,
+ *      threads)
  *   -> None when a file cannot be folded here (unreadable, a line over MAX_LINE)
  *    | (columns: dict[str, list | bytes], texts: list[str], passed: list[bytes])
  * Each thread's groups come out as they are: a session both threads saw is two rows (of the
@@ -27,7 +29,7 @@
 #include <unistd.h>
 
 #define NONE INT64_MIN
-#define MAX_LINE (1 << 20) /* a longer line is left to the SQL reader's own limits */
+#define MAX_LINE (8 << 20) /* a file with a longer line is left to the SQL reader's limits */
 #define MAX_DEPTH 64
 #define MAX_NAMES 64
 #define EVENT_SLOTS 256
@@ -75,7 +77,7 @@ typedef struct {
     int n_running;
     int64_t *matched_codes;
     int n_matched_codes;
-    int64_t code_low;
+    int64_t code_low, takeover; /* the takeover's code is no loss (aggregates.SERVER_LOSS) */
     uint64_t *code_bits; /* by code - code_low; 0: not a code of the table */
     int n_code_bits;
 } Config;
@@ -702,7 +704,8 @@ static int fold_line(const Config *c, Table *t, const char *p, const char *end) 
     int kind = 0;
     if (flags & E_RECOVERY) kind = 1;
     else if (!terminal && (flags & E_RESUMED)) kind = 2;
-    else if (!terminal && (flags & E_DISCONNECT) && x.code != NONE && x.code != 4006) kind = 3;
+    else if (!terminal && (flags & E_DISCONNECT) && x.code != NONE && x.code != c->takeover)
+        kind = 3;
     else if (flags & E_DROP) kind = 4;
     else if (flags & E_RECONNECT) kind = 5;
     if ((kind && add_rare(t, g, kind, us, ms)) || (matched && add_matched(t, g, &x))) {
@@ -1084,10 +1087,11 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *paths, *states, *matched_events, *matched_codes, *code_bits;
     int n_running, threads;
-    long long code_low;
-    if (!PyArg_ParseTuple(args, "O!O!iO!O!LO!i", &PyList_Type, &paths, &PyTuple_Type, &states,
+    long long code_low, takeover;
+    if (!PyArg_ParseTuple(args, "O!O!iO!O!LO!Li", &PyList_Type, &paths, &PyTuple_Type, &states,
                           &n_running, &PyTuple_Type, &matched_events, &PyTuple_Type,
-                          &matched_codes, &code_low, &PyTuple_Type, &code_bits, &threads))
+                          &matched_codes, &code_low, &PyTuple_Type, &code_bits, &takeover,
+                          &threads))
         return NULL;
     if (threads < 1 || threads > 64) {
         PyErr_SetString(PyExc_ValueError, "threads must be 1 to 64");
@@ -1097,6 +1101,7 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     if (!c) return PyErr_NoMemory();
     c->n_running = n_running;
     c->code_low = code_low;
+    c->takeover = takeover;
     Py_ssize_t n_codes = PyTuple_GET_SIZE(matched_codes), n_bits = PyTuple_GET_SIZE(code_bits);
     c->matched_codes = calloc(n_codes + 1, sizeof(int64_t));
     c->code_bits = calloc(n_bits + 1, sizeof(uint64_t));
@@ -1147,7 +1152,7 @@ done:
 static PyMethodDef METHODS[] = {
     {"fold", fold, METH_VARARGS,
      "fold(paths, states, n_running, matched_events, matched_codes, code_low, code_bits, "
-     "threads)"},
+     "takeover, threads)"},
     {NULL, NULL, 0, NULL},
 };
 

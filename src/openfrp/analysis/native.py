@@ -6,7 +6,8 @@ rule reads the attributes of (for the rules' own SQL to read). Any other line, a
 is passed back and aggregated by the SQL reader as before, then added to the fold's rows: a
 session both saw is two rows, which sessions.merge_split() merges as it merges a session whose
 rows disagree on a person. So temp table `agg` holds what the SQL reader alone makes, in a
-third of its time at 10 M events. The SQL reader alone reads gzip and Parquet files.
+third of its time at 10 M events. gzip and Parquet files go to the SQL reader with the lines
+passed back.
 """
 
 from __future__ import annotations
@@ -68,9 +69,14 @@ def _matched() -> tuple[tuple[str, ...], tuple[int, ...]] | None:
     return tuple(sorted(events)), tuple(sorted(found))
 
 
+def plain(log: ingest.LogFile) -> bool:
+    """Whether the fold reads the file: JSONL, not compressed."""
+    return log.kind == "jsonl" and not log.path.endswith(".gz")
+
+
 def usable(logs: list[ingest.LogFile]) -> bool:
-    plain = all(log.kind == "jsonl" and not log.path.endswith(".gz") for log in logs)
-    return _fold is not None and bool(logs) and plain and _matched() is not None
+    """Whether the fold can read `logs`, plain files all."""
+    return _fold is not None and bool(logs) and all(map(plain, logs)) and _matched() is not None
 
 
 def fold(logs: list[ingest.LogFile]) -> Folded | None:
@@ -91,6 +97,7 @@ def fold(logs: list[ingest.LogFile]) -> Folded | None:
         *matched,
         low,
         tuple(bits),
+        aggregates.TAKEOVER,
         max(1, min(os.cpu_count() or 1, 8)),
     )
     if found is None:
@@ -181,17 +188,19 @@ def aggregate(
 ) -> bool:
     """Temp table `agg` of `logs`, as aggregates.aggregate_sql makes it but for sessions in
     several rows (see the module's docstring), through the fold and `run`, which runs the SQL
-    reader's statement on the lines passed back. False, with nothing made, when the fold
-    cannot read the inputs."""
-    found = fold(logs) if usable(logs) else None
+    reader's statement on the lines passed back and on the files the fold does not read
+    (gzip, Parquet). False, with nothing made, when the fold cannot read any."""
+    folded = [log for log in logs if plain(log)]
+    found = fold(folded) if usable(folded) else None
     if found is None:
         return False
     with _files_of(found.passed) as paths:
-        events = ingest.events_sql(con, [ingest.LogFile(p, "jsonl") for p in paths], False)
+        read = [ingest.LogFile(path, "jsonl") for path in paths]
+        events = ingest.events_sql(con, read + [log for log in logs if not plain(log)], False)
         run(f"CREATE OR REPLACE TEMP TABLE passed AS {aggregates.aggregate_sql(events)}")
     names = " ".join(
         f"WHEN {ingest.quote(path)} THEN {ingest.quote(log.path)}"
-        for path, log in zip(paths, logs, strict=True)
+        for path, log in zip(paths, folded, strict=True)
     )
     con.execute(
         "UPDATE passed SET bad = list_transform(bad, lambda b: {'file': CASE b.file "
