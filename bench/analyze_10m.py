@@ -5,10 +5,12 @@ child processes, one after the other:
   1. the bare scan: SELECT count(*) FROM read_json(...) (ignore_errors: the log has bad lines)
   2. the field scan: the same reader extracting the 11 fields the analyzer reads, counted
      (what reading alone costs; the bare count extracts none)
-  3. `openfrp analyze LOG --json --quiet` (ingest, sessions, diagnosis, full summary)
+  3. `openfrp analyze LOG --json --quiet` (ingest, sessions, diagnosis, full summary), then
+     the same without the native fold (DuckDB's reader aggregates every line; the summaries
+     must agree)
   4. `--state DIR` over a copy of the log holding its first 99 %, then again after the last
      1 % is appended (only what was added is read)
-Steps 2 and 3 alternate, and each step of 4 repeats, --trials times; medians are compared.
+Steps 2 and 3 alternate, and each step of 4 repeats, --trials times; medians are compared,
 and prints wall time and peak RSS of each, the ratios and the analyzer's events per second.
 The package's bytecode is compiled first, as an install does: with PYTHONDONTWRITEBYTECODE set
 and the sources changed since, every child compiled them again at start (0.06-0.09 s, 5-8 % of the
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import json
 import os
 import shutil
 import statistics
@@ -60,6 +63,22 @@ rows = con.sql(f"SELECT {counts} FROM read_json(?, format='newline_delimited', "
                f"ignore_errors=true, columns={{{columns}}})", params=[sys.argv[1]]).fetchall()
 print(rows[0][0])
 """
+
+
+# The analyzer without its native fold: DuckDB's JSON reader aggregates every line.
+SQL_ALONE = """
+import sys
+from openfrp import cli
+from openfrp.analysis import native
+native._fold = None
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def _without_seconds(report: str) -> str:
+    data = json.loads(report)
+    del data["seconds"]
+    return json.dumps(data, sort_keys=True)
 
 
 def run_measured(argv: list[str]) -> tuple[float, int, str]:
@@ -110,20 +129,28 @@ def main() -> int:
     bare_wall, bare_rss, bare_out = run_measured([sys.executable, "-c", BARE, str(log)])
     lines = int(bare_out.strip())
     cmd = [sys.executable, "-m", "openfrp.cli", "analyze", str(log), "--json", "--quiet"]
-    fields, walls, rss = [], [], 0
+    sql_alone = [sys.executable, "-c", SQL_ALONE, *cmd[3:]]
+    fields, walls, alone, rss = [], [], [], 0
     for _ in range(args.trials):  # alternating, so drift of the machine meets both alike
         fields.append(run_measured([sys.executable, "-c", FIELDS, str(log)])[0])
-        wall, peak, _ = run_measured(cmd)
+        wall, peak, out = run_measured(cmd)
         walls.append(wall)
         rss = max(rss, peak)
+        same, _, alone_out = run_measured(sql_alone)
+        alone.append(same)
+        if _without_seconds(out) != _without_seconds(alone_out):
+            sys.exit("the fold's summary differs from the SQL reader's")
     fields_wall, wall = statistics.median(fields), statistics.median(walls)
 
     print(f"bare scan   : {bare_wall:7.2f} s  peak RSS {bare_rss / GIB:5.2f} GiB  ({lines:,} rows)")
     print(f"field scan  : {_seconds(fields)} s (median {fields_wall:.2f})")
     print(f"analyzer    : {_seconds(walls)} s (median {wall:.2f})  peak RSS {rss / GIB:5.2f} GiB")
+    alone_wall = statistics.median(alone)
+    print(f"SQL alone   : {_seconds(alone)} s (median {alone_wall:.2f}), the same summary")
     print(f"ratio       : {wall / bare_wall:7.2f} x the bare scan (goal <= 2.0)")
     print(f"field scan  : {fields_wall / bare_wall:7.2f} x the bare scan")
     print(f"analyzer    : {wall / fields_wall:7.2f} x the field scan, medians (goal <= 1.5)")
+    print(f"SQL alone   : {alone_wall / fields_wall:7.2f} x the field scan, medians")
     print(f"throughput  : {lines / wall:,.0f} events/s ({size / wall / 1024**2:,.0f} MiB/s)")
     print(f"memory goal : {'met' if rss < 2 * GIB else 'NOT met'} (< 2 GiB)")
     firsts, addeds = grown_run(log, cmd, args.trials)

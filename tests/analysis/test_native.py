@@ -21,6 +21,11 @@ pytestmark = pytest.mark.skipif(native._fold is None, reason="the native fold is
 SAME = "SELECT * FROM sessions ORDER BY session_id"
 
 
+@pytest.fixture(autouse=True)
+def _fold_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "FOLD_FROM", 0)
+
+
 def _answer(analysis: sessions.Analysis) -> dict[str, Any]:
     built = summary.build(analysis)
     del built["seconds"]
