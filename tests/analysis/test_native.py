@@ -69,7 +69,8 @@ def test_a_fleet_cut_into_files_gives_the_sql_readers_answer(
     fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = _cut(fleet, tmp_path, 3)  # sessions that span files, and each file's threads
-    folded = _same_answer(monkeypatch, paths)
+    (tmp_path / "empty.jsonl").write_text("")
+    folded = _same_answer(monkeypatch, [*paths, str(tmp_path / "empty.jsonl")])
     # It folded the lines itself: what it passed back is the fleet's bad lines.
     passed = sum(len(part) for part in folded.passed)
     assert 0 < passed < fleet.stat().st_size / 50
@@ -240,6 +241,19 @@ def test_any_mix_of_forms_gives_the_sql_readers_answer(
     text = "".join(f"{line}\n" for line in lines)
     log.write_text(text[:-1] if no_newline else text, encoding="utf-8")
     _same_answer(monkeypatch, [str(log)])
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.binary(max_size=120), min_size=1, max_size=8))
+def test_garbage_among_events_gives_the_sql_readers_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, garbage: list[bytes]
+) -> None:
+    events = [_changed(k, {"event": "connect.attempt", "attrs": {}}).encode() for k in range(3)]
+    lines = [line.replace(b"\n", b"") for line in garbage] + events
+    (tmp_path / "garbage.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    _same_answer(monkeypatch, [str(tmp_path / "garbage.jsonl")])
 
 
 def test_a_line_too_long_to_fold_leaves_the_file_to_the_sql_reader(
