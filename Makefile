@@ -4,7 +4,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test lint system-deps bench clean
 
-$(STAMP): pyproject.toml setup.py src/openfrp/analysis/fold.c
+$(STAMP): pyproject.toml setup.py $(wildcard src/openfrp/analysis/fold*.[ch])
 	bash scripts/system-deps.sh build
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

@@ -9,7 +9,8 @@ setup(
     ext_modules=[
         Extension(
             "openfrp.analysis._fold",
-            ["src/openfrp/analysis/fold.c"],
+            ["src/openfrp/analysis/fold.c", "src/openfrp/analysis/fold_line.c"],
+            depends=["src/openfrp/analysis/fold_line.h"],
             extra_compile_args=["-O2"],
             optional=True,
         )
