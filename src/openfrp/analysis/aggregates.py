@@ -1,6 +1,8 @@
 """Per-session aggregates: one parallel GROUP BY over all events, and how the partial
 aggregates of one session (from runs over a growing log, --state) merge into the aggregate
-of all its events. sessions.py derives each session's facts from them."""
+of all its events. sessions.py derives each session's facts from them. The native fold
+(fold.c) computes the same aggregates over the lines it folds; tests/analysis/test_native.py
+holds the two equal, so a change here is a change there."""
 
 from __future__ import annotations
 

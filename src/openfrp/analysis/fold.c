@@ -3,11 +3,12 @@
  *
  * A line is folded when it is an event as the writers write it (fold_line.c reads it): a JSON
  * object of the log's fields (in any order), strings without escapes, a timestamp in the
- * writer's UTC form, a known source and a code of the table. Of the rare events a session lists and the events
- * whose attributes a diagnosis rule reads, it keeps rows for SQL to finish (native.py). Every
- * other line (a bad one first) is passed back as it is, for the SQL reader to aggregate; the
- * two sets of aggregates are merged, so the answer is the SQL reader's own. The aggregates are
- * those of aggregates.aggregate_sql, which tests check this pass against, line form by form.
+ * writer's UTC form, a known source and a code of the table. Of the rare events a session
+ * lists and the events whose attributes a diagnosis rule reads, it keeps rows for SQL to
+ * finish (native.py). Every other line (a bad one first) is passed back as it is, for the SQL
+ * reader to aggregate; the two sets of aggregates are merged, so the answer is the SQL
+ * reader's own. The aggregates are those of aggregates.aggregate_sql, which
+ * tests/analysis/test_native.py holds this pass to, line form by line form.
  *
  * fold(paths, states, n_running, matched_events, matched_codes, code_low, code_bits, takeover,
  *      threads)
@@ -53,7 +54,7 @@ enum {
     E_MATCHED = 64,     /* a rule reads its attributes: kept with them */
     E_RECOVERY = 128,   /* rare kind 1, any side, with attrs recovery_ms */
     E_RESUMED = 256,    /* rare kind 2 on the server's side */
-    E_DISCONNECT = 512, /* rare kind 3 on the server's side, with a code other than 4006 */
+    E_DISCONNECT = 512, /* rare kind 3 on the server's side, with a code but the takeover's */
     E_DROP = 1024,      /* rare kind 4, any side */
     E_RECONNECT = 2048, /* rare kind 5, any side */
 };
