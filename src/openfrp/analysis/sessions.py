@@ -473,7 +473,8 @@ def _aggregate(
     progress: Callable[[float], None] | None,
 ) -> None:
     """Phase 1: aggregate straight from the parallel scan, without line numbers (numbering
-    JSONL lines needs a window that runs on one thread); bad rows are only counted."""
+    JSONL lines needs a window that runs on one thread); bad rows are only counted. The native
+    fold reads plain JSONL where it is built and the files are large enough (native.py)."""
     if not native.aggregate(con, logs, lambda sql: _run(con, sql, progress)):
         events_sql = ingest.events_sql(con, logs, numbered=False)
         _run(
@@ -486,8 +487,10 @@ def _aggregate(
 
 def merge_split(con: duckdb.DuckDBPyConnection) -> None:
     """Merge each session that aggregate_sql left in several rows of `agg` (its rows disagree
-    on a person) into one row, in place: there are few, often none. The lines of no session
-    may stay in several rows (session_id NULL): every reader of them sums or merges them."""
+    on a person), or that the native fold saw in parts (on two threads, or some of its lines
+    passed back), into one row, in place: a few thousand at most at 10 M events. The lines of
+    no session may stay in several rows (session_id NULL): every reader of them sums or merges
+    them."""
     split = "SELECT session_id FROM agg WHERE session_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1"
     ids = [row[0] for row in con.execute(split).fetchall()]
     if not ids:
