@@ -6,8 +6,13 @@ holds the two equal, so a change here is a change there."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from openfrp.analysis import ingest, rules
 from openfrp.codes import CodeNumber
+
+if TYPE_CHECKING:
+    from openfrp.analysis import engine as duckdb
 
 # Terminal events that change its connection state; the last one says how the terminal ended.
 TERMINAL_STATE = (
@@ -121,6 +126,17 @@ def aggregate_sql(events_sql: str) -> str:
         f"SELECT * EXCLUDE ({dropped}) REPLACE ({unpacked}), {', '.join(split + matched)} "
         f"FROM ({grouped})"
     )
+
+
+def rename_bad_files(con: duckdb.DuckDBPyConnection, table: str, names: dict[str, str]) -> None:
+    """Name the files of the bad lines listed in aggregate table `table` by `names` (the file
+    read: the file the user named), where a scratch copy was read in its place."""
+    if names:
+        cases = " ".join(f"WHEN {ingest.quote(a)} THEN {ingest.quote(b)}" for a, b in names.items())
+        con.execute(
+            f"UPDATE {table} SET bad = list_transform(bad, lambda b: {{'file': CASE b.file "
+            f"{cases} ELSE b.file END, 'fatal': b.fatal, 'code': b.code}}) WHERE bad NOT NULL"
+        )
 
 
 def split_rare(kind: int, name: str) -> str:

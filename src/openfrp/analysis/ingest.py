@@ -12,6 +12,7 @@ count non-blank lines; the event writer never writes blank lines.
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,11 @@ class InputError(Exception):
 class LogFile:
     path: str
     kind: str  # "jsonl" or "parquet"
+
+    @property
+    def plain(self) -> bool:
+        """JSONL, not compressed: it grows by appending, and the native fold reads it."""
+        return self.kind == "jsonl" and not self.path.endswith(".gz")
 
 
 @dataclass(frozen=True)
@@ -180,11 +186,25 @@ def _set_code_bits(con: duckdb.DuckDBPyConnection) -> None:
     numbers not in the table): sessions gather their codes with bit_or. Kept in a connection
     variable, so queries name it instead of carrying a list of a thousand entries; set from a
     parameter (parsing the list as SQL text took 0.015 s)."""
+    con.execute(f"SET VARIABLE {CODE_BITS} = CAST($1 AS UBIGINT[])", [code_bits()])
+
+
+def code_bits() -> list[int | None]:
+    """The bit of each code of the table, by number from the lowest code's (None between)."""
     low = min(c.number for c in codes.TABLE)
     bits: list[int | None] = [None] * (max(c.number for c in codes.TABLE) - low + 1)
     for i, c in enumerate(codes.TABLE):
         bits[c.number - low] = 1 << i
-    con.execute(f"SET VARIABLE {CODE_BITS} = CAST($1 AS UBIGINT[])", [bits])
+    return bits
+
+
+def memory_file(name: str) -> tuple[int, str] | None:
+    """A file in memory (a memfd) and the path DuckDB opens it by, or None where the system
+    has none: a scratch file there need not wait behind the disk's writeback."""
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
+        return None
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    return fd, f"/proc/self/fd/{fd}"
 
 
 def code_bit_sql(column: str) -> str:

@@ -71,14 +71,9 @@ def _matched() -> tuple[tuple[str, ...], tuple[int, ...]] | None:
     return tuple(sorted(events)), tuple(sorted(found))
 
 
-def plain(log: ingest.LogFile) -> bool:
-    """Whether the fold reads the file: JSONL, not compressed."""
-    return log.kind == "jsonl" and not log.path.endswith(".gz")
-
-
 def usable(logs: list[ingest.LogFile]) -> bool:
     """Whether the fold can read `logs`, plain files all, and is worth it."""
-    if _fold is None or not logs or not all(map(plain, logs)) or _matched() is None:
+    if _fold is None or not logs or not all(log.plain for log in logs) or _matched() is None:
         return False
     try:
         return sum(os.stat(log.path).st_size for log in logs) >= FOLD_FROM
@@ -93,17 +88,13 @@ def fold(logs: list[ingest.LogFile]) -> Folded | None:
 
     matched = _matched()
     assert _fold is not None and matched is not None
-    low = min(c.number for c in codes.TABLE)
-    bits: list[int | None] = [None] * (max(c.number for c in codes.TABLE) - low + 1)
-    for i, c in enumerate(codes.TABLE):
-        bits[c.number - low] = 1 << i
     found = _fold.fold(
         [log.path for log in logs],
         aggregates.TERMINAL_STATE + aggregates.TERMINAL_END,
         len(aggregates.TERMINAL_STATE),
         *matched,
-        low,
-        tuple(bits),
+        min(c.number for c in codes.TABLE),
+        tuple(ingest.code_bits()),
         aggregates.TAKEOVER,
         max(1, min(os.cpu_count() or 1, 8)),
     )
@@ -171,12 +162,11 @@ def _files_of(lines: list[bytes]) -> Iterator[list[str]]:
     scratch: list[str] = []
     try:
         for i, data in enumerate(lines):
-            if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
-                fd = os.memfd_create(f"openfrp-passed-{i}", os.MFD_CLOEXEC)
-                path = f"/proc/self/fd/{fd}"
-            else:
-                fd, path = tempfile.mkstemp(suffix=".jsonl")
-                scratch.append(path)
+            made = ingest.memory_file(f"openfrp-passed-{i}")
+            if made is None:
+                made = tempfile.mkstemp(suffix=".jsonl")
+                scratch.append(made[1])
+            fd, path = made
             fds.append(fd)
             paths.append(path)
             view = memoryview(data)
@@ -197,22 +187,16 @@ def aggregate(
     several rows (see the module's docstring), through the fold and `run`, which runs the SQL
     reader's statement on the lines passed back and on the files the fold does not read
     (gzip, Parquet). False, with nothing made, when the fold cannot read any."""
-    folded = [log for log in logs if plain(log)]
+    folded = [log for log in logs if log.plain]
     found = fold(folded) if usable(folded) else None
     if found is None:
         return False
     with _files_of(found.passed) as paths:
         read = [ingest.LogFile(path, "jsonl") for path in paths]
-        events = ingest.events_sql(con, read + [log for log in logs if not plain(log)], False)
+        events = ingest.events_sql(con, read + [log for log in logs if not log.plain], False)
         run(f"CREATE OR REPLACE TEMP TABLE passed AS {aggregates.aggregate_sql(events)}")
-    names = " ".join(
-        f"WHEN {ingest.quote(path)} THEN {ingest.quote(log.path)}"
-        for path, log in zip(paths, folded, strict=True)
-    )
-    con.execute(
-        "UPDATE passed SET bad = list_transform(bad, lambda b: {'file': CASE b.file "
-        f"{names} ELSE b.file END, 'fatal': b.fatal, 'code': b.code}}) WHERE bad NOT NULL"
-    )
+    names = {path: log.path for path, log in zip(paths, folded, strict=True)}
+    aggregates.rename_bad_files(con, "passed", names)
     columns = [(str(r[0]), str(r[1])) for r in con.execute("DESCRIBE passed").fetchall()]
     tables = {"fold_groups": found.groups, "fold_rare": found.rare, "fold_match": found.matched}
     for name, table in tables.items():

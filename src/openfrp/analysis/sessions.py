@@ -352,13 +352,7 @@ def _add_parts(
         for found in _first_bad_lines(con, read, counts):
             part = origin[found.path]
             bad.append(ingest.BadLine(part.log.path, found.line + part.skip_lines, found.reason))
-        names = " ".join(
-            f"WHEN {ingest.quote(p.read_from)} THEN {ingest.quote(p.log.path)}" for p in parts
-        )
-        con.execute(
-            "UPDATE agg SET bad = list_transform(bad, lambda b: {'file': CASE b.file "
-            f"{names} ELSE b.file END, 'fatal': b.fatal, 'code': b.code}}) WHERE bad NOT NULL"
-        )
+        aggregates.rename_bad_files(con, "agg", {p.read_from: p.log.path for p in parts})
     columns = _columns(con, "agg")
     old = kept.keep_touched()
     # Only sessions kept before and the loose lines need merging (into temp table `merged`):

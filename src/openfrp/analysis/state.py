@@ -81,10 +81,6 @@ class Part:
         return replace(self.read, lines=self.read.lines + self.tail_lines.result())
 
 
-def appendable(log: ingest.LogFile) -> bool:
-    return log.kind == "jsonl" and not log.path.endswith(".gz")
-
-
 def head_digest(path: str, length: int = HEAD_BYTES) -> str:
     """A digest of the file's first `length` bytes (fewer if it is shorter), with the count:
     bytes appended later leave the digest of the same first bytes unchanged."""
@@ -232,7 +228,7 @@ class State:
                 return None  # rewritten, or its last line was still being written
             if size == old.size:
                 continue
-            if not appendable(log) or size < old.size:
+            if not log.plain or size < old.size:
                 return None
             tail = self._scratch(len(parts), size - old.size)
             copied, whole, lines = _copy_tail(log.path, old.size, tail)
@@ -245,14 +241,10 @@ class State:
 
     def _scratch(self, index: int, size: int) -> str:
         """Where to copy the `index`th tail, of `size` bytes (more if the file grows meanwhile)."""
-        if (
-            size <= TAIL_IN_MEMORY
-            and hasattr(os, "memfd_create")
-            and os.path.isdir("/proc/self/fd")
-        ):
-            fd = os.memfd_create(f"openfrp-tail-{index}", os.MFD_CLOEXEC)
-            self.in_memory.append(fd)
-            return f"/proc/self/fd/{fd}"
+        made = ingest.memory_file(f"openfrp-tail-{index}") if size <= TAIL_IN_MEMORY else None
+        if made is not None:
+            self.in_memory.append(made[0])
+            return made[1]
         scratch = self.folder / "tails"
         scratch.mkdir(exist_ok=True)
         return str(scratch / f"{index}.jsonl")
@@ -340,7 +332,7 @@ class State:
                 continue
             size = Path(log.path).stat().st_size
             # Only plain JSONL grows by appending; other files are read whole when they change.
-            lines, whole = count_lines(log.path) if appendable(log) else (0, True)
+            lines, whole = count_lines(log.path) if log.plain else (0, True)
             head = head_digest(log.path) if whole else "partial"
             rows.append((log.path, size, head, lines, bad))
         con.execute(f"CREATE OR REPLACE TABLE {FILES}")
