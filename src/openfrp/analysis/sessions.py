@@ -315,18 +315,19 @@ def _add_parts(
     progress: Callable[[float], None] | None,
 ) -> state.Counts:
     """Aggregate the new parts and merge them with the kept aggregates of the sessions they
-    touch and the loose ones (temp table `merged`: those that needed merging; temp table
-    `facts`: the new and merged sessions (is_new, with `agg`) and the kept ones they replace);
-    return the counts: the kept ones and the new parts' added (counting them again among all
-    aggregates cost 0.02-0.05 s at 10 M events), the bad lines to list numbered as in their
-    files."""
+    touch (temp table `facts`: the new and merged sessions (is_new, with `agg`) and the kept
+    ones they replace); return the counts: the kept ones and the new parts' added (counting
+    them again among all aggregates cost 0.02-0.05 s at 10 M events), the bad lines to list
+    numbered as in their files."""
     bad = kept.kept_bad_lines()
     events = kept.kept_events()
     bad_by_file = {path: seen.bad for path, seen in kept.seen().items() if seen.bad}
     rank = {log.path: i for i, log in enumerate(logs)}
     kept_places = sorted((rank[b.path], b.line) for b in bad)
     if not parts:
-        con.execute("CREATE OR REPLACE TEMP TABLE agg AS SELECT * FROM st.loose LIMIT 0")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE agg AS SELECT session_id, agg.* FROM st.sessions LIMIT 0"
+        )
     else:
         read = [ingest.LogFile(p.read_from, p.log.kind) for p in parts]
         _aggregate(con, read, progress)
@@ -355,10 +356,10 @@ def _add_parts(
         aggregates.rename_bad_files(con, "agg", {p.read_from: p.log.path for p in parts})
     columns = _columns(con, "agg")
     old = kept.keep_touched()
-    # Only sessions kept before and the loose lines need merging (into temp table `merged`):
-    # the merge of a single row is that row, so the added part's new sessions (most of them)
-    # keep their aggregates as they are, and are not copied.
-    known = "a.session_id IS NULL OR a.session_id IN (SELECT session_id FROM kept)"
+    # Only sessions kept before need merging (into temp table `merged`): the merge of a single
+    # row is that row, so the added part's new sessions (most of them) keep their aggregates as
+    # they are, and are not copied. Lines of no session are in the counts alone.
+    known = "a.session_id IN (SELECT session_id FROM kept)"
     union = f"({old} UNION ALL BY NAME SELECT * FROM agg a WHERE {known})"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE merged AS {aggregates.merge_sql(union, columns)}",
@@ -373,8 +374,8 @@ def _add_parts(
         f"CREATE OR REPLACE TEMP TABLE facts AS SELECT *, true AS is_new FROM ({fresh}) "
         "UNION ALL BY NAME SELECT *, false AS is_new FROM kept"
     )
-    con.execute("DROP TABLE kept")
-    con.execute("DROP TABLE agg")
+    for table in ("kept", "agg", "merged"):
+        con.execute(f"DROP TABLE {table}")
     bad.sort(key=lambda b: (rank.get(b.path, len(rank)), b.line))
     ordered = {log.path: bad_by_file[log.path] for log in logs if log.path in bad_by_file}
     return state.Counts(events, ordered, bad[:BAD_LINES_LISTED])

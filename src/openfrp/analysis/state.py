@@ -3,8 +3,8 @@
 The folder keeps, in one DuckDB file, each input's size and a digest of its first bytes, how
 many lines and bad lines it had, the events, the bad lines listed so far, the sessions, each
 with its partial aggregates in mergeable form (aggregates.MERGE) in column `agg` (one look-up,
-delete and insert of a touched session instead of one in each of two tables), the aggregates
-of the lines that belong to no session (st.loose), and the summary's rollups (rollups.py).
+delete and insert of a touched session instead of one in each of two tables), and the summary's
+rollups (rollups.py). Lines that belong to no session count in the counts alone.
 A later run reads only what changed: the bytes appended to a plain JSONL file since last time
 (copied to a scratch file, in memory when small, read by the same reader) and files that are
 new. Their aggregates are merged with the kept ones, the sessions are derived from the merge
@@ -40,7 +40,7 @@ TAIL_IN_MEMORY = 1 << 28
 # What the state knows of each input, and of the whole (meta: the version, the events): state
 # kept in another layout is rebuilt, never merged.
 FILES = "st.files (path VARCHAR, size BIGINT, head VARCHAR, lines BIGINT, bad BIGINT)"
-LAYOUT = f"{FILES}; st.meta: version, events; st.sessions: facts, agg; st.loose"
+LAYOUT = f"{FILES}; st.meta: version, events; st.sessions: facts, agg"
 CHUNK = 1 << 22
 
 
@@ -190,7 +190,7 @@ class State:
 
     def usable(self) -> bool:
         found = self.con.execute("SELECT value FROM st.meta WHERE key = 'version'").fetchall()
-        names = ["sessions", "loose", *(f"r_{r.name}" for r in rollups.ROLLUPS)]
+        names = ["sessions", *(f"r_{r.name}" for r in rollups.ROLLUPS)]
         tables = self.con.execute(
             "SELECT count(*) FROM duckdb_tables() "
             "WHERE database_name = 'st' AND list_contains($names, table_name)",
@@ -257,9 +257,9 @@ class State:
 
     def keep_touched(self) -> str:
         """Copy the facts of the kept sessions that temp table `agg` (one row per session)
-        touches into temp table `kept`; return a query of their kept aggregates and the loose
-        ones, taking their row ids (`rows`) as parameter $1. The ids come from a scan of the
-        ids alone, then the rows (testing each row while reading all its columns cost 0.1 s
+        touches into temp table `kept`; return a query of their kept aggregates, taking their
+        row ids (`rows`) as parameter $1. The ids come from a scan of the ids alone, then the
+        rows (testing each row while reading all its columns cost 0.1 s
         at 10 M events, about twice as much); save_added() deletes them by the same ids."""
         found = self.con.execute(
             "SELECT rowid FROM st.sessions WHERE session_id IN (SELECT session_id FROM agg)"
@@ -270,20 +270,15 @@ class State:
             "SELECT * EXCLUDE (agg) FROM st.sessions WHERE rowid = ANY($1)",
             [self.rows],
         )
-        return (
-            "SELECT session_id, agg.* FROM st.sessions WHERE rowid = ANY($1) "
-            "UNION ALL BY NAME SELECT * FROM st.loose"
-        )
+        return "SELECT session_id, agg.* FROM st.sessions WHERE rowid = ANY($1)"
 
     def save_all(self, logs: list[ingest.LogFile], counts: Counts, made: rollups.Rollups) -> None:
-        """After a full run: keep its sessions (table `sessions`, with column `agg`), the loose
-        aggregates (in temp table `agg`) and rollups."""
+        """After a full run: keep its sessions (table `sessions`, with column `agg`) and
+        rollups."""
         self.con.execute("BEGIN")
-        self.con.execute("DROP TABLE IF EXISTS st.agg")  # the earlier layout's aggregates
+        for table in ("agg", "loose"):  # earlier layouts' aggregates
+            self.con.execute(f"DROP TABLE IF EXISTS st.{table}")
         self.con.execute("CREATE OR REPLACE TABLE st.sessions AS SELECT * FROM sessions")
-        self.con.execute(
-            "CREATE OR REPLACE TABLE st.loose AS SELECT * FROM agg WHERE session_id IS NULL"
-        )
         rollups.copy(self.con, made, "st")
         self._files(logs, {}, counts)
         self.con.execute("COMMIT")
@@ -293,9 +288,8 @@ class State:
     ) -> rollups.Rollups:
         """After an added run: replace the touched sessions and their rollup rows by the merged
         ones (temp table `facts`: the new and merged sessions with `agg`, is_new, and the kept
-        ones they replace), and the loose aggregates by the merged ones (in temp table
-        `merged`), in one transaction with the files' new sizes, so an interrupted run leaves
-        the state as it was. Returns the updated rollups."""
+        ones they replace), in one transaction with the files' new sizes, so an interrupted run
+        leaves the state as it was. Returns the updated rollups."""
         con = self.con
         known = self.seen() | {p.log.path: seen for p in parts if (seen := p.record()) is not None}
         con.execute("BEGIN")
@@ -303,14 +297,11 @@ class State:
         con.execute(
             "INSERT INTO st.sessions BY NAME SELECT * EXCLUDE (is_new) FROM facts WHERE is_new"
         )
-        con.execute("DELETE FROM st.loose")
-        con.execute("INSERT INTO st.loose BY NAME SELECT * FROM merged WHERE session_id IS NULL")
         kept = rollups.Rollups("st", rollups.kept_width(con, "st"))
         updated = rollups.update(con, kept, "facts", "st.sessions")
         self._files(logs, known, counts)
         con.execute("COMMIT")
-        for table in ("merged", "facts"):
-            con.execute(f"DROP TABLE {table}")
+        con.execute("DROP TABLE facts")
         return updated
 
     def _files(
