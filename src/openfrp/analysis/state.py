@@ -259,8 +259,8 @@ class State:
         """Copy the facts of the kept sessions that temp table `agg` (one row per session)
         touches into temp table `kept`; return a query of their kept aggregates, taking their
         row ids (`rows`) as parameter $1. The ids come from a scan of the ids alone, then the
-        rows (testing each row while reading all its columns cost 0.1 s
-        at 10 M events, about twice as much); save_added() deletes them by the same ids."""
+        rows (testing each row while reading all its columns cost 0.1 s at 10 M events, about
+        twice as much); save_added() deletes them by the same ids."""
         found = self.con.execute(
             "SELECT rowid FROM st.sessions WHERE session_id IN (SELECT session_id FROM agg)"
         ).fetchall()
