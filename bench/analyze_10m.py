@@ -10,15 +10,16 @@ child processes, one after the other:
      must agree)
   4. `--state DIR` over a copy of the log holding its first 99 %, then again after the last
      1 % is appended (only what was added is read)
-Steps 2 and 3 alternate, and each step of 4 repeats, --trials times; medians are compared,
-and prints wall time and peak RSS of each, the ratios and the analyzer's events per second.
+Steps 2 and 3 alternate, and each step of 4 repeats, --trials times, and their medians are
+compared. It prints wall time and peak RSS of each, the ratios and the analyzer's events per
+second.
 The package's bytecode is compiled first, as an install does: with PYTHONDONTWRITEBYTECODE set
 and the sources changed since, every child compiled them again at start (0.06-0.09 s, 5-8 % of the
 run after 1 % growth).
 Goals: analyzer at most 1.5x the field scan, under 2 GiB peak RSS; the run after 1 % growth
 at most 5 % of the first run.
 
-    .venv/bin/python bench/analyze_10m.py [--events N] [--regen]
+    .venv/bin/python bench/analyze_10m.py [--events N] [--regen] [--trials N]
 """
 
 from __future__ import annotations
