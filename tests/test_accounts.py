@@ -102,3 +102,24 @@ def test_two_servers_never_lease_the_same_pool_user(tmp_path: Path) -> None:
         asyncio.run(first.release(a))
         asyncio.run(second.release(b))
     assert not a.home.exists() and not b.home.exists()
+
+
+def test_the_homes_of_sessions_a_crash_left_are_removed_and_no_other(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(isolation, "is_root", lambda: False)
+    homes = isolation.Isolation(str(tmp_path))
+
+    async def acquire(session_id: str) -> isolation.Account:
+        return await homes.acquire(session_id, "")
+
+    left = asyncio.run(acquire("s-2"))
+    live = [asyncio.run(acquire(session_id)) for session_id in ("s-1", "s-20")]
+    (left.home / "notes.txt").write_text("what the person typed")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "openfrp-s-2-link").symlink_to(outside)  # not a home: never followed
+    homes.remove_homes(["s-2", "s-?"])  # an id is a name, not a pattern
+    assert not left.home.exists()
+    assert all(account.home.is_dir() for account in live)
+    assert outside.is_dir() and (tmp_path / "openfrp-s-2-link").is_symlink()

@@ -1,8 +1,8 @@
 """A server killed with SIGKILL and started again ends the sessions it left open: 4004 for an
-active one, 4001 for one that never started; the terminal's resume gets that code and stops
-at once, the link opened again names it, and the analyzer calls it a server fault. A server
-stopped as an operator stops it (SIGTERM) leaves none open: started again, it ends nothing
-a second time."""
+active one, 4001 for one that never started, and removes the home folder of the one that
+started; the terminal's resume gets that code and stops at once, the link opened again names
+it, and the analyzer calls it a server fault. A server stopped as an operator stops it
+(SIGTERM) leaves none open: started again, it ends nothing a second time."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ def test_sessions_left_open_by_a_crash_end_when_the_server_starts_again(e2e: E2E
     term = e2e.connected(first, active)
     root = first.root
     _until(lambda: first.session(active["session_id"])["state"] == "active")
+    account = first.log.wait_event(event="session.account", session_id=active["session_id"])
+    home = Path(account["attrs"]["home"])  # made when the session started
+    assert home.is_dir()
 
     first.process.kill()  # SIGKILL by PID: no session gets to end
     first.process.wait(10)
@@ -51,6 +54,7 @@ def test_sessions_left_open_by_a_crash_end_when_the_server_starts_again(e2e: E2E
         assert ended["attrs"]["state_at_crash"] in ("active", "disconnected")
         never = again.log.wait_event(event="session.ended", session_id=waiting["session_id"])
         assert never["code"] == 4001 and never["attrs"]["state_at_crash"] == "created"
+        assert not home.exists()  # what the person left there is gone
         assert again.session(active["session_id"])["final_code"] == 4004
 
         # The terminal that was reconnecting is refused with that code and stops at once.

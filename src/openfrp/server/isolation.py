@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import glob
 import os
 import pwd
 import secrets
@@ -39,6 +40,10 @@ KILL_WAIT = 3.0  # seconds for a pool user's leftover processes to exit after SI
 FAMILY_LOCAL = 256
 FAMILY_WILD = 0xFFFF
 COOKIE_NAME = b"MIT-MAGIC-COOKIE-1"
+
+
+def _home_prefix(session_id: str) -> str:
+    return f"openfrp-{session_id}-"
 
 
 def is_root() -> bool:
@@ -184,13 +189,21 @@ class Isolation:
             pw = pwd.getpwuid(os.geteuid())
         account = Account(pw.pw_name, pw.pw_uid, pw.pw_gid, Path(), lock is not None, lock)
         try:
-            account.home = Path(tempfile.mkdtemp(prefix=f"openfrp-{session_id}-", dir=self.homes))
+            account.home = Path(tempfile.mkdtemp(prefix=_home_prefix(session_id), dir=self.homes))
             os.chmod(account.home, 0o700)
             os.chown(account.home, account.uid, account.gid)
         except BaseException:
             self._release(account)
             raise
         return account
+
+    def remove_homes(self, session_ids: list[str]) -> None:
+        """Remove the home folders of these sessions, which ended without this process (a
+        server killed while they ran): their end did not get to remove them."""
+        for session_id in session_ids:
+            for home in Path(self.homes).glob(f"{glob.escape(_home_prefix(session_id))}*"):
+                if home.is_dir() and not home.is_symlink():
+                    shutil.rmtree(home, ignore_errors=True)
 
     def _lease(self) -> tuple[pwd.struct_passwd, IO[bytes]]:
         """The first pool user no session holds and no process runs as; created if new."""

@@ -53,7 +53,7 @@ class Lifespan:
         await self.registry.start()
         stack.push_async_callback(state.fleet.close)
         await state.fleet.start()
-        await end_left_over(state.registry, state.log, opts.name)
+        await end_left_over(state.registry, state.log, opts.name, state.isolation)
         if any(pad.frp == 8 for pad in state.config.launchpads.values()):
             from openfrp.server.frp8 import PeerHost  # aiortc, only where FRP8 is used
 

@@ -5,23 +5,31 @@ in the registry. Nothing of them survived (display, app, connections), so at sta
 ends every open session it owned: 4001 for one that never became active (its start failed),
 4004 for one that was active or disconnected (an unexpected failure of the server while the
 session ran). The end is logged like any other, so the analyzer sees a server fault, and a
-late resume or link gets that code instead of "unknown session".
+late resume or link gets that code instead of "unknown session". Each one's home folder, which
+the session's own end would have removed, is removed too (it may hold what the person worked
+on).
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from openfrp import codes
 from openfrp.codes import CodeNumber
 from openfrp.events import Event, EventLog, now_ts, parse_ts
+from openfrp.server.isolation import Isolation
 from openfrp.server.registry import Registry
 
 NEVER_ACTIVE = ("created", "starting")
 REASON = "the server stopped without ending this session (a crash) and has started again"
 
 
-async def end_left_over(registry: Registry, log: EventLog, host: str) -> int:
-    """End this host's sessions still open in the registry; returns how many."""
-    ended = 0
+async def end_left_over(
+    registry: Registry, log: EventLog, host: str, isolation: Isolation
+) -> list[str]:
+    """End this host's sessions still open in the registry and remove their homes; returns
+    their ids."""
+    ended: list[str] = []
     for record in await registry.sessions():
         if record.host != host or record.final_code is not None or record.state == "ended":
             continue
@@ -53,5 +61,6 @@ async def end_left_over(registry: Registry, log: EventLog, host: str) -> int:
                 },
             )
         )
-        ended += 1
+        ended.append(record.session_id)
+    await asyncio.to_thread(isolation.remove_homes, ended)
     return ended
