@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,9 @@ class E2E:
             proxy.stop()
         for server in self._servers:
             server.stop()
+            # A server the test killed never ended its sessions: remove the homes they left.
+            for account in server.log.find(event="session.account"):
+                shutil.rmtree(account["attrs"]["home"], ignore_errors=True)
 
 
 FRP8_PAD = {
