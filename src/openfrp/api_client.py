@@ -41,6 +41,8 @@ def api(
             answer = {}
         answer = answer if isinstance(answer, dict) else {}
         detail = answer.get("error", exc.reason)
+        step = answer.get("next")  # what the caller can do about it, where the server says
+        detail += f". {step}" if isinstance(step, str) and step else ""
         raise ApiCallError(f"{method} {url}: {exc.code} {detail}", exc.code, answer) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)

@@ -8,13 +8,14 @@ events to the server's log.
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from openfrp.analysis import sessions
-from tests.e2e.browser import CHROMIUM, Browser, joined, shown
+from tests.e2e.browser import CHROMIUM, Browser, joined, link, shown
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import bounded
+from tests.e2e.harness import OPENFRP, bounded
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"
@@ -85,6 +86,45 @@ def test_blackholed_path_shows_4102_then_resumes(e2e: E2E, browser: Browser) -> 
     server.log.wait_event(event="reconnect.succeeded", source="terminal", session_id=sid)
     assert server.push(sid, {"after": "resume"}).status == 202
     browser.wait("v.received.length === 1")
+    assert browser.errors == []
+
+
+def test_a_link_that_cannot_be_used_says_what_to_do_next(e2e: E2E, browser: Browser) -> None:
+    """The page and `openfrp connect` both show the refusal and the next step the server gives."""
+    server = e2e.server()
+    ticket = server.launch("carol")
+    head, _, signature = ticket["token"].rpartition(".")
+    changed = ("A" if signature[0] != "A" else "B") + signature[1:]
+    forged = {**ticket, "token": f"{head}.{changed}"}
+    other = {**ticket, "session_id": "s-0000000000000000"}  # a real token, another session
+    for wrong, error, step in (
+        (forged, "invalid token", "Ask whoever sent you this link for a new one."),
+        (other, "no session 's-0000000000000000'", "Check that the link was copied whole"),
+    ):
+        browser.page.goto(link(wrong, server.port))
+        browser.wait("v.state === 'cannot join'")
+        [text] = browser.popups()
+        assert text.startswith(error) and step in text
+        joining = subprocess.run(
+            [OPENFRP, "connect", link(wrong, server.port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert joining.returncode == 1 and joining.stdout == ""
+        [line] = joining.stderr.splitlines()  # one line: what was wrong, then what to do
+        assert line.startswith("openfrp connect: GET ") and error in line and step in line
+    assert browser.errors == []
+
+
+def test_each_reconnect_attempt_counts_in_one_pop_up(e2e: E2E, browser: Browser) -> None:
+    server = e2e.server(launchpads={"desktop": {"reconnect_backoff_max": 0.5}})
+    ticket = server.launch("dave")
+    joined(server, browser, ticket, server.port)
+    server.process.kill()  # by PID: every attempt is refused at once
+    browser.wait("v.shown.filter((s) => s.code === 4103).length >= 3", timeout=15)
+    attempts = [text for text in browser.popups() if text.startswith(shown(4103))]
+    assert len(attempts) == 1 and attempts[0].startswith(f"{shown(4103)} (\u00d7")
     assert browser.errors == []
 
 

@@ -162,10 +162,26 @@ async def get_session(request: Request) -> Response:
     return JSONResponse(_public(state, record, await _hosts_up(state, [record])))
 
 
+# What the person holding a connect link can do when its ticket is refused (an ended session
+# answers 410 with its final code, whose message and action say it).
+LINK_NEXT_STEPS = {
+    401: "Ask whoever sent you this link for a new one.",
+    404: "Check that the link was copied whole, or ask whoever sent it for a new one.",
+    421: "Open the link at the address it came with, which reaches every host.",
+}
+
+
 async def get_ticket(request: Request) -> Response:
+    """The ticket a connect link's page or `openfrp connect` joins with; a refusal names what
+    to do next."""
     state = _state(request)
-    record = await _own_record(request, state, _caller(request, state))
-    _not_elsewhere(state, record)
+    try:
+        record = await _own_record(request, state, _caller(request, state))
+        _not_elsewhere(state, record)
+    except ApiError as exc:
+        if exc.status in LINK_NEXT_STEPS:
+            exc.extra.setdefault("next", LINK_NEXT_STEPS[exc.status])
+        raise
     if record.session_id not in state.runtimes:
         raise ApiError(
             410, f"session '{record.session_id}' has ended", final_code=record.final_code

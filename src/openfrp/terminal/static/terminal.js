@@ -29,9 +29,22 @@
   }
 
   function popup(text, level, extra) {
+    // The same message again (each reconnect attempt's 4103) takes the place of the one shown,
+    // counted, instead of stacking copies over the screen.
+    const same = [...page.popups.children].find((b) => b.dataset.text === text);
+    const times = same ? Number(same.dataset.times) + 1 : 1;
+    if (same) same.remove();
     const box = document.createElement("div");
     box.className = `popup ${level}`;
     box.textContent = text;
+    box.dataset.text = text;
+    box.dataset.times = String(times);
+    if (times > 1) {
+      const count = document.createElement("span");
+      count.className = "times";
+      count.textContent = ` (×${times})`;
+      box.appendChild(count);
+    }
     if (extra) {
       const next = document.createElement("span");
       next.className = "next";
@@ -69,7 +82,7 @@
         const row = table.codes.find((c) => c.number === final);
         setStatus("cannot join");
         view.finalCode = final ?? null;
-        popup(row ? popupText(row) : `${ticket.error}`, "error");
+        popup(row ? popupText(row) : `${ticket.error}`, "error", row ? null : ticket.next);
         return;
       }
     } catch (err) {
