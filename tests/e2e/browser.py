@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
+
+import av
+import numpy as np
+from numpy.typing import NDArray
 
 from openfrp.protocol.terminal_connection import show
 from tests.e2e.harness import ServerProcess
@@ -65,6 +70,15 @@ class Browser:
     def popups(self) -> list[str]:
         texts: list[str] = self.page.locator("#popups .popup").all_inner_texts()
         return texts
+
+
+def screenshot(browser: Browser, path: Path | None = None) -> NDArray[np.uint8]:
+    """The page as a person sees it, as RGB pixels (and saved as PNG at `path`)."""
+    page = browser.page.screenshot()
+    if path is not None:
+        path.write_bytes(page)
+    with av.open(io.BytesIO(page)) as container:
+        return np.asarray(next(container.decode(video=0)).to_ndarray(format="rgb24"))
 
 
 def link(ticket: dict[str, Any], port: int) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
 from openfrp.analysis import sessions
-from tests.e2e.browser import CHROMIUM, Browser, joined, link, shown
+from tests.e2e.browser import CHROMIUM, Browser, joined, link, screenshot, shown
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import OPENFRP, bounded
 
@@ -77,7 +78,7 @@ def test_blackholed_path_shows_4102_then_resumes(e2e: E2E, browser: Browser) -> 
     # The attempt made into the black hole is still opening: the page must give it up (a
     # browser runs one WebSocket handshake per server at a time) for the next one to pass.
     proxy.control("restore")
-    browser.wait("v.state === 'connected (resumed)'", timeout=15)
+    browser.wait("v.state === 'connected (resumed)' && v.paused === false", timeout=15)
     resumed = server.log.wait_event(event="session.resumed", session_id=sid)
     assert resumed["previous_connection_id"] == first["connection_id"]
     lost = server.log.wait_event(event="connection.lost", code=4102, source="terminal")
@@ -117,14 +118,29 @@ def test_a_link_that_cannot_be_used_says_what_to_do_next(e2e: E2E, browser: Brow
     assert browser.errors == []
 
 
-def test_each_reconnect_attempt_counts_in_one_pop_up(e2e: E2E, browser: Browser) -> None:
+def _lower_left(browser: Browser) -> float:
+    """The mean brightness of the lower left quarter of the page, where nothing floats."""
+    shot = screenshot(browser)
+    return float(shot[shot.shape[0] // 2 :, : shot.shape[1] // 2].mean())
+
+
+def test_reconnecting_dims_the_screen_and_counts_attempts_in_one_pop_up(
+    e2e: E2E, browser: Browser
+) -> None:
+    """While the session cannot be reached the screen is the last picture and takes no input:
+    the page dims it, and each attempt's 4103 counts in one pop-up instead of stacking."""
     server = e2e.server(launchpads={"desktop": {"reconnect_backoff_max": 0.5}})
     ticket = server.launch("dave")
     joined(server, browser, ticket, server.port)
+    browser.wait("v.frames >= 3 && v.paused === false")
+    live = _lower_left(browser)
     server.process.kill()  # by PID: every attempt is refused at once
     browser.wait("v.shown.filter((s) => s.code === 4103).length >= 3", timeout=15)
     attempts = [text for text in browser.popups() if text.startswith(shown(4103))]
     assert len(attempts) == 1 and attempts[0].startswith(f"{shown(4103)} (\u00d7")
+    assert browser.view()["paused"] is True
+    time.sleep(0.5)  # the dimming's own transition
+    assert live > 20 and _lower_left(browser) < 0.6 * live
     assert browser.errors == []
 
 

@@ -4,16 +4,13 @@ through coturn, a real Xvfb with a red xterm on it."""
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 
-from tests.e2e.browser import CHROMIUM, Browser, joined
+from tests.e2e.browser import CHROMIUM, Browser, joined, screenshot
 from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
 from tests.e2e.test_terminal_picture import APP, RED, needs_x, red_box, settled_screen
 from tests.support.coturn import TURNSERVER, Coturn
@@ -30,14 +27,6 @@ INBOUND = """async () => { for (const pc of window.__pcs)
   for (const r of (await pc.getStats()).values())
     if (r.type === "inbound-rtp" && r.kind === "video") return r;
   return null; }"""
-
-
-def screenshot(browser: Browser, path: Path | None = None) -> NDArray[np.uint8]:
-    page = browser.page.screenshot()
-    if path is not None:
-        path.write_bytes(page)
-    with av.open(io.BytesIO(page)) as container:
-        return np.asarray(next(container.decode(video=0)).to_ndarray(format="rgb24"))
 
 
 @needs_x

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from tests.e2e.browser import CHROMIUM, Browser, joined
+from tests.e2e.browser import CHROMIUM, Browser, joined, screenshot
 from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
 from tests.e2e.harness import ServerProcess
-from tests.e2e.test_browser_track import KEEP_PEERS, screenshot
+from tests.e2e.test_browser_track import KEEP_PEERS
 from tests.e2e.test_sharp_text import LISTING, still_screen
 from tests.e2e.test_terminal_picture import needs_x, session_display
 from tests.support.coturn import TURNSERVER, Coturn

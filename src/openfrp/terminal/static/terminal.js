@@ -58,6 +58,12 @@
     return box;
   }
 
+  // Not connected, the screen is the last picture and takes no input: it is dimmed to say so.
+  function paused(yes) {
+    page.screen.classList.toggle("paused", yes);
+    view.paused = yes;
+  }
+
   function isoNow() {
     return new Date().toISOString().replace("Z", "000Z");  // microseconds, like the server
   }
@@ -442,6 +448,7 @@
       for (const action of actions) {
         if (action.type === "connect") {
           setStatus(action.attempt === 0 ? "connecting" : `reconnecting (attempt ${action.attempt})`);
+          paused(true);
           video.stopped();
           overFrp8 = action.frp === 8;
           open(action.attempt, action.frp);
@@ -473,6 +480,7 @@
             setStatus(action.attrs.resume ? "connected (resumed)" : "connected");
             // Back on: the pop-ups about the lost path no longer apply and would hide the screen.
             for (const box of page.popups.querySelectorAll(LOST_POPUPS)) box.remove();
+            paused(false);
             video.started();
             stats.start();
           }
@@ -487,6 +495,7 @@
     function finished(code) {
       if (stats.reporting !== null) stats.report(true);
       video.stopped();
+      paused(true);
       done = true;
       view.finalCode = code;
       drop(1000);
