@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from openfrp.server.command import DEMO_APP
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import SECRET, ServerProcess, bounded, hello_for
 from tests.e2e.test_frp8 import diagnosis
@@ -74,6 +75,29 @@ def desk_events(server: ServerProcess, sid: str, prefix: str) -> list[dict[str, 
         for e in server.log.events()
         if e.get("session_id") == sid and str(e.get("event", "")).startswith(prefix)
     ]
+
+
+@needs_xvfb
+@pytest.mark.skipif(shutil.which("xterm") is None, reason="needs xterm")
+def test_the_terminal_pastes_into_the_demo_xterm_with_ctrl_shift_v(e2e: E2E) -> None:
+    """`key ctrl+shift+v` is the demo xterm's paste, as in the browser: with Shift the v is a
+    V, so the xterm sees Ctrl+Shift+V, not Ctrl+V (the tty's literal-next)."""
+    pad = {**X_PAD, "app_command": DEMO_APP, "fit_windows": True}
+    server = e2e.server(server={"display": "xvfb"}, launchpads={"x": pad})
+    s = Session(e2e, server, "x", [])
+    s.term.send("paste pasted")
+    server.log.wait_event(event="clipboard.transfer", session_id=s.sid)
+    s.term.send("wait 1.5")  # the xterm's shell is up
+    s.term.send("type echo ")  # the space at its end is typed too
+    s.term.send("key ctrl+shift+v")
+    s.term.send("wait 0.5")  # the xterm asks the clipboard's owner; the text comes later
+    s.term.send('type  | rev > "$HOME/out.txt"')
+    s.term.send("key Return")
+    out = s.home / "out.txt"
+    for _ in bounded(10.0):
+        if out.exists() and out.read_text().endswith("\n"):
+            break
+    assert out.read_text() == "detsap\n"
 
 
 @needs_xvfb

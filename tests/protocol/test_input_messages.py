@@ -84,5 +84,9 @@ def test_text_and_combos_as_keysyms() -> None:
         KeyInput(0xFFE3, False),
     ]
     assert combo_keys("F5")[0] == KeyInput(0xFFC2, True)
+    # With Shift a letter is its capital, as the key gives it (ß has none of one letter).
+    assert [k.keysym for k in combo_keys("ctrl+shift+v")[:3]] == [0xFFE3, 0xFFE1, 0x56]
+    assert [k.keysym for k in combo_keys("shift+ß")[:2]] == [0xFFE1, 0xDF]
+    assert combo_keys("ctrl+v")[1] == KeyInput(0x76, True)
     with pytest.raises(ValueError, match="unknown key 'hyperdrive'"):
         combo_keys("ctrl+hyperdrive")

@@ -65,16 +65,20 @@ def text_keys(text: str) -> list[KeyInput]:
 
 
 def combo_keys(combo: str) -> list[KeyInput]:
-    """`ctrl+alt+t`, `shift+Tab`, `F5`, `€`: presses in order, releases in reverse.
+    """`ctrl+alt+t`, `shift+Tab`, `F5`, `€`: presses in order, releases in reverse. With
+    Shift, a letter is its capital, as the key gives it: `ctrl+shift+v` sends V (the server
+    would otherwise let go of Shift to make a v, and the app would see Ctrl+V).
 
     Raises ValueError naming a part that is neither a key name nor one character."""
+    parts = [part.strip() for part in (combo.split("+") if combo != "+" else ["+"])]
+    shifted = any(name.lower() in ("shift", "shift_r") for name in parts)
     keysyms = []
-    for part in combo.split("+") if combo != "+" else ["+"]:
-        name = part.strip()
+    for name in parts:
         if name.lower() in NAMED:
             keysyms.append(NAMED[name.lower()])
         elif len(name) == 1:
-            keysyms.append(char_keysym(name))
+            capital = name.upper() if shifted and len(name.upper()) == 1 else name
+            keysyms.append(char_keysym(capital))
         else:
             raise ValueError(f"unknown key {name!r}")
     return [KeyInput(k, True) for k in keysyms] + [KeyInput(k, False) for k in reversed(keysyms)]

@@ -453,12 +453,14 @@ class Terminal:
 
 def read_commands(terminal: Terminal, loop: asyncio.AbstractEventLoop) -> None:
     """Feed stdin lines (close, disconnect, type TEXT, click X Y...) and then its end to the
-    terminal's commands from a daemon thread."""
+    terminal's commands from a daemon thread. Only the line's end is cut from the right: the
+    spaces that end `type echo ` are typed too."""
 
     def pump() -> None:
         with contextlib.suppress(RuntimeError):  # the terminal ended and its loop closed
             for line in sys.stdin:
-                loop.call_soon_threadsafe(terminal.commands.put, line.strip())
+                command = line.rstrip("\r\n").lstrip()
+                loop.call_soon_threadsafe(terminal.commands.put, command)
             loop.call_soon_threadsafe(terminal.commands.put, None)
 
     threading.Thread(target=pump, daemon=True).start()

@@ -1,6 +1,7 @@
 """The Python terminal's input commands, for scripts and tests:
 
-type TEXT           each character pressed and released (a trailing newline is not added)
+type TEXT           each character pressed and released, spaces at either end too (no
+                    newline is added)
 key COMBO           ctrl+alt+t, shift+Tab, F5, Return: pressed in order, released in reverse
 click X Y [BUTTON]  move to (X, Y) in remote screen pixels, press and release (1 left,
                     2 middle, 3 right; default 1)
