@@ -144,6 +144,29 @@ def test_reconnecting_dims_the_screen_and_counts_attempts_in_one_pop_up(
     assert browser.errors == []
 
 
+def test_the_link_opened_in_a_second_tab_says_where_the_session_goes_on(
+    e2e: E2E, browser: Browser
+) -> None:
+    """4006 (refused: the session is live in the first tab) ends the second tab's part only,
+    and the page says so: not "session over"."""
+    server = e2e.server()
+    ticket = server.launch("erin")
+    joined(server, browser, ticket, server.port)
+    second = Browser(browser.page.context.browser.new_page())  # another tab, or device
+    second.page.goto(link(ticket, server.port))
+    second.wait("v.finalCode === 4006")
+    assert second.page.inner_text("#status").startswith("open elsewhere: 4006 ALREADY_IN_SESSION")
+    assert second.popups() == [
+        shown(4006),
+        "Your session goes on in another tab or on another device: use that one, or close it "
+        "and open this link again here.",
+    ]
+    rejected = server.log.wait_event(event="connection.rejected", code=4006)
+    assert rejected["session_id"] == ticket["session_id"]
+    assert browser.view()["state"] == "connected" and "finalCode" not in browser.view()
+    assert browser.errors == [] and second.errors == []
+
+
 def test_closed_from_outside_then_the_link_says_how_it_ended(e2e: E2E, browser: Browser) -> None:
     server = e2e.server(server={"forget_ended_after": 1})
     ticket = server.launch("carol")

@@ -501,10 +501,15 @@
       drop(1000);
       clearTimeout(timer);
       const row = code !== null ? codes[code] : undefined;
-      setStatus(row ? `session over: ${code} ${row.name}` : "disconnected");
+      // 4006 ends this page's part only: the person's session goes on where they have it open.
+      const elsewhere = code === 4006;
+      setStatus(!row ? "disconnected" : `${elsewhere ? "open elsewhere" : "session over"}: `
+                + `${code} ${row.name}`);
       popup(code === null ? "You left the session. It keeps running: open this link again to "
-                            + "resume it." : "This session is over. Close this tab, or open a "
-                            + "new session link.", "info");
+                            + "resume it."
+            : elsewhere ? "Your session goes on in another tab or on another device: use that "
+                          + "one, or close it and open this link again here."
+            : "This session is over. Close this tab, or open a new session link.", "info");
     }
 
     function feed(step) {
