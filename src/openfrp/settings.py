@@ -6,6 +6,7 @@ never with a traceback in the middle of a session.
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -82,10 +83,16 @@ _FIELD_TYPES: dict[str, type] = {
 _MAY_BE_ZERO = {"warn_before", "reconnect_attempts"}
 
 
+def _unknown(where: str, key: str, known: list[str]) -> SettingsError:
+    """A key no table has: the one it was likely meant to be, else every one there is."""
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(known))}"
+    return SettingsError(f"{where}: unknown key '{key}' ({hint})")
+
+
 def _check_value(where: str, key: str, value: Any) -> Any:
     if key not in _FIELD_TYPES:
-        known = ", ".join(sorted(_FIELD_TYPES))
-        raise SettingsError(f"{where}: unknown key '{key}' (known keys: {known})")
+        raise _unknown(where, key, list(_FIELD_TYPES))
     want = _FIELD_TYPES[key]
     if want is bool:
         if not isinstance(value, bool):
@@ -254,7 +261,7 @@ def _server_options(values: Any) -> ServerOptions:
     for key, value in values.items():
         want = _SERVER_TYPES.get(key)
         if want is None:
-            raise SettingsError(f"server: unknown key '{key}'")
+            raise _unknown("server", key, list(_SERVER_TYPES))
         if want is float:
             checked[key] = _positive(key, value)
             continue
@@ -302,9 +309,12 @@ def with_server(config: Config, values: dict[str, Any]) -> Config:
 
 
 def from_mapping(data: dict[str, Any]) -> Config:
-    unknown = set(data) - {"server", "account", "launchpads"}
+    sections = ["server", "account", "launchpads"]
+    unknown = sorted(set(data) - set(sections))
     if unknown:
-        raise SettingsError(f"unknown section(s): {', '.join(sorted(unknown))}")
+        close = difflib.get_close_matches(unknown[0], sections, n=1)
+        hint = f" (did you mean [{close[0]}]?)" if close else f" (sections: {', '.join(sections)})"
+        raise SettingsError(f"unknown section(s): {', '.join(unknown)}{hint}")
     server = _server_options(data.get("server", {}))
     if not isinstance(data.get("account", {}), dict):
         raise SettingsError("account: expected a table")
