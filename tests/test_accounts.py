@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -102,6 +104,31 @@ def test_two_servers_never_lease_the_same_pool_user(tmp_path: Path) -> None:
         asyncio.run(first.release(a))
         asyncio.run(second.release(b))
     assert not a.home.exists() and not b.home.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="pool users are made by a root server")
+def test_a_pool_user_a_killed_server_left_running_is_cleared_when_leased(tmp_path: Path) -> None:
+    homes = isolation.Isolation(str(tmp_path))
+
+    async def lease() -> isolation.Account:
+        return await homes.acquire("s-left", "")
+
+    first = asyncio.run(lease())  # the user a session gets: made if new
+    asyncio.run(homes.release(first))
+    # What a session of a killed server would leave running as that user (no lock held).
+    left = subprocess.Popen(["sleep", "60"], user=first.uid, group=first.gid)
+    try:
+        again = asyncio.run(lease())
+        try:
+            assert again.name == first.name
+            assert left.wait(5) == -signal.SIGKILL
+            assert isolation.processes_of(again.uid) == []
+        finally:
+            asyncio.run(homes.release(again))
+    finally:
+        if left.poll() is None:
+            left.kill()
+            left.wait()
 
 
 def test_the_homes_of_sessions_a_crash_left_are_removed_and_no_other(

@@ -7,16 +7,20 @@ it, and the analyzer calls it a server fault. A server stopped as an operator st
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from openfrp.server import leftovers
+from openfrp.server.isolation import processes_of
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import OPENFRP, ServerProcess, hello_for
+from tests.e2e.harness import OPENFRP, ServerProcess, bounded, hello_for
 from tests.e2e.test_host_codes import popup
 from tests.e2e.test_terminal_picture import APP, needs_x
+from tests.support.sandbox import needs_root
 
 PAD = {
     "desktop": {"reconnect_attempts": 60, "reconnect_backoff_max": 1.0, "reconnect_window": 60.0}
@@ -128,5 +132,53 @@ def test_sessions_ended_by_a_clean_stop_are_not_ended_again_as_a_crash(e2e: E2E)
         assert [(e["code"], e["attrs"]["reason"]) for e in ended] == [
             (4019, "server received SIGTERM")
         ]
+    finally:
+        again.stop()
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie has ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@needs_x
+@needs_root
+def test_a_killed_servers_display_and_app_end_with_it_and_the_next_start_clears_up(
+    e2e: E2E,
+) -> None:
+    """The display server and the app get SIGTERM when the server process dies, so nothing
+    of the session runs on; started again, the server removes the display's folder (once no
+    display that might be starting could own it) and the session's home."""
+    pads = {"x": {"app_command": "sleep 600", "display_ready_timeout": 10.0}}
+    first = e2e.server(server={"display": "xvfb"}, launchpads=pads)
+    ticket = first.launch("alice", "x")
+    sid = ticket["session_id"]
+    e2e.connected(first, ticket)
+    first.log.wait_event(event="session.started", session_id=sid)
+    xvfb = first.log.wait_event(event="display.ready", session_id=sid)["attrs"]["pid"]
+    account = first.log.wait_event(event="session.account", session_id=sid)["attrs"]
+    args = Path(f"/proc/{xvfb}/cmdline").read_bytes().decode().split("\0")
+    fbdir = Path(args[args.index("-fbdir") + 1])
+    assert _running(xvfb) and processes_of(account["uid"])  # the display and the app
+
+    first.process.kill()  # SIGKILL by PID: the server ends nothing itself
+    first.process.wait(10)
+    for _ in bounded(10.0):
+        if not _running(xvfb) and not processes_of(account["uid"]):
+            break
+    assert not _running(xvfb) and not processes_of(account["uid"])
+    assert fbdir.is_dir()  # until a server starts
+    settled = time.time() - leftovers.SETTLED_S - 1
+    os.utime(fbdir, (settled, settled))
+
+    again = ServerProcess.start(first.root, server={"display": "xvfb"}, launchpads=pads)
+    try:
+        ended = again.log.wait_event(event="session.ended", session_id=sid)
+        assert ended["code"] == 4004
+        assert not fbdir.exists() and not Path(account["home"]).exists()
     finally:
         again.stop()

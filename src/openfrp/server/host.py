@@ -27,6 +27,7 @@ from openfrp.media.synthetic import SyntheticDisplay
 from openfrp.media.xvfb import Framebuffer, XvfbScreen, XwdError
 from openfrp.protocol.monitors import MAX_SECONDARIES
 from openfrp.server.isolation import Account, write_private, xauthority
+from openfrp.server.leftovers import DISPLAY_DIR_PREFIX, die_with_server
 from openfrp.settings import SessionSettings
 
 MIN_WIDTH, MIN_HEIGHT = 320, 200
@@ -228,11 +229,12 @@ async def start_display(
     width, height = fit_size(*(size or DEFAULT_SIZE), settings)
     if shutil.which("Xvfb") is None:
         raise StartFailure(CodeNumber.DISPLAY_NOT_READY, "display = xvfb but Xvfb is not installed")
-    fbdir = Path(tempfile.mkdtemp(prefix="openfrp-fb-"))
+    fbdir = Path(tempfile.mkdtemp(prefix=DISPLAY_DIR_PREFIX))
     cookie = secrets.token_hex(16)
     await asyncio.to_thread(write_private, fbdir / "Xauthority", xauthority(cookie, None))
     read_fd, write_fd = os.pipe()
     process = await asyncio.create_subprocess_exec(
+        *die_with_server(),
         "Xvfb",
         "-displayfd",
         str(write_fd),
@@ -305,10 +307,12 @@ async def start_app(
     settings: SessionSettings, env: dict[str, str], account: Account
 ) -> asyncio.subprocess.Process | None:
     """Start the launchpad's desktop/app process as `account`, with exactly `env` and nothing
-    of the server's environment; its exit ends the session (4018)."""
+    of the server's environment; its exit ends the session (4018). It gets SIGTERM if the
+    server process dies (leftovers.py)."""
     if not settings.app_command:
         return None
     return await asyncio.create_subprocess_exec(
+        *die_with_server(),
         *shlex.split(settings.app_command),
         env=env,
         stdin=asyncio.subprocess.DEVNULL,

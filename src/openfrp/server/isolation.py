@@ -4,9 +4,10 @@ As root, each session's app runs as its launchpad's `run_as` user or, by default
 of a pool the server creates on demand (`openfrp-s0`, `openfrp-s1`, ...). A pool user is
 leased to one session at a time (a lock file held by the server process, so two servers on
 one machine never share one) and reused only after its session ended and every process of
-that user is gone. Each session gets a fresh home folder (0700, owned by that user) that is
-removed when the session ends. Not root, the app runs as the server's user: isolation is
-unavailable and the server says so at start.
+that user is gone: a user whose lock no server holds but still runs processes (a session of
+a killed server) has them killed when it is leased again. Each session gets a fresh home
+folder (0700, owned by that user) that is removed when the session ends. Not root, the app
+runs as the server's user: isolation is unavailable and the server says so at start.
 """
 
 from __future__ import annotations
@@ -106,11 +107,14 @@ def write_private(path: Path, data: bytes, uid: int = -1, gid: int = -1) -> None
 
 
 def processes_of(uid: int) -> list[int]:
-    """PIDs whose real user is `uid` (from /proc)."""
+    """PIDs of the live processes whose real user is `uid` (from /proc; a zombie, dead and
+    waiting for its parent to read its status, runs nothing)."""
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         with contextlib.suppress(OSError):
             for line in status.read_text().splitlines():
+                if line.startswith("State:") and line.split()[1] == "Z":
+                    break
                 if line.startswith("Uid:"):
                     if int(line.split()[1]) == uid:
                         found.append(int(status.parent.name))
@@ -206,7 +210,8 @@ class Isolation:
                     shutil.rmtree(home, ignore_errors=True)
 
     def _lease(self) -> tuple[pwd.struct_passwd, IO[bytes]]:
-        """The first pool user no session holds and no process runs as; created if new."""
+        """The first pool user no session holds and no process runs as (once what a killed
+        server's session left is killed); created if new."""
         LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
         with self._lock:
             for index in range(POOL_SIZE):
@@ -223,7 +228,9 @@ class Isolation:
                 except BaseException:
                     lock.close()
                     raise
-                if processes_of(pw.pw_uid):
+                # No server leases this user (its lock was free): what still runs as it is
+                # left from a session of a server that was killed.
+                if processes_of(pw.pw_uid) and _kill_all(pw.pw_uid):
                     lock.close()
                     continue
                 self._leased.add(name)
@@ -252,12 +259,7 @@ class Isolation:
             grace = time.monotonic() + TERM_WAIT
             while processes_of(account.uid) and time.monotonic() < grace:
                 time.sleep(0.02)
-            deadline = time.monotonic() + KILL_WAIT
-            while (pids := processes_of(account.uid)) and time.monotonic() < deadline:
-                for pid in pids:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                time.sleep(0.02)
+            _kill_all(account.uid)
         if account.home.name.startswith("openfrp-"):
             shutil.rmtree(account.home, ignore_errors=True)
         if account.lock is not None:
@@ -265,3 +267,15 @@ class Isolation:
             account.lock = None
             with self._lock:
                 self._leased.discard(account.name)
+
+
+def _kill_all(uid: int) -> list[int]:
+    """SIGKILL every process of user `uid` until none is left or KILL_WAIT has passed;
+    returns those still there."""
+    deadline = time.monotonic() + KILL_WAIT
+    while (pids := processes_of(uid)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+    return pids

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openfrp.events import Event
+from openfrp.server.leftovers import remove_unused_display_dirs
 from openfrp.server.limits import ResourceAlarm
 from openfrp.server.recovery import end_left_over
 from openfrp.server.registry import Registry, RegistryError
@@ -54,6 +55,8 @@ class Lifespan:
         stack.push_async_callback(state.fleet.close)
         await state.fleet.start()
         await end_left_over(state.registry, state.log, opts.name, state.isolation)
+        for folder in await asyncio.to_thread(remove_unused_display_dirs):
+            oplog.info("removed %s, the display folder of a killed server", folder)
         if any(pad.frp == 8 for pad in state.config.launchpads.values()):
             from openfrp.server.frp8 import PeerHost  # aiortc, only where FRP8 is used
 

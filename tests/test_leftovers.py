@@ -1,0 +1,81 @@
+"""What a killed server leaves: the display folders the next start removes, and the prefix
+that has the display server and the app end with the server process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from openfrp.server import leftovers
+
+
+def _folder(tmp_path: Path, name: str, age: float) -> Path:
+    path = tmp_path / f"{leftovers.DISPLAY_DIR_PREFIX}{name}"
+    path.mkdir()
+    (path / "Xvfb_screen0").write_bytes(b"\0" * 64)
+    then = time.time() - age
+    os.utime(path, (then, then))
+    return path
+
+
+def test_only_settled_display_folders_no_process_uses_are_removed(tmp_path: Path) -> None:
+    old = leftovers.SETTLED_S + 5
+    left = _folder(tmp_path, "left", old)
+    starting = _folder(tmp_path, "starting", 1)  # its display server may be starting
+    used = _folder(tmp_path, "used", old)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / f"{leftovers.DISPLAY_DIR_PREFIX}link"
+    link.symlink_to(elsewhere)
+    # A process naming the folder on its command line, as a display server's -fbdir does.
+    user = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(used)])
+    try:
+        assert leftovers.remove_unused_display_dirs(str(tmp_path)) == [left]
+    finally:
+        user.kill()
+        user.wait()
+    assert not left.exists() and starting.is_dir() and used.is_dir()
+    assert link.is_symlink() and elsewhere.is_dir()
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_a_process_started_with_the_prefix_ends_when_its_parent_dies() -> None:
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "child = subprocess.Popen([*sys.argv[1:], 'sleep', '60'])\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(60)\n",
+            *leftovers.die_with_server(),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    deadline = time.monotonic() + 5  # setpriv has set the signal once it runs the command
+    while not Path(f"/proc/{child}/cmdline").read_bytes().startswith(b"sleep"):
+        assert time.monotonic() < deadline, "setpriv did not run the command"
+        time.sleep(0.01)
+    parent.kill()  # SIGKILL by PID: the parent gets no say
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:
+            break
+        if "\nState:\tZ" in status:
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(child, 9)
+        pytest.fail("the child outlived its parent")
