@@ -30,14 +30,13 @@ def die_with_server() -> list[str]:
     return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
-def remove_unused_display_dirs(folder: str = "", now: float | None = None) -> list[Path]:
+def remove_unused_display_dirs(folder: str = "") -> list[Path]:
     """Remove the framebuffer folders in `folder` (default: the temp folder) that no running
     process names on its command line and that are older than SETTLED_S; returns them."""
-    now = time.time() if now is None else now
     found = [
         path
         for path in Path(folder or tempfile.gettempdir()).glob(f"{DISPLAY_DIR_PREFIX}*")
-        if path.is_dir() and not path.is_symlink() and now - path.stat().st_mtime > SETTLED_S
+        if path.is_dir() and not path.is_symlink() and _age(path) > SETTLED_S
     ]
     if not found:
         return []
@@ -51,3 +50,11 @@ def remove_unused_display_dirs(folder: str = "", now: float | None = None) -> li
     for path in unused:
         shutil.rmtree(path, ignore_errors=True)
     return unused
+
+
+def _age(path: Path) -> float:
+    """Seconds since `path` last changed; 0 for one that is gone (another server removed it)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
