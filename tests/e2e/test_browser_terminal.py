@@ -129,7 +129,8 @@ def test_reconnecting_dims_the_screen_and_counts_attempts_in_one_pop_up(
 ) -> None:
     """While the session cannot be reached the screen is the last picture and takes no input:
     the page dims it, and each attempt's 4103 counts in one pop-up instead of stacking."""
-    server = e2e.server(launchpads={"desktop": {"reconnect_backoff_max": 0.5}})
+    pad = {"reconnect_backoff_max": 0.5, "reconnect_attempts": 20}  # still trying when looked at
+    server = e2e.server(launchpads={"desktop": pad})
     ticket = server.launch("dave")
     joined(server, browser, ticket, server.port)
     browser.wait("v.frames >= 3 && v.paused === false")
@@ -139,6 +140,7 @@ def test_reconnecting_dims_the_screen_and_counts_attempts_in_one_pop_up(
     attempts = [text for text in browser.popups() if text.startswith(shown(4103))]
     assert len(attempts) == 1 and attempts[0].startswith(f"{shown(4103)} (\u00d7")
     assert browser.view()["paused"] is True
+    assert browser.page.title().startswith("reconnecting (attempt ")  # seen from another tab
     time.sleep(0.5)  # the dimming's own transition
     assert live > 20 and _lower_left(browser) < 0.6 * live
     assert browser.errors == []

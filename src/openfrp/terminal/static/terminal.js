@@ -23,9 +23,11 @@
                  events: [] };
   window.openfrp = view;
 
+  // The tab's title says it too, for a session in a tab the person is not looking at.
   function setStatus(text) {
     view.state = text;
     page.status.textContent = text;
+    document.title = `${text} · openfrp session`;
   }
 
   function popup(text, level, extra) {
