@@ -158,7 +158,7 @@ def test_a_killed_servers_display_and_app_end_with_it_and_the_next_start_clears_
     ticket = first.launch("alice", "x")
     sid = ticket["session_id"]
     e2e.connected(first, ticket)
-    first.log.wait_event(event="session.started", session_id=sid)
+    _until(lambda: first.session(sid)["state"] == "active")  # recorded, so 4004 at restart
     xvfb = first.log.wait_event(event="display.ready", session_id=sid)["attrs"]["pid"]
     account = first.log.wait_event(event="session.account", session_id=sid)["attrs"]
     args = Path(f"/proc/{xvfb}/cmdline").read_bytes().decode().split("\0")

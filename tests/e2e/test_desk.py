@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from Xlib import X
 
+from openfrp.desk.xconnect import open_display
 from openfrp.server.command import DEMO_APP
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import SECRET, ServerProcess, bounded, hello_for
@@ -77,6 +79,16 @@ def desk_events(server: ServerProcess, sid: str, prefix: str) -> list[dict[str, 
     ]
 
 
+def _a_window_shows(display: str, cookie: str) -> bool:
+    """Whether a top-level window is mapped on `display` (an app's, once it shows)."""
+    connection = open_display(display, cookie)
+    try:
+        children = connection.screen().root.query_tree().children
+        return any(w.get_attributes().map_state == X.IsViewable for w in children)
+    finally:
+        connection.close()
+
+
 @needs_xvfb
 @pytest.mark.skipif(shutil.which("xterm") is None, reason="needs xterm")
 def test_the_terminal_pastes_into_the_demo_xterm_with_ctrl_shift_v(e2e: E2E) -> None:
@@ -87,7 +99,9 @@ def test_the_terminal_pastes_into_the_demo_xterm_with_ctrl_shift_v(e2e: E2E) -> 
     s = Session(e2e, server, "x", [])
     s.term.send("paste pasted")
     server.log.wait_event(event="clipboard.transfer", session_id=s.sid)
-    s.term.send("wait 1.5")  # the xterm's shell is up
+    for _ in bounded(15.0):  # keys reach the xterm once its window shows
+        if _a_window_shows(s.display, read_cookie(str(s.home / ".Xauthority"))):
+            break
     s.term.send("type echo ")  # the space at its end is typed too
     s.term.send("key ctrl+shift+v")
     s.term.send("wait 0.5")  # the xterm asks the clipboard's owner; the text comes later
