@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from openfrp.server import leftovers
+from tests.support.sandbox import runs
 
 
 def _folder(tmp_path: Path, name: str, age: float) -> Path:
@@ -68,14 +69,8 @@ def test_a_process_started_with_the_prefix_ends_when_its_parent_dies() -> None:
     parent.kill()  # SIGKILL by PID: the parent gets no say
     parent.wait()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            status = Path(f"/proc/{child}/status").read_text()
-        except OSError:
-            break
-        if "\nState:\tZ" in status:
-            break
+    while runs(child) and time.monotonic() < deadline:
         time.sleep(0.02)
-    else:
+    if runs(child):
         os.kill(child, 9)
         pytest.fail("the child outlived its parent")

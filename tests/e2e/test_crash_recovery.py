@@ -20,7 +20,7 @@ from tests.e2e.conftest import E2E
 from tests.e2e.harness import OPENFRP, ServerProcess, bounded, hello_for
 from tests.e2e.test_host_codes import popup
 from tests.e2e.test_terminal_picture import APP, needs_x
-from tests.support.sandbox import needs_root
+from tests.support.sandbox import needs_root, runs
 
 PAD = {
     "desktop": {"reconnect_attempts": 60, "reconnect_backoff_max": 1.0, "reconnect_window": 60.0}
@@ -136,15 +136,6 @@ def test_sessions_ended_by_a_clean_stop_are_not_ended_again_as_a_crash(e2e: E2E)
         again.stop()
 
 
-def _running(pid: int) -> bool:
-    """Whether process `pid` still runs (a zombie has ended)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
-
-
 @needs_x
 @needs_root
 def test_a_killed_servers_display_and_app_end_with_it_and_the_next_start_clears_up(
@@ -163,14 +154,14 @@ def test_a_killed_servers_display_and_app_end_with_it_and_the_next_start_clears_
     account = first.log.wait_event(event="session.account", session_id=sid)["attrs"]
     args = Path(f"/proc/{xvfb}/cmdline").read_bytes().decode().split("\0")
     fbdir = Path(args[args.index("-fbdir") + 1])
-    assert _running(xvfb) and processes_of(account["uid"])  # the display and the app
+    assert runs(xvfb) and processes_of(account["uid"])  # the display and the app
 
     first.process.kill()  # SIGKILL by PID: the server ends nothing itself
     first.process.wait(10)
     for _ in bounded(10.0):
-        if not _running(xvfb) and not processes_of(account["uid"]):
+        if not runs(xvfb) and not processes_of(account["uid"]):
             break
-    assert not _running(xvfb) and not processes_of(account["uid"])
+    assert not runs(xvfb) and not processes_of(account["uid"])
     assert fbdir.is_dir()  # until a server starts
     settled = time.time() - leftovers.SETTLED_S - 1
     os.utime(fbdir, (settled, settled))

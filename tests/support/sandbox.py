@@ -22,6 +22,15 @@ needs_root = pytest.mark.skipif(
 )
 
 
+def runs(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie has ended; only its status is left)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
 def _reachable_by_others(path: Path) -> bool:
     """Whether any user may run `path`: it and every folder above it are world-executable."""
     return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
