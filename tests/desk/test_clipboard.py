@@ -73,6 +73,25 @@ def test_text_from_the_terminal_is_what_an_x_app_pastes(display: Display) -> Non
         clip.close()
 
 
+def test_an_offer_is_owned_when_its_event_is_set_and_a_later_one_wins(display: Display) -> None:
+    """The event offer() returns is what a paste key waits for: once set, an X app pastes the
+    text (or a later offer's) at once, with no polling."""
+    seen = Seen()
+    clip = bridge(display, seen)
+    app = XApp(f":{display.number}", display.cookie)
+    try:
+        for round_ in range(5):
+            assert clip.offer(f"round {round_}").wait(2.0)
+            assert app.paste() == f"round {round_}"
+        first, second = clip.offer("first"), clip.offer("second")
+        assert first.wait(2.0) and second.wait(2.0)
+        assert app.paste() == "second"
+    finally:
+        app.close()
+        clip.close()
+    assert clip.offer("after close").is_set()  # nothing will own it: no one waits for it
+
+
 def test_text_an_x_app_copies_reaches_the_callback_and_a_large_one_is_refused(
     display: Display,
 ) -> None:

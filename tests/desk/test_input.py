@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from Xlib import display as xdisplay
 
-from openfrp.desk.feed import InputFeed
+from openfrp.desk.feed import BARRIER_WAIT, InputFeed
 from openfrp.desk.input import Injector
 from openfrp.protocol.input import (
     InputEvent,
@@ -178,6 +179,30 @@ def test_the_feed_keeps_order_cuts_a_flood_and_reports_a_dead_display(xvfb: Xvfb
     assert failures and "Error" in failures[0], failures
     assert not feed.offer(KeyInput(ord("q"), False))  # a failed feed takes nothing more
     feed.close()
+
+
+def test_a_barrier_holds_the_keys_after_it_until_set_or_for_its_bound(xvfb: Xvfb) -> None:
+    """A clipboard offer is a barrier: the paste key after it waits until the text is the
+    session's, and a text that never is holds the keys BARRIER_WAIT at most."""
+    xvfb.xev.ready()
+    feed = InputFeed(lambda: (xvfb, xvfb.name, ""), lambda error: None)
+    owned = threading.Event()
+    try:
+        for event in [*text_keys("a"), owned, *text_keys("b")]:
+            feed.barrier(event) if isinstance(event, threading.Event) else feed.offer(event)
+        xvfb.xev.wait_text("a")
+        time.sleep(0.2)
+        assert typed(xvfb.xev.events()) == "a"  # b waits behind the barrier
+        owned.set()
+        xvfb.xev.wait_text("ab")
+        began = time.monotonic()
+        feed.barrier(threading.Event())  # never set
+        for event in text_keys("c"):
+            feed.offer(event)
+        xvfb.xev.wait_text("abc")
+        assert BARRIER_WAIT - 0.05 <= time.monotonic() - began < BARRIER_WAIT + 2.0
+    finally:
+        feed.close()
 
 
 def test_injection_cost_per_event(xvfb: Xvfb) -> None:

@@ -97,12 +97,11 @@ def test_the_terminal_pastes_into_the_demo_xterm_with_ctrl_shift_v(e2e: E2E) -> 
     pad = {**X_PAD, "app_command": DEMO_APP, "fit_windows": True}
     server = e2e.server(server={"display": "xvfb"}, launchpads={"x": pad})
     s = Session(e2e, server, "x", [])
-    s.term.send("paste pasted")
-    server.log.wait_event(event="clipboard.transfer", session_id=s.sid)
     for _ in bounded(15.0):  # keys reach the xterm once its window shows
         if _a_window_shows(s.display, read_cookie(str(s.home / ".Xauthority"))):
             break
     s.term.send("type echo ")  # the space at its end is typed too
+    s.term.send("paste pasted")  # the key right after it waits until the session has it
     s.term.send("key ctrl+shift+v")
     s.term.send("wait 0.5")  # the xterm asks the clipboard's owner; the text comes later
     s.term.send('type  | rev > "$HOME/out.txt"')
@@ -112,6 +111,7 @@ def test_the_terminal_pastes_into_the_demo_xterm_with_ctrl_shift_v(e2e: E2E) -> 
         if out.exists() and out.read_text().endswith("\n"):
             break
     assert out.read_text() == "detsap\n"
+    server.log.wait_event(event="clipboard.transfer", session_id=s.sid)
 
 
 @needs_xvfb

@@ -51,6 +51,7 @@ class Clipboard:
         self._watch = watch
         self._lock = threading.Lock()
         self._pending: str | None = None
+        self._owning: list[threading.Event] = []  # offers not yet owned: set once they are
         self._closed = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -58,11 +59,18 @@ class Clipboard:
         self._thread = threading.Thread(target=self._run, name="clipboard", daemon=True)
         self._thread.start()
 
-    def offer(self, text: str) -> None:
-        """Make `text` the session's clipboard (the latest offer wins)."""
+    def offer(self, text: str) -> threading.Event:
+        """Make `text` the session's clipboard (the latest offer wins). The event is set once
+        it (or a later offer) is, or the bridge has stopped: a key that pastes waits for it."""
+        owned = threading.Event()
         with self._lock:
+            if self._closed:
+                owned.set()
+                return owned
             self._pending = text
+            self._owning.append(owned)
         self._wake()
+        return owned
 
     def close(self, timeout: float = 1.0) -> None:
         with self._lock:
@@ -85,11 +93,14 @@ class Clipboard:
             while True:
                 with self._lock:
                     text, self._pending = self._pending, None
+                    owning, self._owning = self._owning, []
                     closed = self._closed
+                if text is not None and not closed:
+                    session.own(text)
+                for owned in owning:
+                    owned.set()
                 if closed:
                     break
-                if text is not None:
-                    session.own(text)
                 session.pump()
                 select.select([session.fileno(), self._wake_r], [], [], POLL)
                 with contextlib.suppress(BlockingIOError):
@@ -109,6 +120,9 @@ class Clipboard:
                 os.close(fd)
         with self._lock:
             closed, self._closed = self._closed, True
+            owning, self._owning = self._owning, []
+        for owned in owning:
+            owned.set()
         if error is not None and not closed:
             self._on_failure(error)
 

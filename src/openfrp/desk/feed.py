@@ -2,7 +2,9 @@
 
 The event loop only offers events (never blocks, never touches X); the queue is bounded so a
 flood is cut instead of growing without end. A cut or a release request also lets go of every
-held key and button, so a dropped key-up never leaves a key stuck.
+held key and button, so a dropped key-up never leaves a key stuck. A barrier (a clipboard
+text offered to the session) holds the events after it until the text is the session's, so a
+paste key pastes it, not the text before.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from openfrp.desk.input import Injector
 from openfrp.protocol.input import InputEvent, ReleaseInput
 
 DEFAULT_LIMIT = 512
+BARRIER_WAIT = 0.5  # seconds a barrier holds the events after it at most
 _RELEASE = ReleaseInput()
 
 
@@ -34,11 +37,13 @@ class InputFeed:
         self._target = target
         self._on_failure = on_failure
         self.limit = limit
-        self._items: deque[InputEvent] = deque()
+        self._items: deque[InputEvent | threading.Event] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self.injected = 0
         self.busy_seconds = 0.0
+        self._injector: Injector | None = None  # the worker's, on display `_display`
+        self._display: object = None
         self._thread = threading.Thread(target=self._run, name="input", daemon=True)
         self._thread.start()
 
@@ -54,6 +59,13 @@ class InputFeed:
             self._items.append(event)
             self._cond.notify()
             return True
+
+    def barrier(self, ready: threading.Event) -> None:
+        """Hold the events offered after this until `ready` is set (BARRIER_WAIT at most)."""
+        with self._cond:
+            if not self._closed:
+                self._items.append(ready)
+                self._cond.notify()
 
     def release(self) -> None:
         """Let go of every held key and button once the events queued so far are applied."""
@@ -71,8 +83,6 @@ class InputFeed:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        key: object = None
-        injector: Injector | None = None
         try:
             while True:
                 with self._cond:
@@ -80,17 +90,15 @@ class InputFeed:
                     batch = list(self._items)
                     self._items.clear()
                     closed = self._closed
-                target = self._target()
-                if target is not None and batch:
-                    if injector is None or target[0] is not key:
-                        if injector is not None:
-                            with contextlib.suppress(Exception):
-                                injector.close()
-                        injector, key = Injector(target[1], target[2]), target[0]
-                    started = time.perf_counter()
-                    injector.run(batch)
-                    self.busy_seconds += time.perf_counter() - started
-                    self.injected += len(batch)
+                events: list[InputEvent] = []
+                for item in batch:
+                    if isinstance(item, threading.Event):
+                        self._inject(events)
+                        events = []
+                        item.wait(BARRIER_WAIT)
+                    else:
+                        events.append(item)
+                self._inject(events)
                 if closed:
                     return
         except Exception as exc:
@@ -99,6 +107,21 @@ class InputFeed:
             if not closed:
                 self._on_failure(f"{type(exc).__name__}: {exc}")
         finally:
-            if injector is not None:
+            if self._injector is not None:
                 with contextlib.suppress(Exception):
-                    injector.close()
+                    self._injector.close()
+
+    def _inject(self, events: list[InputEvent]) -> None:
+        """Apply `events` through an injector on the display as it is now (the worker's)."""
+        target = self._target()
+        if not events or target is None:
+            return
+        if self._injector is None or target[0] is not self._display:
+            if self._injector is not None:
+                with contextlib.suppress(Exception):
+                    self._injector.close()
+            self._injector, self._display = Injector(target[1], target[2]), target[0]
+        started = time.perf_counter()
+        self._injector.run(events)
+        self.busy_seconds += time.perf_counter() - started
+        self.injected += len(events)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,22 +139,25 @@ class SessionDesk:
     # -- from the terminal -----------------------------------------------------------------
 
     async def receive(self, cid: str, message: dict[str, Any]) -> None:
-        """One of DESK_MESSAGES from connection `cid` (only the primary's count)."""
+        """One of DESK_MESSAGES but `clipboard` (paste()) from connection `cid` (only the
+        primary's count)."""
         if cid != self._primary():
             return
         kind = message["type"]
-        if kind == "clipboard":
-            self._paste(message["text"])
-        elif kind in ("file_ack", "file_status") and message["id"] in self._downloads:
+        if kind in ("file_ack", "file_status") and message["id"] in self._downloads:
             self._download_step(message)
         else:
             async with self._lock:
                 await self._upload_step(cid, message)
 
-    def _paste(self, text: str) -> None:
+    def paste(self, cid: str, text: str) -> threading.Event | None:
+        """Text from connection `cid` (only the primary's counts) for the session's clipboard:
+        the event set once the session has it, None when it is not offered."""
+        if cid != self._primary():
+            return None
         size = len(text.encode("utf-8", "replace"))
         if text == self._last_copied:
-            return  # the terminal giving back what the session copied
+            return None  # the terminal giving back what the session copied
         try:
             if not allows(self._settings.clipboard, TO_SESSION):
                 raise Refused(f"clipboard policy is '{self._settings.clipboard}'")
@@ -163,10 +167,11 @@ class SessionDesk:
                 raise Refused("the session has no X display")
         except Refused as refused:
             self._log("clipboard.refused", TO_SESSION, size, str(refused))
-            return
-        self._clipboard.offer(text)
+            return None
+        owned = self._clipboard.offer(text)
         self._last_copied = None
         self._log("clipboard.transfer", TO_SESSION, size)
+        return owned
 
     # -- from the session's X clipboard ----------------------------------------------------
 

@@ -430,6 +430,9 @@ class SessionRuntime:
         if message["type"] == "input":
             self._feed_input(action.connection_id, message)
             return
+        if message["type"] == "clipboard":
+            self._offer_clipboard(action.connection_id, message["text"])
+            return
         if message["type"] == "frame_ack":
             link = self.links.get(action.connection_id)
             if link is not None:
@@ -437,11 +440,38 @@ class SessionRuntime:
             return
         self._track(asyncio.create_task(self._auxiliary(action)))
 
+    def _offer_clipboard(self, cid: str, text: str) -> None:
+        """Text for the session's clipboard, offered before the input that follows it is
+        queued, and that input held until the text is the session's: a paste key sent right
+        after it pastes it."""
+        try:
+            owned = self.desk.paste(cid, text)
+        except Exception as exc:
+            self.post("fault", CodeNumber.SERVER_AUX_ERROR, "deliver clipboard", repr(exc))
+            return
+        feed = self._input_feed()
+        if owned is not None and feed is not None:
+            feed.barrier(owned)
+
     def _feed_input(self, cid: str, message: dict[str, Any]) -> None:
         """Queue a key, pointer or wheel event for the display's input worker (in order,
         bounded); a failure there is 4005. A synthetic display has nowhere to type."""
-        if self._input_target() is None or self.ended.is_set():
+        feed = self._input_feed()
+        if feed is None:
             return
+        if feed.offer(self.monitors.place(cid, parse_input(message))):
+            if self._input_dropped:
+                self._log_dropped(cid, ended=True)
+            return
+        self._input_dropped += 1
+        if self._input_dropped == 1:
+            self._log_dropped(cid, ended=False)
+
+    def _input_feed(self) -> InputFeed | None:
+        """The display's input worker, started on first use; None when there is nowhere to
+        type (a synthetic display, the session over)."""
+        if self._input_target() is None or self.ended.is_set():
+            return None
         if self._input is None:
             loop = asyncio.get_running_loop()
 
@@ -452,13 +482,7 @@ class SessionRuntime:
                     )
 
             self._input = InputFeed(self._input_target, failed)
-        if self._input.offer(self.monitors.place(cid, parse_input(message))):
-            if self._input_dropped:
-                self._log_dropped(cid, ended=True)
-            return
-        self._input_dropped += 1
-        if self._input_dropped == 1:
-            self._log_dropped(cid, ended=False)
+        return self._input
 
     def _log_dropped(self, cid: str, ended: bool) -> None:
         """A flood beyond the queue's bound: said when it starts and, with its size, when

@@ -1,17 +1,22 @@
 // Clipboard text between this page and the session, as the launchpad's policy allows
 // (config.terminal.clipboard: both, to_session, from_session or off).
 //
-// To the session: the text of a paste (Ctrl+V, Shift+Insert or the browser's menu) and, each
-// time the page gets the focus, the local clipboard read with the async Clipboard API, so
-// the session's apps paste what the person copied elsewhere. The gear menu's Clipboard item
-// sends it on demand. From the session: a `clipboard` message is written to the local
+// To the session: the text of a paste (Ctrl+V, Ctrl+Shift+V, Shift+Insert or the browser's
+// menu) and, each time the page gets the focus, the local clipboard read with the async
+// Clipboard API (where the browser allows it), so the session's apps paste what the person
+// copied elsewhere. A paste key goes to the session after its text: input is held until the
+// `paste` event (or the async read) brings it, PASTE_WAIT_MS at most. The gear menu's
+// Clipboard item sends it on demand. From the session: a `clipboard` message is written to the local
 // clipboard at once when the page has the focus, else when it gets it back.
 // Text is never sent back the way it came, and never logged (only its size).
 "use strict";
 
 class OpenfrpClipboard {
-  // hooks: {send(message), log(event, attrs), popup(text, level), ready() -> connected?}
-  constructor(policy, hooks) {
+  static PASTE_WAIT_MS = 300;
+
+  // hooks: {send(message), log(event, attrs), popup(text, level), ready() -> connected?};
+  // input: the OpenfrpInput whose keys a paste holds.
+  constructor(policy, hooks, input) {
     this.policy = policy || "both";
     this.hooks = hooks;
     this.toSession = this.policy === "both" || this.policy === "to_session";
@@ -19,13 +24,16 @@ class OpenfrpClipboard {
     this.last = null;  // the text both sides have now: not sent again
     this.pending = null;  // text from the session waiting for the focus
     this.view = { sent: 0, received: 0, written: 0, policy: this.policy };
+    this.input = input;
+    this.release = null;  // lets held input go once the paste's text is sent
     if (this.toSession) {
+      input.pastes = true;
       document.addEventListener("paste", (e) => this.pasted(e), true);
-      // The keys go on to the session as keys; the text is read beside them (the focus
-      // has usually brought it over already).
       window.addEventListener("keydown", (e) => {
-        const paste = (e.ctrlKey || e.metaKey) && e.code === "KeyV";
-        if (paste || (e.shiftKey && e.key === "Insert")) this.readLocal("paste");
+        if (!OpenfrpInput.isPaste(e) || !OpenfrpInput.forSession(e) || !this.hooks.ready()) return;
+        this.letGo();
+        this.release = input.hold(OpenfrpClipboard.PASTE_WAIT_MS);
+        this.readLocal("paste").then((sent) => { if (sent) this.letGo(); });
       }, true);
     }
     window.addEventListener("focus", () => this.focused());
@@ -35,8 +43,16 @@ class OpenfrpClipboard {
   }
 
   pasted(event) {
+    if (!OpenfrpInput.forSession(event)) return;  // pasted into a field of the page
+    event.preventDefault();
     const text = event.clipboardData ? event.clipboardData.getData("text/plain") : "";
     if (text) this.offer(text, "paste");
+    this.letGo();
+  }
+
+  letGo() {
+    if (this.release !== null) this.release();
+    this.release = null;
   }
 
   async focused() {
@@ -54,11 +70,13 @@ class OpenfrpClipboard {
     }
   }
 
+  // A read that outlives a copy in the session is stale: it would send the older text back.
   async readLocal(why) {
     if (!navigator.clipboard || !navigator.clipboard.readText || !this.hooks.ready()) return false;
+    const copies = this.view.received;
     let text;
     try { text = await navigator.clipboard.readText(); } catch (err) { return false; }
-    return this.offer(text, why);
+    return copies === this.view.received && this.offer(text, why);
   }
 
   offer(text, why) {

@@ -17,6 +17,10 @@
 // Positions are remote screen pixels (the video maps the drawn picture back); in pointer lock,
 // relative moves are added up into an absolute position. Leaving the page (blur, hidden tab)
 // lets go of every held key and button. Key events in the bar and menu belong to the page.
+// A paste key (Ctrl+V, Ctrl+Shift+V, Shift+Insert) keeps its default action when the clipboard
+// may go to the session: the browser then hands the page the person's clipboard in a `paste`
+// event, which needs no permission, and the clipboard holds the input (hold()) until that text
+// is sent, so the app pastes what the person copied, not what the session had.
 // The session's cursor shape arrives as a `cursor` message and becomes the canvas' cursor.
 "use strict";
 
@@ -41,6 +45,7 @@ class OpenfrpInput {
     Semicolon: ";", Quote: "'", Comma: ",", Period: ".", Slash: "/", Backquote: "`",
   };
   static WHEEL_PIXELS = 50;  // one wheel step per this many pixels of a pixel-mode delta
+  static HOLD_LIMIT = 256;  // input messages kept while held; more send what is kept
 
   // link: {send(message), ready() -> bool, toRemote(clientX, clientY) -> {x, y} | null}
   constructor(canvas, link) {
@@ -50,7 +55,10 @@ class OpenfrpInput {
     this.buttons = 0;
     this.at = null;  // the last remote position sent
     this.wheel = { x: 0, y: 0 };
-    this.view = { sent: 0, keys: 0, texts: 0, pointer: 0, released: 0, locked: false };
+    this.view = { sent: 0, keys: 0, texts: 0, pointer: 0, released: 0, locked: false, held: 0 };
+    this.pastes = false;  // paste keys keep their default action (set by the clipboard)
+    this.holds = 0;  // hold() calls not yet let go
+    this.waiting = [];  // input messages sent while held, in order
     this.sink = OpenfrpInput.makeSink();
     canvas.after(this.sink);
     this.sink.focus({ preventScroll: true });
@@ -115,20 +123,61 @@ class OpenfrpInput {
     return (e.ctrlKey || e.altKey || e.metaKey) && !(e.ctrlKey && e.altKey);
   }
 
+  // V as the layout gives it, or at V's place where the layout's letters are not Latin (as
+  // keysym() takes shortcuts).
+  static isPaste(e) {
+    const v = e.key === "v" || e.key === "V" ||
+              (e.code === "KeyV" && e.key.codePointAt(0) > 0xff);
+    return ((e.ctrlKey || e.metaKey) && !e.altKey && v) || (e.shiftKey && e.key === "Insert");
+  }
+
+  // Whether a key or clipboard event is the session's: not one in the bar, menu or a field.
+  static forSession(e) {
+    const target = e.target instanceof Element && e.target.id !== "keys" ? e.target : null;
+    return target === null || target.closest("#bar, input, textarea, select") === null;
+  }
+
   send(kind, data) {
     if (!this.link.ready()) return false;
-    this.link.send({ type: "input", kind, data });
+    if (this.holds > 0) {
+      if (this.waiting.length >= OpenfrpInput.HOLD_LIMIT) this.flush();
+      this.waiting.push({ type: "input", kind, data });
+      this.view.held += 1;
+    } else {
+      this.link.send({ type: "input", kind, data });
+    }
     this.view.sent += 1;
     return true;
   }
 
+  // Input waits, in order, until the returned function is called or `ms` pass.
+  hold(ms) {
+    this.holds += 1;
+    let done = false;
+    const release = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      this.holds -= 1;
+      if (this.holds === 0) this.flush();
+    };
+    const timer = setTimeout(release, ms);
+    return release;
+  }
+
+  flush() {
+    for (const message of this.waiting.splice(0)) {
+      if (this.link.ready()) this.link.send(message);
+    }
+  }
+
   key(e, down) {
-    const target = e.target instanceof Element && e.target !== this.sink ? e.target : null;
-    if (target !== null && target.closest("#bar, input, textarea, select")) return;
-    if (e.isComposing) return;
+    if (!OpenfrpInput.forSession(e) || e.isComposing) return;
     const keysym = down ? OpenfrpInput.keysym(e) : this.held.get(e.code);
     if (keysym === null || keysym === undefined) return;  // a dead key: wait for its result
-    e.preventDefault();  // the browser does not act on it (Tab, Ctrl+S, F5, Backspace...)
+    // The browser does not act on it (Tab, Ctrl+S, F5, Backspace...), but for a paste key,
+    // whose `paste` event brings the person's clipboard.
+    if (!(down && this.pastes && OpenfrpInput.isPaste(e))) e.preventDefault();
     if (down) this.held.set(e.code, keysym);
     else this.held.delete(e.code);
     if (this.send("key", { keysym, down })) this.view.keys += 1;

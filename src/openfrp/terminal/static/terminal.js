@@ -142,7 +142,7 @@
     if (!monitor) window.openfrpMenu.register("add-monitor", () => addMonitor());
     const connected = () => machine.state === "established";
     const desk = { send: (m) => send(m), log, popup, ready: connected };
-    const clipboard = new OpenfrpClipboard(config.terminal.clipboard, desk);
+    const clipboard = new OpenfrpClipboard(config.terminal.clipboard, desk, input);
     const files = new OpenfrpFiles(config.terminal.file_transfer, desk);
     view.clipboard = clipboard.view;
     view.files = files.view;
