@@ -120,3 +120,16 @@ def test_each_command_has_one_owner_and_a_run_loads_only_its_layer(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_misspelt_option_gets_the_commands_usage_and_the_option_meant() -> None:
+    done = run("sessions", "--url", "http://127.0.0.1:1")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("usage: openfrp sessions ")  # the command's, not the top's
+    assert "--url: did you mean --server?" in done.stderr
+    done = run("launch", "--user", "a", "--launchpd", "x")
+    assert done.returncode == 2 and "--launchpd: did you mean --launchpad?" in done.stderr
+    done = run("sessions", "extra")
+    assert done.returncode == 2 and done.stderr.splitlines()[-1].endswith(
+        "unrecognized arguments: extra"
+    )

@@ -7,6 +7,7 @@ settings file), told in one line, never as a traceback."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -105,6 +106,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# Other tools' names for an option of ours.
+_SAME = {"--url": "--server", "--address": "--server", "--key": "--admin-key"}
+
+
+def _unrecognized(parser: argparse.ArgumentParser, command: str, words: list[str]) -> None:
+    """Stop with the command's own usage (not the top level's) and, for an option misspelt,
+    the one meant: `--url` names `--server`."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    own: argparse.ArgumentParser = sub.choices[command]
+    known = [o for a in own._actions for o in a.option_strings if o not in ("-h", "--help")]
+    hints = []
+    for word in (w.split("=", 1)[0] for w in words if w.startswith("-")):
+        meant = _SAME.get(word)
+        close = [meant] if meant in known else difflib.get_close_matches(word, known, 1, 0.5)
+        hints += [f"{word}: did you mean {close[0]}?"] if close else []
+    named = " ".join(words)
+    own.error(f"unrecognized arguments: {named}" + ("".join(f"; {h}" for h in hints)))
+
+
 def _version() -> str:
     from importlib import metadata
 
@@ -142,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
     parser = build_parser(command)
-    args = parser.parse_args(words)
+    args, unknown = parser.parse_known_args(words)
+    if unknown:
+        _unrecognized(parser, args.command, unknown)
     handler: Handler = args.handler
     try:
         return handler(args)

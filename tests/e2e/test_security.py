@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import hello_for
+from tests.e2e.harness import OPENFRP, hello_for
 
 
 def test_a_users_token_cannot_reach_another_users_session(e2e: E2E) -> None:
@@ -56,3 +58,28 @@ def test_a_users_token_cannot_reach_another_users_session(e2e: E2E) -> None:
     ended = server.log.wait_event(event="session.ended", code=4019, session_id=bob["session_id"])
     assert ended["attrs"]["reason"] == "closed from outside by user bob"
     assert server.session(alice["session_id"])["state"] == "created"
+
+
+def test_the_sessions_command_prints_a_table_an_operator_reads(e2e: E2E) -> None:
+    """Headed columns; a user's token lists that user's session alone."""
+    server = e2e.server()
+    alice, bob = server.launch("alice"), server.launch("bob")
+
+    def listed(*key: str) -> list[list[str]]:
+        done = subprocess.run(
+            [OPENFRP, "sessions", "--server", server.url, *key],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return [line.split() for line in done.stdout.splitlines()]
+
+    head, *rows = listed("--admin-key", server.admin_key)
+    assert head == ["SESSION", "USER", "LAUNCHPAD", "STATE", "CODE", "HOST", "CREATED", "(UTC)"]
+    assert sorted(r[:3] for r in rows) == [
+        [alice["session_id"], "alice", "desktop"],
+        [bob["session_id"], "bob", "desktop"],
+    ]
+    assert all(r[4] == "-" and len(r) == 8 for r in rows)  # no final code yet, a date and time
+    assert [r[0] for r in listed("--token", bob["token"])[1:]] == [bob["session_id"]]

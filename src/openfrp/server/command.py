@@ -136,11 +136,22 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(sessions, indent=2))
         return 0
+    if not sessions:
+        print("no sessions")
+        return 0
+    rows = [("SESSION", "USER", "LAUNCHPAD", "STATE", "CODE", "HOST", "CREATED (UTC)")]
     for s in sessions:
         code = s["final_code"] if s["final_code"] is not None else "-"
+        # A host that no longer answers (crashed, say): its last recorded state may not hold.
+        host = s["host"] if s.get("host_up", True) else f"{s['host']} (down)"
+        created = str(s.get("created_ts") or "-")[:19].replace("T", " ")
+        rows.append(
+            (s["session_id"], s["user"], s["launchpad"], s["state"], str(code), host, created)
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
         print(
-            f"{s['session_id']}  {s['user']:<16} {s['launchpad']:<12} {s['state']:<12} "
-            f"{code!s:<5} {s['host']}"
+            "  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False)) + f"  {row[-1]}"
         )
     return 0
 
