@@ -192,3 +192,32 @@ def test_a_server_clock_that_stepped_back_is_flagged(tmp_path: Path) -> None:
     row = analysis.con.execute("SELECT clock_stepped_back, duration_s FROM sessions").fetchall()
     assert row == [(True, None)]
     assert summary.build(analysis)["kpis"]["clock_stepped_back"] == 1
+
+
+def test_open_sessions_have_not_ended_and_are_no_launchpads_top_failure(tmp_path: Path) -> None:
+    """A session still open counts in no row of how sessions ended, and the top failure of
+    a launchpad is the cause of most of its failed sessions, not the open ones' (two here)."""
+    lines = [
+        *_active("open1"),
+        *_active("open2"),
+        *_drop("open2", 20),
+        *_connected("failed"),
+        ev("failed", 4, "server", "session.ended", 4022),
+    ]
+    analysis = sessions.analyze([str(write_log(tmp_path / "log.jsonl", lines))])
+    built = summary.build(analysis)
+    assert built["kpis"]["open"] == 2
+    ended = {
+        c["category"]: (c["sessions"], c["users"]) for c in built["categories"] if c["sessions"]
+    }
+    (failed_category,) = analysis.con.execute(
+        "SELECT category FROM sessions WHERE session_id = 'failed'"
+    ).fetchone() or ("?",)
+    assert ended == {failed_category: (1, 1)}
+    assert sum(c["open"] for c in built["categories"]) == 2
+    (pad,) = built["breakdowns"]["launchpad"]
+    assert (pad["sessions"], pad["top_failure"]) == (3, failed_category)
+
+    only_open = sessions.analyze([str(write_log(tmp_path / "open.jsonl", _active("o")))])
+    (pad,) = summary.build(only_open)["breakdowns"]["launchpad"]
+    assert pad["top_failure"] is None

@@ -93,7 +93,12 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
                 cat["owner"],
                 cat["action"],
             )
-    console.print(table)
+    if table.rows:
+        console.print(table)
+    else:
+        console.print(
+            f"[bold]How sessions ended:[/] none has ended yet ({_fmt(kpis['open'])} open)"
+        )
 
     table = Table(
         title="Codes by impact (root: a cause; after a loss: 4009/4103 that followed one)"
@@ -111,7 +116,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             row["message"],
             row["action"],
         )
-    console.print(table)
+    console.print(table if table.rows else "[bold]Codes:[/] none was logged")
 
     rec = summary["reconnects"]
     console.print(

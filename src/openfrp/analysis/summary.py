@@ -105,7 +105,9 @@ def _categories(con: duckdb.DuckDBPyConnection, r: Rollups, ended: int) -> list[
         row["category"]: row
         for row in _rows(
             con,
-            f"""SELECT category, {_count()} AS sessions, count(DISTINCT "user") AS users,
+            # How sessions ended: a session still open has not, whatever its events so far.
+            f"""SELECT category, {_count("ended")} AS sessions,
+                      count(DISTINCT "user") FILTER (ended) AS users,
                       {_count("phase = 'setup_failure'")} AS setup,
                       {_count("phase = 'mid_session_failure'")} AS mid_session,
                       {_count("NOT ended")} AS open
@@ -161,8 +163,9 @@ def _reconnects(con: duckdb.DuckDBPyConnection, r: Rollups) -> dict[str, Any]:
 
 
 def _breakdown(con: duckdb.DuckDBPyConnection, r: Rollups, column: str) -> list[dict[str, Any]]:
-    """Per value: the KPIs and its most frequent failure (a tie goes to the first name
-    alphabetically; DuckDB's mode() broke ties differently from run to run)."""
+    """Per value: the KPIs and the cause of most of its failed sessions (a tie goes to the
+    first name alphabetically; DuckDB's mode() broke ties differently from run to run): none
+    when none failed, an open session being no failure."""
     counts = {
         "n": "true",
         "active": "active",
@@ -183,8 +186,8 @@ def _breakdown(con: duckdb.DuckDBPyConnection, r: Rollups, column: str) -> list[
           round(100.0 * {total["setup"]} / greatest({total["ended"]}, 1), 2) AS setup_failure_pct,
           round(100.0 * {total["mid"]} / greatest({total["ended"]}, 1), 2) AS mid_session_drop_pct,
           round(100.0 * {total["clean"]} / greatest({total["ended"]}, 1), 2) AS clean_end_pct,
-          first(category ORDER BY n DESC, CAST(category AS VARCHAR))
-            FILTER (category <> 'expected_end') AS top_failure
+          first(category ORDER BY setup + mid DESC, CAST(category AS VARCHAR))
+            FILTER (setup + mid > 0) AS top_failure
         FROM (
           SELECT value, category, {inner} FROM {r.table("by")} WHERE dim = '{column}' GROUP BY ALL
         )
