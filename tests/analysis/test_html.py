@@ -101,3 +101,30 @@ def test_trend_lines_stand_on_a_true_time_axis() -> None:
     assert report_html.every_bucket(held[:1], 300, 1) == held[:1]
     far = [held[0], bucket("2026-06-02T10:00:00", 1)]  # past MAX_SPAN buckets: left as they are
     assert report_html.every_bucket(far, 300, 1) == far
+
+
+def test_a_log_with_nothing_failed_says_so_and_counts_stand_on_whole_ticks(
+    tmp_path: Path,
+) -> None:
+    """One session ended as meant, one still open: no empty 'For whom', an Open card, and
+    a chart of one session a bin ticks 0-4 sessions, not 0.25 of one."""
+    from openfrp.analysis import charts
+    from tests.analysis.conftest import ev, write_log
+
+    lines = [
+        ev("a", 0, "server", "session.created"),
+        ev("a", 1, "server", "connection.established", client="cli", resume=False),
+        ev("a", 2, "server", "session.started"),
+        ev("a", 60, "server", "session.ended", 4000),
+        ev("b", 90, "server", "session.created"),
+        ev("b", 91, "server", "connection.established", client="cli", resume=False),
+        ev("b", 92, "server", "session.started"),
+    ]
+    built = summary.build(sessions.analyze([str(write_log(tmp_path / "log.jsonl", lines))]))
+    html = report_html.render(built)
+    assert "<h2>For whom</h2>\n<p class='muted'>No session failed.</p>" in html
+    assert "Open<b>1</b>" in html
+    ticks = re.findall(r'class="tick">([0-9.]+)</text>', charts.bars("c", "t", ["0s"], [1]))
+    assert ticks == ["0", "1", "2", "3", "4"]
+    boxes = charts.boxes("d", "t", [("x", [1, 2, 3, 4, 5])], " min")
+    assert 'text-anchor="end" class="tick">5 min<' in boxes  # the last label not cut off

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
@@ -19,6 +20,12 @@ def _frame(chart_id: str, title: str, body: list[str], height: int = HEIGHT) -> 
         + "".join(body)
         + "</svg>"
     )
+
+
+def _count_top(largest: float) -> int:
+    """The top of an axis of counts: a multiple of 4, so each of its 5 ticks is a whole number
+    (a top of 1 put ticks at 0.25 and 0.75 sessions)."""
+    return max(4, math.ceil(largest / 4) * 4)
 
 
 def _y_axis(top_value: float, unit: str, height: int = HEIGHT) -> list[str]:
@@ -66,7 +73,7 @@ def lines(
     """One polyline per series over shared x labels, with a legend."""
     if not labels or not series:
         return _empty(chart_id, title)
-    top_value = max((max(values, default=0.0) for _, values in series), default=0.0) or 1.0
+    top_value = _count_top(max((max(values, default=0.0) for _, values in series), default=0.0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     body = _y_axis(top_value, unit) + _x_labels(labels)
     for n, (name, values) in enumerate(series):
@@ -94,7 +101,7 @@ def bars(
     """A vertical bar per label (a histogram when labels are bins)."""
     if not labels:
         return _empty(chart_id, title)
-    top_value = max(values, default=0.0) or 1.0
+    top_value = _count_top(max(values, default=0.0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     width = plot_w / len(values)
     body = _y_axis(top_value, unit) + _x_labels(labels)
@@ -121,9 +128,10 @@ def boxes(
     body = []
     for i in range(5):
         x = left + plot_w * i / 4
+        anchor = "end" if i == 4 else "middle"  # the last label inside the chart, not cut off
         body.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{height - BOTTOM}" class="grid"/>'
-            f'<text x="{x:.1f}" y="{height - BOTTOM + 16}" text-anchor="middle" class="tick">'
+            f'<text x="{x:.1f}" y="{height - BOTTOM + 16}" text-anchor="{anchor}" class="tick">'
             f"{top_value * i / 4:.3g}{escape(unit)}</text>"
         )
     for n, (label, q) in enumerate(rows):

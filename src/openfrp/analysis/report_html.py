@@ -117,6 +117,8 @@ def _who(summary: dict[str, Any]) -> list[str]:
     """For whom: who had failed sessions, then the latest failed sessions, each linked to its
     timeline further down the page."""
     parts = ["<h2>For whom</h2>"]
+    if not any(summary["who"].values()):
+        parts.append("<p class='muted'>No session failed.</p>")
     for column, rows in summary["who"].items():
         if rows:
             parts.append(f"<h3>Failed sessions by {escape(column)}</h3>")
@@ -189,6 +191,7 @@ def render(summary: dict[str, Any]) -> str:
         ),
         ("Clean ends", f"{kpis['clean_end_pct']:.2f} %", defs["clean_end_pct"]),
         ("Sessions", f"{kpis['sessions']:,}", "sessions in the logs (and the scope)"),
+        ("Open", f"{kpis['open']:,}", "sessions not ended by the end of the logs"),
         ("Users", f"{kpis['users']:,}", "distinct users with a session"),
     ]
     if kpis["clock_stepped_back"]:
