@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
 from openfrp.cli import build_parser
 from openfrp.server.environment import apply, in_data_dir, server_overrides
-from openfrp.settings import Config
+from openfrp.settings import Config, load
 
 UNIT = Path(__file__).resolve().parents[1] / "docs/openfrp.service"
 
@@ -39,3 +40,16 @@ def test_the_systemd_unit_runs_a_command_and_settings_openfrp_accepts() -> None:
     assert unit["WorkingDirectory"] == [server.data_dir]
     assert unit["KillSignal"] == ["SIGTERM"]  # the signal that ends sessions with 4019
     assert unit["ExecReload"] == ["/bin/kill -HUP $MAINPID"]  # reopens the event log
+
+
+def test_each_settings_example_in_the_readme_is_one_openfrp_loads(tmp_path: Path) -> None:
+    """A person copies them: each ```toml block is valid TOML that `serve --config` accepts
+    (a key given twice once made the main example fail to load)."""
+    readme = (UNIT.parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert blocks
+    for number, block in enumerate(blocks):
+        path = tmp_path / f"example-{number}.toml"
+        path.write_text(block)
+        config = load(path)
+        assert config.launchpads, block[:80]
