@@ -178,18 +178,20 @@ def test_closed_from_outside_then_the_link_says_how_it_ended(e2e: E2E, browser: 
     browser.wait("v.finalCode === 4019")
     assert shown(4019) in browser.popups()
 
+    over = "This session is over: ask whoever sent you the link for a new session."
     browser.page.reload()  # the link again while the server still holds the ended session:
     browser.wait("v.finalCode === 4019")  # its token gets the final code, not a ticket
-    assert shown(4019) in browser.popups()
+    assert browser.popups() == [f"{shown(4019)}\n{over}"]  # and what to do next
+    assert browser.view()["state"] == "session over"
     assert server.api("GET", f"/api/sessions/{sid}/ticket", key=ticket["token"]).status == 410
 
     for _ in bounded(5.0):  # past forget_ended_after: the registry answers for the session
         if server.api("GET", f"/api/sessions/{sid}/ticket").status == 410:
             break
     browser.page.reload()
-    browser.wait("v.state === 'cannot join'")
+    browser.wait("v.state === 'session over'")
     assert browser.view()["finalCode"] == 4019
-    assert shown(4019) in browser.popups()
+    assert browser.popups() == [f"{shown(4019)}\n{over}"]
     assert browser.errors == []
 
 

@@ -167,6 +167,7 @@ async def get_session(request: Request) -> Response:
 LINK_NEXT_STEPS = {
     401: "Ask whoever sent you this link for a new one.",
     404: "Check that the link was copied whole, or ask whoever sent it for a new one.",
+    410: "This session is over: ask whoever sent you the link for a new session.",
     421: "Open the link at the address it came with, which reaches every host.",
 }
 
@@ -184,7 +185,10 @@ async def get_ticket(request: Request) -> Response:
         raise
     if record.session_id not in state.runtimes:
         raise ApiError(
-            410, f"session '{record.session_id}' has ended", final_code=record.final_code
+            410,
+            f"session '{record.session_id}' has ended",
+            final_code=record.final_code,
+            next=LINK_NEXT_STEPS[410],
         )
     return JSONResponse(state.ticket(record.session_id))
 

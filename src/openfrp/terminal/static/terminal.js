@@ -88,9 +88,9 @@
       if (!answer.ok) {
         const final = ticket.final_code;
         const row = table.codes.find((c) => c.number === final);
-        setStatus("cannot join");
+        setStatus(row ? "session over" : "cannot join");
         view.finalCode = final ?? null;
-        popup(row ? popupText(row) : `${ticket.error}`, "error", row ? null : ticket.next);
+        popup(row ? popupText(row) : `${ticket.error}`, "error", ticket.next);
         return;
       }
     } catch (err) {
