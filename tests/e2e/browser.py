@@ -63,9 +63,12 @@ class Browser:
             ) from None
 
     def menu(self, item: str) -> None:
-        """Choose a gear-menu item (its element id), as a person does: open the menu, click."""
+        """Choose a gear-menu item (its element id), as a person does: open the menu, click
+        (twice for an item that asks once more)."""
         self.page.click("#gear")
         self.page.click(f"#menu #{item}")
+        if self.page.get_attribute(f"#menu #{item}", "data-confirm") is not None:
+            self.page.click(f"#menu #{item}")
 
     def popups(self) -> list[str]:
         texts: list[str] = self.page.locator("#popups .popup").all_inner_texts()

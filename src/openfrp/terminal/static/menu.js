@@ -1,17 +1,23 @@
-// The gear menu: Close session, Disconnect, Fullscreen, Add monitor, Upload, Clipboard, Stats,
-// Save log. Keyboard-reachable: Enter, Space or ArrowDown on the gear opens it; arrows, Home
-// and End move between items; Escape closes it and gives focus back to the gear; Tab leaves.
+// The gear menu: Disconnect, Fullscreen, Add monitor, Upload, Clipboard, Stats, Save log,
+// Close session. Keyboard-reachable: Enter, Space or ArrowDown on the gear opens it; arrows,
+// Home and End move between items; Escape closes it and gives focus back to the gear; Tab
+// leaves. An item with data-confirm (Close session, which ends the apps and their unsaved
+// work) asks once more: its first choice shows that text instead, CONFIRM_MS at most, and only
+// a second choice acts. It comes last, away from where the menu opens.
 //
 // Parts of the page that act on an item register for it:
 //   window.openfrpMenu.register("upload", () => { ... });  // returns a function to unregister
-// Items with a data-hook="NAME" attribute (add-monitor, upload, clipboard, stats, fullscreen)
-// call the handler registered for NAME; with none, the person is told the item is not available in this
-// session. Every choice is also dispatched as a window event "openfrp:menu" {detail: {item}}.
-// Close session, Disconnect and Save log are wired by terminal.js on the buttons themselves.
+// Items with a data-hook="NAME" attribute (add-monitor, upload, clipboard, stats, fullscreen,
+// close-session) call the handler registered for NAME; with none, the person is told the item
+// is not available in this session. Every choice is also dispatched as a window event
+// "openfrp:menu" {detail: {item}}. Disconnect and Save log are wired by terminal.js on the
+// elements themselves.
 // Key events inside #bar belong to the page (the menu), not to the remote session.
 "use strict";
 
 class GearMenu {
+  static CONFIRM_MS = 5000;
+
   constructor(gear, menu) {
     this.gear = gear;
     this.menu = menu;
@@ -69,6 +75,7 @@ class GearMenu {
   }
 
   close(refocus) {
+    for (const item of this.items()) this.disarm(item);
     this.menu.hidden = true;
     this.gear.setAttribute("aria-expanded", "false");
     if (refocus) this.gear.focus();
@@ -89,7 +96,27 @@ class GearMenu {
     }
   }
 
+  // An item that asks once more: its first choice arms it (and keeps the menu open).
+  arm(item) {
+    if (item.dataset.confirm === undefined || item.dataset.armed !== undefined) return false;
+    item.dataset.armed = item.textContent;
+    item.textContent = item.dataset.confirm;
+    item.classList.add("armed");
+    const timer = setTimeout(() => this.disarm(item), GearMenu.CONFIRM_MS);
+    item.dataset.timer = String(timer);
+    return true;
+  }
+
+  disarm(item) {
+    if (item.dataset.armed === undefined) return;
+    clearTimeout(Number(item.dataset.timer));
+    item.textContent = item.dataset.armed;
+    item.classList.remove("armed");
+    delete item.dataset.armed;
+  }
+
   choose(item) {
+    if (this.arm(item)) return;
     const name = item.dataset.hook || item.id;
     this.close(item.dataset.hook !== undefined);
     window.dispatchEvent(new CustomEvent("openfrp:menu", { detail: { item: name } }));

@@ -528,10 +528,10 @@
 
     // Leaving: the stream's last figures go out before the connection does.
     const leaving = () => { if (stats.reporting !== null) stats.report(true); };
-    document.getElementById("close-session").onclick = () => {
+    window.openfrpMenu.register("close-session", () => {
       leaving();
       feed((now) => machine.closeSession(now));
-    };
+    });
     document.getElementById("disconnect").onclick = () => {
       leaving();
       feed((now) => machine.disconnect(now));
