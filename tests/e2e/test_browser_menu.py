@@ -148,7 +148,10 @@ def test_disconnect_from_the_menu_leaves_the_session_resumable(e2e: E2E, browser
     assert server.session(sid)["state"] == "disconnected"
     final = server.log.find(event="stats", source="terminal", session_id=sid)[-1]["attrs"]
     assert final["final"] is True
-    browser.page.reload()
+    assert browser.popups() == [
+        "You left the session. It keeps running: open this link again to resume it.\nResume"
+    ]
+    browser.page.click("#resume")  # the link again, in one click
     browser.wait("v.state === 'connected (resumed)'")
     browser.wait("v.frames >= 2")
     assert browser.errors == []

@@ -161,12 +161,18 @@ def test_the_link_opened_in_a_second_tab_says_where_the_session_goes_on(
     assert second.popups() == [
         shown(4006),
         "Your session goes on in another tab or on another device: use that one, or close it "
-        "and open this link again here.",
+        "and open this link again here.\nOpen it here",
     ]
     rejected = server.log.wait_event(event="connection.rejected", code=4006)
     assert rejected["session_id"] == ticket["session_id"]
     assert browser.view()["state"] == "connected" and "finalCode" not in browser.view()
     assert browser.errors == [] and second.errors == []
+    # The first tab closed, the second takes the session up in one click.
+    browser.page.close()
+    server.log.wait_event(event="session.disconnected", session_id=ticket["session_id"])
+    second.page.click("#resume")
+    second.wait("v.state === 'connected (resumed)' && v.frames > 0")
+    assert second.errors == []
 
 
 def test_closed_from_outside_then_the_link_says_how_it_ended(e2e: E2E, browser: Browser) -> None:

@@ -507,11 +507,20 @@
       const elsewhere = code === 4006;
       setStatus(!row ? "disconnected" : `${elsewhere ? "open elsewhere" : "session over"}: `
                 + `${code} ${row.name}`);
-      popup(code === null ? "You left the session. It keeps running: open this link again to "
-                            + "resume it."
+      const box = popup(code === null ? "You left the session. It keeps running: open this "
+                                        + "link again to resume it."
             : elsewhere ? "Your session goes on in another tab or on another device: use that "
                           + "one, or close it and open this link again here."
             : "This session is over. Close this tab, or open a new session link.", "info");
+      // Opening the link again is reloading this page: one click does it.
+      if (code === null || elsewhere) {
+        const again = document.createElement("button");
+        again.id = "resume";
+        again.className = "again";
+        again.textContent = code === null ? "Resume" : "Open it here";
+        again.onclick = () => location.reload();
+        box.appendChild(again);
+      }
     }
 
     function feed(step) {
