@@ -232,3 +232,27 @@ def test_a_script_piped_in_waits_for_the_connection_and_its_end_disconnects(
     left = server.log.wait_event(event="session.disconnected", session_id=sid)
     assert left["attrs"]["reason"] == "terminal disconnect"
     assert not server.log.find(event="session.ended", session_id=sid)
+
+
+def test_ctrl_c_disconnects_politely_and_a_second_one_stops_at_once(e2e: E2E) -> None:
+    """Ctrl-C is the person leaving: the server hears a disconnect and keeps the session for
+    a resume, where a connection dropped without a word would be a network loss (4029)."""
+    server = e2e.server(server={"video_fps": 2})
+    ticket = server.launch("ctrl-c")
+    sid = ticket["session_id"]
+    terminal = e2e.connected(server, ticket)
+    terminal.process.send_signal(signal.SIGINT)
+    assert terminal.wait_exit(15) == 130
+    terminal.wait_line(r"^interrupted: disconnecting; the session stays open for a resume$")
+    terminal.wait_line(r"^session over: disconnected \(the session can be resumed\)")
+    left = server.log.wait_event(event="session.disconnected", session_id=sid)
+    assert (left["code"], left["attrs"]["reason"]) == (None, "terminal disconnect")
+    assert server.session(sid)["state"] == "disconnected"
+    assert not server.log.find(event="session.ended", session_id=sid)
+
+    again = e2e.terminal(ticket["connect_url"], stdin=False)
+    again.wait_line(rf"^connected to {sid} as c-\w+ \(resumed\)")
+    again.process.send_signal(signal.SIGINT)
+    again.wait_line(r"^interrupted: disconnecting")
+    again.process.send_signal(signal.SIGINT)  # the second one, whatever the first was doing
+    assert again.wait_exit(15) in (130, -signal.SIGINT)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 from typing import Any
 
 from openfrp import codes
@@ -79,12 +81,32 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         )
         if not args.no_stdin:
             read_commands(terminal, asyncio.get_running_loop())
+        interrupted = _leave_on_ctrl_c(terminal)
         try:
-            return await terminal.run()
+            status = await terminal.run()
         finally:
             log.close()
+        return 130 if interrupted else status
 
     return asyncio.run(main())
+
+
+def _leave_on_ctrl_c(terminal: Any) -> list[bool]:
+    """Ctrl-C leaves as `disconnect` does: the server is told, so it keeps the session for a
+    resume (a connection dropped without a word is a loss to the server and the analyzer).
+    A second Ctrl-C stops at once. Returns a list that holds True once it was pressed."""
+    loop = asyncio.get_running_loop()
+    pressed: list[bool] = []
+
+    def leave() -> None:
+        pressed.append(True)
+        loop.remove_signal_handler(signal.SIGINT)  # the next one interrupts as usual
+        print("interrupted: disconnecting; the session stays open for a resume", flush=True)
+        terminal.post("leave", "disconnect")
+
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on this platform
+        loop.add_signal_handler(signal.SIGINT, leave)
+    return pressed
 
 
 def register(sub: Any) -> None:
