@@ -5,9 +5,10 @@
 // menu) and, each time the page gets the focus, the local clipboard read with the async
 // Clipboard API (where the browser allows it), so the session's apps paste what the person
 // copied elsewhere. A paste key goes to the session after its text: input is held until the
-// `paste` event (or the async read) brings it, PASTE_WAIT_MS at most. The gear menu's
-// Clipboard item sends it on demand. From the session: a `clipboard` message is written to the local
-// clipboard at once when the page has the focus, else when it gets it back.
+// key's `paste` event brings it (every browser fires one, with no permission asked),
+// PASTE_WAIT_MS at most. The gear menu's Clipboard item sends it on demand. From the
+// session: a `clipboard` message is written to the local clipboard at once when the page has
+// the focus, else when it gets it back.
 // Text is never sent back the way it came, and never logged (only its size).
 "use strict";
 
@@ -33,7 +34,6 @@ class OpenfrpClipboard {
         if (!OpenfrpInput.isPaste(e) || !OpenfrpInput.forSession(e) || !this.hooks.ready()) return;
         this.letGo();
         this.release = input.hold(OpenfrpClipboard.PASTE_WAIT_MS);
-        this.readLocal("paste").then((sent) => { if (sent) this.letGo(); });
       }, true);
     }
     window.addEventListener("focus", () => this.focused());
