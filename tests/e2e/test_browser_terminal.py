@@ -227,3 +227,34 @@ def test_events_of_a_page_closed_offline_are_shipped_by_the_next(
     assert gave_up["session_id"] == sid
     server.log.wait_event(event="connection.lost", code=4102, source="terminal")
     assert browser.errors == []
+
+
+def test_the_bar_shrinks_to_its_gear_while_connected_and_shows_whole_otherwise(
+    e2e: E2E, browser: Browser
+) -> None:
+    """Connected a while, the bar hides little of the desktop's top right corner (where
+    windows keep their buttons); hovered, or any other status, it shows whole."""
+    server = e2e.server(server={"display": "synthetic", "video_fps": 5})
+    ticket = server.launch("gina")
+    page = browser.page
+    page.add_init_script("window.openfrpCompactAfterMs = 300")
+    joined(server, browser, ticket, server.port)
+
+    def bar_width() -> float:
+        box = page.locator("#bar").bounding_box()
+        assert box is not None
+        return float(box["width"])
+
+    whole = bar_width()
+    page.wait_for_selector("#bar.compact")
+    assert bar_width() < 60 < whole
+    assert not page.is_visible("#status") and page.text_content("#status") == "connected"
+    page.hover("#gear")
+    assert page.is_visible("#status") and bar_width() == pytest.approx(whole, abs=2)
+    page.mouse.move(10, 300)
+    assert bar_width() < 60
+    browser.menu("disconnect")
+    browser.wait("v.state === 'disconnected'")
+    page.mouse.move(10, 300)
+    assert page.is_visible("#status") and page.inner_text("#status") == "disconnected"
+    assert browser.errors == []

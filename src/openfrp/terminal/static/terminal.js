@@ -17,17 +17,28 @@
     messages: document.getElementById("messages"),
     screen: document.getElementById("screen"),
     saveLog: document.getElementById("save-log"),
+    bar: document.getElementById("bar"),
   };
+  const COMPACT_AFTER_MS = window.openfrpCompactAfterMs ?? 4000;
   // What tests and curious people can read: window.openfrp.
   const view = { state: "starting", frames: 0, shown: [], received: [], finalCode: undefined,
                  events: [] };
   window.openfrp = view;
 
-  // The tab's title says it too, for a session in a tab the person is not looking at.
+  // The tab's title says it too, for a session in a tab the person is not looking at. A
+  // while after connecting, the bar shrinks to its gear (the rest shows on hover), so it hides
+  // little of the desktop's top right corner, where windows keep their buttons; any other
+  // status shows it whole again.
+  let compacting = null;
   function setStatus(text) {
     view.state = text;
     page.status.textContent = text;
     document.title = `${text} · openfrp session`;
+    clearTimeout(compacting);
+    page.bar.classList.remove("compact");
+    if (text.startsWith("connected")) {
+      compacting = setTimeout(() => page.bar.classList.add("compact"), COMPACT_AFTER_MS);
+    }
   }
 
   function popup(text, level, extra) {
