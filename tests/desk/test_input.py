@@ -181,6 +181,21 @@ def test_the_feed_keeps_order_cuts_a_flood_and_reports_a_dead_display(xvfb: Xvfb
     feed.close()
 
 
+def test_with_the_displays_caps_lock_on_characters_keep_their_case(xvfb: Xvfb) -> None:
+    """The terminal sends letters as the person's side cased them, and the person's Caps
+    Lock too: the display's lock must not invert them again (it did: 'AB' came as 'ab'),
+    on keys of its keymap or bound on demand."""
+    xvfb.xev.ready()
+    injector = Injector(xvfb.name)
+    injector.run(text_keys("aZ"))
+    injector.run([KeyInput(0xFFE5, True), KeyInput(0xFFE5, False)])  # Caps Lock on
+    injector.run(text_keys("aAzZ1!éÉжЖ"))
+    injector.run([KeyInput(0xFFE5, True), KeyInput(0xFFE5, False)])  # and off again
+    injector.run(text_keys("qQ"))
+    xvfb.xev.wait_text("aZaAzZ1!éÉжЖqQ")
+    assert typed(xvfb.xev.events()) == "aZaAzZ1!éÉжЖqQ"
+
+
 def test_a_barrier_holds_the_keys_after_it_until_set_or_for_its_bound(xvfb: Xvfb) -> None:
     """A clipboard offer is a barrier: the paste key after it waits until the text is the
     session's, and a text that never is holds the keys BARRIER_WAIT at most."""

@@ -90,15 +90,29 @@ def test_typing_and_clicking_in_the_page_reach_the_app(
     key("Control", "ControlLeft", up=False, ctrl=True)  # Ctrl and its C key: the shortcut Ctrl+C
     key("\u0441", "KeyC", ctrl=True)  # the Cyrillic letter es
     key("Control", "ControlLeft", down=False)
+    # Caps Lock on, here and so in the session: the letters come as the page's side cased
+    # them (the session's lock does not invert them again), and Ctrl with a capital C, which
+    # only Caps Lock makes without Shift, is Ctrl+C, not Ctrl+Shift+C.
+    key("CapsLock", "CapsLock")
+    key("A", "KeyA", "A")
+    key("B", "KeyB", "B")
+    key("Control", "ControlLeft", up=False, ctrl=True)
+    key("C", "KeyC", ctrl=True)
+    key("Control", "ControlLeft", down=False)
+    key("CapsLock", "CapsLock")
+    key("x", "KeyX", "x")
     # Text with no key of its own: an on-screen keyboard or the emoji picker inserts it, an
     # input method composes it (only what it commits is typed, not the composition).
     page.keyboard.insert_text("ñ中")
     cdp.send("Input.imeSetComposition", {"text": "にほ", "selectionStart": 2, "selectionEnd": 2})
     cdp.send("Input.insertText", {"text": "日本"})
     page.keyboard.press("Enter")
-    expected = "Hello, world!é€éМир\x03ñ中日本\n"
+    expected = "Hello, world!é€éМир\x03AB\x03xñ中日本\n"
     xev.wait_text(expected)
     assert typed(xev.events()) == expected
+    presses = [e for e in xev.events() if e.kind == "KeyPress" and e.keysym != 0xFFE5]
+    ctrl_c = [i for i, e in enumerate(presses) if e.text == "\x03"][-1]
+    assert (presses[ctrl_c - 1].keysym, presses[ctrl_c].keysym) == (0xFFE3, ord("c"))
     assert browser.view()["input"]["keys"] >= 2 * (len(expected) - 4)
     assert browser.view()["input"]["texts"] == 4
 

@@ -24,6 +24,7 @@ from openfrp.protocol.input import (
 )
 
 BUTTONS = ((1, 1), (2, 2), (4, 3))  # mask bit -> X button: left, middle, right
+CAPS_LOCK = 0xFFE5
 REBIND_GRACE = 0.2  # seconds a recycled spare keycode rests after its last press
 _SHIFT, _MOD5 = X.ShiftMapIndex, X.Mod5MapIndex  # Mod5 holds ISO_Level3_Shift (AltGr)
 
@@ -65,6 +66,10 @@ class Injector:
         self._shift = [kc for kc in mods[_SHIFT] if kc]
         self._level3 = {kc for kc in mods[_MOD5] if kc}
         self._shift_key = self._shift[0] if self._shift else None
+        # The person's Caps Lock reaches the display too, but the terminal sends each letter
+        # as the person's side already cased it: while the display's lock is on, a character
+        # is typed with the lock let go around it, or Lock would invert its case again.
+        self._locked = bool(self._root.query_pointer().mask & X.LockMask)
 
     def _load_keymap(self, count: int) -> None:
         rows = self._d.get_keyboard_mapping(self._first, count)
@@ -94,20 +99,40 @@ class Injector:
             if keycode is not None:
                 self._fake(X.KeyRelease, keycode)
             return
+        lock = self._lock_key() if _is_character(keysym) else None
+        if lock is not None:  # the lock let go around the character: it keeps its case
+            self._fake(X.KeyPress, lock)
+            self._fake(X.KeyRelease, lock)
         keycode = self._held.get(keysym)
         if keycode is not None:  # auto-repeat: press again, as a real keyboard does
             self._fake(X.KeyPress, keycode)
+        else:
+            keycode = self._press_new(keysym)
+        if lock is not None:
+            self._fake(X.KeyPress, lock)
+            self._fake(X.KeyRelease, lock)
+        if keycode is None:
             return
+        if keysym == CAPS_LOCK and keysym not in self._held:
+            self._locked = not self._locked
+        self._held[keysym] = keycode
+
+    def _press_new(self, keysym: int) -> int | None:
+        """Press the key for `keysym` (not held yet): its keycode, None if none is free."""
         found = None if keysym in self._bound else self._where.get(keysym)
         if found is None:
             keycode = self._bind_spare(keysym)
-            if keycode is None:
-                return
-            self._press(keycode, None)
-        else:
-            keycode, level = found
-            self._press(keycode, level == 1 if _is_character(keysym) else None)
-        self._held[keysym] = keycode
+            if keycode is not None:
+                self._press(keycode, None)
+            return keycode
+        keycode, level = found
+        self._press(keycode, level == 1 if _is_character(keysym) else None)
+        return keycode
+
+    def _lock_key(self) -> int | None:
+        """The Caps Lock keycode while the display's lock is on (else None)."""
+        found = self._where.get(CAPS_LOCK) if self._locked else None
+        return found[0] if found is not None else None
 
     def run(self, events: list[InputEvent]) -> None:
         """Apply a batch in order, then wait for the server to take it (one round trip)."""

@@ -8,7 +8,10 @@
 // A shortcut whose character is past Latin-1 (a Cyrillic, Greek, Hebrew or Czech layout) is
 // the character at the key's place on a US layout, as the person's own system takes it:
 // Ctrl+С is Ctrl+C, so Ctrl+C interrupts and Ctrl+V pastes. AltGr (and Ctrl+Alt, which
-// Windows reports for it) keeps its character.
+// Windows reports for it) keeps its character. A shortcut's capital letter without Shift is
+// Caps Lock's doing, so it goes as the small letter: Ctrl+C, not Ctrl+Shift+C, with Caps
+// Lock on. Letters typed go as the person's side cased them; the server keeps the display's
+// own Caps Lock (which it also receives) from inverting them again.
 // Text that comes with no key of its own (an input method's composition: Chinese, Japanese,
 // Korean; an on-screen keyboard, dictation, the emoji picker) is typed in the session as
 // each character's key pressed and let go: the keyboard's focus is a hidden text field, the
@@ -112,6 +115,8 @@ class OpenfrpInput {
     if (cp > 0xff && OpenfrpInput.shortcut(e) && e.code in OpenfrpInput.US) {
       const latin = OpenfrpInput.US[e.code];
       cp = (e.shiftKey ? latin.toUpperCase() : latin).codePointAt(0);
+    } else if (OpenfrpInput.shortcut(e) && !e.shiftKey && e.key !== e.key.toLowerCase()) {
+      cp = e.key.toLowerCase().codePointAt(0);  // a capital without Shift: Caps Lock's
     }
     if (cp < 0x20 || cp === 0x7f) return null;
     return cp <= 0x7e || (cp >= 0xa0 && cp <= 0xff) ? cp : 0x1000000 + cp;
