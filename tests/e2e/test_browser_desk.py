@@ -134,6 +134,32 @@ def test_ctrl_v_pastes_without_the_permission_to_read_the_clipboard(e2e: E2E) ->
             chromium.close()
 
 
+def test_a_copy_over_the_limit_is_told_in_the_page(e2e: E2E, clipboard_browser: Browser) -> None:
+    """Text that cannot cross is said, not dropped in silence: the person would paste the
+    older text and not know why."""
+    browser, page = clipboard_browser, clipboard_browser.page
+    server = e2e.server(server=SERVER, launchpads={"x": {**PAD, "clipboard_limit": 100}})
+    ticket = server.launch("alice", "x")
+    joined(server, browser, ticket, server.port)
+    display, home = session_x(server, ticket["session_id"])
+    app = XApp(display, read_cookie(str(home / ".Xauthority")))
+    try:
+        app.copy("y" * 500)
+        page.wait_for_selector("#popups .popup.warning")
+        assert browser.popups() == [
+            "Text copied in the session did not reach this computer's clipboard: over the "
+            "size limit of 100 bytes."
+        ]
+        told = [e for e in browser.view()["events"] if e["event"] == "clipboard.refused"]
+        assert [(e["attrs"]["direction"], e["attrs"]["bytes"]) for e in told] == [
+            ("from_session", 500)
+        ]
+        assert browser.view()["clipboard"]["written"] == 0
+        assert browser.errors == []
+    finally:
+        app.close()
+
+
 def _drop(page: Any, name: str, content: str) -> None:
     """Drop a file named `name` on the page, as dragging it from the desktop does."""
     page.evaluate(

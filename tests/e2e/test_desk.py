@@ -146,6 +146,10 @@ def test_clipboard_both_ways_honours_each_policy(e2e: E2E) -> None:
                 )
                 assert refused["attrs"]["reason"] == f"clipboard policy is '{policy}'"
                 assert app.paste() is None  # nobody owns the clipboard
+                # and the person is told, not left pasting the old text
+                s.term.wait_line(
+                    rf"^clipboard to the session refused: clipboard policy is '{policy}'$"
+                )
 
             # Session -> terminal: a copy in an X app reaches the terminal.
             copied = f"copied in {policy} ✓"
@@ -167,6 +171,9 @@ def test_clipboard_both_ways_honours_each_policy(e2e: E2E) -> None:
                     attrs={"direction": "from_session"},
                 )
                 assert refused["attrs"]["reason"] == f"clipboard policy is '{policy}'"
+                s.term.wait_line(
+                    rf"^clipboard from the session refused: clipboard policy is '{policy}'$"
+                )
                 s.term.send("clipboard")
                 s.term.wait_line(r"^clipboard: \(nothing copied in the session yet\)")
         finally:
@@ -200,7 +207,12 @@ def test_a_large_copy_is_refused_and_logged(e2e: E2E) -> None:
         )
         assert refused["attrs"]["bytes"] == 500
         assert refused["attrs"]["reason"] == "over the size limit of 100 bytes"
-        assert s.term.count(r"^clipboard from the session") == 0
+        assert s.term.count(r"^clipboard from the session: ") == 0  # nothing received
+        # The person is told both times, and the terminal's log holds it too.
+        s.term.wait_line(r"^clipboard to the session refused: over the size limit of 100 bytes$")
+        s.term.wait_line(r"^clipboard from the session refused: over the size limit of 100 ")
+        told = s.term.log.wait_event(event="clipboard.refused", attrs={"direction": "from_session"})
+        assert told["attrs"]["bytes"] == 500 and told["severity"] == "warning"
     finally:
         app.close()
 

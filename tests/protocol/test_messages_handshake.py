@@ -56,6 +56,7 @@ def test_every_server_message_type_decodes() -> None:
         {"type": "close", "code": 4000},
         {"type": "close", "code": 4000, "reason": "USER_CLOSED"},
         {"type": "clipboard", "text": "copied"},
+        {"type": "clipboard_refused", "direction": "from_session", "bytes": 9, "reason": "off"},
         {"type": "file_offer", "id": "d1", "name": "report.pdf", "size": 10},
         {"type": "file_chunk", "id": "d1", "offset": 0, "data": "aGVsbG8="},
         {"type": "file_end", "id": "d1"},

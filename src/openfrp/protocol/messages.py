@@ -89,6 +89,8 @@ SERVER_MESSAGES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     },
     "close": {"code": (_INT, True), "reason": (_STR, False)},
     "clipboard": {"text": (_STR, True)},  # text an app in the session copied
+    # clipboard text that did not cross (to_session or from_session), and why
+    "clipboard_refused": {"direction": (_STR, True), "bytes": (_INT, True), "reason": (_STR, True)},
     # A download offered from inside the session, paced by the terminal's file_ack; the
     # server's file_ack and file_status answer an upload.
     "file_offer": {"id": (_STR, True), "name": (_STR, True), "size": (_INT, True)},

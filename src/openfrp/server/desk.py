@@ -166,7 +166,7 @@ class SessionDesk:
             if self._clipboard is None:
                 raise Refused("the session has no X display")
         except Refused as refused:
-            self._log("clipboard.refused", TO_SESSION, size, str(refused))
+            self._refused(cid, TO_SESSION, size, str(refused))
             return None
         owned = self._clipboard.offer(text)
         self._last_copied = None
@@ -187,7 +187,7 @@ class SessionDesk:
             if cid is None:
                 raise Refused("no terminal is connected")
         except Refused as refused:
-            self._log("clipboard.refused", FROM_SESSION, size, str(refused))
+            self._refused(cid, FROM_SESSION, size, str(refused))
             return
         self._last_copied = text
         self._send(cid, message)
@@ -196,7 +196,15 @@ class SessionDesk:
     def _refused_copy(self, reason: str, size: int) -> None:
         if reason == "over the size limit":
             reason = f"over the size limit of {self._settings.clipboard_limit} bytes"
-        self._log("clipboard.refused", FROM_SESSION, size, reason)
+        self._refused(self._primary(), FROM_SESSION, size, reason)
+
+    def _refused(self, cid: str | None, direction: str, size: int, reason: str) -> None:
+        """A clipboard text that did not cross: logged, and told to the terminal (when one is
+        connected), whose person would otherwise paste the old text and not know why."""
+        self._log("clipboard.refused", direction, size, reason)
+        if cid is not None:
+            message = {"type": "clipboard_refused", "direction": direction, "bytes": size}
+            self._send(cid, {**message, "reason": reason})
 
     def _clipboard_failed(self, mine: list[Clipboard], error: str) -> None:
         if self._clipboard is None or mine[0] is not self._clipboard:

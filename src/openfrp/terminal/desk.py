@@ -21,7 +21,15 @@ from openfrp.protocol.actions import Log
 
 WORDS = ("paste", "clipboard", "upload")
 USAGE = "paste TEXT, clipboard, upload PATH"
-_SERVER_KINDS = ("clipboard", "file_offer", "file_chunk", "file_end", "file_ack", "file_status")
+_SERVER_KINDS = (
+    "clipboard",
+    "clipboard_refused",
+    "file_offer",
+    "file_chunk",
+    "file_end",
+    "file_ack",
+    "file_status",
+)
 
 
 @dataclass
@@ -80,7 +88,7 @@ class TerminalDesk:
 
     async def peek(self, data: str) -> None:
         """Act on a clipboard or file message among the server's control messages."""
-        if '"clipboard"' not in data and '"file_' not in data:
+        if '"clipboard' not in data and '"file_' not in data:
             return
         try:
             message = json.loads(data)
@@ -97,6 +105,12 @@ class TerminalDesk:
             self.clipboard = message["text"]
             self._say(f"clipboard from the session: {len(self.clipboard)} characters")
             self._log(Log("clipboard.received", attrs={"bytes": len(self.clipboard.encode())}))
+        elif kind == "clipboard_refused":
+            way = "to" if message.get("direction") == "to_session" else "from"
+            way += " the session"
+            self._say(f"clipboard {way} refused: {message.get('reason')}")
+            attrs = {k: message.get(k) for k in ("direction", "bytes", "reason")}
+            self._log(Log("clipboard.refused", severity="warning", attrs=attrs))
         elif message.get("id") in self._uploads:
             await self._upload_step(message)
         else:

@@ -88,14 +88,27 @@ class OpenfrpClipboard {
     return true;
   }
 
-  // A server message; only `clipboard` is ours.
+  // A server message; only `clipboard` and `clipboard_refused` are ours.
   control(message) {
+    if (message.type === "clipboard_refused") {
+      this.refused(message);
+      return;
+    }
     if (message.type !== "clipboard" || typeof message.text !== "string") return;
     this.view.received += 1;
     this.last = message.text;
     this.hooks.log("clipboard.received", { bytes: new TextEncoder().encode(message.text).length });
     if (document.hasFocus()) this.write(message.text);
     else this.pending = message.text;
+  }
+
+  // Text that did not cross: said, or the person pastes the older text and wonders why.
+  refused({ direction, bytes, reason }) {
+    const what = direction === "to_session"
+      ? "Your clipboard was not sent to the session"
+      : "Text copied in the session did not reach this computer's clipboard";
+    this.hooks.popup(`${what}: ${reason}.`, "warning");
+    this.hooks.log("clipboard.refused", { direction, bytes, reason }, "warning");
   }
 
   async write(text) {

@@ -32,6 +32,7 @@ const SERVER_MESSAGES = {
   cursor: { width: "number", height: "number", xhot: "number", yhot: "number", png: "string" },
   close: { code: "number", reason: "string?" },
   clipboard: { text: "string" },
+  clipboard_refused: { direction: "string", bytes: "number", reason: "string" },
   file_offer: { id: "string", name: "string", size: "number" },
   file_chunk: { id: "string", offset: "number", data: "string" },
   file_end: { id: "string" },
