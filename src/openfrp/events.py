@@ -53,8 +53,9 @@ NAMES: dict[str, str] = {
     "held keys let go (attrs.dropped, attrs.limit, attrs.over)",
     "clipboard.transfer": "server: clipboard text crossed (attrs.direction to_session or "
     "from_session, attrs.bytes; never the text)",
-    "clipboard.refused": "server: clipboard text did not cross: policy, size limit, no display "
-    "or no terminal (attrs.direction, attrs.bytes, attrs.reason)",
+    "clipboard.refused": "either side: clipboard text did not cross: policy, size limit, no "
+    "display or no terminal; the terminal logs what the server told it (attrs.direction, "
+    "attrs.bytes, attrs.reason)",
     "clipboard.stopped": "server: the clipboard client lost a display that had gone (attrs.error)",
     "file.transfer": "server/terminal: a file crossed (attrs.direction, attrs.bytes, attrs.name)",
     "file.refused": "server: a file did not cross: policy, size limit, a bad chunk, a write "
