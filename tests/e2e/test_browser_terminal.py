@@ -258,3 +258,30 @@ def test_the_bar_shrinks_to_its_gear_while_connected_and_shows_whole_otherwise(
     page.mouse.move(10, 300)
     assert page.is_visible("#status") and page.inner_text("#status") == "disconnected"
     assert browser.errors == []
+
+
+def test_the_end_of_session_warning_counts_down_and_goes_at_the_end(
+    e2e: E2E, browser: Browser
+) -> None:
+    """4008 ahead: the pop-up says how long is left as it goes, not the figure it came
+    with, and does not stay beside the end it announced."""
+    pad = {"max_session_duration": 7.0, "warn_before": 5.0}
+    server = e2e.server(server={"display": "synthetic", "video_fps": 2}, launchpads={"short": pad})
+    ticket = server.launch("hugo", "short")
+    joined(server, browser, ticket, server.port)
+    page = browser.page
+    page.wait_for_selector("#popups .popup.warning")
+
+    def left() -> int:
+        [text] = browser.popups()
+        return int(text.split("will end in ")[1].split(" s")[0])
+
+    first = left()
+    assert 1 < first <= 5
+    page.wait_for_timeout(2200)
+    assert left() <= first - 2
+    browser.wait("v.finalCode === 4008", timeout=10)
+    popups = browser.popups()
+    assert not any("will end in" in text for text in popups), popups
+    assert popups[0] == shown(4008)
+    assert browser.errors == []

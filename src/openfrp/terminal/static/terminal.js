@@ -476,7 +476,11 @@
           drop(action.code);
         } else if (action.type === "show") {
           view.shown.push({ code: action.code, text: action.text });
-          popup(action.text, action.level).dataset.code = action.code;
+          const counting = action.level === "warning" && warned?.code === action.code;
+          if (counting) clearWarnings();  // a notice repeated on a resume replaces the last
+          const box = popup(action.text, action.level);
+          box.dataset.code = action.code;
+          if (counting) countDown(box, warned.code, warned.secondsLeft);
           writeEvent({ event: "message.shown", code: action.code, severity: action.level,
                        attrs: { text: action.text } });
         } else if (action.type === "receive") {
@@ -486,6 +490,9 @@
           page.messages.appendChild(item);
         } else if (action.type === "log") {
           writeEvent(action);
+          if (action.event === "session.warning") {
+            warned = { code: action.code, secondsLeft: action.attrs.seconds_left };
+          }
           if (action.event === "transport.fallback") {
             popup("FRP8 could not connect: continuing over FRP7 (WebSocket).", "info");
           }
@@ -505,7 +512,28 @@
       }
     }
 
+    // A warning (4008 ahead) counts down in its pop-up, from the seconds the server gave; it
+    // goes when the session ends, where it would say the end is still ahead.
+    let warned = null;
+    let countdown = null;
+    function countDown(box, code, secondsLeft) {
+      const end = Date.now() + secondsLeft * 1000;
+      countdown = setInterval(() => {
+        const left = Math.round((end - Date.now()) / 1000);
+        if (!box.isConnected || left <= 0) {
+          clearInterval(countdown);
+          return;
+        }
+        box.firstChild.textContent = machine.showWarning(code, left).text;
+      }, 1000);
+    }
+    function clearWarnings() {
+      clearInterval(countdown);
+      for (const box of page.popups.querySelectorAll(".popup.warning[data-code]")) box.remove();
+    }
+
     function finished(code) {
+      clearWarnings();
       if (stats.reporting !== null) stats.report(true);
       video.stopped();
       paused(true);
