@@ -128,3 +128,27 @@ def test_typing_and_clicking_in_the_page_reach_the_app(
         page.wait_for_timeout(20)
     assert held(xev.events()) == set()
     assert browser.errors == []
+
+
+def test_command_on_a_mac_is_control_in_the_session(
+    e2e: E2E, browser: Browser, xev: XevFile
+) -> None:
+    """Cmd+C on a Mac is the session's Ctrl+C (and Cmd+V its Ctrl+V): the person's own
+    shortcut key, not Super."""
+    server = xev_server(e2e, xev.path)
+    page = browser.page
+    page.add_init_script(
+        "Object.defineProperty(Navigator.prototype, 'platform', { get: () => 'MacIntel' })"
+    )
+    ticket = server.launch("alice", "x")
+    joined(server, browser, ticket, server.port)
+    browser.wait("v.frames >= 1")
+    xev.ready()
+    page.click("#screen")
+    page.keyboard.down("Meta")
+    page.keyboard.press("c")
+    page.keyboard.up("Meta")
+    xev.wait_text("\x03")
+    presses = [e.keysym for e in xev.events() if e.kind == "KeyPress"]
+    assert presses[-2:] == [0xFFE3, ord("c")]  # Control_L, then c: Ctrl+C
+    assert 0xFFEB not in presses  # no Super

@@ -48,6 +48,9 @@ class OpenfrpInput {
     Semicolon: ";", Quote: "'", Comma: ",", Period: ".", Slash: "/", Backquote: "`",
   };
   static WHEEL_PIXELS = 50;  // one wheel step per this many pixels of a pixel-mode delta
+  // On a Mac, Command is the shortcut key (Cmd+C, Cmd+V, Cmd+Z): it goes as Control, the
+  // shortcut key of the session's desktop, so the person's hands need not learn another.
+  static MAC = /Mac|iPhone|iPad|iPod/.test(navigator.platform || "");
   static HOLD_LIMIT = 256;  // input messages kept while held; more send what is kept
 
   // link: {send(message), ready() -> bool, toRemote(clientX, clientY) -> {x, y} | null}
@@ -107,6 +110,9 @@ class OpenfrpInput {
 
   static keysym(e) {
     if (e.key === "AltGraph") return 0xfe03;
+    if (OpenfrpInput.MAC && /^(Meta|OS)(Left|Right)$/.test(e.code)) {
+      return e.code.endsWith("Right") ? 0xffe4 : 0xffe3;  // Control_R, Control_L
+    }
     if (e.code in OpenfrpInput.MODIFIERS) return OpenfrpInput.MODIFIERS[e.code];
     if (e.key in OpenfrpInput.NAMED) return OpenfrpInput.NAMED[e.key];
     const chars = [...e.key];
