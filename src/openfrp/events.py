@@ -75,6 +75,8 @@ NAMES: dict[str, str] = {
     "probe.turn": "either side: TURN allocate probe result (5010 on failure)",
     "probe.signaling": "either side: signaling hub probe (4101 unreachable, 4107 no server peer)",
     "probe.failed": "either side: both STUN and TURN failed (5019)",
+    "probe.frp7": "netcheck: an FRP7 session's WebSocket opened or not (4101 when not; "
+    "attrs.status: the HTTP status a proxy answered the upgrade with)",
     "signaling.timeout": "terminal: signaling did not get the server peer id (4107)",
     "ice.disconnected": "terminal: heartbeat or ICE reports the path lost (4108)",
     "ice.failed": "either side: no candidate pair works (5006)",

@@ -467,3 +467,24 @@ def test_a_wrong_signaling_url_is_logged_once_by_the_server_peer(e2e: E2E, cotur
     assert down["attrs"]["url"] == wrong and "InvalidStatus" in down["attrs"]["error"]
     time.sleep(1.5)  # several retries later: still one line for the outage
     assert len(host.log.find(event="signaling.unregistered")) == 1
+
+
+def test_netcheck_link_of_an_frp7_session_opens_its_websocket(e2e: E2E) -> None:
+    """An FRP7 session has no ICE servers: --link checks that its WebSocket opens from here,
+    without joining (the session is not disturbed), and says so."""
+    server = e2e.server()
+    ticket = server.launch("omar")
+    status, report = netcheck("--link", ticket["connect_url"])
+    assert status == 0 and report["code"] is None, report
+    [probe] = report["probes"]
+    assert (probe["kind"], probe["ok"], probe["server"]) == ("frp7", True, ticket["ws_url"])
+    assert server.session(ticket["session_id"])["state"] == "created"  # nobody joined
+    done = subprocess.run(
+        [OPENFRP, "netcheck", "--link", ticket["connect_url"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.splitlines()[-1] == (
+        "verdict: every probe passed; FRP7 (WebSocket) can connect from here"
+    )

@@ -6,12 +6,14 @@ A STUN server that never answers, wrong TURN credentials, nothing listening, and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +202,55 @@ def test_verdict_codes() -> None:
         ("probe.failed", 5019),
     ]
     assert verdict([ok, stun_bad])[0] == 5009  # one of two STUN servers failing is still 5009
+
+
+@pytest.fixture
+def refusing_proxy() -> Iterator[int]:
+    """A front end that answers every request, a WebSocket upgrade too, with HTTP 400."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = False
+
+    def serve() -> None:
+        while not stop:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                with contextlib.suppress(OSError):
+                    conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop = True
+    thread.join(2)
+    listener.close()
+
+
+def test_an_frp7_websocket_a_proxy_refuses_or_nobody_serves_is_4101(
+    refusing_proxy: int, tmp_path: Path
+) -> None:
+    """--link with an FRP7 session's ticket: an upgrade answered with a plain HTTP status
+    names the front end as the likely cause; a closed port says nothing listens."""
+    ticket = {"session_id": "s-1", "token": "t", "config": {"frp": 7}, "config_digest": "d"}
+    for url, says in (
+        (f"ws://127.0.0.1:{refusing_proxy}/frp7", "answered with HTTP 400"),
+        (f"ws://127.0.0.1:{free_port()}/frp7", "refused (nothing listens on that port)"),
+    ):
+        saved = tmp_path / "ticket.json"
+        saved.write_text(json.dumps({**ticket, "ws_url": url}))
+        log = tmp_path / "probe.jsonl"
+        status, report, _ = netcheck("--link", str(saved), "--log", str(log))
+        assert status == 1 and report["code"] == 4101, report
+        [probe] = report["probes"]
+        assert probe["kind"] == "frp7" and not probe["ok"] and says in probe["error"]
+        [event] = [e for e in read_events(log) if e.event == "probe.frp7"][-1:]
+        assert (event.code, event.session_id, event.frp) == (4101, "s-1", 7)
+        if "HTTP" in says:  # the status a proxy gave, and where a working setup is shown
+            assert probe["status"] == 400 and "docs/nginx.conf" in probe["error"]

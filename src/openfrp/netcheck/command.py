@@ -3,8 +3,10 @@
 The preflight an operator runs from the user's network (or a support engineer asks the user to
 run): every probe with its round trip or the reason it failed, then the verdict code with its
 message and next step, in words or as JSON; the probe events go to an event log on request.
-`--link` takes an FRP8 session's connect link (or saved ticket) and probes exactly what that
-session would use, its server peer at signaling included.
+`--link` takes a session's connect link (or saved ticket) and probes exactly what that session
+would use: for FRP8 its ICE servers and its server peer at signaling, for FRP7 whether its
+WebSocket opens from here (a proxy or front end that does not pass the upgrade is the usual
+culprit).
 Exit status: 0 when every probe passed, 1 when a code applies, 2 for a mistake in the options.
 """
 
@@ -31,7 +33,13 @@ def _fail(message: str) -> int:
 
 def _cmd_netcheck(args: argparse.Namespace) -> int:
     from openfrp.events import Event, EventLog
-    from openfrp.netcheck.probes import parse_server, probe_signaling, probe_stun, probe_turn
+    from openfrp.netcheck.probes import (
+        parse_server,
+        probe_frp7,
+        probe_signaling,
+        probe_stun,
+        probe_turn,
+    )
     from openfrp.netcheck.verdict import ProbeResult, verdict
 
     join: dict[str, Any] | None = None
@@ -42,7 +50,7 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
             join = _from_session(args)
         except (SettingsError, ApiCallError) as exc:
             return _fail(str(exc))
-    if not args.stun and not args.turn and not args.signaling:
+    if not args.stun and not args.turn and not args.signaling and not args.frp7:
         return _fail("name at least one --stun, --turn or --signaling server, or --link")
     try:
         stuns = [parse_server("stun", text) for text in args.stun]
@@ -66,6 +74,8 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
         ]
         if args.signaling:
             probes.append(probe_signaling(args.signaling, join, args.signaling_timeout))
+        if args.frp7:
+            probes.append(probe_frp7(args.frp7, SessionSettings().connect_timeout))
         return list(await asyncio.gather(*probes))
 
     results = asyncio.run(run())
@@ -78,7 +88,7 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
                     event=item.event,
                     source="terminal",
                     session_id=args.session,  # None: a check of its own, in no session
-                    frp=8,
+                    frp=7 if args.frp7 else 8,
                     code=item.code,
                     severity=item.severity or "info",
                     message=codes.get(item.code).message if item.code is not None else None,
@@ -110,16 +120,21 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
     return EXIT_CODE if code is not None else 0
 
 
-def _from_session(args: argparse.Namespace) -> dict[str, Any]:
-    """Fill the probe options from an FRP8 session's ticket; return its signaling join."""
+def _from_session(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Fill the probe options from a session's ticket; return an FRP8 session's signaling
+    join (None for FRP7, whose WebSocket is probed)."""
     from openfrp.api_client import fetch_ticket
     from openfrp.netcheck.probes import ice_servers
 
     ticket = fetch_ticket(args.link, timeout=SessionSettings().connect_timeout)
     config = ticket.get("config") or {}
     block = config.get("frp8")
+    args.session = args.session or ticket.get("session_id")
     if config.get("frp") != 8 or not isinstance(block, dict):
-        raise SettingsError(f"session {ticket.get('session_id')} is FRP7: there is no FRP8 path")
+        if not isinstance(ticket.get("ws_url"), str):
+            raise SettingsError(f"session {ticket.get('session_id')}: the ticket has no ws_url")
+        args.frp7 = ticket["ws_url"]
+        return None
     for server, user, password in ice_servers(block):
         if server.kind == "stun":
             args.stun.append(str(server))
@@ -127,7 +142,6 @@ def _from_session(args: argparse.Namespace) -> dict[str, Any]:
             args.turn.append(str(server))
             args.turn_user, args.turn_password = user, password
     args.signaling = args.signaling or block.get("signaling_url")
-    args.session = args.session or ticket.get("session_id")
     if args.signaling_timeout is None:  # an explicit option wins over the session's setting
         terminal = config.get("terminal", {})
         args.signaling_timeout = terminal.get("signaling_peer_timeout")
@@ -142,7 +156,9 @@ def _from_session(args: argparse.Namespace) -> dict[str, Any]:
 def _print(results: list[Any], report: dict[str, Any]) -> None:
     for r in results:
         kind = r.kind.upper()
-        if r.ok and r.kind == "signaling":
+        if r.ok and r.kind == "frp7":
+            print(f"{kind:9} {r.server:40} ok      {r.rtt_ms:7.1f} ms  the WebSocket opens")
+        elif r.ok and r.kind == "signaling":
             peer = r.attrs.get("peer_id")
             where = f"server peer {peer}" if peer else "the hub answers"
             print(f"{kind:9} {r.server:40} ok      {r.rtt_ms:7.1f} ms  {where}")
@@ -153,7 +169,9 @@ def _print(results: list[Any], report: dict[str, Any]) -> None:
         else:
             print(f"{kind:9} {r.server:40} FAILED  {r.detail}")
     if report["code"] is None:
-        print("verdict: every probe passed; FRP8 (WebRTC) can connect from here")
+        frp7 = all(r.kind == "frp7" for r in results)
+        way = "FRP7 (WebSocket)" if frp7 else "FRP8 (WebRTC)"
+        print(f"verdict: every probe passed; {way} can connect from here")
     else:
         print(f"verdict: [{report['code']} {report['name']}] {report['message']}")
         print(f"next step: {report['action']}")
@@ -165,10 +183,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "netcheck",
         help="probe STUN/TURN/signaling: 5009, 5010, 5019, 4107 and why",
         description="Probe STUN (Binding), TURN (Allocate) and signaling servers the way FRP8 "
-        "uses them and explain the result; --link probes what one FRP8 session would use.",
+        "uses them and explain the result; --link probes what one session would use (an FRP7 "
+        "session: its WebSocket).",
     )
     p.add_argument(
-        "--link", help="an FRP8 session's connect link or saved ticket: probe its servers"
+        "--link",
+        help="a session's connect link or saved ticket: probe what it uses (FRP8: its ICE "
+        "servers and signaling; FRP7: its WebSocket)",
     )
     p.add_argument("--signaling", metavar="ws://HOST:PORT/signal", help="a signaling hub")
     p.add_argument(
@@ -210,4 +231,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--log", metavar="FILE", help="append the probe events to this event log")
     p.add_argument("--session", metavar="ID", help="the session the check is for (in the log)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
-    p.set_defaults(handler=_cmd_netcheck)
+    p.set_defaults(handler=_cmd_netcheck, frp7=None)

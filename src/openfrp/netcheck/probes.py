@@ -4,7 +4,9 @@ aiortc drops STUN/TURN errors silently and uses only the first server of each ki
 asks the servers itself: a STUN Binding request (retransmitted as RFC 5389 says) and a TURN
 Allocate through aioice, which answers 401 when the credentials are wrong. The signaling probe
 opens the hub's WebSocket and, for a session, joins it as its terminal would, to see whether
-the session's server peer is registered there.
+the session's server peer is registered there. The FRP7 probe opens an FRP7 session's own
+WebSocket and closes it at once, sending no hello: whether the upgrade gets through (a proxy or
+front end that does not pass it answers with a plain HTTP status).
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from typing import Any
 from aioice import stun
 from aioice.turn import create_turn_endpoint
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+)
 
 from openfrp.netcheck.verdict import ProbeResult
 
@@ -179,6 +186,31 @@ async def probe_signaling(url: str, join: dict[str, Any] | None, timeout: float)
         return ProbeResult("signaling", url, True, rtt_ms=rtt, attrs=attrs)
     detail = f"refused: {answer.get('error', answer)}"
     return ProbeResult("signaling", url, False, detail=detail, attrs={"stage": "join"})
+
+
+async def probe_frp7(url: str, timeout: float) -> ProbeResult:
+    """Open the WebSocket at `url` (an FRP7 session's) and close it again, hello unsent."""
+    began = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            async with connect(url, open_timeout=None, ping_interval=None):
+                rtt = (time.perf_counter() - began) * 1000
+    except TimeoutError:
+        return ProbeResult("frp7", url, False, detail=f"no answer in {timeout} s")
+    except OSError as exc:
+        return ProbeResult("frp7", url, False, detail=_os_error(exc))
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        detail = (
+            f"the WebSocket upgrade was answered with HTTP {status}: a proxy or front end "
+            "between does not pass WebSocket upgrades (Upgrade and Connection headers; see "
+            "docs/nginx.conf)"
+        )
+        return ProbeResult("frp7", url, False, detail=detail, attrs={"status": status})
+    except (InvalidHandshake, InvalidURI, ConnectionClosed, ValueError) as exc:
+        detail = f"no WebSocket there ({type(exc).__name__}: {exc})"
+        return ProbeResult("frp7", url, False, detail=detail)
+    return ProbeResult("frp7", url, True, rtt_ms=rtt)
 
 
 def _signaling_failed(url: str, detail: str) -> ProbeResult:

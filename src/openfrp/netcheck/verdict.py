@@ -18,7 +18,7 @@ from openfrp.protocol.actions import Log
 class ProbeResult:
     """One probe's outcome; `detail` says why it failed, in words for the operator."""
 
-    kind: str  # "stun" or "turn"
+    kind: str  # "stun", "turn", "signaling" or "frp7"
     server: str
     ok: bool
     rtt_ms: float | None = None
@@ -27,6 +27,8 @@ class ProbeResult:
 
 
 CODES = {"stun": CodeNumber.STUN_UNREACHABLE, "turn": CodeNumber.TURN_UNREACHABLE}
+# An FRP7 session's WebSocket that cannot be opened is a connection never established.
+WEBSOCKET_CODE = CodeNumber.CONNECT_TIMEOUT
 # A signaling probe fails as the terminal would: no hub (or a refused join) is a connection
 # that never gets established (4101); a hub without the session's server peer is 4107.
 SIGNALING_CODES = {
@@ -39,15 +41,18 @@ SIGNALING_CODES = {
 def _code(result: ProbeResult) -> int:
     if result.kind == "signaling":
         return SIGNALING_CODES[result.attrs.get("stage", "connect")]
+    if result.kind == "frp7":
+        return WEBSOCKET_CODE
     return CODES[result.kind]
 
 
 def verdict(results: list[ProbeResult]) -> tuple[int | None, list[Log]]:
     """The check's code (None when every probe passed) and the events to log for it. A failed
-    signaling probe decides the code: without signaling no FRP8 session starts at all."""
+    signaling probe (or an FRP7 session's WebSocket) decides the code: without it no session
+    starts at all."""
     logs: list[Log] = []
     failed: set[str] = set()
-    signaling: int | None = None
+    unreachable: int | None = None  # the session's own path failed
     for result in results:
         attrs = {"server": result.server, **result.attrs}
         if result.rtt_ms is not None:
@@ -55,8 +60,8 @@ def verdict(results: list[ProbeResult]) -> tuple[int | None, list[Log]]:
         code = None if result.ok else _code(result)
         if not result.ok:
             attrs["error"] = result.detail
-            if result.kind == "signaling":
-                signaling = code
+            if result.kind in ("signaling", "frp7"):
+                unreachable = code
             else:
                 failed.add(result.kind)
         severity = "info" if result.ok else "error"
@@ -65,7 +70,7 @@ def verdict(results: list[ProbeResult]) -> tuple[int | None, list[Log]]:
         logs.append(
             Log("probe.failed", code=CodeNumber.STUN_TURN_UNREACHABLE, severity="error", attrs={})
         )
-        return signaling or CodeNumber.STUN_TURN_UNREACHABLE, logs
+        return unreachable or CodeNumber.STUN_TURN_UNREACHABLE, logs
     if failed:
-        return signaling or CODES[failed.pop()], logs
-    return signaling, logs
+        return unreachable or CODES[failed.pop()], logs
+    return unreachable, logs
