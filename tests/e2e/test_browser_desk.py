@@ -5,6 +5,7 @@ name made safe), and a file offered from inside the session is saved through a l
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,20 +28,36 @@ PAD = {"idle_timeout": 30.0, "display_ready_timeout": 10.0, "app_command": "slee
 SERVER = {"display": "xvfb", "video_fps": 2}
 
 
-@pytest.fixture
-def clipboard_browser() -> Iterator[Browser]:
-    """A page allowed to read and write the system clipboard, as a person grants it."""
+@contextlib.contextmanager
+def chromium_page(permissions: list[str]) -> Iterator[Browser]:
+    """A page in a Chromium of its own, with these clipboard permissions granted."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            context = chromium.new_context(
-                permissions=["clipboard-read", "clipboard-write"], accept_downloads=True
-            )
+            context = chromium.new_context(permissions=permissions, accept_downloads=True)
             yield Browser(context.new_page())
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def clipboard_browser() -> Iterator[Browser]:
+    """A page allowed to read and write the system clipboard, as a person grants it."""
+    with chromium_page(["clipboard-read", "clipboard-write"]) as browser:
+        yield browser
+
+
+def copy_then_ctrl_v(page: Any, app: XApp, text: str) -> None:
+    """Copied elsewhere on this computer, then Ctrl+V in the page: the X app pastes it."""
+    page.evaluate("(t) => navigator.clipboard.writeText(t)", text)
+    page.click("#screen")
+    page.keyboard.press("Control+V")
+    for _ in bounded(5.0):
+        if app.paste() == text:
+            break
+    assert app.paste() == text
 
 
 def session_x(server: Any, sid: str) -> tuple[str, Path]:
@@ -58,15 +75,8 @@ def test_browser_clipboard_both_ways(e2e: E2E, clipboard_browser: Browser) -> No
     display, home = session_x(server, sid)
     app = XApp(display, read_cookie(str(home / ".Xauthority")))
     try:
-        # Copied elsewhere on this computer, then Ctrl+V in the page: the X app pastes it.
         text = "from the browser: héllo € ✓"
-        page.evaluate("(t) => navigator.clipboard.writeText(t)", text)
-        page.click("#screen")
-        page.keyboard.press("Control+V")
-        for _ in bounded(5.0):
-            if app.paste() == text:
-                break
-        assert app.paste() == text
+        copy_then_ctrl_v(page, app, text)
         server.log.wait_event(
             event="clipboard.transfer",
             session_id=sid,
@@ -99,39 +109,22 @@ def test_browser_clipboard_both_ways(e2e: E2E, clipboard_browser: Browser) -> No
 def test_ctrl_v_pastes_without_the_permission_to_read_the_clipboard(e2e: E2E) -> None:
     """A browser that lets no page read the clipboard at will (Firefox, Safari, or Chromium
     where the person said no) still hands the page a paste's text: Ctrl+V pastes it."""
-    from playwright.sync_api import sync_playwright
-
     server = e2e.server(server=SERVER, launchpads={"x": PAD})
     ticket = server.launch("alice", "x")
-    sid = ticket["session_id"]
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium_page(["clipboard-write"]) as browser:
+        joined(server, browser, ticket, server.port)
+        display, home = session_x(server, ticket["session_id"])
+        app = XApp(display, read_cookie(str(home / ".Xauthority")))
         try:
-            context = chromium.new_context(permissions=["clipboard-write"])
-            browser = Browser(context.new_page())
-            page = browser.page
-            joined(server, browser, ticket, server.port)
-            display, home = session_x(server, sid)
-            app = XApp(display, read_cookie(str(home / ".Xauthority")))
-            try:
-                text = "copied elsewhere — ✓"
-                page.evaluate("(t) => navigator.clipboard.writeText(t)", text)
-                with pytest.raises(Exception, match=r"denied|not allowed|NotAllowed"):
-                    page.evaluate("() => navigator.clipboard.readText()")
-                page.click("#screen")
-                page.keyboard.press("Control+V")
-                for _ in bounded(5.0):
-                    if app.paste() == text:
-                        break
-                assert app.paste() == text
-                sent = [e for e in browser.view()["events"] if e["event"] == "clipboard.sent"]
-                assert [e["attrs"]["via"] for e in sent] == ["paste"]
-                assert browser.view()["input"]["held"] >= 1  # the V waited for the text
-                assert browser.errors == []
-            finally:
-                app.close()
+            with pytest.raises(Exception, match=r"denied|not allowed|NotAllowed"):
+                browser.page.evaluate("() => navigator.clipboard.readText()")
+            copy_then_ctrl_v(browser.page, app, "copied elsewhere — ✓")
+            sent = [e for e in browser.view()["events"] if e["event"] == "clipboard.sent"]
+            assert [e["attrs"]["via"] for e in sent] == ["paste"]
+            assert browser.view()["input"]["held"] >= 1  # the V waited for the text
+            assert browser.errors == []
         finally:
-            chromium.close()
+            app.close()
 
 
 def test_a_copy_over_the_limit_is_told_in_the_page(e2e: E2E, clipboard_browser: Browser) -> None:
