@@ -37,6 +37,10 @@ def test_only_settled_display_folders_no_process_uses_are_removed(tmp_path: Path
     # A process naming the folder on its command line, as a display server's -fbdir does.
     user = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(used)])
     try:
+        deadline = time.monotonic() + 10  # until it has run: before, its cmdline is ours
+        while str(used).encode() not in Path(f"/proc/{user.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "the process did not start"
+            time.sleep(0.01)
         assert leftovers.remove_unused_display_dirs(str(tmp_path)) == [left]
     finally:
         user.kill()
