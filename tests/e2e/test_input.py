@@ -77,6 +77,10 @@ def test_python_terminal_types_keys_clicks_and_scrolls(e2e: E2E, xev: XevFile) -
     mark = terminal.mark()
     terminal.send("key ctrl+nosuchkey")
     terminal.wait_line(r"^key: unknown key 'nosuchkey'", start=mark)
+    terminal.send("scroll x")  # said in words, not as Python's int() error
+    terminal.wait_line(r"^scroll: expected whole numbers, got 'x' \(use: ", start=mark)
+    terminal.send("help")
+    terminal.wait_line(r"^commands: close, disconnect, screenshot FILE", start=mark)
     terminal.send("close")
     assert terminal.wait_exit() == 0
     sid = ticket["session_id"]

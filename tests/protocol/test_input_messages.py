@@ -88,5 +88,7 @@ def test_text_and_combos_as_keysyms() -> None:
     assert [k.keysym for k in combo_keys("ctrl+shift+v")[:3]] == [0xFFE3, 0xFFE1, 0x56]
     assert [k.keysym for k in combo_keys("shift+ß")[:2]] == [0xFFE1, 0xDF]
     assert combo_keys("ctrl+v")[1] == KeyInput(0x76, True)
-    with pytest.raises(ValueError, match="unknown key 'hyperdrive'"):
+    with pytest.raises(ValueError, match="unknown key 'hyperdrive' \\(a key name or one"):
         combo_keys("ctrl+hyperdrive")
+    with pytest.raises(ValueError, match="unknown key 'retrun'; did you mean return"):
+        combo_keys("retrun")

@@ -6,6 +6,8 @@ which X servers understand without a keymap entry (the server binds a spare keyc
 
 from __future__ import annotations
 
+import difflib
+
 from openfrp.protocol.input import KeyInput
 
 NAMED: dict[str, int] = {
@@ -80,5 +82,11 @@ def combo_keys(combo: str) -> list[KeyInput]:
             capital = name.upper() if shifted and len(name.upper()) == 1 else name
             keysyms.append(char_keysym(capital))
         else:
-            raise ValueError(f"unknown key {name!r}")
+            close = difflib.get_close_matches(name.lower(), NAMED, n=3, cutoff=0.6)
+            hint = (
+                f"; did you mean {' or '.join(close)}?"
+                if close
+                else " (a key name or one character)"
+            )
+            raise ValueError(f"unknown key {name!r}{hint}")
     return [KeyInput(k, True) for k in keysyms] + [KeyInput(k, False) for k in reversed(keysyms)]

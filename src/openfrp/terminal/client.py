@@ -207,10 +207,9 @@ class Terminal:
         elif word in INPUT_WORDS:
             self._input(word, rest)
         else:
-            self._print(
-                f"unknown command {line!r} (use: close, disconnect, screenshot FILE, "
-                f"wait SECONDS, {USAGE}, {DESK_USAGE})"
-            )
+            known = f"close, disconnect, screenshot FILE, wait SECONDS, {USAGE}, {DESK_USAGE}"
+            said = "commands:" if word == "help" else f"unknown command {line!r}; use:"
+            self._print(f"{said} {known}")
 
     async def _apply(self, actions: list[TerminalAction]) -> bool:
         for action in actions:

@@ -29,7 +29,7 @@ def input_command(word: str, rest: str) -> list[InputEvent] | None:
             return list(text_keys(rest))
         if word == "key":
             return list(combo_keys(rest.strip()))
-        numbers = [int(part) for part in rest.split()]
+        numbers = [_whole(part) for part in rest.split()]
         if word == "scroll" and len(numbers) == 1:
             return [WheelInput(0, numbers[0])]
         if word == "move" and len(numbers) == 2:
@@ -43,3 +43,10 @@ def input_command(word: str, rest: str) -> list[InputEvent] | None:
     except ValueError as exc:
         raise ValueError(f"{word}: {exc} (use: {USAGE})") from None
     raise ValueError(f"{word}: wrong arguments (use: {USAGE})")
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected whole numbers, got {text!r}") from None
