@@ -8,6 +8,7 @@ events to the server's log.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -140,7 +141,8 @@ def test_reconnecting_dims_the_screen_and_counts_attempts_in_one_pop_up(
     attempts = [text for text in browser.popups() if text.startswith(shown(4103))]
     assert len(attempts) == 1 and attempts[0].startswith(f"{shown(4103)} (\u00d7")
     assert browser.view()["paused"] is True
-    assert browser.page.title().startswith("reconnecting (attempt ")  # seen from another tab
+    title = browser.page.title()  # seen from another tab, with how many attempts are left
+    assert re.match(r"reconnecting \(attempt \d+ of 20\) · openfrp session$", title), title
     time.sleep(0.5)  # the dimming's own transition
     assert live > 20 and _lower_left(browser) < 0.6 * live
     assert browser.errors == []

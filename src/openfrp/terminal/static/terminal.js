@@ -460,7 +460,9 @@
     function apply(actions) {
       for (const action of actions) {
         if (action.type === "connect") {
-          setStatus(action.attempt === 0 ? "connecting" : `reconnecting (attempt ${action.attempt})`);
+          const most = config.terminal.reconnect_attempts;
+          setStatus(action.attempt === 0 ? "connecting"
+            : `reconnecting (attempt ${action.attempt}${most ? ` of ${most}` : ""})`);
           paused(true);
           video.stopped();
           overFrp8 = action.frp === 8;
