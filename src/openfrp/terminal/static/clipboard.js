@@ -25,7 +25,6 @@ class OpenfrpClipboard {
     this.last = null;  // the text both sides have now: not sent again
     this.pending = null;  // text from the session waiting for the focus
     this.view = { sent: 0, received: 0, written: 0, policy: this.policy };
-    this.input = input;
     this.release = null;  // lets held input go once the paste's text is sent
     if (this.toSession) {
       input.pastes = true;
