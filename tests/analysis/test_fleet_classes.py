@@ -221,3 +221,19 @@ def test_open_sessions_have_not_ended_and_are_no_launchpads_top_failure(tmp_path
     only_open = sessions.analyze([str(write_log(tmp_path / "open.jsonl", _active("o")))])
     (pad,) = summary.build(only_open)["breakdowns"]["launchpad"]
     assert pad["top_failure"] is None
+
+
+def test_a_terminal_that_left_on_purpose_ends_its_part_not_the_session(tmp_path: Path) -> None:
+    """`openfrp connect`'s disconnect (or Ctrl-C) closes with no code: the session waits to
+    be resumed, open, not a mid-session failure; a close with a code does end it."""
+    left = [
+        *_active("l"),
+        ev("l", 20, "server", "session.disconnected", reason="terminal disconnect"),
+        ev("l", 20, "terminal", "connection.closed", close_code=1000, close_reason="DISCONNECTED"),
+    ]
+    s = _facts(tmp_path, left)
+    assert (s["ended"], s["phase"], s["final_code"]) == (False, "open", None)
+
+    closed = [*_active("c"), ev("c", 30, "terminal", "connection.closed", 4000)]
+    s = _facts(tmp_path, closed)
+    assert (s["ended"], s["phase"], s["final_code"]) == (True, "expected_end", 4000)

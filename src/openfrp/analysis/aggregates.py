@@ -33,6 +33,9 @@ TERMINAL_END = (
     "peer.failed",
     "probe.failed",
 )
+# The terminal's state number for a connection it closed with no code: the person left
+# (disconnect), which ends the terminal's part, not the session (it waits to be resumed).
+TERMINAL_LEFT = len(TERMINAL_STATE) + TERMINAL_END.index("connection.closed") + 1
 
 # A server-side disconnect the network caused carries its code (4029, 4023...): the user's own
 # disconnect, a terminal closing its side on purpose and one that left during the start carry

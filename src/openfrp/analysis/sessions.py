@@ -95,7 +95,9 @@ def sessions_sql(table: str, keep: str = "") -> str:
         {_unless_null("term_recoveries", "[r.ts FOR r IN term_recoveries]")} AS term_r,
         CASE WHEN t_established IS NOT NULL AND s_established IS NOT NULL
              THEN epoch_ms(t_established) - epoch_ms(s_established) END AS skew_ms,
-        term_state > {len(aggregates.TERMINAL_STATE)} AS term_ended,
+        term_state > {len(aggregates.TERMINAL_STATE)}
+          AND NOT (term_state = {aggregates.TERMINAL_LEFT} AND term_state_code IS NULL)
+          AS term_ended,
         {_unless_null("term_recoveries", _RECOVERY_MS, "NULL")} AS term_recovery_ms
       FROM {table} a LEFT JOIN masks m ON a.code_mask IS NOT DISTINCT FROM m.code_mask
       WHERE session_id IS NOT NULL
