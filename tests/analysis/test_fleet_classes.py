@@ -225,7 +225,8 @@ def test_open_sessions_have_not_ended_and_are_no_launchpads_top_failure(tmp_path
 
 def test_a_terminal_that_left_on_purpose_ends_its_part_not_the_session(tmp_path: Path) -> None:
     """`openfrp connect`'s disconnect (or Ctrl-C) closes with no code: the session waits to
-    be resumed, open, not a mid-session failure; a close with a code does end it."""
+    be resumed, open, not a mid-session failure; so with 4006, live on the user's other tab;
+    a close with another code does end it."""
     left = [
         *_active("l"),
         ev("l", 20, "server", "session.disconnected", reason="terminal disconnect"),
@@ -233,6 +234,10 @@ def test_a_terminal_that_left_on_purpose_ends_its_part_not_the_session(tmp_path:
     ]
     s = _facts(tmp_path, left)
     assert (s["ended"], s["phase"], s["final_code"]) == (False, "open", None)
+
+    elsewhere = [*_active("e"), ev("e", 25, "terminal", "connection.closed", 4006)]
+    s = _facts(tmp_path, elsewhere)  # refused: the session is live on the user's other tab
+    assert (s["ended"], s["phase"]) == (False, "open")
 
     closed = [*_active("c"), ev("c", 30, "terminal", "connection.closed", 4000)]
     s = _facts(tmp_path, closed)

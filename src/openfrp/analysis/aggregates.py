@@ -33,8 +33,9 @@ TERMINAL_END = (
     "peer.failed",
     "probe.failed",
 )
-# The terminal's state number for a connection it closed with no code: the person left
-# (disconnect), which ends the terminal's part, not the session (it waits to be resumed).
+# The terminal's state number for a connection it closed with no code (the person left: a
+# disconnect) or with 4006 (the session is live on their other device): that ends the
+# terminal's part, not the session, which goes on or waits to be resumed.
 TERMINAL_LEFT = len(TERMINAL_STATE) + TERMINAL_END.index("connection.closed") + 1
 
 # A server-side disconnect the network caused carries its code (4029, 4023...): the user's own

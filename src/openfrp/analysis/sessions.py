@@ -96,7 +96,8 @@ def sessions_sql(table: str, keep: str = "") -> str:
         CASE WHEN t_established IS NOT NULL AND s_established IS NOT NULL
              THEN epoch_ms(t_established) - epoch_ms(s_established) END AS skew_ms,
         term_state > {len(aggregates.TERMINAL_STATE)}
-          AND NOT (term_state = {aggregates.TERMINAL_LEFT} AND term_state_code IS NULL)
+          AND NOT (term_state = {aggregates.TERMINAL_LEFT}
+                   AND coalesce(term_state_code, {aggregates.TAKEOVER}) = {aggregates.TAKEOVER})
           AS term_ended,
         {_unless_null("term_recoveries", _RECOVERY_MS, "NULL")} AS term_recovery_ms
       FROM {table} a LEFT JOIN masks m ON a.code_mask IS NOT DISTINCT FROM m.code_mask
