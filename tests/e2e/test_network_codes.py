@@ -133,6 +133,10 @@ def test_4101_no_session_within_connect_timeout(e2e: E2E) -> None:
     # A refused port fails fast and is retried inside the window; a dead path just hangs.
     assert closed_port.log.find(event="connect.retry")
     assert not dead_path.log.find(event="connect.retry")
+    # The person is told once, at the first retry, why nothing happens yet and for how long.
+    said = r"^cannot reach the session yet \(ConnectionRefusedError: .*\); trying again for up to"
+    closed_port.wait_line(said + r" 1.5 s \(connect_timeout\)$")
+    assert closed_port.count(r"^cannot reach the session yet") == 1
     assert not server.log.find(event="connection.opened", session_id=ticket["session_id"])
 
 

@@ -118,6 +118,7 @@ class Terminal:
         self._unshipped: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.frames = 0
+        self._retrying = False  # a first connection attempt has failed and is retried
         self.final_code: int | None = None
         self.screenshot = screenshot
         self.screen = screen
@@ -239,6 +240,14 @@ class Terminal:
                 self._print(f"msg {action.seq} {json.dumps(action.body, sort_keys=True)}")
             elif isinstance(action, Log):
                 self._write_event(action)
+                if action.event == "connect.retry" and not self._retrying:
+                    self._retrying = True  # said once: the person sees why nothing happens yet
+                    why = action.attrs.get("error") or "the attempt failed"
+                    limit = self.machine.settings.connect_timeout
+                    self._print(
+                        f"cannot reach the session yet ({why}); trying again for up to "
+                        f"{limit:g} s (connect_timeout)"
+                    )
             elif isinstance(action, ShipEvents):
                 self._ship()
             elif isinstance(action, Finished):
