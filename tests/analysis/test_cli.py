@@ -104,6 +104,27 @@ def test_session_timeline(
     assert code == 2 and "no-such" in err
 
 
+def test_an_open_sessions_timeline_says_where_it_was_left_not_a_diagnosis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.analysis.conftest import ev, write_log
+
+    log = write_log(
+        tmp_path / "open.jsonl",
+        [
+            ev("o", 0, "server", "session.created"),
+            ev("o", 1, "server", "connection.established", client="cli", resume=False),
+            ev("o", 2, "server", "session.started"),
+            ev("o", 9, "server", "session.disconnected", reason="terminal disconnect"),
+            ev("o", 9, "server", "stats", fps=0.0, final=True),
+        ],
+    )
+    code, out, _ = _run(capsys, "analyze", str(log), "--quiet", "--session", "o")
+    assert code == 0 and "phase: open" in out and "last seen " in out
+    assert "Still open at the end of these logs" in out and "Diagnosis" not in out
+    assert "Last seen: session.disconnected (server) at 2026-03-02T10:00:09" in out
+
+
 def test_simulate_writes_gzip_log_and_truth(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

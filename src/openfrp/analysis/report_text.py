@@ -212,8 +212,12 @@ def print_timeline(data: dict[str, Any], console: Console) -> None:
         f"host {facts['host']}  FRP {_fmt(facts['frp'])}  client {facts['client'] or '-'}",
         highlight=False,
     )
+    is_open = facts["phase"] == "open"
+    end = "last seen" if is_open else "end"
+    so_far = " so far" if is_open else ""
     console.print(
-        f"start {facts['start_ts']}  end {facts['end_ts']}  duration {_fmt(facts['duration_s'])} s"
+        f"start {facts['start_ts']}  {end} {facts['end_ts']}  "
+        f"duration {_fmt(facts['duration_s'])} s{so_far}"
         f"  time to connect {_ms(facts['time_to_connect_ms'])}  "
         f"terminal clock skew {_fmt(facts['skew_ms'])} ms"
         + ("  [server clock stepped back]" if facts["clock_stepped_back"] else ""),
@@ -236,6 +240,19 @@ def print_timeline(data: dict[str, Any], console: Console) -> None:
         cells = (item["ts"], item["source"], item["event"], code, attrs, item["where"])
         table.add_row(*(cell if cell is code else _safe(cell) for cell in cells))
     console.print(table)
+    if is_open:  # nothing ended: no cause to name, only where it was left
+        told = [e for e in data["events"] if e["event"] != "stats"] or data["events"]
+        last = told[-1] if told else None
+        seen = f"{last['event']} ({last['source']}) at {last['ts']}" if last else "-"
+        console.print("[bold]Still open[/] at the end of these logs: no end to explain yet.")
+        console.print(f"Last seen: {_safe(seen)}.", highlight=False)
+        console.print(
+            "[bold]Action:[/] none if it still runs (`openfrp sessions` lists it); if it "
+            "should have ended, add the logs that hold its end (another host's, a rotated "
+            "file).",
+            highlight=False,
+        )
+        return
     console.print(f"[bold]Diagnosis: {diag['title']}[/] (fault owner: {diag['owner']})")
     console.print(diag["explanation"], highlight=False)
     console.print(f"[bold]Action:[/] {diag['action']}", highlight=False)
