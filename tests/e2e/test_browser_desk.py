@@ -245,7 +245,7 @@ def test_the_demo_xterm_copies_a_selection_home_and_pastes_with_ctrl_shift_v(
         page.evaluate("(t) => navigator.clipboard.writeText(t)", text)
         page.keyboard.type("echo ")
         page.keyboard.press("Control+Shift+V")
-        page.wait_for_timeout(300)  # the xterm fetches the text after the key; keys can overtake
+        page.wait_for_timeout(500)  # the xterm fetches the text after the key; keys can overtake
         page.keyboard.type(" | rev\n")
     page.wait_for_timeout(1000)
     assert select_line(4) == "detsap"

@@ -177,16 +177,21 @@ class _Session:
         if self._reading is not None and time.monotonic() > self._reading[1]:
             self._reading = None
             self._owner._on_refused("the app that copied did not hand over its text", 0)
+        # A flush can read events in as it writes: the worker's select() would not see those,
+        # and an app's paste request waited up to POLL for its answer. So: until none is left.
         while self._d.pending_events():
-            event = self._d.next_event()
-            if event.type == X.SelectionRequest:
-                self._answer(event)
-            elif event.type == self._owner_changed and event.sub_code == 0:
-                if _xid(event.owner) not in (X.NONE, self._win.id):
-                    self._ask(self.utf8, event.selection_timestamp)
-            elif event.type == X.SelectionNotify and _xid(event.requestor) == self._win.id:
-                self._received(event)
-        self._d.flush()
+            while self._d.pending_events():
+                self._handle(self._d.next_event())
+            self._d.flush()
+
+    def _handle(self, event: Any) -> None:
+        if event.type == X.SelectionRequest:
+            self._answer(event)
+        elif event.type == self._owner_changed and event.sub_code == 0:
+            if _xid(event.owner) not in (X.NONE, self._win.id):
+                self._ask(self.utf8, event.selection_timestamp)
+        elif event.type == X.SelectionNotify and _xid(event.requestor) == self._win.id:
+            self._received(event)
 
     def _answer(self, request: Any) -> None:
         """Hand our text to the app that pastes, in the form it asked for."""
