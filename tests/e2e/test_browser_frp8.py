@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from openfrp.analysis import sessions
-from tests.e2e.browser import CHROMIUM, Browser, joined, shown
+from tests.e2e.browser import CHROMIUM, Browser, joined, link, shown
 from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
 from tests.support.coturn import TURNSERVER, Coturn, start_coturn
 
@@ -153,3 +153,27 @@ def test_browser_falls_back_to_frp7(e2e: E2E, browser: Browser, tmp_path: Path) 
         assert fallback["code"] == 5006 and fallback["session_id"] == sid
     finally:
         closed.stop()
+
+
+def test_a_closed_tab_leaves_the_session_to_be_resumed_at_once(
+    e2e: E2E, coturn: Coturn, browser: Browser
+) -> None:
+    """Closing the tab is a disconnect: the server hears it at once, so the link opened again
+    resumes (it was refused with 4006 for the closed tab's 30 s of receive timeouts, which
+    then ended its connection with 4023, a network loss)."""
+    server = frp8_server(e2e, coturn)
+    ticket = server.launch("dave", "rtc")
+    sid = ticket["session_id"]
+    joined(server, browser, ticket, server.port)
+    chromium = browser.page.context.browser
+    assert chromium is not None
+    browser.page.close(run_before_unload=True)
+    left = server.log.wait_event(event="session.disconnected", session_id=sid, timeout=5)
+    assert left["code"] is None and left["attrs"]["reason"] == "terminal disconnect"
+    again = Browser(chromium.new_page())
+    again.page.goto(link(ticket, server.port))
+    again.wait("v.state === 'connected (resumed)'")
+    assert server.log.find(event="connection.rejected", session_id=sid) == []
+    again.menu("close-session")
+    again.wait("v.finalCode === 4000")
+    assert again.errors == []

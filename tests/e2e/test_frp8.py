@@ -29,7 +29,7 @@ from openfrp.protocol.terminal_connection import SessionTicket
 from openfrp.settings import SessionSettings, build
 from openfrp.terminal.frp8 import PeerAttempt
 from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
-from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess, hello_for
+from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess, bounded, hello_for
 from tests.support.coturn import TURNSERVER, Coturn, start_coturn
 
 pytestmark = pytest.mark.skipif(TURNSERVER is None, reason="needs coturn (Debian coturn)")
@@ -113,6 +113,40 @@ def test_turn_relay_lost_is_4108_then_resumed(e2e: E2E, coturn: Coturn, tmp_path
     facts = diagnosis(sid, server.log, terminal.log)
     assert (facts["category"], facts["frp"], facts["recovered"]) == ("expected_end", 8, True)
     assert {4108, 4103, 5010} <= set(facts["codes"])
+
+
+def test_a_resume_from_another_window_size_resizes_the_display(e2e: E2E, coturn: Coturn) -> None:
+    """The display takes the size of the window that resumes, as it does for the one that
+    starts the session (it kept the old size, and the picture came scaled into the window)."""
+    server = frp8_server(e2e, coturn)
+    ticket = server.launch("carol", "rtc")
+    sid = ticket["session_id"]
+    first = e2e.terminal(ticket["connect_url"], extra=["--size", "640x480"])
+    first.wait_line(rf"^connected to {sid} as c-")
+    server.log.wait_event(event="session.started", session_id=sid)
+    first.send("disconnect")
+    assert first.wait_exit(15) == 0
+    second = e2e.terminal(ticket["connect_url"], extra=["--size", "800x600"])
+    second.wait_line(rf"^connected to {sid} as c-.*resumed")
+    resized = server.log.wait_event(event="display.resized", session_id=sid)
+    assert resized["attrs"]["was"] == [640, 480] and resized["attrs"]["asked"] == [800, 600]
+    assert (resized["attrs"]["width"], resized["attrs"]["height"]) == (800, 600)
+    resumed = server.log.find(event="session.resumed", session_id=sid)[0]
+    assert resized["connection_id"] == resumed["connection_id"]
+    # The video track's next frame has the new size (frames already on their way may not).
+    sizes: list[str | None] = []
+    for _ in bounded(15, step=0.5):
+        mark = second.mark()
+        second.send("screenshot " + str(e2e.root / "resumed.png"))
+        saved = second.wait_line(
+            r"^screenshot (saved: .* \((\d+x\d+)\)|.*no picture yet)", start=mark
+        )
+        sizes.append(saved.group(2))
+        if sizes[-1] == "800x600":
+            break
+    assert sizes[-1] == "800x600", sizes
+    second.send("close")
+    assert second.wait_exit(15) == 0
 
 
 def test_relay_that_refuses_the_peers_is_5006(e2e: E2E, tmp_path: Path) -> None:

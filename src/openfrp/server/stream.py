@@ -158,9 +158,17 @@ class SessionStream:
         if self.streamer is None:
             return
         link = self._links.get(cid) if cid is not None else None
-        if link is not None and not link.wants_frames:  # FRP8: its video track carries it
-            cid = None
         hello = self.hello_of(cid)
+        if cid is not None and link is not None and not link.wants_frames:
+            # FRP8: its video track carries the picture; the display still takes the size of
+            # the window that joins (a resume from another window or device too).
+            display = self.streamer.display
+            if hello.size is not None and self._fit(*hello.size) != (
+                display.width,
+                display.height,
+            ):
+                self._resize_track(cid, self.streamer, *hello.size)
+            cid, hello = None, Hello()
         self.streamer.follow(cid, hello.decoders, hello.size)
         self.streamer.tick()
 
@@ -191,21 +199,21 @@ class SessionStream:
         elif not message.get("monitor"):
             link = self._links.get(cid)
             if link is not None and not link.wants_frames:
-                task = asyncio.ensure_future(self._resize_for_track(cid, streamer, message))
-                self._resizing.add(task)
-                task.add_done_callback(self._resizing.discard)
+                self._resize_track(cid, streamer, message["width"], message["height"])
             else:
                 streamer.resize(message["width"], message["height"])
         return True
 
-    async def _resize_for_track(
-        self, cid: str, streamer: Streamer, message: dict[str, Any]
-    ) -> None:
+    def _resize_track(self, cid: str, streamer: Streamer, width: int, height: int) -> None:
+        task = asyncio.ensure_future(self._resize_for_track(cid, streamer, (width, height)))
+        self._resizing.add(task)
+        task.add_done_callback(self._resizing.discard)
+
+    async def _resize_for_track(self, cid: str, streamer: Streamer, asked: tuple[int, int]) -> None:
         """FRP8: the stream worker follows no connection (the video track grabs the display
         itself), so the resize is applied here, in a worker thread; the track sends the new
         size and the terminal gets its `screen` message as over FRP7."""
         display = streamer.display
-        asked = (message["width"], message["height"])
         before = (display.width, display.height)
         try:
             size = await asyncio.to_thread(display.resize, *self._fit(*asked))

@@ -586,7 +586,14 @@
       leaving();
       feed((now) => machine.disconnect(now));
     };
-    window.addEventListener("pagehide", leaving);
+    // A closed tab leaves as Disconnect does, so the session waits to be resumed at once.
+    // Over FRP7 the browser's own close (1001) says as much; over FRP8 nothing would, and the
+    // server would keep the closed tab's connection until its receive timeouts (4023), turning
+    // the person away from their own session meanwhile (4006).
+    window.addEventListener("pagehide", () => {
+      leaving();
+      feed((now) => machine.disconnect(now));
+    });
     page.saveLog.onclick = () => {
       const text = view.events.map((e) => JSON.stringify(e)).join("\n") + "\n";
       page.saveLog.href = URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" }));
