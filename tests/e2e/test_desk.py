@@ -29,7 +29,7 @@ from openfrp.server.command import DEMO_APP
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import SECRET, ServerProcess, bounded, hello_for
 from tests.e2e.test_frp8 import diagnosis
-from tests.support.sandbox import openfrp_command, shared_folder
+from tests.support.sandbox import shared_folder
 from tests.support.xselection import XApp, read_cookie
 
 needs_xvfb = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
@@ -341,8 +341,8 @@ def test_download_from_inside_the_session_with_hostile_names(shared_e2e: E2E) ->
     script = shared_e2e.root / "offer.sh"
     script.write_text(
         'head -c 120000 /dev/zero | tr "\\0" "z" > "$HOME/big report.txt"\n'
-        f'while [ ! -e "$HOME/go" ]; do sleep 0.05; done\n'
-        f'{openfrp_command()} guest download "$HOME/big report.txt" > "$HOME/said" 2>&1\n'
+        'while [ ! -e "$HOME/go" ]; do sleep 0.05; done\n'
+        'openfrp guest download "$HOME/big report.txt" > "$HOME/said" 2>&1\n'
         "exec sleep 60\n"
     )
     server = shared_e2e.server(

@@ -31,7 +31,6 @@ from tests.e2e.harness import (
     write_config,
 )
 from tests.support.coturn import PASSWORD, TURNSERVER, USER, Coturn
-from tests.support.sandbox import openfrp_command
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -359,7 +358,7 @@ def test_the_guest_command_reaches_the_server_directly_behind_a_public_url(
     """The session's app asks this host itself, not the front end (which a session may not
     reach, or whose certificate it may not trust)."""
     marker = shared_tmp / "guest-behind.txt"
-    app = f"sh -c 'sleep 0.5; {openfrp_command()} guest logoff > {marker} 2>&1; sleep 30'"
+    app = f"sh -c 'sleep 0.5; openfrp guest logoff > {marker} 2>&1; sleep 30'"
     port = free_port()
     options = {"port": port, "public_url": "https://desk.example.invalid/openfrp"}
     server = Served(e2e.root / "guest", {}, options, {"guest": {"app_command": app}})

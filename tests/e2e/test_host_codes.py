@@ -20,7 +20,6 @@ from openfrp.events import parse_ts
 from openfrp.media.wire import CODEC_RGB_ZLIB, parse_frame
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import OPENFRP, E2EError, RawClient, bounded, hello_for
-from tests.support.sandbox import openfrp_command
 
 WIDTH, HEIGHT = 1280, 720  # a terminal that does not say its window size
 needs_xvfb = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
@@ -244,8 +243,7 @@ def test_guest_command_run_by_the_app(
     e2e: E2E, action: str, code: int, name: str, shared_tmp: Path
 ) -> None:
     marker = shared_tmp / f"guest-{action}.txt"  # the app may run as another user
-    openfrp = openfrp_command()
-    app = f"sh -c 'sleep 0.5; echo $OPENFRP_SESSION_ID > {marker}; {openfrp} guest {action}'"
+    app = f"sh -c 'sleep 0.5; echo $OPENFRP_SESSION_ID > {marker}; openfrp guest {action}'"
     server = e2e.server(launchpads={"guest": {"app_command": app}})
     ticket = server.launch("alice", "guest")
     sid = ticket["session_id"]

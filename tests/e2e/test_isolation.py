@@ -32,7 +32,6 @@ from tests.e2e.harness import (
 )
 from tests.support.sandbox import (
     needs_root,
-    openfrp_command,
     shared_folder,
     unprivileged_python,
 )
@@ -200,7 +199,7 @@ def test_the_app_reaches_none_of_the_servers_secrets_nor_another_session(
 def test_the_guest_command_works_from_inside_with_the_sessions_credential(
     open_e2e: E2E,
 ) -> None:
-    app = f"sh -c 'sleep 0.3; {openfrp_command()} guest logoff'"
+    app = "sh -c 'sleep 0.3; openfrp guest logoff'"
     server = open_e2e.server(account=QUIET_RAW, launchpads={"guest": {"app_command": app}})
     ticket = server.launch("alice", "guest")
     sid = ticket["session_id"]

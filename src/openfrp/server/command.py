@@ -7,9 +7,6 @@ import asyncio
 import json
 import os
 import shutil
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -165,29 +162,9 @@ def _cmd_close(args: argparse.Namespace) -> int:
 
 def _cmd_guest(args: argparse.Namespace) -> int:
     """Run inside a session (the app's environment names where and how to ask)."""
-    url, key = os.environ.get("OPENFRP_GUEST_URL"), os.environ.get("OPENFRP_GUEST_KEY")
-    if not url or not key:
-        raise SettingsError("not inside an openfrp session (OPENFRP_GUEST_URL/KEY are unset)")
-    if args.action == "download":
-        return _guest_download(url, key, args.file)
-    result = api("POST", url, key, {"action": args.action}, header="X-OpenFRP-Guest-Key")
-    print(f"session {result['session_id']} ends with {result['final_code']}")
-    return 0
+    from openfrp import guest
 
-
-def _guest_download(url: str, key: str, file: str | None) -> int:
-    """Offer a file to the terminal; it is read here, as the session's own user."""
-    if not file:
-        raise SettingsError("guest download needs the FILE to offer")
-    try:
-        data = Path(file).read_bytes()
-    except OSError as exc:
-        raise SettingsError(f"{file}: cannot read ({exc.strerror})") from None
-    where = f"{url}/download?name={urllib.parse.quote(Path(file).name)}"
-    result = api("POST", where, key, data, timeout=60.0, header="X-OpenFRP-Guest-Key")
-    offered = result["offered"]
-    print(f"offered {offered['name']} ({offered['size']} bytes) to the terminal")
-    return 0
+    return guest.main([args.action, *([args.file] if args.file else [])])
 
 
 def _server_args(p: argparse.ArgumentParser) -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from openfrp.server import guest_command
 from openfrp.settings import Config, SettingsError
 
 POOL_PREFIX = "openfrp-s"
@@ -132,6 +133,7 @@ class Account:
     home: Path
     pooled: bool
     lock: IO[bytes] | None = None
+    commands: Path | None = None  # the folder of the session's own `openfrp` (guest_command)
 
     @property
     def switched(self) -> bool:
@@ -145,9 +147,11 @@ class Account:
         return args
 
     def app_env(self, session: dict[str, str], display: dict[str, str]) -> dict[str, str]:
-        """The app's whole environment: nothing of the server's besides PATH and LANG."""
+        """The app's whole environment: nothing of the server's besides PATH (after the
+        session's own commands) and LANG."""
+        path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
         env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "PATH": path if self.commands is None else f"{self.commands}{os.pathsep}{path}",
             "HOME": str(self.home),
             "USER": self.name,
             "LOGNAME": self.name,
@@ -196,6 +200,7 @@ class Isolation:
             account.home = Path(tempfile.mkdtemp(prefix=_home_prefix(session_id), dir=self.homes))
             os.chmod(account.home, 0o700)
             os.chown(account.home, account.uid, account.gid)
+            account.commands = guest_command.install(account.home)
         except BaseException:
             self._release(account)
             raise
