@@ -53,6 +53,7 @@ class SessionStream:
         self._post = post
         self._fps = fps
         self._hellos: dict[str, Hello] = {}
+        self._track_sized: str | None = None  # the FRP8 connection whose hello sized the display
         self.streamer: Streamer | None = None
         self._fit: Callable[[int, int], tuple[int, int]] = lambda w, h: (w, h)
         self._resizing: set[asyncio.Task[None]] = set()
@@ -155,19 +156,20 @@ class SessionStream:
             listener.damage_live(live)
 
     def follow(self, cid: str | None) -> None:
+        """Stream to connection `cid` (None: nobody); called again and again (the pump)."""
         if self.streamer is None:
             return
         link = self._links.get(cid) if cid is not None else None
         hello = self.hello_of(cid)
         if cid is not None and link is not None and not link.wants_frames:
             # FRP8: its video track carries the picture; the display still takes the size of
-            # the window that joins (a resume from another window or device too).
+            # the window that joins (a resume from another window or device too), once: it
+            # follows that window's own resizes afterwards.
             display = self.streamer.display
-            if hello.size is not None and self._fit(*hello.size) != (
-                display.width,
-                display.height,
-            ):
-                self._resize_track(cid, self.streamer, *hello.size)
+            if cid != self._track_sized and hello.size is not None:
+                self._track_sized = cid
+                if self._fit(*hello.size) != (display.width, display.height):
+                    self._resize_track(cid, self.streamer, *hello.size)
             cid, hello = None, Hello()
         self.streamer.follow(cid, hello.decoders, hello.size)
         self.streamer.tick()
