@@ -150,6 +150,7 @@ def test_unknown_launchpad_names_it() -> None:
         ("[launchpads.rtc]\nfrp = 0", "launchpads.rtc.frp: must be 7 (WebSocket) or 8"),
         ('[account]\nfrp8_fallback = "frp6"', "account.frp8_fallback: must be one of frp7, none"),
         ('[server]\nice_policy = "host"', "server.ice_policy: must be one of all, relay"),
+        ('[server]\nice_policy = "relay"', "server.ice_policy: relay uses TURN candidates only"),
         ('[server]\nstun_url = "stun.example:3478"', "server.stun_url: must start with stun:"),
         ('[server]\nturn_url = "http://t"', "server.turn_url: must start with turn: or turns:"),
         ('[server]\nsignaling_url = "http://h/signal"', "server.signaling_url: must start with ws"),

@@ -289,6 +289,11 @@ def _server_options(values: Any) -> ServerOptions:
         raise SettingsError("server.display: must be one of synthetic, xvfb, auto")
     if checked.get("ice_policy", "all") not in ICE_POLICIES:
         raise SettingsError(f"server.ice_policy: must be one of {', '.join(ICE_POLICIES)}")
+    if checked.get("ice_policy") == "relay" and not checked.get("turn_url"):
+        raise SettingsError(
+            "server.ice_policy: relay uses TURN candidates only, so it needs server.turn_url "
+            "(without it no FRP8 session can connect)"
+        )
     for key, schemes in (("stun_url", ("stun:",)), ("turn_url", ("turn:", "turns:"))):
         if checked.get(key) and not checked[key].startswith(schemes):
             raise SettingsError(f"server.{key}: must start with {' or '.join(schemes)}")

@@ -522,3 +522,25 @@ def test_netcheck_link_of_an_frp7_session_opens_its_websocket(e2e: E2E) -> None:
     assert done.stdout.splitlines()[-1] == (
         "verdict: every probe passed; FRP7 (WebSocket) can connect from here"
     )
+
+
+def test_netcheck_link_says_when_a_session_has_no_stun_or_turn(e2e: E2E) -> None:
+    """An FRP8 launchpad with no STUN or TURN server: its peers meet only on a direct path.
+    The probes all pass from here, so netcheck says what they cannot show (it said only "can
+    connect from here")."""
+    server = e2e.server(launchpads={"rtc": FRP8_PAD})
+    ticket = server.launch("pia", "rtc")
+    status, report = netcheck("--link", ticket["connect_url"])
+    assert status == 0 and report["code"] is None and report["direct_only"] is True, report
+    assert [p["kind"] for p in report["probes"]] == ["signaling"]
+    done = subprocess.run(
+        [OPENFRP, "netcheck", "--link", ticket["connect_url"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = done.stdout.splitlines()
+    assert "set server.stun_url and server.turn_url" in lines[-2]
+    assert lines[-1] == (
+        "verdict: every probe passed; FRP8 (WebRTC) can connect from here over a direct path only"
+    )

@@ -26,6 +26,14 @@ EXIT_CODE = 1
 EXIT_USAGE = 2
 
 
+# A session whose launchpad names no ICE server: its peers can meet only where each reaches
+# the other's own address (5006 across NAT or a firewall).
+DIRECT_ONLY = (
+    "the session's peers meet only on a direct path (no NAT or firewall between them); "
+    "set server.stun_url and server.turn_url for people behind them"
+)
+
+
 def _fail(message: str) -> int:
     print(f"openfrp netcheck: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -110,6 +118,8 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
         ],
         "code": code,
     }
+    if args.direct_only:
+        report["direct_only"] = True
     if code is not None:
         row = codes.get(code)
         report.update(name=row.name, message=row.message, action=row.action)
@@ -135,7 +145,9 @@ def _from_session(args: argparse.Namespace) -> dict[str, Any] | None:
             raise SettingsError(f"session {ticket.get('session_id')}: the ticket has no ws_url")
         args.frp7 = ticket["ws_url"]
         return None
-    for server, user, password in ice_servers(block):
+    found = ice_servers(block)
+    args.direct_only = not found
+    for server, user, password in found:
         if server.kind == "stun":
             args.stun.append(str(server))
         else:
@@ -168,10 +180,13 @@ def _print(results: list[Any], report: dict[str, Any]) -> None:
             print(f"{kind:9} {r.server:40} ok      {r.rtt_ms:7.1f} ms  {label} {where}")
         else:
             print(f"{kind:9} {r.server:40} FAILED  {r.detail}")
+    if report.get("direct_only"):
+        print(f"{'ICE':9} {'no STUN or TURN server':40} {DIRECT_ONLY}")
     if report["code"] is None:
         frp7 = all(r.kind == "frp7" for r in results)
         way = "FRP7 (WebSocket)" if frp7 else "FRP8 (WebRTC)"
-        print(f"verdict: every probe passed; {way} can connect from here")
+        only = " over a direct path only" if report.get("direct_only") else ""
+        print(f"verdict: every probe passed; {way} can connect from here{only}")
     else:
         print(f"verdict: [{report['code']} {report['name']}] {report['message']}")
         print(f"next step: {report['action']}")
@@ -231,4 +246,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--log", metavar="FILE", help="append the probe events to this event log")
     p.add_argument("--session", metavar="ID", help="the session the check is for (in the log)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
-    p.set_defaults(handler=_cmd_netcheck, frp7=None)
+    p.set_defaults(handler=_cmd_netcheck, frp7=None, direct_only=False)
