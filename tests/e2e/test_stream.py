@@ -244,14 +244,17 @@ def test_a_slow_link_lowers_the_bitrate_and_keeps_the_desktop_usable(e2e: E2E) -
         assert proxy.control(f"rate {kbit_s}") == "ok"
         Stream(decoder=decoder).read(raw, 2)  # what was on its way at the old rate
         steady = Stream(decoder=decoder)
+        sent = json.loads(proxy.control("stats"))["bytes_to_client"]
         began = time.monotonic()
         steady.read(raw, seconds)
         took = time.monotonic() - began
-        fps, mbit_s = len(steady.frames) / took, sum(steady.sizes) * 8 / took / 1e6
+        sent = json.loads(proxy.control("stats"))["bytes_to_client"] - sent
+        fps = len(steady.frames) / took
         assert len(steady.frames) >= min_frames, (kbit_s, fps, steady.sizes)
-        # The proxy never delivers more than its rate; above it is only what the terminal's
-        # socket buffer held when the window began (seen: 1.11x).
-        assert mbit_s <= kbit_s / 1000 * 1.3, (kbit_s, mbit_s)
+        # The link held its rate. Counted at the proxy: the terminal counts whole frames, and
+        # one of 50-110 KB whose bytes mostly came before the window weighs up to half of it.
+        mbit_s = sent * 8 / took / 1e6
+        assert mbit_s <= kbit_s / 1000 * 1.1, (kbit_s, mbit_s, steady.sizes)
         assert steady.picture is not None and steady.picture.shape == (720, 1280, 3)
     raw.send({"type": "close"})
     assert raw.wait_closed() == 4000

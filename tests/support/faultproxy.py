@@ -45,6 +45,7 @@ from typing import Any
 from tests.support.netns import NETWORK, Namespace
 
 CHUNK = 65536
+RATE_STEP = 0.02  # seconds of a rate-capped link's bytes passed on at a time
 CONNECT_TIMEOUT = 5.0
 CONTROL_TIMEOUT = 5.0
 CONTROL_LINE_LIMIT = 4096
@@ -286,18 +287,33 @@ class FaultProxy:
             if sink is None or link.blackholed:
                 self.stats.bytes_discarded += len(data)
                 continue
-            sink.write(data)
+            if not await self._write(link, sink, data, to_target):
+                return
+
+    async def _write(
+        self, link: _Link, sink: asyncio.StreamWriter, data: bytes, to_target: bool
+    ) -> bool:
+        """Pass `data` on; toward the client under a rate cap, in slices of RATE_STEP seconds
+        each (a whole chunk at once, then a pause, came as 2 s bursts at 250 kbit/s). False
+        when the link broke."""
+        step = len(data)
+        if not to_target and self.rate_kbit:
+            step = max(1024, int(self.rate_kbit * 1000 / 8 * RATE_STEP))
+        for start in range(0, len(data), step):
+            piece = data[start : start + step]
+            sink.write(piece)
             if to_target:
-                self.stats.bytes_to_target += len(data)
+                self.stats.bytes_to_target += len(piece)
             else:
-                self.stats.bytes_to_client += len(data)
+                self.stats.bytes_to_client += len(piece)
             try:
                 await sink.drain()
             except OSError:
                 link.abort()
-                return
+                return False
             if not to_target and self.rate_kbit:
-                await asyncio.sleep(len(data) * 8 / (self.rate_kbit * 1000))
+                await asyncio.sleep(len(piece) * 8 / (self.rate_kbit * 1000))
+        return True
 
 
 # --- process mode -------------------------------------------------------------------------
