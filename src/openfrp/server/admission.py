@@ -23,6 +23,7 @@ from openfrp.server.registry import RegistryError, SessionRecord
 from openfrp.server.sessions import ServerState
 
 NO_CLOSE_FRAME = (1005, 1006)
+CLOSED_POLL = 0.05  # seconds between looks at a closing socket
 
 
 class Gone:
@@ -56,6 +57,12 @@ class _WebSocketConnection:
         transport = self._ws.scope.get("openfrp.transport")
         if transport is not None:
             transport.abort()
+
+    async def wait_closed(self) -> None:
+        """Until the socket is closed: the peer answered the close frame (or it was dropped)."""
+        transport = self._ws.scope.get("openfrp.transport")
+        while transport is not None and not transport.is_closing():
+            await asyncio.sleep(CLOSED_POLL)
 
     async def receive(self) -> str | bytes | Gone:
         try:

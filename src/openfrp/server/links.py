@@ -96,13 +96,19 @@ class Link:
         read, so it gets less time."""
         self._closing = True
         self._writer.cancel()
-        return asyncio.create_task(self._close(code, reason, ABORT_GRACE if abort else 5.0))
+        return asyncio.create_task(self._close(code, reason, abort))
 
-    async def _close(self, code: int, reason: str, grace: float) -> None:
+    async def _close(self, code: int, reason: str, abort: bool) -> None:
         drop = getattr(self._transport, "abort", None)
+        answered = getattr(self._transport, "wait_closed", None)
         try:
-            await asyncio.wait_for(self._transport.close(code, reason), grace)
-        except TimeoutError:  # its writes are blocked: do not hold the socket
+            async with asyncio.timeout(ABORT_GRACE if abort else 5.0):
+                await self._transport.close(code, reason)
+                if abort and answered is not None:
+                    # A peer that reads answers the close frame at once; one that does not
+                    # would hold the socket for the closing handshake's own timeout (10 s).
+                    await answered()
+        except TimeoutError:  # its writes are blocked, or it never answers: drop the socket
             if drop is not None:
                 drop()
         except Exception:
