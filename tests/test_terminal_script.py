@@ -60,3 +60,24 @@ def test_past_the_bound_a_command_is_dropped_and_said_but_never_the_end(
     asyncio.run(main())
     assert said[0] == "more than 2 commands waiting: 'c' dropped"
     assert said[1:3] == ["ran a", "ran b"] and left == [True]
+
+
+@pytest.mark.parametrize("leave", ["close", "disconnect"])
+def test_the_end_after_a_close_or_disconnect_adds_nothing(leave: str) -> None:
+    """`close` then the end of the input: the close stands. The end left again, which hung up
+    before the close went out (the session stayed open), and said it stays open."""
+    said: list[str] = []
+    left: list[bool] = []
+
+    async def run_one(line: str) -> None:
+        said.append(f"ran {line}")
+
+    async def main() -> None:
+        commands = Commands(run_one, lambda: left.append(True), said.append)
+        for line in ("wait 0", leave, None):
+            commands.put(line)
+        commands.connected.set()
+        await asyncio.wait_for(commands.run(), 2)
+
+    asyncio.run(main())
+    assert said == [f"ran {leave}"] and left == []

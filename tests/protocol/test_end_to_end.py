@@ -164,6 +164,15 @@ def test_close_session_end_to_end() -> None:
     assert Show(4000, *_show(4000)) in net.actions("terminal")
 
 
+def test_a_leave_after_the_close_does_not_undo_it() -> None:
+    """A script's end right after its `close` (or a tab closed right after Close session)
+    leaves again at once: the close on its way stands, it was hung up before it went out."""
+    net = healthy_session()
+    net.call_terminal(lambda now: [*net.terminal.close_session(now), *net.terminal.disconnect(now)])
+    assert net.server.final_code == 4000
+    assert net.terminal.final_code == 4000
+
+
 def test_disconnect_then_resume_end_to_end() -> None:
     net = healthy_session()
     net.call_terminal(net.terminal.disconnect)

@@ -454,8 +454,10 @@ class TerminalConnection:
         ]
 
     def _leave(self, message: dict[str, Any], now_ms: int) -> list[TerminalAction]:
-        if self.state is TerminalState.DONE:
-            return []  # already finished: keep the final code, do not finish twice
+        if self.state in (TerminalState.DONE, TerminalState.CLOSING):
+            # Finished, or a close or disconnect is on its way: that one stands (a script's
+            # end after its `close` would otherwise hang up before the close went out).
+            return []
         if self.state is not TerminalState.ESTABLISHED:
             return [Hangup(1000, "LEFT", abort=True), *self._finish(None, {}, shown=None)]
         self.state = TerminalState.CLOSING

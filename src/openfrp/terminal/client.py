@@ -47,7 +47,7 @@ from openfrp.terminal.frp8 import PeerAttempt
 from openfrp.terminal.keyboard import USAGE, input_command
 from openfrp.terminal.keyboard import WORDS as INPUT_WORDS
 from openfrp.terminal.preflight import probe_ice_servers
-from openfrp.terminal.script import Commands
+from openfrp.terminal.script import LEAVES, Commands
 from openfrp.terminal.video import DECODERS, VideoReceiver
 from openfrp.timing import Alarm, now_ms
 
@@ -199,7 +199,7 @@ class Terminal:
     async def _command(self, line: str) -> None:
         """One command, done before the next one starts (script.py runs them in order)."""
         word, _, rest = line.partition(" ")
-        if word in ("close", "disconnect"):
+        if word in LEAVES:
             self.post("leave", word)
         elif word == "screenshot" and rest.strip():
             await self._screenshot(rest.strip())

@@ -18,6 +18,7 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable
 
+LEAVES = ("close", "disconnect")  # commands that leave: the end of the input adds nothing
 MAX_WAITING = 1000  # commands held while earlier ones run; more are dropped, and said so
 MAX_WAIT_S = 3600.0
 ENDED = (
@@ -39,6 +40,7 @@ class Commands:
         self._run_one, self._leave, self._say = run_one, leave, say
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.connected = asyncio.Event()
+        self._left = False  # a `close` or `disconnect` ran: the terminal is leaving already
 
     def put(self, line: str | None) -> None:
         """A command line, or None: the input has ended (never dropped)."""
@@ -52,10 +54,12 @@ class Commands:
         while True:
             line = await self._queue.get()
             if line is None:
-                self._say(ENDED)
-                self._leave()
+                if not self._left:
+                    self._say(ENDED)
+                    self._leave()
                 return
             word, _, rest = line.partition(" ")
+            self._left = self._left or word in LEAVES
             if word == "wait":
                 await self._wait(rest)
             elif line:

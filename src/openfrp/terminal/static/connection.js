@@ -389,7 +389,9 @@ class Connection {
   }
 
   leave(message, now) {
-    if (this.state === "done") return [];
+    // Finished, or a close or disconnect is on its way: that one stands (a tab closed right
+    // after Close session must not turn it into a disconnect).
+    if (this.state === "done" || this.state === "closing") return [];
     if (this.state !== "established") {
       return [{ type: "hangup", code: 1000, reason: "LEFT" }, ...this.finish(null, {}, null)];
     }
