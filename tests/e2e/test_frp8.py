@@ -544,3 +544,18 @@ def test_netcheck_link_says_when_a_session_has_no_stun_or_turn(e2e: E2E) -> None
     assert lines[-1] == (
         "verdict: every probe passed; FRP8 (WebRTC) can connect from here over a direct path only"
     )
+
+
+def test_netcheck_link_of_an_frp7_session_waits_as_long_as_its_terminal_would(e2e: E2E) -> None:
+    """A path that takes the connection and never answers: the probe gives up after the
+    session's own connect_timeout, as its terminal would (it waited the default 15 s)."""
+    server = e2e.server(launchpads={"quick": {"connect_timeout": 3.0}})
+    ticket = server.launch("quinn", "quick")
+    proxy = e2e.proxy(server.port)
+    assert proxy.control("blackhole") == "ok"
+    saved = e2e.root / "quick-ticket.json"
+    saved.write_text(json.dumps({**ticket, "ws_url": f"ws://127.0.0.1:{proxy.port}/frp7"}))
+    status, report = netcheck("--link", str(saved))
+    assert status == 1 and report["code"] == 4101, report
+    [probe] = report["probes"]
+    assert (probe["kind"], probe["error"]) == ("frp7", "no answer in 3.0 s")

@@ -83,7 +83,8 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
         if args.signaling:
             probes.append(probe_signaling(args.signaling, join, args.signaling_timeout))
         if args.frp7:
-            probes.append(probe_frp7(args.frp7, SessionSettings().connect_timeout))
+            waited = args.frp7_timeout or SessionSettings().connect_timeout
+            probes.append(probe_frp7(args.frp7, waited))
         return list(await asyncio.gather(*probes))
 
     results = asyncio.run(run())
@@ -144,6 +145,7 @@ def _from_session(args: argparse.Namespace) -> dict[str, Any] | None:
         if not isinstance(ticket.get("ws_url"), str):
             raise SettingsError(f"session {ticket.get('session_id')}: the ticket has no ws_url")
         args.frp7 = ticket["ws_url"]
+        args.frp7_timeout = (config.get("terminal") or {}).get("connect_timeout")
         return None
     found = ice_servers(block)
     args.direct_only = not found
@@ -246,4 +248,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--log", metavar="FILE", help="append the probe events to this event log")
     p.add_argument("--session", metavar="ID", help="the session the check is for (in the log)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
-    p.set_defaults(handler=_cmd_netcheck, frp7=None, direct_only=False)
+    p.set_defaults(handler=_cmd_netcheck, frp7=None, frp7_timeout=None, direct_only=False)
