@@ -243,6 +243,9 @@ def test_add_monitor_opens_a_window_and_a_frozen_one_is_closed_with_4028(
         browser.menu("add-monitor")
     second = Browser(opening.value)
     second.wait("v.state.startsWith('connected')")
+    # The window says which monitor it is, in its bar and its title (a second one).
+    assert second.page.inner_text("#session") == f"{sid} · monitor 2"
+    assert second.page.title() == "connected · monitor 2 · openfrp session"
     joined_as = server.log.wait_event(
         event="connection.established", source="server", session_id=sid, count=2
     )
@@ -288,6 +291,9 @@ def test_over_frp8_the_track_shows_the_primary_monitor_and_the_second_window_its
         browser.menu("add-monitor")
     second = Browser(opening.value)
     second.wait("v.state.startsWith('connected')")
+    # The window says which monitor it is, in its bar and its title (a second one).
+    assert second.page.inner_text("#session") == f"{sid} · monitor 2"
+    assert second.page.title() == "connected · monitor 2 · openfrp session"
     shows(second, (255, 255, 255))  # its own region, as frames over FRP7
     layout = server.log.wait_event(event="display.layout", session_id=sid)["attrs"]
     assert (layout["width"], layout["height"]) == (1280, 480)

@@ -30,10 +30,14 @@
   // little of the desktop's top right corner, where windows keep their buttons; any other
   // status shows it whole again.
   let compacting = null;
+  // ?monitor=N: this window shows secondary monitor N (1-3) of a session already open; the
+  // person counts monitors from the session's own window, so it is their monitor N + 1.
+  const monitor = Number(new URLSearchParams(location.search).get("monitor")) || 0;
+  const what = monitor ? `monitor ${monitor + 1} · openfrp session` : "openfrp session";
   function setStatus(text) {
     view.state = text;
     page.status.textContent = text;
-    document.title = `${text} · openfrp session`;
+    document.title = `${text} · ${what}`;
     clearTimeout(compacting);
     page.bar.classList.remove("compact");
     if (text.startsWith("connected")) {
@@ -88,7 +92,7 @@
     const token = new URLSearchParams(location.hash.slice(1)).get("token") ||
                   new URLSearchParams(location.search).get("token") || "";
     const client = new URLSearchParams(location.search).get("client") || "browser";
-    page.session.textContent = sessionId;
+    page.session.textContent = monitor ? `${sessionId} · monitor ${monitor + 1}` : sessionId;
     let table, ticket;
     const decoding = OpenfrpVideo.probeDecoders();
     try {
@@ -117,8 +121,6 @@
 
   function run(ticket, codes, version, client, decoders) {
     const config = ticket.config;
-    // ?monitor=N: this window shows secondary monitor N (1-3) of a session already open.
-    const monitor = Number(new URLSearchParams(location.search).get("monitor")) || 0;
     const machine = new Connection(
       { session_id: ticket.session_id, token: ticket.token, config,
         config_digest: ticket.config_digest, client, monitor },
