@@ -40,10 +40,9 @@ def test_commands_wait_for_the_connection_run_in_order_and_the_end_leaves() -> N
     assert said[-1] == script.ENDED
 
 
-def test_past_the_bound_a_command_is_dropped_and_said_but_never_the_end(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(script, "MAX_WAITING", 2)
+def run_connected(lines: tuple[str | None, ...]) -> tuple[list[str], int]:
+    """Put `lines` in, connect, and run them all: what was said (a command that ran says
+    "ran LINE"), and how many times the runner left."""
     said: list[str] = []
     left: list[bool] = []
 
@@ -52,32 +51,27 @@ def test_past_the_bound_a_command_is_dropped_and_said_but_never_the_end(
 
     async def main() -> None:
         commands = Commands(run_one, lambda: left.append(True), said.append)
-        for line in ("a", "b", "c", None):
+        for line in lines:
             commands.put(line)
         commands.connected.set()
         await asyncio.wait_for(commands.run(), 2)
 
     asyncio.run(main())
+    return said, len(left)
+
+
+def test_past_the_bound_a_command_is_dropped_and_said_but_never_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(script, "MAX_WAITING", 2)
+    said, left = run_connected(("a", "b", "c", None))
     assert said[0] == "more than 2 commands waiting: 'c' dropped"
-    assert said[1:3] == ["ran a", "ran b"] and left == [True]
+    assert said[1:3] == ["ran a", "ran b"] and left == 1
 
 
 @pytest.mark.parametrize("leave", ["close", "disconnect"])
 def test_the_end_after_a_close_or_disconnect_adds_nothing(leave: str) -> None:
     """`close` then the end of the input: the close stands. The end left again, which hung up
     before the close went out (the session stayed open), and said it stays open."""
-    said: list[str] = []
-    left: list[bool] = []
-
-    async def run_one(line: str) -> None:
-        said.append(f"ran {line}")
-
-    async def main() -> None:
-        commands = Commands(run_one, lambda: left.append(True), said.append)
-        for line in ("wait 0", leave, None):
-            commands.put(line)
-        commands.connected.set()
-        await asyncio.wait_for(commands.run(), 2)
-
-    asyncio.run(main())
-    assert said == [f"ran {leave}"] and left == []
+    said, left = run_connected(("wait 0", leave, None))
+    assert said == [f"ran {leave}"] and left == 0
