@@ -10,8 +10,8 @@ from numpy.typing import NDArray
 from openfrp.media.mixed import split_regions
 from openfrp.media.palette import decode_palette
 from openfrp.media.rows import RowStore
-from openfrp.media.track_tiles import CODEC_TRACK, FLIGHT, Split, TrackTiles, regions_frame
-from openfrp.media.wire import CODEC_PALETTE, FLAG_KEY, FLAG_MORE, HEADER, parse_frame
+from openfrp.media.track_tiles import FLIGHT, Split, TrackTiles, regions_frame
+from openfrp.media.wire import CODEC_PALETTE, CODEC_TRACK, FLAG_KEY, FLAG_MORE, HEADER, parse_frame
 
 W, H = 256, 128
 

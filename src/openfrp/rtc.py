@@ -1,5 +1,5 @@
 """aiortc glue both peers share: the ICE configuration a session carries, the video codec,
-the data channel's retransmission timer.
+the data channel's retransmission timer, a received frame's RTP timestamp.
 
 The ICE servers are always passed explicitly: aiortc falls back to a public STUN server when
 the list is empty, and a session must never send traffic anywhere its operator did not name.
@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aiortc import RTCConfiguration
+    from aiortc import RTCConfiguration, RTCRtpReceiver
 
 
 SCTP_RTO = {"SCTP_RTO_INITIAL": 1.0, "SCTP_RTO_MIN": 0.22, "SCTP_RTO_MAX": 0.8}
@@ -52,3 +52,14 @@ def video_codec(sdp: str) -> str | None:
         if media.kind == "video" and media.rtp.codecs and media.direction != "inactive":
             return str(media.rtp.codecs[0].mimeType.split("/")[1].lower())
     return None
+
+
+def rtp_timestamp(receiver: RTCRtpReceiver, pts: int | None) -> int | None:
+    """The RTP timestamp of a frame `receiver` decoded, which FRP8's CODEC_TRACK frames name.
+    aiortc gives a decoded frame its timestamp less that of the first frame received (pts)
+    and keeps that origin in the receiver's timestamp mapper. None when it is not known."""
+    mapper = getattr(receiver, "_RTCRtpReceiver__timestamp_mapper", None)
+    origin = getattr(mapper, "_origin", None)
+    if not isinstance(origin, int) or pts is None:
+        return None
+    return (origin + pts) & 0xFFFFFFFF

@@ -159,8 +159,9 @@ def test_frp8_the_display_arrives_as_a_video_track(
     answered = server.log.wait_event(event="peer.answered", session_id=sid)
     assert answered["attrs"]["video_track"] == "vp8"  # aiortc offers VP8 first
     _, stats = close_and_check(terminal, server, sid, tmp_path)
-    # Every picture came on the track: no video frame went over the data channel.
-    assert stats["codec"] == "vp8" and stats["track_frames"] == stats["frames"]
+    # The red box is two colours: it came as palette tiles over the track, which the track
+    # names (its frames came too: the first picture, and the repeats that keep it alive).
+    assert stats["codec"] == "vp8" and 1 <= stats["track_frames"] <= stats["frames"]
     assert server.log.wait_event(event="session.ended", session_id=sid)["code"] == 4000
 
 
@@ -193,6 +194,7 @@ def test_frp8_a_killed_display_is_4011_and_the_resume_has_a_picture_again(
         terminal.send(f"screenshot {resumed}")
         terminal.wait_line(rf"^screenshot {resumed}|^screenshot saved: {resumed}", start=mark)
         time.sleep(0.3)
+    time.sleep(2)  # the new connection's track brings its frames (a repeat each second)
     terminal.send("close")
     assert terminal.wait_exit(15) == 0
     terminal.wait_line(rf"^screenshot saved: {tmp_path / 'a.png'} \(\d+x\d+\)$")

@@ -281,9 +281,10 @@ def encode_palette(
 
 def decode_palette(
     payload: bytes, picture: NDArray[np.uint8], rows: RowStore | None = None
-) -> None:
+) -> list[tuple[int, ...]]:
     """Draw a palette payload into an RGB (height, width, 3) picture, remembering its rows in
-    `rows`; ValueError when the payload does not fit the picture or the cache."""
+    `rows`; the rectangles drawn. ValueError when the payload does not fit the picture or the
+    cache."""
     if len(payload) < HEAD.size:
         raise ValueError("palette frame shorter than its header")
     flags, top, count = HEAD.unpack_from(payload)
@@ -334,6 +335,7 @@ def decode_palette(
             done += n
     if runs:
         raise ValueError("palette row runs beyond the rectangles")
+    return rects
 
 
 def _inflated(payload: bytes, start: int, store: RowStore | None) -> bytes:

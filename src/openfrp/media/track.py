@@ -18,9 +18,9 @@ A codec at its quality ceiling sends more than that target (text in VP8), so the
 spends a budget (media/track_budget.py) from what its sender reports: the bytes it sent, and
 the receiver's loss and round trip. Frames bigger than the budget allows make fewer frames.
 
-Once the page's hello on the control channel says it draws palette tiles beside the track
-("track-tiles" among its decoders; the Python terminal takes every picture from the track),
-the text goes beside the track as exact tiles on that channel (media/track_tiles.py), and
+Once a terminal's hello on the control channel says it draws palette tiles beside the track
+("track-tiles" among its decoders, as both terminals say over FRP8), the text goes beside the
+track as exact tiles on that channel (media/track_tiles.py), and
 the track carries only the rest.
 """
 
@@ -44,6 +44,7 @@ from openfrp.media.streamer import RECHECK, max_bitrate
 from openfrp.media.track_budget import TrackBudget
 from openfrp.media.track_tiles import Regions, Split, TrackTiles, regions_frame
 from openfrp.media.vp8_repeat import repeat_frame
+from openfrp.media.wire import TRACK_TILES
 
 CLOCK = 90000  # the RTP video clock
 TIME_BASE = Fraction(1, CLOCK)
@@ -52,7 +53,6 @@ REPEAT_S = 1.0
 SHARPEN_S = 0.5
 RETRY_S = 0.5  # after a failed grab (the display is being replaced, say)
 BUDGET_EVENT_MS = 10_000
-TILES = "track-tiles"  # in a hello's decoders: the page draws palette tiles beside the track
 UNSENT = 64  # CODEC_TRACK frames kept while the RTP origin is not known yet
 
 
@@ -148,7 +148,7 @@ class DisplayTrack(VideoStreamTrack):
 
     def heard_hello(self, decoders: list[str]) -> None:
         """The page's hello (parsed by the session): tiles from now on if it draws them."""
-        if TILES in decoders:
+        if TRACK_TILES in decoders:
             self._tiles = TrackTiles()
         self._drawn.set()
 

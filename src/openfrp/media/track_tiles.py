@@ -26,9 +26,8 @@ from numpy.typing import NDArray
 from openfrp.media.changes import changed_tiles
 from openfrp.media.flight import InFlight
 from openfrp.media.mixed import Frame, MixedCanvas, pack_regions, split_regions
-from openfrp.media.wire import CODEC_H264, CODEC_PALETTE, FLAG_MORE, pack_frame
+from openfrp.media.wire import CODEC_H264, CODEC_PALETTE, CODEC_TRACK, FLAG_MORE, pack_frame
 
-CODEC_TRACK = 6  # FRP8 only: the rectangles the track frame of this RTP timestamp brings
 # Palette pictures not yet acknowledged before the track waits. Five, not three: a lost
 # acknowledgement holds those behind it (the channel is ordered), and the page's SCTP resends
 # it at once only when three more packets follow it (else after its timeout, 0.2 s or more);

@@ -18,12 +18,15 @@ CODEC_H264 = 2  # Annex B access units (SPS/PPS in every keyframe)
 CODEC_VP8 = 3
 CODEC_JPEG = 4
 CODEC_PALETTE = 5  # changed tiles in indexed colour (media/palette.py), mixed with H.264
+CODEC_TRACK = 6  # FRP8 only: the rectangles the track frame of this RTP timestamp brings
+TRACK_TILES = "track-tiles"  # in a hello's decoders: palette tiles beside the FRP8 video track
 CODEC_NAMES = {
     CODEC_RGB_ZLIB: "rgb-zlib",
     CODEC_H264: "h264",
     CODEC_VP8: "vp8",
     CODEC_JPEG: "jpeg",
     CODEC_PALETTE: "palette",
+    CODEC_TRACK: "track",
 }
 
 FLAG_KEY = 1  # decodable on its own

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from openfrp import codes
 from openfrp.events import Context, EventLog
+from openfrp.media.wire import TRACK_TILES
 from openfrp.netcheck.verdict import verdict
 from openfrp.protocol.actions import Log
 from openfrp.protocol.input import input_message
@@ -174,7 +175,7 @@ class Terminal:
         if kind == "opened":
             self._ws, self._sendq = args[1], asyncio.Queue()
             self._track(self._write(args[1], self._sendq))
-            self.video.new_connection()
+            self.video.new_connection(over_track=self._over_track())
             return self.machine.transport_opened(now)
         if kind == "data":
             data = args[1]
@@ -364,7 +365,8 @@ class Terminal:
         """The hello says what this terminal can draw and how big its window is; a ping's
         send time is kept for the round-trip time."""
         if message["type"] == "hello":
-            message = {**message, "decoders": DECODERS}
+            decoders = [*DECODERS, TRACK_TILES] if self._over_track() else DECODERS
+            message = {**message, "decoders": decoders}
             if self.screen is not None:
                 width, height = self.screen
                 message["screen"] = {"width": width, "height": height, "scale": 1}
@@ -372,16 +374,20 @@ class Terminal:
             self._pings = {message["id"]: time.monotonic()}
         return message
 
+    def _over_track(self) -> bool:
+        """Whether the open transport is FRP8's data channel, beside a video track."""
+        return self._ws is not None and not isinstance(self._ws, _WebSocketChannel)
+
     def _pong(self, data: str) -> None:
         with contextlib.suppress(ValueError, KeyError, TypeError):
             sent = self._pings.pop(json.loads(data)["id"], None)
             if sent is not None:
                 self.rtt_ms = round((time.monotonic() - sent) * 1000, 1)
 
-    def on_track_frame(self, frame: Any, codec: str | None) -> None:
-        """A frame of the FRP8 video track (aiortc has decoded it)."""
+    def on_track_frame(self, frame: Any, codec: str | None, rtp: int | None) -> None:
+        """A frame of the FRP8 video track (aiortc has decoded it), with its RTP timestamp."""
         self.frames += 1
-        self.video.feed_track(frame, codec)
+        self.video.feed_track(frame, codec, rtp)
 
     async def _screenshot(self, path: str) -> None:
         try:

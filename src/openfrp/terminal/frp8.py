@@ -23,15 +23,15 @@ from openfrp import codes
 from openfrp.codes import CodeNumber
 from openfrp.protocol.peer_setup import PeerSetup, Phase, SetupFailed
 from openfrp.protocol.terminal_connection import SessionTicket
-from openfrp.rtc import configuration, video_codec
+from openfrp.rtc import configuration, rtp_timestamp, video_codec
 from openfrp.settings import SessionSettings, setup_budget_ms
 from openfrp.timing import now_ms
 
 if TYPE_CHECKING:
-    from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
+    from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCRtpReceiver
 
 Post = Callable[..., None]
-FrameSink = Callable[[Any, str | None], None]  # (av.VideoFrame, codec name)
+FrameSink = Callable[[Any, str | None, int | None], None]  # (av.VideoFrame, codec, RTP time)
 
 
 class PeerAttempt:
@@ -221,17 +221,18 @@ class PeerAttempt:
                         self._events.put_nowait(("signal_error", str(message["error"])))
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "video" and self._video_reader is None:
-            self._video_reader = asyncio.ensure_future(self._read_video(track))
+        if track.kind == "video" and self._video_reader is None and self._pc is not None:
+            receiver = next(r for r in self._pc.getReceivers() if r.track is track)
+            self._video_reader = asyncio.ensure_future(self._read_video(track, receiver))
 
-    async def _read_video(self, track: MediaStreamTrack) -> None:
+    async def _read_video(self, track: MediaStreamTrack, receiver: RTCRtpReceiver) -> None:
         from aiortc.mediastreams import MediaStreamError
 
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
                 if self._on_frame is not None:
-                    self._on_frame(frame, self._video_codec)
+                    self._on_frame(frame, self._video_codec, rtp_timestamp(receiver, frame.pts))
 
     async def video_bytes(self) -> int:
         """Bytes of video the server sent since the last call (from its RTCP sender reports)."""

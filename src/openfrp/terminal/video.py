@@ -2,7 +2,8 @@
 
 The loop only hands frames to a bounded queue; one worker thread decodes them (PyAV for H.264,
 VP8 and JPEG, zlib for raw RGB, media/palette.py for the palette tiles drawn over the picture)
-and keeps the latest picture, which is what a screenshot saves.
+and keeps the latest picture, which is what a screenshot saves. Over FRP8 the picture is the
+video track with the channel's palette tiles over it (terminal/track_picture.py).
 A delta frame that cannot follow the one before it (a gap in the frame numbers, a frame
 dropped because the worker was behind, a decoder error) makes the worker skip to the next
 keyframe and ask the server for one, so the person never sees a smeared picture.
@@ -33,6 +34,7 @@ from openfrp.media.wire import (
     CODEC_NAMES,
     CODEC_PALETTE,
     CODEC_RGB_ZLIB,
+    CODEC_TRACK,
     CODEC_VP8,
     FLAG_MORE,
     FLAG_TILES,
@@ -40,6 +42,7 @@ from openfrp.media.wire import (
     FrameHeader,
     parse_frame,
 )
+from openfrp.terminal.track_picture import TrackPicture
 
 DECODERS = ["h264", "palette", "vp8", "jpeg", "rgb-zlib"]  # what this terminal draws, best first
 QUEUE_FRAMES = 8
@@ -87,6 +90,7 @@ class VideoReceiver:
         self._lock = threading.Lock()
         self._latest: VideoFrame | None = None
         self._generation = 0  # a new connection: numbering and decoder state start over
+        self._over_track = False  # the connection's picture is a video track (FRP8)
         self._behind = False  # the loop dropped a frame because the queue was full
         # worker state
         self._seen_generation = 0
@@ -95,6 +99,7 @@ class VideoReceiver:
             None  # what palette tiles draw on
         )
         self._rows = RowStore()  # rows palette frames drew lately (media/rows.py)
+        self._track: TrackPicture | None = None  # over FRP8: the track under the tiles
         self._last_number: int | None = None
         self._awaiting_key = True
         self._asked_at = -KEYFRAME_RETRY_S
@@ -116,7 +121,7 @@ class VideoReceiver:
             return None
         header, payload = parsed
         try:
-            self._queue.put_nowait(("wire", self._generation, header, payload))
+            self._queue.put_nowait(("wire", self._generation, self._over_track, header, payload))
         except queue.Full:
             with self._lock:
                 self._behind = True
@@ -124,10 +129,11 @@ class VideoReceiver:
             self._report("skipped", header.number)
         return header
 
-    def feed_track(self, frame: VideoFrame, codec: str | None) -> None:
-        """Queue a frame a WebRTC track delivered (already decoded by aiortc)."""
+    def feed_track(self, frame: VideoFrame, codec: str | None, rtp: int | None = None) -> None:
+        """Queue a frame a WebRTC track delivered (already decoded by aiortc), with its RTP
+        timestamp (None: not known)."""
         try:
-            self._queue.put_nowait(("track", frame, codec))
+            self._queue.put_nowait(("track", self._generation, frame, codec, rtp))
         except queue.Full:
             with self._lock:
                 self._dropped += 1
@@ -137,9 +143,11 @@ class VideoReceiver:
         with self._lock:
             self._bytes += count
 
-    def new_connection(self) -> None:
-        """The next wire frame comes from a new connection: it starts with a keyframe."""
+    def new_connection(self, over_track: bool = False) -> None:
+        """The next wire frame comes from a new connection: it starts with a keyframe.
+        `over_track`: its picture is a video track, with palette tiles over it (FRP8)."""
         self._generation += 1
+        self._over_track = over_track
 
     def drain(self, timeout: float) -> None:
         """Wait (bounded) until the queued frames are decoded; call from a worker thread."""
@@ -213,21 +221,49 @@ class VideoReceiver:
                 if item is None:
                     return
                 if item[0] == "track":
-                    self._keep(item[1], item[2], 0)
-                    with self._lock:
-                        self._track_frames += 1
+                    self._connection(item[1], True)
+                    self._track_frame(item[2], item[3], item[4])
                 else:
-                    self._decode_wire(item[1], item[2], item[3])
+                    self._connection(item[1], item[2])
+                    self._decode_wire(item[3], item[4])
             finally:
                 self._queue.task_done()
 
-    def _decode_wire(self, generation: int, header: FrameHeader, payload: bytes) -> None:
-        if generation != self._seen_generation:
-            self._seen_generation, self._last_number = generation, None
-            self._awaiting_key = True
-            self._decoders.clear()
-            self._canvas = None
-            self._rows.lose()
+    def _connection(self, generation: int, over_track: bool) -> None:
+        """Start over for a new connection's frames (the picture shown stays until replaced)."""
+        if generation == self._seen_generation:
+            return
+        self._seen_generation, self._last_number = generation, None
+        self._awaiting_key = True
+        self._decoders.clear()
+        self._canvas = None
+        self._rows.lose()
+        old, self._track = self._track, TrackPicture() if over_track else None
+        if old is not None and self._track is not None:
+            self._track.video = old.picture()  # until the new track's first frame
+
+    def _track_frame(self, frame: VideoFrame, codec: str | None, rtp: int | None) -> None:
+        """A frame of the video track, shown under the palette tiles once there are any."""
+        with self._lock:
+            self._track_frames += 1
+        track = self._track
+        if track is not None:
+            track.frame(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8), rtp)
+        if track is None or track.canvas is None:  # no tiles yet: the frame is the picture
+            self._keep(frame, codec, 0)
+        else:
+            self._keep_track(codec, 0, count=True)
+
+    def _keep_track(self, codec: str | None, nbytes: int, count: bool) -> None:
+        assert self._track is not None
+        picture = self._track.picture()
+        frame = None if picture is None else VideoFrame.from_ndarray(picture, format="rgb24")
+        self._keep(frame, codec, nbytes, count)
+
+    def _decode_wire(self, header: FrameHeader, payload: bytes) -> None:
+        if header.codec == CODEC_TRACK:  # no numbered frame: its number is an RTP timestamp
+            self._track_regions(header, payload)
+            return
         with self._lock:
             behind, self._behind = self._behind, False
         follows = self._last_number is None or header.number == (self._last_number + 1) % 2**32
@@ -240,6 +276,11 @@ class VideoReceiver:
                 self._skip(header.number, reason)
                 return
         try:
+            if header.codec == CODEC_PALETTE and self._track is not None:
+                self._track_palette(header, payload)
+                self._awaiting_key = False
+                self._report("shown", header.number)
+                return
             frame = self._decode(header, payload)
         except (av.FFmpegError, ValueError, zlib.error) as exc:
             self._decoders.pop(header.codec, None)
@@ -248,6 +289,26 @@ class VideoReceiver:
         self._awaiting_key = False
         self._keep(frame, CODEC_NAMES[header.codec], HEADER.size + len(payload))
         self._report("shown", header.number)
+
+    def _track_palette(self, header: FrameHeader, payload: bytes) -> None:
+        """Palette tiles over the track: the picture shows them at once; it counts at its
+        last frame, which is the track frame when one comes with them (FLAG_MORE)."""
+        assert self._track is not None
+        canvas = self._track.sized(header.width, header.height)
+        self._track.palette(decode_palette(payload, canvas, self._rows))
+        nbytes = HEADER.size + len(payload)
+        named = "palette" if self.codec is None else None  # until the track names its own
+        self._keep_track(named, nbytes, count=not header.flags & FLAG_MORE)
+
+    def _track_regions(self, header: FrameHeader, payload: bytes) -> None:
+        if self._track is None:
+            return
+        try:
+            regions = split_regions(payload)[0]
+        except ValueError:
+            return  # a cut frame: its tiles turn to video when a palette tile covers them
+        self._track.regions(header.number, list(regions), header.width, header.height)
+        self._keep_track(None, HEADER.size + len(payload), count=False)
 
     def _skip(self, number: int, reason: str) -> None:
         """Drop a frame that cannot be shown; ask for a keyframe (again after a while)."""
@@ -304,8 +365,12 @@ class VideoReceiver:
                 raise ValueError("tiles with no picture of their size to draw on")
         return self._canvas
 
-    def _keep(self, frame: VideoFrame | None, codec: str | None, nbytes: int) -> None:
-        """Count a frame's bytes; keep the picture it completes, if it completes one."""
+    def _keep(
+        self, frame: VideoFrame | None, codec: str | None, nbytes: int, count: bool = True
+    ) -> None:
+        """Count a frame's bytes; keep the picture it completes, if it completes one (`count`:
+        a picture of its own, not one the next frame completes). No `codec`: the one before
+        names it (over FRP8 the track does)."""
         with self._lock:
             self._bytes += nbytes
             if frame is None:
@@ -313,5 +378,5 @@ class VideoReceiver:
             if self._first_at is None:
                 self._first_at = time.monotonic()
             self._latest = frame
-            self.codec = codec
-            self._frames += 1
+            self.codec = codec or self.codec
+            self._frames += count
