@@ -11,7 +11,7 @@ from av.video.frame import VideoFrame
 from numpy.typing import NDArray
 
 from openfrp.media.track_tiles import TrackTiles, regions_frame
-from openfrp.terminal.track_picture import TrackPicture, at_or_after
+from openfrp.terminal.track_picture import TrackPicture, at_or_after, tiles
 from openfrp.terminal.video import VideoReceiver
 from tests.test_track_tiles import H, W, changes, photo, text
 
@@ -72,6 +72,20 @@ def test_timestamps_wrap_and_unknown_ones_show_every_tile_named() -> None:
     picture.regions(0x20, TILE0, 128, 64)
     picture.frame(flat(30), None)
     assert shown(picture) == (30, 30)
+
+
+def test_rectangles_past_the_picture_cost_only_its_tiles() -> None:
+    assert list(tiles([(0, 0, 65535, 65535), (60, 60, 9, 9)], 128, 64)) == [
+        (0, 0),
+        (0, 1),
+        (0, 0),
+        (0, 1),
+    ]
+    picture = TrackPicture()
+    drawn_tile(picture, 200)
+    picture.frame(flat(10), 5)
+    picture.regions(2, [(0, 0, 65535, 65535)] * 1000, 128, 64)
+    assert shown(picture) == (10, 10) and not picture.since
 
 
 def test_after_a_resize_the_tiles_wait_for_video_of_their_size() -> None:

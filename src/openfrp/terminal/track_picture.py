@@ -28,10 +28,12 @@ def at_or_after(rtp: int, since: int) -> bool:
     return (rtp - since) % 2**32 < 2**31
 
 
-def tiles(rects: Iterable[Rect]) -> Iterator[Tile]:
+def tiles(rects: Iterable[Rect], width: int, height: int) -> Iterator[Tile]:
+    """The tiles `rects` touch, within a picture of `width` x `height` (a rectangle past its
+    edge, from a peer's garbage, costs no more than the picture's own tiles)."""
     for x, y, w, h in rects:
-        for row in range(y // TILE, (y + h + TILE - 1) // TILE):
-            for column in range(x // TILE, (x + w + TILE - 1) // TILE):
+        for row in range(y // TILE, (min(y + h, height) + TILE - 1) // TILE):
+            for column in range(x // TILE, (min(x + w, width) + TILE - 1) // TILE):
                 yield row, column
 
 
@@ -61,7 +63,7 @@ class TrackPicture:
     def palette(self, rects: list[Rect]) -> None:
         """Palette tiles were drawn on the canvas (sized() first): they cover the video."""
         assert self.opaque is not None
-        for tile in tiles(rects):
+        for tile in tiles(rects, self.opaque.shape[1], self.opaque.shape[0]):
             self.since.pop(tile, None)
             self.shown.discard(tile)
         for x, y, w, h in rects:
@@ -70,7 +72,7 @@ class TrackPicture:
     def regions(self, rtp: int, rects: list[Rect], width: int, height: int) -> None:
         """The track frame of timestamp `rtp` brings `rects` on; it may be here already."""
         self.sized(width, height)
-        for tile in tiles(rects):
+        for tile in tiles(rects, width, height):
             if tile not in self.since and tile not in self.shown:
                 self.since[tile] = rtp
         if self.framed:
