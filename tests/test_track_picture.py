@@ -141,5 +141,9 @@ def test_the_terminal_shows_the_servers_split_text_exact_and_the_photo_from_its_
         stats = video.stats(whole=True)
         assert (stats.codec, stats.track_frames, stats.width, stats.height) == ("vp8", 2, W, H)
         assert [kind for kind, *_ in reports] == ["shown"] * len(reports)  # no keyframe asked
+        # A regions frame cut short: which tiles the video shows is lost, so every tile again.
+        video.feed(regions_frame(300, W, H, split.regions)[:-3])
+        settled(video)
+        assert reports[-1][:2] == ("keyframe", "track regions: H.264 tiles frame cut short")
     finally:
         video.close()

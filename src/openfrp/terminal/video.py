@@ -305,22 +305,27 @@ class VideoReceiver:
             return
         try:
             regions = split_regions(payload)[0]
-        except ValueError:
-            return  # a cut frame: its tiles turn to video when a palette tile covers them
+        except ValueError as exc:  # which tiles the video shows is lost: all of them again
+            self._ask_keyframe(f"track regions: {exc}")
+            return
         self._track.regions(header.number, list(regions), header.width, header.height)
         self._keep_track(None, HEADER.size + len(payload), count=False)
 
     def _skip(self, number: int, reason: str) -> None:
-        """Drop a frame that cannot be shown; ask for a keyframe (again after a while)."""
+        """Drop a frame that cannot be shown; ask for a keyframe."""
         with self._lock:
             self._dropped += 1
+        self._ask_keyframe(reason)
+        self._report("skipped", number)
+
+    def _ask_keyframe(self, reason: str) -> None:
+        """Ask for a keyframe (again after a while): every tile comes again."""
         now = time.monotonic()
         if not self._awaiting_key or now - self._asked_at >= KEYFRAME_RETRY_S:
             self._asked_at = now
             self._report("keyframe", reason)
         self._awaiting_key = True
         self._rows.lose()
-        self._report("skipped", number)
 
     def _decode(self, header: FrameHeader, payload: bytes) -> VideoFrame | None:
         if header.codec == CODEC_PALETTE:
