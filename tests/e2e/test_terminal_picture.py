@@ -101,6 +101,20 @@ def assert_shows(shot: np.ndarray[Any, Any], truth: np.ndarray[Any, Any]) -> Non
     assert (error > 48).mean() < 0.01, f"{(error > 48).mean():.2%} of pixels differ"
 
 
+def frp8_session(
+    e2e: E2E, coturn: Coturn, pad: dict[str, Any], extra: list[str]
+) -> tuple[ServerProcess, str, TerminalProcess]:
+    """An FRP8 server (FRP8_PAD with `pad`) on a real Xvfb, relay-only through `coturn`, and a
+    Python terminal (with `extra` arguments) connected to a session of its own."""
+    launchpad = {**FRP8_PAD, "display_ready_timeout": 10.0, **pad}
+    server = frp8_server(e2e, coturn, launchpad=launchpad, display="xvfb")
+    ticket = server.launch("bob", "rtc")
+    sid = ticket["session_id"]
+    terminal = e2e.terminal(ticket["connect_url"], extra=extra)
+    terminal.wait_line(rf"^connected to {sid} as c-", timeout=20)
+    return server, sid, terminal
+
+
 def close_and_check(
     terminal: TerminalProcess, server: ServerProcess, sid: str, tmp: Path
 ) -> tuple[np.ndarray[Any, Any], dict[str, Any]]:
@@ -149,13 +163,8 @@ def test_frp7_the_terminal_shows_and_saves_the_real_screen(e2e: E2E, tmp_path: P
 def test_frp8_the_display_arrives_as_a_video_track(
     e2e: E2E, coturn: Coturn, tmp_path: Path
 ) -> None:
-    pad = {**FRP8_PAD, "app_command": APP, "display_ready_timeout": 10.0}
-    server = frp8_server(e2e, coturn, launchpad=pad, display="xvfb")
-    ticket = server.launch("bob", "rtc")
-    sid = ticket["session_id"]
     extra = ["--screenshot", str(tmp_path / "end.png"), "--size", SIZE]
-    terminal = e2e.terminal(ticket["connect_url"], extra=extra)
-    terminal.wait_line(rf"^connected to {sid} as c-", timeout=20)
+    server, sid, terminal = frp8_session(e2e, coturn, {"app_command": APP}, extra)
     answered = server.log.wait_event(event="peer.answered", session_id=sid)
     assert answered["attrs"]["video_track"] == "vp8"  # aiortc offers VP8 first
     _, stats = close_and_check(terminal, server, sid, tmp_path)
@@ -170,13 +179,9 @@ def test_frp8_the_display_arrives_as_a_video_track(
 def test_frp8_a_killed_display_is_4011_and_the_resume_has_a_picture_again(
     e2e: E2E, coturn: Coturn, tmp_path: Path
 ) -> None:
-    pad = {**FRP8_PAD, "app_command": "sleep 600", "video_failure_limit": 3}
-    pad["display_ready_timeout"] = 10.0
-    server = frp8_server(e2e, coturn, launchpad=pad, display="xvfb")
-    ticket = server.launch("carol", "rtc")
-    sid = ticket["session_id"]
-    terminal = e2e.terminal(ticket["connect_url"], extra=["--screenshot", str(tmp_path / "a.png")])
-    terminal.wait_line(rf"^connected to {sid} as c-", timeout=20)
+    pad = {"app_command": "sleep 600", "video_failure_limit": 3}
+    extra = ["--screenshot", str(tmp_path / "a.png")]
+    server, sid, terminal = frp8_session(e2e, coturn, pad, extra)
     xvfb = server.log.wait_event(event="display.ready", session_id=sid)["attrs"]["pid"]
     os.kill(xvfb, signal.SIGKILL)  # the Xvfb this test's server started
     closed = server.log.wait_event(event="connection.closed", code=4011, session_id=sid)

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
+from tests.e2e.conftest import E2E
 from tests.e2e.harness import TerminalProcess
 from tests.e2e.test_browser_track_text import gradient, put
 from tests.e2e.test_sharp_text import still_screen
-from tests.e2e.test_terminal_picture import needs_x, read_png
+from tests.e2e.test_terminal_picture import frp8_session, needs_x, read_png
 from tests.support.coturn import TURNSERVER, Coturn
 
 APP = (
@@ -54,12 +54,7 @@ def shows(terminal: TerminalProcess, path: Path, test: Test, timeout: float = 10
 def test_text_is_exact_over_the_track_and_a_gradient_comes_as_video(
     e2e: E2E, coturn: Coturn, tmp_path: Path
 ) -> None:
-    pad = {**FRP8_PAD, "app_command": APP, "display_ready_timeout": 10.0}
-    server = frp8_server(e2e, coturn, launchpad=pad, display="xvfb")
-    ticket = server.launch("dora", "rtc")
-    sid = ticket["session_id"]
-    terminal = e2e.terminal(ticket["connect_url"], extra=["--size", "640x400"])
-    terminal.wait_line(rf"^connected to {sid} as c-", timeout=20)
+    server, sid, terminal = frp8_session(e2e, coturn, {"app_command": APP}, ["--size", "640x400"])
     truth = still_screen(server, sid)
     ys, xs = np.nonzero((truth == 255).all(axis=2))  # the xterm's white window
     ink = np.zeros(truth.shape[:2], np.bool_)

@@ -50,6 +50,12 @@ class TrackPicture:
         self.since: dict[Tile, int] = {}  # tiles turning to video, from this RTP timestamp
         self.shown: set[Tile] = set()  # tiles the video shows now
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """The picture's width and height (0, 0 before anything came)."""
+        shown = self.canvas if self.canvas is not None else self.video
+        return (shown.shape[1], shown.shape[0]) if shown is not None else (0, 0)
+
     def sized(self, width: int, height: int) -> NDArray[np.uint8]:
         """The canvas, clear (the video shows) and new when the picture's size changed."""
         if self.canvas is None or self.canvas.shape[:2] != (height, width):

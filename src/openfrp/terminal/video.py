@@ -3,7 +3,8 @@
 The loop only hands frames to a bounded queue; one worker thread decodes them (PyAV for H.264,
 VP8 and JPEG, zlib for raw RGB, media/palette.py for the palette tiles drawn over the picture)
 and keeps the latest picture, which is what a screenshot saves. Over FRP8 the picture is the
-video track with the channel's palette tiles over it (terminal/track_picture.py).
+video track with the channel's palette tiles over it (terminal/track_picture.py), put
+together only when a screenshot asks for it.
 A delta frame that cannot follow the one before it (a gap in the frame numbers, a frame
 dropped because the worker was behind, a decoder error) makes the worker skip to the next
 keyframe and ask the server for one, so the person never sees a smeared picture.
@@ -88,7 +89,7 @@ class VideoReceiver:
         self._report = report
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(QUEUE_FRAMES)
         self._lock = threading.Lock()
-        self._latest: VideoFrame | None = None
+        self._latest: VideoFrame | TrackPicture | None = None
         self._generation = 0  # a new connection: numbering and decoder state start over
         self._over_track = False  # the connection's picture is a video track (FRP8)
         self._behind = False  # the loop dropped a frame because the queue was full
@@ -100,6 +101,7 @@ class VideoReceiver:
         )
         self._rows = RowStore()  # rows palette frames drew lately (media/rows.py)
         self._track: TrackPicture | None = None  # over FRP8: the track under the tiles
+        self._track_lock = threading.Lock()  # the worker changes it while a screenshot reads
         self._last_number: int | None = None
         self._awaiting_key = True
         self._asked_at = -KEYFRAME_RETRY_S
@@ -164,10 +166,14 @@ class VideoReceiver:
     def picture(self) -> np.ndarray[Any, np.dtype[np.uint8]] | None:
         """The latest picture as (height, width, 3) RGB, or None before the first frame."""
         with self._lock:
-            frame = self._latest
-        if frame is None:
-            return None
-        return np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)
+            latest = self._latest
+        return None if latest is None else self._rgb(latest)
+
+    def _rgb(self, latest: VideoFrame | TrackPicture) -> np.ndarray[Any, np.dtype[np.uint8]] | None:
+        if isinstance(latest, TrackPicture):
+            with self._track_lock:
+                return latest.picture()
+        return np.asarray(latest.to_ndarray(format="rgb24"), np.uint8)
 
     def screenshot(self, path: str | Path) -> tuple[int, int] | None:
         """Write the latest picture as a PNG; its (width, height), or None with no picture
@@ -200,15 +206,15 @@ class VideoReceiver:
             else:
                 self._period = (now, self._frames, self._bytes, self._dropped, self._track_frames)
             elapsed = max(now - start, 1e-3)
-            latest = self._latest
+            width, height = _size(self._latest)
             return Stats(
                 fps=round((self._frames - frames) / elapsed, 2),
                 mbit_s=round((self._bytes - nbytes) * 8 / elapsed / 1e6, 3),
                 frames=self._frames - frames,
                 dropped=self._dropped - dropped,
                 codec=self.codec,
-                width=latest.width if latest is not None else 0,
-                height=latest.height if latest is not None else 0,
+                width=width,
+                height=height,
                 track_frames=self._track_frames - track,
             )
 
@@ -240,25 +246,21 @@ class VideoReceiver:
         self._rows.lose()
         old, self._track = self._track, TrackPicture() if over_track else None
         if old is not None and self._track is not None:
-            self._track.video = old.picture()  # until the new track's first frame
+            with self._track_lock:
+                self._track.video = old.picture()  # until the new track's first frame
 
     def _track_frame(self, frame: VideoFrame, codec: str | None, rtp: int | None) -> None:
-        """A frame of the video track, shown under the palette tiles once there are any."""
+        """A frame of the video track, shown under the palette tiles."""
         with self._lock:
             self._track_frames += 1
         track = self._track
-        if track is not None:
-            track.frame(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8), rtp)
-        if track is None or track.canvas is None:  # no tiles yet: the frame is the picture
+        if track is None:
             self._keep(frame, codec, 0)
-        else:
-            self._keep_track(codec, 0, count=True)
-
-    def _keep_track(self, codec: str | None, nbytes: int, count: bool) -> None:
-        assert self._track is not None
-        picture = self._track.picture()
-        frame = None if picture is None else VideoFrame.from_ndarray(picture, format="rgb24")
-        self._keep(frame, codec, nbytes, count)
+            return
+        rgb = np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)
+        with self._track_lock:
+            track.frame(rgb, rtp)
+        self._keep(track, codec, 0)
 
     def _decode_wire(self, header: FrameHeader, payload: bytes) -> None:
         if header.codec == CODEC_TRACK:  # no numbered frame: its number is an RTP timestamp
@@ -293,12 +295,14 @@ class VideoReceiver:
     def _track_palette(self, header: FrameHeader, payload: bytes) -> None:
         """Palette tiles over the track: the picture shows them at once; it counts at its
         last frame, which is the track frame when one comes with them (FLAG_MORE)."""
-        assert self._track is not None
-        canvas = self._track.sized(header.width, header.height)
-        self._track.palette(decode_palette(payload, canvas, self._rows))
-        nbytes = HEADER.size + len(payload)
+        track = self._track
+        assert track is not None
+        with self._track_lock:
+            track.palette(
+                decode_palette(payload, track.sized(header.width, header.height), self._rows)
+            )
         named = "palette" if self.codec is None else None  # until the track names its own
-        self._keep_track(named, nbytes, count=not header.flags & FLAG_MORE)
+        self._keep(track, named, HEADER.size + len(payload), count=not header.flags & FLAG_MORE)
 
     def _track_regions(self, header: FrameHeader, payload: bytes) -> None:
         if self._track is None:
@@ -308,8 +312,9 @@ class VideoReceiver:
         except ValueError as exc:  # which tiles the video shows is lost: all of them again
             self._ask_keyframe(f"track regions: {exc}")
             return
-        self._track.regions(header.number, list(regions), header.width, header.height)
-        self._keep_track(None, HEADER.size + len(payload), count=False)
+        with self._track_lock:
+            self._track.regions(header.number, list(regions), header.width, header.height)
+        self._keep(self._track, None, HEADER.size + len(payload), count=False)
 
     def _skip(self, number: int, reason: str) -> None:
         """Drop a frame that cannot be shown; ask for a keyframe."""
@@ -362,16 +367,21 @@ class VideoReceiver:
         if self._canvas is None or self._canvas.shape != size:
             with self._lock:
                 latest = self._latest
+            rgb = None if header.key or latest is None else self._rgb(latest)
             if header.key:
                 self._canvas = np.zeros(size, np.uint8)
-            elif latest is not None and (latest.height, latest.width) == size[:2]:
-                self._canvas = np.array(latest.to_ndarray(format="rgb24"), np.uint8)
+            elif rgb is not None and rgb.shape == size:
+                self._canvas = np.array(rgb)
             else:
                 raise ValueError("tiles with no picture of their size to draw on")
         return self._canvas
 
     def _keep(
-        self, frame: VideoFrame | None, codec: str | None, nbytes: int, count: bool = True
+        self,
+        frame: VideoFrame | TrackPicture | None,
+        codec: str | None,
+        nbytes: int,
+        count: bool = True,
     ) -> None:
         """Count a frame's bytes; keep the picture it completes, if it completes one (`count`:
         a picture of its own, not one the next frame completes). No `codec`: the one before
@@ -385,3 +395,10 @@ class VideoReceiver:
             self._latest = frame
             self.codec = codec or self.codec
             self._frames += count
+
+
+def _size(latest: VideoFrame | TrackPicture | None) -> tuple[int, int]:
+    """The picture's width and height (0, 0 without one)."""
+    if isinstance(latest, TrackPicture):
+        return latest.size
+    return (latest.width, latest.height) if latest is not None else (0, 0)
