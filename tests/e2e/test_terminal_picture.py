@@ -207,6 +207,58 @@ def test_frp8_a_killed_display_is_4011_and_the_resume_has_a_picture_again(
     assert final["attrs"]["track_frames"] >= 1 and final["attrs"]["codec"] == "vp8"
 
 
+def resized_by_command(
+    server: ServerProcess, sid: str, terminal: TerminalProcess, tmp: Path
+) -> dict[str, Any]:
+    """`size 800x480` mid-session: the display takes it and the picture shows it; a bad size
+    is said and sends nothing."""
+    terminal.send("size 80x")
+    terminal.wait_line(r"^size: '80x' is not a size WxH \(e\.g\. 1280x720\)$")
+    terminal.send("size 800x480")
+    resized = server.log.wait_event(event="display.resized", session_id=sid)
+    assert resized["attrs"]["asked"] == [800, 480]
+    assert resized["attrs"]["was"] == [640, 400]
+    deadline = time.monotonic() + 10
+    while True:  # the stream's next pictures have the new size
+        mark = terminal.mark()
+        terminal.send(f"screenshot {tmp / 'resized.png'}")
+        line = terminal.wait_line(
+            r"^screenshot (saved: \S+ \((\d+)x(\d+)\)|\S+: no picture yet)$", start=mark
+        )
+        if line.group(2) and (int(line.group(2)), int(line.group(3))) == (800, 480):
+            break
+        assert time.monotonic() < deadline, line.group(0)
+        time.sleep(0.3)
+    assert read_png(tmp / "resized.png").shape == (480, 800, 3)
+    assert grab(server, sid).shape == (480, 800, 3)
+    return resized
+
+
+@needs_x
+def test_the_size_command_resizes_the_display_over_frp7(e2e: E2E, tmp_path: Path) -> None:
+    server = e2e.server(
+        server={"display": "xvfb"}, launchpads={"x": {"app_command": APP, **SLOW_START}}
+    )
+    ticket = server.launch("erin", "x")
+    terminal = e2e.terminal(ticket["connect_url"], extra=["--size", SIZE])
+    terminal.wait_line(rf"^connected to {ticket['session_id']} as c-")
+    resized_by_command(server, ticket["session_id"], terminal, tmp_path)
+    terminal.send("close")
+    assert terminal.wait_exit(15) == 0
+
+
+@needs_x
+@pytest.mark.skipif(TURNSERVER is None, reason="needs coturn (Debian coturn)")
+def test_the_size_command_resizes_the_display_over_frp8(
+    e2e: E2E, coturn: Coturn, tmp_path: Path
+) -> None:
+    server, sid, terminal = frp8_session(e2e, coturn, {"app_command": APP}, ["--size", SIZE])
+    resized = resized_by_command(server, sid, terminal, tmp_path)
+    assert resized["frp"] == 8
+    terminal.send("close")
+    assert terminal.wait_exit(15) == 0
+
+
 @needs_x
 def test_a_script_piped_in_waits_for_the_connection_and_its_end_disconnects(
     e2e: E2E, tmp_path: Path

@@ -87,6 +87,16 @@ class SessionStream:
         while len(self._hellos) > _REMEMBERED:
             del self._hellos[next(iter(self._hellos))]
 
+    def _resized(self, cid: str, message: dict[str, Any]) -> None:
+        """A window resized: its hello's size is now this one, so a stream that starts after
+        it (the session still starting) takes the new size, not the one the hello asked."""
+        hello = self._hellos.get(cid)
+        if hello is not None:
+            scale = message.get("scale")
+            scale = float(scale) if isinstance(scale, int | float) and 0 < scale <= 8 else None
+            size = (message["width"], message["height"])
+            self._hellos[cid] = hello._replace(size=size, scale=scale or hello.scale)
+
     def hello_of(self, cid: str | None) -> Hello:
         return self._hellos.get(cid, Hello()) if cid is not None else Hello()
 
@@ -191,6 +201,8 @@ class SessionStream:
             track.heard_ack(message["frame"])
         elif track is not None and kind == "keyframe":
             track.heard_keyframe_ask()
+        elif kind == "resize" and not message.get("monitor"):
+            self._resized(cid, message)
         if streamer is None or kind not in ("frame_ack", "keyframe", "resize"):
             return False
         if kind == "frame_ack":

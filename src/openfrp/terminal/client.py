@@ -48,7 +48,7 @@ from openfrp.terminal.frp8 import PeerAttempt
 from openfrp.terminal.keyboard import USAGE, input_command
 from openfrp.terminal.keyboard import WORDS as INPUT_WORDS
 from openfrp.terminal.preflight import probe_ice_servers
-from openfrp.terminal.script import LEAVES, Commands
+from openfrp.terminal.script import LEAVES, Commands, parse_size
 from openfrp.terminal.video import DECODERS, VideoReceiver
 from openfrp.timing import Alarm, now_ms
 
@@ -204,12 +204,16 @@ class Terminal:
             self.post("leave", word)
         elif word == "screenshot" and rest.strip():
             await self._screenshot(rest.strip())
+        elif word == "size":
+            self._resize(rest)
         elif word in DESK_WORDS:
             await self.desk.command(word, rest)
         elif word in INPUT_WORDS:
             self._input(word, rest)
         else:
-            known = f"close, disconnect, screenshot FILE, wait SECONDS, {USAGE}, {DESK_USAGE}"
+            known = (
+                f"close, disconnect, screenshot FILE, size WxH, wait SECONDS, {USAGE}, {DESK_USAGE}"
+            )
             said = "commands:" if word == "help" else f"unknown command {line!r}; use:"
             self._print(f"{said} {known}")
 
@@ -323,6 +327,19 @@ class Terminal:
             return
         for event in events:
             self._send(input_message(event))
+
+    def _resize(self, rest: str) -> None:
+        """`size WxH`: this window's new size; the display follows, and a resume asks for it."""
+        try:
+            self.screen = parse_size(rest)
+        except ValueError as exc:
+            self._print(f"size: {exc}")
+            return
+        width, height = self.screen
+        if self.machine.state is not TerminalState.ESTABLISHED or self._sendq is None:
+            self._print(f"size: not connected; the next connection asks for {width}x{height}")
+            return
+        self._send({"type": "resize", "width": width, "height": height, "scale": 1})
 
     def _send(self, message: dict[str, Any]) -> None:
         if self._sendq is not None:

@@ -16,6 +16,7 @@ from openfrp.events import EventLog
 from openfrp.protocol.monitors import MAX_SECONDARIES
 from openfrp.protocol.terminal_connection import SessionTicket, show
 from openfrp.settings import SessionSettings, SettingsError, build
+from openfrp.terminal.script import parse_size
 
 
 def _ticket(
@@ -40,10 +41,10 @@ def _ticket(
 
 
 def _size(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition("x")
-    if not (sep and width.isdigit() and height.isdigit()) or not int(width) or not int(height):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a size WxH (e.g. 1280x720)")
-    return int(width), int(height)
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _cmd_connect(args: argparse.Namespace) -> int:

@@ -9,7 +9,8 @@ typed before that reach no window):
 
 When the input ends, the terminal disconnects once the commands before that are done, and the
 session stays open for a resume (`--no-stdin` keeps a terminal connected without reading
-any). `wait SECONDS` pauses the commands after it.
+any). `wait SECONDS` pauses the commands after it; `size WxH` asks for another screen size,
+as a browser window resized does.
 """
 
 from __future__ import annotations
@@ -77,3 +78,11 @@ class Commands:
             self._say(f"wait: expected seconds from 0 to {MAX_WAIT_S:.0f}, got {rest!r}")
             return
         await asyncio.sleep(seconds)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """WxH (e.g. 1280x720) as (width, height); ValueError naming what was given."""
+    width, sep, height = text.strip().lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit()) or not int(width) or not int(height):
+        raise ValueError(f"{text.strip()!r} is not a size WxH (e.g. 1280x720)")
+    return int(width), int(height)
