@@ -147,3 +147,21 @@ def test_the_terminal_shows_the_servers_split_text_exact_and_the_photo_from_its_
         assert reports[-1][:2] == ("keyframe", "track regions: H.264 tiles frame cut short")
     finally:
         video.close()
+
+
+def test_a_late_track_frame_after_a_fallback_to_frp7_leaves_frp7_frames_as_they_are() -> None:
+    video = VideoReceiver(lambda *item: None)
+    tiles = TrackTiles()
+    try:
+        video.new_connection(over_track=False)  # FRP7, after FRP8 fell back
+        video.feed_track(bgrx_frame(photo(text())), "vp8", 7)  # the old track's last frame
+        first = text()
+        for data in changes(tiles, first, True).frames:  # a key palette frame, then H.264
+            video.feed(data)
+        moved = np.roll(first, 12, axis=0)
+        for data in changes(tiles, moved, False).frames:
+            video.feed(data)
+        assert np.array_equal(settled(video), moved[:, :, 2::-1])
+        assert video.stats(whole=True).codec == "palette"  # drawn as FRP7 frames
+    finally:
+        video.close()

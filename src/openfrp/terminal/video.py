@@ -135,7 +135,7 @@ class VideoReceiver:
         """Queue a frame a WebRTC track delivered (already decoded by aiortc), with its RTP
         timestamp (None: not known)."""
         try:
-            self._queue.put_nowait(("track", self._generation, frame, codec, rtp))
+            self._queue.put_nowait(("track", self._generation, self._over_track, frame, codec, rtp))
         except queue.Full:
             with self._lock:
                 self._dropped += 1
@@ -226,11 +226,10 @@ class VideoReceiver:
             try:
                 if item is None:
                     return
+                self._connection(item[1], item[2])
                 if item[0] == "track":
-                    self._connection(item[1], True)
-                    self._track_frame(item[2], item[3], item[4])
+                    self._track_frame(item[3], item[4], item[5])
                 else:
-                    self._connection(item[1], item[2])
                     self._decode_wire(item[3], item[4])
             finally:
                 self._queue.task_done()
@@ -250,7 +249,8 @@ class VideoReceiver:
                 self._track.video = old.picture()  # until the new track's first frame
 
     def _track_frame(self, frame: VideoFrame, codec: str | None, rtp: int | None) -> None:
-        """A frame of the video track, shown under the palette tiles."""
+        """A frame of the video track, shown under the palette tiles (alone before the
+        connection opened, and if a late one comes after a fallback to FRP7)."""
         with self._lock:
             self._track_frames += 1
         track = self._track
