@@ -4,13 +4,16 @@ server's own split (media/track_tiles.py) into the terminal's decoder."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
+from aiortc import RTCPeerConnection
 from av.video.frame import VideoFrame
 from numpy.typing import NDArray
 
 from openfrp.media.track_tiles import TrackTiles, regions_frame
+from openfrp.rtc import rtp_timestamp
 from openfrp.terminal.track_picture import TrackPicture, at_or_after, tiles
 from openfrp.terminal.video import VideoReceiver
 from tests.test_track_tiles import H, W, changes, photo, text
@@ -165,3 +168,21 @@ def test_a_late_track_frame_after_a_fallback_to_frp7_leaves_frp7_frames_as_they_
         assert video.stats(whole=True).codec == "palette"  # drawn as FRP7 frames
     finally:
         video.close()
+
+
+def test_a_decoded_frames_rtp_timestamp_is_read_back_from_aiortcs_receiver() -> None:
+    """aiortc rebases each decoded frame's timestamp on the first it received; the receiver
+    keeps that origin (a private field: an aiortc that moves it fails here, not silently)."""
+
+    async def main() -> None:
+        pc = RTCPeerConnection()
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        try:
+            assert rtp_timestamp(receiver, 5) is None  # nothing received yet
+            mapper = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
+            pts = [mapper.map(t) for t in (0xFFFFFED8, 0xFFFFFFA0, 100)]  # wrapping
+            assert [rtp_timestamp(receiver, p) for p in pts] == [0xFFFFFED8, 0xFFFFFFA0, 100]
+        finally:
+            await pc.close()
+
+    asyncio.run(main())
