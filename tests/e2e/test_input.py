@@ -56,6 +56,22 @@ def pointer(x: int, y: int, buttons: int) -> dict[str, Any]:
     return {"type": "input", "kind": "pointer", "data": {"x": x, "y": y, "buttons": buttons}}
 
 
+def test_keys_typed_while_the_session_starts_reach_the_app_once_its_window_is_up(
+    e2e: E2E, xev: XevFile
+) -> None:
+    """Type-ahead: a script that types at once, before the display and the app's window exist,
+    loses nothing; the keys wait for the window and arrive in order."""
+    server = xev_server(e2e, xev.path, then="sleep 600")
+    ticket = server.launch("tess", "x")
+    terminal = e2e.terminal(ticket["connect_url"])
+    terminal.send("type typed ahead")  # run as soon as connected, with no `wait` before it
+    terminal.send("key Return")
+    xev.wait_text("typed ahead\n")
+    assert typed(xev.events()) == "typed ahead\n"
+    terminal.send("close")
+    assert terminal.wait_exit(15) == 0
+
+
 def test_python_terminal_types_keys_clicks_and_scrolls(e2e: E2E, xev: XevFile) -> None:
     server = xev_server(e2e, xev.path)
     ticket = server.launch("alice", "x")

@@ -4,7 +4,8 @@ The event loop only offers events (never blocks, never touches X); the queue is 
 flood is cut instead of growing without end. A cut or a release request also lets go of every
 held key and button, so a dropped key-up never leaves a key stuck. A barrier (a clipboard
 text offered to the session) holds the events after it until the text is the session's, so a
-paste key pastes it, not the text before.
+paste key pastes it, not the text before. Keys typed while the session starts are held, not
+lost: until `ready_by` the worker waits for the display, then for the app's first window.
 """
 
 from __future__ import annotations
@@ -19,24 +20,29 @@ from openfrp.desk.input import Injector
 from openfrp.protocol.input import InputEvent, ReleaseInput
 
 DEFAULT_LIMIT = 512
+DISPLAY_POLL = 0.05  # seconds between looks for the display while the session starts
 BARRIER_WAIT = 0.5  # seconds a barrier holds the events after it at most
 _RELEASE = ReleaseInput()
 
 
 class InputFeed:
     """`target()` gives an object that changes with the display (a replaced display gets a
-    new connection), the display's name and its cookie; `on_failure(error)` is called once, from the
-    worker thread, when injection fails, and the feed stops."""
+    new connection), the display's name and its cookie (None: no display, yet or at all);
+    `on_failure(error)` is called once, from the worker thread, when injection fails, and the
+    feed stops. Until monotonic time `ready_by` events wait for a display and keys for a
+    window."""
 
     def __init__(
         self,
         target: Callable[[], tuple[object, str, str] | None],
         on_failure: Callable[[str], None],
         limit: int = DEFAULT_LIMIT,
+        ready_by: float = 0.0,
     ) -> None:
         self._target = target
         self._on_failure = on_failure
         self.limit = limit
+        self.ready_by = ready_by
         self._items: deque[InputEvent | threading.Event] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -114,13 +120,20 @@ class InputFeed:
     def _inject(self, events: list[InputEvent]) -> None:
         """Apply `events` through an injector on the display as it is now (the worker's)."""
         target = self._target()
+        while events and target is None and time.monotonic() < self.ready_by:
+            with self._cond:
+                if self._closed:
+                    return
+            time.sleep(DISPLAY_POLL)
+            target = self._target()
         if not events or target is None:
             return
         if self._injector is None or target[0] is not self._display:
             if self._injector is not None:
                 with contextlib.suppress(Exception):
                     self._injector.close()
-            self._injector, self._display = Injector(target[1], target[2]), target[0]
+            injector = Injector(target[1], target[2], self.ready_by)
+            self._injector, self._display = injector, target[0]
         started = time.perf_counter()
         self._injector.run(events)
         self.busy_seconds += time.perf_counter() - started

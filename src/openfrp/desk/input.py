@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from typing import Any
 
 from Xlib import X
 
@@ -26,6 +27,7 @@ from openfrp.protocol.input import (
 BUTTONS = ((1, 1), (2, 2), (4, 3))  # mask bit -> X button: left, middle, right
 CAPS_LOCK = 0xFFE5
 REBIND_GRACE = 0.2  # seconds a recycled spare keycode rests after its last press
+WINDOW_POLL = 0.05  # seconds between looks for the app's first window
 _SHIFT, _MOD5 = X.ShiftMapIndex, X.Mod5MapIndex  # Mod5 holds ISO_Level3_Shift (AltGr)
 
 
@@ -41,8 +43,11 @@ class InjectionError(RuntimeError):
 class Injector:
     """One X connection that types, points and clicks on one display."""
 
-    def __init__(self, display_name: str, cookie: str = "") -> None:
+    def __init__(self, display_name: str, cookie: str = "", window_by: float = 0.0) -> None:
+        """`window_by`: until this monotonic time, keys before any pointer move wait for the
+        app's first window (type-ahead while the session starts)."""
         self._d = open_display(display_name, cookie)
+        self._window_by = window_by
         if not self._d.has_extension("XTEST"):
             self._d.close()
             raise InjectionError(f"display {display_name} has no XTEST extension")
@@ -157,17 +162,26 @@ class Injector:
 
     def _aim_keys(self) -> None:
         """Keys before any pointer move: with no window manager the keyboard follows the
-        pointer, so over the bare root they would reach nobody; put it on the top window."""
+        pointer, so over the bare root they would reach nobody; put it on the top window,
+        waiting (until `window_by`) for one while the app starts."""
         self._pointed = True
-        if self._root.query_pointer().child:
-            return
-        for window in reversed(self._root.query_tree().children):  # topmost first
-            attributes = window.get_attributes()
-            if attributes.map_state == X.IsViewable and attributes.win_class == X.InputOutput:
+        while not self._root.query_pointer().child:
+            window = self._top_window()
+            if window is not None:
                 box = window.get_geometry()
                 x, y = box.x + box.width // 2, box.y + box.height // 2
                 self._d.xtest_fake_input(X.MotionNotify, 0, root=self._root, x=x, y=y)
                 return
+            if time.monotonic() >= self._window_by:
+                return
+            time.sleep(WINDOW_POLL)
+
+    def _top_window(self) -> Any:
+        for window in reversed(self._root.query_tree().children):  # topmost first
+            attributes = window.get_attributes()
+            if attributes.map_state == X.IsViewable and attributes.win_class == X.InputOutput:
+                return window
+        return None
 
     def wheel(self, dx: int, dy: int) -> None:
         for steps, back, forth in ((dy, 4, 5), (dx, 6, 7)):

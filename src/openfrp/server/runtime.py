@@ -50,6 +50,10 @@ from openfrp.server.shipped import ShippedEvents
 from openfrp.server.stream import SessionStream
 from openfrp.timing import Alarm, now_ms
 
+# Seconds after a session begins to start during which what is typed waits for its display
+# and the app's first window instead of reaching nobody (type-ahead).
+TYPE_AHEAD_S = 10.0
+
 
 class SessionRuntime:
     def __init__(
@@ -87,6 +91,7 @@ class SessionRuntime:
         self.monitors = SessionMonitors(self.links, self._write, video_fps, self.stream.listen)
         self._input: InputFeed | None = None
         self._input_dropped = 0
+        self._type_ahead_until = 0.0  # monotonic; set when the session begins to start
         self._cursor: CursorWatch | None = None
         self._cursor_shape: dict[str, Any] | None = None
         self.ended = asyncio.Event()
@@ -275,6 +280,7 @@ class SessionRuntime:
     # -- session start, video, auxiliary work ----------------------------------------------
 
     async def _start(self) -> None:
+        self._type_ahead_until = time.monotonic() + TYPE_AHEAD_S
         settings = self.machine.settings
         env = {
             "OPENFRP_SESSION_ID": self.identity.session_id,
@@ -469,8 +475,10 @@ class SessionRuntime:
 
     def _input_feed(self) -> InputFeed | None:
         """The display's input worker, started on first use; None when there is nowhere to
-        type (a synthetic display, the session over)."""
-        if self._input_target() is None or self.ended.is_set():
+        type (a synthetic display, the session over). Until TYPE_AHEAD_S after the session
+        began to start, the worker holds what is typed for the display and the app's window."""
+        starting = time.monotonic() < self._type_ahead_until
+        if (self._input_target() is None and not starting) or self.ended.is_set():
             return None
         if self._input is None:
             loop = asyncio.get_running_loop()
@@ -481,7 +489,7 @@ class SessionRuntime:
                         self.post, "fault", CodeNumber.SERVER_AUX_ERROR, "input", error
                     )
 
-            self._input = InputFeed(self._input_target, failed)
+            self._input = InputFeed(self._input_target, failed, ready_by=self._type_ahead_until)
         return self._input
 
     def _log_dropped(self, cid: str, ended: bool) -> None:

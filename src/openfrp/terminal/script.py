@@ -1,11 +1,11 @@
 """The Python terminal's commands (typed, or piped in as a script), run one after another.
 
 A command waits for the one before it (a screenshot is saved before the next key goes), and
-commands read before the first connection wait for it, so a script piped in works (its
-first `wait` gives the app, which starts with the session, time to open its window; keys
-typed before that reach no window):
+commands read before the first connection wait for it, so a script piped in works (keys
+typed while the session starts wait on the server for the app's window; the `wait` before
+the screenshot gives the app time to answer):
 
-    printf 'wait 2\\ntype ls\\nkey Return\\nwait 1\\nscreenshot a.png\\n' | openfrp connect LINK
+    printf 'type ls\\nkey Return\\nwait 1\\nscreenshot a.png\\n' | openfrp connect LINK
 
 When the input ends, the terminal disconnects once the commands before that are done, and the
 session stays open for a resume (`--no-stdin` keeps a terminal connected without reading
