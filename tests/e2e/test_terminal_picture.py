@@ -210,8 +210,8 @@ def test_frp8_a_killed_display_is_4011_and_the_resume_has_a_picture_again(
 def resized_by_command(
     server: ServerProcess, sid: str, terminal: TerminalProcess, tmp: Path
 ) -> dict[str, Any]:
-    """`size 800x480` mid-session: the display takes it and the picture shows it; a bad size
-    is said and sends nothing."""
+    """`size 800x480` mid-session: the display takes it and the picture shows it (and `stats`
+    says so); a bad size is said and sends nothing."""
     terminal.send("size 80x")
     terminal.wait_line(r"^size: '80x' is not a size WxH \(e\.g\. 1280x720\)$")
     terminal.send("size 800x480")
@@ -231,6 +231,10 @@ def resized_by_command(
         time.sleep(0.3)
     assert read_png(tmp / "resized.png").shape == (480, 800, 3)
     assert grab(server, sid).shape == (480, 800, 3)
+    mark = terminal.mark()
+    terminal.send("stats")  # the stream so far, mid-session, as the end's summary says it
+    line = terminal.wait_line(r"^video: (\d+) frames shown, .* codec \w+, 800x480, ", start=mark)
+    assert int(line.group(1)) >= 1
     return resized
 
 

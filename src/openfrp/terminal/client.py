@@ -206,13 +206,16 @@ class Terminal:
             await self._screenshot(rest.strip())
         elif word == "size":
             self._resize(rest)
+        elif word == "stats" and not rest.strip():
+            await self._stats_now()
         elif word in DESK_WORDS:
             await self.desk.command(word, rest)
         elif word in INPUT_WORDS:
             self._input(word, rest)
         else:
             known = (
-                f"close, disconnect, screenshot FILE, size WxH, wait SECONDS, {USAGE}, {DESK_USAGE}"
+                f"close, disconnect, screenshot FILE, size WxH, stats, wait SECONDS, {USAGE}, "
+                f"{DESK_USAGE}"
             )
             said = "commands:" if word == "help" else f"unknown command {line!r}; use:"
             self._print(f"{said} {known}")
@@ -440,6 +443,18 @@ class Terminal:
     async def _video_summary(self) -> None:
         await asyncio.to_thread(self.video.drain, SCREENSHOT_WAIT)
         await self._write_stats(final=True)
+        self._print_stats()
+        if self.screenshot:
+            await self._screenshot(self.screenshot)
+
+    async def _stats_now(self) -> None:
+        """`stats`: the stream so far, as the summary at the end says it."""
+        ws = self._ws
+        if isinstance(ws, PeerAttempt):
+            self.video.add_wire_bytes(await ws.video_bytes())
+        self._print_stats()
+
+    def _print_stats(self) -> None:
         stats = self.video.stats(whole=True)
         rtt = f", rtt {self.rtt_ms:g} ms" if self.rtt_ms is not None else ""
         self._print(
@@ -447,8 +462,6 @@ class Terminal:
             f"codec {stats.codec or 'none'}, {stats.width}x{stats.height}, "
             f"{stats.dropped} dropped{rtt}"
         )
-        if self.screenshot:
-            await self._screenshot(self.screenshot)
 
     # -- output and events -----------------------------------------------------------------
 
