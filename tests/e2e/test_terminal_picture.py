@@ -209,15 +209,12 @@ def test_frp8_a_killed_display_is_4011_and_the_resume_has_a_picture_again(
 
 def resized_by_command(
     server: ServerProcess, sid: str, terminal: TerminalProcess, tmp: Path
-) -> dict[str, Any]:
-    """`size 800x480` mid-session: the display takes it and the picture shows it (and `stats`
-    says so); a bad size is said and sends nothing."""
+) -> None:
+    """`size 800x480`: the display takes it and the picture shows it (and `stats` says so); a
+    bad size is said and sends nothing."""
     terminal.send("size 80x")
     terminal.wait_line(r"^size: '80x' is not a size WxH \(e\.g\. 1280x720\)$")
     terminal.send("size 800x480")
-    resized = server.log.wait_event(event="display.resized", session_id=sid)
-    assert resized["attrs"]["asked"] == [800, 480]
-    assert resized["attrs"]["was"] == [640, 400]
     deadline = time.monotonic() + 10
     while True:  # the stream's next pictures have the new size
         mark = terminal.mark()
@@ -235,7 +232,6 @@ def resized_by_command(
     terminal.send("stats")  # the stream so far, mid-session, as the end's summary says it
     line = terminal.wait_line(r"^video: (\d+) frames shown, .* codec \w+, 800x480, ", start=mark)
     assert int(line.group(1)) >= 1
-    return resized
 
 
 @needs_x
@@ -246,6 +242,8 @@ def test_the_size_command_resizes_the_display_over_frp7(e2e: E2E, tmp_path: Path
     ticket = server.launch("erin", "x")
     terminal = e2e.terminal(ticket["connect_url"], extra=["--size", SIZE])
     terminal.wait_line(rf"^connected to {ticket['session_id']} as c-")
+    # At once, while the session may still be starting (before its display, or before its
+    # stream): the display ends up at the size asked last, not the hello's.
     resized_by_command(server, ticket["session_id"], terminal, tmp_path)
     terminal.send("close")
     assert terminal.wait_exit(15) == 0
@@ -257,8 +255,11 @@ def test_the_size_command_resizes_the_display_over_frp8(
     e2e: E2E, coturn: Coturn, tmp_path: Path
 ) -> None:
     server, sid, terminal = frp8_session(e2e, coturn, {"app_command": APP}, ["--size", SIZE])
-    resized = resized_by_command(server, sid, terminal, tmp_path)
-    assert resized["frp"] == 8
+    server.log.wait_event(event="session.started", session_id=sid)  # mid-session
+    resized_by_command(server, sid, terminal, tmp_path)
+    resized = server.log.wait_event(event="display.resized", session_id=sid)
+    assert (resized["frp"], resized["attrs"]["was"]) == (8, [640, 400])
+    assert resized["attrs"]["asked"] == [800, 480]
     terminal.send("close")
     assert terminal.wait_exit(15) == 0
 
