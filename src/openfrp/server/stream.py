@@ -34,6 +34,13 @@ class DamageListener(Protocol):
     def damage_live(self, live: bool) -> None: ...
 
 
+def _scale(value: object) -> float | None:
+    """A window's device pixel ratio as a terminal says it, or None when it is no ratio."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 8:
+        return None
+    return float(value)
+
+
 def fit(width: int, height: int, settings: SessionSettings) -> tuple[int, int]:
     from openfrp.server.host import fit_size
 
@@ -77,10 +84,7 @@ class SessionStream:
         screen = hello.get("screen") or {}
         width, height = screen.get("width"), screen.get("height")
         size = (width, height) if isinstance(width, int) and isinstance(height, int) else None
-        scale = screen.get("scale")
-        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 8:
-            scale = None
-        self._hellos[cid] = Hello(names, size, None if scale is None else float(scale))
+        self._hellos[cid] = Hello(names, size, _scale(screen.get("scale")))
         track = self._track_of(cid)
         if track is not None:
             track.heard_hello(names or [])
@@ -92,10 +96,9 @@ class SessionStream:
         it (the session still starting) takes the new size, not the one the hello asked."""
         hello = self._hellos.get(cid)
         if hello is not None:
-            scale = message.get("scale")
-            scale = float(scale) if isinstance(scale, int | float) and 0 < scale <= 8 else None
             size = (message["width"], message["height"])
-            self._hellos[cid] = hello._replace(size=size, scale=scale or hello.scale)
+            scale = _scale(message.get("scale")) or hello.scale
+            self._hellos[cid] = hello._replace(size=size, scale=scale)
 
     def hello_of(self, cid: str | None) -> Hello:
         return self._hellos.get(cid, Hello()) if cid is not None else Hello()

@@ -431,9 +431,7 @@ class Terminal:
 
     async def _write_stats(self, final: bool) -> None:
         """A `stats` event: what the person got over the period (the whole stream at the end)."""
-        ws = self._ws
-        if isinstance(ws, PeerAttempt):
-            self.video.add_wire_bytes(await ws.video_bytes())
+        await self._count_track_bytes()
         stats = self.video.stats(whole=final)
         attrs = {**stats.attrs(), "rtt_ms": self.rtt_ms, "final": final}
         self._write_event(Log("stats", attrs=attrs))
@@ -449,10 +447,14 @@ class Terminal:
 
     async def _stats_now(self) -> None:
         """`stats`: the stream so far, as the summary at the end says it."""
+        await self._count_track_bytes()
+        self._print_stats()
+
+    async def _count_track_bytes(self) -> None:
+        """Over FRP8 the track's bytes come decoded: count them from the sender's reports."""
         ws = self._ws
         if isinstance(ws, PeerAttempt):
             self.video.add_wire_bytes(await ws.video_bytes())
-        self._print_stats()
 
     def _print_stats(self) -> None:
         stats = self.video.stats(whole=True)
