@@ -41,6 +41,19 @@ PLACED = """() => { const r = document.getElementById("track").getBoundingClient
   return [r.x, r.y, r.width, r.height]; }"""
 ALPHA = """([x, y]) => document.getElementById("screen").getContext("2d")
   .getImageData(x, y, 1, 1).data[3]"""
+# The RTP timestamp of each track frame the page presents, in window.__shownRtp.
+SHOWN_RTP = """() => { const video = document.getElementById("track");
+  const seen = (now, meta) => { window.__shownRtp = meta.rtpTimestamp;
+    video.requestVideoFrameCallback(seen); };
+  video.requestVideoFrameCallback(seen); }"""
+# A codec 6 frame naming the newest frame presented, the tile at (x, y) its region, as it
+# comes from the channel when it arrives after that frame.
+LATE_REGIONS = """([x, y, width, height]) => {
+  const payload = new Uint8Array(10), view = new DataView(payload.buffer);
+  view.setUint16(0, 1); view.setUint16(2, x); view.setUint16(4, y);
+  view.setUint16(6, 64); view.setUint16(8, 64);
+  window.openfrpVideo.trackRegions(
+    { codec: "track", number: window.__shownRtp, width, height }, payload); }"""
 
 
 def put(server: ServerProcess, sid: str, x: int, y: int, rgb: NDArray[np.uint8]) -> None:
@@ -183,4 +196,25 @@ def test_a_still_screen_of_text_costs_next_to_nothing(
     time.sleep(4.0)
     after = browser.page.evaluate(BYTES)[0]
     assert (after - before) * 8 / 4.0 < 20_000  # bits a second: repeats and receiver reports
+    closed(browser)
+
+
+@needs_x
+def test_a_region_named_after_its_track_frame_was_shown_turns_to_video_at_once(
+    e2e: E2E, coturn: Coturn, browser: Browser
+) -> None:
+    server, sid = session(e2e, coturn, browser, LISTING)
+    truth = still_screen(server, sid)
+    browser.wait("v.track !== undefined && v.track.frames >= 1 && v.video.palette >= 1")
+    browser.page.evaluate(SHOWN_RTP)
+    settles(browser, lambda shot: np.array_equal(shot[TEXT], truth[TEXT]))
+    browser.page.wait_for_function("() => window.__shownRtp !== undefined", timeout=5000)
+    # No frame is presented any more: only the frame already shown can bring the tile on.
+    browser.page.evaluate("() => document.getElementById('track').pause()")
+    time.sleep(0.3)
+    x, y = 64, 64
+    assert browser.page.evaluate(ALPHA, [x + 8, y + 8]) == 255  # text, as a palette tile
+    browser.page.evaluate(LATE_REGIONS, [x, y, truth.shape[1], truth.shape[0]])
+    browser.page.wait_for_function(f"() => ({ALPHA})([{x + 8}, {y + 8}]) === 0", timeout=3000)
+    assert browser.page.evaluate(ALPHA, [x + 64 + 8, y + 8]) == 255  # the tile beside stays
     closed(browser)

@@ -87,6 +87,7 @@ class VideoStream {
     this.track = null;  // FRP8 with palette tiles: the TrackTiles the video track shows
     this.pacer = new Pacer();  // the pictures drawn on the canvas, one per animation frame
     this.trackDue = null;  // the track's newest frame presented, waiting for its tiles
+    this.trackShown = null;  // the track's newest frame presented {width, height, rtp}
     this.placed = "";  // where the <video> was put last, in CSS pixels
     this.last = null;  // the picture's size {width, height} once drawn, null before
     this.sentScreen = null;
@@ -125,6 +126,7 @@ class VideoStream {
     this.closeDecoder();
     this.loseRows();
     this.track = null;
+    this.trackShown = null;
     this.pacer.clear();
     this.view.starts = [...this.view.starts.slice(-9), null];
   }
@@ -401,7 +403,12 @@ class VideoStream {
     }
     const generation = this.generation;
     this.chain = this.chain.then(() => {
-      if (generation === this.generation) this.track.video(h.number, regions, h);
+      if (generation !== this.generation) return;
+      this.track.video(h.number, regions, h);
+      // Named after their frame was shown (the first frames' come so): the video shows them
+      // already, so they turn to video now, not at the next frame, which a still screen
+      // sends only as a repeat.
+      this.showDue(this.trackShown);
     });
   }
 
@@ -412,16 +419,22 @@ class VideoStream {
     if (this.track === null) return;
     const waiting = this.trackDue !== null;
     this.trackDue = { width, height, rtp };
+    this.trackShown = this.trackDue;
     if (waiting) return;
     this.chain = this.chain.then(() => {
       const due = this.trackDue;
       this.trackDue = null;
-      const track = this.track;
-      if (due === null || track === null || due.width !== track.width
-          || due.height !== track.height) return;  // a frame of the size before a resize
-      const regions = track.due(due.rtp);
-      if (regions.length) this.uncover(due.width, due.height, regions);
+      this.showDue(due);
     });
+  }
+
+  // Clear the tiles that track frame `frame` {width, height, rtp}, presented, brings on.
+  showDue(frame) {
+    const track = this.track;
+    if (frame === null || track === null || frame.width !== track.width
+        || frame.height !== track.height) return;  // a frame of the size before a resize
+    const regions = track.due(frame.rtp);
+    if (regions.length) this.uncover(frame.width, frame.height, regions);
   }
 
   uncover(width, height, regions) {
