@@ -257,3 +257,18 @@ def test_a_stack_does_not_reach_over_a_picture_beside_short_lines() -> None:
     rects = rects_of(payload)
     assert not any(x < 384 and x + w > 256 and y < 320 and y + h > 192 for x, y, w, h in rects)
     assert len(rects) < int(changed_tiles(first, second).sum())
+
+
+def test_a_row_drawn_into_a_wider_line_is_extended_and_an_empty_one_refused() -> None:
+    store = RowStore()
+    colours = np.array([[1, 2, 3], [40, 50, 60]], np.uint8)
+    store.remember(np.array([0, 1, 1, 0], np.uint8), colours)
+    store.remember(np.zeros(0, np.uint8), colours)  # a rectangle of no width drew it
+    line = np.zeros((6, 3), np.uint8)
+    store.draw(0, line)
+    assert line.tolist() == [[1, 2, 3], [40, 50, 60], [40, 50, 60], *[[1, 2, 3]] * 3]
+    store.draw(0, line[:2])
+    assert line[:2].tolist() == [[1, 2, 3], [40, 50, 60]]
+    with pytest.raises(ValueError, match="row 1, which is empty"):
+        store.draw(1, line)
+    store.draw(1, line[:0])  # nothing to draw, nothing to extend
