@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from openfrp import cli
-from openfrp.analysis import aggregates, ingest, quantiles, rollups, sessions, summary
+from openfrp.analysis import aggregates, ingest, native, quantiles, rollups, sessions, summary
 from openfrp.analysis import state as state_mod
 
 from .conftest import ev
@@ -79,6 +79,46 @@ def test_a_grown_log_folder_gives_the_full_runs_answer(
     third = sessions.analyze(grown, state_dir=state)
     assert third.added_only
     _same(third, full)
+
+
+@pytest.mark.parametrize("fold", [True, False], ids=["native-fold", "sql-reader"])
+def test_lines_written_while_a_log_is_read_are_read_by_the_next_run(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fold: bool
+) -> None:
+    """A live server's log grows while --state reads it: the lines written during the read
+    are read by the next run, whether the fold or DuckDB's reader read it (recording the size
+    after the read lost them), both in a first run and for a file new in an added run."""
+    monkeypatch.setattr(native, "FOLD_FROM", 0 if fold else 1 << 62)
+    lines = fleet.read_text(encoding="utf-8").splitlines(keepends=True)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log, late = logs / "server.jsonl", logs / "late.jsonl"
+    cut = len(lines) * 6 // 10
+    log.write_text("".join(lines[:cut]), encoding="utf-8")
+    pending: list[tuple[Path, str]] = [(log, "".join(lines[cut : cut + 300]))]
+    read = sessions.merge_split  # runs once the reader has read the files
+
+    def written_meanwhile(con: duckdb.DuckDBPyConnection) -> None:
+        read(con)
+        while pending:
+            path, more = pending.pop()
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(more)
+
+    monkeypatch.setattr(sessions, "merge_split", written_meanwhile)
+    state = str(tmp_path / "state")
+    sessions.analyze([str(log)], state_dir=state)
+    grown = sessions.analyze([str(log)], state_dir=state)
+    _same(grown, sessions.analyze([str(log)]))
+    # A file that is new to the state is read whole in an added run, and grows meanwhile.
+    late.write_text("".join(lines[cut + 300 : cut + 600]), encoding="utf-8")
+    pending.append((late, "".join(lines[cut + 600 :])))
+    both = [str(log), str(late)]
+    added = sessions.analyze(both, state_dir=state)
+    assert added.added_only
+    again = sessions.analyze(both, state_dir=state)
+    assert again.added_only == fold  # what DuckDB's reader took is not known: read anew
+    _same(again, sessions.analyze(both))
 
 
 def test_a_rewritten_file_starts_over(tmp_path: Path, fleet: Path) -> None:

@@ -13,7 +13,8 @@
  * fold(paths, states, n_running, matched_events, matched_codes, code_low, code_bits, takeover,
  *      threads)
  *   -> None when a file cannot be folded here (unreadable, a line over MAX_LINE)
- *    | (columns: dict[str, list | bytes], texts: list[str], passed: list[bytes])
+ *    | (columns: dict[str, list | bytes], texts: list[str], passed: list[bytes],
+ *       read: list[(bytes, lines, ends with a newline)] of each file as far as it was folded)
  * Each thread's groups come out as they are: a session both threads saw is two rows (of the
  * same keys), which the caller merges as it merges a session whose rows disagree on a person.
  */
@@ -135,6 +136,7 @@ typedef struct {
     const Config *config;
     const char *begin, *end;
     Table *table;
+    size_t newlines; /* in [begin, end): the file's lines, for --state to number later ones */
 } Job;
 
 static int grow(void **buf, size_t *cap, size_t need, size_t item) {
@@ -374,6 +376,7 @@ static void *run(void *arg) {
         }
         const char *nl = memchr(p, '\n', (size_t)(job->end - p));
         const char *end = nl ? nl : job->end;
+        job->newlines += nl != NULL;
         if (end - p > MAX_LINE) {
             t->failed = 1;
             break;
@@ -404,8 +407,11 @@ static void free_table(Table *t) {
     memset(t, 0, sizeof *t);
 }
 
-/* Fold one file on `n` threads into tables[0..n); its passed-back lines into *passed. */
-static int fold_file(const char *path, const Config *c, Table *tables, int n, PyObject **passed) {
+/* Fold one file on `n` threads into tables[0..n); its passed-back lines into *passed and
+ * what was read of it (a file may grow meanwhile) into *read: (bytes, lines, whether they end
+ * with a newline). */
+static int fold_file(const char *path, const Config *c, Table *tables, int n, PyObject **passed,
+                     PyObject **read) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     struct stat st;
@@ -434,7 +440,7 @@ static int fold_file(const char *path, const Config *c, Table *tables, int n, Py
             const char *nl = memchr(end, '\n', (size_t)(data + size - end));
             end = nl ? nl + 1 : data + size;
         }
-        jobs[i] = (Job){c, at, end, &tables[i]};
+        jobs[i] = (Job){c, at, end, &tables[i], 0};
         tables[i].out_len = 0;
         at = end;
     }
@@ -444,15 +450,23 @@ static int fold_file(const char *path, const Config *c, Table *tables, int n, Py
         if (pthread_create(&threads[started], NULL, run, &jobs[started])) break;
     for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
     Py_END_ALLOW_THREADS;
+    int whole = size == 0 || data[size - 1] == '\n';
     if (size) munmap((void *)data, size);
-    size_t total = 0;
+    size_t total = 0, lines = whole ? 0 : 1;
     for (int i = 0; i < n; i++) {
         failed |= tables[i].failed;
         total += tables[i].out_len;
+        lines += jobs[i].newlines;
     }
     if (started < n || failed) return -1;
+    *read = Py_BuildValue("(nnO)", (Py_ssize_t)size, (Py_ssize_t)lines,
+                          whole ? Py_True : Py_False);
+    if (!*read) return -1;
     *passed = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
-    if (!*passed) return -1;
+    if (!*passed) {
+        Py_CLEAR(*read);
+        return -1;
+    }
     char *out = PyBytes_AS_STRING(*passed);
     for (int i = 0; i < n; i++) {
         memcpy(out, tables[i].out, tables[i].out_len);
@@ -707,8 +721,8 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     c->matched_codes = calloc(n_codes + 1, sizeof(int64_t));
     c->code_bits = calloc(n_bits + 1, sizeof(uint64_t));
     Table *tables = calloc((size_t)threads, sizeof(Table));
-    PyObject *passed = PyList_New(0), *result = NULL;
-    if (!c->matched_codes || !c->code_bits || !tables || !passed) goto done;
+    PyObject *passed = PyList_New(0), *extents = PyList_New(0), *result = NULL;
+    if (!c->matched_codes || !c->code_bits || !tables || !passed || !extents) goto done;
     if (configure(c, states, matched_events)) goto done;
     c->n_matched_codes = (int)n_codes;
     for (Py_ssize_t i = 0; i < n_codes; i++)
@@ -721,22 +735,23 @@ static PyObject *fold(PyObject *self, PyObject *args) {
     if (PyErr_Occurred()) goto done;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(paths); i++) {
         const char *path = PyUnicode_AsUTF8(PyList_GET_ITEM(paths, i));
-        PyObject *lines = NULL;
+        PyObject *lines = NULL, *read = NULL;
         if (!path) goto done;
-        if (fold_file(path, c, tables, threads, &lines)) {
+        if (fold_file(path, c, tables, threads, &lines, &read)) {
             if (PyErr_Occurred()) goto done;
             Py_INCREF(Py_None);
             result = Py_None;
             goto done;
         }
-        int bad = PyList_Append(passed, lines);
+        int bad = PyList_Append(passed, lines) || PyList_Append(extents, read);
         Py_DECREF(lines);
+        Py_DECREF(read);
         if (bad) goto done;
     }
     PyObject *columns = columns_of(tables, threads);
     if (columns) {
-        result = Py_BuildValue("(OOO)", PyTuple_GET_ITEM(columns, 0),
-                               PyTuple_GET_ITEM(columns, 1), passed);
+        result = Py_BuildValue("(OOOO)", PyTuple_GET_ITEM(columns, 0),
+                               PyTuple_GET_ITEM(columns, 1), passed, extents);
         Py_DECREF(columns);
     }
 done:
@@ -747,6 +762,7 @@ done:
     free(c->code_bits);
     free(c);
     Py_XDECREF(passed);
+    Py_XDECREF(extents);
     return result;
 }
 

@@ -45,6 +45,16 @@ class LogFile:
 
 
 @dataclass(frozen=True)
+class Extent:
+    """What a read took of a file, which may grow meanwhile: its first `size` bytes, their
+    `lines` (None: not counted) and whether they end with a newline."""
+
+    size: int
+    lines: int | None = None
+    whole: bool = True
+
+
+@dataclass(frozen=True)
 class BadLine:
     path: str
     line: int

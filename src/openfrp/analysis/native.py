@@ -46,13 +46,14 @@ class Folded:
     """The fold's tables (column name: numpy array): `groups`, a row per session and person,
     numbered by `gid`; `rare`, the rare events (by gid); `matched`, the events the rules read
     (by gid). `texts` are the texts that text columns index; `passed`, each file's lines
-    passed back."""
+    passed back; `read`, what was folded of each file."""
 
     groups: dict[str, Any]
     rare: dict[str, Any]
     matched: dict[str, Any]
     texts: list[str]
     passed: list[bytes]
+    read: dict[str, ingest.Extent]
 
 
 def _matched() -> tuple[tuple[str, ...], tuple[int, ...]] | None:
@@ -100,7 +101,11 @@ def fold(logs: list[ingest.LogFile]) -> Folded | None:
     )
     if found is None:
         return None
-    columns, texts, passed = found
+    columns, texts, passed, extents = found
+    read = {
+        log.path: ingest.Extent(size, lines, whole)
+        for log, (size, lines, whole) in zip(logs, extents, strict=True)
+    }
     ids = np.array(columns.pop("session_id"), dtype=object)
     tables: dict[str, dict[str, Any]] = {
         "": {"session_id": ids, "gid": np.arange(len(ids), dtype=np.int64)},
@@ -112,7 +117,7 @@ def fold(logs: list[ingest.LogFile]) -> Folded | None:
         tables[name.split("_")[0] if name.startswith(("rare_", "match_")) else ""][name] = (
             np.frombuffer(data, dtype=kind)
         )
-    return Folded(tables[""], tables["rare"], tables["match"], texts, passed)
+    return Folded(tables[""], tables["rare"], tables["match"], texts, passed, read)
 
 
 def _typed(columns: list[tuple[str, str]]) -> str:
@@ -182,15 +187,16 @@ def _files_of(lines: list[bytes]) -> Iterator[list[str]]:
 
 def aggregate(
     con: duckdb.DuckDBPyConnection, logs: list[ingest.LogFile], run: Callable[[str], None]
-) -> bool:
+) -> dict[str, ingest.Extent] | None:
     """Temp table `agg` of `logs`, as aggregates.aggregate_sql makes it but for sessions in
     several rows (see the module's docstring), through the fold and `run`, which runs the SQL
     reader's statement on the lines passed back and on the files the fold does not read
-    (gzip, Parquet). False, with nothing made, when the fold cannot read any."""
+    (gzip, Parquet); returns what was folded of each file. None, with nothing made, when the
+    fold cannot read any."""
     folded = [log for log in logs if log.plain]
     found = fold(folded) if usable(folded) else None
     if found is None:
-        return False
+        return None
     with _files_of(found.passed) as paths:
         read = [ingest.LogFile(path, "jsonl") for path in paths]
         events = ingest.events_sql(con, read + [log for log in logs if not log.plain], False)
@@ -210,4 +216,4 @@ def aggregate(
     con.execute("DROP TABLE passed")
     con.execute("DROP TABLE IF EXISTS agg")
     con.execute("ALTER TABLE folded RENAME TO agg")
-    return True
+    return found.read

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -192,6 +193,7 @@ class Analysis:
     added_only: bool = False  # --state: only what was added since the last run was read
     held: state.State | None = None  # the state file, still attached: `sessions` reads it
     rollups: rollups.Rollups | None = None  # the summary's rollups of `sessions`, once made
+    extents: dict[str, ingest.Extent] = field(default_factory=dict)  # what was read of each
 
     def release(self, keep_sessions: bool = True) -> None:
         """Let a held state file go (another analysis may then attach it), first copying the
@@ -299,7 +301,9 @@ def analyze(
             return analysis
         analysis = _analyze_all(con, logs, progress, began, with_agg=True)
         analysis.rollups = rollups.build(con, "sessions")
-        counts = state.Counts(analysis.events, analysis.bad_by_file, analysis.bad_lines)
+        counts = state.Counts(
+            analysis.events, analysis.bad_by_file, analysis.bad_lines, analysis.extents
+        )
         kept.save_all(analysis.files, counts, analysis.rollups)
         con.execute("DROP TABLE agg")
         con.execute("ALTER TABLE sessions DROP COLUMN agg")
@@ -327,13 +331,15 @@ def _add_parts(
     bad_by_file = {path: seen.bad for path, seen in kept.seen().items() if seen.bad}
     rank = {log.path: i for i, log in enumerate(logs)}
     kept_places = sorted((rank[b.path], b.line) for b in bad)
+    extents: dict[str, ingest.Extent] = {}
     if not parts:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE agg AS SELECT session_id, agg.* FROM st.sessions LIMIT 0"
         )
     else:
         read = [ingest.LogFile(p.read_from, p.log.kind) for p in parts]
-        _aggregate(con, read, progress)
+        took = _aggregate(con, read, progress)
+        extents = {p.log.path: took[p.read_from] for p in parts if p.read_from in took}
         per_file = con.execute(
             "SELECT b.file, count(*), count(*) FILTER (b.fatal) "
             "FROM (SELECT unnest(bad) AS b FROM agg) GROUP BY 1"
@@ -381,7 +387,7 @@ def _add_parts(
         con.execute(f"DROP TABLE {table}")
     bad.sort(key=lambda b: (rank.get(b.path, len(rank)), b.line))
     ordered = {log.path: bad_by_file[log.path] for log in logs if log.path in bad_by_file}
-    return state.Counts(events, ordered, bad[:BAD_LINES_LISTED])
+    return state.Counts(events, ordered, bad[:BAD_LINES_LISTED], extents)
 
 
 def _analyze_all(
@@ -404,7 +410,7 @@ def _analyze_all(
     bad_files: dict[str, str] = {}
     try:
         try:
-            _aggregate(con, logs, progress)
+            extents = _aggregate(con, logs, progress)
         except duckdb.InterruptException:
             raise KeyboardInterrupt from None
         except duckdb.Error as exc:
@@ -416,7 +422,7 @@ def _analyze_all(
             if not logs:
                 reasons = "; ".join(f"{path}: {why}" for path, why in bad_files.items())
                 raise ingest.InputError(f"no readable input ({reasons})") from None
-            _aggregate(con, logs, progress)
+            extents = _aggregate(con, logs, progress)
         fatal = "SELECT count(*) FROM (SELECT unnest(bad) AS b FROM agg) WHERE b.fatal"
         events = int(_scalar(con, f"SELECT coalesce(sum(rows), 0) - ({fatal}) FROM agg"))
         per_file = con.execute(
@@ -435,7 +441,8 @@ def _analyze_all(
             bad = numbered.result()
     finally:
         con.execute(f"SET SESSION preserve_insertion_order = {ordered}")
-    return _finish(con, logs, state.Counts(events, bad_by_file, bad), bad_files, began)
+    counts = state.Counts(events, bad_by_file, bad, extents)
+    return _finish(con, logs, counts, bad_files, began)
 
 
 def _finish(
@@ -454,6 +461,7 @@ def _finish(
         bad_lines=counts.bad_lines,
         seconds=time.perf_counter() - began,
         bad_files=bad_files,
+        extents=counts.extents,
     )
 
 
@@ -469,11 +477,19 @@ def _aggregate(
     con: duckdb.DuckDBPyConnection,
     logs: list[ingest.LogFile],
     progress: Callable[[float], None] | None,
-) -> None:
+) -> dict[str, ingest.Extent]:
     """Phase 1: aggregate straight from the parallel scan, without line numbers (numbering
     JSONL lines needs a window that runs on one thread); bad rows are only counted. The native
-    fold reads plain JSONL where it is built and the files are large enough (native.py)."""
-    if not native.aggregate(con, logs, lambda sql: _run(con, sql, progress)):
+    fold reads plain JSONL where it is built and the files are large enough (native.py).
+
+    Returns what was read of each file, which --state records: what the fold read, exactly;
+    of a file read by DuckDB, its size when that was the same before and after the read. A log
+    still being written grows meanwhile, and what the reader took of it is not known: it is
+    left out (recording its size afterwards lost the lines added during the read)."""
+    before = {log.path: _size(log.path) for log in logs}
+    read = native.aggregate(con, logs, lambda sql: _run(con, sql, progress))
+    if read is None:
+        read = {}
         events_sql = ingest.events_sql(con, logs, numbered=False)
         _run(
             con,
@@ -481,6 +497,17 @@ def _aggregate(
             progress,
         )
     merge_split(con)
+    for path, size in before.items():
+        if path not in read and size is not None and _size(path) == size:
+            read[path] = ingest.Extent(size)
+    return read
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
 
 
 def merge_split(con: duckdb.DuckDBPyConnection) -> None:

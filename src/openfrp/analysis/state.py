@@ -23,7 +23,7 @@ import shutil
 import sys
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,11 +57,13 @@ class Seen:
 
 @dataclass(frozen=True)
 class Counts:
-    """What a run counted: its events, bad lines per file and the bad lines to list."""
+    """What a run counted: its events, bad lines per file and the bad lines to list; and what
+    it read of each file it read whole (sessions._aggregate)."""
 
     events: int
     bad_by_file: dict[str, int]
     bad_lines: list[ingest.BadLine]
+    extents: dict[str, ingest.Extent] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,14 @@ def _same_start(path: str, head: str) -> bool:
     return length >= 0 and head_digest(path, length) == head
 
 
-def count_lines(path: str) -> tuple[int, bool]:
-    """The file's lines (the writer writes no blank lines), and whether it ends with a newline
-    (a last line without one may still be being written)."""
-    lines, last = 0, b"\n"
+def count_lines(path: str, size: int) -> tuple[int, bool]:
+    """The lines of the file's first `size` bytes (the writer writes no blank lines), and
+    whether they end with a newline (a last line without one may still be being written)."""
+    lines, last, left = 0, b"\n", size
     with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
+        while left and (chunk := handle.read(min(CHUNK, left))):
             lines += chunk.count(b"\n")
-            last = chunk[-1:]
+            last, left = chunk[-1:], left - len(chunk)
     return lines + (0 if last == b"\n" else 1), last == b"\n"
 
 
@@ -311,8 +313,9 @@ class State:
         counts: Counts,
     ) -> None:
         """Record the counts, the bad lines listed, the version and what each input looks
-        like: as `known` (kept, or a tail as far as it was read) or, for a file read whole,
-        now."""
+        like: as `known` (kept, or a tail as far as it was read) or, for a file read whole, as
+        far as it was read (counts.extents). A file that changed while it was read is recorded
+        as partial, so the next run reads everything again."""
         con = self.con
         rows: list[tuple[object, ...]] = []
         for log in logs:
@@ -321,11 +324,16 @@ class State:
             if old is not None:
                 rows.append((log.path, old.size, old.head, old.lines, bad))
                 continue
-            size = Path(log.path).stat().st_size
+            read = counts.extents.get(log.path)
+            if read is None:
+                rows.append((log.path, 0, "partial", 0, bad))
+                continue
             # Only plain JSONL grows by appending; other files are read whole when they change.
-            lines, whole = count_lines(log.path) if log.plain else (0, True)
+            lines, whole = (0, True) if not log.plain else (read.lines, read.whole)
+            if lines is None:
+                lines, whole = count_lines(log.path, read.size)
             head = head_digest(log.path) if whole else "partial"
-            rows.append((log.path, size, head, lines, bad))
+            rows.append((log.path, read.size, head, lines, bad))
         con.execute(f"CREATE OR REPLACE TABLE {FILES}")
         _insert(con, "st.files", rows)
         con.execute("DELETE FROM st.bad_lines")
