@@ -364,6 +364,8 @@ static void *run(void *arg) {
     Job *job = arg;
     Table *t = job->table;
     const char *p = job->begin, *window = job->begin;
+    size_t newlines = 0; /* kept here: counted in the Job, beside the other threads' Jobs, the
+                            cache line they share went back and forth at every line (+0.4 s) */
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     const char *next = job->end - window > WINDOW ? window + WINDOW : job->end;
     populate(window, next, page);
@@ -376,7 +378,7 @@ static void *run(void *arg) {
         }
         const char *nl = memchr(p, '\n', (size_t)(job->end - p));
         const char *end = nl ? nl : job->end;
-        job->newlines += nl != NULL;
+        newlines += nl != NULL;
         if (end - p > MAX_LINE) {
             t->failed = 1;
             break;
@@ -394,6 +396,7 @@ static void *run(void *arg) {
         p = nl ? nl + 1 : job->end;
     }
     release(window, job->end, page);
+    job->newlines = newlines;
     return NULL;
 }
 
