@@ -134,14 +134,22 @@ def settles(browser: Browser, test: Any, timeout: float = 8.0) -> NDArray[np.uin
         time.sleep(0.2)
 
 
+def listing_shown(
+    e2e: E2E, coturn: Coturn, browser: Browser
+) -> tuple[ServerProcess, str, NDArray[np.uint8], NDArray[np.uint8]]:
+    """The listing's session once the page shows its text exactly: the server, the session,
+    the display's pixels and the page's screenshot."""
+    server, sid = session(e2e, coturn, browser, LISTING)
+    truth = still_screen(server, sid)
+    browser.wait("v.track !== undefined && v.track.frames >= 1 && v.video.palette >= 1")
+    return server, sid, truth, settles(browser, lambda s: np.array_equal(s[TEXT], truth[TEXT]))
+
+
 @needs_x
 def test_text_beside_the_track_is_exact_and_a_region_turns_to_video_and_back(
     e2e: E2E, coturn: Coturn, browser: Browser
 ) -> None:
-    server, sid = session(e2e, coturn, browser, LISTING)
-    truth = still_screen(server, sid)
-    browser.wait("v.track !== undefined && v.track.frames >= 1 && v.video.palette >= 1")
-    text = settles(browser, lambda shot: np.array_equal(shot[TEXT], truth[TEXT]))
+    server, sid, truth, text = listing_shown(e2e, coturn, browser)
     assert np.array_equal(text[PAGE], truth[PAGE])  # all of it came as palette tiles
     # A gradient beside the text goes as video: shown, near enough, where it is drawn.
     x, y, w, h = OVER
@@ -203,11 +211,8 @@ def test_a_still_screen_of_text_costs_next_to_nothing(
 def test_a_region_named_after_its_track_frame_was_shown_turns_to_video_at_once(
     e2e: E2E, coturn: Coturn, browser: Browser
 ) -> None:
-    server, sid = session(e2e, coturn, browser, LISTING)
-    truth = still_screen(server, sid)
-    browser.wait("v.track !== undefined && v.track.frames >= 1 && v.video.palette >= 1")
-    browser.page.evaluate(SHOWN_RTP)
-    settles(browser, lambda shot: np.array_equal(shot[TEXT], truth[TEXT]))
+    *_, truth, _ = listing_shown(e2e, coturn, browser)
+    browser.page.evaluate(SHOWN_RTP)  # a still screen's track presents its repeats
     browser.page.wait_for_function("() => window.__shownRtp !== undefined", timeout=5000)
     # No frame is presented any more: only the frame already shown can bring the tile on.
     browser.page.evaluate("() => document.getElementById('track').pause()")
