@@ -108,6 +108,31 @@ def test_after_a_resize_the_tiles_wait_for_video_of_their_size() -> None:
     assert shown(picture) == (220, 60) and not picture.since
 
 
+def test_a_decoded_frame_turns_to_rgb_only_when_the_picture_is_asked_for() -> None:
+    converted: list[str] = []
+
+    class Decoded:
+        width, height = 128, 64
+
+        def __init__(self, value: int) -> None:
+            self.value = value
+
+        def to_ndarray(self, channel_last: bool = True, **kwargs: Any) -> NDArray[np.uint8]:
+            converted.append(kwargs["format"])
+            return flat(self.value)
+
+    picture = TrackPicture()
+    drawn_tile(picture, 200)
+    picture.regions(7, TILE0, 128, 64)
+    for value, rtp in ((10, 5), (20, 6), (30, 7)):
+        picture.frame(Decoded(value), rtp)
+    assert converted == [] and picture.size == (128, 64)
+    assert shown(picture) == (30, 30)  # the tile turned to video with the frame of rtp 7
+    assert shown(picture) == (30, 30) and converted == ["rgb24"]  # once, the newest frame
+    picture.frame(flat(40), 8)
+    assert shown(picture) == (40, 40) and converted == ["rgb24"]
+
+
 def bgrx_frame(pixels: NDArray[np.uint8]) -> VideoFrame:
     return VideoFrame.from_ndarray(np.ascontiguousarray(pixels[:, :, 2::-1]), format="rgb24")
 

@@ -13,6 +13,7 @@ tile named so far.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +22,18 @@ from openfrp.media.changes import TILE
 
 Rect = tuple[int, ...]  # x, y, width, height
 Tile = tuple[int, int]  # row, column
+
+
+class Decoded(Protocol):
+    """A decoded track frame (PyAV's VideoFrame): turned to RGB only when a picture is asked
+    for. Converting every 720p frame cost the terminal a twentieth of a core; the picture is
+    seldom asked for (screenshots)."""
+
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    def to_ndarray(self, channel_last: bool = ..., **kwargs: Any) -> Any: ...
 
 
 def at_or_after(rtp: int, since: int) -> bool:
@@ -43,7 +56,9 @@ class TrackPicture:
     def __init__(self) -> None:
         self.canvas: NDArray[np.uint8] | None = None  # what palette tiles drew
         self.opaque: NDArray[np.bool_] | None = None  # where the canvas shows, not the video
-        self.video: NDArray[np.uint8] | None = None  # the newest track frame, RGB
+        self._video: NDArray[np.uint8] | None = None  # the newest track frame, RGB
+        self._decoded: Decoded | None = None  # or that frame still to be turned to RGB
+        self._video_shape: tuple[int, ...] | None = None
         self.rtp: int | None = None  # its RTP timestamp (None: not known)
         self.framed = False  # a track frame came: `rtp` is its timestamp
         self.resized_last = False  # the canvas took its size after the newest track frame
@@ -51,10 +66,23 @@ class TrackPicture:
         self.shown: set[Tile] = set()  # tiles the video shows now
 
     @property
+    def video(self) -> NDArray[np.uint8] | None:
+        """The newest track frame as RGB."""
+        if self._decoded is not None:
+            self._video = np.asarray(self._decoded.to_ndarray(format="rgb24"), np.uint8)
+            self._decoded = None
+        return self._video
+
+    @video.setter
+    def video(self, rgb: NDArray[np.uint8] | None) -> None:
+        self._video, self._decoded = rgb, None
+        self._video_shape = None if rgb is None else rgb.shape
+
+    @property
     def size(self) -> tuple[int, int]:
         """The picture's width and height (0, 0 before anything came)."""
-        shown = self.canvas if self.canvas is not None else self.video
-        return (shown.shape[1], shown.shape[0]) if shown is not None else (0, 0)
+        shape = self.canvas.shape if self.canvas is not None else self._video_shape
+        return (shape[1], shape[0]) if shape is not None else (0, 0)
 
     def sized(self, width: int, height: int) -> NDArray[np.uint8]:
         """The canvas, clear (the video shows) and new when the picture's size changed."""
@@ -84,16 +112,18 @@ class TrackPicture:
         if self.framed:
             self._uncover(self.rtp)
 
-    def frame(self, rgb: NDArray[np.uint8], rtp: int | None) -> None:
-        self.video, self.rtp, self.framed, self.resized_last = rgb, rtp, True, False
+    def frame(self, video: NDArray[np.uint8] | Decoded, rtp: int | None) -> None:
+        """The newest track frame, RGB or decoded, and its RTP timestamp."""
+        if isinstance(video, np.ndarray):
+            self.video = video
+        else:
+            self._video, self._decoded = None, video
+            self._video_shape = (video.height, video.width, 3)
+        self.rtp, self.framed, self.resized_last = rtp, True, False
         self._uncover(rtp)
 
     def _fits(self) -> bool:
-        return (
-            self.video is not None
-            and self.canvas is not None
-            and self.video.shape == self.canvas.shape
-        )
+        return self.canvas is not None and self._video_shape == self.canvas.shape
 
     def _uncover(self, rtp: int | None) -> None:
         """Clear from the canvas the tiles the track frame of timestamp `rtp` shows."""
@@ -110,12 +140,13 @@ class TrackPicture:
         size; the video alone while the canvas has a size the screen no longer has)."""
         if self.canvas is None or self.opaque is None:
             return self.video
+        video = self.video
         if self._fits():
-            assert self.video is not None
-            out = self.video.copy()
-        elif self.resized_last or self.video is None:
+            assert video is not None
+            out = video.copy()
+        elif self.resized_last or video is None:
             out = np.zeros_like(self.canvas)
         else:
-            return self.video
+            return video
         np.copyto(out, self.canvas, where=self.opaque[..., None])
         return out

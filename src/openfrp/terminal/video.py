@@ -257,9 +257,8 @@ class VideoReceiver:
         if track is None:
             self._keep(frame, codec, 0)
             return
-        rgb = np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)
         with self._track_lock:
-            track.frame(rgb, rtp)
+            track.frame(frame, rtp)
         self._keep(track, codec, 0)
 
     def _decode_wire(self, header: FrameHeader, payload: bytes) -> None:
