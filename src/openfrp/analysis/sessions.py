@@ -193,7 +193,7 @@ class Analysis:
     added_only: bool = False  # --state: only what was added since the last run was read
     held: state.State | None = None  # the state file, still attached: `sessions` reads it
     rollups: rollups.Rollups | None = None  # the summary's rollups of `sessions`, once made
-    extents: dict[str, ingest.Extent] = field(default_factory=dict)  # what was read of each
+    extents: dict[str, ingest.Extent] = field(default_factory=dict)  # what each read took
 
     def release(self, keep_sessions: bool = True) -> None:
         """Let a held state file go (another analysis may then attach it), first copying the
@@ -339,7 +339,9 @@ def _add_parts(
     else:
         read = [ingest.LogFile(p.read_from, p.log.kind) for p in parts]
         took = _aggregate(con, read, progress)
-        extents = {p.log.path: took[p.read_from] for p in parts if p.read_from in took}
+        # a tail's record says how far its file was read (state.Part.record)
+        whole = [p for p in parts if p.read is None and p.read_from in took]
+        extents = {p.log.path: took[p.read_from] for p in whole}
         per_file = con.execute(
             "SELECT b.file, count(*), count(*) FILTER (b.fatal) "
             "FROM (SELECT unnest(bad) AS b FROM agg) GROUP BY 1"
