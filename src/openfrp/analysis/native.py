@@ -72,12 +72,13 @@ def _matched() -> tuple[tuple[str, ...], tuple[int, ...]] | None:
     return tuple(sorted(events)), tuple(sorted(found))
 
 
-def usable(logs: list[ingest.LogFile]) -> bool:
-    """Whether the fold can read `logs`, plain files all, and is worth it."""
+def usable(logs: list[ingest.LogFile], exact: bool = False) -> bool:
+    """Whether the fold can read `logs`, plain files all, and is worth it; with `exact`, of
+    any size: what it read of each file is known (a file may grow while it is read)."""
     if _fold is None or not logs or not all(log.plain for log in logs) or _matched() is None:
         return False
     try:
-        return sum(os.stat(log.path).st_size for log in logs) >= FOLD_FROM
+        return exact or sum(os.stat(log.path).st_size for log in logs) >= FOLD_FROM
     except OSError:  # gone since it was named: the SQL reader says so
         return False
 
@@ -186,15 +187,18 @@ def _files_of(lines: list[bytes]) -> Iterator[list[str]]:
 
 
 def aggregate(
-    con: duckdb.DuckDBPyConnection, logs: list[ingest.LogFile], run: Callable[[str], None]
+    con: duckdb.DuckDBPyConnection,
+    logs: list[ingest.LogFile],
+    run: Callable[[str], None],
+    exact: bool = False,
 ) -> dict[str, ingest.Extent] | None:
     """Temp table `agg` of `logs`, as aggregates.aggregate_sql makes it but for sessions in
     several rows (see the module's docstring), through the fold and `run`, which runs the SQL
     reader's statement on the lines passed back and on the files the fold does not read
     (gzip, Parquet); returns what was folded of each file. None, with nothing made, when the
-    fold cannot read any."""
+    fold cannot read any (`exact`: see usable())."""
     folded = [log for log in logs if log.plain]
-    found = fold(folded) if usable(folded) else None
+    found = fold(folded) if usable(folded, exact) else None
     if found is None:
         return None
     with _files_of(found.passed) as paths:

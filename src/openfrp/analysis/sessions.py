@@ -400,7 +400,8 @@ def _analyze_all(
     with_agg: bool = False,
 ) -> Analysis:
     """Read every log: the aggregates, the sessions (`with_agg`: with their aggregates, as
-    --state keeps them), the first bad lines.
+    --state keeps them, and plain files through the fold whatever their size, which says how
+    much of each it read), the first bad lines.
 
     The bad lines are numbered on a cursor of their own while the sessions are derived: the
     numbering runs on one thread and would leave the other core idle (0.18 s at 10 M events).
@@ -412,7 +413,7 @@ def _analyze_all(
     bad_files: dict[str, str] = {}
     try:
         try:
-            extents = _aggregate(con, logs, progress)
+            extents = _aggregate(con, logs, progress, exact=with_agg)
         except duckdb.InterruptException:
             raise KeyboardInterrupt from None
         except duckdb.Error as exc:
@@ -424,7 +425,7 @@ def _analyze_all(
             if not logs:
                 reasons = "; ".join(f"{path}: {why}" for path, why in bad_files.items())
                 raise ingest.InputError(f"no readable input ({reasons})") from None
-            extents = _aggregate(con, logs, progress)
+            extents = _aggregate(con, logs, progress, exact=with_agg)
         fatal = "SELECT count(*) FROM (SELECT unnest(bad) AS b FROM agg) WHERE b.fatal"
         events = int(_scalar(con, f"SELECT coalesce(sum(rows), 0) - ({fatal}) FROM agg"))
         per_file = con.execute(
@@ -479,17 +480,19 @@ def _aggregate(
     con: duckdb.DuckDBPyConnection,
     logs: list[ingest.LogFile],
     progress: Callable[[float], None] | None,
+    exact: bool = False,
 ) -> dict[str, ingest.Extent]:
     """Phase 1: aggregate straight from the parallel scan, without line numbers (numbering
     JSONL lines needs a window that runs on one thread); bad rows are only counted. The native
     fold reads plain JSONL where it is built and the files are large enough (native.py).
 
-    Returns what was read of each file, which --state records: what the fold read, exactly;
-    of a file read by DuckDB, its size when that was the same before and after the read. A log
-    still being written grows meanwhile, and what the reader took of it is not known: it is
-    left out (recording its size afterwards lost the lines added during the read)."""
+    Returns what was read of each file, which --state records (`exact`: the fold reads plain
+    files of any size): what the fold read, exactly; of a file read by DuckDB, its size when
+    that was the same before and after the read. A log still being written grows meanwhile,
+    and what DuckDB's reader took of it is not known: it is left out (recording its size
+    afterwards lost the lines added during the read)."""
     before = {log.path: _size(log.path) for log in logs}
-    read = native.aggregate(con, logs, lambda sql: _run(con, sql, progress))
+    read = native.aggregate(con, logs, lambda sql: _run(con, sql, progress), exact)
     if read is None:
         read = {}
         events_sql = ingest.events_sql(con, logs, numbered=False)

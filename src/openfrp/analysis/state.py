@@ -7,12 +7,13 @@ delete and insert of a touched session instead of one in each of two tables), an
 rollups (rollups.py). Lines that belong to no session count in the counts alone.
 A later run reads only what changed: the bytes appended to a plain JSONL file since last time
 (copied to a scratch file, in memory when small, read by the same reader) and files that are
-new. Their aggregates are merged with the kept ones, the sessions are derived from the merge
-exactly as a full run derives them, the rollups trade the touched sessions' old rows for their
-new ones and the counts add the new parts' to the kept ones, so the answer is the same. Anything
-else (a file that shrank, was rewritten, was removed, a changed .gz or Parquet file, a last
-line still being written, another analyzer version or state layout) starts over with a full
-read.
+new (a plain one copied from its start the same way: a file may grow while it is read, and
+only a copy says how much was read). Their aggregates are merged with the kept ones, the
+sessions are derived from the merge exactly as a full run derives them, the rollups trade the
+touched sessions' old rows for their new ones and the counts add the new parts' to the kept
+ones, so the answer is the same. Anything else (a file that shrank, was rewritten, was
+removed, a changed .gz or Parquet file, a last line still being written, another analyzer
+version or state layout) starts over with a full read.
 """
 
 from __future__ import annotations
@@ -222,24 +223,33 @@ class State:
         self._drop_tails()
         for log in logs:
             old = seen.get(log.path)
-            if old is None:
+            size = Path(log.path).stat().st_size
+            if old is None and log.plain and size <= TAIL_IN_MEMORY:
+                # A new file is read as a tail from its start: what was read of it is known
+                # if it grows meanwhile.
+                parts.append(self._tail(len(parts), log, Seen(log.path, 0, "", 0), size))
+                continue
+            if old is None:  # too large for memory, or not plain: read where it is
                 parts.append(Part(log, log.path, 0))
                 continue
-            size = Path(log.path).stat().st_size
             if not _same_start(log.path, old.head):
                 return None  # rewritten, or its last line was still being written
             if size == old.size:
                 continue
             if not log.plain or size < old.size:
                 return None
-            tail = self._scratch(len(parts), size - old.size)
-            copied, whole, lines = _copy_tail(log.path, old.size, tail)
-            # A last line without its newline may still be being written: no usable record
-            # of the file, so the next run reads it again from the start.
-            head = head_digest(log.path) if whole else "partial"
-            read = Seen(log.path, old.size + copied, head, old.lines, old.bad)
-            parts.append(Part(log, tail, old.lines, read, lines))
+            parts.append(self._tail(len(parts), log, old, size))
         return parts
+
+    def _tail(self, index: int, log: ingest.LogFile, old: Seen, size: int) -> Part:
+        """The part of `log` after what `old` read of it, copied (the `index`th tail)."""
+        tail = self._scratch(index, size - old.size)
+        copied, whole, lines = _copy_tail(log.path, old.size, tail)
+        # A last line without its newline may still be being written: no usable record of
+        # the file, so the next run reads it again from the start.
+        head = head_digest(log.path) if whole else "partial"
+        read = Seen(log.path, old.size + copied, head, old.lines, old.bad)
+        return Part(log, tail, old.lines, read, lines)
 
     def _scratch(self, index: int, size: int) -> str:
         """Where to copy the `index`th tail, of `size` bytes (more if the file grows meanwhile)."""
