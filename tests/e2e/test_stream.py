@@ -221,8 +221,10 @@ def test_a_slow_link_lowers_the_bitrate_and_keeps_the_desktop_usable(e2e: E2E) -
     coming, each decodable, the server lowers its bitrate target, and nothing ends."""
     # 40 new lines a second. At the quality floor a screen of new text is 50-110 KB of H.264
     # (the more under load), 1.6-3.5 s of a 250 kbit/s link: there frames keep coming, but
-    # slowly (at least 2 in 7 s). At 1 Mbit/s at least 3 a second (7.5-8.4 measured; at 80
-    # lines a second 1 Mbit/s fell below 3 fps in 1 run of 6: the link, not the stream).
+    # slowly (at least 2 in 7 s). At 1 Mbit/s at least 2 a second (7.5-8.4 measured; at 80
+    # lines a second 1 Mbit/s fell below 3 fps in 1 run of 6: the link, not the stream; and
+    # 2.55 in a clean-clone run on a loaded machine, whose frames were 45-60 KB every other
+    # one: 1 Mbit/s carries two or three of those a second). A stalled stream gives none.
     scroll = "while :; do ls -la /usr/lib/x86_64-linux-gnu | shuf -n 4; sleep 0.1; done"
     app = f"{XTERM} -geometry 160x45+0+0 -e sh -c '{scroll}'"
     server = e2e.server(
@@ -240,7 +242,7 @@ def test_a_slow_link_lowers_the_bitrate_and_keeps_the_desktop_usable(e2e: E2E) -
     first = Stream()
     first.read(raw, 3)  # the keyframe, the rate control finds the path
     decoder = first.decoder
-    for kbit_s, seconds, min_frames in ((1000, 5, 15), (250, 7, 2)):
+    for kbit_s, seconds, min_frames in ((1000, 5, 10), (250, 7, 2)):
         assert proxy.control(f"rate {kbit_s}") == "ok"
         Stream(decoder=decoder).read(raw, 2)  # what was on its way at the old rate
         steady = Stream(decoder=decoder)
