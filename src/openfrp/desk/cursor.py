@@ -1,8 +1,9 @@
 """The session's cursor shape (XFIXES), sent to the terminal whenever it changes.
 
 The terminal draws the cursor itself at the local pointer, so moving the mouse feels instant:
-the cursor no longer waits for the next video frame. Xvfb does not draw the cursor into its
-framebuffer, so without this the person would see no cursor at all. The watch runs in its own
+the cursor no longer waits for the next video frame. The session's Xvfb draws no cursor into
+its framebuffer (-nocursor, server/host.py), and XFIXES still reports the shape an app sets, so
+without this the person would see no cursor at all. The watch runs in its own
 thread with its own X connection; a display that goes away just ends it (the video and input
 paths report that failure).
 """

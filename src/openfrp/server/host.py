@@ -244,6 +244,9 @@ async def start_display(
         "-nolisten",
         "tcp",
         "-noreset",
+        # No cursor sprite in the framebuffer: the terminal draws the shape XFIXES reports at
+        # the person's own pointer, and a second one in the picture would lag behind it.
+        "-nocursor",
         "-fbdir",
         str(fbdir),
         "-auth",
