@@ -63,6 +63,8 @@ def test_not_root_the_app_runs_as_the_server_user_with_its_own_home_and_a_clean_
         *("OPENFRP_SESSION_ID", "OPENFRP_GUEST_KEY"),
     }
     assert env["HOME"] == str(home) and env["XAUTHORITY"] == str(home / ".Xauthority")
+    # A terminal in the session starts bash where there is one: arrows, history, completion.
+    assert env["SHELL"] == ("/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh")
     asyncio.run(homes.release(account))
     assert not home.exists()
 

@@ -58,9 +58,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 # A selection goes to CLIPBOARD, which the session shares with the person's clipboard, so
 # text selected in the xterm pastes at home with Ctrl+V (xterm keeps it in PRIMARY alone);
-# Ctrl+Shift+C and Ctrl+Shift+V copy and paste, as in other terminals (xterm binds neither).
+# Ctrl+Shift+C and Ctrl+Shift+V copy and paste, as in other terminals (xterm binds neither);
+# Alt+key sends Escape and the key, as the shell's word motions (Alt+B, Alt+F) expect.
 DEMO_APP = (
     "xterm -geometry 120x36+0+0 -fa Monospace -fs 11 -xrm 'XTerm*selectToClipboard: true' "
+    "-xrm 'XTerm*metaSendsEscape: true' "
     "-xrm 'XTerm*VT100.translations: #override Ctrl Shift <Key>V: insert-selection(CLIPBOARD)"
     "\\n Ctrl Shift <Key>C: copy-selection(CLIPBOARD)'"
 )

@@ -123,6 +123,11 @@ def processes_of(uid: int) -> list[int]:
     return found
 
 
+# The shell an app's terminal starts (xterm runs $SHELL): bash where installed, for the line
+# editing, history and completion people expect; the POSIX shell otherwise.
+APP_SHELL = next((sh for sh in ("/bin/bash", "/bin/sh") if os.path.exists(sh)), "/bin/sh")
+
+
 @dataclass
 class Account:
     """The OS user a session's app runs as, and the session's home folder."""
@@ -155,7 +160,7 @@ class Account:
             "HOME": str(self.home),
             "USER": self.name,
             "LOGNAME": self.name,
-            "SHELL": "/bin/sh",
+            "SHELL": APP_SHELL,
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             **session,
         }
