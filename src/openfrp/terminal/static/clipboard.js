@@ -61,11 +61,11 @@ class OpenfrpClipboard {
 
   async syncNow() {
     if (this.toSession && await this.readLocal("menu")) {
-      this.hooks.popup("Your clipboard was sent to the session.", "info");
+      this.hooks.popup("Your clipboard was sent to the session.", "note");
     } else if (this.last !== null) {
-      this.hooks.popup(`The session's clipboard holds ${this.last.length} characters.`, "info");
+      this.hooks.popup(`The session's clipboard holds ${this.last.length} characters.`, "note");
     } else {
-      this.hooks.popup("Nothing to copy yet.", "info");
+      this.hooks.popup("Nothing to copy yet.", "note");
     }
   }
 

@@ -90,7 +90,7 @@ class OpenfrpFiles {
       this.upload = null;
       if (message.state === "saved") {
         this.view.uploaded.push(message.name);
-        this.hooks.popup(`Uploaded ${up.file.name} to the session as ${message.name}.`, "info");
+        this.hooks.popup(`Uploaded ${up.file.name} to the session as ${message.name}.`, "note");
         this.hooks.log("file.transfer", { direction: "to_session", bytes: up.file.size });
       } else {
         const reason = message.reason || message.state;

@@ -25,6 +25,10 @@
 // event, which needs no permission, and the clipboard holds the input (hold()) until that text
 // is sent, so the app pastes what the person copied, not what the session had.
 // The session's cursor shape arrives as a `cursor` message and becomes the canvas' cursor.
+// Input before the page's first connection (a person typing as the page opens, or during a
+// reload) waits, HOLD_LIMIT messages at most, and goes once connected: the server holds it in
+// turn until the app's window is up. Input while a lost connection is being resumed is
+// dropped: the person sees the screen paused and would not expect it typed later.
 "use strict";
 
 class OpenfrpInput {
@@ -65,6 +69,8 @@ class OpenfrpInput {
     this.pastes = false;  // paste keys keep their default action (set by the clipboard)
     this.holds = 0;  // hold() calls not yet let go
     this.waiting = [];  // input messages sent while held, in order
+    this.early = [];  // input messages before the first connection, in order (null: connected)
+    this.stopped = false;  // the page has no session: keys are the browser's again
     this.sink = OpenfrpInput.makeSink();
     canvas.after(this.sink);
     this.sink.focus({ preventScroll: true });
@@ -149,7 +155,7 @@ class OpenfrpInput {
   }
 
   send(kind, data) {
-    if (!this.link.ready()) return false;
+    if (!this.link.ready()) return this.keep({ type: "input", kind, data });
     if (this.holds > 0) {
       if (this.waiting.length >= OpenfrpInput.HOLD_LIMIT) this.flush();
       this.waiting.push({ type: "input", kind, data });
@@ -159,6 +165,32 @@ class OpenfrpInput {
     }
     this.view.sent += 1;
     return true;
+  }
+
+  // Before the first connection: keep the message for it. A full list keeps the key-ups of
+  // the keys it holds pressed, so no key stays held in the session.
+  keep(message) {
+    if (this.early === null) return false;
+    const up = message.kind === "key" && !message.data.down;
+    if (this.early.length >= OpenfrpInput.HOLD_LIMIT && !up) return false;
+    this.early.push(message);
+    return true;
+  }
+
+  // The first connection is up: what was typed before it goes now.
+  connected() {
+    const early = this.early ?? [];
+    this.early = null;
+    for (const message of early) {
+      this.link.send(message);
+      this.view.sent += 1;
+    }
+  }
+
+  // No session on this page (its ticket was refused): keys and clicks are the browser's.
+  stop() {
+    this.stopped = true;
+    this.early = null;
   }
 
   // Input waits, in order, until the returned function is called or `ms` pass.
@@ -183,7 +215,7 @@ class OpenfrpInput {
   }
 
   key(e, down) {
-    if (!OpenfrpInput.forSession(e) || e.isComposing) return;
+    if (this.stopped || !OpenfrpInput.forSession(e) || e.isComposing) return;
     const keysym = down ? OpenfrpInput.keysym(e) : this.held.get(e.code);
     if (keysym === null || keysym === undefined) return;  // a dead key: wait for its result
     // The browser does not act on it (Tab, Ctrl+S, F5, Backspace...), but for a paste key,

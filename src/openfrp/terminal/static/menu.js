@@ -1,7 +1,10 @@
 // The gear menu: Disconnect, Fullscreen, Add monitor, Upload, Clipboard, Stats, Save log,
 // Close session. Keyboard-reachable: Enter, Space or ArrowDown on the gear opens it; arrows,
-// Home and End move between items; Escape closes it and gives focus back to the gear; Tab
-// leaves. An item with data-confirm (Close session, which ends the apps and their unsaved
+// Home and End move between items; Escape closes it and gives the keyboard back to what had it
+// before (the session, or the gear when the keyboard opened it); Tab leaves. A click on the
+// gear takes no focus, and a choice gives the keyboard back to the session, so the keys typed
+// next reach the desktop: left on the gear, a space and an Enter would open the menu and
+// choose its first item (Disconnect). An item with data-confirm (Close session, which ends the apps and their unsaved
 // work) asks once more: its first choice shows that text instead, CONFIRM_MS at most, and only
 // a second choice acts. It comes last, away from where the menu opens.
 //
@@ -22,8 +25,10 @@ class GearMenu {
     this.gear = gear;
     this.menu = menu;
     this.handlers = new Map();
+    this.before = null;  // what had the keyboard when the menu opened
     this.popup = (text) => console.info(text);
     this.log = () => {};
+    gear.addEventListener("mousedown", (e) => e.preventDefault());
     gear.addEventListener("click", () => (this.isOpen() ? this.close(true) : this.open(0)));
     gear.addEventListener("keydown", (e) => {
       if (e.key === "ArrowDown" || e.key === "ArrowUp") {
@@ -68,6 +73,7 @@ class GearMenu {
   isOpen() { return !this.menu.hidden; }
 
   open(index) {
+    this.before = document.activeElement;
     this.menu.hidden = false;
     this.gear.setAttribute("aria-expanded", "true");
     const items = this.items();
@@ -78,7 +84,13 @@ class GearMenu {
     for (const item of this.items()) this.disarm(item);
     this.menu.hidden = true;
     this.gear.setAttribute("aria-expanded", "false");
-    if (refocus) this.gear.focus();
+    if (refocus) (this.before ?? this.gear).focus({ preventScroll: true });
+  }
+
+  // The keyboard back to the session: its hidden text field (input.js), when it has one.
+  toSession() {
+    const keys = document.getElementById("keys");
+    if (keys !== null) keys.focus({ preventScroll: true });
   }
 
   key(e) {
@@ -118,12 +130,13 @@ class GearMenu {
   choose(item) {
     if (this.arm(item)) return;
     const name = item.dataset.hook || item.id;
-    this.close(item.dataset.hook !== undefined);
+    this.close(false);
+    if (item.dataset.hook !== undefined) this.toSession();
     window.dispatchEvent(new CustomEvent("openfrp:menu", { detail: { item: name } }));
     if (item.dataset.hook === undefined) return;  // wired on the element itself
     const handler = this.handlers.get(name);
     if (handler === undefined) {
-      this.popup(`${item.textContent.trim()} is not available in this session.`, "info");
+      this.popup(`${item.textContent.trim()} is not available in this session.`, "note");
       this.log("menu.unavailable", { item: name }, "info");
       return;
     }

@@ -45,6 +45,10 @@
     }
   }
 
+  // A pop-up of level "note" tells of something done (a file uploaded, the clipboard sent):
+  // shown as an info, it goes by itself after NOTE_MS, instead of covering the desktop's
+  // corner until clicked.
+  const NOTE_MS = window.openfrpNoteMs ?? 10000;
   function popup(text, level, extra) {
     // The same message again (each reconnect attempt's 4103) takes the place of the one shown,
     // counted, instead of stacking copies over the screen.
@@ -52,7 +56,7 @@
     const times = same ? Number(same.dataset.times) + 1 : 1;
     if (same) same.remove();
     const box = document.createElement("div");
-    box.className = `popup ${level}`;
+    box.className = level === "note" ? "popup info note" : `popup ${level}`;
     box.textContent = text;
     box.dataset.text = text;
     box.dataset.times = String(times);
@@ -71,6 +75,7 @@
     box.title = "Click to dismiss";
     box.onclick = () => box.remove();
     page.popups.appendChild(box);
+    if (level === "note") setTimeout(() => box.remove(), NOTE_MS);
     while (page.popups.children.length > 6) page.popups.firstChild.remove();
     return box;
   }
@@ -85,6 +90,17 @@
     return new Date().toISOString().replace("Z", "000Z");  // microseconds, like the server
   }
 
+  // The ticket's token, kept for this tab: it lasts as long as the session, the link's only
+  // link_ttl, so reloading the page, Resume and "Open it here" still join after the link's
+  // token expired (a new tab needs the link, or a new one).
+  const keptToken = (sessionId) => `openfrp-ticket-${sessionId}`;
+
+  async function fetchTicket(sessionId, token) {
+    const answer = await fetch(`../api/sessions/${encodeURIComponent(sessionId)}/ticket`,
+                               { headers: { Authorization: `Bearer ${token}` } });
+    return { answer, ticket: await answer.json() };
+  }
+
   async function main() {
     const sessionId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
     // The token rides in the fragment (never sent to a server, so never in its logs); older
@@ -93,14 +109,21 @@
                   new URLSearchParams(location.search).get("token") || "";
     const client = new URLSearchParams(location.search).get("client") || "browser";
     page.session.textContent = monitor ? `${sessionId} · monitor ${monitor + 1}` : sessionId;
-    let table, ticket;
+    // Keys typed while the page fetches its ticket and connects go to the session once it is
+    // connected (type-ahead): the input listens from the start; run() gives it its link.
+    const link = { send: () => {}, ready: () => false, toRemote: () => null };
+    const input = new OpenfrpInput(page.screen, link);
+    let table, answer, ticket;
     const decoding = OpenfrpVideo.probeDecoders();
     try {
       table = await (await fetch("../api/codes")).json();
-      const answer = await fetch(`../api/sessions/${encodeURIComponent(sessionId)}/ticket`,
-                                 { headers: { Authorization: `Bearer ${token}` } });
-      ticket = await answer.json();
+      ({ answer, ticket } = await fetchTicket(sessionId, token));
+      const kept = sessionStorage.getItem(keptToken(sessionId));
+      if (answer.status === 401 && kept !== null && kept !== token) {
+        ({ answer, ticket } = await fetchTicket(sessionId, kept));
+      }
       if (!answer.ok) {
+        input.stop();
         const final = ticket.final_code;
         const row = table.codes.find((c) => c.number === final);
         setStatus(row ? "session over" : "cannot join");
@@ -109,17 +132,19 @@
         return;
       }
     } catch (err) {
+      input.stop();
       setStatus("cannot join");
       view.finalCode = 4101;
       popup(`The session server cannot be reached (${err.message}). Check the link and your ` +
             "network, then reload this page.", "error");
       return;
     }
+    sessionStorage.setItem(keptToken(sessionId), ticket.token);
     const codes = Object.fromEntries(table.codes.map((c) => [c.number, c]));
-    run(ticket, codes, table.protocol_version, client, await decoding);
+    run(ticket, codes, table.protocol_version, client, await decoding, input, link);
   }
 
-  function run(ticket, codes, version, client, decoders) {
+  function run(ticket, codes, version, client, decoders, input, link) {
     const config = ticket.config;
     const machine = new Connection(
       { session_id: ticket.session_id, token: ticket.token, config,
@@ -147,8 +172,8 @@
     Object.defineProperty(view, "frames", { get: () => video.view.drawn, enumerable: true });
     view.video = video.view;
     window.openfrpVideo = video;  // toRemote(clientX, clientY) for pointer input
-    const input = new OpenfrpInput(page.screen, { send: (m) => send(m),
-      ready: () => machine.state === "established", toRemote: (x, y) => video.toRemote(x, y) });
+    Object.assign(link, { send: (m) => send(m), ready: () => machine.state === "established",
+                          toRemote: (x, y) => video.toRemote(x, y) });
     view.input = input.view;
     window.openfrpMenu.attach(popup, log);
     window.openfrpMenu.register("stats", () => stats.toggle());
@@ -166,7 +191,7 @@
     function addMonitor() {
       const free = [1, 2, 3].find((n) => !monitors.has(n) || monitors.get(n).closed);
       if (free === undefined) {
-        popup("This session already shows 4 monitors, the most it can.", "info");
+        popup("This session already shows 4 monitors, the most it can.", "note");
         return;
       }
       const token = encodeURIComponent(ticket.token);
@@ -498,13 +523,14 @@
             warned = { code: action.code, secondsLeft: action.attrs.seconds_left };
           }
           if (action.event === "transport.fallback") {
-            popup("FRP8 could not connect: continuing over FRP7 (WebSocket).", "info");
+            popup("FRP8 could not connect: continuing over FRP7 (WebSocket).", "note");
           }
           if (action.event === "connection.established") {
             setStatus(action.attrs.resume ? "connected (resumed)" : "connected");
             // Back on: the pop-ups about the lost path no longer apply and would hide the screen.
             for (const box of page.popups.querySelectorAll(LOST_POPUPS)) box.remove();
             paused(false);
+            input.connected();
             video.started();
             stats.start();
           }
