@@ -107,4 +107,10 @@ def test_a_reload_after_the_link_expired_resumes_and_notes_go_by_themselves(
     other.page.goto(url)
     other.wait("v.state === 'cannot join'")
     assert any("expired" in text for text in other.popups()), other.popups()
+    # A link cut before its token says so, and what to do.
+    other.page.goto(url.split("#")[0])
+    other.wait("v.state === 'cannot join'")
+    assert any("This link has no token" in text and "new one" in text for text in other.popups()), (
+        other.popups()
+    )
     other.page.context.close()

@@ -128,7 +128,10 @@
         const row = table.codes.find((c) => c.number === final);
         setStatus(row ? "session over" : "cannot join");
         view.finalCode = final ?? null;
-        popup(row ? popupText(row) : `${ticket.error}`, "error", ticket.next);
+        // The API's own words name a header; the person opened a link cut before its token.
+        const error = token === "" && answer.status === 401
+          ? "This link has no token (the part after #token=)." : `${ticket.error}`;
+        popup(row ? popupText(row) : error, "error", ticket.next);
         return;
       }
     } catch (err) {
