@@ -67,6 +67,17 @@ def test_text_summary(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert text in out
 
 
+def test_text_summary_prints_codes_as_identifiers(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A code is a name that is a number: 4009, never 4,009."""
+    code, out, _ = _run(capsys, "analyze", str(fleet), "--quiet")
+    assert code == 0
+    failed = out.split("Latest failed sessions")[1].split("\n\n")[0]
+    finals = {line.split("│")[-2].strip() for line in failed.splitlines() if "│ s7-" in line}
+    assert "4009" in finals and all(final.isdigit() or final == "-" for final in finals)
+
+
 def test_export_writes_csv_and_parquet(
     fleet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

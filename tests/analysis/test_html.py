@@ -128,3 +128,27 @@ def test_a_log_with_nothing_failed_says_so_and_counts_stand_on_whole_ticks(
     assert ticks == ["0", "1", "2", "3", "4"]
     boxes = charts.boxes("d", "t", [("x", [1, 2, 3, 4, 5])], " min")
     assert 'text-anchor="end" class="tick">5 min<' in boxes  # the last label not cut off
+
+
+@pytest.mark.parametrize(
+    ("largest", "ticks"),
+    [
+        (2630, ["0", "658", "1,316", "1,974", "2,632"]),
+        (99_999, ["0", "25,000", "50,000", "75,000", "100k"]),
+        (12_345_678, ["0", "3.1M", "6.2M", "9.3M", "12M"]),
+    ],
+)
+def test_count_axis_labels_are_whole_numbers_that_fit_left_of_the_plot(
+    largest: int, ticks: list[str]
+) -> None:
+    """No 2.63e+03, which also lost its first digit to the chart's left edge: an 11 px label
+    of up to 7 characters fits in the margin."""
+    from openfrp.analysis import charts
+
+    for svg in (
+        charts.bars("c", "t", ["0s", "1s"], [largest, 1]),
+        charts.lines("l", "t", ["a", "b"], [("n", [largest, 1])]),
+    ):
+        found = re.findall(r'text-anchor="end" class="tick">([^<]*)</text>', svg)
+        assert found == ticks
+        assert all(len(label) * 11 * 0.6 <= charts.LEFT - 6 for label in found)

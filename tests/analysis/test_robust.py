@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,80 @@ def test_report_destinations_that_cannot_be_written(
     assert (code, out) == (2, "") and len(err.splitlines()) == 1 and "is a file" in err
 
 
+def _on_full_disk(limit: int, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`openfrp analyze` on a disk that is full after `limit` bytes of any file, with no root
+    and no mount: a write past RLIMIT_FSIZE fails with EFBIG (Python ignores SIGXFSZ)."""
+    return subprocess.run(
+        [OPENFRP, "analyze", *argv, "--quiet", "--json"],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_report_the_disk_cannot_hold_is_named_and_never_left_half_written(
+    tmp_path: Path,
+) -> None:
+    log = str(write_log(tmp_path / "a.jsonl", _session("c")))
+    report = tmp_path / "r.html"
+    report.write_text("the last report\n")
+    done = _on_full_disk(4096, log, "--html", str(report))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"openfrp analyze: cannot write {report}: File too large\n"
+    assert report.read_text() == "the last report\n"  # the earlier report stays whole
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.jsonl", "r.html"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_report_onto_a_device_is_written_to_it_and_named_when_it_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = str(write_log(tmp_path / "a.jsonl", _session("c")))
+    full = tmp_path / "r.html"
+    full.symlink_to("/dev/full")
+    code, out, err = _run(capsys, "analyze", log, "--quiet", "--html", str(full))
+    assert (code, out) == (2, "") and full.is_symlink()
+    assert err == f"openfrp analyze: cannot write {full}: No space left on device\n"
+
+
+def test_an_export_that_cannot_be_written_ends_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = str(write_log(tmp_path / "a.jsonl", _session("c")))
+    taken = tmp_path / "taken"
+    (taken / "sessions.csv").mkdir(parents=True)
+    code, out, err = _run(capsys, "analyze", log, "--quiet", "--export", str(taken))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"openfrp analyze: --export {taken}: {taken}/sessions.csv is a directory; "
+        "remove it or export elsewhere\n"
+    )
+    done = _on_full_disk(1000, log, "--export", str(tmp_path / "out"))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"openfrp analyze: cannot write {tmp_path}/out/sessions.parquet: File too large\n"
+    )
+
+
+@pytest.mark.parametrize("limit", [20_000, 1_000_000], ids=["on-attach", "on-commit"])
+def test_a_state_the_disk_cannot_hold_ends_in_one_line_and_stays_usable(
+    fleet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], limit: int
+) -> None:
+    state = tmp_path / "state"
+    done = _on_full_disk(limit, str(fleet), "--state", str(state))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"openfrp analyze: --state {state}: cannot be ")
+    assert "File too large" in done.stderr and len(done.stderr.splitlines()) == 1
+    answers = []
+    for extra in (["--state", str(state)], []):
+        assert cli.main(["analyze", str(fleet), "--quiet", "--json", *extra]) == 0
+        answers.append(
+            {k: v for k, v in json.loads(capsys.readouterr().out).items() if k != "seconds"}
+        )
+    assert answers[0] == answers[1]
+
+
 def test_the_html_report_is_whole_when_the_reader_stops_early(fleet: Path, tmp_path: Path) -> None:
     report = tmp_path / "r.html"
     done = subprocess.run(
@@ -91,6 +166,24 @@ def test_the_html_report_is_whole_when_the_reader_stops_early(fleet: Path, tmp_p
     assert 'id="table-who-user"' in page and "sessions where the code is a cause" in page
 
 
+@pytest.mark.parametrize("extra", [[], ["--json"]], ids=["text", "json"])
+def test_a_reader_gone_before_the_report_gives_141_not_a_threshold_exit(
+    fleet: Path, extra: list[str]
+) -> None:
+    """rich's own handling of a closed pipe exits 1, which --fail-if reserves for a threshold
+    crossed. The reader is gone before anything is written, so every write fails."""
+    proc = subprocess.Popen(
+        [OPENFRP, "analyze", str(fleet), "--quiet", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (141, "")
+
+
 def test_ctrl_c_during_a_run_ends_in_one_line(tmp_path: Path) -> None:
     """A real SIGINT while DuckDB reads a large log: 'interrupted', status 130, no traceback."""
     # Four events, the same session under many ids: about 100 MB.
@@ -106,3 +199,35 @@ def test_ctrl_c_during_a_run_ends_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (130, "")
     assert done.stderr == "openfrp analyze: interrupted\n"
+
+
+def test_ctrl_c_while_the_state_is_written_leaves_it_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real SIGINT while --state writes what a full run read (DuckDB aborts the transaction):
+    'interrupted', status 130, and the state rolled back, so the next run gives a plain run's
+    answer."""
+    block = "".join(json.dumps(e) + "\n" for e in _session("S"))
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(block.replace('"S"', f'"s{i}"') for i in range(100_000)))
+    state = str(tmp_path / "state")
+    code = (
+        "import os, signal, sys, threading\n"
+        "from openfrp import cli\n"
+        "from openfrp.analysis import state\n"
+        "save_all = state.State.save_all\n"
+        "def interrupted(*args):\n"
+        "    threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "    return save_all(*args)\n"
+        "state.State.save_all = interrupted\n"
+        f"sys.exit(cli.main(['analyze', {str(big)!r}, '--quiet', '--state', {state!r}]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (130, "")
+    assert done.stderr == "openfrp analyze: interrupted\n"
+    answers = []
+    for extra in (["--state", state], []):
+        assert cli.main(["analyze", str(big), "--quiet", "--json", *extra]) == 0
+        answer = json.loads(capsys.readouterr().out)
+        answers.append({k: v for k, v in answer.items() if k != "seconds"})
+    assert answers[0] == answers[1]

@@ -63,6 +63,9 @@ def test_session_outside_the_scope_still_has_its_timeline(
         (["--since", "yesterday"], "--since 'yesterday': expected a time"),
         (["--until", "12x"], "--until '12x'"),
         (["--since", "1d", "--until", "2d"], "is not after"),
+        (["--since", "1000000d"], "--since '1000000d': out of the range of dates"),
+        (["--until", "99999999d"], "--until '99999999d': out of the range of dates"),
+        (["--since", "0001-01-01T00:00+01:00"], "out of the range of dates"),
     ],
 )
 def test_bad_window_exits_2_with_one_line(

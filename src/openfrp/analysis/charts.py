@@ -28,6 +28,16 @@ def _count_top(largest: float) -> int:
     return max(4, math.ceil(largest / 4) * 4)
 
 
+def _tick(value: float) -> str:
+    """A count's axis label, short enough for the LEFT margin: 2,632 up to 99,999, then
+    263k, 3.1M or 12M (2.63e+03 read badly and lost its first digit to the chart's edge)."""
+    if value < 1e5:
+        return f"{value:,.0f}"
+    if value < 1e6:
+        return f"{value / 1e3:.0f}k"
+    return f"{value / 1e6:.1f}M" if value < 1e7 else f"{value / 1e6:,.0f}M"
+
+
 def _y_axis(top_value: float, unit: str, height: int = HEIGHT) -> list[str]:
     parts = []
     plot_h = height - TOP - BOTTOM
@@ -37,7 +47,7 @@ def _y_axis(top_value: float, unit: str, height: int = HEIGHT) -> list[str]:
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">'
-            f"{value:.3g}{escape(unit)}</text>"
+            f"{_tick(value)}{escape(unit)}</text>"
         )
     return parts
 

@@ -4,11 +4,14 @@ DuckDB and rich are imported inside the handlers so that `openfrp --help` and th
 sub-commands start fast. Exit codes of `openfrp analyze`:
 
     0    analyzed (files that cannot be read are named as bad files, the rest is analyzed)
-    1    a --fail-if threshold was crossed
+    1    a --fail-if threshold was crossed; one on a metric with no data (a share of no
+         sessions, a time never measured) is not checked, which stderr says
     2    a user mistake, in one line: no such file, no file matches a glob, a directory or a
          FIFO given as a log, --html onto a directory, --export onto a file, a bad --fail-if
-         or --since, no readable input, a report that cannot be written
-    130  interrupted (Ctrl-C)
+         or --since, no readable input, a report, export or --state folder that cannot be
+         written (a full disk)
+    130  interrupted (Ctrl-C); a --state run interrupted while it writes leaves the state as
+         it was
     141  the reader of the output went away (`| head`); the --html and --export files are
          written before anything is printed, so they are complete
 """
@@ -89,6 +92,12 @@ def _output_problem(html: str | None, export_dir: str | None) -> str:
         return f"--html {html}: is a directory; name the report file, e.g. {html}/report.html"
     if export_dir and Path(export_dir).exists() and not Path(export_dir).is_dir():
         return f"--export {export_dir}: is a file; --export takes a directory"
+    if export_dir:
+        for path in (Path(export_dir) / "sessions.csv", Path(export_dir) / "sessions.parquet"):
+            if path.is_dir():
+                return (
+                    f"--export {export_dir}: {path} is a directory; remove it or export elsewhere"
+                )
     return ""
 
 
@@ -97,7 +106,9 @@ def _console() -> Console:
     it cost every --json run about 0.05 s)."""
     from rich.console import Console
 
-    return Console(width=max(140, Console().width))
+    from openfrp.analysis.report_text import ReportConsole
+
+    return ReportConsole(width=max(140, Console().width))
 
 
 def _analyze(args: argparse.Namespace, limits: list[Threshold], scope: Scope) -> int:
@@ -164,6 +175,8 @@ def _report(
         report_text.print_summary(summary, _console())
     for line in written:
         print(line, file=sys.stderr)
+    for line in thresholds.unchecked(limits, summary["metrics"], summary_mod.no_data):
+        print(f"openfrp analyze: not checked: {line}", file=sys.stderr)
     crossed = thresholds.crossed(limits, summary["metrics"])
     for line in crossed:
         print(f"openfrp analyze: threshold crossed: {line}", file=sys.stderr)

@@ -6,9 +6,13 @@ The evidence column is read from the logs again here: the fleet pass keeps no pe
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from openfrp.analysis import ingest, sessions
 from openfrp.analysis.ingest import quote
+
+if TYPE_CHECKING:
+    from openfrp.analysis import engine as duckdb
 
 # Lists become text in CSV (one cell); Parquet keeps them as lists.
 _CSV_SELECT = """
@@ -34,10 +38,23 @@ def export(analysis: sessions.Analysis, directory: str | Path) -> list[Path]:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, parquet_path = out / "sessions.csv", out / "sessions.parquet"
-    con.execute(f"COPY ({_CSV_SELECT}) TO {quote(str(csv_path))} (HEADER, DELIMITER ',')")
-    con.execute(
-        f"COPY (SELECT * FROM exported ORDER BY start_ts, session_id) "
-        f"TO {quote(str(parquet_path))} (FORMAT parquet, COMPRESSION zstd)"
+    _copy(con, _CSV_SELECT, csv_path, "HEADER, DELIMITER ','")
+    _copy(
+        con,
+        "SELECT * FROM exported ORDER BY start_ts, session_id",
+        parquet_path,
+        "FORMAT parquet, COMPRESSION zstd",
     )
     con.execute("DROP TABLE exported")
     return [csv_path, parquet_path]
+
+
+def _copy(con: duckdb.DuckDBPyConnection, select: str, path: Path, options: str) -> None:
+    """COPY `select` into `path`; a write that fails (a full disk) raises the OSError that
+    names the file, not DuckDB's traceback."""
+    from openfrp.analysis import engine
+
+    try:
+        con.execute(f"COPY ({select}) TO {quote(str(path))} ({options})")
+    except engine.IOException as exc:
+        raise engine.os_error(exc, str(path)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from html import escape
@@ -46,6 +47,11 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], table_id: str)
                 cells.append(f"<td>{escape('-' if value is None else str(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<table id="{table_id}"><tr>{head}</tr>{"".join(body)}</table>'
+
+
+def _share(value: float | None) -> str:
+    """A key figure's percentage; '-' when it has no data (a share of no sessions)."""
+    return "-" if value is None else f"{value:.2f} %"
 
 
 def every_bucket(buckets: list[dict[str, Any]], seconds: int, codes: int) -> list[dict[str, Any]]:
@@ -180,16 +186,16 @@ def render(summary: dict[str, Any]) -> str:
     cards = [
         (
             "Connection success",
-            f"{kpis['connection_success_pct']:.2f} %",
+            _share(kpis["connection_success_pct"]),
             defs["connection_success_pct"],
         ),
-        ("Setup failures", f"{kpis['setup_failure_pct']:.2f} %", defs["setup_failure_pct"]),
+        ("Setup failures", _share(kpis["setup_failure_pct"]), defs["setup_failure_pct"]),
         (
             "Mid-session drops",
-            f"{kpis['mid_session_drop_pct']:.2f} %",
+            _share(kpis["mid_session_drop_pct"]),
             defs["mid_session_drop_pct"],
         ),
-        ("Clean ends", f"{kpis['clean_end_pct']:.2f} %", defs["clean_end_pct"]),
+        ("Clean ends", _share(kpis["clean_end_pct"]), defs["clean_end_pct"]),
         ("Sessions", f"{kpis['sessions']:,}", "sessions in the logs (and the scope)"),
         ("Open", f"{kpis['open']:,}", "sessions not ended by the end of the logs"),
         ("Users", f"{kpis['users']:,}", "distinct users with a session"),
@@ -329,7 +335,21 @@ def render(summary: dict[str, Any]) -> str:
 
 
 def write(summary: dict[str, Any], path: str | Path) -> Path:
+    """Write the report whole or not at all: into a file beside `path`, renamed into place, so
+    a full disk leaves no half report (an earlier one stays). A device or a pipe (/dev/stdout)
+    is written to as it is. A failure raises the OSError that names `path`."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(summary), encoding="utf-8")
+    page = render(summary)
+    direct = out.exists() and not out.is_file()
+    temp = out if direct else out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        if not direct:
+            os.replace(temp, out)
+    except OSError as exc:
+        if not direct:
+            temp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(out)) from None
     return out

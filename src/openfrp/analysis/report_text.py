@@ -20,6 +20,15 @@ WHO_PRINTED = 10
 FAILED_PRINTED = 20
 
 
+class ReportConsole(Console):
+    """A console whose reader going away (`| head`) ends the run as cli.main says, with status
+    141: rich's own handling exits 1, the status of a --fail-if threshold crossed."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _safe(value: Any) -> str:
     """`value` as printable text that rich shows as it is."""
     text = "".join(
@@ -36,6 +45,17 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return _safe(value)
+
+
+def _code(value: int | None) -> str:
+    """A code as the identifier it is: 4009, never 4,009."""
+    return "-" if value is None else str(value)
+
+
+def _share(value: float | None, digits: int = 2, unit: str = "") -> str:
+    """A percentage; '-' when it has no data (a share of no sessions), like a time never
+    measured."""
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
 
 
 def _ms(value: float | None) -> str:
@@ -63,10 +83,10 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for column in ("connection success", "setup failure", "mid-session drop", "clean end", "open"):
         table.add_column(column, justify="right")
     table.add_row(
-        f"{kpis['connection_success_pct']:.2f} %",
-        f"{kpis['setup_failure_pct']:.2f} %",
-        f"{kpis['mid_session_drop_pct']:.2f} %",
-        f"{kpis['clean_end_pct']:.2f} %",
+        _share(kpis["connection_success_pct"], unit=" %"),
+        _share(kpis["setup_failure_pct"], unit=" %"),
+        _share(kpis["mid_session_drop_pct"], unit=" %"),
+        _share(kpis["clean_end_pct"], unit=" %"),
         _fmt(kpis["open"]),
     )
     console.print(table)
@@ -86,7 +106,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             table.add_row(
                 cat["title"],
                 _fmt(cat["sessions"]),
-                f"{cat['pct']:.2f}",
+                _share(cat["pct"]),
                 _fmt(cat["users"]),
                 _fmt(cat["setup"]),
                 _fmt(cat["mid_session"]),
@@ -123,7 +143,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         f"[bold]Reconnects:[/] {_fmt(rec['disrupted'])} sessions disrupted, "
         f"{_fmt(rec['recovered'])} recovered, {_fmt(rec['gave_up'])} gave up (4106), "
         f"{_fmt(rec['not_resumed'])} never resumed; {_fmt(rec['incidents'])} losses, "
-        f"{rec['recovered_pct']:.1f} % of them resumed; "
+        f"{_share(rec['recovered_pct'], 1, ' %')} of them resumed; "
         f"time to recover p50 {_ms(rec['recovery_p50_ms'])}, p95 {_ms(rec['recovery_p95_ms'])}; "
         f"time to connect p50 {_ms(rec['time_to_connect_p50_ms'])}, "
         f"p95 {_ms(rec['time_to_connect_p95_ms'])}"
@@ -137,10 +157,10 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             table.add_row(
                 _fmt(row["value"]),
                 _fmt(row["sessions"]),
-                f"{row['connection_success_pct']:.2f}",
-                f"{row['setup_failure_pct']:.2f}",
-                f"{row['mid_session_drop_pct']:.2f}",
-                f"{row['clean_end_pct']:.2f}",
+                _share(row["connection_success_pct"]),
+                _share(row["setup_failure_pct"]),
+                _share(row["mid_session_drop_pct"]),
+                _share(row["clean_end_pct"]),
                 _fmt(row["top_failure"] or "-"),
             )
         console.print(table)
@@ -177,7 +197,7 @@ def print_who(summary: dict[str, Any], console: Console) -> None:
             _fmt(row["start_ts"]),
             _fmt(row["category"]),
             _fmt(row["phase"]),
-            _fmt(row["final_code"]),
+            _code(row["final_code"]),
         )
     console.print(table)
 

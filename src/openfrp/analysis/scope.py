@@ -26,18 +26,23 @@ class ScopeError(ValueError):
 def parse_time(option: str, text: str, now: datetime) -> datetime:
     """A naive UTC datetime (the sessions table's clock) from ISO 8601 or a span before now."""
     span = SPAN.match(text.strip())
-    if span:
-        value = now - timedelta(**{UNITS[span.group(2)]: int(span.group(1))})
-    else:
-        try:
+    try:
+        if span:
+            value = now - timedelta(**{UNITS[span.group(2)]: int(span.group(1))})
+        else:
             value = datetime.fromisoformat(text.strip())
-        except ValueError:
-            raise ScopeError(
-                f"{option} {text!r}: expected a time like 2026-03-02 or 2026-03-02T10:00Z, "
-                "or a span before now like 90m, 24h or 7d"
-            ) from None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+    except ValueError:
+        raise ScopeError(
+            f"{option} {text!r}: expected a time like 2026-03-02 or 2026-03-02T10:00Z, "
+            "or a span before now like 90m, 24h or 7d"
+        ) from None
+    except OverflowError:  # a span longer than the calendar, or a zone that leaves year 1
+        raise ScopeError(
+            f"{option} {text!r}: out of the range of dates (years 1 to 9999); "
+            "give a shorter span or a time within them"
+        ) from None
     return value
 
 

@@ -29,6 +29,19 @@ CONNECT_BIN_MS, CONNECT_LAST_MS = 250, 10_000
 TOP_CODES = 40
 SERIES_CODES = 6
 
+# What a metric with no data lacked (no_data); a category's share lacks ended sessions.
+_NO_DATA = {
+    "connection_success_pct": "no session tried to connect",
+    "setup_failure_pct": "no session ended",
+    "mid_session_drop_pct": "no session ended",
+    "clean_end_pct": "no session ended",
+    "reconnect_recovered_pct": "no losses",
+    "recovery_p50_ms": "no loss was resumed",
+    "recovery_p95_ms": "no loss was resumed",
+    "time_to_connect_p50_ms": "no connection time was measured",
+    "time_to_connect_p95_ms": "no connection time was measured",
+}
+
 KPI_DEFINITIONS = {
     "clock_stepped_back": "sessions whose server clock went back (end before start): "
     "their durations are left out",
@@ -45,8 +58,9 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
 
 
-def _pct(part: float, whole: float) -> float:
-    return round(100.0 * part / whole, 2) if whole else 0.0
+def _pct(part: float, whole: float) -> float | None:
+    """A percentage, or None (no data) of nothing: 0 % of no sessions would read as a fact."""
+    return round(100.0 * part / whole, 2) if whole else None
 
 
 def _count(test: str = "true") -> str:
@@ -163,9 +177,10 @@ def _reconnects(con: duckdb.DuckDBPyConnection, r: Rollups) -> dict[str, Any]:
 
 
 def _breakdown(con: duckdb.DuckDBPyConnection, r: Rollups, column: str) -> list[dict[str, Any]]:
-    """Per value: the KPIs and the cause of most of its failed sessions (a tie goes to the
-    first name alphabetically; DuckDB's mode() broke ties differently from run to run): none
-    when none failed, an open session being no failure."""
+    """Per value: the KPIs (None, no data, for a share of no sessions) and the cause of most
+    of its failed sessions (a tie goes to the first name alphabetically; DuckDB's mode() broke
+    ties differently from run to run): none when none failed, an open session being no
+    failure."""
     counts = {
         "n": "true",
         "active": "active",
@@ -181,11 +196,11 @@ def _breakdown(con: duckdb.DuckDBPyConnection, r: Rollups, column: str) -> list[
         con,
         f"""
         SELECT value, {total["n"]} AS sessions,
-          round(100.0 * {total["active"]} / greatest({total["attempted"]}, 1), 2)
+          round(100.0 * {total["active"]} / nullif({total["attempted"]}, 0), 2)
             AS connection_success_pct,
-          round(100.0 * {total["setup"]} / greatest({total["ended"]}, 1), 2) AS setup_failure_pct,
-          round(100.0 * {total["mid"]} / greatest({total["ended"]}, 1), 2) AS mid_session_drop_pct,
-          round(100.0 * {total["clean"]} / greatest({total["ended"]}, 1), 2) AS clean_end_pct,
+          round(100.0 * {total["setup"]} / nullif({total["ended"]}, 0), 2) AS setup_failure_pct,
+          round(100.0 * {total["mid"]} / nullif({total["ended"]}, 0), 2) AS mid_session_drop_pct,
+          round(100.0 * {total["clean"]} / nullif({total["ended"]}, 0), 2) AS clean_end_pct,
           first(category ORDER BY setup + mid DESC, CAST(category AS VARCHAR))
             FILTER (setup + mid > 0) AS top_failure
         FROM (
@@ -319,11 +334,12 @@ def build(analysis: Analysis, scope: dict[str, Any] | None = None) -> dict[str, 
     return summary
 
 
-def metrics(summary: dict[str, Any]) -> dict[str, float]:
-    """Flat numbers that --fail-if may test, by name."""
+def metrics(summary: dict[str, Any]) -> dict[str, float | None]:
+    """Flat numbers that --fail-if may test, by name; None when there is nothing to measure
+    (why: no_data)."""
     kpis = summary["kpis"]
     rec = summary["reconnects"]
-    out: dict[str, float] = {
+    out: dict[str, float | None] = {
         "sessions": kpis["sessions"],
         "events": summary["events"],
         "bad_lines": summary["bad_lines"]["count"],
@@ -334,10 +350,10 @@ def metrics(summary: dict[str, Any]) -> dict[str, float]:
         "mid_session_drop_pct": kpis["mid_session_drop_pct"],
         "clean_end_pct": kpis["clean_end_pct"],
         "reconnect_recovered_pct": rec["recovered_pct"],
-        "recovery_p50_ms": rec["recovery_p50_ms"] or 0.0,
-        "recovery_p95_ms": rec["recovery_p95_ms"] or 0.0,
-        "time_to_connect_p50_ms": rec["time_to_connect_p50_ms"] or 0.0,
-        "time_to_connect_p95_ms": rec["time_to_connect_p95_ms"] or 0.0,
+        "recovery_p50_ms": rec["recovery_p50_ms"],
+        "recovery_p95_ms": rec["recovery_p95_ms"],
+        "time_to_connect_p50_ms": rec["time_to_connect_p50_ms"],
+        "time_to_connect_p95_ms": rec["time_to_connect_p95_ms"],
     }
     for cat in summary["categories"]:
         out[f"{cat['category']}_pct"] = cat["pct"]
@@ -346,6 +362,11 @@ def metrics(summary: dict[str, Any]) -> dict[str, float]:
     for code in codes.TABLE:
         out[f"code_{code.number}_sessions"] = seen.get(code.number, 0)
     return out
+
+
+def no_data(metric: str) -> str:
+    """Why `metric` can have no data: what a share or a time of it would be measured over."""
+    return _NO_DATA.get(metric, "no session ended")  # the categories' shares of ended ones
 
 
 def metric_names() -> set[str]:

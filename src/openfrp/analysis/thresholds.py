@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -49,10 +49,22 @@ def parse(text: str, known: set[str]) -> Threshold:
     return Threshold(metric, op, float(value))
 
 
-def crossed(thresholds: list[Threshold], metrics: dict[str, float]) -> list[str]:
+def crossed(thresholds: list[Threshold], metrics: Mapping[str, float | None]) -> list[str]:
     """One line per threshold that is crossed, naming the measured value."""
     return [
-        f"{t}: {t.metric} is {metrics[t.metric]:g}"
+        f"{t}: {t.metric} is {value:g}"
         for t in thresholds
-        if OPERATORS[t.op](metrics[t.metric], t.value)
+        if (value := metrics[t.metric]) is not None and OPERATORS[t.op](value, t.value)
+    ]
+
+
+def unchecked(
+    thresholds: list[Threshold], metrics: Mapping[str, float | None], why: Callable[[str], str]
+) -> list[str]:
+    """One line per threshold whose metric has no data (a share of no sessions, a time never
+    measured), saying `why`: counting it as 0 would cross `< 50` on a log with no losses."""
+    return [
+        f"{t}: {t.metric} has no data ({why(t.metric)})"
+        for t in thresholds
+        if metrics[t.metric] is None
     ]
