@@ -1,6 +1,7 @@
 """The command line's client for the server's HTTP API: one call with a JSON answer, and a
 connect link (or a saved ticket file) resolved to its session ticket. Failures are one-line
-messages (ApiCallError), never tracebacks."""
+messages (ApiCallError), never tracebacks; a URL of another form is a usage mistake
+(SettingsError) named before any call."""
 
 from __future__ import annotations
 
@@ -46,9 +47,34 @@ def api(
         raise ApiCallError(f"{method} {url}: {exc.code} {detail}", exc.code, answer) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ApiCallError(f"{method} {url}: server not reachable ({reason})") from None
+        raise ApiCallError(
+            f"{method} {url}: server not reachable ({reason}): is the server running, and is "
+            "this its address?"
+        ) from None
     except UnicodeEncodeError:
         raise SettingsError(f"{method} {url}: the key has characters no header can carry") from None
+
+
+def checked_url(option: str, text: str, schemes: tuple[str, ...], form: str) -> str:
+    """`text` if it is a URL of one of `schemes` with a host, else SettingsError naming `option`
+    and the expected `form`: urllib and websockets take 'localhost', '127.0.0.1:8470' or
+    'ftp://...' for a URL and fail later, with a traceback or a misleading reason (or, for a
+    WebSocket, only after retrying for connect_timeout)."""
+    parts = urllib.parse.urlsplit(text)
+    try:
+        host = parts.hostname if parts.port != 0 else None
+    except ValueError:  # a port that is not a number or out of range
+        host = None
+    printable = text.isascii() and text.isprintable() and " " not in text
+    if parts.scheme.lower() not in schemes or not host or parts.fragment or not printable:
+        raise SettingsError(f"{option} {text!r}: expected {form}")
+    return text
+
+
+def segment(text: str) -> str:
+    """`text` as one path segment of a URL: a session id with '/', '?', '#' or a space in it
+    names that session, not another route, query or nothing at all."""
+    return urllib.parse.quote(text, safe="")
 
 
 class ApiCallError(SettingsError):
@@ -83,4 +109,6 @@ def fetch_ticket(link: str, timeout: float) -> dict[str, Any]:
     if not session or "/" in session or not token:
         raise SettingsError(f"'{link}' is not a connect link (expected .../s/SESSION#token=T)")
     base = f"{parts.scheme}://{parts.netloc}{prefix}"  # a front end may serve it under a prefix
-    return api("GET", f"{base}/api/sessions/{session}/ticket", token, timeout=timeout)
+    # The link's path is a URL's: decoded first, so an id it escaped is not escaped twice.
+    ticket_url = f"{base}/api/sessions/{segment(urllib.parse.unquote(session))}/ticket"
+    return api("GET", ticket_url, token, timeout=timeout)

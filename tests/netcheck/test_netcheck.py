@@ -1,11 +1,13 @@
 """`openfrp netcheck` against a real coturn: 5009, 5010 and 5019 by their real conditions.
 
 A STUN server that never answers, wrong TURN credentials, nothing listening, and a firewall
-(nft inside a network namespace the test creates) that drops UDP while TCP passes.
+(nft inside a network namespace the test creates) that drops UDP while TCP passes; then what
+needs no coturn: a link the server refuses or that reaches no server, and the addresses given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -23,8 +25,10 @@ import pytest
 
 from openfrp import codes
 from openfrp.events import read_events
+from openfrp.netcheck.probes import Server, parse_server, probe_stun, probe_turn
 from openfrp.netcheck.verdict import ProbeResult, verdict
 from tests.support.coturn import PASSWORD, TURNSERVER, USER, Coturn, free_port, start_coturn
+from tests.support.fake_api import fake_api
 
 OPENFRP = str(Path(sys.executable).with_name("openfrp"))
 
@@ -178,6 +182,9 @@ def test_firewall_dropping_udp_is_5009_while_turn_over_tcp_passes(tmp_path: Path
         (["--stun", "stun:h:1?transport=tcp"], "only turn:"),
         (["--turn", "turn:127.0.0.1:3478"], "--turn-user and --turn-password"),
         (["--stun", "127.0.0.1:3478", "--stun-timeout", "0"], "more than 0"),
+        (["--stun", "http://127.0.0.1:3478"], "expected stun:HOST:PORT"),
+        (["--stun", "turn:127.0.0.1:3478"], "expected stun:HOST:PORT"),
+        (["--turn", "stun:127.0.0.1:3478", *creds()], "expected turn:HOST:PORT"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(args: list[str], says: str) -> None:
@@ -254,3 +261,96 @@ def test_an_frp7_websocket_a_proxy_refuses_or_nobody_serves_is_4101(
         assert (event.code, event.session_id, event.frp) == (4101, "s-1", 7)
         if "HTTP" in says:  # the status a proxy gave, and where a working setup is shown
             assert probe["status"] == 400 and "docs/nginx.conf" in probe["error"]
+
+
+LINK_OVER = "This session is over: ask whoever sent you the link for a new session."
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "code", "says"),
+    [
+        (410, {"error": "session 's-1' has ended", "final_code": 4019, "next": LINK_OVER}, 4019,
+         f"410 session 's-1' has ended. {LINK_OVER}"),
+        (401, {"error": "invalid token: token has expired", "next": "Ask for a new one."}, 4002,
+         "401 invalid token: token has expired. Ask for a new one."),
+    ],
+)  # fmt: skip
+def test_a_link_the_server_refuses_is_a_verdict_with_its_reason(
+    status: int, answer: dict[str, Any], code: int, says: str, tmp_path: Path
+) -> None:
+    """An ended session is its final code, a refused token the 4002 its hello would get."""
+    log = tmp_path / "probe.jsonl"
+    with fake_api(status, answer) as api:
+        result, report, _ = netcheck("--link", f"{api.url}/s/s-1#token=t", "--log", str(log))
+    assert result == 1 and report["code"] == code, report
+    [probe] = report["probes"]
+    assert probe["kind"] == "link" and not probe["ok"] and says in probe["error"]
+    assert probe["server"] == f"{api.url}/s/s-1" and probe["status"] == status
+    [event] = read_events(log)
+    assert (event.event, event.code, event.session_id) == ("probe.link", code, None)
+
+
+def test_a_link_whose_server_cannot_be_reached_is_4101() -> None:
+    link = f"http://127.0.0.1:{free_port()}/s/s-1#token=t"
+    proc = subprocess.run([OPENFRP, "netcheck", "--link", link], capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "FAILED" in lines[0] and "server not reachable" in lines[0]
+    assert "is the server running" in lines[0] and "token" not in lines[0]
+    assert lines[1] == f"verdict: [4101 CONNECT_TIMEOUT] {codes.get(4101).message}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "expected"),
+    [
+        ("stun", "stun:127.0.0.1:3478", Server("stun", "127.0.0.1", 3478)),
+        ("stun", "STUN:127.0.0.1:3478", Server("stun", "127.0.0.1", 3478)),
+        ("stun", "127.0.0.1:3478", Server("stun", "127.0.0.1", 3478)),
+        ("stun", "localhost:3478", Server("stun", "localhost", 3478)),
+        ("stun", "stun:[::1]:3478", Server("stun", "::1", 3478)),
+        ("stun", "stun:stun.example.invalid:19302", Server("stun", "stun.example.invalid", 19302)),
+        ("turn", "Turn:127.0.0.1:3478?transport=tcp", Server("turn", "127.0.0.1", 3478, "tcp")),
+        ("turn", "turns:turn.example.invalid:5349",
+         Server("turn", "turn.example.invalid", 5349, "tcp", secure=True)),
+    ],
+)  # fmt: skip
+def test_server_addresses_parse_with_their_scheme_in_any_case(
+    kind: str, text: str, expected: Server
+) -> None:
+    assert parse_server(kind, text) == expected
+    assert parse_server(kind, str(expected)) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("stun", "http://127.0.0.1:3478"),
+        ("stun", "turn:127.0.0.1:3478"),
+        ("turn", "stun:127.0.0.1:3478"),
+        ("stun", "stun://127.0.0.1:3478"),
+        ("stun", "stun:a b.invalid:3478"),
+        ("stun", "stun:127.0.0.1:3478/x"),
+        ("stun", "stuns:stun.example.invalid:5349"),
+        ("turn", "turns:turn.example.invalid:5349?transport=udp"),
+    ],
+)
+def test_addresses_of_another_form_are_refused(kind: str, text: str) -> None:
+    with pytest.raises(ValueError, match=f"expected {kind}:HOST:PORT"):
+        parse_server(kind, text)
+
+
+def test_a_helper_whose_name_does_not_resolve_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_such_name(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)  # no DNS lookup at all
+    stun = asyncio.run(probe_stun(parse_server("stun", "stun:stun.example.invalid:3478"), 1.0))
+    turn_server = parse_server("turn", "turn:turn.example.invalid:3478")
+    turn = asyncio.run(probe_turn(turn_server, USER, PASSWORD, 1.0))
+    for result, name in ((stun, "stun.example.invalid"), (turn, "turn.example.invalid")):
+        assert not result.ok
+        assert result.detail == (
+            f"{name} does not resolve (Name or service not known): check the name and this "
+            "machine's DNS"
+        )
+    assert verdict([stun, turn])[0] == 5019

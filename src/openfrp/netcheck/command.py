@@ -6,7 +6,8 @@ message and next step, in words or as JSON; the probe events go to an event log 
 `--link` takes a session's connect link (or saved ticket) and probes exactly what that session
 would use: for FRP8 its ICE servers and its server peer at signaling, for FRP7 whether its
 WebSocket opens from here (a proxy or front end that does not pass the upgrade is the usual
-culprit).
+culprit). A link whose server is not reached or refuses it (the session has ended, the token
+is expired or revoked) is a finding too, with the code the terminal would end with.
 Exit status: 0 when every probe passed, 1 when a code applies, 2 for a mistake in the options.
 """
 
@@ -16,11 +17,15 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
+import urllib.parse
+from typing import TYPE_CHECKING, Any
 
 from openfrp import codes
 from openfrp.api_client import ApiCallError
 from openfrp.settings import SessionSettings, SettingsError
+
+if TYPE_CHECKING:
+    from openfrp.netcheck.verdict import ProbeResult
 
 EXIT_CODE = 1
 EXIT_USAGE = 2
@@ -48,17 +53,20 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
         probe_stun,
         probe_turn,
     )
-    from openfrp.netcheck.verdict import ProbeResult, verdict
+    from openfrp.netcheck.verdict import verdict
 
     join: dict[str, Any] | None = None
+    refused: ProbeResult | None = None
     if args.signaling_timeout is not None and args.signaling_timeout <= 0:
         return _fail("--signaling-timeout must be more than 0 seconds")
     if args.link:
         try:
             join = _from_session(args)
-        except (SettingsError, ApiCallError) as exc:
+        except ApiCallError as exc:  # what the link's server said (or that none answered)
+            refused = _link_refused(args.link, exc)
+        except SettingsError as exc:  # not a link nor a ticket file
             return _fail(str(exc))
-    if not args.stun and not args.turn and not args.signaling and not args.frp7:
+    if not (args.stun or args.turn or args.signaling or args.frp7 or refused):
         return _fail("name at least one --stun, --turn or --signaling server, or --link")
     try:
         stuns = [parse_server("stun", text) for text in args.stun]
@@ -85,7 +93,7 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
         if args.frp7:
             waited = args.frp7_timeout or SessionSettings().connect_timeout
             probes.append(probe_frp7(args.frp7, waited))
-        return list(await asyncio.gather(*probes))
+        return [*([refused] if refused else []), *await asyncio.gather(*probes)]
 
     results = asyncio.run(run())
     code, logs = verdict(results)
@@ -97,7 +105,7 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
                     event=item.event,
                     source="terminal",
                     session_id=args.session,  # None: a check of its own, in no session
-                    frp=7 if args.frp7 else 8,
+                    frp=7 if args.frp7 else 8 if stuns or turns or args.signaling else None,
                     code=item.code,
                     severity=item.severity or "info",
                     message=codes.get(item.code).message if item.code is not None else None,
@@ -129,6 +137,19 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
     else:
         _print(results, report)
     return EXIT_CODE if code is not None else 0
+
+
+def _link_refused(link: str, exc: ApiCallError) -> ProbeResult:
+    """The link's ticket refused, or its server not reached, as a failed probe of the link
+    (shown without its token)."""
+    from openfrp.netcheck.verdict import ProbeResult
+
+    parts = urllib.parse.urlsplit(link)
+    attrs = {"status": exc.status}
+    if "final_code" in exc.answer:
+        attrs["final_code"] = exc.answer["final_code"]
+    where = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return ProbeResult("link", where, False, detail=str(exc), attrs=attrs)
 
 
 def _from_session(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -227,7 +248,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         default=[],
         metavar="turn:HOST:PORT[?transport=tcp]",
-        help="a TURN server to ask for an allocation (repeatable)",
+        help="a TURN server to ask for an allocation (repeatable; turns:HOST:PORT over TLS)",
     )
     p.add_argument("--turn-user", metavar="USER", help="TURN user name")
     p.add_argument("--turn-password", metavar="PASSWORD", help="TURN password")

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
+import re
+import socket
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,33 +40,68 @@ FIRST_RETRANSMIT = 0.25  # seconds; doubles after each silent retransmission
 @dataclass(frozen=True)
 class Server:
     """A STUN or TURN server address as the operator wrote it: stun:HOST:PORT, turn:HOST:PORT
-    (optionally ?transport=tcp) or plain HOST:PORT."""
+    (optionally ?transport=tcp), turns:HOST:PORT (TLS over TCP) or plain HOST:PORT."""
 
     kind: str
     host: str
     port: int
     transport: str = "udp"
+    secure: bool = False  # turns: the TURN server is reached over TLS
 
     def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.secure:
+            return f"{self.kind}s:{host}:{self.port}"
         suffix = "?transport=tcp" if self.transport == "tcp" else ""
-        return f"{self.kind}:{self.host}:{self.port}{suffix}"
+        return f"{self.kind}:{host}:{self.port}{suffix}"
+
+
+# The schemes each kind takes, in any case. STUN over TLS (stuns:) is not probed: aiortc skips
+# it and server.stun_url takes stun: alone.
+SCHEMES = {"stun": ("stun",), "turn": ("turn", "turns")}
+# A URI scheme (RFC 3986) before its colon, unless all that follows is a port: HOST:PORT.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?!\d+$)")
+_NAME = re.compile(r"[A-Za-z0-9._-]+")  # a host name or an IPv4 address
 
 
 def parse_server(kind: str, text: str) -> Server:
-    """Parse a server address; ValueError names what is wrong."""
+    """Parse a server address strictly: another scheme (http:, turn: for STUN) or a host that
+    is no name would otherwise reach the resolver as a name. ValueError names what is wrong."""
+    expected = f"expected {kind}:HOST:PORT" + (
+        "[?transport=tcp] or turns:HOST:PORT" if kind == "turn" else ""
+    )
     rest, _, query = text.partition("?")
-    if rest.startswith(f"{kind}:"):
-        rest = rest[len(kind) + 1 :]
-    transport = "udp"
+    scheme = kind
+    found = _SCHEME.match(rest)
+    if found:
+        scheme, rest = found.group(1).lower(), rest[found.end() :]
+    if scheme == "stuns":
+        raise ValueError(f"{text!r}: STUN over TLS is not probed (aiortc skips it); {expected}")
+    if scheme not in SCHEMES[kind]:
+        raise ValueError(f"{text!r}: {scheme}: is not a {kind} scheme; {expected}")
+    secure = scheme == "turns"
+    transport = "tcp" if secure else "udp"
     if query:
         if query not in ("transport=udp", "transport=tcp") or kind != "turn":
             raise ValueError(f"{text!r}: only turn: addresses take ?transport=udp|tcp")
         transport = query.split("=", 1)[1]
+        if secure and transport == "udp":
+            raise ValueError(f"{text!r}: turns: runs over TLS on TCP; {expected}")
     host, sep, port = rest.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r}: expected {kind}:HOST:PORT")
-    return Server(kind, host, int(port), transport)
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
+    named = not bracketed and _NAME.fullmatch(host) is not None
+    if not sep or not (named or _ipv6(host)) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r}: {expected}")
+    return Server(kind, host, int(port), transport, secure)
+
+
+def _ipv6(host: str) -> bool:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def ice_servers(block: dict[str, Any]) -> list[tuple[Server, str, str]]:
@@ -98,9 +137,12 @@ async def probe_stun(server: Server, timeout: float) -> ProbeResult:
     """Send a Binding request until an answer or `timeout`; report the reflexive address."""
     loop = asyncio.get_running_loop()
     began = time.perf_counter()
-    transport, client = await loop.create_datagram_endpoint(
-        _StunClient, remote_addr=(server.host, server.port)
-    )
+    try:
+        transport, client = await loop.create_datagram_endpoint(
+            _StunClient, remote_addr=(server.host, server.port)
+        )
+    except OSError as exc:  # a name that does not resolve, say
+        return ProbeResult("stun", str(server), False, detail=_os_error(exc, server.host))
     request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
     try:
         wait = FIRST_RETRANSMIT
@@ -116,7 +158,7 @@ async def probe_stun(server: Server, timeout: float) -> ProbeResult:
             except TimeoutError:
                 wait *= 2
     except OSError as exc:
-        return ProbeResult("stun", str(server), False, detail=_os_error(exc))
+        return ProbeResult("stun", str(server), False, detail=_os_error(exc, server.host))
     finally:
         transport.close()
     rtt = (time.perf_counter() - began) * 1000
@@ -135,6 +177,7 @@ async def probe_turn(server: Server, username: str, password: str, timeout: floa
                 (server.host, server.port),
                 username=username,
                 password=password,
+                ssl=server.secure or None,
                 transport=server.transport,
             ),
             timeout,
@@ -150,7 +193,7 @@ async def probe_turn(server: Server, username: str, password: str, timeout: floa
     except stun.TransactionTimeout:
         return ProbeResult("turn", str(server), False, detail="no answer (retransmissions ran out)")
     except OSError as exc:
-        return ProbeResult("turn", str(server), False, detail=_os_error(exc))
+        return ProbeResult("turn", str(server), False, detail=_os_error(exc, server.host))
     rtt = (time.perf_counter() - began) * 1000
     relayed = relay.get_extra_info("sockname")
     relay.close()
@@ -175,7 +218,7 @@ async def probe_signaling(url: str, join: dict[str, Any] | None, timeout: float)
             return ProbeResult("signaling", url, False, detail=detail, attrs={"stage": "peer"})
         return _signaling_failed(url, f"no answer in {timeout} s")
     except OSError as exc:
-        return _signaling_failed(url, _os_error(exc))
+        return _signaling_failed(url, _os_error(exc, _host(url)))
     except (InvalidHandshake, InvalidURI, ConnectionClosed, ValueError) as exc:
         return _signaling_failed(url, f"not a signaling hub ({type(exc).__name__}: {exc})")
     rtt = (time.perf_counter() - began) * 1000
@@ -198,7 +241,7 @@ async def probe_frp7(url: str, timeout: float) -> ProbeResult:
     except TimeoutError:
         return ProbeResult("frp7", url, False, detail=f"no answer in {timeout} s")
     except OSError as exc:
-        return ProbeResult("frp7", url, False, detail=_os_error(exc))
+        return ProbeResult("frp7", url, False, detail=_os_error(exc, _host(url)))
     except InvalidStatus as exc:
         status = exc.response.status_code
         detail = (
@@ -217,7 +260,13 @@ def _signaling_failed(url: str, detail: str) -> ProbeResult:
     return ProbeResult("signaling", url, False, detail=detail, attrs={"stage": "connect"})
 
 
-def _os_error(exc: OSError) -> str:
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).hostname or url
+
+
+def _os_error(exc: OSError, host: str) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"{host} does not resolve ({exc.strerror}): check the name and this machine's DNS"
     if isinstance(exc, ConnectionRefusedError):
         return "refused (nothing listens on that port)"
     if isinstance(exc, PermissionError):

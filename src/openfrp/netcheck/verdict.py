@@ -2,7 +2,9 @@
 
 A STUN probe that gets no answer is 5009, a TURN allocation that fails (no answer, refused or
 credentials rejected) is 5010, and both in the same check is 5019: the network most likely
-blocks the helpers, and FRP7 over WebSocket is the way through.
+blocks the helpers, and FRP7 over WebSocket is the way through. A link whose ticket cannot be
+had decides the code alone, as the terminal given it would end: 4101 when its server is not
+reached, an ended session's final code, else the 4002 a hello nobody can place gets.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from openfrp import codes
 from openfrp.codes import CodeNumber
 from openfrp.protocol.actions import Log
 
@@ -18,7 +21,7 @@ from openfrp.protocol.actions import Log
 class ProbeResult:
     """One probe's outcome; `detail` says why it failed, in words for the operator."""
 
-    kind: str  # "stun", "turn", "signaling" or "frp7"
+    kind: str  # "stun", "turn", "signaling", "frp7" or "link"
     server: str
     ok: bool
     rtt_ms: float | None = None
@@ -38,7 +41,18 @@ SIGNALING_CODES = {
 }
 
 
+def link_code(status: int | None, final_code: object) -> int:
+    """The code for a link's ticket refused with HTTP `status` (None: no answer at all)."""
+    if status is None or status >= 500:  # nothing answers, or only a front end does
+        return CodeNumber.CONNECT_TIMEOUT
+    if isinstance(final_code, int) and codes.lookup(final_code) is not None:
+        return final_code  # the session has ended (410)
+    return CodeNumber.CONFIG_MISMATCH  # an expired or revoked token, or no such session
+
+
 def _code(result: ProbeResult) -> int:
+    if result.kind == "link":
+        return link_code(result.attrs.get("status"), result.attrs.get("final_code"))
     if result.kind == "signaling":
         return SIGNALING_CODES[result.attrs.get("stage", "connect")]
     if result.kind == "frp7":
@@ -60,7 +74,7 @@ def verdict(results: list[ProbeResult]) -> tuple[int | None, list[Log]]:
         code = None if result.ok else _code(result)
         if not result.ok:
             attrs["error"] = result.detail
-            if result.kind in ("signaling", "frp7"):
+            if result.kind in ("signaling", "frp7", "link"):
                 unreachable = code
             else:
                 failed.add(result.kind)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from openfrp.api_client import api
+from openfrp.api_client import ApiCallError, api, checked_url, segment
 from openfrp.datadir import resolve_data_dir
 from openfrp.server.isolation import write_private
 from openfrp.settings import Config, SettingsError, load
@@ -100,23 +100,54 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(serve(_demo_config(args), args.ready_file, on_ready=announce))
 
 
-def _admin_key(args: argparse.Namespace) -> str:
+DEFAULT_SERVER = "http://127.0.0.1:8470"
+
+
+def _admin_key(args: argparse.Namespace) -> tuple[str, str]:
+    """The admin key and where it came from, for the message if the server refuses it."""
     if args.admin_key:
-        return str(args.admin_key)
+        return str(args.admin_key), "given with --admin-key"
     path = resolve_data_dir(args.data_dir) / "admin.key"
     try:
-        return path.read_text(encoding="ascii").strip()
+        return path.read_text(encoding="ascii").strip(), f"read from {path}"
     except (OSError, UnicodeDecodeError):
         raise SettingsError(f"no --admin-key given and {path} cannot be read") from None
 
 
+def _call(
+    args: argparse.Namespace, method: str, route: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Call the API with --token, else the admin key. A refused admin key is said so, with its
+    source: the server's answer is about tokens, and the usual cause is another data folder's
+    admin.key. A server not reached at the default address is said to be the default."""
+    base = checked_url(
+        "--server",
+        DEFAULT_SERVER if args.server is None else args.server,
+        ("http", "https"),
+        "http://HOST:PORT or https://HOST:PORT",
+    ).rstrip("/")
+    token = getattr(args, "token", None)
+    key, source = (token, "") if token else _admin_key(args)
+    url = f"{base}{route}"
+    try:
+        return api(method, url, key, body)
+    except ApiCallError as exc:
+        if exc.status == 401 and not token:
+            raise ApiCallError(
+                f"{method} {url}: 401 the server refused the admin key ({source}): pass its "
+                "key with --admin-key, or its data folder (holding admin.key) with --data-dir",
+                exc.status,
+                exc.answer,
+            ) from None
+        if exc.status is None and args.server is None:
+            raise ApiCallError(
+                f"{exc} (no --server given, so the default {DEFAULT_SERVER} was used)"
+            ) from None
+        raise
+
+
 def _cmd_launch(args: argparse.Namespace) -> int:
-    ticket = api(
-        "POST",
-        f"{args.server}/api/sessions",
-        _admin_key(args),
-        {"user": args.user, "launchpad": args.launchpad},
-    )
+    ticket = _call(args, "POST", "/api/sessions", {"user": args.user, "launchpad": args.launchpad})
     if args.out:
         write_private(Path(args.out), json.dumps(ticket, indent=2).encode())  # holds a token
     print(
@@ -130,8 +161,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
 
 
 def _cmd_sessions(args: argparse.Namespace) -> int:
-    key = args.token or _admin_key(args)
-    sessions = api("GET", f"{args.server}/api/sessions", key)["sessions"]
+    sessions = _call(args, "GET", "/api/sessions")["sessions"]
     if args.json:
         print(json.dumps(sessions, indent=2))
         return 0
@@ -156,8 +186,11 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def _cmd_close(args: argparse.Namespace) -> int:
-    key = args.token or _admin_key(args)
-    result = api("DELETE", f"{args.server}/api/sessions/{args.session_id}", key)
+    if not args.session_id:
+        raise SettingsError(
+            "the session id is empty: name the session to close (openfrp sessions lists them)"
+        )
+    result = _call(args, "DELETE", f"/api/sessions/{segment(args.session_id)}")
     print(f"session {result['session_id']} closed with {result['final_code']}")
     return 0
 
@@ -201,7 +234,11 @@ def _server_args(p: argparse.ArgumentParser) -> None:
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--server", default="http://127.0.0.1:8470", help="server URL")
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help=f"the server, http://HOST:PORT or https://HOST:PORT (default: {DEFAULT_SERVER})",
+    )
     p.add_argument("--admin-key", help="admin key (default: read from DATA_DIR/admin.key)")
     p.add_argument(
         "--data-dir",

@@ -9,7 +9,7 @@ import signal
 from typing import Any
 
 from openfrp import codes
-from openfrp.api_client import ApiCallError, fetch_ticket
+from openfrp.api_client import ApiCallError, checked_url, fetch_ticket
 from openfrp.codes import CodeNumber
 from openfrp.datadir import resolve_data_dir
 from openfrp.events import EventLog
@@ -17,6 +17,8 @@ from openfrp.protocol.monitors import MAX_SECONDARIES
 from openfrp.protocol.terminal_connection import SessionTicket, show
 from openfrp.settings import SessionSettings, SettingsError, build
 from openfrp.terminal.script import parse_size
+
+WEBSOCKET_SCHEMES = ("ws", "wss")
 
 
 def _ticket(
@@ -50,6 +52,11 @@ def _size(text: str) -> tuple[int, int]:
 def _cmd_connect(args: argparse.Namespace) -> int:
     from openfrp.terminal.client import Terminal, read_commands
 
+    for option, url in (("--ws-url", args.ws_url), ("--signaling-url", args.signaling_url)):
+        if url is not None:  # checked now: the terminal would retry it until connect_timeout
+            checked_url(
+                option, url, WEBSOCKET_SCHEMES, "ws://HOST:PORT/PATH or wss://HOST:PORT/PATH"
+            )
     try:
         data = fetch_ticket(args.link, timeout=SessionSettings().connect_timeout)
     except ApiCallError as exc:
@@ -62,7 +69,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         print(f"{show(row.number).text} ({exc})", flush=True)
         if exc.status == 410:  # the link's session has ended: its token gets nothing more
             print(f"session over: {codes.describe(row.number)}", flush=True)
-        return 0 if row.kind is codes.Kind.INFO else 1
+        return 1  # refused, whatever the code: even an ended session's 4000 joins nothing
     ticket, settings, ws_url = _ticket(data, args.client, args.monitor)
     if args.ws_url:
         ws_url = args.ws_url
@@ -119,8 +126,12 @@ def register(sub: Any) -> None:
         "as for the server: $OPENFRP_DATA_DIR, /var/lib/openfrp as root, else "
         "$XDG_DATA_HOME/openfrp or ~/.local/share/openfrp)",
     )
-    p.add_argument("--ws-url", help="override the WebSocket URL of the ticket (FRP7)")
-    p.add_argument("--signaling-url", help="override the signaling URL of the ticket (FRP8)")
+    p.add_argument(
+        "--ws-url", help="override the WebSocket URL of the ticket (FRP7; ws:// or wss://)"
+    )
+    p.add_argument(
+        "--signaling-url", help="override the signaling URL of the ticket (FRP8; ws:// or wss://)"
+    )
     p.add_argument("--client", default="cli", help="client name reported to the server")
     p.add_argument("--no-stdin", action="store_true", help="do not read commands from stdin")
     p.add_argument("--screenshot", metavar="FILE", help="save the screen as a PNG at the end")
