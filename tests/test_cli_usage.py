@@ -52,6 +52,16 @@ def test_a_refusal_from_the_server_exits_1_in_one_line() -> None:
     ]
 
 
+def test_another_web_server_at_the_address_is_said_so_in_one_line() -> None:
+    with fake_api(200, raw=b"<html><body>It works!</body></html>") as api:
+        done = run("sessions", "--server", api.url, "--admin-key", "k")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"openfrp sessions: GET {api.url}/api/sessions: the answer is not the openfrp API's "
+        "(not JSON): is this the openfrp server's address?"
+    ]
+
+
 # What the server answers a key that is neither its admin key nor a session's token.
 NOT_A_TOKEN = "invalid token: token is not of the form HEADER.CLAIMS.SIGNATURE in base64url"
 

@@ -33,8 +33,17 @@ def api(
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            result: dict[str, Any] = json.loads(response.read())
-            return result
+            result = json.loads(response.read())
+        if not isinstance(result, dict):
+            raise ValueError("not an object")
+        return result
+    except UnicodeEncodeError:
+        raise SettingsError(f"{method} {url}: the key has characters no header can carry") from None
+    except ValueError:  # another web server answers at that address (json's errors are these)
+        raise ApiCallError(
+            f"{method} {url}: the answer is not the openfrp API's (not JSON): is this the "
+            "openfrp server's address?"
+        ) from None
     except urllib.error.HTTPError as exc:
         try:
             answer = json.loads(exc.read())
@@ -51,8 +60,6 @@ def api(
             f"{method} {url}: server not reachable ({reason}): is the server running, and is "
             "this its address?"
         ) from None
-    except UnicodeEncodeError:
-        raise SettingsError(f"{method} {url}: the key has characters no header can carry") from None
 
 
 def checked_url(option: str, text: str, schemes: tuple[str, ...], form: str) -> str:

@@ -18,22 +18,25 @@ class FakeApi:
     url: str
     status: int = 200
     answer: dict[str, Any] = field(default_factory=dict)
+    raw: bytes | None = None  # the body instead of `answer`: another web server's page
     # (method, path as sent, Authorization header) of every request, in order
     requests: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @contextlib.contextmanager
-def fake_api(status: int = 200, answer: dict[str, Any] | None = None) -> Iterator[FakeApi]:
-    api = FakeApi("", status, answer or {})
+def fake_api(
+    status: int = 200, answer: dict[str, Any] | None = None, raw: bytes | None = None
+) -> Iterator[FakeApi]:
+    api = FakeApi("", status, answer or {}, raw)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
             api.requests.append((self.command, self.path, self.headers.get("Authorization", "")))
-            body = json.dumps(api.answer).encode()
+            body = json.dumps(api.answer).encode() if api.raw is None else api.raw
             self.send_response(api.status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "application/json" if api.raw is None else "text/html")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
