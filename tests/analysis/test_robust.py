@@ -186,17 +186,28 @@ def test_a_reader_gone_before_the_report_gives_141_not_a_threshold_exit(
 
 def test_ctrl_c_during_a_run_ends_in_one_line(tmp_path: Path) -> None:
     """A real SIGINT while DuckDB reads a large log: 'interrupted', status 130, no traceback."""
-    # Four events, the same session under many ids: about 100 MB.
-    block = "".join(json.dumps(e) + "\n" for e in _session("S"))
-    big = tmp_path / "big.jsonl"
-    big.write_text("".join(block.replace('"S"', f'"s{i}"') for i in range(150_000)))
-    code = (
-        "import os, signal, sys, threading\n"
-        "from openfrp import cli\n"
+    big = _many_sessions(tmp_path, 150_000)  # about 100 MB
+    _interrupted(
         "threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
         f"sys.exit(cli.main(['analyze', {str(big)!r}, '--quiet']))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def _many_sessions(folder: Path, count: int) -> Path:
+    """A log of `count` sessions of four events each, the same session under other ids."""
+    block = "".join(json.dumps(e) + "\n" for e in _session("S"))
+    big = folder / "big.jsonl"
+    big.write_text("".join(block.replace('"S"', f'"s{i}"') for i in range(count)))
+    return big
+
+
+def _interrupted(code: str) -> None:
+    """Run `code` (with os, signal, sys, threading and cli imported), which sends itself a
+    SIGINT: 'interrupted', status 130, no traceback."""
+    imports = "import os, signal, sys, threading\nfrom openfrp import cli\n"
+    done = subprocess.run(
+        [sys.executable, "-c", imports + code], capture_output=True, text=True, timeout=60
+    )
     assert (done.returncode, done.stdout) == (130, "")
     assert done.stderr == "openfrp analyze: interrupted\n"
 
@@ -207,13 +218,9 @@ def test_ctrl_c_while_the_state_is_written_leaves_it_as_it_was(
     """A real SIGINT while --state writes what a full run read (DuckDB aborts the transaction):
     'interrupted', status 130, and the state rolled back, so the next run gives a plain run's
     answer."""
-    block = "".join(json.dumps(e) + "\n" for e in _session("S"))
-    big = tmp_path / "big.jsonl"
-    big.write_text("".join(block.replace('"S"', f'"s{i}"') for i in range(100_000)))
+    big = _many_sessions(tmp_path, 100_000)
     state = str(tmp_path / "state")
-    code = (
-        "import os, signal, sys, threading\n"
-        "from openfrp import cli\n"
+    _interrupted(
         "from openfrp.analysis import state\n"
         "save_all = state.State.save_all\n"
         "def interrupted(*args):\n"
@@ -222,9 +229,6 @@ def test_ctrl_c_while_the_state_is_written_leaves_it_as_it_was(
         "state.State.save_all = interrupted\n"
         f"sys.exit(cli.main(['analyze', {str(big)!r}, '--quiet', '--state', {state!r}]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stdout) == (130, "")
-    assert done.stderr == "openfrp analyze: interrupted\n"
     answers = []
     for extra in (["--state", state], []):
         assert cli.main(["analyze", str(big), "--quiet", "--json", *extra]) == 0
