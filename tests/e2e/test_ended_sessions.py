@@ -23,7 +23,7 @@ def test_forgotten_session_is_still_refused_with_its_final_code(e2e: E2E) -> Non
     # The connect link: the ticket endpoint answers 410 with the final code, shown as such.
     late = e2e.terminal(ticket["connect_url"], name="late")
     late.wait_line(popup(4009))
-    assert late.wait_exit() == 0
+    assert late.wait_exit() == 1  # refused: it joined nothing, whatever the final code
     # A raw resume gets the final code as its close code, logged with the session's identity.
     raw = e2e.raw(server.ws_url)
     raw.send(hello_for(ticket, resume=True, previous_connection_id=left["connection_id"]))

@@ -199,7 +199,7 @@ def test_4009_idle_timeout_then_resume_refused(e2e: E2E) -> None:
     late = e2e.terminal(ticket["connect_url"], name="late")
     late.wait_line(popup(4009))
     late.wait_line(r"^session over: 4009 IDLE_TIMEOUT")
-    assert late.wait_exit() == 0
+    assert late.wait_exit() == 1  # refused: it joined nothing, whatever the final code
     # ... and so is a raw resume naming the previous connection.
     raw = e2e.raw(server.ws_url)
     raw.send(
