@@ -122,6 +122,13 @@ def test_ctrl_v_pastes_without_the_permission_to_read_the_clipboard(e2e: E2E) ->
             sent = [e for e in browser.view()["events"] if e["event"] == "clipboard.sent"]
             assert [e["attrs"]["via"] for e in sent] == ["paste"]
             assert browser.view()["input"]["held"] >= 1  # the V waited for the text
+            # The menu's Clipboard item says the browser said no, and what works instead.
+            browser.menu("clipboard")
+            page = browser.page
+            page.wait_for_function(
+                "() => document.getElementById('popups').textContent"
+                ".includes('did not let the page read your clipboard')"
+            )
             assert browser.errors == []
         finally:
             app.close()
@@ -209,6 +216,41 @@ def test_browser_upload_by_drop_and_menu_and_download_link(
         session_id=sid,
         attrs={"direction": "from_session", "name": "report.txt", "bytes": 20},
     )
+    assert browser.errors == []
+
+
+def test_an_upload_a_lost_connection_cut_starts_again_and_the_next_one_goes(
+    e2e: E2E, clipboard_browser: Browser, tmp_path: Path
+) -> None:
+    """The connection is cut while a 30 MB file goes up: once the session is back the file
+    is sent again from its start and lands whole, and a file dropped after it goes too (both
+    waited forever); a pop-up counts the progress meanwhile."""
+    browser, page = clipboard_browser, clipboard_browser.page
+    server = e2e.server(server=SERVER, launchpads={"x": PAD})
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    proxy = e2e.proxy(server.port)
+    joined(server, browser, ticket, proxy.port)
+    _, home = session_x(server, sid)
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * (30 * 4096))
+    with page.expect_file_chooser() as chooser:
+        browser.menu("upload")
+    chooser.value.set_files(str(big))
+    browser.wait("v.files.sending !== null && v.files.sending.sent > 2000000")
+    assert any(t.startswith("Uploading \u2068big.bin\u2069: ") for t in browser.popups())
+    proxy.control("cut")
+    proxy.control("restore")
+    browser.wait("v.state === 'connected (resumed)' && v.files.restarted === 1", timeout=15)
+    browser.wait("v.files.uploaded.length === 1", timeout=30)
+    assert (home / "big.bin").read_bytes() == big.read_bytes()
+    _drop(page, "after.txt", "after")
+    browser.wait("v.files.uploaded.length === 2")
+    assert (home / "after.txt").read_text() == "after"
+    assert sorted(p.name for p in home.iterdir() if not p.name.startswith(".")) == [
+        "after.txt",
+        "big.bin",
+    ]
     assert browser.errors == []
 
 

@@ -143,9 +143,17 @@ def test_browser_falls_back_to_frp7(e2e: E2E, browser: Browser, tmp_path: Path) 
         sid = ticket["session_id"]
         joined(server, browser, ticket, server.port)
         assert [s["code"] for s in browser.view()["shown"]] == [5006]
-        assert any("continuing over FRP7" in text for text in browser.popups())
+        # Connected over FRP7, one note says what happened instead of the red 5006 staying.
+        popups = browser.popups()
+        assert len(popups) == 1 and "(5006 ICE_FAILED): the session goes on over FRP7" in popups[0]
         opened = server.log.wait_event(event="connection.opened", session_id=sid)
         assert opened["attrs"]["frp"] == 7
+        browser.wait("v.frames >= 2")
+        # A reload of the tab goes over FRP7 at once: FRP8 is not tried, and fails, again.
+        browser.page.reload()
+        browser.wait("v.state === 'connected (resumed)'", timeout=8)
+        assert browser.view()["shown"] == []
+        assert len(server.log.find(event="transport.fallback", source="terminal")) == 1
         browser.wait("v.frames >= 2")
         browser.menu("close-session")
         browser.wait("v.finalCode === 4000")

@@ -24,7 +24,7 @@ class OpenfrpClipboard {
     this.fromSession = this.policy === "both" || this.policy === "from_session";
     this.last = null;  // the text both sides have now: not sent again
     this.pending = null;  // text from the session waiting for the focus
-    this.view = { sent: 0, received: 0, written: 0, policy: this.policy };
+    this.view = { sent: 0, received: 0, written: 0, policy: this.policy, blocked: false };
     this.release = null;  // lets held input go once the paste's text is sent
     if (this.toSession) {
       input.pastes = true;
@@ -62,6 +62,9 @@ class OpenfrpClipboard {
   async syncNow() {
     if (this.toSession && await this.readLocal("menu")) {
       this.hooks.popup("Your clipboard was sent to the session.", "note");
+    } else if (this.view.blocked) {
+      this.hooks.popup("This browser did not let the page read your clipboard: paste into the "
+                       + "session with Ctrl+V, or allow this site to read the clipboard.", "note");
     } else if (this.last !== null) {
       this.hooks.popup(`The session's clipboard holds ${this.last.length} characters.`, "note");
     } else {
@@ -74,7 +77,13 @@ class OpenfrpClipboard {
     if (!navigator.clipboard || !navigator.clipboard.readText || !this.hooks.ready()) return false;
     const copies = this.view.received;
     let text;
-    try { text = await navigator.clipboard.readText(); } catch (err) { return false; }
+    try {
+      text = await navigator.clipboard.readText();
+      this.view.blocked = false;
+    } catch (err) {
+      this.view.blocked = err.name === "NotAllowedError";  // the person or the browser said no
+      return false;
+    }
     return copies === this.view.received && this.offer(text, why);
   }
 

@@ -5,7 +5,11 @@
 // one after another into the session's home folder. Each chunk is sent only when the server
 // acknowledged the one before, so the picture never waits behind a file. Download: a file
 // offered from inside the session (`openfrp guest download FILE`) is received the same way
-// and shown as a link to save it.
+// and shown as a link to save it. A pop-up counts each transfer's progress. An upload that a
+// lost connection cut starts again from its start once the session is back (a chunk sent
+// while the connection was down is lost; the server drops the part it kept when the next
+// upload begins), and the files waiting after it go on. A name is shown isolated from the
+// sentence around it, so a right-to-left mark in it turns nothing else around.
 "use strict";
 
 class OpenfrpFiles {
@@ -16,9 +20,10 @@ class OpenfrpFiles {
     this.policy = policy || "both";
     this.hooks = hooks;
     this.queue = [];  // files waiting to upload
-    this.upload = null;  // {id, file, sent}
+    this.upload = null;  // {id, file, sent, box}
     this.downloads = new Map();  // id -> {name, size, parts, received}
-    this.view = { uploaded: [], refused: [], downloaded: [], policy: this.policy };
+    this.view = { uploaded: [], refused: [], downloaded: [], policy: this.policy, sending: null,
+                  restarted: 0 };
     if (this.policy === "both" || this.policy === "to_session") {
       this.picker = document.createElement("input");
       this.picker.type = "file";
@@ -48,8 +53,30 @@ class OpenfrpFiles {
     if (this.upload !== null || !this.queue.length || !this.hooks.ready()) return;
     const file = this.queue.shift();
     const id = `u-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    this.upload = { id, file, sent: 0 };
+    const box = this.hooks.popup(`Uploading ${OpenfrpFiles.shown(file.name)}`, "info");
+    this.upload = { id, file, sent: 0, box };
+    this.view.sending = { name: file.name, sent: 0, size: file.size };
     this.hooks.send({ type: "file_begin", id, name: file.name, size: file.size });
+  }
+
+  // The session is connected (again): an upload in flight starts again, the queue goes on.
+  connected() {
+    const up = this.upload;
+    if (up !== null) {
+      up.box.remove();
+      this.upload = null;
+      this.queue.unshift(up.file);
+      this.view.restarted += 1;
+    }
+    this.next();
+  }
+
+  // A name inside a sentence, isolated (U+2068 ... U+2069) from the text around it.
+  static shown(name) { return `\u2068${name}\u2069`; }
+
+  static progress(box, verb, name, done, size) {
+    const share = size > 0 ? Math.floor((100 * done) / size) : 100;
+    box.firstChild.textContent = `${verb} ${OpenfrpFiles.shown(name)}: ${share} %`;
   }
 
   static base64(bytes) {
@@ -83,19 +110,25 @@ class OpenfrpFiles {
       }
       const piece = new Uint8Array(
         await up.file.slice(up.sent, up.sent + OpenfrpFiles.CHUNK).arrayBuffer());
+      if (this.upload !== up) return;  // restarted while the chunk was read
       const offset = up.sent;
       up.sent += piece.length;
+      this.view.sending.sent = offset;
+      OpenfrpFiles.progress(up.box, "Uploading", up.file.name, offset, up.file.size);
       this.hooks.send({ type: "file_chunk", id: up.id, offset, data: OpenfrpFiles.base64(piece) });
     } else if (message.type === "file_status") {
       this.upload = null;
+      up.box.remove();
       if (message.state === "saved") {
         this.view.uploaded.push(message.name);
-        this.hooks.popup(`Uploaded ${up.file.name} to the session as ${message.name}.`, "note");
+        const [from, to] = [up.file.name, message.name].map(OpenfrpFiles.shown);
+        this.hooks.popup(`Uploaded ${from} to the session as ${to}.`, "note");
         this.hooks.log("file.transfer", { direction: "to_session", bytes: up.file.size });
       } else {
         const reason = message.reason || message.state;
         this.view.refused.push(reason);
-        this.hooks.popup(`Upload of ${up.file.name} refused: ${reason}.`, "warning");
+        this.hooks.popup(`Upload of ${OpenfrpFiles.shown(up.file.name)} refused: ${reason}.`,
+                         "warning");
       }
       this.next();
     }
@@ -104,7 +137,9 @@ class OpenfrpFiles {
   downloadStep(message) {
     const id = message.id;
     if (message.type === "file_offer") {
-      this.downloads.set(id, { name: message.name, size: message.size, parts: [], received: 0 });
+      const box = this.hooks.popup(`Receiving ${OpenfrpFiles.shown(message.name)}`, "info");
+      this.downloads.set(id,
+                         { name: message.name, size: message.size, parts: [], received: 0, box });
       this.hooks.send({ type: "file_ack", id, offset: 0 });
       return;
     }
@@ -114,11 +149,14 @@ class OpenfrpFiles {
       const part = OpenfrpFiles.bytes(message.data);
       down.parts.push(part);
       down.received += part.length;
+      OpenfrpFiles.progress(down.box, "Receiving", down.name, down.received, down.size);
       this.hooks.send({ type: "file_ack", id, offset: down.received });
     } else if (message.type === "file_end") {
       this.downloads.delete(id);
+      down.box.remove();
       const url = URL.createObjectURL(new Blob(down.parts));
-      const box = this.hooks.popup(`${down.name} (${down.size} bytes) from the session: `, "info");
+      const box = this.hooks.popup(
+        `${OpenfrpFiles.shown(down.name)} (${down.size} bytes) from the session: `, "info");
       const link = document.createElement("a");
       link.href = url;
       link.download = down.name;

@@ -154,6 +154,11 @@
         config_digest: ticket.config_digest, client, monitor },
       config.terminal, codes, version);
     if (monitor) machine.useTransport(7);  // its region comes as frames of its own
+    // A fallback to FRP7 holds for the rest of the session, a reload of this tab included:
+    // FRP8 would fail the same way, after its whole setup time again.
+    const fellBackKey = `openfrp-frp7-${ticket.session_id}`;
+    if (sessionStorage.getItem(fellBackKey) !== null) machine.useTransport(7);
+    let fellBack = null;  // the code FRP8 failed with, until the session is back over FRP7
     const stash = `openfrp-unshipped-${ticket.session_id}`;
     let unshipped = JSON.parse(localStorage.getItem(stash) || "[]");
     let ws = null;
@@ -526,14 +531,24 @@
             warned = { code: action.code, secondsLeft: action.attrs.seconds_left };
           }
           if (action.event === "transport.fallback") {
-            popup("FRP8 could not connect: continuing over FRP7 (WebSocket).", "note");
+            sessionStorage.setItem(fellBackKey, String(action.code));
+            fellBack = action.code;
           }
           if (action.event === "connection.established") {
             setStatus(action.attrs.resume ? "connected (resumed)" : "connected");
             // Back on: the pop-ups about the lost path no longer apply and would hide the screen.
             for (const box of page.popups.querySelectorAll(LOST_POPUPS)) box.remove();
+            // Back over FRP7: FRP8's setup errors give way to one note of what happened.
+            if (fellBack !== null) {
+              for (const box of page.popups.querySelectorAll(".popup[data-code]")) box.remove();
+              const row = codes[fellBack];
+              popup(`FRP8 could not connect (${fellBack} ${row ? row.name : ""}): the session `
+                    + "goes on over FRP7 (WebSocket).", "note");
+              fellBack = null;
+            }
             paused(false);
             input.connected();
+            files.connected();
             video.started();
             stats.start();
           }
