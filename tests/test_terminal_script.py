@@ -1,7 +1,7 @@
 """The Python terminal's commands (terminal/script.py): held until the first connection,
 run one after another, a bad `wait` and a failed command said (the rest still run), more
 than MAX_WAITING dropped and said, and the end of the input leaves once everything before it
-is done."""
+is done; a size the session fits to its limits is said with the one it gave."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from openfrp.terminal import script
-from openfrp.terminal.script import Commands
+from openfrp.terminal.script import Commands, size_note
 
 
 def test_commands_wait_for_the_connection_run_in_order_and_the_end_leaves() -> None:
@@ -75,3 +75,19 @@ def test_the_end_after_a_close_or_disconnect_adds_nothing(leave: str) -> None:
     before the close went out (the session stayed open), and said it stays open."""
     said, left = run_connected(("wait 0", leave, None))
     assert said == [f"ran {leave}"] and left == 0
+
+
+@pytest.mark.parametrize(
+    ("asked", "given", "said"),
+    [
+        ((640, 480), (640, 480), None),
+        ((10, 10), (320, 200), "the session's screen is 320x200 (its smallest)"),
+        ((99999, 99999), (1920, 1080), "the session's screen is 1920x1080 (its largest)"),
+        ((801, 601), (800, 600), "the session's screen is 800x600 (even sizes only)"),
+        ((10, 99999), (320, 1080), "the session's screen is 320x1080"),
+    ],
+)
+def test_a_size_the_session_fits_otherwise_is_said_with_why(
+    asked: tuple[int, int], given: tuple[int, int], said: str | None
+) -> None:
+    assert size_note(asked, given) == said

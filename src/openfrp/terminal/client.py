@@ -48,13 +48,14 @@ from openfrp.terminal.frp8 import PeerAttempt
 from openfrp.terminal.keyboard import USAGE, input_command
 from openfrp.terminal.keyboard import WORDS as INPUT_WORDS
 from openfrp.terminal.preflight import probe_ice_servers
-from openfrp.terminal.script import LEAVES, Commands, parse_size
+from openfrp.terminal.script import LEAVES, Commands, parse_size, size_note
 from openfrp.terminal.video import DECODERS, VideoReceiver
 from openfrp.timing import Alarm, now_ms
 
 SHIP_BATCH = 200
 STATS_PERIOD = 10.0
 SCREENSHOT_WAIT = 2.0
+SIZE_WAIT = 3.0  # seconds `size` waits for the session's screen (none while it starts)
 
 
 class Channel(Protocol):
@@ -126,6 +127,7 @@ class Terminal:
         self.video = VideoReceiver(self._from_video)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pings: dict[int, float] = {}
+        self._sizing: asyncio.Future[tuple[int, int]] | None = None  # a `size` awaits its screen
         self.rtt_ms: float | None = None
         self.desk = TerminalDesk(self._send, self._print, self._write_event, downloads)
         self.commands = Commands(
@@ -185,6 +187,7 @@ class Terminal:
             elif '"pong"' in data:
                 self._pong(data)
             else:
+                self._screen_given(data)
                 self._track(self.desk.peek(data))
             return self.machine.receive(data, now)
         if kind == "closed":
@@ -205,7 +208,7 @@ class Terminal:
         elif word == "screenshot" and rest.strip():
             await self._screenshot(rest.strip())
         elif word == "size":
-            self._resize(rest)
+            await self._resize(rest)
         elif word == "stats" and not rest.strip():
             await self._stats_now()
         elif word in DESK_WORDS:
@@ -331,8 +334,10 @@ class Terminal:
         for event in events:
             self._send(input_message(event))
 
-    def _resize(self, rest: str) -> None:
-        """`size WxH`: this window's new size; the display follows, and a resume asks for it."""
+    async def _resize(self, rest: str) -> None:
+        """`size WxH`: this window's new size; the display follows, and a resume asks for it.
+        The session fits a size to its limits: its `screen` answer says when it gave another
+        (waited for at most SIZE_WAIT: a session still starting answers once its stream runs)."""
         try:
             self.screen = parse_size(rest)
         except ValueError as exc:
@@ -342,7 +347,27 @@ class Terminal:
         if self.machine.state is not TerminalState.ESTABLISHED or self._sendq is None:
             self._print(f"size: not connected; the next connection asks for {width}x{height}")
             return
+        self._sizing = asyncio.get_running_loop().create_future()
         self._send({"type": "resize", "width": width, "height": height, "scale": 1})
+        try:
+            given = await asyncio.wait_for(self._sizing, SIZE_WAIT)
+        except TimeoutError:
+            return
+        finally:
+            self._sizing = None
+        note = size_note((width, height), given)
+        if note is not None:
+            self._print(f"size {width}x{height}: {note}")
+
+    def _screen_given(self, data: str) -> None:
+        """The session's `screen` message (its display's size), to the `size` waiting for it."""
+        sizing = self._sizing
+        if sizing is None or sizing.done() or '"screen"' not in data:
+            return
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            message = json.loads(data)
+            if message["type"] == "screen" and message.get("monitor", 0) == self.ticket.monitor:
+                sizing.set_result((int(message["width"]), int(message["height"])))
 
     def _send(self, message: dict[str, Any]) -> None:
         if self._sendq is not None:

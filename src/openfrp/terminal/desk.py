@@ -3,14 +3,18 @@ downloads offered from inside the session, saved into the `--downloads` folder.
 
 An upload sends its next chunk only when the server acknowledged the one before, so the
 session's video never queues behind a file; a download is acknowledged chunk by chunk the
-same way. File reads and writes run in a worker thread, never on the event loop.
+same way. File reads and writes run in a worker thread, never on the event loop, and an
+upload takes a regular file only: the open of a FIFO or a device could block that thread for
+good, and nothing stops a thread (not even a second Ctrl-C: the loop waits for it at exit).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,16 +73,20 @@ class TerminalDesk:
         elif word == "clipboard":
             shown = "(nothing copied in the session yet)" if self.clipboard is None else None
             self._say(f"clipboard: {json.dumps(self.clipboard) if shown is None else shown}")
+        elif word == "upload" and not rest.strip():
+            self._say("upload: no file named (use: upload PATH)")
         elif word == "upload":
             await self._upload(rest.strip())
 
     async def _upload(self, name: str) -> None:
         path = Path(name).expanduser()
         try:
-            file = await asyncio.to_thread(path.open, "rb")
-            size = await asyncio.to_thread(lambda: path.stat().st_size)
+            file, size = await asyncio.to_thread(_open_regular, path)
         except OSError as exc:
             self._say(f"upload {name}: {exc.strerror or exc}")
+            return
+        except _NotRegular as exc:
+            self._say(f"upload {name}: {exc}, not a regular file; nothing sent")
             return
         tid = f"u-{secrets.token_hex(6)}"
         self._uploads[tid] = _Upload(path, size, file)
@@ -183,3 +191,34 @@ class TerminalDesk:
             await asyncio.to_thread(incoming.abort)
         self._uploads.clear()
         self._incoming.clear()
+
+
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class _NotRegular(Exception):
+    """A FIFO, socket, device or directory: what kind it is."""
+
+
+def _open_regular(path: Path) -> tuple[BinaryIO, int]:
+    """A regular file open for reading, and its size. Anything else is refused before it is
+    opened, and the open never blocks (the path may have become a FIFO since the stat)."""
+    _check_regular(os.stat(path).st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        _check_regular(info.st_mode)
+        return os.fdopen(fd, "rb"), info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _check_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((kind for test, kind in _NOT_REGULAR if test(mode)), "a device")
+        raise _NotRegular(kind)

@@ -10,7 +10,7 @@ the screenshot gives the app time to answer):
 When the input ends, the terminal disconnects once the commands before that are done, and the
 session stays open for a resume (`--no-stdin` keeps a terminal connected without reading
 any). `wait SECONDS` pauses the commands after it; `size WxH` asks for another screen size,
-as a browser window resized does.
+as a browser window resized does, and says so when the session gives another.
 """
 
 from __future__ import annotations
@@ -86,3 +86,18 @@ def parse_size(text: str) -> tuple[int, int]:
     if not (sep and width.isdigit() and height.isdigit()) or not int(width) or not int(height):
         raise ValueError(f"{text.strip()!r} is not a size WxH (e.g. 1280x720)")
     return int(width), int(height)
+
+
+def size_note(asked: tuple[int, int], given: tuple[int, int]) -> str | None:
+    """What `size` says when the session's screen is not the size asked (None when it is): the
+    server fits a size to its launchpad's smallest and largest, and to even numbers (H.264)."""
+    if given == asked:
+        return None
+    grew = any(got > want for want, got in zip(asked, given, strict=True))
+    shrank = any(got < want - 1 for want, got in zip(asked, given, strict=True))
+    why = {
+        (True, False): " (its smallest)",
+        (False, True): " (its largest)",
+        (False, False): " (even sizes only)",
+    }.get((grew, shrank), "")
+    return f"the session's screen is {given[0]}x{given[1]}{why}"
