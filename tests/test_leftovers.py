@@ -49,6 +49,37 @@ def test_only_settled_display_folders_no_process_uses_are_removed(tmp_path: Path
     assert link.is_symlink() and elsewhere.is_dir()
 
 
+def test_a_folder_no_live_server_holds_is_removed_however_young(tmp_path: Path) -> None:
+    """A crash lets go of the folder's lock and touches the folder as Xvfb exits: a restart
+    a moment later removes it; one another live server holds stays, however old."""
+    left = _folder(tmp_path, "left", 0)
+    os.close(leftovers.hold(left))  # the lock a killed server held
+    held = _folder(tmp_path, "held", leftovers.SETTLED_S + 5)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from openfrp.server.leftovers import hold\n"
+            "fd = hold(Path(sys.argv[1]))\n"
+            "print('held', flush=True)\n"
+            "time.sleep(30)\n",
+            str(held),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        assert leftovers.remove_unused_display_dirs(str(tmp_path)) == [left]
+        assert held.is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert leftovers.remove_unused_display_dirs(str(tmp_path)) == [held]
+
+
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
 def test_a_process_started_with_the_prefix_ends_when_its_parent_dies() -> None:
     parent = subprocess.Popen(

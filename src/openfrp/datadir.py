@@ -6,12 +6,33 @@ start and could not be found again by the next one; these places can.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 SYSTEM_DATA_DIR = Path("/var/lib/openfrp")
 ENV_DATA_DIR = "OPENFRP_DATA_DIR"
+WRITABLE = "give a folder this user can write (--data-dir)"
+
+
+class DataDirError(OSError):
+    """A folder the server cannot use, in one line: which, what failed and the next step (an
+    OSError, so whatever handles the raw one shows this line instead)."""
+
+
+@contextlib.contextmanager
+def using(
+    folder: Path, doing: str, label: str = "data folder", fix: str = WRITABLE
+) -> Iterator[None]:
+    """Turn an OSError inside into a DataDirError: `label folder: cannot doing (why): fix`."""
+    try:
+        yield
+    except DataDirError:
+        raise
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise DataDirError(f"{label} {folder}: cannot {doing} ({why}): {fix}") from None
 
 
 def _home(environ: Mapping[str, str], uid: int) -> Path:

@@ -102,3 +102,59 @@ def test_a_system_service_keeps_its_state_in_its_state_directory(tmp_path: Path)
     out, err = _serve_and_list([OPENFRP], env, {}, tmp_path)
     _holds_the_state(tmp_path / "state", out, err)
     assert not (tmp_path / "home").exists()
+
+
+def _serve_once(
+    data: Path, command: list[str], env: dict[str, str], options: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
+    """`openfrp serve` on `data` that is expected to stop at start."""
+    return subprocess.run(
+        [*command, "serve", "--data-dir", str(data), "--port", "0"],
+        env={**env, "OPENFRP_DISPLAY": "synthetic"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        **options,
+    )
+
+
+def test_a_data_folder_that_cannot_be_used_is_named_with_the_next_step(shared_tmp: Path) -> None:
+    afile = shared_tmp / "afile"
+    afile.write_text("not a folder")
+    (shared_tmp / "ro").mkdir()
+    command, env, options = _as_a_user(shared_tmp)
+    (shared_tmp / "ro").chmod(0o555)  # the server's user may not write in it
+    fix = "give a folder this user can write (--data-dir)"
+    cases = {
+        afile / "data": f"data folder {afile / 'data'}: cannot create it (Not a directory): {fix}",
+        shared_tmp / "ro": f"data folder {shared_tmp / 'ro'}: cannot create logs/ (Permission "
+        f"denied): {fix}",
+    }
+    for data, line in cases.items():
+        done = _serve_once(data, command, env, options)
+        assert done.returncode == 2, done
+        assert done.stderr == f"openfrp serve: {line}\n"
+
+
+def test_a_second_server_on_the_same_data_folder_is_told_why(tmp_path: Path) -> None:
+    data, ready = tmp_path / "data", tmp_path / "ready.txt"
+    env = {k: v for k, v in os.environ.items() if k not in CHOOSERS}
+    first = subprocess.Popen(
+        [OPENFRP, "serve", "--data-dir", str(data), "--port", "0", f"--ready-file={ready}"],
+        env={**env, "OPENFRP_DISPLAY": "synthetic"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in bounded(20.0):
+            if ready.exists() and len(ready.read_text().splitlines()) >= 2:
+                break
+            assert first.poll() is None
+        second = _serve_once(data, [OPENFRP], env, {})
+    finally:
+        stop_process(first)
+    assert second.returncode == 2
+    assert second.stderr.count("\n") == 1
+    assert second.stderr.startswith(f"openfrp serve: registry: cannot open SQLite file {data}/")
+    assert "database is locked: is another openfrp server using this data folder?" in second.stderr

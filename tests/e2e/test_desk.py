@@ -310,6 +310,27 @@ def test_upload_lands_in_the_sessions_home_and_hostile_names_stay_inside(
     assert left["attrs"] == {"direction": "to_session", "bytes": 100, "reason": "the terminal left"}
 
 
+def test_an_upload_sent_as_the_session_starts_waits_for_its_home(e2e: E2E) -> None:
+    """A script's first command is an upload: it reaches the server while the session is
+    still starting (a profile mount that takes a second) and lands once the home is made."""
+    pad = {**PAD, "app_command": "sleep 60", "profile_mount_command": "sleep 1"}
+    server = e2e.server(launchpads={"slow": pad})
+    local = e2e.root / "small.txt"
+    local.write_text("small")
+    ticket = server.launch("alice", "slow")
+    sid = ticket["session_id"]
+    term = e2e.terminal(ticket["connect_url"])
+    term.send(f"upload {local}")
+    term.wait_line(r"^uploaded small\.txt as small\.txt$", timeout=10)
+    home = Path(server.log.wait_event(event="session.account", session_id=sid)["attrs"]["home"])
+    assert (home / "small.txt").read_text() == "small"
+    assert not server.log.find(event="file.refused", session_id=sid)
+    names = server.log.names(sid, "server")
+    assert names.index("session.started") < names.index("file.transfer")
+    term.send("close")
+    assert term.wait_exit() == 0
+
+
 def test_upload_refusals_are_logged(e2e: E2E) -> None:
     server = e2e.server(
         launchpads={

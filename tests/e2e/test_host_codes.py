@@ -7,12 +7,15 @@ Each test asserts what the terminal (or a raw client) saw and what both event lo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -233,6 +236,62 @@ def test_4018_when_the_app_exits(e2e: E2E) -> None:
     lasted = (parse_ts(ended["ts"]) - parse_ts(started["ts"])).total_seconds()
     assert 0.7 <= lasted <= 2.5, lasted
     assert server.log.names(sid, "server")[-2:] == ["connection.closed:4018", "session.ended:4018"]
+
+
+def diagnosis(sid: str, *paths: Path) -> dict[str, Any]:
+    """`openfrp analyze --session SID --json` over the logs as the processes left them."""
+    done = subprocess.run(
+        [OPENFRP, "analyze", *map(str, paths), "--session", sid, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    session: dict[str, Any] = json.loads(done.stdout)["session"]
+    return session
+
+
+def test_4018_when_the_app_is_killed_by_a_signal_is_a_fault(e2e: E2E) -> None:
+    server = e2e.server(launchpads={"app": {"app_command": "sh -c 'sleep 0.5; kill -KILL $$'"}})
+    ticket = server.launch("alice", "app")
+    sid = ticket["session_id"]
+    term = e2e.connected(server, ticket)
+
+    term.wait_line(r"^\[4018 GUEST_LOGOFF\] ", timeout=5)
+    ended = server.log.wait_event(event="session.ended", code=4018, session_id=sid)
+    assert ended["attrs"]["reason"] == "the session's app was killed by signal 9 (SIGKILL)"
+    assert ended["attrs"]["exit_status"] == -9
+    assert ended["severity"] == "error"
+    assert term.wait_exit() == 0
+    facts = diagnosis(sid, server.log.path, term.log.path)
+    assert (facts["final_code"], facts["category"]) == (4018, "host_display_fault")
+
+
+@needs_xvfb
+def test_an_app_that_dies_with_its_display_ends_the_session_with_4005(e2e: E2E) -> None:
+    """Xvfb killed under an X app: the app's exit (an X I/O error) is the display's failure,
+    not a logoff, whichever of the two the server notices first."""
+    server = e2e.server(
+        server={"display": "xvfb", "video_fps": 5},
+        launchpads={"x": {"display_ready_timeout": 10.0, "app_command": "xterm"}},
+    )
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    term = e2e.connected(server, ticket)
+    ready = server.log.wait_event(event="display.ready", session_id=sid)["attrs"]
+    server.log.wait_event(event="session.started", session_id=sid)
+    time.sleep(1.0)  # the app has opened its window
+
+    os.kill(ready["pid"], signal.SIGKILL)
+    term.wait_line(r"^\[4005 SERVER_AUX_ERROR\] ", timeout=8)
+    assert term.wait_exit() == 1
+    fault = server.log.wait_event(event="error.exception", code=4005, session_id=sid)
+    assert fault["attrs"]["where"] == "display"
+    assert f"Xvfb :{ready['display']} (pid {ready['pid']})" in fault["attrs"]["error"]
+    assert "the session's app exited with status" in fault["attrs"]["error"]
+    ended = server.log.wait_event(event="session.ended", session_id=sid)
+    assert ended["code"] == 4005 and ended["attrs"]["where"] == "display"
+    assert not server.log.find(code=4018, session_id=sid)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import E2E
+from tests.e2e.conftest import E2E, FRP8_PAD
 from tests.e2e.harness import (
     OPENFRP,
     REPO_ROOT,
@@ -76,7 +76,7 @@ def test_metrics_follow_a_session_through_a_drop_and_a_registry_outage(
             200,
             {
                 "ready": True,
-                "checks": {"registry": "ok", "event_log": "ok", "frp8_peer": "ok"},
+                "checks": {"registry": "ok", "event_log": "ok"},  # no FRP8 launchpad
                 "reasons": [],
             },
         )
@@ -142,6 +142,17 @@ def _route_table() -> set[str]:
 
 def _unnamed(path: str) -> str:
     return re.sub(r"{\w+}", "{}", path)
+
+
+def test_readyz_checks_the_frp8_peer_only_where_a_launchpad_uses_frp8(e2e: E2E) -> None:
+    plain = e2e.server()
+    assert health(plain, "/readyz")[1]["checks"] == {"registry": "ok", "event_log": "ok"}
+    rtc = e2e.server(launchpads={"rtc": FRP8_PAD})
+    for _ in bounded(10.0, step=0.1):  # its peer registers with its own hub once it listens
+        status, ready = health(rtc, "/readyz")
+        if status == 200:
+            break
+    assert ready["checks"] == {"registry": "ok", "event_log": "ok", "frp8_peer": "ok"}
 
 
 def test_openapi_is_generated_from_the_routes_the_readme_lists(e2e: E2E) -> None:

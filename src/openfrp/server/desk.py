@@ -60,7 +60,8 @@ class _Download:
 
 class SessionDesk:
     """`send(cid, message)` writes to a connection; `primary()` names the session's live one;
-    `fault(where, error)` reports a broken auxiliary task (4005)."""
+    `fault(where, error)` reports a broken auxiliary task (4005). An upload sent while the
+    session starts waits up to `home_wait` seconds for its home folder."""
 
     def __init__(
         self,
@@ -69,8 +70,10 @@ class SessionDesk:
         send: Callable[[str, dict[str, Any]], None],
         primary: Callable[[], str | None],
         fault: Callable[[str, str], None],
+        home_wait: float = 0.0,
     ) -> None:
         self._settings = settings
+        self._home_wait = home_wait
         self._write = write
         self._send = send
         self._primary = primary
@@ -79,6 +82,7 @@ class SessionDesk:
         self._display_alive: Callable[[], bool] = lambda: False
         self._home: Path | None = None
         self._owner: tuple[int, int] | None = None
+        self._settled = asyncio.Event()  # started (its home known) or closed
         self._uploads: dict[str, Incoming] = {}
         self._upload_cids: dict[str, str] = {}  # the connection each upload came from
         self._downloads: dict[str, _Download] = {}
@@ -103,6 +107,7 @@ class SessionDesk:
         """The session is up (or has a new display): watch its X clipboard (if it has an X
         display) and take uploads into `home`, files owned by `owner` (uid, gid)."""
         self._home, self._owner = home, owner
+        self._settled.set()
         self._display_alive = display_alive
         loop = asyncio.get_running_loop()
         old, self._clipboard = self._clipboard, None
@@ -127,6 +132,7 @@ class SessionDesk:
         mine.append(self._clipboard)
 
     async def close(self) -> None:
+        self._settled.set()
         clipboard, self._clipboard = self._clipboard, None
         if clipboard is not None:
             await asyncio.to_thread(clipboard.close)
@@ -272,6 +278,9 @@ class SessionDesk:
             raise Refused(f"over the size limit of {limit} bytes")
         if len(self._uploads) >= MAX_OPEN:
             raise Refused(f"{MAX_OPEN} uploads are already in progress")
+        if not self._settled.is_set():  # sent as the session starts, as a script does
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), self._home_wait)
         if self._home is None:
             raise Refused("the session has no home folder")
         upload = await asyncio.to_thread(Incoming, self._home, name, size, self._owner)

@@ -51,21 +51,21 @@ def _log_problem(state: Any, metrics: Metrics) -> str | None:
 
 
 def _peer_problem(state: Any, metrics: Metrics) -> str | None:
-    if not any(pad.frp == 8 for pad in state.config.launchpads.values()):
-        return None
     if not metrics.peer_up:
         return f"frp8 peer: not registered with signaling at {state.signaling_url}"
     return None
 
 
 async def readyz(request: Request) -> Response:
-    """Whether this host can take sessions now; 503 names every reason it cannot."""
+    """Whether this host can take sessions now; 503 names every reason it cannot. The FRP8
+    peer is checked only where a launchpad uses FRP8: elsewhere there is none to be ok."""
     state, metrics = request.app.state.openfrp, _metrics(request)
     checks = {
         "registry": await _registry_problem(state),
         "event_log": _log_problem(state, metrics),
-        "frp8_peer": _peer_problem(state, metrics),
     }
+    if any(pad.frp == 8 for pad in state.config.launchpads.values()):
+        checks["frp8_peer"] = _peer_problem(state, metrics)
     reasons = [problem for problem in checks.values() if problem is not None]
     body = {
         "ready": not reasons,

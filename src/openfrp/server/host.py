@@ -27,7 +27,7 @@ from openfrp.media.synthetic import SyntheticDisplay
 from openfrp.media.xvfb import Framebuffer, XvfbScreen, XwdError
 from openfrp.protocol.monitors import MAX_SECONDARIES
 from openfrp.server.isolation import Account, write_private, xauthority
-from openfrp.server.leftovers import DISPLAY_DIR_PREFIX, die_with_server
+from openfrp.server.leftovers import DISPLAY_DIR_PREFIX, die_with_server, hold
 from openfrp.settings import SessionSettings
 
 MIN_WIDTH, MIN_HEIGHT = 320, 200
@@ -104,6 +104,7 @@ class Display:
     number: int | None = None
     fbdir: Path | None = None
     cookie: str = ""  # the MIT-MAGIC-COOKIE-1 (hex) a client needs to connect
+    lock: int | None = None  # holds fbdir while it is this server's (leftovers.hold)
     fit: WindowFit | None = None  # the launchpad's fit_windows
 
     @property
@@ -153,9 +154,28 @@ class Display:
     def height(self) -> int:
         return self.source.height
 
+    async def dies_within(self, seconds: float) -> bool:
+        """Whether the display server is gone or goes within `seconds` (a synthetic display
+        never does)."""
+        if self.xvfb is None:
+            return False
+        deadline = asyncio.get_running_loop().time() + seconds
+        while self.alive:
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def gone(self) -> DisplayGone:
+        """The error of a display server that is no longer running, naming it."""
+        assert self.xvfb is not None
+        status = self.xvfb.returncode
+        how = "exited" if status is None else f"exited with status {status}"
+        return DisplayGone(f"Xvfb :{self.number} (pid {self.xvfb.pid}) {how}")
+
     def _check_alive(self) -> None:
         if self.xvfb is not None and self.xvfb.returncode is not None:
-            raise DisplayGone(f"Xvfb :{self.number} exited with status {self.xvfb.returncode}")
+            raise self.gone()
 
     def grab(self) -> NDArray[np.uint8]:
         """The screen now, (height, width, 4) BGRX, a copy; a display server that has exited
@@ -188,6 +208,9 @@ class Display:
         self.source.close()
         if self.fbdir is not None:
             shutil.rmtree(self.fbdir, ignore_errors=True)
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
 
 
 async def _announced_display(fd: int) -> int:
@@ -230,6 +253,7 @@ async def start_display(
     if shutil.which("Xvfb") is None:
         raise StartFailure(CodeNumber.DISPLAY_NOT_READY, "display = xvfb but Xvfb is not installed")
     fbdir = Path(tempfile.mkdtemp(prefix=DISPLAY_DIR_PREFIX))
+    lock = hold(fbdir)
     cookie = secrets.token_hex(16)
     await asyncio.to_thread(write_private, fbdir / "Xauthority", xauthority(cookie, None))
     read_fd, write_fd = os.pipe()
@@ -256,7 +280,7 @@ async def start_display(
         pass_fds=(write_fd,),
     )
     os.close(write_fd)
-    display = Display(xvfb=process, fbdir=fbdir, cookie=cookie)
+    display = Display(xvfb=process, fbdir=fbdir, cookie=cookie, lock=lock)
 
     async def until_ready() -> None:
         display.number = await _announced_display(read_fd)

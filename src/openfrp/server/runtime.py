@@ -14,6 +14,7 @@ import signal
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from openfrp.codes import CodeNumber
@@ -53,6 +54,20 @@ from openfrp.timing import Alarm, now_ms
 # Seconds after a session begins to start during which what is typed waits for its display
 # and the app's first window instead of reaching nobody (type-ahead).
 TYPE_AHEAD_S = 10.0
+# Seconds an app that failed waits for its display to be seen dead: killed under it, the app
+# can see its X connection drop before Xvfb's exit shows (display.alive).
+APP_DISPLAY_GRACE_S = 1.0
+
+
+def app_exit_reason(status: int) -> str:
+    """How the session's app ended, from its return code (a signal is a negative one)."""
+    if status >= 0:
+        return f"the session's app exited with status {status}"
+    try:
+        name = signal.Signals(-status).name
+    except ValueError:
+        name = "unknown signal"
+    return f"the session's app was killed by signal {-status} ({name})"
 
 
 class SessionRuntime:
@@ -105,6 +120,7 @@ class SessionRuntime:
             self._send_to,
             lambda: self.machine.primary,
             lambda where, error: self.post("fault", CodeNumber.SERVER_AUX_ERROR, where, error),
+            home_wait=TYPE_AHEAD_S,
         )
         self._loop_task = asyncio.create_task(self._control_loop(), name=identity.session_id)
 
@@ -210,6 +226,8 @@ class SessionRuntime:
             return m.push(args[0], now)
         if kind == "host":
             return m.host_event(args[0], args[1], now)
+        if kind == "app_exit":
+            return self._app_exited(args[0], args[1], now)
         if kind == "fault":
             return m.fault(args[0], args[1], args[2], now)
         if kind == "video":
@@ -318,7 +336,7 @@ class SessionRuntime:
         self._start_desk()
         self._watch_cursor()
         if self.app is not None:
-            self._track(asyncio.create_task(self._watch_app(self.app)))
+            self._track(asyncio.create_task(self._watch_app(self.app, self.display)))
         if self._video_fps > 0:
             self._track(asyncio.create_task(self._video_pump()))
 
@@ -366,12 +384,35 @@ class SessionRuntime:
         if link is not None:
             link.send(encode(message))
 
-    async def _watch_app(self, app: asyncio.subprocess.Process) -> None:
+    async def _watch_app(self, app: asyncio.subprocess.Process, display: Display) -> None:
+        """The app's exit ends the session: 4018, or 4005 when the display it ran on died
+        under it (an X app exits on its connection's I/O error, often before the video path
+        sees the display gone: that is the display's failure, not a logoff)."""
         status = await app.wait()
-        if not self.ended.is_set():
-            self.post(
-                "host", CodeNumber.GUEST_LOGOFF, f"the session's app exited with status {status}"
+        exited = app_exit_reason(status)
+        died = status != 0 and await display.dies_within(APP_DISPLAY_GRACE_S)
+        if self.ended.is_set():
+            return
+        if died:
+            error = f"{display.gone()}, and {exited}"
+            self.post("fault", CodeNumber.SERVER_AUX_ERROR, "display", error)
+        else:
+            self.post("app_exit", status, exited)
+
+    def _app_exited(self, status: int, reason: str, now: int) -> list[Action]:
+        """4018, its end saying how the app ended (`exit_status`, which the analyzer reads);
+        an app that failed (a non-zero status, a signal) is a fault, logged as an error."""
+        actions = self.machine.host_event(CodeNumber.GUEST_LOGOFF, reason, now)
+        return [
+            replace(
+                a,
+                severity="error" if status != 0 else a.severity,
+                attrs={**a.attrs, "exit_status": status},
             )
+            if isinstance(a, Log) and a.event == "session.ended"
+            else a
+            for a in actions
+        ]
 
     async def _video_pump(self) -> None:
         """Stream the display to the live connection from a worker thread (media/streamer.py);

@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
+from openfrp.datadir import using
 from openfrp.events import Event, EventLog
 from openfrp.server import health, openapi
 from openfrp.server.app import create_app
@@ -55,12 +56,15 @@ def load_secret(config: Config) -> bytes:
     """The signing secret: from the config, else kept in the data folder across restarts."""
     if config.server.secret:
         return config.server.secret.encode()
-    path = data_dir(config) / "secret"
+    folder = data_dir(config)
+    path = folder / "secret"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_private(path, secrets.token_hex(32).encode())
-    path.chmod(0o600)
-    return path.read_text().strip().encode()
+        with using(folder, "write secret"):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_private(path, secrets.token_hex(32).encode())
+    with using(folder, "read secret"):
+        path.chmod(0o600)
+        return path.read_text().strip().encode()
 
 
 def protect_data(config: Config) -> None:
@@ -69,15 +73,27 @@ def protect_data(config: Config) -> None:
     kept from an earlier run become 0600. An existing folder keeps its mode: it may be one
     others use too (log_dir = "/var/log", say)."""
     os.umask(0o077)
-    logs = Path(config.server.log_dir)
-    for folder in (data_dir(config), logs):
+    folder, logs = data_dir(config), Path(config.server.log_dir)
+    with using(folder, "create it"):
         folder.mkdir(parents=True, exist_ok=True)
-    kept = [data_dir(config) / "secret", admin_key_path(config), *logs.glob("server-events.jsonl*")]
+    with _in_data(config, logs, "create {}/"):
+        logs.mkdir(parents=True, exist_ok=True)
+    kept = [folder / "secret", admin_key_path(config), *logs.glob("server-events.jsonl*")]
     if "://" not in config.server.registry:
         kept += [Path(config.server.registry + end) for end in ("", "-wal", "-shm", "-journal")]
     for path in kept:
-        with contextlib.suppress(FileNotFoundError):
+        with _in_data(config, path, "make {} private"), contextlib.suppress(FileNotFoundError):
             path.chmod(0o600)
+
+
+def _in_data(config: Config, path: Path, doing: str) -> contextlib.AbstractContextManager[None]:
+    """An OSError on `path` said in one line, `doing` with its name in it: as part of the data
+    folder, or of its own folder when it is elsewhere (an absolute log_dir or registry)."""
+    folder = data_dir(config)
+    if path.is_relative_to(folder):
+        return using(folder, doing.format(path.relative_to(folder)))
+    fix = "give folders this user can write (log_dir, registry)"
+    return using(path.parent, doing.format(path.name), "folder", fix)
 
 
 def admin_key_path(config: Config) -> Path:
@@ -143,7 +159,8 @@ async def serve(
             server.should_exit = True
 
         async def ready() -> None:
-            write_private(admin_key_path(config), state.admin_key.encode())
+            with using(data_dir(config), "write admin.key"):
+                write_private(admin_key_path(config), state.admin_key.encode())
             _announce(config, state, open_files)
             if ready_file:
                 write_private(Path(ready_file), f"{state.public_url}\n{state.admin_key}\n".encode())

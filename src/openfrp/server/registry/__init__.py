@@ -174,7 +174,15 @@ class SqliteRegistry:
         except (OSError, sqlite3.Error) as exc:
             if db is not None:  # refused: not left open until the collector finds it
                 db.close()
-            raise RegistryError(f"registry: cannot open SQLite file {self._path}: {exc}") from None
+            hint = ""
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                hint = (
+                    ": is another openfrp server using this data folder? Stop it, or give this"
+                    " one its own (--data-dir)"
+                )
+            raise RegistryError(
+                f"registry: cannot open SQLite file {self._path}: {exc}{hint}"
+            ) from None
         self._db = db
         if self._path != ":memory:":
             self._inode = os.stat(self._path).st_ino
