@@ -583,3 +583,17 @@ def bounded(timeout: float, step: float = POLL) -> Iterator[float]:
     while time.monotonic() < deadline:
         yield deadline - time.monotonic()
         time.sleep(step)
+
+
+def diagnosis(sid: str, *logs: JsonlLog) -> dict[str, Any]:
+    """`openfrp analyze LOGS --session SID --json` over the logs exactly as the processes left
+    them: what the analyzer says of that one session."""
+    done = subprocess.run(
+        [OPENFRP, "analyze", *(str(log.path) for log in logs), "--session", sid, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    session: dict[str, Any] = json.loads(done.stdout)["session"]
+    return session

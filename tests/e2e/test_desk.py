@@ -27,8 +27,7 @@ from Xlib import X
 from openfrp.desk.xconnect import open_display
 from openfrp.server.command import DEMO_APP
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import SECRET, ServerProcess, bounded, hello_for
-from tests.e2e.test_frp8 import diagnosis
+from tests.e2e.harness import SECRET, ServerProcess, bounded, diagnosis, hello_for
 from tests.support.sandbox import shared_folder
 from tests.support.xselection import XApp, read_cookie
 

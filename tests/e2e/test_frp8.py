@@ -29,7 +29,7 @@ from openfrp.protocol.terminal_connection import SessionTicket
 from openfrp.settings import SessionSettings, build
 from openfrp.terminal.frp8 import PeerAttempt
 from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
-from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess, bounded, hello_for
+from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess, bounded, diagnosis, hello_for
 from tests.support.coturn import TURNSERVER, Coturn, start_coturn
 
 pytestmark = pytest.mark.skipif(TURNSERVER is None, reason="needs coturn (Debian coturn)")
@@ -64,19 +64,6 @@ def ticket_file(e2e: E2E, ticket: dict[str, Any]) -> str:
     path = e2e.root / f"ticket-{ticket['session_id']}.json"
     path.write_text(json.dumps(ticket))
     return str(path)
-
-
-def diagnosis(sid: str, *logs: JsonlLog) -> dict[str, Any]:
-    """`openfrp analyze --session SID --json` over the logs exactly as the processes left them."""
-    done = subprocess.run(
-        [OPENFRP, "analyze", *(str(log.path) for log in logs), "--session", sid, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    session: dict[str, Any] = json.loads(done.stdout)["session"]
-    return session
 
 
 def codes_of(log: JsonlLog, event: str) -> list[int]:

@@ -19,7 +19,8 @@ import pytest
 from openfrp.events import parse_ts
 from openfrp.settings import SessionSettings
 from tests.e2e.conftest import E2E, FRP8_PAD
-from tests.e2e.test_frp8 import codes_of, diagnosis
+from tests.e2e.harness import diagnosis
+from tests.e2e.test_frp8 import codes_of
 from tests.support.netns import Namespace
 
 NS_TOOLS = all(shutil.which(tool) for tool in ("ip", "nft"))

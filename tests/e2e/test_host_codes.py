@@ -7,7 +7,6 @@ Each test asserts what the terminal (or a raw client) saw and what both event lo
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -15,14 +14,13 @@ import subprocess
 import time
 import zlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from openfrp.events import parse_ts
 from openfrp.media.wire import CODEC_RGB_ZLIB, parse_frame
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import OPENFRP, E2EError, RawClient, bounded, hello_for
+from tests.e2e.harness import OPENFRP, E2EError, RawClient, bounded, diagnosis, hello_for
 
 WIDTH, HEIGHT = 1280, 720  # a terminal that does not say its window size
 needs_xvfb = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
@@ -238,19 +236,6 @@ def test_4018_when_the_app_exits(e2e: E2E) -> None:
     assert server.log.names(sid, "server")[-2:] == ["connection.closed:4018", "session.ended:4018"]
 
 
-def diagnosis(sid: str, *paths: Path) -> dict[str, Any]:
-    """`openfrp analyze --session SID --json` over the logs as the processes left them."""
-    done = subprocess.run(
-        [OPENFRP, "analyze", *map(str, paths), "--session", sid, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    session: dict[str, Any] = json.loads(done.stdout)["session"]
-    return session
-
-
 def test_4018_when_the_app_is_killed_by_a_signal_is_a_fault(e2e: E2E) -> None:
     server = e2e.server(launchpads={"app": {"app_command": "sh -c 'sleep 0.5; kill -KILL $$'"}})
     ticket = server.launch("alice", "app")
@@ -263,7 +248,7 @@ def test_4018_when_the_app_is_killed_by_a_signal_is_a_fault(e2e: E2E) -> None:
     assert ended["attrs"]["exit_status"] == -9
     assert ended["severity"] == "error"
     assert term.wait_exit() == 0
-    facts = diagnosis(sid, server.log.path, term.log.path)
+    facts = diagnosis(sid, server.log, term.log)
     assert (facts["final_code"], facts["category"]) == (4018, "host_display_fault")
 
 

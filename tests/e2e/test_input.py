@@ -5,11 +5,9 @@ X server dying while keys arrive ends the session with 4005."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import OPENFRP, JsonlLog, ServerProcess, hello_for
+from tests.e2e.harness import ServerProcess, diagnosis, hello_for
 from tests.support.sandbox import shared_folder
 from tests.support.xev import XEV_ARGS, XevFile, held, needs_xev, typed
 
@@ -158,18 +156,6 @@ def test_no_key_or_button_is_stuck_after_a_disconnect_with_them_held(
     again.send(key(ord("z"), True))
     again.send(key(ord("z"), False))
     xev.wait_text("Qz")
-
-
-def diagnosis(sid: str, *logs: JsonlLog) -> dict[str, Any]:
-    done = subprocess.run(
-        [OPENFRP, "analyze", *(str(log.path) for log in logs), "--session", sid, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    session: dict[str, Any] = json.loads(done.stdout)["session"]
-    return session
 
 
 def test_4005_when_the_x_server_dies_while_keys_arrive(e2e: E2E, xev: XevFile) -> None:

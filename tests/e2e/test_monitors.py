@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from tests.e2e.browser import CHROMIUM, Browser, joined
 from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
-from tests.e2e.harness import OPENFRP, RawClient, ServerProcess, hello_for, outcome
+from tests.e2e.harness import RawClient, ServerProcess, diagnosis, hello_for, outcome
 from tests.e2e.test_host_codes import read_frames
 from tests.support.coturn import TURNSERVER, Coturn
 from tests.support.sandbox import shared_folder
@@ -103,18 +102,6 @@ def click(raw: RawClient, x: int, y: int) -> None:
     for buttons in (1, 0):
         data = {"x": x, "y": y, "buttons": buttons}
         raw.send({"type": "input", "kind": "pointer", "data": data})
-
-
-def diagnosis(server: ServerProcess, sid: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [OPENFRP, "analyze", str(server.log.path), "--session", sid, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    session: dict[str, Any] = json.loads(done.stdout)["session"]
-    return session
 
 
 def test_a_secondary_window_shows_and_clicks_its_own_region(e2e: E2E, folder: Path) -> None:
@@ -223,7 +210,7 @@ def test_a_frozen_secondary_terminal_is_closed_with_4028_and_the_session_goes_on
     assert not server.log.find(event="display.layout", severity="error")
     primary.send({"type": "close"})
     assert primary.wait_closed() == 4000
-    session = diagnosis(server, sid)
+    session = diagnosis(sid, server.log)
     assert session["final_code"] == 4000
     assert "4028" in json.dumps(session)
 

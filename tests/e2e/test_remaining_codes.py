@@ -11,7 +11,6 @@ Each test asserts what the terminal saw, both event logs and the analyzer's verd
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import socket
@@ -19,13 +18,12 @@ import struct
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import OPENFRP, RESET_CODES, JsonlLog, RawClient, hello_for
+from tests.e2e.harness import RESET_CODES, RawClient, diagnosis, hello_for
 from tests.support.redis_server import RedisServer
 
 DISK = "1m"
@@ -75,19 +73,6 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def verdict(sid: str, *logs: JsonlLog) -> dict[str, Any]:
-    """`openfrp analyze LOGS --session SID --json`, over the logs as the processes left them."""
-    done = subprocess.run(
-        [OPENFRP, "analyze", *(str(log.path) for log in logs), "--session", sid, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    session: dict[str, Any] = json.loads(done.stdout)["session"]
-    return session
-
-
 def test_4001_registry_disk_full_when_the_session_starts(e2e: E2E, small_disk: Path) -> None:
     server = e2e.server(account=PATIENT, server={"registry": str(small_disk / "registry.sqlite3")})
     ticket = server.launch("alice")
@@ -111,7 +96,7 @@ def test_4001_registry_disk_full_when_the_session_starts(e2e: E2E, small_disk: P
     # The registry could not take the end either; this host still answers for the session.
     assert server.session(sid)["final_code"] == 4001
 
-    facts = verdict(sid, server.log, term.log)
+    facts = diagnosis(sid, server.log, term.log)
     assert (facts["category"], facts["final_code"]) == ("server_fault", 4001), facts
 
     # With room on the disk again the server starts sessions as before.
@@ -155,7 +140,7 @@ def test_4004_registry_disk_full_when_an_active_session_resumes(e2e: E2E, small_
     assert not server.log.find(event="connection.closed", session_id=bob)
     assert bystander.count(r"^\[") == 0
 
-    facts = verdict(sid, server.log, term.log)
+    facts = diagnosis(sid, server.log, term.log)
     assert (facts["category"], facts["final_code"]) == ("server_fault", 4004), facts
 
 
@@ -188,7 +173,7 @@ def test_4004_redis_registry_out_of_memory_when_the_terminal_leaves(
         again.send(hello_for(ticket, resume=True, previous_connection_id=first["connection_id"]))
         assert again.wait_closed() == 4004
         server.log.wait_event(event="connection.rejected", code=4004, session_id=sid)
-    facts = verdict(sid, server.log)
+    facts = diagnosis(sid, server.log)
     assert (facts["category"], facts["final_code"]) == ("server_fault", 4004), facts
 
 
@@ -237,7 +222,7 @@ def test_4025_connection_reset_while_the_server_writes_a_burst(e2e: E2E) -> None
     assert again.wait_closed() == 4000
     server.log.wait_event(event="session.ended", code=4000, session_id=sid)
 
-    facts = verdict(sid, server.log)
+    facts = diagnosis(sid, server.log)
     assert (facts["category"], facts["final_code"]) == ("expected_end", 4000), facts
     assert 4025 in facts["codes"] and facts["recovered"] is True, facts
 
@@ -278,6 +263,6 @@ def test_4025_terminal_reset_under_a_blocked_burst_then_resumed(e2e: E2E) -> Non
     server.log.wait_event(event="session.ended", code=4000, session_id=sid)
     lost = term.log.wait_event(event="connection.lost", code=4102)
     assert lost["attrs"]["close_code"] is None  # the server's 4025 could not reach it
-    facts = verdict(sid, server.log, term.log)
+    facts = diagnosis(sid, server.log, term.log)
     assert (facts["category"], facts["final_code"]) == ("expected_end", 4000), facts
     assert {4025, 4102, 4103} <= set(facts["codes"]) and facts["recovered"] is True, facts
