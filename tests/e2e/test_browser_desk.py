@@ -251,6 +251,19 @@ def test_an_upload_a_lost_connection_cut_starts_again_and_the_next_one_goes(
         "after.txt",
         "big.bin",
     ]
+
+    # A download the cut catches is said to be lost; its progress goes.
+    offer(server.url, sid, "report.bin", big.read_bytes())
+    page.wait_for_function(
+        "() => /Receiving \u2068report.bin\u2069: [1-9]/"
+        ".test(document.getElementById('popups').textContent)"
+    )
+    proxy.control("cut")
+    proxy.control("restore")
+    browser.wait("v.state === 'connected (resumed)' && v.files.lost.length === 1", timeout=15)
+    popups = browser.popups()
+    assert any("report.bin\u2069 did not arrive" in text for text in popups), popups
+    assert not any(text.startswith("Receiving") for text in popups), popups
     assert browser.errors == []
 
 

@@ -8,7 +8,8 @@
 // and shown as a link to save it. A pop-up counts each transfer's progress. An upload that a
 // lost connection cut starts again from its start once the session is back (a chunk sent
 // while the connection was down is lost; the server drops the part it kept when the next
-// upload begins), and the files waiting after it go on. A name is shown isolated from the
+// upload begins), and the files waiting after it go on; a download it cut is said to be lost
+// (the server offered it to the connection that is gone). A name is shown isolated from the
 // sentence around it, so a right-to-left mark in it turns nothing else around.
 "use strict";
 
@@ -23,7 +24,7 @@ class OpenfrpFiles {
     this.upload = null;  // {id, file, sent, box}
     this.downloads = new Map();  // id -> {name, size, parts, received}
     this.view = { uploaded: [], refused: [], downloaded: [], policy: this.policy, sending: null,
-                  restarted: 0 };
+                  restarted: 0, lost: [] };
     if (this.policy === "both" || this.policy === "to_session") {
       this.picker = document.createElement("input");
       this.picker.type = "file";
@@ -59,7 +60,8 @@ class OpenfrpFiles {
     this.hooks.send({ type: "file_begin", id, name: file.name, size: file.size });
   }
 
-  // The session is connected (again): an upload in flight starts again, the queue goes on.
+  // The session is connected (again): an upload in flight starts again, the queue goes on,
+  // a download in flight is lost.
   connected() {
     const up = this.upload;
     if (up !== null) {
@@ -68,6 +70,13 @@ class OpenfrpFiles {
       this.queue.unshift(up.file);
       this.view.restarted += 1;
     }
+    for (const down of this.downloads.values()) {
+      down.box.remove();
+      this.view.lost.push(down.name);
+      this.hooks.popup(`${OpenfrpFiles.shown(down.name)} did not arrive: the connection was lost `
+                       + "while it came. Offer it again from the session.", "warning");
+    }
+    this.downloads.clear();
     this.next();
   }
 
