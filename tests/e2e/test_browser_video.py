@@ -5,7 +5,7 @@ canvas shows, in what colours, what the page acknowledges and asks for, and what
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from importlib import resources
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from playwright.sync_api import Route
 
 from openfrp.media.changes import changed_tiles
 from openfrp.media.encoder import H264Encoder, JpegEncoder, RgbZlibEncoder
@@ -42,6 +43,7 @@ ORIGIN = "http://127.0.0.1:9"  # served by the test itself (page.route): a secur
 W, H = 320, 240
 RED, BLUE, GREEN = (230, 20, 20), (20, 20, 230), (20, 200, 20)
 PAGE = """<!DOCTYPE html><html><body style="margin:0"><canvas id="screen"></canvas>
+<script src="/terminal/palette.js"></script>
 <script src="/terminal/video.js"></script>
 <script>
   window.sent = []; window.logs = [];
@@ -139,16 +141,17 @@ def near(actual: tuple[int, int, int], want: tuple[int, int, int], slack: int = 
     return all(abs(a - w) <= slack for a, w in zip(actual, want, strict=True))
 
 
+def _serve(body: str, content_type: str) -> Callable[[Route], None]:
+    return lambda route: route.fulfill(body=body, content_type=content_type)
+
+
 @pytest.fixture
 def video(browser: Browser) -> Iterator[Page]:
     static = resources.files("openfrp.terminal").joinpath("static")
     browser.page.set_viewport_size({"width": W, "height": H})
-    browser.page.route(
-        f"{ORIGIN}/terminal/video.js",
-        lambda route: route.fulfill(
-            body=static.joinpath("video.js").read_text(), content_type="text/javascript"
-        ),
-    )
+    for script in ("palette.js", "video.js"):
+        body = static.joinpath(script).read_text()
+        browser.page.route(f"{ORIGIN}/terminal/{script}", _serve(body, "text/javascript"))
     browser.page.route(
         f"{ORIGIN}/", lambda route: route.fulfill(body=PAGE, content_type="text/html")
     )

@@ -20,6 +20,7 @@ SCRIPTS = (
     "connection.js",
     "peer_setup.js",
     "terminal.js",
+    "palette.js",
     "video.js",
     "track.js",
     "stats.js",
