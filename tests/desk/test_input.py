@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -110,6 +111,49 @@ def test_shift_tab_and_ctrl_keep_their_modifiers(xvfb: Xvfb) -> None:
     xvfb.xev.wait_text("\x03")  # Ctrl+C as the app sees it
     raw = xvfb.xev.path.read_text()
     assert "state 0x1, keycode 23 (keysym 0xfe20, ISO_Left_Tab)" in raw  # Shift+Tab
+
+
+def test_a_held_key_repeats_as_x_auto_repeat_does(xvfb: Xvfb) -> None:
+    """A terminal repeats a held key as more presses. The X server drops a press of a key
+    already down (a held Backspace deleted once): each repeat is a release and a press of the
+    same keycode, with the same modifiers, for keys on spare keycodes too; a modifier, which
+    X never repeats, is pressed once."""
+    xvfb.xev.ready()
+    injector = Injector(xvfb.name)
+    injector.run(text_keys("ö"))  # bound to a spare keycode first (see the Caps Lock test)
+    xvfb.xev.wait_text("ö")
+    ctrl, backspace = 0xFFE3, 0xFF08
+    events: list[InputEvent] = []
+    for keysym in (ord("k"), 0xF6, ord("@"), backspace):  # @ needs Shift on the US map
+        events += [KeyInput(keysym, True)] * 4 + [KeyInput(keysym, False)]
+    events += [KeyInput(ctrl, True), KeyInput(ctrl, True), KeyInput(ord("c"), True)]
+    events += [KeyInput(ctrl, True), KeyInput(ord("c"), True), KeyInput(ord("c"), False)]
+    injector.run([*events, KeyInput(ctrl, False)])
+    expected = "ö" + "kkkk" + "öööö" + "@@@@" + "\b" * 4 + "\x03\x03"
+    xvfb.xev.wait_text(expected)
+    assert typed(xvfb.xev.events()) == expected
+    assert sum(e.kind == "KeyPress" and e.keysym == ctrl for e in xvfb.xev.events()) == 1
+    assert keys_down(xvfb.name) == []
+    injector.close()
+
+
+def test_after_the_layout_changes_every_character_still_types(xvfb: Xvfb) -> None:
+    """setxkbmap in the session rewrites the keymap, spare keycodes included: characters
+    bound before it (€, ö) typed nothing after it, and the first key after it used the old
+    map (y came as z on German). The keymap is read again before the next batch."""
+    xvfb.xev.ready()
+    injector = Injector(xvfb.name)
+    injector.run(text_keys("€ö"))
+    xvfb.xev.wait_text("€ö")
+    expected = "€ö"
+    for layout, text in (("de", "y€öz@"), ("fr", "a1€öq")):
+        subprocess.run(["setxkbmap", layout], env=xvfb.env, check=True, timeout=10)
+        injector.run(text_keys(text))
+        expected += text
+        xvfb.xev.wait_text(expected)
+    assert typed(xvfb.xev.events()) == expected
+    assert keys_down(xvfb.name) == []
+    injector.close()
 
 
 def test_release_all_lets_go_of_held_keys_and_buttons(xvfb: Xvfb) -> None:

@@ -1,11 +1,13 @@
 """The browser terminal's keyboard and mouse in headless Chromium reach `xev` on a real Xvfb:
 typed text exactly (a non-ASCII character, an AltGr result, a dead-key composition,
 Cyrillic and a shortcut on its layout, text inserted without keys and an input method's
-composition), clicks at the
-pixel the person pointed at, and nothing held once the page loses focus; the session's
-cursor shape drawn by the page."""
+composition, Windows' AltGr reported as Ctrl+Alt), held keys repeated, clicks at the pixel
+the person pointed at, and nothing held once the page loses focus; the session's cursor
+shape drawn by the page."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -152,3 +154,54 @@ def test_command_on_a_mac_is_control_in_the_session(
     presses = [e.keysym for e in xev.events() if e.kind == "KeyPress"]
     assert presses[-2:] == [0xFFE3, ord("c")]  # Control_L, then c: Ctrl+C
     assert 0xFFEB not in presses  # no Super
+
+
+def test_windows_altgr_types_its_character_and_a_held_key_repeats(
+    e2e: E2E, browser: Browser, xev: XevFile
+) -> None:
+    """Windows reports AltGr as Ctrl+Alt: a ControlLeft press, then AltRight ("AltGraph"),
+    then the character with Ctrl and Alt set. The session got Control around it: AltGr+Q on
+    German gave NUL, not @. Its Control is Windows' own, not the person's, and is not sent;
+    a real Ctrl+Alt+T and Ctrl+C keep theirs. A held key's repeated key-downs reach the app as
+    repeats (it acted once), on a spare keycode too."""
+    server = xev_server(e2e, xev.path)
+    ticket = server.launch("alice", "x")
+    joined(server, browser, ticket, server.port)
+    browser.wait("v.frames >= 1")
+    xev.ready()
+    cdp = browser.page.context.new_cdp_session(browser.page)
+
+    def send(kind: str, name: str, code: str, modifiers: int = 0, **more: object) -> None:
+        event = {"type": kind, "key": name, "code": code, "modifiers": modifiers, **more}
+        cdp.send("Input.dispatchKeyEvent", event)
+
+    alt, ctrl = 1, 2
+    for char, code in (("@", "KeyQ"), ("{", "Digit7"), ("€", "KeyE")):  # German, on Windows
+        at = time.time()  # Windows gives its Control and AltGr presses one time
+        send("rawKeyDown", "Control", "ControlLeft", ctrl, location=1, timestamp=at)
+        send("rawKeyDown", "AltGraph", "AltRight", ctrl | alt, location=2, timestamp=at)
+        send("keyDown", char, code, ctrl | alt, text=char)
+        send("keyUp", char, code, ctrl | alt)
+        send("keyUp", "AltGraph", "AltRight", ctrl, location=2)
+        send("keyUp", "Control", "ControlLeft", 0, location=1)
+    send("rawKeyDown", "Control", "ControlLeft", ctrl, location=1)  # Ctrl+Alt+T: a shortcut
+    send("rawKeyDown", "Alt", "AltLeft", ctrl | alt, location=1)
+    send("rawKeyDown", "t", "KeyT", ctrl | alt)
+    send("keyUp", "t", "KeyT", ctrl | alt)
+    send("keyUp", "Alt", "AltLeft", ctrl, location=1)
+    send("rawKeyDown", "c", "KeyC", ctrl)  # and Ctrl+C, the Control still held
+    send("keyUp", "c", "KeyC", ctrl)
+    send("keyUp", "Control", "ControlLeft", 0, location=1)
+    expected = "@{€\x14\x03"
+    xev.wait_text(expected)
+    keys = (("k", "KeyK", "k"), ("ö", "Semicolon", "ö"), ("Backspace", "Backspace", ""))
+    for name, code, text in keys:
+        send("keyDown" if text else "rawKeyDown", name, code, text=text)
+        for _ in range(3):  # as Chromium sends a held key
+            send("keyDown" if text else "rawKeyDown", name, code, text=text, autoRepeat=True)
+        send("keyUp", name, code)
+        expected += (text or "\b") * 4
+    xev.wait_text(expected)
+    assert typed(xev.events()) == expected
+    assert held(xev.events()) == set()
+    assert browser.errors == []

@@ -58,33 +58,57 @@ class Injector:
         self.width = self._d.screen().width_in_pixels
         self.height = self._d.screen().height_in_pixels
         info = self._d.display.info
-        self._first = info.min_keycode
-        self._map: dict[int, list[int]] = {}
-        self._load_keymap(info.max_keycode - info.min_keycode + 1)
-        self._spare = [kc for kc in sorted(self._map, reverse=True) if not any(self._map[kc])]
+        self._first, self._count = info.min_keycode, info.max_keycode - info.min_keycode + 1
         self._bound: OrderedDict[int, int] = OrderedDict()  # keysym -> spare keycode, LRU first
+        self._load_keymap()
         self._held: dict[int, int] = {}  # keysym -> keycode pressed for it
         self._pointed = False  # the terminal has placed the pointer
         self._pressed_at: dict[int, float] = {}  # keycode -> monotonic time of its last press
         self._buttons = 0
-        mods = self._d.get_modifier_mapping()
-        self._shift = [kc for kc in mods[_SHIFT] if kc]
-        self._level3 = {kc for kc in mods[_MOD5] if kc}
-        self._shift_key = self._shift[0] if self._shift else None
         # The person's Caps Lock reaches the display too, but the terminal sends each letter
         # as the person's side already cased it: while the display's lock is on, a character
         # is typed with the lock let go around it, or Lock would invert its case again.
         self._locked = bool(self._root.query_pointer().mask & X.LockMask)
 
-    def _load_keymap(self, count: int) -> None:
-        rows = self._d.get_keyboard_mapping(self._first, count)
+    def _load_keymap(self) -> None:
+        """Read the keymap and all that is taken from it, at start and whenever it changes
+        (setxkbmap, a layout switcher, a binding of ours): a binding the new map overwrote is
+        gone, and its keycode is spare again or the layout's own."""
+        rows = self._d.get_keyboard_mapping(self._first, self._count)
         self._map = {self._first + i: list(row) for i, row in enumerate(rows)}
-        self._where: dict[int, tuple[int, int]] = {}  # keysym -> keycode, level 0 or 1
-        for level in (1, 0):  # the plain level wins, then the lowest keycode
+        self._bound = OrderedDict(
+            (ks, kc) for ks, kc in self._bound.items() if set(self._map[kc]) - {0} == {ks}
+        )
+        kept = set(self._bound.values())
+        self._spare = [
+            kc for kc in sorted(self._map, reverse=True) if kc in kept or not any(self._map[kc])
+        ]
+        self._where = self._levels()
+        mods = self._d.get_modifier_mapping()
+        self._shift = [kc for kc in mods[_SHIFT] if kc]
+        self._level3 = {kc for kc in mods[_MOD5] if kc}
+        self._shift_key = self._shift[0] if self._shift else None
+        bits = self._d.get_keyboard_control().auto_repeats  # X's own: off for modifiers
+        self._repeats = {kc for kc in self._map if bits[kc // 8] >> (kc % 8) & 1}
+
+    def _levels(self) -> dict[int, tuple[int, int]]:
+        """keysym -> (keycode, level 0 or 1): the plain level wins, then the lowest keycode."""
+        where: dict[int, tuple[int, int]] = {}
+        for level in (1, 0):
             for keycode in sorted(self._map, reverse=True):
                 syms = self._map[keycode]
                 if len(syms) > level and syms[level]:
-                    self._where[syms[level]] = (keycode, level)
+                    where[syms[level]] = (keycode, level)
+        return where
+
+    def _read_mapping_changes(self) -> None:
+        """Take the events that arrived; a new keyboard or modifier map is read again."""
+        changed = False
+        for _ in range(self._d.pending_events()):
+            event = self._d.next_event()
+            changed |= event.type == X.MappingNotify and event.request != X.MappingPointer
+        if changed:
+            self._load_keymap()
 
     # -- events ----------------------------------------------------------------------------
 
@@ -99,26 +123,27 @@ class Injector:
             self.release_all()
 
     def key(self, keysym: int, down: bool) -> None:
+        keycode = self._held.get(keysym)
         if not down:
-            keycode = self._held.pop(keysym, None)
             if keycode is not None:
-                self._fake(X.KeyRelease, keycode)
+                self._fake(X.KeyRelease, self._held.pop(keysym))
             return
+        if keycode is not None and keycode not in self._repeats:
+            return  # a modifier or a lock, which X never repeats
         lock = self._lock_key() if _is_character(keysym) else None
         if lock is not None:  # the lock let go around the character: it keeps its case
             self._fake(X.KeyPress, lock)
             self._fake(X.KeyRelease, lock)
-        keycode = self._held.get(keysym)
-        if keycode is not None:  # auto-repeat: press again, as a real keyboard does
-            self._fake(X.KeyPress, keycode)
-        else:
-            keycode = self._press_new(keysym)
+        if keycode is not None:
+            # A repeat. X drops a press of a key already down: let go first, as X's own does.
+            self._fake(X.KeyRelease, self._held.pop(keysym))
+        keycode = self._press_new(keysym)
         if lock is not None:
             self._fake(X.KeyPress, lock)
             self._fake(X.KeyRelease, lock)
         if keycode is None:
             return
-        if keysym == CAPS_LOCK and keysym not in self._held:
+        if keysym == CAPS_LOCK:
             self._locked = not self._locked
         self._held[keysym] = keycode
 
@@ -141,6 +166,7 @@ class Injector:
 
     def run(self, events: list[InputEvent]) -> None:
         """Apply a batch in order, then wait for the server to take it (one round trip)."""
+        self._read_mapping_changes()  # a layout changed since the last batch types this one
         if any(isinstance(event, PointerInput) for event in events):
             self.refresh_size()  # the screen may have been resized since the last batch
         elif not self._pointed and any(isinstance(event, KeyInput) for event in events):
@@ -203,10 +229,7 @@ class Injector:
     def sync(self) -> None:
         """Wait until the server has taken every request; a dead display raises here."""
         self._d.sync()
-        for _ in range(self._d.pending_events()):
-            event = self._d.next_event()
-            if event.type == X.MappingNotify and event.request == X.MappingKeyboard:
-                self._load_keymap(len(self._map))
+        self._read_mapping_changes()
 
     def refresh_size(self) -> None:
         geometry = self._root.get_geometry()

@@ -8,7 +8,10 @@
 // A shortcut whose character is past Latin-1 (a Cyrillic, Greek, Hebrew or Czech layout) is
 // the character at the key's place on a US layout, as the person's own system takes it:
 // Ctrl+С is Ctrl+C, so Ctrl+C interrupts and Ctrl+V pastes. AltGr (and Ctrl+Alt, which
-// Windows reports for it) keeps its character. A shortcut's capital letter without Shift is
+// Windows reports for it) keeps its character. Windows presses a Control of its own with
+// AltGr (ControlLeft, then AltRight at the same moment), which would make the character a
+// control one in the session: a ControlLeft press waits ALTGR_MS, or until the next input,
+// and is dropped if AltGr follows at once. A shortcut's capital letter without Shift is
 // Caps Lock's doing, so it goes as the small letter: Ctrl+C, not Ctrl+Shift+C, with Caps
 // Lock on. Letters typed go as the person's side cased them; the server keeps the display's
 // own Caps Lock (which it also receives) from inverting them again.
@@ -56,6 +59,7 @@ class OpenfrpInput {
   // shortcut key of the session's desktop, so the person's hands need not learn another.
   static MAC = /Mac|iPhone|iPad|iPod/.test(navigator.platform || "");
   static HOLD_LIMIT = 256;  // input messages kept while held; more send what is kept
+  static ALTGR_MS = 50;  // an AltGr this soon after a ControlLeft press: Windows' own pair
 
   // link: {send(message), ready() -> bool, toRemote(clientX, clientY) -> {x, y} | null}
   constructor(canvas, link) {
@@ -71,6 +75,7 @@ class OpenfrpInput {
     this.waiting = [];  // input messages sent while held, in order
     this.early = [];  // input messages before the first connection, in order (null: connected)
     this.stopped = false;  // the page has no session: keys are the browser's again
+    this.pendingControl = null;  // ControlLeft pressed, not sent yet: {keysym, at, timer}
     this.sink = OpenfrpInput.makeSink();
     canvas.after(this.sink);
     this.sink.focus({ preventScroll: true });
@@ -155,6 +160,7 @@ class OpenfrpInput {
   }
 
   send(kind, data) {
+    this.sendControl();  // a waiting Control goes before anything after it
     if (!this.link.ready()) return this.keep({ type: "input", kind, data });
     if (this.holds > 0) {
       if (this.waiting.length >= OpenfrpInput.HOLD_LIMIT) this.flush();
@@ -221,9 +227,40 @@ class OpenfrpInput {
     // The browser does not act on it (Tab, Ctrl+S, F5, Backspace...), but for a paste key,
     // whose `paste` event brings the person's clipboard.
     if (!(down && this.pastes && OpenfrpInput.isPaste(e))) e.preventDefault();
+    if (down && this.pendingControl !== null && OpenfrpInput.isAltGr(e) &&
+        e.timeStamp - this.pendingControl.at < OpenfrpInput.ALTGR_MS) {
+      this.dropControl();
+    }
+    if (down && e.code === "ControlLeft" && !this.held.has(e.code)) {
+      this.held.set(e.code, keysym);
+      const timer = setTimeout(() => this.sendControl(), OpenfrpInput.ALTGR_MS);
+      this.pendingControl = { keysym, at: e.timeStamp, timer };
+      return;
+    }
     if (down) this.held.set(e.code, keysym);
     else this.held.delete(e.code);
     if (this.send("key", { keysym, down })) this.view.keys += 1;
+  }
+
+  static isAltGr(e) {
+    return e.code === "AltRight" && e.key === "AltGraph";
+  }
+
+  // The ControlLeft press that waited for a possible AltGr, now sent.
+  sendControl() {
+    if (this.pendingControl === null) return;
+    const { keysym, timer } = this.pendingControl;
+    clearTimeout(timer);
+    this.pendingControl = null;
+    if (this.send("key", { keysym, down: true })) this.view.keys += 1;
+  }
+
+  // Windows' own Control of its AltGr: never sent, and neither is its key-up.
+  dropControl() {
+    if (this.pendingControl === null) return;
+    clearTimeout(this.pendingControl.timer);
+    this.pendingControl = null;
+    this.held.delete("ControlLeft");
   }
 
   // Text that came without keys: each character pressed and let go.
@@ -299,6 +336,7 @@ class OpenfrpInput {
 
   // Let go of everything this page holds (the server does the same on a drop or resume).
   releaseAll(reason) {
+    this.dropControl();
     this.held.clear();
     this.buttons = 0;
     if (this.send("release", {})) this.view.released += 1;
