@@ -11,11 +11,12 @@ import pytest
 from numpy.typing import NDArray
 
 from openfrp.media import mixed
-from openfrp.media.changes import changed_tiles
+from openfrp.media.changes import TILE, changed_tiles
 from openfrp.media.encoder import H264Encoder
 from openfrp.media.mixed import (
     FEW_IN_SAMPLE,
     NARROWER,
+    REFINE_GROUPS,
     RETRY_AFTER,
     SHARED_COLOURS,
     MixedCanvas,
@@ -24,6 +25,7 @@ from openfrp.media.mixed import (
     split_regions,
     tile_samples,
 )
+from openfrp.media.streamer import REFINE_FRAMES
 from openfrp.media.wire import (
     CODEC_H264,
     CODEC_PALETTE,
@@ -272,3 +274,31 @@ def test_text_beside_tiles_that_only_look_few_coloured_still_goes_exact(
     assert sent == [(CODEC_PALETTE, FLAG_MORE), (CODEC_H264, FLAG_TILES)]
     assert counts == [True]  # the whole count rests, the narrowed limit holds
     assert np.array_equal(terminal.picture()[text], after[:, :, 2::-1][text])
+
+
+def antialiased_text(seed: int) -> NDArray[np.uint8]:
+    """Text as Xft draws it: each band of tiles a colour blended into white at up to 150
+    levels, so a tile holds at most 150 colours and the screen some 900."""
+    rng = np.random.default_rng(seed)
+    screen = np.full((H, W, 4), 255, np.uint8)
+    for top in range(0, H, TILE):
+        alpha = rng.integers(0, 150, (min(TILE, H - top), W, 1)) / 149
+        colour = rng.integers(0, 200, 3)
+        screen[top : top + TILE, :, :3] = np.round(255 - alpha * (255 - colour)).astype(np.uint8)
+    return screen
+
+
+def test_a_still_screen_of_antialiased_text_ends_exact(terminal: Terminal) -> None:
+    encoder = H264Encoder(W, H, 2_000_000)
+    screen = antialiased_text(3)
+    canvas = MixedCanvas(changed_tiles(None, screen))
+    terminal.send(list(canvas.encode(encoder, screen, changed_tiles(None, screen), True, False)))
+    assert canvas.lossy.all()  # too many colours for one palette, and none look few
+    for _ in range(REFINE_FRAMES):
+        still = np.zeros_like(canvas.lossy)
+        sent = terminal.send(list(canvas.encode(encoder, screen, still, False, True)))
+        assert len(sent) <= REFINE_GROUPS + 1  # a pass's palette frames, then H.264's
+        if not canvas.lossy.any():
+            break
+    assert not canvas.lossy.any()
+    assert np.array_equal(terminal.picture(), screen[:, :, 2::-1])

@@ -21,6 +21,12 @@ from tests.e2e.test_terminal_picture import (
 )
 
 LISTING = "xterm -geometry 80x24+0+0 -e sh -c 'ls -la /usr/bin | head -60; sleep 600'"
+# Antialiased (Xft) text in three colours: more colours than one palette holds, on the screen
+# and in the sample of most tiles.
+SMOOTH = (
+    "xterm -fa 'DejaVu Sans Mono' -fs 11 -geometry 70x20+0+0 -e sh -c "
+    "'ls --color=always -la /usr/bin | head -40; sleep 600'"
+)
 
 
 def still_screen(server: ServerProcess, sid: str, timeout: float = 10.0) -> np.ndarray[Any, Any]:
@@ -56,16 +62,22 @@ def screenshot(terminal: Any, path: Path, size: str) -> np.ndarray[Any, Any]:
     return read_png(path)
 
 
-@needs_x
-def test_text_arrives_pixel_exact_and_many_colours_go_as_h264(e2e: E2E, tmp_path: Path) -> None:
+def joined(e2e: E2E, app: str) -> tuple[ServerProcess, str, Any]:
+    """A server on Xvfb running `app`, and a Python terminal joined to its session at 640x400."""
     server = e2e.server(
         server={"display": "xvfb"},
-        launchpads={"x": {"app_command": LISTING, **SLOW_START}},
+        launchpads={"x": {"app_command": app, **SLOW_START}},
     )
     ticket = server.launch("alice", "x")
     sid = ticket["session_id"]
     terminal = e2e.terminal(ticket["connect_url"], extra=["--size", "640x400"])
     terminal.wait_line(rf"^connected to {sid} as c-")
+    return server, sid, terminal
+
+
+@needs_x
+def test_text_arrives_pixel_exact_and_many_colours_go_as_h264(e2e: E2E, tmp_path: Path) -> None:
+    server, sid, terminal = joined(e2e, LISTING)
     codec = server.log.wait_event(event="stream.codec", session_id=sid)
     assert codec["attrs"]["codec"] == "h264" and codec["attrs"]["palette"] is True
     truth = still_screen(server, sid)
@@ -86,3 +98,20 @@ def test_text_arrives_pixel_exact_and_many_colours_go_as_h264(e2e: E2E, tmp_path
     assert terminal.wait_exit(15) == 0
     stats = server.log.wait_event(event="stats", session_id=sid, attrs={"final": True})["attrs"]
     assert stats["palette_frames"] >= 1 and stats["frames"] > stats["palette_frames"], stats
+
+
+@needs_x
+def test_a_still_screen_of_antialiased_text_ends_pixel_exact(e2e: E2E, tmp_path: Path) -> None:
+    server, sid, terminal = joined(e2e, SMOOTH)
+    truth = still_screen(server, sid)
+    assert len(np.unique(truth.reshape(-1, 3), axis=0)) > 256
+    deadline = time.monotonic() + 10  # the refinement starts 0.5 s into a still screen
+    while True:
+        text = screenshot(terminal, tmp_path / "smooth.png", "640x400")
+        differ = (text != truth).any(axis=2)
+        if not differ.any() or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not differ.any(), f"{differ.mean():.2%} of pixels differ from the display"
+    terminal.send("close")
+    assert terminal.wait_exit(15) == 0

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from openfrp.media.changes import TILE
 from openfrp.media.encoder import Encoder
-from openfrp.media.palette import RECT, encode_palette, rectangles
+from openfrp.media.palette import MAX_COLOURS, RECT, encode_palette, rectangles
 from openfrp.media.rows import RowIndex
 from openfrp.media.wire import CODEC_H264, CODEC_PALETTE, FLAG_KEY, FLAG_MORE, FLAG_TILES
 
@@ -35,6 +35,7 @@ SHARED_COLOURS = 192  # sampled colours the palette tiles may share: room for th
 RETRY_AFTER = 8  # frames a colour count that found too many is not made again
 NARROWER = 4  # a count of the few-colour tiles that found too many is made again with tiles
 # of a quarter as many sampled colours (64, 16, 4): text beside a video's soft edges
+REFINE_GROUPS = 4  # palette frames a refinement sends at most; its next pass sends more
 
 
 def pack_regions(regions: list[tuple[int, ...]], payload: bytes) -> bytes:
@@ -100,6 +101,37 @@ def few_colour_tiles(
     return few
 
 
+def exact_groups(
+    pixels: NDArray[np.uint8], tiles: NDArray[np.bool_], most: int
+) -> list[NDArray[np.bool_]]:
+    """The tiles set in `tiles` that hold at most MAX_COLOURS colours each, in at most `most`
+    groups whose tiles hold at most that many together: first fit, the most-coloured tiles
+    first. Antialiased text has 80-250 colours a tile and more than 256 on a screen, so one
+    palette of them all, or of the tiles few-coloured in a sample, never fits; a still
+    screen's refinement sends them as a palette frame a group instead, exact."""
+    screen = pixels.view(np.uint32)[:, :, 0] & np.uint32(0xFFFFFF)
+    found: list[tuple[set[int], int, int]] = []
+    for row, col in np.argwhere(tiles).tolist():
+        tile = screen[row * TILE : (row + 1) * TILE, col * TILE : (col + 1) * TILE]
+        held = np.unique(tile)
+        if len(held) <= MAX_COLOURS:
+            found.append((set(held.tolist()), row, col))
+    found.sort(key=lambda item: -len(item[0]))
+    groups: list[tuple[set[int], NDArray[np.bool_]]] = []
+    for colours, row, col in found:
+        for union, mask in groups:
+            if len(union) + len(colours - union) <= MAX_COLOURS:
+                union |= colours
+                mask[row, col] = True
+                break
+        else:
+            if len(groups) < most:
+                mask = np.zeros_like(tiles)
+                mask[row, col] = True
+                groups.append((colours, mask))
+    return [mask for _, mask in groups]
+
+
 @dataclass
 class Frame:
     codec: int
@@ -152,11 +184,14 @@ class MixedCanvas:
             self.whole_rest = RETRY_AFTER
         else:
             self.whole_rest -= 1
-        few, palette = self._few(pixels, tiles, sure)
-        if palette is not None:
+        palettes = (
+            self._exact(pixels, tiles) if refine and not key else self._few(pixels, tiles, sure)
+        )
+        for few, _ in palettes:
             self.lossy &= ~few
             tiles = tiles & ~few  # the caller's mask stays as it was
-            if not tiles.any():  # all of it few-coloured: counted apart while the whole rests
+        for n, (_, palette) in enumerate(palettes, 1):
+            if n == len(palettes) and not tiles.any():  # all of it exact this way
                 self.h264_key = self.h264_key or key
                 yield Frame(CODEC_PALETTE, palette, flag)
                 return
@@ -173,11 +208,22 @@ class MixedCanvas:
         flags = FLAG_TILES | (FLAG_KEY if h264_key else 0)
         yield Frame(CODEC_H264, pack_regions(regions, unit), flags)
 
+    def _exact(
+        self, pixels: NDArray[np.uint8], tiles: NDArray[np.bool_]
+    ) -> list[tuple[NDArray[np.bool_], bytes]]:
+        """A refinement's palette frames: of `tiles`, each exact_groups group as one."""
+        palettes = []
+        for group in exact_groups(pixels, tiles, REFINE_GROUPS):
+            payload = encode_palette(pixels, group, self.rows)
+            if payload is not None:
+                palettes.append((group, payload))
+        return palettes
+
     def _few(
         self, pixels: NDArray[np.uint8], tiles: NDArray[np.bool_], sure: bool
-    ) -> tuple[NDArray[np.bool_], bytes | None]:
-        """The tiles of few colours among `tiles` and their palette payload (None: none,
-        or they hold more colours together than a palette does). Text beside a video: the
+    ) -> list[tuple[NDArray[np.bool_], bytes]]:
+        """The tiles of few colours among `tiles` and their palette payload (none when
+        none, or they hold more colours together than a palette does). Text beside a video: the
         tiles the video's window cuts look few-coloured in the sample but hold its gradients,
         and counted with them the text went as H.264 too (9 fps at the bitrate's ceiling);
         so a count that finds too many is made again over tiles of fewer sampled colours,
@@ -188,10 +234,10 @@ class MixedCanvas:
             self.few_limit = FEW_IN_SAMPLE
         if self.few_rest and not sure:  # resting: not even sampled
             self.few_rest -= 1
-            return np.zeros_like(tiles), None
+            return []
         few = few_colour_tiles(pixels, tiles, self.few_limit)
         if not few.any():
-            return few, None
+            return []
         limit = self.few_limit
         while True:
             palette = encode_palette(pixels, few, self.rows)
@@ -203,6 +249,7 @@ class MixedCanvas:
                 break
         if palette is None:
             self.few_rest = RETRY_AFTER
-        elif limit != self.few_limit:
+            return []
+        if limit != self.few_limit:
             self.few_limit, self.limit_rest = limit, RETRY_AFTER
-        return few, palette
+        return [(few, palette)]
