@@ -21,7 +21,7 @@ from openfrp.server.registry import (
     SessionRecord,
     SqliteRegistry,
 )
-from openfrp.server.registry.opener import open_registry
+from openfrp.server.registry.opener import is_url, open_registry
 from openfrp.server.registry.redis import RedisRegistry
 from tests.support.redis_server import RedisServer
 
@@ -181,6 +181,13 @@ def test_bad_registry_locations_fail_in_one_line(tmp_path: Path) -> None:
         open_registry("http://127.0.0.1:6379/0")
     with pytest.raises(RegistryError, match="bad Redis URL"):
         open_registry("redis://127.0.0.1:notaport/0")
+    # A mistyped URL is refused, not made a SQLite file named after it.
+    for typo in ("redis:/127.0.0.1:6379/0", "redis//127.0.0.1/0", "rediss:host", "unix//x"):
+        with pytest.raises(RegistryError, match=f"'{typo}' is neither a URL nor a file path"):
+            open_registry(typo)
+    assert not list(Path.cwd().glob("redis*"))
+    for path in ("registry.sqlite3", "redis/registry.sqlite3", "./a:b.sqlite3", "/x/a:b"):
+        assert not is_url(path), path
     port = RedisServer.free_port()
     nowhere = open_registry(f"redis://:hunter2@127.0.0.1:{port}/0")
     with pytest.raises(
@@ -190,11 +197,25 @@ def test_bad_registry_locations_fail_in_one_line(tmp_path: Path) -> None:
     assert "hunter2" not in str(err.value)
 
 
+def _serve(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`openfrp serve ARGS` run in `folder`, which a path taken from a URL would land in."""
+    return subprocess.run(
+        [OPENFRP, "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        cwd=folder,
+    )
+
+
 @pytest.mark.parametrize(
     ("registry", "secret", "expected"),
     [
         ("redis://127.0.0.1:{port}/0", True, "openfrp serve: registry: cannot reach Redis at "),
         ("ftp://127.0.0.1/x", True, "openfrp serve: registry: unsupported URL scheme 'ftp'"),
+        ("redis:/127.0.0.1:6379/0", True, "openfrp serve: registry: 'redis:/127.0.0.1:6379/0' "),
+        ("redis//x", False, "openfrp serve: registry: 'redis//x' is neither a URL nor a file "),
         ("redis://127.0.0.1:{port}/0", False, "openfrp serve: server.secret: required with a "),
     ],
 )
@@ -210,18 +231,28 @@ def test_serve_with_an_unusable_registry_exits_with_one_line(
     )
     location = registry.format(port=RedisServer.free_port())
     started = time.monotonic()
-    result = subprocess.run(
-        [OPENFRP, "serve", "--config", str(config), "--registry", location],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
+    result = _serve(tmp_path, "--config", str(config), "--registry", location)
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 20
+    assert not list(tmp_path.rglob("redis*"))  # no SQLite file named after the URL
+
+
+def test_a_mistyped_url_in_the_settings_file_stops_the_server_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f'[server]\nport = 0\ndata_dir = "{tmp_path / "data"}"\nregistry = "redis:/h:6379/0"\n'
+    )
+    result = _serve(tmp_path, "--config", str(config))
+    assert result.returncode == 2, result
+    assert result.stderr.splitlines() == [
+        "openfrp serve: registry: 'redis:/h:6379/0' is neither a URL nor a file path "
+        "(use redis://HOST:PORT/DB, rediss://, unix:// or a SQLite file path; "
+        "./NAME for a file so named)"
+    ]
+    assert not list(tmp_path.rglob("redis*"))
 
 
 def test_a_second_host_of_the_same_name_is_refused(redis_server: RedisServer) -> None:

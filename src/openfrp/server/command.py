@@ -22,9 +22,14 @@ def _config(args: argparse.Namespace) -> Config:
     the command line are relative to the working directory, those of the settings to the
     data folder."""
     from openfrp.server import environment
+    from openfrp.server.registry.opener import is_url
 
-    def here(path: str | None) -> str | None:
-        return path if path is None or "://" in path else str(Path(path).expanduser().absolute())
+    def here(path: str | None, registry: bool = False) -> str | None:
+        """A path from the working directory; a URL as it is (a registry's mistyped one too,
+        so its opening refuses it by the value typed)."""
+        if path is None or (is_url(path) if registry else "://" in path):
+            return path
+        return str(Path(path).expanduser().absolute())
 
     config = environment.apply(load(args.config) if args.config else Config(), os.environ)
     overrides: dict[str, Any] = {
@@ -33,7 +38,7 @@ def _config(args: argparse.Namespace) -> Config:
             ("host", args.host),
             ("port", args.port),
             ("log_dir", here(args.log_dir)),
-            ("registry", here(args.registry)),
+            ("registry", here(args.registry, registry=True)),
             ("data_dir", here(args.data_dir)),
         )
         if v is not None

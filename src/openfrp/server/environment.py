@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from openfrp.datadir import default_data_dir
+from openfrp.server.registry.opener import is_url
 from openfrp.settings import Config, ServerOptions, SettingsError, with_server
 
 PREFIX = "OPENFRP_"
@@ -59,7 +60,7 @@ def in_data_dir(
     def inside(value: str) -> str:
         return str(base / Path(value).expanduser())  # an absolute value stays as it is
 
-    registry = opts.registry if "://" in opts.registry else inside(opts.registry)
+    registry = opts.registry if is_url(opts.registry) else inside(opts.registry)
     server = replace(opts, data_dir=str(base), registry=registry, log_dir=inside(opts.log_dir))
     return replace(config, server=server)
 

@@ -26,7 +26,7 @@ from openfrp.server.lifespan import Lifespan, StartFailed
 from openfrp.server.limits import PerAddress, Throttled, guarded_h11, raise_open_files
 from openfrp.server.metrics import Metrics, ObservedEventLog, counted_registry
 from openfrp.server.registry import Registry, RegistryError
-from openfrp.server.registry.opener import open_registry
+from openfrp.server.registry.opener import is_url, open_registry
 from openfrp.server.sessions import ServerState
 from openfrp.settings import Config, ServerOptions, SettingsError
 
@@ -47,7 +47,7 @@ def data_dir(config: Config) -> Path:
     registry, else above the logs."""
     if config.server.data_dir:
         return Path(config.server.data_dir)
-    if "://" in config.server.registry:
+    if is_url(config.server.registry):
         return Path(config.server.log_dir).parent
     return Path(config.server.registry).parent
 
@@ -79,7 +79,7 @@ def protect_data(config: Config) -> None:
     with _in_data(config, logs, "create {}/"):
         logs.mkdir(parents=True, exist_ok=True)
     kept = [folder / "secret", admin_key_path(config), *logs.glob("server-events.jsonl*")]
-    if "://" not in config.server.registry:
+    if not is_url(config.server.registry):
         kept += [Path(config.server.registry + end) for end in ("", "-wal", "-shm", "-journal")]
     for path in kept:
         with _in_data(config, path, "make {} private"), contextlib.suppress(FileNotFoundError):
@@ -294,7 +294,7 @@ def _announce(config: Config, state: ServerState, open_files: int) -> None:
 
 def _log_start(config: Config, state: ServerState) -> None:
     opts = config.server
-    registry = "redis" if "://" in opts.registry else f"sqlite {opts.registry}"
+    registry = "redis" if is_url(opts.registry) else f"sqlite {opts.registry}"
     oplog.info("openfrp server %s listening on %s", opts.name, state.public_url)
     oplog.info("data folder %s", data_dir(config))
     pads = ", ".join(f"{name} (FRP{pad.frp})" for name, pad in config.launchpads.items())
