@@ -42,11 +42,18 @@ def test_frames_round_trip_and_move() -> None:
     assert frame_number(b"abc") is None
 
 
-def test_sizes_are_even_and_within_the_launchpad_limits() -> None:
+def test_sizes_are_even_and_within_the_launchpad_limits_in_the_windows_shape() -> None:
     settings = replace(SessionSettings(), max_width=1600, max_height=900)
     assert fit_size(1281, 719, settings) == (1280, 718)
-    assert fit_size(5000, 5000, settings) == (1600, 900)
+    assert fit_size(5000, 5000, settings) == (900, 900)
     assert fit_size(10, 10, settings) == (320, 200)
+    # A window over the limits keeps its shape, scaled by one factor (it was cut on each
+    # side alone: 2880x1800 got 1920x1080).
+    settings = SessionSettings()  # 1920x1080
+    assert fit_size(2880, 1800, settings) == (1728, 1080)
+    assert fit_size(1800, 1600, settings) == (1214, 1080)
+    assert fit_size(4000, 1000, settings) == (1920, 480)
+    assert fit_size(1920, 1080, settings) == (1920, 1080)
 
 
 def test_a_file_that_is_not_xwd_is_refused(tmp_path: Path) -> None:

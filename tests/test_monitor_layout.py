@@ -45,15 +45,15 @@ def test_a_relayout_fits_each_monitor_and_moves_only_secondary_pointers() -> Non
         view = monitors.view(Display(SyntheticDisplay(640, 480)))
         row = (Monitor(0, "p", 0, 0, 1921, 1081), Monitor(1, "m1", 1921, 0, 333, 201))
         await monitors.relayout(row, settings)
-        assert (view.width, view.height) == (1024, 768)
+        assert (view.width, view.height) == (1024, 576)  # 1921x1081 in its shape
         return monitors
 
     monitors = asyncio.run(run())
     [layout] = [log for log in written if log.event == "display.layout"]
     assert layout.attrs == {
         "width": 1024 + 332,
-        "height": 768,
-        "monitors": [[0, 0, 0, 1024, 768], [1, 1024, 0, 332, 200]],
+        "height": 576,
+        "monitors": [[0, 0, 0, 1024, 576], [1, 1024, 0, 332, 200]],
     }
     assert monitors.place("m1", PointerInput(5, 6, 1)) == PointerInput(1029, 6, 1)
     assert monitors.place("p", PointerInput(5, 6, 1)) == PointerInput(5, 6, 1)

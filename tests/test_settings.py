@@ -81,6 +81,17 @@ def test_zero_allowed_where_it_means_none(tmp_path: Path) -> None:
     assert config.account.reconnect_attempts == 0
 
 
+def test_an_unopened_session_waits_as_long_as_its_link_unless_open_timeout_says(
+    tmp_path: Path,
+) -> None:
+    text = "[account]\nlink_ttl = 900\n[launchpads.brief]\nopen_timeout = 120\n"
+    config = settings.load(write(tmp_path, text))
+    assert config.account.open_timeout == 0.0 and config.account.unopened_for == 900.0
+    assert config.for_launchpad("brief").unopened_for == 120.0
+    with pytest.raises(SettingsError, match="open_timeout: must not be negative"):
+        settings.load(write(tmp_path, "[account]\nopen_timeout = -1\n"))
+
+
 def test_unknown_launchpad_names_it() -> None:
     with pytest.raises(SettingsError, match=r"unknown launchpad 'nope' \(configured: desktop\)"):
         Config().for_launchpad("nope")

@@ -45,11 +45,19 @@ class Code:
     message: str
     action: str
     warning: str = ""  # the advance notice, for codes announced before they happen
+    refused: str = ""  # said instead when the server refused, not the network ({refusal})
 
     def warning_text(self, seconds_left: int) -> str:
         """The advance notice with the time left: minutes from two minutes on, else seconds."""
         left = f"{(seconds_left + 30) // 60} min" if seconds_left >= 120 else f"{seconds_left} s"
         return self.warning.replace("{left}", left)
+
+    def message_for(self, refusal: int | None = None) -> str:
+        """The message; after the server refused with code `refusal` (4106 on a resume it
+        turned away), the one that names that code, so nobody is sent to check their network."""
+        if refusal is None or not self.refused:
+            return self.message
+        return self.refused.replace("{refusal}", f"{refusal} {BY_NUMBER[refusal].name}")
 
     @property
     def severity(self) -> str:
@@ -123,9 +131,11 @@ TABLE: tuple[Code, ...] = (
         "detected. Either the wrong data was sent from the Terminal, or the data was corrupted.",
         _C,
         False,
-        "This terminal's session details do not match the server. Open the session link again.",
+        "This terminal's session details do not match the server, or its link was revoked or "
+        "has expired. Open the session link again, or ask for a new one.",
         "Check that terminal and server versions match and that the launch link was not "
-        "altered; the event log names the mismatched field.",
+        "altered; the event log names the mismatched field (a token expired or revoked: "
+        "tokens.revoked names who revoked it).",
     ),
     Code(
         4003,
@@ -259,8 +269,10 @@ TABLE: tuple[Code, ...] = (
         "in the account dashboard, or through an expected Frame automation.",
         _P,
         False,
-        "The session was closed by an administrator or by maintenance.",
-        "None if intended; the event log names who closed it (admin API, CLI or shutdown).",
+        "The session was closed by an administrator or by maintenance, or because its link "
+        "was not opened in time.",
+        "None if intended; the event log names who closed it (admin API, CLI or shutdown), or "
+        "that nobody opened its link within open_timeout (link_ttl unless set).",
     ),
     Code(
         4022,
@@ -410,6 +422,9 @@ TABLE: tuple[Code, ...] = (
         False,
         "Could not reconnect to your session. Check your network and start the session again.",
         "Check the network path; if the server refused the resume, its log gives the reason.",
+        refused="The server refused to resume this session ({refusal}), so your network is not "
+        "the cause: the server may have restarted and no longer have it, or the session ended "
+        "or cannot be resumed from here. Open the session link again or start a new session.",
     ),
     Code(
         4107,
@@ -616,11 +631,12 @@ def get(number: int) -> Code:
     return BY_NUMBER[number]
 
 
-def describe(number: int) -> str:
-    """One line for any number: the code's name and message, or why it is unknown."""
+def describe(number: int, refusal: int | None = None) -> str:
+    """One line for any number: the code's name and message (`Code.message_for`), or why it
+    is unknown."""
     code = BY_NUMBER.get(number)
     if code is not None:
-        return f"{code.number} {code.name}: {code.message}"
+        return f"{code.number} {code.name}: {code.message_for(refusal)}"
     where = code_range(number)
     if not where.endswith("range"):
         where += " range"

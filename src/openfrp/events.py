@@ -54,8 +54,9 @@ NAMES: dict[str, str] = {
     "clipboard.transfer": "server: clipboard text crossed (attrs.direction to_session or "
     "from_session, attrs.bytes; never the text)",
     "clipboard.refused": "either side: clipboard text did not cross: policy, size limit, no "
-    "display or no terminal; the terminal logs what the server told it (attrs.direction, "
-    "attrs.bytes, attrs.reason)",
+    "display or no terminal; the terminal logs what the server told it, and text it did not "
+    "send, over clipboard_limit or one control message (attrs.direction, attrs.bytes, "
+    "attrs.reason)",
     "clipboard.stopped": "server: the clipboard client lost a display that had gone (attrs.error)",
     "file.transfer": "server/terminal: a file crossed (attrs.direction, attrs.bytes, attrs.name)",
     "file.refused": "server: a file did not cross: policy, size limit, a bad chunk, a write "
@@ -69,7 +70,8 @@ NAMES: dict[str, str] = {
     "connection.lost": "terminal: keepalive lost or dropped without close (4102)",
     "reconnect.attempt": "terminal: a reconnect attempt (4103; attrs.attempt, attrs.delay_ms)",
     "reconnect.succeeded": "terminal: the session was resumed (attrs.attempts, recovery_ms)",
-    "reconnect.gave_up": "terminal: reconnect exhausted or refused (4106)",
+    "reconnect.gave_up": "terminal: reconnect exhausted or refused (4106; a refusal's "
+    "attrs.refused_code, attrs.refused_reason)",
     "message.shown": "terminal: a pop-up message was shown to the person (code)",
     "probe.stun": "either side: STUN binding probe result (5009 on failure; attrs.rtt_ms)",
     "probe.turn": "either side: TURN allocate probe result (5010 on failure)",

@@ -73,7 +73,7 @@ def run(action: str, file: str | None, environ: Mapping[str, str] = os.environ) 
         raise GuestError(f"{file}: cannot read ({exc.strerror})") from None
     where = f"{url}/download?name={urllib.parse.quote(Path(file).name)}"
     offered = _ask(where, key, data, "application/octet-stream", 60.0)["offered"]
-    return f"offered {offered['name']} ({offered['size']} bytes) to the terminal"
+    return f"offered {offered['name']} ({offered['size_text']}) to the terminal"
 
 
 def main(words: list[str]) -> int:

@@ -32,6 +32,8 @@ class SessionSettings:
     frp8_fallback: str = "frp7"
     idle_timeout: float = 600.0
     link_ttl: float = 3600.0  # how long a connect link may fetch its session's ticket
+    # how long a session nobody opened waits for its first terminal (0: as long as its link)
+    open_timeout: float = 0.0
     # what a session's terminal may ship into the server's log per minute
     terminal_events_per_minute: int = 600
     terminal_event_bytes_per_minute: int = 512 * 1024
@@ -76,11 +78,17 @@ class SessionSettings:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    @property
+    def unopened_for(self) -> float:
+        """Seconds a launched session waits for its first terminal: a link that still works
+        must still find its session, so by default as long as the link lives."""
+        return self.open_timeout or self.link_ttl
+
 
 _FIELD_TYPES: dict[str, type] = {
     f.name: type(getattr(SessionSettings(), f.name)) for f in fields(SessionSettings)
 }
-_MAY_BE_ZERO = {"warn_before", "reconnect_attempts"}
+_MAY_BE_ZERO = {"warn_before", "reconnect_attempts", "open_timeout"}
 
 
 def _unknown(where: str, key: str, known: list[str]) -> SettingsError:

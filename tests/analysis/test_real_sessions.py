@@ -8,7 +8,7 @@ Five sessions, each ended by its real condition, run side by side on one server:
     exhausted    path cut and kept cut: 4029, 4103 x 3, 4106; the server
                  ends the idle session                                   -> 4009
     tampered     a raw client's hello with an edited config (4002);
-                 nobody else comes, the server ends it                   -> 4009
+                 nobody else comes, the server ends it unopened          -> 4019
     unreachable  a terminal whose server port is closed (4101); only the
                  terminal's log knows this session                       -> 4101
 
@@ -59,12 +59,12 @@ def analyze(*args: str) -> dict[str, Any]:
 
 
 def run_sessions(e2e: E2E) -> Real:
-    server = e2e.server()
+    server = e2e.server(account={"open_timeout": 3.0})
     tickets: dict[str, dict[str, Any]] = {}
 
     def launch(name: str) -> dict[str, Any]:
         """Launched right before its terminal comes: a session nobody joins within the short
-        idle_timeout ends (4009), however loaded the machine is."""
+        open_timeout ends (4019), however loaded the machine is."""
         tickets[name] = server.launch(f"user-{name}")
         return tickets[name]
 
@@ -107,8 +107,8 @@ def run_sessions(e2e: E2E) -> Real:
     assert recovered.wait_exit() == 0
     assert exhausted.wait_exit(timeout=10) == 1
     assert unreachable.wait_exit(timeout=10) == 1
-    for name in ("exhausted", "tampered"):
-        server.log.wait_event(event="session.ended", code=4009, session_id=sids[name], timeout=8)
+    for name, code in (("exhausted", 4009), ("tampered", 4019)):
+        server.log.wait_event(event="session.ended", code=code, session_id=sids[name], timeout=8)
 
     terms = {"clean": clean, "recovered": recovered, "exhausted": exhausted}
     terms["unreachable"] = unreachable
@@ -176,7 +176,7 @@ def test_summary_counts_every_session_and_no_bad_lines(real: Real) -> None:
         "unknown": 0,
     }
     finals = {row["code"]: row["final"] for row in summary["top_codes"] if row["final"]}
-    assert finals == {4000: 2, 4009: 2, 4101: 1}
+    assert finals == {4000: 2, 4009: 1, 4019: 1, 4101: 1}
     seen = {row["code"]: row["sessions"] for row in summary["top_codes"]}
     assert seen[4102] == 2 and seen[4103] == 2 and seen[4106] == 1  # recovered + exhausted
     assert seen[4002] == 1 and seen[4029] == 1
@@ -233,9 +233,9 @@ def test_cut_and_kept_cut_is_reconnect_exhausted(real: Real) -> None:
 
 def test_tampered_hello_is_a_configuration_problem(real: Real) -> None:
     s = facts(real, "tampered")
-    assert (s["final_code"], s["category"], s["phase"]) == (4009, "configuration", "setup_failure")
+    assert (s["final_code"], s["category"], s["phase"]) == (4019, "configuration", "setup_failure")
     assert not s["active"] and s["ended"] and s["attempted"]
-    assert set(s["codes"]) == {4002, 4009}
+    assert set(s["codes"]) == {4002, 4019}
     assert ("server", "connection.rejected", 4002) in evidence(real, "tampered")
     events = real.timelines["tampered"]["events"]
     assert [e["event"] for e in events] == [

@@ -102,6 +102,46 @@ def test_launched_and_never_connected_is_an_expected_idle_end(tmp_path: Path) ->
     assert _category(tmp_path, lines) == "expected_end"
 
 
+UNOPENED = (
+    "the session's link was never opened: no terminal joined within 3600 s of its link's issue"
+)
+
+
+def test_a_link_nobody_opened_is_an_expected_end(tmp_path: Path) -> None:
+    ended = ev("n", 3000, "server", "session.ended", 4019, reason=UNOPENED)
+    assert _category(tmp_path, [ev("n", 0, "server", "session.created"), ended]) == "expected_end"
+
+
+def test_a_session_nobody_got_into_is_named_by_what_kept_them_out(tmp_path: Path) -> None:
+    """Its end says the link was never opened, but a refused hello is why (4002): not an
+    expected end, as an administrator's 4019 would be."""
+    lines = [
+        ev("r", 0, "server", "session.created"),
+        ev("r", 5, "server", "connection.rejected", 4002, field="config"),
+        ev("r", 5, "terminal", "connection.closed", 4002),
+        ev("r", 3000, "server", "session.ended", 4019, reason=UNOPENED),
+    ]
+    assert _category(tmp_path, lines) == "configuration"
+    admin = [*lines[:3], ev("r", 60, "server", "session.ended", 4019, reason="closed from outside")]
+    assert _category(tmp_path, admin) == "expected_end"
+
+
+def test_revoked_tokens_nobody_came_back_with_a_new_link_is_an_expected_end(
+    tmp_path: Path,
+) -> None:
+    revoked = "tokens revoked by the admin API"
+    lines = [
+        *_active("v"),
+        ev("v", 30, "server", "tokens.revoked", reason=revoked, generation=1),
+        ev("v", 30, "server", "connection.closed", 4002, reason=revoked),
+        ev("v", 30, "server", "session.disconnected", reason=revoked),
+        ev("v", 30.1, "terminal", "connection.closed", 4002),
+        ev("v", 31, "server", "connection.rejected", 4002, problem="token has been revoked"),
+        ev("v", 630, "server", "session.ended", 4009),
+    ]
+    assert _category(tmp_path, lines) == "expected_end"
+
+
 def test_recovered_drop_then_user_close_is_an_expected_end(tmp_path: Path) -> None:
     lines = [
         *_active("d"),
@@ -163,3 +203,43 @@ def test_event_conditions_past_one_mask_of_bits_each_keep_their_own_answer() -> 
     assert len(rows) == len(wanted) + 1
     for s, *flags in rows:
         assert flags == [True if i == s else None for i in range(len(wanted))]
+
+
+def _refused_by_a_restart(s: str) -> list[dict[str, object]]:
+    """A terminal's log alone: lost, one attempt, the resume refused because the session had
+    ended with 4004 (what a server started again after a crash answers), then 4106."""
+    reason = codes.ended_reason(4004)
+    return [
+        ev(s, 1, "terminal", "connect.attempt"),
+        ev(s, 1.1, "terminal", "connection.established", client="cli", resume=False),
+        ev(s, 10, "terminal", "connection.lost", 4102),
+        ev(s, 10.5, "terminal", "reconnect.attempt", 4103, attempt=1),
+        ev(s, 12, "terminal", "connection.closed", 4004, close_code=4004, close_reason=reason),
+        ev(s, 12.001, "terminal", "message.shown", 4004),
+        ev(
+            s,
+            12.002,
+            "terminal",
+            "reconnect.gave_up",
+            4106,
+            refused_code=4004,
+            refused_reason=reason,
+        ),
+        ev(s, 12.003, "terminal", "message.shown", 4106),
+    ]
+
+
+def test_a_resume_refused_by_a_restarted_server_is_its_crash_not_the_network(
+    tmp_path: Path,
+) -> None:
+    """From the terminal's log alone the 4106 names the refusal: the server that came back
+    no longer had the session. The loss still counts once, not recovered."""
+    analysis = sessions.analyze([str(write_log(tmp_path / "t.jsonl", _refused_by_a_restart("k")))])
+    row = analysis.con.execute(
+        "SELECT category, final_code, disconnects, incidents_recovered, recovered, gave_up "
+        "FROM sessions"
+    ).fetchall()
+    assert row == [("server_crash", 4106, 1, 0, False, True)]
+    # The server's own log says the session ended by an error, not by a crash: that wins.
+    ended = ev("k", 11, "server", "session.ended", 4004, reason="control loop failed")
+    assert _category(tmp_path, [*_refused_by_a_restart("k"), ended]) == "server_fault"

@@ -78,7 +78,7 @@ def test_a_transfer_that_goes_wrong_leaves_nothing(tmp_path: Path) -> None:
         incoming.write(7, b"x")
     with pytest.raises(TransferError, match="more data than the announced size"):
         incoming.write(5, b"too much data")
-    with pytest.raises(TransferError, match="ended at 5 of 10 bytes"):
+    with pytest.raises(TransferError, match="ended at 5 bytes of 10 bytes"):
         incoming.finish()
     incoming.abort()
     assert os.listdir(tmp_path) == []

@@ -201,20 +201,23 @@ def test_browser_upload_by_drop_and_menu_and_download_link(
     uploads = server.log.find(event="file.transfer", session_id=sid, source="server")
     assert [e["attrs"]["bytes"] for e in uploads] == [7, 153600]
 
-    # Offered from inside the session: a link in a pop-up saves it.
-    offered = offer(server.url, sid, "..\\..\\report.txt", b"the session's report")
+    # Offered from inside the session: a link in a pop-up saves it, its size in binary units.
+    report = b"the session's report" * 100  # 2000 bytes
+    offered = offer(server.url, sid, "..\\..\\report.txt", report)
     assert offered["offered"]["name"] == "report.txt"
     browser.wait("v.files.downloaded.length === 1")
+    said = "\u2068report.txt\u2069 (1.9 KiB) from the session: "
+    assert [text for text in browser.popups() if text.startswith(said)]
     with page.expect_download() as download:
         page.click("#popups a.download")
     assert download.value.suggested_filename == "report.txt"
     saved = tmp_path / "saved.txt"
     download.value.save_as(str(saved))
-    assert saved.read_bytes() == b"the session's report"
+    assert saved.read_bytes() == report
     server.log.wait_event(
         event="file.transfer",
         session_id=sid,
-        attrs={"direction": "from_session", "name": "report.txt", "bytes": 20},
+        attrs={"direction": "from_session", "name": "report.txt", "bytes": 2000},
     )
     assert browser.errors == []
 

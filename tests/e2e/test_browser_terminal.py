@@ -203,6 +203,20 @@ def test_closed_from_outside_then_the_link_says_how_it_ended(e2e: E2E, browser: 
     assert browser.errors == []
 
 
+def test_a_revoke_ends_the_page_with_a_4002_pop_up(e2e: E2E, browser: Browser) -> None:
+    server = e2e.server(account={"idle_timeout": 30.0})
+    ticket = server.launch("rose")
+    sid = ticket["session_id"]
+    joined(server, browser, ticket, server.port)
+    assert server.api("POST", f"/api/sessions/{sid}/revoke").status == 200
+    browser.wait("v.finalCode === 4002")
+    assert shown(4002) in browser.popups()
+    assert not [text for text in browser.popups() if text.startswith("[4103 ")]  # no retry
+    closed = server.log.wait_event(event="connection.closed", code=4002, session_id=sid)
+    assert closed["attrs"]["reason"] == "tokens revoked by the admin API"
+    assert browser.errors == []
+
+
 def test_events_of_a_page_closed_offline_are_shipped_by_the_next(
     e2e: E2E, browser: Browser
 ) -> None:

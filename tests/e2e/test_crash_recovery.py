@@ -1,21 +1,28 @@
 """A server killed with SIGKILL and started again ends the sessions it left open: 4004 for an
 active one, 4001 for one that never started, and removes the home folder of the one that
-started; the terminal's resume gets that code and stops at once, the link opened again names
-it, and the analyzer calls it a server fault. A server stopped as an operator stops it
-(SIGTERM) leaves none open: started again, it ends nothing a second time."""
+started; the terminal's resume gets that code and stops at once, its 4106 naming that refusal
+(in the Python terminal and the page alike), not the network; the link opened again names it,
+and the analyzer calls it a server crash, from the terminal's log alone too. A server stopped
+as an operator stops it (SIGTERM) leaves none open: started again, it ends nothing a second
+time."""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from openfrp import codes
 from openfrp.server.isolation import processes_of
+from tests.e2e.browser import CHROMIUM, Browser, joined, shown
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import OPENFRP, ServerProcess, bounded, hello_for
+from tests.e2e.harness import OPENFRP, ServerProcess, bounded, diagnosis, hello_for
 from tests.e2e.test_host_codes import popup
 from tests.e2e.test_terminal_picture import APP, needs_x
 from tests.support.sandbox import needs_root, runs
@@ -59,11 +66,25 @@ def test_sessions_left_open_by_a_crash_end_when_the_server_starts_again(e2e: E2E
         assert not home.exists()  # what the person left there is gone
         assert again.session(active["session_id"])["final_code"] == 4004
 
-        # The terminal that was reconnecting is refused with that code and stops at once.
+        # The terminal that was reconnecting is refused with that code and stops at once; its
+        # last word and its log line name the refusal, not the network.
         term.wait_line(popup(4004), timeout=15)
-        term.wait_line(r"^session over: 4106 ", timeout=5)
+        refused = codes.get(4106).message_for(4004)
+        assert "(4004 SERVER_CONTROL_ERROR)" in refused
+        term.wait_line(rf"^session over: 4106 RECONNECT_FAILED: {re.escape(refused)}$", timeout=5)
+        assert f"[4106 RECONNECT_FAILED] {refused}" in term.lines
+        assert not [line for line in term.lines if "Check your network" in line]
         gave_up = term.log.wait_event(event="reconnect.gave_up", code=4106)
         assert gave_up["attrs"]["refused_code"] == 4004
+        assert gave_up["attrs"]["refused_reason"] == "SERVER_CONTROL_ERROR (session ended)"
+        assert gave_up["message"] == refused
+        # The terminal's log alone says the same: the server came back without the session.
+        alone = diagnosis(active["session_id"], term.log)
+        assert (alone["category"], alone["disconnects"], alone["recovered"]) == (
+            "server_crash",
+            1,
+            False,
+        )
 
         # A raw resume and the link opened again both name the code, not "unknown session".
         raw = e2e.raw(again.ws_url)
@@ -85,6 +106,35 @@ def test_sessions_left_open_by_a_crash_end_when_the_server_starts_again(e2e: E2E
             "server_crash",
             4004,
         )
+    finally:
+        again.stop()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium")
+def test_the_page_names_the_refusal_of_a_restarted_server(e2e: E2E, browser: Browser) -> None:
+    """The browser terminal's resume, refused by the server started again (4004, session
+    ended): its 4106 pop-up and its log line name the refusal, as `openfrp connect` does."""
+    first = e2e.server(launchpads=PAD)
+    ticket = first.launch("alice")
+    joined(first, browser, ticket, first.port)
+    _until(lambda: first.session(ticket["session_id"])["state"] == "active")
+    first.process.kill()  # SIGKILL by PID
+    first.process.wait(10)
+    browser.wait("v.shown.some((s) => s.code === 4102)", timeout=10)
+
+    again = ServerProcess.start(first.root, launchpads=PAD, port=first.port)
+    try:
+        browser.wait("v.finalCode === 4106", timeout=20)
+        refused = f"[4106 RECONNECT_FAILED] {codes.get(4106).message_for(4004)}"
+        assert [s["text"] for s in browser.view()["shown"]][-2:] == [shown(4004), refused]
+        assert [text for text in browser.popups() if text.startswith(refused)]
+        assert not [text for text in browser.popups() if "Check your network" in text]
+        view = browser.view()
+        gave_up = [e for e in view["events"] if e["event"] == "reconnect.gave_up"]
+        assert [e["attrs"]["refused_code"] for e in gave_up] == [4004]
+        assert gave_up[0]["attrs"]["refused_reason"] == "SERVER_CONTROL_ERROR (session ended)"
+        assert browser.page.inner_text("#status").startswith("session over: 4106 RECONNECT_FAILED")
+        assert browser.errors == []
     finally:
         again.stop()
 

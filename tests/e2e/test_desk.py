@@ -331,27 +331,28 @@ def test_an_upload_sent_as_the_session_starts_waits_for_its_home(e2e: E2E) -> No
 
 
 def test_upload_refusals_are_logged(e2e: E2E) -> None:
+    """The person reads the limit in binary units; the log keeps the exact byte count."""
     server = e2e.server(
         launchpads={
             "none": {**PAD, "file_transfer": "from_session"},
-            "tiny": {**PAD, "file_transfer_limit": 10},
+            "tiny": {**PAD, "file_transfer_limit": 1536},
         }
     )
     cases = {
         "none": "file transfer policy is 'from_session'",
-        "tiny": "over the size limit of 10 bytes",
+        "tiny": "over the size limit of 1.5 KiB",
     }
     local = e2e.root / "notes.txt"
-    local.write_text("twenty bytes of text")
+    local.write_text("a line of notes\n" * 200)  # 3200 bytes
     tickets = {pad: server.launch(f"user-{pad}", pad) for pad in cases}
     terms = {pad: e2e.terminal(t["connect_url"], name=pad) for pad, t in tickets.items()}
     for pad, reason in cases.items():
         term, sid = terms[pad], tickets[pad]["session_id"]
         term.wait_line(rf"^connected to {sid} as c-")
         term.send(f"upload {local}")
-        term.wait_line(rf"^upload notes\.txt refused: {reason}")
+        term.wait_line(rf"^upload notes\.txt refused: {re.escape(reason)}$")
         refused = server.log.wait_event(event="file.refused", session_id=sid)
-        assert refused["attrs"] == {"direction": "to_session", "bytes": 20, "reason": reason}
+        assert refused["attrs"] == {"direction": "to_session", "bytes": 3200, "reason": reason}
         assert not server.log.find(event="file.transfer", session_id=sid)
 
 
@@ -372,7 +373,7 @@ def test_download_from_inside_the_session_with_hostile_names(shared_e2e: E2E) ->
                 **PAD,
                 "app_command": "sleep 60",
                 "file_transfer": "to_session",
-                "file_transfer_limit": 1000,
+                "file_transfer_limit": 2048,
             },
         }
     )
@@ -384,7 +385,8 @@ def test_download_from_inside_the_session_with_hostile_names(shared_e2e: E2E) ->
         if (s.home / "said").exists() and (s.home / "said").read_text():
             break
     said = (s.home / "said").read_text()
-    assert "offered big report.txt (120000 bytes) to the terminal" in said
+    assert "offered big report.txt (117.1 KiB) to the terminal" in said
+    s.term.wait_line(r"^download offered: big report\.txt \(117\.1 KiB\), saving as ")
     server.log.wait_event(
         event="file.transfer",
         session_id=s.sid,
@@ -413,10 +415,10 @@ def test_download_from_inside_the_session_with_hostile_names(shared_e2e: E2E) ->
     refused = server.log.wait_event(event="file.refused", session_id=other.sid)
     assert refused["attrs"]["reason"] == "file transfer policy is 'to_session'"
     # A file over the limit is refused once the limit is read, and logged.
-    with pytest.raises(AssertionError, match="413"):
+    with pytest.raises(AssertionError, match=r"413.*file_transfer_limit \(2 KiB\)"):
         offer(server.url, other.sid, "x.txt", b"x" * 100_000)
     refused = server.log.wait_event(event="file.refused", session_id=other.sid, count=2)
-    assert refused["attrs"]["reason"] == "over the size limit of 1000 bytes"
+    assert refused["attrs"]["reason"] == "over the size limit of 2 KiB"
 
 
 def offer(server_url: str, sid: str, name: str, data: bytes) -> dict[str, Any]:

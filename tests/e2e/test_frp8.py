@@ -367,23 +367,23 @@ def test_setup_failure_falls_back_to_frp7(e2e: E2E, tmp_path: Path) -> None:
 def test_late_join_after_the_end_gets_the_final_code_on_signaling(
     e2e: E2E, coturn: Coturn, evicted: bool
 ) -> None:
-    """A terminal with a saved ticket joins a session that ended (4009), whether it left the
-    server's memory or not: the server's peer answers the offer with the final code on
-    signaling, without a WebRTC setup, and the terminal ends with it, as an FRP7 terminal
-    would (no fallback, no retry)."""
-    pad = {**FRP8_PAD, "frp8_fallback": "frp7", "idle_timeout": 1.0}
+    """A terminal with a saved ticket joins a session that ended (4019: nobody opened it in
+    time), whether it left the server's memory or not: the server's peer answers the offer
+    with the final code on signaling, without a WebRTC setup, and the terminal ends with it,
+    as an FRP7 terminal would (no fallback, no retry)."""
+    pad = {**FRP8_PAD, "frp8_fallback": "frp7", "open_timeout": 1.0}
     server = frp8_server(e2e, coturn, launchpad=pad, forget_ended_after=1 if evicted else 300)
     ticket = server.launch("lou", "rtc")
     sid = ticket["session_id"]
-    server.log.wait_event(event="session.ended", code=4009, session_id=sid, timeout=10)
+    server.log.wait_event(event="session.ended", code=4019, session_id=sid, timeout=10)
     if evicted:
         time.sleep(1.5)  # forget_ended_after: only the registry knows the session now
     terminal = e2e.terminal(ticket_file(e2e, ticket), stdin=False)
-    terminal.wait_line(r"^session over: 4009 IDLE_TIMEOUT", timeout=15)
+    terminal.wait_line(r"^session over: 4019 CLOSED_REMOTELY", timeout=15)
     assert terminal.wait_exit(10) == 0
-    closed = terminal.log.wait_event(event="connection.closed", code=4009)
-    assert closed["attrs"]["close_code"] == 4009
-    assert closed["attrs"]["close_reason"] == "IDLE_TIMEOUT (session ended)"
+    closed = terminal.log.wait_event(event="connection.closed", code=4019)
+    assert closed["attrs"]["close_code"] == 4019
+    assert closed["attrs"]["close_reason"] == "CLOSED_REMOTELY (session ended)"
     assert not terminal.log.find(event="transport.fallback")
     assert not server.log.find(code=5006, session_id=sid)  # no peer connection was set up
 
@@ -445,6 +445,25 @@ def test_bad_hello_on_the_data_channel_is_4002(e2e: E2E, coturn: Coturn) -> None
     assert (got[-1]["type"], got[-1]["code"]) == ("close", 4002)
     rejected = server.log.wait_event(event="connection.rejected", code=4002)
     assert rejected["session_id"] == ticket["session_id"]
+
+
+def test_revoke_ends_an_frp8_terminal_with_4002(e2e: E2E, coturn: Coturn) -> None:
+    """The revoked terminal's data channel gets the code as a `close` message: it shows 4002
+    and stops, no fallback to FRP7, no reconnect; the server's log says why."""
+    server = frp8_server(e2e, coturn, launchpad={**FRP8_PAD, "frp8_fallback": "frp7"})
+    ticket = server.launch("rita", "rtc")
+    sid = ticket["session_id"]
+    terminal = e2e.connected(server, ticket)
+    live = server.log.wait_event(event="connection.established", session_id=sid)
+    assert server.api("POST", f"/api/sessions/{sid}/revoke").status == 200
+    terminal.wait_line(r"^\[4002 CONFIG_MISMATCH\] ", timeout=15)
+    assert terminal.wait_exit(15) == 1
+    assert terminal.log.find(event="connection.closed", code=4002)
+    assert not terminal.log.find(event="transport.fallback")
+    assert not terminal.log.find(event="reconnect.attempt")
+    closed = server.log.wait_event(event="connection.closed", code=4002, session_id=sid)
+    assert (closed["connection_id"], closed["frp"]) == (live["connection_id"], 8)
+    assert closed["attrs"]["reason"] == "tokens revoked by the admin API"
 
 
 def netcheck(*args: str) -> tuple[int, dict[str, Any]]:

@@ -307,3 +307,28 @@ def test_tokens_revoked_on_a_are_refused_on_b(e2e: E2E, fleet: Fleet) -> None:
     assert b.api("GET", path, key=fresh.body["token"]).status == 200
     assert b.api("DELETE", path, key=fresh.body["token"]).status == 200
     assert a.log.wait_event(event="session.ended", session_id=sid)["code"] == 4019
+
+
+def test_revoke_through_b_ends_the_terminal_on_a(e2e: E2E, fleet: Fleet) -> None:
+    """The admin asks host B; host A, which carries the session, ends its terminal (4002) and
+    says so; B answers once the fleet refuses the old tokens, with a link that works."""
+    a, b = fleet.a, fleet.b
+    ticket = a.launch("alice")
+    sid, path = ticket["session_id"], f"/api/sessions/{ticket['session_id']}"
+    term = e2e.connected(a, ticket, name="revoked")
+    live = a.log.wait_event(event="connection.established", session_id=sid)
+
+    fresh = b.api("POST", f"{path}/revoke")
+    assert fresh.status == 200, fresh
+    for host in (a, b):  # refused everywhere by the time B answered
+        assert host.api("GET", f"{path}/ticket", key=ticket["token"]).status == 401
+    term.wait_line(popup(4002))
+    assert term.wait_exit() == 1
+    closed = a.log.wait_event(event="connection.closed", code=4002, session_id=sid)
+    assert closed["connection_id"] == live["connection_id"]
+    assert closed["attrs"]["reason"] == "tokens revoked by the admin API via host host-b"
+    assert not b.log.find(event="connection.closed", session_id=sid)
+
+    back = e2e.terminal(fresh.body["connect_url"].replace(b.url, a.url), name="fresh")
+    back.wait_line(rf"^connected to {sid} as c-\w+ \(resumed\)$")
+    assert a.session(sid)["state"] == "active"

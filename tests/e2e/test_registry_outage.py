@@ -80,7 +80,7 @@ def test_writes_held_past_the_limit_drop_the_oldest_and_each_final_state_still_w
     store_server = RedisServer.start(tmp_path / "redis")
     try:
         server = e2e.server(
-            launchpads={"brief": {"idle_timeout": 3.0}},  # no terminal comes: 4009 at 3 s
+            launchpads={"brief": {"open_timeout": 3.0}},  # no terminal comes: 4019 at 3 s
             server={"registry": store_server.url, "max_pending_registry_writes": 3},
         )
         sids = [server.launch(f"user{i}", "brief")["session_id"] for i in range(6)]
@@ -92,7 +92,7 @@ def test_writes_held_past_the_limit_drop_the_oldest_and_each_final_state_still_w
             assert dropped["attrs"]["limit"] == 3 and dropped["attrs"]["write"][0] == "state"
             assert len(server.log.find(event="registry.writes_dropped")) == 1
             held = server.api("GET", f"/api/sessions/{sids[-1]}")
-            assert (held.status, held.body["final_code"]) == (200, 4009)  # served from memory
+            assert (held.status, held.body["final_code"]) == (200, 4019)  # served from memory
         finally:
             store_server.process.send_signal(signal.SIGCONT)
         replayed = server.log.wait_event(event="registry.replayed", timeout=30)
@@ -100,10 +100,10 @@ def test_writes_held_past_the_limit_drop_the_oldest_and_each_final_state_still_w
         store = redis.Redis.from_url(store_server.url, decode_responses=True)
         for _ in bounded(10.0, step=0.2):
             rows = [store.hgetall(f"openfrp:session:{sid}") for sid in sids]
-            if all(row.get("final_code") == "4009" for row in rows):
+            if all(row.get("final_code") == "4019" for row in rows):
                 break
         store.close()
-        assert [(r["state"], r.get("final_code")) for r in rows] == [("ended", "4009")] * 6
+        assert [(r["state"], r.get("final_code")) for r in rows] == [("ended", "4019")] * 6
         assert "Traceback" not in server.stderr()
     finally:
         store_server.process.send_signal(signal.SIGCONT)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import copy
 import json
 import signal
+import time
 
 from openfrp.events import parse_ts
 from openfrp.protocol.handshake import digest
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import hello_for
+from tests.e2e.harness import diagnosis, hello_for
 
 POPUP = r"^\[{code} [A-Z_]+\] "
 
@@ -209,6 +210,39 @@ def test_4009_idle_timeout_then_resume_refused(e2e: E2E) -> None:
     rejected = server.log.find(event="connection.rejected", code=4009, session_id=sid)
     assert len(rejected) == 1
     assert server.session(sid)["final_code"] == 4009
+
+
+def test_a_link_first_opened_after_idle_timeout_joins_and_an_unopened_one_ends_4019(
+    e2e: E2E,
+) -> None:
+    """idle_timeout (3 s here) counts from a disconnect, not from the launch: a link opened
+    for the first time later still starts its session. A session nobody opens ends after
+    open_timeout with 4019, whose message and log say the link was never opened."""
+    server = e2e.server(launchpads={"brief": {"open_timeout": 2.0}})
+    late = server.launch("alice")
+    launched = time.monotonic()
+    unopened = server.launch("bob", "brief")
+    sid = unopened["session_id"]
+    ended = server.log.wait_event(event="session.ended", code=4019, session_id=sid, timeout=8)
+    assert "link was never opened" in ended["attrs"]["reason"]
+    assert ended["attrs"]["open_timeout_s"] == 2.0
+    created = server.log.find(event="session.created", session_id=sid)[0]
+    waited = (parse_ts(ended["ts"]) - parse_ts(created["ts"])).total_seconds()
+    assert 1.9 <= waited <= 4.0, waited
+
+    time.sleep(max(0.0, launched + 3.5 - time.monotonic()))  # past idle_timeout, unopened
+    term = e2e.connected(server, late)
+    assert not server.log.find(event="session.ended", session_id=late["session_id"])
+
+    # The unopened session's link still verifies: it gets the final code and its message.
+    told = e2e.terminal(unopened["connect_url"], name="unopened")
+    told.wait_line(popup(4019) + r".*its link was not opened in time")
+    told.wait_line(r"^session over: 4019 CLOSED_REMOTELY")
+    assert told.wait_exit() == 1  # refused: it joined nothing
+    facts = diagnosis(sid, server.log)
+    assert (facts["final_code"], facts["category"]) == (4019, "expected_end")
+    term.send("close")
+    assert term.wait_exit() == 0
 
 
 def test_4024_malformed_message_after_a_good_hello(e2e: E2E) -> None:

@@ -1,6 +1,7 @@
 """The Python terminal's commands against a real server (synthetic display): what the protocol
 cannot carry is said and never sent (the server closed with 4024 on it), a long scroll goes as
-several messages, and a `size` the session fits to its limits says the size it gave."""
+several messages, and a `size` the session fits to its limits (in the shape asked) says the size
+it gave."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def test_out_of_range_input_and_sizes_are_said_and_the_connection_stays(e2e: E2E
         "scroll 200",
         "size 10x10",
         "size 99999x99999",
+        "size 2880x1800",
         "size 640x480",
         "scroll -65",
         "stats",
@@ -27,7 +29,9 @@ def test_out_of_range_input_and_sizes_are_said_and_the_connection_stays(e2e: E2E
         for pattern in (
             r"^move: coordinate 99999 out of range \(-32767 to 32767\) \(use: ",
             r"^size 10x10: the session's screen is 320x200 \(its smallest\)$",
-            r"^size 99999x99999: the session's screen is 1920x1080 \(its largest\)$",
+            # in the shape asked, scaled by one factor (it was cut on each side alone)
+            r"^size 99999x99999: the session's screen is 1080x1080 \(its largest\)$",
+            r"^size 2880x1800: the session's screen is 1728x1080 \(its largest\)$",
             r"^video: ",  # after every command before it
         )
     ]

@@ -42,7 +42,8 @@ def _join(server: ServerProcess, ticket: dict[str, Any], token: str) -> dict[str
 
 
 def test_a_token_names_one_session_expires_and_ends_with_it(e2e: E2E) -> None:
-    server = e2e.server(launchpads={"brief": {"link_ttl": 1.5}})
+    # (open_timeout: the unopened session outlives its link, for its own token to join)
+    server = e2e.server(launchpads={"brief": {"link_ttl": 1.5, "open_timeout": 60.0}})
     first = server.launch("alice")
     second = server.launch("alice")
     brief = server.launch("alice", "brief")
@@ -123,6 +124,52 @@ def test_revoked_tokens_are_refused_everywhere_and_a_fresh_link_works(e2e: E2E) 
     assert welcome["session_id"] == sid
 
 
+def test_revoke_ends_a_live_terminal_with_4002_and_its_token_cannot_resume(e2e: E2E) -> None:
+    """An operator revokes to cut someone off: the terminal already in is ended (4002, its
+    message shown, exit 1), the server's log says why, the old token resumes nothing, and the
+    session waits for whoever gets the fresh link."""
+    server = e2e.server(account={"idle_timeout": 30.0})
+    ticket = server.launch("bob")
+    sid, path = ticket["session_id"], f"/api/sessions/{ticket['session_id']}/revoke"
+    term = e2e.connected(server, ticket, name="revoked")
+    live = server.log.wait_event(event="connection.established", session_id=sid)
+
+    fresh = server.api("POST", path)
+    assert fresh.status == 200
+    term.wait_line(r"^\[4002 CONFIG_MISMATCH\] .*revoked")
+    term.wait_line(r"^session over: 4002 CONFIG_MISMATCH")
+    assert term.wait_exit() == 1
+    seen = term.log.wait_event(event="connection.closed", code=4002)
+    assert seen["attrs"]["close_code"] == 4002
+    assert term.count(r"^\[410[236] ") == 0  # refused, not lost: no reconnect
+
+    why = "tokens revoked by the admin API"
+    revoked = server.log.wait_event(event="tokens.revoked", session_id=sid)
+    assert revoked["attrs"] == {"reason": why, "generation": 1}
+    closed = server.log.wait_event(event="connection.closed", code=4002, session_id=sid)
+    assert closed["connection_id"] == live["connection_id"]
+    assert closed["attrs"]["reason"] == why
+    left = server.log.wait_event(event="session.disconnected", session_id=sid)
+    assert (left["code"], left["attrs"]["reason"]) == (None, why)
+
+    # The old token resumes nothing, over the wire or through its link.
+    raw = e2e.raw(server.ws_url)
+    raw.send(hello_for(ticket, resume=True, previous_connection_id=live["connection_id"]))
+    assert raw.wait_closed() == 4002
+    rejected = server.log.wait_event(event="connection.rejected", code=4002, session_id=sid)
+    assert rejected["attrs"]["problem"] == "token has been revoked"
+    again = e2e.terminal(ticket["connect_url"], name="old-link")
+    assert again.wait_exit() == 1
+    assert again.count(r"^connected to ") == 0
+
+    # The session goes on for the fresh link.
+    back = e2e.terminal(fresh.body["connect_url"], name="fresh")
+    back.wait_line(rf"^connected to {sid} as c-\w+ \(resumed\)$")
+    assert server.session(sid)["state"] == "active"
+    back.send("close")
+    assert back.wait_exit() == 0
+
+
 def test_old_query_links_still_resolve(e2e: E2E) -> None:
     server = e2e.server()
     ticket = server.launch("carol")
@@ -146,7 +193,7 @@ def test_the_page_reads_the_fragment_and_sends_the_token_as_a_header(
 
 
 def test_an_expired_link_token_is_refused_at_the_hello_with_4002(e2e: E2E) -> None:
-    server = e2e.server(launchpads={"brief": {"link_ttl": 1.0}})
+    server = e2e.server(launchpads={"brief": {"link_ttl": 1.0, "open_timeout": 60.0}})
     ticket = server.launch("erin", "brief")
     sid, link = ticket["session_id"], _link_token(ticket)
     time.sleep(1.2)  # past the link's expiry (whole seconds, from its issue)

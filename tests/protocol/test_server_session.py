@@ -166,18 +166,57 @@ def test_no_warning_when_warn_before_is_zero() -> None:
     assert ended_with(out, 4008)
 
 
-# -- 4009 idle timeout -------------------------------------------------------------------------
+# -- 4019 never opened, 4009 idle timeout ------------------------------------------------------
 
 
-def test_4009_launched_session_nobody_connects_to() -> None:
+def test_a_session_nobody_opened_waits_as_long_as_its_link_then_ends_4019_saying_so() -> None:
+    """idle_timeout counts from a disconnect: a session never opened is not disconnected. It
+    waits while its link works (link_ttl), then ends as an expected automation (4019)."""
     h = ServerHarness(FAST, now=500)
-    idle_at = 500 + ms(FAST.idle_timeout)
-    assert h.run_until(idle_at - 1) == []
-    out = h.run_until(idle_at)
-    assert closes(out) == []
-    assert ended_with(out, 4009)
-    assert logs(out, "session.ended")[0].attrs["duration_ms"] == 0
-    assert h.session.state is SessionState.ENDED
+    assert FAST.idle_timeout < FAST.link_ttl and FAST.open_timeout == 0
+    assert h.run_until(500 + ms(FAST.idle_timeout)) == []  # no 4009 for the unopened
+    unopened_at = 500 + ms(FAST.link_ttl)
+    assert h.run_until(unopened_at - 1) == []
+    out = h.run_until(unopened_at)
+    assert closes(out) == [] and ended_with(out, 4019)
+    ended = logs(out, "session.ended")[0]
+    assert "link was never opened" in ended.attrs["reason"]
+    assert ended.attrs["open_timeout_s"] == FAST.link_ttl and ended.attrs["duration_ms"] == 0
+    # a terminal that comes after it is told so, as for any ended session
+    out = h.open("late") + h.hello("late")
+    assert Close("late", 4019, "CLOSED_REMOTELY (session ended)") in out
+
+
+def test_a_link_opened_after_idle_timeout_starts_the_session_and_idle_counts_from_then() -> None:
+    settings = replace(FAST, receive_timeout=100_000.0, max_session_duration=8000.0)
+    h = ServerHarness(settings)
+    h.run_until(ms(settings.idle_timeout) + 15_000)
+    opened = h.join("c1")
+    assert sends(opened, "welcome", "c1") and StartSession() in opened
+    assert h.session.state is SessionState.ACTIVE
+    assert h.session.deadlines.get("unopened") is None
+    h.run_until(ms(settings.link_ttl) + 1)  # past the link's lifetime: an opened session goes on
+    assert not h.session.ended
+    h.lose("c1")
+    lost_at = h.now
+    assert codes_of(h.run_until(lost_at + ms(settings.idle_timeout) - 1)) == []
+    assert ended_with(h.run_until(lost_at + ms(settings.idle_timeout)), 4009)
+
+
+def test_open_timeout_sets_how_long_an_unopened_session_waits() -> None:
+    h = ServerHarness(replace(FAST, open_timeout=90.0))
+    assert h.run_until(89_999) == []
+    out = h.run_until(90_000)
+    assert ended_with(out, 4019)
+    assert logs(out, "session.ended")[0].attrs["open_timeout_s"] == 90.0
+
+
+def test_a_refused_hello_does_not_open_the_session() -> None:
+    h = ServerHarness(replace(FAST, open_timeout=90.0))
+    h.run_until(1000)
+    h.open("bad")
+    assert closes(h.hello("bad", token=token(secret=b"x")))[0].code == 4002
+    assert h.session.deadlines.get("unopened") == 90_000
 
 
 def test_4009_disconnected_session_not_resumed_and_later_resume_refused() -> None:
@@ -329,8 +368,8 @@ def test_4002_bad_hello_is_rejected_and_the_session_is_unaffected(
     # another, correct hello still works
     out = h.open("good") + h.hello("good")
     assert sends(out, "welcome", "good") and StartSession() in out
-    # and the idle deadline of the launched session did not move or fire
-    assert h.session.deadlines.get("idle") is None
+    # and the launched session's wait for its first terminal ended with it
+    assert h.session.deadlines.get("unopened") is None
 
 
 def test_4002_bad_hello_on_an_active_session_leaves_it_active() -> None:

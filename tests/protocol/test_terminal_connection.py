@@ -331,18 +331,31 @@ def test_reconnect_attempt_that_gets_no_welcome_times_out() -> None:
     assert out[-1] == Connect(2) and t.at(Connect(2)) == deadline + 1000
 
 
-@pytest.mark.parametrize("code", [4009, 4002, 4006, 4000])
+@pytest.mark.parametrize("code", [4009, 4002, 4006, 4000, 4004])
 def test_4106_when_the_server_refuses_the_resume(code: int) -> None:
+    """The last word names the refusal, not the network: the person is not sent to check a
+    network that works, and the log line says which code turned the resume away."""
     t = established(at=0)
     t.run_until(2500)
     t.run_until(3000)
     t.opened()
-    out = t.closed(code, codes.get(code).name)
+    reason = codes.ended_reason(code)
+    out = t.closed(code, reason)
     assert logs(out, "connection.closed")[0].code == code
     gave_up = logs(out, "reconnect.gave_up")[0]
-    assert gave_up.code == 4106 and gave_up.attrs["refused_code"] == code
+    assert gave_up.code == 4106
+    assert gave_up.attrs == {"refused_code": code, "refused_reason": reason, "since_lost_ms": 500}
+    row = codes.get(code)
+    said = (
+        f"The server refused to resume this session ({code} {row.name}), so your network is "
+        "not the cause"
+    )
+    assert gave_up.message is not None and gave_up.message.startswith(said)
     assert expected_show(code) in out  # the person learns why the resume was refused
-    assert out[-2:] == [expected_show(4106), Finished(4106)]
+    last = Show(4106, f"[4106 RECONNECT_FAILED] {gave_up.message}", "error")
+    assert out[-2:] == [last, Finished(4106)]
+    assert "network" not in gave_up.message.split("not the cause")[1]
+    assert t.term.refusal == code
 
 
 def test_4106_when_the_resume_is_refused_by_a_close_message() -> None:

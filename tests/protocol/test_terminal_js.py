@@ -40,6 +40,7 @@ from openfrp.protocol.terminal_connection import (
 )
 from openfrp.server.sessions import TERMINAL_SETTINGS
 from openfrp.settings import SessionSettings, setup_budget_ms
+from openfrp.sizes import size_text
 
 NODE = shutil.which("node")
 DRIVER = Path(__file__).resolve().parents[1] / "support" / "connection_driver.js"
@@ -268,6 +269,44 @@ def test_connect_window_ends_in_4101(node: Node) -> None:
     assert answer["state"] == "done"
 
 
+def test_a_refused_resume_names_the_refusal_in_the_page_too(node: Node) -> None:
+    """Lost, then the restarted server turns the resume away (4004, session ended): the page's
+    4106 pop-up names that code, as the Python terminal's line does, and its log line carries
+    the refusal."""
+    values = {k: getattr(SessionSettings(), k) for k in TERMINAL_SETTINGS}
+    welcome = {"type": "welcome", "session_id": "s", "connection_id": "c-1", "resume": False}
+    reason = codes.ended_reason(4004)
+    run = {
+        "ticket": {"session_id": "s", "token": "t", "config": {}, "config_digest": "d"},
+        "settings": values,
+        "codes": {c.number: c.to_dict() for c in codes.TABLE},
+        "version": PROTOCOL_VERSION,
+        "steps": [
+            ["start", 0],
+            ["opened", 1],
+            ["receive", 2, json.dumps({**welcome, "state": "active", "last_seq": 0})],
+            ["closed", 3, None, ""],
+            ["tick", 10_000],
+            ["opened", 10_001],
+            ["closed", 10_002, 4004, reason],
+        ],
+    }
+    refused = node.run(run)["actions"][-1]
+    gave_up = next(a for a in refused if a.get("event") == "reconnect.gave_up")
+    assert gave_up["attrs"] == {
+        "refused_code": 4004,
+        "refused_reason": reason,
+        "since_lost_ms": 9999,
+    }
+    shown = [a["text"] for a in refused if a["type"] == "show"]
+    row = codes.get(4106)
+    assert shown == [
+        f"[4004 SERVER_CONTROL_ERROR] {codes.get(4004).message}",
+        f"[4106 RECONNECT_FAILED] {row.message_for(4004)}",
+    ]
+    assert "(4004 SERVER_CONTROL_ERROR)" in shown[-1] and row.message not in shown[-1]
+
+
 SETUP_OPS = ("peer_found", "gathered", "answered", "ice_state", "connection_state")
 SETUP_OPS += ("channel_open",)
 SETUP_OPS += ("tick", "deadline", "deadline")
@@ -354,6 +393,14 @@ def test_javascript_ice_verdict_names_the_codes_the_python_probes_do(
 def test_the_ended_mark_is_the_same_in_both_terminals() -> None:
     script = resources.files("openfrp.terminal").joinpath("static", "connection.js").read_text()
     assert f'const ENDED_SUFFIX = "{codes.ENDED_SUFFIX}";' in script
+
+
+@settings(max_examples=300, deadline=None)
+@given(count=st.one_of(st.integers(0, 5000), st.integers(0, 2**53 - 1)))
+def test_the_page_words_sizes_as_the_python_terminal_does(node: Node, count: int) -> None:
+    edges = [1, 1023, 1024, 1025, 100 * 2**20 - 1, 100 * 2**20, 100 * 2**20 + 1, 2**40]
+    answer = node.run({"sizes": [count, *edges]})
+    assert answer["sizes"] == [size_text(n) for n in [count, *edges]]
 
 
 @pytest.mark.parametrize("connect_timeout", [1.0, 4.0, 15.0, 60.0])

@@ -3,7 +3,7 @@
 "use strict";
 const path = require("path");
 const readline = require("readline");
-const { Connection } = require(path.resolve(process.argv[2]));
+const { Connection, sizeText } = require(path.resolve(process.argv[2]));
 const { PeerSetup, iceVerdict, setupBudgetMs } = require(path.join(path.dirname(path.resolve(process.argv[2])),
                                         "peer_setup.js"));
 
@@ -28,6 +28,10 @@ lines.on("line", (line) => {
   const s = JSON.parse(line);
   if (s.verdict) {
     process.stdout.write(JSON.stringify(iceVerdict(s.verdict)) + "\n");
+    return;
+  }
+  if (s.sizes) {
+    process.stdout.write(JSON.stringify({ sizes: s.sizes.map(sizeText) }) + "\n");
     return;
   }
   if (s.budget_of) {

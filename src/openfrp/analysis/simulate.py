@@ -25,6 +25,7 @@ SECOND = 1_000_000
 MINUTE = 60 * SECOND
 BASE_US = 1_772_409_600 * SECOND  # 2026-03-02T00:00:00Z
 IDLE_TIMEOUT = 10 * MINUTE
+LINK_TTL = 60 * MINUTE  # a session nobody opens ends when its link does (4019)
 ACCOUNTS = ("acme", "globex", "initech", "umbrella")
 LAUNCHPADS = ("office", "design", "support")
 HOSTS = tuple(f"host-{n:02d}" for n in range(1, 17))
@@ -35,6 +36,9 @@ BAD_LINE_RATE = 0.0004
 APP_EXIT = "the session's app exited with status %d"
 CRASH = "the server stopped without ending this session (a crash) and has started again"
 TURN_401 = "credentials rejected (401): check the TURN user and password"
+UNOPENED = (
+    "the session's link was never opened: no terminal joined within 3600 s of its link's issue"
+)
 
 _DAYS: dict[int, str] = {}
 
@@ -190,6 +194,11 @@ class _Session:
         self.wait(IDLE_TIMEOUT / 1000)
         self.srv("session.ended", CodeNumber.IDLE_TIMEOUT)
 
+    def unopened_end(self) -> None:
+        """Nobody got into the session while its link was valid: the server ends it."""
+        self.wait(LINK_TTL / 1000)
+        self.srv("session.ended", CodeNumber.CLOSED_REMOTELY, f'"reason":"{UNOPENED}"')
+
     def retries(self, count: int) -> int:
         """Terminal side of a dropped connection: 4102 then `count` attempts; time spent (ms)."""
         began = self.now
@@ -323,7 +332,7 @@ def _resume_refused(s: _Session) -> str:
 
 def _never_connected(s: _Session) -> str:
     s.launch()
-    s.idle_end()
+    s.unopened_end()
     return "expected_end"
 
 
@@ -391,7 +400,7 @@ def _connect_timeout(s: _Session) -> str:
     s.term("connect.failed", CodeNumber.CONNECT_TIMEOUT)
     s.term("message.shown", CodeNumber.CONNECT_TIMEOUT)
     if with_server:
-        s.idle_end()
+        s.unopened_end()
     return "network_loss"
 
 
@@ -405,7 +414,7 @@ def _frp8_setup(event: str, code: int) -> Scenario:
         s.srv(event, code)
         s.term(event, code)
         s.term("connection.closed", code)
-        s.idle_end()
+        s.unopened_end()
         return "nat_traversal"
 
     return run
@@ -456,7 +465,7 @@ def _stun_turn(s: _Session) -> str:
     s.term("probe.failed", CodeNumber.STUN_TURN_UNREACHABLE)
     s.term("message.shown", CodeNumber.STUN_TURN_UNREACHABLE)
     if s.rng.random() < 0.6:
-        s.idle_end()
+        s.unopened_end()
     return "nat_traversal"
 
 
@@ -472,7 +481,7 @@ def _turn_credentials(s: _Session) -> str:
     s.wait(5000, 15_000)
     s.term("ice.failed", CodeNumber.ICE_FAILED)
     s.term("connection.closed", CodeNumber.ICE_FAILED)
-    s.idle_end()
+    s.unopened_end()
     return "configuration"
 
 
@@ -486,7 +495,7 @@ def _signaling_timeout(s: _Session) -> str:
     s.term("signaling.timeout", CodeNumber.SIGNALING_PEER_TIMEOUT)
     s.term("connection.closed", CodeNumber.SIGNALING_PEER_TIMEOUT)
     if with_server:
-        s.idle_end()
+        s.unopened_end()
     return "server_fault"
 
 
@@ -548,7 +557,7 @@ def _rejected(code: int) -> Scenario:
         s.srv("connection.closed", code)
         s.term("connection.closed", code)
         if s.rng.random() < 0.5:
-            s.idle_end()
+            s.unopened_end()
         else:
             s.srv("session.ended", code)
         return "configuration"

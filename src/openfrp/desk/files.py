@@ -16,6 +16,8 @@ import os
 import unicodedata
 from pathlib import Path
 
+from openfrp.sizes import size_text
+
 CHUNK = 48 * 1024  # bytes of file per chunk message (64 KiB once in base64)
 MAX_NAME_BYTES = 200
 MAX_ID = 64
@@ -98,7 +100,7 @@ class Incoming:
     def finish(self) -> None:
         """Keep the file (complete only); it then belongs to `owner`, readable by them."""
         if self.received != self.size:
-            raise TransferError(f"ended at {self.received} of {self.size} bytes")
+            raise TransferError(f"ended at {size_text(self.received)} of {size_text(self.size)}")
         if self._owner is not None:
             os.fchown(self._fd, *self._owner)
         os.fchmod(self._fd, 0o644)

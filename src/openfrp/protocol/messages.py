@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from openfrp.sizes import size_text
+
 MAX_MESSAGE_BYTES = 256 * 1024
 
 
@@ -117,7 +119,9 @@ def decode(
     if isinstance(data, bytes):
         raise MessageError("binary frame where a control message was expected")
     if len(data) > MAX_MESSAGE_BYTES:
-        raise MessageError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
+        raise MessageError(
+            f"message of {size_text(len(data))} exceeds {size_text(MAX_MESSAGE_BYTES)}"
+        )
     try:
         message = json.loads(data)
     except (ValueError, RecursionError) as exc:

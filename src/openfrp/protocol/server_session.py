@@ -3,7 +3,9 @@
 `created -> starting -> active <-> disconnected -> ended(code)`. One primary connection at a
 time carries the session (secondary monitors ride beside it: protocol/monitors.py);
 reliable messages are numbered, kept until acknowledged, replayed on resume, and their
-unacknowledged bytes are what `send_buffer_limit` (4003) measures.
+unacknowledged bytes are what `send_buffer_limit` (4003) measures. A session nobody opened
+waits for its first terminal as long as its link works (`open_timeout`), then ends with 4019
+saying so: `idle_timeout` (4009) counts only from a disconnect.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ CONNECTION_FAULTS = {
     CodeNumber.FRP8_ERROR,
 }
 HOST_ENDS = {CodeNumber.GUEST_SHUTDOWN, CodeNumber.GUEST_LOGOFF, CodeNumber.CLOSED_REMOTELY}
+# The reason of a session that ended unopened (4019); the analyzer's rules read it.
+UNOPENED = "the session's link was never opened"
 
 
 class SessionState(StrEnum):
@@ -102,7 +106,7 @@ class ServerSession:
         self.unacked: deque[tuple[int, dict[str, Any], int]] = deque()
         self.unacked_bytes = 0
         self.monitors = Monitors()
-        self.deadlines.set("idle", now_ms + ms(settings.idle_timeout))
+        self.deadlines.set("unopened", now_ms + ms(settings.unopened_for))
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -183,6 +187,35 @@ class ServerSession:
         return self._lose_connection(
             self.primary, CodeNumber.ALREADY_IN_SESSION, now_ms, {"reason": reason}
         )
+
+    def revoke_tokens(self, reason: str, now_ms: int) -> list[Action]:
+        """Refuse every token issued so far (a leaked link, a user to cut off) from now on.
+
+        Every live connection came in with one of them, so each is ended with 4002, the code
+        of a token the server no longer takes; the session waits for a terminal with a new
+        token (idle_timeout), and a session nobody opened waits its open time again, for the
+        new link. An operator's act, not a loss: `session.disconnected` carries no code."""
+        if self.ended:
+            return []
+        self.token_generation += 1
+        attrs = {"reason": reason, "generation": self.token_generation}
+        actions: list[Action] = [
+            Log(
+                "tokens.revoked",
+                severity="warning",
+                message="every token issued so far for this session was revoked",
+                attrs=attrs,
+            )
+        ]
+        code = CodeNumber.CONFIG_MISMATCH
+        for secondary in list(self.monitors.secondaries):
+            actions += self._drop_secondary(secondary, code, now_ms, attrs)
+        if self.primary is not None:
+            actions += self._close_primary(code, attrs)
+            actions += self._become_disconnected(None, now_ms, attrs)
+        if self.state is SessionState.CREATED:
+            self.deadlines.set("unopened", now_ms + ms(self.settings.unopened_for))
+        return actions
 
     def connection_lost(self, cid: str, now_ms: int, peer_code: int | None) -> list[Action]:
         """The transport of `cid` is gone; `peer_code` is the peer's close code if it sent one."""
@@ -382,6 +415,12 @@ class ServerSession:
             )
         if name == "idle":
             return self._end(CodeNumber.IDLE_TIMEOUT, now_ms, {"idle_timeout_s": s.idle_timeout})
+        if name == "unopened":
+            waited = s.unopened_for
+            reason = f"{UNOPENED}: no terminal joined within {waited:g} s of its link's issue"
+            return self._end(
+                CodeNumber.CLOSED_REMOTELY, now_ms, {"reason": reason, "open_timeout_s": waited}
+            )
         if name == "max_duration":
             return self._end(
                 CodeNumber.MAX_SESSION_DURATION,
@@ -509,6 +548,7 @@ class ServerSession:
 
     def _accept(self, cid: str, hello: dict[str, Any], now_ms: int) -> list[Action]:
         self.deadlines.cancel("idle")
+        self.deadlines.cancel("unopened")
         self.primary = cid
         self.monitors.resize(0, size_of(hello.get("screen")) or self.monitors.sizes[0])
         client = clip(hello.get("client", "unknown"))
@@ -746,18 +786,22 @@ class ServerSession:
             Log("session.disconnected", code=code, connection_id=self.last_primary, attrs=attrs)
         ]
 
+    def _close_primary(self, code: int, attrs: dict[str, Any]) -> list[Action]:
+        """The server closes the primary connection, if any, with `code`."""
+        if self.primary is None:
+            return []
+        cid = self.primary
+        self._detach_primary()
+        self._closing.add(cid)
+        return [
+            Log("connection.closed", code=code, connection_id=cid, attrs=attrs),
+            Close(cid, code, _name(code)),
+        ]
+
     def _end(self, code: int, now_ms: int, attrs: dict[str, Any]) -> list[Action]:
         if self.ended:
             return []
-        actions: list[Action] = []
-        if self.primary is not None:
-            cid = self.primary
-            self._detach_primary()
-            self._closing.add(cid)
-            actions += [
-                Log("connection.closed", code=code, connection_id=cid, attrs=attrs),
-                Close(cid, code, _name(code)),
-            ]
+        actions = self._close_primary(code, attrs)
         for secondary in list(self.monitors.secondaries):
             self._forget_secondary(secondary)
             self._closing.add(secondary)

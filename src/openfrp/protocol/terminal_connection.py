@@ -82,10 +82,11 @@ class TerminalState(StrEnum):
     DONE = "done"
 
 
-def show(code: int) -> Show:
+def show(code: int, refusal: int | None = None) -> Show:
+    """The code's pop-up; `refusal`: the server's code that ended the attempts (4106)."""
     row = codes.get(code)
     level = "info" if row.kind is codes.Kind.INFO else "error"
-    return Show(code, f"[{row.number} {row.name}] {row.message}", level)
+    return Show(code, f"[{row.number} {row.name}] {row.message_for(refusal)}", level)
 
 
 def show_warning(code: int, seconds_left: int) -> Show:
@@ -124,6 +125,7 @@ class TerminalConnection:
         self.started_at = 0
         self.attempt_started_at = 0
         self.final_code: int | None = None
+        self.refusal: int | None = None  # the server's code that turned a resume away
         self._ping_id = 0
         # A secondary monitor's region comes as frames of its own: it always speaks FRP7.
         self._use_transport(8 if ticket.config.get("frp") == 8 and not ticket.monitor else 7)
@@ -216,7 +218,8 @@ class TerminalConnection:
         if row is not None and (not row.reconnect or reason.endswith(codes.ENDED_SUFFIX)):
             log = Log("connection.closed", code=code, connection_id=self.connection_id, attrs=attrs)
             if self.lost_at is not None:
-                refused = self._give_up(now_ms, {"refused_code": code, **attrs})
+                self.refusal = code
+                refused = self._give_up(now_ms, {"refused_code": code, "refused_reason": reason})
                 return [log, show(row.number), *refused]
             return [log, *self._finish(code, attrs, shown=code)]
         if self.state is TerminalState.CONNECTING:
@@ -445,6 +448,7 @@ class TerminalConnection:
         log = Log(
             "reconnect.gave_up",
             code=CodeNumber.RECONNECT_FAILED,
+            message=codes.get(CodeNumber.RECONNECT_FAILED).message_for(self.refusal),
             connection_id=self.connection_id,
             attrs={**attrs, "since_lost_ms": since},
         )
@@ -472,5 +476,5 @@ class TerminalConnection:
         self.deadlines.clear()
         actions: list[TerminalAction] = []
         if shown is not None and codes.lookup(shown) is not None:
-            actions.append(show(shown))
+            actions.append(show(shown, self.refusal))
         return [*actions, Finished(code)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from openfrp.server.runtime import SessionRuntime
 from openfrp.server.sessions import ApiError, ServerState
 from openfrp.server.signaling import Hub
 from openfrp.settings import SettingsError
+from openfrp.sizes import size_text
 
 REMOTE_WAIT = 5.0  # seconds to wait for another host to end a session closed through this one
 
@@ -194,43 +196,62 @@ async def get_ticket(request: Request) -> Response:
 
 
 async def revoke_tokens(request: Request) -> Response:
-    """Revoke every token issued so far for a live session (a leaked link, say) and answer
-    with a fresh connect link and token: the old ones get 401, and 4002 in a hello."""
+    """Revoke every token issued so far for a live session (a leaked link, a user to cut off)
+    and answer with a fresh connect link and ticket: the connections that came in with the old
+    tokens end with 4002, the old tokens get 401, and 4002 in a hello. On another host of the
+    fleet the request reaches the session's host through the registry."""
     state = _state(request)
     if not _caller(request, state).admin:
         raise ApiError(403, "revoking tokens needs the admin key")
     record = await _own_record(request, state, Caller(admin=True, user=None))
-    _not_elsewhere(state, record)
     runtime = state.runtimes.get(record.session_id)
-    if runtime is None or runtime.ended.is_set():
+    generation = None
+    if _elsewhere(state, record):
+        generation = await _revoke_elsewhere(state, record)
+    elif runtime is not None and not runtime.ended.is_set():
+        try:
+            generation = await state.fleet.revoke(runtime, "tokens revoked by the admin API")
+        except TimeoutError:
+            raise ApiError(
+                503,
+                f"session '{record.session_id}' did not take the revoke in time (its loop is "
+                "busy): ask again",
+            ) from None
+    if generation is None:
         raise ApiError(409, f"session '{record.session_id}' has ended")
-    machine = runtime.machine
-    machine.token_generation += 1
-    await _publish_generation(state, record.session_id, machine.token_generation)
-    state.log.write(
-        runtime.identity.event(
-            "tokens.revoked",
-            severity="warning",
-            message="every token issued so far for this session was revoked by the admin API",
-            attrs={"generation": machine.token_generation},
-        )
+    return JSONResponse(state.fresh_link(record, generation))
+
+
+async def _revoke_elsewhere(state: ServerState, record: SessionRecord) -> int | None:
+    """Have the session's host revoke its tokens; the new generation once the registry holds
+    it (None: the session ended instead)."""
+    await _ask_owner(state, record, "revoke", by="admin API")
+    now = await _await_record(
+        state,
+        record,
+        lambda r: r.final_code is not None or r.token_generation > record.token_generation,
     )
-    ttl = machine.settings.link_ttl
-    link_token = state.token(record.session_id, record.user, ttl, machine.token_generation)
-    ticket = state.ticket(record.session_id)
-    ticket["connect_url"] = state.connect_url(record.session_id, link_token)
-    return JSONResponse(ticket)
-
-
-async def _publish_generation(state: ServerState, session_id: str, generation: int) -> None:
-    """Tell the fleet at once; a registry that cannot be reached takes it when it returns."""
-    try:
-        await state.registry.set_generation(session_id, generation)
-    except RegistryError:
-        state.fleet.later(
-            lambda: state.registry.set_generation(session_id, generation),
-            ("generation", session_id),
+    if now is None:
+        raise ApiError(
+            504,
+            f"host '{record.host}' did not revoke the tokens of session "
+            f"'{record.session_id}' in time",
         )
+    return None if now.final_code is not None else now.token_generation
+
+
+async def _await_record(
+    state: ServerState, record: SessionRecord, done: Callable[[SessionRecord], bool]
+) -> SessionRecord | None:
+    """The session's record once `done` holds for it, waiting up to REMOTE_WAIT for another
+    host to carry out a request; None if it never did."""
+    deadline = asyncio.get_running_loop().time() + REMOTE_WAIT
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+        now = await state.registry.get(record.session_id)
+        if now is not None and done(now):
+            return now
+    return None
 
 
 async def close_session(request: Request) -> Response:
@@ -275,15 +296,14 @@ async def _ask_owner(state: ServerState, record: SessionRecord, op: str, **field
 async def _close_elsewhere(state: ServerState, record: SessionRecord, by: str) -> Response:
     """Close a session of another host through the registry and wait, bounded, for its end."""
     await _ask_owner(state, record, "close", by=by)
-    deadline = asyncio.get_running_loop().time() + REMOTE_WAIT
-    while asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-        now = await state.registry.get(record.session_id)
-        if now is not None and now.final_code is not None:
-            return JSONResponse(
-                {"session_id": now.session_id, "final_code": now.final_code, "host": now.host}
-            )
-    raise ApiError(504, f"host '{record.host}' did not end session '{record.session_id}' in time")
+    now = await _await_record(state, record, lambda r: r.final_code is not None)
+    if now is None:
+        raise ApiError(
+            504, f"host '{record.host}' did not end session '{record.session_id}' in time"
+        )
+    return JSONResponse(
+        {"session_id": now.session_id, "final_code": now.final_code, "host": now.host}
+    )
 
 
 async def push_message(request: Request) -> Response:
@@ -341,8 +361,9 @@ async def guest_download(request: Request) -> Response:
     async for piece in request.stream():
         content += piece
         if len(content) > limit:
-            runtime.desk.refuse_download(len(content), f"over the size limit of {limit} bytes")
-            raise ApiError(413, f"the file is larger than file_transfer_limit ({limit} bytes)")
+            said = size_text(limit)
+            runtime.desk.refuse_download(len(content), f"over the size limit of {said}")
+            raise ApiError(413, f"the file is larger than file_transfer_limit ({said})")
     try:
         offered = runtime.desk.offer(request.query_params.get("name", ""), bytes(content))
     except Refused as refused:

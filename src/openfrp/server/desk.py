@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from openfrp.desk.clipboard import Clipboard
+from openfrp.desk.clipboard_limits import over_limit, over_message_bound
 from openfrp.desk.files import (
     CHUNK,
     MAX_ID,
@@ -31,8 +32,8 @@ from openfrp.desk.files import (
     safe_name,
 )
 from openfrp.protocol.actions import Log
-from openfrp.protocol.messages import MAX_MESSAGE_BYTES, encode
 from openfrp.settings import SessionSettings
+from openfrp.sizes import size_text
 
 DESK_MESSAGES = frozenset(
     {"clipboard", "file_begin", "file_chunk", "file_end", "file_ack", "file_status"}
@@ -167,8 +168,8 @@ class SessionDesk:
         try:
             if not allows(self._settings.clipboard, TO_SESSION):
                 raise Refused(f"clipboard policy is '{self._settings.clipboard}'")
-            if size > self._settings.clipboard_limit:
-                raise Refused(f"over the size limit of {self._settings.clipboard_limit} bytes")
+            if too_large := over_limit(text, self._settings.clipboard_limit):
+                raise Refused(too_large)
             if self._clipboard is None:
                 raise Refused("the session has no X display")
         except Refused as refused:
@@ -188,8 +189,8 @@ class SessionDesk:
         try:
             if not allows(self._settings.clipboard, FROM_SESSION):
                 raise Refused(f"clipboard policy is '{self._settings.clipboard}'")
-            if len(encode(message)) > MAX_MESSAGE_BYTES:
-                raise Refused(f"over the message limit of {MAX_MESSAGE_BYTES} bytes")
+            if too_large := over_message_bound(message):
+                raise Refused(too_large)
             if cid is None:
                 raise Refused("no terminal is connected")
         except Refused as refused:
@@ -201,7 +202,7 @@ class SessionDesk:
 
     def _refused_copy(self, reason: str, size: int) -> None:
         if reason == "over the size limit":
-            reason = f"over the size limit of {self._settings.clipboard_limit} bytes"
+            reason = f"over the size limit of {size_text(self._settings.clipboard_limit)}"
         self._refused(self._primary(), FROM_SESSION, size, reason)
 
     def _refused(self, cid: str | None, direction: str, size: int, reason: str) -> None:
@@ -241,7 +242,7 @@ class SessionDesk:
             if kind == "file_chunk":
                 data = decode_chunk(message["data"])
                 if len(data) > CHUNK:
-                    raise TransferError(f"a chunk of more than {CHUNK} bytes")
+                    raise TransferError(f"a chunk of more than {size_text(CHUNK)}")
                 await asyncio.to_thread(upload.write, message["offset"], data)
                 self._send(cid, {"type": "file_ack", "id": tid, "offset": upload.received})
             elif kind == "file_end":
@@ -275,7 +276,7 @@ class SessionDesk:
         if not 0 < len(tid) <= MAX_ID or tid in self._uploads:
             raise Refused("the transfer id is empty, too long or in use")
         if not 0 <= size <= limit:
-            raise Refused(f"over the size limit of {limit} bytes")
+            raise Refused(f"over the size limit of {size_text(limit)}")
         if len(self._uploads) >= MAX_OPEN:
             raise Refused(f"{MAX_OPEN} uploads are already in progress")
         if not self._settled.is_set():  # sent as the session starts, as a script does
@@ -314,7 +315,7 @@ class SessionDesk:
             if not allows(self._settings.file_transfer, FROM_SESSION):
                 raise Refused(f"file transfer policy is '{self._settings.file_transfer}'")
             if len(data) > limit:
-                raise Refused(f"over the size limit of {limit} bytes")
+                raise Refused(f"over the size limit of {size_text(limit)}")
             if len(self._downloads) >= MAX_OPEN:
                 raise Refused(f"{MAX_OPEN} downloads are already in progress")
             if cid is None:
@@ -325,7 +326,7 @@ class SessionDesk:
         tid = f"d-{secrets.token_hex(6)}"
         self._downloads[tid] = _Download(cid, clean, data)
         self._send(cid, {"type": "file_offer", "id": tid, "name": clean, "size": len(data)})
-        return {"id": tid, "name": clean, "size": len(data)}
+        return {"id": tid, "name": clean, "size": len(data), "size_text": size_text(len(data))}
 
     def refuse_download(self, size: int, reason: str) -> None:
         """A download refused before it was offered (too large to read, say)."""

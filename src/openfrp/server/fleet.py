@@ -3,17 +3,17 @@
 4006 across hosts: the host that carries a token owner's live connection records it in the
 registry and renews it every third of `live_connection_ttl`, so a crashed host frees the user
 once the record lapses. Requests only the owning host can carry out (displace an older
-connection, close a session, push a message) reach it through the registry. Writes that follow
-a session's changes go through one ordered queue, so a late renewal never recreates a record
-after its release. A write the registry cannot take because it is unreachable waits at the head
-of the queue and is tried again (backoff up to REPLAY_MAX) until it goes through, so nothing a
-session did during an outage is lost; when the registry answers again, this host publishes its
-sessions the registry no longer holds (a Redis restarted empty). The queue is bounded: a
-write waiting for the same thing of the same session (its state, its owner record, its token
-generation) is replaced by the newer one, so an outage holds at most a few writes per session,
-and past `limit` the oldest is dropped, said at once (registry.writes_dropped) and made good
-after the outage by writing that session's state as it is then. With a registry that is not
-shared (SQLite) only the local rules apply.
+connection, close a session, push a message, revoke its tokens) reach it through the registry.
+Writes that follow a session's changes go through one ordered queue, so a late renewal never
+recreates a record after its release. A write the registry cannot take because it is
+unreachable waits at the head of the queue and is tried again (backoff up to REPLAY_MAX) until
+it goes through, so nothing a session did during an outage is lost; when the registry answers
+again, this host publishes its sessions the registry no longer holds (a Redis restarted empty).
+The queue is bounded: a write waiting for the same thing of the same session (its state, its
+owner record, its token generation) is replaced by the newer one, so an outage holds at most a
+few writes per session, and past `limit` the oldest is dropped, said at once
+(registry.writes_dropped) and made good after the outage by writing that session's state as it
+is then. With a registry that is not shared (SQLite) only the local rules apply.
 """
 
 from __future__ import annotations
@@ -194,6 +194,23 @@ class Fleet:
             self._spawn(runtime.stop(CodeNumber.CLOSED_REMOTELY, reason))
         elif op == "push" and isinstance(request.get("body"), dict):
             runtime.post("push", request["body"])
+        elif op == "revoke":
+            reason = f"tokens revoked by the {request.get('by', 'admin API')} via host {sender}"
+            self._spawn(self.revoke(runtime, reason))
+
+    async def revoke(self, runtime: SessionRuntime, reason: str) -> int | None:
+        """Revoke a session's tokens on its own host, ending the connections that used them,
+        and tell the fleet at once (a registry that cannot be reached takes the new generation
+        when it returns); the new generation, None when the session ended first."""
+        generation = await runtime.revoke(reason)
+        if generation is None:
+            return None
+        sid = runtime.identity.session_id
+        try:
+            await self.registry.set_generation(sid, generation)
+        except RegistryError:
+            self.later(lambda: self.registry.set_generation(sid, generation), ("generation", sid))
+        return generation
 
     # -- plumbing --------------------------------------------------------------------------
 

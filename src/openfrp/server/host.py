@@ -87,7 +87,14 @@ class Screen(Protocol):
 
 
 def fit_size(width: int, height: int, settings: SessionSettings) -> tuple[int, int]:
-    """A size the display can take: even (H.264 4:2:0), within the launchpad's limits."""
+    """A size the display can take: even (H.264 4:2:0), within the launchpad's limits, in the
+    asked size's shape. A window too large is scaled by one factor, as a whole: cut to the
+    limits on each side alone, a 2880x1800 window (1440x900 at 2 device pixels) got 1920x1080
+    and was drawn with black bars. (The browser terminal asks for its CSS pixels instead when
+    they fit, which it draws sharper: video.js askedScreen.)"""
+    if width > settings.max_width or height > settings.max_height:
+        factor = min(settings.max_width / width, settings.max_height / max(height, 1))
+        width, height = int(width * factor), int(height * factor)
     width = max(MIN_WIDTH, min(width, settings.max_width)) // 2 * 2
     height = max(MIN_HEIGHT, min(height, settings.max_height)) // 2 * 2
     return width, height

@@ -150,6 +150,13 @@ class SessionRuntime:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.ended.wait(), wait)
 
+    async def revoke(self, reason: str, wait: float = 3.0) -> int | None:
+        """Revoke the tokens issued so far, ending the connections that came in with them;
+        the new token generation, or None when the session ended first."""
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self.post("revoke", reason, done)
+        return await asyncio.wait_for(done, wait)
+
     def forget(self) -> None:
         """Release what is left of an ended session: its loop, its tasks, stray connections."""
         code = self.machine.final_code or 1000
@@ -226,6 +233,11 @@ class SessionRuntime:
             return m.push(args[0], now)
         if kind == "host":
             return m.host_event(args[0], args[1], now)
+        if kind == "revoke":
+            actions = m.revoke_tokens(args[0], now)
+            if not args[1].done():  # (its caller may have stopped waiting)
+                args[1].set_result(None if m.ended else m.token_generation)
+            return actions
         if kind == "app_exit":
             return self._app_exited(args[0], args[1], now)
         if kind == "fault":

@@ -46,6 +46,8 @@ TERMINAL_SETTINGS = (
     "clipboard_limit",
     "file_transfer",
     "file_transfer_limit",
+    "max_width",
+    "max_height",
     "turn_timeout",
     "frp8_fallback",
 )
@@ -331,6 +333,27 @@ class ServerState:
             "config": issued.config,
             "config_digest": issued.config_digest,
             "ws_url": self.public_url.replace("http", "ws", 1) + "/frp7",
+        }
+
+    def fresh_link(self, record: SessionRecord, generation: int) -> dict[str, Any]:
+        """A ticket and connect link whose tokens are of `generation` (what a revoke answers),
+        made from the session's record: the session may live on another host of the fleet."""
+        runtime = self.runtimes.get(record.session_id)
+        settings = (
+            runtime.machine.settings
+            if runtime is not None
+            else self.config.for_launchpad(record.launchpad)
+        )
+        sid, user = record.session_id, record.user
+        ttl = settings.max_session_duration + TOKEN_MARGIN
+        link_token = self.token(sid, user, settings.link_ttl, generation)
+        return {
+            "session_id": sid,
+            "token": self.token(sid, user, ttl, generation),
+            "config": record.config,
+            "config_digest": digest(record.config),
+            "ws_url": self.public_url.replace("http", "ws", 1) + "/frp7",
+            "connect_url": self.connect_url(sid, link_token),
         }
 
     async def stop_all(self, reason: str) -> None:

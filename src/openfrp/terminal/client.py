@@ -129,7 +129,9 @@ class Terminal:
         self._pings: dict[int, float] = {}
         self._sizing: asyncio.Future[tuple[int, int]] | None = None  # a `size` awaits its screen
         self.rtt_ms: float | None = None
-        self.desk = TerminalDesk(self._send, self._print, self._write_event, downloads)
+        self.desk = TerminalDesk(
+            self._send, self._print, self._write_event, downloads, settings.clipboard_limit
+        )
         self.commands = Commands(
             self._command, lambda: self.post("leave", "disconnect"), self._print
         )
@@ -266,7 +268,7 @@ class Terminal:
                 self._print(f"video frames received: {self.frames}")
                 await self._video_summary()
                 self._print(
-                    f"session over: {codes.describe(action.code)}"
+                    f"session over: {codes.describe(action.code, self.machine.refusal)}"
                     if action.code
                     else "session over: disconnected (the session can be resumed)"
                 )

@@ -20,11 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from openfrp.desk.clipboard_limits import refusal
 from openfrp.desk.files import CHUNK, Incoming, TransferError, decode_chunk, encode_chunk
 from openfrp.protocol.actions import Log
+from openfrp.settings import SessionSettings
+from openfrp.sizes import size_text
 
 WORDS = ("paste", "clipboard", "upload")
 USAGE = "paste TEXT, clipboard, upload PATH"
+TO_SESSION = "to_session"
 _SERVER_KINDS = (
     "clipboard",
     "clipboard_refused",
@@ -54,8 +58,10 @@ class TerminalDesk:
         say: Callable[[str], None],
         log: Callable[[Log], None],
         downloads: str | None = None,
+        clipboard_limit: int = SessionSettings.clipboard_limit,
     ) -> None:
         self._send = send
+        self._clipboard_limit = clipboard_limit  # the session's: a paste over it is not sent
         self._say = say
         self._log = log
         self._downloads = Path(downloads) if downloads else None
@@ -68,8 +74,12 @@ class TerminalDesk:
 
     async def command(self, word: str, rest: str) -> None:
         if word == "paste":
+            size = len(rest.encode("utf-8", "replace"))
+            if reason := refusal(rest, self._clipboard_limit):
+                self._refused(TO_SESSION, size, reason)  # as the server would say it
+                return
             self._send({"type": "clipboard", "text": rest})
-            self._log(Log("clipboard.sent", attrs={"bytes": len(rest.encode())}))
+            self._log(Log("clipboard.sent", attrs={"bytes": size}))
         elif word == "clipboard":
             shown = "(nothing copied in the session yet)" if self.clipboard is None else None
             self._say(f"clipboard: {json.dumps(self.clipboard) if shown is None else shown}")
@@ -114,15 +124,18 @@ class TerminalDesk:
             self._say(f"clipboard from the session: {len(self.clipboard)} characters")
             self._log(Log("clipboard.received", attrs={"bytes": len(self.clipboard.encode())}))
         elif kind == "clipboard_refused":
-            way = "to" if message.get("direction") == "to_session" else "from"
-            way += " the session"
-            self._say(f"clipboard {way} refused: {message.get('reason')}")
-            attrs = {k: message.get(k) for k in ("direction", "bytes", "reason")}
-            self._log(Log("clipboard.refused", severity="warning", attrs=attrs))
+            self._refused(message.get("direction"), message.get("bytes"), message.get("reason"))
         elif message.get("id") in self._uploads:
             await self._upload_step(message)
         else:
             await self._download_step(message)
+
+    def _refused(self, direction: Any, size: Any, reason: Any) -> None:
+        """Clipboard text that did not cross, refused by the server or here: said and logged."""
+        way = "to" if direction == TO_SESSION else "from"
+        self._say(f"clipboard {way} the session refused: {reason}")
+        attrs = {"direction": direction, "bytes": size, "reason": reason}
+        self._log(Log("clipboard.refused", severity="warning", attrs=attrs))
 
     async def _upload_step(self, message: dict[str, Any]) -> None:
         tid = message["id"]
@@ -181,7 +194,7 @@ class TerminalDesk:
             raise TransferError(f"{name} offered; start the terminal with --downloads DIR")
         incoming = await asyncio.to_thread(Incoming, self._downloads, name, size, None)
         self._incoming[tid] = incoming
-        self._say(f"download offered: {name} ({size} bytes), saving as {incoming.name}")
+        self._say(f"download offered: {name} ({size_text(size)}), saving as {incoming.name}")
         self._send({"type": "file_ack", "id": tid, "offset": 0})
 
     async def close(self) -> None:

@@ -10,21 +10,28 @@
 // session: a `clipboard` message is written to the local clipboard at once when the page has
 // the focus, else when it gets it back.
 // Text is never sent back the way it came, and never logged (only its size).
+// Text too large to cross is refused here, in the words the server uses
+// (openfrp.desk.clipboard_limits): over the session's clipboard_limit, or too large for one
+// control message, which the server cannot tell from junk and answers by dropping the
+// connection (4024).
 "use strict";
 
 class OpenfrpClipboard {
   static PASTE_WAIT_MS = 300;
 
   // hooks: {send(message), log(event, attrs), popup(text, level), ready() -> connected?};
-  // input: the OpenfrpInput whose keys a paste holds.
-  constructor(policy, hooks, input) {
+  // input: the OpenfrpInput whose keys a paste holds; limit: the session's clipboard_limit.
+  constructor(policy, hooks, input, limit) {
     this.policy = policy || "both";
     this.hooks = hooks;
+    this.limit = limit;
+    this.unsent = null;  // the text refused here last: a focus does not say so again
     this.toSession = this.policy === "both" || this.policy === "to_session";
     this.fromSession = this.policy === "both" || this.policy === "from_session";
     this.last = null;  // the text both sides have now: not sent again
     this.pending = null;  // text from the session waiting for the focus
-    this.view = { sent: 0, received: 0, written: 0, policy: this.policy, blocked: false };
+    this.view = { sent: 0, received: 0, written: 0, refused: 0, policy: this.policy,
+                  blocked: false };
     this.release = null;  // lets held input go once the paste's text is sent
     if (this.toSession) {
       input.pastes = true;
@@ -60,8 +67,11 @@ class OpenfrpClipboard {
   }
 
   async syncNow() {
+    const refusals = this.view.refused;
     if (this.toSession && await this.readLocal("menu")) {
       this.hooks.popup("Your clipboard was sent to the session.", "note");
+    } else if (this.view.refused > refusals) {
+      return;  // too large to send: the warning said so
     } else if (this.view.blocked) {
       this.hooks.popup("This browser did not let the page read your clipboard: paste into the "
                        + "session with Ctrl+V, or allow this site to read the clipboard.", "note");
@@ -89,11 +99,31 @@ class OpenfrpClipboard {
 
   offer(text, why) {
     if (!this.toSession || !text || text === this.last || !this.hooks.ready()) return false;
+    const bytes = new TextEncoder().encode(text).length;
+    const message = { type: "clipboard", text };
+    const reason = this.tooLarge(bytes, message);
+    if (reason !== null) {
+      if (why !== "focus" || text !== this.unsent) {
+        this.refused({ direction: "to_session", bytes, reason });
+      }
+      this.unsent = text;
+      return false;
+    }
     this.last = text;
-    this.hooks.send({ type: "clipboard", text });
+    this.hooks.send(message);
     this.view.sent += 1;
-    this.hooks.log("clipboard.sent", { bytes: new TextEncoder().encode(text).length, via: why });
+    this.hooks.log("clipboard.sent", { bytes, via: why });
     return true;
+  }
+
+  // Why a text of `bytes` (UTF-8) cannot go as `message`, else null. The message is counted
+  // in UTF-16 units, never fewer than the characters the server counts.
+  tooLarge(bytes, message) {
+    if (bytes > this.limit) return `over the size limit of ${sizeText(this.limit)}`;
+    if (JSON.stringify(message).length > MAX_MESSAGE_BYTES) {
+      return `over the message limit of ${sizeText(MAX_MESSAGE_BYTES)}`;
+    }
+    return null;
   }
 
   // A server message; only `clipboard` and `clipboard_refused` are ours.
@@ -115,6 +145,7 @@ class OpenfrpClipboard {
     const what = direction === "to_session"
       ? "Your clipboard was not sent to the session"
       : "Text copied in the session did not reach this computer's clipboard";
+    this.view.refused += 1;
     this.hooks.popup(`${what}: ${reason}.`, "warning");
     this.hooks.log("clipboard.refused", { direction, bytes, reason }, "warning");
   }

@@ -44,10 +44,23 @@ const MAX_MESSAGE_BYTES = 256 * 1024;
 // The close reason's mark of a refusal because the session is over (openfrp.codes.ENDED_SUFFIX).
 const ENDED_SUFFIX = " (session ended)";
 
+// A size as a person reads it, as openfrp.sizes.size_text words it: 64 KiB, 99.9 MiB (a
+// tenth cut short, never rounded up to a limit), 1.5 GiB; under 1 KiB in bytes.
+const SIZE_UNITS = ["KiB", "MiB", "GiB", "TiB"];
+function sizeText(count) {
+  if (count < 1024) return count === 1 ? "1 byte" : `${count} bytes`;
+  let power = 1;
+  while (power < SIZE_UNITS.length && count >= 1024 ** (power + 1)) power += 1;
+  const scale = 1024 ** power;
+  const [whole, rest] = [Math.floor(count / scale), count % scale];
+  const unit = SIZE_UNITS[power - 1];
+  return rest ? `${whole}.${Math.floor((rest * 10) / scale)} ${unit}` : `${whole} ${unit}`;
+}
+
 // The same checks, in the same order and words, as openfrp.protocol.messages.decode.
 function decodeFromServer(text) {
   if (text.length > MAX_MESSAGE_BYTES) {
-    throw new Error(`message of ${text.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+    throw new Error(`message of ${sizeText(text.length)} exceeds ${sizeText(MAX_MESSAGE_BYTES)}`);
   }
   let message;
   try { message = JSON.parse(text); } catch (err) { throw new Error("not JSON"); }
@@ -79,8 +92,17 @@ function decodeFromServer(text) {
   return message;
 }
 
+// A code's message, as openfrp.codes.Code.message_for words it: after the server refused
+// with code `refusal` (4106 on a resume it turned away), the one that names that code.
+function messageFor(row, refusal = null, codes = {}) {
+  if (refusal === null || !row.refused) return row.message;
+  return row.refused.replace("{refusal}", `${refusal} ${codes[refusal].name}`);
+}
+
 // A code's pop-up text, as openfrp.protocol.terminal_connection.show words it.
-function popupText(row) { return `[${row.number} ${row.name}] ${row.message}`; }
+function popupText(row, refusal = null, codes = {}) {
+  return `[${row.number} ${row.name}] ${messageFor(row, refusal, codes)}`;
+}
 
 class Connection {
   // ticket: {session_id, token, config, config_digest, client}; settings in seconds, as in
@@ -100,6 +122,7 @@ class Connection {
     this.lostAt = null;
     this.attemptStartedAt = 0;
     this.finalCode = null;
+    this.refusal = null;  // the server's code that turned a resume away
     this.pingId = 0;
     this.useTransport((ticket.config || {}).frp === 8 ? 8 : 7);
   }
@@ -128,7 +151,7 @@ class Connection {
   show(code) {
     const row = this.codes[code];
     return { type: "show", code, level: row.kind === "Info" ? "info" : "error",
-             text: popupText(row) };
+             text: popupText(row, this.refusal, this.codes) };
   }
 
   // The advance notice of a code (4008): when it will happen, not that it has.
@@ -196,8 +219,9 @@ class Connection {
     // A refusal because the session is over ends the terminal at once, whatever the code.
     if (row !== undefined && (!row.reconnect || (reason || "").endsWith(ENDED_SUFFIX))) {
       if (this.lostAt !== null) {
+        this.refusal = code;
         return [closed(code), this.show(code),
-                ...this.giveUp(now, { refused_code: code, ...attrs })];
+                ...this.giveUp(now, { refused_code: code, refused_reason: reason })];
       }
       return [closed(code), ...this.finish(code, attrs, code)];
     }
@@ -410,4 +434,4 @@ class Connection {
   }
 }
 
-if (typeof module !== "undefined") module.exports = { Connection, Deadlines, decodeFromServer, popupText, ENDED_SUFFIX };
+if (typeof module !== "undefined") module.exports = { Connection, Deadlines, decodeFromServer, popupText, sizeText, ENDED_SUFFIX };

@@ -165,7 +165,7 @@ class OpenfrpFiles {
       down.box.remove();
       const url = URL.createObjectURL(new Blob(down.parts));
       const box = this.hooks.popup(
-        `${OpenfrpFiles.shown(down.name)} (${down.size} bytes) from the session: `, "info");
+        `${OpenfrpFiles.shown(down.name)} (${sizeText(down.size)}) from the session: `, "info");
       const link = document.createElement("a");
       link.href = url;
       link.download = down.name;

@@ -175,8 +175,9 @@
     const stats = new StreamStats(document.getElementById("stats"), () => (view.track
       ? { codec: view.track.codec, width: view.track.width, height: view.track.height }
       : { codec: video.view.codec, ...video.view.remote }), log);
+    const limits = { width: config.terminal.max_width, height: config.terminal.max_height };
     const video = new OpenfrpVideo.VideoStream(page.screen, decoders,
-                                               { send: (m) => send(m), log, stats });
+                                               { send: (m) => send(m), log, stats, limits });
     Object.defineProperty(view, "frames", { get: () => video.view.drawn, enumerable: true });
     view.video = video.view;
     window.openfrpVideo = video;  // toRemote(clientX, clientY) for pointer input
@@ -188,7 +189,8 @@
     if (!monitor) window.openfrpMenu.register("add-monitor", () => addMonitor());
     const connected = () => machine.state === "established";
     const desk = { send: (m) => send(m), log, popup, ready: connected };
-    const clipboard = new OpenfrpClipboard(config.terminal.clipboard, desk, input);
+    const clipboard = new OpenfrpClipboard(config.terminal.clipboard, desk, input,
+                                           config.terminal.clipboard_limit);
     const files = new OpenfrpFiles(config.terminal.file_transfer, desk);
     view.clipboard = clipboard.view;
     view.files = files.view;

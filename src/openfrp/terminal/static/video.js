@@ -23,7 +23,7 @@ const TILE = 64;  // media/changes.py
 const DECODE_QUEUE_LIMIT = 8;  // frames waiting in a decoder before it counts as behind
 const KEYFRAME_RETRY_MS = 1000;
 const RESIZE_DEBOUNCE_MS = 250;
-const SNAP_PX = 16;  // a screen this much smaller than the window is drawn 1:1, not stretched
+const SNAP_PX = 16;  // a screen this much smaller than the window is drawn at a whole scale
 const BT601 = { primaries: "smpte170m", transfer: "smpte170m", matrix: "smpte170m",
                 fullRange: false };
 
@@ -59,14 +59,16 @@ function avcCodec(data) {
 }
 
 class VideoStream {
-  // hooks: send(message), log(event, attrs, severity), stats (drawn/dropped/received).
+  // hooks: send(message), log(event, attrs, severity), stats (drawn/dropped/received),
+  // limits: the launchpad's {width, height} at most (max_width, max_height).
   constructor(canvas, decoders, hooks) {
     this.canvas = canvas;
     this.decoders = decoders;
     this.hooks = hooks;
-    // starts: each connection's first frame {number, codec, key} (null until it comes).
+    // starts: each connection's first frame {number, codec, key} (null until it comes);
+    // screen: the window in device pixels (the canvas); asked: the screen asked for it.
     this.view = { codec: null, drawn: 0, dropped: 0, decoders, remote: null, screen: null,
-                  picture: null, starts: [], palette: 0 };
+                  asked: null, picture: null, starts: [], palette: 0 };
     this.decoder = null;  // WebCodecs decoder of this.codec, or null
     this.inDecoder = [];  // frame numbers given to the decoder, not yet drawn
     this.idleWaiter = null;  // palette tiles waiting for decoder frames that draw where they do
@@ -107,8 +109,31 @@ class VideoStream {
              height: Math.round(window.innerHeight * scale), scale };
   }
 
+  // The session's screen for this window, within the limits and in the window's shape:
+  // - its device pixels when they fit: drawn 1:1, the sharpest;
+  // - else, at a whole device pixel ratio (2, 3), its CSS pixels when they fit, with scale 1
+  //   (the apps' usual dpi): each session pixel is exactly ratio x ratio device pixels, so
+  //   text stays crisp, where device pixels scaled by one factor to fit (1440x900 at 2:
+  //   1728x1080, drawn 1.67x) are resampled and soft;
+  // - else its device pixels scaled by one factor to fit (the server's fit_size does the
+  //   same for any terminal), the dpi scaled with them so text keeps its size.
+  // Asking for device pixels alone, cut to the limits on each side by the server, a
+  // 1440x900 window at 2 got 1920x1080, drawn 1.5x with black bars.
+  askedScreen() {
+    const screen = this.windowScreen();
+    const most = this.hooks.limits;
+    if (!most || (screen.width <= most.width && screen.height <= most.height)) return screen;
+    const css = { width: window.innerWidth, height: window.innerHeight, scale: 1 };
+    if (Number.isInteger(screen.scale) && css.width <= most.width && css.height <= most.height) {
+      return css;
+    }
+    const factor = Math.min(most.width / screen.width, most.height / screen.height);
+    return { width: Math.floor(screen.width * factor),
+             height: Math.floor(screen.height * factor), scale: screen.scale * factor };
+  }
+
   helloFields() {
-    this.sentScreen = this.windowScreen();
+    this.sentScreen = this.view.asked = this.askedScreen();
     return { screen: this.sentScreen, decoders: this.decoders };
   }
 
@@ -521,13 +546,16 @@ class VideoStream {
     this.hooks.stats.drawn();
   }
 
-  // Where the picture goes, in canvas (device) pixels: centred, 1:1 when it fits the window
-  // or nearly, else scaled down (or up) to fit.
+  // Where the picture goes, in canvas (device) pixels: centred, at a whole scale (1:1, or
+  // 2:1 for a screen in CSS pixels at 2 device pixels each) when that fits the window or
+  // nearly (even sizes leave a pixel or two), else scaled down (or up) to fit.
   placement(width, height) {
     const cw = this.canvas.width;
     const ch = this.canvas.height;
     let scale = Math.min(cw / width, ch / height);
-    if (width <= cw && height <= ch && cw - width <= SNAP_PX && ch - height <= SNAP_PX) scale = 1;
+    const whole = Math.max(1, Math.floor(scale));
+    const [w0, h0] = [width * whole, height * whole];
+    if (w0 <= cw && h0 <= ch && cw - w0 <= SNAP_PX && ch - h0 <= SNAP_PX) scale = whole;
     const w = Math.round(width * scale);
     const hgt = Math.round(height * scale);
     return { x: Math.floor((cw - w) / 2), y: Math.floor((ch - hgt) / 2), width: w, height: hgt,
@@ -545,7 +573,8 @@ class VideoStream {
     if (this.last === null) return;
     const at = this.placement(this.last.width, this.last.height);
     if (this.track !== null) this.placeTrack(at);
-    ctx.imageSmoothingEnabled = at.scale !== 1;  // crisp at 1:1, smooth when scaled
+    // crisp at a whole scale (1:1, 2:1: each pixel a block), smooth at any other
+    ctx.imageSmoothingEnabled = !Number.isInteger(at.scale);
     ctx.imageSmoothingQuality = "high";
     ctx.drawImage(this.picture, 0, 0, this.last.width, this.last.height,
                   at.x, at.y, at.width, at.height);
@@ -576,7 +605,7 @@ class VideoStream {
 
   windowResized() {
     this.layout();
-    const screen = this.view.screen;
+    const screen = this.view.asked = this.askedScreen();
     const sent = this.sentScreen;
     if (!this.connected || (sent !== null && sent.width === screen.width
         && sent.height === screen.height && sent.scale === screen.scale)) return;
