@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.browser import CHROMIUM, Browser, joined
 from tests.e2e.conftest import E2E
 from tests.e2e.test_input import xev, xev_server
-from tests.support.xev import XevFile, held, needs_xev, typed
+from tests.support.xev import XevFile, needs_xev, typed
 
 pytestmark = [
     needs_xev,
@@ -124,11 +124,7 @@ def test_typing_and_clicking_in_the_page_reach_the_app(
     xev.wait_text(expected + "Q")
     page.evaluate("() => window.dispatchEvent(new Event('blur'))")
     browser.wait("v.input.released >= 1")
-    for _ in range(100):
-        if not held(xev.events()):
-            break
-        page.wait_for_timeout(20)
-    assert held(xev.events()) == set()
+    xev.wait_released()
     assert browser.errors == []
 
 
@@ -203,5 +199,5 @@ def test_windows_altgr_types_its_character_and_a_held_key_repeats(
         expected += (text or "\b") * 4
     xev.wait_text(expected)
     assert typed(xev.events()) == expected
-    assert held(xev.events()) == set()
+    xev.wait_released()
     assert browser.errors == []

@@ -101,6 +101,11 @@ class XevFile:
     def wait_text(self, text: str, timeout: float = 10.0) -> list[XEvent]:
         return self._wait(lambda: text in typed(self.events()), timeout, f"typed {text!r}")
 
+    def wait_released(self, timeout: float = 5.0) -> None:
+        """Wait until the app saw every key and button go back up (a release is an event
+        of its own, which may come after the text its press typed)."""
+        self._wait(lambda: not held(self.events()), timeout, "release of every key")
+
     def wait_button(self, button: int, timeout: float = 10.0, count: int = 1) -> XEvent:
         self._wait(lambda: len(self.presses(button)) >= count, timeout, f"button {button}")
         return self.presses(button)[count - 1]
