@@ -4,14 +4,26 @@ acknowledgements bound what is in flight."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from numpy.typing import NDArray
 
+from openfrp.media.changes import TILE
 from openfrp.media.mixed import split_regions
 from openfrp.media.palette import decode_palette
 from openfrp.media.rows import RowStore
+from openfrp.media.track import SHARPEN_S, DisplayTrack
 from openfrp.media.track_tiles import FLIGHT, Split, TrackTiles, regions_frame
-from openfrp.media.wire import CODEC_PALETTE, CODEC_TRACK, FLAG_KEY, FLAG_MORE, HEADER, parse_frame
+from openfrp.media.wire import (
+    CODEC_PALETTE,
+    CODEC_TRACK,
+    FLAG_KEY,
+    FLAG_MORE,
+    HEADER,
+    TRACK_TILES,
+    parse_frame,
+)
 
 W, H = 256, 128
 
@@ -115,3 +127,52 @@ def test_a_new_size_sends_a_track_frame_and_a_keyframe_ask_one_of_the_picture() 
     split = changes(tiles, smaller, False)  # all text, but the track must take the new size
     assert split.video is not None and split.video.shape == smaller.shape
     assert HEADER.unpack_from(split.frames[0])[4] & FLAG_KEY
+
+
+def coloured_text(seed: int) -> NDArray[np.uint8]:
+    """Antialiased text of a colour a tile, blended into white at up to 100 levels: two
+    tiles fit a palette, so its 15 tiles take 8 palette frames."""
+    rng = np.random.default_rng(seed)
+    screen = np.full((3 * TILE, 5 * TILE, 4), 255, np.uint8)
+    for top in range(0, 3 * TILE, TILE):
+        for left in range(0, 5 * TILE, TILE):
+            alpha = rng.integers(0, 100, (TILE, TILE, 1)) / 99
+            colour = rng.integers(0, 200, 3)
+            blend = np.round(255 - alpha * (255 - colour)).astype(np.uint8)
+            screen[top : top + TILE, left : left + TILE, :3] = blend
+    return screen
+
+
+class Still:
+    """A display whose screen never changes."""
+
+    def __init__(self, pixels: NDArray[np.uint8]) -> None:
+        self.pixels = pixels
+
+    def grab(self) -> NDArray[np.uint8]:
+        return self.pixels
+
+
+def test_a_still_screen_of_antialiased_text_is_sharpened_until_exact() -> None:
+    """A sharpening sends a few palettes (REFINE_GROUPS) and antialiased text takes more: the
+    track sharpens again while a pass makes tiles exact (one pass left most of it blurred)."""
+    screen = coloured_text(5)
+    display = Still(screen)
+    track = DisplayTrack(lambda: display)
+    track.heard_hello([TRACK_TILES])
+    page, rows = np.zeros((*screen.shape[:2], 3), np.uint8), RowStore()
+    deadline = time.monotonic() + 2 + 8 * SHARPEN_S
+    lossy = []
+    while time.monotonic() < deadline:
+        split = track._changed(display)
+        assert isinstance(split, Split)
+        track.frames += split.video is not None  # as recv() counts the frames it encodes
+        drawn(split.frames, page, rows)
+        if split.frames:
+            assert track._tiles is not None
+            lossy.append(track._tiles.lossy)
+        if lossy and lossy[-1] == 0:
+            break
+        time.sleep(0.02)
+    assert len(lossy) >= 2 and lossy[-1] == 0, lossy  # a pass of palettes, then another
+    assert np.array_equal(page, screen[:, :, 2::-1])

@@ -2,7 +2,8 @@
 
 aiortc asks for a frame whenever it is ready to encode one; this track answers only when the
 screen changed, so a still screen costs almost nothing. A screen still for SHARPEN_S goes once
-more, and the codec spends the pause on detail (text blurred by scrolling comes out sharp). A
+more, and the codec spends the pause on detail (text blurred by scrolling comes out sharp);
+beside palette tiles, again while a pass turns some of the video's tiles into palette ones. A
 receiver without a frame for three seconds asks for a keyframe, so a still screen is repeated
 every `repeat` seconds: in VP8 as a frame of a few dozen bytes that shows the last one again
 (media/vp8_repeat.py), else as the picture encoded again. A keyframe request (a viewer lost
@@ -341,8 +342,12 @@ class DisplayTrack(VideoStreamTrack):
             self._sent_at, self._sharp, self._keyframe = now, False, False
             return tiles.split(pixels, changed, False, keyframe)
         if keyframe or (not self._sharp and now - self._sent_at >= SHARPEN_S):
-            self._sent_at, self._sharp, self._keyframe = now, True, False
-            return tiles.sharpen(pixels, keyframe)
+            lossy = tiles.lossy
+            sharpened = tiles.sharpen(pixels, keyframe)
+            # Antialiased text takes a palette frame per group of tiles, a few a pass: a pass
+            # that made some exact and left others goes again.
+            self._sent_at, self._sharp, self._keyframe = now, not 0 < tiles.lossy < lossy, False
+            return sharpened
         return Split([], None, [])  # a repeat, if one is due
 
     def _packet(self, data: bytes) -> Packet[Any]:

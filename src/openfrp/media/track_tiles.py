@@ -92,8 +92,9 @@ class TrackTiles:
         return changed if changed.any() else None
 
     @property
-    def lossy(self) -> bool:
-        return self.canvas is not None and bool(self.canvas.lossy.any())
+    def lossy(self) -> int:
+        """How many tiles the video last drew (lossy until sharpened into palette tiles)."""
+        return 0 if self.canvas is None else int(self.canvas.lossy.sum())
 
     def split(
         self, pixels: NDArray[np.uint8], changed: NDArray[np.bool_], refine: bool, video: bool
