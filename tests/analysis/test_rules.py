@@ -205,24 +205,24 @@ def test_event_conditions_past_one_mask_of_bits_each_keep_their_own_answer() -> 
         assert flags == [True if i == s else None for i in range(len(wanted))]
 
 
-def _refused_by_a_restart(s: str) -> list[dict[str, object]]:
+def _refused_by_a_restart(s: str, code: int = 4004) -> list[dict[str, object]]:
     """A terminal's log alone: lost, one attempt, the resume refused because the session had
-    ended with 4004 (what a server started again after a crash answers), then 4106."""
-    reason = codes.ended_reason(4004)
+    ended with `code` (4004: what a server started again after a crash answers), then 4106."""
+    reason = codes.ended_reason(code)
     return [
         ev(s, 1, "terminal", "connect.attempt"),
         ev(s, 1.1, "terminal", "connection.established", client="cli", resume=False),
         ev(s, 10, "terminal", "connection.lost", 4102),
         ev(s, 10.5, "terminal", "reconnect.attempt", 4103, attempt=1),
-        ev(s, 12, "terminal", "connection.closed", 4004, close_code=4004, close_reason=reason),
-        ev(s, 12.001, "terminal", "message.shown", 4004),
+        ev(s, 12, "terminal", "connection.closed", code, close_code=code, close_reason=reason),
+        ev(s, 12.001, "terminal", "message.shown", code),
         ev(
             s,
             12.002,
             "terminal",
             "reconnect.gave_up",
             4106,
-            refused_code=4004,
+            refused_code=code,
             refused_reason=reason,
         ),
         ev(s, 12.003, "terminal", "message.shown", 4106),
@@ -243,3 +243,26 @@ def test_a_resume_refused_by_a_restarted_server_is_its_crash_not_the_network(
     # The server's own log says the session ended by an error, not by a crash: that wins.
     ended = ev("k", 11, "server", "session.ended", 4004, reason="control loop failed")
     assert _category(tmp_path, [*_refused_by_a_restart("k"), ended]) == "server_fault"
+
+
+@pytest.mark.parametrize(
+    ("code", "category"),
+    [
+        (4000, "expected_end"),
+        (4008, "expected_end"),
+        (4015, "expected_end"),
+        (4018, "expected_end"),
+        (4019, "expected_end"),
+        (4006, "configuration"),
+        (4009, "reconnect_exhausted"),
+    ],
+)
+def test_an_end_the_terminal_learns_from_a_refused_resume_names_the_category(
+    tmp_path: Path, code: int, category: str
+) -> None:
+    """The terminal's log alone: what ended the session while it was away is what the refusal
+    names (a user's close elsewhere is no exhausted reconnect); an idle timeout reached before
+    the resume is. The server's own log, where there is one, decides."""
+    assert _category(tmp_path, _refused_by_a_restart("k", code)) == category
+    ended = ev("k", 11, "server", "session.ended", 4009, reason="idle timeout")
+    assert _category(tmp_path, [*_refused_by_a_restart("k", code), ended]) == "reconnect_exhausted"
