@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,6 +86,12 @@ def test_udp_dropped_by_a_firewall_is_4108_then_5006_then_4106(
     facts = diagnosis(sid, server.log, terminal.log)
     assert facts["category"] == "nat_traversal"
     assert {4108, 5006, 4106} <= set(facts["codes"])
+    # The server's address goes away (its namespace's veth pair), then it is told to stop:
+    # it stops at once. It waited 10 s for a closing handshake that could no longer come on
+    # the registration of its FRP8 peer with its own hub, and was killed.
+    namespace.delete()
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit(4) == 0
 
 
 def _default_timer_session(e2e: E2E, namespace: Namespace, user: str) -> tuple[Any, Any, str]:

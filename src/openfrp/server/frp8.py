@@ -112,7 +112,13 @@ class PeerHost:
             try:
                 async with connect(self.url, open_timeout=5, ping_interval=5) as ws:
                     delay, down = 0.2, False
-                    await self._serve(ws)
+                    try:
+                        await self._serve(ws)
+                    except asyncio.CancelledError:
+                        # Stopping: the server's own hub stops with it and would never answer
+                        # a closing handshake, which held the stop for its 10 s timeout.
+                        ws.transport.abort()
+                        raise
                 error = "the hub closed the registration"
             except (OSError, WebSocketException, TimeoutError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
