@@ -462,8 +462,6 @@ class Terminal:
         stats = self.video.stats(whole=final)
         attrs = {**stats.attrs(), "rtt_ms": self.rtt_ms, "final": final}
         self._write_event(Log("stats", attrs=attrs))
-        if not final and self.machine.state is TerminalState.ESTABLISHED:
-            self._ship()
 
     async def _video_summary(self) -> None:
         await asyncio.to_thread(self.video.drain, SCREENSHOT_WAIT)
@@ -509,6 +507,8 @@ class Terminal:
         )
         self.log.write(event)
         self._unshipped.append(json.loads(event.to_json()))
+        if self.machine.state is TerminalState.ESTABLISHED:
+            self._ship()  # as the page does: the server's log has it while it matters
         if action.event == "transport.fallback":
             self._print("FRP8 could not connect: continuing over FRP7 (WebSocket)")
         if action.event == "connection.established":
