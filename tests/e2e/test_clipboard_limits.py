@@ -42,9 +42,7 @@ def limits_server(e2e: E2E) -> ServerProcess:
 def kept(server: ServerProcess, sid: str, refusals: list[tuple[int, str]]) -> None:
     """The terminal's refusals reached the server's log at once (within 5 s: a terminal that
     shipped its events with its stats took 10 s), which has no loss and no transfer of them."""
-    server.log.wait_event(
-        event="clipboard.refused", session_id=sid, count=len(refusals), timeout=5
-    )
+    server.log.wait_event(event="clipboard.refused", session_id=sid, count=len(refusals), timeout=5)
     told = server.log.find(event="clipboard.refused", session_id=sid, source="terminal")
     assert [(e["attrs"]["bytes"], e["attrs"]["reason"]) for e in told] == refusals
     assert all(e["attrs"]["direction"] == "to_session" for e in told)
