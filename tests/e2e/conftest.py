@@ -13,6 +13,7 @@ from tests.e2e.browser import ARGS, CHROMIUM, Browser
 from tests.e2e.harness import RawClient, ServerProcess, TerminalProcess
 from tests.support.coturn import PASSWORD, USER, Coturn
 from tests.support.faultproxy import ProxyProcess, start_proxy_process
+from tests.support.redis_server import RedisServer
 
 
 class E2E:
@@ -24,6 +25,7 @@ class E2E:
         self._proxies: list[ProxyProcess] = []
         self._terminals: list[TerminalProcess] = []
         self._raws: list[RawClient] = []
+        self._stores: list[RedisServer] = []
         self._names = 0
 
     def server(
@@ -86,6 +88,13 @@ class E2E:
         server.log.wait_event(event="session.started", session_id=ticket["session_id"])
         return terminal
 
+    def redis(self) -> RedisServer:
+        """A Redis registry, stopped after the servers: a server that stops without its
+        registry waits to record its sessions' ends (3 s a server, in every such teardown)."""
+        store = RedisServer.start(self.root / f"redis{len(self._stores)}")
+        self._stores.append(store)
+        return store
+
     def raw(self, url: str, max_queue: int | None = 16) -> RawClient:
         client = RawClient.open(url, max_queue=max_queue)
         self._raws.append(client)
@@ -103,6 +112,8 @@ class E2E:
             # A server the test killed never ended its sessions: remove the homes they left.
             for account in server.log.find(event="session.account"):
                 shutil.rmtree(account["attrs"]["home"], ignore_errors=True)
+        for store in self._stores:
+            store.stop()
 
 
 FRP8_PAD = {

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import redis
@@ -36,13 +34,9 @@ class Fleet:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with RedisServer.running(tmp_path / "redis") as server:
-        yield server
+def fleet(e2e: E2E) -> Fleet:
+    redis_server = e2e.redis()
 
-
-@pytest.fixture
-def fleet(e2e: E2E, redis_server: RedisServer) -> Fleet:
     def host(name: str) -> ServerProcess:
         return e2e.server(
             launchpads={"shared": {"duplicate_policy": "takeover"}},

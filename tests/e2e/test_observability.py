@@ -23,7 +23,6 @@ from tests.e2e.harness import (
     stop_process,
     write_config,
 )
-from tests.support.redis_server import RedisServer
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -65,68 +64,68 @@ def health(server: ServerProcess, path: str) -> tuple[int, dict[str, Any]]:
 
 
 def test_metrics_follow_a_session_through_a_drop_and_a_registry_outage(
-    e2e: E2E, tmp_path: Path
+    e2e: E2E,
 ) -> None:
-    with RedisServer.running(tmp_path / "redis") as redis:
-        server = e2e.server(
-            account={"idle_timeout": 30.0},  # the terminal may take seconds to start
-            server={"registry": redis.url, "video_fps": 10},
-        )
-        assert health(server, "/readyz") == (
-            200,
-            {
-                "ready": True,
-                "checks": {"registry": "ok", "event_log": "ok"},  # no FRP8 launchpad
-                "reasons": [],
-            },
-        )
-        ticket = server.launch("alice")
-        sid = ticket["session_id"]
-        proxy = e2e.proxy(server.port)
-        term = e2e.connected(server, ticket, proxy)
+    redis = e2e.redis()
+    server = e2e.server(
+        account={"idle_timeout": 30.0},  # the terminal may take seconds to start
+        server={"registry": redis.url, "video_fps": 10},
+    )
+    assert health(server, "/readyz") == (
+        200,
+        {
+            "ready": True,
+            "checks": {"registry": "ok", "event_log": "ok"},  # no FRP8 launchpad
+            "reasons": [],
+        },
+    )
+    ticket = server.launch("alice")
+    sid = ticket["session_id"]
+    proxy = e2e.proxy(server.port)
+    term = e2e.connected(server, ticket, proxy)
 
-        m = scrape(server)
-        assert value(m, "openfrp_sessions", state="active") == 1
-        assert value(m, "openfrp_sessions", state="disconnected") == 0
-        assert value(m, "openfrp_connections") == 1
-        assert value(m, "openfrp_sessions_launched_total") == 1
-        assert value(m, "openfrp_connections_opened_total", frp="7") == 1
-        assert value(m, "openfrp_time_to_connect_seconds_count") == 1
-        assert 0 < value(m, "openfrp_time_to_connect_seconds_sum") < 5
+    m = scrape(server)
+    assert value(m, "openfrp_sessions", state="active") == 1
+    assert value(m, "openfrp_sessions", state="disconnected") == 0
+    assert value(m, "openfrp_connections") == 1
+    assert value(m, "openfrp_sessions_launched_total") == 1
+    assert value(m, "openfrp_connections_opened_total", frp="7") == 1
+    assert value(m, "openfrp_time_to_connect_seconds_count") == 1
+    assert 0 < value(m, "openfrp_time_to_connect_seconds_sum") < 5
 
-        proxy.control("cut")  # the path drops without a close frame: 4029, then a resume
-        lost = server.log.wait_event(event="session.disconnected", session_id=sid)
-        assert lost["code"] in RESET_CODES, lost
-        term.wait_line(r"^\[4103 RECONNECTING\] ", timeout=5)
-        proxy.control("restore")
-        term.wait_line(rf"^connected to {sid} as c-\w+ \(resumed\)$", timeout=10)
-        m = wait_metric(server, "openfrp_resumes_total", 1)
-        closed = {"code": str(lost["code"]), "side": "server", "event": "connection.closed"}
-        assert value(m, "openfrp_codes_total", **closed) == 1
-        assert value(m, "openfrp_time_to_connect_seconds_count") == 2
-        assert value(m, "openfrp_sessions", state="active") == 1
-        m = wait_metric(server, "openfrp_reconnect_attempts_total", 1)  # shipped by the terminal
-        m = wait_metric(server, "openfrp_stream_fps_count", 1)  # the cut connection's stats
-        stats = server.log.find(event="stats", session_id=sid, source="server")
-        assert value(m, "openfrp_stream_fps_count") == len(stats)
-        assert value(m, "openfrp_stream_fps_sum") == sum(s["attrs"]["fps"] for s in stats)
-        assert value(m, "openfrp_stream_mbit_per_second_count") == len(stats)
-        assert value(m, "openfrp_registry_errors_total", op="get") == 0
+    proxy.control("cut")  # the path drops without a close frame: 4029, then a resume
+    lost = server.log.wait_event(event="session.disconnected", session_id=sid)
+    assert lost["code"] in RESET_CODES, lost
+    term.wait_line(r"^\[4103 RECONNECTING\] ", timeout=5)
+    proxy.control("restore")
+    term.wait_line(rf"^connected to {sid} as c-\w+ \(resumed\)$", timeout=10)
+    m = wait_metric(server, "openfrp_resumes_total", 1)
+    closed = {"code": str(lost["code"]), "side": "server", "event": "connection.closed"}
+    assert value(m, "openfrp_codes_total", **closed) == 1
+    assert value(m, "openfrp_time_to_connect_seconds_count") == 2
+    assert value(m, "openfrp_sessions", state="active") == 1
+    m = wait_metric(server, "openfrp_reconnect_attempts_total", 1)  # shipped by the terminal
+    m = wait_metric(server, "openfrp_stream_fps_count", 1)  # the cut connection's stats
+    stats = server.log.find(event="stats", session_id=sid, source="server")
+    assert value(m, "openfrp_stream_fps_count") == len(stats)
+    assert value(m, "openfrp_stream_fps_sum") == sum(s["attrs"]["fps"] for s in stats)
+    assert value(m, "openfrp_stream_mbit_per_second_count") == len(stats)
+    assert value(m, "openfrp_registry_errors_total", op="get") == 0
 
-        redis.stop()  # a real outage of the shared registry
-        status, ready = health(server, "/readyz")
-        assert status == 503 and ready["ready"] is False
-        assert ready["checks"]["event_log"] == "ok"
-        assert ready["checks"]["registry"].startswith("registry: "), ready
-        assert ready["reasons"] == [ready["checks"]["registry"]]
-        assert health(server, "/livez") == (200, {"live": True})
-        assert (
-            server.api("POST", "/api/sessions", body={"user": "bob", "launchpad": "desktop"}).status
-            == 503
-        )
-        m = scrape(server)
-        assert value(m, "openfrp_registry_errors_total", op="get") >= 1
-        assert value(m, "openfrp_sessions", state="active") == 1  # the session rides it out
+    redis.stop()  # a real outage of the shared registry
+    status, ready = health(server, "/readyz")
+    assert status == 503 and ready["ready"] is False
+    assert ready["checks"]["event_log"] == "ok"
+    assert ready["checks"]["registry"].startswith("registry: "), ready
+    assert ready["reasons"] == [ready["checks"]["registry"]]
+    assert health(server, "/livez") == (200, {"live": True})
+    assert (
+        server.api("POST", "/api/sessions", body={"user": "bob", "launchpad": "desktop"}).status
+        == 503
+    )
+    m = scrape(server)
+    assert value(m, "openfrp_registry_errors_total", op="get") >= 1
+    assert value(m, "openfrp_sessions", state="active") == 1  # the session rides it out
     stderr = server.stderr()
     assert re.search(r" ERROR openfrp\.server: registry \w+ failed: ", stderr), stderr
     assert "Traceback" not in stderr

@@ -3,11 +3,8 @@ ones stay, and the event log says how many went."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import ServerProcess, bounded
-from tests.support.redis_server import RedisServer
 
 RETENTION = 1.0
 PATIENT = {"idle_timeout": 60.0}  # the live session must outlive the test
@@ -29,7 +26,7 @@ def test_ended_sessions_leave_a_sqlite_registry(e2e: E2E) -> None:
     _check_pruning(e2e.server(account=PATIENT, server={"registry_retention": RETENTION}))
 
 
-def test_ended_sessions_leave_a_redis_registry(e2e: E2E, tmp_path: Path) -> None:
-    with RedisServer.running(tmp_path / "redis") as redis:
-        options = {"registry_retention": RETENTION, "registry": redis.url}
-        _check_pruning(e2e.server(account=PATIENT, server=options))
+def test_ended_sessions_leave_a_redis_registry(e2e: E2E) -> None:
+    redis = e2e.redis()
+    options = {"registry_retention": RETENTION, "registry": redis.url}
+    _check_pruning(e2e.server(account=PATIENT, server=options))

@@ -24,7 +24,6 @@ import redis
 
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import RESET_CODES, RawClient, diagnosis, hello_for
-from tests.support.redis_server import RedisServer
 
 DISK = "1m"
 # Reconnects that outlast the moments a test keeps the path cut, and sessions that wait for
@@ -145,34 +144,34 @@ def test_4004_registry_disk_full_when_an_active_session_resumes(e2e: E2E, small_
 
 
 def test_4004_redis_registry_out_of_memory_when_the_terminal_leaves(
-    e2e: E2E, tmp_path: Path
+    e2e: E2E,
 ) -> None:
     """Redis answers but refuses writes (maxmemory reached): the session whose state changes
     ends with 4004, and the terminal's resume is refused with it. (A Redis that is gone is an
     outage the sessions ride out: test_many_hosts.)"""
-    with RedisServer.running(tmp_path / "redis") as store:
-        server = e2e.server(account=PATIENT, server={"registry": store.url})
-        ticket = server.launch("alice")
-        sid = ticket["session_id"]
-        client = e2e.raw(server.ws_url)
-        first = client.handshake(hello_for(ticket))
-        client.wait_message("started")
-        with redis.Redis.from_url(store.url) as admin:
-            admin.config_set("maxmemory", 1)  # below what it holds: every write is refused
+    store = e2e.redis()
+    server = e2e.server(account=PATIENT, server={"registry": store.url})
+    ticket = server.launch("alice")
+    sid = ticket["session_id"]
+    client = e2e.raw(server.ws_url)
+    first = client.handshake(hello_for(ticket))
+    client.wait_message("started")
+    with redis.Redis.from_url(store.url) as admin:
+        admin.config_set("maxmemory", 1)  # below what it holds: every write is refused
 
-        client.ws.close(1000)  # the terminal leaves, meaning to come back
-        fault = server.log.wait_event(event="error.exception", code=4004, session_id=sid)
-        assert fault["attrs"]["where"] == (
-            "control loop: recording state 'disconnected' in the registry"
-        )
-        assert "OutOfMemoryError: command not allowed" in fault["attrs"]["error"], fault
-        ended = server.log.wait_event(event="session.ended", code=4004, session_id=sid)
-        assert ended["attrs"]["where"] == fault["attrs"]["where"]
+    client.ws.close(1000)  # the terminal leaves, meaning to come back
+    fault = server.log.wait_event(event="error.exception", code=4004, session_id=sid)
+    assert fault["attrs"]["where"] == (
+        "control loop: recording state 'disconnected' in the registry"
+    )
+    assert "OutOfMemoryError: command not allowed" in fault["attrs"]["error"], fault
+    ended = server.log.wait_event(event="session.ended", code=4004, session_id=sid)
+    assert ended["attrs"]["where"] == fault["attrs"]["where"]
 
-        again = e2e.raw(server.ws_url)
-        again.send(hello_for(ticket, resume=True, previous_connection_id=first["connection_id"]))
-        assert again.wait_closed() == 4004
-        server.log.wait_event(event="connection.rejected", code=4004, session_id=sid)
+    again = e2e.raw(server.ws_url)
+    again.send(hello_for(ticket, resume=True, previous_connection_id=first["connection_id"]))
+    assert again.wait_closed() == 4004
+    server.log.wait_event(event="connection.rejected", code=4004, session_id=sid)
     facts = diagnosis(sid, server.log)
     assert (facts["category"], facts["final_code"]) == ("server_fault", 4004), facts
 
