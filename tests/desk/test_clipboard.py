@@ -131,3 +131,18 @@ def test_text_copied_before_the_bridge_started_is_handed_over(display: Display) 
         clip.close()
     finally:
         app.close()
+
+
+def test_windows_line_ends_become_lf_before_an_x_app_pastes(display: Display) -> None:
+    """An X app pastes a CR as Enter: CRLF text made an xterm run each line, then an empty
+    command. The session's clipboard holds X's line ends, in every form it hands out."""
+    seen = Seen()
+    clip = bridge(display, seen)
+    app = XApp(f":{display.number}", display.cookie)
+    try:
+        assert clip.offer("one\r\ntwo\rthree €\r\n").wait(2.0)
+        assert app.paste("CLIPBOARD") == "one\ntwo\nthree €\n"
+        assert app.paste("PRIMARY") == "one\ntwo\nthree €\n"
+    finally:
+        app.close()
+        clip.close()

@@ -6,6 +6,8 @@ Text to the terminal: XFIXES tells this client when another one takes CLIPBOARD;
 new owner for its text at once and hands it over. A text too large for one X property
 (an INCR transfer) or above the limit is reported as refused, never cut. Every X call happens
 in the worker thread; the event loop only offers text and receives callbacks.
+Text offered takes X's line ends (x_text): an X app pastes a CR as Enter, so Windows' CRLF ran
+each pasted line and then an empty command.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from Xlib import X, Xatom
 from Xlib.ext import xfixes
 from Xlib.protocol import event as xevent
 
+from openfrp.desk.clipboard_limits import x_text
 from openfrp.desk.xconnect import open_display
 
 READ_TIMEOUT = 2.0  # seconds an owner gets to answer our request for its text
@@ -60,14 +63,15 @@ class Clipboard:
         self._thread.start()
 
     def offer(self, text: str) -> threading.Event:
-        """Make `text` the session's clipboard (the latest offer wins). The event is set once
-        it (or a later offer) is, or the bridge has stopped: a key that pastes waits for it."""
+        """Make `text` (with X's line ends) the session's clipboard (the latest offer wins). The
+        event is set once it (or a later offer) is, or the bridge has stopped: a key that pastes
+        waits for it."""
         owned = threading.Event()
         with self._lock:
             if self._closed:
                 owned.set()
                 return owned
-            self._pending = text
+            self._pending = x_text(text)
             self._owning.append(owned)
         self._wake()
         return owned

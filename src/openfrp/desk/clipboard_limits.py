@@ -1,5 +1,5 @@
 """How large a clipboard text may be, worded once for the server and the Python terminal
-(the browser's clipboard.js words it the same).
+(the browser's clipboard.js words it the same), and the line ends it crosses with.
 
 A terminal asks before it sends: text over the session's `clipboard_limit` is refused where
 it was pasted, as the server would refuse it, and text that would make a control message over
@@ -14,6 +14,12 @@ from typing import Any
 
 from openfrp.protocol.messages import MAX_MESSAGE_BYTES, encode
 from openfrp.sizes import size_text
+
+
+def x_text(text: str) -> str:
+    """`text` with the X clipboard's line ends: CRLF and a lone CR become LF (an X app pastes a
+    CR as Enter). Here, not in desk.clipboard, so the terminal does not import Xlib for it."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def over_limit(text: str, limit: int) -> str | None:

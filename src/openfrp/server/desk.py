@@ -7,6 +7,8 @@ reason when it does not. Files move in chunks, one at a time, each sent only whe
 side acknowledged the one before, so a video frame never waits behind more than one chunk.
 A failure of the X clipboard client while its display is alive is 4005 (an auxiliary task);
 one while its display is going away is only logged.
+Clipboard text from a terminal takes X's line ends (LF) before anything else, so its size is
+what the session gets and the session's own copy, given back with Windows' CRLF, is known.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from openfrp.desk.clipboard import Clipboard
-from openfrp.desk.clipboard_limits import over_limit, over_message_bound
+from openfrp.desk.clipboard_limits import over_limit, over_message_bound, x_text
 from openfrp.desk.files import (
     CHUNK,
     MAX_ID,
@@ -88,7 +90,7 @@ class SessionDesk:
         self._upload_cids: dict[str, str] = {}  # the connection each upload came from
         self._downloads: dict[str, _Download] = {}
         self._lock = asyncio.Lock()
-        self._last_copied: str | None = None  # from the session: not echoed back into it
+        self._last_copied: str | None = None  # from the session (X's line ends): not echoed
 
     @property
     def limit(self) -> int:
@@ -162,6 +164,7 @@ class SessionDesk:
         the event set once the session has it, None when it is not offered."""
         if cid != self._primary():
             return None
+        text = x_text(text)
         size = len(text.encode("utf-8", "replace"))
         if text == self._last_copied:
             return None  # the terminal giving back what the session copied
@@ -196,7 +199,7 @@ class SessionDesk:
         except Refused as refused:
             self._refused(cid, FROM_SESSION, size, str(refused))
             return
-        self._last_copied = text
+        self._last_copied = x_text(text)
         self._send(cid, message)
         self._log("clipboard.transfer", FROM_SESSION, size)
 

@@ -6,6 +6,7 @@ session's video never queues behind a file; a download is acknowledged chunk by 
 same way. File reads and writes run in a worker thread, never on the event loop, and an
 upload takes a regular file only: the open of a FIFO or a device could block that thread for
 good, and nothing stops a thread (not even a second Ctrl-C: the loop waits for it at exit).
+A paste goes with X's line ends (LF, as the server makes them): its size is what crosses.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from openfrp.desk.clipboard_limits import refusal
+from openfrp.desk.clipboard_limits import refusal, x_text
 from openfrp.desk.files import CHUNK, Incoming, TransferError, decode_chunk, encode_chunk
 from openfrp.protocol.actions import Log
 from openfrp.settings import SessionSettings
@@ -74,6 +75,7 @@ class TerminalDesk:
 
     async def command(self, word: str, rest: str) -> None:
         if word == "paste":
+            rest = x_text(rest)
             size = len(rest.encode("utf-8", "replace"))
             if reason := refusal(rest, self._clipboard_limit):
                 self._refused(TO_SESSION, size, reason)  # as the server would say it

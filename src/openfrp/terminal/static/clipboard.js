@@ -9,7 +9,10 @@
 // PASTE_WAIT_MS at most. The gear menu's Clipboard item sends it on demand. From the
 // session: a `clipboard` message is written to the local clipboard at once when the page has
 // the focus, else when it gets it back.
-// Text is never sent back the way it came, and never logged (only its size).
+// Text is never sent back the way it came, and never logged (only its size). It goes with
+// X's line ends (LF): an X app pastes a CR as Enter, so Windows' CRLF ran every pasted line and
+// then an empty command; and the session's own copy, which Windows' clipboard gives back with
+// CRLF on the next focus, is known by its text whatever its line ends.
 // Text too large to cross is refused here, in the words the server uses
 // (openfrp.desk.clipboard_limits): over the session's clipboard_limit, or too large for one
 // control message, which the server cannot tell from junk and answers by dropping the
@@ -46,6 +49,11 @@ class OpenfrpClipboard {
     if (this.policy !== "off" && window.openfrpMenu) {
       window.openfrpMenu.register("clipboard", () => this.syncNow());
     }
+  }
+
+  // `text` with the X clipboard's line ends: CRLF and a lone CR become LF.
+  static xText(text) {
+    return text.replace(/\r\n?/g, "\n");
   }
 
   pasted(event) {
@@ -98,7 +106,9 @@ class OpenfrpClipboard {
   }
 
   offer(text, why) {
-    if (!this.toSession || !text || text === this.last || !this.hooks.ready()) return false;
+    if (!this.toSession || !text || !this.hooks.ready()) return false;
+    text = OpenfrpClipboard.xText(text);
+    if (this.last !== null && text === OpenfrpClipboard.xText(this.last)) return false;
     const bytes = new TextEncoder().encode(text).length;
     const message = { type: "clipboard", text };
     const reason = this.tooLarge(bytes, message);
