@@ -21,8 +21,14 @@
 // "sink", whose compositions and inserted text are read and emptied; keys the page sends
 // itself never reach it as text (their default action is prevented).
 // Positions are remote screen pixels (the video maps the drawn picture back); in pointer lock,
-// relative moves are added up into an absolute position. Leaving the page (blur, hidden tab)
-// lets go of every held key and button. Key events in the bar and menu belong to the page.
+// relative moves are added up into an absolute position. A button pressed on the picture keeps
+// the pointer (pointer capture) until it is let go, so a drag's moves and release over the bar,
+// a pop-up or past the window's edge reach the session, at the picture's nearest edge; a drag
+// the browser ends without a release (capture lost, pointer cancelled) lets go there too. The
+// wheel scrolls one step (an X button 4-7 click) a notch, as a local X desktop does.
+// Leaving the page (blur, hidden tab) lets go of every held key and button. Key events in the
+// bar and menu belong to the page, but for the key-up of a key the session holds (Ctrl held
+// while the gear is clicked): it is let go there too.
 // A paste key (Ctrl+V, Ctrl+Shift+V, Shift+Insert) keeps its default action when the clipboard
 // may go to the session: the browser then hands the page the person's clipboard in a `paste`
 // event, which needs no permission, and the clipboard holds the input (hold()) until that text
@@ -54,7 +60,14 @@ class OpenfrpInput {
     Minus: "-", Equal: "=", BracketLeft: "[", BracketRight: "]", Backslash: "\\",
     Semicolon: ";", Quote: "'", Comma: ",", Period: ".", Slash: "/", Backquote: "`",
   };
-  static WHEEL_PIXELS = 50;  // one wheel step per this many pixels of a pixel-mode delta
+  // Wheel deltas in pixels: a notch is 100 (Chrome on Windows) to 120 px, ~53 on Linux, 3
+  // lines (Firefox); a step is sent from WHEEL_PIXELS on, one a notch (more only for a delta
+  // of several notches, which a busy page gets coalesced). What is left over is dropped when
+  // the direction turns or after WHEEL_IDLE_MS, so it neither takes a notch's step nor adds one.
+  static WHEEL_PIXELS = 50;
+  static NOTCH_PIXELS = 120;
+  static LINE_PIXELS = 50;
+  static WHEEL_IDLE_MS = 200;
   // On a Mac, Command is the shortcut key (Cmd+C, Cmd+V, Cmd+Z): it goes as Control, the
   // shortcut key of the session's desktop, so the person's hands need not learn another.
   static MAC = /Mac|iPhone|iPad|iPod/.test(navigator.platform || "");
@@ -68,7 +81,7 @@ class OpenfrpInput {
     this.held = new Map();  // KeyboardEvent.code -> keysym sent on its key-down
     this.buttons = 0;
     this.at = null;  // the last remote position sent
-    this.wheel = { x: 0, y: 0 };
+    this.wheel = { x: 0, y: 0, at: -Infinity };  // pixels not scrolled yet, last event's time
     this.view = { sent: 0, keys: 0, texts: 0, pointer: 0, released: 0, locked: false, held: 0 };
     this.pastes = false;  // paste keys keep their default action (set by the clipboard)
     this.holds = 0;  // hold() calls not yet let go
@@ -89,6 +102,9 @@ class OpenfrpInput {
     document.addEventListener("keyup", (e) => this.key(e, false));
     for (const kind of ["pointermove", "pointerdown", "pointerup"]) {
       canvas.addEventListener(kind, (e) => this.pointer(e));
+    }
+    for (const kind of ["lostpointercapture", "pointercancel"]) {
+      canvas.addEventListener(kind, () => this.letGo());
     }
     canvas.addEventListener("wheel", (e) => this.scroll(e), { passive: false });
     canvas.addEventListener("contextmenu", (e) => e.preventDefault());
@@ -221,7 +237,8 @@ class OpenfrpInput {
   }
 
   key(e, down) {
-    if (this.stopped || !OpenfrpInput.forSession(e) || e.isComposing) return;
+    if (this.stopped || e.isComposing) return;
+    if (down ? !OpenfrpInput.forSession(e) : !this.held.has(e.code)) return;
     const keysym = down ? OpenfrpInput.keysym(e) : this.held.get(e.code);
     if (keysym === null || keysym === undefined) return;  // a dead key: wait for its result
     // The browser does not act on it (Tab, Ctrl+S, F5, Backspace...), but for a paste key,
@@ -281,7 +298,7 @@ class OpenfrpInput {
   }
 
   position(e) {
-    if (document.pointerLockElement === this.canvas && this.at !== null) {
+    if (this.locked() && this.at !== null) {
       const box = this.canvas.getBoundingClientRect();
       const sx = this.canvas.width / Math.max(1, box.width);
       const sy = this.canvas.height / Math.max(1, box.height);
@@ -290,7 +307,31 @@ class OpenfrpInput {
         y: Math.min(this.canvas.height - 1, Math.max(0, Math.round(this.at.y + e.movementY * sy))),
       };
     }
-    return this.link.toRemote(e.clientX, e.clientY);
+    const at = this.link.toRemote(e.clientX, e.clientY);
+    return at === null && this.buttons !== 0 ? this.nearest(e.clientX, e.clientY) : at;
+  }
+
+  locked() {
+    return document.pointerLockElement === this.canvas;
+  }
+
+  // The picture's pixel nearest to a page point off it, for a drag: the picture is centred on
+  // the canvas, so each axis is searched between the canvas' centre and the point (toRemote
+  // knows the picture's place and scale; the page does not).
+  nearest(x, y) {
+    const box = this.canvas.getBoundingClientRect();
+    const [cx, cy] = [box.left + box.width / 2, box.top + box.height / 2];
+    const edge = (from, to, on) => {
+      if (on(to)) return to;
+      while (Math.abs(to - from) > 1 / 64) {
+        const mid = (from + to) / 2;
+        if (on(mid)) from = mid; else to = mid;
+      }
+      return from;
+    };
+    const ex = edge(cx, x, (v) => this.link.toRemote(v, cy) !== null);
+    const ey = edge(cy, y, (v) => this.link.toRemote(cx, v) !== null);
+    return this.link.toRemote(ex, ey);
   }
 
   pointer(e) {
@@ -298,6 +339,7 @@ class OpenfrpInput {
     if (e.type === "pointerdown") {
       e.preventDefault();
       this.sink.focus({ preventScroll: true });
+      if (!this.locked()) this.canvas.setPointerCapture(e.pointerId);
     }
     const at = this.position(e) ?? (buttons !== this.buttons ? this.at : null);
     if (at === null) return;  // outside the picture, nothing pressed or let go
@@ -308,22 +350,41 @@ class OpenfrpInput {
     if (this.send("pointer", { x: at.x, y: at.y, buttons })) this.view.pointer += 1;
   }
 
+  // The buttons held, let go where the pointer was last: the browser ended the drag.
+  letGo() {
+    if (this.buttons === 0 || this.at === null) return;
+    this.buttons = 0;
+    if (this.send("pointer", { x: this.at.x, y: this.at.y, buttons: 0 })) this.view.pointer += 1;
+  }
+
   scroll(e) {
     e.preventDefault();
-    const unit = e.deltaMode === 0 ? OpenfrpInput.WHEEL_PIXELS : e.deltaMode === 1 ? 3 : 1;
-    this.wheel.x += e.deltaX / unit;
-    this.wheel.y += e.deltaY / unit;
-    const dx = Math.max(-64, Math.min(64, Math.trunc(this.wheel.x)));
-    const dy = Math.max(-64, Math.min(64, Math.trunc(this.wheel.y)));
+    const px = [1, OpenfrpInput.LINE_PIXELS, OpenfrpInput.NOTCH_PIXELS][e.deltaMode] ?? 1;
+    const idle = e.timeStamp - this.wheel.at > OpenfrpInput.WHEEL_IDLE_MS;
+    this.wheel.at = e.timeStamp;
+    const dx = this.steps("x", e.deltaX * px, idle);
+    const dy = this.steps("y", e.deltaY * px, idle);
     if (dx === 0 && dy === 0) return;
-    this.wheel.x -= dx;
-    this.wheel.y -= dy;
     const at = this.link.toRemote(e.clientX, e.clientY);
     if (at !== null && (this.at === null || at.x !== this.at.x || at.y !== this.at.y)) {
       this.at = at;
       this.send("pointer", { x: at.x, y: at.y, buttons: this.buttons });
     }
     this.send("wheel", { dx, dy });
+  }
+
+  // The steps `delta` pixels on one axis make, with what that axis has left over.
+  steps(axis, delta, idle) {
+    let sum = this.wheel[axis];
+    if (idle || sum * delta < 0) sum = 0;
+    sum += delta;
+    if (Math.abs(sum) < OpenfrpInput.WHEEL_PIXELS) {
+      this.wheel[axis] = sum;
+      return 0;
+    }
+    this.wheel[axis] = 0;
+    const notches = Math.max(1, Math.round(Math.abs(sum) / OpenfrpInput.NOTCH_PIXELS));
+    return Math.sign(sum) * Math.min(64, notches);
   }
 
   // The session's cursor shape (a `cursor` message), drawn by the browser at the local pointer.
