@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
@@ -279,3 +280,40 @@ def test_injection_cost_per_event(xvfb: Xvfb) -> None:
     per_move = (time.perf_counter() - began) / len(moves)
     print(f"\ninjection: {per_key * 1e6:.0f} us per key event, {per_move * 1e6:.0f} us per move")
     assert per_key < 0.002 and per_move < 0.002
+
+
+_PRESS = re.compile(
+    r"^KeyPress event.*?state (0x\w+), keycode \d+ \(keysym 0x\w+, (\w+)\)", re.M | re.S
+)
+
+
+def chords(xev: Path) -> list[str]:
+    """Each key press the app got but a modifier's, as `Shift+Ctrl+name` from its X state."""
+    found = []
+    for press in _PRESS.finditer(xev.read_text(errors="replace")):
+        state, name = int(press.group(1), 16), press.group(2)
+        if not name.endswith(("_L", "_R")):
+            held = [mod for bit, mod in ((1, "Shift"), (4, "Ctrl"), (8, "Alt")) if state & bit]
+            found.append("+".join([*held, name]))
+    return found
+
+
+def test_a_held_shift_stays_on_a_key_whose_character_it_does_not_change(xvfb: Xvfb) -> None:
+    """Shift+Space and Ctrl+Shift+Space reached the app as Space without Shift: a keysym at
+    the plain level had Shift let go around it. Space's shifted level is its plain one, so
+    the Shift is the person's chord and stays. A character Shift does change still comes as
+    sent: a French Shift+& (1) and a German Shift+7 (/) let Shift go."""
+    shift, ctrl, space = 0xFFE1, 0xFFE3, 0x20
+    events: list[InputEvent] = [KeyInput(shift, True)]
+    for keysym in (space, ord("!"), ord("1"), ord("/")):
+        events += [KeyInput(keysym, True), KeyInput(keysym, False)]
+    events += [KeyInput(ctrl, True), KeyInput(space, True), KeyInput(space, False)]
+    events += [KeyInput(ord("+"), True), KeyInput(ord("+"), False)]
+    injector = Injector(xvfb.name)
+    injector.run([*events, KeyInput(ctrl, False), KeyInput(shift, False)])
+    xvfb.xev.wait_text(" !1/")
+    xvfb.xev.wait_released()
+    expected = ["Shift+space", "Shift+exclam", "1", "slash", "Shift+Ctrl+space", "Shift+Ctrl+plus"]
+    assert chords(xvfb.xev.path) == expected
+    assert keys_down(xvfb.name) == []
+    injector.close()

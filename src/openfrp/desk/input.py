@@ -36,6 +36,17 @@ def _is_character(keysym: int) -> bool:
     return keysym < 0xFE00 or keysym >= 0x1000000
 
 
+def _shift_keeps(row: list[int]) -> bool:
+    """Whether Shift leaves the key's keysym as it is (Space: [space, NoSymbol]). Then a Shift
+    the person holds stays held: the app's Shift+Space or Ctrl+Shift+Space must see it."""
+    plain, shifted = row[0], row[1] if len(row) > 1 else 0
+    if shifted or not _is_character(plain):
+        return shifted == plain
+    # (K, NoSymbol): X shifts K to its capital, if it has one (core protocol rule).
+    char = chr(plain & 0xFFFFFF) if plain <= 0xFF or plain >= 0x1000000 else ""
+    return char != "" and char.lower() == char.upper()
+
+
 class InjectionError(RuntimeError):
     """The display cannot take input (no XTEST)."""
 
@@ -156,7 +167,10 @@ class Injector:
                 self._press(keycode, None)
             return keycode
         keycode, level = found
-        self._press(keycode, level == 1 if _is_character(keysym) else None)
+        if not _is_character(keysym):
+            self._press(keycode, None)
+        else:
+            self._press(keycode, None if _shift_keeps(self._map[keycode]) else level == 1, True)
         return keycode
 
     def _lock_key(self) -> int | None:
@@ -247,13 +261,13 @@ class Injector:
     def _fake(self, kind: int, detail: int) -> None:
         self._d.xtest_fake_input(kind, detail)
 
-    def _press(self, keycode: int, shifted: bool | None) -> None:
-        """Press `keycode` with Shift as `shifted` says and AltGr let go, so the plain or
-        shifted level gives the character; None leaves the held modifiers alone (Shift+Tab,
-        Ctrl+Left and bound spare keys must see them)."""
+    def _press(self, keycode: int, shifted: bool | None, character: bool = False) -> None:
+        """Press `keycode` with Shift as `shifted` says, so the plain or shifted level gives
+        the character (None: as held, which Shift+Tab, Shift+Space and bound spare keys must
+        see), and AltGr let go for a `character` of the keymap."""
         held = set(self._held.values())
         shift_held = [kc for kc in self._shift if kc in held]
-        lift = [kc for kc in self._level3 if kc in held] if shifted is not None else []
+        lift = [kc for kc in self._level3 if kc in held] if character else []
         add: list[int] = []
         if shifted is True and not shift_held and self._shift_key is not None:
             add = [self._shift_key]
