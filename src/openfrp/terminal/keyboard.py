@@ -3,6 +3,7 @@
 type TEXT           each character pressed and released, spaces at either end too (no
                     newline is added)
 key COMBO           ctrl+alt+t, shift+Tab, F5, Return: pressed in order, released in reverse
+                    (X's key names in any case; ctrl++ is Ctrl with the + key; shift+1 is !)
 click X Y [BUTTON]  move to (X, Y) in remote screen pixels, press and release (1 left,
                     2 middle, 3 right; default 1)
 move X Y            move only
