@@ -46,18 +46,28 @@ class Code:
     action: str
     warning: str = ""  # the advance notice, for codes announced before they happen
     refused: str = ""  # said instead when the server refused, not the network ({refusal})
+    # What 4106 says when this code turned a resume away ({refusal}: this code and its name);
+    # a refusing code without one gets 4106's `refused`.
+    resume_refused: str = ""
+    unreachable: str = ""  # said instead when every attempt found nothing listening
 
     def warning_text(self, seconds_left: int) -> str:
         """The advance notice with the time left: minutes from two minutes on, else seconds."""
         left = f"{(seconds_left + 30) // 60} min" if seconds_left >= 120 else f"{seconds_left} s"
         return self.warning.replace("{left}", left)
 
-    def message_for(self, refusal: int | None = None) -> str:
+    def message_for(self, refusal: int | None = None, unreachable: bool = False) -> str:
         """The message; after the server refused with code `refusal` (4106 on a resume it
-        turned away), the one that names that code, so nobody is sent to check their network."""
-        if refusal is None or not self.refused:
-            return self.message
-        return self.refused.replace("{refusal}", f"{refusal} {BY_NUMBER[refusal].name}")
+        turned away), the refusing code's own account of it, so nobody is sent to check a
+        network that works or to resume a session that ended; `unreachable`: every attempt
+        found nothing listening (the server is down), which no network check mends."""
+        if refusal is not None and self.refused:
+            row = BY_NUMBER.get(refusal)
+            text = (row.resume_refused if row is not None else "") or self.refused
+            return text.replace("{refusal}", f"{refusal} {row.name if row else 'unknown'}")
+        if unreachable and self.unreachable:
+            return self.unreachable
+        return self.message
 
     @property
     def severity(self) -> str:
@@ -108,6 +118,9 @@ TABLE: tuple[Code, ...] = (
         False,
         "You closed the session.",
         "None: the user ended the session on purpose.",
+        resume_refused="Could not resume: the session was closed ({refusal}), in another tab or "
+        "on another device, while this one was away. It is over; start a new session if you need "
+        "one.",
     ),
     Code(
         4001,
@@ -120,6 +133,8 @@ TABLE: tuple[Code, ...] = (
         False,
         "The session could not be started because of a server error. Please start it again.",
         "Read the server event log for the exception logged with this session at start-up.",
+        resume_refused="Could not resume: the session failed to start because of a server error "
+        "({refusal}) and has ended; your network is not the cause. Please start a new session.",
     ),
     Code(
         4002,
@@ -136,6 +151,9 @@ TABLE: tuple[Code, ...] = (
         "Check that terminal and server versions match and that the launch link was not "
         "altered; the event log names the mismatched field (a token expired or revoked: "
         "tokens.revoked names who revoked it).",
+        resume_refused="Could not resume: the server did not accept this session's details "
+        "({refusal}): its link may have been revoked or have expired, or this server does not "
+        "have the session. Open the session link again, or ask for a new one.",
     ),
     Code(
         4003,
@@ -161,6 +179,9 @@ TABLE: tuple[Code, ...] = (
         False,
         "The session stopped because of a server error. Please start a new session.",
         "Read the server event log for the exception in the session control loop.",
+        resume_refused="Could not resume: a server error ended the session while you were away "
+        "({refusal}); the server may have restarted. Your network is not the cause. Please start "
+        "a new session.",
     ),
     Code(
         4005,
@@ -185,9 +206,12 @@ TABLE: tuple[Code, ...] = (
         "address).",
         _P,
         False,
-        "You are already connected to this session in another tab or on another device.",
+        "Another tab or device of yours holds the live connection (or has just taken it over): "
+        "only one may be connected at a time.",
         'Close the other tab or device, or set duplicate_policy = "takeover" to let the '
         "newest connection win.",
+        resume_refused="Could not resume here: your session was opened in another tab or on "
+        "another device ({refusal}) and goes on there. Use that one, or close it and resume here.",
     ),
     Code(
         4008,
@@ -204,6 +228,8 @@ TABLE: tuple[Code, ...] = (
         "when the warning appears.",
         "Raise max_session_duration for the account or launchpad if sessions need longer.",
         "Your session will end in {left}: it reaches its maximum length then. Save your work now.",
+        resume_refused="Could not resume: the session reached its maximum length while you were "
+        "away ({refusal}) and has ended. Please start a new session.",
     ),
     Code(
         4009,
@@ -218,6 +244,9 @@ TABLE: tuple[Code, ...] = (
         False,
         "The session ended because it stayed disconnected too long. Please start a new session.",
         "Raise idle_timeout for the account or launchpad if users need longer to come back.",
+        resume_refused="Could not resume: the session was ended for staying disconnected too long "
+        "({refusal}): the outage outlasted the time the server waits for a terminal to come back "
+        "(idle_timeout). It is over: please start a new session.",
     ),
     Code(
         4011,
@@ -245,6 +274,8 @@ TABLE: tuple[Code, ...] = (
         False,
         "The remote machine was shut down from inside the session.",
         "None if intended; otherwise find the script or user that ran the shutdown.",
+        resume_refused="Could not resume: the remote machine was shut down from inside the "
+        "session while you were away ({refusal}). The session is over.",
     ),
     Code(
         4018,
@@ -257,6 +288,8 @@ TABLE: tuple[Code, ...] = (
         False,
         "You were logged off, or the application you were using has closed.",
         "None if intended; if the app exited on its own, check the app's own logs.",
+        resume_refused="Could not resume: you were logged off, or the session's application "
+        "closed, while you were away ({refusal}). The session is over.",
     ),
     Code(
         4019,
@@ -273,6 +306,8 @@ TABLE: tuple[Code, ...] = (
         "was not opened in time.",
         "None if intended; the event log names who closed it (admin API, CLI or shutdown), or "
         "that nobody opened its link within open_timeout (link_ttl unless set).",
+        resume_refused="Could not resume: the session was closed by an administrator or by "
+        "maintenance while you were away ({refusal}). The session is over.",
     ),
     Code(
         4022,
@@ -420,11 +455,16 @@ TABLE: tuple[Code, ...] = (
         "Terminal failed to reconnect to a server after a disconnect",
         _N,
         False,
-        "Could not reconnect to your session. Check your network and start the session again.",
-        "Check the network path; if the server refused the resume, its log gives the reason.",
-        refused="The server refused to resume this session ({refusal}), so your network is not "
-        "the cause: the server may have restarted and no longer have it, or the session ended "
-        "or cannot be resumed from here. Open the session link again or start a new session.",
+        "Could not reconnect to your session. It may still be waiting for you on the server "
+        "(until its idle_timeout): check your network, then resume it (Resume, or open the "
+        "session link again).",
+        "Check the network path; if the server refused the resume, its log gives the reason; "
+        "if nothing listened (attrs.all_refused), the server process is down.",
+        refused="Could not resume: the server refused it because the session has ended "
+        "({refusal}). Please start a new session.",
+        unreachable="Could not reconnect: the session server did not accept the connection (it "
+        "may be down or restarting). Try again in a minute (Resume, or open the session link "
+        "again): if the server is back, it tells whether your session is still there.",
     ),
     Code(
         4107,
@@ -631,12 +671,12 @@ def get(number: int) -> Code:
     return BY_NUMBER[number]
 
 
-def describe(number: int, refusal: int | None = None) -> str:
+def describe(number: int, refusal: int | None = None, unreachable: bool = False) -> str:
     """One line for any number: the code's name and message (`Code.message_for`), or why it
     is unknown."""
     code = BY_NUMBER.get(number)
     if code is not None:
-        return f"{code.number} {code.name}: {code.message_for(refusal)}"
+        return f"{code.number} {code.name}: {code.message_for(refusal, unreachable)}"
     where = code_range(number)
     if not where.endswith("range"):
         where += " range"

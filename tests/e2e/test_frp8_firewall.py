@@ -76,7 +76,7 @@ def test_udp_dropped_by_a_firewall_is_4108_then_5006_then_4106(
     namespace.drop_udp()
     lost = terminal.log.wait_event(event="ice.disconnected", timeout=10)
     assert lost["code"] == 4108
-    terminal.wait_line(r"^session over: 4106 RECONNECT_FAILED", timeout=40)
+    terminal.wait_line(r"^could not reconnect: 4106 RECONNECT_FAILED", timeout=40)
     assert codes_of(terminal.log, "reconnect.attempt") == [4103, 4103]
     assert codes_of(terminal.log, "ice.failed") == [5006, 5006]  # signaling got through
     gave_up = terminal.log.wait_event(event="reconnect.gave_up")

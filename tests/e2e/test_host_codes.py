@@ -331,8 +331,8 @@ def test_4006_owner_live_in_another_session_refused(e2e: E2E) -> None:
 
     second = e2e.terminal(second_ticket["connect_url"], name="second")
     second.wait_line(popup(4006))
-    second.wait_line(r"^session over: 4006 ALREADY_IN_SESSION")
-    assert second.wait_exit() == 0
+    second.wait_line(r"^open elsewhere: 4006 ALREADY_IN_SESSION")
+    assert second.wait_exit() == 1  # refused: it joined nothing
     second.log.wait_event(event="connection.closed", code=4006)
 
     rejected = server.log.wait_event(
@@ -358,7 +358,7 @@ def test_4006_owner_live_in_another_session_taken_over(e2e: E2E) -> None:
 
     newer = e2e.connected(server, newer_ticket, name="newer")
     older.wait_line(popup(4006))
-    older.wait_line(r"^session over: 4006 ALREADY_IN_SESSION")
+    older.wait_line(r"^open elsewhere: 4006 ALREADY_IN_SESSION")
     assert older.wait_exit() == 0
     older.log.wait_event(event="connection.closed", code=4006)
 

@@ -55,8 +55,8 @@ def test_4006_refused_on_b_while_the_owner_is_live_on_a(e2e: E2E, fleet: Fleet) 
 
     second = e2e.terminal(on_b["connect_url"], name="second")
     second.wait_line(popup(4006))
-    second.wait_line(r"^session over: 4006 ALREADY_IN_SESSION")
-    assert second.wait_exit() == 0
+    second.wait_line(r"^open elsewhere: 4006 ALREADY_IN_SESSION")
+    assert second.wait_exit() == 1  # refused: it joined nothing
     second.log.wait_event(event="connection.closed", code=4006)
     assert second.count(r"^connected to ") == 0
 
@@ -89,7 +89,7 @@ def test_4006_takeover_from_b_closes_the_older_connection_on_a(e2e: E2E, fleet: 
 
     newer = e2e.connected(b, newer_ticket, name="newer")
     older.wait_line(popup(4006))
-    older.wait_line(r"^session over: 4006 ALREADY_IN_SESSION")
+    older.wait_line(r"^open elsewhere: 4006 ALREADY_IN_SESSION")
     assert older.wait_exit() == 0
     older.log.wait_event(event="connection.closed", code=4006)
 

@@ -84,7 +84,7 @@ def test_4029_cut_then_4103_for_each_attempt_then_4106(e2e: E2E) -> None:
     server.log.wait_event(event="session.disconnected", code=4029, session_id=sid)
 
     term.wait_line(r"^\[4106 RECONNECT_FAILED\] ", timeout=10)
-    term.wait_line(r"^session over: 4106 RECONNECT_FAILED")
+    term.wait_line(r"^could not reconnect: 4106 RECONNECT_FAILED")  # the session waits
     assert term.wait_exit() == 1
 
     popups = [line for line in term.lines if re.match(r"^\[\d{4} ", line)]

@@ -127,7 +127,7 @@ def test_4006_refuse_the_newcomer_or_displace_the_older(e2e: E2E) -> None:
 
     # refuse (default): the second terminal with the same ticket is turned away.
     second.wait_line(popup(4006))
-    assert second.wait_exit() == 0
+    assert second.wait_exit() == 1  # refused: it joined nothing (README: exit 1)
     assert second.log.wait_event(event="connection.closed", code=4006)
     rejected = server.log.wait_event(
         event="connection.rejected", code=4006, session_id=refuse["session_id"]

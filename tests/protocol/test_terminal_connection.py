@@ -331,31 +331,131 @@ def test_reconnect_attempt_that_gets_no_welcome_times_out() -> None:
     assert out[-1] == Connect(2) and t.at(Connect(2)) == deadline + 1000
 
 
-@pytest.mark.parametrize("code", [4009, 4002, 4006, 4000, 4004])
+# Every code the server refuses a resume with, and what 4106 must then say (and not say).
+REFUSALS = {
+    4000: "was closed",
+    4001: "failed to start",
+    4002: "did not accept this session's details",
+    4004: "a server error ended the session",
+    4006: "opened in another tab or on another device",
+    4008: "maximum length",
+    4009: "disconnected too long",
+    4015: "shut down",
+    4018: "logged off",
+    4019: "closed by an administrator",
+}
+
+
+@pytest.mark.parametrize("code", sorted(REFUSALS))
 def test_4106_when_the_server_refuses_the_resume(code: int) -> None:
-    """The last word names the refusal, not the network: the person is not sent to check a
-    network that works, and the log line says which code turned the resume away."""
+    """The last word is the refusing code's own account: not "check your network" for a
+    refusal, not "your network is not the cause" when it was (4009), not "open the link again"
+    for a session that ended; the log line says which code turned the resume away."""
     t = established(at=0)
     t.run_until(2500)
     t.run_until(3000)
     t.opened()
-    reason = codes.ended_reason(code)
+    reason = codes.ended_reason(code) if code not in (4002, 4006) else codes.get(code).name
     out = t.closed(code, reason)
     assert logs(out, "connection.closed")[0].code == code
     gave_up = logs(out, "reconnect.gave_up")[0]
     assert gave_up.code == 4106
     assert gave_up.attrs == {"refused_code": code, "refused_reason": reason, "since_lost_ms": 500}
-    row = codes.get(code)
-    said = (
-        f"The server refused to resume this session ({code} {row.name}), so your network is "
-        "not the cause"
-    )
-    assert gave_up.message is not None and gave_up.message.startswith(said)
+    said = gave_up.message
+    assert said is not None and f"({code} {codes.get(code).name}" in said
+    assert REFUSALS[code] in said and "Check your network" not in said
+    if code in (4000, 4008, 4009, 4015, 4018, 4019):  # the outage or a person ended it
+        assert "network is not the cause" not in said and "restarted" not in said
+    if code not in (4002, 4006):
+        assert "link again" not in said and "resume here" not in said
     assert expected_show(code) in out  # the person learns why the resume was refused
-    last = Show(4106, f"[4106 RECONNECT_FAILED] {gave_up.message}", "error")
+    last = Show(4106, f"[4106 RECONNECT_FAILED] {said}", "error")
     assert out[-2:] == [last, Finished(4106)]
-    assert "network" not in gave_up.message.split("not the cause")[1]
     assert t.term.refusal == code
+    assert t.term.may_resume is (code == 4006)  # only 4006 leaves the session going on
+
+
+def test_after_the_reconnect_window_the_session_may_wait_and_resume_starts_a_new_round() -> None:
+    """Gave up on the network, not on the server's word: 4106 says the session may still be
+    waiting, and `resume` starts another bounded round on the same connection chain."""
+    t = established(replace(FAST, reconnect_window=3.5), at=0)
+    t.run_until(2500)
+    for at in (3000, 4000, 6000):
+        t.run_until(at)
+        out = t.failed("ConnectionResetError: reset by peer")
+    gave_up = logs(out, "reconnect.gave_up")[0]
+    assert gave_up.attrs["all_refused"] is False
+    assert gave_up.attrs["last_error"] == "ConnectionResetError: reset by peer"
+    assert gave_up.message == codes.get(4106).message
+    assert "may still be waiting" in gave_up.message and "start the session" not in gave_up.message
+    assert t.term.may_resume and t.term.state is TerminalState.DONE
+
+
+def test_resume_after_4106_is_a_bounded_round_of_resume_attempts() -> None:
+    t = established(replace(FAST, reconnect_attempts=2), at=0)
+    t.run_until(2500)
+    for at in (3000, 4000):
+        t.run_until(at)
+        out = t.failed()
+    assert out[-1] == Finished(4106) and t.term.may_resume
+    t.run_until(50_000)
+    out = t.feed(t.term.resume(t.now))
+    attempt = logs(out, "reconnect.attempt")[0]
+    assert attempt.attrs == {"attempt": 1, "since_lost_ms": 0, "round": 2}
+    assert expected_show(4103) in out and out[-1] == Connect(1)
+    assert t.term.final_code is None and not t.term.may_resume
+    hello = of_type(t.opened(), Transmit)[0].message
+    assert hello["resume"] is True and hello["previous_connection_id"] == "c1"
+    out = t.welcome("c2", resume=True)
+    succeeded = logs(out, "reconnect.succeeded")[0]
+    assert succeeded.previous_connection_id == "c1" and succeeded.attrs["resumed"] is True
+    assert t.term.state is TerminalState.ESTABLISHED
+    # Bounded as the first round: lost again, it gives up after reconnect_attempts again.
+    lose_at(t, 51_000)
+    for at in (51_500, 52_500):
+        t.run_until(at)
+        out = t.failed()
+    assert out[-1] == Finished(4106)
+    attempts = logs([a for _, a in t.record], "reconnect.attempt")
+    assert [a.attrs.get("round") for a in attempts] == [None, None, 2, None, None]
+
+
+def test_resume_is_refused_when_the_server_ended_the_session_or_nothing_was_lost() -> None:
+    t = established(at=0)
+    assert t.term.resume(0) == []  # connected: nothing to resume
+    t.run_until(2500)
+    t.run_until(3000)
+    t.opened()
+    t.closed(4009, codes.ended_reason(4009))
+    assert not t.term.may_resume and t.term.resume(t.now) == []
+
+
+def test_4106_when_every_attempt_found_nothing_listening_says_the_server_is_down() -> None:
+    """Every attempt refused by the TCP connect: the server process is gone, which no network
+    check mends; the log says so (all_refused, last_error) for the analyzer."""
+    t = established(replace(FAST, reconnect_attempts=3), at=0)
+    t.run_until(2500)
+    error = "ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 9)"
+    for at in (3000, 4000, 6000):
+        t.run_until(at)
+        out = t.feed(t.term.transport_failed(error, t.now, refused=True))
+    gave_up = logs(out, "reconnect.gave_up")[0]
+    assert gave_up.attrs["all_refused"] is True and gave_up.attrs["last_error"] == error
+    said = codes.get(4106).message_for(unreachable=True)
+    assert gave_up.message == said and "did not accept the connection" in said
+    assert "network" not in said
+    assert out[-2:] == [Show(4106, f"[4106 RECONNECT_FAILED] {said}", "error"), Finished(4106)]
+    assert t.term.may_resume
+
+
+def test_one_attempt_that_reached_something_is_not_a_server_down() -> None:
+    t = established(replace(FAST, reconnect_attempts=3), at=0)
+    t.run_until(2500)
+    for n, at in enumerate((3000, 4000, 6000)):
+        t.run_until(at)
+        out = t.feed(t.term.transport_failed("refused", t.now, refused=n != 1))
+    assert logs(out, "reconnect.gave_up")[0].attrs["all_refused"] is False
+    assert out[-2] == expected_show(4106)
 
 
 def test_4106_when_the_resume_is_refused_by_a_close_message() -> None:

@@ -45,7 +45,7 @@ from openfrp.sizes import size_text
 NODE = shutil.which("node")
 DRIVER = Path(__file__).resolve().parents[1] / "support" / "connection_driver.js"
 OPS = ("deadline", "deadline", "opened", "failed", "receive", "receive", "receive", "closed")
-OPS += ("close_session", "disconnect", "tick", "setup_failed")
+OPS += ("close_session", "disconnect", "tick", "setup_failed", "refused", "refused", "resume")
 SETUP_FAILURES = [(4107, "signaling.timeout"), (5006, "ice.failed"), (5007, "negotiation.timeout")]
 SETUP_FAILURES += [(5008, "peer.failed"), (4026, "connection.closed")]
 JUNK = ("not json", '{"type": "nope"}', "[1]", '{"type": "ping"}', '{"type": 7}', "null")
@@ -193,6 +193,12 @@ def scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[list[dict[str, Any]]
             step, actions = ["opened", now], machine.transport_opened(now)
         elif op == "failed":
             step, actions = ["failed", now, "refused"], machine.transport_failed("refused", now)
+        elif op == "refused":  # nothing listens: the TCP connect is refused
+            error = "ConnectionRefusedError"
+            step = ["failed", now, error, True]
+            actions = machine.transport_failed(error, now, refused=True)
+        elif op == "resume":
+            step, actions = ["resume", now], machine.resume(now)
         elif op == "receive":
             text = server_text(draw)
             data: str | bytes = text if text is not None else b"\x00" * 12
@@ -228,7 +234,7 @@ def scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[list[dict[str, Any]]
         "version": PROTOCOL_VERSION,
         "steps": steps,
     }
-    return run, expected, (machine.next_deadline(), machine.state.value)
+    return run, expected, (machine.next_deadline(), machine.state.value, machine.may_resume)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -236,12 +242,13 @@ def scenario(draw: st.DrawFn) -> tuple[dict[str, Any], list[list[dict[str, Any]]
 def test_javascript_machine_acts_like_the_python_one(
     node: Node, case: tuple[dict[str, Any], list[list[dict[str, Any]]], Any]
 ) -> None:
-    run, expected, (next_deadline, state) = case
+    run, expected, (next_deadline, state, may_resume) = case
     answer = node.run(run)
     got = [[normal_js(a) for a in actions] for actions in answer["actions"]]
     for step, want, have in zip(run["steps"], expected, got, strict=True):
         assert have == want, f"after {step}"
     assert (answer["next"], answer["state"]) == (next_deadline, state)
+    assert answer["may_resume"] == may_resume
 
 
 def test_connect_window_ends_in_4101(node: Node) -> None:
@@ -408,3 +415,69 @@ def test_both_terminals_give_frp8_the_same_setup_budget(node: Node, connect_time
     settings = replace(SessionSettings(), connect_timeout=connect_timeout)
     answer = node.run({"budget_of": settings.to_dict()})
     assert answer["budget"] == setup_budget_ms(settings)
+
+
+def _lost_then(steps: list[list[Any]], values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A page connected as c-1, lost at 3, then `steps`."""
+    welcome = {"type": "welcome", "session_id": "s", "connection_id": "c-1", "resume": False}
+    return {
+        "ticket": {"session_id": "s", "token": "t", "config": {}, "config_digest": "d"},
+        "settings": values or {k: getattr(SessionSettings(), k) for k in TERMINAL_SETTINGS},
+        "codes": {c.number: c.to_dict() for c in codes.TABLE},
+        "version": PROTOCOL_VERSION,
+        "steps": [
+            ["start", 0],
+            ["opened", 1],
+            ["receive", 2, json.dumps({**welcome, "state": "active", "last_seq": 0})],
+            ["closed", 3, None, ""],
+            *steps,
+        ],
+    }
+
+
+@pytest.mark.parametrize("code", [4000, 4001, 4002, 4004, 4006, 4008, 4009, 4015, 4018, 4019])
+def test_the_page_words_each_refused_resume_as_the_python_terminal(node: Node, code: int) -> None:
+    """Each refusal a resume can meet reads the refusing code's own account in the page too
+    (4009: disconnected too long, not "your network is not the cause")."""
+    reason = codes.ended_reason(code) if code not in (4002, 4006) else codes.get(code).name
+    answer = node.run(
+        _lost_then([["tick", 10_000], ["opened", 10_001], ["closed", 10_002, code, reason]])
+    )
+    shown = [a["text"] for a in answer["actions"][-1] if a["type"] == "show"]
+    assert shown[-1] == f"[4106 RECONNECT_FAILED] {codes.get(4106).message_for(code)}"
+    assert answer["may_resume"] is (code == 4006)
+    if code == 4009:
+        assert "disconnected too long" in shown[-1] and "not the cause" not in shown[-1]
+
+
+def test_the_page_says_the_server_is_down_when_nothing_listened_then_resumes(node: Node) -> None:
+    """Every attempt refused by the TCP connect: the page's 4106 says the server did not
+    accept the connection, and its log says all_refused; Resume is another round on the same
+    connection chain, and a welcome resumes the session."""
+    values = {k: getattr(SessionSettings(), k) for k in TERMINAL_SETTINGS}
+    values.update(reconnect_attempts=2, reconnect_backoff_initial=1.0, reconnect_window=60.0)
+    error = "connection failed (1006)"
+    welcome = {"type": "welcome", "session_id": "s", "connection_id": "c-2", "resume": True}
+    steps = [
+        ["tick", 1003],
+        ["failed", 1004, error, True],
+        ["tick", 3004],
+        ["failed", 3005, error, True],
+        ["resume", 90_000],
+        ["opened", 90_001],
+        ["receive", 90_002, json.dumps({**welcome, "state": "active", "last_seq": 0})],
+    ]
+    answer = node.run(_lost_then(steps, values))
+    gave_up = next(a for a in answer["actions"][7] if a.get("event") == "reconnect.gave_up")
+    assert gave_up["attrs"]["all_refused"] is True and gave_up["attrs"]["last_error"] == error
+    said = [a["text"] for a in answer["actions"][7] if a["type"] == "show"]
+    assert said == [f"[4106 RECONNECT_FAILED] {codes.get(4106).message_for(unreachable=True)}"]
+    assert "did not accept the connection" in said[0] and "network" not in said[0]
+    again = answer["actions"][8]
+    attempt = next(a for a in again if a.get("event") == "reconnect.attempt")
+    assert attempt["attrs"] == {"attempt": 1, "since_lost_ms": 0, "round": 2}
+    hello = answer["actions"][9][0]["message"]
+    assert hello["resume"] is True and hello["previous_connection_id"] == "c-1"
+    succeeded = next(a for a in answer["actions"][10] if a.get("event") == "reconnect.succeeded")
+    assert succeeded["previous_connection_id"] == "c-1"
+    assert answer["state"] == "established"

@@ -46,15 +46,17 @@ lines.on("line", (line) => {
   const out = s.steps.map(([name, now, ...args]) => {
     if (name === "start") return machine.start(now);
     if (name === "opened") return machine.transportOpened(now);
-    if (name === "failed") return machine.transportFailed(args[0], now);
+    if (name === "failed") return machine.transportFailed(args[0], now, args[1] ?? false);
     if (name === "receive") return machine.receive(args[0], now);
     if (name === "closed") return machine.transportClosed(args[0], args[1], now);
     if (name === "close_session") return machine.closeSession(now);
     if (name === "setup_failed") return machine.setupFailed(args[0], args[1], args[2], now);
     if (name === "disconnect") return machine.disconnect(now);
+    if (name === "resume") return machine.resume(now);
     if (name === "tick") return machine.tick(now);
     throw new Error(`unknown step ${name}`);
   });
   process.stdout.write(JSON.stringify({ actions: out, next: machine.nextDeadline(),
-                                        state: machine.state }) + "\n");
+                                        state: machine.state,
+                                        may_resume: machine.mayResume }) + "\n");
 });

@@ -1,6 +1,7 @@
 """The terminal side: connect, keep alive, reconnect with bounded backoff, resume.
 
-`idle -> connecting -> established -> (lost -> waiting -> connecting)* -> done(code)`.
+`idle -> connecting -> established -> (lost -> waiting -> connecting)* -> done(code)`, and
+`done(4106) -> connecting` when the person asks to resume a session the server did not end.
 Every code the person should see comes out as a `Show` action; every code goes to the log.
 """
 
@@ -82,11 +83,18 @@ class TerminalState(StrEnum):
     DONE = "done"
 
 
-def show(code: int, refusal: int | None = None) -> Show:
-    """The code's pop-up; `refusal`: the server's code that ended the attempts (4106)."""
+# Refusals of a resume that do not end the session: it goes on elsewhere (4006), or waits for
+# a terminal with the right details (4002: a revoked token, the wrong host).
+SESSION_GOES_ON = (CodeNumber.CONFIG_MISMATCH, CodeNumber.ALREADY_IN_SESSION)
+
+
+def show(code: int, refusal: int | None = None, unreachable: bool = False) -> Show:
+    """The code's pop-up; `refusal`: the server's code that ended the attempts (4106);
+    `unreachable`: every attempt found nothing listening."""
     row = codes.get(code)
     level = "info" if row.kind is codes.Kind.INFO else "error"
-    return Show(code, f"[{row.number} {row.name}] {row.message_for(refusal)}", level)
+    text = row.message_for(refusal, unreachable)
+    return Show(code, f"[{row.number} {row.name}] {text}", level)
 
 
 def show_warning(code: int, seconds_left: int) -> Show:
@@ -126,6 +134,10 @@ class TerminalConnection:
         self.attempt_started_at = 0
         self.final_code: int | None = None
         self.refusal: int | None = None  # the server's code that turned a resume away
+        self.unreachable = False  # gave up with every attempt refused by the TCP connect
+        self.round = 1  # rounds of reconnect attempts: the person may ask for another
+        self._only_refused = True  # every attempt of this round found nothing listening
+        self._last_error: str | None = None
         self._ping_id = 0
         # A secondary monitor's region comes as frames of its own: it always speaks FRP7.
         self._use_transport(8 if ticket.config.get("frp") == 8 and not ticket.monitor else 7)
@@ -147,6 +159,14 @@ class TerminalConnection:
     @property
     def frp8(self) -> bool:
         return self.frp == 8
+
+    @property
+    def may_resume(self) -> bool:
+        """Gave up (4106) without the server saying the session ended: it may still wait for
+        this terminal (until idle_timeout), so the person is offered another round."""
+        return self.final_code == CodeNumber.RECONNECT_FAILED and (
+            self.refusal is None or self.refusal == CodeNumber.ALREADY_IN_SESSION
+        )
 
     def next_deadline(self) -> int | None:
         return self.deadlines.next_deadline()
@@ -178,11 +198,14 @@ class TerminalConnection:
             hello["monitor"] = self.ticket.monitor
         return [Transmit(hello)]
 
-    def transport_failed(self, error: str, now_ms: int) -> list[TerminalAction]:
-        """The transport could not be opened (refused, unreachable, handshake error)."""
+    def transport_failed(
+        self, error: str, now_ms: int, refused: bool = False
+    ) -> list[TerminalAction]:
+        """The transport could not be opened (refused, unreachable, handshake error);
+        `refused`: nothing listened there (TCP refused), so the server, not the path, is down."""
         if self.state is not TerminalState.CONNECTING:
             return []
-        return self._attempt_failed(now_ms, {"error": error})
+        return self._attempt_failed(now_ms, {"error": error}, refused)
 
     def receive(self, data: str | bytes, now_ms: int) -> list[TerminalAction]:
         if self.state not in (
@@ -258,6 +281,17 @@ class TerminalConnection:
     def disconnect(self, now_ms: int) -> list[TerminalAction]:
         """Leave but keep the session for a later resume."""
         return self._leave({"type": "disconnect"}, now_ms)
+
+    def resume(self, now_ms: int) -> list[TerminalAction]:
+        """The person asks again after a 4106 the server did not confirm as the session's end:
+        a new bounded round of resume attempts on the same connection chain."""
+        if self.state is not TerminalState.DONE or not self.may_resume:
+            return []
+        self.final_code = self.refusal = None
+        self.unreachable = False
+        self.round += 1
+        self._new_round(now_ms)
+        return self._retry(now_ms)
 
     def tick(self, now_ms: int) -> list[TerminalAction]:
         actions: list[TerminalAction] = []
@@ -380,6 +414,7 @@ class TerminalConnection:
             )
             self.lost_at = None
             self.attempt = 0
+            self.round = 1  # a later loss starts its own rounds
         return [*actions, ShipEvents()]
 
     def _lost(
@@ -396,11 +431,16 @@ class TerminalConnection:
                 ),
                 show(self.lost_code),
             ]
-        self.lost_at = now_ms
-        self.attempt = 0
+        self._new_round(now_ms)
         if self.settings.reconnect_attempts == 0:
             return actions + self._give_up(now_ms, {"reason": "reconnect disabled"})
         return actions + self._schedule_retry(now_ms)
+
+    def _new_round(self, now_ms: int) -> None:
+        self.lost_at = now_ms
+        self.attempt = 0
+        self._only_refused = True
+        self._last_error = None
 
     def _schedule_retry(self, now_ms: int) -> list[TerminalAction]:
         s = self.settings
@@ -419,19 +459,27 @@ class TerminalConnection:
             return self._connect(now_ms)
         self.attempt += 1
         delay_ms = now_ms - (self.lost_at or now_ms)
+        attrs = {"attempt": self.attempt, "since_lost_ms": delay_ms}
+        if self.round > 1:
+            attrs["round"] = self.round
         actions: list[TerminalAction] = [
             Log(
                 "reconnect.attempt",
                 code=CodeNumber.RECONNECTING,
                 connection_id=self.connection_id,
-                attrs={"attempt": self.attempt, "since_lost_ms": delay_ms},
+                attrs=attrs,
             ),
             show(CodeNumber.RECONNECTING),
         ]
         return actions + self._connect(now_ms)
 
-    def _attempt_failed(self, now_ms: int, attrs: dict[str, Any]) -> list[TerminalAction]:
+    def _attempt_failed(
+        self, now_ms: int, attrs: dict[str, Any], refused: bool = False
+    ) -> list[TerminalAction]:
         self.deadlines.cancel("attempt")
+        self._only_refused = self._only_refused and refused
+        error = attrs.get("error")
+        self._last_error = str(error) if error is not None else self._last_error
         if self.lost_at is None:
             self.state = TerminalState.WAITING
             self.deadlines.set("retry", now_ms + ms(self.settings.reconnect_backoff_initial))
@@ -444,11 +492,17 @@ class TerminalConnection:
         return self._schedule_retry(now_ms)
 
     def _give_up(self, now_ms: int, attrs: dict[str, Any]) -> list[TerminalAction]:
+        """4106. Without a refusal it says whether every attempt was refused by the TCP
+        connect (`all_refused`: nothing listens, the server is down, not the network)."""
         since = now_ms - self.lost_at if self.lost_at is not None else 0
+        if self.refusal is None:
+            self.unreachable = self.attempt > 0 and self._only_refused
+            attrs = {**attrs, "all_refused": self.unreachable, "last_error": self._last_error}
+        row = codes.get(CodeNumber.RECONNECT_FAILED)
         log = Log(
             "reconnect.gave_up",
             code=CodeNumber.RECONNECT_FAILED,
-            message=codes.get(CodeNumber.RECONNECT_FAILED).message_for(self.refusal),
+            message=row.message_for(self.refusal, self.unreachable),
             connection_id=self.connection_id,
             attrs={**attrs, "since_lost_ms": since},
         )
@@ -476,5 +530,5 @@ class TerminalConnection:
         self.deadlines.clear()
         actions: list[TerminalAction] = []
         if shown is not None and codes.lookup(shown) is not None:
-            actions.append(show(shown, self.refusal))
+            actions.append(show(shown, self.refusal, self.unreachable))
         return [*actions, Finished(code)]

@@ -48,7 +48,15 @@ from openfrp.terminal.frp8 import PeerAttempt
 from openfrp.terminal.keyboard import USAGE, input_command
 from openfrp.terminal.keyboard import WORDS as INPUT_WORDS
 from openfrp.terminal.preflight import probe_ice_servers
-from openfrp.terminal.script import LEAVES, Commands, parse_size, size_note
+from openfrp.terminal.script import (
+    LEAVES,
+    Commands,
+    ending,
+    parse_size,
+    refused_connect,
+    resume_line,
+    size_note,
+)
 from openfrp.terminal.video import DECODERS, VideoReceiver
 from openfrp.timing import Alarm, now_ms
 
@@ -159,6 +167,8 @@ class Terminal:
         self.video.close()
         code = self.final_code
         row = codes.lookup(code) if code is not None else None
+        if row is not None and self.machine.connection_id is None:
+            return 1  # refused before any welcome: it joined nothing, whatever the code
         return 0 if row is None or row.kind is codes.Kind.INFO else 1
 
     def _dispatch(self, item: tuple[Any, ...]) -> list[TerminalAction]:
@@ -196,7 +206,8 @@ class Terminal:
             self._ws = None
             return self.machine.transport_closed(args[1], args[2], now)
         if kind == "failed":
-            return self.machine.transport_failed(args[1], now)
+            refused = args[2] if len(args) > 2 else "ConnectionRefusedError" in args[1]
+            return self.machine.transport_failed(args[1], now, refused=refused)
         if kind == "setup_failed":
             failed = args[1]
             return self.machine.setup_failed(failed.code, failed.event, failed.attrs, now)
@@ -267,11 +278,8 @@ class Terminal:
                 self.final_code = action.code
                 self._print(f"video frames received: {self.frames}")
                 await self._video_summary()
-                self._print(
-                    f"session over: {codes.describe(action.code, self.machine.refusal)}"
-                    if action.code
-                    else "session over: disconnected (the session can be resumed)"
-                )
+                for line in ending(self.machine, resume_line(self.ticket, self.ws_url)):
+                    self._print(line)
                 return True
         return False
 
@@ -299,7 +307,7 @@ class Terminal:
                 max_size=1 << 22,
             )
         except Exception as exc:
-            self.post("failed", gen, f"{type(exc).__name__}: {exc}")
+            self.post("failed", gen, f"{type(exc).__name__}: {exc}", refused_connect(exc))
             return
         if gen != self._gen:
             ws.transport.abort()

@@ -11,13 +11,29 @@ When the input ends, the terminal disconnects once the commands before that are 
 session stays open for a resume (`--no-stdin` keeps a terminal connected without reading
 any). `wait SECONDS` pauses the commands after it; `size WxH` asks for another screen size,
 as a browser window resized does, and says so when the session gives another.
+
+At the end the terminal says what happened and, when the session goes on without it, the
+command that gets back in (`ending`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import re
+import shlex
+import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+from openfrp import codes
+from openfrp.codes import CodeNumber
+from openfrp.protocol.terminal_connection import (
+    SESSION_GOES_ON,
+    SessionTicket,
+    TerminalConnection,
+)
+from openfrp.settings import SessionSettings
 
 LEAVES = ("close", "disconnect")  # commands that leave: the end of the input adds nothing
 MAX_WAITING = 1000  # commands held while earlier ones run; more are dropped, and said so
@@ -101,3 +117,73 @@ def size_note(asked: tuple[int, int], given: tuple[int, int]) -> str | None:
         (False, False): " (even sizes only)",
     }.get((grew, shrank), "")
     return f"the session's screen is {given[0]}x{given[1]}{why}"
+
+
+def refused_connect(exc: BaseException) -> bool:
+    """Whether the TCP connect was refused: nothing listens there (every address tried)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    text = str(exc)  # asyncio's "Multiple exceptions: ..." after trying every address
+    return text.startswith("Multiple exceptions:") and text.count("[Errno 111]") == (
+        text.count("[Errno") or -1
+    )
+
+
+def resume_line(ticket: SessionTicket, ws_url: str, argv: list[str] | None = None) -> str:
+    """The command that resumes the session: this terminal's own connect line, its link
+    carrying the session's token, which lasts as long as the session (a link's expires after
+    link_ttl); outside `openfrp connect`, a line made from the ticket."""
+    argv = sys.argv if argv is None else argv
+    swap = re.compile(r"([#?&]token=)[^&#\s]*")
+    if "connect" in argv[1:]:
+        return shlex.join([swap.sub(rf"\g<1>{ticket.token}", word) for word in argv])
+    base = re.sub(r"^ws", "http", ws_url).removesuffix("/frp7")
+    return f"openfrp connect {shlex.quote(f'{base}/s/{ticket.session_id}#token={ticket.token}')}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value / 60:g} min" if value >= 120 else f"{value:g} s"
+
+
+def ending(machine: TerminalConnection, line: str) -> list[str]:
+    """The terminal's last words: "session over" only when the server ended the session;
+    otherwise what happened and how to get back in (the command to run)."""
+    code, refusal, given = machine.final_code, machine.refusal, machine.ticket.config
+    if code is None:
+        return ["session over: disconnected (the session can be resumed)"]
+    said = codes.describe(code, refusal, machine.unreachable)
+    known = given.get("terminal") or {}
+    if code == CodeNumber.ALREADY_IN_SESSION:
+        if machine.connection_id is not None:  # displaced: a newer connection took over
+            step = f"it goes on there; to take it back here, run: {line}"
+        else:
+            step = f"not let in: {holding_note(machine.settings, known)}: {line}"
+        return [f"open elsewhere: {said}", step]
+    if machine.may_resume:
+        if refusal is not None:
+            step = f"close the other tab or device, then resume here: {line}"
+        elif machine.unreachable:
+            step = f"once the server is back, resume with: {line}"
+        else:
+            idle = known.get("idle_timeout")
+            until = f"idle_timeout, {_seconds(idle)}" if idle else "its idle_timeout"
+            step = f"the session may still be waiting ({until}): to resume it, run: {line}"
+        return [f"could not reconnect: {said}", step]
+    if refusal in SESSION_GOES_ON:
+        return [f"could not resume: {said}"]
+    return [f"session over: {said}"]
+
+
+def holding_note(settings: SessionSettings, known: dict[str, Any]) -> str:
+    """How long the server holds a connection it no longer hears from (a device that lost its
+    network): receive_timeout x max_receive_timeouts, from the session's settings when the
+    ticket carries them."""
+    held = settings.receive_timeout * settings.max_receive_timeouts
+    named = "max_receive_timeouts times receive_timeout"
+    exact = "receive_timeout" in known and "max_receive_timeouts" in known
+    after = f"after {held:g} s ({named})" if exact else f"after {named} ({held:g} s by default)"
+    return (
+        "close the session's other tab or device, then connect again; if it is off or lost its "
+        f"network, the server lets its connection go {after} without hearing from it, then "
+        "connect again"
+    )

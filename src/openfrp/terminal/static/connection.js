@@ -2,7 +2,8 @@
 // openfrp.protocol.terminal_connection, kept I/O-free (no sockets, no timers, no clock reads)
 // so the page can drive it and a test can feed it times in milliseconds.
 //
-// idle -> connecting -> established -> (lost -> waiting -> connecting)* -> done(code)
+// idle -> connecting -> established -> (lost -> waiting -> connecting)* -> done(code), and
+// done(4106) -> connecting when the person asks to resume a session the server did not end.
 // Inputs return a list of actions: {type: "connect" | "transmit" | "hangup" | "show" |
 // "receive" | "finished" | "ship" | "log", ...}.
 "use strict";
@@ -43,6 +44,7 @@ const SERVER_MESSAGES = {
 const MAX_MESSAGE_BYTES = 256 * 1024;
 // The close reason's mark of a refusal because the session is over (openfrp.codes.ENDED_SUFFIX).
 const ENDED_SUFFIX = " (session ended)";
+const ALREADY_IN_SESSION = 4006;
 
 // A size as a person reads it, as openfrp.sizes.size_text words it: 64 KiB, 99.9 MiB (a
 // tenth cut short, never rounded up to a limit), 1.5 GiB; under 1 KiB in bytes.
@@ -93,15 +95,21 @@ function decodeFromServer(text) {
 }
 
 // A code's message, as openfrp.codes.Code.message_for words it: after the server refused
-// with code `refusal` (4106 on a resume it turned away), the one that names that code.
-function messageFor(row, refusal = null, codes = {}) {
-  if (refusal === null || !row.refused) return row.message;
-  return row.refused.replace("{refusal}", `${refusal} ${codes[refusal].name}`);
+// with code `refusal` (4106 on a resume it turned away), the refusing code's own account of
+// it; `unreachable`: every attempt found nothing listening (the server is down).
+function messageFor(row, refusal = null, codes = {}, unreachable = false) {
+  if (refusal !== null && row.refused) {
+    const by = codes[refusal];
+    const text = (by && by.resume_refused) || row.refused;
+    return text.replace("{refusal}", `${refusal} ${by ? by.name : "unknown"}`);
+  }
+  if (unreachable && row.unreachable) return row.unreachable;
+  return row.message;
 }
 
 // A code's pop-up text, as openfrp.protocol.terminal_connection.show words it.
-function popupText(row, refusal = null, codes = {}) {
-  return `[${row.number} ${row.name}] ${messageFor(row, refusal, codes)}`;
+function popupText(row, refusal = null, codes = {}, unreachable = false) {
+  return `[${row.number} ${row.name}] ${messageFor(row, refusal, codes, unreachable)}`;
 }
 
 class Connection {
@@ -123,6 +131,10 @@ class Connection {
     this.attemptStartedAt = 0;
     this.finalCode = null;
     this.refusal = null;  // the server's code that turned a resume away
+    this.unreachable = false;  // gave up with every attempt refused by the TCP connect
+    this.round = 1;  // rounds of reconnect attempts: the person may ask for another
+    this.onlyRefused = true;  // every attempt of this round found nothing listening
+    this.lastError = null;
     this.pingId = 0;
     this.useTransport((ticket.config || {}).frp === 8 ? 8 : 7);
   }
@@ -148,10 +160,17 @@ class Connection {
   ms(seconds) { return Math.round(seconds * 1000); }
   nextDeadline() { return this.deadlines.next(); }
 
+  // Gave up (4106) without the server saying the session ended: it may still wait for this
+  // terminal (until idle_timeout), so the person is offered another round.
+  get mayResume() {
+    return this.finalCode === 4106 && (this.refusal === null
+                                       || this.refusal === ALREADY_IN_SESSION);
+  }
+
   show(code) {
     const row = this.codes[code];
     return { type: "show", code, level: row.kind === "Info" ? "info" : "error",
-             text: popupText(row, this.refusal, this.codes) };
+             text: popupText(row, this.refusal, this.codes, this.unreachable) };
   }
 
   // The advance notice of a code (4008): when it will happen, not that it has.
@@ -187,9 +206,10 @@ class Connection {
     return [{ type: "transmit", message: hello }];
   }
 
-  transportFailed(error, now) {
+  // refused: nothing listened there (TCP refused), so the server, not the path, is down.
+  transportFailed(error, now, refused = false) {
     if (this.state !== "connecting") return [];
-    return this.attemptFailed(now, { error });
+    return this.attemptFailed(now, { error }, refused);
   }
 
   receive(data, now) {
@@ -256,6 +276,18 @@ class Connection {
 
   closeSession(now) { return this.leave({ type: "close" }, now); }
   disconnect(now) { return this.leave({ type: "disconnect" }, now); }
+
+  // The person asks again after a 4106 the server did not confirm as the session's end: a
+  // new bounded round of resume attempts on the same connection chain.
+  resume(now) {
+    if (this.state !== "done" || !this.mayResume) return [];
+    this.finalCode = null;
+    this.refusal = null;
+    this.unreachable = false;
+    this.round += 1;
+    this.newRound(now);
+    return this.retry(now);
+  }
 
   tick(now) {
     const actions = [];
@@ -353,6 +385,7 @@ class Connection {
         attempts: this.attempt, recovery_ms: now - this.lostAt, resumed: message.resume } }));
       this.lostAt = null;
       this.attempt = 0;
+      this.round = 1;  // a later loss starts its own rounds
     }
     return [...actions, { type: "ship" }];
   }
@@ -364,12 +397,18 @@ class Connection {
         { code: this.lostCode, connection_id: this.connectionId, attrs }),
       this.show(this.lostCode));
     }
-    this.lostAt = now;
-    this.attempt = 0;
+    this.newRound(now);
     if (this.s.reconnect_attempts === 0) {
       return [...actions, ...this.giveUp(now, { reason: "reconnect disabled" })];
     }
     return [...actions, ...this.scheduleRetry(now)];
+  }
+
+  newRound(now) {
+    this.lostAt = now;
+    this.attempt = 0;
+    this.onlyRefused = true;
+    this.lastError = null;
   }
 
   scheduleRetry(now) {
@@ -386,13 +425,17 @@ class Connection {
   retry(now) {
     if (this.lostAt === null) return this.connect(now);
     this.attempt += 1;
+    const attrs = { attempt: this.attempt, since_lost_ms: now - this.lostAt };
+    if (this.round > 1) attrs.round = this.round;
     return [this.log("reconnect.attempt", { code: 4103, connection_id: this.connectionId,
-              attrs: { attempt: this.attempt, since_lost_ms: now - this.lostAt } }),
+                                            attrs }),
             this.show(4103), ...this.connect(now)];
   }
 
-  attemptFailed(now, attrs) {
+  attemptFailed(now, attrs, refused = false) {
     this.deadlines.cancel("attempt");
+    this.onlyRefused = this.onlyRefused && refused;
+    if (attrs.error !== undefined && attrs.error !== null) this.lastError = String(attrs.error);
     if (this.lostAt === null) {
       this.state = "waiting";
       this.deadlines.set("retry", now + this.ms(this.s.reconnect_backoff_initial));
@@ -405,8 +448,14 @@ class Connection {
     return this.scheduleRetry(now);
   }
 
+  // 4106. Without a refusal it says whether every attempt was refused by the TCP connect
+  // (all_refused: nothing listens, the server is down, not the network).
   giveUp(now, attrs) {
     const since = this.lostAt !== null ? now - this.lostAt : 0;
+    if (this.refusal === null) {
+      this.unreachable = this.attempt > 0 && this.onlyRefused;
+      attrs = { ...attrs, all_refused: this.unreachable, last_error: this.lastError };
+    }
     return [this.log("reconnect.gave_up", { code: 4106, connection_id: this.connectionId,
                                             attrs: { ...attrs, since_lost_ms: since } }),
             ...this.finish(4106, attrs, 4106)];
@@ -434,4 +483,4 @@ class Connection {
   }
 }
 
-if (typeof module !== "undefined") module.exports = { Connection, Deadlines, decodeFromServer, popupText, sizeText, ENDED_SUFFIX };
+if (typeof module !== "undefined") module.exports = { Connection, Deadlines, decodeFromServer, messageFor, popupText, sizeText, ENDED_SUFFIX };

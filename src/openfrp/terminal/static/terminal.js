@@ -9,7 +9,10 @@
 
 (() => {
   const SHIP_BATCH = 200;
-  const LOST_POPUPS = [4102, 4103, 4108].map((c) => `.popup[data-code="${c}"]`).join(", ");
+  // What a resume makes stale: the lost path's codes, and a 4106 (with the refusal before it)
+  // that Resume went past.
+  const LOST_POPUPS = [4102, 4103, 4108, 4106, 4006].map((c) => `.popup[data-code="${c}"]`)
+    .join(", ");
   const page = {
     status: document.getElementById("status"),
     session: document.getElementById("session"),
@@ -296,7 +299,10 @@
         if (mine !== gen) return;
         ws = null;
         if (!opened) {
-          feed((now) => machine.transportFailed(`connection failed (${msg.code})`, now));
+          // The browser hides why (refused, reset, an HTTP error): a failure before the
+          // upgrade while online means the server's address answered and did not accept it.
+          const refused = navigator.onLine !== false;
+          feed((now) => machine.transportFailed(`connection failed (${msg.code})`, now, refused));
           return;
         }
         const code = msg.code === 1005 || msg.code === 1006 ? null : msg.code;
@@ -592,24 +598,61 @@
       drop(1000);
       clearTimeout(timer);
       const row = code !== null ? codes[code] : undefined;
-      // 4006 ends this page's part only: the person's session goes on where they have it open.
+      // "session over" only when the server ended the session: 4006 ends this page's part
+      // only, and a 4106 the server did not confirm leaves the session waiting for a resume.
       const elsewhere = code === 4006;
-      setStatus(!row ? "disconnected" : `${elsewhere ? "open elsewhere" : "session over"}: `
-                + `${code} ${row.name}`);
+      const waiting = machine.mayResume;
+      const label = elsewhere ? "open elsewhere" : waiting ? "could not reconnect"
+        : machine.refusal === 4002 ? "could not resume" : "session over";
+      setStatus(!row ? "disconnected" : `${label}: ${code} ${row.name}`);
       const box = popup(code === null ? "You left the session. It keeps running: open this "
                                         + "link again to resume it."
-            : elsewhere ? "Your session goes on in another tab or on another device: use that "
-                          + "one, or close it and open this link again here."
+            : elsewhere ? elsewhereText() : waiting ? waitingText()
+            : label === "could not resume" ? "Open the session link again, or ask whoever sent "
+                                             + "it for a new one."
             : "This session is over. Close this tab, or open a new session link.", "info");
-      // Opening the link again is reloading this page: one click does it.
-      if (code === null || elsewhere) {
-        const again = document.createElement("button");
-        again.id = "resume";
-        again.className = "again";
-        again.textContent = code === null ? "Resume" : "Open it here";
-        again.onclick = () => location.reload();
-        box.appendChild(again);
+      if (code !== null && !elsewhere && !waiting) return;
+      const again = document.createElement("button");
+      again.id = "resume";
+      again.className = "again";
+      again.textContent = elsewhere ? "Open it here" : "Resume";
+      // Opening the link again is reloading this page; after a 4106, Resume is another round
+      // of resume attempts on the same connection chain, as after the loss.
+      again.onclick = waiting ? () => { box.remove(); resumeAgain(); } : () => location.reload();
+      box.appendChild(again);
+    }
+
+    function resumeAgain() {
+      done = false;
+      delete view.finalCode;
+      feed((now) => machine.resume(now));
+    }
+
+    // What to do after 4006: refused (the live connection is elsewhere), or displaced.
+    function elsewhereText() {
+      if (machine.connectionId !== null) {
+        return "Your session goes on in another tab or on another device, which took it over: "
+          + "use that one, or take it back here.";
       }
+      const t = config.terminal;
+      const exact = t.receive_timeout !== undefined && t.max_receive_timeouts !== undefined;
+      const held = exact ? t.receive_timeout * t.max_receive_timeouts : 30;  // 10 s x 3, the defaults
+      const named = "max_receive_timeouts times receive_timeout";
+      const after = exact ? `after ${held} s (${named})` : `after ${named} (${held} s by default)`;
+      return "Another tab or device of yours holds this session's live connection. Close it "
+        + "there, then open this link again here; if it is off or lost its network, the server "
+        + `lets its connection go ${after} without hearing from it: then try again here.`;
+    }
+
+    // After a 4106 the server did not confirm as the end: the session may still wait.
+    function waitingText() {
+      if (machine.refusal !== null) return "Close the other tab or device, then Resume here.";
+      if (machine.unreachable) return "Once the session server is back, Resume.";
+      const idle = config.terminal.idle_timeout;
+      const until = idle ? `idle_timeout, ${idle >= 120 ? `${idle / 60} min` : `${idle} s`}`
+        : "its idle_timeout";
+      return `Your session may still be waiting for you on the server (${until}): check your `
+        + "network, then Resume.";
     }
 
     function feed(step) {
