@@ -164,8 +164,8 @@ def test_the_link_opened_in_a_second_tab_says_where_the_session_goes_on(
         shown(4006),
         "Another tab or device of yours holds this session's live connection. Close it there, "
         "then open this link again here; if it is off or lost its network, the server lets its "
-        "connection go after max_receive_timeouts times receive_timeout (30 s by default) "
-        "without hearing from it: then try again here.\nOpen it here",
+        "connection go after 1.2 s (max_receive_timeouts times receive_timeout) without "
+        "hearing from it: then try again here.\nOpen it here",
     ]
     rejected = server.log.wait_event(event="connection.rejected", code=4006)
     assert rejected["session_id"] == ticket["session_id"]

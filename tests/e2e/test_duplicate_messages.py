@@ -27,9 +27,9 @@ PAD = {
     "reconnect_attempts": 30,
     "reconnect_window": 60.0,
 }
-HOLDING = (
-    "the server lets its connection go after max_receive_timeouts times receive_timeout "
-    "(30 s by default) without hearing from it"
+HOLDING = (  # the session's own values, which the ticket carries
+    "the server lets its connection go after 30 s (max_receive_timeouts times receive_timeout) "
+    "without hearing from it"
 )
 
 

@@ -380,7 +380,7 @@ def test_late_join_after_the_end_gets_the_final_code_on_signaling(
         time.sleep(1.5)  # forget_ended_after: only the registry knows the session now
     terminal = e2e.terminal(ticket_file(e2e, ticket), stdin=False)
     terminal.wait_line(r"^session over: 4019 CLOSED_REMOTELY", timeout=15)
-    assert terminal.wait_exit(10) == 0
+    assert terminal.wait_exit(10) == 1  # refused: it joined nothing
     closed = terminal.log.wait_event(event="connection.closed", code=4019)
     assert closed["attrs"]["close_code"] == 4019
     assert closed["attrs"]["close_reason"] == "CLOSED_REMOTELY (session ended)"

@@ -61,7 +61,7 @@ def test_the_cli_gives_up_on_the_network_and_prints_the_line_that_resumes(e2e: E
     proxy.control("cut")  # and it stays cut past the reconnect attempts
     said = codes.get(4106).message
     term.wait_line(rf"^could not reconnect: 4106 RECONNECT_FAILED: {re.escape(said)}$", 15)
-    waiting = r"^the session may still be waiting \(its idle_timeout\): to resume it, run: (.+)$"
+    waiting = r"^the session may still be waiting \(idle_timeout, 60 s\): to resume it, run: (.+)$"
     line = term.wait_line(waiting).group(1)
     assert term.wait_exit() == 1
     assert f"[4106 RECONNECT_FAILED] {said}" in term.lines
@@ -97,7 +97,7 @@ def test_the_page_gives_up_on_the_network_and_resume_resumes(e2e: E2E, browser: 
     assert status.startswith("could not reconnect: 4106 RECONNECT_FAILED"), status
     assert browser.view()["shown"][-1]["text"] == shown(4106)
     waiting = (
-        "Your session may still be waiting for you on the server (its idle_timeout): check "
+        "Your session may still be waiting for you on the server (idle_timeout, 60 s): check "
         "your network, then Resume.\nResume"
     )
     assert browser.popups()[-2:] == [shown(4106), waiting]

@@ -50,6 +50,10 @@ TERMINAL_SETTINGS = (
     "max_height",
     "turn_timeout",
     "frp8_fallback",
+    # Not acted on by a terminal: named, with their values, in what it says after a loss.
+    "idle_timeout",
+    "receive_timeout",
+    "max_receive_timeouts",
 )
 TOKEN_MARGIN = 60.0  # a session token outlives the longest session by this much
 REFUSAL_REPORT_EVERY = 10.0  # seconds between launch.refused events
