@@ -9,9 +9,12 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
+import urllib.parse
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from openfrp.rtc import parse_server
 
 DUPLICATE_POLICIES = ("refuse", "takeover")
 FALLBACKS = ("frp7", "none")
@@ -262,6 +265,20 @@ def _positive(key: str, value: Any) -> float:
     return float(value)
 
 
+def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    """Why `url` (when given) is not one of `schemes` with a host and a port in range."""
+    if not url:
+        return None
+    if not url.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+        return f"must start with {' or '.join(f'{scheme}://' for scheme in schemes)}"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError when out of range)
+    except ValueError as exc:
+        return f"{url!r}: {exc}"
+    return None if parts.hostname else f"{url!r}: no host"
+
+
 def _server_options(values: Any) -> ServerOptions:
     if not isinstance(values, dict):
         raise SettingsError("server: expected a table")
@@ -302,15 +319,20 @@ def _server_options(values: Any) -> ServerOptions:
             "server.ice_policy: relay uses TURN candidates only, so it needs server.turn_url "
             "(without it no FRP8 session can connect)"
         )
-    for key, schemes in (("stun_url", ("stun:",)), ("turn_url", ("turn:", "turns:"))):
-        if checked.get(key) and not checked[key].startswith(schemes):
-            raise SettingsError(f"server.{key}: must start with {' or '.join(schemes)}")
-    if checked.get("signaling_url") and not checked["signaling_url"].startswith(
-        ("ws://", "wss://")
-    ):
-        raise SettingsError("server.signaling_url: must start with ws:// or wss://")
-    if checked.get("public_url") and not checked["public_url"].startswith(("http://", "https://")):
-        raise SettingsError("server.public_url: must start with http:// or https://")
+    for key in ("stun_url", "turn_url"):
+        if checked.get(key):
+            try:
+                parse_server(key[:4], checked[key], bare=False)
+            except ValueError as exc:
+                raise SettingsError(f"server.{key}: {exc}") from None
+            # kept as written (Chromium takes turn:H?transport=udp and turn:H apart), but for
+            # the scheme's case, which the page's own reading of the URL goes by
+            scheme, _, rest = checked[key].partition(":")
+            checked[key] = f"{scheme.lower()}:{rest}"
+    for key, schemes in (("signaling_url", ("ws", "wss")), ("public_url", ("http", "https"))):
+        problem = _url_problem(checked.get(key, ""), schemes)
+        if problem:
+            raise SettingsError(f"server.{key}: {problem}")
     if bool(checked.get("tls_cert")) != bool(checked.get("tls_key")):
         raise SettingsError("server.tls_cert, server.tls_key: give both or neither")
     return ServerOptions(**checked)

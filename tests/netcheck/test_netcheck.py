@@ -178,13 +178,13 @@ def test_firewall_dropping_udp_is_5009_while_turn_over_tcp_passes(tmp_path: Path
     ("args", "says"),
     [
         ([], "at least one --stun, --turn or --signaling"),
-        (["--stun", "stun:nowhere"], "expected stun:HOST:PORT"),
+        (["--stun", "stun:nowhere:x"], "--stun 'stun:nowhere:x': write stun:HOST[:PORT]"),
         (["--stun", "stun:h:1?transport=tcp"], "only turn:"),
         (["--turn", "turn:127.0.0.1:3478"], "--turn-user and --turn-password"),
         (["--stun", "127.0.0.1:3478", "--stun-timeout", "0"], "more than 0"),
-        (["--stun", "http://127.0.0.1:3478"], "expected stun:HOST:PORT"),
-        (["--stun", "turn:127.0.0.1:3478"], "expected stun:HOST:PORT"),
-        (["--turn", "stun:127.0.0.1:3478", *creds()], "expected turn:HOST:PORT"),
+        (["--stun", "http://127.0.0.1:3478"], "write stun:HOST[:PORT]"),
+        (["--stun", "turn:127.0.0.1:3478"], "write stun:HOST[:PORT]"),
+        (["--turn", "stun:127.0.0.1:3478", *creds()], "write turn:HOST[:PORT]"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(args: list[str], says: str) -> None:
@@ -312,6 +312,9 @@ def test_a_link_whose_server_cannot_be_reached_is_4101() -> None:
         ("turn", "Turn:127.0.0.1:3478?transport=tcp", Server("turn", "127.0.0.1", 3478, "tcp")),
         ("turn", "turns:turn.example.invalid:5349",
          Server("turn", "turn.example.invalid", 5349, "tcp", secure=True)),
+        ("stun", "stun:stun.example.invalid", Server("stun", "stun.example.invalid", 3478)),
+        ("turn", "turns:[::1]", Server("turn", "::1", 5349, "tcp", secure=True)),
+        ("turn", "turn:h?transport=udp", Server("turn", "h", 3478)),
     ],
 )  # fmt: skip
 def test_server_addresses_parse_with_their_scheme_in_any_case(
@@ -335,7 +338,7 @@ def test_server_addresses_parse_with_their_scheme_in_any_case(
     ],
 )
 def test_addresses_of_another_form_are_refused(kind: str, text: str) -> None:
-    with pytest.raises(ValueError, match=f"expected {kind}:HOST:PORT"):
+    with pytest.raises(ValueError, match=f"write {kind}s?:HOST"):
         parse_server(kind, text)
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from openfrp import codes
 from openfrp.api_client import ApiCallError
+from openfrp.rtc import Server, parse_server
 from openfrp.settings import SessionSettings, SettingsError
 
 if TYPE_CHECKING:
@@ -46,19 +48,14 @@ def _fail(message: str) -> int:
 
 def _cmd_netcheck(args: argparse.Namespace) -> int:
     from openfrp.events import Event, EventLog
-    from openfrp.netcheck.probes import (
-        parse_server,
-        probe_frp7,
-        probe_signaling,
-        probe_stun,
-        probe_turn,
-    )
+    from openfrp.netcheck.probes import probe_frp7, probe_signaling, probe_stun, probe_turn
     from openfrp.netcheck.verdict import verdict
 
     join: dict[str, Any] | None = None
     refused: ProbeResult | None = None
-    if args.signaling_timeout is not None and args.signaling_timeout <= 0:
-        return _fail("--signaling-timeout must be more than 0 seconds")
+    problem = _timeouts_problem(args)
+    if problem:
+        return _fail(problem)
     if args.link:
         try:
             join = _from_session(args)
@@ -66,27 +63,29 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
             refused = _link_refused(args.link, exc)
         except SettingsError as exc:  # not a link nor a ticket file
             return _fail(str(exc))
-    if not (args.stun or args.turn or args.signaling or args.frp7 or refused):
+    if not (args.stun or args.turn or args.signaling or args.frp7 or args.ice or refused):
         return _fail("name at least one --stun, --turn or --signaling server, or --link")
     try:
-        stuns = [parse_server("stun", text) for text in args.stun]
-        turns = [parse_server("turn", text) for text in args.turn]
+        ice = _servers(args) + args.ice
     except ValueError as exc:
         return _fail(str(exc))
-    if args.signaling and not args.signaling.startswith(("ws://", "wss://")):
-        return _fail(f"{args.signaling!r}: expected ws://HOST:PORT/signal or wss://...")
-    if turns and (args.turn_user is None or args.turn_password is None):
-        return _fail("--turn needs --turn-user and --turn-password")
+    if args.signaling and _ws_problem(args.signaling):
+        return _fail(f"--signaling {args.signaling!r}: {_ws_problem(args.signaling)}")
     if args.signaling_timeout is None:
         args.signaling_timeout = SessionSettings().signaling_peer_timeout
-    for name in ("stun_timeout", "turn_timeout"):
-        if getattr(args, name) <= 0:
-            return _fail(f"--{name.replace('_', '-')} must be more than 0 seconds")
+    log = None
+    if args.log:
+        try:
+            log = EventLog(args.log)
+        except OSError as exc:
+            return _fail(f"--log {args.log}: cannot write there ({exc.strerror or exc})")
 
     async def run() -> list[ProbeResult]:
-        probes = [probe_stun(s, args.stun_timeout) for s in stuns]
-        probes += [
-            probe_turn(t, args.turn_user, args.turn_password, args.turn_timeout) for t in turns
+        probes = [
+            probe_stun(server, args.stun_timeout)
+            if server.kind == "stun"
+            else probe_turn(server, user, password, args.turn_timeout)
+            for server, user, password in sorted(ice, key=lambda entry: entry[0].kind)
         ]
         if args.signaling:
             probes.append(probe_signaling(args.signaling, join, args.signaling_timeout))
@@ -97,15 +96,14 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
 
     results = asyncio.run(run())
     code, logs = verdict(results)
-    if args.log:
-        log = EventLog(args.log)
+    if log is not None:
         for item in logs:
             log.write(
                 Event(
                     event=item.event,
                     source="terminal",
                     session_id=args.session,  # None: a check of its own, in no session
-                    frp=7 if args.frp7 else 8 if stuns or turns or args.signaling else None,
+                    frp=7 if args.frp7 else 8 if ice or args.signaling else None,
                     code=item.code,
                     severity=item.severity or "info",
                     message=codes.get(item.code).message if item.code is not None else None,
@@ -139,6 +137,44 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
     return EXIT_CODE if code is not None else 0
 
 
+def _timeouts_problem(args: argparse.Namespace) -> str | None:
+    """A timeout that is no finite number of seconds above 0: NaN never ends a wait, nor
+    does inf."""
+    for name in ("stun_timeout", "turn_timeout", "signaling_timeout"):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            flag = name.replace("_", "-")
+            return f"--{flag} {value:g}: must be a finite number of seconds, more than 0"
+    return None
+
+
+def _servers(args: argparse.Namespace) -> list[tuple[Server, str, str]]:
+    """The --stun and --turn servers with the credentials to present; ValueError names the
+    option and the form to write."""
+    found: list[Server] = []
+    for kind, texts in (("stun", args.stun), ("turn", args.turn)):
+        for text in texts:
+            try:
+                found.append(parse_server(kind, text))
+            except ValueError as exc:
+                raise ValueError(f"--{kind} {exc}") from None
+    if args.turn and (args.turn_user is None or args.turn_password is None):
+        raise ValueError("--turn needs --turn-user and --turn-password")
+    user, password = args.turn_user or "", args.turn_password or ""
+    return [(s, user, password) if s.kind == "turn" else (s, "", "") for s in found]
+
+
+def _ws_problem(url: str) -> str | None:
+    """Why `url` is no ws:// or wss:// URL with a host and a port in range, else None."""
+    expected = "expected ws://HOST:PORT/signal or wss://..."
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError when out of range)
+    except ValueError:
+        return expected
+    return None if parts.scheme in ("ws", "wss") and parts.hostname else expected
+
+
 def _link_refused(link: str, exc: ApiCallError) -> ProbeResult:
     """The link's ticket refused, or its server not reached, as a failed probe of the link
     (shown without its token)."""
@@ -168,14 +204,8 @@ def _from_session(args: argparse.Namespace) -> dict[str, Any] | None:
         args.frp7 = ticket["ws_url"]
         args.frp7_timeout = (config.get("terminal") or {}).get("connect_timeout")
         return None
-    found = ice_servers(block)
-    args.direct_only = not found
-    for server, user, password in found:
-        if server.kind == "stun":
-            args.stun.append(str(server))
-        else:
-            args.turn.append(str(server))
-            args.turn_user, args.turn_password = user, password
+    args.ice = ice_servers(block)  # each with its credentials; one that does not parse fails
+    args.direct_only = not args.ice
     args.signaling = args.signaling or block.get("signaling_url")
     if args.signaling_timeout is None:  # an explicit option wins over the session's setting
         terminal = config.get("terminal", {})
@@ -269,4 +299,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--log", metavar="FILE", help="append the probe events to this event log")
     p.add_argument("--session", metavar="ID", help="the session the check is for (in the log)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
-    p.set_defaults(handler=_cmd_netcheck, frp7=None, frp7_timeout=None, direct_only=False)
+    p.set_defaults(handler=_cmd_netcheck, frp7=None, frp7_timeout=None, direct_only=False, ice=[])

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
-import re
 import socket
 import time
 import urllib.parse
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from aioice import stun
-from aioice.turn import create_turn_endpoint
+from aioice.turn import (
+    DEFAULT_ALLOCATION_LIFETIME,
+    DEFAULT_CHANNEL_REFRESH_TIME,
+    TurnClientUdpProtocol,
+    create_turn_endpoint,
+)
 from websockets.asyncio.client import connect
 from websockets.exceptions import (
     ConnectionClosed,
@@ -33,89 +37,57 @@ from websockets.exceptions import (
 )
 
 from openfrp.netcheck.verdict import ProbeResult
+from openfrp.rtc import Server, parse_server
+
+__all__ = [
+    "Server",
+    "Unparsed",
+    "ice_servers",
+    "parse_server",
+    "probe_frp7",
+    "probe_signaling",
+    "probe_stun",
+    "probe_turn",
+]
 
 FIRST_RETRANSMIT = 0.25  # seconds; doubles after each silent retransmission
 
 
 @dataclass(frozen=True)
-class Server:
-    """A STUN or TURN server address as the operator wrote it: stun:HOST:PORT, turn:HOST:PORT
-    (optionally ?transport=tcp), turns:HOST:PORT (TLS over TCP) or plain HOST:PORT."""
+class Unparsed(Server):
+    """A session's ICE server URL that does not parse: probing it fails at once with the
+    reason, so a bad URL is a finding (5009, 5010) rather than a server left out unsaid."""
 
-    kind: str
-    host: str
-    port: int
-    transport: str = "udp"
-    secure: bool = False  # turns: the TURN server is reached over TLS
+    url: str = ""
+    problem: str = ""
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.secure:
-            return f"{self.kind}s:{host}:{self.port}"
-        suffix = "?transport=tcp" if self.transport == "tcp" else ""
-        return f"{self.kind}:{host}:{self.port}{suffix}"
-
-
-# The schemes each kind takes, in any case. STUN over TLS (stuns:) is not probed: aiortc skips
-# it and server.stun_url takes stun: alone.
-SCHEMES = {"stun": ("stun",), "turn": ("turn", "turns")}
-# A URI scheme (RFC 3986) before its colon, unless all that follows is a port: HOST:PORT.
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?!\d+$)")
-_NAME = re.compile(r"[A-Za-z0-9._-]+")  # a host name or an IPv4 address
-
-
-def parse_server(kind: str, text: str) -> Server:
-    """Parse a server address strictly: another scheme (http:, turn: for STUN) or a host that
-    is no name would otherwise reach the resolver as a name. ValueError names what is wrong."""
-    expected = f"expected {kind}:HOST:PORT" + (
-        "[?transport=tcp] or turns:HOST:PORT" if kind == "turn" else ""
-    )
-    rest, _, query = text.partition("?")
-    scheme = kind
-    found = _SCHEME.match(rest)
-    if found:
-        scheme, rest = found.group(1).lower(), rest[found.end() :]
-    if scheme == "stuns":
-        raise ValueError(f"{text!r}: STUN over TLS is not probed (aiortc skips it); {expected}")
-    if scheme not in SCHEMES[kind]:
-        raise ValueError(f"{text!r}: {scheme}: is not a {kind} scheme; {expected}")
-    secure = scheme == "turns"
-    transport = "tcp" if secure else "udp"
-    if query:
-        if query not in ("transport=udp", "transport=tcp") or kind != "turn":
-            raise ValueError(f"{text!r}: only turn: addresses take ?transport=udp|tcp")
-        transport = query.split("=", 1)[1]
-        if secure and transport == "udp":
-            raise ValueError(f"{text!r}: turns: runs over TLS on TCP; {expected}")
-    host, sep, port = rest.rpartition(":")
-    bracketed = host.startswith("[") and host.endswith("]")
-    host = host[1:-1] if bracketed else host
-    named = not bracketed and _NAME.fullmatch(host) is not None
-    if not sep or not (named or _ipv6(host)) or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r}: {expected}")
-    return Server(kind, host, int(port), transport, secure)
-
-
-def _ipv6(host: str) -> bool:
-    try:
-        ipaddress.IPv6Address(host)
-    except ValueError:
-        return False
-    return True
+        return self.url
 
 
 def ice_servers(block: dict[str, Any]) -> list[tuple[Server, str, str]]:
     """The STUN and TURN servers of a session's `frp8` block, each with the user and password
-    to present ("" for STUN); a URL that does not parse is left out."""
-    found = []
+    to present ("" for STUN); a URL that does not parse is there as Unparsed."""
+    found: list[tuple[Server, str, str]] = []
     for server in block.get("ice_servers", []):
-        for url in server.get("urls", []):
-            turn = str(url).startswith(("turn:", "turns:"))
-            user = (server.get("username") or "") if turn else ""
-            password = (server.get("credential") or "") if turn else ""
-            with contextlib.suppress(ValueError):
-                found.append((parse_server("turn" if turn else "stun", str(url)), user, password))
+        for url in map(str, server.get("urls", [])):
+            kind = "turn" if url.lower().startswith("turn") else "stun"
+            user = (server.get("username") or "") if kind == "turn" else ""
+            password = (server.get("credential") or "") if kind == "turn" else ""
+            try:
+                parsed = parse_server(kind, url, bare=False)
+            except ValueError as exc:
+                problem = f"not a {kind.upper()} address: {str(exc).removeprefix(f'{url!r}: ')}"
+                parsed = Unparsed(kind, "", 0, url=url, problem=problem)
+            found.append((parsed, user, password))
     return found
+
+
+def _unparsed(server: Server) -> ProbeResult | None:
+    """The failed probe of an address that does not parse, else None."""
+    if isinstance(server, Unparsed):
+        return ProbeResult(server.kind, server.url, False, detail=server.problem)
+    return None
 
 
 class _StunClient(asyncio.DatagramProtocol):
@@ -135,6 +107,8 @@ class _StunClient(asyncio.DatagramProtocol):
 
 async def probe_stun(server: Server, timeout: float) -> ProbeResult:
     """Send a Binding request until an answer or `timeout`; report the reflexive address."""
+    if (unparsed := _unparsed(server)) is not None:
+        return unparsed
     loop = asyncio.get_running_loop()
     began = time.perf_counter()
     try:
@@ -169,19 +143,11 @@ async def probe_stun(server: Server, timeout: float) -> ProbeResult:
 
 async def probe_turn(server: Server, username: str, password: str, timeout: float) -> ProbeResult:
     """Allocate a relay with the credentials under `timeout`; report the relayed address."""
+    if (unparsed := _unparsed(server)) is not None:
+        return unparsed
     began = time.perf_counter()
     try:
-        relay, _ = await asyncio.wait_for(
-            create_turn_endpoint(
-                asyncio.DatagramProtocol,
-                (server.host, server.port),
-                username=username,
-                password=password,
-                ssl=server.secure or None,
-                transport=server.transport,
-            ),
-            timeout,
-        )
+        relayed = await asyncio.wait_for(_allocate(server, username, password), timeout)
     except TimeoutError:
         return ProbeResult("turn", str(server), False, detail=f"no answer in {timeout} s")
     except stun.TransactionFailed as exc:
@@ -195,10 +161,74 @@ async def probe_turn(server: Server, username: str, password: str, timeout: floa
     except OSError as exc:
         return ProbeResult("turn", str(server), False, detail=_os_error(exc, server.host))
     rtt = (time.perf_counter() - began) * 1000
-    relayed = relay.get_extra_info("sockname")
-    relay.close()
     attrs = {"relayed": f"{relayed[0]}:{relayed[1]}", "transport": server.transport}
     return ProbeResult("turn", str(server), True, rtt_ms=rtt, attrs=attrs)
+
+
+async def _allocate(server: Server, username: str, password: str) -> tuple[str, int]:
+    """A relay allocated, and given back at once; the relayed address."""
+    if server.transport == "udp":
+        return await _allocate_udp(server, username, password)
+    relay, _ = await create_turn_endpoint(
+        asyncio.DatagramProtocol,
+        (server.host, server.port),
+        username=username,
+        password=password,
+        ssl=server.secure or None,
+        transport=server.transport,
+    )
+    relayed: tuple[str, int] = relay.get_extra_info("sockname")
+    relay.close()
+    return relayed
+
+
+class _UdpTurnClient(TurnClientUdpProtocol):
+    """aioice's TURN client over UDP, noting the ICMP error its socket gets (aioice ignores
+    it and retransmits until the timeout): a closed port is "refused" at once, as for STUN."""
+
+    def __init__(self, server: tuple[str, int], username: str, password: str) -> None:
+        super().__init__(
+            server,
+            username=username,
+            password=password,
+            lifetime=DEFAULT_ALLOCATION_LIFETIME,
+            channel_refresh_time=DEFAULT_CHANNEL_REFRESH_TIME,
+        )
+        self.refused: asyncio.Future[OSError] = asyncio.get_running_loop().create_future()
+
+    def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, OSError) and not self.refused.done():
+            self.refused.set_result(exc)
+
+
+async def _allocate_udp(server: Server, username: str, password: str) -> tuple[str, int]:
+    """Allocate over a connected UDP socket, so an ICMP error ends the wait: OSError."""
+    address = (server.host, server.port)
+    transport, client = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: _UdpTurnClient(address, username, password), remote_addr=address
+    )
+    allocating = asyncio.ensure_future(client.connect())
+    try:
+        await asyncio.wait((allocating, client.refused), return_when=asyncio.FIRST_COMPLETED)
+        if not allocating.done():
+            raise client.refused.result()
+        relayed = allocating.result()
+    except BaseException:
+        allocating.cancel()
+        transport.close()
+        raise
+    _background(client.delete())  # gives the allocation back, then closes the socket
+    return relayed
+
+
+_PENDING: set[asyncio.Task[None]] = set()
+
+
+def _background(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` on its own, kept referenced until it ends."""
+    task = asyncio.ensure_future(work)
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
 
 
 async def probe_signaling(url: str, join: dict[str, Any] | None, timeout: float) -> ProbeResult:

@@ -14,7 +14,7 @@ from typing import Any
 from openfrp.api_client import ApiCallError, api, checked_url, segment
 from openfrp.datadir import resolve_data_dir
 from openfrp.server.isolation import write_private
-from openfrp.settings import Config, SettingsError, load
+from openfrp.settings import Config, SettingsError, load, with_server
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -43,8 +43,14 @@ def _config(args: argparse.Namespace) -> Config:
         )
         if v is not None
     }
-    if overrides:
-        config = replace(config, server=replace(config.server, **overrides))
+    try:  # checked as the settings file's are, and named by the option typed
+        config = with_server(config, overrides) if overrides else config
+    except SettingsError as exc:
+        setting, _, reason = str(exc).partition(": ")
+        key = setting.removeprefix("server.")
+        if key not in overrides:
+            raise
+        raise SettingsError(f"--{key.replace('_', '-')}: {reason}") from None
     return environment.in_data_dir(config)
 
 

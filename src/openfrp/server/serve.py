@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import socket
+import ssl
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -123,6 +124,9 @@ async def serve(
     step is that one line here, not uvicorn's traceback."""
     opts = config.server
     try:
+        check_tls(opts)
+        if ready_file:
+            check_ready_file(Path(ready_file))
         check_isolation(config)
         protect_data(config)
         secret = load_secret(config)
@@ -133,11 +137,9 @@ async def serve(
     open_files = raise_open_files(opts.max_open_files)
     try:
         sock = listening_socket(opts.host, opts.port)
-    except OSError as exc:
-        print(
-            f"openfrp serve: cannot listen on {opts.host}:{opts.port}: {exc.strerror}",
-            file=sys.stderr,
-        )
+    except (OSError, OverflowError, ValueError) as exc:  # a port out of range, a NUL in host
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"openfrp serve: cannot listen on {opts.host}:{opts.port}: {reason}", file=sys.stderr)
         return 2
     metrics = Metrics()
     path = Path(opts.log_dir) / "server-events.jsonl"
@@ -210,6 +212,51 @@ def _uvicorn_config(app: Starlette, opts: ServerOptions, log: EventLog) -> uvico
         ssl_certfile=opts.tls_cert or None,
         ssl_keyfile=opts.tls_key or None,
     )
+
+
+READY = "give --ready-file a file path in a folder this user can write"
+
+
+def check_ready_file(path: Path) -> None:
+    """The ready file is written once the server listens, after every service started: a
+    path that cannot be written stops the start before them, naming the option."""
+    if path.is_dir():
+        raise SettingsError(f"--ready-file {path}: is a folder; {READY}")
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK | os.X_OK):
+        raise SettingsError(f"--ready-file {path}: no folder {path.parent} to write in; {READY}")
+
+
+def check_tls(opts: ServerOptions) -> None:
+    """Load the certificate and key once before anything starts: uvicorn loads them only
+    once the services run, and a file that is not PEM was its traceback. SettingsError
+    names the file; an encrypted key is refused, not asked about on the terminal."""
+    if not opts.tls_cert:
+        return
+    for key, path, what in (
+        ("tls_cert", opts.tls_cert, "CERTIFICATE"),
+        ("tls_key", opts.tls_key, "PRIVATE KEY"),
+    ):
+        try:
+            text = Path(path).read_bytes()
+        except OSError as exc:
+            raise SettingsError(f"server.{key} {path!r}: cannot read it ({exc.strerror})") from None
+        if f"{what}-----".encode() not in text:
+            raise SettingsError(
+                f"server.{key} {path!r}: not a PEM {what.lower()} (no BEGIN {what} line)"
+            )
+    files = f"server.tls_cert {opts.tls_cert!r}, server.tls_key {opts.tls_key!r}"
+
+    def no_passphrase() -> str:
+        raise SettingsError(f"{files}: the key is encrypted; give it without a passphrase")
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            opts.tls_cert, opts.tls_key, password=no_passphrase
+        )
+    except ssl.SSLError as exc:
+        mismatch = "MISMATCH" in str(exc)
+        why = "the key is not the certificate's" if mismatch else "not a usable certificate and key"
+        raise SettingsError(f"{files}: {why} ({exc.reason or exc})") from None
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
