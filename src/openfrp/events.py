@@ -71,7 +71,8 @@ NAMES: dict[str, str] = {
     "reconnect.attempt": "terminal: a reconnect attempt (4103; attrs.attempt, attrs.delay_ms)",
     "reconnect.succeeded": "terminal: the session was resumed (attrs.attempts, recovery_ms)",
     "reconnect.gave_up": "terminal: reconnect exhausted or refused (4106; a refusal's "
-    "attrs.refused_code, attrs.refused_reason)",
+    "attrs.refused_code, attrs.refused_reason; else attrs.all_refused, true when every attempt "
+    "found nothing listening, and attrs.last_error)",
     "message.shown": "terminal: a pop-up message was shown to the person (code)",
     "probe.stun": "either side: STUN binding probe result (5009 on failure; attrs.rtt_ms)",
     "probe.turn": "either side: TURN allocate probe result (5010 on failure)",

@@ -266,3 +266,31 @@ def test_an_end_the_terminal_learns_from_a_refused_resume_names_the_category(
     assert _category(tmp_path, _refused_by_a_restart("k", code)) == category
     ended = ev("k", 11, "server", "session.ended", 4009, reason="idle timeout")
     assert _category(tmp_path, [*_refused_by_a_restart("k", code), ended]) == "reconnect_exhausted"
+
+
+def test_a_server_that_never_came_back_is_its_crash_not_the_network(tmp_path: Path) -> None:
+    """Every attempt of the terminal found nothing listening and the server's log just stops:
+    the server went away. One attempt that reached something is still the network's."""
+
+    def gave_up(all_refused: bool) -> list[dict[str, object]]:
+        return [
+            ev("d", 1, "terminal", "connect.attempt"),
+            ev("d", 1.1, "terminal", "connection.established", client="cli", resume=False),
+            ev("d", 1.2, "server", "session.started"),
+            ev("d", 10, "terminal", "connection.lost", 4102),
+            ev("d", 10.5, "terminal", "reconnect.attempt", 4103, attempt=1),
+            ev(
+                "d",
+                12,
+                "terminal",
+                "reconnect.gave_up",
+                4106,
+                all_refused=all_refused,
+                last_error="ConnectionRefusedError: [Errno 111] Connect call failed",
+            ),
+        ]
+
+    assert _category(tmp_path, gave_up(True)) == "server_crash"
+    assert _category(tmp_path, gave_up(False)) == "reconnect_exhausted"
+    ended = ev("d", 11, "server", "session.ended", 4009, reason="idle timeout")
+    assert _category(tmp_path, [*gave_up(True), ended]) == "reconnect_exhausted"
