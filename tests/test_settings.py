@@ -279,3 +279,23 @@ def test_the_default_timers_fit_frp8_and_a_websocket_launchpad_is_not_checked(
     )
     config = settings.load(path)
     assert config.launchpads["rtc"].frp == 8 and config.launchpads["ws"].connect_timeout == 1
+
+
+def test_an_idle_timeout_shorter_than_the_reconnect_window_is_doubted(tmp_path: Path) -> None:
+    """Valid, but a terminal still within its window is refused with 4009: the operator hears
+    it at start (serve logs each doubt as a warning)."""
+    config = settings.load(
+        write(
+            tmp_path,
+            """
+            [launchpads.kiosk]
+            idle_timeout = 60
+            [launchpads.desktop]
+            """,
+        )
+    )
+    assert config.doubts() == [
+        "launchpad kiosk: idle_timeout 60 s is shorter than reconnect_window 120 s: a terminal "
+        "still reconnecting after idle_timeout is refused with 4009"
+    ]
+    assert Config().doubts() == []

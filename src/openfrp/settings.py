@@ -249,6 +249,18 @@ class Config:
         default_factory=lambda: {"desktop": SessionSettings()}
     )
 
+    def doubts(self) -> list[str]:
+        """Settings that are valid but work against each other, for the operator to hear."""
+        said = []
+        for name, pad in self.launchpads.items():
+            if pad.idle_timeout < pad.reconnect_window:
+                said.append(
+                    f"launchpad {name}: idle_timeout {pad.idle_timeout:g} s is shorter than "
+                    f"reconnect_window {pad.reconnect_window:g} s: a terminal still reconnecting "
+                    "after idle_timeout is refused with 4009"
+                )
+        return said
+
     def for_launchpad(self, name: str) -> SessionSettings:
         try:
             return self.launchpads[name]

@@ -174,7 +174,8 @@ def test_openapi_is_generated_from_the_routes_the_readme_lists(e2e: E2E) -> None
 
 
 def test_the_operator_log_is_json_lines_on_stderr(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "server.toml", tmp_path / "data")
+    kiosk = {"idle_timeout": 60.0, "reconnect_window": 90.0}  # valid, but working against itself
+    config = write_config(tmp_path / "server.toml", tmp_path / "data", launchpads={"kiosk": kiosk})
     ready = tmp_path / "ready.txt"
     process = subprocess.Popen(
         [OPENFRP, "serve", f"--config={config}", "--log-format=json", f"--ready-file={ready}"],
@@ -197,6 +198,11 @@ def test_the_operator_log_is_json_lines_on_stderr(tmp_path: Path) -> None:
     messages = [line["message"] for line in lines]
     assert f"openfrp server e2e-host listening on {url}" in messages, messages
     assert any(m.startswith("config: registry sqlite ") for m in messages), messages
+    doubt = (
+        "launchpad kiosk: idle_timeout 60 s is shorter than reconnect_window 90 s: a terminal "
+        "still reconnecting after idle_timeout is refused with 4009"
+    )
+    assert [line["level"] for line in lines if line["message"] == doubt] == ["warning"]
     assert "stopping on SIGTERM: live sessions end with 4019" in messages
     assert messages[-1] == "stopped"
     assert {line["logger"] for line in lines} == {"openfrp.server"}

@@ -352,5 +352,7 @@ def _log_start(config: Config, state: ServerState) -> None:
         opts.display,
         pads,
     )
+    for doubt in config.doubts():
+        oplog.warning(doubt)
     if not state.isolation.available:
         oplog.warning("not running as root: session apps run as the server's own user")
