@@ -207,6 +207,29 @@ def test_connect_refuses_a_websocket_url_of_another_form_at_once(
     assert not log.exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "where", "says"),
+    [
+        ("--log", "folder", "is a directory; name a file in it"),
+        ("--log", "folder/missing/t.jsonl", "its folder does not exist"),
+        ("--screenshot", "folder", "is a directory; name a file in it"),
+        ("--downloads", "ticket.json", "is not a directory"),
+    ],
+)
+def test_connect_refuses_a_path_it_could_not_use_at_once(
+    option: str, where: str, says: str, tmp_path: Path
+) -> None:
+    """Before, --log onto a folder was a traceback, and --screenshot and --downloads failed
+    only when the session gave them something to write."""
+    (tmp_path / "folder").mkdir()
+    ticket = _ticket_file(tmp_path, "ws://127.0.0.1:1/frp7")
+    path = str(tmp_path / where)
+    log = [] if option == "--log" else ["--log", str(tmp_path / "t.jsonl")]
+    done = run("connect", ticket, "--no-stdin", *log, option, path)
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.splitlines() == [f"openfrp connect: {option} {path}: {says}"]
+
+
 def test_connect_to_a_session_that_has_ended_exits_1() -> None:
     over = "This session is over: ask whoever sent you the link for a new session."
     answer = {"error": "session 's-1' has ended", "final_code": 4019, "next": over}

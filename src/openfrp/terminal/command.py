@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+from pathlib import Path
 from typing import Any
 
 from openfrp import codes
@@ -49,9 +50,25 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """SettingsError naming a --log, --screenshot or --downloads the terminal could not use:
+    found at start, not in a traceback or at the session's end."""
+    for option, path in (("--log", args.log), ("--screenshot", args.screenshot)):
+        if path is None:
+            continue
+        if Path(path).is_dir():
+            raise SettingsError(f"{option} {path}: is a directory; name a file in it")
+        if not Path(path).parent.resolve().is_dir():
+            raise SettingsError(f"{option} {path}: its folder does not exist")
+    downloads = Path(args.downloads) if args.downloads is not None else None
+    if downloads is not None and downloads.exists() and not downloads.is_dir():
+        raise SettingsError(f"--downloads {args.downloads}: is not a directory")
+
+
 def _cmd_connect(args: argparse.Namespace) -> int:
     from openfrp.terminal.client import Terminal, read_commands
 
+    _check_paths(args)
     for option, url in (("--ws-url", args.ws_url), ("--signaling-url", args.signaling_url)):
         if url is not None:  # checked now: the terminal would retry it until connect_timeout
             checked_url(
@@ -76,7 +93,10 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     log_path = args.log or str(resolve_data_dir() / "logs" / f"terminal-{ticket.session_id}.jsonl")
 
     async def main() -> int:
-        log = EventLog(log_path)
+        try:
+            log = EventLog(log_path)
+        except OSError as exc:  # unwritable, say: the default path is checked here only
+            raise SettingsError(f"event log {log_path}: cannot write it ({exc.strerror})") from None
         terminal = Terminal(
             ticket,
             settings,
