@@ -9,11 +9,10 @@ import time
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Page
 
-from tests.e2e.browser import CHROMIUM, Browser, joined
+from tests.e2e.browser import CHROMIUM, Browser
 from tests.e2e.conftest import E2E
-from tests.e2e.test_input import xev, xev_server
+from tests.e2e.test_input import xev, xev_page
 from tests.support.xev import XEvent, XevFile, needs_xev, typed
 
 pytestmark = [
@@ -21,16 +20,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"),
 ]
 __all__ = ["xev"]  # the fixture
-
-
-def started(e2e: E2E, browser: Browser, xev: XevFile) -> Page:
-    server = xev_server(e2e, xev.path)
-    ticket = server.launch("alice", "x")
-    joined(server, browser, ticket, server.port)
-    browser.wait("v.frames >= 1 && v.video.picture !== null")
-    xev.ready()
-    page: Page = browser.page
-    return page
 
 
 def wait_for(xev: XevFile, done: Callable[[list[XEvent]], bool], what: str) -> list[XEvent]:
@@ -57,7 +46,7 @@ def test_a_drag_let_go_off_the_picture_ends_there_in_the_app(
     """The page keeps the pointer while a button is down: a release over the bar (floating
     over the picture) is the app's at that point, a fast drag past the window's edge ends at
     the screen's last column or row, and a window losing focus mid-drag lets the button go."""
-    page = started(e2e, browser, xev)
+    page = xev_page(e2e, browser, xev)
     size = browser.view()["video"]["remote"]
     bar = page.locator("#bar").bounding_box()
     assert bar is not None
@@ -108,7 +97,7 @@ def test_one_wheel_notch_is_one_click_in_the_app(e2e: E2E, browser: Browser, xev
     Linux; both axes) and Firefox's line-mode notches are one X button click each; touchpad
     deltas add up to a click; a leftover neither takes a notch's click after the direction
     turns nor adds one after a pause. Key presses mark where each part ends."""
-    page = started(e2e, browser, xev)
+    page = xev_page(e2e, browser, xev)
     page.mouse.move(400, 300)
     for dx, dy in ((0, 100), (0, 120), (0, 120), (0, 53), (100, 0), (-120, 0), (0, -120)):
         page.mouse.wheel(dx, dy)
@@ -130,7 +119,7 @@ def test_a_key_let_go_in_the_menu_is_let_go_in_the_app(
 ) -> None:
     """Ctrl held while the gear is clicked (the menu takes the focus) and let go there: the
     app sees Ctrl go up, so what is typed after the menu closes is not Ctrl+letters."""
-    page = started(e2e, browser, xev)
+    page = xev_page(e2e, browser, xev)
     page.mouse.click(400, 300)
     page.keyboard.down("Control")
     wait_for(xev, lambda events: any(e.keysym == 0xFFE3 for e in events), "Control_L")

@@ -11,7 +11,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,6 +19,11 @@ from tests.e2e.conftest import E2E
 from tests.e2e.harness import ServerProcess, diagnosis, hello_for
 from tests.support.sandbox import shared_folder
 from tests.support.xev import XEV_ARGS, XevFile, held, needs_xev, typed
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+    from tests.e2e.browser import Browser
 
 pytestmark = needs_xev
 
@@ -32,6 +37,19 @@ def xev_server(e2e: E2E, out: Path, then: str = "") -> ServerProcess:
         account={"receive_timeout": 10.0},  # raw clients do not answer pings
         launchpads={"x": {"display_ready_timeout": 10.0, "app_command": app}},
     )
+
+
+def xev_page(e2e: E2E, browser: Browser, xev: XevFile) -> Page:
+    """The page joined to a session of xev_server's, once it draws and xev listens."""
+    from tests.e2e.browser import joined
+
+    server = xev_server(e2e, xev.path)
+    ticket = server.launch("alice", "x")
+    joined(server, browser, ticket, server.port)
+    browser.wait("v.frames >= 1 && v.video.picture !== null")
+    xev.ready()
+    page: Page = browser.page
+    return page
 
 
 def display_of(server: ServerProcess, sid: str) -> dict[str, Any]:

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from tests.desk.test_input import chords
-from tests.e2e.browser import CHROMIUM, Browser, joined
+from tests.e2e.browser import CHROMIUM, Browser
 from tests.e2e.conftest import E2E
-from tests.e2e.test_input import xev, xev_server
+from tests.e2e.test_input import xev, xev_page, xev_server
 from tests.support.xev import XevFile, needs_xev
 
 pytestmark = needs_xev
@@ -61,12 +61,7 @@ def test_the_terminals_key_command_sends_chords_as_held(e2e: E2E, xev: XevFile) 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium")
 def test_the_pages_chords_keep_shift(e2e: E2E, browser: Browser, xev: XevFile) -> None:
-    server = xev_server(e2e, xev.path)
-    ticket = server.launch("alice", "x")
-    joined(server, browser, ticket, server.port)
-    browser.wait("v.frames >= 1")
-    xev.ready()
-    page = browser.page
+    page = xev_page(e2e, browser, xev)
     page.click("#screen")
     pressed = {
         "Shift+Space": "Shift+space",
