@@ -78,6 +78,7 @@ class Clause:
     active: bool | None = None
     seen: tuple[Matcher, ...] = ()
     unless: tuple[Matcher, ...] = ()
+    server_ended: bool | None = None  # the server's log holds the session's end
 
     @property
     def codes(self) -> tuple[int, ...]:
@@ -100,6 +101,8 @@ class Clause:
             parts.append(f"NOT unknown_codes AND (coalesce(code_mask, 0) & {others}) = 0")
         if self.active is not None:
             parts.append("active" if self.active else "NOT active")
+        if self.server_ended is not None:
+            parts.append(f"server_end_ts IS {'NOT ' if self.server_ended else ''}NULL")
         parts += [f"coalesce({m.column}, false)" for m in self.seen]
         parts += [f"NOT coalesce({m.column}, false)" for m in self.unless]
         return "(" + " AND ".join(parts) + ")"
@@ -181,14 +184,19 @@ def _matcher(category: str, data: object) -> Matcher:
     )
 
 
+def _flag(category: str, data: dict[str, object], key: str) -> bool | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise RuleError(f"rule {category}: '{key}' must be true or false")
+    return value
+
+
 def _clause(category: str, data: dict[str, object]) -> Clause:
-    unknown = set(data) - {"final", "any", "only", "active", "seen", "unless"}
+    unknown = set(data) - {"final", "any", "only", "active", "server_ended", "seen", "unless"}
     if unknown:
         raise RuleError(f"rule {category}: unknown condition(s) {sorted(unknown)}")
     lists = {key: _code_list(category, key, data.get(key, [])) for key in ("final", "any", "only")}
-    active = data.get("active")
-    if active is not None and not isinstance(active, bool):
-        raise RuleError(f"rule {category}: 'active' must be true or false")
+    active, server_ended = (_flag(category, data, key) for key in ("active", "server_ended"))
     events: dict[str, tuple[Matcher, ...]] = {}
     for key in ("seen", "unless"):
         items = data.get(key, [])
@@ -196,7 +204,13 @@ def _clause(category: str, data: dict[str, object]) -> Clause:
             raise RuleError(f"rule {category}: '{key}' must be a list of event conditions")
         events[key] = tuple(_matcher(category, item) for item in items)
     return Clause(
-        lists["final"], lists["any"], lists["only"], active, events["seen"], events["unless"]
+        lists["final"],
+        lists["any"],
+        lists["only"],
+        active,
+        events["seen"],
+        events["unless"],
+        server_ended,
     )
 
 
