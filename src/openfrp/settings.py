@@ -54,6 +54,9 @@ class SessionSettings:
     app_command: str = ""
     fit_windows: bool = False  # the app's windows fill the screen and follow it (no WM)
     run_as: str = ""  # the OS user the app runs as (needs root); "" = a pool user as root
+    # the most processes the app's user may run (RLIMIT_NPROC), set where the app starts as
+    # a user of its own (a root server)
+    max_app_processes: int = 1024
     video_failure_limit: int = 5
     max_width: int = 1920  # the largest screen a terminal's window may ask for, in pixels
     max_height: int = 1080

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
+import resource
 import secrets
 import shlex
 import shutil
@@ -342,9 +344,20 @@ async def start_app(
 ) -> asyncio.subprocess.Process | None:
     """Start the launchpad's desktop/app process as `account`, with exactly `env` and nothing
     of the server's environment; its exit ends the session (4018). It gets SIGTERM if the
-    server process dies (leftovers.py)."""
+    server process dies (leftovers.py). Run as a user of its own, its user may run at most
+    `max_app_processes` processes."""
     if not settings.app_command:
         return None
+    limit = None
+    if account.switched:
+        # Its own user's process count (RLIMIT_NPROC counts every process of that user), soft
+        # and hard, so the app cannot raise it: no fork bomb takes the machine's process table.
+        # Not switched, the app would share the server's user, whose count is the server's own.
+        hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        most = settings.max_app_processes
+        if hard != resource.RLIM_INFINITY:
+            most = min(most, hard)
+        limit = functools.partial(resource.setrlimit, resource.RLIMIT_NPROC, (most, most))
     return await asyncio.create_subprocess_exec(
         *die_with_server(),
         *shlex.split(settings.app_command),
@@ -353,5 +366,6 @@ async def start_app(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=limit,
         **account.popen_args(),
     )

@@ -6,22 +6,30 @@ leased to one session at a time (a lock file held by the server process, so two 
 one machine never share one) and reused only after its session ended and every process of
 that user is gone: a user whose lock no server holds but still runs processes (a session of
 a killed server) has them killed when it is leased again. Each session gets a fresh home
-folder (0700, owned by that user) that is removed when the session ends. Not root, the app
-runs as the server's user: isolation is unavailable and the server says so at start.
+folder (0700, owned by that user) that is removed when the session ends. What a pool user
+leaves outside its home (files in /tmp, /var/tmp, /dev/shm, POSIX message queues, SysV shared
+memory, semaphores and message queues) is removed when its session ends and again before the
+user is leased (a server killed before it cleaned): `sweep`. Not root, the app runs as the
+server's user: isolation is unavailable and the server says so at start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
+import errno
 import fcntl
 import glob
+import logging
 import os
 import pwd
 import secrets
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -42,6 +50,14 @@ KILL_WAIT = 3.0  # seconds for a pool user's leftover processes to exit after SI
 FAMILY_LOCAL = 256
 FAMILY_WILD = 0xFFFF
 COOKIE_NAME = b"MIT-MAGIC-COOKIE-1"
+# Where a pool user's leftovers outside its home can be (each walked on its own filesystem).
+SWEEP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
+SWEEP_LIMIT = 200_000  # entries one sweep looks at, in all its folders
+SWEEP_DEPTH = 200  # folders deep a sweep goes
+SYSV_IPC = ("shm", "sem", "msg")  # /proc/sysvipc/NAME
+IPC_RMID = 0
+
+oplog = logging.getLogger("openfrp.server")
 
 
 def _home_prefix(session_id: str) -> str:
@@ -139,6 +155,9 @@ class Account:
     pooled: bool
     lock: IO[bytes] | None = None
     commands: Path | None = None  # the folder of the session's own `openfrp` (guest_command)
+    # what the sweep before the lease removed (counts), what the one at the session's end did
+    cleared: dict[str, Any] | None = None
+    cleared_at_end: dict[str, Any] | None = None
 
     @property
     def switched(self) -> bool:
@@ -174,7 +193,15 @@ class Account:
         write_private(self.home / ".Xauthority", xauthority(cookie, number), self.uid, self.gid)
 
     def describe(self) -> dict[str, Any]:
-        return {"user": self.name, "uid": self.uid, "home": str(self.home), "pooled": self.pooled}
+        described = {
+            "user": self.name,
+            "uid": self.uid,
+            "home": str(self.home),
+            "pooled": self.pooled,
+        }
+        if self.cleared is not None:  # a pool user: what an earlier session had left
+            described["cleared"] = self.cleared
+        return described
 
 
 class Isolation:
@@ -202,6 +229,9 @@ class Isolation:
             pw = pwd.getpwuid(os.geteuid())
         account = Account(pw.pw_name, pw.pw_uid, pw.pw_gid, Path(), lock is not None, lock)
         try:
+            if account.pooled:  # normally nothing: the last session's end swept already
+                account.cleared = sweep(account.uid)
+                _note(account, account.cleared, "before its lease")
             account.home = Path(tempfile.mkdtemp(prefix=_home_prefix(session_id), dir=self.homes))
             os.chmod(account.home, 0o700)
             os.chown(account.home, account.uid, account.gid)
@@ -263,8 +293,9 @@ class Isolation:
         return pwd.getpwnam(name)
 
     def _release(self, account: Account) -> None:
-        """End what is left of a pool user's processes, remove the home, free the user (a
-        process that outlives this still keeps the user from being leased again)."""
+        """End what is left of a pool user's processes, remove the home and what the user
+        left outside it (sweep), free the user (a process that outlives this still keeps the
+        user from being leased again)."""
         if account.pooled:
             grace = time.monotonic() + TERM_WAIT
             while processes_of(account.uid) and time.monotonic() < grace:
@@ -272,11 +303,32 @@ class Isolation:
             _kill_all(account.uid)
         if account.home.name.startswith("openfrp-"):
             shutil.rmtree(account.home, ignore_errors=True)
+        if account.pooled:
+            try:
+                account.cleared_at_end = cleared = sweep(account.uid)
+            except Exception:
+                oplog.exception("pool user %s: sweeping what it left failed", account.name)
+            else:
+                _note(account, cleared, "at its session's end")
         if account.lock is not None:
             account.lock.close()
             account.lock = None
             with self._lock:
                 self._leased.discard(account.name)
+
+
+def _note(account: Account, cleared: dict[str, Any], when: str) -> None:
+    """Tell the operator what a sweep removed (counts; a warning when some had to stay)."""
+    if not any(cleared.values()):
+        return
+    oplog.log(
+        logging.WARNING if cleared["incomplete"] else logging.INFO,
+        "isolation.cleared: pool user %s (uid %d) %s: %s",
+        account.name,
+        account.uid,
+        when,
+        ", ".join(f"{key} {value}" for key, value in cleared.items() if value),
+    )
 
 
 def _kill_all(uid: int) -> list[int]:
@@ -289,3 +341,193 @@ def _kill_all(uid: int) -> list[int]:
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.02)
     return pids
+
+
+# -- what a pool user leaves outside its home ---------------------------------------------
+
+
+class _Budget:
+    """How many more entries a sweep may look at."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.exhausted = False
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            self.exhausted = True
+            return False
+        self.left -= 1
+        return True
+
+
+def _open_dir(name: str, dir_fd: int | None, dev: int) -> int | None:
+    """A descriptor of the folder `name` (never through a symlink) when it is on device
+    `dev`, else None."""
+    try:
+        fd = os.open(
+            name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
+        )
+    except OSError:
+        return None
+    if os.fstat(fd).st_dev != dev:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _names(fd: int) -> list[str]:
+    with contextlib.suppress(OSError), os.scandir(fd) as entries:
+        return [entry.name for entry in entries]
+    return []
+
+
+def _remove_all(parent: int, name: str, dev: int, depth: int, budget: _Budget) -> tuple[int, bool]:
+    """Remove the folder `name` (in `parent`) and all in it on its filesystem, whoever owns
+    it: (entries removed, whether some had to stay)."""
+    fd = _open_dir(name, parent, dev) if depth < SWEEP_DEPTH else None
+    if fd is None:
+        return 0, True
+    removed, kept = 0, False
+    try:
+        for child in _names(fd):
+            if not budget.take():
+                return removed, True
+            try:
+                st = os.stat(child, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    count, stayed = _remove_all(fd, child, dev, depth + 1, budget)
+                    removed, kept = removed + count, kept or stayed
+                else:
+                    os.unlink(child, dir_fd=fd)
+                    removed += 1
+            except FileNotFoundError:
+                pass
+            except OSError:
+                kept = True
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=parent)
+        removed += 1
+    except FileNotFoundError:
+        pass
+    except OSError:
+        kept = True
+    return removed, kept
+
+
+def _sweep_dir(fd: int, uid: int, dev: int, depth: int, budget: _Budget) -> tuple[int, bool]:
+    """Remove what `uid` owns in the open folder `fd` (a folder it owns whole), looking into
+    the folders of others anyone may write in on the same filesystem, never through a
+    symlink."""
+    removed, kept = 0, False
+    for name in _names(fd):
+        if not budget.take():
+            return removed, True
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            continue
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if st.st_uid == uid:
+            if is_dir:
+                count, stayed = _remove_all(fd, name, dev, depth + 1, budget)
+            else:
+                try:
+                    os.unlink(name, dir_fd=fd)
+                    count, stayed = 1, False
+                except FileNotFoundError:
+                    count, stayed = 0, False
+                except OSError:
+                    count, stayed = 0, True
+            removed, kept = removed + count, kept or stayed
+        elif is_dir and st.st_dev == dev and st.st_mode & stat.S_IWOTH:
+            # Only a folder anyone may write in can hold the user's entries (its group is its
+            # own): the rest of /tmp (a checkout, a venv) is not walked at every session end.
+            if depth + 1 >= SWEEP_DEPTH:
+                kept = True
+                continue
+            sub = _open_dir(name, fd, dev)
+            if sub is None:
+                continue
+            try:
+                count, stayed = _sweep_dir(sub, uid, dev, depth + 1, budget)
+            finally:
+                os.close(sub)
+            removed, kept = removed + count, kept or stayed
+    return removed, kept
+
+
+def sweep_files(
+    uid: int, roots: tuple[str, ...] = SWEEP_ROOTS, limit: int = SWEEP_LIMIT
+) -> tuple[int, bool]:
+    """Remove every entry `uid` owns under `roots` (each walked on its own filesystem, at most
+    `limit` entries in all): (entries removed, whether the walk was cut short or some stayed)."""
+    budget = _Budget(limit)
+    removed, kept = 0, False
+    for root in roots:
+        try:
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue  # not there (/dev/mqueue unmounted) or a symlink
+        try:
+            count, stayed = _sweep_dir(fd, uid, os.fstat(fd).st_dev, 0, budget)
+        finally:
+            os.close(fd)
+        removed, kept = removed + count, kept or stayed
+    return removed, kept or budget.exhausted
+
+
+def sysv_ipc_of(uid: int, kind: str) -> list[int]:
+    """The ids of the SysV IPC objects of `kind` (shm, sem, msg) that `uid` owns or created."""
+    try:
+        lines = Path("/proc/sysvipc", kind).read_text().splitlines()
+    except OSError:
+        return []
+    if not lines:
+        return []
+    header = lines[0].split()
+    try:
+        owner, creator = header.index("uid"), header.index("cuid")
+    except ValueError:
+        return []
+    found = []
+    for line in lines[1:]:
+        columns = line.split()
+        with contextlib.suppress(ValueError, IndexError):
+            if uid in (int(columns[owner]), int(columns[creator])):
+                found.append(int(columns[1]))
+    return found
+
+
+_libc: Any = None
+
+
+def _remove_ipc(kind: str, ident: int) -> bool:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if kind == "shm":
+        result = _libc.shmctl(ident, IPC_RMID, None)
+    elif kind == "sem":
+        result = _libc.semctl(ident, 0, IPC_RMID)
+    else:
+        result = _libc.msgctl(ident, IPC_RMID, None)
+    return result == 0 or ctypes.get_errno() in (errno.EINVAL, errno.EIDRM)
+
+
+def sweep(uid: int) -> dict[str, Any]:
+    """Remove what user `uid` left outside its home once none of its processes runs: its
+    files in /tmp, /var/tmp, /dev/shm and /dev/mqueue (POSIX message queues, where mounted)
+    and its SysV IPC objects. Blocking: call it from a worker thread. Counts only, for the log
+    (never a name of the user's)."""
+    files, incomplete = sweep_files(uid)
+    cleared: dict[str, Any] = {"files": files}
+    for kind in SYSV_IPC:
+        ids = sysv_ipc_of(uid, kind)
+        gone = sum(_remove_ipc(kind, ident) for ident in ids)
+        cleared[f"sysv_{kind}"] = gone
+        incomplete = incomplete or gone < len(ids)
+    cleared["incomplete"] = incomplete
+    return cleared
