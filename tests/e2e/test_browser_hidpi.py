@@ -110,3 +110,35 @@ def test_a_hidpi_window_over_the_limits_gets_its_css_pixels_drawn_2x(
         assert hidpi.errors == []
     finally:
         context.close()
+
+
+def test_a_window_moved_to_a_screen_of_another_pixel_ratio_gets_its_device_pixels(
+    e2e: E2E, browser: Browser
+) -> None:
+    """The CSS size stays and the browser fires no `resize` (a window dragged from a 1x to a
+    1.5x monitor, the system's scale changed): the session's screen still follows the device
+    pixels. It kept the old size, drawn stretched and soft."""
+    server = desktop(e2e)
+    ticket = server.launch("ines", "x")
+    context = browser.page.context.browser.new_context(viewport={"width": 800, "height": 500})
+    try:
+        moved = Browser(context.new_page())
+        page = moved.page
+        joined(server, moved, ticket, server.port)
+        moved.wait("v.video.remote !== null && v.video.remote.width === 800", timeout=15)
+        page.evaluate("() => { window.resizes = 0; addEventListener('resize', () => resizes++); }")
+        cdp = context.new_cdp_session(page)
+        metrics = {"width": 800, "height": 500, "mobile": False}
+        for ratio, width, height in ((1.5, 1200, 750), (1, 800, 500)):
+            cdp.send("Emulation.setDeviceMetricsOverride", {**metrics, "deviceScaleFactor": ratio})
+            moved.wait(
+                f"v.video.remote !== null && v.video.remote.width === {width}"
+                f" && v.video.remote.height === {height}",
+                timeout=15,
+            )
+            asked = moved.view()["video"]["asked"]
+            assert asked == {"width": width, "height": height, "scale": ratio}
+        assert page.evaluate("() => window.resizes") == 0  # only the ratio told the page
+        assert moved.errors == []
+    finally:
+        context.close()

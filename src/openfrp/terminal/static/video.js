@@ -23,6 +23,7 @@ const TILE = 64;  // media/changes.py
 const DECODE_QUEUE_LIMIT = 8;  // frames waiting in a decoder before it counts as behind
 const KEYFRAME_RETRY_MS = 1000;
 const RESIZE_DEBOUNCE_MS = 250;
+const RATIO_CHECK_MS = 1000;  // how often the pixel ratio is looked at (see the constructor)
 const SNAP_PX = 16;  // a screen this much smaller than the window is drawn at a whole scale
 const BT601 = { primaries: "smpte170m", transfer: "smpte170m", matrix: "smpte170m",
                 fullRange: false };
@@ -96,10 +97,16 @@ class VideoStream {
     this.resizeTimer = null;
     this.connected = false;
     this.layout();
-    window.addEventListener("resize", () => {
+    const resized = () => {
       clearTimeout(this.resizeTimer);
       this.resizeTimer = setTimeout(() => this.windowResized(), RESIZE_DEBOUNCE_MS);
-    });
+    };
+    window.addEventListener("resize", resized);
+    // A window moved to a screen of another pixel ratio (or the system's scale changed) keeps
+    // its CSS size: no `resize`, and a media query's change did not come every time either.
+    setInterval(() => {
+      if ((window.devicePixelRatio || 1) !== this.view.screen.scale) resized();
+    }, RATIO_CHECK_MS);
   }
 
   // The window in device pixels: what the session's screen should be.
