@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from tests.e2e.harness import RawClient, ServerProcess, TerminalProcess
 from tests.support.coturn import PASSWORD, USER, Coturn
 from tests.support.faultproxy import ProxyProcess, start_proxy_process
 from tests.support.redis_server import RedisServer
+from tests.support.sandbox import shared_folder
 
 
 class E2E:
@@ -149,6 +151,18 @@ def frp8_server(
         **server,
     }
     return e2e.server(launchpads={"rtc": launchpad or FRP8_PAD}, server=options)
+
+
+@contextlib.contextmanager
+def shared_e2e_env() -> Iterator[E2E]:
+    """An E2E under a folder any user may traverse (0755): a root server's session app runs
+    as a user of its own, which must reach what the test gives it there."""
+    with shared_folder(0o755) as root:
+        env = E2E(root)
+        try:
+            yield env
+        finally:
+            env.close()
 
 
 @pytest.fixture

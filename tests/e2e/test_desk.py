@@ -26,9 +26,8 @@ from Xlib import X
 
 from openfrp.desk.xconnect import open_display
 from openfrp.server.command import DEMO_APP
-from tests.e2e.conftest import E2E
+from tests.e2e.conftest import E2E, shared_e2e_env
 from tests.e2e.harness import SECRET, ServerProcess, bounded, diagnosis, hello_for
-from tests.support.sandbox import shared_folder
 from tests.support.xselection import XApp, read_cookie
 
 needs_xvfb = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
@@ -42,12 +41,8 @@ HOSTILE = ["../../etc/evil", "..", "a\x00b.txt", "é" * 300 + ".txt", ".bashrc",
 def shared_e2e() -> Iterator[E2E]:
     """Servers under a folder the session's own user may traverse (its app runs as that
     user when the tests run as root)."""
-    with shared_folder(0o755) as root:
-        env = E2E(root)
-        try:
-            yield env
-        finally:
-            env.close()
+    with shared_e2e_env() as env:
+        yield env
 
 
 class Session:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from openfrp.server.isolation import processes_of
-from tests.e2e.conftest import E2E
+from tests.e2e.conftest import E2E, shared_e2e_env
 from tests.e2e.harness import (
     SECRET,
     E2EError,
@@ -32,7 +32,6 @@ from tests.e2e.harness import (
 )
 from tests.support.sandbox import (
     needs_root,
-    shared_folder,
     unprivileged_python,
 )
 
@@ -93,12 +92,8 @@ exec sleep 60
 def open_e2e(monkeypatch: pytest.MonkeyPatch) -> Iterator[E2E]:
     """An E2E whose servers live under a folder any user may traverse (mode 0755)."""
     monkeypatch.setenv("OPENFRP_PROBE_SECRET", ENV_SECRET)  # in the server's environment
-    with shared_folder(0o755) as root:
-        env = E2E(root)
-        try:
-            yield env
-        finally:
-            env.close()
+    with shared_e2e_env() as env:
+        yield env
 
 
 def start(e2e: E2E, server: ServerProcess, ticket: dict[str, Any]) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from openfrp.server.isolation import processes_of
-from tests.e2e.conftest import E2E
+from tests.e2e.conftest import E2E, shared_e2e_env
 from tests.e2e.harness import E2EError, ServerProcess, bounded, hello_for
-from tests.support.sandbox import needs_root, shared_folder
+from tests.support.sandbox import needs_root
 
 pytestmark = [
     needs_root,
@@ -65,12 +65,10 @@ def shm_of(uid: int) -> list[int]:
 
 @pytest.fixture
 def open_e2e() -> Iterator[E2E]:
-    with shared_folder(0o755) as root:
-        env = E2E(root)
+    with shared_e2e_env() as env:
         try:
             yield env
         finally:
-            env.close()
             for path in LEFT + PLANTED:  # what a failing run left
                 if os.path.isdir(path):
                     shutil.rmtree(path, ignore_errors=True)
