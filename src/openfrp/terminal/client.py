@@ -44,6 +44,7 @@ from openfrp.settings import SessionSettings
 from openfrp.terminal.desk import USAGE as DESK_USAGE
 from openfrp.terminal.desk import WORDS as DESK_WORDS
 from openfrp.terminal.desk import TerminalDesk
+from openfrp.terminal.dial import open_tcp, refused_connect
 from openfrp.terminal.frp8 import PeerAttempt
 from openfrp.terminal.keyboard import USAGE, input_command
 from openfrp.terminal.keyboard import WORDS as INPUT_WORDS
@@ -53,7 +54,6 @@ from openfrp.terminal.script import (
     Commands,
     ending,
     parse_size,
-    refused_connect,
     resume_line,
     size_note,
 )
@@ -300,6 +300,7 @@ class Terminal:
         try:
             ws = await connect(
                 self.ws_url,
+                sock=await open_tcp(self.ws_url),
                 open_timeout=None,
                 ping_interval=None,
                 compression=None,

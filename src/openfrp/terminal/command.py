@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -122,19 +124,28 @@ def _cmd_connect(args: argparse.Namespace) -> int:
 def _leave_on_ctrl_c(terminal: Any) -> list[bool]:
     """Ctrl-C leaves as `disconnect` does: the server is told, so it keeps the session for a
     resume (a connection dropped without a word is a loss to the server and the analyzer).
-    A second Ctrl-C stops at once. Returns a list that holds True once it was pressed."""
+    A second Ctrl-C stops at once, whatever the first is waiting on (a worker thread the
+    interpreter would join at exit, a close handshake): every event is already on disk.
+    Returns a list that holds True once it was pressed."""
     loop = asyncio.get_running_loop()
     pressed: list[bool] = []
 
     def leave() -> None:
         pressed.append(True)
-        loop.remove_signal_handler(signal.SIGINT)  # the next one interrupts as usual
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, _stop_now)  # runs even while the loop is busy
         print("interrupted: disconnecting; the session stays open for a resume", flush=True)
         terminal.post("leave", "disconnect")
 
     with contextlib.suppress(NotImplementedError):  # no signal handlers on this platform
         loop.add_signal_handler(signal.SIGINT, leave)
     return pressed
+
+
+def _stop_now(signum: int, frame: object) -> None:
+    print("interrupted again: stopping now", flush=True)
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def register(sub: Any) -> None:

@@ -119,16 +119,6 @@ def size_note(asked: tuple[int, int], given: tuple[int, int]) -> str | None:
     return f"the session's screen is {given[0]}x{given[1]}{why}"
 
 
-def refused_connect(exc: BaseException) -> bool:
-    """Whether the TCP connect was refused: nothing listens there (every address tried)."""
-    if isinstance(exc, ConnectionRefusedError):
-        return True
-    text = str(exc)  # asyncio's "Multiple exceptions: ..." after trying every address
-    return text.startswith("Multiple exceptions:") and text.count("[Errno 111]") == (
-        text.count("[Errno") or -1
-    )
-
-
 def resume_line(ticket: SessionTicket, ws_url: str, argv: list[str] | None = None) -> str:
     """The command that resumes the session: this terminal's own connect line, its link
     carrying the session's token, which lasts as long as the session (a link's expires after
