@@ -11,6 +11,8 @@ the session's own copy is known whatever its line ends, and each size logged is 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -33,6 +35,16 @@ WINDOWS = """() => { const c = navigator.clipboard; const write = c.writeText.bi
 def x_app(server: ServerProcess, sid: str) -> XApp:
     display, home = session_x(server, sid)
     return XApp(display, read_cookie(str(home / ".Xauthority")))
+
+
+@contextmanager
+def page_in_session(e2e: E2E) -> Iterator[tuple[ServerProcess, str, Browser]]:
+    """A server with an X session and a Chromium page joined to it, allowed the clipboard."""
+    server = e2e.server(server=SERVER, launchpads={"x": PAD})
+    ticket = server.launch("alice", "x")
+    with chromium_page(["clipboard-read", "clipboard-write"]) as browser:
+        joined(server, browser, ticket, server.port)
+        yield server, ticket["session_id"], browser
 
 
 def pasted(app: XApp, text: str) -> None:
@@ -59,12 +71,8 @@ def sent_by(browser: Browser) -> list[tuple[str, int]]:
 
 @needs_chromium
 def test_a_windows_paste_reaches_x_apps_with_lf_at_the_size_that_crossed(e2e: E2E) -> None:
-    server = e2e.server(server=SERVER, launchpads={"x": PAD})
-    ticket = server.launch("alice", "x")
-    sid = ticket["session_id"]
-    with chromium_page(["clipboard-read", "clipboard-write"]) as browser:
+    with page_in_session(e2e) as (server, sid, browser):
         page = browser.page
-        joined(server, browser, ticket, server.port)
         app = x_app(server, sid)
         try:
             page.evaluate("(t) => navigator.clipboard.writeText(t)", "one\r\ntwo\r\nthree €\r\n")
@@ -87,12 +95,8 @@ def test_a_windows_paste_reaches_x_apps_with_lf_at_the_size_that_crossed(e2e: E2
 
 @needs_chromium
 def test_the_sessions_copy_is_not_sent_back_from_a_windows_clipboard(e2e: E2E) -> None:
-    server = e2e.server(server=SERVER, launchpads={"x": PAD})
-    ticket = server.launch("alice", "x")
-    sid = ticket["session_id"]
-    with chromium_page(["clipboard-read", "clipboard-write"]) as browser:
+    with page_in_session(e2e) as (server, sid, browser):
         page = browser.page
-        joined(server, browser, ticket, server.port)
         page.evaluate(WINDOWS)
         page.click("#screen")
         copier, app = x_app(server, sid), x_app(server, sid)
