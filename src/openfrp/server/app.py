@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -21,7 +21,7 @@ from openfrp.codes import CodeNumber
 from openfrp.protocol.handshake import TokenError, token_generation, verify_token
 from openfrp.server import web
 from openfrp.server.admission import frp7
-from openfrp.server.desk import FROM_SESSION, MAX_OPEN, Refused, SessionDesk, allows
+from openfrp.server.desk import Refused
 from openfrp.server.keys import matches
 from openfrp.server.registry import RegistryError, SessionRecord
 from openfrp.server.runtime import SessionRuntime
@@ -350,25 +350,11 @@ async def guest_action(request: Request) -> Response:
     return JSONResponse({"session_id": session_id, "final_code": GUEST_ACTIONS[action]})
 
 
-# Guest download bodies being read now, by session: each holds one of the session's MAX_OPEN
-# download slots from before its body is read until it is offered (or refused), so a session
-# never holds more than MAX_OPEN bodies of at most file_transfer_limit each, read or offered.
-_reading: dict[SessionRuntime, int] = {}
-
-
-def _open_downloads(desk: SessionDesk) -> int:
-    """The downloads offered and not yet ended that offer() would count against MAX_OPEN (it
-    first drops those offered to a terminal that has gone)."""
-    primary = desk._primary()
-    return sum(1 for d in desk._downloads.values() if d.cid == primary)
-
-
-def _refuse_download(runtime: SessionRuntime, size: int, status: int, reason: str) -> ApiError:
+def _refuse_download(runtime: SessionRuntime, size: int, reason: str) -> ApiError:
+    """A 413 for a file over file_transfer_limit, logged as refused."""
     runtime.desk.refuse_download(size, reason)
-    if status == 413:
-        said = size_text(runtime.desk.limit)
-        return ApiError(413, f"the file is larger than file_transfer_limit ({said})")
-    return ApiError(status, f"download refused: {reason}")
+    said = size_text(runtime.desk.limit)
+    return ApiError(413, f"the file is larger than file_transfer_limit ({said})")
 
 
 def _declared_size(request: Request) -> int | None:
@@ -380,27 +366,9 @@ def _declared_size(request: Request) -> int | None:
     return int(text)
 
 
-def _download_slot(request: Request, runtime: SessionRuntime) -> int | None:
-    """Refuse, before any of the body is read, a download that cannot be offered: one whose
-    Content-Length is over file_transfer_limit (413), one the policy forbids or one past the
-    MAX_OPEN downloads in progress, reading included (403). Gives the declared size."""
-    desk = runtime.desk
-    declared = _declared_size(request)
-    settings = runtime.machine.settings
-    if declared is not None and declared > desk.limit:
-        raise _refuse_download(
-            runtime, declared, 413, f"over the size limit of {size_text(desk.limit)}"
-        )
-    if not allows(settings.file_transfer, FROM_SESSION):
-        reason = f"file transfer policy is '{settings.file_transfer}'"
-        raise _refuse_download(runtime, declared or 0, 403, reason)
-    if _open_downloads(desk) + _reading.get(runtime, 0) >= MAX_OPEN:
-        reason = f"{MAX_OPEN} downloads are already in progress"
-        raise _refuse_download(runtime, declared or 0, 403, reason)
-    return declared
-
-
-async def _read_download(request: Request, runtime: SessionRuntime, declared: int | None) -> bytes:
+async def _read_download(
+    request: Request, runtime: SessionRuntime, declared: int | None
+) -> bytearray:
     """The body, never more than file_transfer_limit of it held: a body that would pass the
     limit is refused (413) at the piece that would."""
     limit = runtime.desk.limit
@@ -408,32 +376,29 @@ async def _read_download(request: Request, runtime: SessionRuntime, declared: in
     async for piece in request.stream():
         if len(content) + len(piece) > limit:
             size = max(len(content) + len(piece), declared or 0)
-            raise _refuse_download(runtime, size, 413, f"over the size limit of {size_text(limit)}")
+            raise _refuse_download(runtime, size, f"over the size limit of {size_text(limit)}")
         content += piece
-    # offer() only measures and slices the file: hand it the buffer itself rather than a
-    # copy, so a request holds the file once
-    return cast(bytes, content)
+    return content
 
 
 async def guest_download(request: Request) -> Response:
     """A file offered to the terminal from inside the session: the body is the file, the
-    `name` query parameter its name. Checked (size declared, policy, downloads in progress)
-    before its body is read, then read only up to the session's file_transfer_limit."""
+    `name` query parameter its name. Refused before its body is read when its declared size
+    is over file_transfer_limit (413) or the desk has no slot for it (403); then read only up
+    to the limit, so a session holds at most MAX_OPEN such files, read or offered."""
     state = _state(request)
     session_id = request.path_params["session_id"]
     runtime = _guest_runtime(request, state, session_id)
-    declared = _download_slot(request, runtime)
-    _reading[runtime] = _reading.get(runtime, 0) + 1
+    desk = runtime.desk
+    declared = _declared_size(request)
+    if declared is not None and declared > desk.limit:
+        raise _refuse_download(runtime, declared, f"over the size limit of {size_text(desk.limit)}")
     try:
-        content = await _read_download(request, runtime, declared)
-        try:
-            offered = runtime.desk.offer(request.query_params.get("name", ""), content)
-        except Refused as refused:
-            raise ApiError(403, f"download refused: {refused}") from None
-    finally:
-        left = _reading.pop(runtime) - 1
-        if left:
-            _reading[runtime] = left
+        with desk.download_slot(declared or 0) as slot:
+            content = await _read_download(request, runtime, declared)
+            offered = desk.offer(slot, request.query_params.get("name", ""), content)
+    except Refused as refused:
+        raise ApiError(403, f"download refused: {refused}") from None
     return JSONResponse({"session_id": session_id, "offered": offered})
 
 

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,8 +57,15 @@ class Refused(Exception):
 class _Download:
     cid: str
     name: str
-    data: bytes
+    data: bytes | bytearray
     sent: int = 0
+
+
+class DownloadSlot:
+    """One of a session's MAX_OPEN downloads, held from before its file is read (so the file
+    is never read past the cap) until `offer` takes it or `download_slot`'s block ends."""
+
+    held = True
 
 
 class SessionDesk:
@@ -89,6 +96,7 @@ class SessionDesk:
         self._uploads: dict[str, Incoming] = {}
         self._upload_cids: dict[str, str] = {}  # the connection each upload came from
         self._downloads: dict[str, _Download] = {}
+        self._slots = 0  # held by downloads being read, not yet offered
         self._lock = asyncio.Lock()
         self._last_copied: str | None = None  # from the session (X's line ends): not echoed
 
@@ -304,28 +312,52 @@ class SessionDesk:
 
     # -- downloads -------------------------------------------------------------------------
 
-    def offer(self, name: str, data: bytes) -> dict[str, Any]:
-        """A file offered from inside the session; raises Refused (and logs why). The first
-        chunk goes when the terminal acknowledges offset 0 (it is ready to save)."""
-        clean = safe_name(name)
+    @contextlib.contextmanager
+    def download_slot(self, size: int) -> Iterator[DownloadSlot]:
+        """A slot for a file of `size` bytes (as declared; 0 when not) to be read, then given
+        to `offer`; freed if the block ends without. Raises Refused (and logs why) when the
+        policy forbids downloads or MAX_OPEN are offered or being read."""
         cid = self._primary()
         for tid, left in list(self._downloads.items()):  # offered to a terminal now gone
             if left.cid != cid:
                 del self._downloads[tid]
                 self._log("file.refused", FROM_SESSION, len(left.data), "the terminal left")
         try:
-            limit = self._settings.file_transfer_limit
             if not allows(self._settings.file_transfer, FROM_SESSION):
                 raise Refused(f"file transfer policy is '{self._settings.file_transfer}'")
+            if len(self._downloads) + self._slots >= MAX_OPEN:
+                raise Refused(f"{MAX_OPEN} downloads are already in progress")
+        except Refused as refused:
+            self._log("file.refused", FROM_SESSION, size, str(refused))
+            raise
+        slot = DownloadSlot()
+        self._slots += 1
+        try:
+            yield slot
+        finally:
+            if slot.held:
+                slot.held = False
+                self._slots -= 1
+
+    def offer(self, slot: DownloadSlot, name: str, data: bytes | bytearray) -> dict[str, Any]:
+        """A file offered from inside the session in the slot it was read in (taken, so it
+        counts once); raises Refused (and logs why). `data` is kept, not copied. The first
+        chunk goes when the terminal acknowledges offset 0 (it is ready to save)."""
+        if not slot.held:
+            raise ValueError("the download slot is no longer held")
+        clean = safe_name(name)
+        cid = self._primary()
+        try:
+            limit = self._settings.file_transfer_limit
             if len(data) > limit:
                 raise Refused(f"over the size limit of {size_text(limit)}")
-            if len(self._downloads) >= MAX_OPEN:
-                raise Refused(f"{MAX_OPEN} downloads are already in progress")
             if cid is None:
                 raise Refused("no terminal is connected")
         except Refused as refused:
             self._log("file.refused", FROM_SESSION, len(data), str(refused))
             raise
+        slot.held = False
+        self._slots -= 1
         tid = f"d-{secrets.token_hex(6)}"
         self._downloads[tid] = _Download(cid, clean, data)
         self._send(cid, {"type": "file_offer", "id": tid, "name": clean, "size": len(data)})
@@ -361,7 +393,7 @@ class SessionDesk:
         piece = download.data[download.sent : download.sent + CHUNK]
         chunk = {"type": "file_chunk", "id": tid, "offset": download.sent}
         download.sent += len(piece)
-        self._send(download.cid, {**chunk, "data": encode_chunk(piece)})
+        self._send(download.cid, {**chunk, "data": encode_chunk(bytes(piece))})
 
     # -- the log ---------------------------------------------------------------------------
 
