@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,72 @@ def test_the_homes_of_sessions_a_crash_left_are_removed_and_no_other(
     assert not left.home.exists()
     assert all(account.home.is_dir() for account in live)
     assert outside.is_dir() and (tmp_path / "openfrp-s-2-link").is_symlink()
+
+
+@pytest.fixture
+def shared_homes() -> Iterator[Path]:
+    """A folder for homes like /tmp (sticky, anyone may write): a home's user may rename it."""
+    folder = Path(tempfile.mkdtemp(prefix="openfrp-test-homes-", dir="/tmp"))
+    folder.chmod(0o1777)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def outside_file(tmp_path: Path) -> Path:
+    """A root-owned .Xauthority in a root-owned folder: what a link would make root overwrite."""
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o755)
+    target = outside / ".Xauthority"
+    target.write_text("root's own")
+    return target
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a run_as user needs a root server")
+def test_a_home_its_user_swaps_for_a_link_is_not_written_through(
+    shared_homes: Path, tmp_path: Path
+) -> None:
+    """Another session of the shared run_as user moves the new home and leaves a link to a
+    root folder in its place (and one in the home where the cookie goes): the cookie goes into
+    the home the server made, wherever it now is, and nothing outside changes."""
+    target = outside_file(tmp_path)
+    homes = isolation.Isolation(str(shared_homes))
+    account = asyncio.run(homes.acquire("s-swap", "nobody"))
+    home, moved = account.home, shared_homes / "moved"
+    swap = f"ln -s {target} {home}/.Xauthority && mv {home} {moved} && ln -s {target.parent} {home}"
+    subprocess.run(["sh", "-c", swap], user="nobody", check=True, timeout=10)
+    try:
+        account.give_cookie("0123456789abcdef0123456789abcdef", 3)
+        assert target.read_bytes() == b"root's own" and target.stat().st_uid == 0
+        assert sorted(p.name for p in target.parent.iterdir()) == [".Xauthority"]
+        cookie = moved / ".Xauthority"
+        assert not cookie.is_symlink() and cookie.stat().st_uid == account.uid
+        assert xauth.Xauthority(str(cookie)).get_best_auth(
+            xauth.FamilyLocal, socket.gethostname().encode(), 3
+        )[1] == bytes.fromhex("0123456789abcdef0123456789abcdef")
+    finally:
+        asyncio.run(homes.release(account))
+    assert target.read_bytes() == b"root's own" and target.parent.is_dir()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a run_as user needs a root server")
+def test_a_home_replaced_by_a_link_before_it_is_opened_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A link in the new home's place before the server opened it (a homes folder its user
+    may write in): the session's start fails, saying so; the folder linked to is untouched."""
+    target = outside_file(tmp_path)
+    made = tempfile.mkdtemp
+
+    def raced(prefix: str, dir: str) -> str:
+        home = made(prefix=prefix, dir=dir)
+        os.rename(home, f"{home}.moved")
+        os.symlink(target.parent, home)
+        return home
+
+    monkeypatch.setattr(isolation.tempfile, "mkdtemp", raced)
+    homes = isolation.Isolation(str(tmp_path))
+    with pytest.raises(RuntimeError, match=r"session home .* was replaced before it was used"):
+        asyncio.run(homes.acquire("s-race", "nobody"))
+    st = target.parent.stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (0, 0o755)
+    assert sorted(p.name for p in target.parent.iterdir()) == [".Xauthority"]

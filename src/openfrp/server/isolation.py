@@ -6,10 +6,12 @@ leased to one session at a time (a lock file held by the server process, so two 
 one machine never share one) and reused only after its session ended and every process of
 that user is gone: a user whose lock no server holds but still runs processes (a session of
 a killed server) has them killed when it is leased again. Each session gets a fresh home
-folder (0700, owned by that user) that is removed when the session ends. What a pool user
-leaves outside its home (files in /tmp, /var/tmp, /dev/shm, POSIX message queues, SysV shared
-memory, semaphores and message queues) is removed when its session ends and again before the
-user is leased (a server killed before it cleaned): `sweep`. Not root, the app runs as the
+folder (0700, owned by that user) that is removed when the session ends; the server, root,
+writes into it only through the descriptor it made it with, as that user may move it or put a
+link in its place (a `run_as` user is shared by sessions). What a pool user leaves outside
+its home (files in /tmp, /var/tmp, /dev/shm, POSIX message queues, SysV shared memory,
+semaphores and message queues) is removed when its session ends and again before the user is
+leased (a server killed before it cleaned): `sweep`. Not root, the app runs as the
 server's user: isolation is unavailable and the server says so at start.
 """
 
@@ -104,11 +106,16 @@ def xauthority(cookie: str, number: int | None) -> bytes:
     return out
 
 
-def write_private(path: Path, data: bytes, uid: int = -1, gid: int = -1) -> None:
+def write_private(
+    path: Path, data: bytes, uid: int = -1, gid: int = -1, dir_fd: int | None = None
+) -> None:
     """Replace a file, atomically, with one only its owner can read (0600), owned by uid:gid
-    when given; a symlink at `path` is replaced, never followed."""
+    when given; a symlink at `path` is replaced, never followed. With `dir_fd`, `path` is
+    relative to that open folder: a folder another user may move or swap for a link is
+    written only through the descriptor of the one it was."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temporary, flags, 0o600, dir_fd=dir_fd)
     try:
         try:
             os.fchmod(fd, 0o600)
@@ -117,9 +124,10 @@ def write_private(path: Path, data: bytes, uid: int = -1, gid: int = -1) -> None
             os.write(fd, data)
         finally:
             os.close(fd)
-        os.replace(temporary, path)
+        os.replace(temporary, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError:
-        temporary.unlink(missing_ok=True)  # a failed write leaves nothing beside the path
+        with contextlib.suppress(FileNotFoundError):  # nothing stays beside the path
+            os.unlink(temporary, dir_fd=dir_fd)
         raise
 
 
@@ -146,7 +154,8 @@ APP_SHELL = next((sh for sh in ("/bin/bash", "/bin/sh") if os.path.exists(sh)), 
 
 @dataclass
 class Account:
-    """The OS user a session's app runs as, and the session's home folder."""
+    """The OS user a session's app runs as, and the session's home folder (held open: its
+    user may move it or put a link in its place, and the server, root, writes into it)."""
 
     name: str
     uid: int
@@ -154,6 +163,7 @@ class Account:
     home: Path
     pooled: bool
     lock: IO[bytes] | None = None
+    home_fd: int = -1
     commands: Path | None = None  # the folder of the session's own `openfrp` (guest_command)
     # what the sweep before the lease removed (counts), what the one at the session's end did
     cleared: dict[str, Any] | None = None
@@ -190,7 +200,8 @@ class Account:
 
     def give_cookie(self, cookie: str, number: int | None) -> None:
         """The display's cookie in the app's own Xauthority file (in its home, 0600)."""
-        write_private(self.home / ".Xauthority", xauthority(cookie, number), self.uid, self.gid)
+        data = xauthority(cookie, number)
+        write_private(Path(".Xauthority"), data, self.uid, self.gid, self.home_fd)
 
     def describe(self) -> dict[str, Any]:
         described = {
@@ -232,10 +243,11 @@ class Isolation:
             if account.pooled:  # normally nothing: the last session's end swept already
                 account.cleared = sweep(account.uid)
                 _note(account, account.cleared, "before its lease")
-            account.home = Path(tempfile.mkdtemp(prefix=_home_prefix(session_id), dir=self.homes))
-            os.chmod(account.home, 0o700)
-            os.chown(account.home, account.uid, account.gid)
-            account.commands = guest_command.install(account.home)
+            account.home, account.home_fd = _make_home(self.homes, _home_prefix(session_id))
+            # Written through the descriptor, while the home is still the server's alone.
+            if guest_command.install(Path(f"/proc/self/fd/{account.home_fd}")) is not None:
+                account.commands = account.home / guest_command.BIN
+            os.fchown(account.home_fd, account.uid, account.gid)
         except BaseException:
             self._release(account)
             raise
@@ -302,7 +314,10 @@ class Isolation:
                 time.sleep(0.02)
             _kill_all(account.uid)
         if account.home.name.startswith("openfrp-"):
-            shutil.rmtree(account.home, ignore_errors=True)
+            shutil.rmtree(account.home, ignore_errors=True)  # never through a link
+        if account.home_fd >= 0:
+            os.close(account.home_fd)
+            account.home_fd = -1
         if account.pooled:
             try:
                 account.cleared_at_end = cleared = sweep(account.uid)
@@ -315,6 +330,22 @@ class Isolation:
             account.lock = None
             with self._lock:
                 self._leased.discard(account.name)
+
+
+def _make_home(parent: str, prefix: str) -> tuple[Path, int]:
+    """A new folder in `parent` (0700, the server's) and its open descriptor; refused, not
+    followed, when something else took its name before it was opened."""
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RuntimeError(f"session home {home} was replaced before it was used: {exc}") from None
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid():
+        os.close(fd)
+        raise RuntimeError(f"session home {home} was replaced before it was used (uid {st.st_uid})")
+    os.fchmod(fd, 0o700)
+    return home, fd
 
 
 def _note(account: Account, cleared: dict[str, Any], when: str) -> None:
@@ -395,26 +426,32 @@ def _remove_all(parent: int, name: str, dev: int, depth: int, budget: _Budget) -
                 return removed, True
             try:
                 st = os.stat(child, dir_fd=fd, follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    count, stayed = _remove_all(fd, child, dev, depth + 1, budget)
-                    removed, kept = removed + count, kept or stayed
-                else:
-                    os.unlink(child, dir_fd=fd)
-                    removed += 1
             except FileNotFoundError:
-                pass
+                continue
             except OSError:
                 kept = True
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                count, stayed = _remove_all(fd, child, dev, depth + 1, budget)
+            else:
+                count, stayed = _unlink(fd, child)
+            removed, kept = removed + count, kept or stayed
     finally:
         os.close(fd)
+    count, stayed = _unlink(parent, name, folder=True)
+    return removed + count, kept or stayed
+
+
+def _unlink(fd: int, name: str, folder: bool = False) -> tuple[int, bool]:
+    """Remove the entry `name` (an empty folder when `folder`) in the open folder `fd`:
+    (1 if removed, whether it had to stay); one already gone is neither."""
     try:
-        os.rmdir(name, dir_fd=parent)
-        removed += 1
+        (os.rmdir if folder else os.unlink)(name, dir_fd=fd)
     except FileNotFoundError:
-        pass
+        return 0, False
     except OSError:
-        kept = True
-    return removed, kept
+        return 0, True
+    return 1, False
 
 
 def _sweep_dir(fd: int, uid: int, dev: int, depth: int, budget: _Budget) -> tuple[int, bool]:
@@ -434,13 +471,7 @@ def _sweep_dir(fd: int, uid: int, dev: int, depth: int, budget: _Budget) -> tupl
             if is_dir:
                 count, stayed = _remove_all(fd, name, dev, depth + 1, budget)
             else:
-                try:
-                    os.unlink(name, dir_fd=fd)
-                    count, stayed = 1, False
-                except FileNotFoundError:
-                    count, stayed = 0, False
-                except OSError:
-                    count, stayed = 0, True
+                count, stayed = _unlink(fd, name)
             removed, kept = removed + count, kept or stayed
         elif is_dir and st.st_dev == dev and st.st_mode & stat.S_IWOTH:
             # Only a folder anyone may write in can hold the user's entries (its group is its
