@@ -61,11 +61,12 @@ class _Download:
     sent: int = 0
 
 
+@dataclass
 class DownloadSlot:
     """One of a session's MAX_OPEN downloads, held from before its file is read (so the file
     is never read past the cap) until `offer` takes it or `download_slot`'s block ends."""
 
-    held = True
+    held: bool = True
 
 
 class SessionDesk:
