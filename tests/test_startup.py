@@ -5,6 +5,7 @@ signal handler behind, nor the registry's lock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
@@ -45,11 +46,10 @@ def _write_config(root: Path, registry: str, frp: int) -> Path:
 
 def _running() -> dict[str, Any]:
     """What this process holds now: threads, open descriptors, children, signal handlers."""
-    children = {
-        pid
-        for task in Path("/proc/self/task").iterdir()
-        for pid in (task / "children").read_text().split()
-    }
+    children: set[str] = set()
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            children.update((task / "children").read_text().split())
     return {
         "threads": set(threading.enumerate()),
         "fds": {os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.exists()},
