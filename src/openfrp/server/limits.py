@@ -6,7 +6,8 @@ accept (thousands a second); the server says it once in ten seconds instead, as 
 and one line, and keeps serving what it has. A request head not finished within
 `header_timeout` (the first of a connection, or the next on a kept-alive one) and a body not
 finished within `body_timeout` of its head (Slowloris) close the connection, so slow sockets
-cannot hold the descriptors; one client address holds at most `max_connections_per_address`.
+cannot hold the descriptors; one client address holds at most `max_connections_per_address`
+(a session's app on this host has its own count, apart from its loopback address's).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from h11._util import Sentinel
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from openfrp.events import Event, EventLog
+from openfrp.server.peers import Apps
 
 REPORT_EVERY = 10.0  # seconds
 OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
@@ -125,16 +127,22 @@ class ResourceAlarm:
 
 
 class PerAddress:
-    """The open connections of each client address; closed ones are forgotten as it goes."""
+    """The open connections of each client address; closed ones are forgotten as it goes. A
+    session's app on this host counts apart ("127.0.0.1 uid 1234"): it would take the
+    loopback address's connections from the operator's local clients (peers.py)."""
 
-    def __init__(self, limit: int, alarm: Callable[[str, int], None]) -> None:
+    def __init__(self, limit: int, alarm: Callable[[str, int], None], apps: Apps) -> None:
         self.limit = limit
         self._alarm = alarm
+        self._apps = apps
         self._open: dict[str, set[asyncio.BaseTransport]] = {}
 
     def admit(self, transport: asyncio.BaseTransport) -> bool:
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        uid = self._apps.uid(peer, transport.get_extra_info("sockname"))
+        if uid is not None:
+            address = f"{address} uid {uid}"
         open_ = {t for t in self._open.get(address, ()) if not t.is_closing()}
         if len(open_) >= self.limit:
             self._open[address] = open_

@@ -26,6 +26,7 @@ from openfrp.server.isolation import write_private
 from openfrp.server.lifespan import Lifespan, StartFailed
 from openfrp.server.limits import PerAddress, Throttled, guarded_h11, raise_open_files
 from openfrp.server.metrics import Metrics, ObservedEventLog, counted_registry
+from openfrp.server.peers import Apps, ProxyHeaders
 from openfrp.server.registry import Registry, RegistryError
 from openfrp.server.registry.opener import is_url, open_registry
 from openfrp.server.sessions import ServerState
@@ -177,7 +178,7 @@ async def serve(
         app = create_app(state, Lifespan(state, registry, leave, ready))
         app.state.metrics = metrics
         app.router.routes.extend([*health.ROUTES, *openapi.ROUTES])
-        server = _Server(_uvicorn_config(app, opts, log))
+        server = _Server(_uvicorn_config(app, config, log))
         try:
             async with app.router.lifespan_context(app):
                 await server.serve(sockets=[sock])
@@ -188,14 +189,16 @@ async def serve(
     return 0
 
 
-def _uvicorn_config(app: Starlette, opts: ServerOptions, log: EventLog) -> uvicorn.Config:
+def _uvicorn_config(app: Starlette, config: Config, log: EventLog) -> uvicorn.Config:
+    opts = config.server
+    apps = Apps(pad.run_as for pad in config.launchpads.values())
     refused = Throttled(log, opts.name, "server.connections_refused")
-    per_address = PerAddress(opts.max_connections_per_address, refused)
+    per_address = PerAddress(opts.max_connections_per_address, refused, apps)
     late = {
         part: Throttled(log, opts.name, f"server.{part}_timed_out") for part in ("head", "body")
     }
     return uvicorn.Config(
-        app,
+        ProxyHeaders(app, trusted_proxies(opts.trusted_proxies), apps),
         log_level="warning",
         http=guarded_h11(
             opts.header_timeout,
@@ -208,7 +211,7 @@ def _uvicorn_config(app: Starlette, opts: ServerOptions, log: EventLog) -> uvico
         ws_per_message_deflate=False,
         ws_max_size=1 << 20,
         lifespan="off",
-        forwarded_allow_ips=trusted_proxies(opts.trusted_proxies),
+        proxy_headers=False,  # ProxyHeaders above, which sessions' apps cannot use
         ssl_certfile=opts.tls_cert or None,
         ssl_keyfile=opts.tls_key or None,
     )
