@@ -108,10 +108,12 @@ def ipv6_loopback() -> bool:
         return False
 
 
-def rejected_remote(server: Served, ws_url: str, headers: dict[str, str]) -> str:
+def rejected_remote(
+    server: Served, ws_url: str, headers: dict[str, str], context: ssl.SSLContext | None = None
+) -> str:
     """Where the server says a connection came from (a hello for no session is refused)."""
     before = len(server.log.find(event="connection.rejected"))
-    with connect(ws_url, additional_headers=headers, open_timeout=5) as ws:
+    with connect(ws_url, additional_headers=headers, open_timeout=5, ssl=context) as ws:
         ws.send(json.dumps({"type": "hello", "session_id": "s-nowhere"}))
         event = server.log.wait_event(event="connection.rejected", count=before + 1)
     remote: str = event["attrs"]["remote"]
@@ -278,6 +280,12 @@ def test_nginx_with_tls_in_front_of_the_server(
     assert opened["attrs"]["remote"].startswith("127.0.0.1:")
     term.send("close")
     term.wait_line(r"^session over: 4000 USER_CLOSED")
+
+    # A client's own X-Forwarded-For is replaced at the edge, not appended to: a client on
+    # this host (a session's app) would come through as loopback, which is trusted.
+    spoof = {"X-Forwarded-For": "198.51.100.7"}
+    remote = rejected_remote(server, f"wss://127.0.0.1:{port}/openfrp/frp7", spoof, trusted)
+    assert remote.startswith("127.0.0.1:")
 
     # Chromium, from the page's link under the prefix to a session over wss.
     if not CHROMIUM.exists():
