@@ -4,7 +4,9 @@ Text from the terminal: this client takes CLIPBOARD and PRIMARY and answers ever
 request (UTF8_STRING, STRING, TEXT, TARGETS) with it, so middle-click and Ctrl+V both work.
 Text to the terminal: XFIXES tells this client when another one takes CLIPBOARD; it asks the
 new owner for its text at once and hands it over. A text too large for one X property
-(an INCR transfer) or above the limit is reported as refused, never cut. Every X call happens
+(an INCR transfer) or above the limit is reported as refused, never cut, and never read: the
+size of the owner's reply is asked first, so an app offering hundreds of MB cannot make the
+server hold them, and an INCR transfer is never started. Every X call happens
 in the worker thread; the event loop only offers text and receives callbacks.
 Text offered takes X's line ends (x_text): an X app pastes a CR as Enter, so Windows' CRLF ran
 each pasted line and then an empty command.
@@ -235,18 +237,26 @@ class _Session:
             else:
                 self._owner._on_refused("the copied data is not text", 0)
             return
-        reply = self._win.get_full_property(self.prop, X.AnyPropertyType, sizehint=4096)
-        self._win.delete_property(self.prop)
-        if reply is None:
+        head = self._win.get_property(self.prop, X.AnyPropertyType, 0, 0)  # its size, no data
+        if head is None:
             self._owner._on_refused("the copied text could not be read", 0)
             return
-        if reply.property_type == self.incr:
-            size = int(reply.value[0]) if len(reply.value) else 0
+        if head.property_type == self.incr:
+            # Left in place: deleting it is what asks the owner for its first chunk (ICCCM).
+            reply = self._win.get_property(self.prop, self.incr, 0, 1)
+            size = int(reply.value[0]) if reply is not None and len(reply.value) else 0
             self._owner._on_refused("over the size limit", size)
             return
-        raw = bytes(reply.value) if reply.format == 8 else b""
-        if len(raw) > self._owner.limit:
-            self._owner._on_refused("over the size limit", len(raw))
+        size = head.bytes_after
+        if size > self._owner.limit:
+            self._win.delete_property(self.prop)
+            self._owner._on_refused("over the size limit", size)
             return
+        reply = self._win.get_property(self.prop, X.AnyPropertyType, 0, (size + 3) // 4)
+        self._win.delete_property(self.prop)
+        if reply is None or reply.bytes_after:  # gone or grown since: never cut
+            self._owner._on_refused("the copied text could not be read", size)
+            return
+        raw = bytes(reply.value) if reply.format == 8 else b""
         encoding = "utf-8" if reply.property_type != Xatom.STRING else "latin-1"
         self._owner._on_copied(raw.decode(encoding, "replace"))

@@ -4,6 +4,12 @@ Each transport gets a generation number; events of a transport the machine has a
 left behind are dropped, so a late close of an old connection never touches the new one.
 The transport is a WebSocket (FRP7) or a WebRTC data channel (FRP8, terminal/frp8.py); the
 session configuration says which.
+
+Both queues are bounded. The inbox: a transport's reader waits while INBOX_BOUND of its events
+are waiting (the server's messages then wait in the socket, and TCP holds the server back);
+the loop's own events, each bounded where it comes from (the alarm, a leave, a transport's
+opening and end), have INBOX_SPARE places more; FRP8's data channel cannot be paused, so a
+loop that far behind it gives the connection up. The outbox: see terminal/outbox.py.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from openfrp.protocol.terminal_connection import (
     show,
 )
 from openfrp.settings import SessionSettings
+from openfrp.sizes import size_text
 from openfrp.terminal.desk import USAGE as DESK_USAGE
 from openfrp.terminal.desk import WORDS as DESK_WORDS
 from openfrp.terminal.desk import TerminalDesk
@@ -48,6 +55,7 @@ from openfrp.terminal.dial import open_tcp, refused_connect
 from openfrp.terminal.frp8 import PeerAttempt
 from openfrp.terminal.keyboard import USAGE, input_command
 from openfrp.terminal.keyboard import WORDS as INPUT_WORDS
+from openfrp.terminal.outbox import Outbox
 from openfrp.terminal.preflight import probe_ice_servers
 from openfrp.terminal.script import (
     LEAVES,
@@ -64,6 +72,8 @@ SHIP_BATCH = 200
 STATS_PERIOD = 10.0
 SCREENSHOT_WAIT = 2.0
 SIZE_WAIT = 3.0  # seconds `size` waits for the session's screen (none while it starts)
+INBOX_BOUND = 256  # a transport's events waiting for the control loop
+INBOX_SPARE = 16  # places beyond those for the loop's own events
 
 
 class Channel(Protocol):
@@ -120,11 +130,12 @@ class Terminal:
         self.signaling_url = signaling_url
         self.log = log
         self.out = out
-        self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(INBOX_BOUND + INBOX_SPARE)
+        self._taken = asyncio.Event()  # the control loop took an event from the inbox
         self._gen = 0
         self._ws: Channel | None = None
         self._attempt: PeerAttempt | None = None
-        self._sendq: asyncio.Queue[str] | None = None
+        self._outbox: Outbox | None = None
         self._unshipped: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.frames = 0
@@ -145,6 +156,14 @@ class Terminal:
         )
 
     def post(self, *item: Any) -> None:
+        """One of the loop's own events (bounded where it comes from): never waits."""
+        self._inbox.put_nowait(item)
+
+    async def _deliver(self, *item: Any) -> None:
+        """A transport's event, or a command's: waits while INBOX_BOUND events are waiting."""
+        while self._inbox.qsize() >= INBOX_BOUND:
+            self._taken.clear()
+            await self._taken.wait()
         self._inbox.put_nowait(item)
 
     async def run(self) -> int:
@@ -157,6 +176,7 @@ class Terminal:
         while not await self._apply(actions):
             alarm.arm(self.machine.next_deadline())
             item = await self._inbox.get()
+            self._taken.set()
             if item[0] == "tick":
                 alarm.fired()
                 actions = self.machine.tick(now_ms())
@@ -165,6 +185,7 @@ class Terminal:
         alarm.arm(None)
         await self._drop_transport(abort=False)
         self.video.close()
+        self._loop = None  # the decoder's late reports are not acted on
         code = self.final_code
         row = codes.lookup(code) if code is not None else None
         if row is not None and self.machine.connection_id is None:
@@ -177,9 +198,6 @@ class Terminal:
         if kind == "probed":
             code, logs = verdict(args[0])
             return [*logs, show(code)] if code is not None else list(logs)
-        if kind == "video":
-            self._video_report(*args)
-            return []
         if kind == "leave":
             if args[0] == "close":
                 return self.machine.close_session(now)
@@ -187,8 +205,8 @@ class Terminal:
         if args[0] != self._gen:
             return []
         if kind == "opened":
-            self._ws, self._sendq = args[1], asyncio.Queue()
-            self._track(self._write(args[1], self._sendq))
+            self._ws, self._outbox = args[1], Outbox(self.machine.settings.send_buffer_limit)
+            self._track(self._write(args[1], self._outbox))
             self.video.new_connection(over_track=self._over_track())
             return self.machine.transport_opened(now)
         if kind == "data":
@@ -217,7 +235,7 @@ class Terminal:
         """One command, done before the next one starts (script.py runs them in order)."""
         word, _, rest = line.partition(" ")
         if word in LEAVES:
-            self.post("leave", word)
+            await self._deliver("leave", word)
         elif word == "screenshot" and rest.strip():
             await self._screenshot(rest.strip())
         elif word == "size":
@@ -227,7 +245,7 @@ class Terminal:
         elif word in DESK_WORDS:
             await self.desk.command(word, rest)
         elif word in INPUT_WORDS:
-            self._input(word, rest)
+            await self._input(word, rest)
         else:
             known = (
                 f"close, disconnect, screenshot FILE, size WxH, stats, wait SECONDS, {USAGE}, "
@@ -289,7 +307,7 @@ class Terminal:
         if frp == 8:
             self._attempt = PeerAttempt(
                 gen,
-                self.post,
+                self._from_peer,
                 self.ticket,
                 self.machine.settings,
                 self.signaling_url,
@@ -308,41 +326,60 @@ class Terminal:
                 max_size=1 << 22,
             )
         except Exception as exc:
-            self.post("failed", gen, f"{type(exc).__name__}: {exc}", refused_connect(exc))
+            error = f"{type(exc).__name__}: {exc}"
+            await self._deliver("failed", gen, error, refused_connect(exc))
             return
         if gen != self._gen:
             ws.transport.abort()
             return
-        self.post("opened", gen, _WebSocketChannel(ws))
+        await self._deliver("opened", gen, _WebSocketChannel(ws))
         try:
             async for message in ws:
-                self.post("data", gen, message)
+                await self._deliver("data", gen, message)
         except ConnectionClosed:
             pass
         rcvd = ws.protocol.close_rcvd
         code = rcvd.code if rcvd is not None and rcvd.code not in (1005, 1006) else None
-        self.post("closed", gen, code, rcvd.reason if rcvd is not None else "")
+        await self._deliver("closed", gen, code, rcvd.reason if rcvd is not None else "")
+
+    def _from_peer(self, *item: Any) -> None:
+        """FRP8's events. Its data channel cannot be paused: a control loop INBOX_BOUND events
+        behind it gives the connection up rather than hold more."""
+        if item[0] == "data" and self._inbox.qsize() >= INBOX_BOUND:
+            if item[1] == self._gen:
+                self._lose(f"this terminal is {INBOX_BOUND} messages behind the session")
+            return
+        self.post(*item)
 
     async def _probe(self) -> None:
         block = self.ticket.config.get("frp8") or {}
-        self.post("probed", await probe_ice_servers(block, self.machine.settings))
+        await self._deliver("probed", await probe_ice_servers(block, self.machine.settings))
 
-    async def _write(self, ws: Channel, queue: asyncio.Queue[str]) -> None:
+    async def _write(self, ws: Channel, outbox: Outbox) -> None:
         with contextlib.suppress(ConnectionClosed, OSError, ConnectionError):
-            while True:
-                await ws.send(await queue.get())
+            await outbox.drain(ws.send)
 
-    def _input(self, word: str, rest: str) -> None:
-        """Send a typed command's key and pointer events, in order, on the live connection."""
+    async def _input(self, word: str, rest: str) -> None:
+        """Send a typed command's key and pointer events, in order, on the live connection.
+        A long burst waits for room in the outbox; a server that gives none within the
+        keepalive time has stopped reading, and the connection is given up."""
         try:
             events = input_command(word, rest) or []
         except ValueError as exc:
             self._print(str(exc))
             return
-        if self.machine.state is not TerminalState.ESTABLISHED or self._sendq is None:
+        outbox = self._outbox
+        if self.machine.state is not TerminalState.ESTABLISHED or outbox is None:
             self._print(f"{word}: not connected, nothing sent")
             return
-        for event in events:
+        wait = self.machine.keepalive_ms / 1000
+        for sent, event in enumerate(events):
+            if not await outbox.room(wait):
+                self._lose(f"the server has not read this terminal's input for {wait:g} s")
+            if self._outbox is not outbox:
+                left = len(events) - sent
+                self._print(f"{word}: connection lost; {left} of {len(events)} events not sent")
+                return
             self._send(input_message(event))
 
     async def _resize(self, rest: str) -> None:
@@ -355,7 +392,7 @@ class Terminal:
             self._print(f"size: {exc}")
             return
         width, height = self.screen
-        if self.machine.state is not TerminalState.ESTABLISHED or self._sendq is None:
+        if self.machine.state is not TerminalState.ESTABLISHED or self._outbox is None:
             self._print(f"size: not connected; the next connection asks for {width}x{height}")
             return
         self._sizing = asyncio.get_running_loop().create_future()
@@ -381,15 +418,21 @@ class Terminal:
                 sizing.set_result((int(message["width"]), int(message["height"])))
 
     def _send(self, message: dict[str, Any]) -> None:
-        if self._sendq is not None:
-            self._sendq.put_nowait(encode(message))
+        outbox = self._outbox
+        if outbox is not None and not outbox.put(encode(message)):
+            self._lose(f"the server has not read the {size_text(outbox.limit)} this terminal sent")
+
+    def _lose(self, why: str) -> None:
+        """Give a stuck connection up: it counts as lost, as when the network drops it (the
+        machine reconnects and resumes)."""
+        self._print(f"{why}: the connection counts as lost")
+        ws = self._detach()
+        if ws is not None:
+            ws.abort()
+        self.post("closed", self._gen, None, why)
 
     async def _drop_transport(self, abort: bool, code: int = 1000, reason: str = "") -> None:
-        ws, self._ws, self._sendq = self._ws, None, None
-        attempt, self._attempt = self._attempt, None
-        self._gen += 1
-        if attempt is not None and attempt is not ws:
-            attempt.abort()
+        ws = self._detach()
         if ws is None:
             return
         if abort:
@@ -397,6 +440,19 @@ class Terminal:
         else:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(code, reason), 2)
+
+    def _detach(self) -> Channel | None:
+        """Forget the transport (its late events are dropped by generation); the open one is
+        returned, to be ended."""
+        ws, self._ws = self._ws, None
+        outbox, self._outbox = self._outbox, None
+        if outbox is not None:
+            outbox.close()
+        attempt, self._attempt = self._attempt, None
+        self._gen += 1
+        if attempt is not None and attempt is not ws:
+            attempt.abort()
+        return ws
 
     def _track(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -406,11 +462,14 @@ class Terminal:
     # -- video -----------------------------------------------------------------------------
 
     def _from_video(self, *report: Any) -> None:
-        """The decoder thread's reports, handed to the control loop."""
+        """The decoder thread's reports, run on the loop's thread but not through the inbox:
+        one per frame the loop fed it, they are bounded by the decoder's queue."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.post, "video", *report)
+            self._loop.call_soon_threadsafe(self._video_report, *report)
 
     def _video_report(self, kind: str, value: Any) -> None:
+        if self._loop is None:
+            return
         if kind in ("shown", "skipped"):
             self._send({"type": "frame_ack", "frame": value})
         elif kind == "keyframe":
