@@ -28,6 +28,7 @@ from openfrp.protocol.terminal_connection import SessionTicket
 from openfrp.settings import SessionSettings
 from openfrp.terminal import client
 from openfrp.terminal.client import INBOX_BOUND, INBOX_SPARE, Terminal
+from openfrp.terminal.frp8 import EVENTS_BOUND, PeerAttempt
 from openfrp.terminal.outbox import Outbox
 
 SID = "s-queues"
@@ -244,3 +245,20 @@ async def outbox_bound_and_room() -> None:
     assert full.put("x" * 10)
     full.close()  # the connection is gone: a waiting command goes on, and finds it so
     assert await full.room(0)
+
+
+def test_an_frp8_attempt_far_behind_its_data_channel_gives_the_connection_up() -> None:
+    """aiortc's data channel cannot be paused: an attempt whose loop is EVENTS_BOUND events
+    behind it ends the connection as lost, once, and holds no more."""
+    posted: list[tuple[Any, ...]] = []
+
+    async def flood() -> PeerAttempt:
+        ticket = SessionTicket(SID, "token", {"frp": 8}, "digest")
+        attempt = PeerAttempt(3, lambda *item: posted.append(item), ticket, SessionSettings())
+        for n in range(EVENTS_BOUND * 4):
+            attempt._event(("message", f"m{n}"))
+        return attempt
+
+    attempt = asyncio.run(flood())
+    assert attempt._events.qsize() == EVENTS_BOUND
+    assert posted == [("closed", 3, None, f"this terminal is {EVENTS_BOUND} events behind")]

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 Post = Callable[..., None]
 FrameSink = Callable[[Any, str | None, int | None], None]  # (av.VideoFrame, codec, RTP time)
+EVENTS_BOUND = 256  # events waiting for the attempt's loop
 
 
 class PeerAttempt:
@@ -54,7 +55,7 @@ class PeerAttempt:
         self.block: dict[str, Any] = dict(ticket.config.get("frp8") or {})
         self.setup = PeerSetup(settings, now_ms(), budget_ms=setup_budget_ms(settings))
         self._gathering: asyncio.Future[None] | None = None
-        self._events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(EVENTS_BOUND)
         self._signaling: ClientConnection | None = None
         self._pc: RTCPeerConnection | None = None
         self._channel: RTCDataChannel | None = None
@@ -179,9 +180,9 @@ class PeerAttempt:
         running: an unreachable STUN/TURN server holds gathering for seconds."""
         try:
             await self._prepare()
-            self._events.put_nowait(("gathered",))
+            self._event(("gathered",))
         except Exception as exc:
-            self._events.put_nowait(("stack_error", exc))
+            self._event(("stack_error", exc))
 
     async def _offer(self) -> None:
         assert self._pc is not None and self._signaling is not None
@@ -194,11 +195,11 @@ class PeerAttempt:
 
         pc = self._pc = RTCPeerConnection(configuration(self.block))
         channel = self._channel = pc.createDataChannel("control")
-        channel.on("open", lambda: self._events.put_nowait(("open",)))
-        channel.on("message", lambda m: self._events.put_nowait(("message", m)))
-        channel.on("close", lambda: self._events.put_nowait(("channel_closed",)))
-        pc.on("iceconnectionstatechange", lambda: self._events.put_nowait(("ice",)))
-        pc.on("connectionstatechange", lambda: self._events.put_nowait(("connection",)))
+        channel.on("open", lambda: self._event(("open",)))
+        channel.on("message", lambda m: self._event(("message", m)))
+        channel.on("close", lambda: self._event(("channel_closed",)))
+        pc.on("iceconnectionstatechange", lambda: self._event(("ice",)))
+        pc.on("connectionstatechange", lambda: self._event(("connection",)))
         if self._on_frame is not None:
             pc.addTransceiver("video", direction="recvonly")
             pc.on("track", self._on_track)
@@ -211,14 +212,14 @@ class PeerAttempt:
                     message = json.loads(raw)
                     kind = message["type"]
                     if kind == "peer":
-                        self._events.put_nowait(("peer", str(message["peer_id"])))
+                        self._event(("peer", str(message["peer_id"])))
                     elif kind == "answer":
-                        self._events.put_nowait(("answer", str(message["sdp"])))
+                        self._event(("answer", str(message["sdp"])))
                     elif kind == "close":
                         code, reason = int(message["code"]), str(message.get("reason", ""))
-                        self._events.put_nowait(("signal_close", code, reason))
+                        self._event(("signal_close", code, reason))
                     elif kind == "error":
-                        self._events.put_nowait(("signal_error", str(message["error"])))
+                        self._event(("signal_error", str(message["error"])))
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "video" and self._video_reader is None and self._pc is not None:
@@ -251,6 +252,14 @@ class PeerAttempt:
         if not self._done:
             self._done = True
             self._post("setup_failed", self.gen, failed)
+
+    def _event(self, item: tuple[Any, ...]) -> None:
+        """One for the loop. The data channel cannot be paused: a loop EVENTS_BOUND events
+        behind it gives the connection up (lost, then resumed) rather than hold more."""
+        try:
+            self._events.put_nowait(item)
+        except asyncio.QueueFull:
+            self._finish("closed", None, f"this terminal is {EVENTS_BOUND} events behind")
 
     def _finish(self, kind: str, code: int | None, reason: str) -> None:
         if not self._done:
