@@ -40,6 +40,13 @@ DIRECT_ONLY = (
     "set server.stun_url and server.turn_url for people behind them"
 )
 
+# A STUN server unanswered with no TURN server to fall back on: where UDP does not pass, FRP8
+# has no way through (its ICE fails with 5006), whatever 5009 says of the connection.
+NO_RELAY = (
+    "where UDP does not pass, FRP8 has no relay to go through: set server.turn_url "
+    "(turn:HOST:PORT?transport=tcp or turns:HOST:443) or use FRP7 (WebSocket)"
+)
+
 
 def _fail(message: str) -> int:
     print(f"openfrp netcheck: {message}", file=sys.stderr)
@@ -127,6 +134,9 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
     }
     if args.direct_only:
         report["direct_only"] = True
+    kinds = {r.kind for r in results}
+    if "turn" not in kinds and any(r.kind == "stun" and not r.ok for r in results):
+        report["no_relay"] = True
     if code is not None:
         row = codes.get(code)
         report.update(name=row.name, message=row.message, action=row.action)
@@ -235,6 +245,8 @@ def _print(results: list[Any], report: dict[str, Any]) -> None:
             print(f"{kind:9} {r.server:40} FAILED  {r.detail}")
     if report.get("direct_only"):
         print(f"{'ICE':9} {'no STUN or TURN server':40} {DIRECT_ONLY}")
+    if report.get("no_relay"):
+        print(f"{'TURN':9} {'no TURN server':40} {NO_RELAY}")
     if report["code"] is None:
         frp7 = all(r.kind == "frp7" for r in results)
         way = "FRP7 (WebSocket)" if frp7 else "FRP8 (WebRTC)"

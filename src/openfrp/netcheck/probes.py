@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 import time
 import urllib.parse
 from collections.abc import Coroutine
@@ -301,4 +302,15 @@ def _os_error(exc: OSError, host: str) -> str:
         return "refused (nothing listens on that port)"
     if isinstance(exc, PermissionError):
         return "blocked by a firewall on this machine (sending was refused)"
+    if isinstance(exc, ssl.SSLCertVerificationError):  # turns: or wss:
+        why = exc.verify_message or exc.reason or "not trusted"
+        return (
+            f"the TLS certificate of {host} is not accepted ({why}): give the server a "
+            f"certificate for {host} from a CA this machine trusts"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return (
+            f"the TLS handshake with {host} failed ({exc.reason or exc}): check that the port "
+            "serves TLS (turns: and wss: need the server's TLS port)"
+        )
     return f"{type(exc).__name__}: {exc.strerror or exc}"

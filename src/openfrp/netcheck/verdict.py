@@ -1,10 +1,12 @@
 """What the probes mean: which code, which events. No I/O: the probes' results come in.
 
 A STUN probe that gets no answer is 5009, a TURN allocation that fails (no answer, refused or
-credentials rejected) is 5010, and both in the same check is 5019: the network most likely
-blocks the helpers, and FRP7 over WebSocket is the way through. A link whose ticket cannot be
-had decides the code alone, as the terminal given it would end: 4101 when its server is not
-reached, an ended session's final code, else the 4002 a hello nobody can place gets.
+credentials rejected) is 5010, and both in the same check, with no STUN or TURN server
+answering at all, is 5019: the network most likely blocks the helpers, and FRP7 over WebSocket
+is the way through. A relay allocated over TCP while UDP is dropped is a way through: no 5019.
+A link whose ticket cannot be had decides the code alone, as the terminal given it would end:
+4101 when its server is not reached, an ended session's final code, else the 4002 a hello
+nobody can place gets.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def verdict(results: list[ProbeResult]) -> tuple[int | None, list[Log]]:
     starts at all."""
     logs: list[Log] = []
     failed: set[str] = set()
+    passed: set[str] = set()
     unreachable: int | None = None  # the session's own path failed
     for result in results:
         attrs = {"server": result.server, **result.attrs}
@@ -78,13 +81,18 @@ def verdict(results: list[ProbeResult]) -> tuple[int | None, list[Log]]:
                 unreachable = code
             else:
                 failed.add(result.kind)
+        elif result.kind in CODES:
+            passed.add(result.kind)
         severity = "info" if result.ok else "error"
         logs.append(Log(f"probe.{result.kind}", code=code, severity=severity, attrs=attrs))
-    if failed == {"stun", "turn"}:
+    if failed == {"stun", "turn"} and not passed:  # no helper at all answered
         logs.append(
             Log("probe.failed", code=CodeNumber.STUN_TURN_UNREACHABLE, severity="error", attrs={})
         )
         return unreachable or CodeNumber.STUN_TURN_UNREACHABLE, logs
-    if failed:
-        return unreachable or CODES[failed.pop()], logs
+    # A kind none of whose servers answered names the check, TURN first (the relay is what a
+    # restricted network needs); a relay allocated over TCP while UDP is dropped is no 5019.
+    ranked = sorted(failed, key=lambda kind: (kind in passed, kind != "turn"))
+    if ranked:
+        return unreachable or CODES[ranked[0]], logs
     return unreachable, logs

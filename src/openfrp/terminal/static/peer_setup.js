@@ -111,25 +111,33 @@ class PeerSetup {
 
 // What the ICE servers did during gathering, as openfrp.netcheck.verdict words it: each
 // result {kind: "stun" | "turn", server, ok, detail} becomes a probe.* event; a failed STUN is
-// 5009, a failed TURN 5010, both 5019. The browser cannot send its own probes, so its results
-// come from gathering: a candidate from a server, or an icecandidateerror naming it.
+// 5009, a failed TURN 5010, both with no server answering at all 5019 (a relay allocated over
+// TCP while UDP is dropped is a way through). The browser cannot send its own probes, so its
+// results come from gathering: a candidate from a server, or an icecandidateerror naming it.
 function iceVerdict(results) {
   const logs = [];
   const failed = new Set();
+  const passed = new Set();
   for (const r of results) {
     const attrs = { server: r.server };
     if (!r.ok) {
       attrs.error = r.detail;
       failed.add(r.kind);
+    } else {
+      passed.add(r.kind);
     }
     logs.push({ type: "log", event: `probe.${r.kind}`, code: r.ok ? null : PROBE_CODES[r.kind],
                 severity: r.ok ? "info" : "error", attrs });
   }
-  if (failed.size === 2) {
+  if (failed.size === 2 && passed.size === 0) {
     logs.push({ type: "log", event: "probe.failed", code: 5019, severity: "error", attrs: {} });
     return { code: 5019, logs };
   }
-  return { code: failed.size ? PROBE_CODES[[...failed][0]] : null, logs };
+  // A kind none of whose servers answered names the check, TURN first (the relay is what a
+  // restricted network needs).
+  const rank = (kind) => (passed.has(kind) ? 2 : 0) + (kind === "turn" ? 0 : 1);
+  const ranked = [...failed].sort((a, b) => rank(a) - rank(b));
+  return { code: ranked.length ? PROBE_CODES[ranked[0]] : null, logs };
 }
 
 const PROBE_CODES = { stun: 5009, turn: 5010 };
