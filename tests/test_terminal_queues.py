@@ -178,9 +178,13 @@ def test_input_to_a_server_that_stopped_reading_waits_then_gives_the_connection_
         reconnect_backoff_initial=0.1,
     )
     text = "a" * 20_000  # 40,000 key events, 2.5 MB of messages
-    term.commands.put(f"type {text}")
+
+    async def typed() -> None:
+        await term.commands.put(f"type {text}")
+        await until(term, lambda: term.machine.connection_id == "c2", 30)
+
     try:
-        asyncio.run(until(term, lambda: term.machine.connection_id == "c2", 30))
+        asyncio.run(typed())
     finally:
         server.close()
     assert server.hellos[1]["resume"] is True

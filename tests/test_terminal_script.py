@@ -1,7 +1,8 @@
 """The Python terminal's commands (terminal/script.py): held until the first connection,
-run one after another, a bad `wait` and a failed command said (the rest still run), more
-than MAX_WAITING dropped and said, and the end of the input leaves once everything before it
-is done; a size the session fits to its limits is said with the one it gave."""
+run one after another, a bad `wait` and a failed command said (the rest still run), past
+MAX_WAITING the input waits (nothing dropped), and the end of the input leaves once
+everything before it is done; a size the session fits to its limits is said with the one it
+gave."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def test_commands_wait_for_the_connection_run_in_order_and_the_end_leaves() -> N
         commands = Commands(run_one, lambda: done.append("left"), said.append)
         task = asyncio.create_task(commands.run())
         for line in ("slow", "wait soon", "", "broken", "wait 0.01", "fast", None):
-            commands.put(line)
+            await commands.put(line)
         await asyncio.sleep(0.05)
         assert done == []  # not connected yet
         commands.connected.set()
@@ -52,7 +53,7 @@ def run_connected(lines: tuple[str | None, ...]) -> tuple[list[str], int]:
     async def main() -> None:
         commands = Commands(run_one, lambda: left.append(True), said.append)
         for line in lines:
-            commands.put(line)
+            await commands.put(line)
         commands.connected.set()
         await asyncio.wait_for(commands.run(), 2)
 
@@ -60,13 +61,30 @@ def run_connected(lines: tuple[str | None, ...]) -> tuple[list[str], int]:
     return said, len(left)
 
 
-def test_past_the_bound_a_command_is_dropped_and_said_but_never_the_end(
+def test_past_the_bound_the_input_waits_and_nothing_is_dropped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(script, "MAX_WAITING", 2)
-    said, left = run_connected(("a", "b", "c", None))
-    assert said[0] == "more than 2 commands waiting: 'c' dropped"
-    assert said[1:3] == ["ran a", "ran b"] and left == 1
+    said: list[str] = []
+
+    async def run_one(line: str) -> None:
+        said.append(f"ran {line}")
+
+    async def main() -> None:
+        commands = Commands(run_one, lambda: said.append("left"), said.append)
+        running = asyncio.create_task(commands.run())
+        await commands.put("a")
+        await commands.put("b")
+        third = asyncio.create_task(commands.put("c"))
+        await asyncio.sleep(0.05)
+        assert not third.done()  # two held until connected: the input's reader waits
+        commands.connected.set()
+        await asyncio.wait_for(third, 2)
+        await commands.put(None)
+        await asyncio.wait_for(running, 2)
+
+    asyncio.run(main())
+    assert said == ["ran a", "ran b", "ran c", script.ENDED, "left"]
 
 
 @pytest.mark.parametrize("leave", ["close", "disconnect"])

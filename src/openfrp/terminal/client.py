@@ -594,14 +594,18 @@ class Terminal:
 
 def read_commands(terminal: Terminal, loop: asyncio.AbstractEventLoop) -> None:
     """Feed stdin lines (close, disconnect, type TEXT, click X Y...) and then its end to the
-    terminal's commands from a daemon thread. Only the line's end is cut from the right: the
-    spaces that end `type echo ` are typed too."""
+    terminal's commands from a daemon thread (left waiting if the loop ends first). Only the
+    line's end is cut from the right: the spaces that end `type echo ` are typed too."""
+
+    def put(command: str | None) -> None:
+        """Hand the line over, waiting while the terminal holds MAX_WAITING: then stdin waits
+        too, and so does whatever writes to it."""
+        asyncio.run_coroutine_threadsafe(terminal.commands.put(command), loop).result()
 
     def pump() -> None:
         with contextlib.suppress(RuntimeError):  # the terminal ended and its loop closed
             for line in sys.stdin:
-                command = line.rstrip("\r\n").lstrip()
-                loop.call_soon_threadsafe(terminal.commands.put, command)
-            loop.call_soon_threadsafe(terminal.commands.put, None)
+                put(line.rstrip("\r\n").lstrip())
+            put(None)
 
     threading.Thread(target=pump, daemon=True).start()

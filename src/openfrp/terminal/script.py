@@ -36,7 +36,7 @@ from openfrp.protocol.terminal_connection import (
 from openfrp.settings import SessionSettings
 
 LEAVES = ("close", "disconnect")  # commands that leave: the end of the input adds nothing
-MAX_WAITING = 1000  # commands held while earlier ones run; more are dropped, and said so
+MAX_WAITING = 1000  # commands held while earlier ones run; the input's reader then waits
 MAX_WAIT_S = 3600.0
 ENDED = (
     "input ended: disconnecting; the session stays open for a resume "
@@ -55,16 +55,14 @@ class Commands:
         say: Callable[[str], None],
     ) -> None:
         self._run_one, self._leave, self._say = run_one, leave, say
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(MAX_WAITING)
         self.connected = asyncio.Event()
         self._left = False  # a `close` or `disconnect` ran: the terminal is leaving already
 
-    def put(self, line: str | None) -> None:
-        """A command line, or None: the input has ended (never dropped)."""
-        if line is not None and self._queue.qsize() >= MAX_WAITING:
-            self._say(f"more than {MAX_WAITING} commands waiting: {line!r} dropped")
-            return
-        self._queue.put_nowait(line)
+    async def put(self, line: str | None) -> None:
+        """A command line, or None: the input has ended. Waits while MAX_WAITING are held,
+        so a script piped in waits for the session rather than lose its commands."""
+        await self._queue.put(line)
 
     async def run(self) -> None:
         await self.connected.wait()
