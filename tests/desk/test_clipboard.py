@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import shutil
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from openfrp.desk.clipboard import Clipboard
-from openfrp.server.host import Display, start_display
-from openfrp.settings import SessionSettings
+from openfrp.server.host import Display
 from tests.support.xselection import XApp
 
 pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
-
-
-@pytest.fixture
-def display() -> Iterator[Display]:
-    loop = asyncio.new_event_loop()
-    shown = loop.run_until_complete(
-        start_display("xvfb", SessionSettings(display_ready_timeout=10.0))
-    )
-    yield shown
-    loop.run_until_complete(shown.stop())
-    loop.close()
 
 
 class Seen:

@@ -5,7 +5,6 @@ limit, so any app in the session could make the server hold what it liked."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import select
 import shutil
@@ -19,8 +18,7 @@ from Xlib.protocol import event as xevent
 from Xlib.xobject.drawable import Window
 
 from openfrp.desk.xconnect import open_display
-from openfrp.server.host import Display, start_display
-from openfrp.settings import SessionSettings
+from openfrp.server.host import Display
 from tests.desk.test_clipboard import Seen, bridge
 
 pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
@@ -78,17 +76,6 @@ class Owner:
         self._thread.join(2.0)
         with contextlib.suppress(Exception):
             self._d.close()
-
-
-@pytest.fixture
-def display() -> Iterator[Display]:
-    loop = asyncio.new_event_loop()
-    shown = loop.run_until_complete(
-        start_display("xvfb", SessionSettings(display_ready_timeout=10.0))
-    )
-    yield shown
-    loop.run_until_complete(shown.stop())
-    loop.close()
 
 
 @pytest.fixture
