@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from openfrp.analysis import sessions
-from tests.e2e.browser import CHROMIUM, Browser, joined, link, shown
+from tests.e2e.browser import CHROMIUM, Browser, joined, link, screenshot, shown
 from tests.e2e.conftest import E2E, FRP8_PAD, frp8_server
 from tests.support.coturn import TURNSERVER, Coturn, start_coturn
 
@@ -92,7 +92,7 @@ def test_browser_setup_failure_shows_its_code(e2e: E2E, browser: Browser, tmp_pa
 
 
 def test_browser_wrong_turn_password_says_5010_before_5006(
-    e2e: E2E, coturn: Coturn, browser: Browser
+    e2e: E2E, coturn: Coturn, browser: Browser, tmp_path: Path
 ) -> None:
     """Chromium reports the TURN server's 401 while gathering: the page says 5010 (with the
     cause) the way the Python terminal's probe does, then ICE without a relay fails (5006)."""
@@ -107,6 +107,12 @@ def test_browser_wrong_turn_password_says_5010_before_5006(
     probe = [e for e in browser.view()["events"] if e["event"] == "probe.turn"]
     assert probe and probe[0]["code"] == 5010 and "401" in probe[0]["attrs"]["error"]
     assert probe[0]["attrs"]["server"].startswith("turn:127.0.0.1:")
+    # The code's pop-up says which server failed and why, and what to do about it.
+    [text] = [t for t in browser.popups() if t.startswith(shown(5010))]
+    server = probe[0]["attrs"]["server"]
+    assert f"TURN {server} failed: credentials rejected (401): check the TURN user" in text
+    assert "next step: Check the TURN URL, its credentials" in text
+    screenshot(browser, tmp_path / "turn-401.png")
 
 
 def test_browser_says_5010_when_the_turn_server_never_answers(

@@ -329,6 +329,10 @@ def test_wrong_turn_password_is_5010_then_5006(e2e: E2E, coturn: Coturn) -> None
     probe = terminal.log.wait_event(event="probe.turn", code=5010, timeout=15)
     assert "401" in probe["attrs"]["error"]
     terminal.wait_line(r"\[5010 TURN_UNREACHABLE\]")
+    # Under the code's line: which server failed and why, then what to do about it.
+    relay = re.escape(f"turn:{coturn.host}:{coturn.port}")
+    terminal.wait_line(rf"^  TURN {relay} failed: credentials rejected \(401\): check the TURN")
+    terminal.wait_line(r"^  next step: Check the TURN URL, its credentials")
     assert terminal.wait_exit(25) == 1
     assert terminal.log.wait_event(event="ice.failed")["code"] == 5006
     facts = diagnosis(ticket["session_id"], server.log, terminal.log)

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from openfrp import PROTOCOL_VERSION, codes
-from openfrp.netcheck.verdict import ProbeResult, verdict
+from openfrp.netcheck.verdict import ProbeResult, failure_lines, verdict
 from openfrp.protocol.actions import Log
 from openfrp.protocol.peer_setup import PeerSetup, Phase, SetupFailed
 from openfrp.protocol.terminal_connection import (
@@ -395,6 +395,31 @@ def test_javascript_ice_verdict_names_the_codes_the_python_probes_do(
     answer = node.run({"verdict": [asdict(r) for r in results]})
     assert answer["code"] == code
     assert [normal_js(a) for a in answer["logs"]] == [as_json(log) for log in logs]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    results=st.lists(
+        st.builds(
+            ProbeResult,
+            kind=st.sampled_from(["stun", "turn"]),
+            server=st.sampled_from(["stun:h:3478", "turn:h:3478?transport=tcp", "turns:h:443"]),
+            ok=st.booleans(),
+            detail=st.sampled_from(["no answer in 2.0 s", "credentials rejected (401)"]),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_the_page_words_the_failed_probes_as_the_python_terminal(
+    node: Node, results: list[ProbeResult]
+) -> None:
+    code, _ = verdict(results)
+    if code is None:
+        return
+    table = {c.number: c.to_dict() for c in codes.TABLE}
+    scenario = {"results": [asdict(r) for r in results], "code": code, "codes": table}
+    assert node.run({"ice_lines": scenario})["lines"] == failure_lines(results, code)
 
 
 def test_the_ended_mark_is_the_same_in_both_terminals() -> None:

@@ -4,7 +4,7 @@
 const path = require("path");
 const readline = require("readline");
 const { Connection, sizeText } = require(path.resolve(process.argv[2]));
-const { PeerSetup, iceVerdict, setupBudgetMs } = require(path.join(path.dirname(path.resolve(process.argv[2])),
+const { PeerSetup, iceLines, iceVerdict, setupBudgetMs } = require(path.join(path.dirname(path.resolve(process.argv[2])),
                                         "peer_setup.js"));
 
 // A PeerSetup scenario: each step's return value (null, a failure, or the setup time).
@@ -28,6 +28,11 @@ lines.on("line", (line) => {
   const s = JSON.parse(line);
   if (s.verdict) {
     process.stdout.write(JSON.stringify(iceVerdict(s.verdict)) + "\n");
+    return;
+  }
+  if (s.ice_lines) {
+    const { results, code, codes } = s.ice_lines;
+    process.stdout.write(JSON.stringify({ lines: iceLines(results, code, codes) }) + "\n");
     return;
   }
   if (s.sizes) {

@@ -40,13 +40,6 @@ DIRECT_ONLY = (
     "set server.stun_url and server.turn_url for people behind them"
 )
 
-# A STUN server unanswered with no TURN server to fall back on: where UDP does not pass, FRP8
-# has no way through (its ICE fails with 5006), whatever 5009 says of the connection.
-NO_RELAY = (
-    "where UDP does not pass, FRP8 has no relay to go through: set server.turn_url "
-    "(turn:HOST:PORT?transport=tcp or turns:HOST:443) or use FRP7 (WebSocket)"
-)
-
 
 def _fail(message: str) -> int:
     print(f"openfrp netcheck: {message}", file=sys.stderr)
@@ -56,7 +49,7 @@ def _fail(message: str) -> int:
 def _cmd_netcheck(args: argparse.Namespace) -> int:
     from openfrp.events import Event, EventLog
     from openfrp.netcheck.probes import probe_frp7, probe_signaling, probe_stun, probe_turn
-    from openfrp.netcheck.verdict import verdict
+    from openfrp.netcheck.verdict import no_relay, verdict
 
     join: dict[str, Any] | None = None
     refused: ProbeResult | None = None
@@ -134,8 +127,7 @@ def _cmd_netcheck(args: argparse.Namespace) -> int:
     }
     if args.direct_only:
         report["direct_only"] = True
-    kinds = {r.kind for r in results}
-    if "turn" not in kinds and any(r.kind == "stun" and not r.ok for r in results):
+    if no_relay(results):
         report["no_relay"] = True
     if code is not None:
         row = codes.get(code)
@@ -229,6 +221,8 @@ def _from_session(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _print(results: list[Any], report: dict[str, Any]) -> None:
+    from openfrp.netcheck.verdict import NO_RELAY
+
     for r in results:
         kind = r.kind.upper()
         if r.ok and r.kind == "frp7":

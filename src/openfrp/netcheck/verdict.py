@@ -6,7 +6,8 @@ answering at all, is 5019: the network most likely blocks the helpers, and FRP7 
 is the way through. A relay allocated over TCP while UDP is dropped is a way through: no 5019.
 A link whose ticket cannot be had decides the code alone, as the terminal given it would end:
 4101 when its server is not reached, an ended session's final code, else the 4002 a hello
-nobody can place gets.
+nobody can place gets. `failure_lines` words the failed probes for a terminal's pop-up, as
+netcheck does, so the person sees which server failed and why, not only the code.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ class ProbeResult:
     detail: str = ""
     attrs: dict[str, Any] = field(default_factory=dict)
 
+
+# A STUN server unanswered with no TURN server to fall back on: where UDP does not pass, FRP8
+# has no way through (its ICE fails with 5006), whatever 5009 says of the connection.
+NO_RELAY = (
+    "where UDP does not pass, FRP8 has no relay to go through: set server.turn_url "
+    "(turn:HOST:PORT?transport=tcp or turns:HOST:443) or use FRP7 (WebSocket)"
+)
 
 CODES = {"stun": CodeNumber.STUN_UNREACHABLE, "turn": CodeNumber.TURN_UNREACHABLE}
 # An FRP7 session's WebSocket that cannot be opened is a connection never established.
@@ -96,3 +104,18 @@ def verdict(results: list[ProbeResult]) -> tuple[int | None, list[Log]]:
     if ranked:
         return unreachable or CODES[ranked[0]], logs
     return unreachable, logs
+
+
+def no_relay(results: list[ProbeResult]) -> bool:
+    """A STUN probe failed and no TURN server was probed: nothing to fall back on."""
+    stun_failed = any(r.kind == "stun" and not r.ok for r in results)
+    return stun_failed and not any(r.kind == "turn" for r in results)
+
+
+def failure_lines(results: list[ProbeResult], code: int) -> list[str]:
+    """The lines shown under `code`'s own message: each failed probe's server and why, then
+    the next step (NO_RELAY where it applies, else the code's). The page's peer_setup.js
+    `iceLines` words them the same."""
+    lines = [f"{r.kind.upper()} {r.server} failed: {r.detail}" for r in results if not r.ok]
+    step = NO_RELAY if no_relay(results) else codes.get(code).action
+    return [*lines, f"next step: {step}"]

@@ -28,7 +28,6 @@ from websockets.exceptions import ConnectionClosed
 from openfrp import codes
 from openfrp.events import Context, EventLog
 from openfrp.media.wire import TRACK_TILES
-from openfrp.netcheck.verdict import verdict
 from openfrp.protocol.actions import Log
 from openfrp.protocol.input import input_message
 from openfrp.protocol.messages import encode
@@ -44,7 +43,6 @@ from openfrp.protocol.terminal_connection import (
     TerminalConnection,
     TerminalState,
     Transmit,
-    show,
 )
 from openfrp.settings import SessionSettings
 from openfrp.sizes import size_text
@@ -56,7 +54,7 @@ from openfrp.terminal.frp8 import PeerAttempt
 from openfrp.terminal.keyboard import USAGE, input_command
 from openfrp.terminal.keyboard import WORDS as INPUT_WORDS
 from openfrp.terminal.outbox import Outbox
-from openfrp.terminal.preflight import probe_ice_servers
+from openfrp.terminal.preflight import judged, probe_ice_servers
 from openfrp.terminal.script import (
     LEAVES,
     Commands,
@@ -196,8 +194,7 @@ class Terminal:
         kind, *args = item
         now = now_ms()
         if kind == "probed":
-            code, logs = verdict(args[0])
-            return [*logs, show(code)] if code is not None else list(logs)
+            return judged(args[0])
         if kind == "leave":
             if args[0] == "close":
                 return self.machine.close_session(now)

@@ -142,4 +142,20 @@ function iceVerdict(results) {
 
 const PROBE_CODES = { stun: 5009, turn: 5010 };
 
-if (typeof module !== "undefined") module.exports = { PeerSetup, iceVerdict, setupBudgetMs };
+// As openfrp.netcheck.verdict.NO_RELAY: a STUN server unanswered, no TURN server to fall back on.
+const NO_RELAY = "where UDP does not pass, FRP8 has no relay to go through: set server.turn_url "
+  + "(turn:HOST:PORT?transport=tcp or turns:HOST:443) or use FRP7 (WebSocket)";
+
+// The lines shown under the verdict code's own message, as openfrp.netcheck.verdict
+// failure_lines words them: each failed server and why, then the next step (codes: the table).
+function iceLines(results, code, codes) {
+  const lines = results.filter((r) => !r.ok)
+    .map((r) => `${r.kind.toUpperCase()} ${r.server} failed: ${r.detail}`);
+  const stunFailed = results.some((r) => r.kind === "stun" && !r.ok);
+  const noRelay = stunFailed && !results.some((r) => r.kind === "turn");
+  return [...lines, `next step: ${noRelay ? NO_RELAY : codes[code].action}`];
+}
+
+if (typeof module !== "undefined") {
+  module.exports = { PeerSetup, iceLines, iceVerdict, setupBudgetMs };
+}

@@ -69,10 +69,10 @@
       count.textContent = ` (×${times})`;
       box.appendChild(count);
     }
-    if (extra) {
+    for (const line of [].concat(extra || [])) {  // a next step, or several lines under
       const next = document.createElement("span");
       next.className = "next";
-      next.textContent = extra;
+      next.textContent = line;
       box.appendChild(next);
     }
     box.title = "Click to dismiss";
@@ -368,8 +368,12 @@
           }
         }
         if (!gathered.size) return;
-        const verdict = iceVerdict([...gathered.values()]);
-        apply(verdict.code === null ? verdict.logs : [...verdict.logs, machine.show(verdict.code)]);
+        const results = [...gathered.values()];
+        const verdict = iceVerdict(results);
+        // The code's pop-up names the failed servers and why, and the next step, under it.
+        const shown = verdict.code === null ? []
+          : [{ ...machine.show(verdict.code), lines: iceLines(results, verdict.code, codes) }];
+        apply([...verdict.logs, ...shown]);
       }
       function failSetup(failed) {
         if (!current()) return;
@@ -523,11 +527,12 @@
           view.shown.push({ code: action.code, text: action.text });
           const counting = action.level === "warning" && warned?.code === action.code;
           if (counting) clearWarnings();  // a notice repeated on a resume replaces the last
-          const box = popup(action.text, action.level);
+          const box = popup(action.text, action.level, action.lines);
           box.dataset.code = action.code;
           if (counting) countDown(box, warned.code, warned.secondsLeft);
+          const text = [action.text, ...(action.lines || [])].join("\n  ");  // as the CLI prints
           writeEvent({ event: "message.shown", code: action.code, severity: action.level,
-                       attrs: { text: action.text } });
+                       attrs: { text } });
         } else if (action.type === "receive") {
           view.received.push({ seq: action.seq, body: action.body });
           const item = document.createElement("li");
