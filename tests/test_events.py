@@ -44,6 +44,34 @@ def test_writer_appends_one_flushed_line_per_event(tmp_path: Path) -> None:
     assert bad == []
 
 
+def test_a_reopen_that_cannot_open_the_file_raises_nothing_and_names_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGHUP with the log's folder gone (moved away by a rotation gone wrong): reopen()
+    raised FileNotFoundError out of the signal handler, a traceback on stderr, and every write
+    after it failed as 'I/O operation on closed file', not the reason. The write says why, and
+    once the folder is back the next write lands, after the record of what was lost."""
+    folder = tmp_path / "logs"
+    path = folder / "events.jsonl"
+    log = EventLog(path)
+    try:
+        log.write(Event(event="session.created", session_id="s1"))
+        folder.rename(tmp_path / "moved")
+        log.reopen()
+        log.write(Event(event="server.log_reopened"))
+        assert log.failing is not None and "No such file or directory" in log.failing
+        assert "No such file or directory" in capsys.readouterr().err
+        folder.mkdir()
+        assert log.recovered()  # a launch asks this first: it answered 503 while it reopened
+        log.write(Event(event="session.ended", session_id="s1"))
+        assert log.failing is None
+    finally:
+        log.close()
+    events, _ = read_back(path)
+    assert [e.event for e in events] == ["log.gap", "session.ended"]
+    assert events[0].attrs["lost"] == 1
+
+
 def test_event_round_trips_through_json() -> None:
     event = code_event(
         "connection.closed",

@@ -197,6 +197,33 @@ def test_bad_registry_locations_fail_in_one_line(tmp_path: Path) -> None:
     assert "hunter2" not in str(err.value)
 
 
+def test_a_redis_that_asks_for_a_password_says_where_it_goes(redis_server: RedisServer) -> None:
+    """A Redis with requirepass: the line was redis-py's 'HELLO must be called with the client
+    already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used...'."""
+    import redis
+
+    redis.Redis(port=redis_server.port).config_set("requirepass", "right-one")
+    bare = open_registry(redis_server.url)
+    with pytest.raises(RegistryError) as err:
+        asyncio.run(bare.start())
+    assert str(err.value) == (
+        f"registry: Redis at {redis_server.url} asks for a password and the URL gives none: "
+        "give it in the URL, redis://:PASSWORD@HOST:PORT/DB, or "
+        "redis://USER:PASSWORD@HOST:PORT/DB for an ACL user"
+    )
+    wrong = open_registry(redis_server.url.replace("//", "//:hunter2@"))
+    with pytest.raises(RegistryError, match="refused the URL's user and password") as err:
+        asyncio.run(wrong.start())
+    assert "hunter2" not in str(err.value)
+    right = open_registry(redis_server.url.replace("//", "//:right-one@"))
+
+    async def login() -> None:
+        await right.start()
+        await right.close()
+
+    asyncio.run(login())
+
+
 def _serve(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`openfrp serve ARGS` run in `folder`, which a path taken from a URL would land in."""
     return subprocess.run(

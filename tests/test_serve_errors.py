@@ -7,7 +7,9 @@ a server that ran on without the setting."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +52,42 @@ def test_a_port_out_of_range_on_the_command_line_is_one_line(tmp_path: Path, por
     status, err = serve(tmp_path, env={"OPENFRP_PORT": port})
     assert status == 2
     assert one_line(err) == f"openfrp serve: environment: server.port: must be 0-65535, got {port}"
+
+
+def test_a_port_in_use_is_one_line_with_the_next_step(tmp_path: Path) -> None:
+    """The port another process holds: the line named the errno alone, not what to do."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, err = serve(tmp_path, "--port", str(port))
+    assert status == 2
+    assert one_line(err) == (
+        f"openfrp serve: cannot listen on 127.0.0.1:{port}: Address already in use: another "
+        "process (another openfrp server?) listens there; stop it, or give this server "
+        "another port (--port, server.port)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "command", "problem"),
+    [
+        ("app_command", "no-such-app-x1 --flag", "no program 'no-such-app-x1' on this server's"),
+        ("app_command", "/opt/no/such/app", "'/opt/no/such/app' is not an executable file"),
+        ("profile_mount_command", "sh -c 'mount", "cannot be split into words"),
+    ],
+)
+def test_a_launchpad_command_that_cannot_start_stops_serve_in_one_line(
+    tmp_path: Path, key: str, command: str, problem: str
+) -> None:
+    """The server started without a word, and every session of the launchpad ended at once
+    (4018, 'the session's app exited with status 127'), naming no program."""
+    config = tmp_path / "openfrp.toml"
+    config.write_text(f"[launchpads.desktop]\n{key} = {json.dumps(command)}\n")
+    status, err = serve(tmp_path, "--config", str(config))
+    assert status == 2
+    line = one_line(err)
+    assert line.startswith(f"openfrp serve: launchpads.desktop.{key}: {problem}"), line
 
 
 @pytest.fixture(scope="module")

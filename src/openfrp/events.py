@@ -283,6 +283,8 @@ class EventLog:
         line = event.to_json() + "\n"
         with self._lock:
             try:
+                if self._file.closed:  # a reopen that failed: open it now, or say why not
+                    self._file = self.path.open("a", encoding="utf-8")
                 self._file.write((self._gap() if self._lost else "") + line)
                 self._file.flush()
             except (OSError, ValueError) as exc:  # ValueError: a file that could not reopen
@@ -302,6 +304,8 @@ class EventLog:
             if self.failing is None:
                 return True
             try:
+                if self._file.closed:  # the folder was gone: opened once it is back
+                    self._file = self.path.open("a", encoding="utf-8")
                 self._file.write(self._gap())
                 self._file.flush()
             except (OSError, ValueError):
@@ -353,9 +357,14 @@ class EventLog:
         return partial + gap.to_json() + "\n"
 
     def reopen(self) -> None:
+        """Write on in a new file at the path (SIGHUP after logrotate). One that cannot be
+        opened (its folder is gone) raises nothing: the next write fails with the reason and
+        counts as lost, and the writes after it try again."""
         with self._lock:
-            self._file.close()
-            self._file = self.path.open("a", encoding="utf-8")
+            with contextlib.suppress(OSError, ValueError):
+                self._file.close()
+            with contextlib.suppress(OSError):
+                self._file = self.path.open("a", encoding="utf-8")
 
     def _rotate(self) -> None:
         self._file.close()

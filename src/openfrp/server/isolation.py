@@ -28,6 +28,7 @@ import logging
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -71,8 +72,13 @@ def is_root() -> bool:
 
 
 def check(config: Config) -> None:
-    """A launchpad's `run_as` needs root (to switch user) and an existing user."""
+    """A launchpad's `run_as` needs root (to switch user) and an existing user; its commands
+    a program this server can find."""
     for name, pad in config.launchpads.items():
+        for key in ("app_command", "profile_mount_command"):
+            problem = _program_problem(getattr(pad, key))
+            if problem:
+                raise SettingsError(f"launchpads.{name}.{key}: {problem}")
         if not pad.run_as:
             continue
         if not is_root():
@@ -91,6 +97,31 @@ def check(config: Config) -> None:
                 f"launchpads.{name}.run_as: '{pad.run_as}' is root; the app would reach "
                 "everything the server has, so name an unprivileged user"
             )
+
+
+def _program_problem(command: str) -> str | None:
+    """Why `command` cannot start (each of its sessions would end at once with 4018, 4022 or
+    4001, the app's exit status the only clue): words shlex cannot split, or a first word that
+    names no program on the PATH the app gets (the server's), or no executable file. A
+    relative path with a '/' is the session's home's, not checked."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        return f"cannot be split into words ({exc}); check the quotes in {command!r}"
+    if not words:
+        return None
+    program = words[0]
+    if "/" not in program:
+        if shutil.which(program):
+            return None
+        path = os.environ.get("PATH", "")
+        return (
+            f"no program '{program}' on this server's PATH ({path}); install it or give its "
+            "full path"
+        )
+    if not program.startswith("/") or (os.path.isfile(program) and os.access(program, os.X_OK)):
+        return None
+    return f"'{program}' is not an executable file; install it or fix the path"
 
 
 def xauthority(cookie: str, number: int | None) -> bytes:

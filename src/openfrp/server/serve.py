@@ -4,6 +4,7 @@ the start-up and shut-down between are the app's lifespan (lifespan.py)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import logging
 import os
@@ -140,7 +141,11 @@ async def serve(
         sock = listening_socket(opts.host, opts.port)
     except (OSError, OverflowError, ValueError) as exc:  # a port out of range, a NUL in host
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        print(f"openfrp serve: cannot listen on {opts.host}:{opts.port}: {reason}", file=sys.stderr)
+        step = _LISTEN_STEPS.get(exc.errno or 0, "") if isinstance(exc, OSError) else ""
+        print(
+            f"openfrp serve: cannot listen on {opts.host}:{opts.port}: {reason}{step}",
+            file=sys.stderr,
+        )
         return 2
     metrics = Metrics()
     path = Path(opts.log_dir) / "server-events.jsonl"
@@ -260,6 +265,17 @@ def check_tls(opts: ServerOptions) -> None:
         mismatch = "MISMATCH" in str(exc)
         why = "the key is not the certificate's" if mismatch else "not a usable certificate and key"
         raise SettingsError(f"{files}: {why} ({exc.reason or exc})") from None
+
+
+# What to do when the listening socket cannot be had, by its errno.
+_LISTEN_STEPS = {
+    errno.EADDRINUSE: ": another process (another openfrp server?) listens there; stop it, "
+    "or give this server another port (--port, server.port)",
+    errno.EADDRNOTAVAIL: ": no network interface of this machine has that address; give one "
+    "it has (--host, server.host), or 0.0.0.0 or :: for all",
+    errno.EACCES: ": a port below 1024 needs root (or CAP_NET_BIND_SERVICE); give a higher "
+    "port (--port, server.port)",
+}
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -16,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
 from openfrp.events import parse_ts
@@ -94,6 +94,14 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _login(url: str) -> str:
+    """Why a Redis that answers refused this URL's login, and what to give instead."""
+    form = "redis://:PASSWORD@HOST:PORT/DB, or redis://USER:PASSWORD@HOST:PORT/DB for an ACL user"
+    if urlsplit(url).password is None:
+        return f"asks for a password and the URL gives none: give it in the URL, {form}"
+    return f"refused the URL's user and password: check them against Redis's ({form})"
+
+
 class RedisRegistry:
     shared = True
 
@@ -118,6 +126,11 @@ class RedisRegistry:
     async def start(self) -> None:
         try:
             await self._redis.ping()
+        except AuthenticationError:
+            await self.close()
+            raise RegistryError(
+                f"registry: Redis at {redacted(self.url)} {_login(self.url)}"
+            ) from None
         except (RedisError, OSError) as exc:
             await self.close()
             raise RegistryError(
