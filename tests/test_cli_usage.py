@@ -287,3 +287,13 @@ def test_a_misspelt_option_gets_the_commands_usage_and_the_option_meant() -> Non
     assert done.returncode == 2 and done.stderr.splitlines()[-1].endswith(
         "unrecognized arguments: extra"
     )
+
+
+def test_an_admin_key_that_cannot_be_read_says_what_to_give(tmp_path: Path) -> None:
+    done = run("sessions", "--server", "http://127.0.0.1:9", "--data-dir", str(tmp_path))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"openfrp sessions: no --admin-key given and {tmp_path / 'admin.key'} cannot be read "
+        "(No such file or directory): give --admin-key KEY, or --data-dir DIR where the server "
+        "keeps admin.key (its start says where), as a user who may read it"
+    ]

@@ -121,8 +121,13 @@ def _admin_key(args: argparse.Namespace) -> tuple[str, str]:
     path = resolve_data_dir(args.data_dir) / "admin.key"
     try:
         return path.read_text(encoding="ascii").strip(), f"read from {path}"
-    except (OSError, UnicodeDecodeError):
-        raise SettingsError(f"no --admin-key given and {path} cannot be read") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a key"
+        raise SettingsError(
+            f"no --admin-key given and {path} cannot be read ({why}): give --admin-key KEY, "
+            "or --data-dir DIR where the server keeps admin.key (its start says where), as a "
+            "user who may read it"
+        ) from None
 
 
 def _call(
