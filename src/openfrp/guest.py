@@ -10,8 +10,10 @@ environment holds ($OPENFRP_GUEST_URL, $OPENFRP_GUEST_KEY).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import select
 import sys
 import urllib.error
 import urllib.parse
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ACTIONS = ("shutdown", "logoff", "download")
+PIECE = 64 * 1024  # a download's body is sent in pieces, watching for an early answer
 USAGE = "usage: openfrp guest {shutdown,logoff,download FILE}"
 
 
@@ -56,6 +59,55 @@ def _ask(url: str, key: str, body: bytes, kind: str, timeout: float) -> dict[str
         raise GuestError("OPENFRP_GUEST_KEY has characters no header can carry") from None
 
 
+def _said(status: int, reason: str, raw: bytes) -> str:
+    """A refusal in words: the server's error, and its next step when it gave one."""
+    try:
+        said = json.loads(raw)
+    except ValueError:
+        said = {}
+    said = said if isinstance(said, dict) else {}
+    detail = str(said.get("error") or reason)
+    if isinstance(said.get("next"), str) and said["next"]:
+        detail += f". {said['next']}"
+    return f"{status} {detail}"
+
+
+def _send_file(url: str, key: str, data: bytes, timeout: float) -> dict[str, Any]:
+    """POST `data` to `url`, stopping as soon as the server answers: it refuses a file over
+    file_transfer_limit (413) before reading its body and closes, and a client that kept
+    writing got a reset and said "server not reachable" instead of naming the limit."""
+    parts = urllib.parse.urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        try:
+            connection.putrequest("POST", target)
+            connection.putheader("X-OpenFRP-Guest-Key", key)
+            connection.putheader("Content-Type", "application/octet-stream")
+            connection.putheader("Content-Length", str(len(data)))
+            connection.endheaders()
+            sock, body = connection.sock, memoryview(data)
+            for start in range(0, len(data), PIECE):
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server answered before the whole body: read its answer
+                sock.sendall(body[start : start + PIECE])
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed after an early answer, which may still be there to read
+        response = connection.getresponse()
+        raw = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise GuestError(f"POST {url}: server not reachable ({exc})") from None
+    except UnicodeEncodeError:
+        raise GuestError("OPENFRP_GUEST_KEY has characters no header can carry") from None
+    finally:
+        connection.close()
+    if response.status >= 400:
+        raise GuestError(f"POST {url}: {_said(response.status, response.reason, raw)}", True)
+    answer: dict[str, Any] = json.loads(raw)
+    return answer
+
+
 def run(action: str, file: str | None, environ: Mapping[str, str] = os.environ) -> str:
     """Ask the session for `action`; what it answered, in words."""
     url, key = environ.get("OPENFRP_GUEST_URL"), environ.get("OPENFRP_GUEST_KEY")
@@ -72,7 +124,7 @@ def run(action: str, file: str | None, environ: Mapping[str, str] = os.environ) 
     except OSError as exc:
         raise GuestError(f"{file}: cannot read ({exc.strerror})") from None
     where = f"{url}/download?name={urllib.parse.quote(Path(file).name)}"
-    offered = _ask(where, key, data, "application/octet-stream", 60.0)["offered"]
+    offered = _send_file(where, key, data, 60.0)["offered"]
     return f"offered {offered['name']} ({offered['size_text']}) to the terminal"
 
 

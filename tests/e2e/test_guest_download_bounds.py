@@ -9,8 +9,10 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import select
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 from openfrp.server.desk import MAX_OPEN
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import SECRET, RawClient, ServerProcess, hello_for
+from tests.e2e.harness import OPENFRP, SECRET, RawClient, ServerProcess, hello_for
 from tests.e2e.test_desk import offer
 
 MIB = 1 << 20
@@ -229,3 +231,50 @@ def _offers(raw: RawClient) -> list[str]:
         message = raw.wait_message("file_offer", where=lambda m: m["name"].startswith("held"))
         ids.append(message["id"])
     return ids
+
+
+def test_the_guest_command_names_the_limit_of_a_file_far_over_it(e2e: E2E, tmp_path: Path) -> None:
+    """`openfrp guest download` of a file many times over file_transfer_limit says the limit
+    (413, exit 1): the server answers before reading the body and closes, and the command kept
+    writing, got a reset and said "server not reachable" (exit 2). A file under it goes whole."""
+    server = e2e.server(
+        launchpads={"dl": {**PAD, "file_transfer_limit": MIB}}, account=QUIET_TERMINAL
+    )
+    ticket = server.launch("alice", "dl")
+    sid = ticket["session_id"]
+    raw = e2e.raw(server.ws_url, max_queue=None)
+    raw.handshake(hello_for(ticket))
+    raw.wait_message("started", timeout=10)
+    env = {
+        **os.environ,
+        "OPENFRP_GUEST_URL": f"{server.url}/api/sessions/{sid}/guest",
+        "OPENFRP_GUEST_KEY": _guest_key(sid),
+    }
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"b" * (32 * MIB))
+    for _ in range(3):
+        done = subprocess.run(
+            [OPENFRP, "guest", "download", str(big)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (done.returncode, done.stderr.split(": ", 2)[-1].strip()) == (
+            1,
+            "413 the file is larger than file_transfer_limit (1 MiB)",
+        ), done.stderr
+    small = tmp_path / "small.bin"
+    small.write_bytes(bytes(range(256)) * 1000)
+    done = subprocess.run(
+        [OPENFRP, "guest", "download", str(small)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "offered small.bin (250 KiB)" in done.stdout, done.stderr
+    offered = raw.wait_message("file_offer", where=lambda m: m["name"] == "small.bin")
+    _complete(raw, offered["id"], small.read_bytes())
+    refused = server.log.find(event="file.refused", session_id=sid)
+    assert [e["attrs"]["bytes"] for e in refused] == [32 * MIB] * 3

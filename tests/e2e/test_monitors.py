@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,3 +296,88 @@ def test_over_frp8_the_track_shows_the_primary_monitor_and_the_second_window_its
     back = server.log.wait_event(event="display.layout", session_id=sid, count=2)["attrs"]
     assert (back["width"], back["height"]) == (640, 480)
     assert len(monitors_seen(folder, 1)) == 1
+
+
+def test_a_secondary_window_rejoins_while_the_primary_resumes(e2e: E2E, folder: Path) -> None:
+    """A network blip cuts both windows: the secondary one can be back first, while the
+    session waits for its primary's resume. It joins (it got 4002 and died, its window
+    saying the link was revoked), and the session's row holds both once the primary is back."""
+    server = monitor_server(e2e, folder, display_change_timeout=30.0)  # nothing acknowledges
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    primary = e2e.raw(server.ws_url)
+    first = primary.handshake(hello_for(ticket, screen=SIZE))
+    primary.wait_message("started", timeout=10)
+    primary.ws.socket.shutdown(socket.SHUT_RDWR)  # gone without a close frame
+    server.log.wait_event(event="session.disconnected", session_id=sid)
+
+    second = e2e.raw(server.ws_url)
+    second.send(hello_for(ticket, monitor=1, screen=SIZE))
+    assert outcome(second) == ("welcome", None)
+    assert not server.log.find(event="connection.rejected", session_id=sid)
+
+    back = e2e.raw(server.ws_url)
+    back.handshake(
+        hello_for(ticket, screen=SIZE, resume=True, previous_connection_id=first["connection_id"])
+    )
+    layout = server.log.wait_event(
+        event="display.layout", session_id=sid, where=lambda e: len(e["attrs"]["monitors"]) == 2
+    )["attrs"]
+    assert layout["monitors"] == [[0, 0, 0, 640, 480], [1, 640, 0, 640, 480]]
+    settled(back, (640, 480), BLUE)
+    assert len(monitors_seen(folder, 2)) == 2
+    assert server.session(sid)["state"] == "active"
+
+
+def test_with_fit_windows_a_window_on_the_second_monitor_stays_there_on_a_resize(
+    e2e: E2E, folder: Path
+) -> None:
+    """A window dragged onto monitor 2 fills that monitor at its new size when the second
+    window is resized: the layout is applied in steps (the screen, then each monitor deleted
+    and set again), and fitted at each step the window found its monitor gone for a moment
+    and was moved onto the first one, where it stayed (the second window showed the root)."""
+    from Xlib import X
+
+    from openfrp.desk.xconnect import open_display
+    from tests.support.xselection import read_cookie
+
+    server = monitor_server(e2e, folder, fit_windows=True, display_change_timeout=30.0)
+    ticket = server.launch("alice", "x")
+    sid = ticket["session_id"]
+    primary = e2e.raw(server.ws_url)
+    primary.handshake(hello_for(ticket, screen=SIZE))
+    primary.wait_message("started", timeout=10)
+    second = e2e.raw(server.ws_url)
+    second.handshake(hello_for(ticket, monitor=1, screen=SIZE))
+    server.log.wait_event(event="display.layout", session_id=sid)
+    assert len(monitors_seen(folder, 2)) == 2
+    home = server.log.wait_event(event="session.account", session_id=sid)["attrs"]["home"]
+    number = server.log.wait_event(event="display.ready", session_id=sid)["attrs"]["display"]
+    x = open_display(f":{number}", read_cookie(f"{home}/.Xauthority"))
+    try:
+        root = x.screen().root
+        shown: list[Any] = []
+        deadline = time.monotonic() + 10
+        while not shown and time.monotonic() < deadline:
+            shown = [
+                w
+                for w in root.query_tree().children
+                if w.get_attributes().map_state == X.IsViewable
+                and not w.get_attributes().override_redirect
+            ]
+            time.sleep(0.05)
+        (app,) = shown  # xev's window
+        app.configure(x=660, y=20)  # dragged onto monitor 2, as a window manager lets one
+        x.sync()
+        second.send({"type": "resize", "width": 800, "height": 600})
+        server.log.wait_event(event="display.layout", session_id=sid, count=2)
+        box: tuple[int, int, int, int] = (0, 0, 0, 0)
+        deadline = time.monotonic() + 5
+        while box != (640, 0, 800, 600) and time.monotonic() < deadline:
+            got = app.get_geometry()
+            box = (got.x, got.y, got.width, got.height)
+            time.sleep(0.05)
+        assert box == (640, 0, 800, 600)  # monitor 2, at its new size
+        settled(second, (800, 600), WHITE)  # xev's window fills the second window's region
+    finally:
+        x.close()

@@ -7,11 +7,20 @@ the launchpad, this watch gives each top-level window the size of its monitor (t
 monitor that holds its centre, else the whole screen) when it is mapped and again whenever
 the screen changes size. Windows that a window manager would not maximize are left alone:
 override-redirect ones (menus, tooltips) and transient ones (dialogs).
+
+A layout of several monitors is applied in steps (the screen resized, then each monitor
+deleted and set again): `hold()` keeps the windows where they are until the last step, then
+fits them to the layout as it is. Fitted at each step, a window on monitor 2 found its monitor
+gone for a moment and was moved to the first one, where it stayed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import select
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from Xlib import X
@@ -27,7 +36,34 @@ class WindowFit(XWatch):
 
     def __init__(self, name: str, cookie: str) -> None:
         self.fitted = 0  # windows given a new size so far
+        self._held = 0  # hold()s in progress
+        self._due = False  # the screen changed while held: fit every window once released
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
         super().__init__(name, cookie, "openfrp-fit")
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """No fit while the block runs (a layout applied step by step); every window is
+        fitted once it ends."""
+        with self._lock:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held -= 1
+                self._due = True
+                if self._wake_w >= 0:  # wake the watch, which may wait for an X event
+                    with contextlib.suppress(OSError):
+                        os.write(self._wake_w, b"!")
+
+    def _ended(self) -> None:
+        with self._lock:
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._wake_w = -1
 
     def _watch(self, display: Any) -> None:
         display.set_error_handler(lambda *_: None)  # a window closed before its fit: no matter
@@ -35,10 +71,26 @@ class WindowFit(XWatch):
         root.change_attributes(event_mask=X.SubstructureNotifyMask | X.StructureNotifyMask)
         self._fit_all(display, root)
         while not self._stopped:
-            event = display.next_event()
-            if event.type == X.MapNotify and event.event == root and not event.override:
-                self._fit(display, root, event.window)
-            elif event.type == X.ConfigureNotify and event.window == root:
+            if not display.pending_events():
+                ready = select.select([display, self._wake_r], [], [])[0]
+                if self._wake_r in ready:
+                    os.read(self._wake_r, 64)
+            while display.pending_events():
+                event = display.next_event()
+                if event.type == X.MapNotify and event.event == root and not event.override:
+                    with self._lock:
+                        held = self._held > 0
+                        self._due = self._due or held
+                    if not held:
+                        self._fit(display, root, event.window)
+                elif event.type == X.ConfigureNotify and event.window == root:
+                    with self._lock:
+                        self._due = True
+            with self._lock:
+                due = self._due and self._held == 0
+                if due:
+                    self._due = False
+            if due:
                 self._fit_all(display, root)
 
     def _fit_all(self, display: Any, root: Any) -> None:

@@ -658,7 +658,9 @@ class ServerSession:
     def _admit_secondary(self, cid: str, hello: dict[str, Any], now_ms: int) -> list[Action]:
         index = hello["monitor"]
         problem = self.monitors.problem_with(index)
-        if self.state is not SessionState.ACTIVE or self.primary is None:
+        # A session whose primary is away (DISCONNECTED, waiting for its resume) keeps its
+        # monitors: a window that lost its connection in the same blip joins again meanwhile.
+        if self.state not in (SessionState.ACTIVE, SessionState.DISCONNECTED):
             problem = "no session window to extend: open the session first"
         if problem is not None:
             return self._reject(

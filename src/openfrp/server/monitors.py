@@ -11,6 +11,7 @@ and a secondary's pointer input is moved by its region's offset.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -49,7 +50,9 @@ class Layout:
         display = self.display
         width = max(x + w for x, _, w, _ in regions.values())
         height = max(y + h for _, y, _, h in regions.values())
-        with self.lock:
+        fit = getattr(display, "fit", None)
+        held = fit.hold() if fit is not None else contextlib.nullcontext()
+        with self.lock, held:  # the app's windows are fitted to the whole new layout, once
             size = display.resize(width, height)
             if display.number is not None:
                 named = {f"openfrp-{i}": r for i, r in sorted(regions.items())}
