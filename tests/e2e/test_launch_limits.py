@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from openfrp.server.sessions import LIMIT_NEXT_STEPS
 from tests.e2e.conftest import E2E
 from tests.e2e.harness import ServerProcess
 
@@ -13,9 +14,11 @@ LIMITS = {"max_live_sessions_per_user": 2, "max_live_sessions": 4, "max_launches
 
 
 def _refused(server: ServerProcess, user: str) -> str:
-    """The error of a launch that must be refused with 429."""
+    """The error of a launch that must be refused with 429, with what to do about it."""
     result = server.api("POST", "/api/sessions", body={"user": user})
     assert result.status == 429, result
+    limit = str(result.body["error"]).split(": ")[1].split(" ")[0]
+    assert result.body["next"] == LIMIT_NEXT_STEPS[limit]
     return str(result.body["error"])
 
 

@@ -59,6 +59,16 @@ TOKEN_MARGIN = 60.0  # a session token outlives the longest session by this much
 REFUSAL_REPORT_EVERY = 10.0  # seconds between launch.refused events
 
 
+# What the launcher can do about each launch limit (the answer's `next`).
+LIMIT_NEXT_STEPS = {
+    "max_launches_per_minute": "try again in a minute, or raise server.max_launches_per_minute",
+    "max_live_sessions": "end a session (openfrp sessions lists them, openfrp close ID ends "
+    "one), launch on another host, or raise server.max_live_sessions",
+    "max_live_sessions_per_user": "end one of this user's sessions (openfrp sessions lists "
+    "them, openfrp close ID ends one), or raise server.max_live_sessions_per_user",
+}
+
+
 class ApiError(Exception):
     """A refusal the HTTP API answers with `status`; the service raises it too (429, 503 at
     launch)."""
@@ -156,7 +166,11 @@ class ServerState:
                     )
                 )
                 self.refused_launches = 0
-            raise ApiError(429, f"too many sessions: {limit} ({value}) reached on this host")
+            raise ApiError(
+                429,
+                f"too many sessions: {limit} ({value}) reached on this host",
+                next=LIMIT_NEXT_STEPS[limit],
+            )
         session_id = "s-" + secrets.token_hex(8)
         host = self.config.server.name
         config = {
