@@ -43,15 +43,7 @@ def _ask(url: str, key: str, body: bytes, kind: str, timeout: float) -> dict[str
             answer: dict[str, Any] = json.loads(response.read())
             return answer
     except urllib.error.HTTPError as exc:
-        try:
-            said = json.loads(exc.read())
-        except ValueError:
-            said = {}
-        said = said if isinstance(said, dict) else {}
-        detail = str(said.get("error") or exc.reason)
-        if isinstance(said.get("next"), str) and said["next"]:
-            detail += f". {said['next']}"
-        raise GuestError(f"POST {url}: {exc.code} {detail}", refused=True) from None
+        raise GuestError(f"POST {url}: {_said(exc.code, exc.reason, exc.read())}", True) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise GuestError(f"POST {url}: server not reachable ({reason})") from None
