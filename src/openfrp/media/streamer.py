@@ -2,7 +2,8 @@
 
 The event loop only tells it where frames go (`follow`), what the terminal asked for
 (`keyframe`, `resize`, `acked`) and gets frames back through `call_soon_threadsafe`. A
-picture is captured only while fewer than MAX_IN_FLIGHT are unacknowledged (media/flight.py)
+picture is captured only while fewer than MAX_IN_FLIGHT are unacknowledged (media/flight.py;
+more on a path whose round trip is longer than two frames, up to MOST_IN_FLIGHT)
 and the bitrate budget has room (media/rate.py; a tick that found the path full is taken by
 the next acknowledgement, not the next tick: scrolling at 25 instead of 19 fps, latency p50
 70 instead of 114 ms), and encoded only when the screen changed, a keyframe is due, the
@@ -51,6 +52,7 @@ from openfrp.media.wire import (
 )
 
 MAX_IN_FLIGHT = 2  # pictures; each one or two frames
+MOST_IN_FLIGHT = 5  # on a path with a long round trip (RateControl.window)
 REFINE_AFTER = 0.5  # seconds of a still screen before its high-quality pass
 REFINE_FRAMES = 8  # x264 acts on a raised bitrate a few frames late, then refines
 REFINE_BOOST = 8
@@ -278,7 +280,7 @@ class Streamer:
             with self._lock:
                 conn, resize = self._conn, self._resize
                 urgent = resize is not None or self._key_reason is not None
-                full = len(self._in_flight) >= MAX_IN_FLIGHT
+                full = len(self._in_flight) >= self.rate.window(MAX_IN_FLIGHT, MOST_IN_FLIGHT)
                 pace = 1 / max(1, self.rate.fps)
                 damage_live = self._damage_live
                 if self._damaged:  # drawn on: look again, paced from the last change seen (a

@@ -18,9 +18,9 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from openfrp.media.streamer import MAX_IN_FLIGHT
+from openfrp.media.streamer import MOST_IN_FLIGHT
 
-MAX_FRAMES_IN_FLIGHT = 2 * MAX_IN_FLIGHT  # a picture may be two frames
+MAX_FRAMES_IN_FLIGHT = 2 * MOST_IN_FLIGHT  # a picture may be two frames
 ABORT_GRACE = 2.0  # seconds a peer that does not read gets to take its close frame
 
 

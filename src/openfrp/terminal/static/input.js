@@ -86,7 +86,7 @@ class OpenfrpInput {
     this.pastes = false;  // paste keys keep their default action (set by the clipboard)
     this.holds = 0;  // hold() calls not yet let go
     this.waiting = [];  // input messages sent while held, in order
-    this.early = [];  // input messages before the first connection, in order (null: connected)
+    this.early = [];  // input messages while not connected (the first time, or a reconnect)
     this.stopped = false;  // the page has no session: keys are the browser's again
     this.pendingControl = null;  // ControlLeft pressed, not sent yet: {keysym, at, timer}
     this.sink = OpenfrpInput.makeSink();
@@ -189,17 +189,26 @@ class OpenfrpInput {
     return true;
   }
 
-  // Before the first connection: keep the message for it. A full list keeps the key-ups of
-  // the keys it holds pressed, so no key stays held in the session.
+  // Not connected (before the first connection, or while reconnecting): keep the message for
+  // the next one; a reconnect used to drop what was typed meanwhile. A pointer move replaces
+  // the one before it of the same buttons. A full list keeps the key-ups of the keys it holds
+  // pressed, so no key stays held in the session.
   keep(message) {
-    if (this.early === null) return false;
+    if (this.stopped) return false;
+    this.early ??= [];
+    const last = this.early[this.early.length - 1];
+    if (message.kind === "pointer" && last?.kind === "pointer"
+        && last.data.buttons === message.data.buttons) {
+      this.early[this.early.length - 1] = message;
+      return true;
+    }
     const up = message.kind === "key" && !message.data.down;
     if (this.early.length >= OpenfrpInput.HOLD_LIMIT && !up) return false;
     this.early.push(message);
     return true;
   }
 
-  // The first connection is up: what was typed before it goes now.
+  // A connection is up: what was typed while there was none goes now, in order.
   connected() {
     const early = this.early ?? [];
     this.early = null;
