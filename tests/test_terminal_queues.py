@@ -197,34 +197,43 @@ def test_input_to_a_server_that_stopped_reading_waits_then_gives_the_connection_
     assert LIMIT // 2 <= most_queued[0] <= LIMIT
 
 
-@pytest.mark.usefixtures("small_send_buffer")
-def test_the_loops_own_messages_past_the_limit_give_the_connection_up(
-    tmp_path: Path, most_queued: list[int]
-) -> None:
-    """Acks are the loop's own: they do not wait; one that does not fit ends the connection."""
+class StuckChannel:
+    """A transport whose peer takes nothing: what is sent waits, and it can only be ended."""
 
-    def flood_and_never_read(ws: ServerConnection, hello: dict[str, Any], number: int) -> None:
-        if number > 1:
-            read_all(ws)
-            return
-        for seq in range(1, 20_001):  # 20,000 acks of ~25 bytes: past the limit
-            ws.send(json.dumps({"type": "msg", "seq": seq, "body": {}}))
-        ping_forever(ws)
+    aborted = False
 
-    server = FakeServer(flood_and_never_read)
-    term, out = terminal(
-        tmp_path, server.url, send_buffer_limit=LIMIT, reconnect_backoff_initial=0.1
+    async def send(self, text: str) -> None:
+        await asyncio.Event().wait()
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    async def close(self, code: int, reason: str) -> None:
+        self.abort()
+
+
+def test_the_loops_own_messages_past_the_limit_give_the_connection_up(tmp_path: Path) -> None:
+    """Acks are the loop's own: they do not wait; one that does not fit ends the connection
+    as lost (the machine then reconnects and resumes)."""
+    term, out = terminal(tmp_path, "ws://127.0.0.1:9/frp7", send_buffer_limit=LIMIT)
+    channel = StuckChannel()
+    term._ws, term._outbox = channel, Outbox(LIMIT)
+    gen = term._gen
+    acks = 0
+    while term._outbox is not None and acks < LIMIT:  # bounded: an ack is 20 bytes or more
+        term._send({"type": "ack", "seq": acks})
+        acks += 1
+    assert term._outbox is None
+    assert LIMIT // len('{"type":"ack","seq":9999}') <= acks <= LIMIT // 10
+    assert channel.aborted and term._ws is None
+    assert term._inbox.get_nowait() == (
+        "closed",
+        gen + 1,
+        None,
+        "the server has not read the 64 KiB this terminal sent",
     )
-    try:
-        asyncio.run(until(term, lambda: term.machine.connection_id == "c2", 30))
-    finally:
-        server.close()
-    assert server.hellos[1]["resume"] is True
-    assert (
-        "the server has not read the 64 KiB this terminal sent: the connection counts as lost"
-        in out.getvalue()
-    )
-    assert most_queued[0] <= LIMIT
+    lost = "the server has not read the 64 KiB this terminal sent: the connection counts as lost"
+    assert out.getvalue().splitlines() == [lost]
 
 
 def test_the_outbox_bound_and_its_room() -> None:
